@@ -1,0 +1,1 @@
+//! TLS/DTLS record decryption from a key log (stub: to be written).

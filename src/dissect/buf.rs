@@ -1,0 +1,122 @@
+//! Message framing over a byte stream that arrives in arbitrary pieces.
+
+/// What a framing function says about the bytes in front of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// A whole message of this many bytes starts here; it was handled.
+    Message(usize),
+    /// Not enough bytes yet to handle the next message.
+    NeedMore,
+}
+
+/// Holds the unhandled tail of one direction's stream so a message split
+/// over several segments can be framed once whole. When nothing is pending,
+/// input is framed in place and not copied.
+#[derive(Debug)]
+pub struct MsgBuf {
+    pending: Vec<u8>,
+    cap: usize,
+}
+
+impl Default for MsgBuf {
+    fn default() -> Self {
+        MsgBuf::new(64 * 1024)
+    }
+}
+
+impl MsgBuf {
+    /// `cap`: most bytes kept waiting for a message to complete.
+    pub fn new(cap: usize) -> MsgBuf {
+        MsgBuf { pending: Vec::new(), cap }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Frames as many whole messages as `data` (after any pending bytes)
+    /// holds, calling `frame` on the bytes at each message start. Returns
+    /// `Err(n)` when more than `cap` bytes wait for one message: the caller
+    /// must classify those `n` bytes itself (they are dropped here).
+    pub fn feed(&mut self, data: &[u8], mut frame: impl FnMut(&[u8]) -> Framing) -> Result<(), usize> {
+        if self.pending.is_empty() {
+            let used = run(data, &mut frame);
+            self.keep(&data[used..])
+        } else {
+            self.pending.extend_from_slice(data);
+            let used = run(&self.pending, &mut frame);
+            self.pending.drain(..used);
+            let rest = std::mem::take(&mut self.pending);
+            let r = self.keep(&rest);
+            r
+        }
+    }
+
+    fn keep(&mut self, rest: &[u8]) -> Result<(), usize> {
+        if rest.len() > self.cap {
+            self.pending.clear();
+            return Err(rest.len());
+        }
+        self.pending.clear();
+        self.pending.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// Gives up the pending bytes (at a gap or the end of the flow);
+    /// returns how many there were.
+    pub fn take(&mut self) -> usize {
+        let n = self.pending.len();
+        self.pending.clear();
+        n
+    }
+
+    /// The pending bytes, for a last attempt at the end of the flow.
+    pub fn bytes(&self) -> &[u8] {
+        &self.pending
+    }
+}
+
+fn run(data: &[u8], frame: &mut impl FnMut(&[u8]) -> Framing) -> usize {
+    let mut off = 0;
+    while off < data.len() {
+        match frame(&data[off..]) {
+            Framing::Message(n) if n > 0 => off += n.min(data.len() - off),
+            _ => break,
+        }
+    }
+    off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Length-prefixed toy messages: first byte is the total length.
+    fn toy(seen: &mut Vec<usize>) -> impl FnMut(&[u8]) -> Framing + '_ {
+        |b: &[u8]| {
+            let n = b[0] as usize;
+            if b.len() < n { Framing::NeedMore } else { seen.push(n); Framing::Message(n) }
+        }
+    }
+
+    #[test]
+    fn frames_split_and_coalesced_messages() {
+        let stream = [3u8, 0, 0, 2, 0, 4, 0, 0, 0];
+        for cut in 0..stream.len() {
+            let mut seen = vec![];
+            let mut mb = MsgBuf::new(100);
+            mb.feed(&stream[..cut], toy(&mut seen)).unwrap();
+            mb.feed(&stream[cut..], toy(&mut seen)).unwrap();
+            assert_eq!(seen, vec![3, 2, 4], "cut at {cut}");
+            assert_eq!(mb.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn overflow_is_reported_not_kept() {
+        let mut seen = vec![];
+        let mut mb = MsgBuf::new(4);
+        assert_eq!(mb.feed(&[200, 1, 2, 3, 4, 5], toy(&mut seen)), Err(6));
+        assert_eq!(mb.pending(), 0);
+    }
+}

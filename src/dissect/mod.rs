@@ -1,0 +1,229 @@
+//! Protocol dissectors: ordered stream bytes (TCP) or whole datagrams (UDP)
+//! in, `Span`s (a ledger class for a run of bytes and the exchange it
+//! belongs to) and `Event`s out. Dissectors never see packets and never
+//! panic on their input; everything they cannot parse stays `payload` and is
+//! reported as malformed.
+//!
+//! Adding a protocol: one file in this folder and one line in `PROTOCOLS`.
+
+pub mod buf;
+pub mod coap;
+pub mod dns;
+pub mod http;
+pub mod http2;
+pub mod mqtt;
+pub mod tls;
+pub mod unknown;
+pub mod websocket;
+
+pub use buf::{Framing, MsgBuf};
+
+use crate::ledger::Class;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Direction of a byte run relative to the flow's client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// Client to server (the SYN sender, or the first datagram's sender).
+    C2S = 0,
+    S2C = 1,
+}
+
+impl Dir {
+    pub fn flip(self) -> Dir {
+        match self {
+            Dir::C2S => Dir::S2C,
+            Dir::S2C => Dir::C2S,
+        }
+    }
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// Transport a dissector runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4 {
+    Tcp,
+    Udp,
+}
+
+/// What a run of bytes belongs to, for per-exchange accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsgRef {
+    /// Connection setup shared by every exchange of the flow (TLS handshake,
+    /// MQTT CONNECT/CONNACK, WebSocket upgrade, ...).
+    Setup,
+    /// An exchange, by an id the dissector chose, unique within its flow.
+    Exchange(u32),
+    /// Neither: keep-alives, connection teardown, unparsed bytes.
+    Flow,
+}
+
+/// A dissector's verdict on `len` consecutive bytes it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub class: Class,
+    pub len: u64,
+    pub msg: MsgRef,
+}
+
+/// Exchange lifecycle, reported by dissectors at the time of the bytes being
+/// fed (`Emit::ts_ns`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A request (or unsolicited message) starts exchange `id`.
+    Open { id: u32, kind: &'static str, what: String },
+    /// More detail learned later (a status code, a topic).
+    Describe { id: u32, what: String },
+    /// First byte of the answer to exchange `id`.
+    Responded { id: u32 },
+    /// Exchange `id` is complete.
+    Close { id: u32 },
+    /// Bytes that could not be parsed (they are in a `payload` span).
+    Malformed { bytes: u64, reason: String },
+    /// The flow's application protocol, as learned (`inner` of a TLS flow,
+    /// `websocket` after an HTTP upgrade).
+    App { name: &'static str },
+}
+
+/// Where a dissector writes. Reused across calls: no allocation per packet.
+pub struct Emit<'a> {
+    /// Capture time of the bytes being fed, ns since the Unix epoch.
+    pub ts_ns: i64,
+    pub spans: &'a mut Vec<Span>,
+    pub events: &'a mut Vec<Event>,
+    pub stats: &'a mut ProtoStats,
+}
+
+impl Emit<'_> {
+    #[inline]
+    pub fn span(&mut self, class: Class, len: u64, msg: MsgRef) {
+        if len > 0 {
+            self.spans.push(Span { class, len, msg });
+        }
+    }
+    #[inline]
+    pub fn event(&mut self, e: Event) {
+        self.events.push(e);
+    }
+    /// Unparseable bytes: count them as payload and say so.
+    pub fn malformed(&mut self, len: u64, msg: MsgRef, reason: impl Into<String>) {
+        self.span(Class::Payload, len, msg);
+        self.events.push(Event::Malformed { bytes: len, reason: reason.into() });
+    }
+}
+
+/// A protocol parser for one flow.
+///
+/// Contract: every byte handed to `data` or `gap` ends up in exactly one
+/// span, at the latest in `finish`. The flow stage checks this and books any
+/// difference as `payload`.
+pub trait Dissector: Send {
+    /// In-order bytes of one direction (TCP), or one whole datagram (UDP).
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit);
+    /// `len` bytes of this direction were lost to the capture (a gap in the
+    /// sequence space, or snaplen): classify them and resynchronise.
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        let _ = dir;
+        emit.span(Class::Payload, len, MsgRef::Flow);
+    }
+    /// The flow is over: classify anything still buffered.
+    fn finish(&mut self, emit: &mut Emit);
+}
+
+/// Options dissectors are created with.
+#[derive(Clone, Default)]
+pub struct Config {
+    /// TLS session secrets, when the user gave a key log.
+    pub keylog: Option<Arc<crate::keylog::KeyLog>>,
+}
+
+/// How sure a content probe is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Probe {
+    No,
+    /// Plausible (a CoAP header that parses); taken when the port agrees too.
+    Maybe,
+    /// Unmistakable (an HTTP request line, a TLS ClientHello, MQTT CONNECT).
+    Yes,
+}
+
+/// A registered protocol.
+pub struct Protocol {
+    pub name: &'static str,
+    pub l4: &'static [L4],
+    /// Well-known server ports (a hint; content decides first).
+    pub ports: &'static [u16],
+    /// Looks at the first payload a flow carries (in direction `dir`).
+    pub probe: fn(dir: Dir, first: &[u8]) -> Probe,
+    pub make: fn(&FlowCtx) -> Box<dyn Dissector>,
+}
+
+/// What a dissector is told about its flow when it is created.
+#[derive(Clone)]
+pub struct FlowCtx {
+    pub l4: L4,
+    pub server_port: u16,
+    pub cfg: Arc<Config>,
+}
+
+/// Every protocol wiretax recognises, in probe order.
+pub static PROTOCOLS: &[&Protocol] = &[
+    &tls::PROTOCOL,
+    &http2::PROTOCOL,
+    &http::PROTOCOL,
+    &mqtt::PROTOCOL,
+    &coap::PROTOCOL,
+    &dns::PROTOCOL,
+];
+
+pub fn by_name(name: &str) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().copied().find(|p| p.name == name)
+}
+
+/// Choose the protocol of a flow from its first payload and its server port:
+/// an unmistakable content match wins, then a plausible one on a registered
+/// port. `None`: unknown.
+pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'static Protocol> {
+    let mut maybe_on_port = None;
+    for p in PROTOCOLS.iter().copied().filter(|p| p.l4.contains(&l4)) {
+        match (p.probe)(dir, first) {
+            Probe::Yes => return Some(p),
+            Probe::Maybe if maybe_on_port.is_none() && p.ports.contains(&server_port) => {
+                maybe_on_port = Some(p)
+            }
+            _ => {}
+        }
+    }
+    maybe_on_port
+}
+
+/// Per-protocol statistics, the `http`, `tls`, `mqtt`, `coap` and `dns`
+/// sections of the report. Each protocol's file defines its own.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProtoStats {
+    pub http: http::Stats,
+    pub tls: tls::Stats,
+    pub mqtt: mqtt::Stats,
+    pub coap: coap::Stats,
+    pub dns: dns::Stats,
+    pub websocket: websocket::Stats,
+    pub http2: http2::Stats,
+}
+
+impl ProtoStats {
+    pub fn merge(&mut self, o: &ProtoStats) {
+        self.http.merge(&o.http);
+        self.tls.merge(&o.tls);
+        self.mqtt.merge(&o.mqtt);
+        self.coap.merge(&o.coap);
+        self.dns.merge(&o.dns);
+        self.websocket.merge(&o.websocket);
+        self.http2.merge(&o.http2);
+    }
+}
+
+#[cfg(test)]
+pub mod testkit;

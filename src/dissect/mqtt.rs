@@ -1,0 +1,21 @@
+//! mqtt (stub: to be written).
+
+use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use serde::Serialize;
+
+pub static PROTOCOL: Protocol = Protocol { name: "mqtt", l4: &[L4::Tcp], ports: &[1883], probe, make };
+
+fn probe(_dir: Dir, _first: &[u8]) -> Probe {
+    Probe::No
+}
+
+fn make(_ctx: &FlowCtx) -> Box<dyn Dissector> {
+    Box::new(super::unknown::Unknown)
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {}
+
+impl Stats {
+    pub fn merge(&mut self, _o: &Stats) {}
+}

@@ -1,0 +1,14 @@
+//! Transport payload of a protocol wiretax does not know: all `payload`.
+
+use super::{Dissector, Dir, Emit, MsgRef};
+use crate::ledger::Class;
+
+#[derive(Default)]
+pub struct Unknown;
+
+impl Dissector for Unknown {
+    fn data(&mut self, _dir: Dir, data: &[u8], emit: &mut Emit) {
+        emit.span(Class::Payload, data.len() as u64, MsgRef::Flow);
+    }
+    fn finish(&mut self, _emit: &mut Emit) {}
+}

@@ -1,0 +1,1 @@
+//! Radio-state models (stub: to be written).
