@@ -1,6 +1,6 @@
 //! coap (stub: to be written).
 
-use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
 use serde::Serialize;
 
 pub static PROTOCOL: Protocol = Protocol { name: "coap", l4: &[L4::Udp], ports: &[5683], probe, make };

@@ -1,6 +1,6 @@
 //! dns (stub: to be written).
 
-use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
 use serde::Serialize;
 
 pub static PROTOCOL: Protocol = Protocol { name: "dns", l4: &[L4::Udp, L4::Tcp], ports: &[53, 5353], probe, make };
