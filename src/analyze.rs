@@ -165,7 +165,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         tcp_streams: table.tcp_streams,
         udp_streams: table.udp_streams,
         flows: sink.flows,
-        stats: table.stats.clone(),
+        stats: table.stats().clone(),
         exchanges: sink.exchanges,
         notes,
     })

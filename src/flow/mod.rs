@@ -5,7 +5,7 @@
 
 pub mod tcp;
 
-use crate::decode::{Decoded, Transport, tcp_flags};
+use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
 use serde::Serialize;
@@ -126,16 +126,22 @@ struct Flow {
     key: FlowKey,
     generation: u64,
     client: (IpAddr, u16),
-    rec: FlowRecord,
     tcp: Option<TcpState>,
+    app: AppState,
+    last_ns: i64,
+}
+
+/// A flow's application side: its dissector, ledger and record.
+struct AppState {
+    rec: FlowRecord,
+    l4: L4,
+    client_port: u16,
+    server_port: u16,
     dissector: Option<Box<dyn Dissector>>,
-    app_fixed: bool,
     fl: FlowLedger,
     /// Bytes handed to the dissector, and bytes its spans covered.
     fed: u64,
     spanned: u64,
-    last_ns: i64,
-    start_ns: i64,
 }
 
 impl Flow {
@@ -144,26 +150,24 @@ impl Flow {
     }
 }
 
-/// Scratch buffers reused for every dissector call.
-#[derive(Default)]
-struct Scratch {
+/// What every flow's dissection shares: settings, statistics, and scratch
+/// buffers reused for every dissector call.
+struct Shared {
+    cfg: FlowConfig,
     spans: Vec<Span>,
     events: Vec<Event>,
-    /// The last dissector call classified everything as app_control.
-    all_control: bool,
+    stats: ProtoStats,
+    next_exchange: u64,
 }
 
 pub struct FlowTable {
-    cfg: FlowConfig,
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,
     index: HashMap<FlowKey, usize>,
     timers: BinaryHeap<Reverse<(i64, usize, u64)>>,
     next_flow: u64,
     next_gen: u64,
-    next_exchange: u64,
-    scratch: Scratch,
-    pub stats: ProtoStats,
+    sh: Shared,
     pub tcp_streams: u64,
     pub udp_streams: u64,
     pub live_max: usize,
@@ -172,20 +176,21 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
         FlowTable {
-            cfg,
             flows: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
             timers: BinaryHeap::new(),
             next_flow: 0,
             next_gen: 0,
-            next_exchange: 0,
-            scratch: Scratch::default(),
-            stats: ProtoStats::default(),
+            sh: Shared { cfg, spans: Vec::new(), events: Vec::new(), stats: ProtoStats::default(), next_exchange: 0 },
             tcp_streams: 0,
             udp_streams: 0,
             live_max: 0,
         }
+    }
+
+    pub fn stats(&self) -> &ProtoStats {
+        &self.sh.stats
     }
 
     pub fn live(&self) -> usize {
@@ -214,9 +219,9 @@ impl FlowTable {
 
     fn timeout(&self, f: &Flow) -> i64 {
         match &f.tcp {
-            None => self.cfg.udp_idle_ns,
-            Some(_) if f.closed() => self.cfg.tcp_closed_linger_ns,
-            Some(_) => self.cfg.tcp_idle_ns,
+            None => self.sh.cfg.udp_idle_ns,
+            Some(_) if f.closed() => self.sh.cfg.tcp_closed_linger_ns,
+            Some(_) => self.sh.cfg.tcp_idle_ns,
         }
     }
 
@@ -255,20 +260,21 @@ impl FlowTable {
         let was_closed = f.closed();
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
-        f.rec.end_ts = ts_ns as f64 / 1e9;
-        f.rec.frames += frames as u64;
-        f.rec.wire_bytes += wire_len as u64;
+        let rec = &mut f.app.rec;
+        rec.end_ts = ts_ns as f64 / 1e9;
+        rec.frames += frames as u64;
+        rec.wire_bytes += wire_len as u64;
         let lower = [(Class::Link, d.link_len as u64), (Class::Network, d.net_len as u64), (Class::Transport, d.transport_len as u64)];
         let to = match d.transport {
-            Transport::Tcp(h) => self.tcp_segment(&mut f, ts_ns, dir, h, d, wire_len, &lower),
-            _ => self.udp_datagram(&mut f, ts_ns, dir, d, &lower),
+            Transport::Tcp(h) => tcp_segment(&mut self.sh, &mut f, ts_ns, dir, h, d, wire_len, &lower),
+            _ => udp_datagram(&mut self.sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
         };
         sink.tick(FrameTick {
             ts_ns,
             wire_len,
             uplink: dir == Dir::C2S,
-            flow: Some(f.rec.id),
-            exchange: f.fl.exchange_of_frame(to),
+            flow: Some(f.app.rec.id),
+            exchange: f.app.fl.exchange_of_frame(to),
         });
         let closed_now = !was_closed && f.closed();
         let generation = f.generation;
@@ -276,7 +282,7 @@ impl FlowTable {
             *s = Some(f);
         }
         if closed_now {
-            self.timers.push(Reverse((ts_ns + self.cfg.tcp_closed_linger_ns, slot, generation)));
+            self.timers.push(Reverse((ts_ns + self.sh.cfg.tcp_closed_linger_ns, slot, generation)));
         }
     }
 
@@ -332,15 +338,18 @@ impl FlowTable {
             key,
             generation,
             client,
-            rec,
             tcp: (l4 == L4::Tcp).then(TcpState::default),
-            dissector: None,
-            app_fixed: false,
-            fl: FlowLedger::new(id),
-            fed: 0,
-            spanned: 0,
+            app: AppState {
+                rec,
+                l4,
+                client_port: client.1,
+                server_port: server.1,
+                dissector: None,
+                fl: FlowLedger::new(id),
+                fed: 0,
+                spanned: 0,
+            },
             last_ns: ts_ns,
-            start_ns: ts_ns,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -356,242 +365,56 @@ impl FlowTable {
         };
         self.index.insert(key, slot);
         self.live_max = self.live_max.max(self.index.len());
-        let timeout = if l4 == L4::Tcp { self.cfg.tcp_idle_ns } else { self.cfg.udp_idle_ns };
+        let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
         self.timers.push(Reverse((ts_ns + timeout, slot, generation)));
         slot
     }
 
-    fn tcp_segment(&mut self, f: &mut Flow, ts_ns: i64, dir: Dir, h: crate::decode::TcpHeader, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
-        let cap = self.cfg.reassembly_cap;
-        let Some(t) = f.tcp.as_mut() else { return None };
-        let di = dir.idx();
-        if t.first_seq[di].is_none() {
-            t.first_seq[di] = Some(h.seq);
-        }
-        if h.flags & tcp_flags::SYN != 0 {
-            f.rec.syn += (h.flags & tcp_flags::ACK == 0) as u32;
-            if let Some(half) = t.half.get_mut(di) {
-                half.syn(h.seq);
-            }
-        }
-        let teardown = h.flags & (tcp_flags::FIN | tcp_flags::RST) != 0;
-        if h.flags & tcp_flags::FIN != 0 {
-            f.rec.fin += 1;
-        }
-        if h.flags & tcp_flags::RST != 0 {
-            f.rec.rst += 1;
-        }
-        let to;
-        if d.payload_len == 0 {
-            // A segment with no payload is control, whole frame.
-            f.rec.control_frames += 1;
-            let setup = h.flags & tcp_flags::SYN != 0 || teardown || f.fl.closing;
-            let msg = if setup { Some(MsgRef::Setup) } else { None };
-            f.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, msg);
-            to = msg;
-        } else {
-            let mut pieces: Vec<(u8, u64)> = Vec::new();
-            let mut delivered_spans_to: Option<MsgRef> = None;
-            // Sequence space first: what is new, what repeats.
-            let t = f.tcp.as_mut()?;
-            let half = t.half.get_mut(di)?;
-            let mut deliver = Deliver { f_fed: 0, cut: 0, lost: 0, pieces: Vec::new() };
-            let v = half.segment(h.seq, d.payload, d.payload_len as u64, cap, &mut |p| deliver.take(p));
-            let _ = &mut pieces;
-            if v.repeated > 0 {
-                f.rec.retransmitted_bytes += v.repeated;
-                if v.new == 0 {
-                    f.rec.retransmitted_frames += 1;
-                }
-            }
-            match dir {
-                Dir::C2S => f.rec.payload_bytes_c2s += v.new,
-                Dir::S2C => f.rec.payload_bytes_s2c += v.new,
-            }
-            self.feed(f, ts_ns, dir, deliver, &mut delivered_spans_to);
-            let msg = delivered_spans_to;
-            f.fl.book(Class::Retransmission, v.repeated, msg.unwrap_or(MsgRef::Flow));
-            f.fl.book_frame(ts_ns, dir, lower, wire_len as u64, msg);
-            to = msg;
-        }
-        // The peer's acknowledgement tells whether bytes we never saw were
-        // lost to the capture rather than still in flight.
-        if h.flags & tcp_flags::ACK != 0 {
-            let t = f.tcp.as_mut()?;
-            let other = dir.flip();
-            let mut deliver = Deliver::default();
-            t.half.get_mut(other.idx())?.acked(h.ack, &mut |p| deliver.take(p));
-            if !deliver.pieces.is_empty() || deliver.lost > 0 {
-                let mut ignored = None;
-                self.feed(f, ts_ns, other, deliver, &mut ignored);
-            }
-        }
-        let t = f.tcp.as_mut()?;
-        if h.flags & tcp_flags::FIN != 0 {
-            t.fin[di] = true;
-        }
-        if h.flags & tcp_flags::RST != 0 {
-            t.rst = true;
-        }
-        if f.closed() {
-            f.fl.closing = true;
-        }
-        to
-    }
-
-    fn udp_datagram(&mut self, f: &mut Flow, ts_ns: i64, dir: Dir, d: &Decoded, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
-        match dir {
-            Dir::C2S => f.rec.payload_bytes_c2s += d.payload_len as u64,
-            Dir::S2C => f.rec.payload_bytes_s2c += d.payload_len as u64,
-        }
-        let mut deliver = Deliver::default();
-        if !d.payload.is_empty() {
-            deliver.pieces.push(Owned::Data(d.payload.to_vec()));
-        }
-        let cut = d.payload_len as u64 - d.payload.len() as u64;
-        if cut > 0 {
-            deliver.pieces.push(Owned::Cut(cut));
-        }
-        let mut to = None;
-        self.scratch.all_control = false;
-        self.feed(f, ts_ns, dir, deliver, &mut to);
-        if self.scratch.all_control {
-            // A datagram with nothing but an application control message
-            // (a CoAP empty ACK) is the UDP counterpart of a bare TCP ACK.
-            f.rec.control_frames += 1;
-        }
-        f.fl.book_frame(ts_ns, dir, lower, (d.link_len + d.net_len + d.transport_len + d.payload_len) as u64, to);
-        to
-    }
-
-    /// Hands delivered stream pieces to the flow's dissector and books its spans.
-    fn feed(&mut self, f: &mut Flow, ts_ns: i64, dir: Dir, deliver: Deliver, to: &mut Option<MsgRef>) {
-        for p in deliver.pieces {
-            match p {
-                Owned::Data(data) => {
-                    if f.dissector.is_none() {
-                        self.choose_dissector(f, dir, &data);
-                    }
-                    let Some(dis) = f.dissector.as_mut() else { continue };
-                    self.scratch.spans.clear();
-                    let mut e = Emit { ts_ns, spans: &mut self.scratch.spans, events: &mut self.scratch.events, stats: &mut self.stats };
-                    dis.data(dir, &data, &mut e);
-                    f.fed += data.len() as u64;
-                    self.apply(f, ts_ns, to);
-                }
-                Owned::Cut(n) => {
-                    // On the wire but not captured: payload, by inference.
-                    f.rec.inferred_bytes += n;
-                    f.fl.book(Class::Payload, n, MsgRef::Flow);
-                    self.gap(f, ts_ns, dir, n, to);
-                }
-                Owned::Lost(n) => {
-                    f.rec.gaps += 1;
-                    f.rec.lost_bytes += n;
-                    self.gap(f, ts_ns, dir, n, to);
-                }
-            }
-        }
-    }
-
-    fn gap(&mut self, f: &mut Flow, ts_ns: i64, dir: Dir, n: u64, to: &mut Option<MsgRef>) {
-        if let Some(dis) = f.dissector.as_mut() {
-            self.scratch.spans.clear();
-            let mut e = Emit { ts_ns, spans: &mut self.scratch.spans, events: &mut self.scratch.events, stats: &mut self.stats };
-            dis.gap(dir, n, &mut e);
-            self.apply(f, ts_ns, to);
-        }
-    }
-
-    fn apply(&mut self, f: &mut Flow, ts_ns: i64, to: &mut Option<MsgRef>) {
-        // Events first: an exchange opened by these bytes must exist before
-        // its bytes are booked.
-        f.fl.events(ts_ns, &mut self.scratch.events, &mut self.next_exchange);
-        self.scratch.all_control =
-            !self.scratch.spans.is_empty() && self.scratch.spans.iter().all(|s| s.class == Class::AppControl);
-        for s in &self.scratch.spans {
-            f.spanned += s.len;
-            if matches!(s.msg, MsgRef::Exchange(_)) || to.is_none() {
-                *to = Some(s.msg);
-            }
-        }
-        f.fl.spans(&self.scratch.spans);
-        if let Some(a) = f.fl.app.take() {
-            if f.rec.app == "tls" || f.rec.app == "dtls" {
-                f.rec.inner = Some(a);
-            } else {
-                f.rec.app = a;
-            }
-        }
-    }
-
-    fn choose_dissector(&mut self, f: &mut Flow, dir: Dir, first: &[u8]) {
-        if f.app_fixed {
-            return;
-        }
-        f.app_fixed = true;
-        let l4 = if f.tcp.is_some() { L4::Tcp } else { L4::Udp };
-        let client_port = f.client.1;
-        let server_port = if f.key.lo == f.client { f.key.hi.1 } else { f.key.lo.1 };
-        let forced = self.cfg.decode_as.iter().find(|(p, _)| *p == server_port || *p == client_port).map(|(_, proto)| *proto);
-        let proto = forced.or_else(|| dissect::recognise(l4, server_port, dir, first));
-        let ctx = FlowCtx { l4, server_port, cfg: self.cfg.dissect.clone() };
-        match proto {
-            Some(p) => {
-                f.rec.app = p.name;
-                f.dissector = Some((p.make)(&ctx));
-            }
-            None => f.dissector = Some(Box::new(dissect::unknown::Unknown)),
-        }
-    }
 
     fn finish_slot(&mut self, slot: usize, sink: &mut dyn FlowSink) {
         let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
         self.index.remove(&f.key);
         self.free.push(slot);
         let ts = f.last_ns;
+        let app = &mut f.app;
         // Deliver what reordering still holds, then let the dissector finish.
-        if let Some(mut t) = f.tcp.take() {
+        if let Some(t) = f.tcp.as_mut() {
             for dir in [Dir::C2S, Dir::S2C] {
-                let mut deliver = Deliver::default();
+                let mut feeder = Feeder::new(&mut self.sh, app, ts, dir);
                 if let Some(h) = t.half.get_mut(dir.idx()) {
-                    h.flush(&mut |p| deliver.take(p));
+                    h.flush(&mut |p| feeder.piece(p));
                 }
-                let mut ignored = None;
-                self.feed(&mut f, ts, dir, deliver, &mut ignored);
             }
-            f.tcp = Some(t);
         }
-        if let Some(dis) = f.dissector.as_mut() {
-            self.scratch.spans.clear();
-            let mut e = Emit { ts_ns: ts, spans: &mut self.scratch.spans, events: &mut self.scratch.events, stats: &mut self.stats };
+        if let Some(dis) = app.dissector.as_mut() {
+            self.sh.spans.clear();
+            let mut e = Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
             dis.finish(&mut e);
-            let mut ignored = None;
-            self.apply(&mut f, ts, &mut ignored);
+            Feeder::new(&mut self.sh, app, ts, Dir::C2S).apply();
         }
         // The dissector contract: every byte fed is in exactly one span.
-        if f.spanned < f.fed {
-            let n = f.fed - f.spanned;
-            f.fl.book(Class::Payload, n, MsgRef::Flow);
-            f.rec.malformed.push(format!("{n} bytes left unclassified by the {} dissector", f.rec.app));
-        } else if f.spanned > f.fed {
-            f.rec.malformed.push(format!("{} dissector classified {} bytes more than it was given", f.rec.app, f.spanned - f.fed));
+        if app.spanned < app.fed {
+            let n = app.fed - app.spanned;
+            app.fl.book(Class::Payload, n, MsgRef::Flow);
+            app.rec.malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
+        } else if app.spanned > app.fed {
+            app.rec.malformed.push(format!("{} dissector classified {} bytes more than it was given", app.rec.app, app.spanned - app.fed));
         }
-        let _ = f.start_ns;
-        let exchanges = f.fl.finish();
-        f.rec.classes = f.fl.ledger;
-        f.rec.exchanges = f.fl.exchanges_total;
-        f.rec.malformed_bytes = f.fl.malformed_bytes;
-        for (n, why) in std::mem::take(&mut f.fl.malformed) {
-            f.rec.malformed.push(format!("{n} bytes: {why}"));
+        let exchanges = app.fl.finish();
+        let mut rec = std::mem::replace(&mut app.rec, empty_record());
+        rec.classes = app.fl.ledger;
+        rec.exchanges = app.fl.exchanges_total;
+        rec.malformed_bytes = app.fl.malformed_bytes;
+        for (n, why) in std::mem::take(&mut app.fl.malformed) {
+            rec.malformed.push(format!("{n} bytes: {why}"));
         }
-        sink.flow_done(f.rec, exchanges);
+        sink.flow_done(rec, exchanges);
     }
 
     /// End of input: finish every flow, in creation order.
     pub fn finish_all(&mut self, sink: &mut dyn FlowSink) {
         let mut slots: Vec<(u64, usize)> =
-            self.flows.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.rec.id, i))).collect();
+            self.flows.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.app.rec.id, i))).collect();
         slots.sort_unstable();
         for (_, s) in slots {
             self.finish_slot(s, sink);
@@ -600,34 +423,213 @@ impl FlowTable {
     }
 }
 
-/// Stream pieces collected from the reassembler, handed to the dissector
-/// once the reassembler is no longer borrowed.
-#[derive(Default)]
-struct Deliver {
-    f_fed: u64,
-    cut: u64,
-    lost: u64,
-    pieces: Vec<Owned>,
+fn empty_record() -> FlowRecord {
+    FlowRecord {
+        id: 0,
+        l4: "",
+        client: String::new(),
+        server: String::new(),
+        app: "unknown",
+        inner: None,
+        frames: 0,
+        wire_bytes: 0,
+        payload_bytes_c2s: 0,
+        payload_bytes_s2c: 0,
+        control_frames: 0,
+        retransmitted_frames: 0,
+        retransmitted_bytes: 0,
+        start_ts: 0.0,
+        end_ts: 0.0,
+        classes: Ledger::default(),
+        syn: 0,
+        fin: 0,
+        rst: 0,
+        gaps: 0,
+        lost_bytes: 0,
+        inferred_bytes: 0,
+        exchanges: 0,
+        malformed_bytes: 0,
+        malformed: Vec::new(),
+    }
 }
 
-enum Owned {
-    Data(Vec<u8>),
-    Cut(u64),
-    Lost(u64),
+#[allow(clippy::too_many_arguments)]
+fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+    let cap = sh.cfg.reassembly_cap;
+    let t = f.tcp.as_mut()?;
+    let app = &mut f.app;
+    let di = dir.idx();
+    if t.first_seq[di].is_none() {
+        t.first_seq[di] = Some(h.seq);
+    }
+    if h.flags & tcp_flags::SYN != 0 {
+        app.rec.syn += (h.flags & tcp_flags::ACK == 0) as u32;
+        t.half.get_mut(di)?.syn(h.seq);
+    }
+    let teardown = h.flags & (tcp_flags::FIN | tcp_flags::RST) != 0;
+    if h.flags & tcp_flags::FIN != 0 {
+        app.rec.fin += 1;
+    }
+    if h.flags & tcp_flags::RST != 0 {
+        app.rec.rst += 1;
+    }
+    let to;
+    if d.payload_len == 0 {
+        // A segment with no payload is control, whole frame.
+        app.rec.control_frames += 1;
+        let setup = h.flags & tcp_flags::SYN != 0 || teardown || app.fl.closing;
+        to = if setup { Some(MsgRef::Setup) } else { None };
+        app.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, to);
+    } else {
+        // Sequence space decides what is new and what repeats; new bytes go
+        // to the dissector in order, straight from the packet when in order.
+        let mut feeder = Feeder::new(sh, app, ts_ns, dir);
+        let v = t.half.get_mut(di)?.segment(h.seq, d.payload, d.payload_len as u64, cap, &mut |p| feeder.piece(p));
+        to = feeder.to;
+        if v.repeated > 0 {
+            app.rec.retransmitted_bytes += v.repeated;
+            if v.new == 0 {
+                app.rec.retransmitted_frames += 1;
+            }
+        }
+        match dir {
+            Dir::C2S => app.rec.payload_bytes_c2s += v.new,
+            Dir::S2C => app.rec.payload_bytes_s2c += v.new,
+        }
+        app.fl.book(Class::Retransmission, v.repeated, to.unwrap_or(MsgRef::Flow));
+        app.fl.book_frame(ts_ns, dir, lower, wire_len as u64, to);
+    }
+    // The peer's acknowledgement tells whether bytes we never saw were lost
+    // to the capture rather than still in flight.
+    if h.flags & tcp_flags::ACK != 0 {
+        let other = dir.flip();
+        let mut feeder = Feeder::new(sh, app, ts_ns, other);
+        t.half.get_mut(other.idx())?.acked(h.ack, &mut |p| feeder.piece(p));
+    }
+    if h.flags & tcp_flags::FIN != 0 {
+        t.fin[di] = true;
+    }
+    if h.flags & tcp_flags::RST != 0 {
+        t.rst = true;
+    }
+    if t.rst || (t.fin[0] && t.fin[1]) {
+        app.fl.closing = true;
+    }
+    to
 }
 
-impl Deliver {
-    fn take(&mut self, p: Piece<'_>) {
+fn udp_datagram(sh: &mut Shared, app: &mut AppState, ts_ns: i64, dir: Dir, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+    match dir {
+        Dir::C2S => app.rec.payload_bytes_c2s += d.payload_len as u64,
+        Dir::S2C => app.rec.payload_bytes_s2c += d.payload_len as u64,
+    }
+    let mut feeder = Feeder::new(sh, app, ts_ns, dir);
+    if !d.payload.is_empty() {
+        feeder.piece(Piece::Data(d.payload));
+    }
+    let cut = (d.payload_len as u64).saturating_sub(d.payload.len() as u64);
+    if cut > 0 {
+        feeder.piece(Piece::Cut(cut));
+    }
+    let (to, all_control) = (feeder.to, feeder.all_control);
+    if all_control {
+        // A datagram holding nothing but an application control message (a
+        // CoAP empty ACK) is the UDP counterpart of a bare TCP ACK.
+        app.rec.control_frames += 1;
+    }
+    app.fl.book_frame(ts_ns, dir, lower, wire_len as u64, to);
+    to
+}
+
+/// Hands stream pieces of one direction to a flow's dissector and books
+/// what it says.
+struct Feeder<'a> {
+    sh: &'a mut Shared,
+    app: &'a mut AppState,
+    ts_ns: i64,
+    dir: Dir,
+    /// Where this frame's payload went, for its headers' attribution.
+    to: Option<MsgRef>,
+    /// Everything classified so far was app_control.
+    all_control: bool,
+}
+
+impl<'a> Feeder<'a> {
+    fn new(sh: &'a mut Shared, app: &'a mut AppState, ts_ns: i64, dir: Dir) -> Feeder<'a> {
+        Feeder { sh, app, ts_ns, dir, to: None, all_control: false }
+    }
+
+    fn piece(&mut self, p: Piece<'_>) {
         match p {
-            Piece::Data(d) => self.pieces.push(Owned::Data(d.to_vec())),
+            Piece::Data(data) => {
+                if self.app.dissector.is_none() {
+                    self.choose_dissector(data);
+                }
+                let Some(dis) = self.app.dissector.as_mut() else { return };
+                self.sh.spans.clear();
+                let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+                dis.data(self.dir, data, &mut e);
+                self.app.fed += data.len() as u64;
+                self.apply();
+            }
             Piece::Cut(n) => {
-                self.cut += n;
-                self.pieces.push(Owned::Cut(n))
+                // On the wire but not captured: payload, by inference.
+                self.app.rec.inferred_bytes += n;
+                self.app.fl.book(Class::Payload, n, MsgRef::Flow);
+                self.gap(n);
             }
             Piece::Lost(n) => {
-                self.lost += n;
-                self.pieces.push(Owned::Lost(n))
+                self.app.rec.gaps += 1;
+                self.app.rec.lost_bytes += n;
+                self.gap(n);
             }
+        }
+    }
+
+    fn gap(&mut self, n: u64) {
+        if let Some(dis) = self.app.dissector.as_mut() {
+            self.sh.spans.clear();
+            let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            dis.gap(self.dir, n, &mut e);
+            self.apply();
+        }
+    }
+
+    /// Books the spans and events of the last dissector call.
+    fn apply(&mut self) {
+        let app = &mut *self.app;
+        // Events first: an exchange opened by these bytes must exist before
+        // its bytes are booked.
+        app.fl.events(self.ts_ns, &mut self.sh.events, &mut self.sh.next_exchange);
+        self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
+        for s in &self.sh.spans {
+            app.spanned += s.len;
+            if matches!(s.msg, MsgRef::Exchange(_)) || self.to.is_none() {
+                self.to = Some(s.msg);
+            }
+        }
+        app.fl.spans(&self.sh.spans);
+        if let Some(a) = app.fl.app.take() {
+            if app.rec.app == "tls" {
+                app.rec.inner = Some(a);
+            } else {
+                app.rec.app = a;
+            }
+        }
+    }
+
+    fn choose_dissector(&mut self, first: &[u8]) {
+        let app = &mut *self.app;
+        let cfg = &self.sh.cfg;
+        let forced = cfg.decode_as.iter().find(|(p, _)| *p == app.server_port || *p == app.client_port).map(|(_, proto)| *proto);
+        let proto = forced.or_else(|| dissect::recognise(app.l4, app.server_port, self.dir, first));
+        let ctx = FlowCtx { l4: app.l4, server_port: app.server_port, cfg: cfg.dissect.clone() };
+        match proto {
+            Some(p) => {
+                app.rec.app = p.name;
+                app.dissector = Some((p.make)(&ctx));
+            }
+            None => app.dissector = Some(Box::new(dissect::unknown::Unknown)),
         }
     }
 }
