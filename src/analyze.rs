@@ -7,6 +7,10 @@ use crate::ledger::{Class, Exchange, Ledger};
 use crate::report::{InputReport, Notes, Totals};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Told how far reading has come: (bytes read, file size).
+pub type Progress = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
 
 /// Everything `analyze` can be told.
 #[derive(Clone, Default)]
@@ -15,11 +19,12 @@ pub struct Options {
     /// Most flows and exchanges listed in a report (all are counted).
     pub max_flows: usize,
     pub max_exchanges: usize,
+    pub progress: Option<Progress>,
 }
 
 impl Options {
     pub fn new() -> Options {
-        Options { flow: FlowConfig::default(), max_flows: 100_000, max_exchanges: 100_000 }
+        Options { flow: FlowConfig::default(), max_flows: 100_000, max_exchanges: 100_000, progress: None }
     }
 }
 
@@ -74,7 +79,13 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let mut first_ns = None;
     let mut last_ns = 0i64;
 
-    let result = reader.for_each(|p| {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let result = reader.for_each(|p, offset| {
+        if t.frames % 65_536 == 0 {
+            if let Some(cb) = &opts.progress {
+                cb(path, offset, size);
+            }
+        }
         t.frames += 1;
         t.wire_bytes += p.wire_len as u64;
         t.captured_bytes += p.data.len() as u64;
@@ -128,6 +139,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
             }
         }
     });
+    if let Some(cb) = &opts.progress {
+        cb(path, size, size);
+    }
     defrag.finish();
     table.finish_all(&mut sink);
     // Fragments of datagrams never completed: their headers, and their data as payload.

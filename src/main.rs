@@ -75,6 +75,7 @@ fn main() -> ExitCode {
                 opts.flow.decode_as.push((port, p));
             }
             opts.flow.dissect = Arc::new(dissect::Config::default());
+            opts.progress = progress_bar();
             let files = expand_inputs(&inputs);
             if files.is_empty() {
                 eprintln!("wiretax: no capture files in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
@@ -121,4 +122,47 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// A progress bar on stderr for inputs that take more than a second; none
+/// when stderr is not a terminal.
+fn progress_bar() -> Option<wiretax::analyze::Progress> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    struct State {
+        bar: Option<ProgressBar>,
+        started: Instant,
+        file: PathBuf,
+    }
+    let state = Mutex::new(State { bar: None, started: Instant::now(), file: PathBuf::new() });
+    Some(Arc::new(move |file: &std::path::Path, done: u64, total: u64| {
+        let Ok(mut st) = state.lock() else { return };
+        if st.file != file {
+            if let Some(b) = st.bar.take() {
+                b.finish_and_clear();
+            }
+            st.file = file.to_path_buf();
+            st.started = Instant::now();
+        }
+        if st.bar.is_none() && done < total && st.started.elapsed().as_secs_f64() > 1.0 {
+            let b = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+            st.bar = Some(b);
+        }
+        if let Some(b) = &st.bar {
+            b.set_position(done);
+            if done >= total {
+                b.finish_and_clear();
+                st.bar = None;
+            }
+        }
+    }))
 }
