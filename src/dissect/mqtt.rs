@@ -64,9 +64,7 @@ fn probe(dir: Dir, first: &[u8]) -> Probe {
             Signature::Mismatch => Probe::No,
         },
         Kind::Pingreq | Kind::Pingresp if rem == 0 => Probe::Maybe,
-        Kind::Connack | Kind::Puback | Kind::Pubrec | Kind::Pubrel | Kind::Pubcomp | Kind::Unsuback
-            if rem >= 2 =>
-        {
+        Kind::Connack | Kind::Puback | Kind::Pubrec | Kind::Pubrel | Kind::Pubcomp | Kind::Unsuback if rem >= 2 => {
             Probe::Maybe
         }
         Kind::Publish | Kind::Suback if rem >= 3 => Probe::Maybe,
@@ -259,9 +257,7 @@ fn connect_signature(body: &[u8]) -> Signature {
     }
     let (Some(name), Some(level)) = (c.take(usize::from(name_len)), c.u8()) else {
         return match body.get(2..) {
-            Some(partial) if !b"MQTT".starts_with(partial) && !b"MQIsdp".starts_with(partial) => {
-                Signature::Mismatch
-            }
+            Some(partial) if !b"MQTT".starts_with(partial) && !b"MQIsdp".starts_with(partial) => Signature::Mismatch,
             _ => Signature::Short,
         };
     };
@@ -616,10 +612,10 @@ impl Mqtt {
         emit.stats.mqtt.unparsed_bytes += n;
         let side = self.side(dir);
         side.lost_bytes += n;
-        if let Some(r) = reason {
-            if side.lost_reason.is_empty() {
-                side.lost_reason = r;
-            }
+        if let Some(r) = reason
+            && side.lost_reason.is_empty()
+        {
+            side.lost_reason = r;
         }
     }
 
@@ -750,7 +746,10 @@ impl Mqtt {
                         }
                         VarInt::Bad => {
                             let (seen, left) = (h.seen + 1, h.left - 1);
-                            return (used + 1, damaged(seen, left, "PUBLISH property length longer than 4 bytes", emit));
+                            return (
+                                used + 1,
+                                damaged(seen, left, "PUBLISH property length longer than 4 bytes", emit),
+                            );
                         }
                     }
                     1
@@ -907,7 +906,15 @@ impl Mqtt {
 
     /// Parses a control packet's body (`body`: its kept prefix) and books its
     /// `total` bytes; `Err` leaves the booking to the caller.
-    fn control(&mut self, dir: Dir, fixed: Fixed, body: &[u8], whole: bool, total: u64, emit: &mut Emit) -> Result<(), &'static str> {
+    fn control(
+        &mut self,
+        dir: Dir,
+        fixed: Fixed,
+        body: &[u8],
+        whole: bool,
+        total: u64,
+        emit: &mut Emit,
+    ) -> Result<(), &'static str> {
         let v5 = self.version == Version::V5;
         let mut c = Cursor::new(body);
         let control = |emit: &mut Emit, msg| emit.span(Class::AppControl, total, msg);
@@ -1025,10 +1032,10 @@ impl Mqtt {
             }
             Kind::Disconnect | Kind::Auth => {
                 if v5 {
-                    if let Some(reason) = c.u8() {
-                        if reason >= 0x80 {
-                            note_reason(&mut emit.stats.mqtt, fixed.kind, reason);
-                        }
+                    if let Some(reason) = c.u8()
+                        && reason >= 0x80
+                    {
+                        note_reason(&mut emit.stats.mqtt, fixed.kind, reason);
                     }
                     self.props(&mut c, &mut emit.stats.mqtt);
                 }
@@ -1101,23 +1108,25 @@ impl Mqtt {
             // Inside a header or control packet: the packet is damaged but
             // its end is known.
             Phase::Control { left, seen, .. } if len <= left => {
-                emit.span(Class::Payload, seen + len, MsgRef::Flow);
-                skip_next(left - len, seen + len, "MQTT packet cut by a capture gap", emit)
+                let seen = seen.saturating_add(len);
+                emit.span(Class::Payload, seen, MsgRef::Flow);
+                skip_next(left - len, seen, "MQTT packet cut by a capture gap", emit)
             }
             Phase::Head(h) if len <= h.left => {
-                emit.span(Class::Payload, h.seen + len, MsgRef::Flow);
-                skip_next(h.left - len, h.seen + len, "MQTT packet cut by a capture gap", emit)
+                let seen = h.seen.saturating_add(len);
+                emit.span(Class::Payload, seen, MsgRef::Flow);
+                skip_next(h.left - len, seen, "MQTT packet cut by a capture gap", emit)
             }
             Phase::Skip { left, seen, reason } if len <= left => {
                 emit.span(Class::Payload, len, MsgRef::Flow);
-                skip_next(left - len, seen + len, reason, emit)
+                skip_next(left - len, seen.saturating_add(len), reason, emit)
             }
             Phase::Control { seen, .. } => {
-                self.lose(dir, seen + len, Some(lost), emit);
+                self.lose(dir, seen.saturating_add(len), Some(lost), emit);
                 Phase::Lost
             }
             Phase::Head(h) => {
-                self.lose(dir, h.seen + len, Some(lost), emit);
+                self.lose(dir, h.seen.saturating_add(len), Some(lost), emit);
                 Phase::Lost
             }
             Phase::Skip { left, .. } => {
@@ -1127,7 +1136,7 @@ impl Mqtt {
             }
             Phase::Fixed => {
                 let partial = std::mem::take(&mut self.side(dir).fixed_len) as u64;
-                self.lose(dir, partial + len, Some(lost), emit);
+                self.lose(dir, partial.saturating_add(len), Some(lost), emit);
                 Phase::Lost
             }
             Phase::Lost => {
@@ -1520,7 +1529,8 @@ mod tests {
             .iter()
             .map(|c| {
                 let mut d = Mqtt::new();
-                let r = if bytewise { testkit::run_bytewise(&mut d, &c.refs()) } else { testkit::run(&mut d, &c.refs()) };
+                let r =
+                    if bytewise { testkit::run_bytewise(&mut d, &c.refs()) } else { testkit::run(&mut d, &c.refs()) };
                 r.assert_conserved();
                 r
             })
@@ -1567,7 +1577,9 @@ mod tests {
     fn check_capture(name: &str) {
         let t = truth(name);
         let runs = dissect(&capture(name, 1883), false);
-        for (class, key) in [(Class::AppHeader, "app_header"), (Class::AppControl, "app_control"), (Class::Payload, "payload")] {
+        for (class, key) in
+            [(Class::AppHeader, "app_header"), (Class::AppControl, "app_control"), (Class::Payload, "payload")]
+        {
             assert_eq!(class_total(&runs, class), t["byte_classes"][key].as_u64().unwrap(), "{name}: {key}");
         }
         let ours = serde_json::to_value(merged(&runs)).unwrap();
