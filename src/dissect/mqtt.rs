@@ -1916,6 +1916,67 @@ mod tests {
         assert_eq!(probe(Dir::C2S, &[]), Probe::No);
     }
 
+    /// The MQTT bytes of a WebSocket connection: the data-frame payloads,
+    /// unmasked, in the order the frames complete (what the WebSocket
+    /// dissector hands its nested MQTT dissector).
+    fn websocket_messages(conn: &Conn) -> Vec<(Dir, Vec<u8>)> {
+        let mut buf: [Vec<u8>; 2] = [vec![], vec![]];
+        let mut upgraded = [false, false];
+        let mut out = vec![];
+        for (dir, bytes) in &conn.pieces {
+            let i = dir.idx();
+            buf[i].extend_from_slice(bytes);
+            if !upgraded[i] {
+                let Some(end) = buf[i].windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                buf[i].drain(..end + 4);
+                upgraded[i] = true;
+            }
+            loop {
+                let b = &buf[i];
+                if b.len() < 2 {
+                    break;
+                }
+                let (opcode, masked, len7) = (b[0] & 0x0f, b[1] & 0x80 != 0, usize::from(b[1] & 0x7f));
+                let (len, mut at) = match len7 {
+                    126 if b.len() >= 4 => (be16(b, 2), 4),
+                    127 => panic!("no 64-bit frames in this capture"),
+                    126 => break,
+                    n => (n, 2),
+                };
+                let key = if masked { at += 4; b.get(at - 4..at).map(|k| k.to_vec()) } else { Some(vec![0; 4]) };
+                let (Some(key), true) = (key, b.len() >= at + len) else { break };
+                let payload: Vec<u8> = b[at..at + len].iter().enumerate().map(|(j, x)| x ^ key[j % 4]).collect();
+                if opcode == 0 || opcode == 2 {
+                    out.push((*dir, payload));
+                }
+                buf[i].drain(..at + len);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn mqtt_over_websocket_matches_truth() {
+        let conns = capture("mqtt-ws", 8080);
+        let messages = websocket_messages(&conns[0]);
+        let pieces: Vec<(Dir, &[u8])> = messages.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+        let want = &truth("mqtt-ws")["mqtt"];
+        for bytewise in [false, true] {
+            let mut d = Mqtt::new();
+            let r = if bytewise { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
+            r.assert_conserved();
+            let ours = serde_json::to_value(&r.stats.mqtt).unwrap();
+            for key in COMPARED {
+                if let Some(w) = want.get(*key) {
+                    assert_eq!(&ours[*key], w, "mqtt-ws: mqtt.{key}");
+                }
+            }
+            assert_eq!(r.class(Class::AppHeader), 480);
+            assert_eq!(r.class(Class::AppControl), 33);
+            assert_eq!(r.class(Class::Payload), 816);
+        }
+    }
+
     #[test]
     fn stats_merge_adds_up() {
         let runs = dissect(&capture("mqtt-reconnect-per-message", 1883), false);
