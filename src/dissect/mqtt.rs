@@ -814,7 +814,8 @@ impl Mqtt {
         } else {
             None
         };
-        let topic = topic.unwrap_or_default();
+        // An empty topic without an alias is a protocol error; say so.
+        let topic = topic.unwrap_or_else(|| "(empty topic)".to_owned());
         let shown: Cow<str> = match topic.char_indices().nth(SHOW_KEEP) {
             Some((cut, _)) => Cow::Owned(format!("{}…", topic.get(..cut).unwrap_or(""))),
             None => Cow::Borrowed(&topic),
