@@ -258,11 +258,7 @@ impl<'a> Options<'a> {
                 Ok(u32::from(v) + 13)
             }
             14 => {
-                let v = self
-                    .bytes
-                    .get(*at..)
-                    .and_then(|b| b.first_chunk::<2>())
-                    .ok_or(FormatError::OptionTruncated)?;
+                let v = self.bytes.get(*at..).and_then(|b| b.first_chunk::<2>()).ok_or(FormatError::OptionTruncated)?;
                 *at += 2;
                 Ok(u32::from(u16::from_be_bytes(*v)) + 269)
             }
@@ -538,6 +534,8 @@ struct Pending {
     mid: u16,
     /// "GET /time" (plus block details).
     what: String,
+    /// "/time": what an Observe registration watches.
+    resource: String,
     observe: Option<u32>,
     ts_ns: i64,
 }
@@ -723,6 +721,7 @@ impl Coap {
             token,
             mid: msg.mid,
             what,
+            resource: s.resource,
             observe: s.observe,
             ts_ns: emit.ts_ns,
         });
@@ -751,18 +750,13 @@ impl Coap {
         // on an active observation is not the answer to a later request
         // with the same token (unless that request re-registers).
         let piggybacked = (msg.mtype == MsgType::Ack)
-            .then(|| {
-                self.pending.iter().position(|p| p.requester == requester && p.mid == msg.mid && p.token == token)
-            })
+            .then(|| self.pending.iter().position(|p| p.requester == requester && p.mid == msg.mid && p.token == token))
             .flatten();
         let matched = piggybacked.or_else(|| {
-            self.pending
-                .iter()
-                .position(|p| p.requester == requester && p.token == token)
-                .filter(|&i| {
-                    let is_notification = s.observe.is_some() && observing.is_some();
-                    !is_notification || self.pending.get(i).is_some_and(|p| p.observe == Some(0))
-                })
+            self.pending.iter().position(|p| p.requester == requester && p.token == token).filter(|&i| {
+                let is_notification = s.observe.is_some() && observing.is_some();
+                !is_notification || self.pending.get(i).is_some_and(|p| p.observe == Some(0))
+            })
         });
 
         let code = code_name(msg.code);
@@ -779,8 +773,7 @@ impl Coap {
                         if self.observations.len() >= MAX_OBSERVATIONS {
                             self.observations.pop_front();
                         }
-                        let resource = p.what.split(' ').nth(1).unwrap_or("/").to_string();
-                        self.observations.push_back(Observation { requester, token, resource });
+                        self.observations.push_back(Observation { requester, token, resource: p.resource });
                     }
                 } else if p.observe.is_some()
                     && let Some(i) = observing
@@ -792,7 +785,8 @@ impl Coap {
             }
             None if s.observe.is_some() => {
                 let resource = observing.and_then(|i| self.observations.get(i)).map_or("?", |o| o.resource.as_str());
-                let what = if msg.class() == 2 { format!("notify {resource}") } else { format!("notify {resource} {code}") };
+                let what =
+                    if msg.class() == 2 { format!("notify {resource}") } else { format!("notify {resource} {code}") };
                 let id = self.new_exchange(what, emit);
                 if msg.class() != 2
                     && let Some(i) = observing
@@ -848,9 +842,7 @@ impl Coap {
                 };
                 let Some(a) = self.awaiting.remove(i) else { return MsgRef::Flow };
                 let reset = msg.mtype == MsgType::Rst;
-                if reset
-                    && let Some(token) = a.observation
-                {
+                if reset && let Some(token) = a.observation {
                     // RST to a notification cancels the observation (RFC 7641 3.6).
                     self.observations.retain(|o| !(o.requester == dir && o.token == token));
                 }
@@ -875,8 +867,8 @@ impl Coap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dissect::testkit::{self, Run};
     use crate::dissect::ProtoStats;
+    use crate::dissect::testkit::{self, Run};
 
     /// UDP datagrams of one flow of a shipped capture: (time, direction, bytes).
     type Flow = Vec<(i64, Dir, Vec<u8>)>;
@@ -967,8 +959,22 @@ mod tests {
         }
         assert_eq!(r.stats.coap.malformed_messages, 0);
         // Every exchange opened is closed exactly once.
-        let mut opened: Vec<u32> = r.events.iter().filter_map(|e| match e { Event::Open { id, .. } => Some(*id), _ => None }).collect();
-        let mut closed: Vec<u32> = r.events.iter().filter_map(|e| match e { Event::Close { id } => Some(*id), _ => None }).collect();
+        let mut opened: Vec<u32> = r
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Open { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut closed: Vec<u32> = r
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Close { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
         let n = opened.len();
         opened.sort_unstable();
         closed.sort_unstable();
@@ -988,11 +994,23 @@ mod tests {
     }
 
     fn opens(r: &Run) -> Vec<String> {
-        r.events.iter().filter_map(|e| match e { Event::Open { what, .. } => Some(what.clone()), _ => None }).collect()
+        r.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Open { what, .. } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn describes(r: &Run) -> Vec<String> {
-        r.events.iter().filter_map(|e| match e { Event::Describe { what, .. } => Some(what.clone()), _ => None }).collect()
+        r.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Describe { what, .. } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn flow_bytes(r: &Run) -> u64 {
@@ -1045,7 +1063,8 @@ mod tests {
             _ => None,
         });
         let id = first_notify.unwrap();
-        let mut classes: Vec<Class> = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(id)).map(|s| s.class).collect();
+        let mut classes: Vec<Class> =
+            r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(id)).map(|s| s.class).collect();
         classes.sort();
         assert_eq!(classes, vec![Class::AppHeader, Class::AppControl, Class::Payload]);
     }
@@ -1081,7 +1100,9 @@ mod tests {
     /// Parsing agrees with coap-lite on every message of every capture.
     #[test]
     fn parse_agrees_with_coap_lite() {
-        for name in ["coap-con-get", "coap-con-put", "coap-non", "coap-observe", "coap-blockwise", "coap-con-retransmit"] {
+        for name in
+            ["coap-con-get", "coap-con-put", "coap-non", "coap-observe", "coap-blockwise", "coap-con-retransmit"]
+        {
             for flow in udp_flows(name) {
                 for (_, _, bytes) in flow {
                     let ours = parse(&bytes).unwrap();
@@ -1132,7 +1153,10 @@ mod tests {
         let describes: Vec<(u32, String)> = r
             .events
             .iter()
-            .filter_map(|e| match e { Event::Describe { id, what } => Some((*id, what.clone())), _ => None })
+            .filter_map(|e| match e {
+                Event::Describe { id, what } => Some((*id, what.clone())),
+                _ => None,
+            })
             .collect();
         assert_eq!(describes, vec![(1, "GET /b 2.05".to_string()), (0, "GET /a 4.04".to_string())]);
         let owners: Vec<MsgRef> = r.spans.iter().map(|s| s.msg).collect();
