@@ -28,6 +28,8 @@ const MAX_SEEN: usize = 512;
 const MAX_PENDING: usize = 256;
 /// Active Observe registrations.
 const MAX_OBSERVATIONS: usize = 64;
+/// Distinct option names counted before unknown ones are lumped together.
+const MAX_OPTION_NAMES: usize = 64;
 /// Longest exchange description (path and query are attacker-sized).
 const MAX_WHAT: usize = 200;
 
@@ -222,7 +224,7 @@ fn parse(b: &[u8]) -> Result<Message<'_>, FormatError> {
     let options_len = opts.consumed();
     let tail = after_token.get(options_len..).unwrap_or_default();
     let (marker, payload) = match tail.split_first() {
-        Some((_, payload)) if payload.is_empty() => return Err(FormatError::EmptyPayload),
+        Some((_, [])) => return Err(FormatError::EmptyPayload),
         Some((_, payload)) => (true, payload),
         None => (false, tail),
     };
@@ -442,7 +444,11 @@ impl Stats {
             bump(&mut self.codes, k, *v);
         }
         for (k, v) in &o.options {
-            bump(&mut self.options, k, *v);
+            if self.options.contains_key(k) || self.options.len() < MAX_OPTION_NAMES {
+                bump(&mut self.options, k, *v);
+            } else {
+                bump(&mut self.options, "Unknown Option (other)", *v);
+            }
         }
         self.requests += o.requests;
         self.responses += o.responses;
@@ -486,7 +492,14 @@ impl Stats {
         for (number, _) in Options::new(msg.options).map_while(Result::ok) {
             match option_name(number) {
                 Some(name) => bump(&mut self.options, name, 1),
-                None => bump(&mut self.options, &format!("Unknown Option ({number})"), 1),
+                None => {
+                    let key = format!("Unknown Option ({number})");
+                    if self.options.contains_key(&key) || self.options.len() < MAX_OPTION_NAMES {
+                        bump(&mut self.options, &key, 1);
+                    } else {
+                        bump(&mut self.options, "Unknown Option (other)", 1);
+                    }
+                }
             }
             observe |= number == OPT_OBSERVE;
             block1 |= number == OPT_BLOCK1;
@@ -1282,6 +1295,24 @@ mod tests {
         }
         assert!(d.pending.len() <= MAX_PENDING && d.awaiting.len() <= MAX_PENDING);
         assert!(d.seen.iter().all(|s| s.len() <= MAX_SEEN));
+    }
+
+    #[test]
+    fn unknown_option_names_are_capped() {
+        let mut d = Coap::default();
+        let mut r = Run::default();
+        for n in 0..200u16 {
+            // One unknown option, number 1000 + n (delta 14: two extra bytes).
+            let number = 1000 + n - 269;
+            let opts = [0xe0, (number >> 8) as u8, number as u8];
+            let m = msg(NON, 2, n, &[], &opts, b"");
+            let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+            d.data(Dir::C2S, &m, &mut e);
+        }
+        let options = &r.stats.coap.options;
+        assert_eq!(options.len(), MAX_OPTION_NAMES + 1);
+        assert_eq!(options.values().sum::<u64>(), 200);
+        assert_eq!(options.get("Unknown Option (1000)"), Some(&1));
     }
 
     #[test]

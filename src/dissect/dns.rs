@@ -750,7 +750,7 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                if b.is_empty() || seed % 4 != 0 {
+                if b.is_empty() || !seed.is_multiple_of(4) {
                     b.push(seed as u8);
                 } else {
                     let at = (seed as usize / 7) % b.len();
