@@ -151,7 +151,10 @@ impl CaptureReader {
                 Err(PcapError::BufferTooSmall) => {
                     return Err(self.fail("record length larger than any real frame (corrupted length field)".into()));
                 }
-                Err(e) => return Err(self.fail(format!("corrupted record: {}", describe(&e)))),
+                Err(e) => {
+                    let what = format!("corrupted record: {}", describe(&e));
+                    return Err(self.fail(what));
+                }
             }
         }
         Ok(())
@@ -205,7 +208,7 @@ impl State {
                         };
                         let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
                         let ts_ns = ticks_to_ns(ticks, ifc.ts_per_sec) + ifc.ts_offset_s.saturating_mul(1_000_000_000);
-                        let data = epb.packet_data();
+                        let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                         self.stats.packets += 1;
                         Ok(Some(Packet { ts_ns, wire_len: epb.orig_len().max(data.len() as u32), data, linktype: ifc.linktype }))
                     }
@@ -213,7 +216,7 @@ impl State {
                         let Some(ifc) = self.interfaces.first() else {
                             return Err("simple packet block before any interface description".into());
                         };
-                        let data = spb.packet_data();
+                        let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
                         self.stats.packets += 1;
                         // SPBs carry no timestamp.
                         Ok(Some(Packet { ts_ns: 0, wire_len: spb.origlen.max(data.len() as u32), data, linktype: ifc.linktype }))
