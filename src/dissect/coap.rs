@@ -23,7 +23,7 @@ pub static PROTOCOL: Protocol = Protocol { name: "coap", l4: &[L4::Udp], ports: 
 /// long a request waits for its response before we close it unanswered.
 const EXCHANGE_LIFETIME_NS: i64 = 247_000_000_000;
 /// Message IDs remembered per direction for retransmission detection.
-const MAX_SEEN: usize = 512;
+const MAX_SEEN: usize = 1024;
 /// Requests waiting for a response, messages waiting for an ACK.
 const MAX_PENDING: usize = 256;
 /// Active Observe registrations.
@@ -541,6 +541,7 @@ impl Token {
 struct Seen {
     mid: u16,
     mtype: MsgType,
+    token: Token,
     ts_ns: i64,
     msg: MsgRef,
 }
@@ -659,12 +660,13 @@ impl Coap {
     }
 
     /// The exchange of the earlier copy, when `dir` already sent this
-    /// Message ID with this type within EXCHANGE_LIFETIME.
+    /// Message ID with this type (and token: a repeat is the same message)
+    /// within EXCHANGE_LIFETIME.
     fn repeat_of(&self, dir: Dir, msg: &Message, now: i64) -> Option<MsgRef> {
         self.seen[dir.idx()]
             .iter()
             .rev()
-            .find(|s| s.mid == msg.mid && s.mtype == msg.mtype)
+            .find(|s| s.mid == msg.mid && s.mtype == msg.mtype && s.token == Token::new(msg.token))
             .filter(|s| now.saturating_sub(s.ts_ns) <= EXCHANGE_LIFETIME_NS)
             .map(|s| s.msg)
     }
@@ -674,7 +676,7 @@ impl Coap {
         if seen.len() >= MAX_SEEN {
             seen.pop_front();
         }
-        seen.push_back(Seen { mid: msg.mid, mtype: msg.mtype, ts_ns, msg: owner });
+        seen.push_back(Seen { mid: msg.mid, mtype: msg.mtype, token: Token::new(msg.token), ts_ns, msg: owner });
     }
 
     fn await_ack(&mut self, entry: AwaitingAck, emit: &mut Emit) {
