@@ -93,15 +93,15 @@ impl Header {
 }
 
 fn parse_header(b: &[u8]) -> Option<Header> {
-    let h = b.first_chunk::<HEADER_LEN>()?;
-    let word = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
+    let [i0, i1, f0, f1, q0, q1, a0, a1, n0, n1, r0, r1] = *b.first_chunk::<HEADER_LEN>()?;
+    let word = u16::from_be_bytes;
     Some(Header {
-        id: word(0),
-        flags: word(2),
-        qdcount: word(4),
-        ancount: word(6),
-        nscount: word(8),
-        arcount: word(10),
+        id: word([i0, i1]),
+        flags: word([f0, f1]),
+        qdcount: word([q0, q1]),
+        ancount: word([a0, a1]),
+        nscount: word([n0, n1]),
+        arcount: word([r0, r1]),
     })
 }
 
