@@ -5,7 +5,7 @@
 use super::{Class, Ledger};
 use crate::dissect::{Dir, Event, MsgRef, Span};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Most exchanges a flow keeps open at once; older ones are closed.
 const MAX_OPEN: usize = 256;
@@ -61,6 +61,9 @@ pub struct FlowLedger {
     /// Exchange the flow's current bytes belong to.
     current: Option<usize>,
     ids: HashMap<u32, usize>,
+    /// Closed exchanges stay addressable for a while: their last bytes, a
+    /// late acknowledgement or a retransmission may still name them.
+    closed_ids: VecDeque<u32>,
     pub exchanges_total: u64,
     pub malformed: Vec<(u64, String)>,
     pub malformed_bytes: u64,
@@ -213,7 +216,15 @@ impl FlowLedger {
                             x.closed = true;
                         }
                         self.open.retain(|&(oid, _)| oid != id);
-                        self.ids.remove(&id);
+                        self.closed_ids.push_back(id);
+                        if self.closed_ids.len() > MAX_OPEN {
+                            if let Some(old) = self.closed_ids.pop_front() {
+                                // An id reused by a newer exchange points there now.
+                                if self.ids.get(&old).is_some_and(|&i| self.exchanges.get(i).is_some_and(|x| x.closed)) {
+                                    self.ids.remove(&old);
+                                }
+                            }
+                        }
                     }
                 }
                 Event::Malformed { bytes, reason } => {
