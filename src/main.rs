@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wiretax::analyze::{Options, analyze_file, expand_inputs};
+use wiretax::analyze::{Options, analyze_all, expand_inputs};
 use wiretax::dissect;
 use wiretax::report::{Report, table};
 
@@ -51,13 +51,16 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top } => {
+        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs } => {
             let mut opts = Options::new();
             opts.max_flows = max_flows;
             opts.max_exchanges = max_exchanges;
@@ -81,10 +84,11 @@ fn main() -> ExitCode {
                 eprintln!("wiretax: no capture files in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
                 return ExitCode::from(1);
             }
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
             let mut reports = Vec::new();
             let mut failed = Vec::new();
-            for f in &files {
-                match analyze_file(f, &opts) {
+            for (f, result) in files.iter().zip(analyze_all(&files, &opts, jobs)) {
+                match result {
                     Ok(r) => {
                         if let Some(e) = &r.notes.read_error {
                             eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
                         reports.push(r)
                     }
                     Err(e) => {
-                        eprintln!("wiretax: {e}");
+                        eprintln!("wiretax: {}: {e}", f.display());
                         failed.push(e.to_string());
                     }
                 }

@@ -40,6 +40,10 @@ pub struct Exchange {
     pub bytes_s2c: u64,
     /// Direction changes within the exchange (request->response = 1).
     pub turns: u32,
+    /// Index of the packet that opened it: orders exchanges the same way
+    /// however the flows were spread over threads.
+    #[serde(skip)]
+    pub open_packet: u64,
     #[serde(skip)]
     last_dir: Option<Dir>,
     #[serde(skip)]
@@ -157,7 +161,7 @@ impl FlowLedger {
 
     /// Applies dissector events at time `ts_ns`; `next_id` hands out global
     /// exchange ids.
-    pub fn events(&mut self, ts_ns: i64, events: &mut Vec<Event>, next_id: &mut u64) {
+    pub fn events(&mut self, ts_ns: i64, packet: u64, events: &mut Vec<Event>, next_id: &mut u64) {
         for e in events.drain(..) {
             match e {
                 Event::Open { id, kind, what } => {
@@ -189,6 +193,7 @@ impl FlowLedger {
                         bytes_c2s: 0,
                         bytes_s2c: 0,
                         turns: 0,
+                        open_packet: packet,
                         last_dir: None,
                         closed: false,
                     });
