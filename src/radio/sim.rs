@@ -26,7 +26,9 @@
 //!   same direction go back to back; a downlink packet after an uplink one
 //!   waits one round-trip time (the request has to reach the server and the
 //!   answer has to come back); the device answers a downlink packet at once.
-//!   Gaps longer than `burst_gap` are kept as captured.
+//!   The device stays connected with its receiver on through a modelled
+//!   round trip (no DRX timer runs). Gaps longer than `burst_gap` are kept
+//!   as captured.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -251,7 +253,8 @@ impl RadioSim {
     }
 
     /// Splits `gap` seconds after a packet into state segments; returns where the radio ends.
-    fn walk(&self, gap: f64, rai: bool, segments: &mut [(usize, f64); MAX_SEGMENTS]) -> (usize, Position) {
+    /// Also returns when (seconds into the gap) the radio entered that position.
+    fn walk(&self, gap: f64, rai: bool, segments: &mut [(usize, f64); MAX_SEGMENTS]) -> (usize, Position, f64) {
         let mut n = 0;
         let mut left = gap.max(0.0);
         let connected_for = match (&self.profile.release_assistance, rai) {
@@ -266,10 +269,11 @@ impl RadioSim {
         };
         if left < connected_for {
             push(CONNECTED, left, &mut n);
-            return (n, Position::Connected);
+            return (n, Position::Connected, 0.0);
         }
         push(CONNECTED, connected_for, &mut n);
         left -= connected_for;
+        let mut entered = connected_for;
         for (k, stage) in self.profile.tail.iter().enumerate() {
             // RAI releases the connection at once: the connected stages are skipped.
             if rai && stage.radio_on {
@@ -277,13 +281,14 @@ impl RadioSim {
             }
             if left < stage.duration_s {
                 push(FIRST_STAGE + k, left, &mut n);
-                return (n, Position::Stage(k));
+                return (n, Position::Stage(k), entered);
             }
             push(FIRST_STAGE + k, stage.duration_s, &mut n);
             left -= stage.duration_s;
+            entered += stage.duration_s;
         }
         push(IDLE, left, &mut n);
-        (n, Position::Idle)
+        (n, Position::Idle, entered)
     }
 
     /// Books time in a state; returns (energy, radio-on seconds).
@@ -374,7 +379,15 @@ impl RadioSim {
     /// Books a gap after the last packet. Returns the promotion the next packet needs.
     fn book_gap(&mut self, gap: f64, continuation: bool, key: Key) -> Position {
         let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
-        let (n, pos) = self.walk(gap, !continuation && self.rai, &mut segments);
+        let (mut n, mut pos, _) = self.walk(gap, !continuation && self.rai, &mut segments);
+        if continuation && self.opts.timing == Timing::Link {
+            // A modelled round trip: the device keeps its receiver on for the
+            // answer (for NB-IoT and LTE-M most of the round trip is the air
+            // interface's own scheduling and HARQ), so no DRX timer runs.
+            segments[0] = (CONNECTED, gap.max(0.0));
+            n = 1;
+            pos = Position::Connected;
+        }
         let last_key = self.last_key;
         for &(state, dt) in segments.iter().take(n) {
             let cat = if state == IDLE {
@@ -446,11 +459,17 @@ impl RadioSim {
             let gap = gap.max(0.0);
             // Where does the packet find the radio?
             let mut probe = [(0usize, 0.0f64); MAX_SEGMENTS];
-            let (_, arrival) = self.walk(gap, !continuation && self.rai, &mut probe);
+            let (_, mut arrival, entered) = self.walk(gap, !continuation && self.rai, &mut probe);
+            if link && continuation {
+                arrival = Position::Connected;
+            }
             let promotion = self.promotion_at(arrival);
             let booked_gap = match (&promotion, link) {
-                // Captured: the promotion ran during the last part of the gap.
-                (Some((_, p, _)), false) => (gap - p.duration_s).max(0.0),
+                // Captured: the promotion ran during the last part of the gap,
+                // but not before the radio reached the state it promotes from
+                // (a capture not taken on the device can show the packet
+                // sooner after the tail than a promotion takes).
+                (Some((_, p, _)), false) => (gap - p.duration_s).max(entered),
                 _ => gap,
             };
             if !continuation {
@@ -474,7 +493,7 @@ impl RadioSim {
             }
             let mut s = self.last_end_s + booked_gap;
             if let Some((state, p, wakeup)) = promotion {
-                let promo_start = if link { s } else { s.min(cap_s) };
+                let promo_start = s;
                 self.promote(state, &p, key, wakeup, promo_start);
                 s += p.duration_s;
             }
@@ -546,7 +565,7 @@ impl RadioSim {
                 + self.profile.release_assistance.as_ref().map_or(0.0, |r| r.release_after_s)
                 + self.profile.tail.iter().map(|s| s.duration_s).sum::<f64>();
             let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
-            let (n, _) = self.walk(full_tail, self.rai, &mut segments);
+            let (n, _, _) = self.walk(full_tail, self.rai, &mut segments);
             let mut tail_len = 0.0;
             for &(state, dt) in segments.iter().take(n) {
                 if state == IDLE {
