@@ -22,7 +22,7 @@ pub fn parse_battery_mah(s: &str) -> Result<f64, String> {
 pub fn parse_current_ua(s: &str) -> Result<f64, String> {
     parse_quantity(
         s,
-        &[("ua", 1.0), ("µa", 1.0), ("na", 1e-3), ("ma", 1e3), ("a", 1e6), ("", 1.0)],
+        &[("ua", 1.0), ("µa", 1.0), ("μa", 1.0), ("na", 1e-3), ("ma", 1e3), ("a", 1e6), ("", 1.0)],
         "a current such as 5uA",
     )
 }
@@ -30,12 +30,12 @@ pub fn parse_current_ua(s: &str) -> Result<f64, String> {
 fn parse_quantity(s: &str, units: &[(&str, f64)], what: &str) -> Result<f64, String> {
     let lower = s.trim().to_lowercase();
     for (unit, factor) in units {
-        if let Some(number) = lower.strip_suffix(unit) {
-            if let Ok(v) = number.trim().parse::<f64>() {
-                if v.is_finite() && v >= 0.0 {
-                    return Ok(v * factor);
-                }
-            }
+        if let Some(number) = lower.strip_suffix(unit)
+            && let Ok(v) = number.trim().parse::<f64>()
+            && v.is_finite()
+            && v >= 0.0
+        {
+            return Ok(v * factor);
         }
     }
     Err(format!("`{s}` is not {what}"))

@@ -446,13 +446,13 @@ impl Reader {
             Some(_) => return Err(self.err("tail", "expected an array of tables ([[tail]])")),
         }
         // Once released, the connection stays released until the next promotion.
-        if let Some(pos) = tail.iter().position(|s| !s.radio_on) {
-            if let Some(bad) = tail.iter().skip(pos).find(|s| s.radio_on) {
-                return Err(self.err(
-                    &format!("tail ({})", bad.name),
-                    "a stage with radio_on = true cannot follow a released (radio_on = false) stage",
-                ));
-            }
+        if let Some(pos) = tail.iter().position(|s| !s.radio_on)
+            && let Some(bad) = tail.iter().skip(pos).find(|s| s.radio_on)
+        {
+            return Err(self.err(
+                &format!("tail ({})", bad.name),
+                "a stage with radio_on = true cannot follow a released (radio_on = false) stage",
+            ));
         }
 
         let idle = self.required_table(root, "", "idle")?;

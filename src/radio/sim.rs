@@ -376,17 +376,16 @@ impl RadioSim {
         }
     }
 
-    /// Books a gap after the last packet. Returns the promotion the next packet needs.
-    fn book_gap(&mut self, gap: f64, continuation: bool, key: Key) -> Position {
+    /// Books the gap between the last packet and the next one (or its promotion).
+    fn book_gap(&mut self, gap: f64, continuation: bool, key: Key) {
         let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
-        let (mut n, mut pos, _) = self.walk(gap, !continuation && self.rai, &mut segments);
+        let (mut n, _, _) = self.walk(gap, !continuation && self.rai, &mut segments);
         if continuation && self.opts.timing == Timing::Link {
             // A modelled round trip: the device keeps its receiver on for the
             // answer (for NB-IoT and LTE-M most of the round trip is the air
             // interface's own scheduling and HARQ), so no DRX timer runs.
             segments[0] = (CONNECTED, gap.max(0.0));
             n = 1;
-            pos = Position::Connected;
         }
         let last_key = self.last_key;
         for &(state, dt) in segments.iter().take(n) {
@@ -411,7 +410,6 @@ impl RadioSim {
                 Cat::Tail => self.credit_burst(cat, e, on),
             }
         }
-        pos
     }
 
     /// Feeds one frame. Frames should come in capture order; a timestamp
@@ -840,4 +838,73 @@ pub struct ShareReport {
     pub frames: u64,
     pub bytes: u64,
     pub round_trips: u64,
+}
+
+impl RadioReport {
+    /// A human-readable block for the text report.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let timing = match self.timing {
+            Timing::Captured => "captured timestamps",
+            Timing::Link => "re-timed on the profile's link",
+        };
+        let _ = writeln!(o, "radio: profile {} ({timing}{})", self.profile, if self.release_assistance { ", RAI" } else { "" });
+        let _ = writeln!(
+            o,
+            "  radio on {:.3} s, {} wake-ups, {} promotions, energy {:.6} J = {:.6} mAh at {} V",
+            self.radio_on_s, self.wakeups, self.promotions, self.energy_j, self.charge_mah, self.voltage_v
+        );
+        let e = &self.energy;
+        let pct = |x: f64| if self.energy_j > 0.0 { 100.0 * x / self.energy_j } else { 0.0 };
+        let _ = writeln!(
+            o,
+            "  energy: promotion {:.6} J ({:.1}%), transfer {:.6} J ({:.1}%), tail {:.6} J ({:.1}%), idle {:.6} J ({:.1}%)",
+            e.promotion_j,
+            pct(e.promotion_j),
+            e.transfer_j,
+            pct(e.transfer_j),
+            e.tail_j,
+            pct(e.tail_j),
+            e.idle_j,
+            pct(e.idle_j)
+        );
+        let states: Vec<String> =
+            self.states.iter().filter(|s| s.time_s > 0.0).map(|s| format!("{} {:.3} s", s.state, s.time_s)).collect();
+        let _ = writeln!(o, "  time per state: {}", states.join(", "));
+        if let Some(l) = &self.link {
+            let _ = writeln!(
+                o,
+                "  link: {} round trips x {:.3} s, {} B up at {} kbit/s, {} B down at {} kbit/s, {:.3} s airtime, {:.3} s on the link",
+                l.round_trips, l.rtt_s, l.bytes_up, l.up_kbps, l.bytes_down, l.down_kbps, l.airtime_s, l.on_link_s
+            );
+        }
+        let d = &self.per_day;
+        let _ = writeln!(
+            o,
+            "  per day ({}): {} bytes, {:.1} wake-ups, radio on {:.1} s, {:.3} mAh",
+            d.basis, d.bytes, d.wakeups, d.radio_on_s, d.charge_mah
+        );
+        if let Some(b) = &self.battery {
+            match b.life_days {
+                Some(days) => {
+                    let _ = writeln!(
+                        o,
+                        "  battery {} mAh with {} uA sleep current: {:.1} days ({:.1} years)",
+                        b.capacity_mah,
+                        b.sleep_current_ua,
+                        days,
+                        days / 365.0
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "  battery {} mAh: no drain modelled", b.capacity_mah);
+                }
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(o, "  note: {note}");
+        }
+        o
+    }
 }

@@ -377,3 +377,16 @@ fn nbiot_new_tls_connection_per_reading_costs_three_times_an_open_mqtt_connectio
     assert_eq!(h.per_flow.len(), 12);
     eprintln!("{why}");
 }
+
+#[test]
+fn text_rendering_mentions_the_essentials() {
+    let opts = RadioOptions { timing: Timing::Link, battery_mah: Some(3000.0), sleep_current_ua: 5.0, release_assistance: false };
+    let r = run("nbiot", opts, &[tick(0.0, 100, true), tick(0.001, 300, false)]);
+    let text = r.to_text();
+    for s in ["nbiot", "re-timed", "round trips", "per day", "battery 3000 mAh", "connected_drx"] {
+        assert!(text.contains(s), "{s} missing in\n{text}");
+    }
+    let c = cost(1e6, &CostOptions { devices: 10, price_per_mb: Some(0.1), currency: "EUR".into(), binary_units: false });
+    let text = c.to_text();
+    assert!(text.contains("fleet-year (365 d)") && text.contains("365.00 EUR"), "{text}");
+}
