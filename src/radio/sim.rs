@@ -183,8 +183,9 @@ pub struct RadioSim {
     burst: HashMap<Key, BurstPart>,
     flows: BTreeMap<u32, Share>,
     exchanges: BTreeMap<u32, Share>,
-    first_wakeup: Option<Snapshot>,
-    last_wakeup: Option<Snapshot>,
+    /// Totals when the first and the latest burst began: the per-day sample.
+    first_burst: Option<Snapshot>,
+    last_burst: Option<Snapshot>,
 }
 
 impl RadioSim {
@@ -239,8 +240,8 @@ impl RadioSim {
             burst: HashMap::new(),
             flows: BTreeMap::new(),
             exchanges: BTreeMap::new(),
-            first_wakeup: None,
-            last_wakeup: None,
+            first_burst: None,
+            last_burst: None,
         }
     }
 
@@ -248,8 +249,14 @@ impl RadioSim {
         self.cat_energy.iter().sum()
     }
 
-    fn snapshot(&self, t_s: f64) -> Snapshot {
-        Snapshot { t_s, energy_j: self.total_energy(), radio_on_s: self.radio_on_s, bytes: self.bytes, wakeups: self.wakeups }
+    /// Marks the start of a burst (before its promotion, if it needs one).
+    fn mark_burst(&mut self, t_s: f64) {
+        let snap =
+            Snapshot { t_s, energy_j: self.total_energy(), radio_on_s: self.radio_on_s, bytes: self.bytes, wakeups: self.wakeups };
+        if self.first_burst.is_none() {
+            self.first_burst = Some(snap);
+        }
+        self.last_burst = Some(snap);
     }
 
     /// Splits `gap` seconds after a packet into state segments; returns where the radio ends.
@@ -345,13 +352,8 @@ impl RadioSim {
         part.bytes = part.bytes.saturating_add(bytes);
     }
 
-    fn promote(&mut self, state: usize, p: &Promotion, key: Key, wakeup: bool, start_s: f64) {
+    fn promote(&mut self, state: usize, p: &Promotion, key: Key, wakeup: bool) {
         if wakeup {
-            let snap = self.snapshot(start_s);
-            if self.first_wakeup.is_none() {
-                self.first_wakeup = Some(snap);
-            }
-            self.last_wakeup = Some(snap);
             self.wakeups += 1;
         }
         self.promotions += 1;
@@ -423,6 +425,7 @@ impl RadioSim {
         let serialisation_s = if rate > 0.0 { bits / rate } else { 0.0 };
 
         let start_s;
+        let new_burst = !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
         if !self.started {
             self.started = true;
             self.first_ts_ns = t.ts_ns;
@@ -432,11 +435,11 @@ impl RadioSim {
             self.timeline_start_s = promo_start;
             self.burst.clear();
             self.bursts = 1;
-            self.promote(PROMOTION, &p, key, true, promo_start);
+            self.promote(PROMOTION, &p, key, true);
             start_s = if link { p.duration_s } else { 0.0 };
         } else {
-            let cap_s = (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s);
-            let cap_gap = cap_s - self.last_cap_s;
+            let cap_gap = self.gap_since_last_capture(t);
+            let cap_s = self.last_cap_s + cap_gap;
             self.last_cap_s = cap_s;
             let continuation = cap_gap <= self.profile.link.burst_gap_s;
             let turn = continuation && self.last_uplink && !t.uplink;
@@ -475,6 +478,7 @@ impl RadioSim {
                 self.book_gap(booked_gap, false, key);
                 self.burst.clear();
                 self.bursts += 1;
+
             } else {
                 self.book_gap(booked_gap, true, key);
                 let w = booked_gap;
@@ -491,11 +495,15 @@ impl RadioSim {
             }
             let mut s = self.last_end_s + booked_gap;
             if let Some((state, p, wakeup)) = promotion {
-                let promo_start = s;
-                self.promote(state, &p, key, wakeup, promo_start);
+                self.promote(state, &p, key, wakeup);
                 s += p.duration_s;
             }
             start_s = if link { s } else { cap_s };
+        }
+        if new_burst {
+            // Totals when the burst's first packet goes out (its promotion
+            // done): consecutive marks bound exactly one cycle.
+            self.mark_burst(start_s);
         }
 
         // The packet itself.
@@ -541,6 +549,10 @@ impl RadioSim {
         self.last_key = key;
     }
 
+    fn gap_since_last_capture(&self, t: &Tick) -> f64 {
+        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s) - self.last_cap_s
+    }
+
     fn credit_round_trip(&mut self, key: Key) {
         self.flows.entry(key.flow).or_default().round_trips += 1;
         if let Some(x) = key.exchange {
@@ -578,18 +590,20 @@ impl RadioSim {
         let v = self.profile.voltage_v;
         let episode_s = (timeline_end_s - self.timeline_start_s).max(0.0);
 
-        // Per-day projection. With two or more wake-ups, the cycles between
-        // the first and the last wake-up are the sample (exact for periodic
-        // traffic, idle time included); otherwise the episode is assumed to
-        // repeat over the capture span or back to back.
-        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (self.first_wakeup, self.last_wakeup) {
-            (Some(a), Some(b)) if b.wakeups > a.wakeups && b.t_s > a.t_s => (
+        // Per-day projection at the capture's rate. With two or more bursts,
+        // the cycles from the first burst's start to the last burst's start
+        // are the sample: exact for periodic traffic, with the idle time (or
+        // the tail time, when the radio never idles) between bursts included.
+        // A single burst says nothing about the period: it is assumed to
+        // repeat back to back (promotion, burst, full tail), an upper bound.
+        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (self.first_burst, self.last_burst) {
+            (Some(a), Some(b)) if b.t_s > a.t_s => (
                 b.t_s - a.t_s,
                 b.energy_j - a.energy_j,
                 b.bytes.saturating_sub(a.bytes),
                 b.radio_on_s - a.radio_on_s,
                 b.wakeups - a.wakeups,
-                format!("{} wake-up cycles over {:.3} s", b.wakeups - a.wakeups, b.t_s - a.t_s),
+                format!("{} burst cycles over {:.3} s", self.bursts.saturating_sub(1), b.t_s - a.t_s),
             ),
             _ => {
                 let window = episode_s.max(capture_span_s);
@@ -600,11 +614,7 @@ impl RadioSim {
                     self.bytes,
                     self.radio_on_s,
                     self.wakeups,
-                    if self.wakeups <= 1 {
-                        format!("one wake-up: the {window:.3} s episode assumed to repeat back to back")
-                    } else {
-                        format!("capture window {window:.3} s")
-                    },
+                    format!("one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"),
                 )
             }
         };

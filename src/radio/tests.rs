@@ -390,3 +390,30 @@ fn text_rendering_mentions_the_essentials() {
     let text = c.to_text();
     assert!(text.contains("fleet-year (365 d)") && text.contains("365.00 EUR"), "{text}");
 }
+
+#[test]
+#[ignore]
+fn print_list() {
+    println!("{}", list_text());
+    let https = capture_ticks(include_str!("testdata/https-tls12-full.ticks"));
+    for p in ["lte", "umts", "wifi", "ltem", "nbiot"] {
+        for o in [captured(), link()] {
+            let r = run(p, RadioOptions { battery_mah: Some(3000.0), sleep_current_ua: 5.0, ..o }, &https);
+            println!("{}", r.to_text());
+        }
+    }
+}
+
+#[test]
+fn per_day_when_the_radio_never_idles() {
+    // A reading every second on LTE: one wake-up, the tail never expires;
+    // each 1 s cycle is the packet's bits plus 1 s of timer-held tail.
+    let ticks: Vec<Tick> = (0..15).map(|i| tick(i as f64, 100, true)).collect();
+    let r = run("lte", captured(), &ticks);
+    assert_eq!((r.wakeups, r.bursts), (1, 15));
+    let cycle = 800.0 * UP_BIT + 0.12 + 0.02244 + 0.88 * 1.091;
+    assert!((r.per_day.energy_j - cycle * 86_400.0).abs() < 1e-6);
+    assert_eq!(r.per_day.wakeups, 0.0);
+    assert!((r.per_day.radio_on_s - 86_400.0).abs() < 1e-6);
+    assert_eq!(r.per_day.bytes, 8_640_000);
+}
