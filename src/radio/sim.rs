@@ -50,7 +50,7 @@ pub struct Tick {
 }
 
 /// Which clock drives the state machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Timing {
     /// The capture's own timestamps.
