@@ -391,7 +391,9 @@ impl Reader {
         }
         let description = self.string(root, "", "description")?.unwrap_or_default();
         let voltage_v = self.required(root, "", "voltage", Dim::Voltage)?;
-        let voltage_v = self.positive("voltage", voltage_v)?;
+        if voltage_v < 0.1 {
+            return Err(self.err("voltage", "below 0.1 V"));
+        }
         self.voltage_v = Some(voltage_v);
 
         let promotion_table = self.required_table(root, "", "promotion")?;
@@ -464,9 +466,14 @@ impl Reader {
         self.check_keys(l, "link", &["up", "down", "rtt", "burst_gap"])?;
         let up = self.required(l, "link", "up", Dim::Rate)?;
         let down = self.required(l, "link", "down", Dim::Rate)?;
+        for (field, rate) in [("link.up", up), ("link.down", down)] {
+            if rate < 1.0 {
+                return Err(self.err(field, "below 1 bit/s"));
+            }
+        }
         let link = Link {
-            up_bps: self.positive("link.up", up)?,
-            down_bps: self.positive("link.down", down)?,
+            up_bps: up,
+            down_bps: down,
             rtt_s: self.required(l, "link", "rtt", Dim::Time)?,
             burst_gap_s: self.required(l, "link", "burst_gap", Dim::Time)?,
         };
@@ -597,6 +604,13 @@ mod tests {
         assert_eq!(field_error(&no_voltage), "voltage");
         assert!(matches!(Profile::parse("name = ", "x"), Err(ProfileError::Syntax { .. })));
         assert!(matches!(Profile::resolve("no-such-profile"), Err(ProfileError::Unknown(..))));
+        assert_eq!(field_error(&good.replace("up = { mbps = 5.64", "up = { bps = 0.001")), "link.up");
+        assert_eq!(field_error(&good.replace("{ v = 3.7", "{ v = 0")), "voltage");
+        assert_eq!(field_error(&good.replace("ping_on = { s = 0.002", "ping_on = { s = 2")), "tail[0] (short_drx).ping_on");
+        let released_then_on = format!("{good}\n[[tail]]\nname = \"x\"\nradio_on = false\nduration = {{ s = 1, source = \"a\" }}\npower = {{ w = 0, source = \"a\" }}\n");
+        assert!(Profile::parse(&released_then_on, "user.toml").is_ok());
+        let on_after_released = format!("{released_then_on}[[tail]]\nname = \"y\"\nduration = {{ s = 1, source = \"a\" }}\npower = {{ w = 0, source = \"a\" }}\n");
+        assert_eq!(field_error(&on_after_released), "tail (y)");
         let msg = Profile::parse(&good.replace("rtt = { ms", "rtt = { kbps"), "user.toml").unwrap_err().to_string();
         assert!(msg.contains("link.rtt"), "{msg}");
     }

@@ -49,6 +49,12 @@ pub struct Tick {
     pub exchange: Option<u32>,
 }
 
+impl Tick {
+    /// `flow` of a frame that belongs to no flow (ICMP, ARP): it still costs
+    /// radio time, but is in no `per_flow` entry.
+    pub const NO_FLOW: u32 = u32::MAX;
+}
+
 /// Which clock drives the state machine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -313,7 +319,9 @@ impl RadioSim {
     }
 
     fn credit(&mut self, key: Key, cat: Cat, energy: f64, on_s: f64) {
-        add_share(self.flows.entry(key.flow).or_default(), cat, energy, on_s);
+        if key.flow != Tick::NO_FLOW {
+            add_share(self.flows.entry(key.flow).or_default(), cat, energy, on_s);
+        }
         if let Some(x) = key.exchange {
             add_share(self.exchanges.entry(x).or_default(), cat, energy, on_s);
         }
@@ -529,9 +537,11 @@ impl RadioSim {
             self.credit(key, Cat::Transfer, extra, 0.0);
         }
         self.add_weight(key, airtime, bytes);
-        let share = self.flows.entry(t.flow).or_default();
-        share.bytes = share.bytes.saturating_add(bytes);
-        share.frames += 1;
+        if t.flow != Tick::NO_FLOW {
+            let share = self.flows.entry(t.flow).or_default();
+            share.bytes = share.bytes.saturating_add(bytes);
+            share.frames += 1;
+        }
         if let Some(x) = t.exchange {
             let share = self.exchanges.entry(x).or_default();
             share.bytes = share.bytes.saturating_add(bytes);
@@ -554,7 +564,9 @@ impl RadioSim {
     }
 
     fn credit_round_trip(&mut self, key: Key) {
-        self.flows.entry(key.flow).or_default().round_trips += 1;
+        if key.flow != Tick::NO_FLOW {
+            self.flows.entry(key.flow).or_default().round_trips += 1;
+        }
         if let Some(x) = key.exchange {
             self.exchanges.entry(x).or_default().round_trips += 1;
         }

@@ -311,6 +311,7 @@ fn no_traffic_and_hostile_input_do_not_panic() {
             }
             let r = sim.finish(-1.0);
             assert!(r.energy_j.is_finite() && r.energy_j >= 0.0, "{name}");
+            assert!(r.per_flow.is_empty(), "NO_FLOW frames are in no flow");
             assert!(r.per_day.charge_mah.is_finite(), "{name}");
             serde_json::to_string(&r).unwrap();
         }
@@ -416,4 +417,42 @@ fn per_day_when_the_radio_never_idles() {
     assert_eq!(r.per_day.wakeups, 0.0);
     assert!((r.per_day.radio_on_s - 86_400.0).abs() < 1e-6);
     assert_eq!(r.per_day.bytes, 8_640_000);
+}
+
+#[test]
+fn lte_wakeups_match_the_truth_files() {
+    // `wakeups_lte_10_12s` in captures/NAME.truth.json: bursts separated by
+    // more than the 10.12 s LTE tail, counted by the capture generator.
+    for (ticks, want) in [
+        (include_str!("testdata/sparse-https-poll.ticks"), 8),
+        (include_str!("testdata/sparse-mqtt-gps.ticks"), 9),
+        (include_str!("testdata/sparse-coap-non.ticks"), 8),
+        (include_str!("testdata/sparse-http-keepalive-poll.ticks"), 8),
+    ] {
+        let r = run("lte", captured(), &capture_ticks(ticks));
+        assert_eq!(r.wakeups, want);
+        assert_eq!(r.promotions, want);
+        check_split(&r);
+    }
+    // A reading every 20 s: 4,320 wake-ups a day.
+    let r = run("lte", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    assert!((r.per_day.wakeups - 4320.0).abs() < 5.0, "{}", r.per_day.wakeups);
+    assert_eq!(r.per_flow.len(), 8);
+}
+
+#[test]
+fn nbiot_sparse_tracker_https_versus_mqtt() {
+    // The textbook tracker on NB-IoT, 8 readings 20 s apart each way.
+    let h = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    let m = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-mqtt-gps.ticks")));
+    let (hl, ml) = (h.link.as_ref().unwrap(), m.link.as_ref().unwrap());
+    eprintln!(
+        "https {:.4} J/reading, {} round trips; mqtt {:.4} J/reading, {} round trips",
+        h.energy_j / 8.0,
+        hl.round_trips,
+        m.energy_j / 8.0,
+        ml.round_trips
+    );
+    assert!(h.energy_j > 2.0 * m.energy_j);
+    assert!(hl.round_trips > 3 * ml.round_trips);
 }
