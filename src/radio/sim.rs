@@ -89,7 +89,12 @@ pub struct RadioOptions {
 
 impl Default for RadioOptions {
     fn default() -> Self {
-        RadioOptions { timing: Timing::Captured, battery_mah: None, sleep_current_ua: 0.0, release_assistance: false }
+        RadioOptions {
+            timing: Timing::Captured,
+            battery_mah: None,
+            sleep_current_ua: 0.0,
+            release_assistance: false,
+        }
     }
 }
 
@@ -197,12 +202,36 @@ pub struct RadioSim {
 impl RadioSim {
     pub fn new(profile: Profile, opts: RadioOptions) -> Self {
         let mut states = vec![
-            StateAcc { name: profile.idle_name.clone(), radio_on: false, power_w: profile.idle_power_w, time_s: 0.0, energy_j: 0.0 },
-            StateAcc { name: "promotion".into(), radio_on: true, power_w: profile.promotion.power_w, time_s: 0.0, energy_j: 0.0 },
-            StateAcc { name: "connected".into(), radio_on: true, power_w: profile.connected.power_w, time_s: 0.0, energy_j: 0.0 },
+            StateAcc {
+                name: profile.idle_name.clone(),
+                radio_on: false,
+                power_w: profile.idle_power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            },
+            StateAcc {
+                name: "promotion".into(),
+                radio_on: true,
+                power_w: profile.promotion.power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            },
+            StateAcc {
+                name: "connected".into(),
+                radio_on: true,
+                power_w: profile.connected.power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            },
         ];
         for stage in &profile.tail {
-            states.push(StateAcc { name: stage.name.clone(), radio_on: stage.radio_on, power_w: stage.power_w, time_s: 0.0, energy_j: 0.0 });
+            states.push(StateAcc {
+                name: stage.name.clone(),
+                radio_on: stage.radio_on,
+                power_w: stage.power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            });
         }
         let mut stage_promotion_state = Vec::with_capacity(profile.tail.len());
         for stage in &profile.tail {
@@ -231,7 +260,10 @@ impl RadioSim {
             last_cap_s: 0.0,
             last_end_s: 0.0,
             last_uplink: false,
-            last_key: Key { flow: 0, exchange: None },
+            last_key: Key {
+                flow: 0,
+                exchange: None,
+            },
             timeline_start_s: 0.0,
             promotions: 0,
             wakeups: 0,
@@ -257,8 +289,13 @@ impl RadioSim {
 
     /// Marks the start of a burst (before its promotion, if it needs one).
     fn mark_burst(&mut self, t_s: f64) {
-        let snap =
-            Snapshot { t_s, energy_j: self.total_energy(), radio_on_s: self.radio_on_s, bytes: self.bytes, wakeups: self.wakeups };
+        let snap = Snapshot {
+            t_s,
+            energy_j: self.total_energy(),
+            radio_on_s: self.radio_on_s,
+            bytes: self.bytes,
+            wakeups: self.wakeups,
+        };
         if self.first_burst.is_none() {
             self.first_burst = Some(snap);
         }
@@ -267,7 +304,12 @@ impl RadioSim {
 
     /// Splits `gap` seconds after a packet into state segments; returns where the radio ends.
     /// Also returns when (seconds into the gap) the radio entered that position.
-    fn walk(&self, gap: f64, rai: bool, segments: &mut [(usize, f64); MAX_SEGMENTS]) -> (usize, Position, f64) {
+    fn walk(
+        &self,
+        gap: f64,
+        rai: bool,
+        segments: &mut [(usize, f64); MAX_SEGMENTS],
+    ) -> (usize, Position, f64) {
         let mut n = 0;
         let mut left = gap.max(0.0);
         let connected_for = match (&self.profile.release_assistance, rai) {
@@ -306,7 +348,9 @@ impl RadioSim {
 
     /// Books time in a state; returns (energy, radio-on seconds).
     fn book(&mut self, state: usize, dt: f64, cat: Cat) -> (f64, f64) {
-        let Some(acc) = self.states.get_mut(state) else { return (0.0, 0.0) };
+        let Some(acc) = self.states.get_mut(state) else {
+            return (0.0, 0.0);
+        };
         let energy = acc.power_w * dt;
         acc.time_s += dt;
         acc.energy_j += energy;
@@ -380,7 +424,11 @@ impl RadioSim {
                     Some((PROMOTION, self.profile.promotion.clone(), true))
                 } else {
                     let p = stage.promotion.clone()?;
-                    Some((self.stage_promotion_state.get(k).copied().flatten()?, p, false))
+                    Some((
+                        self.stage_promotion_state.get(k).copied().flatten()?,
+                        p,
+                        false,
+                    ))
                 }
             }
         }
@@ -426,14 +474,22 @@ impl RadioSim {
     /// earlier than the previous one counts as no gap.
     pub fn tick(&mut self, t: &Tick) {
         let link = self.opts.timing == Timing::Link;
-        let key = Key { flow: t.flow, exchange: t.exchange };
+        let key = Key {
+            flow: t.flow,
+            exchange: t.exchange,
+        };
         let bytes = u64::from(t.wire_len);
         let bits = bytes as f64 * 8.0;
-        let rate = if t.uplink { self.profile.link.up_bps } else { self.profile.link.down_bps };
+        let rate = if t.uplink {
+            self.profile.link.up_bps
+        } else {
+            self.profile.link.down_bps
+        };
         let serialisation_s = if rate > 0.0 { bits / rate } else { 0.0 };
 
         let start_s;
-        let new_burst = !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
+        let new_burst =
+            !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
         if !self.started {
             self.started = true;
             self.first_ts_ns = t.ts_ns;
@@ -486,7 +542,6 @@ impl RadioSim {
                 self.book_gap(booked_gap, false, key);
                 self.burst.clear();
                 self.bursts += 1;
-
             } else {
                 self.book_gap(booked_gap, true, key);
                 let w = booked_gap;
@@ -523,7 +578,11 @@ impl RadioSim {
             self.burst_time_s += airtime;
         }
         let c = &self.profile.connected;
-        let per_bit = if t.uplink { c.up_j_per_bit } else { c.down_j_per_bit };
+        let per_bit = if t.uplink {
+            c.up_j_per_bit
+        } else {
+            c.down_j_per_bit
+        };
         let active_power = if t.uplink { c.tx_power_w } else { c.rx_power_w };
         let mut extra = bits * per_bit;
         if let Some(p) = active_power {
@@ -560,7 +619,8 @@ impl RadioSim {
     }
 
     fn gap_since_last_capture(&self, t: &Tick) -> f64 {
-        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s) - self.last_cap_s
+        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s)
+            - self.last_cap_s
     }
 
     fn credit_round_trip(&mut self, key: Key) {
@@ -577,14 +637,25 @@ impl RadioSim {
     pub fn finish(mut self, capture_span_s: f64) -> RadioReport {
         let mut notes = Vec::new();
         if self.opts.release_assistance && self.profile.release_assistance.is_none() {
-            notes.push(format!("profile {} has no release_assistance section: RAI ignored", self.profile.name));
+            notes.push(format!(
+                "profile {} has no release_assistance section: RAI ignored",
+                self.profile.name
+            ));
         }
-        let capture_span_s = if capture_span_s.is_finite() { capture_span_s.max(0.0) } else { 0.0 };
+        let capture_span_s = if capture_span_s.is_finite() {
+            capture_span_s.max(0.0)
+        } else {
+            0.0
+        };
         let mut timeline_end_s = self.timeline_start_s;
         if self.started {
             // The last burst's tail runs to its end, even past the capture's end.
             let full_tail: f64 = self.profile.connected.inactivity_s.max(0.0)
-                + self.profile.release_assistance.as_ref().map_or(0.0, |r| r.release_after_s)
+                + self
+                    .profile
+                    .release_assistance
+                    .as_ref()
+                    .map_or(0.0, |r| r.release_after_s)
                 + self.profile.tail.iter().map(|s| s.duration_s).sum::<f64>();
             let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
             let (n, _, _) = self.walk(full_tail, self.rai, &mut segments);
@@ -608,14 +679,21 @@ impl RadioSim {
         // the tail time, when the radio never idles) between bursts included.
         // A single burst says nothing about the period: it is assumed to
         // repeat back to back (promotion, burst, full tail), an upper bound.
-        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (self.first_burst, self.last_burst) {
+        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (
+            self.first_burst,
+            self.last_burst,
+        ) {
             (Some(a), Some(b)) if b.t_s > a.t_s => (
                 b.t_s - a.t_s,
                 b.energy_j - a.energy_j,
                 b.bytes.saturating_sub(a.bytes),
                 b.radio_on_s - a.radio_on_s,
                 b.wakeups - a.wakeups,
-                format!("{} burst cycles over {:.3} s", self.bursts.saturating_sub(1), b.t_s - a.t_s),
+                format!(
+                    "{} burst cycles over {:.3} s",
+                    self.bursts.saturating_sub(1),
+                    b.t_s - a.t_s
+                ),
             ),
             _ => {
                 let window = episode_s.max(capture_span_s);
@@ -626,7 +704,9 @@ impl RadioSim {
                     self.bytes,
                     self.radio_on_s,
                     self.wakeups,
-                    format!("one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"),
+                    format!(
+                        "one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"
+                    ),
                 )
             }
         };
@@ -652,17 +732,25 @@ impl RadioSim {
                 window_s: 0.0,
             }
         };
-        let battery = self.opts.battery_mah.filter(|b| b.is_finite() && *b > 0.0).map(|capacity_mah| {
-            let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
-            let total = per_day.charge_mah + sleep_mah_per_day;
-            Battery {
-                capacity_mah,
-                sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
-                radio_mah_per_day: per_day.charge_mah,
-                sleep_mah_per_day,
-                life_days: if total > 0.0 { Some(capacity_mah / total) } else { None },
-            }
-        });
+        let battery = self
+            .opts
+            .battery_mah
+            .filter(|b| b.is_finite() && *b > 0.0)
+            .map(|capacity_mah| {
+                let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
+                let total = per_day.charge_mah + sleep_mah_per_day;
+                Battery {
+                    capacity_mah,
+                    sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
+                    radio_mah_per_day: per_day.charge_mah,
+                    sleep_mah_per_day,
+                    life_days: if total > 0.0 {
+                        Some(capacity_mah / total)
+                    } else {
+                        None
+                    },
+                }
+            });
 
         let energy_j = self.total_energy();
         let split = EnergySplit {
@@ -688,7 +776,12 @@ impl RadioSim {
         let states = self
             .states
             .iter()
-            .map(|s| StateReport { state: s.name.clone(), radio_on: s.radio_on, time_s: s.time_s, energy_j: s.energy_j })
+            .map(|s| StateReport {
+                state: s.name.clone(),
+                radio_on: s.radio_on,
+                time_s: s.time_s,
+                energy_j: s.energy_j,
+            })
             .collect();
         RadioReport {
             profile: self.profile.name.clone(),
@@ -871,14 +964,30 @@ impl RadioReport {
             Timing::Captured => "captured timestamps",
             Timing::Link => "re-timed on the profile's link",
         };
-        let _ = writeln!(o, "radio: profile {} ({timing}{})", self.profile, if self.release_assistance { ", RAI" } else { "" });
+        let _ = writeln!(
+            o,
+            "radio: profile {} ({timing}{})",
+            self.profile,
+            if self.release_assistance { ", RAI" } else { "" }
+        );
         let _ = writeln!(
             o,
             "  radio on {:.3} s, {} wake-ups, {} promotions, energy {:.6} J = {:.6} mAh at {} V",
-            self.radio_on_s, self.wakeups, self.promotions, self.energy_j, self.charge_mah, self.voltage_v
+            self.radio_on_s,
+            self.wakeups,
+            self.promotions,
+            self.energy_j,
+            self.charge_mah,
+            self.voltage_v
         );
         let e = &self.energy;
-        let pct = |x: f64| if self.energy_j > 0.0 { 100.0 * x / self.energy_j } else { 0.0 };
+        let pct = |x: f64| {
+            if self.energy_j > 0.0 {
+                100.0 * x / self.energy_j
+            } else {
+                0.0
+            }
+        };
         let _ = writeln!(
             o,
             "  energy: promotion {:.6} J ({:.1}%), transfer {:.6} J ({:.1}%), tail {:.6} J ({:.1}%), idle {:.6} J ({:.1}%)",
@@ -891,14 +1000,25 @@ impl RadioReport {
             e.idle_j,
             pct(e.idle_j)
         );
-        let states: Vec<String> =
-            self.states.iter().filter(|s| s.time_s > 0.0).map(|s| format!("{} {:.3} s", s.state, s.time_s)).collect();
+        let states: Vec<String> = self
+            .states
+            .iter()
+            .filter(|s| s.time_s > 0.0)
+            .map(|s| format!("{} {:.3} s", s.state, s.time_s))
+            .collect();
         let _ = writeln!(o, "  time per state: {}", states.join(", "));
         if let Some(l) = &self.link {
             let _ = writeln!(
                 o,
                 "  link: {} round trips x {:.3} s, {} B up at {} kbit/s, {} B down at {} kbit/s, {:.3} s airtime, {:.3} s on the link",
-                l.round_trips, l.rtt_s, l.bytes_up, l.up_kbps, l.bytes_down, l.down_kbps, l.airtime_s, l.on_link_s
+                l.round_trips,
+                l.rtt_s,
+                l.bytes_up,
+                l.up_kbps,
+                l.bytes_down,
+                l.down_kbps,
+                l.airtime_s,
+                l.on_link_s
             );
         }
         let d = &self.per_day;
