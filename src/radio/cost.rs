@@ -108,6 +108,36 @@ pub fn cost(per_day_bytes: f64, opts: &CostOptions) -> CostReport {
     }
 }
 
+impl CostReport {
+    /// A human-readable block for the text report.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "cost: {} devices, 1 {} = {} bytes",
+            self.devices, self.unit, self.bytes_per_unit
+        );
+        for (label, line) in [
+            ("device-day", &self.device_day),
+            ("fleet-day", &self.fleet_day),
+            ("fleet-month (30 d)", &self.fleet_month),
+            ("fleet-year (365 d)", &self.fleet_year),
+        ] {
+            let money = match line.cost {
+                Some(c) => format!(", {c:.2} {}", self.currency),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "  {label:<19} {:>20} bytes = {:.3} {}{money}",
+                line.bytes, line.megabytes, self.unit
+            );
+        }
+        o
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,35 +231,5 @@ mod tests {
         );
         assert_eq!(r.device_day.cost, None);
         assert_eq!(r.device_day.megabytes, 1.0);
-    }
-}
-
-impl CostReport {
-    /// A human-readable block for the text report.
-    pub fn to_text(&self) -> String {
-        use std::fmt::Write;
-        let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "cost: {} devices, 1 {} = {} bytes",
-            self.devices, self.unit, self.bytes_per_unit
-        );
-        for (label, line) in [
-            ("device-day", &self.device_day),
-            ("fleet-day", &self.fleet_day),
-            ("fleet-month (30 d)", &self.fleet_month),
-            ("fleet-year (365 d)", &self.fleet_year),
-        ] {
-            let money = match line.cost {
-                Some(c) => format!(", {c:.2} {}", self.currency),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                o,
-                "  {label:<19} {:>20} bytes = {:.3} {}{money}",
-                line.bytes, line.megabytes, self.unit
-            );
-        }
-        o
     }
 }
