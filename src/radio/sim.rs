@@ -135,7 +135,10 @@ struct BurstPart {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Snapshot {
+    /// On the radio's timeline (re-timed with link timing).
     t_s: f64,
+    /// On the capture's clock: the application's schedule.
+    cap_s: f64,
     energy_j: f64,
     radio_on_s: f64,
     bytes: u64,
@@ -291,6 +294,7 @@ impl RadioSim {
     fn mark_burst(&mut self, t_s: f64) {
         let snap = Snapshot {
             t_s,
+            cap_s: self.last_cap_s,
             energy_j: self.total_energy(),
             radio_on_s: self.radio_on_s,
             bytes: self.bytes,
@@ -683,18 +687,27 @@ impl RadioSim {
             self.first_burst,
             self.last_burst,
         ) {
-            (Some(a), Some(b)) if b.t_s > a.t_s => (
-                b.t_s - a.t_s,
-                b.energy_j - a.energy_j,
-                b.bytes.saturating_sub(a.bytes),
-                b.radio_on_s - a.radio_on_s,
-                b.wakeups - a.wakeups,
-                format!(
-                    "{} burst cycles over {:.3} s",
-                    self.bursts.saturating_sub(1),
-                    b.t_s - a.t_s
-                ),
-            ),
+            (Some(a), Some(b)) if b.cap_s > a.cap_s && b.t_s > a.t_s => {
+                // The day holds as many cycles as the captured schedule gives;
+                // each cycle costs what the radio's timeline says (with link
+                // timing a burst may take longer than on the capture).
+                let cycles = self.bursts.saturating_sub(1);
+                let mut basis = format!("{cycles} burst cycles over {:.3} s", b.cap_s - a.cap_s);
+                if b.t_s - a.t_s > (b.cap_s - a.cap_s) * 1.001 {
+                    basis.push_str(&format!(
+                        " of capture ({:.3} s on the link: the captured schedule is kept)",
+                        b.t_s - a.t_s
+                    ));
+                }
+                (
+                    b.cap_s - a.cap_s,
+                    b.energy_j - a.energy_j,
+                    b.bytes.saturating_sub(a.bytes),
+                    b.radio_on_s - a.radio_on_s,
+                    b.wakeups - a.wakeups,
+                    basis,
+                )
+            }
             _ => {
                 let window = episode_s.max(capture_span_s);
                 let idle_fill = self.profile.idle_power_w * (window - episode_s).max(0.0);
