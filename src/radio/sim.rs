@@ -193,6 +193,11 @@ pub struct RadioSim {
     round_trips: u64,
     airtime_s: f64,
     burst_time_s: f64,
+    /// Serialisation time of every frame at the profile's rates, and the
+    /// captured time inside bursts: the first exceeding the second means the
+    /// capture ran on a faster link than this radio's.
+    needed_airtime_s: f64,
+    captured_burst_s: f64,
     bursts: u64,
     burst: HashMap<Key, BurstPart>,
     flows: BTreeMap<u32, Share>,
@@ -277,6 +282,8 @@ impl RadioSim {
             round_trips: 0,
             airtime_s: 0.0,
             burst_time_s: 0.0,
+            needed_airtime_s: 0.0,
+            captured_burst_s: 0.0,
             bursts: 0,
             burst: HashMap::new(),
             flows: BTreeMap::new(),
@@ -510,6 +517,9 @@ impl RadioSim {
             let cap_s = self.last_cap_s + cap_gap;
             self.last_cap_s = cap_s;
             let continuation = cap_gap <= self.profile.link.burst_gap_s;
+            if continuation {
+                self.captured_burst_s += cap_gap;
+            }
             let turn = continuation && self.last_uplink && !t.uplink;
             if turn {
                 self.round_trips += 1;
@@ -574,6 +584,7 @@ impl RadioSim {
         }
 
         // The packet itself.
+        self.needed_airtime_s += serialisation_s;
         let airtime = if link { serialisation_s } else { 0.0 };
         if airtime > 0.0 {
             let (e, on) = self.book(CONNECTED, airtime, Cat::Transfer);
@@ -644,6 +655,21 @@ impl RadioSim {
             notes.push(format!(
                 "profile {} has no release_assistance section: RAI ignored",
                 self.profile.name
+            ));
+        }
+        // Only a clear mismatch: packets are instants on the captured
+        // timeline, so single-packet bursts always look too fast.
+        if self.opts.timing == Timing::Captured
+            && self.needed_airtime_s > (2.0 * self.captured_burst_s).max(0.1)
+        {
+            notes.push(format!(
+                "the capture moved its bursts in {:.3} s, but {} needs {:.3} s of airtime for them at {} / {} kbit/s: \
+                 its timestamps come from a faster link; --timing link re-times them on this radio",
+                self.captured_burst_s,
+                self.profile.name,
+                self.needed_airtime_s,
+                self.profile.link.up_bps / 1e3,
+                self.profile.link.down_bps / 1e3
             ));
         }
         let capture_span_s = if capture_span_s.is_finite() {

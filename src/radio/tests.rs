@@ -645,16 +645,44 @@ fn nbiot_sparse_tracker_https_versus_mqtt() {
         ml.round_trips
     );
     assert!(h.energy_j > 2.0 * m.energy_j);
+    // Captured timing on NB-IoT says the timestamps cannot be this radio's.
+    let c = run(
+        "nbiot",
+        captured(),
+        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains("--timing link")),
+        "{:?}",
+        c.notes
+    );
+    assert!(h.notes.is_empty(), "{:?}", h.notes);
     assert!(hl.round_trips > 3 * ml.round_trips);
 }
 
 #[test]
 #[ignore]
 fn print_json() {
-    let opts = RadioOptions { timing: Timing::Link, battery_mah: Some(3000.0), sleep_current_ua: 5.0, release_assistance: false };
-    let mut r = run("nbiot", opts, &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    let opts = RadioOptions {
+        timing: Timing::Link,
+        battery_mah: Some(3000.0),
+        sleep_current_ua: 5.0,
+        release_assistance: false,
+    };
+    let mut r = run(
+        "nbiot",
+        opts,
+        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
+    );
     r.per_flow.truncate(2);
-    r.cost = Some(cost(r.per_day.bytes as f64, &CostOptions { devices: 5000, price_per_mb: Some(0.5), ..CostOptions::default() }));
+    r.cost = Some(cost(
+        r.per_day.bytes as f64,
+        &CostOptions {
+            devices: 5000,
+            price_per_mb: Some(0.5),
+            ..CostOptions::default()
+        },
+    ));
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
 }
 
@@ -663,10 +691,19 @@ fn per_day_keeps_the_captured_schedule_with_link_timing() {
     // 8 readings, 20 s apart on the capture; on NB-IoT each burst takes
     // longer, but the day still holds 4,320 readings.
     let ticks: Vec<Tick> = (0..8)
-        .flat_map(|i| [tick(i as f64 * 20.0, 1000, true), tick(i as f64 * 20.0 + 0.001, 1000, false)])
+        .flat_map(|i| {
+            [
+                tick(i as f64 * 20.0, 1000, true),
+                tick(i as f64 * 20.0 + 0.001, 1000, false),
+            ]
+        })
         .collect();
     let r = run("nbiot", link(), &ticks);
     assert_eq!(r.per_day.bytes, 8_640_000);
     assert!((r.per_day.window_s - 140.0).abs() < 1e-6);
-    assert!(r.per_day.basis.contains("captured schedule"), "{}", r.per_day.basis);
+    assert!(
+        r.per_day.basis.contains("captured schedule"),
+        "{}",
+        r.per_day.basis
+    );
 }
