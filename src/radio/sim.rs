@@ -914,7 +914,10 @@ pub struct RadioReport {
     pub battery: Option<Battery>,
     /// What drove `--timing link`; absent with captured timing.
     pub link: Option<LinkReport>,
+    /// Idle energy belongs to no flow; everything else is charged to flows.
     pub per_flow: Vec<ShareReport>,
+    /// Frames outside any exchange (connection setup, keep-alives, teardown)
+    /// are charged to their flow only.
     pub per_exchange: Vec<ShareReport>,
     /// Fleet cost, filled by the caller with [`super::cost::cost`].
     #[serde(skip_serializing_if = "Option::is_none")]
