@@ -713,6 +713,7 @@ impl Http1 {
         let Some(p) = self.pending.front() else { return Step::Used(0) };
         let (msg, head, upgrade, req_hdr) = (p.msg, p.head, p.upgrade, p.header_bytes);
         let what = format!("{} {code}", p.what);
+        let request_what = p.what.clone();
         self.header(Dir::S2C, hdr, msg, emit);
 
         if code == 101 {
@@ -720,14 +721,14 @@ impl Http1 {
             // what the response names.
             let target = upgrade.filter(|u| *u != Upgrade::Connect).or(f.upgrade);
             self.pending.pop_front();
-            let id = match msg {
+            let exchange = match msg {
                 MsgRef::Exchange(id) => {
                     emit.event(Event::Describe { id, what });
-                    Some(id)
+                    Some((id, request_what))
                 }
                 _ => None,
             };
-            self.start_tunnel(target, id, req_hdr + hdr as u64, f.ws_protocol_mqtt, emit);
+            self.start_tunnel(target, exchange, req_hdr + hdr as u64, f.ws_protocol_mqtt, emit);
             return Step::Used(hdr);
         }
         if (100..200).contains(&code) {
@@ -798,7 +799,7 @@ impl Http1 {
     }
 
     /// The connection switches to `target` (unknown: opaque payload).
-    fn start_tunnel(&mut self, target: Option<Upgrade>, exchange: Option<u32>, upgrade_bytes: u64, mqtt: bool, emit: &mut Emit) {
+    fn start_tunnel(&mut self, target: Option<Upgrade>, exchange: Option<(u32, String)>, upgrade_bytes: u64, mqtt: bool, emit: &mut Emit) {
         let first_id = self.next_id;
         let inner: Box<dyn Dissector> = match target {
             Some(Upgrade::WebSocket) => {
