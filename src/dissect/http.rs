@@ -554,14 +554,13 @@ impl Http1 {
 
     /// Responded for the request at the head of the queue, once.
     fn first_response_byte(&mut self, emit: &mut Emit) {
-        if let Some(p) = self.pending.front_mut() {
-            if !p.responded {
+        if let Some(p) = self.pending.front_mut()
+            && !p.responded {
                 p.responded = true;
                 if let MsgRef::Exchange(id) = p.msg {
                     emit.event(Event::Responded { id });
                 }
             }
-        }
     }
 
     fn start(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Step {
@@ -776,11 +775,10 @@ impl Http1 {
                 self.sides[i].state = if awaits { State::AwaitUpgrade } else { State::Start };
             }
             Dir::S2C => {
-                if let Some(p) = self.pending.pop_front() {
-                    if let MsgRef::Exchange(id) = p.msg {
+                if let Some(p) = self.pending.pop_front()
+                    && let MsgRef::Exchange(id) = p.msg {
                         emit.event(Event::Close { id });
                     }
-                }
                 self.sides[i].state = State::Start;
             }
         }
@@ -818,20 +816,18 @@ impl Http1 {
         self.tunnel = Some(inner);
         self.sides[Dir::S2C.idx()].state = State::Tunnel;
         let c = Dir::C2S.idx();
-        if let State::Lost { junk, .. } = self.sides[c].state {
-            if junk > 0 {
+        if let State::Lost { junk, .. } = self.sides[c].state
+            && junk > 0 {
                 let reason = self.sides[c].lost_reason;
                 emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
             }
-        }
         self.sides[c].state = State::Tunnel;
         self.sides[c].scanned = 0;
         let held = std::mem::take(&mut self.sides[c].held);
-        if !held.is_empty() {
-            if let Some(t) = self.tunnel.as_mut() {
+        if !held.is_empty()
+            && let Some(t) = self.tunnel.as_mut() {
                 t.data(Dir::C2S, &held, emit);
             }
-        }
     }
 
     /// Keeps the unhandled tail of `dir`'s input, within bounds.

@@ -261,12 +261,11 @@ impl Http2 {
     }
 
     fn responded(&mut self, stream: u32, emit: &mut Emit) {
-        if let Some(s) = self.streams.get_mut(&stream) {
-            if !s.responded {
+        if let Some(s) = self.streams.get_mut(&stream)
+            && !s.responded {
                 s.responded = true;
                 emit.event(Event::Responded { id: s.id });
             }
-        }
     }
 
     fn header_bytes(n: u64, msg: MsgRef, emit: &mut Emit) {
@@ -399,14 +398,13 @@ impl Http2 {
             DATA => {
                 let mut chunk = chunk;
                 let mut pos = done;
-                if f.flags & PADDED != 0 && pos == 0 {
-                    if let Some((&pad, rest)) = chunk.split_first() {
+                if f.flags & PADDED != 0 && pos == 0
+                    && let Some((&pad, rest)) = chunk.split_first() {
                         f.pad = u64::from(pad);
                         Self::header_bytes(1, f.msg, emit);
                         chunk = rest;
                         pos = 1;
                     }
-                }
                 let data_end = if f.flags & PADDED != 0 { f.len.saturating_sub(f.pad).max(1) } else { f.len };
                 let data = data_end.saturating_sub(pos).min(chunk.len() as u64);
                 emit.span(Class::Payload, data, f.msg);
@@ -501,29 +499,26 @@ impl Http2 {
             msg = self.open(stream, what, emit);
         } else if dir == Dir::C2S && f.typ == CONTINUATION && ended {
             // The request's header block finished in a CONTINUATION frame.
-            if let (Some(p), Some(s)) = (&pseudo, self.streams.get_mut(&stream)) {
-                if let Some(m) = &p.method {
+            if let (Some(p), Some(s)) = (&pseudo, self.streams.get_mut(&stream))
+                && let Some(m) = &p.method {
                     super::http::bump(&mut emit.stats.http2.methods, m, 1);
                     s.what = truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")));
                     emit.event(Event::Describe { id: s.id, what: s.what.clone() });
                 }
-            }
         } else if dir == Dir::S2C && f.typ != PUSH_PROMISE && !self.streams.contains_key(&stream) && stream % 2 == 1 {
             // A response whose request was not captured.
             msg = self.open(stream, "(request not captured)".into(), emit);
             self.responded(stream, emit);
         }
-        if dir == Dir::S2C && f.typ != PUSH_PROMISE {
-            if let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone()) {
+        if dir == Dir::S2C && f.typ != PUSH_PROMISE
+            && let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone()) {
                 emit.stats.http2.responses += 1;
                 super::http::bump(&mut emit.stats.http2.status_codes, &status, 1);
-                if let Some(s) = self.streams.get(&stream) {
-                    if !status.starts_with('1') {
+                if let Some(s) = self.streams.get(&stream)
+                    && !status.starts_with('1') {
                         emit.event(Event::Describe { id: s.id, what: format!("{} {status}", s.what) });
                     }
-                }
             }
-        }
         if f.collect {
             Self::header_bytes(FRAME_HEADER as u64 + f.len, msg, emit);
         }
@@ -692,12 +687,11 @@ impl Http2 {
     /// frame, whose spans were waiting for the frame's end.
     fn flush_frame(&mut self, dir: Dir, emit: &mut Emit) {
         let i = dir.idx();
-        if let Some(f) = self.sides[i].frame.take() {
-            if f.header_block() && f.collect {
+        if let Some(f) = self.sides[i].frame.take()
+            && f.header_block() && f.collect {
                 let got = (f.len - f.left) + FRAME_HEADER as u64;
                 Self::header_bytes(got, f.msg, emit);
             }
-        }
     }
 }
 
