@@ -899,6 +899,32 @@ mod tests {
     }
 
     #[test]
+    fn random_header_blocks_never_panic() {
+        let mut x = 7u64;
+        let mut d = Http2::new(&ctx());
+        let mut r = testkit::Run::default();
+        let mut fed = 0u64;
+        for round in 0..3000u32 {
+            let mut block = vec![];
+            for _ in 0..(round % 40) {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                block.push((x >> 40) as u8);
+            }
+            let f = frame(HEADERS, END_HEADERS | END_STREAM, 2 * round + 1, &block);
+            fed += f.len() as u64;
+            let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+            d.data(Dir::S2C, &f, &mut e);
+            // A fresh decoder each time so every block is really decoded.
+            d.sides[Dir::S2C.idx()] = Side::new(false);
+        }
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.finish(&mut e);
+        r.fed = fed;
+        r.assert_conserved();
+        assert!(r.stats.http2.hpack_errors > 0);
+    }
+
+    #[test]
     fn probe_wants_the_preface() {
         assert_eq!(probe(Dir::C2S, PREFACE), Probe::Yes);
         assert_eq!(probe(Dir::C2S, &PREFACE[..16]), Probe::Yes);
