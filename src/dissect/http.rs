@@ -363,7 +363,7 @@ impl Http1 {
             State::Start => self.start(dir, b, emit),
             State::Body { left, msg } => {
                 let n = left.min(b.len() as u64);
-                self.body_bytes(dir, n, left, msg, emit);
+                self.body_bytes(dir, n, left, msg, false, emit);
                 Step::Used(n as usize)
             }
             State::ChunkSize { msg } => {
@@ -390,7 +390,7 @@ impl Http1 {
             }
             State::ChunkData { left, msg } => {
                 let n = left.min(b.len() as u64);
-                self.body_bytes(dir, n, left, msg, emit);
+                self.body_bytes(dir, n, left, msg, false, emit);
                 Step::Used(n as usize)
             }
             State::ChunkEnd { msg } => {
@@ -435,6 +435,12 @@ impl Http1 {
     /// Counts `n` body bytes.
     fn body(&mut self, dir: Dir, n: u64, msg: MsgRef, emit: &mut Emit) {
         emit.span(Class::Payload, n, msg);
+        Self::count_body(dir, n, emit);
+    }
+
+    /// Body statistics; bytes missing from the capture count too (they were
+    /// sent), though the flow stage classifies them.
+    fn count_body(dir: Dir, n: u64, emit: &mut Emit) {
         match dir {
             Dir::C2S => emit.stats.http.request_body_bytes += n,
             Dir::S2C => emit.stats.http.response_body_bytes += n,
@@ -442,9 +448,13 @@ impl Http1 {
     }
 
     /// Counts `n <= left` bytes of a length-delimited body or chunk and
-    /// moves on when it is complete.
-    fn body_bytes(&mut self, dir: Dir, n: u64, left: u64, msg: MsgRef, emit: &mut Emit) {
-        self.body(dir, n, msg, emit);
+    /// moves on when it is complete. `missing`: lost to the capture (no span).
+    fn body_bytes(&mut self, dir: Dir, n: u64, left: u64, msg: MsgRef, missing: bool, emit: &mut Emit) {
+        if missing {
+            Self::count_body(dir, n, emit);
+        } else {
+            self.body(dir, n, msg, emit);
+        }
         let left = left.saturating_sub(n);
         let i = dir.idx();
         match self.sides[i].state {
@@ -914,35 +924,37 @@ impl Dissector for Http1 {
         }
     }
 
+    /// The flow stage classifies the missing bytes; here only the framing
+    /// follows: a body counts down past them, anything else is lost until
+    /// the next start line.
     fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
         let i = dir.idx();
         if self.sides[i].held.is_empty() {
             match self.sides[i].state {
                 State::Tunnel => {
-                    match self.tunnel.as_mut() {
-                        Some(t) => t.gap(dir, len, emit),
-                        None => emit.span(Class::Payload, len, MsgRef::Flow),
+                    if let Some(t) = self.tunnel.as_mut() {
+                        t.gap(dir, len, emit);
                     }
                     return;
                 }
-                // Missing body bytes are still body bytes.
                 State::Body { left, msg } | State::ChunkData { left, msg } if len <= left => {
-                    self.body_bytes(dir, len, left, msg, emit);
+                    self.body_bytes(dir, len, left, msg, true, emit);
                     return;
                 }
-                State::UntilClose { msg } => {
-                    self.body(dir, len, msg, emit);
+                State::UntilClose { .. } => {
+                    Self::count_body(dir, len, emit);
                     return;
                 }
                 _ => {}
             }
         }
-        // Framing is lost: held bytes and the gap are unparsed.
+        // Framing is lost: held bytes are unparsed.
         self.drop_held(dir, "HTTP message cut by a capture gap", emit);
-        emit.span(Class::Payload, len, MsgRef::Flow);
-        emit.stats.http.malformed += 1;
+        if !matches!(self.sides[i].state, State::Lost { .. }) {
+            emit.stats.http.malformed += 1;
+        }
         let side = &mut self.sides[i];
-        side.state = State::Lost { junk: len, line_start: false };
+        side.state = State::Lost { junk: 0, line_start: false };
         side.lost_reason = "HTTP framing lost at a capture gap";
     }
 
@@ -1421,7 +1433,8 @@ mod tests {
         d.finish(&mut e);
         assert_eq!(r.stats.http.requests, 2);
         assert_eq!(r.stats.http.request_body_bytes, 10);
-        let fed = 41 + 5 + 3 + 8 + 7 + 4 + 18;
+        // Gap bytes are the flow stage's to classify.
+        let fed = 41 + 3 + 8 + 4 + 18;
         assert_eq!(r.ledger().total(), fed);
     }
 

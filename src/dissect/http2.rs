@@ -638,8 +638,9 @@ impl Dissector for Http2 {
         let i = dir.idx();
         match self.sides[i].frame {
             // Missing DATA bytes: framing survives.
+            // The flow stage classifies the missing bytes; DATA counts down
+            // past them.
             Some(f) if f.typ == DATA && f.flags & PADDED == 0 && len <= f.left && !self.sides[i].lost => {
-                emit.span(Class::Payload, len, f.msg);
                 match dir {
                     Dir::C2S => emit.stats.http2.data_payload_bytes_c2s += len,
                     Dir::S2C => emit.stats.http2.data_payload_bytes_s2c += len,
@@ -656,8 +657,6 @@ impl Dissector for Http2 {
                     self.flush_frame(dir, emit);
                     self.lose(dir, emit);
                 }
-                emit.span(Class::Payload, len, MsgRef::Flow);
-                self.sides[i].junk += len;
             }
         }
     }

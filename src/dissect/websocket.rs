@@ -396,8 +396,9 @@ impl WebSocket {
             return;
         };
         if !self.inner_announced {
+            // The flow stays a WebSocket flow (its `App`); the carried
+            // protocol shows in its own statistics and exchanges.
             self.inner_announced = true;
-            emit.event(Event::App { name: "mqtt" });
             *emit.stats.websocket.inner.entry("mqtt".to_string()).or_default() += 1;
         }
         self.scratch_spans.clear();
@@ -516,9 +517,9 @@ impl Dissector for WebSocket {
                 if self.sniff_dir == Some(dir) {
                     self.decide_inner(dir, &mut f, emit);
                 }
-                if f.control() {
-                    emit.span(Class::AppControl, len, MsgRef::Flow);
-                } else {
+                // The flow stage classifies the missing bytes; the frame
+                // counts down past them.
+                if !f.control() {
                     let st = &mut emit.stats.websocket;
                     st.payload_bytes += len;
                     match dir {
@@ -533,7 +534,7 @@ impl Dissector for WebSocket {
                             inner.gap(dir, len, &mut e);
                             relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(&mut f), emit);
                         }
-                        None => emit.span(Class::Payload, len, f.msg),
+                        None => {}
                     }
                 }
                 f.done += len;
@@ -550,8 +551,6 @@ impl Dissector for WebSocket {
                     }
                     self.lose(dir, emit);
                 }
-                emit.span(Class::Payload, len, MsgRef::Flow);
-                self.sides[i].junk += len;
             }
         }
     }
@@ -748,7 +747,7 @@ mod tests {
         assert_eq!(got.stats.websocket.header_bytes, 112);
         assert_eq!(got.stats.websocket.upgrade_bytes, 453);
         assert_eq!(got.stats.websocket.inner.get("mqtt"), Some(&1));
-        assert!(got.runs[0].events.contains(&Event::App { name: "mqtt" }));
+        assert!(got.runs[0].events.contains(&Event::App { name: "websocket" }));
     }
 
     fn feed(ws: &mut WebSocket, pieces: &[(Dir, &[u8])]) -> testkit::Run {
@@ -821,9 +820,10 @@ mod tests {
         ws.gap(Dir::S2C, 3, &mut e);
         ws.data(Dir::S2C, &[1, 2, 3], &mut e);
         ws.finish(&mut e);
-        assert_eq!(r.ledger().total(), 3 + 8 + 3 + 1 + 3 + 3);
+        // Gap bytes are the flow stage's to classify.
+        assert_eq!(r.ledger().total(), 3 + 3 + 1 + 3);
         assert_eq!(r.class(Class::AppControl), 2);
         assert_eq!(r.stats.websocket.data_payload_bytes_s2c, 10);
-        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { bytes: 7, .. })));
+        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { bytes: 4, .. })));
     }
 }
