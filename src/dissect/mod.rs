@@ -123,12 +123,12 @@ impl Emit<'_> {
 pub trait Dissector: Send {
     /// In-order bytes of one direction (TCP), or one whole datagram (UDP).
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit);
-    /// `len` bytes of this direction were lost to the capture (a gap in the
-    /// sequence space, or snaplen): classify them and resynchronise.
-    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
-        let _ = dir;
-        emit.span(Class::Payload, len, MsgRef::Flow);
-    }
+    /// `len` bytes of this direction are missing from the stream (a segment
+    /// the capture lost, or bytes snaplen cut off). The flow stage accounts
+    /// for them itself: emit no span for them, only resynchronise (a
+    /// dissector counting down a body can skip them; one mid-header must
+    /// give up its pending bytes as malformed and look for a new start).
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit);
     /// The flow is over: classify anything still buffered.
     fn finish(&mut self, emit: &mut Emit);
 }

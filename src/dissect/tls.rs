@@ -1,6 +1,6 @@
 //! tls (stub: to be written).
 
-use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
 use serde::Serialize;
 
 pub static PROTOCOL: Protocol = Protocol { name: "tls", l4: &[L4::Tcp, L4::Udp], ports: &[443, 8443, 8883, 5684, 4433], probe, make };

@@ -1,0 +1,293 @@
+//! Packet decoding: link layer, IP (v4 options, v6 extension headers),
+//! TCP/UDP headers, IP defragmentation.
+//!
+//! Header parsing is our own, a few dozen lines per layer, because the
+//! ledger needs what general slicers hide when a capture is cut short: the
+//! claimed IP length, every header's length, and where the wire bytes the
+//! capture did not keep belong.
+
+pub mod defrag;
+pub mod link;
+
+use std::net::IpAddr;
+
+pub use defrag::Defragmenter;
+
+/// TCP flags we act on.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpHeader {
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+}
+
+/// Transport of a decoded IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp(TcpHeader),
+    Udp,
+    /// ICMP and every other IP protocol: no flow.
+    Other(u8),
+}
+
+/// One IP packet's layers, with the wire byte count of each.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoded<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub transport: Transport,
+    /// Wire bytes per layer: link header + trailer, IP headers, TCP/UDP header.
+    pub link_len: u32,
+    pub net_len: u32,
+    pub transport_len: u32,
+    /// Transport payload length on the wire.
+    pub payload_len: u32,
+    /// The payload bytes captured (a prefix of the wire payload).
+    pub payload: &'a [u8],
+}
+
+/// What the decoder made of a frame.
+#[derive(Debug)]
+pub enum Frame<'a> {
+    /// A whole (or reassembled) IP packet carrying TCP, UDP or another protocol.
+    Ip(Decoded<'a>),
+    /// A fragment held for reassembly: its bytes are `link`, `network` and
+    /// (first fragment) `transport` header, the rest fragment payload.
+    Fragment { link_len: u32, net_len: u32 },
+    /// Not IP (ARP, LLDP, ...) or a link type wiretax does not decode.
+    NotIp { why: NotIp },
+    /// Claims to be IP but the headers are broken or cut: `link_len` bytes
+    /// of link header, the rest counted as network.
+    Broken { link_len: u32, why: &'static str },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotIp {
+    EtherType(u16),
+    UnsupportedLinktype(u16),
+    TooShort,
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+#[inline]
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+}
+
+/// Decodes a captured frame of `wire_len` bytes on the wire.
+pub fn decode<'a>(linktype: u16, data: &'a [u8], wire_len: u32) -> Frame<'a> {
+    let (link_hdr, ip) = match link::strip(linktype, data) {
+        Ok(x) => x,
+        Err(why) => return Frame::NotIp { why },
+    };
+    decode_ip(link_hdr, ip, wire_len)
+}
+
+/// Decodes the IP packet that starts `link_hdr` bytes into the frame.
+pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
+    let broken = |why| Frame::Broken { link_len: link_hdr.min(wire_len), why };
+    let Some(&first) = ip.first() else { return broken("no IP header captured") };
+    let wire_ip_max = wire_len.saturating_sub(link_hdr);
+    let parsed = match first >> 4 {
+        4 => ipv4(ip),
+        6 => ipv6(ip),
+        _ => return broken("IP version is neither 4 nor 6"),
+    };
+    let Some(h) = parsed else { return broken("IP header cut short or malformed") };
+    if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
+        return broken("IP length field disagrees with the frame");
+    }
+    // Everything in the frame around the IP packet is link: header and trailer/padding.
+    let link_len = wire_len - h.total_len;
+    if h.fragment.is_some() {
+        return Frame::Fragment { link_len, net_len: h.hdr_len };
+    }
+    let body = ip.get(h.hdr_len as usize..h.total_len.min(ip.len() as u32) as usize).unwrap_or(&[]);
+    let body_wire = h.total_len - h.hdr_len;
+    transport(h.src, h.dst, h.proto, body, body_wire, link_len, h.hdr_len)
+}
+
+/// Slices the transport header of an IP payload of `body_wire` wire bytes
+/// (of which `body` was captured).
+pub fn transport<'a>(src: IpAddr, dst: IpAddr, proto: u8, body: &'a [u8], body_wire: u32, link_len: u32, net_len: u32) -> Frame<'a> {
+    let other = Decoded {
+        src,
+        dst,
+        sport: 0,
+        dport: 0,
+        transport: Transport::Other(proto),
+        link_len,
+        // Non-TCP/UDP packets count wholly as network (REPORT.md).
+        net_len: net_len + body_wire,
+        transport_len: 0,
+        payload_len: 0,
+        payload: &[],
+    };
+    match proto {
+        6 => {
+            let (Some(sport), Some(dport), Some(seq), Some(ack), Some(off), Some(flags), Some(window)) = (
+                be16(body, 0),
+                be16(body, 2),
+                be32(body, 4),
+                be32(body, 8),
+                body.get(12),
+                body.get(13),
+                be16(body, 14),
+            ) else {
+                return Frame::Ip(other);
+            };
+            let hl = ((off >> 4) as u32) * 4;
+            if hl < 20 || hl > body_wire {
+                return Frame::Ip(other);
+            }
+            Frame::Ip(Decoded {
+                src,
+                dst,
+                sport,
+                dport,
+                transport: Transport::Tcp(TcpHeader { seq, ack, flags: *flags, window }),
+                link_len,
+                net_len,
+                transport_len: hl,
+                payload_len: body_wire - hl,
+                payload: body.get(hl as usize..).unwrap_or(&[]),
+            })
+        }
+        17 => {
+            let (Some(sport), Some(dport)) = (be16(body, 0), be16(body, 2)) else { return Frame::Ip(other) };
+            if body_wire < 8 {
+                return Frame::Ip(other);
+            }
+            Frame::Ip(Decoded {
+                src,
+                dst,
+                sport,
+                dport,
+                transport: Transport::Udp,
+                link_len,
+                net_len,
+                transport_len: 8,
+                payload_len: body_wire - 8,
+                payload: body.get(8..).unwrap_or(&[]),
+            })
+        }
+        _ => Frame::Ip(other),
+    }
+}
+
+/// An IP header as the ledger needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct IpHdr {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Header bytes: IPv4 with options, IPv6 with extension headers.
+    pub hdr_len: u32,
+    /// Header plus payload, from the length field.
+    pub total_len: u32,
+    /// Upper-layer protocol number.
+    pub proto: u8,
+    pub fragment: Option<FragInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragInfo {
+    pub id: u32,
+    /// Offset of this fragment's data in the datagram payload, bytes.
+    pub offset: u32,
+    pub more: bool,
+}
+
+fn ipv4(b: &[u8]) -> Option<IpHdr> {
+    let ihl = (*b.first()? & 0x0f) as u32 * 4;
+    if ihl < 20 || (b.len() as u32) < ihl {
+        return None;
+    }
+    let total = be16(b, 2)? as u32;
+    let id = be16(b, 4)? as u32;
+    let ff = be16(b, 6)?;
+    let more = ff & 0x2000 != 0;
+    let offset = (ff & 0x1fff) as u32 * 8;
+    let src: [u8; 4] = b.get(12..16)?.try_into().ok()?;
+    let dst: [u8; 4] = b.get(16..20)?.try_into().ok()?;
+    Some(IpHdr {
+        src: IpAddr::from(src),
+        dst: IpAddr::from(dst),
+        hdr_len: ihl,
+        total_len: total,
+        proto: *b.get(9)?,
+        fragment: (more || offset > 0).then_some(FragInfo { id, offset, more }),
+    })
+}
+
+fn ipv6(b: &[u8]) -> Option<IpHdr> {
+    let payload_len = be16(b, 4)? as u32;
+    let src: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+    let dst: [u8; 16] = b.get(24..40)?.try_into().ok()?;
+    let mut next = *b.get(6)?;
+    let mut at = 40usize;
+    let mut fragment = None;
+    // Walk extension headers; their bytes are network-layer overhead.
+    loop {
+        match next {
+            0 | 43 | 60 | 135 | 139 | 140 | 253 | 254 => {
+                let len = (*b.get(at + 1)? as usize + 1) * 8;
+                next = *b.get(at)?;
+                at += len;
+            }
+            51 => {
+                // Authentication header: length in 4-byte units, minus 2.
+                let len = (*b.get(at + 1)? as usize + 2) * 4;
+                next = *b.get(at)?;
+                at += len;
+            }
+            44 => {
+                let ff = be16(b, at + 2)?;
+                fragment = Some(FragInfo { id: be32(b, at + 4)?, offset: (ff & 0xfff8) as u32, more: ff & 1 != 0 });
+                next = *b.get(at)?;
+                at += 8;
+                if fragment.is_some_and(|f| f.offset > 0) {
+                    // Later fragments carry no upper-layer header.
+                    break;
+                }
+            }
+            _ => break,
+        }
+        if at > 40 + payload_len as usize {
+            return None;
+        }
+    }
+    let f = fragment.filter(|f| f.more || f.offset > 0);
+    Some(IpHdr {
+        src: IpAddr::from(src),
+        dst: IpAddr::from(dst),
+        hdr_len: at as u32,
+        total_len: 40 + payload_len,
+        proto: next,
+        fragment: f,
+    })
+}
+
+/// Reads the IP header alone (for defragmentation).
+pub fn ip_header(ip: &[u8]) -> Option<IpHdr> {
+    match ip.first()? >> 4 {
+        4 => ipv4(ip),
+        6 => ipv6(ip),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
