@@ -648,6 +648,11 @@ mod tests {
                 held.drain(..n);
             }
         }
+        fn gap(&mut self, dir: Dir, _len: u64, emit: &mut Emit) {
+            let h = &mut self.held[dir.idx()];
+            emit.malformed(h.len() as u64, MsgRef::Flow, "cut by a gap");
+            h.clear();
+        }
         fn finish(&mut self, emit: &mut Emit) {
             for h in &mut self.held {
                 emit.span(Class::Payload, h.len() as u64, MsgRef::Flow);
@@ -743,6 +748,14 @@ mod tests {
         let app = |l: &crate::ledger::Ledger| l.get(Class::AppHeader) + l.get(Class::AppControl) + l.get(Class::Payload);
         let want = bc["app_header"].as_u64().unwrap_or(0) + bc["app_control"].as_u64().unwrap_or(0) + bc["payload"].as_u64().unwrap_or(0);
         assert_eq!(app(&got.ledger), want);
+        // With the real MQTT dissector inside: exactly the truth's classes.
+        for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
+            assert_eq!(got.ledger.get(c), bc[c.name()].as_u64().unwrap_or(0), "{}", c.name());
+        }
+        let m = serde_json::to_value(&got.stats.mqtt).expect("json");
+        for k in ["packets", "keepalive_s", "publish_payload_bytes", "total_mqtt_bytes"] {
+            assert_eq!(m[k], t["mqtt"][k], "mqtt.{k}");
+        }
         assert_eq!(got.stats.websocket.frames.get("binary"), Some(&20));
         assert_eq!(got.stats.websocket.header_bytes, 112);
         assert_eq!(got.stats.websocket.upgrade_bytes, 453);
