@@ -526,15 +526,12 @@ impl Dissector for WebSocket {
                         Dir::C2S => st.data_payload_bytes_c2s += len,
                         Dir::S2C => st.data_payload_bytes_s2c += len,
                     }
-                    match self.inner.as_mut() {
-                        Some(inner) => {
-                            self.scratch_spans.clear();
-                            self.scratch_events.clear();
-                            let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
-                            inner.gap(dir, len, &mut e);
-                            relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(&mut f), emit);
-                        }
-                        None => {}
+                    if let Some(inner) = self.inner.as_mut() {
+                        self.scratch_spans.clear();
+                        self.scratch_events.clear();
+                        let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+                        inner.gap(dir, len, &mut e);
+                        relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(&mut f), emit);
                     }
                 }
                 f.done += len;
