@@ -104,7 +104,7 @@ fn main() {
         let mut n = 0u64;
         let src = Cursor::new(SharedBytes(shared.clone()));
         let Ok(mut rd) = CaptureReader::from_read(Path::new("fleet"), Box::new(src)) else { return 0 };
-        let _ = rd.for_each(|p| n += p.data.len() as u64);
+        let _ = rd.for_each(|p, _offset| n += p.data.len() as u64);
         n
     });
 
@@ -135,9 +135,9 @@ fn main() {
     h.bench("flow/table headers only (lookup)", flow_work, || {
         let mut table = FlowTable::new(Options::new().flow);
         let mut sink = CountingSink::default();
-        for (t, w, d) in &headers_only {
+        for (i, (t, w, d)) in headers_only.iter().enumerate() {
             table.expire(*t, &mut sink);
-            table.packet(*t, *w, d, 1, &mut sink);
+            table.packet(i as u64, *t, *w, d, 1, &mut sink);
         }
         table.finish_all(&mut sink);
         sink.flows
@@ -145,9 +145,9 @@ fn main() {
     h.bench("flow/table full (reassembly+dissect)", flow_work, || {
         let mut table = FlowTable::new(Options::new().flow);
         let mut sink = CountingSink::default();
-        for (t, w, d) in &frames {
+        for (i, (t, w, d)) in frames.iter().enumerate() {
             table.expire(*t, &mut sink);
-            table.packet(*t, *w, d, 1, &mut sink);
+            table.packet(i as u64, *t, *w, d, 1, &mut sink);
         }
         table.finish_all(&mut sink);
         sink.flows
@@ -160,6 +160,8 @@ fn main() {
     if std::fs::write(&path, &image).is_ok() {
         let opts = Options::new();
         h.bench("analyze/analyze_file", file_work, || analyze_file(&path, &opts).map(|r| r.totals.frames).unwrap_or(0));
+        let two = Options { jobs: 2, ..Options::new() };
+        h.bench("analyze/analyze_file jobs 2", file_work, || analyze_file(&path, &two).map(|r| r.totals.frames).unwrap_or(0));
         if h.wants("report/json") {
             if let Ok(r) = analyze_file(&path, &opts) {
                 let report = Report::combine(vec![r], Vec::new());

@@ -114,7 +114,7 @@ pub fn capture_files() -> Vec<PathBuf> {
 pub fn read_capture(path: &Path) -> Vec<OwnedPacket> {
     let mut out = Vec::new();
     let Ok(mut rd) = CaptureReader::open(path) else { return out };
-    let _ = rd.for_each(|p| {
+    let _ = rd.for_each(|p, _offset| {
         out.push(OwnedPacket { ts_ns: p.ts_ns, wire_len: p.wire_len, linktype: p.linktype, data: p.data.to_vec() })
     });
     out
