@@ -1,21 +1,1597 @@
-//! tls (stub: to be written).
+//! TLS 1.0-1.3 over TCP and DTLS 1.0/1.2 over UDP.
+//!
+//! Records are framed here (one record per direction buffered at most,
+//! 16 KiB + expansion); handshake messages are walked as a stream across
+//! records and the hellos parsed with tls-parser. The ledger: whole records
+//! of type 22 and 20 are `tls_handshake`, whole alerts `tls_record_overhead`,
+//! application data splits into header + cipher expansion (overhead) and the
+//! rest (`payload`, or the inner protocol's classes when a key log decrypts
+//! it). TLS 1.3 without keys: each side's encrypted records up to its
+//! Finished, inferred from the handshake's shape, count as `tls_handshake`.
 
-use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use crate::decrypt::{self, DecryptError, Expansion, Opened, RecordKeys, Side, Suite, Tls12Options};
+use crate::ledger::Class;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 pub static PROTOCOL: Protocol = Protocol { name: "tls", l4: &[L4::Tcp, L4::Udp], ports: &[443, 8443, 8883, 5684, 4433], probe, make };
 
-fn probe(_dir: Dir, _first: &[u8]) -> Probe {
+const TLS_HEADER: usize = 5;
+const DTLS_HEADER: usize = 13;
+/// A record claiming a longer fragment is malformed (RFC 5246 6.2.3).
+const MAX_RECORD: usize = decrypt::MAX_CIPHERTEXT;
+/// Largest handshake message body kept for parsing (hellos, EncryptedExtensions).
+const MAX_KEPT_MESSAGE: usize = 64 * 1024;
+/// Keyless exchanges get ids from here up, apart from any inner dissector's.
+const EXCHANGE_BASE: u32 = 0x4000_0000;
+/// Distinct SNI names kept in the statistics; the rest are counted together.
+const MAX_NAMES: usize = 64;
+
+const CHANGE_CIPHER_SPEC: u8 = 20;
+const ALERT: u8 = 21;
+const HANDSHAKE: u8 = 22;
+const APPLICATION_DATA: u8 = 23;
+const HEARTBEAT: u8 = 24;
+
+const CLIENT_HELLO: u8 = 1;
+const SERVER_HELLO: u8 = 2;
+const HELLO_VERIFY_REQUEST: u8 = 3;
+const NEW_SESSION_TICKET: u8 = 4;
+const ENCRYPTED_EXTENSIONS: u8 = 8;
+const CERTIFICATE: u8 = 11;
+const SERVER_KEY_EXCHANGE: u8 = 12;
+const CERTIFICATE_REQUEST: u8 = 13;
+const SERVER_HELLO_DONE: u8 = 14;
+const FINISHED: u8 = 20;
+const CERTIFICATE_STATUS: u8 = 22;
+const KEY_UPDATE: u8 = 24;
+
+const EXT_SNI: u16 = 0;
+const EXT_ALPN: u16 = 16;
+const EXT_ENCRYPT_THEN_MAC: u16 = 22;
+const EXT_PRE_SHARED_KEY: u16 = 41;
+const EXT_SUPPORTED_VERSIONS: u16 = 43;
+
+/// ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16,
+    0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+];
+
+const TLS13: u16 = 0x0304;
+
+fn probe(dir: Dir, first: &[u8]) -> Probe {
+    // TLS record: type, 3.x, length; a handshake record whose first message
+    // is a ClientHello (or, S2C, a ServerHello) is unmistakable.
+    if let [typ, 3, minor, l0, l1, rest @ ..] = first {
+        let len = usize::from(*l0) << 8 | usize::from(*l1);
+        if *minor > 4 || len == 0 || len > MAX_RECORD {
+            return Probe::No;
+        }
+        return match (*typ, rest) {
+            (HANDSHAKE, [CLIENT_HELLO, _, _, _, 3, ..]) => Probe::Yes,
+            (HANDSHAKE, [SERVER_HELLO, _, _, _, 3, ..]) if dir == Dir::S2C => Probe::Yes,
+            (CHANGE_CIPHER_SPEC..=APPLICATION_DATA, _) => Probe::Maybe,
+            _ => Probe::No,
+        };
+    }
+    // DTLS record: type, 0xfe xx, epoch, sequence, length, then the
+    // handshake header (type at offset 13).
+    if let [typ, 0xfe, 0xff | 0xfd, rest @ ..] = first {
+        if first.len() < DTLS_HEADER {
+            return Probe::No;
+        }
+        return match (*typ, rest.get(DTLS_HEADER - 3)) {
+            (HANDSHAKE, Some(&CLIENT_HELLO)) => Probe::Yes,
+            (HANDSHAKE, Some(&(SERVER_HELLO | HELLO_VERIFY_REQUEST))) if dir == Dir::S2C => Probe::Yes,
+            (CHANGE_CIPHER_SPEC..=APPLICATION_DATA, _) => Probe::Maybe,
+            _ => Probe::No,
+        };
+    }
     Probe::No
 }
 
-fn make(_ctx: &FlowCtx) -> Box<dyn Dissector> {
-    Box::new(super::unknown::Unknown)
+fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
+    Box::new(Tls::new(ctx))
 }
 
+/// The `tls` section of the report.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {}
+pub struct Stats {
+    pub connections: u64,
+    pub full_handshakes: u64,
+    pub resumed_handshakes: u64,
+    /// Negotiated version per connection: `TLS 1.2`, `TLS 1.3`, `DTLS 1.2`.
+    pub versions: BTreeMap<String, u64>,
+    /// Bytes of records of outer type 22 and 20, headers included.
+    pub handshake_record_bytes: u64,
+    /// Bytes of records of outer type 23, headers included.
+    pub app_data_record_bytes: u64,
+    /// Bytes of records of outer type 21, headers included.
+    pub alert_record_bytes: u64,
+    /// Records by outer content type ("22", "23", "20", "21").
+    pub records: BTreeMap<String, u64>,
+    pub cipher_suites: BTreeMap<String, u64>,
+    /// Alerts by description; alerts that could not be read are `encrypted`.
+    pub alerts: BTreeMap<String, u64>,
+    pub client_hellos: u64,
+    pub hello_retry_requests: u64,
+    pub hello_verify_requests: u64,
+    pub new_session_tickets: u64,
+    pub key_updates: u64,
+    /// Certificate messages seen (cleartext, or decrypted in TLS 1.3).
+    pub certificate_messages: u64,
+    /// Bytes of those messages: what the certificate chains cost.
+    pub certificate_chain_bytes: u64,
+    /// TLS 1.3 encrypted records counted as `tls_handshake` by inference
+    /// (no keys), headers included.
+    pub inferred_handshake_bytes: u64,
+    pub inferred_handshake_records: u64,
+    /// Application-data records whose cipher expansion is only partly
+    /// known without keys (CBC padding, unknown suite): a lower bound is booked.
+    pub records_with_unknown_expansion: u64,
+    /// Server names from ClientHellos (at most 64 names; `other_sni` counts the rest).
+    pub sni: BTreeMap<String, u64>,
+    pub other_sni: u64,
+    /// Negotiated ALPN protocols.
+    pub alpn: BTreeMap<String, u64>,
+    /// Bytes skipped because they were not TLS records, and records cut short.
+    pub malformed_bytes: u64,
+    pub truncated_records: u64,
+    pub decryption: DecryptStats,
+}
+
+/// What the key log did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DecryptStats {
+    /// Connections the key log had secrets for.
+    pub connections_with_keys: u64,
+    /// Connections seen while a key log was given that it had no secrets for.
+    pub connections_without_keys: u64,
+    pub records_decrypted: u64,
+    /// Plaintext bytes of decrypted application data.
+    pub plaintext_bytes: u64,
+    /// Decrypted records by inner content type ("22", "23", "21").
+    pub inner_content_types: BTreeMap<String, u64>,
+    /// Connections whose decryption stopped, by reason.
+    pub failures: BTreeMap<String, u64>,
+}
 
 impl Stats {
-    pub fn merge(&mut self, _o: &Stats) {}
+    pub fn merge(&mut self, o: &Stats) {
+        self.connections += o.connections;
+        self.full_handshakes += o.full_handshakes;
+        self.resumed_handshakes += o.resumed_handshakes;
+        add_map(&mut self.versions, &o.versions);
+        self.handshake_record_bytes += o.handshake_record_bytes;
+        self.app_data_record_bytes += o.app_data_record_bytes;
+        self.alert_record_bytes += o.alert_record_bytes;
+        add_map(&mut self.records, &o.records);
+        add_map(&mut self.cipher_suites, &o.cipher_suites);
+        add_map(&mut self.alerts, &o.alerts);
+        self.client_hellos += o.client_hellos;
+        self.hello_retry_requests += o.hello_retry_requests;
+        self.hello_verify_requests += o.hello_verify_requests;
+        self.new_session_tickets += o.new_session_tickets;
+        self.key_updates += o.key_updates;
+        self.certificate_messages += o.certificate_messages;
+        self.certificate_chain_bytes += o.certificate_chain_bytes;
+        self.inferred_handshake_bytes += o.inferred_handshake_bytes;
+        self.inferred_handshake_records += o.inferred_handshake_records;
+        self.records_with_unknown_expansion += o.records_with_unknown_expansion;
+        for (name, n) in &o.sni {
+            self.count_sni(name, *n);
+        }
+        self.other_sni += o.other_sni;
+        add_map(&mut self.alpn, &o.alpn);
+        self.malformed_bytes += o.malformed_bytes;
+        self.truncated_records += o.truncated_records;
+        let (a, b) = (&mut self.decryption, &o.decryption);
+        a.connections_with_keys += b.connections_with_keys;
+        a.connections_without_keys += b.connections_without_keys;
+        a.records_decrypted += b.records_decrypted;
+        a.plaintext_bytes += b.plaintext_bytes;
+        add_map(&mut a.inner_content_types, &b.inner_content_types);
+        add_map(&mut a.failures, &b.failures);
+    }
+
+    fn count_sni(&mut self, name: &str, n: u64) {
+        if let Some(c) = self.sni.get_mut(name) {
+            *c += n;
+        } else if self.sni.len() < MAX_NAMES {
+            self.sni.insert(name.to_string(), n);
+        } else {
+            self.other_sni += n;
+        }
+    }
+}
+
+fn add_map(a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>) {
+    for (k, v) in b {
+        *a.entry(k.clone()).or_default() += v;
+    }
+}
+
+fn bump(m: &mut BTreeMap<String, u64>, key: &str) {
+    if let Some(c) = m.get_mut(key) {
+        *c += 1;
+    } else {
+        m.insert(key.to_string(), 1);
+    }
+}
+
+/// `TLS 1.2`, `DTLS 1.2`, ... as the report names them.
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        0xfeff => "DTLS 1.0".into(),
+        0xfefd => "DTLS 1.2".into(),
+        0xfefc => "DTLS 1.3".into(),
+        _ => format!("{v:#06x}"),
+    }
+}
+
+fn suite_name(id: u16) -> String {
+    match tls_parser::TlsCipherSuite::from_id(id) {
+        Some(cs) => cs.name.to_string(),
+        None => format!("{id:#06x}"),
+    }
+}
+
+/// How the bytes of one record are booked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Plan {
+    /// The whole record is one class.
+    Whole(Class, MsgRef),
+    /// Application data that stays opaque: header and cipher expansion are
+    /// overhead, the rest payload.
+    Opaque { exp: Expansion, msg: MsgRef },
+    /// A protected record to decrypt once it is whole.
+    Decrypt,
+}
+
+/// The record being received in one direction.
+#[derive(Debug)]
+struct Rec {
+    header: [u8; DTLS_HEADER],
+    header_len: usize,
+    typ: u8,
+    /// Fragment length (after the header).
+    len: usize,
+    /// Fragment bytes received (or skipped over by a gap).
+    done: usize,
+    /// Bytes were lost: it is booked piece by piece as it streams past.
+    lossy: bool,
+    plan: Plan,
+}
+
+impl Rec {
+    fn total(&self) -> usize {
+        self.header_len + self.len
+    }
+}
+
+/// A handshake message as walked from the stream.
+#[derive(Debug)]
+struct HsMsg {
+    typ: u8,
+    len: usize,
+    /// The body, for the messages worth parsing.
+    body: Option<Vec<u8>>,
+}
+
+fn keep_body(typ: u8) -> bool {
+    matches!(typ, CLIENT_HELLO | SERVER_HELLO | ENCRYPTED_EXTENSIONS | KEY_UPDATE)
+}
+
+/// Cuts a handshake byte stream (TLS framing: type, 24-bit length) into
+/// messages, whatever the record boundaries; keeps only bodies worth parsing.
+#[derive(Default, Debug)]
+struct HsWalker {
+    hdr: [u8; 4],
+    hdr_len: usize,
+    typ: u8,
+    len: usize,
+    got: usize,
+    body: Vec<u8>,
+    keep: bool,
+    /// Bytes were lost: no more messages from this stream.
+    broken: bool,
+}
+
+impl HsWalker {
+    fn feed(&mut self, mut data: &[u8], out: &mut Vec<HsMsg>) {
+        while !data.is_empty() && !self.broken {
+            if self.hdr_len < 4 {
+                let take = (4 - self.hdr_len).min(data.len());
+                if let (Some(dst), Some(src)) = (self.hdr.get_mut(self.hdr_len..self.hdr_len + take), data.get(..take)) {
+                    dst.copy_from_slice(src);
+                }
+                self.hdr_len += take;
+                data = data.get(take..).unwrap_or_default();
+                if self.hdr_len == 4 {
+                    let [typ, a, b, c] = self.hdr;
+                    self.typ = typ;
+                    self.len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+                    self.got = 0;
+                    self.keep = keep_body(typ) && self.len <= MAX_KEPT_MESSAGE;
+                    self.body.clear();
+                    if self.len == 0 {
+                        self.emit(out);
+                    }
+                }
+                continue;
+            }
+            let take = (self.len - self.got).min(data.len());
+            if self.keep {
+                self.body.extend_from_slice(data.get(..take).unwrap_or_default());
+            }
+            self.got += take;
+            data = data.get(take..).unwrap_or_default();
+            if self.got == self.len {
+                self.emit(out);
+            }
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<HsMsg>) {
+        let body = self.keep.then(|| std::mem::take(&mut self.body));
+        out.push(HsMsg { typ: self.typ, len: self.len, body });
+        self.hdr_len = 0;
+    }
+}
+
+/// One direction of the connection.
+#[derive(Default)]
+struct Half {
+    /// Record header bytes received so far (TCP).
+    hdr: [u8; TLS_HEADER],
+    hdr_len: usize,
+    rec: Option<Rec>,
+    /// The current record's fragment, while it is incomplete.
+    body: Vec<u8>,
+    /// Looking for a record header after bytes that were not one.
+    hunting: bool,
+    hunt_skipped: u64,
+    /// Cleartext handshake messages.
+    walker: HsWalker,
+    /// Decrypted handshake messages (TLS 1.2 Finished, TLS 1.3 flight and
+    /// post-handshake messages).
+    sealed_walker: HsWalker,
+    /// This side sent ChangeCipherSpec (TLS <= 1.2): its records are protected.
+    protected: bool,
+    keys: Option<RecordKeys>,
+    /// TLS 1.3 application keys, taken up after this side's Finished.
+    next_keys: Option<RecordKeys>,
+    /// TLS 1.3: this side's encrypted handshake flight is over.
+    handshake_done: bool,
+    /// DTLS: next handshake message_seq to parse (retransmissions repeat).
+    dtls_next_msg_seq: u32,
+    messages: Vec<HsMsg>,
+}
+
+/// What is known about the connection from its hellos.
+#[derive(Default)]
+struct Conn {
+    counted: bool,
+    client_random: Option<[u8; 32]>,
+    server_random: Option<[u8; 32]>,
+    offered_session_id: Vec<u8>,
+    sni: Option<String>,
+    /// Negotiated version (supported_versions for TLS 1.3).
+    version: Option<u16>,
+    suite: Option<u16>,
+    server_hello: bool,
+    encrypt_then_mac: bool,
+    alpn: Option<String>,
+    /// TLS <= 1.2: ServerHello seen, full or abbreviated not yet known.
+    resumption_pending: bool,
+    session_id_echoed: bool,
+    app_announced: bool,
+}
+
+impl Conn {
+    fn tls13(&self) -> bool {
+        self.server_hello && self.version == Some(TLS13)
+    }
+}
+
+/// Keyless exchanges: a run of client application-data records and the
+/// server's answer.
+#[derive(Default)]
+struct Exchanges {
+    next: u32,
+    open: Option<(u32, bool)>, // (id, the server has answered / started it)
+}
+
+impl Exchanges {
+    fn record(&mut self, d: usize, what: &str, emit: &mut Emit) -> u32 {
+        let client = d == Dir::C2S.idx();
+        match self.open {
+            Some((id, answered)) if client && !answered => id,
+            Some((id, true)) if !client => id,
+            Some((id, false)) => {
+                emit.event(Event::Responded { id });
+                self.open = Some((id, true));
+                id
+            }
+            Some((id, true)) => {
+                emit.event(Event::Close { id });
+                self.start(client, what, emit)
+            }
+            None => self.start(client, what, emit),
+        }
+    }
+
+    fn start(&mut self, client: bool, what: &str, emit: &mut Emit) -> u32 {
+        let id = EXCHANGE_BASE.saturating_add(self.next);
+        self.next = self.next.saturating_add(1);
+        let what = if client { what.to_string() } else { format!("{what} (server first)") };
+        emit.event(Event::Open { id, kind: "tls", what });
+        self.open = Some((id, !client));
+        id
+    }
+
+    fn close(&mut self, emit: &mut Emit) {
+        if let Some((id, _)) = self.open.take() {
+            emit.event(Event::Close { id });
+        }
+    }
+}
+
+/// The TLS/DTLS dissector of one flow.
+pub struct Tls {
+    ctx: FlowCtx,
+    dtls: bool,
+    halves: [Half; 2],
+    conn: Conn,
+    /// The protocol inside, fed with decrypted application data.
+    inner: Option<Box<dyn Dissector>>,
+    exchanges: Exchanges,
+    /// Decryption is not (or no longer) possible on this connection.
+    decrypt_off: bool,
+}
+
+impl Tls {
+    pub fn new(ctx: &FlowCtx) -> Tls {
+        Tls {
+            ctx: ctx.clone(),
+            dtls: ctx.l4 == L4::Udp,
+            halves: Default::default(),
+            conn: Conn::default(),
+            inner: None,
+            exchanges: Exchanges::default(),
+            decrypt_off: ctx.cfg.keylog.is_none(),
+        }
+    }
+
+    // ---- framing -------------------------------------------------------
+
+    fn data_tcp(&mut self, d: usize, data: &[u8], emit: &mut Emit) {
+        let mut i = 0;
+        let mut skipped = 0u64;
+        while i < data.len() {
+            let rest = data.get(i..).unwrap_or_default();
+            if self.halves[d].rec.is_none() {
+                let h = &mut self.halves[d];
+                let take = (TLS_HEADER - h.hdr_len).min(rest.len());
+                if let (Some(dst), Some(src)) = (h.hdr.get_mut(h.hdr_len..h.hdr_len + take), rest.get(..take)) {
+                    dst.copy_from_slice(src);
+                }
+                h.hdr_len += take;
+                i += take;
+                if h.hdr_len < TLS_HEADER {
+                    break;
+                }
+                let hdr = h.hdr;
+                let hunting = h.hunting;
+                if let Some(len) = self.valid_tls_header(&hdr, hunting) {
+                    self.end_hunt(d, emit);
+                    let h = &mut self.halves[d];
+                    h.hdr_len = 0;
+                    let mut header = [0u8; DTLS_HEADER];
+                    if let Some(dst) = header.get_mut(..TLS_HEADER) {
+                        dst.copy_from_slice(&hdr);
+                    }
+                    self.start_record(d, header, TLS_HEADER, hdr[0], len, emit);
+                } else {
+                    // Not a record header: skip one byte and look again.
+                    let h = &mut self.halves[d];
+                    if !h.hunting {
+                        h.hunting = true;
+                        h.hunt_skipped = 0;
+                    }
+                    h.hunt_skipped += 1;
+                    skipped += 1;
+                    h.hdr.copy_within(1.., 0);
+                    h.hdr_len = TLS_HEADER - 1;
+                }
+                continue;
+            }
+            // Inside a record.
+            let Some(rec) = self.halves[d].rec.as_ref() else { break };
+            let need = rec.len - rec.done;
+            let take = need.min(rest.len());
+            let chunk = rest.get(..take).unwrap_or_default();
+            i += take;
+            if rec.lossy {
+                let (plan, total, off) = (rec.plan, rec.total(), rec.header_len + rec.done);
+                book(plan, total, rec.header_len, off, take, emit);
+                if let Some(rec) = self.halves[d].rec.as_mut() {
+                    rec.done += take;
+                }
+            } else if self.halves[d].body.is_empty() && take == need {
+                // The whole fragment is in this piece: no copy.
+                if let Some(rec) = self.halves[d].rec.as_mut() {
+                    rec.done += take;
+                }
+                let rec = self.halves[d].rec.take();
+                if let Some(rec) = rec {
+                    self.complete_record(d, rec, chunk, emit);
+                }
+                continue;
+            } else {
+                let h = &mut self.halves[d];
+                h.body.extend_from_slice(chunk);
+                if let Some(rec) = h.rec.as_mut() {
+                    rec.done += take;
+                }
+            }
+            let h = &mut self.halves[d];
+            if h.rec.as_ref().is_some_and(|r| r.done >= r.len) {
+                let rec = h.rec.take();
+                let body = std::mem::take(&mut h.body);
+                if let Some(rec) = rec {
+                    if !rec.lossy {
+                        self.complete_record(d, rec, &body, emit);
+                    }
+                }
+                // Keep the allocation for the next record.
+                let h = &mut self.halves[d];
+                if h.body.is_empty() {
+                    h.body = body;
+                    h.body.clear();
+                }
+            }
+        }
+        if skipped > 0 {
+            emit.span(Class::Payload, skipped, MsgRef::Flow);
+            emit.stats.tls.malformed_bytes += skipped;
+        }
+    }
+
+    /// The fragment length of a plausible TLS record header.
+    fn valid_tls_header(&self, h: &[u8; TLS_HEADER], hunting: bool) -> Option<usize> {
+        let [typ, major, minor, l0, l1] = *h;
+        let len = usize::from(l0) << 8 | usize::from(l1);
+        let ok = if hunting {
+            // Stricter while resynchronising inside opaque bytes.
+            (CHANGE_CIPHER_SPEC..=APPLICATION_DATA).contains(&typ) && major == 3 && (1..=3).contains(&minor) && len > 0
+        } else {
+            (CHANGE_CIPHER_SPEC..=HEARTBEAT).contains(&typ) && major == 3 && minor <= 4
+        };
+        (ok && len <= MAX_RECORD).then_some(len)
+    }
+
+    fn end_hunt(&mut self, d: usize, emit: &mut Emit) {
+        let h = &mut self.halves[d];
+        if h.hunting {
+            h.hunting = false;
+            let n = std::mem::take(&mut h.hunt_skipped);
+            emit.event(Event::Malformed { bytes: n, reason: format!("{n} bytes are not TLS records; skipped to the next record header") });
+        }
+    }
+
+    fn data_udp(&mut self, d: usize, data: &[u8], emit: &mut Emit) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let parsed = (|| {
+                let h = rest.get(..DTLS_HEADER)?;
+                let typ = *h.first()?;
+                let len = usize::from(*h.get(11)?) << 8 | usize::from(*h.get(12)?);
+                let ok = (CHANGE_CIPHER_SPEC..=HEARTBEAT).contains(&typ) && h.get(1) == Some(&0xfe) && len <= MAX_RECORD;
+                let body = rest.get(DTLS_HEADER..DTLS_HEADER + len)?;
+                ok.then_some((typ, len, body))
+            })();
+            let Some((typ, len, body)) = parsed else {
+                let n = rest.len() as u64;
+                emit.stats.tls.malformed_bytes += n;
+                emit.malformed(n, MsgRef::Flow, "datagram holds no whole DTLS record here");
+                break;
+            };
+            let mut header = [0u8; DTLS_HEADER];
+            if let Some(src) = rest.get(..DTLS_HEADER) {
+                header.copy_from_slice(src);
+            }
+            self.start_record(d, header, DTLS_HEADER, typ, len, emit);
+            if let Some(mut rec) = self.halves[d].rec.take() {
+                rec.done = len;
+                self.complete_record(d, rec, body, emit);
+            }
+            rest = rest.get(DTLS_HEADER + len..).unwrap_or_default();
+        }
+    }
+
+    // ---- records ---------------------------------------------------------
+
+    /// A record header was read: count it and decide how to book it.
+    fn start_record(&mut self, d: usize, header: [u8; DTLS_HEADER], header_len: usize, typ: u8, len: usize, emit: &mut Emit) {
+        if !self.conn.counted {
+            self.conn.counted = true;
+            emit.stats.tls.connections += 1;
+        }
+        let total = (header_len + len) as u64;
+        let st = &mut emit.stats.tls;
+        bump(&mut st.records, &typ.to_string());
+        match typ {
+            HANDSHAKE | CHANGE_CIPHER_SPEC => st.handshake_record_bytes += total,
+            APPLICATION_DATA => st.app_data_record_bytes += total,
+            ALERT => st.alert_record_bytes += total,
+            _ => {}
+        }
+        let protected = self.is_protected(d, typ, &header);
+        let plan = if protected && !self.decrypt_off && self.has_keys(d) {
+            Plan::Decrypt
+        } else {
+            self.keyless_plan(d, typ, protected, total, emit)
+        };
+        self.halves[d].rec = Some(Rec { header, header_len, typ, len, done: 0, lossy: false, plan });
+    }
+
+    fn has_keys(&self, d: usize) -> bool {
+        let h = &self.halves[d];
+        h.keys.is_some() || h.next_keys.is_some()
+    }
+
+    /// Does this record carry protected content?
+    fn is_protected(&self, d: usize, typ: u8, header: &[u8; DTLS_HEADER]) -> bool {
+        match typ {
+            APPLICATION_DATA => true,
+            ALERT | HANDSHAKE if self.dtls => header.get(3..5).is_some_and(|e| e != [0, 0]),
+            ALERT | HANDSHAKE => !self.conn.tls13() && self.halves[d].protected,
+            _ => false,
+        }
+    }
+
+    /// How a record is booked when it is not decrypted.
+    fn keyless_plan(&mut self, d: usize, typ: u8, protected: bool, total: u64, emit: &mut Emit) -> Plan {
+        match typ {
+            HANDSHAKE | CHANGE_CIPHER_SPEC => Plan::Whole(Class::TlsHandshake, MsgRef::Setup),
+            ALERT | HEARTBEAT => {
+                if protected && typ == ALERT {
+                    bump(&mut emit.stats.tls.alerts, "encrypted");
+                }
+                Plan::Whole(Class::TlsRecordOverhead, MsgRef::Flow)
+            }
+            _ => {
+                if self.infer_tls13_handshake(d) {
+                    emit.stats.tls.inferred_handshake_bytes += total;
+                    emit.stats.tls.inferred_handshake_records += 1;
+                    return Plan::Whole(Class::TlsHandshake, MsgRef::Setup);
+                }
+                let exp = self.expansion();
+                if !exp.exact {
+                    emit.stats.tls.records_with_unknown_expansion += 1;
+                }
+                // While a key log is decrypting this flow the inner
+                // dissector owns the exchanges; a stray opaque record
+                // belongs to none.
+                let msg = if self.inner.is_some() {
+                    MsgRef::Flow
+                } else {
+                    let what = match &self.conn.sni {
+                        Some(name) => format!("TLS application data to {name}"),
+                        None => "TLS application data".to_string(),
+                    };
+                    MsgRef::Exchange(self.exchanges.record(d, &what, emit))
+                };
+                Plan::Opaque { exp, msg }
+            }
+        }
+    }
+
+    /// TLS 1.3 without keys: the server's encrypted records from its
+    /// ServerHello until the client's first encrypted record, and that
+    /// record (its Finished), are handshake.
+    fn infer_tls13_handshake(&mut self, d: usize) -> bool {
+        if self.dtls || !self.conn.tls13() || self.halves[d].handshake_done {
+            return false;
+        }
+        if d == Dir::C2S.idx() {
+            self.halves[Dir::C2S.idx()].handshake_done = true;
+            self.halves[Dir::S2C.idx()].handshake_done = true;
+        }
+        true
+    }
+
+    fn expansion(&self) -> Expansion {
+        match (self.conn.suite, self.conn.version) {
+            (Some(s), Some(v)) => decrypt::expansion(s, v),
+            _ => Expansion::UNKNOWN,
+        }
+    }
+
+    /// A whole record (header + `body`) is here.
+    fn complete_record(&mut self, d: usize, rec: Rec, body: &[u8], emit: &mut Emit) {
+        let header = rec.header.get(..rec.header_len).unwrap_or_default();
+        let total = rec.total();
+        let plan = if rec.plan == Plan::Decrypt {
+            match self.decrypt_record(d, &rec, header, body, emit) {
+                Ok(()) => return,
+                Err(why) => {
+                    self.stop_decrypting(why, emit);
+                    self.keyless_plan(d, rec.typ, true, total as u64, emit)
+                }
+            }
+        } else {
+            rec.plan
+        };
+        book(plan, total, rec.header_len, 0, total, emit);
+        match rec.typ {
+            HANDSHAKE if !self.is_protected(d, HANDSHAKE, &rec.header) => self.cleartext_handshake(d, body, emit),
+            CHANGE_CIPHER_SPEC => self.change_cipher_spec(d, emit),
+            ALERT if !self.is_protected(d, ALERT, &rec.header) => count_alert(body, emit),
+            _ => {}
+        }
+    }
+
+    fn change_cipher_spec(&mut self, d: usize, emit: &mut Emit) {
+        if d == Dir::S2C.idx() && self.conn.resumption_pending {
+            // ChangeCipherSpec right after ServerHello: abbreviated handshake.
+            self.decide_resumption(true, emit);
+        }
+        if !self.conn.tls13() {
+            self.halves[d].protected = true;
+        }
+    }
+
+    // ---- gaps and the end ----------------------------------------------
+
+    fn gap_tcp(&mut self, d: usize, len: u64, emit: &mut Emit) {
+        let mut left = len;
+        if self.halves[d].rec.is_some() {
+            self.make_lossy(d, emit);
+            if let Some(rec) = self.halves[d].rec.as_mut() {
+                let room = (rec.len - rec.done) as u64;
+                let skip = room.min(left);
+                rec.done += skip as usize;
+                left -= skip;
+                if rec.done >= rec.len {
+                    self.halves[d].rec = None;
+                }
+            }
+        } else if self.halves[d].hdr_len > 0 {
+            let n = std::mem::take(&mut self.halves[d].hdr_len) as u64;
+            emit.stats.tls.malformed_bytes += n;
+            emit.malformed(n, MsgRef::Flow, "TLS record header cut by missing bytes");
+            self.halves[d].walker.broken = true;
+        }
+        if left > 0 {
+            // The next record header is gone: look for one.
+            let h = &mut self.halves[d];
+            h.hunting = true;
+            h.walker.broken = true;
+        }
+    }
+
+    /// Bytes of the current record were lost: book what arrived by
+    /// position and stream the rest; the record cannot be read any more.
+    fn make_lossy(&mut self, d: usize, emit: &mut Emit) {
+        let Some(rec) = self.halves[d].rec.as_ref() else { return };
+        if rec.lossy {
+            return;
+        }
+        let (typ, total, header_len, done) = (rec.typ, rec.total(), rec.header_len, rec.done);
+        let protected = self.is_protected(d, typ, &rec.header);
+        let mut plan = rec.plan;
+        if plan == Plan::Decrypt {
+            // Its sequence number is spent; the inner stream misses its plaintext.
+            let exp = self.expansion();
+            let h = &mut self.halves[d];
+            if let Some(k) = h.keys.as_mut() {
+                k.skip_record();
+            }
+            if let Some(inner) = self.inner.as_mut() {
+                if typ == APPLICATION_DATA {
+                    let plain = rec_plain_estimate(total - header_len, exp);
+                    inner.gap(dir_of(d), plain as u64, emit);
+                }
+            }
+            plan = match typ {
+                HANDSHAKE => Plan::Whole(Class::TlsHandshake, MsgRef::Setup),
+                ALERT => Plan::Whole(Class::TlsRecordOverhead, MsgRef::Flow),
+                _ => Plan::Opaque { exp, msg: MsgRef::Flow },
+            };
+        }
+        if typ == HANDSHAKE && !protected {
+            self.halves[d].walker.broken = true;
+        }
+        book(plan, total, header_len, 0, header_len + done, emit);
+        let h = &mut self.halves[d];
+        h.body.clear();
+        if let Some(rec) = h.rec.as_mut() {
+            rec.plan = plan;
+            rec.lossy = true;
+        }
+    }
+
+    fn finish_half(&mut self, d: usize, emit: &mut Emit) {
+        if self.halves[d].hdr_len > 0 {
+            let n = std::mem::take(&mut self.halves[d].hdr_len) as u64;
+            self.halves[d].hunt_skipped += n;
+            self.halves[d].hunting = true;
+            emit.span(Class::Payload, n, MsgRef::Flow);
+            emit.stats.tls.malformed_bytes += n;
+        }
+        if self.halves[d].rec.is_some() {
+            emit.stats.tls.truncated_records += 1;
+            self.make_lossy(d, emit);
+            self.halves[d].rec = None;
+        }
+        self.end_hunt(d, emit);
+    }
+
+    // ---- handshake -------------------------------------------------------
+
+    fn cleartext_handshake(&mut self, d: usize, body: &[u8], emit: &mut Emit) {
+        let mut msgs = std::mem::take(&mut self.halves[d].messages);
+        msgs.clear();
+        if self.dtls {
+            self.dtls_fragments(d, body, &mut msgs);
+        } else {
+            self.halves[d].walker.feed(body, &mut msgs);
+        }
+        for m in msgs.drain(..) {
+            self.handshake_message(d, &m, false, emit);
+        }
+        self.halves[d].messages = msgs;
+    }
+
+    /// DTLS handshake fragments (12-byte headers); whole, new messages only.
+    fn dtls_fragments(&mut self, d: usize, mut body: &[u8], out: &mut Vec<HsMsg>) {
+        let u24 = |b: &[u8], at: usize| -> Option<usize> {
+            Some(usize::from(*b.get(at)?) << 16 | usize::from(*b.get(at + 1)?) << 8 | usize::from(*b.get(at + 2)?))
+        };
+        while body.len() >= 12 {
+            let (Some(&typ), Some(len), Some(off), Some(flen)) = (body.first(), u24(body, 1), u24(body, 6), u24(body, 9)) else { break };
+            let seq = u32::from(*body.get(4).unwrap_or(&0)) << 8 | u32::from(*body.get(5).unwrap_or(&0));
+            let Some(frag) = body.get(12..12 + flen) else { break };
+            let h = &mut self.halves[d];
+            // Only whole messages are parsed; a retransmitted flight repeats
+            // message_seq values already seen.
+            if off == 0 && flen == len && seq >= h.dtls_next_msg_seq {
+                h.dtls_next_msg_seq = seq + 1;
+                out.push(HsMsg { typ, len, body: keep_body(typ).then(|| frag.to_vec()) });
+            }
+            body = body.get(12 + flen..).unwrap_or_default();
+        }
+    }
+
+    fn handshake_message(&mut self, d: usize, m: &HsMsg, sealed: bool, emit: &mut Emit) {
+        let server = d == Dir::S2C.idx();
+        if server && self.conn.resumption_pending && !sealed && m.typ != SERVER_HELLO {
+            match m.typ {
+                CERTIFICATE | SERVER_KEY_EXCHANGE | CERTIFICATE_REQUEST | SERVER_HELLO_DONE | CERTIFICATE_STATUS => {
+                    self.decide_resumption(false, emit)
+                }
+                NEW_SESSION_TICKET => self.decide_resumption(true, emit),
+                _ => {}
+            }
+        }
+        match m.typ {
+            CLIENT_HELLO if !server && !sealed => {
+                emit.stats.tls.client_hellos += 1;
+                if let Some(body) = &m.body {
+                    self.client_hello(body, emit);
+                }
+            }
+            SERVER_HELLO if server && !sealed => {
+                if let Some(body) = &m.body {
+                    self.server_hello(body, emit);
+                }
+            }
+            HELLO_VERIFY_REQUEST => emit.stats.tls.hello_verify_requests += 1,
+            NEW_SESSION_TICKET => emit.stats.tls.new_session_tickets += 1,
+            CERTIFICATE => {
+                emit.stats.tls.certificate_messages += 1;
+                emit.stats.tls.certificate_chain_bytes += m.len as u64;
+            }
+            ENCRYPTED_EXTENSIONS if server => {
+                if let Some(alpn) = m.body.as_deref().and_then(|b| b.get(2..)).and_then(|exts| find_ext(exts, EXT_ALPN)).and_then(alpn_first) {
+                    self.negotiated_alpn(alpn, emit);
+                }
+            }
+            FINISHED if sealed && self.conn.tls13() => {
+                // The next record of this side uses its application keys.
+                let h = &mut self.halves[d];
+                h.handshake_done = true;
+                if let Some(next) = h.next_keys.take() {
+                    h.keys = Some(next);
+                }
+            }
+            KEY_UPDATE if sealed => {
+                emit.stats.tls.key_updates += 1;
+                if let Some(k) = self.halves[d].keys.as_mut() {
+                    if let Err(why) = k.key_update() {
+                        self.stop_decrypting(why, emit);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_hello(&mut self, body: &[u8], emit: &mut Emit) {
+        let owned;
+        let body = if self.dtls {
+            match dtls_client_hello_without_cookie(body) {
+                Some(b) => {
+                    owned = b;
+                    &owned[..]
+                }
+                None => return,
+            }
+        } else {
+            body
+        };
+        let Ok((_, ch)) = tls_parser::parse_tls_handshake_client_hello(body) else {
+            emit.event(Event::Malformed { bytes: 0, reason: "TLS ClientHello does not parse".into() });
+            return;
+        };
+        // A second ClientHello (after HelloRetryRequest / HelloVerifyRequest)
+        // keeps the random; only the first one names the connection.
+        if self.conn.client_random.is_none() {
+            self.conn.client_random = ch.random.try_into().ok();
+        }
+        self.conn.offered_session_id = ch.session_id.unwrap_or_default().to_vec();
+        if self.conn.sni.is_none() {
+            if let Some(name) = ch.ext.and_then(|e| find_ext(e, EXT_SNI)).and_then(sni_host_name) {
+                emit.stats.tls.count_sni(&name, 1);
+                self.conn.sni = Some(name);
+            }
+        }
+    }
+
+    fn server_hello(&mut self, body: &[u8], emit: &mut Emit) {
+        let Some(sh) = ServerHello::parse(body) else {
+            emit.event(Event::Malformed { bytes: 0, reason: "TLS ServerHello does not parse".into() });
+            return;
+        };
+        if sh.random == HRR_RANDOM {
+            emit.stats.tls.hello_retry_requests += 1;
+            return;
+        }
+        if self.conn.server_hello {
+            return; // a repeated ServerHello (renegotiation is encrypted; DTLS repeats are filtered)
+        }
+        let version = sh.ext.and_then(|e| find_ext(e, EXT_SUPPORTED_VERSIONS)).and_then(|v| Some(u16::from_be_bytes(v.get(..2)?.try_into().ok()?))).unwrap_or(sh.version);
+        self.conn.server_hello = true;
+        self.conn.version = Some(version);
+        self.conn.suite = Some(sh.suite);
+        self.conn.server_random = Some(sh.random);
+        self.conn.encrypt_then_mac = sh.ext.is_some_and(|e| find_ext(e, EXT_ENCRYPT_THEN_MAC).is_some());
+        let st = &mut emit.stats.tls;
+        bump(&mut st.versions, &version_name(version));
+        bump(&mut st.cipher_suites, &suite_name(sh.suite));
+        if version == TLS13 {
+            let resumed = sh.ext.is_some_and(|e| find_ext(e, EXT_PRE_SHARED_KEY).is_some());
+            self.conn.resumption_pending = true;
+            self.decide_resumption(resumed, emit);
+        } else {
+            self.conn.resumption_pending = true;
+            self.conn.session_id_echoed = !sh.session_id.is_empty() && sh.session_id == self.conn.offered_session_id.as_slice();
+            if let Some(alpn) = sh.ext.and_then(|e| find_ext(e, EXT_ALPN)).and_then(alpn_first) {
+                self.negotiated_alpn(alpn, emit);
+            }
+        }
+        if self.conn.alpn.is_none() && !self.conn.app_announced {
+            // The IANA ports of MQTT and CoAP over TLS/DTLS say what is inside.
+            let by_port = match self.ctx.server_port {
+                8883 => Some("mqtt"),
+                5684 => Some("coap"),
+                _ => None,
+            };
+            if let Some(name) = by_port {
+                self.conn.app_announced = true;
+                emit.event(Event::App { name });
+            }
+        }
+        self.setup_keys(emit);
+    }
+
+    fn decide_resumption(&mut self, resumed: bool, emit: &mut Emit) {
+        if !std::mem::take(&mut self.conn.resumption_pending) {
+            return;
+        }
+        if resumed {
+            emit.stats.tls.resumed_handshakes += 1;
+        } else {
+            emit.stats.tls.full_handshakes += 1;
+        }
+    }
+
+    fn negotiated_alpn(&mut self, alpn: String, emit: &mut Emit) {
+        bump(&mut emit.stats.tls.alpn, &alpn);
+        if let Some(p) = alpn_protocol(&alpn) {
+            if !self.conn.app_announced {
+                self.conn.app_announced = true;
+                emit.event(Event::App { name: p.name });
+            }
+        }
+        self.conn.alpn = Some(alpn);
+    }
+
+    // ---- decryption ------------------------------------------------------
+
+    /// After the ServerHello: find the connection's secrets and derive keys.
+    fn setup_keys(&mut self, emit: &mut Emit) {
+        if self.decrypt_off {
+            return;
+        }
+        let Some(keylog) = self.ctx.cfg.keylog.clone() else { return };
+        let (Some(cr), Some(suite_id), Some(version)) = (self.conn.client_random, self.conn.suite, self.conn.version) else { return };
+        let Some(secrets) = keylog.lookup(&cr) else {
+            self.decrypt_off = true;
+            emit.stats.tls.decryption.connections_without_keys += 1;
+            return;
+        };
+        let Some(suite) = Suite::from_id(suite_id) else {
+            self.stop_decrypting(DecryptError::UnsupportedSuite(suite_id), emit);
+            return;
+        };
+        let result = if version == TLS13 {
+            if !secrets.has_tls13() {
+                self.decrypt_off = true;
+                emit.stats.tls.decryption.connections_without_keys += 1;
+                return;
+            }
+            let mk = |s: &Option<crate::keylog::Secret>| s.as_ref().map(|s| RecordKeys::tls13(suite, s)).transpose();
+            (|| {
+                let c = (mk(&secrets.client_handshake_traffic)?, mk(&secrets.client_traffic_0)?);
+                let s = (mk(&secrets.server_handshake_traffic)?, mk(&secrets.server_traffic_0)?);
+                Ok::<_, DecryptError>((c, s))
+            })()
+        } else if version == 0x0303 || version == 0xfefd {
+            let (Some(master), Some(sr)) = (&secrets.master_secret, self.conn.server_random) else {
+                self.decrypt_off = true;
+                emit.stats.tls.decryption.connections_without_keys += 1;
+                return;
+            };
+            let opts = Tls12Options { dtls: self.dtls, encrypt_then_mac: self.conn.encrypt_then_mac };
+            (|| {
+                let c = RecordKeys::tls12(suite, master.bytes(), &cr, &sr, Side::Client, opts)?;
+                let s = RecordKeys::tls12(suite, master.bytes(), &cr, &sr, Side::Server, opts)?;
+                Ok::<_, DecryptError>(((Some(c), None), (Some(s), None)))
+            })()
+        } else {
+            Err(DecryptError::UnsupportedVersion(version))
+        };
+        match result {
+            Ok(((ck, cn), (sk, sn))) => {
+                emit.stats.tls.decryption.connections_with_keys += 1;
+                let c = &mut self.halves[Dir::C2S.idx()];
+                c.keys = ck;
+                c.next_keys = cn;
+                let s = &mut self.halves[Dir::S2C.idx()];
+                s.keys = sk;
+                s.next_keys = sn;
+            }
+            Err(why) => self.stop_decrypting(why, emit),
+        }
+    }
+
+    /// Decryption ends for this connection: say why once, and account for
+    /// the rest of it without keys.
+    fn stop_decrypting(&mut self, why: DecryptError, emit: &mut Emit) {
+        if self.decrypt_off {
+            return;
+        }
+        self.decrypt_off = true;
+        for h in &mut self.halves {
+            h.keys = None;
+            h.next_keys = None;
+        }
+        bump(&mut emit.stats.tls.decryption.failures, why.kind());
+        emit.event(Event::Malformed { bytes: 0, reason: format!("TLS decryption stopped on this connection: {why}; the rest is accounted without keys") });
+        if let Some(mut inner) = self.inner.take() {
+            inner.finish(emit);
+        }
+    }
+
+    fn open(&mut self, d: usize, header: &[u8], body: &[u8]) -> Result<Opened, DecryptError> {
+        let h = &mut self.halves[d];
+        let first = match h.keys.as_mut() {
+            Some(k) => k.open(header, body),
+            None => Err(DecryptError::Authentication),
+        };
+        match first {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                // TLS 1.3: the Finished that switches keys may have been missed.
+                let Some(next) = h.next_keys.as_mut() else { return Err(e) };
+                let o = next.open(header, body).map_err(|_| e)?;
+                h.keys = h.next_keys.take();
+                h.handshake_done = true;
+                Ok(o)
+            }
+        }
+    }
+
+    fn decrypt_record(&mut self, d: usize, rec: &Rec, header: &[u8], body: &[u8], emit: &mut Emit) -> Result<(), DecryptError> {
+        let opened = self.open(d, header, body)?;
+        let total = rec.total() as u64;
+        let st = &mut emit.stats.tls.decryption;
+        st.records_decrypted += 1;
+        bump(&mut st.inner_content_types, &opened.content_type.to_string());
+        match opened.content_type {
+            HANDSHAKE => {
+                emit.span(Class::TlsHandshake, total, MsgRef::Setup);
+                let mut msgs = std::mem::take(&mut self.halves[d].messages);
+                msgs.clear();
+                self.halves[d].sealed_walker.feed(&opened.plaintext, &mut msgs);
+                for m in msgs.drain(..) {
+                    self.handshake_message(d, &m, true, emit);
+                }
+                self.halves[d].messages = msgs;
+            }
+            ALERT => {
+                emit.span(Class::TlsRecordOverhead, total, MsgRef::Flow);
+                count_alert(&opened.plaintext, emit);
+            }
+            APPLICATION_DATA => {
+                let plain = opened.plaintext.len() as u64;
+                let overhead = total.saturating_sub(plain);
+                emit.stats.tls.decryption.plaintext_bytes += plain;
+                let mut msg = MsgRef::Flow;
+                if plain > 0 {
+                    let dir = dir_of(d);
+                    let inner = self.inner_for(dir, &opened.plaintext, emit);
+                    let first_span = emit.spans.len();
+                    inner.data(dir, &opened.plaintext, emit);
+                    // The record's overhead goes with the exchange its plaintext opened or continued.
+                    msg = emit.spans.get(first_span..).unwrap_or_default().iter().map(|s| s.msg).find(|m| matches!(m, MsgRef::Exchange(_))).unwrap_or(MsgRef::Flow);
+                }
+                emit.span(Class::TlsRecordOverhead, overhead, msg);
+            }
+            other => {
+                emit.span(Class::TlsRecordOverhead, total.saturating_sub(opened.plaintext.len() as u64), MsgRef::Flow);
+                emit.stats.tls.malformed_bytes += opened.plaintext.len() as u64;
+                emit.malformed(opened.plaintext.len() as u64, MsgRef::Flow, format!("decrypted TLS record has unknown content type {other}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The dissector for the decrypted stream, chosen by ALPN or by content.
+    fn inner_for(&mut self, dir: Dir, first: &[u8], emit: &mut Emit) -> &mut Box<dyn Dissector> {
+        let ctx = &self.ctx;
+        let alpn = self.conn.alpn.as_deref();
+        self.inner.get_or_insert_with(|| {
+            let proto = alpn
+                .and_then(alpn_protocol)
+                .or_else(|| super::recognise(ctx.l4, ctx.server_port, dir, first))
+                .or_else(|| super::recognise(ctx.l4, cleartext_port(ctx.server_port), dir, first))
+                .filter(|p| p.name != PROTOCOL.name);
+            match proto {
+                Some(p) => {
+                    emit.event(Event::App { name: p.name });
+                    (p.make)(ctx)
+                }
+                None => Box::new(super::unknown::Unknown),
+            }
+        })
+    }
+}
+
+impl Dissector for Tls {
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+        if self.dtls {
+            self.data_udp(dir.idx(), data, emit);
+        } else {
+            self.data_tcp(dir.idx(), data, emit);
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        if !self.dtls && len > 0 {
+            self.gap_tcp(dir.idx(), len, emit);
+        }
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        for d in 0..2 {
+            self.finish_half(d, emit);
+        }
+        if self.conn.resumption_pending {
+            let resumed = self.conn.session_id_echoed;
+            self.decide_resumption(resumed, emit);
+        }
+        self.exchanges.close(emit);
+        if let Some(mut inner) = self.inner.take() {
+            inner.finish(emit);
+        }
+    }
+}
+
+fn dir_of(d: usize) -> Dir {
+    if d == 0 { Dir::C2S } else { Dir::S2C }
+}
+
+/// The port the same service uses without TLS, for recognising the inner protocol.
+fn cleartext_port(port: u16) -> u16 {
+    match port {
+        443 | 4433 => 80,
+        8443 => 8080,
+        8883 => 1883,
+        5684 => 5683,
+        p => p,
+    }
+}
+
+fn alpn_protocol(alpn: &str) -> Option<&'static Protocol> {
+    let name = match alpn {
+        "http/1.1" | "http/1.0" => "http",
+        "h2" | "h2c" => "http2",
+        "mqtt" => "mqtt",
+        "coap" => "coap",
+        _ => return None,
+    };
+    super::by_name(name)
+}
+
+/// Plaintext length of a protected fragment of `body_len` bytes, as far as
+/// the expansion is known.
+fn rec_plain_estimate(body_len: usize, exp: Expansion) -> usize {
+    body_len.saturating_sub(exp.pre + exp.post)
+}
+
+/// Books bytes `[off, off + n)` of a record of `total` bytes (header of
+/// `header_len` included) according to `plan`.
+fn book(plan: Plan, total: usize, header_len: usize, off: usize, n: usize, emit: &mut Emit) {
+    if n == 0 {
+        return;
+    }
+    match plan {
+        Plan::Whole(class, msg) => emit.span(class, n as u64, msg),
+        Plan::Opaque { exp, msg } => {
+            // [0, lead) overhead, [lead, tail) payload, [tail, total) overhead.
+            let lead = (header_len + exp.pre).min(total);
+            let tail = total.saturating_sub(exp.post).max(lead);
+            let end = off + n;
+            let seg = |a: usize, b: usize| end.min(b).saturating_sub(off.max(a)) as u64;
+            emit.span(Class::TlsRecordOverhead, seg(0, lead), msg);
+            emit.span(Class::Payload, seg(lead, tail), msg);
+            emit.span(Class::TlsRecordOverhead, seg(tail, total), msg);
+        }
+        Plan::Decrypt => emit.span(Class::Payload, n as u64, MsgRef::Flow),
+    }
+}
+
+fn count_alert(body: &[u8], emit: &mut Emit) {
+    let name = match body {
+        [_level, desc] => tls_parser::TlsAlertDescription(*desc).to_string(),
+        _ => "malformed".to_string(),
+    };
+    bump(&mut emit.stats.tls.alerts, &name);
+}
+
+/// The parts of a ServerHello wiretax uses (TLS and DTLS alike).
+struct ServerHello<'a> {
+    version: u16,
+    random: [u8; 32],
+    session_id: &'a [u8],
+    suite: u16,
+    ext: Option<&'a [u8]>,
+}
+
+impl<'a> ServerHello<'a> {
+    fn parse(b: &'a [u8]) -> Option<ServerHello<'a>> {
+        let version = u16::from_be_bytes(b.get(..2)?.try_into().ok()?);
+        let random: [u8; 32] = b.get(2..34)?.try_into().ok()?;
+        let sid_len = usize::from(*b.get(34)?);
+        if sid_len > 32 {
+            return None;
+        }
+        let session_id = b.get(35..35 + sid_len)?;
+        let at = 35 + sid_len;
+        let suite = u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?);
+        let _compression = *b.get(at + 2)?;
+        let ext = match b.get(at + 3..at + 5) {
+            Some(l) => {
+                let len = usize::from(u16::from_be_bytes(l.try_into().ok()?));
+                Some(b.get(at + 5..at + 5 + len)?)
+            }
+            None => None,
+        };
+        Some(ServerHello { version, random, session_id, suite, ext })
+    }
+}
+
+/// The data of extension `typ` in a raw extensions block.
+fn find_ext(mut exts: &[u8], typ: u16) -> Option<&[u8]> {
+    while exts.len() >= 4 {
+        let t = u16::from_be_bytes([*exts.first()?, *exts.get(1)?]);
+        let len = usize::from(u16::from_be_bytes([*exts.get(2)?, *exts.get(3)?]));
+        let data = exts.get(4..4 + len)?;
+        if t == typ {
+            return Some(data);
+        }
+        exts = exts.get(4 + len..)?;
+    }
+    None
+}
+
+fn sni_host_name(data: &[u8]) -> Option<String> {
+    let (_, tls_parser::TlsExtension::SNI(names)) = tls_parser::parse_tls_extension_sni_content(data).ok()? else { return None };
+    let (_, host) = names.into_iter().find(|(t, _)| t.0 == 0)?;
+    let host = std::str::from_utf8(host).ok()?;
+    // Printable names only, and not unbounded.
+    (host.len() <= 255 && host.bytes().all(|b| b.is_ascii_graphic())).then(|| host.to_ascii_lowercase())
+}
+
+fn alpn_first(data: &[u8]) -> Option<String> {
+    let (_, tls_parser::TlsExtension::ALPN(list)) = tls_parser::parse_tls_extension_alpn_content(data).ok()? else { return None };
+    let p = std::str::from_utf8(list.first()?).ok()?;
+    p.bytes().all(|b| b.is_ascii_graphic()).then(|| p.to_string())
+}
+
+/// A DTLS ClientHello is a TLS one with a cookie after the session id.
+fn dtls_client_hello_without_cookie(body: &[u8]) -> Option<Vec<u8>> {
+    let sid_len = usize::from(*body.get(34)?);
+    let cookie_at = 35 + sid_len;
+    let cookie_len = usize::from(*body.get(cookie_at)?);
+    let mut v = body.get(..cookie_at)?.to_vec();
+    v.extend_from_slice(body.get(cookie_at + 1 + cookie_len..)?);
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::testkit::{self, Run};
+    use crate::dissect::{Config, ProtoStats};
+    use crate::keylog::KeyLog;
+    use std::sync::Arc;
+
+    /// One transport conversation of a shipped capture: its payloads in
+    /// capture order.
+    struct Conversation {
+        l4: L4,
+        server_port: u16,
+        pieces: Vec<(Dir, Vec<u8>)>,
+    }
+
+    fn capture_path(name: &str) -> String {
+        format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Minimal classic-pcap, Ethernet/IPv4 reader: enough for the shipped
+    /// TLS captures (no retransmissions, no IP fragments).
+    fn conversations(name: &str) -> Vec<Conversation> {
+        let bytes = std::fs::read(capture_path(&format!("{name}.pcap"))).unwrap();
+        assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+        let mut off = 24;
+        let mut convs: Vec<(([u8; 6], [u8; 6]), Conversation)> = vec![];
+        while off + 16 <= bytes.len() {
+            let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+            let frame = &bytes[off + 16..off + 16 + caplen];
+            off += 16 + caplen;
+            if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+                continue;
+            }
+            let ip = &frame[14..];
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let proto = ip[9];
+            let (src, dst) = (&ip[12..16], &ip[16..20]);
+            let l4 = &ip[ihl..total];
+            let (sport, dport) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
+            let ep = |a: &[u8], p: u16| {
+                let mut e = [0u8; 6];
+                e[..4].copy_from_slice(a);
+                e[4..].copy_from_slice(&p.to_be_bytes());
+                e
+            };
+            let (s, t) = (ep(src, sport), ep(dst, dport));
+            let (kind, payload, syn) = match proto {
+                6 => {
+                    let doff = usize::from(l4[12] >> 4) * 4;
+                    let flags = l4[13];
+                    (L4::Tcp, &l4[doff..], flags & 0x12 == 0x02)
+                }
+                17 => (L4::Udp, &l4[8..], false),
+                _ => continue,
+            };
+            let found = convs.iter().rposition(|((a, b), c)| c.l4 == kind && ((*a, *b) == (s, t) || (*a, *b) == (t, s)));
+            let idx = match found {
+                Some(i) if !syn => i,
+                _ => {
+                    if kind == L4::Tcp && !syn {
+                        continue;
+                    }
+                    convs.push(((s, t), Conversation { l4: kind, server_port: dport, pieces: vec![] }));
+                    convs.len() - 1
+                }
+            };
+            if payload.is_empty() {
+                continue;
+            }
+            let dir = if convs[idx].0.0 == s { Dir::C2S } else { Dir::S2C };
+            convs[idx].1.pieces.push((dir, payload.to_vec()));
+        }
+        convs.into_iter().map(|(_, c)| c).filter(|c| !c.pieces.is_empty()).collect()
+    }
+
+    fn truth(name: &str) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(capture_path(&format!("{name}.truth.json"))).unwrap()).unwrap()
+    }
+
+    fn cfg(keylog: Option<&str>) -> Arc<Config> {
+        Arc::new(Config { keylog: keylog.map(|k| Arc::new(KeyLog::load(capture_path(k)).unwrap())) })
+    }
+
+    /// Runs every conversation of a capture through a fresh dissector.
+    fn run_capture(name: &str, cfg: Arc<Config>, bytewise: bool) -> (Run, Vec<Run>) {
+        let mut all = Run::default();
+        let mut runs = vec![];
+        for c in conversations(name) {
+            let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: cfg.clone() };
+            let mut d = Tls::new(&ctx);
+            let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+            let r = if bytewise && c.l4 == L4::Tcp { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
+            r.assert_conserved();
+            all.spans.extend(r.spans.iter().copied());
+            all.events.extend(r.events.iter().cloned());
+            all.stats.merge(&r.stats);
+            all.fed += r.fed;
+            runs.push(r);
+        }
+        (all, runs)
+    }
+
+    fn class_of(t: &serde_json::Value, key: &str, class: &str) -> u64 {
+        let v = t.get(key).or_else(|| t.get("bytes_by_class")).unwrap();
+        v[class].as_u64().unwrap()
+    }
+
+    fn check_tls_section(name: &str, st: &ProtoStats) {
+        let t = truth(name);
+        let want = &t["tls"];
+        let got = serde_json::to_value(&st.tls).unwrap();
+        for k in ["connections", "full_handshakes", "resumed_handshakes", "versions", "handshake_record_bytes", "app_data_record_bytes", "records"] {
+            assert_eq!(got[k], want[k], "{name}: tls.{k}");
+        }
+    }
+
+    const TLS12: &[&str] = &["https-tls12-full", "https-tls12-resumed", "sparse-https-poll", "mqtt-tls12", "coap-dtls"];
+    const TLS13: &[&str] = &["https-tls13-full", "https-tls13-resumed", "mqtt-tls13"];
+
+    #[test]
+    fn keyless_tls12_and_dtls_classes_match_truth_exactly() {
+        for name in TLS12 {
+            let (r, _) = run_capture(name, cfg(None), false);
+            let t = truth(name);
+            for class in [Class::TlsHandshake, Class::TlsRecordOverhead, Class::Payload] {
+                assert_eq!(r.class(class), class_of(&t, "byte_classes", class.name()), "{name}: {}", class.name());
+            }
+            check_tls_section(name, &r.stats);
+            assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
+        }
+    }
+
+    #[test]
+    fn keyless_tls13_infers_handshake_within_truth_bounds() {
+        for name in TLS13 {
+            let (r, _) = run_capture(name, cfg(None), false);
+            let t = truth(name);
+            let hs = r.class(Class::TlsHandshake);
+            let lo = class_of(&t, "byte_classes", "tls_handshake");
+            let hi = t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).unwrap()["tls_handshake"].as_u64().unwrap();
+            assert!(hs >= lo && hs <= hi, "{name}: tls_handshake {hs} not in [{lo}, {hi}]");
+            assert!(hs > lo, "{name}: the encrypted flight should be inferred");
+            assert_eq!(r.stats.tls.inferred_handshake_bytes, hs - lo, "{name}");
+            check_tls_section(name, &r.stats);
+        }
+    }
+
+    #[test]
+    fn bytewise_feeding_gives_the_same_result() {
+        for name in ["https-tls12-resumed", "mqtt-tls13"] {
+            let (a, _) = run_capture(name, cfg(None), false);
+            let (b, _) = run_capture(name, cfg(None), true);
+            assert_eq!(a.ledger(), b.ledger(), "{name}");
+            assert_eq!(serde_json::to_value(&a.stats.tls).unwrap(), serde_json::to_value(&b.stats.tls).unwrap(), "{name}");
+            let opens = |r: &Run| r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
+            assert_eq!(opens(&a), opens(&b), "{name}");
+        }
+    }
+
+    #[test]
+    fn keyless_exchanges_pair_client_runs_with_answers() {
+        let (_, runs) = run_capture("https-tls12-full", cfg(None), false);
+        for r in &runs {
+            let opens: Vec<_> = r.events.iter().filter_map(|e| match e { Event::Open { id, kind, .. } => Some((*id, *kind)), _ => None }).collect();
+            assert_eq!(opens.len(), 1, "{:?}", r.events);
+            assert_eq!(opens[0].1, "tls");
+            let id = opens[0].0;
+            assert!(r.events.contains(&Event::Responded { id }));
+            assert!(r.events.contains(&Event::Close { id }));
+            // Handshake bytes are setup, app data belongs to the exchange.
+            let setup: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Setup).map(|s| s.len).sum();
+            assert_eq!(setup, r.class(Class::TlsHandshake));
+            assert!(r.spans.iter().any(|s| s.msg == MsgRef::Exchange(id) && s.class == Class::Payload));
+        }
+    }
+
+    #[test]
+    fn print_stats_for_eyeballing() {
+        for name in TLS12.iter().chain(TLS13) {
+            let (r, _) = run_capture(name, cfg(None), false);
+            eprintln!("{name}: {:?}\n{}", r.ledger(), serde_json::to_string(&r.stats.tls).unwrap());
+        }
+    }
+
+    #[test]
+    fn probe_recognises_hellos() {
+        let convs = conversations("https-tls12-full");
+        let ch = &convs[0].pieces[0].1;
+        assert_eq!(probe(Dir::C2S, ch), Probe::Yes);
+        let sh = &convs[0].pieces[1].1;
+        assert_eq!(probe(Dir::S2C, sh), Probe::Yes);
+        let dtls = conversations("coap-dtls");
+        assert_eq!(probe(Dir::C2S, &dtls[0].pieces[0].1), Probe::Yes);
+        assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[0x10, 0x16, 0x00, 0x04]), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, &[]), Probe::No);
+    }
+
+    #[test]
+    fn garbage_truncation_and_gaps_never_panic_and_conserve() {
+        let convs = conversations("https-tls13-full");
+        let c = &convs[0];
+        let stream: Vec<u8> = c.pieces.iter().filter(|(d, _)| *d == Dir::S2C).flat_map(|(_, b)| b.clone()).collect();
+        let ctx = FlowCtx { l4: L4::Tcp, server_port: 443, cfg: cfg(None) };
+        for cut in [0, 1, 4, 5, 6, 100, 1000, stream.len() - 1] {
+            let mut d = Tls::new(&ctx);
+            let r = testkit::run(&mut d, &[(Dir::S2C, &stream[..cut])]);
+            r.assert_conserved();
+        }
+        // Garbage: all payload, reported once per resynchronisation.
+        let garbage: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut d = Tls::new(&ctx);
+        let r = testkit::run(&mut d, &[(Dir::C2S, &garbage), (Dir::S2C, &garbage)]);
+        r.assert_conserved();
+        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })));
+        // A record claiming more than 16 KiB + expansion is malformed.
+        let mut d = Tls::new(&ctx);
+        let r = testkit::run(&mut d, &[(Dir::C2S, &[23, 3, 3, 0xff, 0xff, 1, 2, 3])]);
+        r.assert_conserved();
+        assert_eq!(r.class(Class::Payload), 8);
+        // A gap in the middle of a record, then the stream goes on.
+        let mut d = Tls::new(&ctx);
+        let mut r = Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.data(Dir::S2C, &stream[..200], &mut e);
+        d.gap(Dir::S2C, 300, &mut e);
+        d.data(Dir::S2C, &stream[500..], &mut e);
+        d.finish(&mut e);
+        r.fed = (stream.len() - 300) as u64;
+        r.assert_conserved();
+        // DTLS: a datagram cut inside a record.
+        let dtls = conversations("coap-dtls");
+        let ctx = FlowCtx { l4: L4::Udp, server_port: 5684, cfg: cfg(None) };
+        for (dir, dg) in &dtls[0].pieces {
+            for cut in [0, 3, 13, 20, dg.len() - 1] {
+                let mut d = Tls::new(&ctx);
+                let r = testkit::run(&mut d, &[(*dir, &dg[..cut])]);
+                r.assert_conserved();
+            }
+        }
+    }
 }
