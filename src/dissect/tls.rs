@@ -1455,7 +1455,8 @@ mod tests {
     }
 
     fn class_of(t: &serde_json::Value, key: &str, class: &str) -> u64 {
-        let v = t.get(key).or_else(|| t.get("bytes_by_class")).unwrap();
+        let alt = key.replace("byte_classes", "bytes_by_class");
+        let v = t.get(key).or_else(|| t.get(&alt)).or_else(|| t.get("byte_classes")).unwrap();
         v[class].as_u64().unwrap()
     }
 
@@ -1529,9 +1530,31 @@ mod tests {
     }
 
     #[test]
+    fn decrypted_classes_match_truth_with_key_logs() {
+        for name in TLS12.iter().chain(TLS13) {
+            let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog"))), false);
+            let t = truth(name);
+            let dec = |c: &str| class_of(&t, "byte_classes_decrypted", c);
+            let st = &r.stats.tls.decryption;
+            assert!(st.failures.is_empty(), "{name}: {st:?} {:?}", r.events);
+            assert_eq!(st.connections_without_keys, 0, "{name}");
+            assert_eq!(st.connections_with_keys, r.stats.tls.connections, "{name}");
+            assert_eq!(r.class(Class::TlsHandshake), dec("tls_handshake"), "{name}: tls_handshake");
+            assert_eq!(r.class(Class::TlsRecordOverhead), dec("tls_record_overhead"), "{name}: tls_record_overhead");
+            // The inner dissector owns the plaintext: everything else.
+            let inner: u64 = [Class::AppHeader, Class::AppControl, Class::Payload].iter().map(|c| r.class(*c)).sum();
+            assert_eq!(inner, dec("app_header") + dec("app_control") + dec("payload"), "{name}: plaintext");
+            assert_eq!(st.plaintext_bytes, inner, "{name}");
+            // The outer-type statistics do not change with keys.
+            check_tls_section(name, &r.stats);
+            assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
+        }
+    }
+
+    #[test]
     fn print_stats_for_eyeballing() {
         for name in TLS12.iter().chain(TLS13) {
-            let (r, _) = run_capture(name, cfg(None), false);
+            let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog"))), false);
             eprintln!("{name}: {:?}\n{}", r.ledger(), serde_json::to_string(&r.stats.tls).unwrap());
         }
     }
