@@ -629,4 +629,4 @@ fn cbc_decrypt(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<(), DecryptError
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

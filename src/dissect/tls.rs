@@ -1355,76 +1355,16 @@ mod tests {
     use super::*;
     use crate::dissect::testkit::{self, Run};
     use crate::dissect::{Config, ProtoStats};
+    use crate::decrypt::tests::{Conversation, read_conversations};
     use crate::keylog::KeyLog;
     use std::sync::Arc;
-
-    /// One transport conversation of a shipped capture: its payloads in
-    /// capture order.
-    struct Conversation {
-        l4: L4,
-        server_port: u16,
-        pieces: Vec<(Dir, Vec<u8>)>,
-    }
 
     fn capture_path(name: &str) -> String {
         format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
-    /// Minimal classic-pcap, Ethernet/IPv4 reader: enough for the shipped
-    /// TLS captures (no retransmissions, no IP fragments).
     fn conversations(name: &str) -> Vec<Conversation> {
-        let bytes = std::fs::read(capture_path(&format!("{name}.pcap"))).unwrap();
-        assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
-        let mut off = 24;
-        let mut convs: Vec<(([u8; 6], [u8; 6]), Conversation)> = vec![];
-        while off + 16 <= bytes.len() {
-            let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
-            let frame = &bytes[off + 16..off + 16 + caplen];
-            off += 16 + caplen;
-            if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
-                continue;
-            }
-            let ip = &frame[14..];
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let proto = ip[9];
-            let (src, dst) = (&ip[12..16], &ip[16..20]);
-            let l4 = &ip[ihl..total];
-            let (sport, dport) = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
-            let ep = |a: &[u8], p: u16| {
-                let mut e = [0u8; 6];
-                e[..4].copy_from_slice(a);
-                e[4..].copy_from_slice(&p.to_be_bytes());
-                e
-            };
-            let (s, t) = (ep(src, sport), ep(dst, dport));
-            let (kind, payload, syn) = match proto {
-                6 => {
-                    let doff = usize::from(l4[12] >> 4) * 4;
-                    let flags = l4[13];
-                    (L4::Tcp, &l4[doff..], flags & 0x12 == 0x02)
-                }
-                17 => (L4::Udp, &l4[8..], false),
-                _ => continue,
-            };
-            let found = convs.iter().rposition(|((a, b), c)| c.l4 == kind && ((*a, *b) == (s, t) || (*a, *b) == (t, s)));
-            let idx = match found {
-                Some(i) if !syn => i,
-                _ => {
-                    if kind == L4::Tcp && !syn {
-                        continue;
-                    }
-                    convs.push(((s, t), Conversation { l4: kind, server_port: dport, pieces: vec![] }));
-                    convs.len() - 1
-                }
-            };
-            if payload.is_empty() {
-                continue;
-            }
-            let dir = if convs[idx].0.0 == s { Dir::C2S } else { Dir::S2C };
-            convs[idx].1.pieces.push((dir, payload.to_vec()));
-        }
-        convs.into_iter().map(|(_, c)| c).filter(|c| !c.pieces.is_empty()).collect()
+        read_conversations(&capture_path(&format!("{name}.pcap")))
     }
 
     fn truth(name: &str) -> serde_json::Value {
@@ -1548,6 +1488,159 @@ mod tests {
             // The outer-type statistics do not change with keys.
             check_tls_section(name, &r.stats);
             assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
+        }
+    }
+
+    /// Stands in for the inner protocol: keeps what it is fed.
+    struct Recorder(Arc<std::sync::Mutex<Vec<(Dir, Vec<u8>)>>>);
+
+    impl Dissector for Recorder {
+        fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+            self.0.lock().unwrap().push((dir, data.to_vec()));
+            emit.span(Class::Payload, data.len() as u64, MsgRef::Flow);
+        }
+        fn gap(&mut self, _dir: Dir, _len: u64, _emit: &mut Emit) {}
+        fn finish(&mut self, _emit: &mut Emit) {}
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/src/decrypt/testdata/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Runs a generated capture (OpenSSL s_client -> s_server -rev) with its
+    /// key log; returns the run and the plaintext per direction.
+    fn run_fixture(name: &str, with_keys: bool) -> (Run, Vec<u8>, Vec<u8>) {
+        let convs = read_conversations(&fixture(&format!("{name}.pcap")));
+        assert_eq!(convs.len(), 1, "{name}");
+        let c = &convs[0];
+        let keylog = with_keys.then(|| Arc::new(KeyLog::load(fixture(&format!("{name}.keylog"))).unwrap()));
+        let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: Arc::new(Config { keylog }) };
+        let seen = Arc::new(std::sync::Mutex::new(vec![]));
+        let mut d = Tls::new(&ctx);
+        d.inner = Some(Box::new(Recorder(seen.clone())));
+        let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+        let r = testkit::run(&mut d, &pieces);
+        r.assert_conserved();
+        let seen = seen.lock().unwrap();
+        let side = |dir| seen.iter().filter(|(d, _)| *d == dir).flat_map(|(_, b)| b.clone()).collect::<Vec<u8>>();
+        (r, side(Dir::C2S), side(Dir::S2C))
+    }
+
+    const FIXTURES: &[&str] = &[
+        "tls12-chacha20",
+        "tls12-aes128-ccm",
+        "tls12-aes256-ccm8",
+        "tls12-aes128-cbc-sha-mte",
+        "tls12-aes128-cbc-sha256-mte",
+        "tls12-aes256-cbc-sha384-etm",
+        "tls13-chacha20",
+        "tls13-aes128-ccm",
+        "tls13-aes128-ccm8",
+    ];
+
+    #[test]
+    fn every_cipher_family_decrypts() {
+        for name in FIXTURES {
+            let (r, c2s, s2c) = run_fixture(name, true);
+            let st = &r.stats.tls;
+            assert!(st.decryption.failures.is_empty(), "{name}: {:?} {:?}", st.decryption, r.events);
+            assert_eq!(c2s, b"reading 1\nreading 2\n", "{name}");
+            assert_eq!(s2c, b"1 gnidaer\n2 gnidaer\n", "{name}");
+            assert_eq!(r.class(Class::Payload), 40, "{name}");
+            assert_eq!(st.alerts.get("CloseNotify"), Some(&2), "{name}: {:?}", st.alerts);
+            // Every record of outer type 22/20, and every decrypted
+            // handshake record, is handshake; nothing else.
+            let inner_hs = st.decryption.inner_content_types.get("22").copied().unwrap_or(0);
+            assert!(inner_hs >= if name.starts_with("tls13") { 6 } else { 2 }, "{name}: {:?}", st.decryption);
+            let expected_suite = if name.starts_with("tls13") { "TLS 1.3" } else { "TLS 1.2" };
+            assert_eq!(st.versions.get(expected_suite), Some(&1), "{name}");
+            // Without keys the same capture books the same handshake
+            // bytes (TLS 1.2) and a lower bound of the expansion (CBC).
+            let (k, _, _) = run_fixture(name, false);
+            if name.starts_with("tls12") {
+                assert_eq!(k.class(Class::TlsHandshake), r.class(Class::TlsHandshake), "{name}");
+                assert!(k.class(Class::TlsRecordOverhead) <= r.class(Class::TlsRecordOverhead), "{name}");
+                assert_eq!(k.stats.tls.records_with_unknown_expansion > 0, name.contains("cbc"), "{name}");
+                if !name.contains("cbc") {
+                    assert_eq!(k.class(Class::TlsRecordOverhead), r.class(Class::TlsRecordOverhead), "{name}");
+                }
+            } else {
+                assert!(k.class(Class::TlsHandshake) <= r.class(Class::TlsHandshake), "{name}");
+                assert!(k.stats.tls.inferred_handshake_bytes > 0, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn tls13_key_update_is_followed() {
+        let (r, c2s, s2c) = run_fixture("tls13-keyupdate", true);
+        let st = &r.stats.tls;
+        assert!(st.decryption.failures.is_empty(), "{:?} {:?}", st.decryption, r.events);
+        assert_eq!(st.key_updates, 2);
+        // The records after each update decrypt.
+        assert_eq!(c2s, b"reading 1\nreading 2\nreading 3\n");
+        assert_eq!(s2c, b"1 gnidaer\n2 gnidaer\n");
+    }
+
+    #[test]
+    fn wrong_key_log_falls_back_to_keyless_accounting() {
+        // The right client randoms with corrupted secrets.
+        let good = std::fs::read_to_string(capture_path("https-tls12-full.keylog")).unwrap();
+        let bad: String = good
+            .lines()
+            .map(|l| {
+                let mut f: Vec<String> = l.split(' ').map(str::to_string).collect();
+                f[2] = f[2].chars().rev().collect();
+                f.join(" ") + "\n"
+            })
+            .collect();
+        let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&bad))) });
+        let (r, runs) = run_capture("https-tls12-full", cfg, false);
+        let (k, _) = run_capture("https-tls12-full", self::cfg(None), false);
+        assert_eq!(r.ledger(), k.ledger());
+        assert_eq!(r.stats.tls.decryption.failures.get("authentication_failed"), Some(&12));
+        for run in &runs {
+            let msgs: Vec<_> = run.events.iter().filter_map(|e| match e { Event::Malformed { reason, .. } => Some(reason.clone()), _ => None }).collect();
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert!(msgs[0].contains("authentication"), "{msgs:?}");
+            // Keyless exchanges take over.
+            assert!(run.events.iter().any(|e| matches!(e, Event::Open { kind: "tls", .. })));
+        }
+        // A malformed key log: every line bad, every connection keyless.
+        let malformed = KeyLog::parse(&good.replace("CLIENT_RANDOM ", "CLIENT_RANDOM 00"));
+        assert_eq!(malformed.bad_lines(), 12);
+        let cfg = Arc::new(Config { keylog: Some(Arc::new(malformed)) });
+        let (r, _) = run_capture("https-tls12-full", cfg, false);
+        assert_eq!(r.ledger(), k.ledger());
+        assert_eq!(r.stats.tls.decryption.connections_without_keys, 12);
+        // A key log whose secrets match no connection: counted, no noise.
+        let unrelated = format!("CLIENT_RANDOM {} {}\n", "11".repeat(32), "22".repeat(48));
+        let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&unrelated))) });
+        let (r, _) = run_capture("https-tls12-full", cfg, false);
+        assert_eq!(r.ledger(), k.ledger());
+        assert_eq!(r.stats.tls.decryption.connections_without_keys, 12);
+        assert!(r.stats.tls.decryption.failures.is_empty());
+        assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })));
+    }
+
+    #[test]
+    fn capture_mixing_connections_with_and_without_keys() {
+        // Keep the secrets of every other connection only.
+        let good = std::fs::read_to_string(capture_path("https-tls13-full.keylog")).unwrap();
+        let convs = conversations("https-tls13-full");
+        let randoms: Vec<String> = convs
+            .iter()
+            .map(|c| c.pieces[0].1[11..43].iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        let keep: String = good.lines().filter(|l| randoms.iter().step_by(2).any(|r| l.contains(r.as_str()))).map(|l| format!("{l}\n")).collect();
+        let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&keep))) });
+        let (_, runs) = run_capture("https-tls13-full", cfg, false);
+        let (_, keyless) = run_capture("https-tls13-full", self::cfg(None), false);
+        let (_, keyed) = run_capture("https-tls13-full", self::cfg(Some("https-tls13-full.keylog")), false);
+        for (i, r) in runs.iter().enumerate() {
+            let want = if i % 2 == 0 { &keyed[i] } else { &keyless[i] };
+            assert_eq!(r.ledger(), want.ledger(), "connection {i}");
+            assert_eq!(r.stats.tls.decryption.connections_with_keys, u64::from(i % 2 == 0), "connection {i}");
         }
     }
 

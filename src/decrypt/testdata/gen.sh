@@ -1,0 +1,42 @@
+#!/bin/sh
+# Regenerates the decryption test captures: OpenSSL s_server/s_client on
+# loopback, captured with tcpdump, secrets from -keylogfile. Run as root:
+#   sh gen.sh
+# Each case: NAME.pcap and NAME.keylog (client-side key log).
+set -eu
+cd "$(dirname "$0")"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+  -subj /CN=wiretax.test -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+PSK=73656e736f722d7365637265742d3031
+
+# case NAME PORT "server options" "client options" "client input"
+case_() {
+  name=$1 port=$2 sopts=$3 copts=$4 input=$5
+  rm -f "$name.keylog"
+  tcpdump -i lo -U -s 0 -w "$name.pcap" "port $port" 2>/dev/null &
+  dump=$!
+  sleep 0.5
+  openssl s_server -accept "127.0.0.1:$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" -rev -naccept 1 $sopts >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.5
+  printf "$input" | while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.2; done \
+    | openssl s_client -connect "127.0.0.1:$port" -keylogfile "$name.keylog" $copts >/dev/null 2>&1 || true
+  sleep 0.5
+  kill $srv 2>/dev/null || true
+  kill $dump
+  wait $dump 2>/dev/null || true
+}
+IN='reading 1\nreading 2\nQ\n'
+case_ tls12-chacha20 44301 "" "-tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305" "$IN"
+case_ tls12-aes128-ccm 44302 "-cipher ALL" "-tls1_2 -cipher ECDHE-ECDSA-AES128-CCM" "$IN"
+case_ tls12-aes256-ccm8 44303 "-cipher ALL:@SECLEVEL=0" "-tls1_2 -cipher ECDHE-ECDSA-AES256-CCM8:@SECLEVEL=0" "$IN"
+case_ tls12-aes128-cbc-sha-mte 44304 "-no_etm" "-tls1_2 -no_etm -cipher ECDHE-ECDSA-AES128-SHA" "$IN"
+case_ tls12-aes256-cbc-sha384-etm 44305 "" "-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA384" "$IN"
+case_ tls12-aes128-cbc-sha256-mte 44306 "-no_etm" "-tls1_2 -no_etm -cipher ECDHE-ECDSA-AES128-SHA256" "$IN"
+case_ tls13-chacha20 44307 "" "-tls1_3 -ciphersuites TLS_CHACHA20_POLY1305_SHA256" "$IN"
+case_ tls13-aes128-ccm 44308 "-ciphersuites TLS_AES_128_CCM_SHA256" "-tls1_3 -ciphersuites TLS_AES_128_CCM_SHA256" "$IN"
+case_ tls13-aes128-ccm8 44309 "-ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher ALL:@SECLEVEL=0" "-tls1_3 -ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher ALL:@SECLEVEL=0" "$IN"
+# KeyUpdate: "k" updates the client's keys; "K" also asks the server to update.
+case_ tls13-keyupdate 44310 "" "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384" 'reading 1\nk\nreading 2\nK\nreading 3\nQ\n'
