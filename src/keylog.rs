@@ -188,8 +188,7 @@ enum Line {
 
 fn parse_line(line: &str) -> Line {
     let mut fields = line.split_ascii_whitespace();
-    let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
+    let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
         return Line::Bad;
     };
     let label = match label {
@@ -218,7 +217,7 @@ fn parse_line(line: &str) -> Line {
 }
 
 fn hex_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Hex to bytes; `None` on odd length or a non-hex digit.

@@ -75,7 +75,8 @@ pub enum HashAlg {
 }
 
 impl HashAlg {
-    pub fn len(self) -> usize {
+    /// Output length in bytes.
+    pub fn output_len(self) -> usize {
         match self {
             HashAlg::Sha256 => 32,
             HashAlg::Sha384 => 48,
@@ -147,7 +148,10 @@ impl AeadAlg {
 pub enum Protection {
     Aead(AeadAlg),
     /// AES-CBC with an HMAC; `key_len` 16 or 32.
-    Cbc { key_len: usize, mac: MacAlg },
+    Cbc {
+        key_len: usize,
+        mac: MacAlg,
+    },
 }
 
 /// A cipher suite wiretax can decrypt.
@@ -176,9 +180,7 @@ impl Suite {
         let hash = if cs.name.ends_with("SHA384") { HashAlg::Sha384 } else { HashAlg::Sha256 };
         let aes256 = cs.enc_size == 256;
         let protection = match (cs.enc, cs.enc_mode) {
-            (TlsCipherEnc::Aes, TlsCipherEncMode::Gcm) => {
-                Protection::Aead(if aes256 { AeadAlg::Aes256Gcm } else { AeadAlg::Aes128Gcm })
-            }
+            (TlsCipherEnc::Aes, TlsCipherEncMode::Gcm) => Protection::Aead(if aes256 { AeadAlg::Aes256Gcm } else { AeadAlg::Aes128Gcm }),
             (TlsCipherEnc::Aes, TlsCipherEncMode::Ccm) => Protection::Aead(match (aes256, cs.name.ends_with("_8")) {
                 (false, false) => AeadAlg::Aes128Ccm,
                 (true, false) => AeadAlg::Aes256Ccm,
@@ -445,7 +447,7 @@ impl RecordKeys {
         if !suite.tls13 {
             return Err(DecryptError::UnsupportedSuite(suite.id));
         }
-        if traffic_secret.len() != suite.hash.len() {
+        if traffic_secret.len() != suite.hash.output_len() {
             return Err(DecryptError::BadSecret);
         }
         let mut key = vec![0u8; alg.key_len()];
@@ -460,7 +462,7 @@ impl RecordKeys {
     /// TLS 1.3 KeyUpdate: the next traffic secret and keys (RFC 8446 7.2).
     pub fn key_update(&mut self) -> Result<(), DecryptError> {
         let Some(secret) = &self.secret else { return Err(DecryptError::UnsupportedVersion(0x0303)) };
-        let mut next = vec![0u8; self.suite.hash.len()];
+        let mut next = vec![0u8; self.suite.hash.output_len()];
         hkdf_expand_label(self.suite.hash, secret.bytes(), b"traffic upd", b"", &mut next)?;
         *self = RecordKeys::tls13(self.suite, &Secret::new(next))?;
         Ok(())

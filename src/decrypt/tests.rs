@@ -17,7 +17,13 @@ fn secret(s: &str) -> Secret {
 #[test]
 fn tls12_prf_sha256_vector() {
     let mut out = [0u8; 100];
-    prf_tls12(HashAlg::Sha256, &h("9b be 43 6b a9 40 f0 17 b1 76 52 84 9a 71 db 35"), b"test label", &h("a0 ba 9f 93 6c da 31 18 27 a6 f7 96 ff d5 19 8c"), &mut out);
+    prf_tls12(
+        HashAlg::Sha256,
+        &h("9b be 43 6b a9 40 f0 17 b1 76 52 84 9a 71 db 35"),
+        b"test label",
+        &h("a0 ba 9f 93 6c da 31 18 27 a6 f7 96 ff d5 19 8c"),
+        &mut out,
+    );
     assert_eq!(
         out.to_vec(),
         h("e3 f2 29 ba 72 7b e1 7b 8d 12 26 20 55 7c d4 53 c2 aa b2 1d 07 c3 d4 95 32 9b 52 d4 e6 1e db 5a
@@ -175,7 +181,8 @@ pub(crate) fn read_conversations(path: &str) -> Vec<Conversation> {
     let bytes = std::fs::read(path).unwrap();
     assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
     let mut off = 24;
-    let mut convs: Vec<(([u8; 6], [u8; 6]), Conversation)> = vec![];
+    type Endpoint = [u8; 6];
+    let mut convs: Vec<((Endpoint, Endpoint), Conversation)> = vec![];
     while off + 16 <= bytes.len() {
         let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
         let frame = &bytes[off + 16..off + 16 + caplen];
@@ -225,4 +232,3 @@ pub(crate) fn read_conversations(path: &str) -> Vec<Conversation> {
     }
     convs.into_iter().map(|(_, c)| c).filter(|c| !c.pieces.is_empty()).collect()
 }
-

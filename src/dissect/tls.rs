@@ -55,8 +55,8 @@ const EXT_SUPPORTED_VERSIONS: u16 = 43;
 
 /// ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16,
-    0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
+    0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
 
 const TLS13: u16 = 0x0304;
@@ -546,10 +546,10 @@ impl Tls {
             if h.rec.as_ref().is_some_and(|r| r.done >= r.len) {
                 let rec = h.rec.take();
                 let body = std::mem::take(&mut h.body);
-                if let Some(rec) = rec {
-                    if !rec.lossy {
-                        self.complete_record(d, rec, &body, emit);
-                    }
+                if let Some(rec) = rec
+                    && !rec.lossy
+                {
+                    self.complete_record(d, rec, &body, emit);
                 }
                 // Keep the allocation for the next record.
                 let h = &mut self.halves[d];
@@ -796,11 +796,11 @@ impl Tls {
             if let Some(k) = h.keys.as_mut() {
                 k.skip_record();
             }
-            if let Some(inner) = self.inner.as_mut() {
-                if typ == APPLICATION_DATA {
-                    let plain = rec_plain_estimate(total - header_len, exp);
-                    inner.gap(dir_of(d), plain as u64, emit);
-                }
+            if let Some(inner) = self.inner.as_mut()
+                && typ == APPLICATION_DATA
+            {
+                let plain = rec_plain_estimate(total - header_len, exp);
+                inner.gap(dir_of(d), plain as u64, emit);
             }
             plan = match typ {
                 HANDSHAKE => Plan::Whole(Class::TlsHandshake, MsgRef::Setup),
@@ -902,7 +902,9 @@ impl Tls {
                 emit.stats.tls.certificate_chain_bytes += m.len as u64;
             }
             ENCRYPTED_EXTENSIONS if server => {
-                if let Some(alpn) = m.body.as_deref().and_then(|b| b.get(2..)).and_then(|exts| find_ext(exts, EXT_ALPN)).and_then(alpn_first) {
+                if let Some(alpn) =
+                    m.body.as_deref().and_then(|b| b.get(2..)).and_then(|exts| find_ext(exts, EXT_ALPN)).and_then(alpn_first)
+                {
                     self.negotiated_alpn(alpn, emit);
                 }
             }
@@ -916,10 +918,10 @@ impl Tls {
             }
             KEY_UPDATE if sealed => {
                 emit.stats.tls.key_updates += 1;
-                if let Some(k) = self.halves[d].keys.as_mut() {
-                    if let Err(why) = k.key_update() {
-                        self.stop_decrypting(why, emit);
-                    }
+                if let Some(k) = self.halves[d].keys.as_mut()
+                    && let Err(why) = k.key_update()
+                {
+                    self.stop_decrypting(why, emit);
                 }
             }
             _ => {}
@@ -949,11 +951,11 @@ impl Tls {
             self.conn.client_random = ch.random.try_into().ok();
         }
         self.conn.offered_session_id = ch.session_id.unwrap_or_default().to_vec();
-        if self.conn.sni.is_none() {
-            if let Some(name) = ch.ext.and_then(|e| find_ext(e, EXT_SNI)).and_then(sni_host_name) {
-                emit.stats.tls.count_sni(&name, 1);
-                self.conn.sni = Some(name);
-            }
+        if self.conn.sni.is_none()
+            && let Some(name) = ch.ext.and_then(|e| find_ext(e, EXT_SNI)).and_then(sni_host_name)
+        {
+            emit.stats.tls.count_sni(&name, 1);
+            self.conn.sni = Some(name);
         }
     }
 
@@ -969,7 +971,11 @@ impl Tls {
         if self.conn.server_hello {
             return; // a repeated ServerHello (renegotiation is encrypted; DTLS repeats are filtered)
         }
-        let version = sh.ext.and_then(|e| find_ext(e, EXT_SUPPORTED_VERSIONS)).and_then(|v| Some(u16::from_be_bytes(v.get(..2)?.try_into().ok()?))).unwrap_or(sh.version);
+        let version = sh
+            .ext
+            .and_then(|e| find_ext(e, EXT_SUPPORTED_VERSIONS))
+            .and_then(|v| Some(u16::from_be_bytes(v.get(..2)?.try_into().ok()?)))
+            .unwrap_or(sh.version);
         self.conn.server_hello = true;
         self.conn.version = Some(version);
         self.conn.suite = Some(sh.suite);
@@ -1017,11 +1023,11 @@ impl Tls {
 
     fn negotiated_alpn(&mut self, alpn: String, emit: &mut Emit) {
         bump(&mut emit.stats.tls.alpn, &alpn);
-        if let Some(p) = alpn_protocol(&alpn) {
-            if !self.conn.app_announced {
-                self.conn.app_announced = true;
-                emit.event(Event::App { name: p.name });
-            }
+        if let Some(p) = alpn_protocol(&alpn)
+            && !self.conn.app_announced
+        {
+            self.conn.app_announced = true;
+            emit.event(Event::App { name: p.name });
         }
         self.conn.alpn = Some(alpn);
     }
@@ -1097,7 +1103,10 @@ impl Tls {
             h.next_keys = None;
         }
         bump(&mut emit.stats.tls.decryption.failures, why.kind());
-        emit.event(Event::Malformed { bytes: 0, reason: format!("TLS decryption stopped on this connection: {why}; the rest is accounted without keys") });
+        emit.event(Event::Malformed {
+            bytes: 0,
+            reason: format!("TLS decryption stopped on this connection: {why}; the rest is accounted without keys"),
+        });
         if let Some(mut inner) = self.inner.take() {
             inner.finish(emit);
         }
@@ -1154,14 +1163,25 @@ impl Tls {
                     let first_span = emit.spans.len();
                     inner.data(dir, &opened.plaintext, emit);
                     // The record's overhead goes with the exchange its plaintext opened or continued.
-                    msg = emit.spans.get(first_span..).unwrap_or_default().iter().map(|s| s.msg).find(|m| matches!(m, MsgRef::Exchange(_))).unwrap_or(MsgRef::Flow);
+                    msg = emit
+                        .spans
+                        .get(first_span..)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|s| s.msg)
+                        .find(|m| matches!(m, MsgRef::Exchange(_)))
+                        .unwrap_or(MsgRef::Flow);
                 }
                 emit.span(Class::TlsRecordOverhead, overhead, msg);
             }
             other => {
                 emit.span(Class::TlsRecordOverhead, total.saturating_sub(opened.plaintext.len() as u64), MsgRef::Flow);
                 emit.stats.tls.malformed_bytes += opened.plaintext.len() as u64;
-                emit.malformed(opened.plaintext.len() as u64, MsgRef::Flow, format!("decrypted TLS record has unknown content type {other}"));
+                emit.malformed(
+                    opened.plaintext.len() as u64,
+                    MsgRef::Flow,
+                    format!("decrypted TLS record has unknown content type {other}"),
+                );
             }
         }
         Ok(())
@@ -1353,9 +1373,9 @@ fn dtls_client_hello_without_cookie(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decrypt::tests::{Conversation, read_conversations};
     use crate::dissect::testkit::{self, Run};
     use crate::dissect::{Config, ProtoStats};
-    use crate::decrypt::tests::{Conversation, read_conversations};
     use crate::keylog::KeyLog;
     use std::sync::Arc;
 
@@ -1404,7 +1424,15 @@ mod tests {
         let t = truth(name);
         let want = &t["tls"];
         let got = serde_json::to_value(&st.tls).unwrap();
-        for k in ["connections", "full_handshakes", "resumed_handshakes", "versions", "handshake_record_bytes", "app_data_record_bytes", "records"] {
+        for k in [
+            "connections",
+            "full_handshakes",
+            "resumed_handshakes",
+            "versions",
+            "handshake_record_bytes",
+            "app_data_record_bytes",
+            "records",
+        ] {
             assert_eq!(got[k], want[k], "{name}: tls.{k}");
         }
     }
@@ -1432,7 +1460,8 @@ mod tests {
             let t = truth(name);
             let hs = r.class(Class::TlsHandshake);
             let lo = class_of(&t, "byte_classes", "tls_handshake");
-            let hi = t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).unwrap()["tls_handshake"].as_u64().unwrap();
+            let hi =
+                t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).unwrap()["tls_handshake"].as_u64().unwrap();
             assert!(hs >= lo && hs <= hi, "{name}: tls_handshake {hs} not in [{lo}, {hi}]");
             assert!(hs > lo, "{name}: the encrypted flight should be inferred");
             assert_eq!(r.stats.tls.inferred_handshake_bytes, hs - lo, "{name}");
@@ -1456,7 +1485,14 @@ mod tests {
     fn keyless_exchanges_pair_client_runs_with_answers() {
         let (_, runs) = run_capture("https-tls12-full", cfg(None), false);
         for r in &runs {
-            let opens: Vec<_> = r.events.iter().filter_map(|e| match e { Event::Open { id, kind, .. } => Some((*id, *kind)), _ => None }).collect();
+            let opens: Vec<_> = r
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Open { id, kind, .. } => Some((*id, *kind)),
+                    _ => None,
+                })
+                .collect();
             assert_eq!(opens.len(), 1, "{:?}", r.events);
             assert_eq!(opens[0].1, "tls");
             let id = opens[0].0;
@@ -1492,7 +1528,8 @@ mod tests {
     }
 
     /// Stands in for the inner protocol: keeps what it is fed.
-    struct Recorder(Arc<std::sync::Mutex<Vec<(Dir, Vec<u8>)>>>);
+    type Seen = Arc<std::sync::Mutex<Vec<(Dir, Vec<u8>)>>>;
+    struct Recorder(Seen);
 
     impl Dissector for Recorder {
         fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
@@ -1600,7 +1637,14 @@ mod tests {
         assert_eq!(r.ledger(), k.ledger());
         assert_eq!(r.stats.tls.decryption.failures.get("authentication_failed"), Some(&12));
         for run in &runs {
-            let msgs: Vec<_> = run.events.iter().filter_map(|e| match e { Event::Malformed { reason, .. } => Some(reason.clone()), _ => None }).collect();
+            let msgs: Vec<_> = run
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Malformed { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                })
+                .collect();
             assert_eq!(msgs.len(), 1, "{msgs:?}");
             assert!(msgs[0].contains("authentication"), "{msgs:?}");
             // Keyless exchanges take over.
@@ -1628,11 +1672,9 @@ mod tests {
         // Keep the secrets of every other connection only.
         let good = std::fs::read_to_string(capture_path("https-tls13-full.keylog")).unwrap();
         let convs = conversations("https-tls13-full");
-        let randoms: Vec<String> = convs
-            .iter()
-            .map(|c| c.pieces[0].1[11..43].iter().map(|b| format!("{b:02x}")).collect())
-            .collect();
-        let keep: String = good.lines().filter(|l| randoms.iter().step_by(2).any(|r| l.contains(r.as_str()))).map(|l| format!("{l}\n")).collect();
+        let randoms: Vec<String> = convs.iter().map(|c| c.pieces[0].1[11..43].iter().map(|b| format!("{b:02x}")).collect()).collect();
+        let keep: String =
+            good.lines().filter(|l| randoms.iter().step_by(2).any(|r| l.contains(r.as_str()))).map(|l| format!("{l}\n")).collect();
         let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&keep))) });
         let (_, runs) = run_capture("https-tls13-full", cfg, false);
         let (_, keyless) = run_capture("https-tls13-full", self::cfg(None), false);
