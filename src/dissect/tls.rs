@@ -134,8 +134,9 @@ pub struct Stats {
     /// Server names from ClientHellos (at most 64 names; `other_sni` counts the rest).
     pub sni: BTreeMap<String, u64>,
     pub other_sni: u64,
-    /// Negotiated ALPN protocols.
+    /// Negotiated ALPN protocols (at most 64; `other_alpn` counts the rest).
     pub alpn: BTreeMap<String, u64>,
+    pub other_alpn: u64,
     /// Bytes skipped because they were not TLS records, and records cut short.
     pub malformed_bytes: u64,
     pub truncated_records: u64,
@@ -184,7 +185,10 @@ impl Stats {
             self.count_sni(name, *n);
         }
         self.other_sni += o.other_sni;
-        add_map(&mut self.alpn, &o.alpn);
+        for (name, n) in &o.alpn {
+            bounded_add(&mut self.alpn, &mut self.other_alpn, name, *n);
+        }
+        self.other_alpn += o.other_alpn;
         self.malformed_bytes += o.malformed_bytes;
         self.truncated_records += o.truncated_records;
         let (a, b) = (&mut self.decryption, &o.decryption);
@@ -197,13 +201,18 @@ impl Stats {
     }
 
     fn count_sni(&mut self, name: &str, n: u64) {
-        if let Some(c) = self.sni.get_mut(name) {
-            *c += n;
-        } else if self.sni.len() < MAX_NAMES {
-            self.sni.insert(name.to_string(), n);
-        } else {
-            self.other_sni += n;
-        }
+        bounded_add(&mut self.sni, &mut self.other_sni, name, n);
+    }
+}
+
+/// Adds to a map of peer-chosen names that may hold at most `MAX_NAMES`.
+fn bounded_add(m: &mut BTreeMap<String, u64>, other: &mut u64, name: &str, n: u64) {
+    if let Some(c) = m.get_mut(name) {
+        *c += n;
+    } else if m.len() < MAX_NAMES {
+        m.insert(name.to_string(), n);
+    } else {
+        *other += n;
     }
 }
 
@@ -308,7 +317,7 @@ impl HsWalker {
     fn feed(&mut self, mut data: &[u8], out: &mut Vec<HsMsg>) {
         while !data.is_empty() && !self.broken {
             if self.hdr_len < 4 {
-                let take = (4 - self.hdr_len).min(data.len());
+                let take = 4usize.saturating_sub(self.hdr_len).min(data.len());
                 if let (Some(dst), Some(src)) = (self.hdr.get_mut(self.hdr_len..self.hdr_len + take), data.get(..take)) {
                     dst.copy_from_slice(src);
                 }
@@ -327,7 +336,7 @@ impl HsWalker {
                 }
                 continue;
             }
-            let take = (self.len - self.got).min(data.len());
+            let take = self.len.saturating_sub(self.got).min(data.len());
             if self.keep {
                 self.body.extend_from_slice(data.get(..take).unwrap_or_default());
             }
@@ -410,7 +419,7 @@ struct Exchanges {
 }
 
 impl Exchanges {
-    fn record(&mut self, d: usize, what: &str, emit: &mut Emit) -> u32 {
+    fn record(&mut self, d: usize, sni: Option<&str>, emit: &mut Emit) -> u32 {
         let client = d == Dir::C2S.idx();
         match self.open {
             Some((id, answered)) if client && !answered => id,
@@ -422,16 +431,21 @@ impl Exchanges {
             }
             Some((id, true)) => {
                 emit.event(Event::Close { id });
-                self.start(client, what, emit)
+                self.start(client, sni, emit)
             }
-            None => self.start(client, what, emit),
+            None => self.start(client, sni, emit),
         }
     }
 
-    fn start(&mut self, client: bool, what: &str, emit: &mut Emit) -> u32 {
+    fn start(&mut self, client: bool, sni: Option<&str>, emit: &mut Emit) -> u32 {
         let id = EXCHANGE_BASE.saturating_add(self.next);
         self.next = self.next.saturating_add(1);
-        let what = if client { what.to_string() } else { format!("{what} (server first)") };
+        let what = match (sni, client) {
+            (Some(name), true) => format!("TLS application data to {name}"),
+            (Some(name), false) => format!("TLS application data from {name} (server first)"),
+            (None, true) => "TLS application data".to_string(),
+            (None, false) => "TLS application data (server first)".to_string(),
+        };
         emit.event(Event::Open { id, kind: "tls", what });
         self.open = Some((id, !client));
         id
@@ -479,7 +493,7 @@ impl Tls {
             let rest = data.get(i..).unwrap_or_default();
             if self.halves[d].rec.is_none() {
                 let h = &mut self.halves[d];
-                let take = (TLS_HEADER - h.hdr_len).min(rest.len());
+                let take = TLS_HEADER.saturating_sub(h.hdr_len).min(rest.len());
                 if let (Some(dst), Some(src)) = (h.hdr.get_mut(h.hdr_len..h.hdr_len + take), rest.get(..take)) {
                     dst.copy_from_slice(src);
                 }
@@ -499,6 +513,11 @@ impl Tls {
                         dst.copy_from_slice(&hdr);
                     }
                     self.start_record(d, header, TLS_HEADER, hdr[0], len, emit);
+                    if len == 0
+                        && let Some(rec) = self.halves[d].rec.take()
+                    {
+                        self.complete_record(d, rec, &[], emit);
+                    }
                 } else {
                     // Not a record header: skip one byte and look again.
                     let h = &mut self.halves[d];
@@ -515,7 +534,7 @@ impl Tls {
             }
             // Inside a record.
             let Some(rec) = self.halves[d].rec.as_ref() else { break };
-            let need = rec.len - rec.done;
+            let need = rec.len.saturating_sub(rec.done);
             let take = need.min(rest.len());
             let chunk = rest.get(..take).unwrap_or_default();
             i += take;
@@ -684,11 +703,7 @@ impl Tls {
                 let msg = if self.inner.is_some() {
                     MsgRef::Flow
                 } else {
-                    let what = match &self.conn.sni {
-                        Some(name) => format!("TLS application data to {name}"),
-                        None => "TLS application data".to_string(),
-                    };
-                    MsgRef::Exchange(self.exchanges.record(d, &what, emit))
+                    MsgRef::Exchange(self.exchanges.record(d, self.conn.sni.as_deref(), emit))
                 };
                 Plan::Opaque { exp, msg }
             }
@@ -745,7 +760,10 @@ impl Tls {
             // ChangeCipherSpec right after ServerHello: abbreviated handshake.
             self.decide_resumption(true, emit);
         }
-        if !self.conn.tls13() {
+        // A ChangeCipherSpec before the ServerHello (after a
+        // HelloRetryRequest) or in TLS 1.3 is only for middlebox
+        // compatibility: nothing after it is protected by it.
+        if self.conn.server_hello && !self.conn.tls13() {
             self.halves[d].protected = true;
         }
     }
@@ -757,7 +775,7 @@ impl Tls {
         if self.halves[d].rec.is_some() {
             self.make_lossy(d, emit);
             if let Some(rec) = self.halves[d].rec.as_mut() {
-                let room = (rec.len - rec.done) as u64;
+                let room = rec.len.saturating_sub(rec.done) as u64;
                 let skip = room.min(left);
                 rec.done += skip as usize;
                 left -= skip;
@@ -799,7 +817,7 @@ impl Tls {
             if let Some(inner) = self.inner.as_mut()
                 && typ == APPLICATION_DATA
             {
-                let plain = rec_plain_estimate(total - header_len, exp);
+                let plain = rec_plain_estimate(total.saturating_sub(header_len), exp);
                 inner.gap(dir_of(d), plain as u64, emit);
             }
             plan = match typ {
@@ -1022,7 +1040,8 @@ impl Tls {
     }
 
     fn negotiated_alpn(&mut self, alpn: String, emit: &mut Emit) {
-        bump(&mut emit.stats.tls.alpn, &alpn);
+        let st = &mut emit.stats.tls;
+        bounded_add(&mut st.alpn, &mut st.other_alpn, &alpn, 1);
         if let Some(p) = alpn_protocol(&alpn)
             && !self.conn.app_announced
         {
@@ -1573,6 +1592,7 @@ mod tests {
         "tls13-chacha20",
         "tls13-aes128-ccm",
         "tls13-aes128-ccm8",
+        "tls13-hello-retry",
     ];
 
     #[test]
@@ -1604,6 +1624,21 @@ mod tests {
             } else {
                 assert!(k.class(Class::TlsHandshake) <= r.class(Class::TlsHandshake), "{name}");
                 assert!(k.stats.tls.inferred_handshake_bytes > 0, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn hello_retry_request_is_counted_and_the_second_hello_parsed() {
+        for keys in [false, true] {
+            let (r, _, _) = run_fixture("tls13-hello-retry", keys);
+            let st = &r.stats.tls;
+            assert_eq!((st.client_hellos, st.hello_retry_requests, st.full_handshakes), (2, 1, 1));
+            assert_eq!(st.versions.get("TLS 1.3"), Some(&1));
+            assert_eq!(st.sni.len(), 0, "s_client to an IP address sends no SNI");
+            if !keys {
+                // Server flight (4 records) and the client's Finished.
+                assert_eq!(st.inferred_handshake_records, 5);
             }
         }
     }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Regenerates the decryption test captures: OpenSSL s_server/s_client on
 # loopback, captured with tcpdump, secrets from -keylogfile. Run as root:
-#   sh gen.sh
+#   sh gen.sh            (or ONLY=NAME sh gen.sh)
 # Each case: NAME.pcap and NAME.keylog (client-side key log).
 set -eu
 cd "$(dirname "$0")"
@@ -14,6 +14,8 @@ PSK=73656e736f722d7365637265742d3031
 # case NAME PORT "server options" "client options" "client input"
 case_() {
   name=$1 port=$2 sopts=$3 copts=$4 input=$5
+  # ONLY=name regenerates one case.
+  if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then return 0; fi
   rm -f "$name.keylog"
   tcpdump -i lo -U -s 0 -w "$name.pcap" "port $port" 2>/dev/null &
   dump=$!
@@ -40,3 +42,5 @@ case_ tls13-aes128-ccm 44308 "-ciphersuites TLS_AES_128_CCM_SHA256" "-tls1_3 -ci
 case_ tls13-aes128-ccm8 44309 "-ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher ALL:@SECLEVEL=0" "-tls1_3 -ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher ALL:@SECLEVEL=0" "$IN"
 # KeyUpdate: "k" updates the client's keys; "K" also asks the server to update.
 case_ tls13-keyupdate 44310 "" "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384" 'reading 1\nk\nreading 2\nK\nreading 3\nQ\n'
+# HelloRetryRequest: the client's first key share is for a group the server refuses.
+case_ tls13-hello-retry 44311 "-groups P-256" "-tls1_3 -groups X25519:P-256" "$IN"
