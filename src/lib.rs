@@ -3,8 +3,13 @@
 //! One pipeline, one direction:
 //! `capture` -> `decode` -> `flow` -> `dissect` -> `ledger` -> `radio` -> `report`.
 
+pub mod analyze;
+pub mod capture;
+pub mod decode;
+pub mod decrypt;
 pub mod dissect;
+pub mod flow;
 pub mod keylog;
 pub mod ledger;
-pub mod decrypt;
 pub mod radio;
+pub mod report;

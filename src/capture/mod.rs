@@ -117,16 +117,16 @@ impl CaptureReader {
         ReadError { input: self.path.clone(), record: self.st.stats.records + 1, offset: self.offset, what }
     }
 
-    /// Calls `f` on each packet until the end of the file. Returns the
-    /// error that stopped reading early, if any; every packet before it has
-    /// been delivered.
-    pub fn for_each(&mut self, mut f: impl FnMut(&Packet)) -> Result<(), ReadError> {
+    /// Calls `f` on each packet (with the byte offset reached in the file)
+    /// until the end of the file. Returns the error that stopped reading
+    /// early, if any; every packet before it has been delivered.
+    pub fn for_each(&mut self, mut f: impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
         while !self.done {
             match self.inner.next() {
                 Ok((size, block)) => {
                     let bad = match self.st.packet_of(block) {
                         Ok(Some(p)) => {
-                            f(&p);
+                            f(&p, self.offset);
                             None
                         }
                         Ok(None) => None,
@@ -151,7 +151,10 @@ impl CaptureReader {
                 Err(PcapError::BufferTooSmall) => {
                     return Err(self.fail("record length larger than any real frame (corrupted length field)".into()));
                 }
-                Err(e) => return Err(self.fail(format!("corrupted record: {}", describe(&e)))),
+                Err(e) => {
+                    let what = format!("corrupted record: {}", describe(&e));
+                    return Err(self.fail(what));
+                }
             }
         }
         Ok(())
@@ -205,7 +208,7 @@ impl State {
                         };
                         let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
                         let ts_ns = ticks_to_ns(ticks, ifc.ts_per_sec) + ifc.ts_offset_s.saturating_mul(1_000_000_000);
-                        let data = epb.packet_data();
+                        let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                         self.stats.packets += 1;
                         Ok(Some(Packet { ts_ns, wire_len: epb.orig_len().max(data.len() as u32), data, linktype: ifc.linktype }))
                     }
@@ -213,7 +216,7 @@ impl State {
                         let Some(ifc) = self.interfaces.first() else {
                             return Err("simple packet block before any interface description".into());
                         };
-                        let data = spb.packet_data();
+                        let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
                         self.stats.packets += 1;
                         // SPBs carry no timestamp.
                         Ok(Some(Packet { ts_ns: 0, wire_len: spb.origlen.max(data.len() as u32), data, linktype: ifc.linktype }))

@@ -1,6 +1,6 @@
 //! http (stub: to be written).
 
-use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
 use serde::Serialize;
 
 pub static PROTOCOL: Protocol = Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };

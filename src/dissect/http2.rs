@@ -1,6 +1,6 @@
 //! http2 (stub: to be written).
 
-use super::{FlowCtx, Dir, Dissector, Emit, L4, Probe, Protocol};
+use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
 use serde::Serialize;
 
 pub static PROTOCOL: Protocol = Protocol { name: "http2", l4: &[L4::Tcp], ports: &[], probe, make };

@@ -1,7 +1,9 @@
 //! The byte ledger: ten counters that add up to the wire bytes.
 
 mod class;
+pub mod exchange;
 pub use class::Class;
+pub use exchange::{Exchange, FlowLedger};
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};

@@ -1,0 +1,646 @@
+//! The flow table: TCP connections (numbered the way Wireshark numbers
+//! `tcp.stream`) and UDP flows, each with its reassembly, dissector and
+//! ledger. Memory is bounded by the flows alive at once: idle and closed
+//! flows are finished and handed downstream.
+
+pub mod tcp;
+
+use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
+use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
+use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tcp::{HalfStream, Piece};
+
+/// Flow-table settings.
+#[derive(Clone)]
+pub struct FlowConfig {
+    /// A UDP flow idle this long is over; the next datagram starts a new one.
+    pub udp_idle_ns: i64,
+    /// An open TCP connection idle this long is finished (memory bound).
+    pub tcp_idle_ns: i64,
+    /// A closed TCP connection is kept this long for late segments.
+    pub tcp_closed_linger_ns: i64,
+    /// Most out-of-order bytes held per direction before giving up on a gap.
+    pub reassembly_cap: usize,
+    /// `--decode-as PORT=PROTO`.
+    pub decode_as: Vec<(u16, &'static dissect::Protocol)>,
+    pub dissect: Arc<dissect::Config>,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            udp_idle_ns: 300 * 1_000_000_000,
+            tcp_idle_ns: 2 * 3600 * 1_000_000_000,
+            tcp_closed_linger_ns: 120 * 1_000_000_000,
+            reassembly_cap: 1 << 20,
+            decode_as: Vec::new(),
+            dissect: Arc::new(dissect::Config::default()),
+        }
+    }
+}
+
+/// A finished flow, as the report lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowRecord {
+    /// Index in creation order (for TCP, Wireshark's `tcp.stream` order).
+    pub id: u64,
+    /// Index of the flow's first packet in its input.
+    #[serde(skip)]
+    pub first_packet: u64,
+    pub l4: &'static str,
+    pub client: String,
+    pub server: String,
+    pub app: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner: Option<&'static str>,
+    pub frames: u64,
+    pub wire_bytes: u64,
+    pub payload_bytes_c2s: u64,
+    pub payload_bytes_s2c: u64,
+    pub control_frames: u64,
+    pub retransmitted_frames: u64,
+    pub retransmitted_bytes: u64,
+    pub start_ts: f64,
+    pub end_ts: f64,
+    pub classes: Ledger,
+    pub syn: u32,
+    pub fin: u32,
+    pub rst: u32,
+    /// Sequence-space gaps the capture missed, and their bytes.
+    pub gaps: u64,
+    pub lost_bytes: u64,
+    /// Bytes on the wire the capture cut off (snaplen), classified by inference.
+    pub inferred_bytes: u64,
+    pub exchanges: u64,
+    pub malformed_bytes: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub malformed: Vec<String>,
+}
+
+/// One frame, for the radio model and timelines.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameTick {
+    /// Index of the packet in its input.
+    pub packet: u64,
+    pub ts_ns: i64,
+    pub wire_len: u32,
+    /// Sent by the flow's client (the device, usually).
+    pub uplink: bool,
+    pub flow: Option<u64>,
+    pub exchange: Option<u64>,
+}
+
+/// Where the flow table sends what it finishes.
+pub trait FlowSink {
+    fn tick(&mut self, t: FrameTick);
+    fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>);
+}
+
+#[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
+struct FlowKey {
+    l4: u8,
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+}
+
+impl FlowKey {
+    fn of(l4: L4, a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
+        let l4 = match l4 {
+            L4::Tcp => 6,
+            L4::Udp => 17,
+        };
+        if a <= b { FlowKey { l4, lo: a, hi: b } } else { FlowKey { l4, lo: b, hi: a } }
+    }
+}
+
+#[derive(Default)]
+struct TcpState {
+    half: [HalfStream; 2],
+    /// Sequence number of the first segment seen per direction (Wireshark's base_seq).
+    first_seq: [Option<u32>; 2],
+    fin: [bool; 2],
+    rst: bool,
+}
+
+struct Flow {
+    key: FlowKey,
+    generation: u64,
+    client: (IpAddr, u16),
+    tcp: Option<TcpState>,
+    app: AppState,
+    last_ns: i64,
+}
+
+/// A flow's application side: its dissector, ledger and record.
+struct AppState {
+    rec: FlowRecord,
+    l4: L4,
+    client_port: u16,
+    server_port: u16,
+    dissector: Option<Box<dyn Dissector>>,
+    fl: FlowLedger,
+    /// Bytes handed to the dissector, and bytes its spans covered.
+    fed: u64,
+    spanned: u64,
+}
+
+impl Flow {
+    fn closed(&self) -> bool {
+        self.tcp.as_ref().is_some_and(|t| t.rst || (t.fin[0] && t.fin[1]))
+    }
+}
+
+/// What every flow's dissection shares: settings, statistics, and scratch
+/// buffers reused for every dissector call.
+struct Shared {
+    cfg: FlowConfig,
+    spans: Vec<Span>,
+    events: Vec<Event>,
+    stats: ProtoStats,
+    next_exchange: u64,
+    /// Index of the packet being processed.
+    packet: u64,
+}
+
+pub struct FlowTable {
+    flows: Vec<Option<Flow>>,
+    free: Vec<usize>,
+    index: HashMap<FlowKey, usize>,
+    timers: BinaryHeap<Reverse<(i64, usize, u64)>>,
+    next_flow: u64,
+    next_gen: u64,
+    sh: Shared,
+    pub tcp_streams: u64,
+    pub udp_streams: u64,
+    pub live_max: usize,
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> FlowTable {
+        FlowTable {
+            flows: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_flow: 0,
+            next_gen: 0,
+            sh: Shared { cfg, spans: Vec::new(), events: Vec::new(), stats: ProtoStats::default(), next_exchange: 0, packet: 0 },
+            tcp_streams: 0,
+            udp_streams: 0,
+            live_max: 0,
+        }
+    }
+
+    pub fn stats(&self) -> &ProtoStats {
+        &self.sh.stats
+    }
+
+    pub fn live(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Finishes flows whose time is up at capture time `now`.
+    pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
+        while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(f) = self.flows.get(slot).and_then(|f| f.as_ref()) else { continue };
+            if f.generation != generation {
+                continue;
+            }
+            let due = f.last_ns + self.timeout(f);
+            if due <= now {
+                self.finish_slot(slot, sink);
+            } else {
+                self.timers.push(Reverse((due, slot, generation)));
+            }
+        }
+    }
+
+    fn timeout(&self, f: &Flow) -> i64 {
+        match &f.tcp {
+            None => self.sh.cfg.udp_idle_ns,
+            Some(_) if f.closed() => self.sh.cfg.tcp_closed_linger_ns,
+            Some(_) => self.sh.cfg.tcp_idle_ns,
+        }
+    }
+
+    /// Takes one decoded TCP or UDP packet; `frames` is more than one for a
+    /// reassembled IP datagram.
+    pub fn packet(&mut self, packet: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, sink: &mut dyn FlowSink) {
+        self.sh.packet = packet;
+        let l4 = match d.transport {
+            Transport::Tcp(_) => L4::Tcp,
+            Transport::Udp => L4::Udp,
+            Transport::Other(_) => return,
+        };
+        let src = (d.src, d.sport);
+        let dst = (d.dst, d.dport);
+        let key = FlowKey::of(l4, src, dst);
+        let mut slot = self.index.get(&key).copied();
+
+        // A new SYN on a known 4-tuple with another initial sequence number
+        // starts a new connection (Wireshark's tcp.stream rule).
+        if let (Some(s), Transport::Tcp(h)) = (slot, d.transport) {
+            if h.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
+                if let Some(f) = self.flows.get(s).and_then(|f| f.as_ref()) {
+                    let dir = if src == f.client { 0 } else { 1 };
+                    let base = f.tcp.as_ref().and_then(|t| t.first_seq[dir]);
+                    if base.is_some_and(|b| b != h.seq) {
+                        self.finish_slot(s, sink);
+                        slot = None;
+                    }
+                }
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => self.create(key, l4, ts_ns, src, dst, d),
+        };
+        let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
+        let was_closed = f.closed();
+        let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
+        f.last_ns = ts_ns;
+        let rec = &mut f.app.rec;
+        rec.end_ts = ts_ns as f64 / 1e9;
+        rec.frames += frames as u64;
+        rec.wire_bytes += wire_len as u64;
+        let lower = [(Class::Link, d.link_len as u64), (Class::Network, d.net_len as u64), (Class::Transport, d.transport_len as u64)];
+        let to = match d.transport {
+            Transport::Tcp(h) => tcp_segment(&mut self.sh, &mut f, ts_ns, dir, h, d, wire_len, &lower),
+            _ => udp_datagram(&mut self.sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
+        };
+        sink.tick(FrameTick {
+            packet,
+            ts_ns,
+            wire_len,
+            uplink: dir == Dir::C2S,
+            flow: Some(f.app.rec.id),
+            exchange: f.app.fl.exchange_of_frame(to),
+        });
+        let closed_now = !was_closed && f.closed();
+        let generation = f.generation;
+        if let Some(s) = self.flows.get_mut(slot) {
+            *s = Some(f);
+        }
+        if closed_now {
+            self.timers.push(Reverse((ts_ns + self.sh.cfg.tcp_closed_linger_ns, slot, generation)));
+        }
+    }
+
+    fn create(&mut self, key: FlowKey, l4: L4, ts_ns: i64, src: (IpAddr, u16), dst: (IpAddr, u16), d: &Decoded) -> usize {
+        // Client: the SYN sender; the SYN-ACK receiver; for UDP the first
+        // sender; with no SYN seen, the side with the higher port.
+        let client = match (l4, d.transport) {
+            (L4::Udp, _) => src,
+            (_, Transport::Tcp(h)) if h.flags & tcp_flags::SYN != 0 => {
+                if h.flags & tcp_flags::ACK == 0 { src } else { dst }
+            }
+            _ => {
+                if src.1 > dst.1 || (src.1 == dst.1) { src } else { dst }
+            }
+        };
+        let server = if client == src { dst } else { src };
+        let id = self.next_flow;
+        self.next_flow += 1;
+        match l4 {
+            L4::Tcp => self.tcp_streams += 1,
+            L4::Udp => self.udp_streams += 1,
+        }
+        let generation = self.next_gen;
+        self.next_gen += 1;
+        let rec = FlowRecord {
+            id,
+            first_packet: self.sh.packet,
+            l4: if l4 == L4::Tcp { "tcp" } else { "udp" },
+            client: SocketAddr::from(client).to_string(),
+            server: SocketAddr::from(server).to_string(),
+            app: "unknown",
+            inner: None,
+            frames: 0,
+            wire_bytes: 0,
+            payload_bytes_c2s: 0,
+            payload_bytes_s2c: 0,
+            control_frames: 0,
+            retransmitted_frames: 0,
+            retransmitted_bytes: 0,
+            start_ts: ts_ns as f64 / 1e9,
+            end_ts: ts_ns as f64 / 1e9,
+            classes: Ledger::default(),
+            syn: 0,
+            fin: 0,
+            rst: 0,
+            gaps: 0,
+            lost_bytes: 0,
+            inferred_bytes: 0,
+            exchanges: 0,
+            malformed_bytes: 0,
+            malformed: Vec::new(),
+        };
+        let flow = Flow {
+            key,
+            generation,
+            client,
+            tcp: (l4 == L4::Tcp).then(TcpState::default),
+            app: AppState {
+                rec,
+                l4,
+                client_port: client.1,
+                server_port: server.1,
+                dissector: None,
+                fl: FlowLedger::new(id),
+                fed: 0,
+                spanned: 0,
+            },
+            last_ns: ts_ns,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(x) = self.flows.get_mut(s) {
+                    *x = Some(flow);
+                }
+                s
+            }
+            None => {
+                self.flows.push(Some(flow));
+                self.flows.len() - 1
+            }
+        };
+        self.index.insert(key, slot);
+        self.live_max = self.live_max.max(self.index.len());
+        let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
+        self.timers.push(Reverse((ts_ns + timeout, slot, generation)));
+        slot
+    }
+
+
+    fn finish_slot(&mut self, slot: usize, sink: &mut dyn FlowSink) {
+        let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
+        self.index.remove(&f.key);
+        self.free.push(slot);
+        let ts = f.last_ns;
+        let app = &mut f.app;
+        // Deliver what reordering still holds, then let the dissector finish.
+        if let Some(t) = f.tcp.as_mut() {
+            for dir in [Dir::C2S, Dir::S2C] {
+                let mut feeder = Feeder::new(&mut self.sh, app, ts, dir);
+                if let Some(h) = t.half.get_mut(dir.idx()) {
+                    h.flush(&mut |p| feeder.piece(p));
+                }
+            }
+        }
+        if let Some(dis) = app.dissector.as_mut() {
+            self.sh.spans.clear();
+            let mut e = Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            dis.finish(&mut e);
+            Feeder::new(&mut self.sh, app, ts, Dir::C2S).apply();
+        }
+        // The dissector contract: every byte fed is in exactly one span.
+        if app.spanned < app.fed {
+            let n = app.fed - app.spanned;
+            app.fl.book(Class::Payload, n, MsgRef::Flow);
+            app.rec.malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
+        } else if app.spanned > app.fed {
+            app.rec.malformed.push(format!("{} dissector classified {} bytes more than it was given", app.rec.app, app.spanned - app.fed));
+        }
+        let exchanges = app.fl.finish();
+        let mut rec = std::mem::replace(&mut app.rec, empty_record());
+        rec.classes = app.fl.ledger;
+        rec.exchanges = app.fl.exchanges_total;
+        rec.malformed_bytes = app.fl.malformed_bytes;
+        for (n, why) in std::mem::take(&mut app.fl.malformed) {
+            rec.malformed.push(format!("{n} bytes: {why}"));
+        }
+        sink.flow_done(rec, exchanges);
+    }
+
+    /// End of input: finish every flow, in creation order.
+    pub fn finish_all(&mut self, sink: &mut dyn FlowSink) {
+        let mut slots: Vec<(u64, usize)> =
+            self.flows.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.app.rec.id, i))).collect();
+        slots.sort_unstable();
+        for (_, s) in slots {
+            self.finish_slot(s, sink);
+        }
+        self.timers.clear();
+    }
+}
+
+fn empty_record() -> FlowRecord {
+    FlowRecord {
+        id: 0,
+        first_packet: 0,
+        l4: "",
+        client: String::new(),
+        server: String::new(),
+        app: "unknown",
+        inner: None,
+        frames: 0,
+        wire_bytes: 0,
+        payload_bytes_c2s: 0,
+        payload_bytes_s2c: 0,
+        control_frames: 0,
+        retransmitted_frames: 0,
+        retransmitted_bytes: 0,
+        start_ts: 0.0,
+        end_ts: 0.0,
+        classes: Ledger::default(),
+        syn: 0,
+        fin: 0,
+        rst: 0,
+        gaps: 0,
+        lost_bytes: 0,
+        inferred_bytes: 0,
+        exchanges: 0,
+        malformed_bytes: 0,
+        malformed: Vec::new(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+    let cap = sh.cfg.reassembly_cap;
+    let t = f.tcp.as_mut()?;
+    let app = &mut f.app;
+    let di = dir.idx();
+    if t.first_seq[di].is_none() {
+        t.first_seq[di] = Some(h.seq);
+    }
+    if h.flags & tcp_flags::SYN != 0 {
+        app.rec.syn += (h.flags & tcp_flags::ACK == 0) as u32;
+        t.half.get_mut(di)?.syn(h.seq);
+    }
+    let teardown = h.flags & (tcp_flags::FIN | tcp_flags::RST) != 0;
+    if h.flags & tcp_flags::FIN != 0 {
+        app.rec.fin += 1;
+    }
+    if h.flags & tcp_flags::RST != 0 {
+        app.rec.rst += 1;
+    }
+    let to;
+    if d.payload_len == 0 {
+        // A segment with no payload is control, whole frame.
+        app.rec.control_frames += 1;
+        let setup = h.flags & tcp_flags::SYN != 0 || teardown || app.fl.closing;
+        to = if setup { Some(MsgRef::Setup) } else { None };
+        app.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, to);
+    } else {
+        // Sequence space decides what is new and what repeats; new bytes go
+        // to the dissector in order, straight from the packet when in order.
+        let mut feeder = Feeder::new(sh, app, ts_ns, dir);
+        let v = t.half.get_mut(di)?.segment(h.seq, d.payload, d.payload_len as u64, cap, &mut |p| feeder.piece(p));
+        to = feeder.to;
+        if v.repeated > 0 {
+            app.rec.retransmitted_bytes += v.repeated;
+            if v.new == 0 {
+                app.rec.retransmitted_frames += 1;
+            }
+        }
+        match dir {
+            Dir::C2S => app.rec.payload_bytes_c2s += v.new,
+            Dir::S2C => app.rec.payload_bytes_s2c += v.new,
+        }
+        app.fl.book(Class::Retransmission, v.repeated, to.unwrap_or(MsgRef::Flow));
+        app.fl.book_frame(ts_ns, dir, lower, wire_len as u64, to);
+    }
+    // The peer's acknowledgement tells whether bytes we never saw were lost
+    // to the capture rather than still in flight.
+    if h.flags & tcp_flags::ACK != 0 {
+        let other = dir.flip();
+        let mut feeder = Feeder::new(sh, app, ts_ns, other);
+        t.half.get_mut(other.idx())?.acked(h.ack, &mut |p| feeder.piece(p));
+    }
+    if h.flags & tcp_flags::FIN != 0 {
+        t.fin[di] = true;
+    }
+    if h.flags & tcp_flags::RST != 0 {
+        t.rst = true;
+    }
+    if t.rst || (t.fin[0] && t.fin[1]) {
+        app.fl.closing = true;
+    }
+    to
+}
+
+fn udp_datagram(sh: &mut Shared, app: &mut AppState, ts_ns: i64, dir: Dir, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+    match dir {
+        Dir::C2S => app.rec.payload_bytes_c2s += d.payload_len as u64,
+        Dir::S2C => app.rec.payload_bytes_s2c += d.payload_len as u64,
+    }
+    let mut feeder = Feeder::new(sh, app, ts_ns, dir);
+    if !d.payload.is_empty() {
+        feeder.piece(Piece::Data(d.payload));
+    }
+    let cut = (d.payload_len as u64).saturating_sub(d.payload.len() as u64);
+    if cut > 0 {
+        feeder.piece(Piece::Cut(cut));
+    }
+    let (to, all_control) = (feeder.to, feeder.all_control);
+    if all_control {
+        // A datagram holding nothing but an application control message (a
+        // CoAP empty ACK) is the UDP counterpart of a bare TCP ACK.
+        app.rec.control_frames += 1;
+    }
+    app.fl.book_frame(ts_ns, dir, lower, wire_len as u64, to);
+    to
+}
+
+/// Hands stream pieces of one direction to a flow's dissector and books
+/// what it says.
+struct Feeder<'a> {
+    sh: &'a mut Shared,
+    app: &'a mut AppState,
+    ts_ns: i64,
+    dir: Dir,
+    /// Where this frame's payload went, for its headers' attribution.
+    to: Option<MsgRef>,
+    /// Everything classified so far was app_control.
+    all_control: bool,
+}
+
+impl<'a> Feeder<'a> {
+    fn new(sh: &'a mut Shared, app: &'a mut AppState, ts_ns: i64, dir: Dir) -> Feeder<'a> {
+        Feeder { sh, app, ts_ns, dir, to: None, all_control: false }
+    }
+
+    fn piece(&mut self, p: Piece<'_>) {
+        match p {
+            Piece::Data(data) => {
+                if self.app.dissector.is_none() {
+                    self.choose_dissector(data);
+                }
+                let Some(dis) = self.app.dissector.as_mut() else { return };
+                self.sh.spans.clear();
+                let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+                dis.data(self.dir, data, &mut e);
+                self.app.fed += data.len() as u64;
+                self.apply();
+            }
+            Piece::Cut(n) => {
+                // On the wire but not captured: payload, by inference.
+                self.app.rec.inferred_bytes += n;
+                self.app.fl.book(Class::Payload, n, MsgRef::Flow);
+                self.gap(n);
+            }
+            Piece::Lost(n) => {
+                self.app.rec.gaps += 1;
+                self.app.rec.lost_bytes += n;
+                self.gap(n);
+            }
+        }
+    }
+
+    fn gap(&mut self, n: u64) {
+        if let Some(dis) = self.app.dissector.as_mut() {
+            self.sh.spans.clear();
+            let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            dis.gap(self.dir, n, &mut e);
+            self.apply();
+        }
+    }
+
+    /// Books the spans and events of the last dissector call.
+    fn apply(&mut self) {
+        let app = &mut *self.app;
+        // Events first: an exchange opened by these bytes must exist before
+        // its bytes are booked.
+        app.fl.events(self.ts_ns, self.sh.packet, &mut self.sh.events, &mut self.sh.next_exchange);
+        self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
+        for s in &self.sh.spans {
+            app.spanned += s.len;
+            if matches!(s.msg, MsgRef::Exchange(_)) || self.to.is_none() {
+                self.to = Some(s.msg);
+            }
+        }
+        app.fl.spans(&self.sh.spans);
+        if let Some(a) = app.fl.app.take() {
+            if app.rec.app == "tls" {
+                app.rec.inner = Some(a);
+            } else {
+                app.rec.app = a;
+            }
+        }
+    }
+
+    fn choose_dissector(&mut self, first: &[u8]) {
+        let app = &mut *self.app;
+        let cfg = &self.sh.cfg;
+        let forced = cfg.decode_as.iter().find(|(p, _)| *p == app.server_port || *p == app.client_port).map(|(_, proto)| *proto);
+        let proto = forced.or_else(|| dissect::recognise(app.l4, app.server_port, self.dir, first));
+        let ctx = FlowCtx { l4: app.l4, server_port: app.server_port, cfg: cfg.dissect.clone() };
+        match proto {
+            Some(p) => {
+                app.rec.app = p.name;
+                app.dissector = Some((p.make)(&ctx));
+            }
+            None => app.dissector = Some(Box::new(dissect::unknown::Unknown)),
+        }
+    }
+}

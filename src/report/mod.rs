@@ -1,0 +1,156 @@
+//! The report model (REPORT.md section 2) and its renderers. Renderers
+//! compute nothing: every figure is in the model.
+
+pub mod table;
+
+use crate::dissect::ProtoStats;
+use crate::flow::FlowRecord;
+use crate::ledger::{Exchange, Ledger};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub frames: u64,
+    pub wire_bytes: u64,
+    /// Bytes the capture kept (less than wire_bytes when snaplen cut frames).
+    pub captured_bytes: u64,
+    pub duration_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_ts: Option<f64>,
+    pub classes: Ledger,
+    pub goodput_ratio: f64,
+}
+
+/// What an input held besides flows: what was skipped and why.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Notes {
+    pub format: &'static str,
+    pub linktypes: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unsupported_linktypes: BTreeMap<String, u64>,
+    pub non_ip_frames: u64,
+    pub non_tcp_udp_packets: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub broken_packets: BTreeMap<&'static str, u64>,
+    pub ip_fragments: u64,
+    pub abandoned_fragments: u64,
+    /// Wire bytes the capture did not keep (snaplen), classified by inference.
+    pub inferred_bytes: u64,
+    pub skipped_blocks: u64,
+    pub malformed_bytes: u64,
+    pub flows_omitted: u64,
+    pub exchanges_omitted: u64,
+    #[serde(skip)]
+    pub live_flows_max: u64,
+    /// Why reading stopped early; the figures cover everything before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conservation_error: Option<String>,
+}
+
+/// The analysis of one input.
+#[derive(Debug, Clone)]
+pub struct InputReport {
+    pub input: String,
+    pub totals: Totals,
+    pub tcp_streams: u64,
+    pub udp_streams: u64,
+    pub flows: Vec<FlowRecord>,
+    pub stats: ProtoStats,
+    pub exchanges: Vec<Exchange>,
+    pub notes: Notes,
+}
+
+/// One input's summary in a report over several.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSummary {
+    pub input: String,
+    pub totals: Totals,
+    pub tcp_streams: u64,
+    pub udp_streams: u64,
+    pub notes: Notes,
+}
+
+/// The whole report, as `--format json` writes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub totals: Totals,
+    pub tcp_streams: u64,
+    pub udp_streams: u64,
+    pub flows: Vec<FlowRecord>,
+    pub http: crate::dissect::http::Stats,
+    pub tls: crate::dissect::tls::Stats,
+    pub mqtt: crate::dissect::mqtt::Stats,
+    pub coap: crate::dissect::coap::Stats,
+    pub dns: crate::dissect::dns::Stats,
+    pub websocket: crate::dissect::websocket::Stats,
+    pub http2: crate::dissect::http2::Stats,
+    pub exchanges: Vec<Exchange>,
+    pub inputs: Vec<InputSummary>,
+    /// Inputs that could not be read at all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_inputs: Vec<String>,
+}
+
+impl Report {
+    /// One report over every input; flows and exchanges keep their input's order.
+    pub fn combine(inputs: Vec<InputReport>, failed: Vec<String>) -> Report {
+        let mut totals = Totals::default();
+        let mut stats = ProtoStats::default();
+        let (mut tcp, mut udp) = (0, 0);
+        let mut flows = Vec::new();
+        let mut exchanges = Vec::new();
+        let mut summaries = Vec::new();
+        let (mut start, mut end): (Option<f64>, f64) = (None, 0.0);
+        let (mut flow_base, mut x_base) = (0u64, 0u64);
+        for r in inputs {
+            totals.frames += r.totals.frames;
+            totals.wire_bytes += r.totals.wire_bytes;
+            totals.captured_bytes += r.totals.captured_bytes;
+            totals.classes.merge(&r.totals.classes);
+            if let Some(s) = r.totals.start_ts {
+                start = Some(start.map_or(s, |x: f64| x.min(s)));
+                end = end.max(s + r.totals.duration_s);
+            }
+            tcp += r.tcp_streams;
+            udp += r.udp_streams;
+            stats.merge(&r.stats);
+            // Ids stay unique across inputs.
+            flows.extend(r.flows.into_iter().map(|mut f| {
+                f.id += flow_base;
+                f
+            }));
+            exchanges.extend(r.exchanges.into_iter().map(|mut x| {
+                x.id += x_base;
+                x.flow += flow_base;
+                x
+            }));
+            flow_base += r.tcp_streams + r.udp_streams;
+            x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
+            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes });
+        }
+        totals.start_ts = start;
+        totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
+        totals.goodput_ratio = totals.classes.goodput_ratio();
+        Report {
+            schema: "wiretax/1",
+            totals,
+            tcp_streams: tcp,
+            udp_streams: udp,
+            flows,
+            http: stats.http,
+            tls: stats.tls,
+            mqtt: stats.mqtt,
+            coap: stats.coap,
+            dns: stats.dns,
+            websocket: stats.websocket,
+            http2: stats.http2,
+            exchanges,
+            inputs: summaries,
+            failed_inputs: failed,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The terminal summary (`--format table`).
+
+use super::Report;
+use crate::ledger::Class;
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use std::fmt::Write;
+
+/// Bytes as a person reads them (SI units, as data plans bill them).
+pub fn human_bytes(n: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n;
+    let mut u = 0;
+    while v.abs() >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{v:.0} {}", units[u]) } else { format!("{v:.2} {}", units[u]) }
+}
+
+fn right(s: impl ToString) -> Cell {
+    Cell::new(s).set_alignment(CellAlignment::Right)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+}
+
+pub fn render(r: &Report, top_flows: usize) -> String {
+    let mut out = String::new();
+    let t = &r.totals;
+    let inputs: Vec<&str> = r.inputs.iter().map(|i| i.input.as_str()).collect();
+    let _ = writeln!(out, "wiretax: {}", inputs.join(", "));
+    let _ = writeln!(
+        out,
+        "{} frames, {} on the wire over {:.1} s; {} TCP connections, {} UDP flows; goodput {:.1}%",
+        t.frames,
+        human_bytes(t.wire_bytes as f64),
+        t.duration_s,
+        r.tcp_streams,
+        r.udp_streams,
+        t.goodput_ratio * 100.0
+    );
+    let mut ledger = Table::new();
+    ledger.load_style(UTF8_FULL_CONDENSED).set_header(vec!["class", "bytes", "share"]);
+    for c in Class::ALL {
+        let n = t.classes.get(c);
+        let share = if t.wire_bytes == 0 { 0.0 } else { n as f64 * 100.0 / t.wire_bytes as f64 };
+        ledger.add_row(vec![Cell::new(c.name()), right(n), right(format!("{share:.1}%"))]);
+    }
+    ledger.add_row(vec![Cell::new("total"), right(t.classes.total()), right("100.0%")]);
+    let _ = writeln!(out, "\nByte ledger\n{ledger}");
+
+    // Per-protocol exchange summary.
+    let mut kinds: Vec<&str> = r.exchanges.iter().map(|x| x.kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if !kinds.is_empty() {
+        let mut xt = Table::new();
+        xt.load_style(UTF8_FULL_CONDENSED).set_header(vec![
+            "protocol",
+            "exchanges",
+            "median wire bytes",
+            "median cost incl. setup",
+            "median payload",
+            "overhead factor",
+        ]);
+        for k in kinds {
+            let xs: Vec<_> = r.exchanges.iter().filter(|x| x.kind == k).collect();
+            let mut wire: Vec<f64> = xs.iter().map(|x| x.wire_bytes as f64).collect();
+            let mut cost: Vec<f64> = xs.iter().map(|x| x.total_cost_bytes).collect();
+            let mut pay: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
+            let total_cost: f64 = xs.iter().map(|x| x.total_cost_bytes).sum();
+            let total_pay: f64 = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).sum();
+            let factor = if total_pay > 0.0 { format!("{:.1}x", total_cost / total_pay) } else { "-".into() };
+            xt.add_row(vec![
+                Cell::new(k),
+                right(xs.len()),
+                right(human_bytes(median(&mut wire))),
+                right(human_bytes(median(&mut cost))),
+                right(human_bytes(median(&mut pay))),
+                right(factor),
+            ]);
+        }
+        let _ = writeln!(out, "\nExchanges\n{xt}");
+    }
+
+    let mut flows: Vec<_> = r.flows.iter().collect();
+    flows.sort_by(|a, b| b.wire_bytes.cmp(&a.wire_bytes).then(a.id.cmp(&b.id)));
+    let mut ft = Table::new();
+    ft.load_style(UTF8_FULL_CONDENSED).set_header(vec!["flow", "app", "frames", "wire", "payload", "goodput", "retrans"]);
+    for f in flows.iter().take(top_flows) {
+        let app = match f.inner {
+            Some(i) => format!("{}/{}", f.app, i),
+            None => f.app.to_string(),
+        };
+        let pay = f.classes.get(Class::Payload);
+        let gp = if f.wire_bytes == 0 { 0.0 } else { pay as f64 * 100.0 / f.wire_bytes as f64 };
+        ft.add_row(vec![
+            Cell::new(format!("{} {} -> {}", f.l4, f.client, f.server)),
+            Cell::new(app),
+            right(f.frames),
+            right(human_bytes(f.wire_bytes as f64)),
+            right(human_bytes(pay as f64)),
+            right(format!("{gp:.1}%")),
+            right(f.retransmitted_frames),
+        ]);
+    }
+    let _ = writeln!(out, "\nTop flows by wire bytes ({} of {})\n{ft}", flows.len().min(top_flows), r.tcp_streams + r.udp_streams);
+
+    for i in &r.inputs {
+        let n = &i.notes;
+        let mut lines = Vec::new();
+        if let Some(e) = &n.read_error {
+            lines.push(format!("stopped reading early: {e}"));
+        }
+        if n.inferred_bytes > 0 {
+            lines.push(format!("{} wire bytes were cut by snaplen and classified by inference", n.inferred_bytes));
+        }
+        for (lt, c) in &n.unsupported_linktypes {
+            lines.push(format!("{c} frames of unsupported link type {lt} counted as link bytes"));
+        }
+        for (why, c) in &n.broken_packets {
+            lines.push(format!("{c} packets with broken IP headers ({why})"));
+        }
+        if n.malformed_bytes > 0 {
+            lines.push(format!("{} bytes of application messages could not be parsed (counted as payload)", n.malformed_bytes));
+        }
+        if n.abandoned_fragments > 0 {
+            lines.push(format!("{} IP fragments never reassembled", n.abandoned_fragments));
+        }
+        if n.skipped_blocks > 0 {
+            lines.push(format!("{} pcapng blocks without packets skipped", n.skipped_blocks));
+        }
+        if let Some(e) = &n.conservation_error {
+            lines.push(format!("INTERNAL ERROR: {e}"));
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(out, "\n{}:", i.input);
+            for l in lines {
+                let _ = writeln!(out, "  - {l}");
+            }
+        }
+    }
+    out
+}
