@@ -880,11 +880,12 @@ impl Tls {
             let seq = u32::from(*body.get(4).unwrap_or(&0)) << 8 | u32::from(*body.get(5).unwrap_or(&0));
             let Some(frag) = body.get(12..12 + flen) else { break };
             let h = &mut self.halves[d];
-            // Only whole messages are parsed; a retransmitted flight repeats
-            // message_seq values already seen.
-            if off == 0 && flen == len && seq >= h.dtls_next_msg_seq {
+            // A message counts at its first fragment; only unfragmented
+            // ones are parsed. A retransmitted flight repeats message_seq
+            // values already seen.
+            if off == 0 && seq >= h.dtls_next_msg_seq {
                 h.dtls_next_msg_seq = seq + 1;
-                out.push(HsMsg { typ, len, body: keep_body(typ).then(|| frag.to_vec()) });
+                out.push(HsMsg { typ, len, body: (flen == len && keep_body(typ)).then(|| frag.to_vec()) });
             }
             body = body.get(12 + flen..).unwrap_or_default();
         }
@@ -1313,10 +1314,26 @@ fn book(plan: Plan, total: usize, header_len: usize, off: usize, n: usize, emit:
 
 fn count_alert(body: &[u8], emit: &mut Emit) {
     let name = match body {
-        [_level, desc] => tls_parser::TlsAlertDescription(*desc).to_string(),
+        [_level, desc] => snake_case(&tls_parser::TlsAlertDescription(*desc).to_string()),
         _ => "malformed".to_string(),
     };
     bump(&mut emit.stats.tls.alerts, &name);
+}
+
+/// `CloseNotify` -> `close_notify`, the RFC's spelling.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The parts of a ServerHello wiretax uses (TLS and DTLS alike).
@@ -1604,7 +1621,7 @@ mod tests {
             assert_eq!(c2s, b"reading 1\nreading 2\n", "{name}");
             assert_eq!(s2c, b"1 gnidaer\n2 gnidaer\n", "{name}");
             assert_eq!(r.class(Class::Payload), 40, "{name}");
-            assert_eq!(st.alerts.get("CloseNotify"), Some(&2), "{name}: {:?}", st.alerts);
+            assert_eq!(st.alerts.get("close_notify"), Some(&2), "{name}: {:?}", st.alerts);
             // Every record of outer type 22/20, and every decrypted
             // handshake record, is handshake; nothing else.
             let inner_hs = st.decryption.inner_content_types.get("22").copied().unwrap_or(0);
@@ -1625,6 +1642,21 @@ mod tests {
                 assert!(k.class(Class::TlsHandshake) <= r.class(Class::TlsHandshake), "{name}");
                 assert!(k.stats.tls.inferred_handshake_bytes > 0, "{name}");
             }
+        }
+    }
+
+    #[test]
+    fn dtls12_gcm_and_cbc_decrypt() {
+        for name in ["dtls12-aes128-gcm", "dtls12-aes256-cbc-sha"] {
+            let (r, c2s, s2c) = run_fixture(name, true);
+            let st = &r.stats.tls;
+            assert!(st.decryption.failures.is_empty(), "{name}: {:?} {:?}", st.decryption, r.events);
+            assert_eq!(c2s, b"reading 1\nreading 2\n", "{name}");
+            assert_eq!(s2c, b"ack 1\n", "{name}");
+            assert_eq!(st.versions.get("DTLS 1.2"), Some(&1), "{name}");
+            assert_eq!((st.full_handshakes, st.hello_verify_requests, st.certificate_messages), (1, 1, 1), "{name}");
+            let (k, _, _) = run_fixture(name, false);
+            assert_eq!(k.class(Class::TlsHandshake), r.class(Class::TlsHandshake), "{name}");
         }
     }
 

@@ -44,3 +44,24 @@ case_ tls13-aes128-ccm8 44309 "-ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher AL
 case_ tls13-keyupdate 44310 "" "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384" 'reading 1\nk\nreading 2\nK\nreading 3\nQ\n'
 # HelloRetryRequest: the client's first key share is for a group the server refuses.
 case_ tls13-hello-retry 44311 "-groups P-256" "-tls1_3 -groups X25519:P-256" "$IN"
+
+# DTLS 1.2 over UDP: the server answers with one line of its own.
+dtls_case() {
+  name=$1 port=$2 cipher=$3
+  if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then return 0; fi
+  rm -f "$name.keylog"
+  tcpdump -i lo -U -s 0 -w "$name.pcap" "udp port $port" 2>/dev/null &
+  dump=$!
+  sleep 0.5
+  (sleep 1.5; printf 'ack 1\n'; sleep 1.5) | openssl s_server -dtls1_2 -accept "127.0.0.1:$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" -naccept 1 -cipher "$cipher" >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.5
+  (sleep 0.8; printf 'reading 1\n'; sleep 0.5; printf 'reading 2\n'; sleep 1.5; printf 'Q\n') \
+    | openssl s_client -dtls1_2 -connect "127.0.0.1:$port" -keylogfile "$name.keylog" -cipher "$cipher" >/dev/null 2>&1 || true
+  sleep 0.5
+  kill $srv 2>/dev/null || true
+  kill $dump
+  wait $dump 2>/dev/null || true
+}
+dtls_case dtls12-aes128-gcm 44312 ECDHE-ECDSA-AES128-GCM-SHA256
+dtls_case dtls12-aes256-cbc-sha 44313 ECDHE-ECDSA-AES256-SHA
