@@ -50,6 +50,8 @@ pub enum DecryptError {
     BadPadding,
     #[error("TLS 1.3 record has no inner content type")]
     NoContentType,
+    #[error("the key log lacks a traffic secret this connection needs")]
+    MissingSecret,
 }
 
 impl DecryptError {
@@ -63,6 +65,7 @@ impl DecryptError {
             DecryptError::BadLength => "bad_record_length",
             DecryptError::BadPadding => "bad_padding",
             DecryptError::NoContentType => "no_inner_content_type",
+            DecryptError::MissingSecret => "missing_secret",
         }
     }
 }

@@ -738,6 +738,9 @@ impl Tls {
         let plan = if rec.plan == Plan::Decrypt {
             match self.decrypt_record(d, &rec, header, body, emit) {
                 Ok(()) => return,
+                // A handshake record the key log has no secret for; the
+                // application secrets may still open what follows.
+                Err(DecryptError::MissingSecret) => self.keyless_plan(d, rec.typ, true, total as u64, emit),
                 Err(why) => {
                     self.stop_decrypting(why, emit);
                     self.keyless_plan(d, rec.typ, true, total as u64, emit)
@@ -927,12 +930,13 @@ impl Tls {
                     self.negotiated_alpn(alpn, emit);
                 }
             }
-            FINISHED if sealed && self.conn.tls13() => {
+            FINISHED if sealed && self.conn.tls13() && !self.halves[d].handshake_done => {
                 // The next record of this side uses its application keys.
                 let h = &mut self.halves[d];
                 h.handshake_done = true;
-                if let Some(next) = h.next_keys.take() {
-                    h.keys = Some(next);
+                match h.next_keys.take() {
+                    Some(next) => h.keys = Some(next),
+                    None => self.stop_decrypting(DecryptError::MissingSecret, emit),
                 }
             }
             KEY_UPDATE if sealed => {
@@ -1136,7 +1140,8 @@ impl Tls {
         let h = &mut self.halves[d];
         let first = match h.keys.as_mut() {
             Some(k) => k.open(header, body),
-            None => Err(DecryptError::Authentication),
+            // TLS 1.3 without the handshake secrets: only application data opens.
+            None => Err(DecryptError::MissingSecret),
         };
         match first {
             Ok(o) => Ok(o),
@@ -1735,6 +1740,26 @@ mod tests {
     }
 
     #[test]
+    fn tls13_key_log_with_only_some_secrets() {
+        let good = std::fs::read_to_string(capture_path("mqtt-tls13.keylog")).unwrap();
+        let only = |keep: &str| {
+            let text: String = good.lines().filter(|l| l.contains(keep)).map(|l| format!("{l}\n")).collect();
+            Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&text))) })
+        };
+        let (full, _) = run_capture("mqtt-tls13", cfg(Some("mqtt-tls13.keylog")), false);
+        // Application secrets only: the handshake is inferred, the data decrypts.
+        let (app, _) = run_capture("mqtt-tls13", only("TRAFFIC_SECRET_0"), false);
+        assert!(app.stats.tls.decryption.failures.is_empty(), "{:?}", app.events);
+        assert_eq!(app.stats.tls.decryption.plaintext_bytes, full.stats.tls.decryption.plaintext_bytes);
+        assert!(app.stats.tls.inferred_handshake_records > 0);
+        // Handshake secrets only: decryption stops at the Finished, and says why.
+        let (hs, _) = run_capture("mqtt-tls13", only("HANDSHAKE_TRAFFIC_SECRET"), false);
+        assert_eq!(hs.stats.tls.decryption.failures.get("missing_secret"), Some(&1));
+        assert!(hs.events.iter().any(|e| matches!(e, Event::Malformed { reason, .. } if reason.contains("lacks"))));
+        assert_eq!(hs.stats.tls.decryption.plaintext_bytes, 0);
+    }
+
+    #[test]
     fn capture_mixing_connections_with_and_without_keys() {
         // Keep the secrets of every other connection only.
         let good = std::fs::read_to_string(capture_path("https-tls13-full.keylog")).unwrap();
@@ -1815,7 +1840,9 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for (name, keylog) in [("mqtt-tls13", "mqtt-tls13.keylog"), ("https-tls12-resumed", "https-tls12-resumed.keylog"), ("coap-dtls", "coap-dtls.keylog")] {
+        for (name, keylog) in
+            [("mqtt-tls13", "mqtt-tls13.keylog"), ("https-tls12-resumed", "https-tls12-resumed.keylog"), ("coap-dtls", "coap-dtls.keylog")]
+        {
             let convs = conversations(name);
             let c = &convs[0];
             for round in 0..60 {
