@@ -602,7 +602,12 @@ impl Tls {
         if h.hunting {
             h.hunting = false;
             let n = std::mem::take(&mut h.hunt_skipped);
-            emit.event(Event::Malformed { bytes: n, reason: format!("{n} bytes are not TLS records; skipped to the next record header") });
+            if n > 0 {
+                emit.event(Event::Malformed {
+                    bytes: n,
+                    reason: format!("{n} bytes are not TLS records; skipped to the next record header"),
+                });
+            }
         }
     }
 
@@ -1678,6 +1683,17 @@ mod tests {
                 assert_eq!(st.inferred_handshake_records, 5);
             }
         }
+    }
+
+    #[test]
+    fn unsupported_cipher_suite_says_so_and_stays_keyless() {
+        let (r, c2s, _) = run_fixture("tls12-aria128-gcm", true);
+        let (k, _, _) = run_fixture("tls12-aria128-gcm", false);
+        assert_eq!(r.stats.tls.decryption.failures.get("unsupported_cipher_suite"), Some(&1));
+        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { reason, .. } if reason.contains("0xc05c"))), "{:?}", r.events);
+        assert!(c2s.is_empty());
+        assert_eq!(r.ledger(), k.ledger());
+        assert_eq!(r.stats.tls.cipher_suites.get("TLS_ECDHE_ECDSA_WITH_ARIA_128_GCM_SHA256"), Some(&1));
     }
 
     #[test]

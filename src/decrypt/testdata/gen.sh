@@ -42,6 +42,8 @@ case_ tls13-aes128-ccm 44308 "-ciphersuites TLS_AES_128_CCM_SHA256" "-tls1_3 -ci
 case_ tls13-aes128-ccm8 44309 "-ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher ALL:@SECLEVEL=0" "-tls1_3 -ciphersuites TLS_AES_128_CCM_8_SHA256 -cipher ALL:@SECLEVEL=0" "$IN"
 # KeyUpdate: "k" updates the client's keys; "K" also asks the server to update.
 case_ tls13-keyupdate 44310 "" "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384" 'reading 1\nk\nreading 2\nK\nreading 3\nQ\n'
+# A suite wiretax does not decrypt (ARIA-GCM): keyless accounting, a clear message.
+case_ tls12-aria128-gcm 44314 "-cipher ALL" "-tls1_2 -cipher ECDHE-ECDSA-ARIA128-GCM-SHA256" "$IN"
 # HelloRetryRequest: the client's first key share is for a group the server refuses.
 case_ tls13-hello-retry 44311 "-groups P-256" "-tls1_3 -groups X25519:P-256" "$IN"
 
