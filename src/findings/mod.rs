@@ -187,7 +187,8 @@ fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
         let wire: f64 = with_data.iter().map(|f| f.wire_bytes as f64).sum();
         let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or("");
         out.push(Finding {
-            id: "short-lived-connections",
+            // MQTT's name for it: a session per message.
+            id: if app == "mqtt" { "reconnect-per-message" } else { "short-lived-connections" },
             severity: "warning",
             title: format!("{} connections to {server} carry one exchange each", with_data.len()),
             evidence: json!({
