@@ -644,3 +644,6 @@ impl<'a> Feeder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
