@@ -8,6 +8,7 @@
 
 use crate::flow::FlowRecord;
 use crate::ledger::{Class, Exchange};
+use crate::stats::median;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -73,15 +74,6 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     retransmissions(inp, &mut out);
     header_overhead(inp, &mut out);
     out
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
 
 fn round3(x: f64) -> f64 {
