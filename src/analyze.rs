@@ -10,6 +10,7 @@ use crate::capture::{CaptureReader, ReadError};
 use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::{Class, Exchange, Ledger};
+use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -30,22 +31,71 @@ pub struct Options {
     /// Worker threads per input (1: everything on the calling thread).
     pub jobs: usize,
     pub progress: Option<Progress>,
+    /// The radio model every frame drives (None: no radio section).
+    pub radio: Option<(Profile, RadioOptions)>,
+    pub cost: CostOptions,
 }
 
 impl Options {
     pub fn new() -> Options {
-        Options { flow: FlowConfig::default(), max_flows: 100_000, max_exchanges: 100_000, jobs: 1, progress: None }
+        Options {
+            flow: FlowConfig::default(),
+            max_flows: 100_000,
+            max_exchanges: 100_000,
+            jobs: 1,
+            progress: None,
+            radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
+            cost: CostOptions::default(),
+        }
     }
 }
 
-/// Where a radio model (or any per-frame consumer) gets every frame, in
-/// capture order.
-pub trait TickSink {
+/// Gets every frame, in capture order.
+trait TickSink {
     fn tick(&mut self, t: &FrameTick);
 }
 
-impl TickSink for () {
-    fn tick(&mut self, _t: &FrameTick) {}
+/// Drives the radio model. Ticks name flows and exchanges by the id of
+/// the worker that made them (`local * jobs + worker`); the model sees them
+/// numbered in order of first appearance, which is the same for any number
+/// of jobs, and the numbers are put right at the end.
+struct RadioTap {
+    sim: Option<RadioSim>,
+    jobs: u64,
+    /// Flows and exchanges past these (per worker) are not itemised.
+    max_flows: u64,
+    max_exchanges: u64,
+    flows: Renumber,
+    exchanges: Renumber,
+}
+
+/// Worker ids in order of first appearance.
+#[derive(Default)]
+struct Renumber {
+    seq: HashMap<u64, u32>,
+    ids: Vec<u64>,
+}
+
+impl Renumber {
+    fn get(&mut self, id: u64) -> Option<u32> {
+        if let Some(&s) = self.seq.get(&id) {
+            return Some(s);
+        }
+        let s = u32::try_from(self.ids.len()).ok().filter(|&s| s != Tick::NO_FLOW)?;
+        self.seq.insert(id, s);
+        self.ids.push(id);
+        Some(s)
+    }
+}
+
+impl TickSink for RadioTap {
+    fn tick(&mut self, t: &FrameTick) {
+        let Some(sim) = self.sim.as_mut() else { return };
+        let jobs = self.jobs;
+        let flow = t.flow.filter(|f| f / jobs < self.max_flows).and_then(|f| self.flows.get(f));
+        let exchange = t.exchange.filter(|x| x / jobs < self.max_exchanges).and_then(|x| self.exchanges.get(x));
+        sim.tick(&Tick { ts_ns: t.ts_ns, wire_len: t.wire_len, uplink: t.uplink, flow: flow.unwrap_or(Tick::NO_FLOW), exchange });
+    }
 }
 
 /// Collects what one worker's flow table finishes, keeping the first
@@ -180,11 +230,11 @@ impl Dispatch {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         let mut ticks = Vec::new();
-        for _ in 0..jobs {
+        for worker in 0..jobs {
             let (tx, rx) = sync_channel::<Batch>(4);
             let (ttx, trx) = sync_channel::<Vec<FrameTick>>(8);
             let cfg = cfg.clone();
-            handles.push(std::thread::spawn(move || run_worker(cfg, rx, ttx)));
+            handles.push(std::thread::spawn(move || run_worker(cfg, rx, ttx, worker as u64, jobs as u64)));
             senders.push(tx);
             ticks.push(trx);
         }
@@ -326,7 +376,7 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     }
 }
 
-fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>>) -> Worker {
+fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>>, worker: u64, jobs: u64) -> Worker {
     let mut w = Worker::new(&cfg);
     while let Ok(b) = rx.recv() {
         for item in &b.items {
@@ -345,6 +395,10 @@ fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>
                 }
             }
         }
+        for t in &mut w.out.ticks {
+            t.flow = t.flow.map(|f| f * jobs + worker);
+            t.exchange = t.exchange.map(|x| x * jobs + worker);
+        }
         if ticks.send(std::mem::take(&mut w.out.ticks)).is_err() {
             break;
         }
@@ -353,9 +407,19 @@ fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>
     w
 }
 
-/// Analyzes one capture file; every frame is also handed to `radio`, in order.
-pub fn analyze_file_with(path: &Path, opts: &Options, radio: &mut dyn TickSink) -> Result<InputReport, ReadError> {
+/// Analyzes one capture file.
+pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let mut reader = CaptureReader::open(path)?;
+    let jobs = opts.jobs.max(1) as u64;
+    let mut tap = RadioTap {
+        sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
+        jobs,
+        max_flows: opts.max_flows.max(1) as u64,
+        max_exchanges: opts.max_exchanges as u64,
+        flows: Renumber::default(),
+        exchanges: Renumber::default(),
+    };
+    let radio: &mut dyn TickSink = &mut tap;
     let limits = Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
     let mut dispatch = Dispatch::new(&limits, opts.jobs);
     let mut defrag = Defragmenter::default();
@@ -466,7 +530,9 @@ pub fn analyze_file_with(path: &Path, opts: &Options, radio: &mut dyn TickSink) 
         f.id = new as u64;
     }
     exchanges.sort_by_key(|(wi, x)| (x.open_packet, *wi, x.id));
+    let mut exchange_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(exchanges.len());
     for (new, (wi, x)) in exchanges.iter_mut().enumerate() {
+        exchange_ids.insert((*wi, x.id), new as u64);
         x.id = new as u64;
         x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(u64::MAX);
     }
@@ -490,6 +556,36 @@ pub fn analyze_file_with(path: &Path, opts: &Options, radio: &mut dyn TickSink) 
     if classes.total() != t.wire_bytes {
         notes.conservation_error = Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
+    let radio = tap.sim.take().map(|sim| {
+        let mut r = sim.finish(t.duration_s);
+        // Worker-local ids to report indices; entries past the listed ones go.
+        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>, seq: &Renumber, ids: &HashMap<(usize, u64), u64>, max: usize| {
+            v.retain_mut(|s| {
+                let Some(&enc) = seq.ids.get(s.index as usize) else { return false };
+                let (local, worker) = (enc / jobs, (enc % jobs) as usize);
+                match ids.get(&(worker, local)).filter(|&&id| (id as usize) < max).and_then(|&id| u32::try_from(id).ok()) {
+                    Some(id) => {
+                        s.index = id;
+                        true
+                    }
+                    None => false,
+                }
+            });
+            v.sort_by_key(|s| s.index);
+        };
+        remap(&mut r.per_flow, &tap.flows, &flow_ids, max_flows);
+        remap(&mut r.per_exchange, &tap.exchanges, &exchange_ids, opts.max_exchanges);
+        r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
+        r
+    });
+    let findings = crate::findings::detect(&crate::findings::Input {
+        flows: &flows,
+        exchanges: &exchanges,
+        tls: serde_json::to_value(&stats.tls).unwrap_or_default(),
+        wire_bytes: t.wire_bytes,
+        duration_s: t.duration_s,
+        radio_per_day: radio.as_ref().map(|r| (r.per_day.charge_mah, r.per_day.bytes as f64)),
+    });
     Ok(InputReport {
         input: path.display().to_string(),
         totals: t,
@@ -499,12 +595,9 @@ pub fn analyze_file_with(path: &Path, opts: &Options, radio: &mut dyn TickSink) 
         stats,
         exchanges,
         notes,
+        radio,
+        findings,
     })
-}
-
-/// Analyzes one capture file.
-pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
-    analyze_file_with(path, opts, &mut ())
 }
 
 /// Analyzes several files with `jobs` threads in all: several files at once

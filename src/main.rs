@@ -54,14 +54,92 @@ enum Cmd {
         /// Worker threads (default: all cores). Results do not depend on it.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        #[command(flatten)]
+        radio: RadioArgs,
     },
+    /// Radio profiles.
+    Radio {
+        #[command(subcommand)]
+        cmd: RadioCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RadioCmd {
+    /// Every built-in profile with each parameter and its source.
+    List,
+}
+
+#[derive(clap::Args)]
+struct RadioArgs {
+    /// Radio profile: a built-in name (lte, umts, wifi, ltem, nbiot) or a TOML file.
+    #[arg(long, default_value = "lte")]
+    radio: String,
+    /// `captured`: the capture's timestamps drive the radio; `link`: each exchange is re-timed on the profile's link.
+    #[arg(long, value_enum, default_value = "captured")]
+    timing: wiretax::radio::Timing,
+    /// Battery capacity for battery life, e.g. 3000mAh.
+    #[arg(long)]
+    battery: Option<String>,
+    /// What the rest of the device draws asleep, e.g. 5uA.
+    #[arg(long, default_value = "0uA")]
+    sleep_current: String,
+    /// Use the profile's release assistance (RAI) after each burst.
+    #[arg(long)]
+    rai: bool,
+    /// Devices in the fleet, for fleet cost.
+    #[arg(long, default_value_t = 1)]
+    devices: u64,
+    /// Price of one MB of data (MB = 10^6 bytes unless --binary-units).
+    #[arg(long)]
+    price_per_mb: Option<f64>,
+    #[arg(long, default_value = "EUR")]
+    currency: String,
+    /// MB means 2^20 bytes.
+    #[arg(long)]
+    binary_units: bool,
+    /// Run no radio model.
+    #[arg(long)]
+    no_radio: bool,
+}
+
+impl RadioArgs {
+    fn apply(&self, opts: &mut Options) -> Result<(), String> {
+        use wiretax::radio::{Profile, RadioOptions, parse_battery_mah, parse_current_ua};
+        opts.cost = wiretax::radio::CostOptions {
+            devices: self.devices,
+            price_per_mb: self.price_per_mb,
+            currency: self.currency.clone(),
+            binary_units: self.binary_units,
+        };
+        if self.no_radio {
+            opts.radio = None;
+            return Ok(());
+        }
+        let profile = Profile::resolve(&self.radio).map_err(|e| format!("--radio {}: {e}", self.radio))?;
+        let battery_mah = match &self.battery {
+            Some(b) => Some(parse_battery_mah(b).map_err(|e| format!("--battery: {e}"))?),
+            None => None,
+        };
+        let sleep_current_ua = parse_current_ua(&self.sleep_current).map_err(|e| format!("--sleep-current: {e}"))?;
+        opts.radio = Some((profile, RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai }));
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs } => {
+        Cmd::Radio { cmd: RadioCmd::List } => {
+            print!("{}", wiretax::radio::list_text());
+            ExitCode::SUCCESS
+        }
+        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs, radio } => {
             let mut opts = Options::new();
+            if let Err(e) = radio.apply(&mut opts) {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(2);
+            }
             opts.max_flows = max_flows;
             opts.max_exchanges = max_exchanges;
             opts.flow.udp_idle_ns = (udp_timeout * 1e9) as i64;

@@ -4,8 +4,11 @@
 pub mod table;
 
 use crate::dissect::ProtoStats;
+use crate::findings::Finding;
+use crate::radio::RadioReport;
 use crate::flow::FlowRecord;
-use crate::ledger::{Exchange, Ledger};
+use crate::ledger::{Class, Exchange, Ledger};
+use crate::stats::median;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -61,6 +64,8 @@ pub struct InputReport {
     pub stats: ProtoStats,
     pub exchanges: Vec<Exchange>,
     pub notes: Notes,
+    pub radio: Option<RadioReport>,
+    pub findings: Vec<Finding>,
 }
 
 /// One input's summary in a report over several.
@@ -71,6 +76,49 @@ pub struct InputSummary {
     pub tcp_streams: u64,
     pub udp_streams: u64,
     pub notes: Notes,
+    /// This input's radio model (the top-level `radio` when there is one input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radio: Option<RadioReport>,
+}
+
+/// Exchanges of one kind, summarised: what a typical one cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeSummary {
+    pub kind: &'static str,
+    pub count: usize,
+    pub median_wire_bytes: f64,
+    /// Including each exchange's share of its connection's setup.
+    pub median_cost_bytes: f64,
+    pub median_payload_bytes: f64,
+    /// Total cost (setup shares included) over total payload.
+    pub overhead_factor: Option<f64>,
+}
+
+impl ExchangeSummary {
+    fn of(exchanges: &[Exchange]) -> Vec<ExchangeSummary> {
+        let mut kinds: Vec<&'static str> = exchanges.iter().map(|x| x.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+            .into_iter()
+            .map(|kind| {
+                let xs: Vec<&Exchange> = exchanges.iter().filter(|x| x.kind == kind).collect();
+                let mut wire: Vec<f64> = xs.iter().map(|x| x.wire_bytes as f64).collect();
+                let mut cost: Vec<f64> = xs.iter().map(|x| x.total_cost_bytes).collect();
+                let mut pay: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
+                let total_cost: f64 = cost.iter().sum();
+                let total_pay: f64 = pay.iter().sum();
+                ExchangeSummary {
+                    kind,
+                    count: xs.len(),
+                    median_wire_bytes: median(&mut wire),
+                    median_cost_bytes: median(&mut cost),
+                    median_payload_bytes: median(&mut pay),
+                    overhead_factor: (total_pay > 0.0).then(|| total_cost / total_pay),
+                }
+            })
+            .collect()
+    }
 }
 
 /// The whole report, as `--format json` writes it.
@@ -89,6 +137,12 @@ pub struct Report {
     pub websocket: crate::dissect::websocket::Stats,
     pub http2: crate::dissect::http2::Stats,
     pub exchanges: Vec<Exchange>,
+    /// Per exchange kind: count, median bytes, overhead factor.
+    pub exchange_summary: Vec<ExchangeSummary>,
+    /// The radio model of the input (with several inputs: each input's is in `inputs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radio: Option<RadioReport>,
+    pub findings: Vec<Finding>,
     pub inputs: Vec<InputSummary>,
     /// Inputs that could not be read at all.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -106,6 +160,9 @@ impl Report {
         let mut summaries = Vec::new();
         let (mut start, mut end): (Option<f64>, f64) = (None, 0.0);
         let (mut flow_base, mut x_base) = (0u64, 0u64);
+        let single = inputs.len() == 1;
+        let mut findings = Vec::new();
+        let mut top_radio = None;
         for r in inputs {
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
@@ -130,7 +187,14 @@ impl Report {
             }));
             flow_base += r.tcp_streams + r.udp_streams;
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
-            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes });
+            findings.extend(r.findings);
+            let radio = if single {
+                top_radio = r.radio;
+                None
+            } else {
+                r.radio
+            };
+            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes, radio });
         }
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
@@ -148,7 +212,10 @@ impl Report {
             dns: stats.dns,
             websocket: stats.websocket,
             http2: stats.http2,
+            exchange_summary: ExchangeSummary::of(&exchanges),
             exchanges,
+            radio: top_radio,
+            findings,
             inputs: summaries,
             failed_inputs: failed,
         }

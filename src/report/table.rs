@@ -21,14 +21,6 @@ fn right(s: impl ToString) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
-}
 
 pub fn render(r: &Report, top_flows: usize) -> String {
     let mut out = String::new();
@@ -55,11 +47,7 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     ledger.add_row(vec![Cell::new("total"), right(t.classes.total()), right("100.0%")]);
     let _ = writeln!(out, "\nByte ledger\n{ledger}");
 
-    // Per-protocol exchange summary.
-    let mut kinds: Vec<&str> = r.exchanges.iter().map(|x| x.kind).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    if !kinds.is_empty() {
+    if !r.exchange_summary.is_empty() {
         let mut xt = Table::new();
         xt.load_style(UTF8_FULL_CONDENSED).set_header(vec![
             "protocol",
@@ -69,21 +57,14 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             "median payload",
             "overhead factor",
         ]);
-        for k in kinds {
-            let xs: Vec<_> = r.exchanges.iter().filter(|x| x.kind == k).collect();
-            let mut wire: Vec<f64> = xs.iter().map(|x| x.wire_bytes as f64).collect();
-            let mut cost: Vec<f64> = xs.iter().map(|x| x.total_cost_bytes).collect();
-            let mut pay: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
-            let total_cost: f64 = xs.iter().map(|x| x.total_cost_bytes).sum();
-            let total_pay: f64 = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).sum();
-            let factor = if total_pay > 0.0 { format!("{:.1}x", total_cost / total_pay) } else { "-".into() };
+        for k in &r.exchange_summary {
             xt.add_row(vec![
-                Cell::new(k),
-                right(xs.len()),
-                right(human_bytes(median(&mut wire))),
-                right(human_bytes(median(&mut cost))),
-                right(human_bytes(median(&mut pay))),
-                right(factor),
+                Cell::new(k.kind),
+                right(k.count),
+                right(human_bytes(k.median_wire_bytes)),
+                right(human_bytes(k.median_cost_bytes)),
+                right(human_bytes(k.median_payload_bytes)),
+                right(k.overhead_factor.map_or("-".to_string(), |f| format!("{f:.1}x"))),
             ]);
         }
         let _ = writeln!(out, "\nExchanges\n{xt}");
@@ -111,6 +92,35 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         ]);
     }
     let _ = writeln!(out, "\nTop flows by wire bytes ({} of {})\n{ft}", flows.len().min(top_flows), r.tcp_streams + r.udp_streams);
+
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "\nFindings");
+        for f in &r.findings {
+            let _ = writeln!(out, "  [{}] {}: {}", f.severity, f.id, f.title);
+            if f.saving_per_day.bytes > 0 {
+                let _ = writeln!(
+                    out,
+                    "      saves about {} per day{}",
+                    human_bytes(f.saving_per_day.bytes as f64),
+                    if f.saving_per_day.charge_mah > 0.0 { format!(" and {:.2} mAh of radio charge", f.saving_per_day.charge_mah) } else { String::new() }
+                );
+            }
+            let _ = writeln!(out, "      {}", f.recommendation);
+        }
+    }
+
+    let radios: Vec<(&str, &crate::radio::RadioReport)> = match &r.radio {
+        Some(radio) => vec![("", radio)],
+        None => r.inputs.iter().filter_map(|i| i.radio.as_ref().map(|x| (i.input.as_str(), x))).collect(),
+    };
+    for (input, radio) in radios {
+        let _ = writeln!(out, "\nRadio{}{}", if input.is_empty() { "" } else { ": " }, input);
+        let _ = write!(out, "{}", indent(&radio.to_text()));
+        if let Some(c) = &radio.cost {
+            let _ = writeln!(out, "Data cost");
+            let _ = write!(out, "{}", indent(&c.to_text()));
+        }
+    }
 
     for i in &r.inputs {
         let n = &i.notes;
@@ -147,4 +157,8 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         }
     }
     out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }
