@@ -25,8 +25,6 @@ const MAX_RECORD: usize = decrypt::MAX_CIPHERTEXT;
 const MAX_KEPT_MESSAGE: usize = 64 * 1024;
 /// Keyless exchanges get ids from here up, apart from any inner dissector's.
 const EXCHANGE_BASE: u32 = 0x4000_0000;
-/// Distinct SNI names kept in the statistics; the rest are counted together.
-const MAX_NAMES: usize = 64;
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
 const ALERT: u8 = 21;
@@ -131,12 +129,10 @@ pub struct Stats {
     /// Application-data records whose cipher expansion is only partly
     /// known without keys (CBC padding, unknown suite): a lower bound is booked.
     pub records_with_unknown_expansion: u64,
-    /// Server names from ClientHellos (at most 64 names; `other_sni` counts the rest).
+    /// Server names from ClientHellos.
     pub sni: BTreeMap<String, u64>,
-    pub other_sni: u64,
-    /// Negotiated ALPN protocols (at most 64; `other_alpn` counts the rest).
+    /// Negotiated ALPN protocols.
     pub alpn: BTreeMap<String, u64>,
-    pub other_alpn: u64,
     /// Bytes skipped because they were not TLS records, and records cut short.
     pub malformed_bytes: u64,
     pub truncated_records: u64,
@@ -181,14 +177,8 @@ impl Stats {
         self.inferred_handshake_bytes += o.inferred_handshake_bytes;
         self.inferred_handshake_records += o.inferred_handshake_records;
         self.records_with_unknown_expansion += o.records_with_unknown_expansion;
-        for (name, n) in &o.sni {
-            self.count_sni(name, *n);
-        }
-        self.other_sni += o.other_sni;
-        for (name, n) in &o.alpn {
-            bounded_add(&mut self.alpn, &mut self.other_alpn, name, *n);
-        }
-        self.other_alpn += o.other_alpn;
+        add_map(&mut self.sni, &o.sni);
+        add_map(&mut self.alpn, &o.alpn);
         self.malformed_bytes += o.malformed_bytes;
         self.truncated_records += o.truncated_records;
         let (a, b) = (&mut self.decryption, &o.decryption);
@@ -199,35 +189,17 @@ impl Stats {
         add_map(&mut a.inner_content_types, &b.inner_content_types);
         add_map(&mut a.failures, &b.failures);
     }
-
-    fn count_sni(&mut self, name: &str, n: u64) {
-        bounded_add(&mut self.sni, &mut self.other_sni, name, n);
-    }
 }
 
-/// Adds to a map of peer-chosen names that may hold at most `MAX_NAMES`.
-fn bounded_add(m: &mut BTreeMap<String, u64>, other: &mut u64, name: &str, n: u64) {
-    if let Some(c) = m.get_mut(name) {
-        *c += n;
-    } else if m.len() < MAX_NAMES {
-        m.insert(name.to_string(), n);
-    } else {
-        *other += n;
-    }
-}
-
+/// Every map here has peer-chosen keys: bounded by `super::bump`.
 fn add_map(a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>) {
     for (k, v) in b {
-        *a.entry(k.clone()).or_default() += v;
+        super::bump(a, k, *v);
     }
 }
 
 fn bump(m: &mut BTreeMap<String, u64>, key: &str) {
-    if let Some(c) = m.get_mut(key) {
-        *c += 1;
-    } else {
-        m.insert(key.to_string(), 1);
-    }
+    super::bump(m, key, 1);
 }
 
 /// `TLS 1.2`, `DTLS 1.2`, ... as the report names them.
@@ -982,7 +954,7 @@ impl Tls {
         if self.conn.sni.is_none()
             && let Some(name) = ch.ext.and_then(|e| find_ext(e, EXT_SNI)).and_then(sni_host_name)
         {
-            emit.stats.tls.count_sni(&name, 1);
+            bump(&mut emit.stats.tls.sni, &name);
             self.conn.sni = Some(name);
         }
     }
@@ -1050,8 +1022,7 @@ impl Tls {
     }
 
     fn negotiated_alpn(&mut self, alpn: String, emit: &mut Emit) {
-        let st = &mut emit.stats.tls;
-        bounded_add(&mut st.alpn, &mut st.other_alpn, &alpn, 1);
+        bump(&mut emit.stats.tls.alpn, &alpn);
         if let Some(p) = alpn_protocol(&alpn)
             && !self.conn.app_announced
         {
