@@ -374,6 +374,8 @@ struct Conn {
     resumption_pending: bool,
     session_id_echoed: bool,
     app_announced: bool,
+    /// The client has sent application data (keyless exchanges).
+    client_sent_data: bool,
 }
 
 impl Conn {
@@ -674,12 +676,24 @@ impl Tls {
                 if !exp.exact {
                     emit.stats.tls.records_with_unknown_expansion += 1;
                 }
-                // While a key log is decrypting this flow the inner
-                // dissector owns the exchanges; a stray opaque record
-                // belongs to none.
+                let header_len = if self.dtls { DTLS_HEADER } else { TLS_HEADER };
+                let plain = (total as usize).saturating_sub(header_len + exp.pre + exp.post);
                 let msg = if self.inner.is_some() {
+                    // A key log is decrypting this flow: the inner dissector
+                    // owns the exchanges; a stray opaque record belongs to none.
                     MsgRef::Flow
+                } else if exp.exact && plain <= 2 {
+                    // Two bytes or less: a TLS 1.3 alert hidden in application
+                    // data, or a keep-alive ping; no exchange of its own.
+                    MsgRef::Flow
+                } else if self.conn.tls13() && d == Dir::S2C.idx() && !self.conn.client_sent_data {
+                    // Server records after the handshake and before the
+                    // first request: NewSessionTickets.
+                    MsgRef::Setup
                 } else {
+                    if d == Dir::C2S.idx() {
+                        self.conn.client_sent_data = true;
+                    }
                     MsgRef::Exchange(self.exchanges.record(d, self.conn.sni.as_deref(), emit))
                 };
                 Plan::Opaque { exp, msg }
@@ -1876,6 +1890,26 @@ mod tests {
             let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog"))), false);
             eprintln!("{name}: {:?}\n{}", r.ledger(), serde_json::to_string(&r.stats.tls).unwrap());
         }
+    }
+
+    #[test]
+    fn keyless_tls13_has_one_exchange_per_request() {
+        for name in ["https-tls13-full", "https-tls13-resumed"] {
+            let (_, runs) = run_capture(name, cfg(None), false);
+            let mut tickets_as_setup = 0;
+            for r in &runs {
+                // The close_notify alerts belong to no exchange.
+                let opens = r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
+                assert_eq!(opens, 1, "{name}: {:?}", r.events);
+                // NewSessionTickets sent before the request are setup.
+                tickets_as_setup += r.spans.iter().filter(|s| s.msg == MsgRef::Setup && s.class == Class::Payload).count();
+            }
+            assert!(tickets_as_setup > 0, "{name}");
+        }
+        let (r, _) = run_capture("mqtt-tls13", cfg(None), false);
+        let opens = r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
+        // CONNECT, 15 PUBLISH and DISCONNECT each start a run of client records.
+        assert_eq!(opens, 16, "{:?}", r.events);
     }
 
     #[test]
