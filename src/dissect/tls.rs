@@ -8,6 +8,13 @@
 //! rest (`payload`, or the inner protocol's classes when a key log decrypts
 //! it). TLS 1.3 without keys: each side's encrypted records up to its
 //! Finished, inferred from the handshake's shape, count as `tls_handshake`.
+//!
+//! With a key log (`Config::keylog`), protected records are decrypted
+//! (`crate::decrypt`) and booked by their real content type; application
+//! data feeds an inner dissector chosen by ALPN or by content. A connection
+//! the key log has no secrets for is counted and accounted without keys; one
+//! whose decryption fails (wrong secret, unsupported suite) says so once in
+//! an `Event::Malformed` and falls back to keyless accounting from there.
 
 use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::decrypt::{self, DecryptError, Expansion, Opened, RecordKeys, Side, Suite, Tls12Options};
@@ -950,7 +957,10 @@ impl Tls {
                     owned = b;
                     &owned[..]
                 }
-                None => return,
+                None => {
+                    emit.event(Event::Malformed { bytes: 0, reason: "DTLS ClientHello does not parse".into() });
+                    return;
+                }
             }
         } else {
             body
@@ -1157,7 +1167,11 @@ impl Tls {
                 emit.span(Class::TlsHandshake, total, MsgRef::Setup);
                 let mut msgs = std::mem::take(&mut self.halves[d].messages);
                 msgs.clear();
-                self.halves[d].sealed_walker.feed(&opened.plaintext, &mut msgs);
+                if self.dtls {
+                    self.dtls_fragments(d, &opened.plaintext, &mut msgs);
+                } else {
+                    self.halves[d].sealed_walker.feed(&opened.plaintext, &mut msgs);
+                }
                 for m in msgs.drain(..) {
                     self.handshake_message(d, &m, true, emit);
                 }
@@ -1650,6 +1664,9 @@ mod tests {
             assert_eq!(s2c, b"ack 1\n", "{name}");
             assert_eq!(st.versions.get("DTLS 1.2"), Some(&1), "{name}");
             assert_eq!((st.full_handshakes, st.hello_verify_requests, st.certificate_messages), (1, 1, 1), "{name}");
+            // Both Finished messages decrypted and read with DTLS framing.
+            assert_eq!(st.decryption.inner_content_types.get("22"), Some(&2), "{name}");
+            assert_eq!(st.key_updates, 0, "{name}");
             let (k, _, _) = run_fixture(name, false);
             assert_eq!(k.class(Class::TlsHandshake), r.class(Class::TlsHandshake), "{name}");
         }
