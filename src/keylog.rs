@@ -17,13 +17,13 @@ pub const RANDOM_LEN: usize = 32;
 /// secrets are one hash long (at most SHA-512, 64 bytes).
 const MAX_SECRET_LEN: usize = 64;
 
-/// Key material; its bytes are never printed.
+/// Key material; its bytes are never printed and are wiped when dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub struct Secret(zeroize::Zeroizing<Vec<u8>>);
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(bytes)
+        Secret(zeroize::Zeroizing::new(bytes))
     }
     pub fn bytes(&self) -> &[u8] {
         &self.0
@@ -39,16 +39,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({} bytes, redacted)", self.0.len())
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // Best effort: do not leave key material in freed memory.
-        for b in self.0.iter_mut() {
-            // SAFETY-free volatile-ish wipe: `black_box` keeps the store.
-            *b = std::hint::black_box(0);
-        }
     }
 }
 
@@ -108,7 +98,7 @@ impl KeyLog {
     /// see `bad_lines` for lines that were skipped.
     pub fn load(path: impl AsRef<Path>) -> Result<KeyLog, KeyLogError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| KeyLogError::Io { path: path.to_path_buf(), source })?;
+        let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| KeyLogError::Io { path: path.to_path_buf(), source })?);
         // Not UTF-8 somewhere: the lines that are still parse; the rest count as bad.
         Ok(KeyLog::parse(&String::from_utf8_lossy(&bytes)))
     }
@@ -213,7 +203,7 @@ fn parse_line(line: &str) -> Line {
     if !len_ok {
         return Line::Bad;
     }
-    Line::Secret { label, client_random, secret: Secret(secret) }
+    Line::Secret { label, client_random, secret: Secret::new(secret) }
 }
 
 fn hex_ok(s: &str) -> bool {
