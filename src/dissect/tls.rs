@@ -1699,6 +1699,29 @@ mod tests {
     }
 
     #[test]
+    fn tls12_ticket_resumption_is_resumed_and_decrypts() {
+        let convs = read_conversations(&fixture("tls12-ticket-resumption.pcap"));
+        assert_eq!(convs.len(), 2);
+        let keylog = Arc::new(KeyLog::load(fixture("tls12-ticket-resumption.keylog")).unwrap());
+        let mut stats = ProtoStats::default();
+        for c in &convs {
+            let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: Arc::new(Config { keylog: Some(keylog.clone()) }) };
+            let seen: Seen = Default::default();
+            let mut d = Tls::new(&ctx);
+            d.inner = Some(Box::new(Recorder(seen.clone())));
+            let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+            let r = testkit::run(&mut d, &pieces);
+            r.assert_conserved();
+            let plain: Vec<u8> = seen.lock().unwrap().iter().filter(|(d, _)| *d == Dir::C2S).flat_map(|(_, b)| b.clone()).collect();
+            assert_eq!(plain, b"reading 1\n");
+            stats.merge(&r.stats);
+        }
+        let st = &stats.tls;
+        assert_eq!((st.full_handshakes, st.resumed_handshakes, st.certificate_messages), (1, 1, 1));
+        assert!(st.decryption.failures.is_empty());
+    }
+
+    #[test]
     fn tls13_key_update_is_followed() {
         let (r, c2s, s2c) = run_fixture("tls13-keyupdate", true);
         let st = &r.stats.tls;

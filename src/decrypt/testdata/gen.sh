@@ -67,3 +67,27 @@ dtls_case() {
 }
 dtls_case dtls12-aes128-gcm 44312 ECDHE-ECDSA-AES128-GCM-SHA256
 dtls_case dtls12-aes256-cbc-sha 44313 ECDHE-ECDSA-AES256-SHA
+
+# TLS 1.2 session-ticket resumption: two connections in one capture, the
+# second resumes the first's ticket (ServerHello with an empty session id
+# is possible; no Certificate follows).
+resume_case() {
+  name=$1 port=$2
+  if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then return 0; fi
+  rm -f "$name.keylog"
+  tcpdump -i lo -U -s 0 -w "$name.pcap" "port $port" 2>/dev/null &
+  dump=$!
+  sleep 0.5
+  openssl s_server -accept "127.0.0.1:$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" -rev -naccept 2 >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.5
+  for opt in "-sess_out $WORK/sess.pem" "-sess_in $WORK/sess.pem"; do
+    printf 'reading 1\nQ\n' | while IFS= read -r line; do printf '%s\n' "$line"; sleep 0.2; done \
+      | openssl s_client -connect "127.0.0.1:$port" -tls1_2 -keylogfile "$name.keylog" $opt >/dev/null 2>&1 || true
+  done
+  sleep 0.5
+  kill $srv 2>/dev/null || true
+  kill $dump
+  wait $dump 2>/dev/null || true
+}
+resume_case tls12-ticket-resumption 44315
