@@ -1516,9 +1516,14 @@ mod tests {
 
     #[test]
     fn bytewise_feeding_gives_the_same_result() {
-        for name in ["https-tls12-resumed", "mqtt-tls13"] {
-            let (a, _) = run_capture(name, cfg(None), false);
-            let (b, _) = run_capture(name, cfg(None), true);
+        for (name, keylog) in [
+            ("https-tls12-resumed", None),
+            ("mqtt-tls13", None),
+            ("mqtt-tls13", Some("mqtt-tls13.keylog")),
+            ("https-tls12-resumed", Some("https-tls12-resumed.keylog")),
+        ] {
+            let (a, _) = run_capture(name, cfg(keylog), false);
+            let (b, _) = run_capture(name, cfg(keylog), true);
             assert_eq!(a.ledger(), b.ledger(), "{name}");
             assert_eq!(serde_json::to_value(&a.stats.tls).unwrap(), serde_json::to_value(&b.stats.tls).unwrap(), "{name}");
             let opens = |r: &Run| r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
