@@ -12,7 +12,8 @@ use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,7 +77,7 @@ struct Renumber {
 
 impl Renumber {
     fn new(max: usize) -> Renumber {
-        Renumber { seq: HashMap::new(), ids: Vec::new(), max: max.min(Tick::NO_FLOW as usize) }
+        Renumber { seq: HashMap::default(), ids: Vec::new(), max: max.min(Tick::NO_FLOW as usize) }
     }
 
     fn get(&mut self, id: u64) -> Option<u32> {
@@ -126,12 +127,13 @@ impl FlowSink for Collector {
         self.exchanges_total += rec.exchanges;
         self.flows.push(rec);
         self.exchanges.extend(exchanges);
+        // Keep the first ones in capture order; the final sort orders them.
         if self.flows.len() > 2 * self.max_flows {
-            self.flows.sort_by_key(|f| f.first_packet);
+            self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
             self.flows.truncate(self.max_flows);
         }
         if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
-            self.exchanges.sort_by_key(|x| (x.open_packet, x.id));
+            self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
             self.exchanges.truncate(self.max_exchanges);
         }
     }
