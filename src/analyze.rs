@@ -41,8 +41,8 @@ impl Options {
     pub fn new() -> Options {
         Options {
             flow: FlowConfig::default(),
-            max_flows: 100_000,
-            max_exchanges: 100_000,
+            max_flows: 10_000,
+            max_exchanges: 10_000,
             jobs: 1,
             progress: None,
             radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),

@@ -45,11 +45,11 @@ enum Cmd {
         /// Most out-of-order bytes held per TCP direction while waiting for a missing segment.
         #[arg(long, default_value_t = 1 << 20)]
         reassembly_cap: usize,
-        /// Most flows listed in the report (all are counted).
-        #[arg(long, default_value_t = 100_000)]
+        /// Most flows listed in the report, the first in capture order (all are counted).
+        #[arg(long, default_value_t = 10_000)]
         max_flows: usize,
-        /// Most exchanges listed in the report (all are counted).
-        #[arg(long, default_value_t = 100_000)]
+        /// Most exchanges listed in the report, the first in capture order (all are counted).
+        #[arg(long, default_value_t = 10_000)]
         max_exchanges: usize,
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
@@ -201,21 +201,22 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             let report = Report::combine(reports, failed);
-            let text = match format {
-                Format::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(s) => s + "\n",
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => match std::fs::File::create(p) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
                     Err(e) => {
-                        eprintln!("wiretax: cannot write JSON: {e}");
+                        eprintln!("wiretax: cannot write {}: {e}", p.display());
                         return ExitCode::from(1);
                     }
                 },
-                Format::Table => table::render(&report, top),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let written = match &output {
-                Some(p) => std::fs::write(p, text.as_bytes()),
-                None => std::io::stdout().lock().write_all(text.as_bytes()),
+            // JSON is streamed out: a report is never held twice in memory.
+            let written = match format {
+                Format::Json => serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n")),
+                Format::Table => out.write_all(table::render(&report, top).as_bytes()),
             };
-            if let Err(e) = written {
+            if let Err(e) = written.and_then(|_| out.flush()) {
                 eprintln!("wiretax: cannot write the report: {e}");
                 return ExitCode::from(1);
             }

@@ -11,6 +11,7 @@ use crate::ledger::{Class, Exchange};
 use crate::stats::median;
 use serde::Serialize;
 use serde_json::{Value, json};
+use foldhash::HashMap;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,13 +91,12 @@ fn parse_what(what: &str) -> (&str, &str, Option<u16>) {
     (method, path, status)
 }
 
-fn server_of<'a>(inp: &'a Input, x: &Exchange) -> &'a str {
-    inp.flows.iter().find(|f| f.id == x.flow).map(|f| f.server.as_str()).unwrap_or("?")
-}
 
 /// A request repeated at a regular period: the same resource fetched again
 /// and again instead of being pushed when it changes.
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
+    let servers: HashMap<u64, &str> = inp.flows.iter().map(|f| (f.id, f.server.as_str())).collect();
+    let server_of = |x: &Exchange| servers.get(&x.flow).copied().unwrap_or("?");
     let mut groups: BTreeMap<(String, String), Vec<&Exchange>> = BTreeMap::new();
     for x in inp.exchanges {
         let (method, path, _) = parse_what(&x.what);
@@ -108,7 +108,7 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
             _ => false,
         };
         if fetch {
-            let key = if x.kind == "tls" { server_of(inp, x).to_string() } else { format!("{method} {path}") };
+            let key = if x.kind == "tls" { server_of(x).to_string() } else { format!("{method} {path}") };
             groups.entry((x.kind.to_string(), key)).or_default().push(x);
         }
     }
