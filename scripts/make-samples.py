@@ -274,7 +274,7 @@ def pieces(payload):
 
 
 def reorder(frags, n):
-    """Datagram 1 gets its last fragment first; datagram 3 its middle ones swapped."""
+    """The second datagram (n = 1) gets its last fragment first, the fourth its middle ones swapped."""
     if n == 1:
         return frags[-1:] + frags[:-1]
     if n == 3 and len(frags) >= 3:
@@ -392,6 +392,10 @@ def main():
     write("http-keepalive-ipv4-options.pcap", pcap_bytes(with_ipv4_options(http), eth))
     write("http-keepalive-ipv6-exthdr.pcap", pcap_bytes(with_ipv6_ext_headers(http6), eth))
     write("coap-con-put-ipv4-frag.pcap", pcap_bytes(fragment_ipv4(put), eth))
+    # The same, with the first datagram's second fragment captured twice (as
+    # a mirror port or a capture on both ends of a bridge shows it).
+    frags = fragment_ipv4(put)
+    write("coap-con-put-ipv4-frag-dup.pcap", pcap_bytes(frags[:2] + [Rec(frags[1].ts_ns + 1, frags[1].data)] + frags[2:], eth))
     write("coap-con-put-ipv6.pcap", pcap_bytes(udp_ipv6_whole(put), eth))
     write("coap-con-put-ipv6-frag.pcap", pcap_bytes(fragment_ipv6(put), eth))
 
