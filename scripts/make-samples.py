@@ -428,6 +428,17 @@ def main():
     bad = bytearray(ng)
     bad[blocks[19] + 4:blocks[19] + 8] = struct.pack("<I", 0x00010001)
     write("bad-block-length.pcapng", bytes(bad))
+    # Timestamps at the ends of what the formats can say: a 64-bit tick count
+    # in whole seconds, and interfaces whose if_tsoffset is the largest and
+    # the smallest 64-bit offset. Valid pcapng; the frames are coap-con-get's.
+    ext = shb()
+    ext += idb(eth, tsresol=0)
+    ext += block(0x00000001, struct.pack("<HHI", eth, 0, 0) + options([(14, struct.pack("<q", 2**63 - 1))]))
+    ext += block(0x00000001, struct.pack("<HHI", eth, 0, 0) + options([(14, struct.pack("<q", -2**63))]))
+    for i, r in enumerate(coap[:6]):
+        ticks = [2**64 - 1, 2**63, 1][i % 3]
+        ext += epb(i % 3, ticks, r.data, r.wire_len)
+    write("extreme-timestamps.pcapng", ext)
     write("truncated-header.pcap", good[:10])
     write("header-only.pcap", good[:24])
     write("empty.pcap", b"")

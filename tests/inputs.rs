@@ -550,6 +550,15 @@ fn truncated_file_header_message_is_clear() {
 }
 
 #[test]
+#[ignore = "bug: capture/mod.rs adds an interface's if_tsoffset (saturated to ns) to the tick time with a plain `+`, which overflows (a panic in debug builds, a wrapped time in release) for large offsets or 64-bit tick counts; the pipeline's later time arithmetic (durations, flow timers) needs the same care"]
+fn extreme_timestamps_do_not_panic() {
+    let got = run(&sample("extreme-timestamps.pcapng"));
+    // tshark reads all 6 frames (times from 0 to -9.2e18 s).
+    assert_eq!((got.totals.frames, got.totals.wire_bytes), (6, 3 * (52 + 66)));
+    assert_eq!(got.udp_streams + got.tcp_streams, got.flows.len() as u64);
+}
+
+#[test]
 fn header_only_file_is_an_empty_report() {
     let got = run(&sample("header-only.pcap"));
     assert_eq!((got.totals.frames, got.totals.wire_bytes, got.flows.len()), (0, 0, 0));
@@ -592,11 +601,13 @@ fn no_sample_or_prefix_panics() {
     let mut names: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).collect();
     names.sort();
     assert!(names.len() >= 30, "samples missing: {}", names.len());
-    // Samples an ignored test above names a known bug for.
-    let known_bugs = ["coap-con-put-ipv4-frag-dup.pcap"];
-    for p in &names {
+    // Known bugs, each with its ignored test above; drop the name when fixed.
+    let panics = ["extreme-timestamps.pcapng"]; // extreme_timestamps_do_not_panic
+    let not_conserved = ["coap-con-put-ipv4-frag-dup.pcap"]; // ipv4_fragment_captured_twice
+    let named = |p: &Path, list: &[&str]| list.iter().any(|n| p.ends_with(n));
+    for p in names.iter().filter(|p| !named(p, &panics)) {
         if let Ok(r) = analyze_file(p, &Options::new()) {
-            if !known_bugs.iter().any(|n| p.ends_with(n)) {
+            if !named(p, &not_conserved) {
                 assert_conserved(&r);
             }
         }
