@@ -396,6 +396,8 @@ def main():
     # a mirror port or a capture on both ends of a bridge shows it).
     frags = fragment_ipv4(put)
     write("coap-con-put-ipv4-frag-dup.pcap", pcap_bytes(frags[:2] + [Rec(frags[1].ts_ns + 1, frags[1].data)] + frags[2:], eth))
+    # The fragments cut by a 40-byte snaplen: 6 data bytes kept of each.
+    write("coap-con-put-ipv4-frag-snaplen40.pcap", pcap_bytes(frags, eth, snaplen=40))
     write("coap-con-put-ipv6.pcap", pcap_bytes(udp_ipv6_whole(put), eth))
     write("coap-con-put-ipv6-frag.pcap", pcap_bytes(fragment_ipv6(put), eth))
 

@@ -398,6 +398,41 @@ fn ipv4_fragment_captured_twice() {
     assert_eq!(got.flows[0].wire_bytes, base.flows[0].wire_bytes + 3 * 34 + 58);
 }
 
+/// The fragment sample with every frame cut to 40 bytes: 6 data bytes of each fragment kept.
+fn fragments_cut_by_snaplen() -> (InputReport, InputReport) {
+    let full = run(&sample("coap-con-put-ipv4-frag.pcap"));
+    let got = run(&sample("coap-con-put-ipv4-frag-snaplen40.pcap"));
+    // capinfos: 60 frames, data size 3195; 60 x 40 bytes kept.
+    assert_eq!((got.totals.frames, got.totals.wire_bytes, got.totals.captured_bytes), (60, 3195, 2400));
+    assert_eq!(got.notes.inferred_bytes, 3195 - 2400);
+    assert_eq!(got.notes.ip_fragments, PUT_FRAGMENTS);
+    // Every header length is known from the headers: the same classes.
+    assert_eq!(got.totals.classes, full.totals.classes);
+    (full, got)
+}
+
+#[test]
+fn fragments_cut_by_snaplen_are_still_reassembled() {
+    let (full, got) = fragments_cut_by_snaplen();
+    for (f, g) in full.flows.iter().zip(&got.flows) {
+        assert_eq!((g.client.as_str(), g.server.as_str()), (f.client.as_str(), f.server.as_str()));
+        assert_eq!((g.frames, g.payload_bytes_c2s, g.payload_bytes_s2c), (f.frames, f.payload_bytes_c2s, f.payload_bytes_s2c));
+    }
+}
+
+#[test]
+#[ignore = "bug: analyze.rs hands a datagram joined from snaplen-cut fragments to the flow as if whole (Joined::data zero-filled where nothing was captured; complete_capture unused), so the flow counts none of those bytes as inferred and the dissector parses the zeros"]
+fn fragments_cut_by_snaplen_are_inferred_not_seen() {
+    let (_, got) = fragments_cut_by_snaplen();
+    for g in &got.flows {
+        // Request: UDP length L (83 or 84) in 4 fragments, 6 bytes of each
+        // kept (the UDP header's first 6 and 18 CoAP bytes); the answer's 5
+        // CoAP bytes are all cut. At least L - 8 - 18 + 5 bytes were not seen.
+        let udp_len = g.payload_bytes_c2s + 8;
+        assert!(g.inferred_bytes >= udp_len - 21 && g.inferred_bytes <= udp_len - 8 + 5, "flow {}: {}", g.id, g.inferred_bytes);
+    }
+}
+
 #[test]
 fn ipv6_fragments_reassembled() {
     // The same datagrams over IPv6, whole, are the reference: the IPv4 base
