@@ -1,12 +1,25 @@
-//! The pipeline: one input (or several) in, one `InputReport` each out.
+//! The pipeline: a capture in, an `InputReport` out.
+//!
+//! The reading thread reads and decodes every frame, books what belongs to
+//! no flow, joins IP fragments, and hands each TCP/UDP packet to a worker
+//! chosen by its flow, so one flow always lands on the same worker. With
+//! `jobs` > 1 the workers run on threads; their results are put back in
+//! packet order, so the report is the same for any number of jobs.
 
 use crate::capture::{CaptureReader, ReadError};
-use crate::decode::{self, Defragmenter, Frame, NotIp};
+use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::{Class, Exchange, Ledger};
+use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+/// Told how far reading has come: (input, bytes read, file size).
+pub type Progress = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
 
 /// Everything `analyze` can be told.
 #[derive(Clone, Default)]
@@ -15,121 +28,449 @@ pub struct Options {
     /// Most flows and exchanges listed in a report (all are counted).
     pub max_flows: usize,
     pub max_exchanges: usize,
+    /// Worker threads per input (1: everything on the calling thread).
+    pub jobs: usize,
+    pub progress: Option<Progress>,
+    /// The radio model every frame drives (None: no radio section).
+    pub radio: Option<(Profile, RadioOptions)>,
+    pub cost: CostOptions,
 }
 
 impl Options {
     pub fn new() -> Options {
-        Options { flow: FlowConfig::default(), max_flows: 100_000, max_exchanges: 100_000 }
+        Options {
+            flow: FlowConfig::default(),
+            max_flows: 100_000,
+            max_exchanges: 100_000,
+            jobs: 1,
+            progress: None,
+            radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
+            cost: CostOptions::default(),
+        }
     }
 }
 
-/// Collects what the flow table finishes.
+/// Gets every frame, in capture order.
+trait TickSink {
+    fn tick(&mut self, t: &FrameTick);
+}
+
+/// Drives the radio model. Flow and exchange ids are those of the worker
+/// that made them, `local * jobs + worker`, put right at the end.
+struct RadioTap {
+    sim: Option<RadioSim>,
+    jobs: u64,
+    /// Flows and exchanges past these (per worker) are not itemised.
+    max_flows: u64,
+    max_exchanges: u64,
+}
+
+impl TickSink for RadioTap {
+    fn tick(&mut self, t: &FrameTick) {
+        let Some(sim) = self.sim.as_mut() else { return };
+        let enc = |id: u64, max: u64| (id / self.jobs < max).then(|| u32::try_from(id).ok()).flatten();
+        sim.tick(&Tick {
+            ts_ns: t.ts_ns,
+            wire_len: t.wire_len,
+            uplink: t.uplink,
+            flow: t.flow.and_then(|f| enc(f, self.max_flows)).unwrap_or(Tick::NO_FLOW),
+            exchange: t.exchange.and_then(|x| enc(x, self.max_exchanges)),
+        });
+    }
+}
+
+/// Collects what one worker's flow table finishes, keeping the first
+/// `max_*` flows and exchanges in capture order (memory stays bounded).
+#[derive(Default)]
 struct Collector {
     flows: Vec<FlowRecord>,
-    flows_omitted: u64,
     exchanges: Vec<Exchange>,
-    exchanges_omitted: u64,
+    flows_total: u64,
+    exchanges_total: u64,
     max_flows: usize,
     max_exchanges: usize,
     flow_ledger: Ledger,
+    ticks: Vec<FrameTick>,
 }
 
 impl FlowSink for Collector {
-    fn tick(&mut self, _t: FrameTick) {}
+    fn tick(&mut self, t: FrameTick) {
+        self.ticks.push(t);
+    }
     fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>) {
         self.flow_ledger.merge(&rec.classes);
-        if self.flows.len() < self.max_flows {
-            self.flows.push(rec);
-        } else {
-            self.flows_omitted += 1;
+        self.flows_total += 1;
+        self.exchanges_total += rec.exchanges;
+        self.flows.push(rec);
+        self.exchanges.extend(exchanges);
+        if self.flows.len() > 2 * self.max_flows {
+            self.flows.sort_by_key(|f| f.first_packet);
+            self.flows.truncate(self.max_flows);
         }
-        for x in exchanges {
-            if self.exchanges.len() < self.max_exchanges {
-                self.exchanges.push(x);
-            } else {
-                self.exchanges_omitted += 1;
+        if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
+            self.exchanges.sort_by_key(|x| (x.open_packet, x.id));
+            self.exchanges.truncate(self.max_exchanges);
+        }
+    }
+}
+
+/// A flow table and what it finished.
+struct Worker {
+    table: FlowTable,
+    out: Collector,
+}
+
+impl Worker {
+    fn new(opts: &Limits) -> Worker {
+        let out = Collector { max_flows: opts.max_flows, max_exchanges: opts.max_exchanges, ..Default::default() };
+        Worker { table: FlowTable::new(opts.flow.clone()), out }
+    }
+
+    fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32) {
+        self.table.expire(ts_ns, &mut self.out);
+        self.table.packet(idx, ts_ns, wire_len, d, frames, &mut self.out);
+    }
+
+    fn finish(&mut self) {
+        self.table.finish_all(&mut self.out);
+    }
+}
+
+/// What a worker needs to know.
+#[derive(Clone)]
+struct Limits {
+    flow: FlowConfig,
+    max_flows: usize,
+    max_exchanges: usize,
+}
+
+/// One TCP/UDP packet on its way to a worker.
+enum Item {
+    /// A frame to decode again on the worker (cheap; saves sending the slices).
+    Frame { idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, at: u32, len: u32 },
+    /// A datagram joined from fragments: its transport bytes and the headers
+    /// its fragments carried.
+    Joined { idx: u64, ts_ns: i64, src: IpAddr, dst: IpAddr, proto: u8, at: u32, len: u32, frames: u32, link: u32, network: u32 },
+}
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+}
+
+const BATCH: usize = 4096;
+
+/// Packets handed out in rounds: in each round every worker gets its share
+/// (maybe none) and answers with its frame ticks, so ticks can be merged
+/// back into packet order a round at a time.
+enum Dispatch {
+    Inline(Box<Worker>),
+    Threads {
+        senders: Vec<SyncSender<Batch>>,
+        batches: Vec<Batch>,
+        in_round: usize,
+        handles: Vec<std::thread::JoinHandle<Worker>>,
+        ticks: Vec<Receiver<Vec<FrameTick>>>,
+        outside_ticks: Vec<FrameTick>,
+        /// The reader's own ticks of the rounds the workers still work on.
+        pending: VecDeque<Vec<FrameTick>>,
+    },
+}
+
+/// Rounds the reader may run ahead of the workers.
+const ROUNDS_AHEAD: usize = 3;
+
+fn shard_of(d: &Decoded, n: usize) -> usize {
+    // Direction-independent flow hash (FNV-1a over the sorted endpoints).
+    let a = (d.src, d.sport);
+    let b = (d.dst, d.dport);
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |bytes: &[u8]| {
+        for &x in bytes {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for (ip, port) in [lo, hi] {
+        match ip {
+            IpAddr::V4(v) => mix(&v.octets()),
+            IpAddr::V6(v) => mix(&v.octets()),
+        }
+        mix(&port.to_be_bytes());
+    }
+    (h % n as u64) as usize
+}
+
+impl Dispatch {
+    fn new(cfg: &Limits, jobs: usize) -> Dispatch {
+        if jobs <= 1 {
+            return Dispatch::Inline(Box::new(Worker::new(cfg)));
+        }
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        let mut ticks = Vec::new();
+        for worker in 0..jobs {
+            let (tx, rx) = sync_channel::<Batch>(4);
+            let (ttx, trx) = sync_channel::<Vec<FrameTick>>(8);
+            let cfg = cfg.clone();
+            handles.push(std::thread::spawn(move || run_worker(cfg, rx, ttx, worker as u64, jobs as u64)));
+            senders.push(tx);
+            ticks.push(trx);
+        }
+        let batches = (0..jobs).map(|_| Batch::default()).collect();
+        Dispatch::Threads { senders, batches, in_round: 0, handles, ticks, outside_ticks: Vec::new(), pending: VecDeque::new() }
+    }
+
+    /// A frame that belongs to no flow (ICMP, ARP, broken...).
+    fn outside(&mut self, t: FrameTick, radio: &mut dyn TickSink) {
+        match self {
+            Dispatch::Inline(_) => radio.tick(&t),
+            Dispatch::Threads { outside_ticks, .. } => outside_ticks.push(t),
+        }
+    }
+
+    fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, raw: &[u8], d: &Decoded, radio: &mut dyn TickSink) {
+        match self {
+            Dispatch::Inline(w) => {
+                w.packet(idx, ts_ns, wire_len, d, 1);
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+            }
+            Dispatch::Threads { batches, .. } => {
+                let n = batches.len();
+                if let Some(b) = batches.get_mut(shard_of(d, n)) {
+                    let at = b.data.len() as u32;
+                    b.data.extend_from_slice(raw);
+                    b.items.push(Item::Frame { idx, ts_ns, wire_len, linktype, at, len: raw.len() as u32 });
+                }
+                self.round_step(radio);
+            }
+        }
+    }
+
+    fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded, radio: &mut dyn TickSink) {
+        let b = &j.bytes;
+        match self {
+            Dispatch::Inline(w) => {
+                let mut d = *d;
+                d.link_len = b.link as u32;
+                d.net_len = b.network as u32;
+                w.packet(idx, ts_ns, (b.link + b.network + b.data) as u32, &d, b.frames);
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+            }
+            Dispatch::Threads { batches, .. } => {
+                let n = batches.len();
+                if let Some(batch) = batches.get_mut(shard_of(d, n)) {
+                    let at = batch.data.len() as u32;
+                    batch.data.extend_from_slice(&j.data);
+                    batch.items.push(Item::Joined {
+                        idx,
+                        ts_ns,
+                        src: j.src,
+                        dst: j.dst,
+                        proto: j.proto,
+                        at,
+                        len: j.data.len() as u32,
+                        frames: b.frames,
+                        link: b.link as u32,
+                        network: b.network as u32,
+                    });
+                }
+                self.round_step(radio);
+            }
+        }
+    }
+
+    fn round_step(&mut self, radio: &mut dyn TickSink) {
+        if let Dispatch::Threads { in_round, .. } = self {
+            *in_round += 1;
+            if *in_round >= BATCH {
+                self.end_round(radio, ROUNDS_AHEAD);
+            }
+        }
+    }
+
+    /// Sends every worker its share of the round; merges the ticks of the
+    /// oldest rounds (the workers' and the reader's own) back into packet
+    /// order once the reader is `ahead` rounds in front of them.
+    fn end_round(&mut self, radio: &mut dyn TickSink, ahead: usize) {
+        let Dispatch::Threads { senders, batches, in_round, ticks, outside_ticks, pending, .. } = self else { return };
+        if *in_round > 0 || ahead == 0 {
+            for (tx, b) in senders.iter().zip(batches.iter_mut()) {
+                // A worker that died has panicked; its join reports it.
+                let _ = tx.send(std::mem::take(b));
+            }
+            pending.push_back(std::mem::take(outside_ticks));
+            *in_round = 0;
+        }
+        while pending.len() > ahead {
+            let Some(own) = pending.pop_front() else { break };
+            let mut lists: Vec<Vec<FrameTick>> = ticks.iter().map(|rx| rx.recv().unwrap_or_default()).collect();
+            lists.push(own);
+            merge_ticks(&lists, radio);
+        }
+    }
+
+    fn finish(mut self, radio: &mut dyn TickSink) -> Vec<Worker> {
+        match self {
+            Dispatch::Inline(mut w) => {
+                w.finish();
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+                vec![*w]
+            }
+            Dispatch::Threads { .. } => {
+                self.end_round(radio, 0);
+                let Dispatch::Threads { senders, handles, .. } = self else { return vec![] };
+                drop(senders);
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
             }
         }
     }
 }
 
+/// Feeds ticks from lists each sorted by packet to `radio` in packet order.
+fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
+    let mut heads = vec![0usize; lists.len()];
+    loop {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, l) in lists.iter().enumerate() {
+            if let Some(t) = heads.get(i).and_then(|&h| l.get(h)) {
+                if best.is_none_or(|(_, p)| t.packet < p) {
+                    best = Some((i, t.packet));
+                }
+            }
+        }
+        let Some((i, _)) = best else { break };
+        if let (Some(h), Some(l)) = (heads.get_mut(i), lists.get(i)) {
+            if let Some(t) = l.get(*h) {
+                radio.tick(t);
+            }
+            *h += 1;
+        }
+    }
+}
+
+fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>>, worker: u64, jobs: u64) -> Worker {
+    let mut w = Worker::new(&cfg);
+    while let Ok(b) = rx.recv() {
+        for item in &b.items {
+            match *item {
+                Item::Frame { idx, ts_ns, wire_len, linktype, at, len } => {
+                    let raw = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
+                    if let Frame::Ip(d) = decode::decode(linktype, raw, wire_len) {
+                        w.packet(idx, ts_ns, wire_len, &d, 1);
+                    }
+                }
+                Item::Joined { idx, ts_ns, src, dst, proto, at, len, frames, link, network } => {
+                    let data = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
+                    if let Frame::Ip(d) = decode::transport(src, dst, proto, data, len, link, network) {
+                        w.packet(idx, ts_ns, link + network + len, &d, frames);
+                    }
+                }
+            }
+        }
+        for t in &mut w.out.ticks {
+            t.flow = t.flow.map(|f| f * jobs + worker);
+            t.exchange = t.exchange.map(|x| x * jobs + worker);
+        }
+        if ticks.send(std::mem::take(&mut w.out.ticks)).is_err() {
+            break;
+        }
+    }
+    w.finish();
+    w
+}
+
 /// Analyzes one capture file.
 pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let mut reader = CaptureReader::open(path)?;
-    let mut table = FlowTable::new(opts.flow.clone());
-    let mut defrag = Defragmenter::default();
-    let mut sink = Collector {
-        flows: Vec::new(),
-        flows_omitted: 0,
-        exchanges: Vec::new(),
-        exchanges_omitted: 0,
-        max_flows: opts.max_flows.max(1),
-        max_exchanges: opts.max_exchanges,
-        flow_ledger: Ledger::default(),
+    let jobs = opts.jobs.max(1) as u64;
+    let mut tap = RadioTap {
+        sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
+        jobs,
+        max_flows: opts.max_flows.max(1) as u64,
+        max_exchanges: opts.max_exchanges as u64,
     };
+    let radio: &mut dyn TickSink = &mut tap;
+    let limits = Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+    let mut dispatch = Dispatch::new(&limits, opts.jobs);
+    let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
     let mut outside = Ledger::default();
     let mut notes = Notes::default();
     let mut linktypes: BTreeMap<u16, u64> = BTreeMap::new();
     let mut first_ns = None;
     let mut last_ns = 0i64;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
 
-    let result = reader.for_each(|p| {
+    let result = reader.for_each(|p, offset| {
+        let idx = t.frames;
+        if idx % 65_536 == 0 {
+            if let Some(cb) = &opts.progress {
+                cb(path, offset, size);
+            }
+        }
         t.frames += 1;
         t.wire_bytes += p.wire_len as u64;
         t.captured_bytes += p.data.len() as u64;
         *linktypes.entry(p.linktype).or_default() += 1;
         first_ns.get_or_insert(p.ts_ns);
         last_ns = last_ns.max(p.ts_ns);
-        table.expire(p.ts_ns, &mut sink);
+        let lone = FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
         match decode::decode(p.linktype, p.data, p.wire_len) {
-            Frame::Ip(d) => {
-                if matches!(d.transport, decode::Transport::Other(_)) {
-                    notes.non_tcp_udp_packets += 1;
-                    outside.add(Class::Link, d.link_len as u64);
-                    outside.add(Class::Network, d.net_len as u64);
-                    sink.tick(FrameTick { ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None });
-                } else {
-                    table.packet(p.ts_ns, p.wire_len, &d, 1, &mut sink);
-                }
+            Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
+                notes.non_tcp_udp_packets += 1;
+                outside.add(Class::Link, d.link_len as u64);
+                outside.add(Class::Network, d.net_len as u64);
+                dispatch.outside(lone, radio);
             }
+            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, p.linktype, p.data, &d, radio),
             Frame::Fragment { link_len, .. } => {
                 notes.ip_fragments += 1;
-                let ip = p.data.get(link_len_of(p.linktype, p.data)..).unwrap_or(&[]);
-                let joined = decode::ip_header(ip).and_then(|h| h.fragment.map(|fi| (h, fi))).and_then(|(h, fi)| defrag.add(p.ts_ns, &h, fi, ip, link_len));
-                if let Some(j) = joined {
-                    if let Frame::Ip(mut d) = j.frame() {
-                        // The joined datagram's headers were spread over its fragments.
-                        d.link_len = j.bytes.link as u32;
-                        d.net_len = j.bytes.network as u32;
-                        let wire = (j.bytes.link + j.bytes.network + j.bytes.data) as u32;
-                        if matches!(d.transport, decode::Transport::Other(_)) {
-                            outside.add(Class::Link, d.link_len as u64);
-                            outside.add(Class::Network, d.net_len as u64);
-                        } else {
-                            table.packet(p.ts_ns, wire, &d, j.bytes.frames, &mut sink);
+                let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
+                let joined = decode::ip_header(ip)
+                    .and_then(|h| h.fragment.map(|fi| (h, fi)))
+                    .and_then(|(h, fi)| defrag.add(p.ts_ns, &h, fi, ip, link_len));
+                match joined {
+                    Some(j) => match j.frame() {
+                        Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => dispatch.joined(idx, p.ts_ns, &j, &d, radio),
+                        _ => {
+                            outside.add(Class::Link, j.bytes.link);
+                            outside.add(Class::Network, j.bytes.network + j.bytes.data);
+                            dispatch.outside(lone, radio);
                         }
-                    }
+                    },
+                    None => dispatch.outside(lone, radio),
                 }
             }
             Frame::NotIp { why } => {
                 match why {
-                    NotIp::UnsupportedLinktype(lt) => {
-                        *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1;
-                    }
+                    NotIp::UnsupportedLinktype(lt) => *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1,
                     _ => notes.non_ip_frames += 1,
                 }
                 outside.add(Class::Link, p.wire_len as u64);
+                dispatch.outside(lone, radio);
             }
             Frame::Broken { link_len, why } => {
                 *notes.broken_packets.entry(why).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
+                dispatch.outside(lone, radio);
             }
         }
     });
+    if let Some(cb) = &opts.progress {
+        cb(path, size, size);
+    }
+    let workers = dispatch.finish(radio);
     defrag.finish();
-    table.finish_all(&mut sink);
     // Fragments of datagrams never completed: their headers, and their data as payload.
     outside.add(Class::Link, defrag.abandoned.link);
     outside.add(Class::Network, defrag.abandoned.network);
@@ -142,8 +483,45 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         }
         notes.read_error = Some(e.to_string());
     }
-    let mut classes = sink.flow_ledger;
-    classes.merge(&outside);
+
+    // Put the workers' results in the order one worker would have made them.
+    let mut classes = outside;
+    let mut stats = crate::dissect::ProtoStats::default();
+    let (mut tcp_streams, mut udp_streams, mut live_max) = (0, 0, 0);
+    let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
+    let mut flows: Vec<(usize, FlowRecord)> = Vec::new();
+    let mut exchanges: Vec<(usize, Exchange)> = Vec::new();
+    for (wi, w) in workers.into_iter().enumerate() {
+        classes.merge(&w.out.flow_ledger);
+        stats.merge(w.table.stats());
+        tcp_streams += w.table.tcp_streams;
+        udp_streams += w.table.udp_streams;
+        live_max += w.table.live_max;
+        flows_total += w.out.flows_total;
+        exchanges_total += w.out.exchanges_total;
+        flows.extend(w.out.flows.into_iter().map(|f| (wi, f)));
+        exchanges.extend(w.out.exchanges.into_iter().map(|x| (wi, x)));
+    }
+    flows.sort_by_key(|(_, f)| f.first_packet);
+    let mut flow_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(flows.len());
+    for (new, (wi, f)) in flows.iter_mut().enumerate() {
+        flow_ids.insert((*wi, f.id), new as u64);
+        f.id = new as u64;
+    }
+    exchanges.sort_by_key(|(wi, x)| (x.open_packet, *wi, x.id));
+    let mut exchange_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(exchanges.len());
+    for (new, (wi, x)) in exchanges.iter_mut().enumerate() {
+        exchange_ids.insert((*wi, x.id), new as u64);
+        x.id = new as u64;
+        x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(u64::MAX);
+    }
+    let malformed_bytes = flows.iter().map(|(_, f)| f.malformed_bytes).sum();
+    let max_flows = opts.max_flows.max(1);
+    notes.flows_omitted = flows_total.saturating_sub(max_flows.min(flows.len()) as u64);
+    notes.exchanges_omitted = exchanges_total.saturating_sub(opts.max_exchanges.min(exchanges.len()) as u64);
+    let flows: Vec<FlowRecord> = flows.into_iter().take(max_flows).map(|(_, f)| f).collect();
+    let exchanges: Vec<Exchange> = exchanges.into_iter().take(opts.max_exchanges).map(|(_, x)| x).collect();
+
     t.classes = classes;
     t.duration_s = first_ns.map(|f| (last_ns - f) as f64 / 1e9).unwrap_or(0.0);
     t.start_ts = first_ns.map(|f| f as f64 / 1e9);
@@ -152,27 +530,93 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     notes.format = reader.stats().format;
     notes.linktypes = linktypes.into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
     notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
-    notes.flows_omitted = sink.flows_omitted;
-    notes.exchanges_omitted = sink.exchanges_omitted;
-    notes.live_flows_max = table.live_max as u64;
-    notes.malformed_bytes = sink.flows.iter().map(|f| f.malformed_bytes).sum();
+    notes.live_flows_max = live_max as u64;
+    notes.malformed_bytes = malformed_bytes;
     if classes.total() != t.wire_bytes {
         notes.conservation_error = Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
+    let radio = tap.sim.take().map(|sim| {
+        let mut r = sim.finish(t.duration_s);
+        // Worker-local ids to report indices; entries past the listed ones go.
+        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>, ids: &HashMap<(usize, u64), u64>, max: usize| {
+            v.retain_mut(|s| {
+                let (local, worker) = (s.index as u64 / jobs, (s.index as u64 % jobs) as usize);
+                match ids.get(&(worker, local)).filter(|&&id| (id as usize) < max).and_then(|&id| u32::try_from(id).ok()) {
+                    Some(id) => {
+                        s.index = id;
+                        true
+                    }
+                    None => false,
+                }
+            });
+            v.sort_by_key(|s| s.index);
+        };
+        remap(&mut r.per_flow, &flow_ids, max_flows);
+        remap(&mut r.per_exchange, &exchange_ids, opts.max_exchanges);
+        r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
+        r
+    });
+    let findings = crate::findings::detect(&crate::findings::Input {
+        flows: &flows,
+        exchanges: &exchanges,
+        tls: serde_json::to_value(&stats.tls).unwrap_or_default(),
+        wire_bytes: t.wire_bytes,
+        duration_s: t.duration_s,
+        radio_per_day: radio.as_ref().map(|r| (r.per_day.charge_mah, r.per_day.bytes as f64)),
+    });
     Ok(InputReport {
         input: path.display().to_string(),
         totals: t,
-        tcp_streams: table.tcp_streams,
-        udp_streams: table.udp_streams,
-        flows: sink.flows,
-        stats: table.stats().clone(),
-        exchanges: sink.exchanges,
+        tcp_streams,
+        udp_streams,
+        flows,
+        stats,
+        exchanges,
         notes,
+        radio,
+        findings,
     })
 }
 
-fn link_len_of(linktype: u16, data: &[u8]) -> usize {
-    decode::link::strip(linktype, data).map(|(n, _)| n as usize).unwrap_or(0)
+/// Analyzes several files with `jobs` threads in all: several files at once
+/// when there are enough of them, else each file's flows spread over the
+/// threads. Results come back in the order of `files`.
+pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result<InputReport, ReadError>> {
+    let jobs = jobs.max(1);
+    if files.len() < 2 || jobs < 2 {
+        let mut o = opts.clone();
+        o.jobs = jobs;
+        return files.iter().map(|f| analyze_file(f, &o)).collect();
+    }
+    let mut o = opts.clone();
+    o.jobs = 1;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(files.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(f) = files.get(i) else { break };
+                    let r = analyze_file(f, &o);
+                    if let Some(slot) = results.get(i) {
+                        if let Ok(mut g) = slot.lock() {
+                            *g = Some(r);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(files)
+        .map(|(m, f)| {
+            m.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(ReadError { input: f.clone(), record: 0, offset: 0, what: "analysis thread failed".into() })
+            })
+        })
+        .collect()
 }
 
 /// Expands directories into the capture files they hold (sorted).

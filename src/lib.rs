@@ -8,6 +8,7 @@ pub mod capture;
 pub mod decode;
 pub mod decrypt;
 pub mod dissect;
+pub mod findings;
 pub mod flow;
 pub mod keylog;
 pub mod ledger;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wiretax::analyze::{Options, analyze_file, expand_inputs};
+use wiretax::analyze::{Options, analyze_all, expand_inputs};
 use wiretax::dissect;
 use wiretax::report::{Report, table};
 
@@ -51,14 +51,95 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Worker threads (default: all cores). Results do not depend on it.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        radio: RadioArgs,
     },
+    /// Radio profiles.
+    Radio {
+        #[command(subcommand)]
+        cmd: RadioCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RadioCmd {
+    /// Every built-in profile with each parameter and its source.
+    List,
+}
+
+#[derive(clap::Args)]
+struct RadioArgs {
+    /// Radio profile: a built-in name (lte, umts, wifi, ltem, nbiot) or a TOML file.
+    #[arg(long, default_value = "lte")]
+    radio: String,
+    /// `captured`: the capture's timestamps drive the radio; `link`: each exchange is re-timed on the profile's link.
+    #[arg(long, value_enum, default_value = "captured")]
+    timing: wiretax::radio::Timing,
+    /// Battery capacity for battery life, e.g. 3000mAh.
+    #[arg(long)]
+    battery: Option<String>,
+    /// What the rest of the device draws asleep, e.g. 5uA.
+    #[arg(long, default_value = "0uA")]
+    sleep_current: String,
+    /// Use the profile's release assistance (RAI) after each burst.
+    #[arg(long)]
+    rai: bool,
+    /// Devices in the fleet, for fleet cost.
+    #[arg(long, default_value_t = 1)]
+    devices: u64,
+    /// Price of one MB of data (MB = 10^6 bytes unless --binary-units).
+    #[arg(long)]
+    price_per_mb: Option<f64>,
+    #[arg(long, default_value = "EUR")]
+    currency: String,
+    /// MB means 2^20 bytes.
+    #[arg(long)]
+    binary_units: bool,
+    /// Run no radio model.
+    #[arg(long)]
+    no_radio: bool,
+}
+
+impl RadioArgs {
+    fn apply(&self, opts: &mut Options) -> Result<(), String> {
+        use wiretax::radio::{Profile, RadioOptions, parse_battery_mah, parse_current_ua};
+        opts.cost = wiretax::radio::CostOptions {
+            devices: self.devices,
+            price_per_mb: self.price_per_mb,
+            currency: self.currency.clone(),
+            binary_units: self.binary_units,
+        };
+        if self.no_radio {
+            opts.radio = None;
+            return Ok(());
+        }
+        let profile = Profile::resolve(&self.radio).map_err(|e| format!("--radio {}: {e}", self.radio))?;
+        let battery_mah = match &self.battery {
+            Some(b) => Some(parse_battery_mah(b).map_err(|e| format!("--battery: {e}"))?),
+            None => None,
+        };
+        let sleep_current_ua = parse_current_ua(&self.sleep_current).map_err(|e| format!("--sleep-current: {e}"))?;
+        opts.radio = Some((profile, RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai }));
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top } => {
+        Cmd::Radio { cmd: RadioCmd::List } => {
+            print!("{}", wiretax::radio::list_text());
+            ExitCode::SUCCESS
+        }
+        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs, radio } => {
             let mut opts = Options::new();
+            if let Err(e) = radio.apply(&mut opts) {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(2);
+            }
             opts.max_flows = max_flows;
             opts.max_exchanges = max_exchanges;
             opts.flow.udp_idle_ns = (udp_timeout * 1e9) as i64;
@@ -75,15 +156,17 @@ fn main() -> ExitCode {
                 opts.flow.decode_as.push((port, p));
             }
             opts.flow.dissect = Arc::new(dissect::Config::default());
+            opts.progress = progress_bar();
             let files = expand_inputs(&inputs);
             if files.is_empty() {
                 eprintln!("wiretax: no capture files in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
                 return ExitCode::from(1);
             }
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
             let mut reports = Vec::new();
             let mut failed = Vec::new();
-            for f in &files {
-                match analyze_file(f, &opts) {
+            for (f, result) in files.iter().zip(analyze_all(&files, &opts, jobs)) {
+                match result {
                     Ok(r) => {
                         if let Some(e) = &r.notes.read_error {
                             eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
@@ -91,7 +174,7 @@ fn main() -> ExitCode {
                         reports.push(r)
                     }
                     Err(e) => {
-                        eprintln!("wiretax: {e}");
+                        eprintln!("wiretax: {}: {e}", f.display());
                         failed.push(e.to_string());
                     }
                 }
@@ -121,4 +204,47 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// A progress bar on stderr for inputs that take more than a second; none
+/// when stderr is not a terminal.
+fn progress_bar() -> Option<wiretax::analyze::Progress> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    struct State {
+        bar: Option<ProgressBar>,
+        started: Instant,
+        file: PathBuf,
+    }
+    let state = Mutex::new(State { bar: None, started: Instant::now(), file: PathBuf::new() });
+    Some(Arc::new(move |file: &std::path::Path, done: u64, total: u64| {
+        let Ok(mut st) = state.lock() else { return };
+        if st.file != file {
+            if let Some(b) = st.bar.take() {
+                b.finish_and_clear();
+            }
+            st.file = file.to_path_buf();
+            st.started = Instant::now();
+        }
+        if st.bar.is_none() && done < total && st.started.elapsed().as_secs_f64() > 1.0 {
+            let b = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+            st.bar = Some(b);
+        }
+        if let Some(b) = &st.bar {
+            b.set_position(done);
+            if done >= total {
+                b.finish_and_clear();
+                st.bar = None;
+            }
+        }
+    }))
 }

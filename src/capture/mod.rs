@@ -117,16 +117,16 @@ impl CaptureReader {
         ReadError { input: self.path.clone(), record: self.st.stats.records + 1, offset: self.offset, what }
     }
 
-    /// Calls `f` on each packet until the end of the file. Returns the
-    /// error that stopped reading early, if any; every packet before it has
-    /// been delivered.
-    pub fn for_each(&mut self, mut f: impl FnMut(&Packet)) -> Result<(), ReadError> {
+    /// Calls `f` on each packet (with the byte offset reached in the file)
+    /// until the end of the file. Returns the error that stopped reading
+    /// early, if any; every packet before it has been delivered.
+    pub fn for_each(&mut self, mut f: impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
         while !self.done {
             match self.inner.next() {
                 Ok((size, block)) => {
                     let bad = match self.st.packet_of(block) {
                         Ok(Some(p)) => {
-                            f(&p);
+                            f(&p, self.offset);
                             None
                         }
                         Ok(None) => None,

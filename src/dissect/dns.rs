@@ -1,21 +1,806 @@
-//! dns (stub: to be written).
+//! DNS (RFC 1035) over UDP and TCP, and mDNS on 5353.
+//!
+//! Ledger: a DNS message is metadata, not the device's data, so every byte of
+//! it is `app_header` (over TCP the 2-byte length prefix too). Exchanges pair
+//! a query with its response by ID (and question, for mDNS's ID 0).
 
-use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol};
+use crate::dissect::Framing;
+use crate::ledger::Class;
 use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 
 pub static PROTOCOL: Protocol = Protocol { name: "dns", l4: &[L4::Udp, L4::Tcp], ports: &[53, 5353], probe, make };
 
-fn probe(_dir: Dir, _first: &[u8]) -> Probe {
+/// Queries waiting for a response.
+const MAX_PENDING: usize = 256;
+/// A query unanswered this long is given up (resolvers retry within seconds).
+const QUERY_TIMEOUT_NS: i64 = 60_000_000_000;
+/// Distinct query names kept in the statistics.
+const MAX_NAMES: usize = 64;
+/// Longest name we render (DNS names are at most 255 octets on the wire).
+const MAX_NAME_CHARS: usize = 255;
+/// Compression pointers followed per name before we call it a loop.
+const MAX_POINTERS: usize = 32;
+
+const HEADER_LEN: usize = 12;
+
+/// Plausible DNS: a header with sane counts whose sections parse to the end
+/// of the datagram, or a TCP length prefix in front of such a header. DNS has
+/// no magic, so content alone is never unmistakable.
+fn probe(_dir: Dir, first: &[u8]) -> Probe {
+    if parse(first).is_ok_and(|m| m.plausible()) {
+        return Probe::Maybe;
+    }
+    // TCP: the segment may hold only the start of the first message.
+    if let Some((len, rest)) = first.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len));
+        if len >= HEADER_LEN
+            && rest.len() >= len
+            && parse(rest.get(..len).unwrap_or_default()).is_ok_and(|m| m.plausible())
+        {
+            return Probe::Maybe;
+        }
+        if len >= HEADER_LEN
+            && rest.len() >= HEADER_LEN
+            && rest.len() < len
+            && parse_header(rest).is_some_and(|h| h.plausible())
+        {
+            return Probe::Maybe;
+        }
+    }
     Probe::No
 }
 
-fn make(_ctx: &FlowCtx) -> Box<dyn Dissector> {
-    Box::new(super::unknown::Unknown)
+fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
+    Box::new(Dns::new(ctx.l4))
 }
 
+// ---------------------------------------------------------------------------
+// Wire format
+
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    id: u16,
+    flags: u16,
+    qdcount: u16,
+    ancount: u16,
+    nscount: u16,
+    arcount: u16,
+}
+
+impl Header {
+    fn is_response(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+    fn opcode(&self) -> u16 {
+        (self.flags >> 11) & 0x0f
+    }
+    fn rcode(&self) -> u16 {
+        self.flags & 0x000f
+    }
+    /// Counts and opcode a real resolver or responder would send.
+    fn plausible(&self) -> bool {
+        let records = u32::from(self.ancount) + u32::from(self.nscount) + u32::from(self.arcount);
+        matches!(self.opcode(), 0 | 1 | 2 | 4 | 5 | 6)
+            && self.flags & 0x0040 == 0 // the one bit still reserved (Z)
+            // mDNS announcements answer without repeating a question.
+            && ((1..=16).contains(&self.qdcount) || (self.is_response() && self.ancount > 0))
+            && records <= 256
+            && (self.is_response() || self.ancount <= 16)
+    }
+}
+
+fn parse_header(b: &[u8]) -> Option<Header> {
+    let [i0, i1, f0, f1, q0, q1, a0, a1, n0, n1, r0, r1] = *b.first_chunk::<HEADER_LEN>()?;
+    let word = u16::from_be_bytes;
+    Some(Header {
+        id: word([i0, i1]),
+        flags: word([f0, f1]),
+        qdcount: word([q0, q1]),
+        ancount: word([a0, a1]),
+        nscount: word([n0, n1]),
+        arcount: word([r0, r1]),
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FormatError {
+    Short,
+    Name,
+    Truncated,
+    Trailing,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FormatError::Short => "dns: shorter than the 12-byte header",
+            FormatError::Name => "dns: bad name (label length, pointer or loop)",
+            FormatError::Truncated => "dns: record runs past the end of the message",
+            FormatError::Trailing => "dns: bytes after the last record",
+        })
+    }
+}
+
+/// A parsed message: header and first question; records are walked for
+/// structure only.
+#[derive(Debug)]
+struct Message {
+    header: Header,
+    /// First question, if any: lower-case name and type.
+    question: Option<(String, u16)>,
+}
+
+impl Message {
+    fn plausible(&self) -> bool {
+        self.header.plausible()
+    }
+    fn question_text(&self) -> String {
+        match &self.question {
+            Some((name, qtype)) => format!("{} {}", type_name(*qtype), name),
+            None => "(no question)".to_string(),
+        }
+    }
+}
+
+fn parse(b: &[u8]) -> Result<Message, FormatError> {
+    let header = parse_header(b).ok_or(FormatError::Short)?;
+    let mut pos = HEADER_LEN;
+    let mut question = None;
+    for i in 0..header.qdcount {
+        let (name, next) = read_name(b, pos, i == 0)?;
+        let fixed = b.get(next..next + 4).and_then(|f| f.first_chunk::<2>()).ok_or(FormatError::Truncated)?;
+        if i == 0 {
+            question = Some((name, u16::from_be_bytes(*fixed)));
+        }
+        pos = next + 4;
+    }
+    let records = u32::from(header.ancount) + u32::from(header.nscount) + u32::from(header.arcount);
+    for _ in 0..records {
+        let (_, next) = read_name(b, pos, false)?;
+        // type, class, TTL, RDLENGTH, then RDATA.
+        let rdlen = b.get(next + 8..next + 10).and_then(|f| f.first_chunk::<2>()).ok_or(FormatError::Truncated)?;
+        let end = next + 10 + usize::from(u16::from_be_bytes(*rdlen));
+        if end > b.len() {
+            return Err(FormatError::Truncated);
+        }
+        pos = end;
+    }
+    if pos != b.len() {
+        return Err(FormatError::Trailing);
+    }
+    Ok(Message { header, question })
+}
+
+/// Reads the name at `pos`; returns it (when `render`) and the offset just
+/// after it in place (compression pointers are followed, backwards only).
+fn read_name(b: &[u8], mut pos: usize, render: bool) -> Result<(String, usize), FormatError> {
+    let mut name = String::new();
+    let mut after: Option<usize> = None;
+    let mut pointers = 0;
+    let mut wire_len = 0usize;
+    loop {
+        let len = *b.get(pos).ok_or(FormatError::Truncated)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => {
+                let next = after.unwrap_or(pos + 1);
+                if render && name.is_empty() {
+                    name.push('.');
+                }
+                return Ok((name, next));
+            }
+            0x00 => {
+                let label = b.get(pos + 1..pos + 1 + usize::from(len)).ok_or(FormatError::Truncated)?;
+                wire_len += 1 + label.len();
+                if wire_len > 255 {
+                    return Err(FormatError::Name);
+                }
+                if render && name.len() < MAX_NAME_CHARS {
+                    if !name.is_empty() {
+                        name.push('.');
+                    }
+                    for &c in label {
+                        let c = c.to_ascii_lowercase();
+                        name.push(if c.is_ascii_graphic() { char::from(c) } else { '?' });
+                    }
+                }
+                pos += 1 + label.len();
+            }
+            0xc0 => {
+                let lo = *b.get(pos + 1).ok_or(FormatError::Truncated)?;
+                let target = usize::from(u16::from_be_bytes([len & 0x3f, lo]));
+                pointers += 1;
+                if target >= pos || pointers > MAX_POINTERS {
+                    return Err(FormatError::Name);
+                }
+                after.get_or_insert(pos + 2);
+                pos = target;
+            }
+            // 0x40 (extended label types) and 0x80 are not in use.
+            _ => return Err(FormatError::Name),
+        }
+    }
+}
+
+fn type_name(t: u16) -> String {
+    let n = match t {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        13 => "HINFO",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        35 => "NAPTR",
+        41 => "OPT",
+        43 => "DS",
+        46 => "RRSIG",
+        47 => "NSEC",
+        48 => "DNSKEY",
+        64 => "SVCB",
+        65 => "HTTPS",
+        252 => "AXFR",
+        255 => "ANY",
+        257 => "CAA",
+        _ => return format!("TYPE{t}"),
+    };
+    n.to_string()
+}
+
+fn rcode_name(r: u16) -> String {
+    let n = match r {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        _ => return format!("RCODE{r}"),
+    };
+    n.to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/// The `dns` section of the report.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {}
+pub struct Stats {
+    pub queries: u64,
+    pub responses: u64,
+    /// Answer records (ANCOUNT) over all responses.
+    pub answers: u64,
+    /// Responses by RCODE name (NOERROR, NXDOMAIN, ...).
+    pub rcodes: BTreeMap<String, u64>,
+    /// Queries by question type (A, AAAA, ...).
+    pub query_types: BTreeMap<String, u64>,
+    /// Queries by question name, for the first `MAX_NAMES` distinct names.
+    pub names: BTreeMap<String, u64>,
+    /// Queries whose name did not fit in `names`.
+    pub names_not_listed: u64,
+    /// Every byte of every well-formed message (TCP length prefixes included).
+    pub total_dns_bytes: u64,
+    pub malformed_messages: u64,
+    pub malformed_bytes: u64,
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(v) => *v += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
 
 impl Stats {
-    pub fn merge(&mut self, _o: &Stats) {}
+    pub fn merge(&mut self, o: &Stats) {
+        self.queries += o.queries;
+        self.responses += o.responses;
+        self.answers += o.answers;
+        for (k, v) in &o.rcodes {
+            bump(&mut self.rcodes, k, *v);
+        }
+        for (k, v) in &o.query_types {
+            bump(&mut self.query_types, k, *v);
+        }
+        for (k, v) in &o.names {
+            if self.names.contains_key(k) || self.names.len() < MAX_NAMES {
+                bump(&mut self.names, k, *v);
+            } else {
+                self.names_not_listed += v;
+            }
+        }
+        self.names_not_listed += o.names_not_listed;
+        self.total_dns_bytes += o.total_dns_bytes;
+        self.malformed_messages += o.malformed_messages;
+        self.malformed_bytes += o.malformed_bytes;
+    }
+
+    fn count(&mut self, msg: &Message, wire_len: usize) {
+        self.total_dns_bytes += wire_len as u64;
+        let h = &msg.header;
+        if h.is_response() {
+            self.responses += 1;
+            self.answers += u64::from(h.ancount);
+            bump(&mut self.rcodes, &rcode_name(h.rcode()), 1);
+            return;
+        }
+        self.queries += 1;
+        if let Some((name, qtype)) = &msg.question {
+            bump(&mut self.query_types, &type_name(*qtype), 1);
+            if self.names.contains_key(name) || self.names.len() < MAX_NAMES {
+                bump(&mut self.names, name, 1);
+            } else {
+                self.names_not_listed += 1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Per-flow state
+
+/// A query waiting for its response.
+struct Pending {
+    exchange: u32,
+    asker: Dir,
+    id: u16,
+    question: String,
+    ts_ns: i64,
+}
+
+/// One direction of a TCP flow: messages framed by their length prefix.
+#[derive(Default)]
+struct TcpSide {
+    buf: MsgBuf,
+    /// Bytes still to come of a message broken by a gap.
+    skip: u64,
+    /// A gap fell where message boundaries cannot be recovered: the rest of
+    /// this direction is unparsed.
+    lost: bool,
+}
+
+pub struct Dns {
+    l4: L4,
+    tcp: [TcpSide; 2],
+    pending: VecDeque<Pending>,
+    next_exchange: u32,
+}
+
+impl Dns {
+    fn new(l4: L4) -> Dns {
+        // A message is at most 65535 bytes plus its prefix: one always fits.
+        let side = || TcpSide { buf: MsgBuf::new(70 * 1024), ..TcpSide::default() };
+        Dns { l4, tcp: [side(), side()], pending: VecDeque::new(), next_exchange: 0 }
+    }
+}
+
+impl Dissector for Dns {
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+        self.expire(emit);
+        if self.l4 == L4::Udp {
+            self.message(dir, data, 0, emit);
+            return;
+        }
+        let Dns { tcp, pending, next_exchange, .. } = self;
+        let Some(side) = tcp.get_mut(dir.idx()) else { return };
+        let mut data = data;
+        if side.lost {
+            emit.stats.dns.malformed_bytes += data.len() as u64;
+            emit.span(Class::Payload, data.len() as u64, MsgRef::Flow);
+            return;
+        }
+        if side.skip > 0 {
+            let n = data.len().min(usize::try_from(side.skip).unwrap_or(usize::MAX));
+            side.skip -= n as u64;
+            emit.stats.dns.malformed_bytes += n as u64;
+            emit.span(Class::Payload, n as u64, MsgRef::Flow);
+            data = data.get(n..).unwrap_or_default();
+        }
+        let mut state = Flowing { pending, next_exchange };
+        let fed = side.buf.feed(data, |b| {
+            let Some((len, rest)) = b.split_first_chunk::<2>() else { return Framing::NeedMore };
+            let len = usize::from(u16::from_be_bytes(*len));
+            match rest.get(..len) {
+                Some(body) => {
+                    state.message(dir, body, 2, emit);
+                    Framing::Message(2 + len)
+                }
+                None => Framing::NeedMore,
+            }
+        });
+        if let Err(n) = fed {
+            // Cannot happen with a buffer larger than any message; stay safe.
+            emit.stats.dns.malformed_messages += 1;
+            emit.stats.dns.malformed_bytes += n as u64;
+            emit.malformed(n as u64, MsgRef::Flow, "dns: TCP message larger than its buffer");
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        if self.l4 == L4::Udp {
+            return;
+        }
+        let Some(side) = self.tcp.get_mut(dir.idx()) else { return };
+        if side.lost {
+            return;
+        }
+        if side.skip > 0 {
+            if len <= side.skip {
+                side.skip -= len;
+            } else {
+                side.skip = 0;
+                side.lost = true;
+            }
+            return;
+        }
+        // The message in progress lost its middle: what we hold is unparsed;
+        // its remaining length tells where the next message starts.
+        let held = side.buf.bytes();
+        let expected = held.first_chunk::<2>().map(|l| 2 + u64::from(u16::from_be_bytes(*l)));
+        let held_len = side.buf.take() as u64;
+        if held_len > 0 {
+            emit.stats.dns.malformed_messages += 1;
+            emit.stats.dns.malformed_bytes += held_len;
+            emit.malformed(held_len, MsgRef::Flow, "dns: message broken by a capture gap");
+        }
+        match expected.map(|total| total.saturating_sub(held_len)) {
+            Some(remaining) if len <= remaining => side.skip = remaining - len,
+            // A gap between messages (or longer than the rest of one) hides
+            // how many messages it held: no way to find the next prefix.
+            _ => side.lost = true,
+        }
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        for side in &mut self.tcp {
+            let n = side.buf.take() as u64;
+            if n > 0 {
+                emit.stats.dns.malformed_messages += 1;
+                emit.stats.dns.malformed_bytes += n;
+                emit.malformed(n, MsgRef::Flow, "dns: TCP message cut off by the end of the flow");
+            }
+        }
+        for p in self.pending.drain(..) {
+            emit.event(Event::Close { id: p.exchange });
+        }
+    }
+}
+
+impl Dns {
+    fn message(&mut self, dir: Dir, body: &[u8], prefix: usize, emit: &mut Emit) {
+        Flowing { pending: &mut self.pending, next_exchange: &mut self.next_exchange }.message(dir, body, prefix, emit);
+    }
+
+    fn expire(&mut self, emit: &mut Emit) {
+        let now = emit.ts_ns;
+        while self.pending.front().is_some_and(|p| now.saturating_sub(p.ts_ns) > QUERY_TIMEOUT_NS) {
+            if let Some(p) = self.pending.pop_front() {
+                emit.event(Event::Close { id: p.exchange });
+            }
+        }
+    }
+}
+
+/// The exchange state, borrowed apart from the TCP buffers so the framing
+/// closure can use it.
+struct Flowing<'a> {
+    pending: &'a mut VecDeque<Pending>,
+    next_exchange: &'a mut u32,
+}
+
+impl Flowing<'_> {
+    /// One whole message (`prefix`: its TCP length prefix, 0 on UDP).
+    fn message(&mut self, dir: Dir, body: &[u8], prefix: usize, emit: &mut Emit) {
+        let wire = (prefix + body.len()) as u64;
+        let msg = match parse(body) {
+            Ok(m) => m,
+            Err(e) => {
+                emit.stats.dns.malformed_messages += 1;
+                emit.stats.dns.malformed_bytes += wire;
+                emit.malformed(wire, MsgRef::Flow, e.to_string());
+                return;
+            }
+        };
+        emit.stats.dns.count(&msg, prefix + body.len());
+        let owner = if msg.header.is_response() { self.response(dir, &msg, emit) } else { self.query(dir, &msg, emit) };
+        emit.span(Class::AppHeader, wire, MsgRef::Exchange(owner));
+    }
+
+    fn open(&mut self, what: String, emit: &mut Emit) -> u32 {
+        let id = *self.next_exchange;
+        *self.next_exchange = self.next_exchange.wrapping_add(1);
+        emit.event(Event::Open { id, kind: "dns", what });
+        id
+    }
+
+    fn query(&mut self, dir: Dir, msg: &Message, emit: &mut Emit) -> u32 {
+        let question = msg.question_text();
+        let exchange = self.open(question.clone(), emit);
+        if self.pending.len() >= MAX_PENDING
+            && let Some(p) = self.pending.pop_front()
+        {
+            emit.event(Event::Close { id: p.exchange });
+        }
+        self.pending.push_back(Pending { exchange, asker: dir, id: msg.header.id, question, ts_ns: emit.ts_ns });
+        exchange
+    }
+
+    fn response(&mut self, dir: Dir, msg: &Message, emit: &mut Emit) -> u32 {
+        let asker = dir.flip();
+        let question = msg.question_text();
+        // Same ID from the other side; with several (mDNS uses ID 0), the
+        // one asking the same question.
+        let same_id = |p: &Pending| p.asker == asker && p.id == msg.header.id;
+        let found = self
+            .pending
+            .iter()
+            .position(|p| same_id(p) && p.question == question)
+            .or_else(|| self.pending.iter().position(same_id));
+        let answers = msg.header.ancount;
+        let outcome =
+            format!("{} {answers} answer{}", rcode_name(msg.header.rcode()), if answers == 1 { "" } else { "s" });
+        let exchange = match found.and_then(|i| self.pending.remove(i)) {
+            Some(p) => {
+                emit.event(Event::Responded { id: p.exchange });
+                emit.event(Event::Describe { id: p.exchange, what: format!("{} {outcome}", p.question) });
+                p.exchange
+            }
+            None => {
+                let id = self.open(format!("{question} {outcome} (query not seen)"), emit);
+                emit.event(Event::Responded { id });
+                id
+            }
+        };
+        emit.event(Event::Close { id: exchange });
+        exchange
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::testkit::{self, Run};
+
+    /// `dig example.com` as a stub resolver sends it: RD+AD, EDNS0 with a
+    /// client cookie.
+    fn query(id: u16) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0x01, 0x20, 0, 1, 0, 0, 0, 0, 0, 1]);
+        b.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        b.extend_from_slice(&[0, 0x00, 0x29, 0x10, 0x00, 0, 0, 0, 0, 0x00, 0x0c]);
+        b.extend_from_slice(&[0x00, 0x0a, 0x00, 0x08, 0xb5, 0x2f, 0x6c, 0x11, 0x3a, 0x9e, 0x04, 0x71]);
+        b
+    }
+
+    /// Its answer: one A record named by a compression pointer, EDNS0.
+    fn response(id: u16) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 1]);
+        b.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+        b.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 93, 184, 216, 34]);
+        b.extend_from_slice(&[0, 0x00, 0x29, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+        b
+    }
+
+    fn aaaa_query(id: u16) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(b"\x04NOPE\x07example\x03com\x00\x00\x1c\x00\x01");
+        b
+    }
+
+    fn nxdomain(id: u16) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(b"\x04nope\x07example\x03com\x00\x00\x1c\x00\x01");
+        b
+    }
+
+    fn udp() -> Box<dyn Dissector> {
+        make(&FlowCtx { l4: L4::Udp, server_port: 53, cfg: Default::default() })
+    }
+    fn tcp() -> Box<dyn Dissector> {
+        make(&FlowCtx { l4: L4::Tcp, server_port: 53, cfg: Default::default() })
+    }
+    fn framed(m: &[u8]) -> Vec<u8> {
+        let mut b = (m.len() as u16).to_be_bytes().to_vec();
+        b.extend_from_slice(m);
+        b
+    }
+
+    fn describes(r: &Run) -> Vec<String> {
+        r.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Describe { what, .. } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn udp_query_and_response_are_one_exchange() {
+        let (q, a) = (query(0xbeef), response(0xbeef));
+        let r = testkit::run(udp().as_mut(), &[(Dir::C2S, &q), (Dir::S2C, &a)]);
+        r.assert_conserved();
+        assert_eq!(r.class(Class::AppHeader), (q.len() + a.len()) as u64);
+        assert!(r.spans.iter().all(|s| s.msg == MsgRef::Exchange(0)));
+        assert_eq!(
+            r.events,
+            vec![
+                Event::Open { id: 0, kind: "dns", what: "A example.com".into() },
+                Event::Responded { id: 0 },
+                Event::Describe { id: 0, what: "A example.com NOERROR 1 answer".into() },
+                Event::Close { id: 0 },
+            ]
+        );
+        let s = &r.stats.dns;
+        assert_eq!((s.queries, s.responses, s.answers), (1, 1, 1));
+        assert_eq!(s.names.get("example.com"), Some(&1));
+        assert_eq!(s.query_types.get("A"), Some(&1));
+        assert_eq!(s.rcodes.get("NOERROR"), Some(&1));
+        assert_eq!(s.total_dns_bytes, (q.len() + a.len()) as u64);
+    }
+
+    #[test]
+    fn responses_out_of_order_pair_by_id() {
+        let (q1, q2, a2, a1) = (query(1), aaaa_query(2), nxdomain(2), response(1));
+        let r = testkit::run(udp().as_mut(), &[(Dir::C2S, &q1), (Dir::C2S, &q2), (Dir::S2C, &a2), (Dir::S2C, &a1)]);
+        assert_eq!(describes(&r), vec!["AAAA nope.example.com NXDOMAIN 0 answers", "A example.com NOERROR 1 answer"]);
+        let owners: Vec<MsgRef> = r.spans.iter().map(|s| s.msg).collect();
+        assert_eq!(owners, vec![MsgRef::Exchange(0), MsgRef::Exchange(1), MsgRef::Exchange(1), MsgRef::Exchange(0)]);
+    }
+
+    #[test]
+    fn tcp_prefix_is_header_too_and_framing_survives_any_segmentation() {
+        let (q, a) = (framed(&query(7)), framed(&response(7)));
+        let mut two = q.clone();
+        two.extend_from_slice(&framed(&query(8)));
+        let whole = testkit::run(tcp().as_mut(), &[(Dir::C2S, &two), (Dir::S2C, &a)]);
+        let bytewise = testkit::run_bytewise(tcp().as_mut(), &[(Dir::C2S, &two), (Dir::S2C, &a)]);
+        // (testkit feeds a piece per second: byte by byte, the query times
+        // out before its answer, so only the framing is compared.)
+        for r in [&whole, &bytewise] {
+            r.assert_conserved();
+            assert_eq!(r.class(Class::AppHeader), (two.len() + a.len()) as u64);
+            assert_eq!(r.stats.dns.queries, 2);
+            assert_eq!(r.stats.dns.total_dns_bytes, (two.len() + a.len()) as u64);
+            assert_eq!(r.stats.dns.responses, 1);
+            assert_eq!(r.stats.dns.malformed_messages, 0);
+        }
+        assert_eq!(whole.ledger(), bytewise.ledger());
+        assert_eq!(describes(&whole), vec!["A example.com NOERROR 1 answer"]);
+        // The unanswered query is closed at the end of the flow.
+        assert_eq!(whole.events.last(), Some(&Event::Close { id: 1 }));
+    }
+
+    #[test]
+    fn tcp_gap_inside_a_message_resyncs_at_the_next_one() {
+        let q = framed(&query(1));
+        let next = framed(&query(2));
+        let mut d = tcp();
+        let mut r = Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.data(Dir::C2S, &q[..10], &mut e);
+        d.gap(Dir::C2S, 5, &mut e);
+        d.data(Dir::C2S, &q[15..], &mut e);
+        d.data(Dir::C2S, &next, &mut e);
+        d.finish(&mut e);
+        r.fed = (q.len() - 5 + next.len()) as u64;
+        r.assert_conserved();
+        assert_eq!(r.class(Class::Payload), (q.len() - 5) as u64);
+        assert_eq!(r.class(Class::AppHeader), next.len() as u64);
+        assert_eq!(r.stats.dns.queries, 1);
+        assert_eq!(r.stats.dns.malformed_messages, 1);
+    }
+
+    #[test]
+    fn tcp_gap_between_messages_gives_up_the_direction() {
+        let q = framed(&query(1));
+        let mut d = tcp();
+        let mut r = Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.data(Dir::C2S, &q, &mut e);
+        d.gap(Dir::C2S, 100, &mut e);
+        d.data(Dir::C2S, &q, &mut e);
+        d.finish(&mut e);
+        r.fed = 2 * q.len() as u64;
+        r.assert_conserved();
+        assert_eq!(r.class(Class::AppHeader), q.len() as u64);
+        assert_eq!(r.class(Class::Payload), q.len() as u64);
+    }
+
+    #[test]
+    fn truncated_and_garbage_are_malformed_never_panic() {
+        let a = response(9);
+        for n in 0..a.len() {
+            assert!(parse(&a[..n]).is_err(), "prefix {n}");
+            let r = testkit::run(udp().as_mut(), &[(Dir::S2C, &a[..n])]);
+            r.assert_conserved();
+            assert_eq!(r.class(Class::Payload), n as u64);
+            let r = testkit::run_bytewise(tcp().as_mut(), &[(Dir::C2S, &framed(&a[..n]))]);
+            r.assert_conserved();
+        }
+        // A pointer loop and a forward pointer.
+        let mut looped = query(3);
+        looped.splice(12..25, [0xc0, 0x0c]);
+        assert_eq!(parse(&looped).unwrap_err(), FormatError::Name);
+        let mut trailing = query(3);
+        trailing.push(0);
+        assert_eq!(parse(&trailing).unwrap_err(), FormatError::Trailing);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut d = udp();
+        let mut t = tcp();
+        let mut r = Run::default();
+        for i in 0..3000 {
+            let mut b = if i % 3 == 0 { response(1) } else { vec![] };
+            for _ in 0..(seed % 60) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                if b.is_empty() || !seed.is_multiple_of(4) {
+                    b.push(seed as u8);
+                } else {
+                    let at = (seed as usize / 7) % b.len();
+                    b[at] = (seed >> 8) as u8;
+                }
+            }
+            let _ = probe(Dir::C2S, &b);
+            let mut e = Emit { ts_ns: i, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+            d.data(Dir::C2S, &b, &mut e);
+            t.data(if i % 2 == 0 { Dir::C2S } else { Dir::S2C }, &b, &mut e);
+            r.fed += 2 * b.len() as u64;
+        }
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.finish(&mut e);
+        t.finish(&mut e);
+        r.assert_conserved();
+        assert!(r.stats.dns.malformed_messages > 0);
+    }
+
+    #[test]
+    fn probe_verdicts() {
+        assert_eq!(probe(Dir::C2S, &query(1)), Probe::Maybe);
+        assert_eq!(probe(Dir::S2C, &response(1)), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, &framed(&query(1))), Probe::Maybe);
+        // TCP segment holding only the start of the first message.
+        assert_eq!(probe(Dir::C2S, &framed(&query(1))[..20]), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[0x40, 0x01, 0x00, 0x01, 0xb4, b't', b'i', b'm', b'e']), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[0u8; 12]), Probe::No); // no question
+        // An mDNS announcement: a response with answers only.
+        let mut announce = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        announce.extend_from_slice(b"\x06sensor\x05local\x00\x00\x01\x80\x01\x00\x00\x00\x78\x00\x04\x0a\x00\x00\x07");
+        assert_eq!(probe(Dir::C2S, &announce), Probe::Maybe);
+    }
+
+    #[test]
+    fn names_are_capped() {
+        let mut s = Stats::default();
+        for i in 0..(MAX_NAMES + 10) {
+            let msg =
+                Message { header: parse_header(&query(1)).unwrap(), question: Some((format!("host{i}.example"), 1)) };
+            s.count(&msg, 40);
+        }
+        assert_eq!(s.names.len(), MAX_NAMES);
+        assert_eq!(s.names_not_listed, 10);
+        let mut all = Stats::default();
+        all.merge(&s);
+        all.merge(&s);
+        assert_eq!(all.queries, 2 * (MAX_NAMES as u64 + 10));
+        assert_eq!(all.names.len(), MAX_NAMES);
+        assert_eq!(all.names_not_listed, 20);
+    }
 }

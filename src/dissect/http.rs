@@ -1,21 +1,1519 @@
-//! http (stub: to be written).
+//! HTTP/1.0 and HTTP/1.1 over TCP.
+//!
+//! Start lines, header blocks, chunk-size lines, chunk CRLFs and trailers are
+//! `app_header`; message bodies (after de-chunking) are `payload`. Bodies are
+//! never buffered: only an incomplete header block or chunk line is held
+//! back until it is whole. Responses pair with requests first in, first out
+//! (pipelining); `1xx` interim responses precede the final one. After a
+//! `101 Switching Protocols` the connection is handed to the WebSocket or
+//! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
 
-use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use crate::ledger::Class;
 use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
 
 pub static PROTOCOL: Protocol = Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
 
-fn probe(_dir: Dir, _first: &[u8]) -> Probe {
-    Probe::No
+/// Request methods the probe and the statistics know by name.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+/// Most bytes a start line plus header block may take (nginx's default
+/// large_client_header_buffers is 4 x 8 KiB; this is generous).
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// Most bytes of a chunk-size or trailer line.
+const MAX_LINE: usize = 8 * 1024;
+/// Most bytes a client may send after an upgrade request before the server
+/// answers (they are held until the answer says which protocol they are).
+const MAX_EARLY_UPGRADE_BYTES: usize = 64 * 1024;
+/// Requests waiting for their responses, per connection.
+const MAX_PENDING_REQUESTS: usize = 1024;
+const MAX_HEADERS: usize = 128;
+/// Longest exchange description ("GET /path").
+const MAX_WHAT: usize = 200;
+/// Distinct keys kept in a statistics map (hosts); the rest add up in "other".
+const MAX_MAP_KEYS: usize = 64;
+
+fn probe(dir: Dir, first: &[u8]) -> Probe {
+    match dir {
+        Dir::C2S => probe_request(first),
+        Dir::S2C if is_status_line_start(first) => Probe::Yes,
+        Dir::S2C => Probe::No,
+    }
 }
 
-fn make(_ctx: &FlowCtx) -> Box<dyn Dissector> {
-    Box::new(super::unknown::Unknown)
+/// A known method and a space, then " HTTP/1." on the same line.
+fn probe_request(b: &[u8]) -> Probe {
+    if method_prefix(b).is_none() {
+        return Probe::No;
+    }
+    let line_end = b.iter().position(|&c| c == b'\n');
+    let line = &b[..line_end.unwrap_or(b.len())];
+    if find(line, b" HTTP/1.").is_some() {
+        Probe::Yes
+    } else if line_end.is_none() {
+        Probe::Maybe
+    } else {
+        Probe::No
+    }
 }
 
+/// Length of a known method plus its space at the start of `b`.
+fn method_prefix(b: &[u8]) -> Option<usize> {
+    METHODS.iter().find_map(|m| {
+        let m = m.as_bytes();
+        (b.starts_with(m) && b.get(m.len()) == Some(&b' ')).then_some(m.len() + 1)
+    })
+}
+
+/// "HTTP/1.x NNN" with three digits.
+fn is_status_line_start(b: &[u8]) -> bool {
+    match b.get(..12) {
+        Some(s) => {
+            s.starts_with(b"HTTP/1.")
+                && s[7].is_ascii_digit()
+                && s[8] == b' '
+                && s[9..12].iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    }
+}
+
+fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
+    Box::new(Http1::new(ctx))
+}
+
+/// The `http` section of the report.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {}
+pub struct Stats {
+    pub requests: u64,
+    /// Interim (1xx) responses included.
+    pub responses: u64,
+    pub status_codes: BTreeMap<String, u64>,
+    pub methods: BTreeMap<String, u64>,
+    pub request_versions: BTreeMap<String, u64>,
+    pub response_versions: BTreeMap<String, u64>,
+    pub request_header_bytes: u64,
+    pub request_body_bytes: u64,
+    pub response_header_bytes: u64,
+    pub response_body_bytes: u64,
+    /// TCP connections that carried HTTP/1.x.
+    pub connections: u64,
+    pub requests_per_connection_max: u64,
+    pub chunked_requests: u64,
+    pub chunked_responses: u64,
+    /// Successful protocol switches by target ("websocket", "h2c", "connect").
+    pub upgrades: BTreeMap<String, u64>,
+    pub hosts: BTreeMap<String, u64>,
+    /// Byte runs that could not be parsed as HTTP.
+    pub malformed: u64,
+}
 
 impl Stats {
-    pub fn merge(&mut self, _o: &Stats) {}
+    pub fn merge(&mut self, o: &Stats) {
+        self.requests += o.requests;
+        self.responses += o.responses;
+        for (a, b) in [
+            (&mut self.status_codes, &o.status_codes),
+            (&mut self.methods, &o.methods),
+            (&mut self.request_versions, &o.request_versions),
+            (&mut self.response_versions, &o.response_versions),
+            (&mut self.upgrades, &o.upgrades),
+            (&mut self.hosts, &o.hosts),
+        ] {
+            for (k, n) in b {
+                bump(a, k, *n);
+            }
+        }
+        self.request_header_bytes += o.request_header_bytes;
+        self.request_body_bytes += o.request_body_bytes;
+        self.response_header_bytes += o.response_header_bytes;
+        self.response_body_bytes += o.response_body_bytes;
+        self.connections += o.connections;
+        self.requests_per_connection_max = self.requests_per_connection_max.max(o.requests_per_connection_max);
+        self.chunked_requests += o.chunked_requests;
+        self.chunked_responses += o.chunked_responses;
+        self.malformed += o.malformed;
+    }
+}
+
+/// Adds `n` under `key`, folding keys beyond `MAX_MAP_KEYS` into "other" so
+/// hostile input cannot grow the map without bound.
+pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    if let Some(v) = map.get_mut(key) {
+        *v += n;
+    } else if map.len() < MAX_MAP_KEYS {
+        map.insert(key.to_string(), n);
+    } else {
+        *map.entry("other".to_string()).or_default() += n;
+    }
+}
+
+/// What a side's parser expects next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    /// A start line (blank lines before it are tolerated).
+    Start,
+    /// `left` bytes of a Content-Length body.
+    Body { left: u64, msg: MsgRef },
+    ChunkSize { msg: MsgRef },
+    ChunkData { left: u64, msg: MsgRef },
+    /// The CRLF after a chunk's data.
+    ChunkEnd { msg: MsgRef },
+    /// Trailer lines after the last chunk, up to an empty line.
+    Trailers { msg: MsgRef },
+    /// A response body delimited by the end of the connection.
+    UntilClose { msg: MsgRef },
+    /// The client asked to switch protocols; what it sends next is held
+    /// until the server's answer says how to read it.
+    AwaitUpgrade,
+    /// The connection switched protocols: bytes go to `Http1::tunnel`.
+    Tunnel,
+    /// Lost framing; `junk` bytes skipped so far while looking for the next
+    /// start line; `line_start`: the next byte begins a line.
+    Lost { junk: u64, line_start: bool },
+}
+
+#[derive(Debug)]
+struct Side {
+    state: State,
+    /// An incomplete header block or line, held until it is whole.
+    held: Vec<u8>,
+    /// How far the held header block was already searched for its end.
+    scanned: usize,
+    /// Why framing was last lost.
+    lost_reason: &'static str,
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Side { state: State::Start, held: Vec::new(), scanned: 0, lost_reason: "" }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Upgrade {
+    WebSocket,
+    H2c,
+    Connect,
+}
+
+impl Upgrade {
+    fn name(self) -> &'static str {
+        match self {
+            Upgrade::WebSocket => "websocket",
+            Upgrade::H2c => "h2c",
+            Upgrade::Connect => "connect",
+        }
+    }
+}
+
+/// A request waiting for (the end of) its response.
+#[derive(Debug)]
+struct Pending {
+    msg: MsgRef,
+    what: String,
+    head: bool,
+    upgrade: Option<Upgrade>,
+    header_bytes: u64,
+    responded: bool,
+}
+
+/// Where the line at the start of the input ends.
+enum Line {
+    End(usize),
+    NeedMore,
+    /// Too long to be a line: framing lost.
+    Lost,
+}
+
+enum Step {
+    /// This many bytes were handled (0: the state changed, look again).
+    Used(usize),
+    NeedMore,
+}
+
+/// Header fields the dissector acts on.
+#[derive(Default)]
+struct Fields {
+    content_length: Option<u64>,
+    bad_length: bool,
+    chunked: bool,
+    /// Transfer-Encoding present but not ending in chunked.
+    other_coding: bool,
+    conn_upgrade: bool,
+    upgrade: Option<Upgrade>,
+    host: Option<String>,
+    ws_protocol_mqtt: bool,
+}
+
+fn fields(headers: &[httparse::Header]) -> Fields {
+    let mut f = Fields::default();
+    for h in headers {
+        let v = String::from_utf8_lossy(h.value);
+        let v = v.trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            match v.parse::<u64>() {
+                Ok(n) if f.content_length.is_none_or(|m| m == n) => f.content_length = Some(n),
+                _ => f.bad_length = true,
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = v.rsplit(',').next().unwrap_or("").trim();
+            f.chunked = last.eq_ignore_ascii_case("chunked");
+            f.other_coding = !f.chunked;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            f.conn_upgrade |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            let first = v.split(',').next().unwrap_or("").trim();
+            if first.eq_ignore_ascii_case("websocket") {
+                f.upgrade = Some(Upgrade::WebSocket);
+            } else if first.eq_ignore_ascii_case("h2c") {
+                f.upgrade = Some(Upgrade::H2c);
+            }
+        } else if h.name.eq_ignore_ascii_case("host") {
+            f.host = Some(truncate(v, MAX_WHAT));
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            f.ws_protocol_mqtt |= v.split(',').any(|t| t.trim().to_ascii_lowercase().starts_with("mqtt"));
+        }
+    }
+    f
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn version_name(v: Option<u8>) -> &'static str {
+    match v {
+        Some(0) => "HTTP/1.0",
+        Some(1) => "HTTP/1.1",
+        _ => "HTTP/1.x",
+    }
+}
+
+/// The HTTP/1.x dissector of one TCP connection.
+pub struct Http1 {
+    ctx: FlowCtx,
+    sides: [Side; 2],
+    pending: VecDeque<Pending>,
+    next_id: u32,
+    counted_connection: bool,
+    requests_here: u64,
+    /// The protocol the connection switched to.
+    tunnel: Option<Box<dyn Dissector>>,
+}
+
+impl Http1 {
+    pub fn new(ctx: &FlowCtx) -> Http1 {
+        Http1 {
+            ctx: ctx.clone(),
+            sides: [Side::default(), Side::default()],
+            pending: VecDeque::new(),
+            next_id: 1,
+            counted_connection: false,
+            requests_here: 0,
+            tunnel: None,
+        }
+    }
+
+    fn new_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        id
+    }
+
+    fn note_connection(&mut self, emit: &mut Emit) {
+        if !self.counted_connection {
+            self.counted_connection = true;
+            emit.stats.http.connections += 1;
+        }
+    }
+
+    /// Frames as much of `b` as possible; returns the bytes handled. The
+    /// rest is an incomplete header block or line.
+    fn consume(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> usize {
+        let mut off = 0;
+        let mut idle = 0;
+        while off < b.len() {
+            let rest = b.get(off..).unwrap_or(&[]);
+            match self.step(dir, rest, emit) {
+                Step::Used(0) => {
+                    // A state change without progress; more than a few in a
+                    // row would be a loop.
+                    idle += 1;
+                    if idle > 4 {
+                        break;
+                    }
+                }
+                Step::Used(n) => {
+                    idle = 0;
+                    off += n.min(rest.len());
+                }
+                Step::NeedMore => break,
+            }
+        }
+        off
+    }
+
+    fn step(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Step {
+        let i = dir.idx();
+        match self.sides[i].state {
+            State::Start => self.start(dir, b, emit),
+            State::Body { left, msg } => {
+                let n = left.min(b.len() as u64);
+                self.body_bytes(dir, n, left, msg, false, emit);
+                Step::Used(n as usize)
+            }
+            State::ChunkSize { msg } => {
+                let end = match self.line_end(dir, b, emit) {
+                    Line::End(end) => end,
+                    Line::NeedMore => return Step::NeedMore,
+                    Line::Lost => return Step::Used(0),
+                };
+                let line = &b[..end];
+                let digits = line.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+                let size = std::str::from_utf8(&line[..digits]).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
+                match size {
+                    Some(size) if digits > 0 => {
+                        self.header(dir, end, msg, emit);
+                        self.sides[i].state = if size == 0 {
+                            State::Trailers { msg }
+                        } else {
+                            State::ChunkData { left: size, msg }
+                        };
+                        Step::Used(end)
+                    }
+                    _ => self.lose(dir, "bad chunk size line", emit),
+                }
+            }
+            State::ChunkData { left, msg } => {
+                let n = left.min(b.len() as u64);
+                self.body_bytes(dir, n, left, msg, false, emit);
+                Step::Used(n as usize)
+            }
+            State::ChunkEnd { msg } => {
+                let n = match b {
+                    [b'\n', ..] => 1,
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\r'] => return Step::NeedMore,
+                    _ => return self.lose(dir, "chunk data not followed by CRLF", emit),
+                };
+                self.header(dir, n, msg, emit);
+                self.sides[i].state = State::ChunkSize { msg };
+                Step::Used(n)
+            }
+            State::Trailers { msg } => {
+                let end = match self.line_end(dir, b, emit) {
+                    Line::End(end) => end,
+                    Line::NeedMore => return Step::NeedMore,
+                    Line::Lost => return Step::Used(0),
+                };
+                self.header(dir, end, msg, emit);
+                if matches!(&b[..end], b"\n" | b"\r\n") {
+                    self.end_message(dir, emit);
+                }
+                Step::Used(end)
+            }
+            State::UntilClose { msg } => {
+                self.body(dir, b.len() as u64, msg, emit);
+                Step::Used(b.len())
+            }
+            State::AwaitUpgrade => Step::NeedMore,
+            State::Tunnel => {
+                match self.tunnel.as_mut() {
+                    Some(t) => t.data(dir, b, emit),
+                    None => emit.span(Class::Payload, b.len() as u64, MsgRef::Flow),
+                }
+                Step::Used(b.len())
+            }
+            State::Lost { junk, line_start } => self.resync(dir, b, junk, line_start, emit),
+        }
+    }
+
+    /// Counts `n` body bytes.
+    fn body(&mut self, dir: Dir, n: u64, msg: MsgRef, emit: &mut Emit) {
+        emit.span(Class::Payload, n, msg);
+        Self::count_body(dir, n, emit);
+    }
+
+    /// Body statistics; bytes missing from the capture count too (they were
+    /// sent), though the flow stage classifies them.
+    fn count_body(dir: Dir, n: u64, emit: &mut Emit) {
+        match dir {
+            Dir::C2S => emit.stats.http.request_body_bytes += n,
+            Dir::S2C => emit.stats.http.response_body_bytes += n,
+        }
+    }
+
+    /// Counts `n <= left` bytes of a length-delimited body or chunk and
+    /// moves on when it is complete. `missing`: lost to the capture (no span).
+    fn body_bytes(&mut self, dir: Dir, n: u64, left: u64, msg: MsgRef, missing: bool, emit: &mut Emit) {
+        if missing {
+            Self::count_body(dir, n, emit);
+        } else {
+            self.body(dir, n, msg, emit);
+        }
+        let left = left.saturating_sub(n);
+        let i = dir.idx();
+        match self.sides[i].state {
+            State::Body { .. } if left == 0 => self.end_message(dir, emit),
+            State::Body { .. } => self.sides[i].state = State::Body { left, msg },
+            State::ChunkData { .. } if left == 0 => self.sides[i].state = State::ChunkEnd { msg },
+            State::ChunkData { .. } => self.sides[i].state = State::ChunkData { left, msg },
+            _ => {}
+        }
+    }
+
+    /// Counts `n` framing bytes of a message.
+    fn header(&mut self, dir: Dir, n: usize, msg: MsgRef, emit: &mut Emit) {
+        emit.span(Class::AppHeader, n as u64, msg);
+        match dir {
+            Dir::C2S => emit.stats.http.request_header_bytes += n as u64,
+            Dir::S2C => emit.stats.http.response_header_bytes += n as u64,
+        }
+    }
+
+    /// End (exclusive) of the line at the start of `b`, when whole. A line
+    /// longer than `MAX_LINE` loses the framing.
+    fn line_end(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Line {
+        let side = &mut self.sides[dir.idx()];
+        let from = side.scanned.min(b.len());
+        match b[from..].iter().position(|&c| c == b'\n') {
+            Some(p) => {
+                side.scanned = 0;
+                Line::End(from + p + 1)
+            }
+            None if b.len() > MAX_LINE => {
+                self.lose(dir, "overlong chunk or trailer line", emit);
+                Line::Lost
+            }
+            None => {
+                side.scanned = b.len();
+                Line::NeedMore
+            }
+        }
+    }
+
+    /// Gives up the framing of `dir` at the current position: bytes up to
+    /// the next plausible start line are malformed.
+    fn lose(&mut self, dir: Dir, reason: &'static str, emit: &mut Emit) -> Step {
+        emit.stats.http.malformed += 1;
+        let side = &mut self.sides[dir.idx()];
+        side.scanned = 0;
+        side.state = State::Lost { junk: 0, line_start: false };
+        side.lost_reason = reason;
+        Step::Used(0)
+    }
+
+    /// In `Lost`: skips to the start of a line that begins a request (C2S)
+    /// or status line (S2C); the skipped bytes are malformed.
+    fn resync(&mut self, dir: Dir, b: &[u8], junk: u64, line_start: bool, emit: &mut Emit) -> Step {
+        let i = dir.idx();
+        let mut start = 0;
+        if !line_start {
+            match b.iter().position(|&c| c == b'\n') {
+                Some(nl) => start = nl + 1,
+                None => {
+                    emit.span(Class::Payload, b.len() as u64, MsgRef::Flow);
+                    self.sides[i].state = State::Lost { junk: junk + b.len() as u64, line_start: false };
+                    return Step::Used(b.len());
+                }
+            }
+        }
+        if start > 0 {
+            // Skip to the line start, look at the line next time round.
+            emit.span(Class::Payload, start as u64, MsgRef::Flow);
+            self.sides[i].state = State::Lost { junk: junk + start as u64, line_start: true };
+            return Step::Used(start);
+        }
+        let verdict = match dir {
+            Dir::C2S => match method_prefix(b) {
+                Some(_) => Some(true),
+                None if METHODS.iter().any(|m| b.len() <= m.len() && m.as_bytes().starts_with(b)) => None,
+                None => Some(false),
+            },
+            Dir::S2C => {
+                let k = b.len().min(7);
+                if b[..k] != b"HTTP/1."[..k] {
+                    Some(false)
+                } else if b.len() < 12 {
+                    None
+                } else {
+                    Some(is_status_line_start(b))
+                }
+            }
+        };
+        match verdict {
+            Some(true) => {
+                let reason = self.sides[i].lost_reason;
+                if junk > 0 {
+                    emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
+                }
+                self.sides[i].state = State::Start;
+                Step::Used(0)
+            }
+            None => Step::NeedMore,
+            Some(false) => {
+                self.sides[i].state = State::Lost { junk, line_start: false };
+                Step::Used(0)
+            }
+        }
+    }
+
+    /// Responded for the request at the head of the queue, once.
+    fn first_response_byte(&mut self, emit: &mut Emit) {
+        if let Some(p) = self.pending.front_mut()
+            && !p.responded {
+                p.responded = true;
+                if let MsgRef::Exchange(id) = p.msg {
+                    emit.event(Event::Responded { id });
+                }
+            }
+    }
+
+    fn start(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Step {
+        // Blank lines before a start line are tolerated (RFC 9112 2.2).
+        let blank = b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count();
+        if blank > 0 {
+            self.header(dir, blank, MsgRef::Flow, emit);
+            return Step::Used(blank);
+        }
+        let i = dir.idx();
+        let plausible = match dir {
+            Dir::C2S => {
+                // A token, then a space, within the first bytes.
+                let tok = b.iter().take(16).take_while(|c| c.is_ascii_alphabetic() || **c == b'-' || **c == b'_').count();
+                tok == b.len().min(16) || (tok > 0 && b.get(tok) == Some(&b' '))
+            }
+            Dir::S2C => b"HTTP/".starts_with(&b[..b.len().min(5)]),
+        };
+        if !plausible {
+            return self.lose(dir, "not a start line", emit);
+        }
+        if dir == Dir::S2C {
+            self.first_response_byte(emit);
+        }
+        let Some(end) = header_end(b, &mut self.sides[i].scanned) else {
+            if b.len() > MAX_HEADER_BLOCK {
+                return self.lose(dir, "header block too large", emit);
+            }
+            return Step::NeedMore;
+        };
+        self.sides[i].scanned = 0;
+        let block = &b[..end];
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match dir {
+            Dir::C2S => {
+                let mut req = httparse::Request::new(&mut headers);
+                match req.parse(block) {
+                    Ok(httparse::Status::Complete(n)) if n == end => {
+                        let method = req.method.unwrap_or("?").to_string();
+                        let path = req.path.unwrap_or("?").to_string();
+                        let version = req.version;
+                        let f = fields(req.headers);
+                        self.request(method, path, version, f, end, emit)
+                    }
+                    _ => self.lose(dir, "bad request header", emit),
+                }
+            }
+            Dir::S2C => {
+                let mut resp = httparse::Response::new(&mut headers);
+                let cfg = {
+                    let mut c = httparse::ParserConfig::default();
+                    c.allow_spaces_after_header_name_in_responses(true)
+                        .allow_obsolete_multiline_headers_in_responses(true)
+                        .allow_multiple_spaces_in_response_status_delimiters(true);
+                    c
+                };
+                match cfg.parse_response(&mut resp, block) {
+                    Ok(httparse::Status::Complete(n)) if n == end => {
+                        let code = resp.code.unwrap_or(0);
+                        let version = resp.version;
+                        let f = fields(resp.headers);
+                        self.response(code, version, f, end, emit)
+                    }
+                    _ => self.lose(dir, "bad response header", emit),
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, method: String, path: String, version: Option<u8>, f: Fields, hdr: usize, emit: &mut Emit) -> Step {
+        if f.bad_length || (f.other_coding && !f.chunked) {
+            return self.lose(Dir::C2S, "request body length unknown", emit);
+        }
+        self.note_connection(emit);
+        self.requests_here += 1;
+        let st = &mut emit.stats.http;
+        st.requests += 1;
+        st.requests_per_connection_max = st.requests_per_connection_max.max(self.requests_here);
+        let known = METHODS.contains(&method.as_str());
+        bump(&mut st.methods, if known { &method } else { "other" }, 1);
+        bump(&mut st.request_versions, version_name(version), 1);
+        if let Some(h) = &f.host {
+            bump(&mut st.hosts, h, 1);
+        }
+        let upgrade = if method == "CONNECT" {
+            Some(Upgrade::Connect)
+        } else if f.conn_upgrade {
+            f.upgrade
+        } else {
+            None
+        };
+        let what = truncate(&format!("{method} {path}"), MAX_WHAT);
+        // A WebSocket upgrade is connection setup; every other request,
+        // h2c's included (it becomes HTTP/2 stream 1), is an exchange.
+        let msg = if upgrade == Some(Upgrade::WebSocket) {
+            MsgRef::Setup
+        } else {
+            let id = self.new_id();
+            emit.event(Event::Open { id, kind: "http", what: what.clone() });
+            MsgRef::Exchange(id)
+        };
+        self.header(Dir::C2S, hdr, msg, emit);
+        if self.pending.len() < MAX_PENDING_REQUESTS {
+            self.pending.push_back(Pending {
+                msg,
+                what,
+                head: method == "HEAD",
+                upgrade,
+                header_bytes: hdr as u64,
+                responded: false,
+            });
+        }
+        let c = Dir::C2S.idx();
+        if f.chunked {
+            emit.stats.http.chunked_requests += 1;
+            self.sides[c].state = State::ChunkSize { msg };
+        } else {
+            match f.content_length {
+                Some(n) if n > 0 => self.sides[c].state = State::Body { left: n, msg },
+                _ => self.end_message(Dir::C2S, emit),
+            }
+        }
+        Step::Used(hdr)
+    }
+
+    fn response(&mut self, code: u16, version: Option<u8>, f: Fields, hdr: usize, emit: &mut Emit) -> Step {
+        if f.bad_length {
+            return self.lose(Dir::S2C, "response body length unknown", emit);
+        }
+        self.note_connection(emit);
+        let st = &mut emit.stats.http;
+        st.responses += 1;
+        bump(&mut st.status_codes, &code.to_string(), 1);
+        bump(&mut st.response_versions, version_name(version), 1);
+        if self.pending.is_empty() {
+            // The request was not seen (the capture started mid-connection).
+            let id = self.new_id();
+            emit.event(Event::Open { id, kind: "http", what: "(request not captured)".into() });
+            emit.event(Event::Responded { id });
+            self.pending.push_back(Pending {
+                msg: MsgRef::Exchange(id),
+                what: "(request not captured)".into(),
+                head: false,
+                upgrade: None,
+                header_bytes: 0,
+                responded: true,
+            });
+        }
+        let Some(p) = self.pending.front() else { return Step::Used(0) };
+        let (msg, head, upgrade, req_hdr) = (p.msg, p.head, p.upgrade, p.header_bytes);
+        let what = format!("{} {code}", p.what);
+        let request_what = p.what.clone();
+        self.header(Dir::S2C, hdr, msg, emit);
+
+        if code == 101 {
+            // Switching protocols: to what the request asked for, else to
+            // what the response names.
+            let target = upgrade.filter(|u| *u != Upgrade::Connect).or(f.upgrade);
+            self.pending.pop_front();
+            let exchange = match msg {
+                MsgRef::Exchange(id) => {
+                    emit.event(Event::Describe { id, what });
+                    Some((id, request_what))
+                }
+                _ => None,
+            };
+            self.start_tunnel(target, exchange, req_hdr + hdr as u64, f.ws_protocol_mqtt, emit);
+            return Step::Used(hdr);
+        }
+        if (100..200).contains(&code) {
+            // Interim: the final response follows.
+            return Step::Used(hdr);
+        }
+        if let MsgRef::Exchange(id) = msg {
+            emit.event(Event::Describe { id, what });
+        }
+        if upgrade == Some(Upgrade::Connect) && (200..300).contains(&code) {
+            self.pending.pop_front();
+            if let MsgRef::Exchange(id) = msg {
+                emit.event(Event::Close { id });
+            }
+            self.start_tunnel(Some(Upgrade::Connect), None, 0, false, emit);
+            return Step::Used(hdr);
+        }
+        if upgrade.is_some() {
+            // Refused: what the client sent meanwhile is HTTP again.
+            self.resume_client(emit);
+        }
+        let s = Dir::S2C.idx();
+        if head || code == 204 || code == 304 {
+            self.end_message(Dir::S2C, emit);
+        } else if f.chunked {
+            emit.stats.http.chunked_responses += 1;
+            self.sides[s].state = State::ChunkSize { msg };
+        } else if f.other_coding {
+            self.sides[s].state = State::UntilClose { msg };
+        } else {
+            match f.content_length {
+                Some(0) => self.end_message(Dir::S2C, emit),
+                Some(n) => self.sides[s].state = State::Body { left: n, msg },
+                None => self.sides[s].state = State::UntilClose { msg },
+            }
+        }
+        Step::Used(hdr)
+    }
+
+    fn end_message(&mut self, dir: Dir, emit: &mut Emit) {
+        let i = dir.idx();
+        match dir {
+            Dir::C2S => {
+                let awaits = self.pending.back().is_some_and(|p| p.upgrade.is_some() && !p.responded);
+                self.sides[i].state = if awaits { State::AwaitUpgrade } else { State::Start };
+            }
+            Dir::S2C => {
+                if let Some(p) = self.pending.pop_front()
+                    && let MsgRef::Exchange(id) = p.msg {
+                        emit.event(Event::Close { id });
+                    }
+                self.sides[i].state = State::Start;
+            }
+        }
+    }
+
+    /// The client's held bytes after a refused upgrade are parsed as HTTP.
+    fn resume_client(&mut self, emit: &mut Emit) {
+        let c = Dir::C2S.idx();
+        if self.sides[c].state == State::AwaitUpgrade {
+            self.sides[c].state = State::Start;
+            let held = std::mem::take(&mut self.sides[c].held);
+            if !held.is_empty() {
+                self.data(Dir::C2S, &held, emit);
+            }
+        }
+    }
+
+    /// The connection switches to `target` (unknown: opaque payload).
+    fn start_tunnel(&mut self, target: Option<Upgrade>, exchange: Option<(u32, String)>, upgrade_bytes: u64, mqtt: bool, emit: &mut Emit) {
+        let first_id = self.next_id;
+        let inner: Box<dyn Dissector> = match target {
+            Some(Upgrade::WebSocket) => {
+                emit.event(Event::App { name: "websocket" });
+                emit.stats.websocket.connections += 1;
+                emit.stats.websocket.upgrade_bytes += upgrade_bytes;
+                Box::new(super::websocket::WebSocket::new(&self.ctx, mqtt, first_id))
+            }
+            Some(Upgrade::H2c) => {
+                emit.event(Event::App { name: "http2" });
+                Box::new(super::http2::Http2::upgraded(&self.ctx, first_id, exchange))
+            }
+            _ => Box::new(super::unknown::Unknown),
+        };
+        bump(&mut emit.stats.http.upgrades, target.map_or("unknown", Upgrade::name), 1);
+        self.tunnel = Some(inner);
+        self.sides[Dir::S2C.idx()].state = State::Tunnel;
+        let c = Dir::C2S.idx();
+        if let State::Lost { junk, .. } = self.sides[c].state
+            && junk > 0 {
+                let reason = self.sides[c].lost_reason;
+                emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
+            }
+        self.sides[c].state = State::Tunnel;
+        self.sides[c].scanned = 0;
+        let held = std::mem::take(&mut self.sides[c].held);
+        if !held.is_empty()
+            && let Some(t) = self.tunnel.as_mut() {
+                t.data(Dir::C2S, &held, emit);
+            }
+    }
+
+    /// Keeps the unhandled tail of `dir`'s input, within bounds.
+    fn keep(&mut self, dir: Dir, rest: &[u8], emit: &mut Emit) {
+        let side = &mut self.sides[dir.idx()];
+        side.held.extend_from_slice(rest);
+        let cap = match side.state {
+            State::AwaitUpgrade => MAX_EARLY_UPGRADE_BYTES,
+            _ => MAX_HEADER_BLOCK + MAX_LINE,
+        };
+        if side.held.len() > cap {
+            let n = side.held.len() as u64;
+            side.held.clear();
+            side.scanned = 0;
+            side.state = State::Lost { junk: 0, line_start: false };
+            side.lost_reason = "HTTP message framing exceeds limits";
+            emit.stats.http.malformed += 1;
+            emit.malformed(n, MsgRef::Flow, "HTTP message framing exceeds limits");
+        }
+    }
+
+    /// Classifies what `dir` still holds as malformed (a gap or the end).
+    fn drop_held(&mut self, dir: Dir, reason: &str, emit: &mut Emit) {
+        let side = &mut self.sides[dir.idx()];
+        let held = side.held.len() as u64;
+        side.held.clear();
+        side.scanned = 0;
+        let junk = match side.state {
+            State::Lost { junk, .. } => junk,
+            _ => 0,
+        };
+        if held > 0 {
+            emit.span(Class::Payload, held, MsgRef::Flow);
+        }
+        if held + junk > 0 {
+            let reason = if junk > 0 { side.lost_reason } else { reason };
+            emit.stats.http.malformed += u64::from(junk == 0);
+            emit.event(Event::Malformed { bytes: held + junk, reason: reason.into() });
+        }
+        if let State::Lost { line_start, .. } = side.state {
+            side.state = State::Lost { junk: 0, line_start };
+        }
+    }
+}
+
+/// End (exclusive) of the header block at the start of `b`: the first empty
+/// line. `scanned` carries the search position across calls.
+fn header_end(b: &[u8], scanned: &mut usize) -> Option<usize> {
+    let from = scanned.saturating_sub(2).min(b.len());
+    let mut i = from;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
+        let nl = i + p;
+        match b.get(nl + 1..) {
+            Some([b'\n', ..]) => return Some(nl + 2),
+            Some([b'\r', b'\n', ..]) => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    *scanned = b.len();
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Dissector for Http1 {
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+        let i = dir.idx();
+        if self.sides[i].held.is_empty() {
+            let used = self.consume(dir, data, emit);
+            self.keep(dir, data.get(used..).unwrap_or(&[]), emit);
+        } else {
+            let mut buf = std::mem::take(&mut self.sides[i].held);
+            buf.extend_from_slice(data);
+            let used = self.consume(dir, &buf, emit).min(buf.len());
+            buf.drain(..used);
+            // Nothing else fills this side's buffer while it is consumed.
+            self.sides[i].held = buf;
+            self.keep(dir, &[], emit);
+        }
+    }
+
+    /// The flow stage classifies the missing bytes; here only the framing
+    /// follows: a body counts down past them, anything else is lost until
+    /// the next start line.
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        let i = dir.idx();
+        if self.sides[i].held.is_empty() {
+            match self.sides[i].state {
+                State::Tunnel => {
+                    if let Some(t) = self.tunnel.as_mut() {
+                        t.gap(dir, len, emit);
+                    }
+                    return;
+                }
+                State::Body { left, msg } | State::ChunkData { left, msg } if len <= left => {
+                    self.body_bytes(dir, len, left, msg, true, emit);
+                    return;
+                }
+                State::UntilClose { .. } => {
+                    Self::count_body(dir, len, emit);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        // Framing is lost: held bytes are unparsed.
+        self.drop_held(dir, "HTTP message cut by a capture gap", emit);
+        if !matches!(self.sides[i].state, State::Lost { .. }) {
+            emit.stats.http.malformed += 1;
+        }
+        let side = &mut self.sides[i];
+        side.state = State::Lost { junk: 0, line_start: false };
+        side.lost_reason = "HTTP framing lost at a capture gap";
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        for dir in [Dir::C2S, Dir::S2C] {
+            let i = dir.idx();
+            match self.sides[i].state {
+                State::UntilClose { .. } if self.sides[i].held.is_empty() => self.end_message(dir, emit),
+                _ => self.drop_held(dir, "HTTP message truncated at the end of the capture", emit),
+            }
+        }
+        if let Some(t) = self.tunnel.as_mut() {
+            t.finish(emit);
+        }
+    }
+}
+
+/// Test support shared by the HTTP, WebSocket and HTTP/2 tests: TCP
+/// conversations straight from the shipped captures.
+#[cfg(test)]
+pub(crate) mod capture {
+    use super::super::testkit::{self, Run};
+    use super::super::{Config, Dir, Dissector, FlowCtx, L4, ProtoStats};
+    use crate::ledger::Ledger;
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use pcap_parser::{Block, PcapBlockOwned, PcapError};
+    use std::collections::HashMap;
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::Arc;
+
+    /// One TCP connection's payload in capture order, retransmitted bytes
+    /// removed.
+    pub struct Conn {
+        pub server_port: u16,
+        pub pieces: Vec<(Dir, Vec<u8>)>,
+    }
+
+    impl Conn {
+        pub fn slices(&self) -> Vec<(Dir, &[u8])> {
+            self.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect()
+        }
+    }
+
+    pub fn path(name: &str) -> String {
+        format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
+        let file = std::fs::File::open(path(name)).expect("capture");
+        let mut reader = pcap_parser::create_reader(1 << 20, file).expect("reader");
+        let mut out = vec![];
+        let mut linktype = 1u32;
+        loop {
+            match reader.next() {
+                Ok((off, block)) => {
+                    match block {
+                        PcapBlockOwned::LegacyHeader(h) => linktype = h.network.0 as u32,
+                        PcapBlockOwned::Legacy(b) => out.push((linktype, b.data.to_vec())),
+                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => linktype = idb.linktype.0 as u32,
+                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                            out.push((linktype, epb.data[..epb.caplen as usize].to_vec()))
+                        }
+                        _ => {}
+                    }
+                    reader.consume(off);
+                }
+                Err(PcapError::Eof) => break,
+                Err(PcapError::Incomplete(_)) => reader.refill().expect("refill"),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        out
+    }
+
+    struct Track {
+        client: SocketAddr,
+        next: [Option<u32>; 2],
+        conn: Conn,
+    }
+
+    /// Every TCP connection of capture `name` (in `captures/`).
+    pub fn tcp_conns(name: &str) -> Vec<Conn> {
+        // Connections in order of their first packet.
+        let mut all: Vec<Track> = vec![];
+        let mut open: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
+        for (lt, data) in frames(name) {
+            let pkt = match lt {
+                1 => SlicedPacket::from_ethernet(&data),
+                113 => SlicedPacket::from_linux_sll(&data),
+                276 => SlicedPacket::from_ip(&data[20..]),
+                _ => panic!("link type {lt}"),
+            };
+            let Ok(pkt) = pkt else { continue };
+            let (src, dst) = match &pkt.net {
+                Some(NetSlice::Ipv4(s)) => (IpAddr::V4(s.header().source_addr()), IpAddr::V4(s.header().destination_addr())),
+                Some(NetSlice::Ipv6(s)) => (IpAddr::V6(s.header().source_addr()), IpAddr::V6(s.header().destination_addr())),
+                _ => continue,
+            };
+            let Some(TransportSlice::Tcp(tcp)) = &pkt.transport else { continue };
+            let src = SocketAddr::new(src, tcp.source_port());
+            let dst = SocketAddr::new(dst, tcp.destination_port());
+            let key = if src < dst { (src, dst) } else { (dst, src) };
+            if tcp.syn() && !tcp.ack() {
+                open.remove(&key);
+            }
+            let idx = *open.entry(key).or_insert_with(|| {
+                let client = if tcp.syn() && !tcp.ack() || src.port() > dst.port() { src } else { dst };
+                let server_port = if client == src { dst.port() } else { src.port() };
+                all.push(Track { client, next: [None, None], conn: Conn { server_port, pieces: vec![] } });
+                all.len() - 1
+            });
+            let t = &mut all[idx];
+            let dir = if src == t.client { Dir::C2S } else { Dir::S2C };
+            let seq = tcp.sequence_number();
+            if tcp.syn() {
+                t.next[dir.idx()] = Some(seq.wrapping_add(1));
+                continue;
+            }
+            let payload = tcp.payload();
+            if payload.is_empty() {
+                continue;
+            }
+            let next = *t.next[dir.idx()].get_or_insert(seq);
+            let ahead = seq.wrapping_sub(next) as i32;
+            let skip = if ahead < 0 { (-ahead) as usize } else { 0 };
+            assert!(ahead <= 0, "{name}: a hole in the capture");
+            if skip >= payload.len() {
+                continue;
+            }
+            t.conn.pieces.push((dir, payload[skip..].to_vec()));
+            t.next[dir.idx()] = Some(seq.wrapping_add(payload.len() as u32));
+        }
+        all.into_iter().map(|t| t.conn).filter(|c| !c.pieces.is_empty()).collect()
+    }
+
+    /// Everything the dissectors made of a whole capture.
+    #[derive(Default)]
+    pub struct Total {
+        pub ledger: Ledger,
+        pub stats: ProtoStats,
+        pub runs: Vec<Run>,
+    }
+
+    /// Runs a new dissector from `make` over every TCP connection of
+    /// `name`; `bytewise`: one byte per call. Checks conservation per flow.
+    pub fn run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, bytewise: bool) -> Total {
+        let mut total = Total::default();
+        for c in tcp_conns(name) {
+            let ctx = FlowCtx { l4: L4::Tcp, server_port: c.server_port, cfg: Arc::new(Config::default()) };
+            let mut d = make(&ctx);
+            let r = if bytewise { testkit::run_bytewise(d.as_mut(), &c.slices()) } else { testkit::run(d.as_mut(), &c.slices()) };
+            r.assert_conserved();
+            total.ledger.merge(&r.ledger());
+            total.stats.merge(&r.stats);
+            total.runs.push(r);
+        }
+        total
+    }
+
+    pub fn truth(name: &str) -> serde_json::Value {
+        let base = name.rsplit_once('.').map_or(name, |(b, _)| b);
+        let t = std::fs::read_to_string(path(&format!("{base}.truth.json"))).expect("truth");
+        serde_json::from_str(&t).expect("truth json")
+    }
+
+    /// The spans and events of a run, for comparing two runs.
+    pub fn outline(r: &Run) -> (Vec<(crate::ledger::Class, super::super::MsgRef, u64)>, Vec<super::super::Event>, u64) {
+        // Adjacent spans of one class and exchange merge: segmentation may
+        // split them differently.
+        let mut spans: Vec<(crate::ledger::Class, super::super::MsgRef, u64)> = vec![];
+        for s in &r.spans {
+            match spans.last_mut() {
+                Some(l) if l.0 == s.class && l.1 == s.msg => l.2 += s.len,
+                _ => spans.push((s.class, s.msg, s.len)),
+            }
+        }
+        // Where a malformed run is cut into events may depend on the
+        // segmentation; how many bytes are malformed may not.
+        let bad = r.events.iter().map(|e| if let super::super::Event::Malformed { bytes, .. } = e { *bytes } else { 0 }).sum();
+        let events = r.events.iter().filter(|e| !matches!(e, super::super::Event::Malformed { .. })).cloned().collect();
+        (spans, events, bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit;
+    use super::capture::{self, truth};
+    use super::*;
+    use crate::ledger::Class;
+    use std::sync::Arc;
+
+    fn ctx() -> FlowCtx {
+        FlowCtx { l4: L4::Tcp, server_port: 80, cfg: Arc::new(super::super::Config::default()) }
+    }
+
+    /// Compares one capture's classes and `http` section with its truth
+    /// file, fed as captured and one byte at a time.
+    fn check_capture(name: &str) {
+        let t = truth(name);
+        let want = t.get("byte_classes").or(t.get("bytes_by_class")).expect("classes");
+        for bytewise in [false, true] {
+            let got = capture::run(name, make, bytewise);
+            for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
+                assert_eq!(got.ledger.get(c), want[c.name()].as_u64().unwrap_or(0), "{name} {} bytewise={bytewise}", c.name());
+            }
+            let h = serde_json::to_value(&got.stats.http).expect("json");
+            let th = &t["http"];
+            for k in [
+                "requests",
+                "responses",
+                "status_codes",
+                "methods",
+                "request_versions",
+                "response_versions",
+                "request_header_bytes",
+                "request_body_bytes",
+                "response_header_bytes",
+                "response_body_bytes",
+                "connections",
+                "requests_per_connection_max",
+                "chunked_requests",
+                "chunked_responses",
+            ] {
+                assert_eq!(h[k], th[k], "{name} http.{k} bytewise={bytewise}");
+            }
+            assert_eq!(got.stats.http.malformed, 0, "{name}");
+            for r in &got.runs {
+                assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
+            }
+        }
+    }
+
+    #[test]
+    fn keepalive_matches_truth() {
+        check_capture("http-keepalive.pcap");
+    }
+
+    #[test]
+    fn keepalive_ipv6_matches_truth() {
+        check_capture("http-keepalive-ipv6.pcap");
+    }
+
+    #[test]
+    fn lossy_keepalive_matches_truth() {
+        check_capture("http-keepalive-lossy.pcap");
+    }
+
+    #[test]
+    fn sparse_keepalive_matches_truth() {
+        check_capture("sparse-http-keepalive-poll.pcap");
+    }
+
+    #[test]
+    fn pipelined_matches_truth() {
+        check_capture("http-pipelined.pcap");
+    }
+
+    #[test]
+    fn poll_close_matches_truth() {
+        check_capture("http-poll-close.pcap");
+    }
+
+    #[test]
+    fn post_batch_chunked_both_ways_and_100_continue_match_truth() {
+        check_capture("http-post-batch.pcap");
+    }
+
+    #[test]
+    fn errors_match_truth() {
+        check_capture("http-errors.pcap");
+    }
+
+    #[test]
+    fn http10_matches_truth() {
+        check_capture("http10.pcap");
+    }
+
+    #[test]
+    fn websocket_upgrade_matches_truth() {
+        check_capture("websocket.pcapng");
+    }
+
+    #[test]
+    fn websocket_storms_match_truth() {
+        check_capture("websocket-storm-fixed.pcap");
+        check_capture("websocket-storm-backoff.pcap");
+    }
+
+    /// Same spans (merged per class and exchange) and events whatever the
+    /// segmentation.
+    #[test]
+    fn bytewise_feeding_changes_nothing() {
+        for name in ["http-pipelined.pcap", "http-post-batch.pcap", "websocket.pcapng", "http10.pcap"] {
+            let a = capture::run(name, make, false);
+            let b = capture::run(name, make, true);
+            for (x, y) in a.runs.iter().zip(&b.runs) {
+                assert_eq!(capture::outline(x), capture::outline(y), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn pipelined_responses_pair_first_in_first_out() {
+        let conns = capture::tcp_conns("http-pipelined.pcap");
+        let c = &conns[0];
+        // The first segment holds four requests.
+        assert_eq!(c.pieces[0].1.windows(4).filter(|w| w == b"GET ").count(), 4);
+        let r = testkit::run(&mut Http1::new(&ctx()), &c.slices());
+        let mut opened = vec![];
+        let mut order = vec![];
+        for e in &r.events {
+            match e {
+                Event::Open { id, what, .. } => opened.push((*id, what.clone())),
+                Event::Describe { id, what } => {
+                    let req = &opened.iter().find(|(i, _)| i == id).expect("opened").1;
+                    assert!(what.starts_with(req.as_str()), "{what} answers {req}");
+                    assert!(what.ends_with(" 200") || what.ends_with(" 404"), "{what}");
+                }
+                Event::Close { id } => order.push(*id),
+                _ => {}
+            }
+        }
+        assert_eq!(opened.len(), 12);
+        assert_eq!(order, (1..=12).collect::<Vec<u32>>());
+        // Every exchange's bytes: its request and its response.
+        for id in 1..=12 {
+            let n: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(id)).map(|s| s.len).sum();
+            assert!(n > 100, "exchange {id}: {n} bytes");
+        }
+    }
+
+    #[test]
+    fn exchange_events_follow_request_and_response() {
+        let conns = capture::tcp_conns("http-keepalive.pcap");
+        let r = testkit::run(&mut Http1::new(&ctx()), &conns[0].slices());
+        let ev: Vec<_> = r.events.iter().take(4).cloned().collect();
+        assert_eq!(
+            ev,
+            vec![
+                Event::Open { id: 1, kind: "http", what: "GET /api/v1/sensor/latest?seq=1".into() },
+                Event::Responded { id: 1 },
+                Event::Describe { id: 1, what: "GET /api/v1/sensor/latest?seq=1 200".into() },
+                Event::Close { id: 1 },
+            ]
+        );
+        assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count(), 15);
+    }
+
+    #[test]
+    fn continue_is_a_response_and_the_final_one_follows() {
+        let conns = capture::tcp_conns("http-post-batch.pcap");
+        let put = conns.iter().find(|c| c.pieces[0].1.starts_with(b"PUT ")).expect("PUT connection");
+        let r = testkit::run(&mut Http1::new(&ctx()), &put.slices());
+        assert_eq!(r.stats.http.responses, 2);
+        assert_eq!(r.stats.http.status_codes.get("100"), Some(&1));
+        assert_eq!(r.stats.http.chunked_requests, 1);
+        // Six 29-byte NDJSON lines are the body; chunk framing is header.
+        assert_eq!(r.stats.http.request_body_bytes, 6 * 29);
+        let describes: Vec<_> = r.events.iter().filter(|e| matches!(e, Event::Describe { .. })).collect();
+        assert_eq!(describes.len(), 1);
+        assert!(matches!(describes[0], Event::Describe { what, .. } if what.ends_with(" 201")));
+        assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Responded { .. })).count(), 1);
+    }
+
+    fn feed(pieces: &[(Dir, &[u8])]) -> testkit::Run {
+        let r = testkit::run(&mut Http1::new(&ctx()), pieces);
+        r.assert_conserved();
+        let rb = testkit::run_bytewise(&mut Http1::new(&ctx()), pieces);
+        rb.assert_conserved();
+        assert_eq!(capture::outline(&r), capture::outline(&rb));
+        r
+    }
+
+    #[test]
+    fn head_204_and_304_have_no_body() {
+        let r = feed(&[
+            (Dir::C2S, b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\nGET /d HTTP/1.1\r\n\r\n"),
+            (
+                Dir::S2C,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            ),
+        ]);
+        assert_eq!(r.stats.http.responses, 4);
+        assert_eq!(r.class(Class::Payload), 2);
+        assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count(), 4);
+    }
+
+    #[test]
+    fn body_until_close_and_chunk_trailers() {
+        let r = feed(&[
+            (Dir::C2S, b"GET / HTTP/1.0\r\n\r\n"),
+            (Dir::S2C, b"HTTP/1.0 200 OK\r\n\r\nhello "),
+            (Dir::S2C, b"world"),
+        ]);
+        assert_eq!(r.class(Class::Payload), 11);
+        assert_eq!(r.events.last(), Some(&Event::Close { id: 1 }));
+
+        let r = feed(&[
+            (Dir::C2S, b"GET / HTTP/1.1\r\n\r\n"),
+            (Dir::S2C, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"),
+        ]);
+        assert_eq!(r.class(Class::Payload), 5);
+        assert_eq!(r.stats.http.response_body_bytes, 5);
+        assert_eq!(r.events.last(), Some(&Event::Close { id: 1 }));
+    }
+
+    #[test]
+    fn response_without_request_opens_an_exchange() {
+        let r = feed(&[(Dir::S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]);
+        assert_eq!(r.class(Class::Payload), 2);
+        assert!(matches!(r.events[0], Event::Open { id: 1, .. }));
+        assert_eq!(r.events.last(), Some(&Event::Close { id: 1 }));
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_framing_recovers() {
+        let r = feed(&[
+            (Dir::C2S, b"\x16\x03\x01\x02\x00junk junk\r\nmore junk\r\nGET /ok HTTP/1.1\r\n\r\n"),
+            (Dir::S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        let bad: u64 = r.events.iter().filter_map(|e| if let Event::Malformed { bytes, .. } = e { Some(*bytes) } else { None }).sum();
+        assert_eq!(bad, 27);
+        assert_eq!(r.stats.http.requests, 1);
+        assert_eq!(r.stats.http.responses, 1);
+        assert_eq!(r.class(Class::Payload), 27);
+    }
+
+    #[test]
+    fn truncated_and_hostile_input_never_panics() {
+        let real = capture::tcp_conns("http-post-batch.pcap");
+        let c = &real[0];
+        // Every truncation point of the first request/response pair.
+        let req = &c.pieces[0].1;
+        for cut in 0..req.len() {
+            let r = feed(&[(Dir::C2S, &req[..cut])]);
+            if cut > 0 && !req[..cut].ends_with(b"\r\n\r\n") {
+                assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })) || r.stats.http.requests == 1, "cut {cut}");
+            }
+        }
+        // Bad lengths, bad chunk sizes, endless headers, binary noise.
+        let big = vec![b'a'; MAX_HEADER_BLOCK + 10];
+        let mut noise = vec![0u8; 5000];
+        let mut x = 12345u32;
+        for b in noise.iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b = (x >> 16) as u8;
+        }
+        let cases: Vec<Vec<(Dir, &[u8])>> = vec![
+            vec![(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\nxx")],
+            vec![(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")],
+            vec![(Dir::C2S, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")],
+            vec![(Dir::C2S, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n")],
+            vec![(Dir::C2S, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY")],
+            vec![(Dir::C2S, b"GET / HTTP/1.1\r\n"), (Dir::C2S, &big)],
+            vec![(Dir::C2S, &noise), (Dir::S2C, &noise)],
+            vec![(Dir::S2C, b"HTTP/1.1 abc\r\n\r\n")],
+            vec![(Dir::C2S, b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), (Dir::C2S, &big)],
+            vec![(Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n"), (Dir::S2C, &noise), (Dir::C2S, &noise)],
+            vec![(Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\n\r\n"), (Dir::S2C, &noise), (Dir::C2S, &noise)],
+        ];
+        for case in &cases {
+            let r = feed(case);
+            assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{:?}", r.events);
+        }
+        // Gaps in a body, in a header, and in a tunnel.
+        let mut d = Http1::new(&ctx());
+        let mut r = testkit::Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.data(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab", &mut e);
+        d.gap(Dir::C2S, 5, &mut e);
+        d.data(Dir::C2S, b"cde", &mut e);
+        d.data(Dir::C2S, b"GET / HT", &mut e);
+        d.gap(Dir::C2S, 7, &mut e);
+        d.data(Dir::C2S, b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", &mut e);
+        d.finish(&mut e);
+        assert_eq!(r.stats.http.requests, 2);
+        assert_eq!(r.stats.http.request_body_bytes, 10);
+        // Gap bytes are the flow stage's to classify.
+        let fed = 41 + 3 + 8 + 4 + 18;
+        assert_eq!(r.ledger().total(), fed);
+    }
+
+    #[test]
+    fn probe_recognises_requests_and_status_lines() {
+        assert_eq!(probe(Dir::C2S, b"GET /x HTTP/1.1\r\nHost: a\r\n"), Probe::Yes);
+        assert_eq!(probe(Dir::C2S, b"POST /x HTT"), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, b"GETX /x HTTP/1.1\r\n"), Probe::No);
+        assert_eq!(probe(Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::No);
+        assert_eq!(probe(Dir::S2C, b"HTTP/1.1 200 OK\r\n"), Probe::Yes);
+        assert_eq!(probe(Dir::S2C, b"HTTP/1.1 2"), Probe::No);
+        assert_eq!(probe(Dir::C2S, b""), Probe::No);
+    }
+}
+
+/// Mutated real conversations through every dissector of this family:
+/// whatever the bytes, no panic and every byte in exactly one span.
+#[cfg(test)]
+mod fuzz {
+    use super::super::testkit;
+    use super::super::{Config, Dir, Dissector, FlowCtx, L4};
+    use super::capture;
+    use std::sync::Arc;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn mutate_and_run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, rounds: usize) {
+        let ctx = FlowCtx { l4: L4::Tcp, server_port: 80, cfg: Arc::new(Config::default()) };
+        let mut rng = Lcg(name.len() as u64 * 7919);
+        for conn in capture::tcp_conns(name).iter().take(3) {
+            for _ in 0..rounds {
+                // Flip, insert or drop a few bytes, then cut the stream
+                // into random pieces.
+                let mut stream: Vec<(Dir, Vec<u8>)> = conn.pieces.clone();
+                for _ in 0..1 + rng.below(4) {
+                    let p = rng.below(stream.len());
+                    let b = &mut stream[p].1;
+                    let at = rng.below(b.len());
+                    match rng.below(3) {
+                        0 => b[at] = rng.next() as u8,
+                        1 => b.insert(at, rng.next() as u8),
+                        _ => {
+                            b.remove(at);
+                        }
+                    }
+                }
+                let mut pieces: Vec<(Dir, &[u8])> = vec![];
+                for (d, b) in &stream {
+                    let mut rest = b.as_slice();
+                    while !rest.is_empty() {
+                        let n = 1 + rng.below(rest.len().min(64));
+                        let (a, r) = rest.split_at(n);
+                        pieces.push((*d, a));
+                        rest = r;
+                    }
+                }
+                let mut d = make(&ctx);
+                let r = testkit::run(d.as_mut(), &pieces);
+                r.assert_conserved();
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_captures_never_panic_and_conserve() {
+        let http = super::PROTOCOL.make;
+        mutate_and_run("http-pipelined.pcap", http, 150);
+        mutate_and_run("http-post-batch.pcap", http, 150);
+        mutate_and_run("websocket.pcapng", http, 150);
+        mutate_and_run("mqtt-ws.pcap", http, 150);
+        mutate_and_run("h2c-keepalive.pcap", super::super::http2::PROTOCOL.make, 300);
+    }
 }

@@ -1,21 +1,934 @@
-//! http2 (stub: to be written).
+//! HTTP/2 over cleartext TCP (h2c): with prior knowledge (the client
+//! connection preface) or after an HTTP/1.1 `Upgrade: h2c`.
+//!
+//! Frame headers and HEADERS / CONTINUATION / PUSH_PROMISE frames are
+//! `app_header`, DATA frame data `payload` (the pad length byte and padding
+//! are framing, `app_header`), every other frame (SETTINGS, WINDOW_UPDATE,
+//! PING, PRIORITY, RST_STREAM, GOAWAY, extensions) and the client preface
+//! whole `app_control`. Header blocks are HPACK-decoded (bounded) for
+//! methods, paths and status codes; DATA is never buffered. One exchange per
+//! request stream.
 
-use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use crate::ledger::Class;
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 
 pub static PROTOCOL: Protocol = Protocol { name: "http2", l4: &[L4::Tcp], ports: &[], probe, make };
 
-fn probe(_dir: Dir, _first: &[u8]) -> Probe {
-    Probe::No
+/// The client connection preface (RFC 9113 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADER: usize = 9;
+/// SETTINGS_MAX_FRAME_SIZE until a peer says otherwise.
+const DEFAULT_MAX_FRAME: u64 = 16_384;
+/// Most bytes of one header block kept for HPACK decoding.
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// Largest HPACK dynamic table a peer may ask for (memory bound).
+const MAX_HPACK_TABLE: usize = 64 * 1024;
+/// Streams tracked at once; more are counted as flow bytes.
+const MAX_STREAMS: usize = 1024;
+const MAX_WHAT: usize = 200;
+
+fn probe(dir: Dir, first: &[u8]) -> Probe {
+    let n = first.len().min(PREFACE.len());
+    if dir == Dir::C2S && n >= 14 && first[..n] == PREFACE[..n] { Probe::Yes } else { Probe::No }
 }
 
-fn make(_ctx: &FlowCtx) -> Box<dyn Dissector> {
-    Box::new(super::unknown::Unknown)
+fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
+    Box::new(Http2::new(ctx))
 }
 
+/// The `http2` section of the report.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {}
+pub struct Stats {
+    pub connections: u64,
+    /// Frames by type name (DATA, HEADERS, SETTINGS, ...).
+    pub frames: BTreeMap<String, u64>,
+    /// Client connection prefaces seen.
+    pub preface: u64,
+    pub requests: u64,
+    pub responses: u64,
+    pub status_codes: BTreeMap<String, u64>,
+    pub methods: BTreeMap<String, u64>,
+    /// Frame headers plus whole HEADERS / CONTINUATION / PUSH_PROMISE frames
+    /// plus DATA padding: everything `app_header`.
+    pub header_block_and_frame_header_bytes: u64,
+    pub data_payload_bytes_c2s: u64,
+    pub data_payload_bytes_s2c: u64,
+    /// Whole control frames and the client preface: everything `app_control`.
+    pub control_frame_bytes: u64,
+    pub stream_resets: u64,
+    pub goaways: u64,
+    /// Header blocks that could not be decoded (HPACK state lost after).
+    pub hpack_errors: u64,
+    pub malformed: u64,
+}
 
 impl Stats {
-    pub fn merge(&mut self, _o: &Stats) {}
+    pub fn merge(&mut self, o: &Stats) {
+        self.connections += o.connections;
+        for (a, b) in [(&mut self.frames, &o.frames), (&mut self.status_codes, &o.status_codes), (&mut self.methods, &o.methods)] {
+            for (k, n) in b {
+                super::http::bump(a, k, *n);
+            }
+        }
+        self.preface += o.preface;
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.header_block_and_frame_header_bytes += o.header_block_and_frame_header_bytes;
+        self.data_payload_bytes_c2s += o.data_payload_bytes_c2s;
+        self.data_payload_bytes_s2c += o.data_payload_bytes_s2c;
+        self.control_frame_bytes += o.control_frame_bytes;
+        self.stream_resets += o.stream_resets;
+        self.goaways += o.goaways;
+        self.hpack_errors += o.hpack_errors;
+        self.malformed += o.malformed;
+    }
+}
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const PRIORITY: u8 = 2;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PUSH_PROMISE: u8 = 5;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const WINDOW_UPDATE: u8 = 8;
+const CONTINUATION: u8 = 9;
+
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY_FLAG: u8 = 0x20;
+
+fn frame_name(t: u8) -> &'static str {
+    match t {
+        DATA => "DATA",
+        HEADERS => "HEADERS",
+        PRIORITY => "PRIORITY",
+        RST_STREAM => "RST_STREAM",
+        SETTINGS => "SETTINGS",
+        PUSH_PROMISE => "PUSH_PROMISE",
+        PING => "PING",
+        GOAWAY => "GOAWAY",
+        WINDOW_UPDATE => "WINDOW_UPDATE",
+        CONTINUATION => "CONTINUATION",
+        0xa => "ALTSVC",
+        0xc => "ORIGIN",
+        0x10 => "PRIORITY_UPDATE",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The frame whose payload is being read.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    typ: u8,
+    flags: u8,
+    stream: u32,
+    len: u64,
+    left: u64,
+    /// DATA: the pad length, once read.
+    pad: u64,
+    /// The payload is collected in `Side::frame_buf` (header blocks,
+    /// SETTINGS); header-block frames then get their spans at the end.
+    collect: bool,
+    msg: MsgRef,
+}
+
+impl Frame {
+    fn header_block(&self) -> bool {
+        matches!(self.typ, HEADERS | CONTINUATION | PUSH_PROMISE)
+    }
+}
+
+struct Side {
+    /// Preface bytes still expected (client side only).
+    preface_left: usize,
+    header: [u8; FRAME_HEADER],
+    have: usize,
+    frame: Option<Frame>,
+    frame_buf: Vec<u8>,
+    /// The header block being assembled from HEADERS + CONTINUATION.
+    block: Vec<u8>,
+    /// Stream whose header block continues in CONTINUATION frames.
+    continuing: Option<u32>,
+    /// The block being assembled is too big or its HEADERS frame was not
+    /// collected: it will not be decoded.
+    block_broken: bool,
+    /// The HEADERS frame that started the block ended its stream.
+    block_end_stream: bool,
+    /// HPACK decoder for the header blocks this side sends.
+    decoder: loona_hpack::Decoder<'static>,
+    hpack_ok: bool,
+    /// SETTINGS_MAX_FRAME_SIZE this side advertised (frames it receives).
+    max_frame: u64,
+    lost: bool,
+    junk: u64,
+}
+
+impl Side {
+    fn new(preface: bool) -> Side {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(MAX_HPACK_TABLE);
+        Side {
+            preface_left: if preface { PREFACE.len() } else { 0 },
+            header: [0; FRAME_HEADER],
+            have: 0,
+            frame: None,
+            frame_buf: Vec::new(),
+            block: Vec::new(),
+            continuing: None,
+            block_broken: false,
+            block_end_stream: false,
+            decoder,
+            hpack_ok: true,
+            max_frame: DEFAULT_MAX_FRAME,
+            lost: false,
+            junk: 0,
+        }
+    }
+}
+
+/// A request stream and its exchange.
+#[derive(Debug)]
+struct Stream {
+    id: u32,
+    what: String,
+    responded: bool,
+}
+
+/// Pseudo-headers of one decoded header block.
+#[derive(Default)]
+struct Pseudo {
+    method: Option<String>,
+    path: Option<String>,
+    status: Option<String>,
+}
+
+/// The HTTP/2 dissector of one connection.
+pub struct Http2 {
+    sides: [Side; 2],
+    streams: HashMap<u32, Stream>,
+    next_id: u32,
+    counted: bool,
+}
+
+impl Http2 {
+    pub fn new(_ctx: &FlowCtx) -> Http2 {
+        Http2 { sides: [Side::new(true), Side::new(false)], streams: HashMap::new(), next_id: 1, counted: false }
+    }
+
+    /// After an HTTP/1.1 upgrade: exchange ids start at `first_id`; the
+    /// upgrade request (exchange id and description), already answered by
+    /// the 101, gets its real response on stream 1.
+    pub fn upgraded(ctx: &FlowCtx, first_id: u32, stream1: Option<(u32, String)>) -> Http2 {
+        let mut h = Http2::new(ctx);
+        h.next_id = first_id;
+        if let Some((id, what)) = stream1 {
+            h.streams.insert(1, Stream { id, what, responded: true });
+        }
+        h
+    }
+
+    fn new_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        id
+    }
+
+    fn stream_msg(&self, stream: u32) -> MsgRef {
+        self.streams.get(&stream).map_or(MsgRef::Flow, |s| MsgRef::Exchange(s.id))
+    }
+
+    /// Opens an exchange for `stream` (unless too many are open).
+    fn open(&mut self, stream: u32, what: String, emit: &mut Emit) -> MsgRef {
+        if self.streams.len() >= MAX_STREAMS {
+            return MsgRef::Flow;
+        }
+        let id = self.new_id();
+        emit.event(Event::Open { id, kind: "http2", what: what.clone() });
+        self.streams.insert(stream, Stream { id, what, responded: false });
+        MsgRef::Exchange(id)
+    }
+
+    fn close(&mut self, stream: u32, emit: &mut Emit) {
+        if let Some(s) = self.streams.remove(&stream) {
+            emit.event(Event::Close { id: s.id });
+        }
+    }
+
+    fn responded(&mut self, stream: u32, emit: &mut Emit) {
+        if let Some(s) = self.streams.get_mut(&stream)
+            && !s.responded {
+                s.responded = true;
+                emit.event(Event::Responded { id: s.id });
+            }
+    }
+
+    fn header_bytes(n: u64, msg: MsgRef, emit: &mut Emit) {
+        emit.span(Class::AppHeader, n, msg);
+        emit.stats.http2.header_block_and_frame_header_bytes += n;
+    }
+
+    fn control_bytes(n: u64, msg: MsgRef, emit: &mut Emit) {
+        emit.span(Class::AppControl, n, msg);
+        emit.stats.http2.control_frame_bytes += n;
+    }
+
+    /// Matches the client preface; returns the bytes used.
+    fn preface(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> usize {
+        let side = &mut self.sides[dir.idx()];
+        let pos = PREFACE.len() - side.preface_left;
+        let want = &PREFACE[pos..];
+        let k = side.preface_left.min(b.len());
+        let m = b.iter().zip(want).take_while(|(a, b)| a == b).count();
+        if m == k {
+            side.preface_left -= k;
+            Self::control_bytes(k as u64, MsgRef::Setup, emit);
+            if side.preface_left == 0 {
+                emit.stats.http2.preface += 1;
+            }
+            return k;
+        }
+        side.preface_left = 0;
+        if pos == 0 && m == 0 {
+            // No preface (a capture that started mid-connection): frames.
+            return 0;
+        }
+        Self::control_bytes(m as u64, MsgRef::Setup, emit);
+        self.lose(dir, emit);
+        m
+    }
+
+    /// Framing of `dir` is lost at the current position.
+    fn lose(&mut self, dir: Dir, emit: &mut Emit) {
+        let side = &mut self.sides[dir.idx()];
+        let have = side.have as u64;
+        side.have = 0;
+        side.frame = None;
+        side.lost = true;
+        side.junk += have;
+        emit.span(Class::Payload, have, MsgRef::Flow);
+        emit.stats.http2.malformed += 1;
+    }
+
+    /// Starts the frame whose header is in `side.header`; false: malformed.
+    fn start_frame(&mut self, dir: Dir, emit: &mut Emit) -> bool {
+        let i = dir.idx();
+        let h = self.sides[i].header;
+        let len = u64::from(h[0]) << 16 | u64::from(h[1]) << 8 | u64::from(h[2]);
+        let (typ, flags) = (h[3], h[4]);
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        let limit = self.sides[dir.flip().idx()].max_frame;
+        let shape_ok = match typ {
+            DATA | HEADERS | CONTINUATION | PUSH_PROMISE => stream != 0,
+            PRIORITY => len == 5 && stream != 0,
+            RST_STREAM => len == 4 && stream != 0,
+            SETTINGS => len % 6 == 0 && stream == 0 && (flags & ACK == 0 || len == 0),
+            PING => len == 8 && stream == 0,
+            GOAWAY => len >= 8 && stream == 0,
+            WINDOW_UPDATE => len == 4,
+            _ => true,
+        };
+        // A header block continues only in CONTINUATION frames of its stream.
+        let order_ok = match self.sides[i].continuing {
+            Some(s) => typ == CONTINUATION && stream == s,
+            None => typ != CONTINUATION,
+        };
+        if len > limit || !shape_ok || !order_ok {
+            return false;
+        }
+        super::http::bump(&mut emit.stats.http2.frames, frame_name(typ), 1);
+        if dir == Dir::S2C && stream != 0 {
+            // The first server byte on a request stream answers it.
+            self.responded(stream, emit);
+        }
+        let collect_limit = match typ {
+            HEADERS | CONTINUATION | PUSH_PROMISE => MAX_HEADER_BLOCK,
+            SETTINGS => 6 * 64,
+            _ => 0,
+        };
+        let collect = len as usize <= collect_limit && !(typ == CONTINUATION && self.sides[i].block_broken);
+        let mut msg = match typ {
+            SETTINGS => MsgRef::Setup,
+            _ => self.stream_msg(stream),
+        };
+        let f_header_block = matches!(typ, HEADERS | CONTINUATION | PUSH_PROMISE);
+        if f_header_block && !collect {
+            // Too big to decode: classify as it streams past.
+            if typ == HEADERS && dir == Dir::C2S && !self.streams.contains_key(&stream) {
+                emit.stats.http2.requests += 1;
+                msg = self.open(stream, "(headers not decoded)".into(), emit);
+            }
+            Self::header_bytes(FRAME_HEADER as u64, msg, emit);
+            if typ != CONTINUATION {
+                self.sides[i].block.clear();
+                self.sides[i].block_end_stream = flags & END_STREAM != 0;
+            }
+            self.sides[i].block_broken = true;
+        } else if f_header_block {
+            // Spans at the frame's end, once the exchange is known.
+        } else if typ == DATA {
+            Self::header_bytes(FRAME_HEADER as u64, msg, emit);
+        } else {
+            Self::control_bytes(FRAME_HEADER as u64, msg, emit);
+        }
+        self.sides[i].frame_buf.clear();
+        let f = Frame { typ, flags, stream, len, left: len, pad: 0, collect, msg };
+        self.sides[i].frame = Some(f);
+        if len == 0 {
+            self.end_frame(dir, emit);
+        }
+        true
+    }
+
+    /// `chunk` (at most what is left of the current frame) of payload.
+    fn frame_payload(&mut self, dir: Dir, chunk: &[u8], emit: &mut Emit) {
+        let i = dir.idx();
+        let Some(mut f) = self.sides[i].frame else { return };
+        let n = chunk.len() as u64;
+        let done = f.len - f.left;
+        if f.collect {
+            self.sides[i].frame_buf.extend_from_slice(chunk);
+        }
+        match f.typ {
+            DATA => {
+                let mut chunk = chunk;
+                let mut pos = done;
+                if f.flags & PADDED != 0 && pos == 0
+                    && let Some((&pad, rest)) = chunk.split_first() {
+                        f.pad = u64::from(pad);
+                        Self::header_bytes(1, f.msg, emit);
+                        chunk = rest;
+                        pos = 1;
+                    }
+                let data_end = if f.flags & PADDED != 0 { f.len.saturating_sub(f.pad).max(1) } else { f.len };
+                let data = data_end.saturating_sub(pos).min(chunk.len() as u64);
+                emit.span(Class::Payload, data, f.msg);
+                match dir {
+                    Dir::C2S => emit.stats.http2.data_payload_bytes_c2s += data,
+                    Dir::S2C => emit.stats.http2.data_payload_bytes_s2c += data,
+                }
+                Self::header_bytes(chunk.len() as u64 - data, f.msg, emit);
+            }
+            _ if f.header_block() => {
+                if !f.collect {
+                    Self::header_bytes(n, f.msg, emit);
+                }
+            }
+            _ => Self::control_bytes(n, f.msg, emit),
+        }
+        f.left -= n;
+        self.sides[i].frame = Some(f);
+        if f.left == 0 {
+            self.end_frame(dir, emit);
+        }
+    }
+
+    fn end_frame(&mut self, dir: Dir, emit: &mut Emit) {
+        let i = dir.idx();
+        let Some(f) = self.sides[i].frame.take() else { return };
+        match f.typ {
+            DATA if f.flags & END_STREAM != 0 => self.end_stream(dir, f.stream, emit),
+            HEADERS | CONTINUATION | PUSH_PROMISE => self.end_header_frame(dir, f, emit),
+            SETTINGS if f.flags & ACK == 0 => {
+                let buf = std::mem::take(&mut self.sides[i].frame_buf);
+                for s in buf.chunks_exact(6) {
+                    // SETTINGS_MAX_FRAME_SIZE bounds what this side receives.
+                    if u16::from_be_bytes([s[0], s[1]]) == 0x5 {
+                        let v = u64::from(u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
+                        self.sides[i].max_frame = v.clamp(DEFAULT_MAX_FRAME, (1 << 24) - 1);
+                    }
+                }
+                self.sides[i].frame_buf = buf;
+            }
+            RST_STREAM => {
+                emit.stats.http2.stream_resets += 1;
+                self.close(f.stream, emit);
+            }
+            GOAWAY => emit.stats.http2.goaways += 1,
+            _ => {}
+        }
+    }
+
+    fn end_stream(&mut self, dir: Dir, stream: u32, emit: &mut Emit) {
+        // The exchange is complete when the server has finished answering.
+        if dir == Dir::S2C {
+            self.close(stream, emit);
+        }
+    }
+
+    fn end_header_frame(&mut self, dir: Dir, f: Frame, emit: &mut Emit) {
+        let i = dir.idx();
+        if f.typ != CONTINUATION {
+            self.sides[i].block.clear();
+            self.sides[i].block_broken = !f.collect;
+            self.sides[i].block_end_stream = f.flags & END_STREAM != 0;
+        }
+        if f.collect && !self.sides[i].block_broken {
+            let buf = std::mem::take(&mut self.sides[i].frame_buf);
+            match fragment(f.typ, f.flags, &buf) {
+                Some(frag) if self.sides[i].block.len() + frag.len() <= MAX_HEADER_BLOCK => {
+                    self.sides[i].block.extend_from_slice(frag);
+                }
+                _ => self.sides[i].block_broken = true,
+            }
+            self.sides[i].frame_buf = buf;
+        }
+        let stream = if f.typ == CONTINUATION { self.sides[i].continuing.unwrap_or(f.stream) } else { f.stream };
+        let ended = f.flags & END_HEADERS != 0;
+        self.sides[i].continuing = if ended { None } else { Some(stream) };
+
+        let pseudo = if ended { self.decode_block(dir, emit) } else { None };
+        let new_request = dir == Dir::C2S && f.typ == HEADERS && !self.streams.contains_key(&stream);
+        let mut msg = self.stream_msg(stream);
+        if new_request {
+            emit.stats.http2.requests += 1;
+            let what = match &pseudo {
+                Some(p) => {
+                    let m = p.method.clone().unwrap_or_else(|| "?".into());
+                    super::http::bump(&mut emit.stats.http2.methods, &m, 1);
+                    truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")))
+                }
+                None if !ended => "(header block continues)".into(),
+                None => "(headers not decoded)".into(),
+            };
+            msg = self.open(stream, what, emit);
+        } else if dir == Dir::C2S && f.typ == CONTINUATION && ended {
+            // The request's header block finished in a CONTINUATION frame.
+            if let (Some(p), Some(s)) = (&pseudo, self.streams.get_mut(&stream))
+                && let Some(m) = &p.method {
+                    super::http::bump(&mut emit.stats.http2.methods, m, 1);
+                    s.what = truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")));
+                    emit.event(Event::Describe { id: s.id, what: s.what.clone() });
+                }
+        } else if dir == Dir::S2C && f.typ != PUSH_PROMISE && !self.streams.contains_key(&stream) && stream % 2 == 1 {
+            // A response whose request was not captured.
+            msg = self.open(stream, "(request not captured)".into(), emit);
+            self.responded(stream, emit);
+        }
+        if dir == Dir::S2C && f.typ != PUSH_PROMISE
+            && let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone()) {
+                emit.stats.http2.responses += 1;
+                super::http::bump(&mut emit.stats.http2.status_codes, &status, 1);
+                if let Some(s) = self.streams.get(&stream)
+                    && !status.starts_with('1') {
+                        emit.event(Event::Describe { id: s.id, what: format!("{} {status}", s.what) });
+                    }
+            }
+        if f.collect {
+            Self::header_bytes(FRAME_HEADER as u64 + f.len, msg, emit);
+        }
+        if ended && self.sides[i].block_end_stream && f.typ != PUSH_PROMISE {
+            self.end_stream(dir, stream, emit);
+        }
+    }
+
+    /// Decodes the assembled header block of `dir`, keeping HPACK in step.
+    fn decode_block(&mut self, dir: Dir, emit: &mut Emit) -> Option<Pseudo> {
+        let side = &mut self.sides[dir.idx()];
+        let block = std::mem::take(&mut side.block);
+        let broken = std::mem::take(&mut side.block_broken);
+        if broken || !side.hpack_ok {
+            // Without the whole block the dynamic table is out of step.
+            if side.hpack_ok {
+                side.hpack_ok = false;
+                emit.stats.http2.hpack_errors += 1;
+            }
+            side.block = block;
+            side.block.clear();
+            return None;
+        }
+        let mut p = Pseudo::default();
+        let r = side.decoder.decode_with_cb(&block, |name, value| {
+            let v = || String::from_utf8_lossy(&value).into_owned();
+            match &name[..] {
+                b":method" => p.method = Some(v()),
+                b":path" => p.path = Some(v()),
+                b":status" => p.status = Some(v()),
+                _ => {}
+            }
+        });
+        side.block = block;
+        side.block.clear();
+        match r {
+            Ok(()) => Some(p),
+            Err(_) => {
+                side.hpack_ok = false;
+                emit.stats.http2.hpack_errors += 1;
+                None
+            }
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(MAX_WHAT) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The header block fragment in a HEADERS / PUSH_PROMISE / CONTINUATION
+/// payload (without pad length, priority, promised stream id, padding).
+fn fragment(typ: u8, flags: u8, p: &[u8]) -> Option<&[u8]> {
+    if typ == CONTINUATION {
+        return Some(p);
+    }
+    let (pad, mut rest) = if flags & PADDED != 0 {
+        let (&pad, rest) = p.split_first()?;
+        (usize::from(pad), rest)
+    } else {
+        (0, p)
+    };
+    if typ == HEADERS && flags & PRIORITY_FLAG != 0 {
+        rest = rest.get(5..)?;
+    }
+    if typ == PUSH_PROMISE {
+        rest = rest.get(4..)?;
+    }
+    rest.get(..rest.len().checked_sub(pad)?)
+}
+
+impl Dissector for Http2 {
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+        if !self.counted {
+            self.counted = true;
+            emit.stats.http2.connections += 1;
+        }
+        let i = dir.idx();
+        let mut off = 0;
+        while off < data.len() {
+            let rest = &data[off..];
+            if self.sides[i].lost {
+                emit.span(Class::Payload, rest.len() as u64, MsgRef::Flow);
+                self.sides[i].junk += rest.len() as u64;
+                return;
+            }
+            if self.sides[i].preface_left > 0 {
+                off += self.preface(dir, rest, emit);
+                continue;
+            }
+            if let Some(f) = self.sides[i].frame {
+                let n = f.left.min(rest.len() as u64) as usize;
+                self.frame_payload(dir, &rest[..n], emit);
+                off += n;
+                continue;
+            }
+            let side = &mut self.sides[i];
+            let k = (FRAME_HEADER - side.have).min(rest.len());
+            side.header[side.have..side.have + k].copy_from_slice(&rest[..k]);
+            side.have += k;
+            off += k;
+            if side.have < FRAME_HEADER {
+                continue;
+            }
+            if self.start_frame(dir, emit) {
+                self.sides[i].have = 0;
+            } else {
+                self.lose(dir, emit);
+            }
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        let i = dir.idx();
+        match self.sides[i].frame {
+            // Missing DATA bytes: framing survives.
+            // The flow stage classifies the missing bytes; DATA counts down
+            // past them.
+            Some(f) if f.typ == DATA && f.flags & PADDED == 0 && len <= f.left && !self.sides[i].lost => {
+                match dir {
+                    Dir::C2S => emit.stats.http2.data_payload_bytes_c2s += len,
+                    Dir::S2C => emit.stats.http2.data_payload_bytes_s2c += len,
+                }
+                let mut f = f;
+                f.left -= len;
+                self.sides[i].frame = Some(f);
+                if f.left == 0 {
+                    self.end_frame(dir, emit);
+                }
+            }
+            _ => {
+                if !self.sides[i].lost {
+                    self.flush_frame(dir, emit);
+                    self.lose(dir, emit);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        for dir in [Dir::C2S, Dir::S2C] {
+            let i = dir.idx();
+            self.flush_frame(dir, emit);
+            let side = &mut self.sides[i];
+            if side.have > 0 {
+                let have = side.have as u64;
+                side.have = 0;
+                side.junk += have;
+                emit.span(Class::Payload, have, MsgRef::Flow);
+                emit.stats.http2.malformed += 1;
+            }
+            if side.junk > 0 {
+                emit.event(Event::Malformed { bytes: side.junk, reason: "not an HTTP/2 frame".into() });
+                side.junk = 0;
+            }
+        }
+    }
+}
+
+impl Http2 {
+    /// A frame cut short: classify the collected part of a header-block
+    /// frame, whose spans were waiting for the frame's end.
+    fn flush_frame(&mut self, dir: Dir, emit: &mut Emit) {
+        let i = dir.idx();
+        if let Some(f) = self.sides[i].frame.take()
+            && f.header_block() && f.collect {
+                let got = (f.len - f.left) + FRAME_HEADER as u64;
+                Self::header_bytes(got, f.msg, emit);
+            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::capture::{self, truth};
+    use super::super::testkit;
+    use super::super::Config;
+    use super::*;
+    use std::sync::Arc;
+
+    fn ctx() -> FlowCtx {
+        FlowCtx { l4: L4::Tcp, server_port: 8081, cfg: Arc::new(Config::default()) }
+    }
+
+    #[test]
+    fn h2c_prior_knowledge_matches_truth() {
+        let name = "h2c-keepalive.pcap";
+        let t = truth(name);
+        for bytewise in [false, true] {
+            let got = capture::run(name, make, bytewise);
+            for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
+                assert_eq!(got.ledger.get(c), t["byte_classes"][c.name()].as_u64().unwrap_or(0), "{} bytewise={bytewise}", c.name());
+            }
+            let h = serde_json::to_value(&got.stats.http2).expect("json");
+            for k in [
+                "connections",
+                "frames",
+                "preface",
+                "requests",
+                "status_codes",
+                "header_block_and_frame_header_bytes",
+                "data_payload_bytes_c2s",
+                "data_payload_bytes_s2c",
+                "control_frame_bytes",
+            ] {
+                assert_eq!(h[k], t["http2"][k], "http2.{k} bytewise={bytewise}");
+            }
+            assert_eq!(got.stats.http2.hpack_errors, 0);
+            assert_eq!(got.stats.http2.malformed, 0);
+        }
+        let a = capture::run(name, make, false);
+        let b = capture::run(name, make, true);
+        assert_eq!(capture::outline(&a.runs[0]), capture::outline(&b.runs[0]));
+    }
+
+    #[test]
+    fn one_exchange_per_stream() {
+        let conns = capture::tcp_conns("h2c-keepalive.pcap");
+        let r = testkit::run(&mut Http2::new(&ctx()), &conns[0].slices());
+        r.assert_conserved();
+        let opens: Vec<_> = r.events.iter().filter_map(|e| if let Event::Open { id, what, .. } = e { Some((*id, what.clone())) } else { None }).collect();
+        assert_eq!(opens.len(), 10);
+        assert!(opens.iter().all(|(_, w)| w.starts_with("GET /")), "{opens:?}");
+        for (id, what) in &opens {
+            let mine: Vec<_> = r.events.iter().filter(|e| match e {
+                Event::Responded { id: i } | Event::Close { id: i } | Event::Describe { id: i, .. } => i == id,
+                _ => false,
+            }).collect();
+            assert_eq!(
+                mine,
+                vec![&Event::Responded { id: *id }, &Event::Describe { id: *id, what: format!("{what} 200") }, &Event::Close { id: *id }]
+            );
+            // Request HEADERS, response HEADERS and DATA belong to it.
+            let n: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(*id)).map(|s| s.len).sum();
+            assert!(n >= 37 + 62 + 65, "exchange {id}: {n}");
+        }
+        // The preface and SETTINGS are setup.
+        let setup: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Setup).map(|s| s.len).sum();
+        assert_eq!(setup, 24 + 45 + 27 + 9 + 9);
+    }
+
+    #[test]
+    fn h2c_upgrade_hands_over_from_http1() {
+        let conns = capture::tcp_conns("h2c-keepalive.pcap");
+        let c = &conns[0];
+        // Client: preface + SETTINGS + WINDOW_UPDATE (first segment), then
+        // the SETTINGS ACK; server: its first two segments (SETTINGS,
+        // WINDOW_UPDATE, SETTINGS ACK, HEADERS and DATA of stream 1).
+        let preface = &c.pieces[0].1;
+        assert!(preface.starts_with(PREFACE));
+        let ack = &c.pieces[4].1;
+        assert_eq!(ack.len(), 9);
+        let mut s2c = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+        s2c.extend_from_slice(&c.pieces[2].1);
+        let req = b"GET /api HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+        let pieces: Vec<(Dir, &[u8])> = vec![(Dir::C2S, req), (Dir::S2C, &s2c), (Dir::C2S, preface), (Dir::S2C, &c.pieces[3].1), (Dir::C2S, ack)];
+        for bytewise in [false, true] {
+            let mut d = (super::super::http::PROTOCOL.make)(&ctx());
+            let r = if bytewise { testkit::run_bytewise(d.as_mut(), &pieces) } else { testkit::run(d.as_mut(), &pieces) };
+            r.assert_conserved();
+            assert!(r.events.contains(&Event::App { name: "http2" }));
+            assert_eq!(r.stats.http.upgrades.get("h2c"), Some(&1));
+            assert_eq!(r.stats.http2.preface, 1);
+            assert_eq!(r.stats.http2.responses, 1);
+            assert_eq!(r.class(Class::Payload), 56);
+            assert_eq!(
+                r.events.iter().filter(|e| !matches!(e, Event::App { .. })).cloned().collect::<Vec<_>>(),
+                vec![
+                    Event::Open { id: 1, kind: "http", what: "GET /api".into() },
+                    Event::Responded { id: 1 },
+                    Event::Describe { id: 1, what: "GET /api 101".into() },
+                    Event::Describe { id: 1, what: "GET /api 200".into() },
+                    Event::Close { id: 1 },
+                ]
+            );
+        }
+    }
+
+    fn frame(typ: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let l = payload.len() as u32;
+        let mut f = vec![(l >> 16) as u8, (l >> 8) as u8, l as u8, typ, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn padding_continuation_and_resets() {
+        let mut enc = loona_hpack::Encoder::new();
+        let block = enc.encode([(&b":method"[..], &b"POST"[..]), (b":path", b"/up"), (b":authority", b"x")]);
+        let (a, b) = block.split_at(3);
+        let mut c2s = PREFACE.to_vec();
+        c2s.extend(frame(SETTINGS, 0, 0, &[0, 5, 0, 0, 0x40, 0]));
+        // HEADERS padded with priority, then CONTINUATION.
+        let mut h = vec![2u8, 0, 0, 0, 0, 16];
+        h.extend_from_slice(a);
+        h.extend_from_slice(&[0, 0]);
+        c2s.extend(frame(HEADERS, PADDED | PRIORITY_FLAG, 1, &h));
+        c2s.extend(frame(CONTINUATION, END_HEADERS, 1, b));
+        // Padded DATA: pad length 3, "hello", 3 bytes padding.
+        c2s.extend(frame(DATA, PADDED | END_STREAM, 1, b"\x03hello\0\0\0"));
+        c2s.extend(frame(PING, 0, 0, &[0; 8]));
+        // A second request, reset by the client.
+        let block3 = enc.encode([(&b":method"[..], &b"GET"[..]), (b":path", b"/x")]);
+        c2s.extend(frame(HEADERS, END_HEADERS | END_STREAM, 3, &block3));
+        c2s.extend(frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
+        c2s.extend(frame(GOAWAY, 0, 0, &[0, 0, 0, 3, 0, 0, 0, 0]));
+        let mut senc = loona_hpack::Encoder::new();
+        let mut s2c = frame(SETTINGS, 0, 0, &[]);
+        s2c.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &senc.encode([(&b":status"[..], &b"204"[..])])));
+        let pieces: Vec<(Dir, &[u8])> = vec![(Dir::C2S, &c2s), (Dir::S2C, &s2c)];
+        let mut outlines = vec![];
+        for bytewise in [false, true] {
+            let mut d = Http2::new(&ctx());
+            let r = if bytewise { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
+            r.assert_conserved();
+            assert_eq!(r.class(Class::Payload), 5);
+            assert_eq!(r.stats.http2.hpack_errors, 0);
+            assert_eq!(r.stats.http2.methods.get("POST"), Some(&1));
+            assert_eq!(r.stats.http2.status_codes.get("204"), Some(&1));
+            assert_eq!(r.stats.http2.stream_resets, 1);
+            assert_eq!(r.stats.http2.goaways, 1);
+            assert!(r.events.contains(&Event::Open { id: 1, kind: "http2", what: "(header block continues)".into() }));
+            assert!(r.events.contains(&Event::Describe { id: 1, what: "POST /up".into() }));
+            assert!(r.events.contains(&Event::Describe { id: 1, what: "POST /up 204".into() }));
+            assert!(r.events.contains(&Event::Close { id: 2 }));
+            let control = 24 + 15 + 17 + 13 + 17 + 9;
+            assert_eq!(r.class(Class::AppControl), control);
+            outlines.push(capture::outline(&r));
+        }
+        assert_eq!(outlines[0], outlines[1]);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_malformed_never_panic() {
+        let conns = capture::tcp_conns("h2c-keepalive.pcap");
+        let first = &conns[0].pieces[0].1;
+        let second = &conns[0].pieces[1].1;
+        let mut both = first.clone();
+        both.extend_from_slice(second);
+        for cut in 0..both.len() {
+            let r = testkit::run(&mut Http2::new(&ctx()), &[(Dir::C2S, &both[..cut])]);
+            r.assert_conserved();
+        }
+        let mut noise = vec![0u8; 4000];
+        let mut x = 99u32;
+        for b in noise.iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b = (x >> 16) as u8;
+        }
+        let mut after_preface = PREFACE.to_vec();
+        after_preface.extend_from_slice(&noise);
+        let bad_hpack = frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let (settings, ping, cont) = (frame(SETTINGS, 0, 1, &[0; 6]), frame(PING, 0, 0, &[0; 7]), frame(CONTINUATION, 0, 1, &[0; 3]));
+        let cases: Vec<Vec<(Dir, &[u8])>> = vec![
+            vec![(Dir::C2S, &after_preface), (Dir::S2C, &noise)],
+            vec![(Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nXX")],
+            vec![(Dir::S2C, &settings)],
+            vec![(Dir::S2C, &ping)],
+            vec![(Dir::S2C, &cont)],
+            vec![(Dir::S2C, &[0, 0x50, 0, 0, 0, 0, 0, 0, 1])],
+        ];
+        for case in &cases {
+            let r = testkit::run(&mut Http2::new(&ctx()), case);
+            r.assert_conserved();
+            assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{:?}", r.events);
+            let rb = testkit::run_bytewise(&mut Http2::new(&ctx()), case);
+            rb.assert_conserved();
+        }
+        let r = testkit::run(&mut Http2::new(&ctx()), &[(Dir::S2C, &bad_hpack), (Dir::S2C, &bad_hpack)]);
+        r.assert_conserved();
+        assert_eq!(r.stats.http2.hpack_errors, 1);
+        assert_eq!(r.class(Class::AppHeader), 2 * 15);
+    }
+
+    #[test]
+    fn random_header_blocks_never_panic() {
+        let mut x = 7u64;
+        let mut d = Http2::new(&ctx());
+        let mut r = testkit::Run::default();
+        let mut fed = 0u64;
+        for round in 0..3000u32 {
+            let mut block = vec![];
+            for _ in 0..(round % 40) {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                block.push((x >> 40) as u8);
+            }
+            let f = frame(HEADERS, END_HEADERS | END_STREAM, 2 * round + 1, &block);
+            fed += f.len() as u64;
+            let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+            d.data(Dir::S2C, &f, &mut e);
+            // A fresh decoder each time so every block is really decoded.
+            d.sides[Dir::S2C.idx()] = Side::new(false);
+        }
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.finish(&mut e);
+        r.fed = fed;
+        r.assert_conserved();
+        assert!(r.stats.http2.hpack_errors > 0);
+    }
+
+    #[test]
+    fn probe_wants_the_preface() {
+        assert_eq!(probe(Dir::C2S, PREFACE), Probe::Yes);
+        assert_eq!(probe(Dir::C2S, &PREFACE[..16]), Probe::Yes);
+        assert_eq!(probe(Dir::C2S, b"PRI * HTTP/1.1\r\n"), Probe::No);
+        assert_eq!(probe(Dir::S2C, PREFACE), Probe::No);
+        assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
+    }
 }

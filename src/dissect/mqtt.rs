@@ -1,21 +1,1982 @@
-//! mqtt (stub: to be written).
+//! MQTT 3.1, 3.1.1 and 5.0 on any in-order byte stream: plain TCP, or the
+//! plaintext inside TLS or WebSocket when those dissectors nest this one.
+//!
+//! Framing is by hand: the fixed header (type, flags, Remaining Length
+//! varint) gives every packet's length, so a packet whose content does not
+//! parse is skipped without losing the stream. A Remaining Length longer than
+//! four bytes, a reserved packet type or a capture gap outside a known packet
+//! leaves no way to find the next packet: the rest of that direction is
+//! unparsed payload.
+//!
+//! Ledger: a PUBLISH's fixed and variable header (topic, packet id, v5
+//! properties) is `app_header` and its application message `payload`,
+//! streamed as it goes by, never buffered. Every other packet is
+//! `app_control`, whole; only a bounded prefix of it is kept for parsing.
+//!
+//! Exchanges: each PUBLISH opens one, closed at its end (QoS 0), by PUBACK
+//! (QoS 1) or by PUBCOMP (QoS 2, with PUBREC and PUBREL in it); SUBSCRIBE /
+//! SUBACK and UNSUBSCRIBE / UNSUBACK are exchanges too. CONNECT, CONNACK and
+//! AUTH are connection setup; PINGREQ, PINGRESP and DISCONNECT belong to the
+//! flow.
 
-use super::{Dir, Dissector, FlowCtx, L4, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use crate::ledger::Class;
 use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub static PROTOCOL: Protocol = Protocol { name: "mqtt", l4: &[L4::Tcp], ports: &[1883], probe, make };
 
-fn probe(_dir: Dir, _first: &[u8]) -> Probe {
-    Probe::No
+/// Most bytes of a control packet kept for parsing; the rest is counted.
+/// Every field wiretax needs sits in the first dozen bytes; the prefix is
+/// for v5 properties and subscription filters.
+const CONTROL_KEEP: usize = 1024;
+/// Most bytes of a PUBLISH topic kept (for the exchange name and stats).
+const TOPIC_KEEP: usize = 256;
+/// Most bytes of a PUBLISH's v5 properties kept for parsing.
+const PROPS_KEEP: usize = 1024;
+/// Most unacknowledged packet ids remembered per sender; the oldest go first.
+const INFLIGHT_CAP: usize = 1024;
+/// Most v5 topic aliases remembered per sender.
+const ALIAS_CAP: usize = 256;
+/// Most distinct topics counted in `Stats::topics`; the rest in `topics_other`.
+const TOPICS_CAP: usize = 64;
+/// Most distinct keys in the small numeric maps of `Stats`.
+const SMALL_MAP_CAP: usize = 64;
+/// Longest topic or filter shown in an exchange name.
+const SHOW_KEEP: usize = 128;
+
+const KIND: &str = "mqtt";
+
+fn probe(dir: Dir, first: &[u8]) -> Probe {
+    let FixedParse::Ok(f) = parse_fixed(first) else {
+        return Probe::No;
+    };
+    if !f.kind.flags_valid(f.flags) {
+        return Probe::No;
+    }
+    let body = first.get(f.len..).unwrap_or(&[]);
+    let rem = f.rem as usize;
+    match f.kind {
+        Kind::Connect => match connect_signature(body) {
+            Signature::Match if dir == Dir::C2S && rem >= 10 => Probe::Yes,
+            Signature::Match | Signature::Short => Probe::Maybe,
+            Signature::Mismatch => Probe::No,
+        },
+        Kind::Pingreq | Kind::Pingresp if rem == 0 => Probe::Maybe,
+        Kind::Connack | Kind::Puback | Kind::Pubrec | Kind::Pubrel | Kind::Pubcomp | Kind::Unsuback if rem >= 2 => {
+            Probe::Maybe
+        }
+        Kind::Publish | Kind::Suback if rem >= 3 => Probe::Maybe,
+        Kind::Subscribe | Kind::Unsubscribe if rem >= 5 => Probe::Maybe,
+        Kind::Disconnect | Kind::Auth => Probe::Maybe,
+        _ => Probe::No,
+    }
 }
 
 fn make(_ctx: &FlowCtx) -> Box<dyn Dissector> {
-    Box::new(super::unknown::Unknown)
+    Box::new(Mqtt::new())
 }
 
+// ---------------------------------------------------------------------------
+// Wire format
+
+/// MQTT control packet types (the high nibble of the first byte; 0 is
+/// reserved).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Connect,
+    Connack,
+    Publish,
+    Puback,
+    Pubrec,
+    Pubrel,
+    Pubcomp,
+    Subscribe,
+    Suback,
+    Unsubscribe,
+    Unsuback,
+    Pingreq,
+    Pingresp,
+    Disconnect,
+    Auth,
+}
+
+impl Kind {
+    fn from_type(t: u8) -> Option<Kind> {
+        Some(match t {
+            1 => Kind::Connect,
+            2 => Kind::Connack,
+            3 => Kind::Publish,
+            4 => Kind::Puback,
+            5 => Kind::Pubrec,
+            6 => Kind::Pubrel,
+            7 => Kind::Pubcomp,
+            8 => Kind::Subscribe,
+            9 => Kind::Suback,
+            10 => Kind::Unsubscribe,
+            11 => Kind::Unsuback,
+            12 => Kind::Pingreq,
+            13 => Kind::Pingresp,
+            14 => Kind::Disconnect,
+            15 => Kind::Auth,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        self.names().0
+    }
+
+    /// Name, and the `packets_by_direction` keys for c2s and s2c.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Connect => ("CONNECT", "CONNECT_c2s", "CONNECT_s2c"),
+            Kind::Connack => ("CONNACK", "CONNACK_c2s", "CONNACK_s2c"),
+            Kind::Publish => ("PUBLISH", "PUBLISH_c2s", "PUBLISH_s2c"),
+            Kind::Puback => ("PUBACK", "PUBACK_c2s", "PUBACK_s2c"),
+            Kind::Pubrec => ("PUBREC", "PUBREC_c2s", "PUBREC_s2c"),
+            Kind::Pubrel => ("PUBREL", "PUBREL_c2s", "PUBREL_s2c"),
+            Kind::Pubcomp => ("PUBCOMP", "PUBCOMP_c2s", "PUBCOMP_s2c"),
+            Kind::Subscribe => ("SUBSCRIBE", "SUBSCRIBE_c2s", "SUBSCRIBE_s2c"),
+            Kind::Suback => ("SUBACK", "SUBACK_c2s", "SUBACK_s2c"),
+            Kind::Unsubscribe => ("UNSUBSCRIBE", "UNSUBSCRIBE_c2s", "UNSUBSCRIBE_s2c"),
+            Kind::Unsuback => ("UNSUBACK", "UNSUBACK_c2s", "UNSUBACK_s2c"),
+            Kind::Pingreq => ("PINGREQ", "PINGREQ_c2s", "PINGREQ_s2c"),
+            Kind::Pingresp => ("PINGRESP", "PINGRESP_c2s", "PINGRESP_s2c"),
+            Kind::Disconnect => ("DISCONNECT", "DISCONNECT_c2s", "DISCONNECT_s2c"),
+            Kind::Auth => ("AUTH", "AUTH_c2s", "AUTH_s2c"),
+        }
+    }
+
+    fn dir_name(self, dir: Dir) -> &'static str {
+        let (_, c2s, s2c) = self.names();
+        if dir == Dir::C2S { c2s } else { s2c }
+    }
+
+    /// The fixed-header flags the specification requires. Only the probe
+    /// insists on them: MQTT 3.1 peers set QoS/DUP bits on some control
+    /// packets, and the packet length is trustworthy either way.
+    fn flags_valid(self, flags: u8) -> bool {
+        match self {
+            Kind::Publish => flags & 0x06 != 0x06,
+            Kind::Pubrel | Kind::Subscribe | Kind::Unsubscribe => flags == 0x02,
+            _ => flags == 0,
+        }
+    }
+}
+
+/// Protocol level, from CONNECT; it decides how the rest of the connection
+/// parses (v5 adds properties and reason codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V31,
+    V311,
+    V5,
+}
+
+impl Version {
+    fn name(self) -> &'static str {
+        match self {
+            Version::V31 => "3.1",
+            Version::V311 => "3.1.1",
+            Version::V5 => "5.0",
+        }
+    }
+}
+
+/// A parsed fixed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fixed {
+    kind: Kind,
+    flags: u8,
+    /// Bytes of the fixed header itself (2 to 5).
+    len: usize,
+    /// Remaining Length: bytes of the packet after the fixed header.
+    rem: u32,
+}
+
+enum FixedParse {
+    Need,
+    Bad(&'static str),
+    Ok(Fixed),
+}
+
+fn parse_fixed(b: &[u8]) -> FixedParse {
+    let Some(&first) = b.first() else {
+        return FixedParse::Need;
+    };
+    let Some(kind) = Kind::from_type(first >> 4) else {
+        return FixedParse::Bad("reserved MQTT packet type 0");
+    };
+    match varint(b.get(1..).unwrap_or(&[])) {
+        VarInt::Need => FixedParse::Need,
+        VarInt::Bad => FixedParse::Bad("MQTT Remaining Length longer than 4 bytes"),
+        VarInt::Ok(rem, n) => FixedParse::Ok(Fixed { kind, flags: first & 0x0f, len: 1 + n, rem }),
+    }
+}
+
+enum VarInt {
+    Need,
+    Bad,
+    /// Value and encoded length.
+    Ok(u32, usize),
+}
+
+/// MQTT Variable Byte Integer: 7 bits a byte, least significant first, at
+/// most 4 bytes.
+fn varint(b: &[u8]) -> VarInt {
+    let mut value: u32 = 0;
+    for i in 0..4 {
+        let Some(&byte) = b.get(i) else {
+            return VarInt::Need;
+        };
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return VarInt::Ok(value, i + 1);
+        }
+    }
+    VarInt::Bad
+}
+
+enum Signature {
+    Match,
+    /// Too few bytes to tell.
+    Short,
+    Mismatch,
+}
+
+/// Does a CONNECT body start with a known protocol name and level?
+fn connect_signature(body: &[u8]) -> Signature {
+    let mut c = Cursor::new(body);
+    let Some(name_len) = c.u16() else {
+        return Signature::Short;
+    };
+    if name_len != 4 && name_len != 6 {
+        return Signature::Mismatch;
+    }
+    let (Some(name), Some(level)) = (c.take(usize::from(name_len)), c.u8()) else {
+        return match body.get(2..) {
+            Some(partial) if !b"MQTT".starts_with(partial) && !b"MQIsdp".starts_with(partial) => Signature::Mismatch,
+            _ => Signature::Short,
+        };
+    };
+    // The 0x80 bit of the level marks a bridge (mosquitto's try_private).
+    match (name, level & 0x7f) {
+        (b"MQTT", 4 | 5) | (b"MQIsdp", 3) => Signature::Match,
+        _ => Signature::Mismatch,
+    }
+}
+
+/// Reads big-endian fields from a byte slice; `None` when it runs out.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(b: &'a [u8]) -> Cursor<'a> {
+        Cursor { b, at: 0 }
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let s = self.b.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+    fn u16(&mut self) -> Option<u16> {
+        let s = self.take(2)?;
+        Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
+    }
+    fn varint(&mut self) -> Option<u32> {
+        match varint(self.b.get(self.at..)?) {
+            VarInt::Ok(v, n) => {
+                self.at += n;
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+    /// A length-prefixed string or binary field.
+    fn prefixed(&mut self) -> Option<&'a [u8]> {
+        let n = self.u16()?;
+        self.take(usize::from(n))
+    }
+    fn rest(&self) -> &'a [u8] {
+        self.b.get(self.at..).unwrap_or(&[])
+    }
+}
+
+/// What wiretax needs from a v5 property list.
+#[derive(Default)]
+struct Props {
+    topic_alias: Option<u16>,
+}
+
+/// Walks v5 properties (the bytes after the property length), counting each
+/// in `stats`. Stops at the first property that is cut off (the kept prefix
+/// of a long list) or unknown (its length cannot be known).
+fn walk_props(props: &[u8], stats: &mut Stats) -> Props {
+    let mut out = Props::default();
+    let mut c = Cursor::new(props);
+    while let Some(id) = c.u8() {
+        let Some(name) = property_name(id) else { break };
+        let ok = match id {
+            0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2a => c.u8().is_some(),
+            0x13 | 0x21 | 0x22 => c.u16().is_some(),
+            0x23 => match c.u16() {
+                Some(alias) => {
+                    out.topic_alias = Some(alias);
+                    true
+                }
+                None => false,
+            },
+            0x02 | 0x11 | 0x18 | 0x27 => c.take(4).is_some(),
+            0x0b => c.varint().is_some(),
+            0x26 => c.prefixed().is_some() && c.prefixed().is_some(),
+            _ => c.prefixed().is_some(),
+        };
+        if !ok {
+            break;
+        }
+        bump(&mut stats.v5_properties, name, 1);
+    }
+    out
+}
+
+/// v5 property names as Wireshark shows them.
+fn property_name(id: u8) -> Option<&'static str> {
+    Some(match id {
+        0x01 => "Payload Format Indicator (0x01)",
+        0x02 => "Publication Expiry Interval (0x02)",
+        0x03 => "Content Type (0x03)",
+        0x08 => "Response Topic (0x08)",
+        0x09 => "Correlation Data (0x09)",
+        0x0b => "Subscription Identifier (0x0b)",
+        0x11 => "Session Expiry Interval (0x11)",
+        0x12 => "Assigned Client Identifier (0x12)",
+        0x13 => "Server Keep Alive (0x13)",
+        0x15 => "Authentication Method (0x15)",
+        0x16 => "Authentication Data (0x16)",
+        0x17 => "Request Problem Information (0x17)",
+        0x18 => "Will Delay Interval (0x18)",
+        0x19 => "Request Response Information (0x19)",
+        0x1a => "Response Information (0x1a)",
+        0x1c => "Server Reference (0x1c)",
+        0x1f => "Reason String (0x1f)",
+        0x21 => "Receive Maximum (0x21)",
+        0x22 => "Topic Alias Maximum (0x22)",
+        0x23 => "Topic Alias (0x23)",
+        0x24 => "Maximum QoS (0x24)",
+        0x25 => "Retain Available (0x25)",
+        0x26 => "User Property (0x26)",
+        0x27 => "Maximum Packet Size (0x27)",
+        0x28 => "Wildcard Subscription Available (0x28)",
+        0x29 => "Subscription Identifier Available (0x29)",
+        0x2a => "Shared Subscription Available (0x2a)",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Dissector state
+
+/// The answer an exchange waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Awaits {
+    Puback,
+    Pubrec,
+    Pubcomp,
+    Suback,
+    Unsuback,
+}
+
+/// A packet id in use: the request that took it and the exchange it opened.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    packet_id: u16,
+    exchange: u32,
+    awaits: Awaits,
+}
+
+/// Where one direction's stream is.
+#[derive(Debug)]
+enum Phase {
+    /// Between packets, collecting a fixed header (`Side::fixed`).
+    Fixed,
+    /// Inside a control packet; a prefix of it is kept in `Side::keep`.
+    Control { fixed: Fixed, left: u64, seen: u64 },
+    /// Inside a PUBLISH's variable header.
+    Head(Head),
+    /// Inside a PUBLISH's application message.
+    Body { exchange: u32, left: u64, close: bool },
+    /// Inside a packet that did not parse: its bytes go to payload.
+    Skip { left: u64, seen: u64, reason: &'static str },
+    /// Framing lost: the rest of this direction is unparsed payload.
+    Lost,
+}
+
+/// The PUBLISH variable header is read field by field as bytes arrive, so a
+/// long topic or property list never has to be held whole.
+#[derive(Debug)]
+struct Head {
+    flags: u8,
+    qos: u8,
+    /// Packet bytes not yet read.
+    left: u64,
+    /// Packet bytes read so far, fixed header included.
+    seen: u64,
+    step: Step,
+    /// A 2-byte field or a varint being read.
+    field: [u8; 4],
+    field_len: usize,
+    topic_len: usize,
+    topic_seen: usize,
+    packet_id: Option<u16>,
+    props_len: usize,
+    props_seen: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    TopicLen,
+    Topic,
+    PacketId,
+    PropsLen,
+    Props,
+    Done,
+}
+
+/// One direction of the connection.
+#[derive(Debug)]
+struct Side {
+    phase: Phase,
+    fixed: [u8; 5],
+    fixed_len: usize,
+    /// Prefix of the control packet being read (reused).
+    keep: Vec<u8>,
+    /// Prefix of the PUBLISH topic being read (reused).
+    topic: Vec<u8>,
+    /// Prefix of the PUBLISH properties being read (reused).
+    props: Vec<u8>,
+    last_publish_ns: Option<i64>,
+    last_pingreq_ns: Option<i64>,
+    /// Bytes given up on after framing was lost, and why.
+    lost_bytes: u64,
+    lost_reason: &'static str,
+}
+
+impl Side {
+    fn new() -> Side {
+        Side {
+            phase: Phase::Fixed,
+            fixed: [0; 5],
+            fixed_len: 0,
+            keep: Vec::new(),
+            topic: Vec::new(),
+            props: Vec::new(),
+            last_publish_ns: None,
+            last_pingreq_ns: None,
+            lost_bytes: 0,
+            lost_reason: "",
+        }
+    }
+}
+
+/// MQTT dissector for one connection (both directions).
+#[derive(Debug)]
+pub struct Mqtt {
+    /// From CONNECT; 3.1.1 until one is seen.
+    version: Version,
+    counted: bool,
+    next_exchange: u32,
+    c2s: Side,
+    s2c: Side,
+    /// Packet ids awaiting an answer, by the direction that sent the request.
+    inflight: [VecDeque<Pending>; 2],
+    /// v5 topic aliases, by the direction that sends the PUBLISH.
+    aliases: [HashMap<u16, String>; 2],
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Mqtt::new()
+    }
+}
+
+impl Mqtt {
+    pub fn new() -> Mqtt {
+        Mqtt {
+            version: Version::V311,
+            counted: false,
+            next_exchange: 0,
+            c2s: Side::new(),
+            s2c: Side::new(),
+            inflight: [VecDeque::new(), VecDeque::new()],
+            aliases: [HashMap::new(), HashMap::new()],
+        }
+    }
+
+    fn side(&mut self, dir: Dir) -> &mut Side {
+        match dir {
+            Dir::C2S => &mut self.c2s,
+            Dir::S2C => &mut self.s2c,
+        }
+    }
+
+    fn inflight(&mut self, originator: Dir) -> &mut VecDeque<Pending> {
+        let [c2s, s2c] = &mut self.inflight;
+        if originator == Dir::C2S { c2s } else { s2c }
+    }
+
+    fn aliases(&mut self, sender: Dir) -> &mut HashMap<u16, String> {
+        let [c2s, s2c] = &mut self.aliases;
+        if sender == Dir::C2S { c2s } else { s2c }
+    }
+
+    fn new_exchange(&mut self) -> u32 {
+        self.next_exchange = self.next_exchange.wrapping_add(1);
+        self.next_exchange
+    }
+
+    /// Remembers a packet id awaiting an answer; a stale entry for the same
+    /// id (its answer never seen) is replaced.
+    fn remember(&mut self, originator: Dir, p: Pending) {
+        let q = self.inflight(originator);
+        q.retain(|e| e.packet_id != p.packet_id);
+        if q.len() >= INFLIGHT_CAP {
+            q.pop_front();
+        }
+        q.push_back(p);
+    }
+
+    fn lookup(&mut self, originator: Dir, packet_id: u16, awaits: &[Awaits]) -> Option<(usize, Pending)> {
+        self.inflight(originator)
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.packet_id == packet_id && awaits.contains(&e.awaits))
+            .map(|(i, e)| (i, *e))
+    }
+
+    fn count_connection(&mut self, stats: &mut Stats) {
+        if !self.counted {
+            self.counted = true;
+            stats.connections += 1;
+        }
+    }
+
+    /// Consumes a prefix of `data` (at least one byte when `data` is not
+    /// empty) and moves the direction's phase on.
+    fn step(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) -> usize {
+        let phase = std::mem::replace(&mut self.side(dir).phase, Phase::Fixed);
+        let (used, next) = match phase {
+            Phase::Fixed => self.read_fixed(dir, data, emit),
+            Phase::Control { fixed, left, seen } => {
+                let n = take_len(left, data);
+                let side = self.side(dir);
+                let room = CONTROL_KEEP.saturating_sub(side.keep.len());
+                side.keep.extend_from_slice(data.get(..n.min(room)).unwrap_or(&[]));
+                let (left, seen) = (left - n as u64, seen + n as u64);
+                if left == 0 {
+                    (n, self.control_done(dir, fixed, seen, emit))
+                } else {
+                    (n, Phase::Control { fixed, left, seen })
+                }
+            }
+            Phase::Head(head) => self.read_head(dir, head, data, emit),
+            Phase::Body { exchange, left, close } => {
+                let n = take_len(left, data);
+                self.body_bytes(dir, exchange, n as u64, emit);
+                (n, body_next(exchange, left - n as u64, close, emit))
+            }
+            Phase::Skip { left, seen, reason } => {
+                let n = take_len(left, data);
+                emit.span(Class::Payload, n as u64, MsgRef::Flow);
+                (n, skip_next(left - n as u64, seen + n as u64, reason, emit))
+            }
+            Phase::Lost => {
+                self.lose(dir, data.len() as u64, None, emit);
+                (data.len(), Phase::Lost)
+            }
+        };
+        self.side(dir).phase = next;
+        used
+    }
+
+    /// Books bytes of a direction that lost framing.
+    fn lose(&mut self, dir: Dir, n: u64, reason: Option<&'static str>, emit: &mut Emit) {
+        emit.span(Class::Payload, n, MsgRef::Flow);
+        emit.stats.mqtt.unparsed_bytes += n;
+        let side = self.side(dir);
+        side.lost_bytes += n;
+        if let Some(r) = reason
+            && side.lost_reason.is_empty()
+        {
+            side.lost_reason = r;
+        }
+    }
+
+    fn read_fixed(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) -> (usize, Phase) {
+        let mut used = 0;
+        for &byte in data {
+            let side = self.side(dir);
+            let Some(slot) = side.fixed.get_mut(side.fixed_len) else {
+                // Unreachable: a fixed header resolves within 5 bytes.
+                break;
+            };
+            *slot = byte;
+            side.fixed_len += 1;
+            used += 1;
+            match parse_fixed(side.fixed.get(..side.fixed_len).unwrap_or(&[])) {
+                FixedParse::Need => {}
+                FixedParse::Bad(reason) => {
+                    let n = std::mem::take(&mut side.fixed_len) as u64;
+                    self.lose(dir, n, Some(reason), emit);
+                    return (used, Phase::Lost);
+                }
+                FixedParse::Ok(fixed) => {
+                    side.fixed_len = 0;
+                    return (used, self.begin(dir, fixed, emit));
+                }
+            }
+        }
+        (used, Phase::Fixed)
+    }
+
+    /// A fixed header was read: start on the packet's body.
+    fn begin(&mut self, dir: Dir, fixed: Fixed, emit: &mut Emit) -> Phase {
+        let rem = u64::from(fixed.rem);
+        let seen = fixed.len as u64;
+        if fixed.kind != Kind::Publish {
+            self.side(dir).keep.clear();
+            if rem == 0 {
+                return self.control_done(dir, fixed, seen, emit);
+            }
+            return Phase::Control { fixed, left: rem, seen };
+        }
+        let qos = (fixed.flags >> 1) & 0x03;
+        if qos == 3 {
+            return damaged(seen, rem, "PUBLISH with QoS 3", emit);
+        }
+        let side = self.side(dir);
+        side.topic.clear();
+        side.props.clear();
+        let head = Head {
+            flags: fixed.flags,
+            qos,
+            left: rem,
+            seen,
+            step: Step::TopicLen,
+            field: [0; 4],
+            field_len: 0,
+            topic_len: 0,
+            topic_seen: 0,
+            packet_id: None,
+            props_len: 0,
+            props_seen: 0,
+        };
+        // A PUBLISH with no body at all: let read_head find it malformed.
+        if rem == 0 {
+            let (_, next) = self.read_head(dir, head, &[], emit);
+            return next;
+        }
+        Phase::Head(head)
+    }
+
+    fn read_head(&mut self, dir: Dir, mut h: Head, data: &[u8], emit: &mut Emit) -> (usize, Phase) {
+        let v5 = self.version == Version::V5;
+        let mut used = 0;
+        loop {
+            if h.step == Step::Done {
+                return (used, self.head_done(dir, h, emit));
+            }
+            if h.left == 0 {
+                return (used, damaged(h.seen, 0, "PUBLISH header longer than the packet", emit));
+            }
+            let avail = data.get(used..).unwrap_or(&[]);
+            let avail = avail.get(..take_len(h.left, avail)).unwrap_or(&[]);
+            if avail.is_empty() {
+                return (used, Phase::Head(h));
+            }
+            let n = match h.step {
+                Step::TopicLen | Step::PacketId => {
+                    let n = (2 - h.field_len).min(avail.len());
+                    for (slot, &b) in h.field.iter_mut().skip(h.field_len).zip(avail.iter().take(n)) {
+                        *slot = b;
+                    }
+                    h.field_len += n;
+                    if h.field_len == 2 {
+                        let value = u16::from_be_bytes([h.field[0], h.field[1]]);
+                        h.field_len = 0;
+                        if h.step == Step::TopicLen {
+                            h.topic_len = usize::from(value);
+                            h.step = if value > 0 { Step::Topic } else { after_topic(h.qos, v5) };
+                        } else {
+                            h.packet_id = Some(value);
+                            h.step = if v5 { Step::PropsLen } else { Step::Done };
+                        }
+                    }
+                    n
+                }
+                Step::Topic => {
+                    let n = (h.topic_len - h.topic_seen).min(avail.len());
+                    let side = self.side(dir);
+                    let room = TOPIC_KEEP.saturating_sub(side.topic.len());
+                    side.topic.extend_from_slice(avail.get(..n.min(room)).unwrap_or(&[]));
+                    h.topic_seen += n;
+                    if h.topic_seen == h.topic_len {
+                        h.step = after_topic(h.qos, v5);
+                    }
+                    n
+                }
+                Step::PropsLen => {
+                    if let Some(slot) = h.field.get_mut(h.field_len) {
+                        *slot = avail.first().copied().unwrap_or(0);
+                    }
+                    h.field_len += 1;
+                    match varint(h.field.get(..h.field_len).unwrap_or(&[])) {
+                        VarInt::Need => {}
+                        VarInt::Ok(len, _) => {
+                            h.field_len = 0;
+                            h.props_len = len as usize;
+                            h.step = if len > 0 { Step::Props } else { Step::Done };
+                        }
+                        VarInt::Bad => {
+                            let (seen, left) = (h.seen + 1, h.left - 1);
+                            return (
+                                used + 1,
+                                damaged(seen, left, "PUBLISH property length longer than 4 bytes", emit),
+                            );
+                        }
+                    }
+                    1
+                }
+                Step::Props => {
+                    let n = (h.props_len - h.props_seen).min(avail.len());
+                    let side = self.side(dir);
+                    let room = PROPS_KEEP.saturating_sub(side.props.len());
+                    side.props.extend_from_slice(avail.get(..n.min(room)).unwrap_or(&[]));
+                    h.props_seen += n;
+                    if h.props_seen == h.props_len {
+                        h.step = Step::Done;
+                    }
+                    n
+                }
+                Step::Done => 0,
+            };
+            used += n;
+            h.left -= n as u64;
+            h.seen += n as u64;
+        }
+    }
+
+    /// The PUBLISH variable header is complete: open (or continue) its
+    /// exchange and book the header.
+    fn head_done(&mut self, dir: Dir, h: Head, emit: &mut Emit) -> Phase {
+        let v5 = self.version == Version::V5;
+        let mut props = Props::default();
+        if v5 {
+            let side = self.side(dir);
+            let kept = std::mem::take(&mut side.props);
+            emit.stats.mqtt.v5_property_length_sum += h.props_len as u64;
+            props = walk_props(&kept, &mut emit.stats.mqtt);
+            self.side(dir).props = kept;
+        }
+        let literal = {
+            let side = self.side(dir);
+            let mut t = String::from_utf8_lossy(&side.topic).into_owned();
+            if h.topic_len > side.topic.len() {
+                t.push('…');
+            }
+            t
+        };
+        let stats = &mut emit.stats.mqtt;
+        let topic: Option<String> = if h.topic_len > 0 {
+            if let Some(alias) = props.topic_alias {
+                stats.topic_alias_set += 1;
+                let map = self.aliases(dir);
+                if map.len() < ALIAS_CAP || map.contains_key(&alias) {
+                    map.insert(alias, literal.clone());
+                }
+            }
+            count_topic(stats, &literal);
+            Some(literal)
+        } else if let Some(alias) = props.topic_alias {
+            stats.publish_with_empty_topic_alias += 1;
+            let found = self.aliases(dir).get(&alias).cloned();
+            if found.is_none() {
+                stats.topic_alias_unresolved += 1;
+            }
+            Some(found.unwrap_or_else(|| format!("alias {alias}")))
+        } else {
+            None
+        };
+        // An empty topic without an alias is a protocol error; say so.
+        let topic = topic.unwrap_or_else(|| "(empty topic)".to_owned());
+        let shown: Cow<str> = match topic.char_indices().nth(SHOW_KEEP) {
+            Some((cut, _)) => Cow::Owned(format!("{}…", topic.get(..cut).unwrap_or(""))),
+            None => Cow::Borrowed(&topic),
+        };
+
+        let dup = h.flags & 0x08 != 0;
+        let retain = h.flags & 0x01 != 0;
+        let exchange = match h.packet_id.filter(|_| h.qos > 0) {
+            Some(packet_id) => {
+                let awaits = if h.qos == 1 { Awaits::Puback } else { Awaits::Pubrec };
+                // A DUP resend of a packet still in flight continues its exchange.
+                let resent = if dup { self.lookup(dir, packet_id, &[awaits]).map(|(_, p)| p.exchange) } else { None };
+                match resent {
+                    Some(ex) => ex,
+                    None => {
+                        let ex = self.new_exchange();
+                        let what = format!("PUBLISH {shown} qos{} id {packet_id}", h.qos);
+                        emit.event(Event::Open { id: ex, kind: KIND, what });
+                        self.remember(dir, Pending { packet_id, exchange: ex, awaits });
+                        ex
+                    }
+                }
+            }
+            None => {
+                let ex = self.new_exchange();
+                emit.event(Event::Open { id: ex, kind: KIND, what: format!("PUBLISH {shown} qos0") });
+                ex
+            }
+        };
+        emit.span(Class::AppHeader, h.seen, MsgRef::Exchange(exchange));
+        self.count_connection(&mut emit.stats.mqtt);
+
+        let side = self.side(dir);
+        let last = side.last_publish_ns.replace(emit.ts_ns);
+        let stats = &mut emit.stats.mqtt;
+        count_packet(stats, Kind::Publish, dir, h.seen);
+        stats.publish_header_bytes += h.seen;
+        match dir {
+            Dir::C2S => stats.publish_c2s += 1,
+            Dir::S2C => stats.publish_s2c += 1,
+        }
+        bump(&mut stats.publish_qos, ["0", "1", "2"].get(usize::from(h.qos)).copied().unwrap_or("3"), 1);
+        stats.publish_retain += u64::from(retain);
+        stats.publish_dup += u64::from(dup);
+        Summary::add_to(&mut stats.publish_payload_size, h.left as f64);
+        if let Some(prev) = last {
+            let gap = emit.ts_ns.saturating_sub(prev) as f64 / 1e9;
+            match dir {
+                Dir::C2S => Summary::add_to(&mut stats.publish_interval_c2s_s, gap),
+                Dir::S2C => Summary::add_to(&mut stats.publish_interval_s2c_s, gap),
+            }
+        }
+        body_next(exchange, h.left, h.qos == 0, emit)
+    }
+
+    fn body_bytes(&mut self, dir: Dir, exchange: u32, n: u64, emit: &mut Emit) {
+        emit.span(Class::Payload, n, MsgRef::Exchange(exchange));
+        let stats = &mut emit.stats.mqtt;
+        stats.publish_payload_bytes += n;
+        match dir {
+            Dir::C2S => stats.publish_payload_bytes_c2s += n,
+            Dir::S2C => stats.publish_payload_bytes_s2c += n,
+        }
+        bump(&mut stats.packet_bytes, Kind::Publish.name(), n);
+        stats.total_mqtt_bytes += n;
+    }
+
+    /// A control packet is complete: parse its kept prefix and book it.
+    fn control_done(&mut self, dir: Dir, fixed: Fixed, total: u64, emit: &mut Emit) -> Phase {
+        let kept = std::mem::take(&mut self.side(dir).keep);
+        // Only a packet kept whole can be judged malformed past its first fields.
+        let whole = kept.len() as u64 == u64::from(fixed.rem);
+        match self.control(dir, fixed, &kept, whole, total, emit) {
+            Ok(()) => {
+                self.count_connection(&mut emit.stats.mqtt);
+                count_packet(&mut emit.stats.mqtt, fixed.kind, dir, total);
+                emit.stats.mqtt.control_bytes += total;
+            }
+            Err(reason) => {
+                emit.stats.mqtt.malformed_packets += 1;
+                emit.malformed(total, MsgRef::Flow, reason);
+            }
+        }
+        let mut kept = kept;
+        kept.clear();
+        self.side(dir).keep = kept;
+        Phase::Fixed
+    }
+
+    /// Parses a control packet's body (`body`: its kept prefix) and books its
+    /// `total` bytes; `Err` leaves the booking to the caller.
+    fn control(
+        &mut self,
+        dir: Dir,
+        fixed: Fixed,
+        body: &[u8],
+        whole: bool,
+        total: u64,
+        emit: &mut Emit,
+    ) -> Result<(), &'static str> {
+        let v5 = self.version == Version::V5;
+        let mut c = Cursor::new(body);
+        let control = |emit: &mut Emit, msg| emit.span(Class::AppControl, total, msg);
+        match fixed.kind {
+            Kind::Connect => {
+                let short = "CONNECT too short";
+                let name = c.prefixed().ok_or(short)?;
+                let level = c.u8().ok_or(short)?;
+                let flags = c.u8().ok_or(short)?;
+                let keepalive = c.u16().ok_or(short)?;
+                let version = match (name, level & 0x7f) {
+                    (b"MQTT", 4) => Version::V311,
+                    (b"MQTT", 5) => Version::V5,
+                    (b"MQIsdp", 3) => Version::V31,
+                    _ => return Err("CONNECT with an unknown protocol name or level"),
+                };
+                self.version = version;
+                let stats = &mut emit.stats.mqtt;
+                stats.note_version(version.name());
+                stats.keepalive_s.get_or_insert(keepalive);
+                bump_capped(&mut stats.keepalives, keepalive, 1);
+                if version == Version::V5 {
+                    self.props(&mut c, stats);
+                    // Will properties follow the client id.
+                    if flags & 0x04 != 0 && c.prefixed().is_some() {
+                        self.props(&mut c, stats);
+                    }
+                }
+                control(emit, MsgRef::Setup);
+            }
+            Kind::Connack => {
+                let _flags = c.u8().ok_or("CONNACK too short")?;
+                let code = c.u8().ok_or("CONNACK too short")?;
+                bump_capped(&mut emit.stats.mqtt.connack_codes, code, 1);
+                if v5 {
+                    self.props(&mut c, &mut emit.stats.mqtt);
+                }
+                control(emit, MsgRef::Setup);
+            }
+            Kind::Puback | Kind::Pubrec | Kind::Pubrel | Kind::Pubcomp => {
+                let packet_id = c.u16().ok_or("acknowledgement without a packet id")?;
+                let reason = if v5 { c.u8().unwrap_or(0) } else { 0 };
+                if v5 {
+                    self.props(&mut c, &mut emit.stats.mqtt);
+                }
+                if reason >= 0x80 {
+                    note_reason(&mut emit.stats.mqtt, fixed.kind, reason);
+                }
+                self.acknowledge(dir, fixed.kind, packet_id, reason, total, emit);
+            }
+            Kind::Subscribe | Kind::Unsubscribe => {
+                let packet_id = c.u16().ok_or("SUBSCRIBE/UNSUBSCRIBE without a packet id")?;
+                if v5 {
+                    self.props(&mut c, &mut emit.stats.mqtt);
+                }
+                let subscribe = fixed.kind == Kind::Subscribe;
+                let mut filters = 0usize;
+                let mut first: Option<&[u8]> = None;
+                while let Some(filter) = c.prefixed() {
+                    if subscribe && c.u8().is_none() {
+                        break;
+                    }
+                    first.get_or_insert(filter);
+                    filters += 1;
+                }
+                if whole && (filters == 0 || !c.rest().is_empty()) {
+                    return Err("SUBSCRIBE/UNSUBSCRIBE with a bad topic filter list");
+                }
+                let first = String::from_utf8_lossy(first.unwrap_or_default());
+                let shown: String = first.chars().take(SHOW_KEEP).collect();
+                let more = if filters > 1 { format!(" +{}", filters - 1) } else { String::new() };
+                let exchange = self.new_exchange();
+                let what = format!("{} {shown}{more} id {packet_id}", fixed.kind.name());
+                emit.event(Event::Open { id: exchange, kind: KIND, what });
+                let awaits = if subscribe { Awaits::Suback } else { Awaits::Unsuback };
+                self.remember(dir, Pending { packet_id, exchange, awaits });
+                control(emit, MsgRef::Exchange(exchange));
+            }
+            Kind::Suback | Kind::Unsuback => {
+                let packet_id = c.u16().ok_or("SUBACK/UNSUBACK without a packet id")?;
+                if v5 {
+                    self.props(&mut c, &mut emit.stats.mqtt);
+                }
+                // Return codes: v3.1.1 SUBACK and every v5 ack carry them.
+                if fixed.kind == Kind::Suback || v5 {
+                    for &code in c.rest() {
+                        if code >= 0x80 {
+                            note_reason(&mut emit.stats.mqtt, fixed.kind, code);
+                        }
+                    }
+                }
+                let awaits = if fixed.kind == Kind::Suback { Awaits::Suback } else { Awaits::Unsuback };
+                match self.lookup(dir.flip(), packet_id, &[awaits]) {
+                    Some((i, p)) => {
+                        self.inflight(dir.flip()).remove(i);
+                        emit.event(Event::Responded { id: p.exchange });
+                        control(emit, MsgRef::Exchange(p.exchange));
+                        emit.event(Event::Close { id: p.exchange });
+                    }
+                    None => control(emit, MsgRef::Flow),
+                }
+            }
+            Kind::Pingreq | Kind::Pingresp => {
+                if whole && !body.is_empty() {
+                    return Err("PINGREQ/PINGRESP with a body");
+                }
+                if fixed.kind == Kind::Pingreq {
+                    let last = self.side(dir).last_pingreq_ns.replace(emit.ts_ns);
+                    if let Some(prev) = last {
+                        let gap = emit.ts_ns.saturating_sub(prev) as f64 / 1e9;
+                        Summary::add_to(&mut emit.stats.mqtt.pingreq_interval_s, gap);
+                    }
+                }
+                control(emit, MsgRef::Flow);
+            }
+            Kind::Disconnect | Kind::Auth => {
+                if v5 {
+                    if let Some(reason) = c.u8()
+                        && reason >= 0x80
+                    {
+                        note_reason(&mut emit.stats.mqtt, fixed.kind, reason);
+                    }
+                    self.props(&mut c, &mut emit.stats.mqtt);
+                }
+                let msg = if fixed.kind == Kind::Auth { MsgRef::Setup } else { MsgRef::Flow };
+                control(emit, msg);
+            }
+            Kind::Publish => return Err("PUBLISH taken for a control packet"),
+        }
+        Ok(())
+    }
+
+    /// Reads a v5 property length and the properties it covers (as far as
+    /// the kept prefix goes).
+    fn props(&self, c: &mut Cursor, stats: &mut Stats) {
+        let Some(len) = c.varint() else { return };
+        stats.v5_property_length_sum += u64::from(len);
+        let rest = c.rest();
+        let (list, _) = rest.split_at(rest.len().min(len as usize));
+        walk_props(list, stats);
+        let _ = c.take(list.len());
+    }
+
+    /// PUBACK, PUBREC, PUBREL and PUBCOMP: find the PUBLISH exchange they
+    /// belong to and move it on.
+    fn acknowledge(&mut self, dir: Dir, kind: Kind, packet_id: u16, reason: u8, total: u64, emit: &mut Emit) {
+        // PUBREL travels with the PUBLISH; the other three answer it.
+        let (originator, awaits): (Dir, &[Awaits]) = match kind {
+            Kind::Puback => (dir.flip(), &[Awaits::Puback]),
+            Kind::Pubrec => (dir.flip(), &[Awaits::Pubrec]),
+            Kind::Pubrel => (dir, &[Awaits::Pubcomp, Awaits::Pubrec]),
+            _ => (dir.flip(), &[Awaits::Pubcomp, Awaits::Pubrec]),
+        };
+        let Some((i, p)) = self.lookup(originator, packet_id, awaits) else {
+            emit.span(Class::AppControl, total, MsgRef::Flow);
+            return;
+        };
+        let msg = MsgRef::Exchange(p.exchange);
+        // A v5 PUBREC with a failure reason ends the QoS 2 flow.
+        let done = match kind {
+            Kind::Puback | Kind::Pubcomp => true,
+            Kind::Pubrec => reason >= 0x80,
+            _ => false,
+        };
+        if matches!(kind, Kind::Puback | Kind::Pubrec) {
+            emit.event(Event::Responded { id: p.exchange });
+        }
+        emit.span(Class::AppControl, total, msg);
+        if done {
+            self.inflight(originator).remove(i);
+            emit.event(Event::Close { id: p.exchange });
+        } else if let Some(e) = self.inflight(originator).get_mut(i) {
+            e.awaits = Awaits::Pubcomp;
+        }
+    }
+
+    /// `len` bytes are missing (the flow stage books them): no span for
+    /// them here, only framing. Bytes seen before the gap in a packet the
+    /// gap damages are booked as payload.
+    fn gap_in(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        let phase = std::mem::replace(&mut self.side(dir).phase, Phase::Fixed);
+        let lost = "capture gap: MQTT framing lost";
+        let next = match phase {
+            // Lost bytes inside a message body: framing survives.
+            Phase::Body { exchange, left, close } if len <= left => body_next(exchange, left - len, close, emit),
+            Phase::Body { .. } => {
+                self.lose(dir, 0, Some(lost), emit);
+                Phase::Lost
+            }
+            // Inside a header or control packet: the packet is damaged but
+            // its end is known.
+            Phase::Control { left, seen, .. } if len <= left => {
+                emit.span(Class::Payload, seen, MsgRef::Flow);
+                skip_next(left - len, seen, "MQTT packet cut by a capture gap", emit)
+            }
+            Phase::Head(h) if len <= h.left => {
+                emit.span(Class::Payload, h.seen, MsgRef::Flow);
+                skip_next(h.left - len, h.seen, "MQTT packet cut by a capture gap", emit)
+            }
+            Phase::Skip { left, seen, reason } if len <= left => skip_next(left - len, seen, reason, emit),
+            Phase::Control { seen, .. } => {
+                self.lose(dir, seen, Some(lost), emit);
+                Phase::Lost
+            }
+            Phase::Head(h) => {
+                self.lose(dir, h.seen, Some(lost), emit);
+                Phase::Lost
+            }
+            Phase::Skip { .. } => {
+                self.lose(dir, 0, Some(lost), emit);
+                Phase::Lost
+            }
+            Phase::Fixed => {
+                let partial = std::mem::take(&mut self.side(dir).fixed_len) as u64;
+                self.lose(dir, partial, Some(lost), emit);
+                Phase::Lost
+            }
+            Phase::Lost => Phase::Lost,
+        };
+        self.side(dir).phase = next;
+    }
+
+    fn finish_side(&mut self, dir: Dir, emit: &mut Emit) {
+        let phase = std::mem::replace(&mut self.side(dir).phase, Phase::Fixed);
+        let stats = &mut emit.stats.mqtt;
+        match phase {
+            Phase::Fixed => {
+                let n = std::mem::take(&mut self.side(dir).fixed_len) as u64;
+                if n > 0 {
+                    stats.malformed_packets += 1;
+                    emit.malformed(n, MsgRef::Flow, "truncated MQTT fixed header");
+                }
+            }
+            Phase::Control { fixed, seen, .. } => {
+                stats.malformed_packets += 1;
+                emit.malformed(seen, MsgRef::Flow, format!("truncated MQTT {}", fixed.kind.name()));
+            }
+            Phase::Head(h) => {
+                stats.malformed_packets += 1;
+                emit.malformed(h.seen, MsgRef::Flow, "truncated MQTT PUBLISH header");
+            }
+            // Its bytes are booked; the message just ended early.
+            Phase::Body { .. } => stats.truncated_publishes += 1,
+            Phase::Skip { seen, reason, .. } => {
+                stats.malformed_packets += 1;
+                emit.event(Event::Malformed { bytes: seen, reason: reason.into() });
+            }
+            Phase::Lost => {}
+        }
+        let side = self.side(dir);
+        let lost = std::mem::take(&mut side.lost_bytes);
+        if lost > 0 {
+            emit.event(Event::Malformed { bytes: lost, reason: side.lost_reason.into() });
+        }
+    }
+}
+
+impl Dissector for Mqtt {
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let used = self.step(dir, rest, emit);
+            if used == 0 {
+                // Cannot happen (every phase consumes a byte); never spin.
+                self.lose(dir, rest.len() as u64, Some("MQTT dissector stalled"), emit);
+                self.side(dir).phase = Phase::Lost;
+                return;
+            }
+            rest = rest.get(used..).unwrap_or(&[]);
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        if len > 0 {
+            self.gap_in(dir, len, emit);
+        }
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        self.finish_side(Dir::C2S, emit);
+        self.finish_side(Dir::S2C, emit);
+    }
+}
+
+/// Bytes of `data` that belong to a run with `left` bytes to go.
+fn take_len(left: u64, data: &[u8]) -> usize {
+    usize::try_from(left).map_or(data.len(), |l| l.min(data.len()))
+}
+
+fn after_topic(qos: u8, v5: bool) -> Step {
+    if qos > 0 {
+        Step::PacketId
+    } else if v5 {
+        Step::PropsLen
+    } else {
+        Step::Done
+    }
+}
+
+fn body_next(exchange: u32, left: u64, close: bool, emit: &mut Emit) -> Phase {
+    if left > 0 {
+        return Phase::Body { exchange, left, close };
+    }
+    if close {
+        emit.event(Event::Close { id: exchange });
+    }
+    Phase::Fixed
+}
+
+/// A packet that does not parse: its `seen` bytes are booked as payload
+/// here, the `left` still to come will be skipped.
+fn damaged(seen: u64, left: u64, reason: &'static str, emit: &mut Emit) -> Phase {
+    emit.span(Class::Payload, seen, MsgRef::Flow);
+    skip_next(left, seen, reason, emit)
+}
+
+fn skip_next(left: u64, seen: u64, reason: &'static str, emit: &mut Emit) -> Phase {
+    if left > 0 {
+        return Phase::Skip { left, seen, reason };
+    }
+    emit.stats.mqtt.malformed_packets += 1;
+    emit.event(Event::Malformed { bytes: seen, reason: reason.into() });
+    Phase::Fixed
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/// The `mqtt` section of the report. REPORT.md fixes `packets`,
+/// `keepalive_s`, `publish_payload_bytes` and `total_mqtt_bytes`; the rest
+/// mirrors the truth files' extras.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {}
+pub struct Stats {
+    /// Protocol version of the connections ("3.1", "3.1.1", "5.0"; "mixed").
+    pub version: Option<&'static str>,
+    /// Connections (CONNECTs) by version.
+    pub versions: BTreeMap<&'static str, u64>,
+    /// Connections that carried at least one MQTT packet.
+    pub connections: u64,
+    /// Well-formed packets by type.
+    pub packets: BTreeMap<&'static str, u64>,
+    /// Bytes of those packets by type, fixed header included.
+    pub packet_bytes: BTreeMap<&'static str, u64>,
+    /// Packets by type and direction (`PUBLISH_c2s`).
+    pub packets_by_direction: BTreeMap<&'static str, u64>,
+    /// Keep-alive of the first CONNECT, seconds.
+    pub keepalive_s: Option<u16>,
+    /// Keep-alives of all CONNECTs, seconds, by value (first `SMALL_MAP_CAP` values).
+    pub keepalives: BTreeMap<u16, u64>,
+    pub publish_payload_bytes: u64,
+    /// PUBLISH fixed + variable headers (the `app_header` they cost).
+    pub publish_header_bytes: u64,
+    pub publish_payload_bytes_c2s: u64,
+    pub publish_payload_bytes_s2c: u64,
+    pub publish_c2s: u64,
+    pub publish_s2c: u64,
+    pub publish_qos: BTreeMap<&'static str, u64>,
+    pub publish_payload_size: Option<Summary>,
+    pub publish_retain: u64,
+    pub publish_dup: u64,
+    /// PUBLISH count by topic name as sent (an alias-only PUBLISH is in
+    /// `publish_with_empty_topic_alias`), for the first `TOPICS_CAP` topics.
+    pub topics: BTreeMap<String, u64>,
+    /// PUBLISHes to topics beyond that cap.
+    pub topics_other: u64,
+    /// v5 PUBLISHes with an empty topic that rely on a topic alias.
+    pub publish_with_empty_topic_alias: u64,
+    /// v5 PUBLISHes that set a topic alias (topic + alias).
+    pub topic_alias_set: u64,
+    /// Alias-only PUBLISHes whose alias was never seen set.
+    pub topic_alias_unresolved: u64,
+    /// Bytes of every packet but PUBLISH (the `app_control` they cost).
+    pub control_bytes: u64,
+    /// Bytes of all well-formed MQTT packets.
+    pub total_mqtt_bytes: u64,
+    pub publish_interval_c2s_s: Option<Summary>,
+    pub publish_interval_s2c_s: Option<Summary>,
+    pub pingreq_interval_s: Option<Summary>,
+    /// Sum of the v5 property lengths of all packets.
+    pub v5_property_length_sum: u64,
+    pub v5_properties: BTreeMap<&'static str, u64>,
+    /// CONNACK return / reason codes.
+    pub connack_codes: BTreeMap<u8, u64>,
+    /// Failure reason codes (>= 0x80) by packet type, e.g. `PUBACK 0x87`.
+    pub error_reason_codes: BTreeMap<String, u64>,
+    /// Packets whose content did not parse (their bytes are payload).
+    pub malformed_packets: u64,
+    /// Bytes after framing was lost (payload).
+    pub unparsed_bytes: u64,
+    /// PUBLISHes whose message was cut off by the end of the flow.
+    pub truncated_publishes: u64,
+}
 
 impl Stats {
-    pub fn merge(&mut self, _o: &Stats) {}
+    pub fn merge(&mut self, o: &Stats) {
+        if let Some(v) = o.version {
+            self.note_version_only(v);
+        }
+        merge_map(&mut self.versions, &o.versions);
+        self.connections += o.connections;
+        merge_map(&mut self.packets, &o.packets);
+        merge_map(&mut self.packet_bytes, &o.packet_bytes);
+        merge_map(&mut self.packets_by_direction, &o.packets_by_direction);
+        if self.keepalive_s.is_none() {
+            self.keepalive_s = o.keepalive_s;
+        }
+        for (k, n) in &o.keepalives {
+            bump_capped(&mut self.keepalives, *k, *n);
+        }
+        self.publish_payload_bytes += o.publish_payload_bytes;
+        self.publish_header_bytes += o.publish_header_bytes;
+        self.publish_payload_bytes_c2s += o.publish_payload_bytes_c2s;
+        self.publish_payload_bytes_s2c += o.publish_payload_bytes_s2c;
+        self.publish_c2s += o.publish_c2s;
+        self.publish_s2c += o.publish_s2c;
+        merge_map(&mut self.publish_qos, &o.publish_qos);
+        Summary::merge_into(&mut self.publish_payload_size, &o.publish_payload_size);
+        self.publish_retain += o.publish_retain;
+        self.publish_dup += o.publish_dup;
+        for (topic, n) in &o.topics {
+            add_topic(self, topic, *n);
+        }
+        self.topics_other += o.topics_other;
+        self.publish_with_empty_topic_alias += o.publish_with_empty_topic_alias;
+        self.topic_alias_set += o.topic_alias_set;
+        self.topic_alias_unresolved += o.topic_alias_unresolved;
+        self.control_bytes += o.control_bytes;
+        self.total_mqtt_bytes += o.total_mqtt_bytes;
+        Summary::merge_into(&mut self.publish_interval_c2s_s, &o.publish_interval_c2s_s);
+        Summary::merge_into(&mut self.publish_interval_s2c_s, &o.publish_interval_s2c_s);
+        Summary::merge_into(&mut self.pingreq_interval_s, &o.pingreq_interval_s);
+        self.v5_property_length_sum += o.v5_property_length_sum;
+        merge_map(&mut self.v5_properties, &o.v5_properties);
+        for (k, n) in &o.connack_codes {
+            bump_capped(&mut self.connack_codes, *k, *n);
+        }
+        for (k, n) in &o.error_reason_codes {
+            *self.error_reason_codes.entry(k.clone()).or_default() += n;
+        }
+        self.malformed_packets += o.malformed_packets;
+        self.unparsed_bytes += o.unparsed_bytes;
+        self.truncated_publishes += o.truncated_publishes;
+    }
+
+    fn note_version(&mut self, v: &'static str) {
+        self.note_version_only(v);
+        bump(&mut self.versions, v, 1);
+    }
+
+    fn note_version_only(&mut self, v: &'static str) {
+        self.version = match self.version {
+            None => Some(v),
+            Some(cur) if cur == v => Some(cur),
+            Some(_) => Some("mixed"),
+        };
+    }
+}
+
+/// Count, smallest, largest and mean of a series.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub n: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    #[serde(skip)]
+    sum: f64,
+}
+
+impl Summary {
+    fn add_to(s: &mut Option<Summary>, v: f64) {
+        let s = s.get_or_insert_with(|| Summary { n: 0, min: v, max: v, mean: 0.0, sum: 0.0 });
+        s.n += 1;
+        s.min = s.min.min(v);
+        s.max = s.max.max(v);
+        s.sum += v;
+        s.mean = s.sum / s.n as f64;
+    }
+
+    fn merge_into(s: &mut Option<Summary>, o: &Option<Summary>) {
+        let Some(o) = o else { return };
+        match s {
+            None => *s = Some(o.clone()),
+            Some(s) => {
+                s.n += o.n;
+                s.min = s.min.min(o.min);
+                s.max = s.max.max(o.max);
+                s.sum += o.sum;
+                s.mean = if s.n > 0 { s.sum / s.n as f64 } else { 0.0 };
+            }
+        }
+    }
+}
+
+fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
+    *map.entry(key).or_default() += n;
+}
+
+fn merge_map(into: &mut BTreeMap<&'static str, u64>, from: &BTreeMap<&'static str, u64>) {
+    for (k, n) in from {
+        bump(into, k, *n);
+    }
+}
+
+fn count_packet(stats: &mut Stats, kind: Kind, dir: Dir, bytes: u64) {
+    bump(&mut stats.packets, kind.name(), 1);
+    bump(&mut stats.packet_bytes, kind.name(), bytes);
+    bump(&mut stats.packets_by_direction, kind.dir_name(dir), 1);
+    stats.total_mqtt_bytes += bytes;
+}
+
+fn count_topic(stats: &mut Stats, topic: &str) {
+    add_topic(stats, topic, 1);
+}
+
+fn add_topic(stats: &mut Stats, topic: &str, n: u64) {
+    if let Some(c) = stats.topics.get_mut(topic) {
+        *c += n;
+    } else if stats.topics.len() < TOPICS_CAP {
+        stats.topics.insert(topic.to_owned(), n);
+    } else {
+        stats.topics_other += n;
+    }
+}
+
+fn note_reason(stats: &mut Stats, kind: Kind, code: u8) {
+    *stats.error_reason_codes.entry(format!("{} 0x{code:02x}", kind.name())).or_default() += 1;
+}
+
+/// Counts a value in a map that stops taking new keys at `SMALL_MAP_CAP`.
+fn bump_capped<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, n: u64) {
+    if let Some(c) = map.get_mut(&key) {
+        *c += n;
+    } else if map.len() < SMALL_MAP_CAP {
+        map.insert(key, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::testkit::{self, Run};
+    use serde_json::Value;
+    use std::collections::HashMap;
+
+    /// One TCP connection's payloads from a shipped capture, in order.
+    struct Conn {
+        pieces: Vec<(Dir, Vec<u8>)>,
+    }
+
+    impl Conn {
+        fn refs(&self) -> Vec<(Dir, &[u8])> {
+            self.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect()
+        }
+    }
+
+    fn be16(b: &[u8], at: usize) -> usize {
+        usize::from(u16::from_be_bytes([b[at], b[at + 1]]))
+    }
+
+    /// TCP payloads of an Ethernet/IPv4 pcap, one `Conn` per client port
+    /// (these captures have no retransmissions).
+    fn capture(name: &str, server_port: u16) -> Vec<Conn> {
+        let path = format!("{}/captures/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
+        let pcap = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian microsecond pcap");
+        let mut order: Vec<u16> = vec![];
+        let mut conns: HashMap<u16, Conn> = HashMap::new();
+        let mut at = 24;
+        while at + 16 <= pcap.len() {
+            let incl = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+            let frame = &pcap[at + 16..at + 16 + incl];
+            at += 16 + incl;
+            if be16(frame, 12) != 0x0800 || frame[14 + 9] != 6 {
+                continue;
+            }
+            let ihl = usize::from(frame[14] & 0x0f) * 4;
+            let ip_end = 14 + be16(frame, 16);
+            let tcp = 14 + ihl;
+            let (sport, dport) = (be16(frame, tcp) as u16, be16(frame, tcp + 2) as u16);
+            let data = &frame[tcp + usize::from(frame[tcp + 12] >> 4) * 4..ip_end];
+            let (dir, client) = if dport == server_port { (Dir::C2S, sport) } else { (Dir::S2C, dport) };
+            if data.is_empty() {
+                continue;
+            }
+            if !conns.contains_key(&client) {
+                order.push(client);
+            }
+            conns.entry(client).or_insert(Conn { pieces: vec![] }).pieces.push((dir, data.to_vec()));
+        }
+        order.into_iter().filter_map(|p| conns.remove(&p)).collect()
+    }
+
+    fn truth(name: &str) -> Value {
+        let path = format!("{}/captures/{name}.truth.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// Runs every connection of a capture through its own dissector.
+    fn dissect(conns: &[Conn], bytewise: bool) -> Vec<Run> {
+        conns
+            .iter()
+            .map(|c| {
+                let mut d = Mqtt::new();
+                let r =
+                    if bytewise { testkit::run_bytewise(&mut d, &c.refs()) } else { testkit::run(&mut d, &c.refs()) };
+                r.assert_conserved();
+                r
+            })
+            .collect()
+    }
+
+    fn merged(runs: &[Run]) -> Stats {
+        let mut s = Stats::default();
+        for r in runs {
+            s.merge(&r.stats.mqtt);
+        }
+        s
+    }
+
+    fn class_total(runs: &[Run], c: Class) -> u64 {
+        runs.iter().map(|r| r.class(c)).sum()
+    }
+
+    const COMPARED: &[&str] = &[
+        "version",
+        "connections",
+        "packets",
+        "packet_bytes",
+        "packets_by_direction",
+        "keepalive_s",
+        "publish_payload_bytes",
+        "publish_header_bytes",
+        "publish_payload_bytes_c2s",
+        "publish_payload_bytes_s2c",
+        "publish_c2s",
+        "publish_s2c",
+        "publish_qos",
+        "publish_retain",
+        "publish_dup",
+        "topics",
+        "publish_with_empty_topic_alias",
+        "control_bytes",
+        "total_mqtt_bytes",
+        "v5_property_length_sum",
+        "v5_properties",
+    ];
+
+    /// Ledger classes and the `mqtt` section equal the tshark truth.
+    fn check_capture(name: &str) {
+        let t = truth(name);
+        let runs = dissect(&capture(name, 1883), false);
+        for (class, key) in
+            [(Class::AppHeader, "app_header"), (Class::AppControl, "app_control"), (Class::Payload, "payload")]
+        {
+            assert_eq!(class_total(&runs, class), t["byte_classes"][key].as_u64().unwrap(), "{name}: {key}");
+        }
+        let ours = serde_json::to_value(merged(&runs)).unwrap();
+        let want = &t["mqtt"];
+        for key in COMPARED {
+            if let Some(w) = want.get(*key) {
+                assert_eq!(&ours[*key], w, "{name}: mqtt.{key}");
+            }
+        }
+        let size = &want["publish_payload_size"];
+        for key in ["n", "min", "max"] {
+            assert_eq!(ours["publish_payload_size"][key].as_f64(), size[key].as_f64(), "{name}: payload size {key}");
+        }
+        for r in &runs {
+            assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
+        }
+
+        // Byte at a time: the same ledger, exchanges and counts.
+        let bytewise = dissect(&capture(name, 1883), true);
+        for (a, b) in runs.iter().zip(&bytewise) {
+            assert_eq!(a.ledger(), b.ledger(), "{name}: bytewise ledger");
+            assert_eq!(by_msg(a), by_msg(b), "{name}: bytewise spans by exchange");
+            assert_eq!(a.events, b.events, "{name}: bytewise events");
+        }
+        let mut bw = serde_json::to_value(merged(&bytewise)).unwrap();
+        let mut ours = ours;
+        for v in [&mut bw, &mut ours] {
+            let m = v.as_object_mut().unwrap();
+            for k in ["publish_interval_c2s_s", "publish_interval_s2c_s", "pingreq_interval_s"] {
+                m.remove(k);
+            }
+        }
+        assert_eq!(ours, bw, "{name}: bytewise stats");
+    }
+
+    /// Bytes per (exchange, class).
+    fn by_msg(r: &Run) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for s in &r.spans {
+            *m.entry(format!("{:?} {:?}", s.msg, s.class)).or_default() += s.len;
+        }
+        m
+    }
+
+    #[test]
+    fn qos0_persistent_matches_truth() {
+        check_capture("mqtt311-qos0-persistent");
+    }
+
+    #[test]
+    fn qos1_matches_truth() {
+        check_capture("mqtt311-qos1");
+    }
+
+    #[test]
+    fn qos2_matches_truth() {
+        check_capture("mqtt311-qos2");
+    }
+
+    #[test]
+    fn v5_properties_match_truth() {
+        check_capture("mqtt5-properties");
+    }
+
+    #[test]
+    fn subscribe_matches_truth() {
+        check_capture("mqtt-subscribe");
+    }
+
+    #[test]
+    fn reconnect_per_message_matches_truth() {
+        check_capture("mqtt-reconnect-per-message");
+    }
+
+    #[test]
+    fn sparse_gps_matches_truth() {
+        check_capture("sparse-mqtt-gps");
+    }
+
+    fn events_of(r: &Run, id: u32) -> Vec<&'static str> {
+        r.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Open { id: i, .. } if *i == id => Some("open"),
+                Event::Responded { id: i } if *i == id => Some("responded"),
+                Event::Close { id: i } if *i == id => Some("close"),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn opens(r: &Run) -> Vec<(u32, String)> {
+        r.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Open { id, what, .. } => Some((*id, what.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn qos2_exchange_pairs_publish_pubrec_pubrel_pubcomp() {
+        let runs = dissect(&capture("mqtt311-qos2", 1883), false);
+        let r = &runs[0];
+        let opens = opens(r);
+        assert_eq!(opens.len(), 15);
+        let bytes = by_msg(r);
+        for (id, what) in &opens {
+            assert!(what.starts_with("PUBLISH plant1/line3/th-01/alarm qos2 id "), "{what}");
+            assert_eq!(events_of(r, *id), ["open", "responded", "close"], "{what}");
+            // PUBREC + PUBREL + PUBCOMP, 4 bytes each, belong to the exchange.
+            assert_eq!(bytes[&format!("Exchange({id}) AppControl")], 12, "{what}");
+            assert_eq!(bytes[&format!("Exchange({id}) AppHeader")], 30, "{what}");
+        }
+        assert_eq!(bytes["Setup AppControl"], 24 + 4);
+        assert_eq!(bytes["Flow AppControl"], 2);
+    }
+
+    #[test]
+    fn qos1_publish_closed_by_puback_and_qos0_at_once() {
+        let r = &dissect(&capture("mqtt311-qos1", 1883), false)[0];
+        for (id, _) in opens(r) {
+            assert_eq!(events_of(r, id), ["open", "responded", "close"]);
+        }
+        let r = &dissect(&capture("mqtt311-qos0-persistent", 1883), false)[0];
+        let opens = opens(r);
+        assert_eq!(opens.len(), 20);
+        for (id, what) in opens {
+            assert_eq!(what, "PUBLISH plant1/line3/th-01/telemetry qos0");
+            assert_eq!(events_of(r, id), ["open", "close"]);
+        }
+    }
+
+    #[test]
+    fn server_publish_acked_by_client_and_subscribe_exchange() {
+        let r = &dissect(&capture("mqtt-subscribe", 1883), false)[0];
+        let opens = opens(r);
+        assert_eq!(opens.len(), 16);
+        assert_eq!(opens[0].1, "SUBSCRIBE plant1/line3/+/cmd id 1");
+        for (id, what) in &opens {
+            assert_eq!(events_of(r, *id), ["open", "responded", "close"], "{what}");
+        }
+        let bytes = by_msg(r);
+        assert_eq!(bytes["Flow AppControl"], 2, "only DISCONNECT is unpaired");
+    }
+
+    #[test]
+    fn v5_topic_alias_resolved_in_exchange_names() {
+        let r = &dissect(&capture("mqtt5-properties", 1883), false)[0];
+        let opens = opens(r);
+        assert_eq!(opens.len(), 15);
+        for (_, what) in &opens {
+            assert!(what.starts_with("PUBLISH plant1/line3/th-01/telemetry qos1 id "), "{what}");
+        }
+        assert_eq!(r.stats.mqtt.topic_alias_set, 1);
+        assert_eq!(r.stats.mqtt.topic_alias_unresolved, 0);
+    }
+
+    fn stream(name: &str, dir: Dir) -> Vec<u8> {
+        capture(name, 1883)[0].pieces.iter().filter(|(d, _)| *d == dir).flat_map(|(_, b)| b.clone()).collect()
+    }
+
+    fn malformed(r: &Run) -> u64 {
+        r.events.iter().map(|e| if let Event::Malformed { bytes, .. } = e { *bytes } else { 0 }).sum()
+    }
+
+    #[test]
+    fn every_truncation_is_conserved_and_flagged() {
+        let full = stream("mqtt5-properties", Dir::C2S);
+        for cut in 0..full.len() {
+            let mut d = Mqtt::new();
+            let r = testkit::run(&mut d, &[(Dir::C2S, &full[..cut])]);
+            r.assert_conserved();
+            let s = &r.stats.mqtt;
+            let parsed = s.total_mqtt_bytes;
+            // Whatever is not a whole packet is malformed or a cut-off PUBLISH.
+            assert!(parsed + malformed(&r) == cut as u64 || s.truncated_publishes == 1, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_conserved_without_panic() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..200 {
+            let mut bytes = vec![0u8; 1 + round * 7];
+            for b in bytes.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let mut d = Mqtt::new();
+            let half = bytes.len() / 2;
+            let r = testkit::run(&mut d, &[(Dir::C2S, &bytes[..half]), (Dir::S2C, &bytes), (Dir::C2S, &bytes[half..])]);
+            r.assert_conserved();
+            let mut d = Mqtt::new();
+            testkit::run_bytewise(&mut d, &[(Dir::C2S, &bytes)]).assert_conserved();
+        }
+    }
+
+    #[test]
+    fn bad_remaining_length_loses_the_direction_only() {
+        let mut c2s = vec![0x30, 0xff, 0xff, 0xff, 0xff, 0x01];
+        c2s.extend_from_slice(&[0xc0, 0x00, 0xc0, 0x00]);
+        let mut d = Mqtt::new();
+        let r = testkit::run(&mut d, &[(Dir::C2S, &c2s), (Dir::S2C, &[0xd0, 0x00])]);
+        r.assert_conserved();
+        assert_eq!(r.class(Class::Payload), c2s.len() as u64);
+        assert_eq!(r.class(Class::AppControl), 2, "the other direction still parses");
+        assert_eq!(malformed(&r), c2s.len() as u64);
+        assert_eq!(r.stats.mqtt.unparsed_bytes, c2s.len() as u64);
+    }
+
+    #[test]
+    fn malformed_packet_is_skipped_by_its_length() {
+        // PUBLISH whose topic length (0x00ff) overruns its Remaining Length (4),
+        // QoS 3 PUBLISH, CONNECT with a bad protocol name, then a good PINGREQ.
+        let c2s = [
+            0x30, 0x04, 0x00, 0xff, b'a', b'b', 0x36, 0x01, 0x00, 0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'X', b'X', 0x04,
+            0x02, 0x00, 0x3c, 0x00, 0x00, 0xc0, 0x00,
+        ];
+        for bytewise in [false, true] {
+            let mut d = Mqtt::new();
+            let pieces = [(Dir::C2S, &c2s[..])];
+            let r = if bytewise { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
+            r.assert_conserved();
+            assert_eq!(r.class(Class::AppControl), 2);
+            assert_eq!(r.class(Class::Payload), c2s.len() as u64 - 2);
+            assert_eq!(r.stats.mqtt.malformed_packets, 3);
+            assert_eq!(malformed(&r), c2s.len() as u64 - 2);
+            assert_eq!(r.stats.mqtt.packets.get("PINGREQ"), Some(&1));
+        }
+    }
+
+    /// A QoS 1 PUBLISH with a `len`-byte payload.
+    fn publish(topic: &str, id: u16, len: usize) -> Vec<u8> {
+        let rem = 2 + topic.len() + 2 + len;
+        let mut p = vec![0x32];
+        let mut r = rem;
+        loop {
+            let mut b = (r % 128) as u8;
+            r /= 128;
+            if r > 0 {
+                b |= 0x80;
+            }
+            p.push(b);
+            if r == 0 {
+                break;
+            }
+        }
+        p.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+        p.extend_from_slice(topic.as_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend(std::iter::repeat_n(0x5a, len));
+        p
+    }
+
+    #[test]
+    fn large_publish_streams_without_buffering() {
+        let big = publish("a/b", 9, 3_000_000);
+        let mut d = Mqtt::new();
+        let mut pieces: Vec<(Dir, &[u8])> = big.chunks(1448).map(|c| (Dir::C2S, c)).collect();
+        pieces.push((Dir::S2C, &[0x40, 0x02, 0x00, 0x09]));
+        let mut r = Run::default();
+        for (i, (dir, b)) in pieces.iter().enumerate() {
+            let mut e = Emit { ts_ns: i as i64, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+            d.data(*dir, b, &mut e);
+            r.fed += b.len() as u64;
+            // Nothing of the message is held.
+            assert!(d.c2s.keep.capacity() <= CONTROL_KEEP && d.c2s.topic.capacity() <= TOPIC_KEEP);
+        }
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.finish(&mut e);
+        r.assert_conserved();
+        assert_eq!(r.class(Class::Payload), 3_000_000);
+        assert_eq!(r.class(Class::AppHeader), big.len() as u64 - 3_000_000);
+        assert_eq!(r.class(Class::AppControl), 4);
+        assert_eq!(events_of(&r, 1), ["open", "responded", "close"]);
+    }
+
+    #[test]
+    fn gap_inside_payload_keeps_framing() {
+        let p = publish("t", 1, 500);
+        let mut d = Mqtt::new();
+        let mut r = Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.data(Dir::C2S, &p[..100], &mut e);
+        d.gap(Dir::C2S, 300, &mut e);
+        d.data(Dir::C2S, &p[400..], &mut e);
+        d.data(Dir::C2S, &[0xc0, 0x00], &mut e);
+        d.gap(Dir::C2S, 10, &mut e);
+        d.data(Dir::C2S, &[0xc0, 0x00], &mut e);
+        d.finish(&mut e);
+        // Gap bytes are booked by the flow stage, not by the dissector.
+        r.fed = p.len() as u64 - 300 + 2 + 2;
+        r.assert_conserved();
+        assert_eq!(r.class(Class::Payload), 500 - 300 + 2);
+        assert_eq!(r.class(Class::AppControl), 2, "PINGREQ before the second gap");
+        assert_eq!(r.stats.mqtt.unparsed_bytes, 2);
+        assert_eq!(malformed(&r), 2);
+    }
+
+    #[test]
+    fn gap_inside_control_packet_skips_it() {
+        let mut d = Mqtt::new();
+        let mut r = Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        d.data(Dir::S2C, &[0x40, 0x02], &mut e);
+        d.gap(Dir::S2C, 1, &mut e);
+        d.data(Dir::S2C, &[0x01, 0xd0, 0x00], &mut e);
+        d.finish(&mut e);
+        r.fed = 5;
+        r.assert_conserved();
+        assert_eq!(r.class(Class::Payload), 3);
+        assert_eq!(r.class(Class::AppControl), 2);
+        assert_eq!(r.stats.mqtt.malformed_packets, 1);
+    }
+
+    #[test]
+    fn probe_recognises_connect_and_rejects_other_protocols() {
+        for name in ["mqtt311-qos1", "mqtt5-properties", "sparse-mqtt-gps"] {
+            let first = &capture(name, 1883)[0].pieces[0];
+            assert_eq!(first.0, Dir::C2S);
+            assert_eq!(probe(Dir::C2S, &first.1), Probe::Yes, "{name}");
+        }
+        assert_eq!(probe(Dir::C2S, b"\x10\x10\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x02id"), Probe::Yes);
+        assert_eq!(probe(Dir::S2C, &[0x20, 0x02, 0x00, 0x00]), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, &[0xc0, 0x00]), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, &[0x10, 0x0c, 0x00]), Probe::Maybe);
+        assert_eq!(probe(Dir::C2S, b"\x10\x0c\x00\x04HTTP\x04\x02\x00\x3c"), Probe::No);
+        assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n\r\n"), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[0x30, 0xff, 0xff, 0xff, 0xff]), Probe::No);
+        assert_eq!(probe(Dir::C2S, &[]), Probe::No);
+    }
+
+    /// The MQTT bytes of a WebSocket connection: the data-frame payloads,
+    /// unmasked, in the order the frames complete (what the WebSocket
+    /// dissector hands its nested MQTT dissector).
+    fn websocket_messages(conn: &Conn) -> Vec<(Dir, Vec<u8>)> {
+        let mut buf: [Vec<u8>; 2] = [vec![], vec![]];
+        let mut upgraded = [false, false];
+        let mut out = vec![];
+        for (dir, bytes) in &conn.pieces {
+            let i = dir.idx();
+            buf[i].extend_from_slice(bytes);
+            if !upgraded[i] {
+                let Some(end) = buf[i].windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                buf[i].drain(..end + 4);
+                upgraded[i] = true;
+            }
+            loop {
+                let b = &buf[i];
+                if b.len() < 2 {
+                    break;
+                }
+                let (opcode, masked, len7) = (b[0] & 0x0f, b[1] & 0x80 != 0, usize::from(b[1] & 0x7f));
+                let (len, mut at) = match len7 {
+                    126 if b.len() >= 4 => (be16(b, 2), 4),
+                    127 => panic!("no 64-bit frames in this capture"),
+                    126 => break,
+                    n => (n, 2),
+                };
+                let key = if masked { at += 4; b.get(at - 4..at).map(|k| k.to_vec()) } else { Some(vec![0; 4]) };
+                let (Some(key), true) = (key, b.len() >= at + len) else { break };
+                let payload: Vec<u8> = b[at..at + len].iter().enumerate().map(|(j, x)| x ^ key[j % 4]).collect();
+                if opcode == 0 || opcode == 2 {
+                    out.push((*dir, payload));
+                }
+                buf[i].drain(..at + len);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn mqtt_over_websocket_matches_truth() {
+        let conns = capture("mqtt-ws", 8080);
+        let messages = websocket_messages(&conns[0]);
+        let pieces: Vec<(Dir, &[u8])> = messages.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+        let want = &truth("mqtt-ws")["mqtt"];
+        for bytewise in [false, true] {
+            let mut d = Mqtt::new();
+            let r = if bytewise { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
+            r.assert_conserved();
+            let ours = serde_json::to_value(&r.stats.mqtt).unwrap();
+            for key in COMPARED {
+                if let Some(w) = want.get(*key) {
+                    assert_eq!(&ours[*key], w, "mqtt-ws: mqtt.{key}");
+                }
+            }
+            assert_eq!(r.class(Class::AppHeader), 480);
+            assert_eq!(r.class(Class::AppControl), 33);
+            assert_eq!(r.class(Class::Payload), 816);
+        }
+    }
+
+    #[test]
+    fn stats_merge_adds_up() {
+        let runs = dissect(&capture("mqtt-reconnect-per-message", 1883), false);
+        let s = merged(&runs);
+        assert_eq!(s.connections, 20);
+        assert_eq!(s.publish_interval_c2s_s, None, "one PUBLISH per connection: no interval");
+        assert_eq!(s.publish_payload_size.as_ref().map(|p| p.n), Some(20));
+        assert_eq!(s.keepalives.get(&60), Some(&20));
+        assert_eq!(s.connack_codes.get(&0), Some(&20));
+    }
 }

@@ -1,10 +1,839 @@
-//! WebSocket (stub: to be written). Entered from HTTP after a 101 upgrade.
+//! WebSocket (RFC 6455), entered from HTTP/1.1 after a `101` upgrade.
+//!
+//! Frame headers (with extended length and mask key) are `app_header`, data
+//! frame payloads (text, binary, continuation) `payload`, ping/pong/close
+//! frames whole `app_control`. Payloads are never buffered. When the
+//! connection carries MQTT (subprotocol `mqtt`, or a first binary message
+//! that is an MQTT CONNECT), data payloads are unmasked and handed to an
+//! inner MQTT dissector whose spans replace the payload spans; the header
+//! of a frame that carried only MQTT control packets is then `app_control`
+//! too, like the rest of such a frame.
 
+use super::{Dir, Dissector, Emit, Event, FlowCtx, MsgRef, Span};
+use crate::ledger::Class;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
+/// Most payload bytes looked at to recognise an MQTT CONNECT.
+const SNIFF_LEN: usize = 12;
+
+/// The `websocket` section of the report.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Stats {}
+pub struct Stats {
+    /// Successful upgrades (counted by the HTTP dissector at the 101).
+    pub connections: u64,
+    /// Frames by opcode name: text, binary, continuation, close, ping, pong.
+    pub frames: BTreeMap<String, u64>,
+    pub masked_frames: u64,
+    /// Data messages (a fragmented message counts once).
+    pub messages: u64,
+    pub data_payload_bytes_c2s: u64,
+    pub data_payload_bytes_s2c: u64,
+    /// Headers (with mask keys) of data frames.
+    pub data_frame_header_bytes: u64,
+    /// Whole ping, pong and close frames.
+    pub control_frame_bytes: u64,
+    /// HTTP upgrade request and 101 response (counted by the HTTP dissector).
+    pub upgrade_bytes: u64,
+    /// Headers of all frames, control frames included.
+    pub header_bytes: u64,
+    /// Payload of all data frames.
+    pub payload_bytes: u64,
+    /// Connections whose data frames carry another protocol, by name.
+    pub inner: BTreeMap<String, u64>,
+    pub malformed: u64,
+}
 
 impl Stats {
-    pub fn merge(&mut self, _o: &Stats) {}
+    pub fn merge(&mut self, o: &Stats) {
+        self.connections += o.connections;
+        for (k, n) in &o.frames {
+            *self.frames.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &o.inner {
+            *self.inner.entry(k.clone()).or_default() += n;
+        }
+        self.masked_frames += o.masked_frames;
+        self.messages += o.messages;
+        self.data_payload_bytes_c2s += o.data_payload_bytes_c2s;
+        self.data_payload_bytes_s2c += o.data_payload_bytes_s2c;
+        self.data_frame_header_bytes += o.data_frame_header_bytes;
+        self.control_frame_bytes += o.control_frame_bytes;
+        self.upgrade_bytes += o.upgrade_bytes;
+        self.header_bytes += o.header_bytes;
+        self.payload_bytes += o.payload_bytes;
+        self.malformed += o.malformed;
+    }
+}
+
+fn opcode_name(op: u8) -> &'static str {
+    match op {
+        0 => "continuation",
+        1 => "text",
+        2 => "binary",
+        8 => "close",
+        9 => "ping",
+        10 => "pong",
+        _ => "reserved",
+    }
+}
+
+/// The frame whose payload is being read.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    opcode: u8,
+    fin: bool,
+    left: u64,
+    key: Option<[u8; 4]>,
+    /// Payload bytes of this frame already read (for the mask key index).
+    done: u64,
+    header_len: u64,
+    msg: MsgRef,
+    /// With an inner dissector the header is classified at the frame's end.
+    header_deferred: bool,
+    /// What the inner dissector made of this frame's payload.
+    inner_spans: bool,
+    inner_all_control: bool,
+    inner_msg: Option<MsgRef>,
+}
+
+impl Frame {
+    fn control(&self) -> bool {
+        self.opcode >= 8
+    }
+}
+
+#[derive(Debug, Default)]
+struct Side {
+    header: [u8; 14],
+    have: usize,
+    frame: Option<Frame>,
+    /// The data message being received (its exchange when not nested).
+    message: Option<MsgRef>,
+    /// Framing lost: everything after is unparsed payload.
+    lost: bool,
+    junk: u64,
+}
+
+/// Bytes a frame header takes, once its first two bytes are known.
+fn header_len(b0_b1: [u8; 2]) -> usize {
+    let ext = match b0_b1[1] & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if b0_b1[1] & 0x80 != 0 { 4 } else { 0 }
+}
+
+type MakeInner = fn(&FlowCtx) -> Box<dyn Dissector>;
+
+/// A WebSocket connection after the handshake.
+pub struct WebSocket {
+    ctx: FlowCtx,
+    sides: [Side; 2],
+    make_inner: MakeInner,
+    inner: Option<Box<dyn Dissector>>,
+    /// Whether data frames were checked for a carried protocol.
+    inner_decided: bool,
+    /// Told the flow about the carried protocol.
+    inner_announced: bool,
+    /// First payload bytes of the first binary message, held until they say
+    /// whether it is an MQTT CONNECT.
+    sniff: Vec<u8>,
+    /// The direction whose first binary message is being sniffed.
+    sniff_dir: Option<Dir>,
+    /// Exchange ids from here on are ours (or the inner dissector's, offset).
+    id_base: u32,
+    next_id: u32,
+    scratch_spans: Vec<Span>,
+    scratch_events: Vec<Event>,
+    unmasked: Vec<u8>,
+}
+
+impl WebSocket {
+    /// `mqtt`: the handshake negotiated the MQTT subprotocol. `first_id`:
+    /// the lowest exchange id not yet used in the flow.
+    pub fn new(ctx: &FlowCtx, mqtt: bool, first_id: u32) -> WebSocket {
+        Self::with_inner(ctx, mqtt, first_id, super::mqtt::PROTOCOL.make)
+    }
+
+    /// Like `new`, with the constructor of the carried protocol's dissector.
+    fn with_inner(ctx: &FlowCtx, mqtt: bool, first_id: u32, make_inner: MakeInner) -> WebSocket {
+        WebSocket {
+            ctx: ctx.clone(),
+            sides: [Side::default(), Side::default()],
+            make_inner,
+            inner: mqtt.then(|| make_inner(ctx)),
+            inner_decided: mqtt,
+            inner_announced: false,
+            sniff: Vec::new(),
+            sniff_dir: None,
+            id_base: first_id,
+            next_id: first_id,
+            scratch_spans: Vec::new(),
+            scratch_events: Vec::new(),
+            unmasked: Vec::new(),
+        }
+    }
+
+    fn new_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        id
+    }
+
+    /// Starts the frame whose header is in `side.header`; false: malformed.
+    fn start_frame(&mut self, dir: Dir, emit: &mut Emit) -> bool {
+        let side = &self.sides[dir.idx()];
+        let h = &side.header[..side.have];
+        let (b0, b1) = match h {
+            [a, b, ..] => (*a, *b),
+            _ => return false,
+        };
+        let fin = b0 & 0x80 != 0;
+        let opcode = b0 & 0x0f;
+        let masked = b1 & 0x80 != 0;
+        let ext = &h[2..];
+        let len = match b1 & 0x7f {
+            126 => u64::from(u16::from_be_bytes([ext[0], ext[1]])),
+            127 => {
+                let mut l = [0u8; 8];
+                l.copy_from_slice(&ext[..8]);
+                u64::from_be_bytes(l)
+            }
+            n => u64::from(n),
+        };
+        let known = matches!(opcode, 0 | 1 | 2 | 8 | 9 | 10);
+        let control = opcode >= 8;
+        if !known || len >> 63 != 0 || (control && (!fin || len > 125)) {
+            return false;
+        }
+        let key = masked.then(|| {
+            let k = &h[h.len() - 4..];
+            [k[0], k[1], k[2], k[3]]
+        });
+        let header_len = h.len() as u64;
+        let nested = self.inner.is_some() || (!self.inner_decided && opcode == 2);
+        if opcode == 1 && self.sniff_dir.is_none() {
+            // MQTT rides in binary messages only.
+            self.inner_decided = true;
+        }
+
+        let st = &mut emit.stats.websocket;
+        *st.frames.entry(opcode_name(opcode).to_string()).or_default() += 1;
+        st.masked_frames += u64::from(masked);
+        st.header_bytes += header_len;
+
+        let msg = if control {
+            st.control_frame_bytes += header_len + len;
+            emit.span(Class::AppControl, header_len, MsgRef::Flow);
+            MsgRef::Flow
+        } else {
+            st.data_frame_header_bytes += header_len;
+            let msg = self.message_for(dir, opcode, nested, emit);
+            if !nested {
+                emit.span(Class::AppHeader, header_len, msg);
+            }
+            msg
+        };
+        self.sides[dir.idx()].frame = Some(Frame {
+            opcode,
+            fin,
+            left: len,
+            key,
+            done: 0,
+            header_len,
+            msg,
+            header_deferred: !control && nested,
+            inner_spans: false,
+            inner_all_control: true,
+            inner_msg: None,
+        });
+        if len == 0 {
+            self.end_frame(dir, emit);
+        }
+        true
+    }
+
+    /// The exchange a data frame belongs to: a new message opens one (unless
+    /// an inner protocol's exchanges are the exchanges), a continuation frame
+    /// belongs to its message's.
+    fn message_for(&mut self, dir: Dir, opcode: u8, nested: bool, emit: &mut Emit) -> MsgRef {
+        let i = dir.idx();
+        if opcode == 0 {
+            return self.sides[i].message.unwrap_or(MsgRef::Flow);
+        }
+        emit.stats.websocket.messages += 1;
+        if let Some(MsgRef::Exchange(id)) = self.sides[i].message.take() {
+            // A new message before the last one's final frame.
+            emit.event(Event::Close { id });
+        }
+        let msg = if nested {
+            MsgRef::Flow
+        } else {
+            let id = self.new_id();
+            let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
+            emit.event(Event::Open { id, kind: "websocket", what: format!("{} message {arrow}", opcode_name(opcode)) });
+            MsgRef::Exchange(id)
+        };
+        self.sides[i].message = Some(msg);
+        msg
+    }
+
+    fn end_frame(&mut self, dir: Dir, emit: &mut Emit) {
+        let i = dir.idx();
+        let Some(mut f) = self.sides[i].frame.take() else { return };
+        if self.sniff_dir == Some(dir) {
+            // The whole (short) first binary frame is in hand: decide now.
+            self.decide_inner(dir, &mut f, emit);
+        }
+        self.emit_deferred_header(&f, emit);
+        if !f.control() && f.fin {
+            if let Some(MsgRef::Exchange(id)) = self.sides[i].message.take() {
+                emit.event(Event::Close { id });
+            }
+            self.sides[i].message = None;
+        }
+    }
+
+    fn emit_deferred_header(&self, f: &Frame, emit: &mut Emit) {
+        if f.header_deferred {
+            let (class, msg) = if f.inner_spans && f.inner_all_control {
+                (Class::AppControl, f.inner_msg.unwrap_or(MsgRef::Flow))
+            } else {
+                (Class::AppHeader, f.inner_msg.unwrap_or(f.msg))
+            };
+            emit.span(class, f.header_len, msg);
+        }
+    }
+
+    /// `chunk` (at most what is left of the current frame) of payload.
+    fn payload(&mut self, dir: Dir, chunk: &[u8], emit: &mut Emit) {
+        let i = dir.idx();
+        let Some(mut f) = self.sides[i].frame else { return };
+        let total = chunk.len() as u64;
+        let mut chunk = chunk;
+        if f.control() {
+            emit.span(Class::AppControl, total, MsgRef::Flow);
+            f.done += total;
+        } else {
+            let st = &mut emit.stats.websocket;
+            st.payload_bytes += total;
+            match dir {
+                Dir::C2S => st.data_payload_bytes_c2s += total,
+                Dir::S2C => st.data_payload_bytes_s2c += total,
+            }
+            if !self.inner_decided && f.header_deferred && self.sniff_dir.is_none_or(|d| d == dir) {
+                // Hold the first bytes of the first binary message.
+                let k = chunk.len().min(SNIFF_LEN.saturating_sub(self.sniff.len()));
+                let (head, rest) = chunk.split_at(k);
+                let start = self.sniff.len();
+                self.sniff.extend_from_slice(head);
+                if let Some(key) = f.key {
+                    unmask(&mut self.sniff[start..], key, f.done);
+                }
+                self.sniff_dir = Some(dir);
+                f.done += k as u64;
+                chunk = rest;
+                if self.sniff.len() >= SNIFF_LEN {
+                    self.decide_inner(dir, &mut f, emit);
+                }
+            }
+            if !chunk.is_empty() {
+                if self.inner.is_some() {
+                    let mut bytes = std::mem::take(&mut self.unmasked);
+                    bytes.clear();
+                    bytes.extend_from_slice(chunk);
+                    if let Some(key) = f.key {
+                        unmask(&mut bytes, key, f.done);
+                    }
+                    self.feed_inner(dir, &bytes, &mut f, emit);
+                    self.unmasked = bytes;
+                } else {
+                    emit.span(Class::Payload, chunk.len() as u64, f.msg);
+                }
+                f.done += chunk.len() as u64;
+            }
+        }
+        f.left = f.left.saturating_sub(total);
+        let ended = f.left == 0;
+        self.sides[i].frame = Some(f);
+        if ended {
+            self.end_frame(dir, emit);
+        }
+    }
+
+    /// Decides from the held first bytes of the first binary message whether
+    /// the connection carries MQTT, then classifies those bytes.
+    fn decide_inner(&mut self, dir: Dir, f: &mut Frame, emit: &mut Emit) {
+        if self.inner_decided {
+            return;
+        }
+        self.inner_decided = true;
+        self.sniff_dir = None;
+        let held = std::mem::take(&mut self.sniff);
+        if looks_like_mqtt_connect(&held) {
+            self.inner = Some((self.make_inner)(&self.ctx));
+            if !held.is_empty() {
+                self.feed_inner(dir, &held, f, emit);
+            }
+        } else {
+            // Plain binary messages: this one is an exchange of its own.
+            let id = self.new_id();
+            let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
+            emit.event(Event::Open { id, kind: "websocket", what: format!("binary message {arrow}") });
+            f.msg = MsgRef::Exchange(id);
+            self.sides[dir.idx()].message = Some(f.msg);
+            emit.span(Class::Payload, held.len() as u64, f.msg);
+        }
+    }
+
+    /// Runs the inner dissector on unmasked payload bytes, moving its spans
+    /// and events into ours with its exchange ids offset past ours.
+    fn feed_inner(&mut self, dir: Dir, bytes: &[u8], f: &mut Frame, emit: &mut Emit) {
+        let Some(inner) = self.inner.as_mut() else {
+            emit.span(Class::Payload, bytes.len() as u64, f.msg);
+            return;
+        };
+        if !self.inner_announced {
+            // The flow stays a WebSocket flow (its `App`); the carried
+            // protocol shows in its own statistics and exchanges.
+            self.inner_announced = true;
+            *emit.stats.websocket.inner.entry("mqtt".to_string()).or_default() += 1;
+        }
+        self.scratch_spans.clear();
+        self.scratch_events.clear();
+        let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+        inner.data(dir, bytes, &mut e);
+        relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(f), emit);
+    }
+
+    /// Framing of `dir` is lost at the current position.
+    fn lose(&mut self, dir: Dir, emit: &mut Emit) {
+        let side = &mut self.sides[dir.idx()];
+        let have = side.have as u64;
+        side.have = 0;
+        side.lost = true;
+        side.junk += have;
+        emit.span(Class::Payload, have, MsgRef::Flow);
+        emit.stats.websocket.malformed += 1;
+    }
+}
+
+fn unmask(bytes: &mut [u8], key: [u8; 4], offset: u64) {
+    for (j, b) in bytes.iter_mut().enumerate() {
+        *b ^= key[((offset + j as u64) % 4) as usize];
+    }
+}
+
+/// An MQTT CONNECT at the start of `b` (packet type 1, a remaining length,
+/// then the protocol name "MQTT" or "MQIsdp").
+fn looks_like_mqtt_connect(b: &[u8]) -> bool {
+    if b.first() != Some(&0x10) {
+        return false;
+    }
+    let len_bytes = b.iter().skip(1).take(4).take_while(|&&c| c & 0x80 != 0).count() + 1;
+    let name = b.get(1 + len_bytes..).unwrap_or(&[]);
+    name.starts_with(b"\x00\x04MQTT") || name.starts_with(b"\x00\x06MQIs")
+}
+
+/// Moves an inner dissector's output into `emit`, offsetting exchange ids by
+/// `base` (ids that would overflow become flow bytes / are dropped), and
+/// notes in `f` what the frame's payload turned out to be.
+fn relay(base: u32, spans: &mut Vec<Span>, events: &mut Vec<Event>, mut f: Option<&mut Frame>, emit: &mut Emit) {
+    let remap = |id: u32| base.checked_add(id);
+    for s in spans.drain(..) {
+        let msg = match s.msg {
+            MsgRef::Exchange(id) => remap(id).map_or(MsgRef::Flow, MsgRef::Exchange),
+            m => m,
+        };
+        if let Some(f) = f.as_deref_mut() {
+            f.inner_spans = true;
+            f.inner_all_control &= s.class == Class::AppControl;
+            if f.inner_msg.is_none() {
+                f.inner_msg = Some(msg);
+            }
+        }
+        emit.span(s.class, s.len, msg);
+    }
+    for e in events.drain(..) {
+        let e = match e {
+            Event::Open { id, kind, what } => remap(id).map(|id| Event::Open { id, kind, what }),
+            Event::Describe { id, what } => remap(id).map(|id| Event::Describe { id, what }),
+            Event::Responded { id } => remap(id).map(|id| Event::Responded { id }),
+            Event::Close { id } => remap(id).map(|id| Event::Close { id }),
+            other => Some(other),
+        };
+        if let Some(e) = e {
+            emit.event(e);
+        }
+    }
+}
+
+impl Dissector for WebSocket {
+    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+        let i = dir.idx();
+        let mut off = 0;
+        while off < data.len() {
+            let rest = &data[off..];
+            if self.sides[i].lost {
+                emit.span(Class::Payload, rest.len() as u64, MsgRef::Flow);
+                self.sides[i].junk += rest.len() as u64;
+                return;
+            }
+            if let Some(f) = self.sides[i].frame {
+                let n = f.left.min(rest.len() as u64) as usize;
+                self.payload(dir, &rest[..n], emit);
+                off += n;
+                continue;
+            }
+            // Gather a frame header: 2 bytes tell how long it is.
+            let side = &mut self.sides[i];
+            let need = if side.have < 2 { 2 } else { header_len([side.header[0], side.header[1]]) };
+            let k = (need - side.have).min(rest.len());
+            side.header[side.have..side.have + k].copy_from_slice(&rest[..k]);
+            side.have += k;
+            off += k;
+            if side.have < need {
+                continue;
+            }
+            if need == 2 && header_len([side.header[0], side.header[1]]) > 2 {
+                continue;
+            }
+            if self.start_frame(dir, emit) {
+                self.sides[i].have = 0;
+            } else {
+                self.lose(dir, emit);
+            }
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        let i = dir.idx();
+        let side = &self.sides[i];
+        match side.frame {
+            Some(f) if !side.lost && len <= f.left => {
+                let mut f = f;
+                if self.sniff_dir == Some(dir) {
+                    self.decide_inner(dir, &mut f, emit);
+                }
+                // The flow stage classifies the missing bytes; the frame
+                // counts down past them.
+                if !f.control() {
+                    let st = &mut emit.stats.websocket;
+                    st.payload_bytes += len;
+                    match dir {
+                        Dir::C2S => st.data_payload_bytes_c2s += len,
+                        Dir::S2C => st.data_payload_bytes_s2c += len,
+                    }
+                    if let Some(inner) = self.inner.as_mut() {
+                        self.scratch_spans.clear();
+                        self.scratch_events.clear();
+                        let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+                        inner.gap(dir, len, &mut e);
+                        relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(&mut f), emit);
+                    }
+                }
+                f.done += len;
+                f.left -= len;
+                self.sides[i].frame = Some(f);
+                if f.left == 0 {
+                    self.end_frame(dir, emit);
+                }
+            }
+            _ => {
+                if !self.sides[i].lost {
+                    if let Some(f) = self.sides[i].frame.take() {
+                        self.emit_deferred_header(&f, emit);
+                    }
+                    self.lose(dir, emit);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        for dir in [Dir::C2S, Dir::S2C] {
+            let i = dir.idx();
+            if let Some(mut f) = self.sides[i].frame.take() {
+                if self.sniff_dir == Some(dir) {
+                    self.decide_inner(dir, &mut f, emit);
+                }
+                self.emit_deferred_header(&f, emit);
+            }
+            let side = &mut self.sides[i];
+            if side.have > 0 {
+                // A frame header cut off by the end of the capture.
+                let have = side.have as u64;
+                side.have = 0;
+                side.junk += have;
+                emit.span(Class::Payload, have, MsgRef::Flow);
+                emit.stats.websocket.malformed += 1;
+            }
+            if side.junk > 0 {
+                emit.event(Event::Malformed { bytes: side.junk, reason: "not a WebSocket frame".into() });
+                side.junk = 0;
+            }
+        }
+        if let Some(inner) = self.inner.as_mut() {
+            self.scratch_spans.clear();
+            self.scratch_events.clear();
+            let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+            inner.finish(&mut e);
+            relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, None, emit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::capture::{self, truth};
+    use super::super::testkit;
+    use super::super::{Config, L4};
+    use super::*;
+    use std::sync::Arc;
+
+    fn ctx() -> FlowCtx {
+        FlowCtx { l4: L4::Tcp, server_port: 8080, cfg: Arc::new(Config::default()) }
+    }
+
+    fn http(ctx: &FlowCtx) -> Box<dyn Dissector> {
+        (super::super::http::PROTOCOL.make)(ctx)
+    }
+
+    /// A stand-in for the MQTT dissector with its contract: PUBLISH fixed
+    /// header, topic and packet id `app_header`, message `payload`, every
+    /// other packet whole `app_control`; one exchange per PUBLISH.
+    #[derive(Default)]
+    struct MiniMqtt {
+        held: [Vec<u8>; 2],
+        next_id: u32,
+    }
+
+    fn mini_mqtt(_: &FlowCtx) -> Box<dyn Dissector> {
+        Box::new(MiniMqtt::default())
+    }
+
+    impl Dissector for MiniMqtt {
+        fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+            let held = &mut self.held[dir.idx()];
+            held.extend_from_slice(data);
+            loop {
+                let mut len = 0usize;
+                let mut i = 1;
+                let whole = loop {
+                    let Some(&b) = held.get(i) else { break None };
+                    len |= usize::from(b & 0x7f) << (7 * (i - 1));
+                    i += 1;
+                    if b & 0x80 == 0 {
+                        break Some(i + len);
+                    }
+                };
+                let Some(n) = whole.filter(|n| *n <= held.len()) else { return };
+                if held[0] >> 4 == 3 {
+                    let topic = usize::from(u16::from_be_bytes([held[i], held[i + 1]]));
+                    let id = if held[0] & 6 != 0 { 2 } else { 0 };
+                    let hdr = i + 2 + topic + id;
+                    self.next_id += 1;
+                    emit.event(Event::Open { id: self.next_id, kind: "mqtt", what: "PUBLISH".into() });
+                    emit.span(Class::AppHeader, hdr as u64, MsgRef::Exchange(self.next_id));
+                    emit.span(Class::Payload, (n - hdr) as u64, MsgRef::Exchange(self.next_id));
+                    emit.event(Event::Close { id: self.next_id });
+                } else {
+                    emit.span(Class::AppControl, n as u64, MsgRef::Flow);
+                }
+                held.drain(..n);
+            }
+        }
+        fn gap(&mut self, dir: Dir, _len: u64, emit: &mut Emit) {
+            let h = &mut self.held[dir.idx()];
+            emit.malformed(h.len() as u64, MsgRef::Flow, "cut by a gap");
+            h.clear();
+        }
+        fn finish(&mut self, emit: &mut Emit) {
+            for h in &mut self.held {
+                emit.span(Class::Payload, h.len() as u64, MsgRef::Flow);
+                h.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn websocket_section_matches_truth() {
+        for name in ["websocket.pcapng", "websocket-storm-fixed.pcap", "websocket-storm-backoff.pcap"] {
+            let t = truth(name);
+            for bytewise in [false, true] {
+                let got = capture::run(name, http, bytewise);
+                let w = serde_json::to_value(&got.stats.websocket).expect("json");
+                for k in [
+                    "connections",
+                    "frames",
+                    "masked_frames",
+                    "data_payload_bytes_c2s",
+                    "data_payload_bytes_s2c",
+                    "data_frame_header_bytes",
+                    "control_frame_bytes",
+                    "upgrade_bytes",
+                ] {
+                    assert_eq!(w[k], t["websocket"][k], "{name} websocket.{k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_data_message_is_an_exchange_and_control_frames_are_flow() {
+        let conns = capture::tcp_conns("websocket.pcapng");
+        let r = testkit::run(http(&ctx()).as_mut(), &conns[0].slices());
+        r.assert_conserved();
+        assert!(r.events.contains(&Event::App { name: "websocket" }));
+        let opens = r.events.iter().filter(|e| matches!(e, Event::Open { kind: "websocket", .. })).count();
+        let closes = r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count();
+        assert_eq!((opens, closes), (30, 30));
+        // Upgrade request and response are connection setup.
+        let setup: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Setup).map(|s| s.len).sum();
+        assert_eq!(setup, 396);
+        let control_flow: u64 =
+            r.spans.iter().filter(|s| s.class == Class::AppControl && s.msg == MsgRef::Flow).map(|s| s.len).sum();
+        assert_eq!(control_flow, 60);
+    }
+
+    /// The MQTT-over-WebSocket capture after its upgrade (two segments).
+    fn mqtt_ws_frames() -> Vec<(Dir, Vec<u8>)> {
+        let conns = capture::tcp_conns("mqtt-ws.pcap");
+        let c = &conns[0];
+        assert!(c.pieces[0].1.starts_with(b"GET /mqtt"));
+        assert!(c.pieces[1].1.starts_with(b"HTTP/1.1 101"));
+        assert_eq!(c.pieces[0].1.len() + c.pieces[1].1.len(), 453);
+        c.pieces[2..].to_vec()
+    }
+
+    #[test]
+    fn mqtt_inside_matches_truth_classes() {
+        let t = truth("mqtt-ws.pcap");
+        let bc = &t["byte_classes"];
+        let frames = mqtt_ws_frames();
+        let pieces: Vec<(Dir, &[u8])> = frames.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+        // Negotiated (subprotocol mqtt) and sniffed (first binary message is
+        // a CONNECT), fed as captured and bytewise: the same classes.
+        for negotiated in [true, false] {
+            let mut runs = vec![];
+            for bytewise in [false, true] {
+                let mut ws = WebSocket::with_inner(&ctx(), negotiated, 5, mini_mqtt);
+                let r = if bytewise { testkit::run_bytewise(&mut ws, &pieces) } else { testkit::run(&mut ws, &pieces) };
+                r.assert_conserved();
+                assert_eq!(r.class(Class::AppHeader) + 453, bc["app_header"].as_u64().unwrap_or(0));
+                assert_eq!(r.class(Class::AppControl), bc["app_control"].as_u64().unwrap_or(0));
+                assert_eq!(r.class(Class::Payload), bc["payload"].as_u64().unwrap_or(0));
+                assert_eq!(r.stats.websocket.header_bytes, t["websocket"]["header_bytes"].as_u64().unwrap_or(0));
+                assert_eq!(r.stats.websocket.payload_bytes, t["websocket"]["payload_bytes"].as_u64().unwrap_or(0));
+                assert_eq!(r.stats.websocket.frames.get("binary"), Some(&20));
+                // Inner exchange ids come after the ones the flow used.
+                assert!(r.events.contains(&Event::Open { id: 6, kind: "mqtt", what: "PUBLISH".into() }));
+                assert!(!r.events.iter().any(|e| matches!(e, Event::Open { kind: "websocket", .. })));
+                runs.push(capture::outline(&r));
+            }
+            assert_eq!(runs[0], runs[1]);
+        }
+    }
+
+    #[test]
+    fn mqtt_ws_through_http_conserves_and_counts_frames() {
+        let got = capture::run("mqtt-ws.pcap", http, false);
+        let t = truth("mqtt-ws.pcap");
+        let bc = &t["byte_classes"];
+        let app = |l: &crate::ledger::Ledger| l.get(Class::AppHeader) + l.get(Class::AppControl) + l.get(Class::Payload);
+        let want = bc["app_header"].as_u64().unwrap_or(0) + bc["app_control"].as_u64().unwrap_or(0) + bc["payload"].as_u64().unwrap_or(0);
+        assert_eq!(app(&got.ledger), want);
+        // With the real MQTT dissector inside: exactly the truth's classes.
+        for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
+            assert_eq!(got.ledger.get(c), bc[c.name()].as_u64().unwrap_or(0), "{}", c.name());
+        }
+        let m = serde_json::to_value(&got.stats.mqtt).expect("json");
+        for k in ["packets", "keepalive_s", "publish_payload_bytes", "total_mqtt_bytes"] {
+            assert_eq!(m[k], t["mqtt"][k], "mqtt.{k}");
+        }
+        assert_eq!(got.stats.websocket.frames.get("binary"), Some(&20));
+        assert_eq!(got.stats.websocket.header_bytes, 112);
+        assert_eq!(got.stats.websocket.upgrade_bytes, 453);
+        assert_eq!(got.stats.websocket.inner.get("mqtt"), Some(&1));
+        assert!(got.runs[0].events.contains(&Event::App { name: "websocket" }));
+    }
+
+    fn feed(ws: &mut WebSocket, pieces: &[(Dir, &[u8])]) -> testkit::Run {
+        let r = testkit::run(ws, pieces);
+        r.assert_conserved();
+        r
+    }
+
+    #[test]
+    fn fragments_extended_lengths_and_masks() {
+        // Text "Hel" + continuation "lo" (masked, client), then a 300-byte
+        // binary frame (16-bit length) and a ping between the fragments.
+        let key = [1u8, 2, 3, 4];
+        let mut c2s = vec![0x01, 0x83];
+        c2s.extend_from_slice(&key);
+        c2s.extend(b"Hel".iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        c2s.extend_from_slice(&[0x89, 0x80, 0, 0, 0, 0]);
+        c2s.extend_from_slice(&[0x80, 0x82]);
+        c2s.extend_from_slice(&key);
+        c2s.extend(b"lo".iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        let mut s2c = vec![0x82, 126, 0x01, 0x2c];
+        s2c.extend(std::iter::repeat_n(7u8, 300));
+        let mut big = vec![0x82, 127, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+        big.extend(std::iter::repeat_n(1u8, 256));
+        let pieces: Vec<(Dir, &[u8])> = vec![(Dir::C2S, &c2s), (Dir::S2C, &s2c), (Dir::S2C, &big)];
+        for bytewise in [false, true] {
+            let mut ws = WebSocket::new(&ctx(), false, 1);
+            let r = if bytewise { testkit::run_bytewise(&mut ws, &pieces) } else { feed(&mut ws, &pieces) };
+            r.assert_conserved();
+            assert_eq!(r.class(Class::Payload), 5 + 300 + 256);
+            assert_eq!(r.class(Class::AppControl), 6);
+            assert_eq!(r.class(Class::AppHeader), 6 + 6 + 4 + 10);
+            assert_eq!(r.stats.websocket.messages, 3);
+            assert_eq!(r.stats.websocket.masked_frames, 3);
+            assert_eq!(r.stats.websocket.frames.get("continuation"), Some(&1));
+            // The fragmented message is one exchange; the ping is not.
+            let text: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(1)).map(|s| s.len).sum();
+            assert_eq!(text, 6 + 3 + 6 + 2);
+            assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count(), 3);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_malformed_and_never_panic() {
+        let cases: Vec<Vec<u8>> = vec![
+            vec![0x83, 0x00, 1, 2, 3],                     // reserved opcode
+            vec![0x09, 0x01, 0],                           // fragmented ping
+            vec![0x89, 126, 0, 200],                       // ping longer than 125
+            vec![0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 9], // 64-bit length with the top bit
+            vec![0x82, 0x85, 1, 2],                        // cut in the mask key
+            vec![0x82, 0x05, 1, 2],                        // cut in the payload
+        ];
+        for case in &cases {
+            for make_inner in [false, true] {
+                let mut ws = WebSocket::with_inner(&ctx(), make_inner, 1, mini_mqtt);
+                let r = feed(&mut ws, &[(Dir::C2S, case), (Dir::S2C, case)]);
+                let malformed = r.events.iter().any(|e| matches!(e, Event::Malformed { .. }));
+                let truncated_payload = case == &cases[5];
+                assert!(malformed || truncated_payload, "{case:?}: {:?}", r.events);
+            }
+        }
+        // Gaps inside a payload keep the framing; elsewhere they lose it.
+        let mut ws = WebSocket::new(&ctx(), false, 1);
+        let mut r = testkit::Run::default();
+        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        ws.data(Dir::S2C, &[0x81, 10, b'a'], &mut e);
+        ws.gap(Dir::S2C, 8, &mut e);
+        ws.data(Dir::S2C, &[b'z', 0x89, 0], &mut e);
+        ws.data(Dir::S2C, &[0x81], &mut e);
+        ws.gap(Dir::S2C, 3, &mut e);
+        ws.data(Dir::S2C, &[1, 2, 3], &mut e);
+        ws.finish(&mut e);
+        // Gap bytes are the flow stage's to classify.
+        assert_eq!(r.ledger().total(), 3 + 3 + 1 + 3);
+        assert_eq!(r.class(Class::AppControl), 2);
+        assert_eq!(r.stats.websocket.data_payload_bytes_s2c, 10);
+        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { bytes: 4, .. })));
+    }
 }

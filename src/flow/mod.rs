@@ -49,6 +49,9 @@ impl Default for FlowConfig {
 pub struct FlowRecord {
     /// Index in creation order (for TCP, Wireshark's `tcp.stream` order).
     pub id: u64,
+    /// Index of the flow's first packet in its input.
+    #[serde(skip)]
+    pub first_packet: u64,
     pub l4: &'static str,
     pub client: String,
     pub server: String,
@@ -82,6 +85,8 @@ pub struct FlowRecord {
 /// One frame, for the radio model and timelines.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameTick {
+    /// Index of the packet in its input.
+    pub packet: u64,
     pub ts_ns: i64,
     pub wire_len: u32,
     /// Sent by the flow's client (the device, usually).
@@ -158,6 +163,8 @@ struct Shared {
     events: Vec<Event>,
     stats: ProtoStats,
     next_exchange: u64,
+    /// Index of the packet being processed.
+    packet: u64,
 }
 
 pub struct FlowTable {
@@ -182,7 +189,7 @@ impl FlowTable {
             timers: BinaryHeap::new(),
             next_flow: 0,
             next_gen: 0,
-            sh: Shared { cfg, spans: Vec::new(), events: Vec::new(), stats: ProtoStats::default(), next_exchange: 0 },
+            sh: Shared { cfg, spans: Vec::new(), events: Vec::new(), stats: ProtoStats::default(), next_exchange: 0, packet: 0 },
             tcp_streams: 0,
             udp_streams: 0,
             live_max: 0,
@@ -227,7 +234,8 @@ impl FlowTable {
 
     /// Takes one decoded TCP or UDP packet; `frames` is more than one for a
     /// reassembled IP datagram.
-    pub fn packet(&mut self, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, sink: &mut dyn FlowSink) {
+    pub fn packet(&mut self, packet: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, sink: &mut dyn FlowSink) {
+        self.sh.packet = packet;
         let l4 = match d.transport {
             Transport::Tcp(_) => L4::Tcp,
             Transport::Udp => L4::Udp,
@@ -270,6 +278,7 @@ impl FlowTable {
             _ => udp_datagram(&mut self.sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
         };
         sink.tick(FrameTick {
+            packet,
             ts_ns,
             wire_len,
             uplink: dir == Dir::C2S,
@@ -309,6 +318,7 @@ impl FlowTable {
         self.next_gen += 1;
         let rec = FlowRecord {
             id,
+            first_packet: self.sh.packet,
             l4: if l4 == L4::Tcp { "tcp" } else { "udp" },
             client: SocketAddr::from(client).to_string(),
             server: SocketAddr::from(server).to_string(),
@@ -426,6 +436,7 @@ impl FlowTable {
 fn empty_record() -> FlowRecord {
     FlowRecord {
         id: 0,
+        first_packet: 0,
         l4: "",
         client: String::new(),
         server: String::new(),
@@ -600,7 +611,7 @@ impl<'a> Feeder<'a> {
         let app = &mut *self.app;
         // Events first: an exchange opened by these bytes must exist before
         // its bytes are booked.
-        app.fl.events(self.ts_ns, &mut self.sh.events, &mut self.sh.next_exchange);
+        app.fl.events(self.ts_ns, self.sh.packet, &mut self.sh.events, &mut self.sh.next_exchange);
         self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
         for s in &self.sh.spans {
             app.spanned += s.len;

@@ -5,7 +5,7 @@
 use super::{Class, Ledger};
 use crate::dissect::{Dir, Event, MsgRef, Span};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Most exchanges a flow keeps open at once; older ones are closed.
 const MAX_OPEN: usize = 256;
@@ -40,6 +40,10 @@ pub struct Exchange {
     pub bytes_s2c: u64,
     /// Direction changes within the exchange (request->response = 1).
     pub turns: u32,
+    /// Index of the packet that opened it: orders exchanges the same way
+    /// however the flows were spread over threads.
+    #[serde(skip)]
+    pub open_packet: u64,
     #[serde(skip)]
     last_dir: Option<Dir>,
     #[serde(skip)]
@@ -61,6 +65,9 @@ pub struct FlowLedger {
     /// Exchange the flow's current bytes belong to.
     current: Option<usize>,
     ids: HashMap<u32, usize>,
+    /// Closed exchanges stay addressable for a while: their last bytes, a
+    /// late acknowledgement or a retransmission may still name them.
+    closed_ids: VecDeque<u32>,
     pub exchanges_total: u64,
     pub malformed: Vec<(u64, String)>,
     pub malformed_bytes: u64,
@@ -154,7 +161,7 @@ impl FlowLedger {
 
     /// Applies dissector events at time `ts_ns`; `next_id` hands out global
     /// exchange ids.
-    pub fn events(&mut self, ts_ns: i64, events: &mut Vec<Event>, next_id: &mut u64) {
+    pub fn events(&mut self, ts_ns: i64, packet: u64, events: &mut Vec<Event>, next_id: &mut u64) {
         for e in events.drain(..) {
             match e {
                 Event::Open { id, kind, what } => {
@@ -186,6 +193,7 @@ impl FlowLedger {
                         bytes_c2s: 0,
                         bytes_s2c: 0,
                         turns: 0,
+                        open_packet: packet,
                         last_dir: None,
                         closed: false,
                     });
@@ -213,7 +221,15 @@ impl FlowLedger {
                             x.closed = true;
                         }
                         self.open.retain(|&(oid, _)| oid != id);
-                        self.ids.remove(&id);
+                        self.closed_ids.push_back(id);
+                        if self.closed_ids.len() > MAX_OPEN {
+                            if let Some(old) = self.closed_ids.pop_front() {
+                                // An id reused by a newer exchange points there now.
+                                if self.ids.get(&old).is_some_and(|&i| self.exchanges.get(i).is_some_and(|x| x.closed)) {
+                                    self.ids.remove(&old);
+                                }
+                            }
+                        }
                     }
                 }
                 Event::Malformed { bytes, reason } => {

@@ -1,1 +1,75 @@
-//! Radio-state models (stub: to be written).
+//! Radio cost of a capture: states, time, energy, battery life and money.
+//!
+//! A battery pays for radio time, not bytes. The pipeline feeds every frame
+//! as a [`Tick`] to a [`RadioSim`] built from a [`Profile`] (data: see
+//! `profiles/*.toml`), then calls [`RadioSim::finish`] for the report's
+//! `radio` section. Fleet cost is [`cost::cost`].
+
+pub mod cost;
+pub mod profile;
+pub mod sim;
+
+pub use cost::{CostLine, CostOptions, CostReport, cost};
+pub use profile::{Profile, ProfileError, list_text};
+pub use sim::{RadioOptions, RadioReport, RadioSim, Tick, Timing};
+
+/// Parses a battery capacity: `3000mAh`, `3000 mAh`, `3Ah` or a bare number of mAh.
+pub fn parse_battery_mah(s: &str) -> Result<f64, String> {
+    parse_quantity(
+        s,
+        &[("mah", 1.0), ("ah", 1000.0), ("", 1.0)],
+        "a battery capacity such as 3000mAh",
+    )
+}
+
+/// Parses a current into microamperes: `5uA`, `5µA`, `0.005mA`, `5` (uA).
+pub fn parse_current_ua(s: &str) -> Result<f64, String> {
+    parse_quantity(
+        s,
+        &[
+            ("ua", 1.0),
+            ("µa", 1.0),
+            ("μa", 1.0),
+            ("na", 1e-3),
+            ("ma", 1e3),
+            ("a", 1e6),
+            ("", 1.0),
+        ],
+        "a current such as 5uA",
+    )
+}
+
+fn parse_quantity(s: &str, units: &[(&str, f64)], what: &str) -> Result<f64, String> {
+    let lower = s.trim().to_lowercase();
+    for (unit, factor) in units {
+        if let Some(number) = lower.strip_suffix(unit)
+            && let Ok(v) = number.trim().parse::<f64>()
+            && v.is_finite()
+            && v >= 0.0
+        {
+            return Ok(v * factor);
+        }
+    }
+    Err(format!("`{s}` is not {what}"))
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_battery_mah("3000mAh"), Ok(3000.0));
+        assert_eq!(parse_battery_mah("3 Ah"), Ok(3000.0));
+        assert_eq!(parse_battery_mah("2500"), Ok(2500.0));
+        assert_eq!(parse_current_ua("5uA"), Ok(5.0));
+        assert_eq!(parse_current_ua("5µA"), Ok(5.0));
+        assert_eq!(parse_current_ua("0.01mA"), Ok(10.0));
+        assert!(parse_current_ua("five").is_err());
+        assert!(parse_battery_mah("-3mAh").is_err());
+        assert!(parse_battery_mah("NaN").is_err());
+    }
+}

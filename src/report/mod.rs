@@ -4,6 +4,8 @@
 pub mod table;
 
 use crate::dissect::ProtoStats;
+use crate::findings::Finding;
+use crate::radio::RadioReport;
 use crate::flow::FlowRecord;
 use crate::ledger::{Exchange, Ledger};
 use serde::Serialize;
@@ -41,6 +43,7 @@ pub struct Notes {
     pub malformed_bytes: u64,
     pub flows_omitted: u64,
     pub exchanges_omitted: u64,
+    #[serde(skip)]
     pub live_flows_max: u64,
     /// Why reading stopped early; the figures cover everything before it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,8 @@ pub struct InputReport {
     pub stats: ProtoStats,
     pub exchanges: Vec<Exchange>,
     pub notes: Notes,
+    pub radio: Option<RadioReport>,
+    pub findings: Vec<Finding>,
 }
 
 /// One input's summary in a report over several.
@@ -70,6 +75,9 @@ pub struct InputSummary {
     pub tcp_streams: u64,
     pub udp_streams: u64,
     pub notes: Notes,
+    /// This input's radio model (the top-level `radio` when there is one input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radio: Option<RadioReport>,
 }
 
 /// The whole report, as `--format json` writes it.
@@ -88,6 +96,10 @@ pub struct Report {
     pub websocket: crate::dissect::websocket::Stats,
     pub http2: crate::dissect::http2::Stats,
     pub exchanges: Vec<Exchange>,
+    /// The radio model of the input (with several inputs: each input's is in `inputs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radio: Option<RadioReport>,
+    pub findings: Vec<Finding>,
     pub inputs: Vec<InputSummary>,
     /// Inputs that could not be read at all.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -105,6 +117,9 @@ impl Report {
         let mut summaries = Vec::new();
         let (mut start, mut end): (Option<f64>, f64) = (None, 0.0);
         let (mut flow_base, mut x_base) = (0u64, 0u64);
+        let single = inputs.len() == 1;
+        let mut findings = Vec::new();
+        let mut top_radio = None;
         for r in inputs {
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
@@ -129,7 +144,14 @@ impl Report {
             }));
             flow_base += r.tcp_streams + r.udp_streams;
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
-            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes });
+            findings.extend(r.findings);
+            let radio = if single {
+                top_radio = r.radio;
+                None
+            } else {
+                r.radio
+            };
+            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes, radio });
         }
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
@@ -148,6 +170,8 @@ impl Report {
             websocket: stats.websocket,
             http2: stats.http2,
             exchanges,
+            radio: top_radio,
+            findings,
             inputs: summaries,
             failed_inputs: failed,
         }

@@ -112,6 +112,35 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     }
     let _ = writeln!(out, "\nTop flows by wire bytes ({} of {})\n{ft}", flows.len().min(top_flows), r.tcp_streams + r.udp_streams);
 
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "\nFindings");
+        for f in &r.findings {
+            let _ = writeln!(out, "  [{}] {}: {}", f.severity, f.id, f.title);
+            if f.saving_per_day.bytes > 0 {
+                let _ = writeln!(
+                    out,
+                    "      saves about {} per day{}",
+                    human_bytes(f.saving_per_day.bytes as f64),
+                    if f.saving_per_day.charge_mah > 0.0 { format!(" and {:.2} mAh of radio charge", f.saving_per_day.charge_mah) } else { String::new() }
+                );
+            }
+            let _ = writeln!(out, "      {}", f.recommendation);
+        }
+    }
+
+    let radios: Vec<(&str, &crate::radio::RadioReport)> = match &r.radio {
+        Some(radio) => vec![("", radio)],
+        None => r.inputs.iter().filter_map(|i| i.radio.as_ref().map(|x| (i.input.as_str(), x))).collect(),
+    };
+    for (input, radio) in radios {
+        let _ = writeln!(out, "\nRadio{}{}", if input.is_empty() { "" } else { ": " }, input);
+        let _ = write!(out, "{}", indent(&radio.to_text()));
+        if let Some(c) = &radio.cost {
+            let _ = writeln!(out, "Data cost");
+            let _ = write!(out, "{}", indent(&c.to_text()));
+        }
+    }
+
     for i in &r.inputs {
         let n = &i.notes;
         let mut lines = Vec::new();
@@ -147,4 +176,8 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         }
     }
     out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }

@@ -1,0 +1,1094 @@
+//! The radio state machine, driven one packet at a time.
+//!
+//! Memory does not grow with the capture: the simulator keeps the current
+//! position on the timeline, per-state and per-category sums, one accumulator
+//! per flow and per exchange (the report lists those anyway) and the
+//! participants of the current burst.
+//!
+//! Conventions (the tests compute timelines by hand with exactly these):
+//! - A packet is an instant on the captured timeline (`--timing captured`);
+//!   on the link timeline it lasts its serialisation time at the profile's rate.
+//! - After a packet the radio stays connected for `connected.inactivity`, then
+//!   walks the tail stages in order, then idles. A packet arriving in a stage
+//!   resumes the connection (with the stage's promotion, if it has one); a
+//!   packet arriving in idle or in a released stage (`radio_on = false`) needs
+//!   the profile's promotion and counts as a wake-up. A packet arriving exactly
+//!   when a stage ends belongs to the next stage.
+//! - Captured timing: the capture shows packets after the radio woke up, so
+//!   the promotion occupies the time just before the packet. Link timing: the
+//!   promotion delays the packet.
+//! - Gaps up to `link.burst_gap` are protocol round trips: their energy is
+//!   transfer energy, shared by the two packets' exchanges. Longer gaps are
+//!   the application's pauses: tail (while the radio is up) and idle energy;
+//!   the tail is shared by the exchanges of the burst that kept the radio up,
+//!   in proportion to the time each kept it up.
+//! - Link timing re-times each burst from the device's side: packets in the
+//!   same direction go back to back; a downlink packet after an uplink one
+//!   waits one round-trip time (the request has to reach the server and the
+//!   answer has to come back); the device answers a downlink packet at once.
+//!   The device stays connected with its receiver on through a modelled
+//!   round trip (no DRX timer runs). Gaps longer than `burst_gap` are kept
+//!   as captured.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::profile::{Profile, Promotion};
+
+/// One frame as the radio sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick {
+    pub ts_ns: i64,
+    pub wire_len: u32,
+    /// Sent by the device (the flow's client side).
+    pub uplink: bool,
+    /// Index into the report's flows.
+    pub flow: u32,
+    /// Index into the report's exchanges, if the frame belongs to one.
+    pub exchange: Option<u32>,
+}
+
+impl Tick {
+    /// `flow` of a frame that belongs to no flow (ICMP, ARP): it still costs
+    /// radio time, but is in no `per_flow` entry.
+    pub const NO_FLOW: u32 = u32::MAX;
+}
+
+/// Which clock drives the state machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    /// The capture's own timestamps.
+    #[default]
+    Captured,
+    /// Each burst re-timed on the profile's link; pauses kept as captured.
+    Link,
+}
+
+impl Timing {
+    pub fn parse(s: &str) -> Option<Timing> {
+        match s.to_ascii_lowercase().as_str() {
+            "captured" => Some(Timing::Captured),
+            "link" => Some(Timing::Link),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RadioOptions {
+    pub timing: Timing,
+    /// Battery capacity for `battery_life_days`.
+    pub battery_mah: Option<f64>,
+    /// The rest of the device asleep (MCU, sensors), drawn all day.
+    pub sleep_current_ua: f64,
+    /// Use the profile's release assistance (RAI) after each burst.
+    pub release_assistance: bool,
+}
+
+impl Default for RadioOptions {
+    fn default() -> Self {
+        RadioOptions {
+            timing: Timing::Captured,
+            battery_mah: None,
+            sleep_current_ua: 0.0,
+            release_assistance: false,
+        }
+    }
+}
+
+const SECONDS_PER_DAY: f64 = 86_400.0;
+/// Joules to mAh at `v` volts: J / V = coulomb; 1 mAh = 3.6 C.
+fn mah(energy_j: f64, v: f64) -> f64 {
+    if v > 0.0 { energy_j / v / 3.6 } else { 0.0 }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    flow: u32,
+    exchange: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cat {
+    Promotion = 0,
+    Transfer = 1,
+    Tail = 2,
+    Idle = 3,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Share {
+    energy: [f64; 3], // promotion, transfer, tail
+    radio_on_s: f64,
+    bytes: u64,
+    frames: u64,
+    round_trips: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct BurstPart {
+    weight_s: f64,
+    bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Snapshot {
+    /// On the radio's timeline (re-timed with link timing).
+    t_s: f64,
+    /// On the capture's clock: the application's schedule.
+    cap_s: f64,
+    energy_j: f64,
+    radio_on_s: f64,
+    bytes: u64,
+    wakeups: u64,
+}
+
+#[derive(Clone, Debug)]
+struct StateAcc {
+    name: String,
+    radio_on: bool,
+    power_w: f64,
+    time_s: f64,
+    energy_j: f64,
+}
+
+/// Where the radio is after a gap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Position {
+    Connected,
+    Stage(usize),
+    Idle,
+}
+
+const IDLE: usize = 0;
+const PROMOTION: usize = 1;
+const CONNECTED: usize = 2;
+const FIRST_STAGE: usize = 3;
+/// connected + up to 16 tail stages + idle.
+const MAX_SEGMENTS: usize = 18;
+
+pub struct RadioSim {
+    profile: Profile,
+    opts: RadioOptions,
+    rai: bool,
+    states: Vec<StateAcc>,
+    stage_promotion_state: Vec<Option<usize>>,
+    cat_energy: [f64; 4],
+    radio_on_s: f64,
+    started: bool,
+    first_ts_ns: i64,
+    last_cap_s: f64,
+    last_end_s: f64,
+    last_uplink: bool,
+    last_key: Key,
+    timeline_start_s: f64,
+    promotions: u64,
+    wakeups: u64,
+    frames: u64,
+    bytes: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    round_trips: u64,
+    airtime_s: f64,
+    burst_time_s: f64,
+    /// Serialisation time of every frame at the profile's rates, and the
+    /// captured time inside bursts: the first exceeding the second means the
+    /// capture ran on a faster link than this radio's.
+    needed_airtime_s: f64,
+    captured_burst_s: f64,
+    bursts: u64,
+    burst: HashMap<Key, BurstPart>,
+    flows: BTreeMap<u32, Share>,
+    exchanges: BTreeMap<u32, Share>,
+    /// Totals when the first and the latest burst began: the per-day sample.
+    first_burst: Option<Snapshot>,
+    last_burst: Option<Snapshot>,
+}
+
+impl RadioSim {
+    pub fn new(profile: Profile, opts: RadioOptions) -> Self {
+        let mut states = vec![
+            StateAcc {
+                name: profile.idle_name.clone(),
+                radio_on: false,
+                power_w: profile.idle_power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            },
+            StateAcc {
+                name: "promotion".into(),
+                radio_on: true,
+                power_w: profile.promotion.power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            },
+            StateAcc {
+                name: "connected".into(),
+                radio_on: true,
+                power_w: profile.connected.power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            },
+        ];
+        for stage in &profile.tail {
+            states.push(StateAcc {
+                name: stage.name.clone(),
+                radio_on: stage.radio_on,
+                power_w: stage.power_w,
+                time_s: 0.0,
+                energy_j: 0.0,
+            });
+        }
+        let mut stage_promotion_state = Vec::with_capacity(profile.tail.len());
+        for stage in &profile.tail {
+            stage_promotion_state.push(stage.promotion.as_ref().map(|p| {
+                states.push(StateAcc {
+                    name: format!("promotion_from_{}", stage.name),
+                    radio_on: true,
+                    power_w: p.power_w,
+                    time_s: 0.0,
+                    energy_j: 0.0,
+                });
+                states.len() - 1
+            }));
+        }
+        let rai = opts.release_assistance && profile.release_assistance.is_some();
+        RadioSim {
+            profile,
+            opts,
+            rai,
+            states,
+            stage_promotion_state,
+            cat_energy: [0.0; 4],
+            radio_on_s: 0.0,
+            started: false,
+            first_ts_ns: 0,
+            last_cap_s: 0.0,
+            last_end_s: 0.0,
+            last_uplink: false,
+            last_key: Key {
+                flow: 0,
+                exchange: None,
+            },
+            timeline_start_s: 0.0,
+            promotions: 0,
+            wakeups: 0,
+            frames: 0,
+            bytes: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            round_trips: 0,
+            airtime_s: 0.0,
+            burst_time_s: 0.0,
+            needed_airtime_s: 0.0,
+            captured_burst_s: 0.0,
+            bursts: 0,
+            burst: HashMap::new(),
+            flows: BTreeMap::new(),
+            exchanges: BTreeMap::new(),
+            first_burst: None,
+            last_burst: None,
+        }
+    }
+
+    fn total_energy(&self) -> f64 {
+        self.cat_energy.iter().sum()
+    }
+
+    /// Marks the start of a burst (before its promotion, if it needs one).
+    fn mark_burst(&mut self, t_s: f64) {
+        let snap = Snapshot {
+            t_s,
+            cap_s: self.last_cap_s,
+            energy_j: self.total_energy(),
+            radio_on_s: self.radio_on_s,
+            bytes: self.bytes,
+            wakeups: self.wakeups,
+        };
+        if self.first_burst.is_none() {
+            self.first_burst = Some(snap);
+        }
+        self.last_burst = Some(snap);
+    }
+
+    /// Splits `gap` seconds after a packet into state segments; returns where the radio ends.
+    /// Also returns when (seconds into the gap) the radio entered that position.
+    fn walk(
+        &self,
+        gap: f64,
+        rai: bool,
+        segments: &mut [(usize, f64); MAX_SEGMENTS],
+    ) -> (usize, Position, f64) {
+        let mut n = 0;
+        let mut left = gap.max(0.0);
+        let connected_for = match (&self.profile.release_assistance, rai) {
+            (Some(r), true) => r.release_after_s,
+            _ => self.profile.connected.inactivity_s,
+        };
+        let mut push = |state: usize, dt: f64, n: &mut usize| {
+            if dt > 0.0 && *n < MAX_SEGMENTS {
+                segments[*n] = (state, dt);
+                *n += 1;
+            }
+        };
+        if left < connected_for {
+            push(CONNECTED, left, &mut n);
+            return (n, Position::Connected, 0.0);
+        }
+        push(CONNECTED, connected_for, &mut n);
+        left -= connected_for;
+        let mut entered = connected_for;
+        for (k, stage) in self.profile.tail.iter().enumerate() {
+            // RAI releases the connection at once: the connected stages are skipped.
+            if rai && stage.radio_on {
+                continue;
+            }
+            if left < stage.duration_s {
+                push(FIRST_STAGE + k, left, &mut n);
+                return (n, Position::Stage(k), entered);
+            }
+            push(FIRST_STAGE + k, stage.duration_s, &mut n);
+            left -= stage.duration_s;
+            entered += stage.duration_s;
+        }
+        push(IDLE, left, &mut n);
+        (n, Position::Idle, entered)
+    }
+
+    /// Books time in a state; returns (energy, radio-on seconds).
+    fn book(&mut self, state: usize, dt: f64, cat: Cat) -> (f64, f64) {
+        let Some(acc) = self.states.get_mut(state) else {
+            return (0.0, 0.0);
+        };
+        let energy = acc.power_w * dt;
+        acc.time_s += dt;
+        acc.energy_j += energy;
+        let on = if acc.radio_on { dt } else { 0.0 };
+        self.radio_on_s += on;
+        if let Some(e) = self.cat_energy.get_mut(cat as usize) {
+            *e += energy;
+        }
+        (energy, on)
+    }
+
+    fn credit(&mut self, key: Key, cat: Cat, energy: f64, on_s: f64) {
+        if key.flow != Tick::NO_FLOW {
+            add_share(self.flows.entry(key.flow).or_default(), cat, energy, on_s);
+        }
+        if let Some(x) = key.exchange {
+            add_share(self.exchanges.entry(x).or_default(), cat, energy, on_s);
+        }
+    }
+
+    /// Shares tail energy among the exchanges of the burst that just ended.
+    fn credit_burst(&mut self, cat: Cat, energy: f64, on_s: f64) {
+        if self.burst.is_empty() || (energy == 0.0 && on_s == 0.0) {
+            return;
+        }
+        let total_weight: f64 = self.burst.values().map(|p| p.weight_s).sum();
+        let total_bytes: u64 = self.burst.values().map(|p| p.bytes).sum();
+        let count = self.burst.len() as f64;
+        let shares: Vec<(Key, f64)> = self
+            .burst
+            .iter()
+            .map(|(k, p)| {
+                let f = if total_weight > 0.0 {
+                    p.weight_s / total_weight
+                } else if total_bytes > 0 {
+                    p.bytes as f64 / total_bytes as f64
+                } else {
+                    1.0 / count
+                };
+                (*k, f)
+            })
+            .collect();
+        for (k, f) in shares {
+            self.credit(k, cat, energy * f, on_s * f);
+        }
+    }
+
+    fn add_weight(&mut self, key: Key, weight_s: f64, bytes: u64) {
+        let part = self.burst.entry(key).or_default();
+        part.weight_s += weight_s;
+        part.bytes = part.bytes.saturating_add(bytes);
+    }
+
+    fn promote(&mut self, state: usize, p: &Promotion, key: Key, wakeup: bool) {
+        if wakeup {
+            self.wakeups += 1;
+        }
+        self.promotions += 1;
+        let (e, on) = self.book(state, p.duration_s, Cat::Promotion);
+        self.credit(key, Cat::Promotion, e, on);
+    }
+
+    /// The promotion a packet needs after the radio reached `pos`: (state, promotion, wake-up).
+    fn promotion_at(&self, pos: Position) -> Option<(usize, Promotion, bool)> {
+        match pos {
+            Position::Connected => None,
+            Position::Idle => Some((PROMOTION, self.profile.promotion.clone(), true)),
+            Position::Stage(k) => {
+                let stage = self.profile.tail.get(k)?;
+                if !stage.radio_on {
+                    Some((PROMOTION, self.profile.promotion.clone(), true))
+                } else {
+                    let p = stage.promotion.clone()?;
+                    Some((
+                        self.stage_promotion_state.get(k).copied().flatten()?,
+                        p,
+                        false,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Books the gap between the last packet and the next one (or its promotion).
+    fn book_gap(&mut self, gap: f64, continuation: bool, key: Key) {
+        let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
+        let (mut n, _, _) = self.walk(gap, !continuation && self.rai, &mut segments);
+        if continuation && self.opts.timing == Timing::Link {
+            // A modelled round trip: the device keeps its receiver on for the
+            // answer (for NB-IoT and LTE-M most of the round trip is the air
+            // interface's own scheduling and HARQ), so no DRX timer runs.
+            segments[0] = (CONNECTED, gap.max(0.0));
+            n = 1;
+        }
+        let last_key = self.last_key;
+        for &(state, dt) in segments.iter().take(n) {
+            let cat = if state == IDLE {
+                Cat::Idle
+            } else if continuation {
+                Cat::Transfer
+            } else {
+                Cat::Tail
+            };
+            let (e, on) = self.book(state, dt, cat);
+            match cat {
+                Cat::Idle | Cat::Promotion => {}
+                Cat::Transfer => {
+                    if key == last_key {
+                        self.credit(key, cat, e, on);
+                    } else {
+                        self.credit(key, cat, e / 2.0, on / 2.0);
+                        self.credit(last_key, cat, e / 2.0, on / 2.0);
+                    }
+                }
+                Cat::Tail => self.credit_burst(cat, e, on),
+            }
+        }
+    }
+
+    /// Feeds one frame. Frames should come in capture order; a timestamp
+    /// earlier than the previous one counts as no gap.
+    pub fn tick(&mut self, t: &Tick) {
+        let link = self.opts.timing == Timing::Link;
+        let key = Key {
+            flow: t.flow,
+            exchange: t.exchange,
+        };
+        let bytes = u64::from(t.wire_len);
+        let bits = bytes as f64 * 8.0;
+        let rate = if t.uplink {
+            self.profile.link.up_bps
+        } else {
+            self.profile.link.down_bps
+        };
+        let serialisation_s = if rate > 0.0 { bits / rate } else { 0.0 };
+
+        let start_s;
+        let new_burst =
+            !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
+        if !self.started {
+            self.started = true;
+            self.first_ts_ns = t.ts_ns;
+            self.last_cap_s = 0.0;
+            let p = self.profile.promotion.clone();
+            let promo_start = if link { 0.0 } else { -p.duration_s };
+            self.timeline_start_s = promo_start;
+            self.burst.clear();
+            self.bursts = 1;
+            self.promote(PROMOTION, &p, key, true);
+            start_s = if link { p.duration_s } else { 0.0 };
+        } else {
+            let cap_gap = self.gap_since_last_capture(t);
+            let cap_s = self.last_cap_s + cap_gap;
+            self.last_cap_s = cap_s;
+            let continuation = cap_gap <= self.profile.link.burst_gap_s;
+            if continuation {
+                self.captured_burst_s += cap_gap;
+            }
+            let turn = continuation && self.last_uplink && !t.uplink;
+            if turn {
+                self.round_trips += 1;
+                self.credit_round_trip(key);
+            }
+            let gap = if link {
+                if continuation {
+                    if turn { self.profile.link.rtt_s } else { 0.0 }
+                } else {
+                    cap_gap
+                }
+            } else {
+                // Captured: the radio's clock is the capture's.
+                cap_s - self.last_end_s
+            };
+            let gap = gap.max(0.0);
+            // Where does the packet find the radio?
+            let mut probe = [(0usize, 0.0f64); MAX_SEGMENTS];
+            let (_, mut arrival, entered) = self.walk(gap, !continuation && self.rai, &mut probe);
+            if link && continuation {
+                arrival = Position::Connected;
+            }
+            let promotion = self.promotion_at(arrival);
+            let booked_gap = match (&promotion, link) {
+                // Captured: the promotion ran during the last part of the gap,
+                // but not before the radio reached the state it promotes from
+                // (a capture not taken on the device can show the packet
+                // sooner after the tail than a promotion takes).
+                (Some((_, p, _)), false) => (gap - p.duration_s).max(entered),
+                _ => gap,
+            };
+            if !continuation {
+                // The tail of the previous burst; then a new burst begins.
+                self.book_gap(booked_gap, false, key);
+                self.burst.clear();
+                self.bursts += 1;
+            } else {
+                self.book_gap(booked_gap, true, key);
+                let w = booked_gap;
+                if key == self.last_key {
+                    self.add_weight(key, w, 0);
+                } else {
+                    self.add_weight(key, w / 2.0, 0);
+                    let lk = self.last_key;
+                    self.add_weight(lk, w / 2.0, 0);
+                }
+                if link {
+                    self.burst_time_s += booked_gap;
+                }
+            }
+            let mut s = self.last_end_s + booked_gap;
+            if let Some((state, p, wakeup)) = promotion {
+                self.promote(state, &p, key, wakeup);
+                s += p.duration_s;
+            }
+            start_s = if link { s } else { cap_s };
+        }
+        if new_burst {
+            // Totals when the burst's first packet goes out (its promotion
+            // done): consecutive marks bound exactly one cycle.
+            self.mark_burst(start_s);
+        }
+
+        // The packet itself.
+        self.needed_airtime_s += serialisation_s;
+        let airtime = if link { serialisation_s } else { 0.0 };
+        if airtime > 0.0 {
+            let (e, on) = self.book(CONNECTED, airtime, Cat::Transfer);
+            self.credit(key, Cat::Transfer, e, on);
+            self.airtime_s += airtime;
+            self.burst_time_s += airtime;
+        }
+        let c = &self.profile.connected;
+        let per_bit = if t.uplink {
+            c.up_j_per_bit
+        } else {
+            c.down_j_per_bit
+        };
+        let active_power = if t.uplink { c.tx_power_w } else { c.rx_power_w };
+        let mut extra = bits * per_bit;
+        if let Some(p) = active_power {
+            extra += (p - c.power_w).max(0.0) * serialisation_s;
+        }
+        if extra > 0.0 {
+            self.cat_energy[Cat::Transfer as usize] += extra;
+            if let Some(acc) = self.states.get_mut(CONNECTED) {
+                acc.energy_j += extra;
+            }
+            self.credit(key, Cat::Transfer, extra, 0.0);
+        }
+        self.add_weight(key, airtime, bytes);
+        if t.flow != Tick::NO_FLOW {
+            let share = self.flows.entry(t.flow).or_default();
+            share.bytes = share.bytes.saturating_add(bytes);
+            share.frames += 1;
+        }
+        if let Some(x) = t.exchange {
+            let share = self.exchanges.entry(x).or_default();
+            share.bytes = share.bytes.saturating_add(bytes);
+            share.frames += 1;
+        }
+        self.frames += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if t.uplink {
+            self.bytes_up = self.bytes_up.saturating_add(bytes);
+        } else {
+            self.bytes_down = self.bytes_down.saturating_add(bytes);
+        }
+        self.last_end_s = start_s + airtime;
+        self.last_uplink = t.uplink;
+        self.last_key = key;
+    }
+
+    fn gap_since_last_capture(&self, t: &Tick) -> f64 {
+        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s)
+            - self.last_cap_s
+    }
+
+    fn credit_round_trip(&mut self, key: Key) {
+        if key.flow != Tick::NO_FLOW {
+            self.flows.entry(key.flow).or_default().round_trips += 1;
+        }
+        if let Some(x) = key.exchange {
+            self.exchanges.entry(x).or_default().round_trips += 1;
+        }
+    }
+
+    /// Runs the last tail to its end and builds the report. `capture_span_s`
+    /// is the capture's duration (first to last frame) as the pipeline saw it.
+    pub fn finish(mut self, capture_span_s: f64) -> RadioReport {
+        let mut notes = Vec::new();
+        if self.opts.release_assistance && self.profile.release_assistance.is_none() {
+            notes.push(format!(
+                "profile {} has no release_assistance section: RAI ignored",
+                self.profile.name
+            ));
+        }
+        // Only a clear mismatch: packets are instants on the captured
+        // timeline, so single-packet bursts always look too fast.
+        if self.opts.timing == Timing::Captured
+            && self.needed_airtime_s > (2.0 * self.captured_burst_s).max(0.1)
+        {
+            notes.push(format!(
+                "the capture moved its bursts in {:.3} s, but {} needs {:.3} s of airtime for them at {} / {} kbit/s: \
+                 its timestamps come from a faster link; --timing link re-times them on this radio",
+                self.captured_burst_s,
+                self.profile.name,
+                self.needed_airtime_s,
+                self.profile.link.up_bps / 1e3,
+                self.profile.link.down_bps / 1e3
+            ));
+        }
+        let capture_span_s = if capture_span_s.is_finite() {
+            capture_span_s.max(0.0)
+        } else {
+            0.0
+        };
+        let mut timeline_end_s = self.timeline_start_s;
+        if self.started {
+            // The last burst's tail runs to its end, even past the capture's end.
+            let full_tail: f64 = self.profile.connected.inactivity_s.max(0.0)
+                + self
+                    .profile
+                    .release_assistance
+                    .as_ref()
+                    .map_or(0.0, |r| r.release_after_s)
+                + self.profile.tail.iter().map(|s| s.duration_s).sum::<f64>();
+            let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
+            let (n, _, _) = self.walk(full_tail, self.rai, &mut segments);
+            let mut tail_len = 0.0;
+            for &(state, dt) in segments.iter().take(n) {
+                if state == IDLE {
+                    break;
+                }
+                tail_len += dt;
+                let (e, on) = self.book(state, dt, Cat::Tail);
+                self.credit_burst(Cat::Tail, e, on);
+            }
+            timeline_end_s = self.last_end_s + tail_len;
+        }
+        let v = self.profile.voltage_v;
+        let episode_s = (timeline_end_s - self.timeline_start_s).max(0.0);
+
+        // Per-day projection at the capture's rate. With two or more bursts,
+        // the cycles from the first burst's start to the last burst's start
+        // are the sample: exact for periodic traffic, with the idle time (or
+        // the tail time, when the radio never idles) between bursts included.
+        // A single burst says nothing about the period: it is assumed to
+        // repeat back to back (promotion, burst, full tail), an upper bound.
+        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (
+            self.first_burst,
+            self.last_burst,
+        ) {
+            (Some(a), Some(b)) if b.cap_s > a.cap_s && b.t_s > a.t_s => {
+                // The day holds as many cycles as the captured schedule gives;
+                // each cycle costs what the radio's timeline says (with link
+                // timing a burst may take longer than on the capture).
+                let cycles = self.bursts.saturating_sub(1);
+                let mut basis = format!("{cycles} burst cycles over {:.3} s", b.cap_s - a.cap_s);
+                if b.t_s - a.t_s > (b.cap_s - a.cap_s) * 1.001 {
+                    basis.push_str(&format!(
+                        " of capture ({:.3} s on the link: the captured schedule is kept)",
+                        b.t_s - a.t_s
+                    ));
+                }
+                (
+                    b.cap_s - a.cap_s,
+                    b.energy_j - a.energy_j,
+                    b.bytes.saturating_sub(a.bytes),
+                    b.radio_on_s - a.radio_on_s,
+                    b.wakeups - a.wakeups,
+                    basis,
+                )
+            }
+            _ => {
+                let window = episode_s.max(capture_span_s);
+                let idle_fill = self.profile.idle_power_w * (window - episode_s).max(0.0);
+                (
+                    window,
+                    self.total_energy() + idle_fill,
+                    self.bytes,
+                    self.radio_on_s,
+                    self.wakeups,
+                    format!(
+                        "one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"
+                    ),
+                )
+            }
+        };
+        let per_day = if window_s > 0.0 && self.started {
+            let f = SECONDS_PER_DAY / window_s;
+            PerDay {
+                bytes: (bytes as f64 * f).round() as u64,
+                wakeups: wakeups as f64 * f,
+                radio_on_s: (radio_on_s * f).min(SECONDS_PER_DAY),
+                charge_mah: mah(energy_j * f, v),
+                energy_j: energy_j * f,
+                basis,
+                window_s,
+            }
+        } else {
+            PerDay {
+                bytes: 0,
+                wakeups: 0.0,
+                radio_on_s: 0.0,
+                charge_mah: mah(self.profile.idle_power_w * SECONDS_PER_DAY, v),
+                energy_j: self.profile.idle_power_w * SECONDS_PER_DAY,
+                basis: "no traffic: idle all day".into(),
+                window_s: 0.0,
+            }
+        };
+        let battery = self
+            .opts
+            .battery_mah
+            .filter(|b| b.is_finite() && *b > 0.0)
+            .map(|capacity_mah| {
+                let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
+                let total = per_day.charge_mah + sleep_mah_per_day;
+                Battery {
+                    capacity_mah,
+                    sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
+                    radio_mah_per_day: per_day.charge_mah,
+                    sleep_mah_per_day,
+                    life_days: if total > 0.0 {
+                        Some(capacity_mah / total)
+                    } else {
+                        None
+                    },
+                }
+            });
+
+        let energy_j = self.total_energy();
+        let split = EnergySplit {
+            promotion_j: self.cat_energy[Cat::Promotion as usize],
+            transfer_j: self.cat_energy[Cat::Transfer as usize],
+            tail_j: self.cat_energy[Cat::Tail as usize],
+            idle_j: self.cat_energy[Cat::Idle as usize],
+        };
+        let link = (self.opts.timing == Timing::Link).then(|| LinkReport {
+            up_kbps: self.profile.link.up_bps / 1e3,
+            down_kbps: self.profile.link.down_bps / 1e3,
+            rtt_s: self.profile.link.rtt_s,
+            burst_gap_s: self.profile.link.burst_gap_s,
+            round_trips: self.round_trips,
+            rtt_wait_s: self.round_trips as f64 * self.profile.link.rtt_s,
+            bytes_up: self.bytes_up,
+            bytes_down: self.bytes_down,
+            airtime_s: self.airtime_s,
+            on_link_s: self.burst_time_s,
+            retimed_span_s: (self.last_end_s - self.timeline_start_s.min(0.0)).max(0.0),
+            captured_span_s: self.last_cap_s,
+        });
+        let states = self
+            .states
+            .iter()
+            .map(|s| StateReport {
+                state: s.name.clone(),
+                radio_on: s.radio_on,
+                time_s: s.time_s,
+                energy_j: s.energy_j,
+            })
+            .collect();
+        RadioReport {
+            profile: self.profile.name.clone(),
+            timing: self.opts.timing,
+            release_assistance: self.rai,
+            voltage_v: v,
+            radio_on_s: self.radio_on_s,
+            energy_j,
+            charge_mah: mah(energy_j, v),
+            tail_energy_j: split.tail_j,
+            promotions: self.promotions,
+            wakeups: self.wakeups,
+            frames: self.frames,
+            bytes: self.bytes,
+            bytes_up: self.bytes_up,
+            bytes_down: self.bytes_down,
+            bursts: self.bursts,
+            round_trips: self.round_trips,
+            energy: split,
+            states,
+            battery_life_days: battery.as_ref().and_then(|b| b.life_days),
+            battery,
+            per_day,
+            link,
+            per_flow: shares_report(&self.flows, v),
+            per_exchange: shares_report(&self.exchanges, v),
+            cost: None,
+            notes,
+        }
+    }
+}
+
+fn add_share(share: &mut Share, cat: Cat, energy: f64, on_s: f64) {
+    if let Some(e) = share.energy.get_mut(cat as usize) {
+        *e += energy;
+    }
+    share.radio_on_s += on_s;
+}
+
+fn shares_report(map: &BTreeMap<u32, Share>, v: f64) -> Vec<ShareReport> {
+    map.iter()
+        .map(|(index, s)| {
+            let energy_j: f64 = s.energy.iter().sum();
+            let frac = |x: f64| if energy_j > 0.0 { x / energy_j } else { 0.0 };
+            ShareReport {
+                index: *index,
+                energy_j,
+                charge_mah: mah(energy_j, v),
+                radio_on_s: s.radio_on_s,
+                promotion_j: s.energy[0],
+                transfer_j: s.energy[1],
+                tail_j: s.energy[2],
+                promotion_share: frac(s.energy[0]),
+                transfer_share: frac(s.energy[1]),
+                tail_share: frac(s.energy[2]),
+                frames: s.frames,
+                bytes: s.bytes,
+                round_trips: s.round_trips,
+            }
+        })
+        .collect()
+}
+
+/// The `radio` section of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct RadioReport {
+    pub profile: String,
+    pub timing: Timing,
+    pub release_assistance: bool,
+    pub voltage_v: f64,
+    pub radio_on_s: f64,
+    pub energy_j: f64,
+    pub charge_mah: f64,
+    pub tail_energy_j: f64,
+    /// Every promotion, 3G FACH->DCH included.
+    pub promotions: u64,
+    /// Promotions from idle or from a released state.
+    pub wakeups: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Runs of frames separated by gaps longer than the profile's burst gap.
+    pub bursts: u64,
+    /// Uplink-to-downlink turns inside bursts.
+    pub round_trips: u64,
+    pub energy: EnergySplit,
+    pub states: Vec<StateReport>,
+    pub per_day: PerDay,
+    pub battery_life_days: Option<f64>,
+    pub battery: Option<Battery>,
+    /// What drove `--timing link`; absent with captured timing.
+    pub link: Option<LinkReport>,
+    /// Idle energy belongs to no flow; everything else is charged to flows.
+    pub per_flow: Vec<ShareReport>,
+    /// Frames outside any exchange (connection setup, keep-alives, teardown)
+    /// are charged to their flow only.
+    pub per_exchange: Vec<ShareReport>,
+    /// Fleet cost, filled by the caller with [`super::cost::cost`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::cost::CostReport>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EnergySplit {
+    pub promotion_j: f64,
+    pub transfer_j: f64,
+    pub tail_j: f64,
+    pub idle_j: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StateReport {
+    pub state: String,
+    pub radio_on: bool,
+    pub time_s: f64,
+    pub energy_j: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PerDay {
+    pub bytes: u64,
+    pub wakeups: f64,
+    pub radio_on_s: f64,
+    pub charge_mah: f64,
+    pub energy_j: f64,
+    /// How the day was projected from the capture.
+    pub basis: String,
+    pub window_s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Battery {
+    pub capacity_mah: f64,
+    pub sleep_current_ua: f64,
+    pub radio_mah_per_day: f64,
+    pub sleep_mah_per_day: f64,
+    pub life_days: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinkReport {
+    pub up_kbps: f64,
+    pub down_kbps: f64,
+    pub rtt_s: f64,
+    pub burst_gap_s: f64,
+    pub round_trips: u64,
+    pub rtt_wait_s: f64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Serialisation time of every frame at the link's rates.
+    pub airtime_s: f64,
+    /// Time inside bursts: airtime plus round-trip waits.
+    pub on_link_s: f64,
+    pub retimed_span_s: f64,
+    pub captured_span_s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShareReport {
+    pub index: u32,
+    pub energy_j: f64,
+    pub charge_mah: f64,
+    pub radio_on_s: f64,
+    pub promotion_j: f64,
+    pub transfer_j: f64,
+    pub tail_j: f64,
+    pub promotion_share: f64,
+    pub transfer_share: f64,
+    pub tail_share: f64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub round_trips: u64,
+}
+
+impl RadioReport {
+    /// A human-readable block for the text report.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let timing = match self.timing {
+            Timing::Captured => "captured timestamps",
+            Timing::Link => "re-timed on the profile's link",
+        };
+        let _ = writeln!(
+            o,
+            "radio: profile {} ({timing}{})",
+            self.profile,
+            if self.release_assistance { ", RAI" } else { "" }
+        );
+        let _ = writeln!(
+            o,
+            "  radio on {:.3} s, {} wake-ups, {} promotions, energy {:.6} J = {:.6} mAh at {} V",
+            self.radio_on_s,
+            self.wakeups,
+            self.promotions,
+            self.energy_j,
+            self.charge_mah,
+            self.voltage_v
+        );
+        let e = &self.energy;
+        let pct = |x: f64| {
+            if self.energy_j > 0.0 {
+                100.0 * x / self.energy_j
+            } else {
+                0.0
+            }
+        };
+        let _ = writeln!(
+            o,
+            "  energy: promotion {:.6} J ({:.1}%), transfer {:.6} J ({:.1}%), tail {:.6} J ({:.1}%), idle {:.6} J ({:.1}%)",
+            e.promotion_j,
+            pct(e.promotion_j),
+            e.transfer_j,
+            pct(e.transfer_j),
+            e.tail_j,
+            pct(e.tail_j),
+            e.idle_j,
+            pct(e.idle_j)
+        );
+        let states: Vec<String> = self
+            .states
+            .iter()
+            .filter(|s| s.time_s > 0.0)
+            .map(|s| format!("{} {:.3} s", s.state, s.time_s))
+            .collect();
+        let _ = writeln!(o, "  time per state: {}", states.join(", "));
+        if let Some(l) = &self.link {
+            let _ = writeln!(
+                o,
+                "  link: {} round trips x {:.3} s, {} B up at {} kbit/s, {} B down at {} kbit/s, {:.3} s airtime, {:.3} s on the link",
+                l.round_trips,
+                l.rtt_s,
+                l.bytes_up,
+                l.up_kbps,
+                l.bytes_down,
+                l.down_kbps,
+                l.airtime_s,
+                l.on_link_s
+            );
+        }
+        let d = &self.per_day;
+        let _ = writeln!(
+            o,
+            "  per day ({}): {} bytes, {:.1} wake-ups, radio on {:.1} s, {:.3} mAh",
+            d.basis, d.bytes, d.wakeups, d.radio_on_s, d.charge_mah
+        );
+        if let Some(b) = &self.battery {
+            match b.life_days {
+                Some(days) => {
+                    let _ = writeln!(
+                        o,
+                        "  battery {} mAh with {} uA sleep current: {:.1} days ({:.1} years)",
+                        b.capacity_mah,
+                        b.sleep_current_ua,
+                        days,
+                        days / 365.0
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "  battery {} mAh: no drain modelled", b.capacity_mah);
+                }
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(o, "  note: {note}");
+        }
+        o
+    }
+}
