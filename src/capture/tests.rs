@@ -131,7 +131,7 @@ struct Got {
 fn read_with(rd: Box<dyn Read + Send>) -> Result<(Vec<Got>, Result<(), ReadError>, ReadStats), ReadError> {
     let mut r = CaptureReader::from_read(Path::new("t.pcap"), rd)?;
     let mut got = Vec::new();
-    let end = r.for_each(|p| got.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype }));
+    let end = r.for_each(|p, _| got.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype }));
     Ok((got, end, r.stats().clone()))
 }
 
