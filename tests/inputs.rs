@@ -123,12 +123,19 @@ const COAP_GET_WIRE: u64 = 1770;
 const COAP_PUT_FRAMES: u64 = 24;
 const COAP_PUT_WIRE: u64 = 1971;
 
+fn header_classes(r: &InputReport) -> (u64, u64, u64) {
+    let c = &r.totals.classes;
+    (c.get(Class::Link), c.get(Class::Network), c.get(Class::Transport))
+}
+
 fn http_base() -> InputReport {
     let r = run(&capture("http-keepalive.pcap"));
     assert_eq!((r.totals.frames, r.totals.wire_bytes), (HTTP_FRAMES, HTTP_WIRE));
     assert_eq!(r.totals.classes.get(Class::TcpControl), HTTP_TCP_CONTROL_BYTES);
     assert_eq!(r.flows.iter().map(|f| f.control_frames).sum::<u64>(), HTTP_TCP_CONTROL_FRAMES);
     assert_eq!((r.tcp_streams, r.udp_streams), (1, 0));
+    // The 30 frames with payload: Ethernet 14, IPv4 20, TCP 32 (timestamps).
+    assert_eq!(header_classes(&r), (30 * 14, 30 * 20, 30 * 32));
     r
 }
 
@@ -137,6 +144,8 @@ fn http6_base() -> InputReport {
     assert_eq!((r.totals.frames, r.totals.wire_bytes), (HTTP6_FRAMES, HTTP6_WIRE));
     assert_eq!(r.totals.classes.get(Class::TcpControl), HTTP6_TCP_CONTROL_BYTES);
     assert_eq!(r.flows.iter().map(|f| f.control_frames).sum::<u64>(), HTTP6_TCP_CONTROL_FRAMES);
+    // The 20 frames with payload: Ethernet 14, IPv6 40, TCP 32.
+    assert_eq!(header_classes(&r), (20 * 14, 20 * 40, 20 * 32));
     r
 }
 
@@ -144,6 +153,7 @@ fn coap_get_base() -> InputReport {
     let r = run(&capture("coap-con-get.pcap"));
     assert_eq!((r.totals.frames, r.totals.wire_bytes), (COAP_GET_FRAMES, COAP_GET_WIRE));
     assert_eq!((r.tcp_streams, r.udp_streams), (0, 1));
+    assert_eq!(header_classes(&r), (30 * 14, 30 * 20, 30 * 8));
     r
 }
 
@@ -152,6 +162,7 @@ fn coap_put_base() -> InputReport {
     assert_eq!((r.totals.frames, r.totals.wire_bytes), (COAP_PUT_FRAMES, COAP_PUT_WIRE));
     // A new coap-client process, so a new UDP flow, per reading.
     assert_eq!((r.tcp_streams, r.udp_streams), (0, 12));
+    assert_eq!(header_classes(&r), (24 * 14, 24 * 20, 24 * 8));
     r
 }
 
