@@ -584,7 +584,7 @@ fn damage_in_the_first_record_is_an_error() {
 #[test]
 fn truncated_file_header_is_an_error() {
     let path = sample("truncated-header.pcap");
-    let e = analyze_file(&path, &Options::new()).err().expect("10 bytes of a pcap header are not readable");
+    let e = analyze_file(&path, &Options::new()).expect_err("10 bytes of a pcap header are not readable");
     assert_eq!((e.record, e.offset), (0, 0));
     assert!(e.to_string().contains("truncated-header.pcap"), "{e}");
 }
@@ -592,7 +592,7 @@ fn truncated_file_header_is_an_error() {
 #[test]
 #[ignore = "bug: a file cut inside its header reports `unreadable file header: Incomplete(2)` (a pcap-parser Debug value), not that the file is too short"]
 fn truncated_file_header_message_is_clear() {
-    let e = analyze_file(&sample("truncated-header.pcap"), &Options::new()).err().expect("an error");
+    let e = analyze_file(&sample("truncated-header.pcap"), &Options::new()).expect_err("an error");
     let msg = e.to_string();
     assert!(!msg.contains("Incomplete"), "{msg}");
     assert!(msg.contains("truncated") || msg.contains("too short") || msg.contains("ends"), "{msg}");
@@ -655,10 +655,10 @@ fn no_sample_or_prefix_panics() {
     let not_conserved = ["coap-con-put-ipv4-frag-dup.pcap"]; // ipv4_fragment_captured_twice
     let named = |p: &Path, list: &[&str]| list.iter().any(|n| p.ends_with(n));
     for p in names.iter().filter(|p| !named(p, &panics)) {
-        if let Ok(r) = analyze_file(p, &Options::new()) {
-            if !named(p, &not_conserved) {
-                assert_conserved(&r);
-            }
+        if let Ok(r) = analyze_file(p, &Options::new())
+            && !named(p, &not_conserved)
+        {
+            assert_conserved(&r);
         }
     }
     let tmp = tempfile::tempdir().unwrap();

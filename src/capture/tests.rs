@@ -128,14 +128,17 @@ struct Got {
 }
 
 /// Reads `bytes` through `rd`; every packet, the end result, the stats.
-fn read_with(rd: Box<dyn Read + Send>) -> Result<(Vec<Got>, Result<(), ReadError>, ReadStats), ReadError> {
+/// Every packet, how reading ended, and the reader's counts.
+type Outcome = (Vec<Got>, Result<(), ReadError>, ReadStats);
+
+fn read_with(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
     let mut r = CaptureReader::from_read(Path::new("t.pcap"), rd)?;
     let mut got = Vec::new();
     let end = r.for_each(|p, _| got.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype }));
     Ok((got, end, r.stats().clone()))
 }
 
-fn read(bytes: Vec<u8>) -> Result<(Vec<Got>, Result<(), ReadError>, ReadStats), ReadError> {
+fn read(bytes: Vec<u8>) -> Result<Outcome, ReadError> {
     read_with(Box::new(Cursor::new(bytes)))
 }
 
@@ -268,12 +271,12 @@ fn pcap_moderately_large_record_length_is_called_corrupt() {
 
 #[test]
 fn unreadable_files_are_errors() {
-    let e = read(Vec::new()).err().expect("empty");
+    let e = read(Vec::new()).expect_err("empty");
     assert_eq!((e.record, e.offset), (0, 0));
     assert!(e.what.contains("empty"), "{e}");
-    let e = read(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n".to_vec()).err().expect("garbage");
+    let e = read(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n".to_vec()).expect_err("garbage");
     assert!(e.what.contains("not a pcap"), "{e}");
-    let e = read(pcap(Order::Le, false, 65_535, 1, &[])[..10].to_vec()).err().expect("cut header");
+    let e = read(pcap(Order::Le, false, 65_535, 1, &[])[..10].to_vec()).expect_err("cut header");
     assert!(e.to_string().starts_with("t.pcap: "), "{e}");
 }
 
