@@ -79,10 +79,74 @@ def pcap_bytes(recs, linktype, end="<", nano=False, snaplen=262144):
     return bytes(out)
 
 
+WRITTEN = []
+
+
 def write(name, blob):
     with open(os.path.join(OUT, name), "wb") as f:
         f.write(blob)
+    WRITTEN.append((name, len(blob)))
     print(f"{name}: {len(blob)} bytes")
+
+
+# What each sample is; README.md lists them (every sample must have a line).
+ABOUT = {
+    "http-keepalive-be.pcap": "http-keepalive.pcap written big-endian",
+    "http-keepalive-ns.pcap": "http-keepalive.pcap with nanosecond timestamps (magic a1b23c4d)",
+    "coap-con-get-ns-be.pcap": "coap-con-get.pcap, big-endian and nanosecond",
+    "multi-interface.pcapng": "SHB; IDBs: Ethernet (us), Linux SLL2 (if_tsresol 9), USER0 147 (unsupported); "
+    "http-keepalive as EPBs on 0 with an unknown block (type 0xACE) after the 11th, coap-con-get as SLL2 EPBs on 1 "
+    "(starting 1 s after the last HTTP frame), one frame on 2, coap-non's first 2 frames as SPBs",
+    "http-keepalive-vlan.pcap": "802.1Q tag (VLAN 100) in every frame",
+    "coap-con-get-qinq.pcap": "QinQ: 802.1ad (0x88a8, VLAN 200) + 802.1Q (VLAN 100)",
+    "http-keepalive-pppoe.pcap": "PPPoE session (0x8864, session 0x1234), PPP 0x0021",
+    "http-keepalive-ipv6-pppoe.pcap": "http-keepalive-ipv6 in PPPoE session, PPP 0x0057",
+    "http-keepalive-sll.pcap": "Linux cooked v1 (113) instead of Ethernet",
+    "coap-con-get-sll2.pcap": "Linux cooked v2 (276) instead of Ethernet",
+    "http-keepalive-raw.pcap": "raw IPv4 (101)",
+    "http-keepalive-ipv6-raw.pcap": "raw IPv6 (101)",
+    "coap-con-get-null.pcap": "BSD NULL (0), address family 2 little-endian",
+    "http-keepalive-ipv6-loop.pcap": "OpenBSD LOOP (108), address family 24 big-endian",
+    "coap-con-get-linktype147.pcap": "coap-con-get.pcap's frames under link type 147 (USER0), which wiretax does not decode",
+    "coap-con-get-padded.pcap": "frames under 60 bytes padded with zeros to 60 (the 15 52-byte requests)",
+    "http-keepalive-ipv4-options.pcap": "4-byte IPv4 option (NOP NOP NOP EOL) in every packet; IHL, length, checksum fixed",
+    "http-keepalive-ipv6-exthdr.pcap": "hop-by-hop + destination options headers (8 bytes each) in every packet",
+    "coap-con-put-ipv4-frag.pcap": "coap-con-put's PUT datagrams cut into 24-byte IPv4 fragments (4 each); "
+    "the 2nd datagram's last fragment first, the 4th's middle two swapped",
+    "coap-con-put-ipv4-frag-dup.pcap": "the same, the first datagram's second fragment captured twice",
+    "coap-con-put-ipv4-frag-snaplen40.pcap": "the fragments cut to 40 bytes (snaplen 40)",
+    "coap-con-put-ipv6.pcap": "coap-con-put's datagrams over IPv6 (fd77::a.b.c.d), whole",
+    "coap-con-put-ipv6-frag.pcap": "the same in 24-byte IPv6 fragments (fragment header), same reordering",
+    "http-keepalive-snaplen64.pcap": "every frame cut to 64 bytes (inside the TCP options), wire length kept",
+    "http-keepalive-snaplen128.pcap": "every frame cut to 128 bytes (inside the HTTP messages)",
+    "truncated.pcap": "http-keepalive.pcap cut 20 bytes into record 30's data (offset 5268)",
+    "bad-record-length.pcap": "record 20's caplen (offset 3298) set to 0x7fffffff",
+    "bad-first-record.pcap": "record 1's caplen (offset 24) set to 0x7fffffff: nothing readable",
+    "bad-block-length.pcapng": "multi-interface.pcapng with block 20's length (offset 2768) set to 65537",
+    "extreme-timestamps.pcapng": "6 coap-con-get frames: 64-bit tick counts in seconds, if_tsoffset of +-2^63",
+    "truncated-header.pcap": "the first 10 bytes of a pcap header",
+    "header-only.pcap": "a pcap header and no records",
+    "empty.pcap": "0 bytes",
+    "garbage.pcap": "2048 pseudo-random bytes (SHA-256 chain)",
+}
+
+
+def write_readme():
+    lines = [
+        "# Sample captures",
+        "",
+        "Made by `scripts/make-samples.py` from the real captures in `captures/`",
+        "(run it from the repository root; it is deterministic). Each changes one",
+        "thing; `tests/inputs.rs` checks wiretax's figures for each against its",
+        "base capture's.",
+        "",
+        "| file | bytes | what |",
+        "|---|---|---|",
+    ]
+    for name, size in WRITTEN:
+        lines.append(f"| {name} | {size} | {ABOUT[name]} |")
+    with open(os.path.join(OUT, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 # ---------------------------------------------------------------- pcapng
@@ -449,6 +513,7 @@ def main():
         seed = hashlib.sha256(seed).digest()
         junk += seed
     write("garbage.pcap", junk[:2048])
+    write_readme()
 
 
 if __name__ == "__main__":
