@@ -463,3 +463,35 @@ fn pcapng_errors_name_the_block() {
         assert_eq!((e.record, e.offset), (4, (head.len() + one.len()) as u64), "{e}");
     }
 }
+
+#[test]
+fn pcapng_sections_of_both_byte_orders() {
+    let [(_, _, put), (_, _, ack)] = put_and_ack();
+    let file = [
+        shb(Order::Le),
+        idb(Order::Le, 1, 0, &[]),
+        epb(Order::Le, 0, 1, &put, 117),
+        shb(Order::Be),
+        idb(Order::Be, 113, 0, &[(9, &[9])]),
+        epb(Order::Be, 0, 2, &ack, 47),
+    ]
+    .concat();
+    let (got, st) = read_ok(file);
+    assert_eq!(got.iter().map(|g| (g.linktype, g.ts_ns, g.wire_len)).collect::<Vec<_>>(), vec![(1, 1000, 117), (113, 2, 47)]);
+    assert_eq!((st.records, st.packets, st.interfaces), (6, 2, 2));
+}
+
+#[test]
+fn pcapng_packet_length_beyond_its_block() {
+    let [(_, _, put), _] = put_and_ack();
+    let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
+    let mut bad = epb(Order::Le, 0, 1, &put, 117);
+    // Captured length 200 in a block holding 117 bytes (and an option).
+    bad[20..24].copy_from_slice(&200u32.to_le_bytes());
+    let (got, end, _) = read([&head[..], &bad, &epb(Order::Le, 0, 2, &put, 117)].concat()).unwrap();
+    // Either the block is refused, or its packet is no longer than the block's data.
+    match end {
+        Err(e) => assert_eq!((got.len(), e.offset), (0, head.len() as u64), "{e}"),
+        Ok(()) => assert!(got.iter().all(|g| g.data.len() <= 120 && g.wire_len >= g.data.len() as u32), "{got:?}"),
+    }
+}
