@@ -124,6 +124,7 @@ ABOUT = {
     "bad-first-record.pcap": "record 1's caplen (offset 24) set to 0x7fffffff: nothing readable",
     "bad-block-length.pcapng": "multi-interface.pcapng with block 20's length (offset 2768) set to 65537",
     "extreme-timestamps.pcapng": "6 coap-con-get frames: 64-bit tick counts in seconds, if_tsoffset of +-2^63",
+    "far-future.pcapng": "4 coap-con-get frames whose 64-bit microsecond tick counts start at 2^63",
     "truncated-header.pcap": "the first 10 bytes of a pcap header",
     "header-only.pcap": "a pcap header and no records",
     "empty.pcap": "0 bytes",
@@ -505,6 +506,12 @@ def main():
         ticks = [2**64 - 1, 2**63, 1][i % 3]
         ext += epb(i % 3, ticks, r.data, r.wire_len)
     write("extreme-timestamps.pcapng", ext)
+    # One interface, microseconds, no offset: a tick count of 2^63 (a
+    # corrupted timestamp; 292,000 years) saturates the nanosecond clock.
+    far = shb() + idb(eth)
+    for i, r in enumerate(coap[:4]):
+        far += epb(0, 2**63 + i, r.data, r.wire_len)
+    write("far-future.pcapng", far)
     write("truncated-header.pcap", good[:10])
     write("header-only.pcap", good[:24])
     write("empty.pcap", b"")
