@@ -55,27 +55,46 @@ trait TickSink {
     fn tick(&mut self, t: &FrameTick);
 }
 
-/// Drives the radio model. Flow and exchange ids are those of the worker
-/// that made them, `local * jobs + worker`, put right at the end.
+/// Drives the radio model. Ticks name flows and exchanges by the id of
+/// the worker that made them (`local * jobs + worker`); the model sees them
+/// numbered in order of first appearance, which is the same for any number
+/// of jobs, and the numbers are put right at the end.
 struct RadioTap {
     sim: Option<RadioSim>,
     jobs: u64,
     /// Flows and exchanges past these (per worker) are not itemised.
     max_flows: u64,
     max_exchanges: u64,
+    flows: Renumber,
+    exchanges: Renumber,
+}
+
+/// Worker ids in order of first appearance.
+#[derive(Default)]
+struct Renumber {
+    seq: HashMap<u64, u32>,
+    ids: Vec<u64>,
+}
+
+impl Renumber {
+    fn get(&mut self, id: u64) -> Option<u32> {
+        if let Some(&s) = self.seq.get(&id) {
+            return Some(s);
+        }
+        let s = u32::try_from(self.ids.len()).ok().filter(|&s| s != Tick::NO_FLOW)?;
+        self.seq.insert(id, s);
+        self.ids.push(id);
+        Some(s)
+    }
 }
 
 impl TickSink for RadioTap {
     fn tick(&mut self, t: &FrameTick) {
         let Some(sim) = self.sim.as_mut() else { return };
-        let enc = |id: u64, max: u64| (id / self.jobs < max).then(|| u32::try_from(id).ok()).flatten();
-        sim.tick(&Tick {
-            ts_ns: t.ts_ns,
-            wire_len: t.wire_len,
-            uplink: t.uplink,
-            flow: t.flow.and_then(|f| enc(f, self.max_flows)).unwrap_or(Tick::NO_FLOW),
-            exchange: t.exchange.and_then(|x| enc(x, self.max_exchanges)),
-        });
+        let jobs = self.jobs;
+        let flow = t.flow.filter(|f| f / jobs < self.max_flows).and_then(|f| self.flows.get(f));
+        let exchange = t.exchange.filter(|x| x / jobs < self.max_exchanges).and_then(|x| self.exchanges.get(x));
+        sim.tick(&Tick { ts_ns: t.ts_ns, wire_len: t.wire_len, uplink: t.uplink, flow: flow.unwrap_or(Tick::NO_FLOW), exchange });
     }
 }
 
@@ -397,6 +416,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         jobs,
         max_flows: opts.max_flows.max(1) as u64,
         max_exchanges: opts.max_exchanges as u64,
+        flows: Renumber::default(),
+        exchanges: Renumber::default(),
     };
     let radio: &mut dyn TickSink = &mut tap;
     let limits = Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
@@ -538,9 +559,10 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let radio = tap.sim.take().map(|sim| {
         let mut r = sim.finish(t.duration_s);
         // Worker-local ids to report indices; entries past the listed ones go.
-        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>, ids: &HashMap<(usize, u64), u64>, max: usize| {
+        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>, seq: &Renumber, ids: &HashMap<(usize, u64), u64>, max: usize| {
             v.retain_mut(|s| {
-                let (local, worker) = (s.index as u64 / jobs, (s.index as u64 % jobs) as usize);
+                let Some(&enc) = seq.ids.get(s.index as usize) else { return false };
+                let (local, worker) = (enc / jobs, (enc % jobs) as usize);
                 match ids.get(&(worker, local)).filter(|&&id| (id as usize) < max).and_then(|&id| u32::try_from(id).ok()) {
                     Some(id) => {
                         s.index = id;
@@ -551,8 +573,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
             });
             v.sort_by_key(|s| s.index);
         };
-        remap(&mut r.per_flow, &flow_ids, max_flows);
-        remap(&mut r.per_exchange, &exchange_ids, opts.max_exchanges);
+        remap(&mut r.per_flow, &tap.flows, &flow_ids, max_flows);
+        remap(&mut r.per_exchange, &tap.exchanges, &exchange_ids, opts.max_exchanges);
         r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
         r
     });

@@ -33,6 +33,9 @@ enum Cmd {
         /// Write the report here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// SSLKEYLOGFILE (NSS key log) with TLS/DTLS secrets: decrypt and dissect what TLS carries.
+        #[arg(long)]
+        keylog: Option<PathBuf>,
         /// Force a protocol on a port, as Wireshark's Decode As: PORT=PROTO (http, tls, mqtt, coap, dns, http2).
         #[arg(long = "decode-as", value_name = "PORT=PROTO")]
         decode_as: Vec<String>,
@@ -134,7 +137,7 @@ fn main() -> ExitCode {
             print!("{}", wiretax::radio::list_text());
             ExitCode::SUCCESS
         }
-        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs, radio } => {
+        Cmd::Analyze { inputs, format, output, keylog, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs, radio } => {
             let mut opts = Options::new();
             if let Err(e) = radio.apply(&mut opts) {
                 eprintln!("wiretax: {e}");
@@ -155,7 +158,22 @@ fn main() -> ExitCode {
                 };
                 opts.flow.decode_as.push((port, p));
             }
-            opts.flow.dissect = Arc::new(dissect::Config::default());
+            let keylog = match keylog {
+                None => None,
+                Some(path) => match wiretax::keylog::KeyLog::load(&path) {
+                    Ok(k) => {
+                        if k.bad_lines() > 0 {
+                            eprintln!("wiretax: {}: {} lines are not key log entries and were skipped", path.display(), k.bad_lines());
+                        }
+                        Some(Arc::new(k))
+                    }
+                    Err(e) => {
+                        eprintln!("wiretax: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            opts.flow.dissect = Arc::new(dissect::Config { keylog });
             opts.progress = progress_bar();
             let files = expand_inputs(&inputs);
             if files.is_empty() {

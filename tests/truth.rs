@@ -190,3 +190,28 @@ fn classes_and_protocol_sections_match_truth() {
         errs
     });
 }
+
+/// With each capture's key log: the protocols inside TLS/DTLS and the
+/// decrypted tls_handshake bytes equal the truth.
+#[test]
+fn decrypted_sections_match_truth() {
+    run_all(|cap, t| {
+        let keylog = cap.with_extension("keylog");
+        if !keylog.exists() {
+            return vec![];
+        }
+        let mut o = Options::new();
+        let k = wiretax::keylog::KeyLog::load(&keylog).unwrap();
+        o.flow.dissect = std::sync::Arc::new(wiretax::dissect::Config { keylog: Some(std::sync::Arc::new(k)) });
+        let r = report(cap, &o);
+        let mut errs = Vec::new();
+        check_protocols(t, &r, &mut errs, true);
+        let dec = t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted"));
+        cmp(&mut errs, "class tls_handshake (decrypted)", dec.and_then(|d| d.get("tls_handshake")), r.pointer("/totals/classes/tls_handshake"));
+        let sum: i64 = r["totals"]["classes"].as_object().unwrap().values().map(num).sum();
+        if sum != num(&r["totals"]["wire_bytes"]) {
+            errs.push("conservation with keys".into());
+        }
+        errs
+    });
+}

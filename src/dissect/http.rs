@@ -8,7 +8,7 @@
 //! `101 Switching Protocols` the connection is handed to the WebSocket or
 //! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{bump, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -30,8 +30,6 @@ const MAX_PENDING_REQUESTS: usize = 1024;
 const MAX_HEADERS: usize = 128;
 /// Longest exchange description ("GET /path").
 const MAX_WHAT: usize = 200;
-/// Distinct keys kept in a statistics map (hosts); the rest add up in "other".
-const MAX_MAP_KEYS: usize = 64;
 
 fn probe(dir: Dir, first: &[u8]) -> Probe {
     match dir {
@@ -136,17 +134,6 @@ impl Stats {
     }
 }
 
-/// Adds `n` under `key`, folding keys beyond `MAX_MAP_KEYS` into "other" so
-/// hostile input cannot grow the map without bound.
-pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-    if let Some(v) = map.get_mut(key) {
-        *v += n;
-    } else if map.len() < MAX_MAP_KEYS {
-        map.insert(key.to_string(), n);
-    } else {
-        *map.entry("other".to_string()).or_default() += n;
-    }
-}
 
 /// What a side's parser expects next.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -69,7 +69,7 @@ impl Stats {
         self.connections += o.connections;
         for (a, b) in [(&mut self.frames, &o.frames), (&mut self.status_codes, &o.status_codes), (&mut self.methods, &o.methods)] {
             for (k, n) in b {
-                super::http::bump(a, k, *n);
+                super::bump(a, k, *n);
             }
         }
         self.preface += o.preface;
@@ -341,7 +341,7 @@ impl Http2 {
         if len > limit || !shape_ok || !order_ok {
             return false;
         }
-        super::http::bump(&mut emit.stats.http2.frames, frame_name(typ), 1);
+        super::bump(&mut emit.stats.http2.frames, frame_name(typ), 1);
         if dir == Dir::S2C && stream != 0 {
             // The first server byte on a request stream answers it.
             self.responded(stream, emit);
@@ -490,7 +490,7 @@ impl Http2 {
             let what = match &pseudo {
                 Some(p) => {
                     let m = p.method.clone().unwrap_or_else(|| "?".into());
-                    super::http::bump(&mut emit.stats.http2.methods, &m, 1);
+                    super::bump(&mut emit.stats.http2.methods, &m, 1);
                     truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")))
                 }
                 None if !ended => "(header block continues)".into(),
@@ -501,7 +501,7 @@ impl Http2 {
             // The request's header block finished in a CONTINUATION frame.
             if let (Some(p), Some(s)) = (&pseudo, self.streams.get_mut(&stream))
                 && let Some(m) = &p.method {
-                    super::http::bump(&mut emit.stats.http2.methods, m, 1);
+                    super::bump(&mut emit.stats.http2.methods, m, 1);
                     s.what = truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")));
                     emit.event(Event::Describe { id: s.id, what: s.what.clone() });
                 }
@@ -513,7 +513,7 @@ impl Http2 {
         if dir == Dir::S2C && f.typ != PUSH_PROMISE
             && let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone()) {
                 emit.stats.http2.responses += 1;
-                super::http::bump(&mut emit.stats.http2.status_codes, &status, 1);
+                super::bump(&mut emit.stats.http2.status_codes, &status, 1);
                 if let Some(s) = self.streams.get(&stream)
                     && !status.starts_with('1') {
                         emit.event(Event::Describe { id: s.id, what: format!("{} {status}", s.what) });

@@ -225,5 +225,21 @@ impl ProtoStats {
     }
 }
 
+/// Most distinct keys a statistics map keeps; the rest count under "other",
+/// so hostile input cannot grow a report without bound.
+pub const MAX_MAP_KEYS: usize = 64;
+
+/// Adds `n` under `key` in a statistics map, folding keys past
+/// `MAX_MAP_KEYS` into "other".
+pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64) {
+    if let Some(v) = map.get_mut(key) {
+        *v += n;
+    } else if map.len() < MAX_MAP_KEYS {
+        map.insert(key.to_string(), n);
+    } else {
+        *map.entry("other".to_string()).or_default() += n;
+    }
+}
+
 #[cfg(test)]
 pub mod testkit;

@@ -8,6 +8,7 @@
 
 use crate::flow::FlowRecord;
 use crate::ledger::{Class, Exchange};
+use crate::stats::median;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -73,15 +74,6 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     retransmissions(inp, &mut out);
     header_overhead(inp, &mut out);
     out
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
 
 fn round3(x: f64) -> f64 {
@@ -187,7 +179,8 @@ fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
         let wire: f64 = with_data.iter().map(|f| f.wire_bytes as f64).sum();
         let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or("");
         out.push(Finding {
-            id: "short-lived-connections",
+            // MQTT's name for it: a session per message.
+            id: if app == "mqtt" { "reconnect-per-message" } else { "short-lived-connections" },
             severity: "warning",
             title: format!("{} connections to {server} carry one exchange each", with_data.len()),
             evidence: json!({

@@ -45,7 +45,7 @@ impl Default for FlowConfig {
 }
 
 /// A finished flow, as the report lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FlowRecord {
     /// Index in creation order (for TCP, Wireshark's `tcp.stream` order).
     pub id: u64,
@@ -323,26 +323,9 @@ impl FlowTable {
             client: SocketAddr::from(client).to_string(),
             server: SocketAddr::from(server).to_string(),
             app: "unknown",
-            inner: None,
-            frames: 0,
-            wire_bytes: 0,
-            payload_bytes_c2s: 0,
-            payload_bytes_s2c: 0,
-            control_frames: 0,
-            retransmitted_frames: 0,
-            retransmitted_bytes: 0,
             start_ts: ts_ns as f64 / 1e9,
             end_ts: ts_ns as f64 / 1e9,
-            classes: Ledger::default(),
-            syn: 0,
-            fin: 0,
-            rst: 0,
-            gaps: 0,
-            lost_bytes: 0,
-            inferred_bytes: 0,
-            exchanges: 0,
-            malformed_bytes: 0,
-            malformed: Vec::new(),
+            ..FlowRecord::default()
         };
         let flow = Flow {
             key,
@@ -411,7 +394,7 @@ impl FlowTable {
             app.rec.malformed.push(format!("{} dissector classified {} bytes more than it was given", app.rec.app, app.spanned - app.fed));
         }
         let exchanges = app.fl.finish();
-        let mut rec = std::mem::replace(&mut app.rec, empty_record());
+        let mut rec = std::mem::take(&mut app.rec);
         rec.classes = app.fl.ledger;
         rec.exchanges = app.fl.exchanges_total;
         rec.malformed_bytes = app.fl.malformed_bytes;
@@ -433,36 +416,6 @@ impl FlowTable {
     }
 }
 
-fn empty_record() -> FlowRecord {
-    FlowRecord {
-        id: 0,
-        first_packet: 0,
-        l4: "",
-        client: String::new(),
-        server: String::new(),
-        app: "unknown",
-        inner: None,
-        frames: 0,
-        wire_bytes: 0,
-        payload_bytes_c2s: 0,
-        payload_bytes_s2c: 0,
-        control_frames: 0,
-        retransmitted_frames: 0,
-        retransmitted_bytes: 0,
-        start_ts: 0.0,
-        end_ts: 0.0,
-        classes: Ledger::default(),
-        syn: 0,
-        fin: 0,
-        rst: 0,
-        gaps: 0,
-        lost_bytes: 0,
-        inferred_bytes: 0,
-        exchanges: 0,
-        malformed_bytes: 0,
-        malformed: Vec::new(),
-    }
-}
 
 #[allow(clippy::too_many_arguments)]
 fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
@@ -644,3 +597,6 @@ impl<'a> Feeder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

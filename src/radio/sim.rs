@@ -30,7 +30,7 @@
 //!   round trip (no DRX timer runs). Gaps longer than `burst_gap` are kept
 //!   as captured.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -199,7 +199,8 @@ pub struct RadioSim {
     needed_airtime_s: f64,
     captured_burst_s: f64,
     bursts: u64,
-    burst: HashMap<Key, BurstPart>,
+    // Ordered: the shared tail is summed in the same order on every run.
+    burst: BTreeMap<Key, BurstPart>,
     flows: BTreeMap<u32, Share>,
     exchanges: BTreeMap<u32, Share>,
     /// Totals when the first and the latest burst began: the per-day sample.
@@ -285,7 +286,7 @@ impl RadioSim {
             needed_airtime_s: 0.0,
             captured_burst_s: 0.0,
             bursts: 0,
-            burst: HashMap::new(),
+            burst: BTreeMap::new(),
             flows: BTreeMap::new(),
             exchanges: BTreeMap::new(),
             first_burst: None,
