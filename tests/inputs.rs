@@ -395,7 +395,7 @@ fn ipv4_fragments_reassembled() {
 }
 
 #[test]
-#[ignore = "bug: a fragment captured twice is booked in FragBytes (frame, link, network, data) but the joined datagram carries its data once, so the flow's classes miss the duplicate's 24 data bytes: conservation fails (classes 3229 of 3253 wire bytes)"]
+#[ignore = "bug: a fragment captured twice (or overlapping another) is booked in FragBytes (frame, link, network, data) but the joined datagram carries its data once, so the flow's classes miss the repeated 24 data bytes: conservation fails (classes 3229 of 3253 wire bytes)"]
 fn ipv4_fragment_captured_twice() {
     let base = coap_put_base();
     let got = run(&sample("coap-con-put-ipv4-frag-dup.pcap"));
