@@ -12,7 +12,8 @@ use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,27 +62,32 @@ trait TickSink {
 /// of jobs, and the numbers are put right at the end.
 struct RadioTap {
     sim: Option<RadioSim>,
-    jobs: u64,
-    /// Flows and exchanges past these (per worker) are not itemised.
-    max_flows: u64,
-    max_exchanges: u64,
     flows: Renumber,
     exchanges: Renumber,
 }
 
-/// Worker ids in order of first appearance.
-#[derive(Default)]
+/// Worker ids in order of first appearance; the first `max` only (the
+/// rest are not itemised), so memory stays bounded and the same ids are
+/// itemised for any number of jobs.
 struct Renumber {
     seq: HashMap<u64, u32>,
     ids: Vec<u64>,
+    max: usize,
 }
 
 impl Renumber {
+    fn new(max: usize) -> Renumber {
+        Renumber { seq: HashMap::default(), ids: Vec::new(), max: max.min(Tick::NO_FLOW as usize) }
+    }
+
     fn get(&mut self, id: u64) -> Option<u32> {
         if let Some(&s) = self.seq.get(&id) {
             return Some(s);
         }
-        let s = u32::try_from(self.ids.len()).ok().filter(|&s| s != Tick::NO_FLOW)?;
+        if self.ids.len() >= self.max {
+            return None;
+        }
+        let s = u32::try_from(self.ids.len()).ok()?;
         self.seq.insert(id, s);
         self.ids.push(id);
         Some(s)
@@ -91,9 +97,8 @@ impl Renumber {
 impl TickSink for RadioTap {
     fn tick(&mut self, t: &FrameTick) {
         let Some(sim) = self.sim.as_mut() else { return };
-        let jobs = self.jobs;
-        let flow = t.flow.filter(|f| f / jobs < self.max_flows).and_then(|f| self.flows.get(f));
-        let exchange = t.exchange.filter(|x| x / jobs < self.max_exchanges).and_then(|x| self.exchanges.get(x));
+        let flow = t.flow.and_then(|f| self.flows.get(f));
+        let exchange = t.exchange.and_then(|x| self.exchanges.get(x));
         sim.tick(&Tick { ts_ns: t.ts_ns, wire_len: t.wire_len, uplink: t.uplink, flow: flow.unwrap_or(Tick::NO_FLOW), exchange });
     }
 }
@@ -122,12 +127,13 @@ impl FlowSink for Collector {
         self.exchanges_total += rec.exchanges;
         self.flows.push(rec);
         self.exchanges.extend(exchanges);
+        // Keep the first ones in capture order; the final sort orders them.
         if self.flows.len() > 2 * self.max_flows {
-            self.flows.sort_by_key(|f| f.first_packet);
+            self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
             self.flows.truncate(self.max_flows);
         }
         if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
-            self.exchanges.sort_by_key(|x| (x.open_packet, x.id));
+            self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
             self.exchanges.truncate(self.max_exchanges);
         }
     }
@@ -413,11 +419,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let jobs = opts.jobs.max(1) as u64;
     let mut tap = RadioTap {
         sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
-        jobs,
-        max_flows: opts.max_flows.max(1) as u64,
-        max_exchanges: opts.max_exchanges as u64,
-        flows: Renumber::default(),
-        exchanges: Renumber::default(),
+        flows: Renumber::new(opts.max_flows.max(1)),
+        exchanges: Renumber::new(opts.max_exchanges),
     };
     let radio: &mut dyn TickSink = &mut tap;
     let limits = Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };

@@ -10,7 +10,8 @@ use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Pro
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use foldhash::HashMap;
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tcp::{HalfStream, Piece};
@@ -185,7 +186,7 @@ impl FlowTable {
         FlowTable {
             flows: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             timers: BinaryHeap::new(),
             next_flow: 0,
             next_gen: 0,
@@ -264,7 +265,10 @@ impl FlowTable {
             Some(s) => s,
             None => self.create(key, l4, ts_ns, src, dst, d),
         };
-        let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
+        // The flow is worked on in place: it is large, and moving it out and
+        // back for every packet costs more than the work itself.
+        let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) else { return };
+        let sh = &mut self.sh;
         let was_closed = f.closed();
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
@@ -274,8 +278,8 @@ impl FlowTable {
         rec.wire_bytes += wire_len as u64;
         let lower = [(Class::Link, d.link_len as u64), (Class::Network, d.net_len as u64), (Class::Transport, d.transport_len as u64)];
         let to = match d.transport {
-            Transport::Tcp(h) => tcp_segment(&mut self.sh, &mut f, ts_ns, dir, h, d, wire_len, &lower),
-            _ => udp_datagram(&mut self.sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
+            Transport::Tcp(h) => tcp_segment(sh, f, ts_ns, dir, h, d, wire_len, &lower),
+            _ => udp_datagram(sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
         };
         sink.tick(FrameTick {
             packet,
@@ -285,13 +289,8 @@ impl FlowTable {
             flow: Some(f.app.rec.id),
             exchange: f.app.fl.exchange_of_frame(to),
         });
-        let closed_now = !was_closed && f.closed();
-        let generation = f.generation;
-        if let Some(s) = self.flows.get_mut(slot) {
-            *s = Some(f);
-        }
-        if closed_now {
-            self.timers.push(Reverse((ts_ns + self.sh.cfg.tcp_closed_linger_ns, slot, generation)));
+        if !was_closed && f.closed() {
+            self.timers.push(Reverse((ts_ns + self.sh.cfg.tcp_closed_linger_ns, slot, f.generation)));
         }
     }
 

@@ -5,7 +5,8 @@
 use super::{Class, Ledger};
 use crate::dissect::{Dir, Event, MsgRef, Span};
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::VecDeque;
 
 /// Most exchanges a flow keeps open at once; older ones are closed.
 const MAX_OPEN: usize = 256;
