@@ -251,3 +251,6 @@ fn describe<I>(e: &PcapError<I>) -> String {
         _ => "malformed".into(),
     }
 }
+
+#[cfg(test)]
+mod tests;
