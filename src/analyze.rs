@@ -151,9 +151,9 @@ impl Worker {
         Worker { table: FlowTable::new(opts.flow.clone()), out }
     }
 
-    fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32) {
+    fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, repeated: u32) {
         self.table.expire(ts_ns, &mut self.out);
-        self.table.packet(idx, ts_ns, wire_len, d, frames, &mut self.out);
+        self.table.packet(idx, ts_ns, wire_len, d, frames, repeated, &mut self.out);
     }
 
     fn finish(&mut self) {
@@ -173,9 +173,9 @@ struct Limits {
 enum Item {
     /// A frame to decode again on the worker (cheap; saves sending the slices).
     Frame { idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, at: u32, len: u32 },
-    /// A datagram joined from fragments: its transport bytes and the headers
-    /// its fragments carried.
-    Joined { idx: u64, ts_ns: i64, src: IpAddr, dst: IpAddr, proto: u8, at: u32, len: u32, frames: u32, link: u32, network: u32 },
+    /// A datagram joined from fragments: its captured transport bytes, its
+    /// wire length, and the headers and repeats its fragments carried.
+    Joined { idx: u64, ts_ns: i64, src: IpAddr, dst: IpAddr, proto: u8, at: u32, len: u32, wire: u32, frames: u32, link: u32, network: u32, repeated: u32 },
 }
 
 #[derive(Default)]
@@ -259,7 +259,7 @@ impl Dispatch {
     fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, raw: &[u8], d: &Decoded, radio: &mut dyn TickSink) {
         match self {
             Dispatch::Inline(w) => {
-                w.packet(idx, ts_ns, wire_len, d, 1);
+                w.packet(idx, ts_ns, wire_len, d, 1, 0);
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
@@ -278,12 +278,13 @@ impl Dispatch {
 
     fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded, radio: &mut dyn TickSink) {
         let b = &j.bytes;
+        let (link, network, repeated) = (b.link as u32, b.network as u32, b.repeated as u32);
         match self {
             Dispatch::Inline(w) => {
                 let mut d = *d;
-                d.link_len = b.link as u32;
-                d.net_len = b.network as u32;
-                w.packet(idx, ts_ns, (b.link + b.network + b.data) as u32, &d, b.frames);
+                d.link_len = link;
+                d.net_len = network;
+                w.packet(idx, ts_ns, j.wire_len(), &d, b.frames, repeated);
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
@@ -291,8 +292,9 @@ impl Dispatch {
             Dispatch::Threads { batches, .. } => {
                 let n = batches.len();
                 if let Some(batch) = batches.get_mut(shard_of(d, n)) {
+                    let seen = j.data.get(..j.captured).unwrap_or(&[]);
                     let at = batch.data.len() as u32;
-                    batch.data.extend_from_slice(&j.data);
+                    batch.data.extend_from_slice(seen);
                     batch.items.push(Item::Joined {
                         idx,
                         ts_ns,
@@ -300,10 +302,12 @@ impl Dispatch {
                         dst: j.dst,
                         proto: j.proto,
                         at,
-                        len: j.data.len() as u32,
+                        len: seen.len() as u32,
+                        wire: j.data.len() as u32,
                         frames: b.frames,
-                        link: b.link as u32,
-                        network: b.network as u32,
+                        link,
+                        network,
+                        repeated,
                     });
                 }
                 self.round_step(radio);
@@ -341,20 +345,30 @@ impl Dispatch {
         }
     }
 
-    fn finish(mut self, radio: &mut dyn TickSink) -> Vec<Worker> {
+    /// Finishes every flow; an error if a worker thread died (a bug: it is
+    /// said, never passed over).
+    fn finish(mut self, radio: &mut dyn TickSink) -> Result<Vec<Worker>, String> {
         match self {
             Dispatch::Inline(mut w) => {
                 w.finish();
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
-                vec![*w]
+                Ok(vec![*w])
             }
             Dispatch::Threads { .. } => {
                 self.end_round(radio, 0);
-                let Dispatch::Threads { senders, handles, .. } = self else { return vec![] };
+                let Dispatch::Threads { senders, handles, .. } = self else { return Ok(vec![]) };
                 drop(senders);
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().map_err(|e| {
+                            let why = e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
+                            format!("internal error: an analysis thread failed ({})", why.unwrap_or_else(|| "panic".into()))
+                        })
+                    })
+                    .collect()
             }
         }
     }
@@ -390,13 +404,13 @@ fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>
                 Item::Frame { idx, ts_ns, wire_len, linktype, at, len } => {
                     let raw = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
                     if let Frame::Ip(d) = decode::decode(linktype, raw, wire_len) {
-                        w.packet(idx, ts_ns, wire_len, &d, 1);
+                        w.packet(idx, ts_ns, wire_len, &d, 1, 0);
                     }
                 }
-                Item::Joined { idx, ts_ns, src, dst, proto, at, len, frames, link, network } => {
+                Item::Joined { idx, ts_ns, src, dst, proto, at, len, wire, frames, link, network, repeated } => {
                     let data = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
-                    if let Frame::Ip(d) = decode::transport(src, dst, proto, data, len, link, network) {
-                        w.packet(idx, ts_ns, link + network + len, &d, frames);
+                    if let Frame::Ip(d) = decode::transport(src, dst, proto, data, wire, link, network) {
+                        w.packet(idx, ts_ns, link + network + wire + repeated, &d, frames, repeated);
                     }
                 }
             }
@@ -493,7 +507,10 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
     }
-    let workers = dispatch.finish(radio);
+    let workers = match dispatch.finish(radio) {
+        Ok(w) => w,
+        Err(what) => return Err(ReadError { input: path.to_path_buf(), record: t.frames, offset: size, what }),
+    };
     defrag.finish();
     // Fragments of datagrams never completed: their headers, and their data as payload.
     outside.add(Class::Link, defrag.abandoned.link);

@@ -183,7 +183,7 @@ fn main() -> ExitCode {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
             let mut reports = Vec::new();
             let mut failed = Vec::new();
-            for (f, result) in files.iter().zip(analyze_all(&files, &opts, jobs)) {
+            for result in analyze_all(&files, &opts, jobs) {
                 match result {
                     Ok(r) => {
                         if let Some(e) = &r.notes.read_error {
@@ -192,7 +192,8 @@ fn main() -> ExitCode {
                         reports.push(r)
                     }
                     Err(e) => {
-                        eprintln!("wiretax: {}: {e}", f.display());
+                        // The error names the input, its record and offset.
+                        eprintln!("wiretax: {e}");
                         failed.push(e.to_string());
                     }
                 }

@@ -208,7 +208,7 @@ impl FlowTable {
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
         while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
-            if deadline > now {
+            if deadline >= now {
                 break;
             }
             self.timers.pop();
@@ -216,8 +216,8 @@ impl FlowTable {
             if f.generation != generation {
                 continue;
             }
-            let due = f.last_ns + self.timeout(f);
-            if due <= now {
+            let due = f.last_ns.saturating_add(self.timeout(f));
+            if due < now {
                 self.finish_slot(slot, sink);
             } else {
                 self.timers.push(Reverse((due, slot, generation)));
@@ -233,9 +233,11 @@ impl FlowTable {
         }
     }
 
-    /// Takes one decoded TCP or UDP packet; `frames` is more than one for a
-    /// reassembled IP datagram.
-    pub fn packet(&mut self, packet: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, sink: &mut dyn FlowSink) {
+    /// Takes one decoded TCP or UDP packet. A datagram joined from IP
+    /// fragments is `frames` frames, `repeated` bytes of which carried data
+    /// another fragment had carried already (booked as retransmission).
+    #[allow(clippy::too_many_arguments)]
+    pub fn packet(&mut self, packet: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, repeated: u32, sink: &mut dyn FlowSink) {
         self.sh.packet = packet;
         let l4 = match d.transport {
             Transport::Tcp(_) => L4::Tcp,
@@ -281,6 +283,10 @@ impl FlowTable {
             Transport::Tcp(h) => tcp_segment(sh, f, ts_ns, dir, h, d, wire_len, &lower),
             _ => udp_datagram(sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
         };
+        if repeated > 0 {
+            f.app.rec.retransmitted_bytes += repeated as u64;
+            f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
+        }
         sink.tick(FrameTick {
             packet,
             ts_ns,
@@ -290,7 +296,7 @@ impl FlowTable {
             exchange: f.app.fl.exchange_of_frame(to),
         });
         if !was_closed && f.closed() {
-            self.timers.push(Reverse((ts_ns + self.sh.cfg.tcp_closed_linger_ns, slot, f.generation)));
+            self.timers.push(Reverse((ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns), slot, f.generation)));
         }
     }
 
@@ -358,7 +364,7 @@ impl FlowTable {
         self.index.insert(key, slot);
         self.live_max = self.live_max.max(self.index.len());
         let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
-        self.timers.push(Reverse((ts_ns + timeout, slot, generation)));
+        self.timers.push(Reverse((ts_ns.saturating_add(timeout), slot, generation)));
         slot
     }
 

@@ -46,7 +46,7 @@ fn run(segs: &[Decoded]) -> (FlowTable, Sink) {
     let mut sink = Sink::default();
     for (i, d) in segs.iter().enumerate() {
         let wire = 54 + d.payload_len;
-        t.packet(i as u64, i as i64 * 1_000_000, wire, d, 1, &mut sink);
+        t.packet(i as u64, i as i64 * 1_000_000, wire, d, 1, 0, &mut sink);
     }
     t.finish_all(&mut sink);
     (t, sink)
@@ -152,7 +152,7 @@ fn udp_flow_ends_after_idle_timeout() {
     };
     for (i, ts) in [0i64, 1, 10].iter().enumerate() {
         t.expire(ts * 1_000_000_000, &mut sink);
-        t.packet(i as u64, ts * 1_000_000_000, 46, &d, 1, &mut sink);
+        t.packet(i as u64, ts * 1_000_000_000, 46, &d, 1, 0, &mut sink);
     }
     t.finish_all(&mut sink);
     assert_eq!(t.udp_streams, 2);
