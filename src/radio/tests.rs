@@ -560,27 +560,6 @@ fn text_rendering_mentions_the_essentials() {
 }
 
 #[test]
-#[ignore]
-fn print_list() {
-    println!("{}", list_text());
-    let https = capture_ticks(include_str!("testdata/https-tls12-full.ticks"));
-    for p in ["lte", "umts", "wifi", "ltem", "nbiot"] {
-        for o in [captured(), link()] {
-            let r = run(
-                p,
-                RadioOptions {
-                    battery_mah: Some(3000.0),
-                    sleep_current_ua: 5.0,
-                    ..o
-                },
-                &https,
-            );
-            println!("{}", r.to_text());
-        }
-    }
-}
-
-#[test]
 fn per_day_when_the_radio_never_idles() {
     // A reading every second on LTE: one wake-up, the tail never expires;
     // each 1 s cycle is the packet's bits plus 1 s of timer-held tail.
@@ -658,32 +637,6 @@ fn nbiot_sparse_tracker_https_versus_mqtt() {
     );
     assert!(h.notes.is_empty(), "{:?}", h.notes);
     assert!(hl.round_trips > 3 * ml.round_trips);
-}
-
-#[test]
-#[ignore]
-fn print_json() {
-    let opts = RadioOptions {
-        timing: Timing::Link,
-        battery_mah: Some(3000.0),
-        sleep_current_ua: 5.0,
-        release_assistance: false,
-    };
-    let mut r = run(
-        "nbiot",
-        opts,
-        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
-    );
-    r.per_flow.truncate(2);
-    r.cost = Some(cost(
-        r.per_day.bytes as f64,
-        &CostOptions {
-            devices: 5000,
-            price_per_mb: Some(0.5),
-            ..CostOptions::default()
-        },
-    ));
-    println!("{}", serde_json::to_string_pretty(&r).unwrap());
 }
 
 #[test]
