@@ -99,7 +99,13 @@ impl TickSink for RadioTap {
         let Some(sim) = self.sim.as_mut() else { return };
         let flow = t.flow.and_then(|f| self.flows.get(f));
         let exchange = t.exchange.and_then(|x| self.exchanges.get(x));
-        sim.tick(&Tick { ts_ns: t.ts_ns, wire_len: t.wire_len, uplink: t.uplink, flow: flow.unwrap_or(Tick::NO_FLOW), exchange });
+        sim.tick(&Tick {
+            ts_ns: t.ts_ns,
+            wire_len: t.wire_len,
+            uplink: t.uplink,
+            flow: flow.unwrap_or(Tick::NO_FLOW),
+            exchange,
+        });
     }
 }
 
@@ -175,7 +181,20 @@ enum Item {
     Frame { idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, at: u32, len: u32 },
     /// A datagram joined from fragments: its captured transport bytes, its
     /// wire length, and the headers and repeats its fragments carried.
-    Joined { idx: u64, ts_ns: i64, src: IpAddr, dst: IpAddr, proto: u8, at: u32, len: u32, wire: u32, frames: u32, link: u32, network: u32, repeated: u32 },
+    Joined {
+        idx: u64,
+        ts_ns: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        at: u32,
+        len: u32,
+        wire: u32,
+        frames: u32,
+        link: u32,
+        network: u32,
+        repeated: u32,
+    },
 }
 
 #[derive(Default)]
@@ -245,7 +264,15 @@ impl Dispatch {
             ticks.push(trx);
         }
         let batches = (0..jobs).map(|_| Batch::default()).collect();
-        Dispatch::Threads { senders, batches, in_round: 0, handles, ticks, outside_ticks: Vec::new(), pending: VecDeque::new() }
+        Dispatch::Threads {
+            senders,
+            batches,
+            in_round: 0,
+            handles,
+            ticks,
+            outside_ticks: Vec::new(),
+            pending: VecDeque::new(),
+        }
     }
 
     /// A frame that belongs to no flow (ICMP, ARP, broken...).
@@ -256,7 +283,17 @@ impl Dispatch {
         }
     }
 
-    fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, raw: &[u8], d: &Decoded, radio: &mut dyn TickSink) {
+    #[allow(clippy::too_many_arguments)]
+    fn frame(
+        &mut self,
+        idx: u64,
+        ts_ns: i64,
+        wire_len: u32,
+        linktype: u16,
+        raw: &[u8],
+        d: &Decoded,
+        radio: &mut dyn TickSink,
+    ) {
         match self {
             Dispatch::Inline(w) => {
                 w.packet(idx, ts_ns, wire_len, d, 1, 0);
@@ -364,8 +401,14 @@ impl Dispatch {
                     .into_iter()
                     .map(|h| {
                         h.join().map_err(|e| {
-                            let why = e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
-                            format!("internal error: an analysis thread failed ({})", why.unwrap_or_else(|| "panic".into()))
+                            let why = e
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| e.downcast_ref::<String>().cloned());
+                            format!(
+                                "internal error: an analysis thread failed ({})",
+                                why.unwrap_or_else(|| "panic".into())
+                            )
                         })
                     })
                     .collect()
@@ -380,10 +423,10 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     loop {
         let mut best: Option<(usize, u64)> = None;
         for (i, l) in lists.iter().enumerate() {
-            if let Some(t) = heads.get(i).and_then(|&h| l.get(h)) {
-                if best.is_none_or(|(_, p)| t.packet < p) {
-                    best = Some((i, t.packet));
-                }
+            if let Some(t) = heads.get(i).and_then(|&h| l.get(h))
+                && best.is_none_or(|(_, p)| t.packet < p)
+            {
+                best = Some((i, t.packet));
             }
         }
         let Some((i, _)) = best else { break };
@@ -437,7 +480,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         exchanges: Renumber::new(opts.max_exchanges),
     };
     let radio: &mut dyn TickSink = &mut tap;
-    let limits = Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+    let limits =
+        Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
     let mut dispatch = Dispatch::new(&limits, opts.jobs);
     let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
@@ -450,10 +494,10 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
 
     let result = reader.for_each(|p, offset| {
         let idx = t.frames;
-        if idx % 65_536 == 0 {
-            if let Some(cb) = &opts.progress {
-                cb(path, offset, size);
-            }
+        if idx % 65_536 == 0
+            && let Some(cb) = &opts.progress
+        {
+            cb(path, offset, size);
         }
         t.frames += 1;
         t.wire_bytes += p.wire_len as u64;
@@ -461,7 +505,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         *linktypes.entry(p.linktype).or_default() += 1;
         first_ns.get_or_insert(p.ts_ns);
         last_ns = last_ns.max(p.ts_ns);
-        let lone = FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
+        let lone =
+            FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
         match decode::decode(p.linktype, p.data, p.wire_len) {
             Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
                 notes.non_tcp_udp_packets += 1;
@@ -478,7 +523,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                     .and_then(|(h, fi)| defrag.add(p.ts_ns, &h, fi, ip, link_len));
                 match joined {
                     Some(j) => match j.frame() {
-                        Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => dispatch.joined(idx, p.ts_ns, &j, &d, radio),
+                        Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
+                            dispatch.joined(idx, p.ts_ns, &j, &d, radio)
+                        }
                         _ => {
                             outside.add(Class::Link, j.bytes.link);
                             outside.add(Class::Network, j.bytes.network + j.bytes.data);
@@ -490,7 +537,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
             }
             Frame::NotIp { why } => {
                 match why {
-                    NotIp::UnsupportedLinktype(lt) => *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1,
+                    NotIp::UnsupportedLinktype(lt) => {
+                        *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1
+                    }
                     _ => notes.non_ip_frames += 1,
                 }
                 outside.add(Class::Link, p.wire_len as u64);
@@ -574,16 +623,24 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     notes.live_flows_max = live_max as u64;
     notes.malformed_bytes = malformed_bytes;
     if classes.total() != t.wire_bytes {
-        notes.conservation_error = Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
+        notes.conservation_error =
+            Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
     let radio = tap.sim.take().map(|sim| {
         let mut r = sim.finish(t.duration_s);
         // Worker-local ids to report indices; entries past the listed ones go.
-        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>, seq: &Renumber, ids: &HashMap<(usize, u64), u64>, max: usize| {
+        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,
+                     seq: &Renumber,
+                     ids: &HashMap<(usize, u64), u64>,
+                     max: usize| {
             v.retain_mut(|s| {
                 let Some(&enc) = seq.ids.get(s.index as usize) else { return false };
                 let (local, worker) = (enc / jobs, (enc % jobs) as usize);
-                match ids.get(&(worker, local)).filter(|&&id| (id as usize) < max).and_then(|&id| u32::try_from(id).ok()) {
+                match ids
+                    .get(&(worker, local))
+                    .filter(|&&id| (id as usize) < max)
+                    .and_then(|&id| u32::try_from(id).ok())
+                {
                     Some(id) => {
                         s.index = id;
                         true
@@ -633,7 +690,8 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
     let mut o = opts.clone();
     o.jobs = 1;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..jobs.min(files.len()) {
             s.spawn(|| {
@@ -641,10 +699,10 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(f) = files.get(i) else { break };
                     let r = analyze_file(f, &o);
-                    if let Some(slot) = results.get(i) {
-                        if let Ok(mut g) = slot.lock() {
-                            *g = Some(r);
-                        }
+                    if let Some(slot) = results.get(i)
+                        && let Ok(mut g) = slot.lock()
+                    {
+                        *g = Some(r);
                     }
                 }
             });

@@ -98,7 +98,9 @@ impl KeyLog {
     /// see `bad_lines` for lines that were skipped.
     pub fn load(path: impl AsRef<Path>) -> Result<KeyLog, KeyLogError> {
         let path = path.as_ref();
-        let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| KeyLogError::Io { path: path.to_path_buf(), source })?);
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|source| KeyLogError::Io { path: path.to_path_buf(), source })?,
+        );
         // Not UTF-8 somewhere: the lines that are still parse; the rest count as bad.
         Ok(KeyLog::parse(&String::from_utf8_lossy(&bytes)))
     }
@@ -178,7 +180,8 @@ enum Line {
 
 fn parse_line(line: &str) -> Line {
     let mut fields = line.split_ascii_whitespace();
-    let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+    let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return Line::Bad;
     };
     let label = match label {
@@ -277,7 +280,8 @@ mod tests {
 
     #[test]
     fn garbage_and_truncation_never_panic() {
-        let full = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls13-full.keylog")).unwrap();
+        let full =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls13-full.keylog")).unwrap();
         for cut in (0..full.len()).step_by(37) {
             let log = KeyLog::parse(&full[..cut]);
             assert!(log.bad_lines() <= 1);

@@ -58,7 +58,7 @@ enum Cmd {
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         #[command(flatten)]
-        radio: RadioArgs,
+        radio: Box<RadioArgs>,
     },
     /// Radio profiles.
     Radio {
@@ -125,7 +125,10 @@ impl RadioArgs {
             None => None,
         };
         let sleep_current_ua = parse_current_ua(&self.sleep_current).map_err(|e| format!("--sleep-current: {e}"))?;
-        opts.radio = Some((profile, RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai }));
+        opts.radio = Some((
+            profile,
+            RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai },
+        ));
         Ok(())
     }
 }
@@ -137,7 +140,20 @@ fn main() -> ExitCode {
             print!("{}", wiretax::radio::list_text());
             ExitCode::SUCCESS
         }
-        Cmd::Analyze { inputs, format, output, keylog, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs, radio } => {
+        Cmd::Analyze {
+            inputs,
+            format,
+            output,
+            keylog,
+            decode_as,
+            udp_timeout,
+            reassembly_cap,
+            max_flows,
+            max_exchanges,
+            top,
+            jobs,
+            radio,
+        } => {
             let mut opts = Options::new();
             if let Err(e) = radio.apply(&mut opts) {
                 eprintln!("wiretax: {e}");
@@ -163,7 +179,11 @@ fn main() -> ExitCode {
                 Some(path) => match wiretax::keylog::KeyLog::load(&path) {
                     Ok(k) => {
                         if k.bad_lines() > 0 {
-                            eprintln!("wiretax: {}: {} lines are not key log entries and were skipped", path.display(), k.bad_lines());
+                            eprintln!(
+                                "wiretax: {}: {} lines are not key log entries and were skipped",
+                                path.display(),
+                                k.bad_lines()
+                            );
                         }
                         Some(Arc::new(k))
                     }
@@ -177,10 +197,14 @@ fn main() -> ExitCode {
             opts.progress = progress_bar();
             let files = expand_inputs(&inputs);
             if files.is_empty() {
-                eprintln!("wiretax: no capture files in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                eprintln!(
+                    "wiretax: no capture files in {}",
+                    inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                );
                 return ExitCode::from(1);
             }
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
             let mut reports = Vec::new();
             let mut failed = Vec::new();
             for result in analyze_all(&files, &opts, jobs) {
@@ -214,7 +238,9 @@ fn main() -> ExitCode {
             };
             // JSON is streamed out: a report is never held twice in memory.
             let written = match format {
-                Format::Json => serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n")),
+                Format::Json => serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| out.write_all(b"\n")),
                 Format::Table => out.write_all(table::render(&report, top).as_bytes()),
             };
             if let Err(e) = written.and_then(|_| out.flush()) {
@@ -253,7 +279,9 @@ fn progress_bar() -> Option<wiretax::analyze::Progress> {
         }
         if st.bar.is_none() && done < total && st.started.elapsed().as_secs_f64() > 1.0 {
             let b = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            {
                 b.set_style(style.progress_chars("=> "));
             }
             b.set_message(file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());

@@ -8,7 +8,7 @@ pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let m = v.len() / 2;
     match (v.get(m), m.checked_sub(1).and_then(|i| v.get(i))) {
-        (Some(&hi), Some(&lo)) if v.len() % 2 == 0 => (lo + hi) / 2.0,
+        (Some(&hi), Some(&lo)) if v.len().is_multiple_of(2) => (lo + hi) / 2.0,
         (Some(&mid), _) => mid,
         _ => 0.0,
     }

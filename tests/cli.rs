@@ -23,7 +23,8 @@ fn table_is_the_default_and_names_the_ledger() {
     let out = bin().args(["analyze", cap("http-keepalive.pcap").to_str().unwrap()]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["Byte ledger", "tcp_control", "payload", "Exchanges", "Top flows", "Radio", "Findings", "http-polling"] {
+    for word in ["Byte ledger", "tcp_control", "payload", "Exchanges", "Top flows", "Radio", "Findings", "http-polling"]
+    {
         assert!(text.contains(word), "table lacks {word}:\n{text}");
     }
 }
@@ -32,7 +33,19 @@ fn table_is_the_default_and_names_the_ledger() {
 fn json_report_has_the_contract_fields() {
     let r = json(&["analyze", cap("mqtt311-qos1.pcap").to_str().unwrap(), "--format", "json"]);
     assert_eq!(r["schema"], "wiretax/1");
-    for k in ["totals", "tcp_streams", "udp_streams", "flows", "http", "tls", "mqtt", "coap", "exchanges", "radio", "findings"] {
+    for k in [
+        "totals",
+        "tcp_streams",
+        "udp_streams",
+        "flows",
+        "http",
+        "tls",
+        "mqtt",
+        "coap",
+        "exchanges",
+        "radio",
+        "findings",
+    ] {
         assert!(r.get(k).is_some(), "missing {k}");
     }
     for k in ["profile", "radio_on_s", "energy_j", "charge_mah", "tail_energy_j", "promotions", "per_day"] {
@@ -47,7 +60,10 @@ fn output_file_and_directory_input() {
     std::fs::copy(cap("coap-con-get.pcap"), dir.path().join("a.pcap")).unwrap();
     std::fs::copy(cap("mqtt311-qos1.pcap"), dir.path().join("b.pcap")).unwrap();
     let out = dir.path().join("r.json");
-    let st = bin().args(["analyze", dir.path().to_str().unwrap(), "--format", "json", "-o", out.to_str().unwrap()]).status().unwrap();
+    let st = bin()
+        .args(["analyze", dir.path().to_str().unwrap(), "--format", "json", "-o", out.to_str().unwrap()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let r: Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     assert_eq!(r["inputs"].as_array().unwrap().len(), 2);
@@ -92,7 +108,10 @@ fn bad_radio_profile_names_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.toml");
     std::fs::write(&f, "name = \"x\"\n").unwrap();
-    let out = bin().args(["analyze", cap("coap-con-get.pcap").to_str().unwrap(), "--radio", f.to_str().unwrap()]).output().unwrap();
+    let out = bin()
+        .args(["analyze", cap("coap-con-get.pcap").to_str().unwrap(), "--radio", f.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml"), "{err}");
@@ -101,8 +120,16 @@ fn bad_radio_profile_names_the_field() {
 #[test]
 fn fleet_cost_in_the_report() {
     let r = json(&[
-        "analyze", cap("sparse-mqtt-gps.pcap").to_str().unwrap(), "--format", "json",
-        "--devices", "5000", "--price-per-mb", "0.01", "--currency", "EUR",
+        "analyze",
+        cap("sparse-mqtt-gps.pcap").to_str().unwrap(),
+        "--format",
+        "json",
+        "--devices",
+        "5000",
+        "--price-per-mb",
+        "0.01",
+        "--currency",
+        "EUR",
     ]);
     let cost = &r["radio"]["cost"];
     assert!(cost.is_object(), "{}", r["radio"]);

@@ -97,7 +97,8 @@ fn assert_header_shift(base: &InputReport, got: &InputReport, class: Class, per_
 }
 
 fn assert_same_exchanges(base: &InputReport, got: &InputReport) {
-    let view = |r: &InputReport| r.exchanges.iter().map(|x| (x.flow, x.kind, x.what.clone(), x.start_ts)).collect::<Vec<_>>();
+    let view =
+        |r: &InputReport| r.exchanges.iter().map(|x| (x.flow, x.kind, x.what.clone(), x.start_ts)).collect::<Vec<_>>();
     assert_eq!(view(got), view(base), "{}", got.input);
 }
 
@@ -225,7 +226,10 @@ fn pcapng_several_interfaces_and_block_types() {
     // Flow 0: the HTTP connection on interface 0, exactly as in its own file.
     let f0 = &got.flows[0];
     assert_eq!(identity(f0), identity(&http.flows[0]));
-    assert_eq!((f0.classes, f0.start_ts, f0.end_ts), (http.flows[0].classes, http.flows[0].start_ts, http.flows[0].end_ts));
+    assert_eq!(
+        (f0.classes, f0.start_ts, f0.end_ts),
+        (http.flows[0].classes, http.flows[0].start_ts, http.flows[0].end_ts)
+    );
     // Flow 1: the CoAP flow on interface 1, SLL2 and nanosecond ticks; the
     // script moved it to start 1 s after the last HTTP frame.
     let f1 = &got.flows[1];
@@ -238,7 +242,10 @@ fn pcapng_several_interfaces_and_block_types() {
     // Flow 2: the SPBs (which carry no timestamp).
     let f2 = &got.flows[2];
     let n = &non.flows[0];
-    assert_eq!((f2.frames, f2.wire_bytes, f2.payload_bytes_c2s, f2.payload_bytes_s2c), (2, spb_bytes, n.payload_bytes_c2s, n.payload_bytes_s2c));
+    assert_eq!(
+        (f2.frames, f2.wire_bytes, f2.payload_bytes_c2s, f2.payload_bytes_s2c),
+        (2, spb_bytes, n.payload_bytes_c2s, n.payload_bytes_s2c)
+    );
     assert_eq!((f2.client.as_str(), f2.server.as_str()), (n.client.as_str(), n.server.as_str()));
     // Start to the latest timestamp: the CoAP flow's last frame.
     assert!((got.totals.duration_s - (f1.end_ts - f0.start_ts)).abs() < 1e-6, "{}", got.totals.duration_s);
@@ -372,7 +379,12 @@ fn assert_fragmented(base: &InputReport, got: &InputReport, ip_hdr_per_fragment:
     assert_eq!((got.tcp_streams, got.udp_streams), (0, 12));
     for (b, g) in base.flows.iter().zip(&got.flows) {
         assert_eq!((g.client.as_str(), g.server.as_str(), g.app), (b.client.as_str(), b.server.as_str(), b.app));
-        assert_eq!((g.payload_bytes_c2s, g.payload_bytes_s2c), (b.payload_bytes_c2s, b.payload_bytes_s2c), "flow {}", g.id);
+        assert_eq!(
+            (g.payload_bytes_c2s, g.payload_bytes_s2c),
+            (b.payload_bytes_c2s, b.payload_bytes_s2c),
+            "flow {}",
+            g.id
+        );
         // The request's 4 fragments and the answer.
         assert_eq!(g.frames, 5, "flow {}", g.id);
         for c in [Class::Transport, Class::AppHeader, Class::AppControl, Class::Payload, Class::Retransmission] {
@@ -402,7 +414,12 @@ fn ipv4_fragment_captured_twice() {
     assert_eq!((got.totals.frames, got.totals.wire_bytes), (61, 3195 + 58));
     assert_eq!(got.notes.ip_fragments, PUT_FRAGMENTS + 1);
     for (b, g) in base.flows.iter().zip(&got.flows) {
-        assert_eq!((g.payload_bytes_c2s, g.payload_bytes_s2c), (b.payload_bytes_c2s, b.payload_bytes_s2c), "flow {}", g.id);
+        assert_eq!(
+            (g.payload_bytes_c2s, g.payload_bytes_s2c),
+            (b.payload_bytes_c2s, b.payload_bytes_s2c),
+            "flow {}",
+            g.id
+        );
     }
     assert_eq!(got.flows[0].frames, 6);
     assert_eq!(got.flows[0].wire_bytes, base.flows[0].wire_bytes + 3 * 34 + 58);
@@ -429,7 +446,10 @@ fn fragments_cut_by_snaplen_are_still_reassembled() {
     let (full, got) = fragments_cut_by_snaplen();
     for (f, g) in full.flows.iter().zip(&got.flows) {
         assert_eq!((g.client.as_str(), g.server.as_str()), (f.client.as_str(), f.server.as_str()));
-        assert_eq!((g.frames, g.payload_bytes_c2s, g.payload_bytes_s2c), (f.frames, f.payload_bytes_c2s, f.payload_bytes_s2c));
+        assert_eq!(
+            (g.frames, g.payload_bytes_c2s, g.payload_bytes_s2c),
+            (f.frames, f.payload_bytes_c2s, f.payload_bytes_s2c)
+        );
     }
 }
 
@@ -441,7 +461,12 @@ fn fragments_cut_by_snaplen_are_inferred_not_seen() {
         // kept (the UDP header's first 6 and 18 CoAP bytes); the answer's 5
         // CoAP bytes are all cut. At least L - 8 - 18 + 5 bytes were not seen.
         let udp_len = g.payload_bytes_c2s + 8;
-        assert!(g.inferred_bytes >= udp_len - 21 && g.inferred_bytes <= udp_len - 8 + 5, "flow {}: {}", g.id, g.inferred_bytes);
+        assert!(
+            g.inferred_bytes >= udp_len - 21 && g.inferred_bytes <= udp_len - 8 + 5,
+            "flow {}: {}",
+            g.id,
+            g.inferred_bytes
+        );
     }
 }
 
@@ -474,7 +499,10 @@ fn assert_snaplen(snaplen: u64, captured: u64) -> (InputReport, InputReport) {
     }
     let f = &got.flows[0];
     let b = &base.flows[0];
-    assert_eq!((f.payload_bytes_c2s, f.payload_bytes_s2c, f.frames, f.control_frames), (b.payload_bytes_c2s, b.payload_bytes_s2c, b.frames, b.control_frames));
+    assert_eq!(
+        (f.payload_bytes_c2s, f.payload_bytes_s2c, f.frames, f.control_frames),
+        (b.payload_bytes_c2s, b.payload_bytes_s2c, b.frames, b.control_frames)
+    );
     assert_eq!((f.gaps, f.lost_bytes), (0, 0), "cut bytes are not lost segments");
     (base, got)
 }
@@ -520,7 +548,10 @@ fn assert_same_as_prefix(name: &str, record: u64, offset: usize, frames: u64) ->
     std::fs::write(&prefix, &bytes[..offset]).unwrap();
     let want = run(&prefix);
     assert_eq!(want.notes.read_error, None);
-    assert_eq!((got.totals.frames, got.totals.wire_bytes, got.totals.classes), (want.totals.frames, want.totals.wire_bytes, want.totals.classes));
+    assert_eq!(
+        (got.totals.frames, got.totals.wire_bytes, got.totals.classes),
+        (want.totals.frames, want.totals.wire_bytes, want.totals.classes)
+    );
     assert_eq!(got.flows.len(), want.flows.len());
     for (g, w) in got.flows.iter().zip(&want.flows) {
         assert_eq!(identity(g), identity(w));
@@ -634,7 +665,10 @@ fn exit_code_is_nonzero_only_when_nothing_could_be_read() {
     for (name, offset) in [("garbage.pcap", 0), ("empty.pcap", 0), ("bad-first-record.pcap", 24)] {
         let (code, err) = wiretax(&[&sample(name)]);
         assert_ne!(code, 0, "{name}: {err}");
-        assert!(err.contains(name) && err.contains("record") && err.contains(&format!("offset {offset}")), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.contains("record") && err.contains(&format!("offset {offset}")),
+            "{name}: {err}"
+        );
     }
     // Damaged after some frames: a report, exit 0, and the damage named.
     let (code, err) = wiretax(&[&sample("truncated.pcap")]);
@@ -756,18 +790,31 @@ fn mutated_captures_never_panic_and_stay_conserved() {
 /// Worker threads change nothing in the figures.
 #[test]
 fn samples_give_the_same_report_with_worker_threads() {
-    for name in ["multi-interface.pcapng", "coap-con-put-ipv6-frag.pcap", "http-keepalive-snaplen128.pcap", "truncated.pcap"] {
+    for name in
+        ["multi-interface.pcapng", "coap-con-put-ipv6-frag.pcap", "http-keepalive-snaplen128.pcap", "truncated.pcap"]
+    {
         let one = run(&sample(name));
         let opts = Options { jobs: 3, ..Options::new() };
         let three = analyze_file(&sample(name), &opts).unwrap();
         assert_conserved(&three);
-        assert_eq!((three.totals.frames, three.totals.wire_bytes, three.totals.classes), (one.totals.frames, one.totals.wire_bytes, one.totals.classes), "{name}");
-        assert_eq!((three.tcp_streams, three.udp_streams, three.notes.read_error.clone()), (one.tcp_streams, one.udp_streams, one.notes.read_error.clone()));
+        assert_eq!(
+            (three.totals.frames, three.totals.wire_bytes, three.totals.classes),
+            (one.totals.frames, one.totals.wire_bytes, one.totals.classes),
+            "{name}"
+        );
+        assert_eq!(
+            (three.tcp_streams, three.udp_streams, three.notes.read_error.clone()),
+            (one.tcp_streams, one.udp_streams, one.notes.read_error.clone())
+        );
         assert_eq!(three.flows.len(), one.flows.len(), "{name}");
         for (a, b) in one.flows.iter().zip(&three.flows) {
-            assert_eq!((identity(a), a.classes, a.start_ts), (identity(b), b.classes, b.start_ts), "{name} flow {}", a.id);
+            assert_eq!(
+                (identity(a), a.classes, a.start_ts),
+                (identity(b), b.classes, b.start_ts),
+                "{name} flow {}",
+                a.id
+            );
         }
         assert_same_exchanges(&one, &three);
     }
 }
-

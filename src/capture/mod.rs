@@ -133,13 +133,7 @@ impl CaptureReader {
             }
             Err(e) => return Err(err(format!("unreadable file header: {e:?}"))),
         };
-        Ok(CaptureReader {
-            path: path.to_path_buf(),
-            inner,
-            st: State::default(),
-            offset: 0,
-            done: false,
-        })
+        Ok(CaptureReader { path: path.to_path_buf(), inner, st: State::default(), offset: 0, done: false })
     }
 
     pub fn stats(&self) -> &ReadStats {
@@ -166,7 +160,8 @@ impl CaptureReader {
         let h = self.inner.data().get(8..12)?;
         let b: [u8; 4] = h.try_into().ok()?;
         let caplen = if self.st.legacy_be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
-        (caplen > self.st.max_record()).then(|| format!("record length {caplen} is not a frame length (corrupted length field)"))
+        (caplen > self.st.max_record())
+            .then(|| format!("record length {caplen} is not a frame length (corrupted length field)"))
     }
 
     /// Calls `f` on each packet (with the byte offset reached in the file)
@@ -202,7 +197,9 @@ impl CaptureReader {
                     }
                 }
                 Err(PcapError::UnexpectedEof) => {
-                    let what = self.corrupt_legacy_length().unwrap_or_else(|| "file ends in the middle of a record (truncated capture)".into());
+                    let what = self
+                        .corrupt_legacy_length()
+                        .unwrap_or_else(|| "file ends in the middle of a record (truncated capture)".into());
                     return Err(self.fail(what));
                 }
                 Err(PcapError::BufferTooSmall) => {
@@ -216,7 +213,6 @@ impl CaptureReader {
         }
         Ok(())
     }
-
 }
 
 impl State {
@@ -258,7 +254,12 @@ impl State {
                     Block::InterfaceDescription(idb) => {
                         let ts_per_sec = ts_per_sec(idb.if_tsresol).unwrap_or(1_000_000).max(1);
                         let ts_offset_s = ts_offset_s(&idb, self.section_be);
-                        self.interfaces.push(Interface { linktype: idb.linktype.0 as u16, ts_per_sec, ts_offset_s, snaplen: idb.snaplen });
+                        self.interfaces.push(Interface {
+                            linktype: idb.linktype.0 as u16,
+                            ts_per_sec,
+                            ts_offset_s,
+                            snaplen: idb.snaplen,
+                        });
                         self.stats.interfaces += 1;
                         Ok(None)
                     }
@@ -267,10 +268,16 @@ impl State {
                             return Err(format!("packet names interface {} that was never described", epb.if_id));
                         };
                         let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let ts_ns = ticks_to_ns(ticks, ifc.ts_per_sec).saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
+                        let ts_ns = ticks_to_ns(ticks, ifc.ts_per_sec)
+                            .saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
                         let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                         self.stats.packets += 1;
-                        Ok(Some(Packet { ts_ns, wire_len: epb.orig_len().max(data.len() as u32), data, linktype: ifc.linktype }))
+                        Ok(Some(Packet {
+                            ts_ns,
+                            wire_len: epb.orig_len().max(data.len() as u32),
+                            data,
+                            linktype: ifc.linktype,
+                        }))
                     }
                     Block::SimplePacket(spb) => {
                         let Some(ifc) = self.interfaces.first() else {
@@ -281,7 +288,12 @@ impl State {
                         let data = spb.data.get(..cap as usize).unwrap_or(spb.data);
                         self.stats.packets += 1;
                         // SPBs carry no timestamp.
-                        Ok(Some(Packet { ts_ns: 0, wire_len: spb.origlen.max(data.len() as u32), data, linktype: ifc.linktype }))
+                        Ok(Some(Packet {
+                            ts_ns: 0,
+                            wire_len: spb.origlen.max(data.len() as u32),
+                            data,
+                            linktype: ifc.linktype,
+                        }))
                     }
                     Block::Unknown(_) => {
                         self.stats.unknown_blocks += 1;

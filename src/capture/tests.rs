@@ -134,7 +134,9 @@ type Outcome = (Vec<Got>, Result<(), ReadError>, ReadStats);
 fn read_with(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
     let mut r = CaptureReader::from_read(Path::new("t.pcap"), rd)?;
     let mut got = Vec::new();
-    let end = r.for_each(|p, _| got.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype }));
+    let end = r.for_each(|p, _| {
+        got.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype })
+    });
     Ok((got, end, r.stats().clone()))
 }
 
@@ -283,7 +285,8 @@ fn every_prefix_of_a_file_is_handled() {
     let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
     let files = [
         pcap(Order::Be, true, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
-        [shb(Order::Le), idb(Order::Le, 1, 0, &[(9, &[9])]), epb(Order::Le, 0, 5, &put, 117), spb(Order::Le, &ack, 47)].concat(),
+        [shb(Order::Le), idb(Order::Le, 1, 0, &[(9, &[9])]), epb(Order::Le, 0, 5, &put, 117), spb(Order::Le, &ack, 47)]
+            .concat(),
     ];
     for file in files {
         let full = read_ok(file.clone()).0.len();
@@ -318,7 +321,8 @@ fn short_reads_give_the_same_packets() {
     let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
     let files = [
         pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
-        [shb(Order::Be), idb(Order::Be, 1, 0, &[]), epb(Order::Be, 0, 5, &put, 117), epb(Order::Be, 0, 6, &ack, 47)].concat(),
+        [shb(Order::Be), idb(Order::Be, 1, 0, &[]), epb(Order::Be, 0, 5, &put, 117), epb(Order::Be, 0, 6, &ack, 47)]
+            .concat(),
     ];
     for file in files {
         let (want, _) = read_ok(file.clone());
@@ -354,7 +358,10 @@ fn pcapng_interfaces_link_types_and_resolutions() {
         let (got, st) = read_ok(file);
         assert_eq!(got.len(), 3);
         assert_eq!((got[0].ts_ns, got[0].linktype, got[0].wire_len, &got[0].data), (ns(s0, u0 * 1000), 1, 117, &put));
-        assert_eq!((got[1].ts_ns, got[1].linktype, got[1].wire_len, &got[1].data), (ns(s0, u0 * 1000) + 123, 276, 47, &ack));
+        assert_eq!(
+            (got[1].ts_ns, got[1].linktype, got[1].wire_len, &got[1].data),
+            (ns(s0, u0 * 1000) + 123, 276, 47, &ack)
+        );
         assert_eq!((got[2].wire_len, got[2].data.len()), (117, 60));
         assert_eq!((st.format, st.interfaces, st.packets, st.records), ("pcapng", 3, 3, 9));
         assert_eq!(st.skipped_blocks + st.unknown_blocks, 2);
@@ -367,7 +374,9 @@ fn pcapng_power_of_two_resolution() {
     let [(_, _, put), _] = put_and_ack();
     // 2^-20 s ticks: 3 s and a half.
     let ticks = (3u64 << 20) + (1 << 19);
-    let file = [shb(Order::Le), idb(Order::Le, 101, 0, &[(9, &[0x80 | 20])]), epb(Order::Le, 0, ticks, &put[14..], 103)].concat();
+    let file =
+        [shb(Order::Le), idb(Order::Le, 101, 0, &[(9, &[0x80 | 20])]), epb(Order::Le, 0, ticks, &put[14..], 103)]
+            .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got[0].ts_ns, 3_500_000_000);
 }
@@ -377,7 +386,9 @@ fn pcapng_timestamp_offset() {
     let [(_, _, put), _] = put_and_ack();
     // if_tsoffset: 1,600,000,000 s added to every timestamp.
     let off = 1_600_000_000i64;
-    let file = [shb(Order::Le), idb(Order::Le, 1, 0, &[(14, &off.to_le_bytes())]), epb(Order::Le, 0, 2_500_000, &put, 117)].concat();
+    let file =
+        [shb(Order::Le), idb(Order::Le, 1, 0, &[(14, &off.to_le_bytes())]), epb(Order::Le, 0, 2_500_000, &put, 117)]
+            .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got[0].ts_ns, off * 1_000_000_000 + 2_500_000_000);
 }
@@ -403,7 +414,9 @@ fn pcapng_extreme_times_do_not_overflow() {
 fn pcapng_timestamp_offset_big_endian() {
     let [(_, _, put), _] = put_and_ack();
     let off = 1_600_000_000i64;
-    let file = [shb(Order::Be), idb(Order::Be, 1, 0, &[(14, &off.to_be_bytes())]), epb(Order::Be, 0, 2_500_000, &put, 117)].concat();
+    let file =
+        [shb(Order::Be), idb(Order::Be, 1, 0, &[(14, &off.to_be_bytes())]), epb(Order::Be, 0, 2_500_000, &put, 117)]
+            .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got[0].ts_ns, off * 1_000_000_000 + 2_500_000_000);
 }
@@ -411,9 +424,19 @@ fn pcapng_timestamp_offset_big_endian() {
 #[test]
 fn pcapng_simple_packet_blocks_use_interface_zero() {
     let [(_, _, put), (_, _, ack)] = put_and_ack();
-    let file = [shb(Order::Le), idb(Order::Le, 1, 0, &[]), idb(Order::Le, 113, 0, &[]), spb(Order::Le, &put, 117), spb(Order::Le, &ack, 47)].concat();
+    let file = [
+        shb(Order::Le),
+        idb(Order::Le, 1, 0, &[]),
+        idb(Order::Le, 113, 0, &[]),
+        spb(Order::Le, &put, 117),
+        spb(Order::Le, &ack, 47),
+    ]
+    .concat();
     let (got, st) = read_ok(file);
-    assert_eq!(got.iter().map(|g| (g.linktype, g.wire_len, g.data.len())).collect::<Vec<_>>(), vec![(1, 117, 117), (1, 47, 47)]);
+    assert_eq!(
+        got.iter().map(|g| (g.linktype, g.wire_len, g.data.len())).collect::<Vec<_>>(),
+        vec![(1, 117, 117), (1, 47, 47)]
+    );
     assert_eq!(got[1].data, ack);
     assert_eq!(st.packets, 2);
 }
@@ -471,7 +494,10 @@ fn pcapng_sections_of_both_byte_orders() {
     ]
     .concat();
     let (got, st) = read_ok(file);
-    assert_eq!(got.iter().map(|g| (g.linktype, g.ts_ns, g.wire_len)).collect::<Vec<_>>(), vec![(1, 1000, 117), (113, 2, 47)]);
+    assert_eq!(
+        got.iter().map(|g| (g.linktype, g.ts_ns, g.wire_len)).collect::<Vec<_>>(),
+        vec![(1, 1000, 117), (113, 2, 47)]
+    );
     assert_eq!((st.records, st.packets, st.interfaces), (6, 2, 2));
 }
 

@@ -145,7 +145,10 @@ impl Defragmenter {
         p.bytes.link += link_len as u64;
         p.bytes.network += h.hdr_len as u64;
         p.bytes.data += wire_data as u64;
-        if end > self.max_datagram_bytes || p.total.is_some_and(|t| end > t) || (!f.more && p.covered.last().is_some_and(|c| c.1 > end)) {
+        if end > self.max_datagram_bytes
+            || p.total.is_some_and(|t| end > t)
+            || (!f.more && p.covered.last().is_some_and(|c| c.1 > end))
+        {
             // Larger than any datagram, or past its end: not one we can join.
             let p = self.pending.remove(&key)?;
             self.abandon(p.bytes);
@@ -189,10 +192,10 @@ impl Defragmenter {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(k) = self.pending.iter().min_by_key(|(_, p)| p.first_ts_ns).map(|(k, _)| *k) {
-            if let Some(p) = self.pending.remove(&k) {
-                self.abandon(p.bytes);
-            }
+        if let Some(k) = self.pending.iter().min_by_key(|(_, p)| p.first_ts_ns).map(|(k, _)| *k)
+            && let Some(p) = self.pending.remove(&k)
+        {
+            self.abandon(p.bytes);
         }
     }
 
@@ -200,8 +203,12 @@ impl Defragmenter {
         if self.pending.is_empty() {
             return;
         }
-        let old: Vec<Key> =
-            self.pending.iter().filter(|(_, p)| now.saturating_sub(p.first_ts_ns) > self.timeout_ns).map(|(k, _)| *k).collect();
+        let old: Vec<Key> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.first_ts_ns) > self.timeout_ns)
+            .map(|(k, _)| *k)
+            .collect();
         for k in old {
             if let Some(p) = self.pending.remove(&k) {
                 self.abandon(p.bytes);

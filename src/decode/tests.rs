@@ -81,7 +81,11 @@ fn strip_every_supported_link_layer() {
         // PPPoE session: version/type, code, session, length; PPP protocol IPv4.
         (link::ETHERNET, ethernet_with(&[0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x69, 0x00, 0x21], &eth), 22),
         // PPPoE inside a VLAN.
-        (link::ETHERNET, ethernet_with(&[0x81, 0x00, 0x00, 0x64, 0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x69, 0x00, 0x21], &eth), 26),
+        (
+            link::ETHERNET,
+            ethernet_with(&[0x81, 0x00, 0x00, 0x64, 0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x69, 0x00, 0x21], &eth),
+            26,
+        ),
         (link::LINUX_SLL, with_link(&[0, 4, 0, 1, 0, 6, 2, 0x78, 0, 0, 0, 2, 0, 0, 0x08, 0x00], &eth), 16),
         (link::LINUX_SLL2, with_link(&[0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0x78, 0, 0, 0, 2, 0, 0], &eth), 20),
         (link::NULL, with_link(&[2, 0, 0, 0], &eth), 4),
@@ -130,7 +134,10 @@ fn strip_refuses_what_is_not_ip() {
     let lcp = ethernet_with(&[0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x00, 0x69, 0xc0, 0x21], &eth);
     assert_eq!(strip(link::ETHERNET, &lcp), Err(NotIp::EtherType(0xc021)));
     // SLL carrying ARP; NULL with an unknown family.
-    assert_eq!(strip(link::LINUX_SLL, &with_link(&[0, 4, 0, 1, 0, 6, 2, 0x78, 0, 0, 0, 2, 0, 0, 0x08, 0x06], &eth)), Err(NotIp::EtherType(0x0806)));
+    assert_eq!(
+        strip(link::LINUX_SLL, &with_link(&[0, 4, 0, 1, 0, 6, 2, 0x78, 0, 0, 0, 2, 0, 0, 0x08, 0x06], &eth)),
+        Err(NotIp::EtherType(0x0806))
+    );
     assert!(matches!(strip(link::NULL, &with_link(&[7, 0, 0, 0], &eth)), Err(NotIp::EtherType(_))));
     // USER0 and 802.11: reported, not decoded.
     assert_eq!(strip(147, &eth), Err(NotIp::UnsupportedLinktype(147)));
@@ -333,9 +340,15 @@ fn fragments_are_held_not_decoded() {
     padded.resize(60, 0);
     assert!(matches!(decode(link::ETHERNET, &padded, 60), Frame::Fragment { link_len: 29, net_len: 20 }));
     let first6 = ipv6_fragment(&f, 7, 0, 24, true);
-    assert!(matches!(decode(link::ETHERNET, &first6, first6.len() as u32), Frame::Fragment { link_len: 14, net_len: 48 }));
+    assert!(matches!(
+        decode(link::ETHERNET, &first6, first6.len() as u32),
+        Frame::Fragment { link_len: 14, net_len: 48 }
+    ));
     let later6 = ipv6_fragment(&f, 7, 24, 24, true);
-    assert!(matches!(decode(link::ETHERNET, &later6, later6.len() as u32), Frame::Fragment { link_len: 14, net_len: 48 }));
+    assert!(matches!(
+        decode(link::ETHERNET, &later6, later6.len() as u32),
+        Frame::Fragment { link_len: 14, net_len: 48 }
+    ));
     // An atomic fragment (offset 0, no more) is a whole datagram.
     let atomic = ipv6_fragment(&f, 7, 0, 100, false);
     let d = decoded(decode(link::ETHERNET, &atomic, atomic.len() as u32));
@@ -353,7 +366,9 @@ fn broken_ip_headers() {
     too_long[16..18].copy_from_slice(&200u16.to_be_bytes());
     let mut shorter_than_header = f.clone();
     shorter_than_header[16..18].copy_from_slice(&10u16.to_be_bytes());
-    for (what, frame) in [("version", bad_version), ("ihl", short_ihl), ("length", too_long), ("short", shorter_than_header)] {
+    for (what, frame) in
+        [("version", bad_version), ("ihl", short_ihl), ("length", too_long), ("short", shorter_than_header)]
+    {
         match decode(link::ETHERNET, &frame, 117) {
             Frame::Broken { link_len, .. } => assert_eq!(link_len, 14, "{what}"),
             other => panic!("{what}: {other:?}"),
@@ -400,7 +415,14 @@ impl XorShift {
 /// frame is accounted once by the layer lengths it returns.
 #[test]
 fn mutated_frames_never_panic_and_lengths_add_up() {
-    let seeds = [coap_put(), coap_ack(), http_get(), http6_syn(), ipv4_fragment(&coap_put(), 24, 24, true), ipv6_fragment(&coap_put(), 9, 24, 24, true)];
+    let seeds = [
+        coap_put(),
+        coap_ack(),
+        http_get(),
+        http6_syn(),
+        ipv4_fragment(&coap_put(), 24, 24, true),
+        ipv6_fragment(&coap_put(), 9, 24, 24, true),
+    ];
     let lts = [link::ETHERNET, link::LINUX_SLL, link::LINUX_SLL2, link::NULL, link::LOOP, link::RAW, link::IPV6, 147];
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for round in 0..200_000 {
@@ -442,7 +464,12 @@ fn add(d: &mut Defragmenter, ts_ns: i64, eth: &[u8]) -> Option<defrag::Joined> {
 /// The UDP datagram of coap_put() in fragments of 24 data bytes: 24, 24, 24, 11.
 fn put_fragments() -> Vec<Vec<u8>> {
     let f = coap_put();
-    vec![ipv4_fragment(&f, 0, 24, true), ipv4_fragment(&f, 24, 24, true), ipv4_fragment(&f, 48, 24, true), ipv4_fragment(&f, 72, 24, false)]
+    vec![
+        ipv4_fragment(&f, 0, 24, true),
+        ipv4_fragment(&f, 24, 24, true),
+        ipv4_fragment(&f, 48, 24, true),
+        ipv4_fragment(&f, 72, 24, false),
+    ]
 }
 
 fn assert_joined_put(j: &defrag::Joined, frames: u32) {
@@ -450,7 +477,10 @@ fn assert_joined_put(j: &defrag::Joined, frames: u32) {
     assert_eq!(j.data, &whole[34..]);
     assert_eq!(j.captured, j.data.len());
     assert_eq!((j.src, j.dst, j.proto), (v4([10, 78, 0, 2]), v4([10, 78, 0, 1]), 17));
-    assert_eq!(j.bytes, FragBytes { frames, link: 14 * frames as u64, network: 20 * frames as u64, data: 83, repeated: 0 });
+    assert_eq!(
+        j.bytes,
+        FragBytes { frames, link: 14 * frames as u64, network: 20 * frames as u64, data: 83, repeated: 0 }
+    );
     let d = decoded(j.frame());
     assert_eq!((d.sport, d.dport, d.transport_len, d.payload_len), (49204, 5683, 8, 75));
     assert_eq!(d.payload, &whole[42..]);

@@ -183,7 +183,9 @@ impl Suite {
         let hash = if cs.name.ends_with("SHA384") { HashAlg::Sha384 } else { HashAlg::Sha256 };
         let aes256 = cs.enc_size == 256;
         let protection = match (cs.enc, cs.enc_mode) {
-            (TlsCipherEnc::Aes, TlsCipherEncMode::Gcm) => Protection::Aead(if aes256 { AeadAlg::Aes256Gcm } else { AeadAlg::Aes128Gcm }),
+            (TlsCipherEnc::Aes, TlsCipherEncMode::Gcm) => {
+                Protection::Aead(if aes256 { AeadAlg::Aes256Gcm } else { AeadAlg::Aes128Gcm })
+            }
             (TlsCipherEnc::Aes, TlsCipherEncMode::Ccm) => Protection::Aead(match (aes256, cs.name.ends_with("_8")) {
                 (false, false) => AeadAlg::Aes128Ccm,
                 (true, false) => AeadAlg::Aes256Ccm,
@@ -241,7 +243,9 @@ pub fn expansion(suite_id: u16, version: u16) -> Expansion {
     let explicit_iv = version != 0x0301 && version != 0x0300; // TLS 1.1+ / DTLS
     match (cs.enc, cs.enc_mode) {
         (_, TlsCipherEncMode::Gcm) => Expansion { pre: 8, post: 16, exact: true },
-        (_, TlsCipherEncMode::Ccm) => Expansion { pre: 8, post: if cs.name.ends_with("_8") { 8 } else { 16 }, exact: true },
+        (_, TlsCipherEncMode::Ccm) => {
+            Expansion { pre: 8, post: if cs.name.ends_with("_8") { 8 } else { 16 }, exact: true }
+        }
         (TlsCipherEnc::Chacha20_Poly1305, _) => Expansion { pre: 0, post: 16, exact: true },
         (TlsCipherEnc::Null, _) | (TlsCipherEnc::Rc4, _) => Expansion { pre: 0, post: cs.mac_length(), exact: true },
         (_, TlsCipherEncMode::Cbc) => {
@@ -291,7 +295,13 @@ fn p_hash<M: Mac + KeyInit + Clone>(secret: &[u8], label: &[u8], seed: &[u8], ou
 }
 
 /// HKDF-Expand-Label (RFC 8446 section 7.1).
-pub fn hkdf_expand_label(hash: HashAlg, secret: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) -> Result<(), DecryptError> {
+pub fn hkdf_expand_label(
+    hash: HashAlg,
+    secret: &[u8],
+    label: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+) -> Result<(), DecryptError> {
     let full_label_len = 6 + label.len();
     if full_label_len > 255 || context.len() > 255 || out.len() > u16::MAX as usize {
         return Err(DecryptError::BadSecret);
@@ -304,8 +314,12 @@ pub fn hkdf_expand_label(hash: HashAlg, secret: &[u8], label: &[u8], context: &[
     info.push(context.len() as u8);
     info.extend_from_slice(context);
     let r = match hash {
-        HashAlg::Sha256 => hkdf::Hkdf::<Sha256>::from_prk(secret).map_err(|_| ()).and_then(|h| h.expand(&info, out).map_err(|_| ())),
-        HashAlg::Sha384 => hkdf::Hkdf::<Sha384>::from_prk(secret).map_err(|_| ()).and_then(|h| h.expand(&info, out).map_err(|_| ())),
+        HashAlg::Sha256 => {
+            hkdf::Hkdf::<Sha256>::from_prk(secret).map_err(|_| ()).and_then(|h| h.expand(&info, out).map_err(|_| ()))
+        }
+        HashAlg::Sha384 => {
+            hkdf::Hkdf::<Sha384>::from_prk(secret).map_err(|_| ()).and_then(|h| h.expand(&info, out).map_err(|_| ()))
+        }
     };
     r.map_err(|_| DecryptError::BadSecret)
 }
@@ -390,7 +404,10 @@ pub struct RecordKeys {
 
 impl std::fmt::Debug for RecordKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordKeys").field("suite", &format_args!("{:#06x}", self.suite.id)).field("seq", &self.seq).finish_non_exhaustive()
+        f.debug_struct("RecordKeys")
+            .field("suite", &format_args!("{:#06x}", self.suite.id))
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
     }
 }
 
@@ -440,7 +457,15 @@ impl RecordKeys {
             Protection::Aead(a) => Cipher::aead(a, &key)?,
             Protection::Cbc { mac, .. } => Cipher::Cbc { key: Secret::new(key), mac, mac_key: Secret::new(mac_key) },
         };
-        Ok(RecordKeys { suite, cipher, iv, seq: 0, dtls: opts.dtls, encrypt_then_mac: opts.encrypt_then_mac, secret: None })
+        Ok(RecordKeys {
+            suite,
+            cipher,
+            iv,
+            seq: 0,
+            dtls: opts.dtls,
+            encrypt_then_mac: opts.encrypt_then_mac,
+            secret: None,
+        })
     }
 
     /// TLS 1.3 keys from a traffic secret (`*_HANDSHAKE_TRAFFIC_SECRET`,
@@ -459,7 +484,15 @@ impl RecordKeys {
         let mut iv = vec![0u8; 12];
         hkdf_expand_label(suite.hash, traffic_secret.bytes(), b"iv", b"", &mut iv)?;
         let cipher = Cipher::aead(alg, key.bytes())?;
-        Ok(RecordKeys { suite, cipher, iv, seq: 0, dtls: false, encrypt_then_mac: false, secret: Some(traffic_secret.clone()) })
+        Ok(RecordKeys {
+            suite,
+            cipher,
+            iv,
+            seq: 0,
+            dtls: false,
+            encrypt_then_mac: false,
+            secret: Some(traffic_secret.clone()),
+        })
     }
 
     /// TLS 1.3 KeyUpdate: the next traffic secret and keys (RFC 8446 7.2).
@@ -527,7 +560,14 @@ impl RecordKeys {
         Ok(Opened { content_type, plaintext: buf, pre: 0 })
     }
 
-    fn open_tls12_aead(&self, alg: AeadAlg, outer_type: u8, version: &[u8], body: &[u8], seq: u64) -> Result<Opened, DecryptError> {
+    fn open_tls12_aead(
+        &self,
+        alg: AeadAlg,
+        outer_type: u8,
+        version: &[u8],
+        body: &[u8],
+        seq: u64,
+    ) -> Result<Opened, DecryptError> {
         let explicit = alg.explicit_nonce_len();
         let tag = alg.tag_len();
         let plain_len = body.len().checked_sub(explicit + tag).ok_or(DecryptError::BadLength)?;

@@ -34,11 +34,16 @@ fn tls12_prf_sha256_vector() {
 }
 
 // RFC 8448 section 3, Simple 1-RTT Handshake (TLS_AES_128_GCM_SHA256).
-const C_HS_TRAFFIC: &str = "b3 ed db 12 6e 06 7f 35 a7 80 b3 ab f4 5e 2d 8f 3b 1a 95 07 38 f5 2e 96 00 74 6a 0e 27 a5 5a 21";
-const S_HS_TRAFFIC: &str = "b6 7b 7d 69 0c c1 6c 4e 75 e5 42 13 cb 2d 37 b4 e9 c9 12 bc de d9 10 5d 42 be fd 59 d3 91 ad 38";
-const C_AP_TRAFFIC: &str = "9e 40 64 6c e7 9a 7f 9d c0 5a f8 88 9b ce 65 52 87 5a fa 0b 06 df 00 87 f7 92 eb b7 c1 75 04 a5";
-const S_AP_TRAFFIC: &str = "a1 1a f9 f0 55 31 f8 56 ad 47 11 6b 45 a9 50 32 82 04 b4 f4 4b fb 6b 3a 4b 4f 1f 3f cb 63 16 43";
-const C_FINISHED_RECORD: &str = "17 03 03 00 35 75 ec 4d c2 38 cc e6 0b 29 80 44 a7 1e 21 9c 56 cc 77 b0 51 7f e9 b9 3c 7a 4b fc
+const C_HS_TRAFFIC: &str =
+    "b3 ed db 12 6e 06 7f 35 a7 80 b3 ab f4 5e 2d 8f 3b 1a 95 07 38 f5 2e 96 00 74 6a 0e 27 a5 5a 21";
+const S_HS_TRAFFIC: &str =
+    "b6 7b 7d 69 0c c1 6c 4e 75 e5 42 13 cb 2d 37 b4 e9 c9 12 bc de d9 10 5d 42 be fd 59 d3 91 ad 38";
+const C_AP_TRAFFIC: &str =
+    "9e 40 64 6c e7 9a 7f 9d c0 5a f8 88 9b ce 65 52 87 5a fa 0b 06 df 00 87 f7 92 eb b7 c1 75 04 a5";
+const S_AP_TRAFFIC: &str =
+    "a1 1a f9 f0 55 31 f8 56 ad 47 11 6b 45 a9 50 32 82 04 b4 f4 4b fb 6b 3a 4b 4f 1f 3f cb 63 16 43";
+const C_FINISHED_RECORD: &str =
+    "17 03 03 00 35 75 ec 4d c2 38 cc e6 0b 29 80 44 a7 1e 21 9c 56 cc 77 b0 51 7f e9 b9 3c 7a 4b fc
     44 d8 7f 38 f8 03 38 ac 98 fc 46 de b3 84 bd 1c ae ac ab 68 67 d7 26 c4 05 46";
 const C_APP_RECORD: &str = "17 03 03 00 43 a2 3f 70 54 b6 2c 94 d0 af fa fe 82 28 ba 55 cb ef ac ea 42 f9 14 aa 66 bc ab 3f
     2b 98 19 a8 a5 b4 6b 39 5b d5 4a 9a 20 44 1e 2b 62 97 4e 1f 5a 62 92 a2 97 70 14 bd 1e 3d ea e6 3a ee bb 21 69 49 15 e4";
@@ -102,7 +107,10 @@ fn wrong_key_fails_authentication_and_keeps_the_sequence() {
         assert!(k.open(&rec[..cut.min(5)], &rec[cut.min(5)..cut]).is_err(), "cut {cut}");
     }
     // A secret of the wrong length for the suite is refused.
-    assert!(matches!(RecordKeys::tls13(Suite::from_id(0x1302).unwrap(), &secret(C_AP_TRAFFIC)), Err(DecryptError::BadSecret)));
+    assert!(matches!(
+        RecordKeys::tls13(Suite::from_id(0x1302).unwrap(), &secret(C_AP_TRAFFIC)),
+        Err(DecryptError::BadSecret)
+    ));
     // The right key still opens the record at sequence 0 after the failure.
     let mut right = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)).unwrap();
     assert!(open_record(&mut right, &h(C_APP_RECORD)).is_ok());
@@ -125,7 +133,8 @@ fn key_update_derives_the_next_secret() {
     assert!(open_record(&mut k, &h(C_APP_RECORD)).is_err());
     // ...and a TLS 1.2 key set has no KeyUpdate.
     let s12 = Suite::from_id(0xc02f).unwrap();
-    let mut k12 = RecordKeys::tls12(s12, &[7u8; 48], &[1u8; 32], &[2u8; 32], Side::Client, Tls12Options::default()).unwrap();
+    let mut k12 =
+        RecordKeys::tls12(s12, &[7u8; 48], &[1u8; 32], &[2u8; 32], Side::Client, Tls12Options::default()).unwrap();
     assert!(k12.key_update().is_err());
 }
 

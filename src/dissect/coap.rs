@@ -10,7 +10,7 @@
 //! The wire format is parsed by hand: the ledger needs the exact length of
 //! the options region, which general CoAP libraries do not expose.
 
-use super::{bump, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol, bump};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -431,7 +431,6 @@ pub struct Stats {
     pub malformed_messages: u64,
     pub malformed_bytes: u64,
 }
-
 
 impl Stats {
     pub fn merge(&mut self, o: &Stats) {

@@ -4,7 +4,7 @@
 //! it is `app_header` (over TCP the 2-byte length prefix too). Exchanges pair
 //! a query with its response by ID (and question, for mDNS's ID 0).
 
-use super::{bump, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol, bump};
 use crate::dissect::Framing;
 use crate::ledger::Class;
 use serde::Serialize;
@@ -293,7 +293,6 @@ pub struct Stats {
     pub malformed_messages: u64,
     pub malformed_bytes: u64,
 }
-
 
 impl Stats {
     pub fn merge(&mut self, o: &Stats) {

@@ -170,14 +170,8 @@ pub struct FlowCtx {
 }
 
 /// Every protocol wiretax recognises, in probe order.
-pub static PROTOCOLS: &[&Protocol] = &[
-    &tls::PROTOCOL,
-    &http2::PROTOCOL,
-    &http::PROTOCOL,
-    &mqtt::PROTOCOL,
-    &coap::PROTOCOL,
-    &dns::PROTOCOL,
-];
+pub static PROTOCOLS: &[&Protocol] =
+    &[&tls::PROTOCOL, &http2::PROTOCOL, &http::PROTOCOL, &mqtt::PROTOCOL, &coap::PROTOCOL, &dns::PROTOCOL];
 
 pub fn by_name(name: &str) -> Option<&'static Protocol> {
     PROTOCOLS.iter().copied().find(|p| p.name == name)
@@ -191,9 +185,7 @@ pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'s
     for p in PROTOCOLS.iter().copied().filter(|p| p.l4.contains(&l4)) {
         match (p.probe)(dir, first) {
             Probe::Yes => return Some(p),
-            Probe::Maybe if maybe_on_port.is_none() && p.ports.contains(&server_port) => {
-                maybe_on_port = Some(p)
-            }
+            Probe::Maybe if maybe_on_port.is_none() && p.ports.contains(&server_port) => maybe_on_port = Some(p),
             _ => {}
         }
     }

@@ -22,7 +22,8 @@ use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub static PROTOCOL: Protocol = Protocol { name: "tls", l4: &[L4::Tcp, L4::Udp], ports: &[443, 8443, 8883, 5684, 4433], probe, make };
+pub static PROTOCOL: Protocol =
+    Protocol { name: "tls", l4: &[L4::Tcp, L4::Udp], ports: &[443, 8443, 8883, 5684, 4433], probe, make };
 
 const TLS_HEADER: usize = 5;
 const DTLS_HEADER: usize = 13;
@@ -60,8 +61,8 @@ const EXT_SUPPORTED_VERSIONS: u16 = 43;
 
 /// ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB,
-    0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91, 0xC2, 0xA2, 0x11,
+    0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
 
 const TLS13: u16 = 0x0304;
@@ -297,7 +298,8 @@ impl HsWalker {
         while !data.is_empty() && !self.broken {
             if self.hdr_len < 4 {
                 let take = 4usize.saturating_sub(self.hdr_len).min(data.len());
-                if let (Some(dst), Some(src)) = (self.hdr.get_mut(self.hdr_len..self.hdr_len + take), data.get(..take)) {
+                if let (Some(dst), Some(src)) = (self.hdr.get_mut(self.hdr_len..self.hdr_len + take), data.get(..take))
+                {
                     dst.copy_from_slice(src);
                 }
                 self.hdr_len += take;
@@ -599,7 +601,8 @@ impl Tls {
                 let h = rest.get(..DTLS_HEADER)?;
                 let typ = *h.first()?;
                 let len = usize::from(*h.get(11)?) << 8 | usize::from(*h.get(12)?);
-                let ok = (CHANGE_CIPHER_SPEC..=HEARTBEAT).contains(&typ) && h.get(1) == Some(&0xfe) && len <= MAX_RECORD;
+                let ok =
+                    (CHANGE_CIPHER_SPEC..=HEARTBEAT).contains(&typ) && h.get(1) == Some(&0xfe) && len <= MAX_RECORD;
                 let body = rest.get(DTLS_HEADER..DTLS_HEADER + len)?;
                 ok.then_some((typ, len, body))
             })();
@@ -625,7 +628,15 @@ impl Tls {
     // ---- records ---------------------------------------------------------
 
     /// A record header was read: count it and decide how to book it.
-    fn start_record(&mut self, d: usize, header: [u8; DTLS_HEADER], header_len: usize, typ: u8, len: usize, emit: &mut Emit) {
+    fn start_record(
+        &mut self,
+        d: usize,
+        header: [u8; DTLS_HEADER],
+        header_len: usize,
+        typ: u8,
+        len: usize,
+        emit: &mut Emit,
+    ) {
         if !self.conn.counted {
             self.conn.counted = true;
             emit.stats.tls.connections += 1;
@@ -877,7 +888,11 @@ impl Tls {
             Some(usize::from(*b.get(at)?) << 16 | usize::from(*b.get(at + 1)?) << 8 | usize::from(*b.get(at + 2)?))
         };
         while body.len() >= 12 {
-            let (Some(&typ), Some(len), Some(off), Some(flen)) = (body.first(), u24(body, 1), u24(body, 6), u24(body, 9)) else { break };
+            let (Some(&typ), Some(len), Some(off), Some(flen)) =
+                (body.first(), u24(body, 1), u24(body, 6), u24(body, 9))
+            else {
+                break;
+            };
             let seq = u32::from(*body.get(4).unwrap_or(&0)) << 8 | u32::from(*body.get(5).unwrap_or(&0));
             let Some(frag) = body.get(12..12 + flen) else { break };
             let h = &mut self.halves[d];
@@ -922,8 +937,12 @@ impl Tls {
                 emit.stats.tls.certificate_chain_bytes += m.len as u64;
             }
             ENCRYPTED_EXTENSIONS if server => {
-                if let Some(alpn) =
-                    m.body.as_deref().and_then(|b| b.get(2..)).and_then(|exts| find_ext(exts, EXT_ALPN)).and_then(alpn_first)
+                if let Some(alpn) = m
+                    .body
+                    .as_deref()
+                    .and_then(|b| b.get(2..))
+                    .and_then(|exts| find_ext(exts, EXT_ALPN))
+                    .and_then(alpn_first)
                 {
                     self.negotiated_alpn(alpn, emit);
                 }
@@ -1014,7 +1033,8 @@ impl Tls {
             self.decide_resumption(resumed, emit);
         } else {
             self.conn.resumption_pending = true;
-            self.conn.session_id_echoed = !sh.session_id.is_empty() && sh.session_id == self.conn.offered_session_id.as_slice();
+            self.conn.session_id_echoed =
+                !sh.session_id.is_empty() && sh.session_id == self.conn.offered_session_id.as_slice();
             if let Some(alpn) = sh.ext.and_then(|e| find_ext(e, EXT_ALPN)).and_then(alpn_first) {
                 self.negotiated_alpn(alpn, emit);
             }
@@ -1064,7 +1084,10 @@ impl Tls {
             return;
         }
         let Some(keylog) = self.ctx.cfg.keylog.clone() else { return };
-        let (Some(cr), Some(suite_id), Some(version)) = (self.conn.client_random, self.conn.suite, self.conn.version) else { return };
+        let (Some(cr), Some(suite_id), Some(version)) = (self.conn.client_random, self.conn.suite, self.conn.version)
+        else {
+            return;
+        };
         let Some(secrets) = keylog.lookup(&cr) else {
             self.decrypt_off = true;
             emit.stats.tls.decryption.connections_without_keys += 1;
@@ -1156,7 +1179,14 @@ impl Tls {
         }
     }
 
-    fn decrypt_record(&mut self, d: usize, rec: &Rec, header: &[u8], body: &[u8], emit: &mut Emit) -> Result<(), DecryptError> {
+    fn decrypt_record(
+        &mut self,
+        d: usize,
+        rec: &Rec,
+        header: &[u8],
+        body: &[u8],
+        emit: &mut Emit,
+    ) -> Result<(), DecryptError> {
         let opened = self.open(d, header, body)?;
         let total = rec.total() as u64;
         let st = &mut emit.stats.tls.decryption;
@@ -1392,7 +1422,9 @@ fn find_ext(mut exts: &[u8], typ: u16) -> Option<&[u8]> {
 }
 
 fn sni_host_name(data: &[u8]) -> Option<String> {
-    let (_, tls_parser::TlsExtension::SNI(names)) = tls_parser::parse_tls_extension_sni_content(data).ok()? else { return None };
+    let (_, tls_parser::TlsExtension::SNI(names)) = tls_parser::parse_tls_extension_sni_content(data).ok()? else {
+        return None;
+    };
     let (_, host) = names.into_iter().find(|(t, _)| t.0 == 0)?;
     let host = std::str::from_utf8(host).ok()?;
     // Printable names only, and not unbounded.
@@ -1400,7 +1432,9 @@ fn sni_host_name(data: &[u8]) -> Option<String> {
 }
 
 fn alpn_first(data: &[u8]) -> Option<String> {
-    let (_, tls_parser::TlsExtension::ALPN(list)) = tls_parser::parse_tls_extension_alpn_content(data).ok()? else { return None };
+    let (_, tls_parser::TlsExtension::ALPN(list)) = tls_parser::parse_tls_extension_alpn_content(data).ok()? else {
+        return None;
+    };
     let p = std::str::from_utf8(list.first()?).ok()?;
     p.bytes().all(|b| b.is_ascii_graphic()).then(|| p.to_string())
 }
@@ -1448,7 +1482,11 @@ mod tests {
             let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: cfg.clone() };
             let mut d = Tls::new(&ctx);
             let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
-            let r = if bytewise && c.l4 == L4::Tcp { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
+            let r = if bytewise && c.l4 == L4::Tcp {
+                testkit::run_bytewise(&mut d, &pieces)
+            } else {
+                testkit::run(&mut d, &pieces)
+            };
             r.assert_conserved();
             all.spans.extend(r.spans.iter().copied());
             all.events.extend(r.events.iter().cloned());
@@ -1506,7 +1544,9 @@ mod tests {
             let hs = r.class(Class::TlsHandshake);
             let lo = class_of(&t, "byte_classes", "tls_handshake");
             let hi =
-                t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).unwrap()["tls_handshake"].as_u64().unwrap();
+                t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).unwrap()["tls_handshake"]
+                    .as_u64()
+                    .unwrap();
             assert!(hs >= lo && hs <= hi, "{name}: tls_handshake {hs} not in [{lo}, {hi}]");
             assert!(hs > lo, "{name}: the encrypted flight should be inferred");
             assert_eq!(r.stats.tls.inferred_handshake_bytes, hs - lo, "{name}");
@@ -1525,7 +1565,11 @@ mod tests {
             let (a, _) = run_capture(name, cfg(keylog), false);
             let (b, _) = run_capture(name, cfg(keylog), true);
             assert_eq!(a.ledger(), b.ledger(), "{name}");
-            assert_eq!(serde_json::to_value(&a.stats.tls).unwrap(), serde_json::to_value(&b.stats.tls).unwrap(), "{name}");
+            assert_eq!(
+                serde_json::to_value(&a.stats.tls).unwrap(),
+                serde_json::to_value(&b.stats.tls).unwrap(),
+                "{name}"
+            );
             let opens = |r: &Run| r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
             assert_eq!(opens(&a), opens(&b), "{name}");
         }
@@ -1697,7 +1741,11 @@ mod tests {
         let (r, c2s, _) = run_fixture("tls12-aria128-gcm", true);
         let (k, _, _) = run_fixture("tls12-aria128-gcm", false);
         assert_eq!(r.stats.tls.decryption.failures.get("unsupported_cipher_suite"), Some(&1));
-        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { reason, .. } if reason.contains("0xc05c"))), "{:?}", r.events);
+        assert!(
+            r.events.iter().any(|e| matches!(e, Event::Malformed { reason, .. } if reason.contains("0xc05c"))),
+            "{:?}",
+            r.events
+        );
         assert!(c2s.is_empty());
         assert_eq!(r.ledger(), k.ledger());
         assert_eq!(r.stats.tls.cipher_suites.get("TLS_ECDHE_ECDSA_WITH_ARIA_128_GCM_SHA256"), Some(&1));
@@ -1710,14 +1758,19 @@ mod tests {
         let keylog = Arc::new(KeyLog::load(fixture("tls12-ticket-resumption.keylog")).unwrap());
         let mut stats = ProtoStats::default();
         for c in &convs {
-            let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: Arc::new(Config { keylog: Some(keylog.clone()) }) };
+            let ctx = FlowCtx {
+                l4: c.l4,
+                server_port: c.server_port,
+                cfg: Arc::new(Config { keylog: Some(keylog.clone()) }),
+            };
             let seen: Seen = Default::default();
             let mut d = Tls::new(&ctx);
             d.inner = Some(Box::new(Recorder(seen.clone())));
             let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
             let r = testkit::run(&mut d, &pieces);
             r.assert_conserved();
-            let plain: Vec<u8> = seen.lock().unwrap().iter().filter(|(d, _)| *d == Dir::C2S).flat_map(|(_, b)| b.clone()).collect();
+            let plain: Vec<u8> =
+                seen.lock().unwrap().iter().filter(|(d, _)| *d == Dir::C2S).flat_map(|(_, b)| b.clone()).collect();
             assert_eq!(plain, b"reading 1\n");
             stats.merge(&r.stats);
         }
@@ -1810,9 +1863,13 @@ mod tests {
         // Keep the secrets of every other connection only.
         let good = std::fs::read_to_string(capture_path("https-tls13-full.keylog")).unwrap();
         let convs = conversations("https-tls13-full");
-        let randoms: Vec<String> = convs.iter().map(|c| c.pieces[0].1[11..43].iter().map(|b| format!("{b:02x}")).collect()).collect();
-        let keep: String =
-            good.lines().filter(|l| randoms.iter().step_by(2).any(|r| l.contains(r.as_str()))).map(|l| format!("{l}\n")).collect();
+        let randoms: Vec<String> =
+            convs.iter().map(|c| c.pieces[0].1[11..43].iter().map(|b| format!("{b:02x}")).collect()).collect();
+        let keep: String = good
+            .lines()
+            .filter(|l| randoms.iter().step_by(2).any(|r| l.contains(r.as_str())))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&keep))) });
         let (_, runs) = run_capture("https-tls13-full", cfg, false);
         let (_, keyless) = run_capture("https-tls13-full", self::cfg(None), false);
@@ -1886,9 +1943,11 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for (name, keylog) in
-            [("mqtt-tls13", "mqtt-tls13.keylog"), ("https-tls12-resumed", "https-tls12-resumed.keylog"), ("coap-dtls", "coap-dtls.keylog")]
-        {
+        for (name, keylog) in [
+            ("mqtt-tls13", "mqtt-tls13.keylog"),
+            ("https-tls12-resumed", "https-tls12-resumed.keylog"),
+            ("coap-dtls", "coap-dtls.keylog"),
+        ] {
             let convs = conversations(name);
             let c = &convs[0];
             for round in 0..60 {
@@ -1947,7 +2006,8 @@ mod tests {
                 let opens = r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
                 assert_eq!(opens, 1, "{name}: {:?}", r.events);
                 // NewSessionTickets sent before the request are setup.
-                tickets_as_setup += r.spans.iter().filter(|s| s.msg == MsgRef::Setup && s.class == Class::Payload).count();
+                tickets_as_setup +=
+                    r.spans.iter().filter(|s| s.msg == MsgRef::Setup && s.class == Class::Payload).count();
             }
             assert!(tickets_as_setup > 0, "{name}");
         }

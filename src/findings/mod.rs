@@ -9,9 +9,9 @@
 use crate::flow::FlowRecord;
 use crate::ledger::{Class, Exchange};
 use crate::stats::median;
+use foldhash::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
-use foldhash::HashMap;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,7 +90,6 @@ fn parse_what(what: &str) -> (&str, &str, Option<u16>) {
     let status = it.next().and_then(|s| s.parse().ok());
     (method, path, status)
 }
-
 
 /// A request repeated at a regular period: the same resource fetched again
 /// and again instead of being pushed when it changes.
@@ -174,7 +173,11 @@ fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
         let n = with_data.len() as f64;
         let setup: f64 = with_data
             .iter()
-            .map(|f| (f.classes.get(Class::TcpControl) + f.classes.get(Class::TlsHandshake) + f.classes.get(Class::AppControl)) as f64)
+            .map(|f| {
+                (f.classes.get(Class::TcpControl)
+                    + f.classes.get(Class::TlsHandshake)
+                    + f.classes.get(Class::AppControl)) as f64
+            })
             .sum();
         let wire: f64 = with_data.iter().map(|f| f.wire_bytes as f64).sum();
         let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or("");
@@ -345,7 +348,7 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
     }
     let frames: u64 = inp.flows.iter().map(|f| f.retransmitted_frames).sum();
     let mut worst: Vec<&FlowRecord> = inp.flows.iter().filter(|f| f.classes.get(Class::Retransmission) > 0).collect();
-    worst.sort_by(|a, b| b.classes.get(Class::Retransmission).cmp(&a.classes.get(Class::Retransmission)));
+    worst.sort_by_key(|f| std::cmp::Reverse(f.classes.get(Class::Retransmission)));
     out.push(Finding {
         id: "retransmissions",
         severity: if share > 0.05 { "critical" } else { "warning" },
@@ -362,7 +365,8 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
 
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
-    let xs: Vec<&Exchange> = inp.exchanges.iter().filter(|x| matches!(x.kind, "http" | "http2" | "coap" | "mqtt" | "websocket")).collect();
+    let xs: Vec<&Exchange> =
+        inp.exchanges.iter().filter(|x| matches!(x.kind, "http" | "http2" | "coap" | "mqtt" | "websocket")).collect();
     if xs.len() < 3 {
         return;
     }

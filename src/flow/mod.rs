@@ -8,9 +8,9 @@ pub mod tcp;
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
+use foldhash::HashMap;
 use serde::Serialize;
 use std::cmp::Reverse;
-use foldhash::HashMap;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -190,7 +190,14 @@ impl FlowTable {
             timers: BinaryHeap::new(),
             next_flow: 0,
             next_gen: 0,
-            sh: Shared { cfg, spans: Vec::new(), events: Vec::new(), stats: ProtoStats::default(), next_exchange: 0, packet: 0 },
+            sh: Shared {
+                cfg,
+                spans: Vec::new(),
+                events: Vec::new(),
+                stats: ProtoStats::default(),
+                next_exchange: 0,
+                packet: 0,
+            },
             tcp_streams: 0,
             udp_streams: 0,
             live_max: 0,
@@ -237,7 +244,16 @@ impl FlowTable {
     /// fragments is `frames` frames, `repeated` bytes of which carried data
     /// another fragment had carried already (booked as retransmission).
     #[allow(clippy::too_many_arguments)]
-    pub fn packet(&mut self, packet: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, repeated: u32, sink: &mut dyn FlowSink) {
+    pub fn packet(
+        &mut self,
+        packet: u64,
+        ts_ns: i64,
+        wire_len: u32,
+        d: &Decoded,
+        frames: u32,
+        repeated: u32,
+        sink: &mut dyn FlowSink,
+    ) {
         self.sh.packet = packet;
         let l4 = match d.transport {
             Transport::Tcp(_) => L4::Tcp,
@@ -251,16 +267,15 @@ impl FlowTable {
 
         // A new SYN on a known 4-tuple with another initial sequence number
         // starts a new connection (Wireshark's tcp.stream rule).
-        if let (Some(s), Transport::Tcp(h)) = (slot, d.transport) {
-            if h.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
-                if let Some(f) = self.flows.get(s).and_then(|f| f.as_ref()) {
-                    let dir = if src == f.client { 0 } else { 1 };
-                    let base = f.tcp.as_ref().and_then(|t| t.first_seq[dir]);
-                    if base.is_some_and(|b| b != h.seq) {
-                        self.finish_slot(s, sink);
-                        slot = None;
-                    }
-                }
+        if let (Some(s), Transport::Tcp(h)) = (slot, d.transport)
+            && h.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+            && let Some(f) = self.flows.get(s).and_then(|f| f.as_ref())
+        {
+            let dir = if src == f.client { 0 } else { 1 };
+            let base = f.tcp.as_ref().and_then(|t| t.first_seq[dir]);
+            if base.is_some_and(|b| b != h.seq) {
+                self.finish_slot(s, sink);
+                slot = None;
             }
         }
         let slot = match slot {
@@ -278,7 +293,11 @@ impl FlowTable {
         rec.end_ts = ts_ns as f64 / 1e9;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
-        let lower = [(Class::Link, d.link_len as u64), (Class::Network, d.net_len as u64), (Class::Transport, d.transport_len as u64)];
+        let lower = [
+            (Class::Link, d.link_len as u64),
+            (Class::Network, d.net_len as u64),
+            (Class::Transport, d.transport_len as u64),
+        ];
         let to = match d.transport {
             Transport::Tcp(h) => tcp_segment(sh, f, ts_ns, dir, h, d, wire_len, &lower),
             _ => udp_datagram(sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
@@ -300,16 +319,32 @@ impl FlowTable {
         }
     }
 
-    fn create(&mut self, key: FlowKey, l4: L4, ts_ns: i64, src: (IpAddr, u16), dst: (IpAddr, u16), d: &Decoded) -> usize {
+    fn create(
+        &mut self,
+        key: FlowKey,
+        l4: L4,
+        ts_ns: i64,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        d: &Decoded,
+    ) -> usize {
         // Client: the SYN sender; the SYN-ACK receiver; for UDP the first
         // sender; with no SYN seen, the side with the higher port.
         let client = match (l4, d.transport) {
             (L4::Udp, _) => src,
             (_, Transport::Tcp(h)) if h.flags & tcp_flags::SYN != 0 => {
-                if h.flags & tcp_flags::ACK == 0 { src } else { dst }
+                if h.flags & tcp_flags::ACK == 0 {
+                    src
+                } else {
+                    dst
+                }
             }
             _ => {
-                if src.1 > dst.1 || (src.1 == dst.1) { src } else { dst }
+                if src.1 >= dst.1 {
+                    src
+                } else {
+                    dst
+                }
             }
         };
         let server = if client == src { dst } else { src };
@@ -368,7 +403,6 @@ impl FlowTable {
         slot
     }
 
-
     fn finish_slot(&mut self, slot: usize, sink: &mut dyn FlowSink) {
         let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
         self.index.remove(&f.key);
@@ -386,7 +420,8 @@ impl FlowTable {
         }
         if let Some(dis) = app.dissector.as_mut() {
             self.sh.spans.clear();
-            let mut e = Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            let mut e =
+                Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
             dis.finish(&mut e);
             Feeder::new(&mut self.sh, app, ts, Dir::C2S).apply();
         }
@@ -396,7 +431,11 @@ impl FlowTable {
             app.fl.book(Class::Payload, n, MsgRef::Flow);
             app.rec.malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
         } else if app.spanned > app.fed {
-            app.rec.malformed.push(format!("{} dissector classified {} bytes more than it was given", app.rec.app, app.spanned - app.fed));
+            app.rec.malformed.push(format!(
+                "{} dissector classified {} bytes more than it was given",
+                app.rec.app,
+                app.spanned - app.fed
+            ));
         }
         let exchanges = app.fl.finish();
         let mut rec = std::mem::take(&mut app.rec);
@@ -421,9 +460,17 @@ impl FlowTable {
     }
 }
 
-
 #[allow(clippy::too_many_arguments)]
-fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+fn tcp_segment(
+    sh: &mut Shared,
+    f: &mut Flow,
+    ts_ns: i64,
+    dir: Dir,
+    h: TcpHeader,
+    d: &Decoded,
+    wire_len: u32,
+    lower: &[(Class, u64); 3],
+) -> Option<MsgRef> {
     let cap = sh.cfg.reassembly_cap;
     let t = f.tcp.as_mut()?;
     let app = &mut f.app;
@@ -487,7 +534,15 @@ fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader
     to
 }
 
-fn udp_datagram(sh: &mut Shared, app: &mut AppState, ts_ns: i64, dir: Dir, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+fn udp_datagram(
+    sh: &mut Shared,
+    app: &mut AppState,
+    ts_ns: i64,
+    dir: Dir,
+    d: &Decoded,
+    wire_len: u32,
+    lower: &[(Class, u64); 3],
+) -> Option<MsgRef> {
     match dir {
         Dir::C2S => app.rec.payload_bytes_c2s += d.payload_len as u64,
         Dir::S2C => app.rec.payload_bytes_s2c += d.payload_len as u64,
@@ -536,7 +591,12 @@ impl<'a> Feeder<'a> {
                 }
                 let Some(dis) = self.app.dissector.as_mut() else { return };
                 self.sh.spans.clear();
-                let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+                let mut e = Emit {
+                    ts_ns: self.ts_ns,
+                    spans: &mut self.sh.spans,
+                    events: &mut self.sh.events,
+                    stats: &mut self.sh.stats,
+                };
                 dis.data(self.dir, data, &mut e);
                 self.app.fed += data.len() as u64;
                 self.apply();
@@ -558,7 +618,12 @@ impl<'a> Feeder<'a> {
     fn gap(&mut self, n: u64) {
         if let Some(dis) = self.app.dissector.as_mut() {
             self.sh.spans.clear();
-            let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            let mut e = Emit {
+                ts_ns: self.ts_ns,
+                spans: &mut self.sh.spans,
+                events: &mut self.sh.events,
+                stats: &mut self.sh.stats,
+            };
             dis.gap(self.dir, n, &mut e);
             self.apply();
         }
@@ -590,7 +655,8 @@ impl<'a> Feeder<'a> {
     fn choose_dissector(&mut self, first: &[u8]) {
         let app = &mut *self.app;
         let cfg = &self.sh.cfg;
-        let forced = cfg.decode_as.iter().find(|(p, _)| *p == app.server_port || *p == app.client_port).map(|(_, proto)| *proto);
+        let forced =
+            cfg.decode_as.iter().find(|(p, _)| *p == app.server_port || *p == app.client_port).map(|(_, proto)| *proto);
         let proto = forced.or_else(|| dissect::recognise(app.l4, app.server_port, self.dir, first));
         let ctx = FlowCtx { l4: app.l4, server_port: app.server_port, cfg: cfg.dissect.clone() };
         match proto {

@@ -4,8 +4,8 @@
 
 use super::{Class, Ledger};
 use crate::dissect::{Dir, Event, MsgRef, Span};
-use serde::Serialize;
 use foldhash::HashMap;
+use serde::Serialize;
 use std::collections::VecDeque;
 
 /// Most exchanges a flow keeps open at once; older ones are closed.
@@ -209,10 +209,10 @@ impl FlowLedger {
                     }
                 }
                 Event::Responded { id } => {
-                    if let Some(x) = self.ids.get(&id).and_then(|&i| self.exchanges.get_mut(i)) {
-                        if x.ttfb_s.is_none() {
-                            x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
-                        }
+                    if let Some(x) = self.ids.get(&id).and_then(|&i| self.exchanges.get_mut(i))
+                        && x.ttfb_s.is_none()
+                    {
+                        x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
                     }
                 }
                 Event::Close { id } => {
@@ -223,12 +223,12 @@ impl FlowLedger {
                         }
                         self.open.retain(|&(oid, _)| oid != id);
                         self.closed_ids.push_back(id);
-                        if self.closed_ids.len() > MAX_OPEN {
-                            if let Some(old) = self.closed_ids.pop_front() {
-                                // An id reused by a newer exchange points there now.
-                                if self.ids.get(&old).is_some_and(|&i| self.exchanges.get(i).is_some_and(|x| x.closed)) {
-                                    self.ids.remove(&old);
-                                }
+                        if self.closed_ids.len() > MAX_OPEN
+                            && let Some(old) = self.closed_ids.pop_front()
+                        {
+                            // An id reused by a newer exchange points there now.
+                            if self.ids.get(&old).is_some_and(|&i| self.exchanges.get(i).is_some_and(|x| x.closed)) {
+                                self.ids.remove(&old);
                             }
                         }
                     }

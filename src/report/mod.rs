@@ -5,9 +5,9 @@ pub mod table;
 
 use crate::dissect::ProtoStats;
 use crate::findings::Finding;
-use crate::radio::RadioReport;
 use crate::flow::FlowRecord;
 use crate::ledger::{Class, Exchange, Ledger};
+use crate::radio::RadioReport;
 use crate::stats::median;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -194,7 +194,14 @@ impl Report {
             } else {
                 r.radio
             };
-            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes, radio });
+            summaries.push(InputSummary {
+                input: r.input,
+                totals: r.totals,
+                tcp_streams: r.tcp_streams,
+                udp_streams: r.udp_streams,
+                notes: r.notes,
+                radio,
+            });
         }
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);

@@ -21,7 +21,6 @@ fn right(s: impl ToString) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-
 pub fn render(r: &Report, top_flows: usize) -> String {
     let mut out = String::new();
     let t = &r.totals;
@@ -73,7 +72,8 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     let mut flows: Vec<_> = r.flows.iter().collect();
     flows.sort_by(|a, b| b.wire_bytes.cmp(&a.wire_bytes).then(a.id.cmp(&b.id)));
     let mut ft = Table::new();
-    ft.load_style(UTF8_FULL_CONDENSED).set_header(vec!["flow", "app", "frames", "wire", "payload", "goodput", "retrans"]);
+    ft.load_style(UTF8_FULL_CONDENSED)
+        .set_header(vec!["flow", "app", "frames", "wire", "payload", "goodput", "retrans"]);
     for f in flows.iter().take(top_flows) {
         let app = match f.inner {
             Some(i) => format!("{}/{}", f.app, i),
@@ -91,7 +91,12 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             right(f.retransmitted_frames),
         ]);
     }
-    let _ = writeln!(out, "\nTop flows by wire bytes ({} of {})\n{ft}", flows.len().min(top_flows), r.tcp_streams + r.udp_streams);
+    let _ = writeln!(
+        out,
+        "\nTop flows by wire bytes ({} of {})\n{ft}",
+        flows.len().min(top_flows),
+        r.tcp_streams + r.udp_streams
+    );
 
     if !r.findings.is_empty() {
         let _ = writeln!(out, "\nFindings");
@@ -102,7 +107,11 @@ pub fn render(r: &Report, top_flows: usize) -> String {
                     out,
                     "      saves about {} per day{}",
                     human_bytes(f.saving_per_day.bytes as f64),
-                    if f.saving_per_day.charge_mah > 0.0 { format!(" and {:.2} mAh of radio charge", f.saving_per_day.charge_mah) } else { String::new() }
+                    if f.saving_per_day.charge_mah > 0.0 {
+                        format!(" and {:.2} mAh of radio charge", f.saving_per_day.charge_mah)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             let _ = writeln!(out, "      {}", f.recommendation);
@@ -138,7 +147,10 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             lines.push(format!("{c} packets with broken IP headers ({why})"));
         }
         if n.malformed_bytes > 0 {
-            lines.push(format!("{} bytes of application messages could not be parsed (counted as payload)", n.malformed_bytes));
+            lines.push(format!(
+                "{} bytes of application messages could not be parsed (counted as payload)",
+                n.malformed_bytes
+            ));
         }
         if n.abandoned_fragments > 0 {
             lines.push(format!("{} IP fragments never reassembled", n.abandoned_fragments));
