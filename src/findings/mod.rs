@@ -17,8 +17,12 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize)]
 pub struct Saving {
     pub bytes: u64,
-    /// Radio charge the change would save per day, when a radio model ran.
+    /// Radio charge the change would save per day, when a radio model ran:
+    /// the model's charge per day in proportion to the bytes saved (a first
+    /// estimate; wake-ups and tails do not scale with bytes).
     pub charge_mah: f64,
+    /// How `charge_mah` was estimated.
+    pub charge_basis: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +64,8 @@ impl Input<'_> {
             Some((mah, day_bytes)) if day_bytes > 0.0 => mah * bytes as f64 / day_bytes,
             _ => 0.0,
         };
-        Saving { bytes, charge_mah }
+        let charge_basis = if charge_mah > 0.0 { "radio charge per day pro rata to bytes" } else { "no radio model" };
+        Saving { bytes, charge_mah, charge_basis }
     }
 }
 

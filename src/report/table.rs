@@ -108,7 +108,7 @@ pub fn render(r: &Report, top_flows: usize) -> String {
                     "      saves about {} per day{}",
                     human_bytes(f.saving_per_day.bytes as f64),
                     if f.saving_per_day.charge_mah > 0.0 {
-                        format!(" and {:.2} mAh of radio charge", f.saving_per_day.charge_mah)
+                        format!(" and about {:.2} mAh of radio charge (pro rata to bytes)", f.saving_per_day.charge_mah)
                     } else {
                         String::new()
                     }
