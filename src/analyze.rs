@@ -121,26 +121,53 @@ struct Collector {
     max_exchanges: usize,
     flow_ledger: Ledger,
     ticks: Vec<FrameTick>,
+    /// Exchanges kept per flow, and (setup bytes, exchanges) of the finished
+    /// flows that have some kept: what their setup shares are made of.
+    kept_per_flow: HashMap<u64, usize>,
+    flow_setup: HashMap<u64, (u64, u64)>,
+}
+
+impl Collector {
+    /// Gives every kept exchange its share of its flow's setup.
+    fn share_setup(&mut self) {
+        for x in &mut self.exchanges {
+            if let Some(&(setup, n)) = self.flow_setup.get(&x.flow) {
+                x.share_setup(setup, n);
+            }
+        }
+    }
 }
 
 impl FlowSink for Collector {
     fn tick(&mut self, t: FrameTick) {
         self.ticks.push(t);
     }
-    fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>) {
-        self.flow_ledger.merge(&rec.classes);
-        self.flows_total += 1;
-        self.exchanges_total += rec.exchanges;
-        self.flows.push(rec);
-        self.exchanges.extend(exchanges);
+    fn exchange_done(&mut self, x: Exchange) {
+        self.exchanges_total += 1;
+        *self.kept_per_flow.entry(x.flow).or_default() += 1;
+        self.exchanges.push(x);
         // Keep the first ones in capture order; the final sort orders them.
-        if self.flows.len() > 2 * self.max_flows {
-            self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
-            self.flows.truncate(self.max_flows);
-        }
         if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
             self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
             self.exchanges.truncate(self.max_exchanges);
+            self.kept_per_flow.clear();
+            for x in &self.exchanges {
+                *self.kept_per_flow.entry(x.flow).or_default() += 1;
+            }
+            let kept = &self.kept_per_flow;
+            self.flow_setup.retain(|f, _| kept.contains_key(f));
+        }
+    }
+    fn flow_done(&mut self, rec: FlowRecord) {
+        self.flow_ledger.merge(&rec.classes);
+        self.flows_total += 1;
+        if self.kept_per_flow.contains_key(&rec.id) {
+            self.flow_setup.insert(rec.id, (rec.setup_bytes, rec.exchanges));
+        }
+        self.flows.push(rec);
+        if self.flows.len() > 2 * self.max_flows {
+            self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
+            self.flows.truncate(self.max_flows);
         }
     }
 }
@@ -164,6 +191,7 @@ impl Worker {
 
     fn finish(&mut self) {
         self.table.finish_all(&mut self.out);
+        self.out.share_setup();
     }
 }
 

@@ -78,6 +78,9 @@ pub struct FlowRecord {
     /// Bytes on the wire the capture cut off (snaplen), classified by inference.
     pub inferred_bytes: u64,
     pub exchanges: u64,
+    /// Connection overhead shared evenly by its exchanges: TCP and TLS
+    /// handshakes, MQTT CONNECT/CONNACK, keep-alives, teardown.
+    pub setup_bytes: u64,
     pub malformed_bytes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,
@@ -99,7 +102,11 @@ pub struct FrameTick {
 /// Where the flow table sends what it finishes.
 pub trait FlowSink {
     fn tick(&mut self, t: FrameTick);
-    fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>);
+    /// An exchange is over (handed on as the flow goes, so a long flow
+    /// holds few). Its setup share is added once its flow is done.
+    fn exchange_done(&mut self, x: Exchange);
+    /// The flow is over; every exchange of it was handed on before.
+    fn flow_done(&mut self, rec: FlowRecord);
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
@@ -314,6 +321,9 @@ impl FlowTable {
             flow: Some(f.app.rec.id),
             exchange: f.app.fl.exchange_of_frame(to),
         });
+        for x in f.app.fl.take_done() {
+            sink.exchange_done(x);
+        }
         if !was_closed && f.closed() {
             self.timers.push(Reverse((ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns), slot, f.generation)));
         }
@@ -437,15 +447,19 @@ impl FlowTable {
                 app.spanned - app.fed
             ));
         }
-        let exchanges = app.fl.finish();
+        app.fl.finish();
+        for x in app.fl.take_done() {
+            sink.exchange_done(x);
+        }
         let mut rec = std::mem::take(&mut app.rec);
         rec.classes = app.fl.ledger;
         rec.exchanges = app.fl.exchanges_total;
+        rec.setup_bytes = app.fl.setup.total();
         rec.malformed_bytes = app.fl.malformed_bytes;
         for (n, why) in std::mem::take(&mut app.fl.malformed) {
             rec.malformed.push(format!("{n} bytes: {why}"));
         }
-        sink.flow_done(rec, exchanges);
+        sink.flow_done(rec);
     }
 
     /// End of input: finish every flow, in creation order.

@@ -19,7 +19,8 @@ impl FlowSink for Sink {
     fn tick(&mut self, _t: FrameTick) {
         self.ticks += 1;
     }
-    fn flow_done(&mut self, rec: FlowRecord, _x: Vec<Exchange>) {
+    fn exchange_done(&mut self, _x: Exchange) {}
+    fn flow_done(&mut self, rec: FlowRecord) {
         self.flows.push(rec);
     }
 }
