@@ -12,7 +12,8 @@ use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,8 +41,8 @@ impl Options {
     pub fn new() -> Options {
         Options {
             flow: FlowConfig::default(),
-            max_flows: 100_000,
-            max_exchanges: 100_000,
+            max_flows: 10_000,
+            max_exchanges: 10_000,
             jobs: 1,
             progress: None,
             radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
@@ -55,26 +56,55 @@ trait TickSink {
     fn tick(&mut self, t: &FrameTick);
 }
 
-/// Drives the radio model. Flow and exchange ids are those of the worker
-/// that made them, `local * jobs + worker`, put right at the end.
+/// Drives the radio model. Ticks name flows and exchanges by the id of
+/// the worker that made them (`local * jobs + worker`); the model sees them
+/// numbered in order of first appearance, which is the same for any number
+/// of jobs, and the numbers are put right at the end.
 struct RadioTap {
     sim: Option<RadioSim>,
-    jobs: u64,
-    /// Flows and exchanges past these (per worker) are not itemised.
-    max_flows: u64,
-    max_exchanges: u64,
+    flows: Renumber,
+    exchanges: Renumber,
+}
+
+/// Worker ids in order of first appearance; the first `max` only (the
+/// rest are not itemised), so memory stays bounded and the same ids are
+/// itemised for any number of jobs.
+struct Renumber {
+    seq: HashMap<u64, u32>,
+    ids: Vec<u64>,
+    max: usize,
+}
+
+impl Renumber {
+    fn new(max: usize) -> Renumber {
+        Renumber { seq: HashMap::default(), ids: Vec::new(), max: max.min(Tick::NO_FLOW as usize) }
+    }
+
+    fn get(&mut self, id: u64) -> Option<u32> {
+        if let Some(&s) = self.seq.get(&id) {
+            return Some(s);
+        }
+        if self.ids.len() >= self.max {
+            return None;
+        }
+        let s = u32::try_from(self.ids.len()).ok()?;
+        self.seq.insert(id, s);
+        self.ids.push(id);
+        Some(s)
+    }
 }
 
 impl TickSink for RadioTap {
     fn tick(&mut self, t: &FrameTick) {
         let Some(sim) = self.sim.as_mut() else { return };
-        let enc = |id: u64, max: u64| (id / self.jobs < max).then(|| u32::try_from(id).ok()).flatten();
+        let flow = t.flow.and_then(|f| self.flows.get(f));
+        let exchange = t.exchange.and_then(|x| self.exchanges.get(x));
         sim.tick(&Tick {
             ts_ns: t.ts_ns,
             wire_len: t.wire_len,
             uplink: t.uplink,
-            flow: t.flow.and_then(|f| enc(f, self.max_flows)).unwrap_or(Tick::NO_FLOW),
-            exchange: t.exchange.and_then(|x| enc(x, self.max_exchanges)),
+            flow: flow.unwrap_or(Tick::NO_FLOW),
+            exchange,
         });
     }
 }
@@ -91,25 +121,53 @@ struct Collector {
     max_exchanges: usize,
     flow_ledger: Ledger,
     ticks: Vec<FrameTick>,
+    /// Exchanges kept per flow, and (setup bytes, exchanges) of the finished
+    /// flows that have some kept: what their setup shares are made of.
+    kept_per_flow: HashMap<u64, usize>,
+    flow_setup: HashMap<u64, (u64, u64)>,
+}
+
+impl Collector {
+    /// Gives every kept exchange its share of its flow's setup.
+    fn share_setup(&mut self) {
+        for x in &mut self.exchanges {
+            if let Some(&(setup, n)) = self.flow_setup.get(&x.flow) {
+                x.share_setup(setup, n);
+            }
+        }
+    }
 }
 
 impl FlowSink for Collector {
     fn tick(&mut self, t: FrameTick) {
         self.ticks.push(t);
     }
-    fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>) {
+    fn exchange_done(&mut self, x: Exchange) {
+        self.exchanges_total += 1;
+        *self.kept_per_flow.entry(x.flow).or_default() += 1;
+        self.exchanges.push(x);
+        // Keep the first ones in capture order; the final sort orders them.
+        if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
+            self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
+            self.exchanges.truncate(self.max_exchanges);
+            self.kept_per_flow.clear();
+            for x in &self.exchanges {
+                *self.kept_per_flow.entry(x.flow).or_default() += 1;
+            }
+            let kept = &self.kept_per_flow;
+            self.flow_setup.retain(|f, _| kept.contains_key(f));
+        }
+    }
+    fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
-        self.exchanges_total += rec.exchanges;
-        self.flows.push(rec);
-        self.exchanges.extend(exchanges);
-        if self.flows.len() > 2 * self.max_flows {
-            self.flows.sort_by_key(|f| f.first_packet);
-            self.flows.truncate(self.max_flows);
+        if self.kept_per_flow.contains_key(&rec.id) {
+            self.flow_setup.insert(rec.id, (rec.setup_bytes, rec.exchanges));
         }
-        if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
-            self.exchanges.sort_by_key(|x| (x.open_packet, x.id));
-            self.exchanges.truncate(self.max_exchanges);
+        self.flows.push(rec);
+        if self.flows.len() > 2 * self.max_flows {
+            self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
+            self.flows.truncate(self.max_flows);
         }
     }
 }
@@ -126,13 +184,14 @@ impl Worker {
         Worker { table: FlowTable::new(opts.flow.clone()), out }
     }
 
-    fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32) {
+    fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, repeated: u32) {
         self.table.expire(ts_ns, &mut self.out);
-        self.table.packet(idx, ts_ns, wire_len, d, frames, &mut self.out);
+        self.table.packet(idx, ts_ns, wire_len, d, frames, repeated, &mut self.out);
     }
 
     fn finish(&mut self) {
         self.table.finish_all(&mut self.out);
+        self.out.share_setup();
     }
 }
 
@@ -148,9 +207,22 @@ struct Limits {
 enum Item {
     /// A frame to decode again on the worker (cheap; saves sending the slices).
     Frame { idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, at: u32, len: u32 },
-    /// A datagram joined from fragments: its transport bytes and the headers
-    /// its fragments carried.
-    Joined { idx: u64, ts_ns: i64, src: IpAddr, dst: IpAddr, proto: u8, at: u32, len: u32, frames: u32, link: u32, network: u32 },
+    /// A datagram joined from fragments: its captured transport bytes, its
+    /// wire length, and the headers and repeats its fragments carried.
+    Joined {
+        idx: u64,
+        ts_ns: i64,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        at: u32,
+        len: u32,
+        wire: u32,
+        frames: u32,
+        link: u32,
+        network: u32,
+        repeated: u32,
+    },
 }
 
 #[derive(Default)]
@@ -220,7 +292,15 @@ impl Dispatch {
             ticks.push(trx);
         }
         let batches = (0..jobs).map(|_| Batch::default()).collect();
-        Dispatch::Threads { senders, batches, in_round: 0, handles, ticks, outside_ticks: Vec::new(), pending: VecDeque::new() }
+        Dispatch::Threads {
+            senders,
+            batches,
+            in_round: 0,
+            handles,
+            ticks,
+            outside_ticks: Vec::new(),
+            pending: VecDeque::new(),
+        }
     }
 
     /// A frame that belongs to no flow (ICMP, ARP, broken...).
@@ -231,10 +311,20 @@ impl Dispatch {
         }
     }
 
-    fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, raw: &[u8], d: &Decoded, radio: &mut dyn TickSink) {
+    #[allow(clippy::too_many_arguments)]
+    fn frame(
+        &mut self,
+        idx: u64,
+        ts_ns: i64,
+        wire_len: u32,
+        linktype: u16,
+        raw: &[u8],
+        d: &Decoded,
+        radio: &mut dyn TickSink,
+    ) {
         match self {
             Dispatch::Inline(w) => {
-                w.packet(idx, ts_ns, wire_len, d, 1);
+                w.packet(idx, ts_ns, wire_len, d, 1, 0);
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
@@ -253,12 +343,13 @@ impl Dispatch {
 
     fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded, radio: &mut dyn TickSink) {
         let b = &j.bytes;
+        let (link, network, repeated) = (b.link as u32, b.network as u32, b.repeated as u32);
         match self {
             Dispatch::Inline(w) => {
                 let mut d = *d;
-                d.link_len = b.link as u32;
-                d.net_len = b.network as u32;
-                w.packet(idx, ts_ns, (b.link + b.network + b.data) as u32, &d, b.frames);
+                d.link_len = link;
+                d.net_len = network;
+                w.packet(idx, ts_ns, j.wire_len(), &d, b.frames, repeated);
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
@@ -266,8 +357,9 @@ impl Dispatch {
             Dispatch::Threads { batches, .. } => {
                 let n = batches.len();
                 if let Some(batch) = batches.get_mut(shard_of(d, n)) {
+                    let seen = j.data.get(..j.captured).unwrap_or(&[]);
                     let at = batch.data.len() as u32;
-                    batch.data.extend_from_slice(&j.data);
+                    batch.data.extend_from_slice(seen);
                     batch.items.push(Item::Joined {
                         idx,
                         ts_ns,
@@ -275,10 +367,12 @@ impl Dispatch {
                         dst: j.dst,
                         proto: j.proto,
                         at,
-                        len: j.data.len() as u32,
+                        len: seen.len() as u32,
+                        wire: j.data.len() as u32,
                         frames: b.frames,
-                        link: b.link as u32,
-                        network: b.network as u32,
+                        link,
+                        network,
+                        repeated,
                     });
                 }
                 self.round_step(radio);
@@ -316,20 +410,36 @@ impl Dispatch {
         }
     }
 
-    fn finish(mut self, radio: &mut dyn TickSink) -> Vec<Worker> {
+    /// Finishes every flow; an error if a worker thread died (a bug: it is
+    /// said, never passed over).
+    fn finish(mut self, radio: &mut dyn TickSink) -> Result<Vec<Worker>, String> {
         match self {
             Dispatch::Inline(mut w) => {
                 w.finish();
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
-                vec![*w]
+                Ok(vec![*w])
             }
             Dispatch::Threads { .. } => {
                 self.end_round(radio, 0);
-                let Dispatch::Threads { senders, handles, .. } = self else { return vec![] };
+                let Dispatch::Threads { senders, handles, .. } = self else { return Ok(vec![]) };
                 drop(senders);
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().map_err(|e| {
+                            let why = e
+                                .downcast_ref::<&str>()
+                                .map(|s| s.to_string())
+                                .or_else(|| e.downcast_ref::<String>().cloned());
+                            format!(
+                                "internal error: an analysis thread failed ({})",
+                                why.unwrap_or_else(|| "panic".into())
+                            )
+                        })
+                    })
+                    .collect()
             }
         }
     }
@@ -341,10 +451,10 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     loop {
         let mut best: Option<(usize, u64)> = None;
         for (i, l) in lists.iter().enumerate() {
-            if let Some(t) = heads.get(i).and_then(|&h| l.get(h)) {
-                if best.is_none_or(|(_, p)| t.packet < p) {
-                    best = Some((i, t.packet));
-                }
+            if let Some(t) = heads.get(i).and_then(|&h| l.get(h))
+                && best.is_none_or(|(_, p)| t.packet < p)
+            {
+                best = Some((i, t.packet));
             }
         }
         let Some((i, _)) = best else { break };
@@ -365,13 +475,13 @@ fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>
                 Item::Frame { idx, ts_ns, wire_len, linktype, at, len } => {
                     let raw = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
                     if let Frame::Ip(d) = decode::decode(linktype, raw, wire_len) {
-                        w.packet(idx, ts_ns, wire_len, &d, 1);
+                        w.packet(idx, ts_ns, wire_len, &d, 1, 0);
                     }
                 }
-                Item::Joined { idx, ts_ns, src, dst, proto, at, len, frames, link, network } => {
+                Item::Joined { idx, ts_ns, src, dst, proto, at, len, wire, frames, link, network, repeated } => {
                     let data = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
-                    if let Frame::Ip(d) = decode::transport(src, dst, proto, data, len, link, network) {
-                        w.packet(idx, ts_ns, link + network + len, &d, frames);
+                    if let Frame::Ip(d) = decode::transport(src, dst, proto, data, wire, link, network) {
+                        w.packet(idx, ts_ns, link + network + wire + repeated, &d, frames, repeated);
                     }
                 }
             }
@@ -394,12 +504,12 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let jobs = opts.jobs.max(1) as u64;
     let mut tap = RadioTap {
         sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
-        jobs,
-        max_flows: opts.max_flows.max(1) as u64,
-        max_exchanges: opts.max_exchanges as u64,
+        flows: Renumber::new(opts.max_flows.max(1)),
+        exchanges: Renumber::new(opts.max_exchanges),
     };
     let radio: &mut dyn TickSink = &mut tap;
-    let limits = Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+    let limits =
+        Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
     let mut dispatch = Dispatch::new(&limits, opts.jobs);
     let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
@@ -412,10 +522,10 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
 
     let result = reader.for_each(|p, offset| {
         let idx = t.frames;
-        if idx % 65_536 == 0 {
-            if let Some(cb) = &opts.progress {
-                cb(path, offset, size);
-            }
+        if idx % 65_536 == 0
+            && let Some(cb) = &opts.progress
+        {
+            cb(path, offset, size);
         }
         t.frames += 1;
         t.wire_bytes += p.wire_len as u64;
@@ -423,7 +533,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         *linktypes.entry(p.linktype).or_default() += 1;
         first_ns.get_or_insert(p.ts_ns);
         last_ns = last_ns.max(p.ts_ns);
-        let lone = FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
+        let lone =
+            FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
         match decode::decode(p.linktype, p.data, p.wire_len) {
             Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
                 notes.non_tcp_udp_packets += 1;
@@ -440,7 +551,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                     .and_then(|(h, fi)| defrag.add(p.ts_ns, &h, fi, ip, link_len));
                 match joined {
                     Some(j) => match j.frame() {
-                        Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => dispatch.joined(idx, p.ts_ns, &j, &d, radio),
+                        Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
+                            dispatch.joined(idx, p.ts_ns, &j, &d, radio)
+                        }
                         _ => {
                             outside.add(Class::Link, j.bytes.link);
                             outside.add(Class::Network, j.bytes.network + j.bytes.data);
@@ -452,7 +565,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
             }
             Frame::NotIp { why } => {
                 match why {
-                    NotIp::UnsupportedLinktype(lt) => *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1,
+                    NotIp::UnsupportedLinktype(lt) => {
+                        *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1
+                    }
                     _ => notes.non_ip_frames += 1,
                 }
                 outside.add(Class::Link, p.wire_len as u64);
@@ -469,7 +584,10 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
     }
-    let workers = dispatch.finish(radio);
+    let workers = match dispatch.finish(radio) {
+        Ok(w) => w,
+        Err(what) => return Err(ReadError { input: path.to_path_buf(), record: t.frames, offset: size, what }),
+    };
     defrag.finish();
     // Fragments of datagrams never completed: their headers, and their data as payload.
     outside.add(Class::Link, defrag.abandoned.link);
@@ -533,15 +651,24 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     notes.live_flows_max = live_max as u64;
     notes.malformed_bytes = malformed_bytes;
     if classes.total() != t.wire_bytes {
-        notes.conservation_error = Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
+        notes.conservation_error =
+            Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
     let radio = tap.sim.take().map(|sim| {
         let mut r = sim.finish(t.duration_s);
         // Worker-local ids to report indices; entries past the listed ones go.
-        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>, ids: &HashMap<(usize, u64), u64>, max: usize| {
+        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,
+                     seq: &Renumber,
+                     ids: &HashMap<(usize, u64), u64>,
+                     max: usize| {
             v.retain_mut(|s| {
-                let (local, worker) = (s.index as u64 / jobs, (s.index as u64 % jobs) as usize);
-                match ids.get(&(worker, local)).filter(|&&id| (id as usize) < max).and_then(|&id| u32::try_from(id).ok()) {
+                let Some(&enc) = seq.ids.get(s.index as usize) else { return false };
+                let (local, worker) = (enc / jobs, (enc % jobs) as usize);
+                match ids
+                    .get(&(worker, local))
+                    .filter(|&&id| (id as usize) < max)
+                    .and_then(|&id| u32::try_from(id).ok())
+                {
                     Some(id) => {
                         s.index = id;
                         true
@@ -551,8 +678,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
             });
             v.sort_by_key(|s| s.index);
         };
-        remap(&mut r.per_flow, &flow_ids, max_flows);
-        remap(&mut r.per_exchange, &exchange_ids, opts.max_exchanges);
+        remap(&mut r.per_flow, &tap.flows, &flow_ids, max_flows);
+        remap(&mut r.per_exchange, &tap.exchanges, &exchange_ids, opts.max_exchanges);
         r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
         r
     });
@@ -591,7 +718,8 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
     let mut o = opts.clone();
     o.jobs = 1;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..jobs.min(files.len()) {
             s.spawn(|| {
@@ -599,10 +727,10 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(f) = files.get(i) else { break };
                     let r = analyze_file(f, &o);
-                    if let Some(slot) = results.get(i) {
-                        if let Ok(mut g) = slot.lock() {
-                            *g = Some(r);
-                        }
+                    if let Some(slot) = results.get(i)
+                        && let Ok(mut g) = slot.lock()
+                    {
+                        *g = Some(r);
                     }
                 }
             });

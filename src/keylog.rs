@@ -1,5 +1,292 @@
-//! NSS key log files (SSLKEYLOGFILE) (stub: to be written).
+//! NSS key log files (SSLKEYLOGFILE), as written by curl, browsers, OpenSSL's
+//! keylog callback and the `NAME.keylog` files beside the TLS captures.
+//!
+//! One secret per line: `LABEL <client_random hex> <secret hex>`. Lines that
+//! do not parse are counted, never fatal: a truncated or half-garbled key log
+//! still decrypts the connections its good lines cover. Secrets never leave
+//! this module in printable form (`Debug` shows counts only).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The TLS random is 32 bytes; the key log indexes secrets by the client's.
+pub const RANDOM_LEN: usize = 32;
+
+/// Longest secret accepted: a TLS 1.2 master secret is 48 bytes, TLS 1.3
+/// secrets are one hash long (at most SHA-512, 64 bytes).
+const MAX_SECRET_LEN: usize = 64;
+
+/// Key material; its bytes are never printed and are wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(zeroize::Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(zeroize::Zeroizing::new(bytes))
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes, redacted)", self.0.len())
+    }
+}
+
+/// Every secret the key log holds for one client random.
+#[derive(Clone, Default, Debug)]
+pub struct SessionSecrets {
+    /// TLS 1.2 and DTLS 1.2 (`CLIENT_RANDOM`): the 48-byte master secret.
+    pub master_secret: Option<Secret>,
+    pub client_early_traffic: Option<Secret>,
+    pub client_handshake_traffic: Option<Secret>,
+    pub server_handshake_traffic: Option<Secret>,
+    /// `CLIENT_TRAFFIC_SECRET_0`
+    pub client_traffic_0: Option<Secret>,
+    /// `SERVER_TRAFFIC_SECRET_0`
+    pub server_traffic_0: Option<Secret>,
+}
+
+impl SessionSecrets {
+    /// Has the TLS 1.3 secrets needed to read a connection after its hello.
+    pub fn has_tls13(&self) -> bool {
+        self.client_handshake_traffic.is_some()
+            || self.server_handshake_traffic.is_some()
+            || self.client_traffic_0.is_some()
+            || self.server_traffic_0.is_some()
+    }
+}
+
+/// Why a key log could not be read at all (bad lines are not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyLogError {
+    #[error("cannot read key log {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
 
 /// Secrets from a key log, looked up by client random.
-#[derive(Debug, Default)]
-pub struct KeyLog {}
+#[derive(Default)]
+pub struct KeyLog {
+    sessions: HashMap<[u8; RANDOM_LEN], SessionSecrets>,
+    secret_lines: usize,
+    bad_lines: usize,
+    ignored_lines: usize,
+}
+
+impl fmt::Debug for KeyLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyLog")
+            .field("sessions", &self.sessions.len())
+            .field("secret_lines", &self.secret_lines)
+            .field("bad_lines", &self.bad_lines)
+            .field("ignored_lines", &self.ignored_lines)
+            .finish()
+    }
+}
+
+impl KeyLog {
+    /// Reads and parses a key log file. Only an unreadable file is an error;
+    /// see `bad_lines` for lines that were skipped.
+    pub fn load(path: impl AsRef<Path>) -> Result<KeyLog, KeyLogError> {
+        let path = path.as_ref();
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|source| KeyLogError::Io { path: path.to_path_buf(), source })?,
+        );
+        // Not UTF-8 somewhere: the lines that are still parse; the rest count as bad.
+        Ok(KeyLog::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
+    /// Parses key log text.
+    pub fn parse(text: &str) -> KeyLog {
+        let mut log = KeyLog::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_line(line) {
+                Line::Secret { label, client_random, secret } => {
+                    let s = log.sessions.entry(client_random).or_default();
+                    let slot = match label {
+                        Label::ClientRandom => &mut s.master_secret,
+                        Label::ClientEarly => &mut s.client_early_traffic,
+                        Label::ClientHandshake => &mut s.client_handshake_traffic,
+                        Label::ServerHandshake => &mut s.server_handshake_traffic,
+                        Label::ClientTraffic0 => &mut s.client_traffic_0,
+                        Label::ServerTraffic0 => &mut s.server_traffic_0,
+                    };
+                    *slot = Some(secret);
+                    log.secret_lines += 1;
+                }
+                Line::Ignored => log.ignored_lines += 1,
+                Line::Bad => log.bad_lines += 1,
+            }
+        }
+        log
+    }
+
+    /// The secrets logged for a connection, by its ClientHello random.
+    pub fn lookup(&self, client_random: &[u8]) -> Option<&SessionSecrets> {
+        let key: [u8; RANDOM_LEN] = client_random.try_into().ok()?;
+        self.sessions.get(&key)
+    }
+
+    /// Connections (client randoms) the key log has secrets for.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+    /// Lines that gave a usable secret.
+    pub fn secret_lines(&self) -> usize {
+        self.secret_lines
+    }
+    /// Lines that could not be parsed (truncated, bad hex, wrong lengths).
+    pub fn bad_lines(&self) -> usize {
+        self.bad_lines
+    }
+    /// Well-formed lines of kinds wiretax has no use for (`EXPORTER_SECRET`,
+    /// `RSA` pre-master secrets, ...).
+    pub fn ignored_lines(&self) -> usize {
+        self.ignored_lines
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Label {
+    ClientRandom,
+    ClientEarly,
+    ClientHandshake,
+    ServerHandshake,
+    ClientTraffic0,
+    ServerTraffic0,
+}
+
+enum Line {
+    Secret { label: Label, client_random: [u8; RANDOM_LEN], secret: Secret },
+    Ignored,
+    Bad,
+}
+
+fn parse_line(line: &str) -> Line {
+    let mut fields = line.split_ascii_whitespace();
+    let (Some(label), Some(random), Some(secret), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Line::Bad;
+    };
+    let label = match label {
+        "CLIENT_RANDOM" => Label::ClientRandom,
+        "CLIENT_EARLY_TRAFFIC_SECRET" => Label::ClientEarly,
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Label::ClientHandshake,
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshake,
+        "CLIENT_TRAFFIC_SECRET_0" => Label::ClientTraffic0,
+        "SERVER_TRAFFIC_SECRET_0" => Label::ServerTraffic0,
+        "EXPORTER_SECRET" | "EARLY_EXPORTER_SECRET" | "RSA" | "ECH_SECRET" | "ECH_CONFIG" => {
+            return if hex_ok(random) && hex_ok(secret) { Line::Ignored } else { Line::Bad };
+        }
+        _ => return Line::Bad,
+    };
+    let Some(random) = decode_hex(random) else { return Line::Bad };
+    let Ok(client_random) = <[u8; RANDOM_LEN]>::try_from(random.as_slice()) else { return Line::Bad };
+    let Some(secret) = decode_hex(secret) else { return Line::Bad };
+    let len_ok = match label {
+        Label::ClientRandom => secret.len() == 48,
+        _ => matches!(secret.len(), 32 | 48 | MAX_SECRET_LEN),
+    };
+    if !len_ok {
+        return Line::Bad;
+    }
+    Line::Secret { label, client_random, secret: Secret::new(secret) }
+}
+
+fn hex_ok(s: &str) -> bool {
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Hex to bytes; `None` on odd length or a non-hex digit.
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !hex_ok(s) {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes().chunks(2).map(|p| Some(digit(*p.first()?)? << 4 | digit(*p.get(1)?)?)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CR: &str = "0102030405060708091011121314151617181920212223242526272829303132";
+
+    #[test]
+    fn parses_tls12_and_tls13_lines_and_counts_bad_ones() {
+        let ms = "aa".repeat(48);
+        let s32 = "bb".repeat(32);
+        let text = format!(
+            "# comment\n\
+             CLIENT_RANDOM {CR} {ms}\n\
+             CLIENT_HANDSHAKE_TRAFFIC_SECRET {CR} {s32}\n\
+             SERVER_TRAFFIC_SECRET_0 {CR} {s32}\n\
+             EXPORTER_SECRET {CR} {s32}\n\
+             CLIENT_RANDOM {CR} abc\n\
+             CLIENT_RANDOM 0102 {ms}\n\
+             NONSENSE\n\
+             CLIENT_TRAFFIC_SECRET_0 {CR} {}",
+            &s32[..20]
+        );
+        let log = KeyLog::parse(&text);
+        assert_eq!(log.sessions(), 1);
+        assert_eq!(log.secret_lines(), 3);
+        assert_eq!(log.ignored_lines(), 1);
+        assert_eq!(log.bad_lines(), 4);
+        let cr = decode_hex(CR).unwrap();
+        let s = log.lookup(&cr).unwrap();
+        assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[0xaa; 48][..]);
+        assert!(s.has_tls13());
+        assert!(s.client_traffic_0.is_none());
+        assert!(log.lookup(&[0u8; 32]).is_none());
+        assert!(log.lookup(&[0u8; 3]).is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let text = format!("CLIENT_RANDOM {CR} {}\n", "c7".repeat(48));
+        let log = KeyLog::parse(&text);
+        let shown = format!("{log:?} {:?}", log.lookup(&decode_hex(CR).unwrap()).unwrap());
+        assert!(!shown.contains("c7c7"), "{shown}");
+        assert!(!shown.contains("199"), "{shown}");
+        assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn load_reads_shipped_key_log_and_reports_missing_file() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls12-full.keylog");
+        let log = KeyLog::load(path).unwrap();
+        assert_eq!(log.bad_lines(), 0);
+        assert_eq!(log.sessions(), 12);
+        let err = KeyLog::load("/nonexistent/wiretax.keylog").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/wiretax.keylog"));
+    }
+
+    #[test]
+    fn garbage_and_truncation_never_panic() {
+        let full =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls13-full.keylog")).unwrap();
+        for cut in (0..full.len()).step_by(37) {
+            let log = KeyLog::parse(&full[..cut]);
+            assert!(log.bad_lines() <= 1);
+        }
+        let log = KeyLog::parse("\u{0}\u{ff}CLIENT_RANDOM \u{1F600}\n\t\t\n");
+        assert_eq!(log.sessions(), 0);
+    }
+}

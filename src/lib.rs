@@ -14,3 +14,4 @@ pub mod keylog;
 pub mod ledger;
 pub mod radio;
 pub mod report;
+pub mod stats;

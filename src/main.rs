@@ -33,6 +33,9 @@ enum Cmd {
         /// Write the report here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// SSLKEYLOGFILE (NSS key log) with TLS/DTLS secrets: decrypt and dissect what TLS carries.
+        #[arg(long)]
+        keylog: Option<PathBuf>,
         /// Force a protocol on a port, as Wireshark's Decode As: PORT=PROTO (http, tls, mqtt, coap, dns, http2).
         #[arg(long = "decode-as", value_name = "PORT=PROTO")]
         decode_as: Vec<String>,
@@ -42,11 +45,11 @@ enum Cmd {
         /// Most out-of-order bytes held per TCP direction while waiting for a missing segment.
         #[arg(long, default_value_t = 1 << 20)]
         reassembly_cap: usize,
-        /// Most flows listed in the report (all are counted).
-        #[arg(long, default_value_t = 100_000)]
+        /// Most flows listed in the report, the first in capture order (all are counted).
+        #[arg(long, default_value_t = 10_000)]
         max_flows: usize,
-        /// Most exchanges listed in the report (all are counted).
-        #[arg(long, default_value_t = 100_000)]
+        /// Most exchanges listed in the report, the first in capture order (all are counted).
+        #[arg(long, default_value_t = 10_000)]
         max_exchanges: usize,
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
@@ -55,7 +58,7 @@ enum Cmd {
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         #[command(flatten)]
-        radio: RadioArgs,
+        radio: Box<RadioArgs>,
     },
     /// Radio profiles.
     Radio {
@@ -122,7 +125,10 @@ impl RadioArgs {
             None => None,
         };
         let sleep_current_ua = parse_current_ua(&self.sleep_current).map_err(|e| format!("--sleep-current: {e}"))?;
-        opts.radio = Some((profile, RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai }));
+        opts.radio = Some((
+            profile,
+            RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai },
+        ));
         Ok(())
     }
 }
@@ -134,7 +140,20 @@ fn main() -> ExitCode {
             print!("{}", wiretax::radio::list_text());
             ExitCode::SUCCESS
         }
-        Cmd::Analyze { inputs, format, output, decode_as, udp_timeout, reassembly_cap, max_flows, max_exchanges, top, jobs, radio } => {
+        Cmd::Analyze {
+            inputs,
+            format,
+            output,
+            keylog,
+            decode_as,
+            udp_timeout,
+            reassembly_cap,
+            max_flows,
+            max_exchanges,
+            top,
+            jobs,
+            radio,
+        } => {
             let mut opts = Options::new();
             if let Err(e) = radio.apply(&mut opts) {
                 eprintln!("wiretax: {e}");
@@ -155,17 +174,40 @@ fn main() -> ExitCode {
                 };
                 opts.flow.decode_as.push((port, p));
             }
-            opts.flow.dissect = Arc::new(dissect::Config::default());
+            let keylog = match keylog {
+                None => None,
+                Some(path) => match wiretax::keylog::KeyLog::load(&path) {
+                    Ok(k) => {
+                        if k.bad_lines() > 0 {
+                            eprintln!(
+                                "wiretax: {}: {} lines are not key log entries and were skipped",
+                                path.display(),
+                                k.bad_lines()
+                            );
+                        }
+                        Some(Arc::new(k))
+                    }
+                    Err(e) => {
+                        eprintln!("wiretax: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            opts.flow.dissect = Arc::new(dissect::Config { keylog });
             opts.progress = progress_bar();
             let files = expand_inputs(&inputs);
             if files.is_empty() {
-                eprintln!("wiretax: no capture files in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                eprintln!(
+                    "wiretax: no capture files in {}",
+                    inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                );
                 return ExitCode::from(1);
             }
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
             let mut reports = Vec::new();
             let mut failed = Vec::new();
-            for (f, result) in files.iter().zip(analyze_all(&files, &opts, jobs)) {
+            for result in analyze_all(&files, &opts, jobs) {
                 match result {
                     Ok(r) => {
                         if let Some(e) = &r.notes.read_error {
@@ -174,7 +216,8 @@ fn main() -> ExitCode {
                         reports.push(r)
                     }
                     Err(e) => {
-                        eprintln!("wiretax: {}: {e}", f.display());
+                        // The error names the input, its record and offset.
+                        eprintln!("wiretax: {e}");
                         failed.push(e.to_string());
                     }
                 }
@@ -183,21 +226,24 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             let report = Report::combine(reports, failed);
-            let text = match format {
-                Format::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(s) => s + "\n",
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => match std::fs::File::create(p) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
                     Err(e) => {
-                        eprintln!("wiretax: cannot write JSON: {e}");
+                        eprintln!("wiretax: cannot write {}: {e}", p.display());
                         return ExitCode::from(1);
                     }
                 },
-                Format::Table => table::render(&report, top),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let written = match &output {
-                Some(p) => std::fs::write(p, text.as_bytes()),
-                None => std::io::stdout().lock().write_all(text.as_bytes()),
+            // JSON is streamed out: a report is never held twice in memory.
+            let written = match format {
+                Format::Json => serde_json::to_writer_pretty(&mut out, &report)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| out.write_all(b"\n")),
+                Format::Table => out.write_all(table::render(&report, top).as_bytes()),
             };
-            if let Err(e) = written {
+            if let Err(e) = written.and_then(|_| out.flush()) {
                 eprintln!("wiretax: cannot write the report: {e}");
                 return ExitCode::from(1);
             }
@@ -233,7 +279,9 @@ fn progress_bar() -> Option<wiretax::analyze::Progress> {
         }
         if st.bar.is_none() && done < total && st.started.elapsed().as_secs_f64() > 1.0 {
             let b = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            {
                 b.set_style(style.progress_chars("=> "));
             }
             b.set_message(file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());

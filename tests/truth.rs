@@ -15,7 +15,8 @@ use wiretax::analyze::{Options, analyze_file};
 use wiretax::report::Report;
 
 const LOWER: [&str; 4] = ["link", "network", "transport", "tcp_control"];
-const UPPER: [&str; 6] = ["retransmission", "tls_handshake", "tls_record_overhead", "app_header", "app_control", "payload"];
+const UPPER: [&str; 6] =
+    ["retransmission", "tls_handshake", "tls_record_overhead", "app_header", "app_control", "payload"];
 
 fn captures() -> Vec<(PathBuf, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
@@ -126,10 +127,10 @@ fn check_classes(t: &Value, r: &Value, errs: &mut Vec<String>) {
             errs.push(format!("class tls_handshake: want >= {w} got {g}"));
         }
         let dec = t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted"));
-        if let Some(d) = dec {
-            if g > num(&d["tls_handshake"]) {
-                errs.push(format!("class tls_handshake: want <= {} got {g}", d["tls_handshake"]));
-            }
+        if let Some(d) = dec
+            && g > num(&d["tls_handshake"])
+        {
+            errs.push(format!("class tls_handshake: want <= {} got {g}", d["tls_handshake"]));
         }
     } else {
         for c in UPPER {
@@ -141,8 +142,32 @@ fn check_classes(t: &Value, r: &Value, errs: &mut Vec<String>) {
 fn check_protocols(t: &Value, r: &Value, errs: &mut Vec<String>, decrypted: bool) {
     let inner_hidden = t.get("tls").is_some() && !decrypted;
     let sections: [(&str, &[&str]); 4] = [
-        ("http", &["requests", "responses", "status_codes", "request_header_bytes", "request_body_bytes", "response_header_bytes", "response_body_bytes", "connections", "chunked_responses"]),
-        ("tls", &["connections", "full_handshakes", "resumed_handshakes", "versions", "handshake_record_bytes", "app_data_record_bytes", "records"]),
+        (
+            "http",
+            &[
+                "requests",
+                "responses",
+                "status_codes",
+                "request_header_bytes",
+                "request_body_bytes",
+                "response_header_bytes",
+                "response_body_bytes",
+                "connections",
+                "chunked_responses",
+            ],
+        ),
+        (
+            "tls",
+            &[
+                "connections",
+                "full_handshakes",
+                "resumed_handshakes",
+                "versions",
+                "handshake_record_bytes",
+                "app_data_record_bytes",
+                "records",
+            ],
+        ),
         ("mqtt", &["packets", "keepalive_s", "publish_payload_bytes", "total_mqtt_bytes"]),
         ("coap", &["messages", "codes", "payload_bytes", "total_coap_bytes"]),
     ];
@@ -167,7 +192,13 @@ fn run_all(check: impl Fn(&Path, &Value) -> Vec<String>) {
             failures.push(format!("{}: {}", cap.file_name().unwrap().to_string_lossy(), errs.join("; ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} captures disagree with their truth:\n{}", failures.len(), caps.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} captures disagree with their truth:\n{}",
+        failures.len(),
+        caps.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -187,6 +218,36 @@ fn classes_and_protocol_sections_match_truth() {
         let mut errs = Vec::new();
         check_classes(t, &r, &mut errs);
         check_protocols(t, &r, &mut errs, false);
+        errs
+    });
+}
+
+/// With each capture's key log: the protocols inside TLS/DTLS and the
+/// decrypted tls_handshake bytes equal the truth.
+#[test]
+fn decrypted_sections_match_truth() {
+    run_all(|cap, t| {
+        let keylog = cap.with_extension("keylog");
+        if !keylog.exists() {
+            return vec![];
+        }
+        let mut o = Options::new();
+        let k = wiretax::keylog::KeyLog::load(&keylog).unwrap();
+        o.flow.dissect = std::sync::Arc::new(wiretax::dissect::Config { keylog: Some(std::sync::Arc::new(k)) });
+        let r = report(cap, &o);
+        let mut errs = Vec::new();
+        check_protocols(t, &r, &mut errs, true);
+        let dec = t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted"));
+        cmp(
+            &mut errs,
+            "class tls_handshake (decrypted)",
+            dec.and_then(|d| d.get("tls_handshake")),
+            r.pointer("/totals/classes/tls_handshake"),
+        );
+        let sum: i64 = r["totals"]["classes"].as_object().unwrap().values().map(num).sum();
+        if sum != num(&r["totals"]["wire_bytes"]) {
+            errs.push("conservation with keys".into());
+        }
         errs
     });
 }

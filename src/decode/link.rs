@@ -56,13 +56,9 @@ pub fn strip(linktype: u16, f: &[u8]) -> Result<(u32, &[u8]), NotIp> {
         NULL | LOOP => {
             let b: [u8; 4] = f.get(..4).and_then(|b| b.try_into().ok()).ok_or(NotIp::TooShort)?;
             // NULL stores the address family in the writer's byte order, LOOP big-endian.
-            let fam = if linktype == LOOP {
-                u32::from_be_bytes(b)
-            } else if b[0] == 0 && b[1] == 0 {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            };
+            // (A big-endian NULL header starts with two zero bytes.)
+            let big_endian = linktype == LOOP || (b[0] == 0 && b[1] == 0);
+            let fam = if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
             match fam {
                 2 | 24 | 28 | 30 => at(4),
                 _ => Err(NotIp::EtherType(fam as u16)),

@@ -122,7 +122,15 @@ pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
 
 /// Slices the transport header of an IP payload of `body_wire` wire bytes
 /// (of which `body` was captured).
-pub fn transport<'a>(src: IpAddr, dst: IpAddr, proto: u8, body: &'a [u8], body_wire: u32, link_len: u32, net_len: u32) -> Frame<'a> {
+pub fn transport<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    body: &'a [u8],
+    body_wire: u32,
+    link_len: u32,
+    net_len: u32,
+) -> Frame<'a> {
     let other = Decoded {
         src,
         dst,

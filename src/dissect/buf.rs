@@ -47,8 +47,8 @@ impl MsgBuf {
             let used = run(&self.pending, &mut frame);
             self.pending.drain(..used);
             let rest = std::mem::take(&mut self.pending);
-            let r = self.keep(&rest);
-            r
+
+            self.keep(&rest)
         }
     }
 
@@ -95,7 +95,12 @@ mod tests {
     fn toy(seen: &mut Vec<usize>) -> impl FnMut(&[u8]) -> Framing + '_ {
         |b: &[u8]| {
             let n = b[0] as usize;
-            if b.len() < n { Framing::NeedMore } else { seen.push(n); Framing::Message(n) }
+            if b.len() < n {
+                Framing::NeedMore
+            } else {
+                seen.push(n);
+                Framing::Message(n)
+            }
         }
     }
 

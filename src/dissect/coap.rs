@@ -10,7 +10,7 @@
 //! The wire format is parsed by hand: the ledger needs the exact length of
 //! the options region, which general CoAP libraries do not expose.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol, bump};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -430,15 +430,6 @@ pub struct Stats {
     /// Datagrams that are not well-formed CoAP (counted nowhere else).
     pub malformed_messages: u64,
     pub malformed_bytes: u64,
-}
-
-fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-    match map.get_mut(key) {
-        Some(v) => *v += n,
-        None => {
-            map.insert(key.to_string(), n);
-        }
-    }
 }
 
 impl Stats {

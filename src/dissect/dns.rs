@@ -4,7 +4,7 @@
 //! it is `app_header` (over TCP the 2-byte length prefix too). Exchanges pair
 //! a query with its response by ID (and question, for mDNS's ID 0).
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol, bump};
 use crate::dissect::Framing;
 use crate::ledger::Class;
 use serde::Serialize;
@@ -292,15 +292,6 @@ pub struct Stats {
     pub total_dns_bytes: u64,
     pub malformed_messages: u64,
     pub malformed_bytes: u64,
-}
-
-fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-    match map.get_mut(key) {
-        Some(v) => *v += n,
-        None => {
-            map.insert(key.to_string(), n);
-        }
-    }
 }
 
 impl Stats {

@@ -8,12 +8,13 @@
 //! `101 Switching Protocols` the connection is handed to the WebSocket or
 //! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol, bump};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 
-pub static PROTOCOL: Protocol = Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
+pub static PROTOCOL: Protocol =
+    Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
 
 /// Request methods the probe and the statistics know by name.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
@@ -30,8 +31,6 @@ const MAX_PENDING_REQUESTS: usize = 1024;
 const MAX_HEADERS: usize = 128;
 /// Longest exchange description ("GET /path").
 const MAX_WHAT: usize = 200;
-/// Distinct keys kept in a statistics map (hosts); the rest add up in "other".
-const MAX_MAP_KEYS: usize = 64;
 
 fn probe(dir: Dir, first: &[u8]) -> Probe {
     match dir {
@@ -136,33 +135,35 @@ impl Stats {
     }
 }
 
-/// Adds `n` under `key`, folding keys beyond `MAX_MAP_KEYS` into "other" so
-/// hostile input cannot grow the map without bound.
-pub(crate) fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-    if let Some(v) = map.get_mut(key) {
-        *v += n;
-    } else if map.len() < MAX_MAP_KEYS {
-        map.insert(key.to_string(), n);
-    } else {
-        *map.entry("other".to_string()).or_default() += n;
-    }
-}
-
 /// What a side's parser expects next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum State {
     /// A start line (blank lines before it are tolerated).
     Start,
     /// `left` bytes of a Content-Length body.
-    Body { left: u64, msg: MsgRef },
-    ChunkSize { msg: MsgRef },
-    ChunkData { left: u64, msg: MsgRef },
+    Body {
+        left: u64,
+        msg: MsgRef,
+    },
+    ChunkSize {
+        msg: MsgRef,
+    },
+    ChunkData {
+        left: u64,
+        msg: MsgRef,
+    },
     /// The CRLF after a chunk's data.
-    ChunkEnd { msg: MsgRef },
+    ChunkEnd {
+        msg: MsgRef,
+    },
     /// Trailer lines after the last chunk, up to an empty line.
-    Trailers { msg: MsgRef },
+    Trailers {
+        msg: MsgRef,
+    },
     /// A response body delimited by the end of the connection.
-    UntilClose { msg: MsgRef },
+    UntilClose {
+        msg: MsgRef,
+    },
     /// The client asked to switch protocols; what it sends next is held
     /// until the server's answer says how to read it.
     AwaitUpgrade,
@@ -170,7 +171,10 @@ enum State {
     Tunnel,
     /// Lost framing; `junk` bytes skipped so far while looking for the next
     /// start line; `line_start`: the next byte begins a line.
-    Lost { junk: u64, line_start: bool },
+    Lost {
+        junk: u64,
+        line_start: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -378,11 +382,8 @@ impl Http1 {
                 match size {
                     Some(size) if digits > 0 => {
                         self.header(dir, end, msg, emit);
-                        self.sides[i].state = if size == 0 {
-                            State::Trailers { msg }
-                        } else {
-                            State::ChunkData { left: size, msg }
-                        };
+                        self.sides[i].state =
+                            if size == 0 { State::Trailers { msg } } else { State::ChunkData { left: size, msg } };
                         Step::Used(end)
                     }
                     _ => self.lose(dir, "bad chunk size line", emit),
@@ -565,12 +566,13 @@ impl Http1 {
     /// Responded for the request at the head of the queue, once.
     fn first_response_byte(&mut self, emit: &mut Emit) {
         if let Some(p) = self.pending.front_mut()
-            && !p.responded {
-                p.responded = true;
-                if let MsgRef::Exchange(id) = p.msg {
-                    emit.event(Event::Responded { id });
-                }
+            && !p.responded
+        {
+            p.responded = true;
+            if let MsgRef::Exchange(id) = p.msg {
+                emit.event(Event::Responded { id });
             }
+        }
     }
 
     fn start(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Step {
@@ -584,7 +586,8 @@ impl Http1 {
         let plausible = match dir {
             Dir::C2S => {
                 // A token, then a space, within the first bytes.
-                let tok = b.iter().take(16).take_while(|c| c.is_ascii_alphabetic() || **c == b'-' || **c == b'_').count();
+                let tok =
+                    b.iter().take(16).take_while(|c| c.is_ascii_alphabetic() || **c == b'-' || **c == b'_').count();
                 tok == b.len().min(16) || (tok > 0 && b.get(tok) == Some(&b' '))
             }
             Dir::S2C => b"HTTP/".starts_with(&b[..b.len().min(5)]),
@@ -640,7 +643,15 @@ impl Http1 {
         }
     }
 
-    fn request(&mut self, method: String, path: String, version: Option<u8>, f: Fields, hdr: usize, emit: &mut Emit) -> Step {
+    fn request(
+        &mut self,
+        method: String,
+        path: String,
+        version: Option<u8>,
+        f: Fields,
+        hdr: usize,
+        emit: &mut Emit,
+    ) -> Step {
         if f.bad_length || (f.other_coding && !f.chunked) {
             return self.lose(Dir::C2S, "request body length unknown", emit);
         }
@@ -786,9 +797,10 @@ impl Http1 {
             }
             Dir::S2C => {
                 if let Some(p) = self.pending.pop_front()
-                    && let MsgRef::Exchange(id) = p.msg {
-                        emit.event(Event::Close { id });
-                    }
+                    && let MsgRef::Exchange(id) = p.msg
+                {
+                    emit.event(Event::Close { id });
+                }
                 self.sides[i].state = State::Start;
             }
         }
@@ -807,7 +819,14 @@ impl Http1 {
     }
 
     /// The connection switches to `target` (unknown: opaque payload).
-    fn start_tunnel(&mut self, target: Option<Upgrade>, exchange: Option<(u32, String)>, upgrade_bytes: u64, mqtt: bool, emit: &mut Emit) {
+    fn start_tunnel(
+        &mut self,
+        target: Option<Upgrade>,
+        exchange: Option<(u32, String)>,
+        upgrade_bytes: u64,
+        mqtt: bool,
+        emit: &mut Emit,
+    ) {
         let first_id = self.next_id;
         let inner: Box<dyn Dissector> = match target {
             Some(Upgrade::WebSocket) => {
@@ -827,17 +846,19 @@ impl Http1 {
         self.sides[Dir::S2C.idx()].state = State::Tunnel;
         let c = Dir::C2S.idx();
         if let State::Lost { junk, .. } = self.sides[c].state
-            && junk > 0 {
-                let reason = self.sides[c].lost_reason;
-                emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
-            }
+            && junk > 0
+        {
+            let reason = self.sides[c].lost_reason;
+            emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
+        }
         self.sides[c].state = State::Tunnel;
         self.sides[c].scanned = 0;
         let held = std::mem::take(&mut self.sides[c].held);
         if !held.is_empty()
-            && let Some(t) = self.tunnel.as_mut() {
-                t.data(Dir::C2S, &held, emit);
-            }
+            && let Some(t) = self.tunnel.as_mut()
+        {
+            t.data(Dir::C2S, &held, emit);
+        }
     }
 
     /// Keeps the unhandled tail of `dir`'s input, within bounds.
@@ -1049,8 +1070,12 @@ pub(crate) mod capture {
             };
             let Ok(pkt) = pkt else { continue };
             let (src, dst) = match &pkt.net {
-                Some(NetSlice::Ipv4(s)) => (IpAddr::V4(s.header().source_addr()), IpAddr::V4(s.header().destination_addr())),
-                Some(NetSlice::Ipv6(s)) => (IpAddr::V6(s.header().source_addr()), IpAddr::V6(s.header().destination_addr())),
+                Some(NetSlice::Ipv4(s)) => {
+                    (IpAddr::V4(s.header().source_addr()), IpAddr::V4(s.header().destination_addr()))
+                }
+                Some(NetSlice::Ipv6(s)) => {
+                    (IpAddr::V6(s.header().source_addr()), IpAddr::V6(s.header().destination_addr()))
+                }
                 _ => continue,
             };
             let Some(TransportSlice::Tcp(tcp)) = &pkt.transport else { continue };
@@ -1105,7 +1130,11 @@ pub(crate) mod capture {
         for c in tcp_conns(name) {
             let ctx = FlowCtx { l4: L4::Tcp, server_port: c.server_port, cfg: Arc::new(Config::default()) };
             let mut d = make(&ctx);
-            let r = if bytewise { testkit::run_bytewise(d.as_mut(), &c.slices()) } else { testkit::run(d.as_mut(), &c.slices()) };
+            let r = if bytewise {
+                testkit::run_bytewise(d.as_mut(), &c.slices())
+            } else {
+                testkit::run(d.as_mut(), &c.slices())
+            };
             r.assert_conserved();
             total.ledger.merge(&r.ledger());
             total.stats.merge(&r.stats);
@@ -1133,7 +1162,11 @@ pub(crate) mod capture {
         }
         // Where a malformed run is cut into events may depend on the
         // segmentation; how many bytes are malformed may not.
-        let bad = r.events.iter().map(|e| if let super::super::Event::Malformed { bytes, .. } = e { *bytes } else { 0 }).sum();
+        let bad = r
+            .events
+            .iter()
+            .map(|e| if let super::super::Event::Malformed { bytes, .. } = e { *bytes } else { 0 })
+            .sum();
         let events = r.events.iter().filter(|e| !matches!(e, super::super::Event::Malformed { .. })).cloned().collect();
         (spans, events, bad)
     }
@@ -1159,7 +1192,12 @@ mod tests {
         for bytewise in [false, true] {
             let got = capture::run(name, make, bytewise);
             for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
-                assert_eq!(got.ledger.get(c), want[c.name()].as_u64().unwrap_or(0), "{name} {} bytewise={bytewise}", c.name());
+                assert_eq!(
+                    got.ledger.get(c),
+                    want[c.name()].as_u64().unwrap_or(0),
+                    "{name} {} bytewise={bytewise}",
+                    c.name()
+                );
             }
             let h = serde_json::to_value(&got.stats.http).expect("json");
             let th = &t["http"];
@@ -1355,7 +1393,10 @@ mod tests {
 
         let r = feed(&[
             (Dir::C2S, b"GET / HTTP/1.1\r\n\r\n"),
-            (Dir::S2C, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"),
+            (
+                Dir::S2C,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n",
+            ),
         ]);
         assert_eq!(r.class(Class::Payload), 5);
         assert_eq!(r.stats.http.response_body_bytes, 5);
@@ -1376,7 +1417,11 @@ mod tests {
             (Dir::C2S, b"\x16\x03\x01\x02\x00junk junk\r\nmore junk\r\nGET /ok HTTP/1.1\r\n\r\n"),
             (Dir::S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ]);
-        let bad: u64 = r.events.iter().filter_map(|e| if let Event::Malformed { bytes, .. } = e { Some(*bytes) } else { None }).sum();
+        let bad: u64 = r
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Malformed { bytes, .. } = e { Some(*bytes) } else { None })
+            .sum();
         assert_eq!(bad, 27);
         assert_eq!(r.stats.http.requests, 1);
         assert_eq!(r.stats.http.responses, 1);
@@ -1392,7 +1437,10 @@ mod tests {
         for cut in 0..req.len() {
             let r = feed(&[(Dir::C2S, &req[..cut])]);
             if cut > 0 && !req[..cut].ends_with(b"\r\n\r\n") {
-                assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })) || r.stats.http.requests == 1, "cut {cut}");
+                assert!(
+                    r.events.iter().any(|e| matches!(e, Event::Malformed { .. })) || r.stats.http.requests == 1,
+                    "cut {cut}"
+                );
             }
         }
         // Bad lengths, bad chunk sizes, endless headers, binary noise.
@@ -1413,7 +1461,11 @@ mod tests {
             vec![(Dir::C2S, &noise), (Dir::S2C, &noise)],
             vec![(Dir::S2C, b"HTTP/1.1 abc\r\n\r\n")],
             vec![(Dir::C2S, b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), (Dir::C2S, &big)],
-            vec![(Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n"), (Dir::S2C, &noise), (Dir::C2S, &noise)],
+            vec![
+                (Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n"),
+                (Dir::S2C, &noise),
+                (Dir::C2S, &noise),
+            ],
             vec![(Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\n\r\n"), (Dir::S2C, &noise), (Dir::C2S, &noise)],
         ];
         for case in &cases {

@@ -67,9 +67,11 @@ pub struct Stats {
 impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         self.connections += o.connections;
-        for (a, b) in [(&mut self.frames, &o.frames), (&mut self.status_codes, &o.status_codes), (&mut self.methods, &o.methods)] {
+        for (a, b) in
+            [(&mut self.frames, &o.frames), (&mut self.status_codes, &o.status_codes), (&mut self.methods, &o.methods)]
+        {
             for (k, n) in b {
-                super::http::bump(a, k, *n);
+                super::bump(a, k, *n);
             }
         }
         self.preface += o.preface;
@@ -262,10 +264,11 @@ impl Http2 {
 
     fn responded(&mut self, stream: u32, emit: &mut Emit) {
         if let Some(s) = self.streams.get_mut(&stream)
-            && !s.responded {
-                s.responded = true;
-                emit.event(Event::Responded { id: s.id });
-            }
+            && !s.responded
+        {
+            s.responded = true;
+            emit.event(Event::Responded { id: s.id });
+        }
     }
 
     fn header_bytes(n: u64, msg: MsgRef, emit: &mut Emit) {
@@ -341,7 +344,7 @@ impl Http2 {
         if len > limit || !shape_ok || !order_ok {
             return false;
         }
-        super::http::bump(&mut emit.stats.http2.frames, frame_name(typ), 1);
+        super::bump(&mut emit.stats.http2.frames, frame_name(typ), 1);
         if dir == Dir::S2C && stream != 0 {
             // The first server byte on a request stream answers it.
             self.responded(stream, emit);
@@ -398,13 +401,15 @@ impl Http2 {
             DATA => {
                 let mut chunk = chunk;
                 let mut pos = done;
-                if f.flags & PADDED != 0 && pos == 0
-                    && let Some((&pad, rest)) = chunk.split_first() {
-                        f.pad = u64::from(pad);
-                        Self::header_bytes(1, f.msg, emit);
-                        chunk = rest;
-                        pos = 1;
-                    }
+                if f.flags & PADDED != 0
+                    && pos == 0
+                    && let Some((&pad, rest)) = chunk.split_first()
+                {
+                    f.pad = u64::from(pad);
+                    Self::header_bytes(1, f.msg, emit);
+                    chunk = rest;
+                    pos = 1;
+                }
                 let data_end = if f.flags & PADDED != 0 { f.len.saturating_sub(f.pad).max(1) } else { f.len };
                 let data = data_end.saturating_sub(pos).min(chunk.len() as u64);
                 emit.span(Class::Payload, data, f.msg);
@@ -490,7 +495,7 @@ impl Http2 {
             let what = match &pseudo {
                 Some(p) => {
                     let m = p.method.clone().unwrap_or_else(|| "?".into());
-                    super::http::bump(&mut emit.stats.http2.methods, &m, 1);
+                    super::bump(&mut emit.stats.http2.methods, &m, 1);
                     truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")))
                 }
                 None if !ended => "(header block continues)".into(),
@@ -500,25 +505,29 @@ impl Http2 {
         } else if dir == Dir::C2S && f.typ == CONTINUATION && ended {
             // The request's header block finished in a CONTINUATION frame.
             if let (Some(p), Some(s)) = (&pseudo, self.streams.get_mut(&stream))
-                && let Some(m) = &p.method {
-                    super::http::bump(&mut emit.stats.http2.methods, m, 1);
-                    s.what = truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")));
-                    emit.event(Event::Describe { id: s.id, what: s.what.clone() });
-                }
+                && let Some(m) = &p.method
+            {
+                super::bump(&mut emit.stats.http2.methods, m, 1);
+                s.what = truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")));
+                emit.event(Event::Describe { id: s.id, what: s.what.clone() });
+            }
         } else if dir == Dir::S2C && f.typ != PUSH_PROMISE && !self.streams.contains_key(&stream) && stream % 2 == 1 {
             // A response whose request was not captured.
             msg = self.open(stream, "(request not captured)".into(), emit);
             self.responded(stream, emit);
         }
-        if dir == Dir::S2C && f.typ != PUSH_PROMISE
-            && let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone()) {
-                emit.stats.http2.responses += 1;
-                super::http::bump(&mut emit.stats.http2.status_codes, &status, 1);
-                if let Some(s) = self.streams.get(&stream)
-                    && !status.starts_with('1') {
-                        emit.event(Event::Describe { id: s.id, what: format!("{} {status}", s.what) });
-                    }
+        if dir == Dir::S2C
+            && f.typ != PUSH_PROMISE
+            && let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone())
+        {
+            emit.stats.http2.responses += 1;
+            super::bump(&mut emit.stats.http2.status_codes, &status, 1);
+            if let Some(s) = self.streams.get(&stream)
+                && !status.starts_with('1')
+            {
+                emit.event(Event::Describe { id: s.id, what: format!("{} {status}", s.what) });
             }
+        }
         if f.collect {
             Self::header_bytes(FRAME_HEADER as u64 + f.len, msg, emit);
         }
@@ -687,18 +696,20 @@ impl Http2 {
     fn flush_frame(&mut self, dir: Dir, emit: &mut Emit) {
         let i = dir.idx();
         if let Some(f) = self.sides[i].frame.take()
-            && f.header_block() && f.collect {
-                let got = (f.len - f.left) + FRAME_HEADER as u64;
-                Self::header_bytes(got, f.msg, emit);
-            }
+            && f.header_block()
+            && f.collect
+        {
+            let got = (f.len - f.left) + FRAME_HEADER as u64;
+            Self::header_bytes(got, f.msg, emit);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Config;
     use super::super::http::capture::{self, truth};
     use super::super::testkit;
-    use super::super::Config;
     use super::*;
     use std::sync::Arc;
 
@@ -713,7 +724,12 @@ mod tests {
         for bytewise in [false, true] {
             let got = capture::run(name, make, bytewise);
             for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
-                assert_eq!(got.ledger.get(c), t["byte_classes"][c.name()].as_u64().unwrap_or(0), "{} bytewise={bytewise}", c.name());
+                assert_eq!(
+                    got.ledger.get(c),
+                    t["byte_classes"][c.name()].as_u64().unwrap_or(0),
+                    "{} bytewise={bytewise}",
+                    c.name()
+                );
             }
             let h = serde_json::to_value(&got.stats.http2).expect("json");
             for k in [
@@ -742,17 +758,29 @@ mod tests {
         let conns = capture::tcp_conns("h2c-keepalive.pcap");
         let r = testkit::run(&mut Http2::new(&ctx()), &conns[0].slices());
         r.assert_conserved();
-        let opens: Vec<_> = r.events.iter().filter_map(|e| if let Event::Open { id, what, .. } = e { Some((*id, what.clone())) } else { None }).collect();
+        let opens: Vec<_> = r
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Open { id, what, .. } = e { Some((*id, what.clone())) } else { None })
+            .collect();
         assert_eq!(opens.len(), 10);
         assert!(opens.iter().all(|(_, w)| w.starts_with("GET /")), "{opens:?}");
         for (id, what) in &opens {
-            let mine: Vec<_> = r.events.iter().filter(|e| match e {
-                Event::Responded { id: i } | Event::Close { id: i } | Event::Describe { id: i, .. } => i == id,
-                _ => false,
-            }).collect();
+            let mine: Vec<_> = r
+                .events
+                .iter()
+                .filter(|e| match e {
+                    Event::Responded { id: i } | Event::Close { id: i } | Event::Describe { id: i, .. } => i == id,
+                    _ => false,
+                })
+                .collect();
             assert_eq!(
                 mine,
-                vec![&Event::Responded { id: *id }, &Event::Describe { id: *id, what: format!("{what} 200") }, &Event::Close { id: *id }]
+                vec![
+                    &Event::Responded { id: *id },
+                    &Event::Describe { id: *id, what: format!("{what} 200") },
+                    &Event::Close { id: *id }
+                ]
             );
             // Request HEADERS, response HEADERS and DATA belong to it.
             let n: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(*id)).map(|s| s.len).sum();
@@ -777,10 +805,12 @@ mod tests {
         let mut s2c = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
         s2c.extend_from_slice(&c.pieces[2].1);
         let req = b"GET /api HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
-        let pieces: Vec<(Dir, &[u8])> = vec![(Dir::C2S, req), (Dir::S2C, &s2c), (Dir::C2S, preface), (Dir::S2C, &c.pieces[3].1), (Dir::C2S, ack)];
+        let pieces: Vec<(Dir, &[u8])> =
+            vec![(Dir::C2S, req), (Dir::S2C, &s2c), (Dir::C2S, preface), (Dir::S2C, &c.pieces[3].1), (Dir::C2S, ack)];
         for bytewise in [false, true] {
             let mut d = (super::super::http::PROTOCOL.make)(&ctx());
-            let r = if bytewise { testkit::run_bytewise(d.as_mut(), &pieces) } else { testkit::run(d.as_mut(), &pieces) };
+            let r =
+                if bytewise { testkit::run_bytewise(d.as_mut(), &pieces) } else { testkit::run(d.as_mut(), &pieces) };
             r.assert_conserved();
             assert!(r.events.contains(&Event::App { name: "http2" }));
             assert_eq!(r.stats.http.upgrades.get("h2c"), Some(&1));
@@ -875,7 +905,8 @@ mod tests {
         let mut after_preface = PREFACE.to_vec();
         after_preface.extend_from_slice(&noise);
         let bad_hpack = frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        let (settings, ping, cont) = (frame(SETTINGS, 0, 1, &[0; 6]), frame(PING, 0, 0, &[0; 7]), frame(CONTINUATION, 0, 1, &[0; 3]));
+        let (settings, ping, cont) =
+            (frame(SETTINGS, 0, 1, &[0; 6]), frame(PING, 0, 0, &[0; 7]), frame(CONTINUATION, 0, 1, &[0; 3]));
         let cases: Vec<Vec<(Dir, &[u8])>> = vec![
             vec![(Dir::C2S, &after_preface), (Dir::S2C, &noise)],
             vec![(Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nXX")],

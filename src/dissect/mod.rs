@@ -170,14 +170,8 @@ pub struct FlowCtx {
 }
 
 /// Every protocol wiretax recognises, in probe order.
-pub static PROTOCOLS: &[&Protocol] = &[
-    &tls::PROTOCOL,
-    &http2::PROTOCOL,
-    &http::PROTOCOL,
-    &mqtt::PROTOCOL,
-    &coap::PROTOCOL,
-    &dns::PROTOCOL,
-];
+pub static PROTOCOLS: &[&Protocol] =
+    &[&tls::PROTOCOL, &http2::PROTOCOL, &http::PROTOCOL, &mqtt::PROTOCOL, &coap::PROTOCOL, &dns::PROTOCOL];
 
 pub fn by_name(name: &str) -> Option<&'static Protocol> {
     PROTOCOLS.iter().copied().find(|p| p.name == name)
@@ -191,9 +185,7 @@ pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'s
     for p in PROTOCOLS.iter().copied().filter(|p| p.l4.contains(&l4)) {
         match (p.probe)(dir, first) {
             Probe::Yes => return Some(p),
-            Probe::Maybe if maybe_on_port.is_none() && p.ports.contains(&server_port) => {
-                maybe_on_port = Some(p)
-            }
+            Probe::Maybe if maybe_on_port.is_none() && p.ports.contains(&server_port) => maybe_on_port = Some(p),
             _ => {}
         }
     }
@@ -222,6 +214,22 @@ impl ProtoStats {
         self.dns.merge(&o.dns);
         self.websocket.merge(&o.websocket);
         self.http2.merge(&o.http2);
+    }
+}
+
+/// Most distinct keys a statistics map keeps; the rest count under "other",
+/// so hostile input cannot grow a report without bound.
+pub const MAX_MAP_KEYS: usize = 64;
+
+/// Adds `n` under `key` in a statistics map, folding keys past
+/// `MAX_MAP_KEYS` into "other".
+pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64) {
+    if let Some(v) = map.get_mut(key) {
+        *v += n;
+    } else if map.len() < MAX_MAP_KEYS {
+        map.insert(key.to_string(), n);
+    } else {
+        *map.entry("other".to_string()).or_default() += n;
     }
 }
 

@@ -1935,7 +1935,12 @@ mod tests {
                     126 => break,
                     n => (n, 2),
                 };
-                let key = if masked { at += 4; b.get(at - 4..at).map(|k| k.to_vec()) } else { Some(vec![0; 4]) };
+                let key = if masked {
+                    at += 4;
+                    b.get(at - 4..at).map(|k| k.to_vec())
+                } else {
+                    Some(vec![0; 4])
+                };
                 let (Some(key), true) = (key, b.len() >= at + len) else { break };
                 let payload: Vec<u8> = b[at..at + len].iter().enumerate().map(|(j, x)| x ^ key[j % 4]).collect();
                 if opcode == 0 || opcode == 2 {

@@ -34,11 +34,17 @@ impl Run {
 pub fn run(d: &mut dyn Dissector, pieces: &[(Dir, &[u8])]) -> Run {
     let mut r = Run::default();
     for (i, (dir, bytes)) in pieces.iter().enumerate() {
-        let mut e = Emit { ts_ns: i as i64 * 1_000_000_000, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e =
+            Emit { ts_ns: i as i64 * 1_000_000_000, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
         d.data(*dir, bytes, &mut e);
         r.fed += bytes.len() as u64;
     }
-    let mut e = Emit { ts_ns: pieces.len() as i64 * 1_000_000_000, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit {
+        ts_ns: pieces.len() as i64 * 1_000_000_000,
+        spans: &mut r.spans,
+        events: &mut r.events,
+        stats: &mut r.stats,
+    };
     d.finish(&mut e);
     r
 }
@@ -46,9 +52,6 @@ pub fn run(d: &mut dyn Dissector, pieces: &[(Dir, &[u8])]) -> Run {
 /// Like `run`, but every piece is cut into one-byte segments: framing must
 /// not depend on how the stream was segmented.
 pub fn run_bytewise(d: &mut dyn Dissector, pieces: &[(Dir, &[u8])]) -> Run {
-    let split: Vec<(Dir, &[u8])> = pieces
-        .iter()
-        .flat_map(|(dir, b)| b.chunks(1).map(move |c| (*dir, c)))
-        .collect();
+    let split: Vec<(Dir, &[u8])> = pieces.iter().flat_map(|(dir, b)| b.chunks(1).map(move |c| (*dir, c))).collect();
     run(d, &split)
 }

@@ -1,6 +1,6 @@
 //! Transport payload of a protocol wiretax does not know: all `payload`.
 
-use super::{Dissector, Dir, Emit, MsgRef};
+use super::{Dir, Dissector, Emit, MsgRef};
 use crate::ledger::Class;
 
 #[derive(Default)]

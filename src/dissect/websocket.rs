@@ -403,7 +403,12 @@ impl WebSocket {
         }
         self.scratch_spans.clear();
         self.scratch_events.clear();
-        let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+        let mut e = Emit {
+            ts_ns: emit.ts_ns,
+            spans: &mut self.scratch_spans,
+            events: &mut self.scratch_events,
+            stats: &mut *emit.stats,
+        };
         inner.data(dir, bytes, &mut e);
         relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(f), emit);
     }
@@ -529,7 +534,12 @@ impl Dissector for WebSocket {
                     if let Some(inner) = self.inner.as_mut() {
                         self.scratch_spans.clear();
                         self.scratch_events.clear();
-                        let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+                        let mut e = Emit {
+                            ts_ns: emit.ts_ns,
+                            spans: &mut self.scratch_spans,
+                            events: &mut self.scratch_events,
+                            stats: &mut *emit.stats,
+                        };
                         inner.gap(dir, len, &mut e);
                         relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(&mut f), emit);
                     }
@@ -578,7 +588,12 @@ impl Dissector for WebSocket {
         if let Some(inner) = self.inner.as_mut() {
             self.scratch_spans.clear();
             self.scratch_events.clear();
-            let mut e = Emit { ts_ns: emit.ts_ns, spans: &mut self.scratch_spans, events: &mut self.scratch_events, stats: &mut *emit.stats };
+            let mut e = Emit {
+                ts_ns: emit.ts_ns,
+                spans: &mut self.scratch_spans,
+                events: &mut self.scratch_events,
+                stats: &mut *emit.stats,
+            };
             inner.finish(&mut e);
             relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, None, emit);
         }
@@ -742,8 +757,11 @@ mod tests {
         let got = capture::run("mqtt-ws.pcap", http, false);
         let t = truth("mqtt-ws.pcap");
         let bc = &t["byte_classes"];
-        let app = |l: &crate::ledger::Ledger| l.get(Class::AppHeader) + l.get(Class::AppControl) + l.get(Class::Payload);
-        let want = bc["app_header"].as_u64().unwrap_or(0) + bc["app_control"].as_u64().unwrap_or(0) + bc["payload"].as_u64().unwrap_or(0);
+        let app =
+            |l: &crate::ledger::Ledger| l.get(Class::AppHeader) + l.get(Class::AppControl) + l.get(Class::Payload);
+        let want = bc["app_header"].as_u64().unwrap_or(0)
+            + bc["app_control"].as_u64().unwrap_or(0)
+            + bc["payload"].as_u64().unwrap_or(0);
         assert_eq!(app(&got.ledger), want);
         // With the real MQTT dissector inside: exactly the truth's classes.
         for c in [Class::AppHeader, Class::AppControl, Class::Payload] {

@@ -8,6 +8,8 @@
 
 use crate::flow::FlowRecord;
 use crate::ledger::{Class, Exchange};
+use crate::stats::median;
+use foldhash::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -15,8 +17,12 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Serialize)]
 pub struct Saving {
     pub bytes: u64,
-    /// Radio charge the change would save per day, when a radio model ran.
+    /// Radio charge the change would save per day, when a radio model ran:
+    /// the model's charge per day in proportion to the bytes saved (a first
+    /// estimate; wake-ups and tails do not scale with bytes).
     pub charge_mah: f64,
+    /// How `charge_mah` was estimated.
+    pub charge_basis: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,7 +64,8 @@ impl Input<'_> {
             Some((mah, day_bytes)) if day_bytes > 0.0 => mah * bytes as f64 / day_bytes,
             _ => 0.0,
         };
-        Saving { bytes, charge_mah }
+        let charge_basis = if charge_mah > 0.0 { "radio charge per day pro rata to bytes" } else { "no radio model" };
+        Saving { bytes, charge_mah, charge_basis }
     }
 }
 
@@ -75,15 +82,6 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     out
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
-}
-
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -98,13 +96,11 @@ fn parse_what(what: &str) -> (&str, &str, Option<u16>) {
     (method, path, status)
 }
 
-fn server_of<'a>(inp: &'a Input, x: &Exchange) -> &'a str {
-    inp.flows.iter().find(|f| f.id == x.flow).map(|f| f.server.as_str()).unwrap_or("?")
-}
-
 /// A request repeated at a regular period: the same resource fetched again
 /// and again instead of being pushed when it changes.
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
+    let servers: HashMap<u64, &str> = inp.flows.iter().map(|f| (f.id, f.server.as_str())).collect();
+    let server_of = |x: &Exchange| servers.get(&x.flow).copied().unwrap_or("?");
     let mut groups: BTreeMap<(String, String), Vec<&Exchange>> = BTreeMap::new();
     for x in inp.exchanges {
         let (method, path, _) = parse_what(&x.what);
@@ -116,7 +112,7 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
             _ => false,
         };
         if fetch {
-            let key = if x.kind == "tls" { server_of(inp, x).to_string() } else { format!("{method} {path}") };
+            let key = if x.kind == "tls" { server_of(x).to_string() } else { format!("{method} {path}") };
             groups.entry((x.kind.to_string(), key)).or_default().push(x);
         }
     }
@@ -182,12 +178,17 @@ fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
         let n = with_data.len() as f64;
         let setup: f64 = with_data
             .iter()
-            .map(|f| (f.classes.get(Class::TcpControl) + f.classes.get(Class::TlsHandshake) + f.classes.get(Class::AppControl)) as f64)
+            .map(|f| {
+                (f.classes.get(Class::TcpControl)
+                    + f.classes.get(Class::TlsHandshake)
+                    + f.classes.get(Class::AppControl)) as f64
+            })
             .sum();
         let wire: f64 = with_data.iter().map(|f| f.wire_bytes as f64).sum();
         let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or("");
         out.push(Finding {
-            id: "short-lived-connections",
+            // MQTT's name for it: a session per message.
+            id: if app == "mqtt" { "reconnect-per-message" } else { "short-lived-connections" },
             severity: "warning",
             title: format!("{} connections to {server} carry one exchange each", with_data.len()),
             evidence: json!({
@@ -352,7 +353,7 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
     }
     let frames: u64 = inp.flows.iter().map(|f| f.retransmitted_frames).sum();
     let mut worst: Vec<&FlowRecord> = inp.flows.iter().filter(|f| f.classes.get(Class::Retransmission) > 0).collect();
-    worst.sort_by(|a, b| b.classes.get(Class::Retransmission).cmp(&a.classes.get(Class::Retransmission)));
+    worst.sort_by_key(|f| std::cmp::Reverse(f.classes.get(Class::Retransmission)));
     out.push(Finding {
         id: "retransmissions",
         severity: if share > 0.05 { "critical" } else { "warning" },
@@ -369,7 +370,8 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
 
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
-    let xs: Vec<&Exchange> = inp.exchanges.iter().filter(|x| matches!(x.kind, "http" | "http2" | "coap" | "mqtt" | "websocket")).collect();
+    let xs: Vec<&Exchange> =
+        inp.exchanges.iter().filter(|x| matches!(x.kind, "http" | "http2" | "coap" | "mqtt" | "websocket")).collect();
     if xs.len() < 3 {
         return;
     }

@@ -8,9 +8,10 @@ pub mod tcp;
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
+use foldhash::HashMap;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tcp::{HalfStream, Piece};
@@ -45,7 +46,7 @@ impl Default for FlowConfig {
 }
 
 /// A finished flow, as the report lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FlowRecord {
     /// Index in creation order (for TCP, Wireshark's `tcp.stream` order).
     pub id: u64,
@@ -77,6 +78,9 @@ pub struct FlowRecord {
     /// Bytes on the wire the capture cut off (snaplen), classified by inference.
     pub inferred_bytes: u64,
     pub exchanges: u64,
+    /// Connection overhead shared evenly by its exchanges: TCP and TLS
+    /// handshakes, MQTT CONNECT/CONNACK, keep-alives, teardown.
+    pub setup_bytes: u64,
     pub malformed_bytes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,
@@ -98,7 +102,11 @@ pub struct FrameTick {
 /// Where the flow table sends what it finishes.
 pub trait FlowSink {
     fn tick(&mut self, t: FrameTick);
-    fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>);
+    /// An exchange is over (handed on as the flow goes, so a long flow
+    /// holds few). Its setup share is added once its flow is done.
+    fn exchange_done(&mut self, x: Exchange);
+    /// The flow is over; every exchange of it was handed on before.
+    fn flow_done(&mut self, rec: FlowRecord);
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
@@ -185,11 +193,18 @@ impl FlowTable {
         FlowTable {
             flows: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             timers: BinaryHeap::new(),
             next_flow: 0,
             next_gen: 0,
-            sh: Shared { cfg, spans: Vec::new(), events: Vec::new(), stats: ProtoStats::default(), next_exchange: 0, packet: 0 },
+            sh: Shared {
+                cfg,
+                spans: Vec::new(),
+                events: Vec::new(),
+                stats: ProtoStats::default(),
+                next_exchange: 0,
+                packet: 0,
+            },
             tcp_streams: 0,
             udp_streams: 0,
             live_max: 0,
@@ -207,7 +222,7 @@ impl FlowTable {
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
         while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
-            if deadline > now {
+            if deadline >= now {
                 break;
             }
             self.timers.pop();
@@ -215,8 +230,8 @@ impl FlowTable {
             if f.generation != generation {
                 continue;
             }
-            let due = f.last_ns + self.timeout(f);
-            if due <= now {
+            let due = f.last_ns.saturating_add(self.timeout(f));
+            if due < now {
                 self.finish_slot(slot, sink);
             } else {
                 self.timers.push(Reverse((due, slot, generation)));
@@ -232,9 +247,20 @@ impl FlowTable {
         }
     }
 
-    /// Takes one decoded TCP or UDP packet; `frames` is more than one for a
-    /// reassembled IP datagram.
-    pub fn packet(&mut self, packet: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, sink: &mut dyn FlowSink) {
+    /// Takes one decoded TCP or UDP packet. A datagram joined from IP
+    /// fragments is `frames` frames, `repeated` bytes of which carried data
+    /// another fragment had carried already (booked as retransmission).
+    #[allow(clippy::too_many_arguments)]
+    pub fn packet(
+        &mut self,
+        packet: u64,
+        ts_ns: i64,
+        wire_len: u32,
+        d: &Decoded,
+        frames: u32,
+        repeated: u32,
+        sink: &mut dyn FlowSink,
+    ) {
         self.sh.packet = packet;
         let l4 = match d.transport {
             Transport::Tcp(_) => L4::Tcp,
@@ -248,23 +274,25 @@ impl FlowTable {
 
         // A new SYN on a known 4-tuple with another initial sequence number
         // starts a new connection (Wireshark's tcp.stream rule).
-        if let (Some(s), Transport::Tcp(h)) = (slot, d.transport) {
-            if h.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
-                if let Some(f) = self.flows.get(s).and_then(|f| f.as_ref()) {
-                    let dir = if src == f.client { 0 } else { 1 };
-                    let base = f.tcp.as_ref().and_then(|t| t.first_seq[dir]);
-                    if base.is_some_and(|b| b != h.seq) {
-                        self.finish_slot(s, sink);
-                        slot = None;
-                    }
-                }
+        if let (Some(s), Transport::Tcp(h)) = (slot, d.transport)
+            && h.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+            && let Some(f) = self.flows.get(s).and_then(|f| f.as_ref())
+        {
+            let dir = if src == f.client { 0 } else { 1 };
+            let base = f.tcp.as_ref().and_then(|t| t.first_seq[dir]);
+            if base.is_some_and(|b| b != h.seq) {
+                self.finish_slot(s, sink);
+                slot = None;
             }
         }
         let slot = match slot {
             Some(s) => s,
             None => self.create(key, l4, ts_ns, src, dst, d),
         };
-        let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
+        // The flow is worked on in place: it is large, and moving it out and
+        // back for every packet costs more than the work itself.
+        let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) else { return };
+        let sh = &mut self.sh;
         let was_closed = f.closed();
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
@@ -272,11 +300,19 @@ impl FlowTable {
         rec.end_ts = ts_ns as f64 / 1e9;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
-        let lower = [(Class::Link, d.link_len as u64), (Class::Network, d.net_len as u64), (Class::Transport, d.transport_len as u64)];
+        let lower = [
+            (Class::Link, d.link_len as u64),
+            (Class::Network, d.net_len as u64),
+            (Class::Transport, d.transport_len as u64),
+        ];
         let to = match d.transport {
-            Transport::Tcp(h) => tcp_segment(&mut self.sh, &mut f, ts_ns, dir, h, d, wire_len, &lower),
-            _ => udp_datagram(&mut self.sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
+            Transport::Tcp(h) => tcp_segment(sh, f, ts_ns, dir, h, d, wire_len, &lower),
+            _ => udp_datagram(sh, &mut f.app, ts_ns, dir, d, wire_len, &lower),
         };
+        if repeated > 0 {
+            f.app.rec.retransmitted_bytes += repeated as u64;
+            f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
+        }
         sink.tick(FrameTick {
             packet,
             ts_ns,
@@ -285,26 +321,40 @@ impl FlowTable {
             flow: Some(f.app.rec.id),
             exchange: f.app.fl.exchange_of_frame(to),
         });
-        let closed_now = !was_closed && f.closed();
-        let generation = f.generation;
-        if let Some(s) = self.flows.get_mut(slot) {
-            *s = Some(f);
+        for x in f.app.fl.take_done() {
+            sink.exchange_done(x);
         }
-        if closed_now {
-            self.timers.push(Reverse((ts_ns + self.sh.cfg.tcp_closed_linger_ns, slot, generation)));
+        if !was_closed && f.closed() {
+            self.timers.push(Reverse((ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns), slot, f.generation)));
         }
     }
 
-    fn create(&mut self, key: FlowKey, l4: L4, ts_ns: i64, src: (IpAddr, u16), dst: (IpAddr, u16), d: &Decoded) -> usize {
+    fn create(
+        &mut self,
+        key: FlowKey,
+        l4: L4,
+        ts_ns: i64,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        d: &Decoded,
+    ) -> usize {
         // Client: the SYN sender; the SYN-ACK receiver; for UDP the first
         // sender; with no SYN seen, the side with the higher port.
         let client = match (l4, d.transport) {
             (L4::Udp, _) => src,
             (_, Transport::Tcp(h)) if h.flags & tcp_flags::SYN != 0 => {
-                if h.flags & tcp_flags::ACK == 0 { src } else { dst }
+                if h.flags & tcp_flags::ACK == 0 {
+                    src
+                } else {
+                    dst
+                }
             }
             _ => {
-                if src.1 > dst.1 || (src.1 == dst.1) { src } else { dst }
+                if src.1 >= dst.1 {
+                    src
+                } else {
+                    dst
+                }
             }
         };
         let server = if client == src { dst } else { src };
@@ -323,26 +373,9 @@ impl FlowTable {
             client: SocketAddr::from(client).to_string(),
             server: SocketAddr::from(server).to_string(),
             app: "unknown",
-            inner: None,
-            frames: 0,
-            wire_bytes: 0,
-            payload_bytes_c2s: 0,
-            payload_bytes_s2c: 0,
-            control_frames: 0,
-            retransmitted_frames: 0,
-            retransmitted_bytes: 0,
             start_ts: ts_ns as f64 / 1e9,
             end_ts: ts_ns as f64 / 1e9,
-            classes: Ledger::default(),
-            syn: 0,
-            fin: 0,
-            rst: 0,
-            gaps: 0,
-            lost_bytes: 0,
-            inferred_bytes: 0,
-            exchanges: 0,
-            malformed_bytes: 0,
-            malformed: Vec::new(),
+            ..FlowRecord::default()
         };
         let flow = Flow {
             key,
@@ -376,10 +409,9 @@ impl FlowTable {
         self.index.insert(key, slot);
         self.live_max = self.live_max.max(self.index.len());
         let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
-        self.timers.push(Reverse((ts_ns + timeout, slot, generation)));
+        self.timers.push(Reverse((ts_ns.saturating_add(timeout), slot, generation)));
         slot
     }
-
 
     fn finish_slot(&mut self, slot: usize, sink: &mut dyn FlowSink) {
         let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
@@ -398,7 +430,8 @@ impl FlowTable {
         }
         if let Some(dis) = app.dissector.as_mut() {
             self.sh.spans.clear();
-            let mut e = Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            let mut e =
+                Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
             dis.finish(&mut e);
             Feeder::new(&mut self.sh, app, ts, Dir::C2S).apply();
         }
@@ -408,17 +441,25 @@ impl FlowTable {
             app.fl.book(Class::Payload, n, MsgRef::Flow);
             app.rec.malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
         } else if app.spanned > app.fed {
-            app.rec.malformed.push(format!("{} dissector classified {} bytes more than it was given", app.rec.app, app.spanned - app.fed));
+            app.rec.malformed.push(format!(
+                "{} dissector classified {} bytes more than it was given",
+                app.rec.app,
+                app.spanned - app.fed
+            ));
         }
-        let exchanges = app.fl.finish();
-        let mut rec = std::mem::replace(&mut app.rec, empty_record());
+        app.fl.finish();
+        for x in app.fl.take_done() {
+            sink.exchange_done(x);
+        }
+        let mut rec = std::mem::take(&mut app.rec);
         rec.classes = app.fl.ledger;
         rec.exchanges = app.fl.exchanges_total;
+        rec.setup_bytes = app.fl.setup.total();
         rec.malformed_bytes = app.fl.malformed_bytes;
         for (n, why) in std::mem::take(&mut app.fl.malformed) {
             rec.malformed.push(format!("{n} bytes: {why}"));
         }
-        sink.flow_done(rec, exchanges);
+        sink.flow_done(rec);
     }
 
     /// End of input: finish every flow, in creation order.
@@ -433,39 +474,17 @@ impl FlowTable {
     }
 }
 
-fn empty_record() -> FlowRecord {
-    FlowRecord {
-        id: 0,
-        first_packet: 0,
-        l4: "",
-        client: String::new(),
-        server: String::new(),
-        app: "unknown",
-        inner: None,
-        frames: 0,
-        wire_bytes: 0,
-        payload_bytes_c2s: 0,
-        payload_bytes_s2c: 0,
-        control_frames: 0,
-        retransmitted_frames: 0,
-        retransmitted_bytes: 0,
-        start_ts: 0.0,
-        end_ts: 0.0,
-        classes: Ledger::default(),
-        syn: 0,
-        fin: 0,
-        rst: 0,
-        gaps: 0,
-        lost_bytes: 0,
-        inferred_bytes: 0,
-        exchanges: 0,
-        malformed_bytes: 0,
-        malformed: Vec::new(),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
-fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+fn tcp_segment(
+    sh: &mut Shared,
+    f: &mut Flow,
+    ts_ns: i64,
+    dir: Dir,
+    h: TcpHeader,
+    d: &Decoded,
+    wire_len: u32,
+    lower: &[(Class, u64); 3],
+) -> Option<MsgRef> {
     let cap = sh.cfg.reassembly_cap;
     let t = f.tcp.as_mut()?;
     let app = &mut f.app;
@@ -529,7 +548,15 @@ fn tcp_segment(sh: &mut Shared, f: &mut Flow, ts_ns: i64, dir: Dir, h: TcpHeader
     to
 }
 
-fn udp_datagram(sh: &mut Shared, app: &mut AppState, ts_ns: i64, dir: Dir, d: &Decoded, wire_len: u32, lower: &[(Class, u64); 3]) -> Option<MsgRef> {
+fn udp_datagram(
+    sh: &mut Shared,
+    app: &mut AppState,
+    ts_ns: i64,
+    dir: Dir,
+    d: &Decoded,
+    wire_len: u32,
+    lower: &[(Class, u64); 3],
+) -> Option<MsgRef> {
     match dir {
         Dir::C2S => app.rec.payload_bytes_c2s += d.payload_len as u64,
         Dir::S2C => app.rec.payload_bytes_s2c += d.payload_len as u64,
@@ -578,7 +605,12 @@ impl<'a> Feeder<'a> {
                 }
                 let Some(dis) = self.app.dissector.as_mut() else { return };
                 self.sh.spans.clear();
-                let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+                let mut e = Emit {
+                    ts_ns: self.ts_ns,
+                    spans: &mut self.sh.spans,
+                    events: &mut self.sh.events,
+                    stats: &mut self.sh.stats,
+                };
                 dis.data(self.dir, data, &mut e);
                 self.app.fed += data.len() as u64;
                 self.apply();
@@ -600,7 +632,12 @@ impl<'a> Feeder<'a> {
     fn gap(&mut self, n: u64) {
         if let Some(dis) = self.app.dissector.as_mut() {
             self.sh.spans.clear();
-            let mut e = Emit { ts_ns: self.ts_ns, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
+            let mut e = Emit {
+                ts_ns: self.ts_ns,
+                spans: &mut self.sh.spans,
+                events: &mut self.sh.events,
+                stats: &mut self.sh.stats,
+            };
             dis.gap(self.dir, n, &mut e);
             self.apply();
         }
@@ -632,7 +669,8 @@ impl<'a> Feeder<'a> {
     fn choose_dissector(&mut self, first: &[u8]) {
         let app = &mut *self.app;
         let cfg = &self.sh.cfg;
-        let forced = cfg.decode_as.iter().find(|(p, _)| *p == app.server_port || *p == app.client_port).map(|(_, proto)| *proto);
+        let forced =
+            cfg.decode_as.iter().find(|(p, _)| *p == app.server_port || *p == app.client_port).map(|(_, proto)| *proto);
         let proto = forced.or_else(|| dissect::recognise(app.l4, app.server_port, self.dir, first));
         let ctx = FlowCtx { l4: app.l4, server_port: app.server_port, cfg: cfg.dissect.clone() };
         match proto {
@@ -644,3 +682,6 @@ impl<'a> Feeder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -84,7 +84,14 @@ impl HalfStream {
 
     /// Takes a segment: `seq`, the captured payload `data`, and its wire
     /// length `wire` (>= data.len()). New in-order bytes go to `out`.
-    pub fn segment<'a>(&mut self, seq: u32, data: &'a [u8], wire: u64, cap: usize, out: &mut impl FnMut(Piece<'_>)) -> SegmentVerdict {
+    pub fn segment(
+        &mut self,
+        seq: u32,
+        data: &[u8],
+        wire: u64,
+        cap: usize,
+        out: &mut impl FnMut(Piece<'_>),
+    ) -> SegmentVerdict {
         if self.base.is_none() {
             // Capture started mid-connection: the first byte seen is offset 0.
             self.base = Some(seq);
@@ -212,10 +219,10 @@ impl HalfStream {
             return;
         }
         let a = self.offset(ack);
-        if let Some((&s, _)) = self.held.first_key_value() {
-            if a >= s {
-                self.resync_to_first_held(out);
-            }
+        if let Some((&s, _)) = self.held.first_key_value()
+            && a >= s
+        {
+            self.resync_to_first_held(out);
         }
     }
 

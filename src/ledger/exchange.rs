@@ -5,13 +5,14 @@
 use super::{Class, Ledger};
 use crate::dissect::{Dir, Event, MsgRef, Span};
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Most exchanges a flow keeps open at once; older ones are closed.
 const MAX_OPEN: usize = 256;
-/// Most finished exchanges a flow keeps for its setup share; past this the
-/// flow's exchanges are counted but not listed.
-const MAX_KEPT: usize = 100_000;
+/// Closed exchanges a flow still holds (their last bytes, a late
+/// acknowledgement or a retransmission may still name them) before it hands
+/// them on: a flow holds a bounded number of exchanges, however long it lives.
+const KEEP_CLOSED: usize = 16;
 
 /// One request/response (or one-way message) and what it cost.
 #[derive(Debug, Clone, Serialize)]
@@ -54,20 +55,20 @@ fn secs(ns: i64) -> f64 {
     ns as f64 / 1e9
 }
 
-/// The ledger of one flow, with its exchanges.
+/// The ledger of one flow, with its exchanges. Finished exchanges are
+/// handed on (`take_done`) as the flow goes, not kept until it ends.
 #[derive(Debug, Default)]
 pub struct FlowLedger {
     pub ledger: Ledger,
-    /// Setup and teardown bytes, to share among the exchanges.
+    /// Connection overhead shared by the exchanges: setup, keep-alives,
+    /// teardown, bytes of no exchange.
     pub setup: Ledger,
-    open: Vec<(u32, usize)>,
-    exchanges: Vec<Exchange>,
-    /// Exchange the flow's current bytes belong to.
-    current: Option<usize>,
-    ids: HashMap<u32, usize>,
-    /// Closed exchanges stay addressable for a while: their last bytes, a
-    /// late acknowledgement or a retransmission may still name them.
-    closed_ids: VecDeque<u32>,
+    /// Exchanges not handed on yet, oldest first, by the dissector's id.
+    live: VecDeque<(u32, Exchange)>,
+    /// The dissector id of the exchange the flow's current bytes belong to.
+    current: Option<u32>,
+    /// Finished exchanges waiting to be handed on.
+    done: Vec<Exchange>,
     pub exchanges_total: u64,
     pub malformed: Vec<(u64, String)>,
     pub malformed_bytes: u64,
@@ -83,6 +84,11 @@ impl FlowLedger {
         FlowLedger { flow, ..Default::default() }
     }
 
+    fn live_index(&self, id: u32) -> Option<usize> {
+        // Newest first: a reused id names its latest exchange.
+        self.live.iter().rposition(|(i, _)| *i == id)
+    }
+
     /// Where bytes tagged `msg` go: an exchange, or (None) the connection's
     /// shared overhead (setup, keep-alives, teardown).
     fn target(&self, msg: MsgRef) -> Option<usize> {
@@ -90,7 +96,7 @@ impl FlowLedger {
             return None;
         }
         match msg {
-            MsgRef::Exchange(id) => self.ids.get(&id).copied().or(self.current),
+            MsgRef::Exchange(id) => self.live_index(id).or_else(|| self.current.and_then(|c| self.live_index(c))),
             MsgRef::Setup | MsgRef::Flow => None,
         }
     }
@@ -101,7 +107,7 @@ impl FlowLedger {
         match to {
             Some(m) => self.target(m),
             None if self.closing => None,
-            None => self.current,
+            None => self.current.and_then(|c| self.live_index(c)),
         }
     }
 
@@ -110,8 +116,8 @@ impl FlowLedger {
             return;
         }
         self.ledger.add(class, n);
-        match at.and_then(|i| self.exchanges.get_mut(i)) {
-            Some(x) => x.classes.add(class, n),
+        match at.and_then(|i| self.live.get_mut(i)) {
+            Some((_, x)) => x.classes.add(class, n),
             None => self.setup.add(class, n),
         }
     }
@@ -127,7 +133,7 @@ impl FlowLedger {
         for &(c, n) in lower {
             self.book_at(c, n, at);
         }
-        if let Some(x) = at.and_then(|i| self.exchanges.get_mut(i)) {
+        if let Some((_, x)) = at.and_then(|i| self.live.get_mut(i)) {
             match dir {
                 Dir::C2S => {
                     x.frames_c2s += 1;
@@ -150,7 +156,7 @@ impl FlowLedger {
 
     /// The exchange a frame belongs to, for the radio model.
     pub fn exchange_of_frame(&self, to: Option<MsgRef>) -> Option<u64> {
-        self.frame_target(to).and_then(|i| self.exchanges.get(i)).map(|x| x.id)
+        self.frame_target(to).and_then(|i| self.live.get(i)).map(|(_, x)| x.id)
     }
 
     pub fn spans(&mut self, spans: &[Span]) {
@@ -159,77 +165,56 @@ impl FlowLedger {
         }
     }
 
-    /// Applies dissector events at time `ts_ns`; `next_id` hands out global
-    /// exchange ids.
+    /// Applies dissector events at time `ts_ns`; `next_id` hands out the
+    /// table's exchange ids.
     pub fn events(&mut self, ts_ns: i64, packet: u64, events: &mut Vec<Event>, next_id: &mut u64) {
         for e in events.drain(..) {
             match e {
                 Event::Open { id, kind, what } => {
-                    if self.open.len() >= MAX_OPEN {
-                        let (_, i) = self.open.remove(0);
-                        if let Some(x) = self.exchanges.get_mut(i) {
-                            x.closed = true;
-                        }
-                    }
                     self.exchanges_total += 1;
-                    if self.exchanges.len() >= MAX_KEPT {
-                        continue;
-                    }
-                    let i = self.exchanges.len();
-                    self.exchanges.push(Exchange {
-                        id: *next_id,
-                        flow: self.flow,
-                        kind,
-                        what,
-                        start_ts: secs(ts_ns),
-                        ttfb_s: None,
-                        end_ts: secs(ts_ns),
-                        classes: Ledger::default(),
-                        wire_bytes: 0,
-                        setup_share_bytes: 0.0,
-                        total_cost_bytes: 0.0,
-                        frames_c2s: 0,
-                        frames_s2c: 0,
-                        bytes_c2s: 0,
-                        bytes_s2c: 0,
-                        turns: 0,
-                        open_packet: packet,
-                        last_dir: None,
-                        closed: false,
-                    });
+                    self.live.push_back((
+                        id,
+                        Exchange {
+                            id: *next_id,
+                            flow: self.flow,
+                            kind,
+                            what,
+                            start_ts: secs(ts_ns),
+                            ttfb_s: None,
+                            end_ts: secs(ts_ns),
+                            classes: Ledger::default(),
+                            wire_bytes: 0,
+                            setup_share_bytes: 0.0,
+                            total_cost_bytes: 0.0,
+                            frames_c2s: 0,
+                            frames_s2c: 0,
+                            bytes_c2s: 0,
+                            bytes_s2c: 0,
+                            turns: 0,
+                            open_packet: packet,
+                            last_dir: None,
+                            closed: false,
+                        },
+                    ));
                     *next_id += 1;
-                    self.ids.insert(id, i);
-                    self.open.push((id, i));
-                    self.current = Some(i);
+                    self.current = Some(id);
                 }
                 Event::Describe { id, what } => {
-                    if let Some(x) = self.ids.get(&id).and_then(|&i| self.exchanges.get_mut(i)) {
+                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
                         x.what = what;
                     }
                 }
                 Event::Responded { id } => {
-                    if let Some(x) = self.ids.get(&id).and_then(|&i| self.exchanges.get_mut(i)) {
-                        if x.ttfb_s.is_none() {
-                            x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
-                        }
+                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i))
+                        && x.ttfb_s.is_none()
+                    {
+                        x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
                     }
                 }
                 Event::Close { id } => {
-                    if let Some(&i) = self.ids.get(&id) {
-                        if let Some(x) = self.exchanges.get_mut(i) {
-                            x.end_ts = x.end_ts.max(secs(ts_ns));
-                            x.closed = true;
-                        }
-                        self.open.retain(|&(oid, _)| oid != id);
-                        self.closed_ids.push_back(id);
-                        if self.closed_ids.len() > MAX_OPEN {
-                            if let Some(old) = self.closed_ids.pop_front() {
-                                // An id reused by a newer exchange points there now.
-                                if self.ids.get(&old).is_some_and(|&i| self.exchanges.get(i).is_some_and(|x| x.closed)) {
-                                    self.ids.remove(&old);
-                                }
-                            }
-                        }
+                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        x.end_ts = x.end_ts.max(secs(ts_ns));
+                        x.closed = true;
                     }
                 }
                 Event::Malformed { bytes, reason } => {
@@ -241,18 +226,119 @@ impl FlowLedger {
                 Event::App { name } => self.app = Some(name),
             }
         }
+        self.retire();
     }
 
-    /// Ends the flow: shares the setup cost among its exchanges.
-    pub fn finish(&mut self) -> Vec<Exchange> {
-        let mut xs = std::mem::take(&mut self.exchanges);
-        let n = xs.len().max(1) as f64;
-        let share = self.setup.total() as f64 / n;
-        for x in &mut xs {
-            x.wire_bytes = x.classes.total();
-            x.setup_share_bytes = share;
-            x.total_cost_bytes = x.wire_bytes as f64 + x.setup_share_bytes;
+    /// Hands on the oldest closed exchanges past `KEEP_CLOSED` (never the
+    /// current one), and closes the oldest open ones past `MAX_OPEN`.
+    fn retire(&mut self) {
+        let closed = self.live.iter().filter(|(_, x)| x.closed).count();
+        let open = self.live.len() - closed;
+        let (mut extra_closed, mut extra_open) = (closed.saturating_sub(KEEP_CLOSED), open.saturating_sub(MAX_OPEN));
+        if extra_closed == 0 && extra_open == 0 {
+            return;
         }
-        xs
+        let current = self.current;
+        let mut kept = VecDeque::with_capacity(self.live.len());
+        for (id, mut x) in std::mem::take(&mut self.live) {
+            let is_current = current == Some(id);
+            if x.closed && extra_closed > 0 && !is_current {
+                extra_closed -= 1;
+                self.done.push(finished(x));
+            } else if !x.closed && extra_open > 0 && !is_current {
+                extra_open -= 1;
+                x.closed = true;
+                self.done.push(finished(x));
+            } else {
+                kept.push_back((id, x));
+            }
+        }
+        self.live = kept;
+    }
+
+    /// Exchanges finished since the last call.
+    pub fn take_done(&mut self) -> std::vec::Drain<'_, Exchange> {
+        self.done.drain(..)
+    }
+
+    /// Ends the flow: every exchange still held is finished.
+    pub fn finish(&mut self) {
+        self.current = None;
+        for (_, x) in std::mem::take(&mut self.live) {
+            self.done.push(finished(x));
+        }
+    }
+}
+
+/// An exchange handed on: its wire bytes fixed. Its share of the setup is
+/// known only when its flow ends (`Exchange::share_setup`).
+fn finished(mut x: Exchange) -> Exchange {
+    x.wire_bytes = x.classes.total();
+    x.total_cost_bytes = x.wire_bytes as f64;
+    x
+}
+
+impl Exchange {
+    /// Adds its even share of its connection's overhead: `setup` bytes over
+    /// `exchanges` exchanges.
+    pub fn share_setup(&mut self, setup: u64, exchanges: u64) {
+        self.setup_share_bytes = setup as f64 / exchanges.max(1) as f64;
+        self.total_cost_bytes = self.wire_bytes as f64 + self.setup_share_bytes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(id: u32) -> Event {
+        Event::Open { id, kind: "mqtt", what: format!("PUBLISH t qos1 id {id}") }
+    }
+
+    #[test]
+    fn a_long_flow_holds_few_exchanges_and_hands_the_rest_on() {
+        let mut fl = FlowLedger::new(7);
+        let mut next = 0;
+        let mut handed = 0;
+        for i in 0..10_000u32 {
+            fl.events(i as i64, i as u64, &mut vec![open(i)], &mut next);
+            fl.book(Class::Payload, 10, MsgRef::Exchange(i));
+            fl.events(i as i64 + 1, i as u64, &mut vec![Event::Close { id: i }], &mut next);
+            handed += fl.take_done().count();
+            assert!(fl.live.len() <= KEEP_CLOSED + 1, "{} held", fl.live.len());
+        }
+        fl.finish();
+        let rest: Vec<Exchange> = fl.take_done().collect();
+        assert_eq!(handed + rest.len(), 10_000);
+        assert!(rest.iter().all(|x| x.wire_bytes == 10 && x.flow == 7));
+        assert_eq!(fl.ledger.get(Class::Payload), 100_000);
+    }
+
+    #[test]
+    fn late_bytes_of_a_closed_exchange_still_reach_it() {
+        let mut fl = FlowLedger::new(0);
+        let mut next = 0;
+        fl.events(0, 0, &mut vec![open(1), open(2), Event::Close { id: 1 }], &mut next);
+        // A response to 1 arriving while 2 is current.
+        fl.book(Class::Payload, 5, MsgRef::Exchange(1));
+        fl.book_frame(1, Dir::S2C, &[(Class::Link, 14)], 19, Some(MsgRef::Exchange(1)));
+        fl.finish();
+        let xs: Vec<Exchange> = fl.take_done().collect();
+        let one = xs.iter().find(|x| x.what.ends_with("id 1")).unwrap();
+        assert_eq!((one.wire_bytes, one.frames_s2c), (19, 1));
+    }
+
+    #[test]
+    fn setup_is_shared_evenly() {
+        let mut fl = FlowLedger::new(0);
+        let mut next = 0;
+        fl.book(Class::TcpControl, 180, MsgRef::Setup);
+        fl.events(0, 0, &mut vec![open(1), open(2), open(3)], &mut next);
+        fl.finish();
+        let mut xs: Vec<Exchange> = fl.take_done().collect();
+        for x in &mut xs {
+            x.share_setup(fl.setup.total(), fl.exchanges_total);
+        }
+        assert!(xs.iter().all(|x| x.setup_share_bytes == 60.0 && x.total_cost_bytes == 60.0));
     }
 }

@@ -20,22 +20,13 @@ pub struct CostOptions {
 
 impl Default for CostOptions {
     fn default() -> Self {
-        CostOptions {
-            devices: 1,
-            price_per_mb: None,
-            currency: "EUR".into(),
-            binary_units: false,
-        }
+        CostOptions { devices: 1, price_per_mb: None, currency: "EUR".into(), binary_units: false }
     }
 }
 
 impl CostOptions {
     pub fn bytes_per_unit(&self) -> f64 {
-        if self.binary_units {
-            1_048_576.0
-        } else {
-            1_000_000.0
-        }
+        if self.binary_units { 1_048_576.0 } else { 1_000_000.0 }
     }
 }
 
@@ -68,20 +59,12 @@ pub struct CostReport {
 
 /// Bytes per day of something that happens every `interval_s` seconds.
 pub fn per_day_bytes(bytes_per_event: f64, interval_s: f64) -> f64 {
-    if interval_s > 0.0 && bytes_per_event.is_finite() {
-        bytes_per_event * 86_400.0 / interval_s
-    } else {
-        0.0
-    }
+    if interval_s > 0.0 && bytes_per_event.is_finite() { bytes_per_event * 86_400.0 / interval_s } else { 0.0 }
 }
 
 /// Projects one device's daily bytes over the fleet.
 pub fn cost(per_day_bytes: f64, opts: &CostOptions) -> CostReport {
-    let per_day = if per_day_bytes.is_finite() {
-        per_day_bytes.max(0.0)
-    } else {
-        0.0
-    };
+    let per_day = if per_day_bytes.is_finite() { per_day_bytes.max(0.0) } else { 0.0 };
     let unit = opts.bytes_per_unit();
     let price = opts.price_per_mb.filter(|p| p.is_finite() && *p >= 0.0);
     let line = |days: f64, devices: u64| {
@@ -113,11 +96,7 @@ impl CostReport {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "cost: {} devices, 1 {} = {} bytes",
-            self.devices, self.unit, self.bytes_per_unit
-        );
+        let _ = writeln!(o, "cost: {} devices, 1 {} = {} bytes", self.devices, self.unit, self.bytes_per_unit);
         for (label, line) in [
             ("device-day", &self.device_day),
             ("fleet-day", &self.fleet_day),
@@ -128,11 +107,7 @@ impl CostReport {
                 Some(c) => format!(", {c:.2} {}", self.currency),
                 None => String::new(),
             };
-            let _ = writeln!(
-                o,
-                "  {label:<19} {:>20} bytes = {:.3} {}{money}",
-                line.bytes, line.megabytes, self.unit
-            );
+            let _ = writeln!(o, "  {label:<19} {:>20} bytes = {:.3} {}{money}", line.bytes, line.megabytes, self.unit);
         }
         o
     }
@@ -168,12 +143,8 @@ mod tests {
         assert!(close(per_day_bytes(120.0, 60.0) / 1e6, 0.1728, 1e-9));
 
         // wiretax, one unit system at a time. Decimal: KB = 1,000 bytes, MB = 10^6.
-        let fleet = CostOptions {
-            devices: 5_000,
-            price_per_mb: Some(0.5),
-            currency: "EUR".into(),
-            binary_units: false,
-        };
+        let fleet =
+            CostOptions { devices: 5_000, price_per_mb: Some(0.5), currency: "EUR".into(), binary_units: false };
         let https_day = per_day_bytes(6_885.0, interval_s);
         let h = cost(https_day, &fleet);
         assert_eq!((h.unit, h.bytes_per_unit), ("MB", 1_000_000));
@@ -185,10 +156,7 @@ mod tests {
         assert_eq!(q.device_day.bytes, 25_920);
         assert!(close(q.device_day.megabytes, 0.026, 0.0005));
         // Binary: KB = 1,024 bytes, MiB = 2^20: the book's 19.4 and 97 (thousand) are MiB.
-        let binary = CostOptions {
-            binary_units: true,
-            ..fleet.clone()
-        };
+        let binary = CostOptions { binary_units: true, ..fleet.clone() };
         let hb = cost(per_day_bytes(6.885 * 1024.0, interval_s), &binary);
         assert_eq!(hb.unit, "MiB");
         assert!(close(hb.device_day.megabytes, 19.364_062_5, 1e-9));
@@ -200,11 +168,7 @@ mod tests {
         assert!(close(h.fleet_year.cost.unwrap(), 18_093_780.0, 1e-3));
         assert!(close(q.fleet_year.megabytes, 47_304.0, 1e-6));
         assert!(close(q.fleet_year.cost.unwrap(), 23_652.0, 1e-6));
-        assert!(close(
-            h.fleet_month.cost.unwrap(),
-            19.8288 * 30.0 * 5_000.0 * 0.5,
-            1e-3
-        ));
+        assert!(close(h.fleet_month.cost.unwrap(), 19.8288 * 30.0 * 5_000.0 * 0.5, 1e-3));
         assert_eq!((h.fleet_month.days, h.fleet_year.days), (30.0, 365.0));
         assert_eq!(h.currency, "EUR");
     }
@@ -213,22 +177,10 @@ mod tests {
     fn absurd_inputs_stay_finite() {
         let r = cost(f64::INFINITY, &CostOptions::default());
         assert_eq!(r.device_day.bytes, 0);
-        let r = cost(
-            1e300,
-            &CostOptions {
-                devices: u64::MAX,
-                ..CostOptions::default()
-            },
-        );
+        let r = cost(1e300, &CostOptions { devices: u64::MAX, ..CostOptions::default() });
         assert_eq!(r.fleet_year.bytes, u64::MAX);
         assert_eq!(per_day_bytes(100.0, 0.0), 0.0);
-        let r = cost(
-            1e6,
-            &CostOptions {
-                price_per_mb: Some(f64::NAN),
-                ..CostOptions::default()
-            },
-        );
+        let r = cost(1e6, &CostOptions { price_per_mb: Some(f64::NAN), ..CostOptions::default() });
         assert_eq!(r.device_day.cost, None);
         assert_eq!(r.device_day.megabytes, 1.0);
     }

@@ -15,26 +15,14 @@ pub use sim::{RadioOptions, RadioReport, RadioSim, Tick, Timing};
 
 /// Parses a battery capacity: `3000mAh`, `3000 mAh`, `3Ah` or a bare number of mAh.
 pub fn parse_battery_mah(s: &str) -> Result<f64, String> {
-    parse_quantity(
-        s,
-        &[("mah", 1.0), ("ah", 1000.0), ("", 1.0)],
-        "a battery capacity such as 3000mAh",
-    )
+    parse_quantity(s, &[("mah", 1.0), ("ah", 1000.0), ("", 1.0)], "a battery capacity such as 3000mAh")
 }
 
 /// Parses a current into microamperes: `5uA`, `5µA`, `0.005mA`, `5` (uA).
 pub fn parse_current_ua(s: &str) -> Result<f64, String> {
     parse_quantity(
         s,
-        &[
-            ("ua", 1.0),
-            ("µa", 1.0),
-            ("μa", 1.0),
-            ("na", 1e-3),
-            ("ma", 1e3),
-            ("a", 1e6),
-            ("", 1.0),
-        ],
+        &[("ua", 1.0), ("µa", 1.0), ("μa", 1.0), ("na", 1e-3), ("ma", 1e3), ("a", 1e6), ("", 1.0)],
         "a current such as 5uA",
     )
 }

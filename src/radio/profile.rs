@@ -24,18 +24,11 @@ use toml::{Table, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("cannot read radio profile {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("radio profile {path} is not valid TOML: {message}")]
     Syntax { path: String, message: String },
     #[error("radio profile {profile}: field `{field}`: {problem}")]
-    Field {
-        profile: String,
-        field: String,
-        problem: String,
-    },
+    Field { profile: String, field: String, problem: String },
     #[error("unknown radio profile `{0}`: not a built-in ({1}) and no such file")]
     Unknown(String, String),
 }
@@ -157,10 +150,7 @@ impl Profile {
 
     /// Every built-in profile, in a fixed order.
     pub fn builtins() -> Vec<Profile> {
-        BUILTIN_SOURCES
-            .iter()
-            .filter_map(|(n, _)| Profile::builtin(n))
-            .collect()
+        BUILTIN_SOURCES.iter().filter_map(|(n, _)| Profile::builtin(n)).collect()
     }
 
     /// Names of the built-in profiles.
@@ -173,20 +163,11 @@ impl Profile {
         let path = path.as_ref();
         let shown = path.display().to_string();
         // A profile is a few kilobytes; refuse to slurp anything huge.
-        let meta = std::fs::metadata(path).map_err(|source| ProfileError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        let meta = std::fs::metadata(path).map_err(|source| ProfileError::Io { path: shown.clone(), source })?;
         if meta.len() > 1 << 20 {
-            return Err(ProfileError::Syntax {
-                path: shown,
-                message: "file larger than 1 MiB".into(),
-            });
+            return Err(ProfileError::Syntax { path: shown, message: "file larger than 1 MiB".into() });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io { path: shown.clone(), source })?;
         Profile::parse(&text, &shown)
     }
 
@@ -199,37 +180,21 @@ impl Profile {
         if path.exists() {
             return Profile::load(path);
         }
-        Err(ProfileError::Unknown(
-            name_or_path.to_string(),
-            Profile::builtin_names().join(", "),
-        ))
+        Err(ProfileError::Unknown(name_or_path.to_string(), Profile::builtin_names().join(", ")))
     }
 
     /// Parses profile text; `origin` names the profile in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         let table: Table = text
             .parse()
-            .map_err(|e: toml::de::Error| ProfileError::Syntax {
-                path: origin.to_string(),
-                message: e.to_string(),
-            })?;
-        let mut r = Reader {
-            profile: origin.to_string(),
-            params: Vec::new(),
-            voltage_v: None,
-        };
+            .map_err(|e: toml::de::Error| ProfileError::Syntax { path: origin.to_string(), message: e.to_string() })?;
+        let mut r = Reader { profile: origin.to_string(), params: Vec::new(), voltage_v: None };
         r.profile_from(&table)
     }
 
     /// Sum of the tail stages in which the radio stays connected, plus the inactivity timer.
     pub fn connected_tail_s(&self) -> f64 {
-        self.connected.inactivity_s
-            + self
-                .tail
-                .iter()
-                .filter(|s| s.radio_on)
-                .map(|s| s.duration_s)
-                .sum::<f64>()
+        self.connected.inactivity_s + self.tail.iter().filter(|s| s.radio_on).map(|s| s.duration_s).sum::<f64>()
     }
 }
 
@@ -272,36 +237,21 @@ struct Reader {
 
 impl Reader {
     fn err(&self, field: &str, problem: impl Into<String>) -> ProfileError {
-        ProfileError::Field {
-            profile: self.profile.clone(),
-            field: field.to_string(),
-            problem: problem.into(),
-        }
+        ProfileError::Field { profile: self.profile.clone(), field: field.to_string(), problem: problem.into() }
     }
 
-    fn check_keys(
-        &self,
-        table: &Table,
-        prefix: &str,
-        allowed: &[&str],
-    ) -> Result<(), ProfileError> {
+    fn check_keys(&self, table: &Table, prefix: &str, allowed: &[&str]) -> Result<(), ProfileError> {
         for key in table.keys() {
             if !allowed.contains(&key.as_str()) {
-                return Err(self.err(
-                    &join(prefix, key),
-                    format!("unknown field (expected one of: {})", allowed.join(", ")),
-                ));
+                return Err(
+                    self.err(&join(prefix, key), format!("unknown field (expected one of: {})", allowed.join(", ")))
+                );
             }
         }
         Ok(())
     }
 
-    fn string(
-        &self,
-        table: &Table,
-        prefix: &str,
-        key: &str,
-    ) -> Result<Option<String>, ProfileError> {
+    fn string(&self, table: &Table, prefix: &str, key: &str) -> Result<Option<String>, ProfileError> {
         match table.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -309,12 +259,7 @@ impl Reader {
         }
     }
 
-    fn table<'t>(
-        &self,
-        table: &'t Table,
-        prefix: &str,
-        key: &str,
-    ) -> Result<Option<&'t Table>, ProfileError> {
+    fn table<'t>(&self, table: &'t Table, prefix: &str, key: &str) -> Result<Option<&'t Table>, ProfileError> {
         match table.get(key) {
             None => Ok(None),
             Some(Value::Table(t)) => Ok(Some(t)),
@@ -322,24 +267,12 @@ impl Reader {
         }
     }
 
-    fn required_table<'t>(
-        &self,
-        table: &'t Table,
-        prefix: &str,
-        key: &str,
-    ) -> Result<&'t Table, ProfileError> {
-        self.table(table, prefix, key)?
-            .ok_or_else(|| self.err(&join(prefix, key), "missing"))
+    fn required_table<'t>(&self, table: &'t Table, prefix: &str, key: &str) -> Result<&'t Table, ProfileError> {
+        self.table(table, prefix, key)?.ok_or_else(|| self.err(&join(prefix, key), "missing"))
     }
 
     /// Reads `{ <unit> = number, source = "..." }`, returns the value in SI units.
-    fn param(
-        &mut self,
-        table: &Table,
-        prefix: &str,
-        key: &str,
-        dim: Dim,
-    ) -> Result<Option<f64>, ProfileError> {
+    fn param(&mut self, table: &Table, prefix: &str, key: &str, dim: Dim) -> Result<Option<f64>, ProfileError> {
         let field = join(prefix, key);
         let Some(value) = table.get(key) else {
             return Ok(None);
@@ -358,10 +291,7 @@ impl Reader {
                 continue;
             }
             let Some(&(unit, factor)) = dim.units().iter().find(|(u, _)| *u == k.as_str()) else {
-                return Err(self.err(
-                    &field,
-                    format!("unknown key `{k}`: expected {}", dim.describe()),
-                ));
+                return Err(self.err(&field, format!("unknown key `{k}`: expected {}", dim.describe())));
             };
             let number = match v {
                 Value::Float(f) => *f,
@@ -377,16 +307,10 @@ impl Reader {
             return Err(self.err(&field, format!("no value: expected {}", dim.describe())));
         };
         let Some(source) = source else {
-            return Err(self.err(
-                &field,
-                "missing `source`: every parameter must say where it comes from",
-            ));
+            return Err(self.err(&field, "missing `source`: every parameter must say where it comes from"));
         };
         if !number.is_finite() || number < 0.0 {
-            return Err(self.err(
-                &field,
-                format!("{number} is not a finite non-negative number"),
-            ));
+            return Err(self.err(&field, format!("{number} is not a finite non-negative number")));
         }
         let mut si = number * factor;
         if dim == Dim::Power && (unit == "ma" || unit == "ua") {
@@ -417,35 +341,17 @@ impl Reader {
             "mw_per_mbps" => "mW/Mbps",
             other => other,
         };
-        self.params.push(ParamInfo {
-            field,
-            value: format!("{number} {shown_unit}"),
-            source,
-        });
+        self.params.push(ParamInfo { field, value: format!("{number} {shown_unit}"), source });
         Ok(Some(si))
     }
 
-    fn required(
-        &mut self,
-        table: &Table,
-        prefix: &str,
-        key: &str,
-        dim: Dim,
-    ) -> Result<f64, ProfileError> {
-        self.param(table, prefix, key, dim)?.ok_or_else(|| {
-            self.err(
-                &join(prefix, key),
-                format!("missing: expected {} with a source", dim.describe()),
-            )
-        })
+    fn required(&mut self, table: &Table, prefix: &str, key: &str, dim: Dim) -> Result<f64, ProfileError> {
+        self.param(table, prefix, key, dim)?
+            .ok_or_else(|| self.err(&join(prefix, key), format!("missing: expected {} with a source", dim.describe())))
     }
 
     fn positive(&self, field: &str, v: f64) -> Result<f64, ProfileError> {
-        if v > 0.0 {
-            Ok(v)
-        } else {
-            Err(self.err(field, "must be greater than zero"))
-        }
+        if v > 0.0 { Ok(v) } else { Err(self.err(field, "must be greater than zero")) }
     }
 
     /// `power`, optionally with `ping_on`, `ping_period`, `ping_power`:
@@ -481,21 +387,9 @@ impl Reader {
         self.check_keys(
             root,
             "",
-            &[
-                "name",
-                "description",
-                "voltage",
-                "promotion",
-                "connected",
-                "tail",
-                "idle",
-                "link",
-                "release_assistance",
-            ],
+            &["name", "description", "voltage", "promotion", "connected", "tail", "idle", "link", "release_assistance"],
         )?;
-        let name = self
-            .string(root, "", "name")?
-            .ok_or_else(|| self.err("name", "missing"))?;
+        let name = self.string(root, "", "name")?.ok_or_else(|| self.err("name", "missing"))?;
         if name.trim().is_empty() || name.len() > 64 {
             return Err(self.err("name", "must be 1 to 64 characters"));
         }
@@ -510,27 +404,12 @@ impl Reader {
         let promotion = self.promotion(promotion_table, "promotion")?;
 
         let c = self.required_table(root, "", "connected")?;
-        self.check_keys(
-            c,
-            "connected",
-            &[
-                "power",
-                "inactivity",
-                "up_energy",
-                "down_energy",
-                "tx_power",
-                "rx_power",
-            ],
-        )?;
+        self.check_keys(c, "connected", &["power", "inactivity", "up_energy", "down_energy", "tx_power", "rx_power"])?;
         let connected = Connected {
             power_w: self.required(c, "connected", "power", Dim::Power)?,
             inactivity_s: self.required(c, "connected", "inactivity", Dim::Time)?,
-            up_j_per_bit: self
-                .param(c, "connected", "up_energy", Dim::EnergyPerBit)?
-                .unwrap_or(0.0),
-            down_j_per_bit: self
-                .param(c, "connected", "down_energy", Dim::EnergyPerBit)?
-                .unwrap_or(0.0),
+            up_j_per_bit: self.param(c, "connected", "up_energy", Dim::EnergyPerBit)?.unwrap_or(0.0),
+            down_j_per_bit: self.param(c, "connected", "down_energy", Dim::EnergyPerBit)?.unwrap_or(0.0),
             tx_power_w: self.param(c, "connected", "tx_power", Dim::Power)?,
             rx_power_w: self.param(c, "connected", "rx_power", Dim::Power)?,
         };
@@ -550,30 +429,17 @@ impl Reader {
                     self.check_keys(
                         t,
                         &prefix,
-                        &[
-                            "name",
-                            "duration",
-                            "power",
-                            "ping_on",
-                            "ping_period",
-                            "ping_power",
-                            "radio_on",
-                            "promotion",
-                        ],
+                        &["name", "duration", "power", "ping_on", "ping_period", "ping_power", "radio_on", "promotion"],
                     )?;
-                    let stage_name = self
-                        .string(t, &prefix, "name")?
-                        .ok_or_else(|| self.err(&join(&prefix, "name"), "missing"))?;
+                    let stage_name =
+                        self.string(t, &prefix, "name")?.ok_or_else(|| self.err(&join(&prefix, "name"), "missing"))?;
                     if stage_name.trim().is_empty() || stage_name.len() > 32 {
                         return Err(self.err(&join(&prefix, "name"), "must be 1 to 32 characters"));
                     }
                     if ["idle", "promotion", "connected"].contains(&stage_name.as_str())
                         || tail.iter().any(|s: &TailStage| s.name == stage_name)
                     {
-                        return Err(self.err(
-                            &join(&prefix, "name"),
-                            format!("`{stage_name}` is already a state name"),
-                        ));
+                        return Err(self.err(&join(&prefix, "name"), format!("`{stage_name}` is already a state name")));
                     }
                     let prefix = format!("tail[{i}] ({stage_name})");
                     let duration_s = self.required(t, &prefix, "duration", Dim::Time)?;
@@ -582,22 +448,14 @@ impl Reader {
                         None => true,
                         Some(Value::Boolean(b)) => *b,
                         Some(_) => {
-                            return Err(
-                                self.err(&join(&prefix, "radio_on"), "expected true or false")
-                            );
+                            return Err(self.err(&join(&prefix, "radio_on"), "expected true or false"));
                         }
                     };
                     let promotion = match self.table(t, &prefix, "promotion")? {
                         None => None,
                         Some(p) => Some(self.promotion(p, &join(&prefix, "promotion"))?),
                     };
-                    tail.push(TailStage {
-                        name: stage_name,
-                        duration_s,
-                        power_w,
-                        radio_on,
-                        promotion,
-                    });
+                    tail.push(TailStage { name: stage_name, duration_s, power_w, radio_on, promotion });
                 }
             }
             Some(_) => return Err(self.err("tail", "expected an array of tables ([[tail]])")),
@@ -613,14 +471,8 @@ impl Reader {
         }
 
         let idle = self.required_table(root, "", "idle")?;
-        self.check_keys(
-            idle,
-            "idle",
-            &["name", "power", "ping_on", "ping_period", "ping_power"],
-        )?;
-        let idle_name = self
-            .string(idle, "idle", "name")?
-            .unwrap_or_else(|| "idle".to_string());
+        self.check_keys(idle, "idle", &["name", "power", "ping_on", "ping_period", "ping_power"])?;
+        let idle_name = self.string(idle, "idle", "name")?.unwrap_or_else(|| "idle".to_string());
         let idle_power_w = self.duty_cycled_power(idle, "idle")?;
 
         let l = self.required_table(root, "", "link")?;
@@ -644,12 +496,7 @@ impl Reader {
             Some(t) => {
                 self.check_keys(t, "release_assistance", &["release_after"])?;
                 Some(ReleaseAssistance {
-                    release_after_s: self.required(
-                        t,
-                        "release_assistance",
-                        "release_after",
-                        Dim::Time,
-                    )?,
+                    release_after_s: self.required(t, "release_assistance", "release_after", Dim::Time)?,
                 })
             }
         };
@@ -671,11 +518,7 @@ impl Reader {
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
 }
 
 /// Text for `wiretax radio list`: every built-in profile, every parameter with its source.
@@ -686,14 +529,7 @@ pub fn list_text() -> String {
         let _ = writeln!(out, "{} -- {}", p.name, p.description);
         let width = p.params.iter().map(|i| i.field.len()).max().unwrap_or(0);
         for info in &p.params {
-            let _ = writeln!(
-                out,
-                "  {:width$}  {:>14}  {}",
-                info.field,
-                info.value,
-                info.source,
-                width = width
-            );
+            let _ = writeln!(out, "  {:width$}  {:>14}  {}", info.field, info.value, info.source, width = width);
         }
         let _ = writeln!(
             out,
@@ -725,13 +561,7 @@ mod tests {
     #[test]
     fn lte_matches_aro_lte_conf() {
         let p = Profile::builtin("lte").unwrap();
-        assert_eq!(
-            p.promotion,
-            Promotion {
-                duration_s: 0.26,
-                power_w: 1.21
-            }
-        );
+        assert_eq!(p.promotion, Promotion { duration_s: 0.26, power_w: 1.21 });
         assert_eq!(p.connected.power_w, 1.2);
         assert_eq!(p.connected.inactivity_s, 0.1);
         assert!((p.connected.up_j_per_bit - 438.39e-9).abs() < 1e-15);
@@ -750,28 +580,13 @@ mod tests {
     #[test]
     fn umts_uses_the_average_fach_to_dch_promotion() {
         let p = Profile::builtin("3g").unwrap();
-        assert_eq!(
-            p.promotion,
-            Promotion {
-                duration_s: 2.0,
-                power_w: 0.65
-            }
-        );
+        assert_eq!(p.promotion, Promotion { duration_s: 2.0, power_w: 0.65 });
         assert_eq!(p.connected.power_w, 1.30);
         assert_eq!(p.connected.inactivity_s, 4.0);
         let fach = &p.tail[0];
-        assert_eq!(
-            (fach.name.as_str(), fach.duration_s, fach.power_w),
-            ("fach", 10.0, 0.30)
-        );
+        assert_eq!((fach.name.as_str(), fach.duration_s, fach.power_w), ("fach", 10.0, 0.30));
         // ARO's loader reads the maximum (3.0 s) here; the average is 1.5 s.
-        assert_eq!(
-            fach.promotion,
-            Some(Promotion {
-                duration_s: 1.5,
-                power_w: 0.80
-            })
-        );
+        assert_eq!(fach.promotion, Some(Promotion { duration_s: 1.5, power_w: 0.80 }));
     }
 
     #[test]
@@ -795,45 +610,23 @@ mod tests {
     #[test]
     fn bad_profiles_name_the_field() {
         let good = BUILTIN_SOURCES[0].1;
-        assert_eq!(
-            field_error(&good.replace("duration = { s = 0.26", "duration = { q = 0.26")),
-            "promotion.duration"
-        );
+        assert_eq!(field_error(&good.replace("duration = { s = 0.26", "duration = { q = 0.26")), "promotion.duration");
         assert_eq!(
             field_error(&good.replace("inactivity = { s = 0.1", "inactivity = { s = -0.1")),
             "connected.inactivity"
         );
-        assert_eq!(
-            field_error(&good.replace("[link]", "[link]\nspeed = 3")),
-            "link.speed"
-        );
+        assert_eq!(field_error(&good.replace("[link]", "[link]\nspeed = 3")), "link.speed");
         assert_eq!(
             field_error(&good.replace(", source = \"AT&T ARO lte.conf T_PROMOTION\"", "")),
             "promotion.duration"
         );
         assert_eq!(field_error(&good.replace("up = {", "upp = {")), "link.upp");
-        let no_voltage: String = good
-            .lines()
-            .filter(|l| !l.starts_with("voltage"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let no_voltage: String = good.lines().filter(|l| !l.starts_with("voltage")).collect::<Vec<_>>().join("\n");
         assert_eq!(field_error(&no_voltage), "voltage");
-        assert!(matches!(
-            Profile::parse("name = ", "x"),
-            Err(ProfileError::Syntax { .. })
-        ));
-        assert!(matches!(
-            Profile::resolve("no-such-profile"),
-            Err(ProfileError::Unknown(..))
-        ));
-        assert_eq!(
-            field_error(&good.replace("up = { mbps = 5.64", "up = { bps = 0.001")),
-            "link.up"
-        );
-        assert_eq!(
-            field_error(&good.replace("{ v = 3.7", "{ v = 0")),
-            "voltage"
-        );
+        assert!(matches!(Profile::parse("name = ", "x"), Err(ProfileError::Syntax { .. })));
+        assert!(matches!(Profile::resolve("no-such-profile"), Err(ProfileError::Unknown(..))));
+        assert_eq!(field_error(&good.replace("up = { mbps = 5.64", "up = { bps = 0.001")), "link.up");
+        assert_eq!(field_error(&good.replace("{ v = 3.7", "{ v = 0")), "voltage");
         assert_eq!(
             field_error(&good.replace("ping_on = { s = 0.002", "ping_on = { s = 2")),
             "tail[0] (short_drx).ping_on"
@@ -846,9 +639,7 @@ mod tests {
             "{released_then_on}[[tail]]\nname = \"y\"\nduration = {{ s = 1, source = \"a\" }}\npower = {{ w = 0, source = \"a\" }}\n"
         );
         assert_eq!(field_error(&on_after_released), "tail (y)");
-        let msg = Profile::parse(&good.replace("rtt = { ms", "rtt = { kbps"), "user.toml")
-            .unwrap_err()
-            .to_string();
+        let msg = Profile::parse(&good.replace("rtt = { ms", "rtt = { kbps"), "user.toml").unwrap_err().to_string();
         assert!(msg.contains("link.rtt"), "{msg}");
     }
 
@@ -856,13 +647,7 @@ mod tests {
     fn user_profile_loads_from_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mine.toml");
-        std::fs::write(
-            &path,
-            BUILTIN_SOURCES[0]
-                .1
-                .replace("name = \"lte\"", "name = \"mine\""),
-        )
-        .unwrap();
+        std::fs::write(&path, BUILTIN_SOURCES[0].1.replace("name = \"lte\"", "name = \"mine\"")).unwrap();
         let p = Profile::resolve(path.to_str().unwrap()).unwrap();
         assert_eq!(p.name, "mine");
         assert_eq!(p.tail, Profile::builtin("lte").unwrap().tail);

@@ -30,7 +30,7 @@
 //!   round trip (no DRX timer runs). Gaps longer than `burst_gap` are kept
 //!   as captured.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -89,12 +89,7 @@ pub struct RadioOptions {
 
 impl Default for RadioOptions {
     fn default() -> Self {
-        RadioOptions {
-            timing: Timing::Captured,
-            battery_mah: None,
-            sleep_current_ua: 0.0,
-            release_assistance: false,
-        }
+        RadioOptions { timing: Timing::Captured, battery_mah: None, sleep_current_ua: 0.0, release_assistance: false }
     }
 }
 
@@ -199,7 +194,8 @@ pub struct RadioSim {
     needed_airtime_s: f64,
     captured_burst_s: f64,
     bursts: u64,
-    burst: HashMap<Key, BurstPart>,
+    // Ordered: the shared tail is summed in the same order on every run.
+    burst: BTreeMap<Key, BurstPart>,
     flows: BTreeMap<u32, Share>,
     exchanges: BTreeMap<u32, Share>,
     /// Totals when the first and the latest burst began: the per-day sample.
@@ -268,10 +264,7 @@ impl RadioSim {
             last_cap_s: 0.0,
             last_end_s: 0.0,
             last_uplink: false,
-            last_key: Key {
-                flow: 0,
-                exchange: None,
-            },
+            last_key: Key { flow: 0, exchange: None },
             timeline_start_s: 0.0,
             promotions: 0,
             wakeups: 0,
@@ -285,7 +278,7 @@ impl RadioSim {
             needed_airtime_s: 0.0,
             captured_burst_s: 0.0,
             bursts: 0,
-            burst: HashMap::new(),
+            burst: BTreeMap::new(),
             flows: BTreeMap::new(),
             exchanges: BTreeMap::new(),
             first_burst: None,
@@ -315,12 +308,7 @@ impl RadioSim {
 
     /// Splits `gap` seconds after a packet into state segments; returns where the radio ends.
     /// Also returns when (seconds into the gap) the radio entered that position.
-    fn walk(
-        &self,
-        gap: f64,
-        rai: bool,
-        segments: &mut [(usize, f64); MAX_SEGMENTS],
-    ) -> (usize, Position, f64) {
+    fn walk(&self, gap: f64, rai: bool, segments: &mut [(usize, f64); MAX_SEGMENTS]) -> (usize, Position, f64) {
         let mut n = 0;
         let mut left = gap.max(0.0);
         let connected_for = match (&self.profile.release_assistance, rai) {
@@ -435,11 +423,7 @@ impl RadioSim {
                     Some((PROMOTION, self.profile.promotion.clone(), true))
                 } else {
                     let p = stage.promotion.clone()?;
-                    Some((
-                        self.stage_promotion_state.get(k).copied().flatten()?,
-                        p,
-                        false,
-                    ))
+                    Some((self.stage_promotion_state.get(k).copied().flatten()?, p, false))
                 }
             }
         }
@@ -485,22 +469,14 @@ impl RadioSim {
     /// earlier than the previous one counts as no gap.
     pub fn tick(&mut self, t: &Tick) {
         let link = self.opts.timing == Timing::Link;
-        let key = Key {
-            flow: t.flow,
-            exchange: t.exchange,
-        };
+        let key = Key { flow: t.flow, exchange: t.exchange };
         let bytes = u64::from(t.wire_len);
         let bits = bytes as f64 * 8.0;
-        let rate = if t.uplink {
-            self.profile.link.up_bps
-        } else {
-            self.profile.link.down_bps
-        };
+        let rate = if t.uplink { self.profile.link.up_bps } else { self.profile.link.down_bps };
         let serialisation_s = if rate > 0.0 { bits / rate } else { 0.0 };
 
         let start_s;
-        let new_burst =
-            !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
+        let new_burst = !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
         if !self.started {
             self.started = true;
             self.first_ts_ns = t.ts_ns;
@@ -526,11 +502,7 @@ impl RadioSim {
                 self.credit_round_trip(key);
             }
             let gap = if link {
-                if continuation {
-                    if turn { self.profile.link.rtt_s } else { 0.0 }
-                } else {
-                    cap_gap
-                }
+                if continuation { if turn { self.profile.link.rtt_s } else { 0.0 } } else { cap_gap }
             } else {
                 // Captured: the radio's clock is the capture's.
                 cap_s - self.last_end_s
@@ -593,11 +565,7 @@ impl RadioSim {
             self.burst_time_s += airtime;
         }
         let c = &self.profile.connected;
-        let per_bit = if t.uplink {
-            c.up_j_per_bit
-        } else {
-            c.down_j_per_bit
-        };
+        let per_bit = if t.uplink { c.up_j_per_bit } else { c.down_j_per_bit };
         let active_power = if t.uplink { c.tx_power_w } else { c.rx_power_w };
         let mut extra = bits * per_bit;
         if let Some(p) = active_power {
@@ -634,8 +602,7 @@ impl RadioSim {
     }
 
     fn gap_since_last_capture(&self, t: &Tick) -> f64 {
-        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s)
-            - self.last_cap_s
+        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s) - self.last_cap_s
     }
 
     fn credit_round_trip(&mut self, key: Key) {
@@ -652,16 +619,11 @@ impl RadioSim {
     pub fn finish(mut self, capture_span_s: f64) -> RadioReport {
         let mut notes = Vec::new();
         if self.opts.release_assistance && self.profile.release_assistance.is_none() {
-            notes.push(format!(
-                "profile {} has no release_assistance section: RAI ignored",
-                self.profile.name
-            ));
+            notes.push(format!("profile {} has no release_assistance section: RAI ignored", self.profile.name));
         }
         // Only a clear mismatch: packets are instants on the captured
         // timeline, so single-packet bursts always look too fast.
-        if self.opts.timing == Timing::Captured
-            && self.needed_airtime_s > (2.0 * self.captured_burst_s).max(0.1)
-        {
+        if self.opts.timing == Timing::Captured && self.needed_airtime_s > (2.0 * self.captured_burst_s).max(0.1) {
             notes.push(format!(
                 "the capture moved its bursts in {:.3} s, but {} needs {:.3} s of airtime for them at {} / {} kbit/s: \
                  its timestamps come from a faster link; --timing link re-times them on this radio",
@@ -672,20 +634,12 @@ impl RadioSim {
                 self.profile.link.down_bps / 1e3
             ));
         }
-        let capture_span_s = if capture_span_s.is_finite() {
-            capture_span_s.max(0.0)
-        } else {
-            0.0
-        };
+        let capture_span_s = if capture_span_s.is_finite() { capture_span_s.max(0.0) } else { 0.0 };
         let mut timeline_end_s = self.timeline_start_s;
         if self.started {
             // The last burst's tail runs to its end, even past the capture's end.
             let full_tail: f64 = self.profile.connected.inactivity_s.max(0.0)
-                + self
-                    .profile
-                    .release_assistance
-                    .as_ref()
-                    .map_or(0.0, |r| r.release_after_s)
+                + self.profile.release_assistance.as_ref().map_or(0.0, |r| r.release_after_s)
                 + self.profile.tail.iter().map(|s| s.duration_s).sum::<f64>();
             let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
             let (n, _, _) = self.walk(full_tail, self.rai, &mut segments);
@@ -709,10 +663,7 @@ impl RadioSim {
         // the tail time, when the radio never idles) between bursts included.
         // A single burst says nothing about the period: it is assumed to
         // repeat back to back (promotion, burst, full tail), an upper bound.
-        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (
-            self.first_burst,
-            self.last_burst,
-        ) {
+        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (self.first_burst, self.last_burst) {
             (Some(a), Some(b)) if b.cap_s > a.cap_s && b.t_s > a.t_s => {
                 // The day holds as many cycles as the captured schedule gives;
                 // each cycle costs what the radio's timeline says (with link
@@ -743,9 +694,7 @@ impl RadioSim {
                     self.bytes,
                     self.radio_on_s,
                     self.wakeups,
-                    format!(
-                        "one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"
-                    ),
+                    format!("one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"),
                 )
             }
         };
@@ -771,25 +720,17 @@ impl RadioSim {
                 window_s: 0.0,
             }
         };
-        let battery = self
-            .opts
-            .battery_mah
-            .filter(|b| b.is_finite() && *b > 0.0)
-            .map(|capacity_mah| {
-                let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
-                let total = per_day.charge_mah + sleep_mah_per_day;
-                Battery {
-                    capacity_mah,
-                    sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
-                    radio_mah_per_day: per_day.charge_mah,
-                    sleep_mah_per_day,
-                    life_days: if total > 0.0 {
-                        Some(capacity_mah / total)
-                    } else {
-                        None
-                    },
-                }
-            });
+        let battery = self.opts.battery_mah.filter(|b| b.is_finite() && *b > 0.0).map(|capacity_mah| {
+            let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
+            let total = per_day.charge_mah + sleep_mah_per_day;
+            Battery {
+                capacity_mah,
+                sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
+                radio_mah_per_day: per_day.charge_mah,
+                sleep_mah_per_day,
+                life_days: if total > 0.0 { Some(capacity_mah / total) } else { None },
+            }
+        });
 
         let energy_j = self.total_energy();
         let split = EnergySplit {
@@ -1015,20 +956,11 @@ impl RadioReport {
         let _ = writeln!(
             o,
             "  radio on {:.3} s, {} wake-ups, {} promotions, energy {:.6} J = {:.6} mAh at {} V",
-            self.radio_on_s,
-            self.wakeups,
-            self.promotions,
-            self.energy_j,
-            self.charge_mah,
-            self.voltage_v
+            self.radio_on_s, self.wakeups, self.promotions, self.energy_j, self.charge_mah, self.voltage_v
         );
         let e = &self.energy;
         let pct = |x: f64| {
-            if self.energy_j > 0.0 {
-                100.0 * x / self.energy_j
-            } else {
-                0.0
-            }
+            if self.energy_j > 0.0 { 100.0 * x / self.energy_j } else { 0.0 }
         };
         let _ = writeln!(
             o,
@@ -1042,25 +974,14 @@ impl RadioReport {
             e.idle_j,
             pct(e.idle_j)
         );
-        let states: Vec<String> = self
-            .states
-            .iter()
-            .filter(|s| s.time_s > 0.0)
-            .map(|s| format!("{} {:.3} s", s.state, s.time_s))
-            .collect();
+        let states: Vec<String> =
+            self.states.iter().filter(|s| s.time_s > 0.0).map(|s| format!("{} {:.3} s", s.state, s.time_s)).collect();
         let _ = writeln!(o, "  time per state: {}", states.join(", "));
         if let Some(l) = &self.link {
             let _ = writeln!(
                 o,
                 "  link: {} round trips x {:.3} s, {} B up at {} kbit/s, {} B down at {} kbit/s, {:.3} s airtime, {:.3} s on the link",
-                l.round_trips,
-                l.rtt_s,
-                l.bytes_up,
-                l.up_kbps,
-                l.bytes_down,
-                l.down_kbps,
-                l.airtime_s,
-                l.on_link_s
+                l.round_trips, l.rtt_s, l.bytes_up, l.up_kbps, l.bytes_down, l.down_kbps, l.airtime_s, l.on_link_s
             );
         }
         let d = &self.per_day;

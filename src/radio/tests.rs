@@ -25,27 +25,15 @@ const NB_EDRX_W: f64 = 37e-6 * 3.7;
 const NB_PSM_W: f64 = 2.7e-6 * 3.7;
 
 fn assert_j(what: &str, got: f64, want: f64) {
-    assert!(
-        (got - want).abs() < UJ,
-        "{what}: got {got:.9} J, want {want:.9} J"
-    );
+    assert!((got - want).abs() < UJ, "{what}: got {got:.9} J, want {want:.9} J");
 }
 
 fn tick(t_s: f64, len: u32, uplink: bool) -> Tick {
-    Tick {
-        ts_ns: (t_s * 1e9).round() as i64,
-        wire_len: len,
-        uplink,
-        flow: 0,
-        exchange: None,
-    }
+    Tick { ts_ns: (t_s * 1e9).round() as i64, wire_len: len, uplink, flow: 0, exchange: None }
 }
 
 fn xtick(t_s: f64, len: u32, uplink: bool, exchange: u32) -> Tick {
-    Tick {
-        exchange: Some(exchange),
-        ..tick(t_s, len, uplink)
-    }
+    Tick { exchange: Some(exchange), ..tick(t_s, len, uplink) }
 }
 
 fn run(profile: &str, opts: RadioOptions, ticks: &[Tick]) -> RadioReport {
@@ -65,28 +53,17 @@ fn captured() -> RadioOptions {
 }
 
 fn link() -> RadioOptions {
-    RadioOptions {
-        timing: Timing::Link,
-        ..RadioOptions::default()
-    }
+    RadioOptions { timing: Timing::Link, ..RadioOptions::default() }
 }
 
 fn state(r: &RadioReport, name: &str) -> (f64, f64) {
-    let s = r
-        .states
-        .iter()
-        .find(|s| s.state == name)
-        .unwrap_or_else(|| panic!("no state {name}"));
+    let s = r.states.iter().find(|s| s.state == name).unwrap_or_else(|| panic!("no state {name}"));
     (s.time_s, s.energy_j)
 }
 
 fn check_split(r: &RadioReport) {
     let e = &r.energy;
-    assert_j(
-        "split adds up",
-        e.promotion_j + e.transfer_j + e.tail_j + e.idle_j,
-        r.energy_j,
-    );
+    assert_j("split adds up", e.promotion_j + e.transfer_j + e.tail_j + e.idle_j, r.energy_j);
     let by_state: f64 = r.states.iter().map(|s| s.energy_j).sum();
     assert_j("states add up", by_state, r.energy_j);
     assert_j("tail field", r.tail_energy_j, e.tail_j);
@@ -114,11 +91,7 @@ fn lte_one_packet() {
 #[test]
 fn lte_two_packets_inside_one_tail() {
     // Second packet 5 s later finds the radio in long DRX: no promotion.
-    let r = run(
-        "lte",
-        captured(),
-        &[tick(0.0, 100, true), tick(5.0, 200, false)],
-    );
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(5.0, 200, false)]);
     let gap = 0.12 + 0.02244 + 4.88 * 1.091;
     let bits = 800.0 * UP_BIT + 1600.0 * DOWN_BIT;
     assert_eq!((r.promotions, r.wakeups), (1, 1));
@@ -134,11 +107,7 @@ fn lte_two_packets_just_outside_the_tail() {
     // 10.2 s > 10.12 s tail: the radio idled, the second packet needs a new
     // promotion. The capture shows the packet 0.08 s after the tail ended,
     // less than the 0.26 s promotion: the first tail still runs in full.
-    let r = run(
-        "lte",
-        captured(),
-        &[tick(0.0, 100, true), tick(10.2, 100, true)],
-    );
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(10.2, 100, true)]);
     assert_eq!((r.promotions, r.wakeups), (2, 2));
     assert_j("promotion", r.energy.promotion_j, 2.0 * LTE_PROMO);
     assert_j("tail", r.energy.tail_j, 2.0 * LTE_TAIL);
@@ -146,32 +115,16 @@ fn lte_two_packets_just_outside_the_tail() {
     check_split(&r);
 
     // Just inside (10.0 s): one promotion, the tail is cut short.
-    let r = run(
-        "lte",
-        captured(),
-        &[tick(0.0, 100, true), tick(10.0, 100, true)],
-    );
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(10.0, 100, true)]);
     assert_eq!(r.promotions, 1);
-    assert_j(
-        "total",
-        r.energy_j,
-        LTE_PROMO + 0.12 + 0.02244 + 9.88 * 1.091 + LTE_TAIL + 1600.0 * UP_BIT,
-    );
+    assert_j("total", r.energy_j, LTE_PROMO + 0.12 + 0.02244 + 9.88 * 1.091 + LTE_TAIL + 1600.0 * UP_BIT);
 
     // Well outside (15 s): idle paging for 15 - 10.12 - 0.26 s before the promotion.
-    let r = run(
-        "lte",
-        captured(),
-        &[tick(0.0, 100, true), tick(15.0, 100, true)],
-    );
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(15.0, 100, true)]);
     let idle_s = 15.0 - 10.12 - 0.26;
     assert_j("idle time", state(&r, "idle").0, idle_s);
     assert_j("idle", r.energy.idle_j, idle_s * LTE_IDLE_W);
-    assert_j(
-        "total",
-        r.energy_j,
-        2.0 * (LTE_PROMO + LTE_TAIL + 800.0 * UP_BIT) + idle_s * LTE_IDLE_W,
-    );
+    assert_j("total", r.energy_j, 2.0 * (LTE_PROMO + LTE_TAIL + 800.0 * UP_BIT) + idle_s * LTE_IDLE_W);
     check_split(&r);
 }
 
@@ -179,9 +132,7 @@ fn lte_two_packets_just_outside_the_tail() {
 fn lte_long_transfer_at_a_known_rate_captured() {
     // 1000-byte frames every 10 ms for 2 s (800 kbit/s): continuous reception
     // throughout (10 ms < 100 ms inactivity).
-    let ticks: Vec<Tick> = (0..=200)
-        .map(|i| tick(i as f64 * 0.01, 1000, true))
-        .collect();
+    let ticks: Vec<Tick> = (0..=200).map(|i| tick(i as f64 * 0.01, 1000, true)).collect();
     let r = run("lte", captured(), &ticks);
     let bits = 201.0 * 8000.0 * UP_BIT;
     assert_j("transfer", r.energy.transfer_j, 2.0 * 1.2 + bits);
@@ -195,23 +146,13 @@ fn lte_long_transfer_at_a_known_rate_captured() {
 fn lte_long_transfer_at_a_known_rate_on_the_link() {
     // 100 uplink frames of 1410 bytes, captured 1 ms apart: on a 5.64 Mbit/s
     // uplink each takes 11280 / 5.64e6 = 2 ms, back to back.
-    let ticks: Vec<Tick> = (0..100)
-        .map(|i| tick(i as f64 * 0.001, 1410, true))
-        .collect();
+    let ticks: Vec<Tick> = (0..100).map(|i| tick(i as f64 * 0.001, 1410, true)).collect();
     let r = run("lte", link(), &ticks);
     let link = r.link.as_ref().unwrap();
     assert_j("airtime", link.airtime_s, 0.2);
     assert_eq!(link.round_trips, 0);
-    assert_j(
-        "transfer",
-        r.energy.transfer_j,
-        0.2 * 1.2 + 1_128_000.0 * UP_BIT,
-    );
-    assert_j(
-        "total",
-        r.energy_j,
-        LTE_PROMO + 0.24 + 0.49450392 + LTE_TAIL,
-    );
+    assert_j("transfer", r.energy.transfer_j, 0.2 * 1.2 + 1_128_000.0 * UP_BIT);
+    assert_j("total", r.energy_j, LTE_PROMO + 0.24 + 0.49450392 + LTE_TAIL);
     assert_j("radio on", r.radio_on_s, 0.26 + 0.2 + 10.12);
     // the promotion delays the transfer on the link timeline
     assert_j("retimed span", link.retimed_span_s, 0.26 + 0.2);
@@ -221,45 +162,25 @@ fn lte_long_transfer_at_a_known_rate_on_the_link() {
 
 #[test]
 fn link_timing_waits_a_round_trip_for_the_answer() {
-    let r = run(
-        "lte",
-        link(),
-        &[
-            tick(0.0, 100, true),
-            tick(0.001, 200, false),
-            tick(0.002, 100, true),
-        ],
-    );
+    let r = run("lte", link(), &[tick(0.0, 100, true), tick(0.001, 200, false), tick(0.002, 100, true)]);
     let up = 800.0 / 5.64e6;
     let down = 1600.0 / 12.74e6;
     let link = r.link.as_ref().unwrap();
     assert_eq!(link.round_trips, 1);
     assert_j("on link", link.on_link_s, 2.0 * up + 0.07 + down);
     let connected = (2.0 * up + 0.07 + down) * 1.2;
-    assert_j(
-        "total",
-        r.energy_j,
-        LTE_PROMO + connected + 1600.0 * UP_BIT + 1600.0 * DOWN_BIT + LTE_TAIL,
-    );
+    assert_j("total", r.energy_j, LTE_PROMO + connected + 1600.0 * UP_BIT + 1600.0 * DOWN_BIT + LTE_TAIL);
     check_split(&r);
 }
 
 #[test]
 fn umts_fach_promotion_uses_the_average() {
     let r = run("umts", captured(), &[tick(0.0, 100, true)]);
-    assert_j(
-        "one packet",
-        r.energy_j,
-        2.0 * 0.65 + 4.0 * 1.30 + 10.0 * 0.30,
-    );
+    assert_j("one packet", r.energy_j, 2.0 * 0.65 + 4.0 * 1.30 + 10.0 * 0.30);
     assert_j("radio on", r.radio_on_s, 16.0);
     // A packet 6 s later finds FACH: 1.5 s FACH->DCH promotion at 0.8 W,
     // placed before the packet (FACH 4.0 .. 4.5 s, promotion 4.5 .. 6.0 s).
-    let r = run(
-        "umts",
-        captured(),
-        &[tick(0.0, 100, true), tick(6.0, 100, true)],
-    );
+    let r = run("umts", captured(), &[tick(0.0, 100, true), tick(6.0, 100, true)]);
     assert_eq!((r.promotions, r.wakeups), (2, 1));
     assert_j("fach->dch", state(&r, "promotion_from_fach").1, 1.2);
     assert_j("fach", state(&r, "fach").0, 0.5 + 10.0);
@@ -269,11 +190,7 @@ fn umts_fach_promotion_uses_the_average() {
 
 #[test]
 fn wifi_tail_then_power_save() {
-    let r = run(
-        "wifi",
-        captured(),
-        &[tick(0.0, 100, true), tick(1.0, 100, false)],
-    );
+    let r = run("wifi", captured(), &[tick(0.0, 100, true), tick(1.0, 100, false)]);
     assert_eq!(r.wakeups, 2);
     assert_j("standby", state(&r, "standby_psm").1, 0.75 * 0.02);
     assert_j("total", r.energy_j, 2.0 * 0.25 * 0.403 + 0.75 * 0.02);
@@ -285,21 +202,13 @@ fn nbiot_psm_entry_and_exit() {
     // Packet at 0 s, next at 200 s: connected 0.2 s, connected DRX 20 s,
     // idle eDRX 60 s (the active time), PSM from 80.2 s; the second packet
     // wakes the radio from PSM with a 2.7 s promotion ending at 200 s.
-    let r = run(
-        "nbiot",
-        captured(),
-        &[tick(0.0, 100, true), tick(200.0, 100, true)],
-    );
+    let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(200.0, 100, true)]);
     let psm_s = 200.0 - 2.7 - 80.2;
     let tail = 0.2 * NB_CONN_W + 20.0 * NB_CDRX_W + 60.0 * NB_EDRX_W;
     assert_j("tail by hand", tail, 0.152514);
     assert_j("psm time", state(&r, "psm").0, psm_s);
     assert_j("psm energy", r.energy.idle_j, psm_s * NB_PSM_W);
-    assert_j(
-        "total",
-        r.energy_j,
-        2.0 * NB_PROMO + 2.0 * tail + psm_s * NB_PSM_W,
-    );
+    assert_j("total", r.energy_j, 2.0 * NB_PROMO + 2.0 * tail + psm_s * NB_PSM_W);
     assert_j("total (by hand)", r.energy_j, 1.406177829);
     assert_eq!((r.promotions, r.wakeups), (2, 2));
     // idle eDRX and PSM are not radio-on time
@@ -310,11 +219,7 @@ fn nbiot_psm_entry_and_exit() {
 #[test]
 fn nbiot_edrx_wakeup() {
     // Next packet at 50 s finds the radio released, in idle eDRX since 20.2 s.
-    let r = run(
-        "nbiot",
-        captured(),
-        &[tick(0.0, 100, true), tick(50.0, 100, true)],
-    );
+    let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(50.0, 100, true)]);
     let edrx_s = 50.0 - 2.7 - 20.2;
     assert_j("edrx time", state(&r, "idle_edrx").0, edrx_s + 60.0);
     assert_eq!(r.wakeups, 2);
@@ -327,10 +232,7 @@ fn nbiot_edrx_wakeup() {
 
 #[test]
 fn nbiot_release_assistance_skips_the_connected_tail() {
-    let opts = RadioOptions {
-        release_assistance: true,
-        ..captured()
-    };
+    let opts = RadioOptions { release_assistance: true, ..captured() };
     let r = run("nbiot", opts, &[tick(0.0, 100, true)]);
     assert!(r.release_assistance);
     assert_j("tail", r.energy.tail_j, 0.1 * NB_CONN_W + 60.0 * NB_EDRX_W);
@@ -339,14 +241,7 @@ fn nbiot_release_assistance_skips_the_connected_tail() {
     let r = run("nbiot", captured(), &[tick(0.0, 100, true)]);
     assert_j("total", r.energy_j, NB_PROMO + 0.152514);
     // LTE has no RAI: ignored, and the report says so
-    let r = run(
-        "lte",
-        RadioOptions {
-            release_assistance: true,
-            ..captured()
-        },
-        &[tick(0.0, 100, true)],
-    );
+    let r = run("lte", RadioOptions { release_assistance: true, ..captured() }, &[tick(0.0, 100, true)]);
     assert!(!r.release_assistance);
     assert_eq!(r.notes.len(), 1);
 }
@@ -356,22 +251,14 @@ fn shared_tail_is_split_by_the_time_each_exchange_kept_the_radio_up() {
     // Exchange 0: 0.0 up, 0.2 down. Exchange 1: 0.3 up, 0.35 down.
     // Radio time: gap 0.2 -> ex 0; gap 0.1 (ex 0 -> ex 1) split; gap 0.05 -> ex 1.
     // Weights 0.25 and 0.10; the final tail is split 5:2.
-    let ticks = [
-        xtick(0.0, 100, true, 0),
-        xtick(0.2, 100, false, 0),
-        xtick(0.3, 100, true, 1),
-        xtick(0.35, 100, false, 1),
-    ];
+    let ticks =
+        [xtick(0.0, 100, true, 0), xtick(0.2, 100, false, 0), xtick(0.3, 100, true, 1), xtick(0.35, 100, false, 1)];
     let r = run("lte", captured(), &ticks);
     let bits = 800.0 * (UP_BIT + DOWN_BIT);
     let e0 = &r.per_exchange[0];
     let e1 = &r.per_exchange[1];
     assert_j("ex0 promotion", e0.promotion_j, LTE_PROMO);
-    assert_j(
-        "ex0 transfer",
-        e0.transfer_j,
-        0.12 + 0.02244 + 0.08 * 1.091 + 0.06 + bits,
-    );
+    assert_j("ex0 transfer", e0.transfer_j, 0.12 + 0.02244 + 0.08 * 1.091 + 0.06 + bits);
     assert_j("ex1 transfer", e1.transfer_j, 0.06 + 0.06 + bits);
     assert_j("ex0 tail", e0.tail_j, LTE_TAIL * 0.25 / 0.35);
     assert_j("ex1 tail", e1.tail_j, LTE_TAIL * 0.10 / 0.35);
@@ -386,11 +273,7 @@ fn per_day_from_wakeup_cycles_and_battery_life() {
     // A reading every 20 s, 8 readings: 7 full cycles between the first and
     // the last wake-up, each = promotion + bits + tail + idle.
     let ticks: Vec<Tick> = (0..8).map(|i| tick(i as f64 * 20.0, 100, true)).collect();
-    let opts = RadioOptions {
-        battery_mah: Some(3000.0),
-        sleep_current_ua: 5.0,
-        ..captured()
-    };
+    let opts = RadioOptions { battery_mah: Some(3000.0), sleep_current_ua: 5.0, ..captured() };
     let r = run("lte", opts, &ticks);
     assert_eq!(r.wakeups, 8);
     let cycle = LTE_PROMO + 800.0 * UP_BIT + LTE_TAIL + (20.0 - 10.12 - 0.26) * LTE_IDLE_W;
@@ -417,24 +300,15 @@ fn per_day_with_one_wakeup_repeats_the_episode() {
 
 #[test]
 fn no_traffic_and_hostile_input_do_not_panic() {
-    let r =
-        RadioSim::new(Profile::builtin("lte").unwrap(), RadioOptions::default()).finish(f64::NAN);
+    let r = RadioSim::new(Profile::builtin("lte").unwrap(), RadioOptions::default()).finish(f64::NAN);
     assert_eq!(r.energy_j, 0.0);
     assert_eq!(r.per_day.bytes, 0);
     assert!(r.per_day.charge_mah > 0.0); // idle paging all day
     for timing in [Timing::Captured, Timing::Link] {
         for name in Profile::builtin_names() {
-            let mut sim = RadioSim::new(
-                Profile::builtin(name).unwrap(),
-                RadioOptions {
-                    timing,
-                    ..RadioOptions::default()
-                },
-            );
-            for (i, ts) in [i64::MIN, i64::MAX, 0, -5, i64::MAX, 3]
-                .into_iter()
-                .enumerate()
-            {
+            let mut sim =
+                RadioSim::new(Profile::builtin(name).unwrap(), RadioOptions { timing, ..RadioOptions::default() });
+            for (i, ts) in [i64::MIN, i64::MAX, 0, -5, i64::MAX, 3].into_iter().enumerate() {
                 sim.tick(&Tick {
                     ts_ns: ts,
                     wire_len: u32::MAX,
@@ -456,15 +330,7 @@ fn no_traffic_and_hostile_input_do_not_panic() {
 fn report_has_the_contract_fields() {
     let r = run("lte", captured(), &[tick(0.0, 100, true)]);
     let v = serde_json::to_value(&r).unwrap();
-    for k in [
-        "profile",
-        "radio_on_s",
-        "energy_j",
-        "charge_mah",
-        "tail_energy_j",
-        "promotions",
-        "per_day",
-    ] {
+    for k in ["profile", "radio_on_s", "energy_j", "charge_mah", "tail_energy_j", "promotions", "per_day"] {
         assert!(v.get(k).is_some(), "{k}");
     }
     for k in ["bytes", "wakeups", "radio_on_s", "charge_mah"] {
@@ -507,10 +373,7 @@ fn nbiot_new_tls_connection_per_reading_costs_three_times_an_open_mqtt_connectio
     );
     assert!(per_reading_h >= 3.0 * per_reading_m, "{why}");
     // The JSON shows why: more round trips and bytes per reading.
-    assert!(
-        hl.round_trips as f64 / 12.0 >= 3.0 * ml.round_trips as f64 / 15.0,
-        "{why}"
-    );
+    assert!(hl.round_trips as f64 / 12.0 >= 3.0 * ml.round_trips as f64 / 15.0, "{why}");
     assert!(h.bytes as f64 / 12.0 > 3.0 * m.bytes as f64 / 15.0, "{why}");
     let v = serde_json::to_value(&h).unwrap();
     assert_eq!(v["timing"], "link");
@@ -527,57 +390,15 @@ fn text_rendering_mentions_the_essentials() {
         sleep_current_ua: 5.0,
         release_assistance: false,
     };
-    let r = run(
-        "nbiot",
-        opts,
-        &[tick(0.0, 100, true), tick(0.001, 300, false)],
-    );
+    let r = run("nbiot", opts, &[tick(0.0, 100, true), tick(0.001, 300, false)]);
     let text = r.to_text();
-    for s in [
-        "nbiot",
-        "re-timed",
-        "round trips",
-        "per day",
-        "battery 3000 mAh",
-        "connected_drx",
-    ] {
+    for s in ["nbiot", "re-timed", "round trips", "per day", "battery 3000 mAh", "connected_drx"] {
         assert!(text.contains(s), "{s} missing in\n{text}");
     }
-    let c = cost(
-        1e6,
-        &CostOptions {
-            devices: 10,
-            price_per_mb: Some(0.1),
-            currency: "EUR".into(),
-            binary_units: false,
-        },
-    );
+    let c =
+        cost(1e6, &CostOptions { devices: 10, price_per_mb: Some(0.1), currency: "EUR".into(), binary_units: false });
     let text = c.to_text();
-    assert!(
-        text.contains("fleet-year (365 d)") && text.contains("365.00 EUR"),
-        "{text}"
-    );
-}
-
-#[test]
-#[ignore]
-fn print_list() {
-    println!("{}", list_text());
-    let https = capture_ticks(include_str!("testdata/https-tls12-full.ticks"));
-    for p in ["lte", "umts", "wifi", "ltem", "nbiot"] {
-        for o in [captured(), link()] {
-            let r = run(
-                p,
-                RadioOptions {
-                    battery_mah: Some(3000.0),
-                    sleep_current_ua: 5.0,
-                    ..o
-                },
-                &https,
-            );
-            println!("{}", r.to_text());
-        }
-    }
+    assert!(text.contains("fleet-year (365 d)") && text.contains("365.00 EUR"), "{text}");
 }
 
 #[test]
@@ -610,32 +431,16 @@ fn lte_wakeups_match_the_truth_files() {
         check_split(&r);
     }
     // A reading every 20 s: 4,320 wake-ups a day.
-    let r = run(
-        "lte",
-        captured(),
-        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
-    );
-    assert!(
-        (r.per_day.wakeups - 4320.0).abs() < 5.0,
-        "{}",
-        r.per_day.wakeups
-    );
+    let r = run("lte", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    assert!((r.per_day.wakeups - 4320.0).abs() < 5.0, "{}", r.per_day.wakeups);
     assert_eq!(r.per_flow.len(), 8);
 }
 
 #[test]
 fn nbiot_sparse_tracker_https_versus_mqtt() {
     // The textbook tracker on NB-IoT, 8 readings 20 s apart each way.
-    let h = run(
-        "nbiot",
-        link(),
-        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
-    );
-    let m = run(
-        "nbiot",
-        link(),
-        &capture_ticks(include_str!("testdata/sparse-mqtt-gps.ticks")),
-    );
+    let h = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    let m = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-mqtt-gps.ticks")));
     let (hl, ml) = (h.link.as_ref().unwrap(), m.link.as_ref().unwrap());
     eprintln!(
         "https {:.4} J/reading, {} round trips; mqtt {:.4} J/reading, {} round trips",
@@ -646,64 +451,20 @@ fn nbiot_sparse_tracker_https_versus_mqtt() {
     );
     assert!(h.energy_j > 2.0 * m.energy_j);
     // Captured timing on NB-IoT says the timestamps cannot be this radio's.
-    let c = run(
-        "nbiot",
-        captured(),
-        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
-    );
-    assert!(
-        c.notes.iter().any(|n| n.contains("--timing link")),
-        "{:?}",
-        c.notes
-    );
+    let c = run("nbiot", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    assert!(c.notes.iter().any(|n| n.contains("--timing link")), "{:?}", c.notes);
     assert!(h.notes.is_empty(), "{:?}", h.notes);
     assert!(hl.round_trips > 3 * ml.round_trips);
-}
-
-#[test]
-#[ignore]
-fn print_json() {
-    let opts = RadioOptions {
-        timing: Timing::Link,
-        battery_mah: Some(3000.0),
-        sleep_current_ua: 5.0,
-        release_assistance: false,
-    };
-    let mut r = run(
-        "nbiot",
-        opts,
-        &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")),
-    );
-    r.per_flow.truncate(2);
-    r.cost = Some(cost(
-        r.per_day.bytes as f64,
-        &CostOptions {
-            devices: 5000,
-            price_per_mb: Some(0.5),
-            ..CostOptions::default()
-        },
-    ));
-    println!("{}", serde_json::to_string_pretty(&r).unwrap());
 }
 
 #[test]
 fn per_day_keeps_the_captured_schedule_with_link_timing() {
     // 8 readings, 20 s apart on the capture; on NB-IoT each burst takes
     // longer, but the day still holds 4,320 readings.
-    let ticks: Vec<Tick> = (0..8)
-        .flat_map(|i| {
-            [
-                tick(i as f64 * 20.0, 1000, true),
-                tick(i as f64 * 20.0 + 0.001, 1000, false),
-            ]
-        })
-        .collect();
+    let ticks: Vec<Tick> =
+        (0..8).flat_map(|i| [tick(i as f64 * 20.0, 1000, true), tick(i as f64 * 20.0 + 0.001, 1000, false)]).collect();
     let r = run("nbiot", link(), &ticks);
     assert_eq!(r.per_day.bytes, 8_640_000);
     assert!((r.per_day.window_s - 140.0).abs() < 1e-6);
-    assert!(
-        r.per_day.basis.contains("captured schedule"),
-        "{}",
-        r.per_day.basis
-    );
+    assert!(r.per_day.basis.contains("captured schedule"), "{}", r.per_day.basis);
 }

@@ -5,9 +5,10 @@ pub mod table;
 
 use crate::dissect::ProtoStats;
 use crate::findings::Finding;
-use crate::radio::RadioReport;
 use crate::flow::FlowRecord;
-use crate::ledger::{Exchange, Ledger};
+use crate::ledger::{Class, Exchange, Ledger};
+use crate::radio::RadioReport;
+use crate::stats::median;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -80,6 +81,46 @@ pub struct InputSummary {
     pub radio: Option<RadioReport>,
 }
 
+/// Exchanges of one kind, summarised: what a typical one cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeSummary {
+    pub kind: &'static str,
+    pub count: usize,
+    pub median_wire_bytes: f64,
+    /// Including each exchange's share of its connection's setup.
+    pub median_cost_bytes: f64,
+    pub median_payload_bytes: f64,
+    /// Total cost (setup shares included) over total payload.
+    pub overhead_factor: Option<f64>,
+}
+
+impl ExchangeSummary {
+    fn of(exchanges: &[Exchange]) -> Vec<ExchangeSummary> {
+        let mut kinds: Vec<&'static str> = exchanges.iter().map(|x| x.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+            .into_iter()
+            .map(|kind| {
+                let xs: Vec<&Exchange> = exchanges.iter().filter(|x| x.kind == kind).collect();
+                let mut wire: Vec<f64> = xs.iter().map(|x| x.wire_bytes as f64).collect();
+                let mut cost: Vec<f64> = xs.iter().map(|x| x.total_cost_bytes).collect();
+                let mut pay: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
+                let total_cost: f64 = cost.iter().sum();
+                let total_pay: f64 = pay.iter().sum();
+                ExchangeSummary {
+                    kind,
+                    count: xs.len(),
+                    median_wire_bytes: median(&mut wire),
+                    median_cost_bytes: median(&mut cost),
+                    median_payload_bytes: median(&mut pay),
+                    overhead_factor: (total_pay > 0.0).then(|| total_cost / total_pay),
+                }
+            })
+            .collect()
+    }
+}
+
 /// The whole report, as `--format json` writes it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -96,6 +137,8 @@ pub struct Report {
     pub websocket: crate::dissect::websocket::Stats,
     pub http2: crate::dissect::http2::Stats,
     pub exchanges: Vec<Exchange>,
+    /// Per exchange kind: count, median bytes, overhead factor.
+    pub exchange_summary: Vec<ExchangeSummary>,
     /// The radio model of the input (with several inputs: each input's is in `inputs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
@@ -151,7 +194,14 @@ impl Report {
             } else {
                 r.radio
             };
-            summaries.push(InputSummary { input: r.input, totals: r.totals, tcp_streams: r.tcp_streams, udp_streams: r.udp_streams, notes: r.notes, radio });
+            summaries.push(InputSummary {
+                input: r.input,
+                totals: r.totals,
+                tcp_streams: r.tcp_streams,
+                udp_streams: r.udp_streams,
+                notes: r.notes,
+                radio,
+            });
         }
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
@@ -169,6 +219,7 @@ impl Report {
             dns: stats.dns,
             websocket: stats.websocket,
             http2: stats.http2,
+            exchange_summary: ExchangeSummary::of(&exchanges),
             exchanges,
             radio: top_radio,
             findings,

@@ -21,15 +21,6 @@ fn right(s: impl ToString) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
-}
-
 pub fn render(r: &Report, top_flows: usize) -> String {
     let mut out = String::new();
     let t = &r.totals;
@@ -55,11 +46,7 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     ledger.add_row(vec![Cell::new("total"), right(t.classes.total()), right("100.0%")]);
     let _ = writeln!(out, "\nByte ledger\n{ledger}");
 
-    // Per-protocol exchange summary.
-    let mut kinds: Vec<&str> = r.exchanges.iter().map(|x| x.kind).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    if !kinds.is_empty() {
+    if !r.exchange_summary.is_empty() {
         let mut xt = Table::new();
         xt.load_style(UTF8_FULL_CONDENSED).set_header(vec![
             "protocol",
@@ -69,21 +56,14 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             "median payload",
             "overhead factor",
         ]);
-        for k in kinds {
-            let xs: Vec<_> = r.exchanges.iter().filter(|x| x.kind == k).collect();
-            let mut wire: Vec<f64> = xs.iter().map(|x| x.wire_bytes as f64).collect();
-            let mut cost: Vec<f64> = xs.iter().map(|x| x.total_cost_bytes).collect();
-            let mut pay: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
-            let total_cost: f64 = xs.iter().map(|x| x.total_cost_bytes).sum();
-            let total_pay: f64 = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).sum();
-            let factor = if total_pay > 0.0 { format!("{:.1}x", total_cost / total_pay) } else { "-".into() };
+        for k in &r.exchange_summary {
             xt.add_row(vec![
-                Cell::new(k),
-                right(xs.len()),
-                right(human_bytes(median(&mut wire))),
-                right(human_bytes(median(&mut cost))),
-                right(human_bytes(median(&mut pay))),
-                right(factor),
+                Cell::new(k.kind),
+                right(k.count),
+                right(human_bytes(k.median_wire_bytes)),
+                right(human_bytes(k.median_cost_bytes)),
+                right(human_bytes(k.median_payload_bytes)),
+                right(k.overhead_factor.map_or("-".to_string(), |f| format!("{f:.1}x"))),
             ]);
         }
         let _ = writeln!(out, "\nExchanges\n{xt}");
@@ -92,7 +72,8 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     let mut flows: Vec<_> = r.flows.iter().collect();
     flows.sort_by(|a, b| b.wire_bytes.cmp(&a.wire_bytes).then(a.id.cmp(&b.id)));
     let mut ft = Table::new();
-    ft.load_style(UTF8_FULL_CONDENSED).set_header(vec!["flow", "app", "frames", "wire", "payload", "goodput", "retrans"]);
+    ft.load_style(UTF8_FULL_CONDENSED)
+        .set_header(vec!["flow", "app", "frames", "wire", "payload", "goodput", "retrans"]);
     for f in flows.iter().take(top_flows) {
         let app = match f.inner {
             Some(i) => format!("{}/{}", f.app, i),
@@ -110,7 +91,12 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             right(f.retransmitted_frames),
         ]);
     }
-    let _ = writeln!(out, "\nTop flows by wire bytes ({} of {})\n{ft}", flows.len().min(top_flows), r.tcp_streams + r.udp_streams);
+    let _ = writeln!(
+        out,
+        "\nTop flows by wire bytes ({} of {})\n{ft}",
+        flows.len().min(top_flows),
+        r.tcp_streams + r.udp_streams
+    );
 
     if !r.findings.is_empty() {
         let _ = writeln!(out, "\nFindings");
@@ -121,7 +107,11 @@ pub fn render(r: &Report, top_flows: usize) -> String {
                     out,
                     "      saves about {} per day{}",
                     human_bytes(f.saving_per_day.bytes as f64),
-                    if f.saving_per_day.charge_mah > 0.0 { format!(" and {:.2} mAh of radio charge", f.saving_per_day.charge_mah) } else { String::new() }
+                    if f.saving_per_day.charge_mah > 0.0 {
+                        format!(" and about {:.2} mAh of radio charge (pro rata to bytes)", f.saving_per_day.charge_mah)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             let _ = writeln!(out, "      {}", f.recommendation);
@@ -157,7 +147,10 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             lines.push(format!("{c} packets with broken IP headers ({why})"));
         }
         if n.malformed_bytes > 0 {
-            lines.push(format!("{} bytes of application messages could not be parsed (counted as payload)", n.malformed_bytes));
+            lines.push(format!(
+                "{} bytes of application messages could not be parsed (counted as payload)",
+                n.malformed_bytes
+            ));
         }
         if n.abandoned_fragments > 0 {
             lines.push(format!("{} IP fragments never reassembled", n.abandoned_fragments));

@@ -1,0 +1,517 @@
+//! The capture reader on pcap and pcapng files built around real frames
+//! (coap-con-put.pcap), in every byte order, time resolution and block mix,
+//! and on damaged files.
+
+use super::*;
+use std::io::Cursor;
+
+static COAP_PUT: &[u8] = include_bytes!("../../captures/coap-con-put.pcap");
+
+/// Records of a little-endian microsecond pcap: (seconds, microseconds, data).
+fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+    let u32_at = |at: usize| u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caplen = u32_at(at + 8) as usize;
+        out.push((u32_at(at), u32_at(at + 4), pcap[at + 16..at + 16 + caplen].to_vec()));
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// The PUT request (117 bytes) and its answer (47 bytes), with their times.
+fn put_and_ack() -> [(u32, u32, Vec<u8>); 2] {
+    let mut r = records(COAP_PUT).into_iter();
+    [r.next().unwrap(), r.next().unwrap()]
+}
+
+#[derive(Clone, Copy)]
+enum Order {
+    Le,
+    Be,
+}
+
+fn u16b(o: Order, v: u16) -> [u8; 2] {
+    match o {
+        Order::Le => v.to_le_bytes(),
+        Order::Be => v.to_be_bytes(),
+    }
+}
+
+fn u32b(o: Order, v: u32) -> [u8; 4] {
+    match o {
+        Order::Le => v.to_le_bytes(),
+        Order::Be => v.to_be_bytes(),
+    }
+}
+
+/// A pcap file; each record is (seconds, fraction, captured bytes, wire length).
+fn pcap(o: Order, nano: bool, snaplen: u32, linktype: u32, recs: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(u32b(o, if nano { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
+    f.extend(u16b(o, 2));
+    f.extend(u16b(o, 4));
+    f.extend([0; 8]);
+    f.extend(u32b(o, snaplen));
+    f.extend(u32b(o, linktype));
+    for (sec, frac, data, wire) in recs {
+        f.extend(u32b(o, *sec));
+        f.extend(u32b(o, *frac));
+        f.extend(u32b(o, data.len() as u32));
+        f.extend(u32b(o, *wire));
+        f.extend_from_slice(data);
+    }
+    f
+}
+
+fn padded(b: &[u8]) -> Vec<u8> {
+    let mut v = b.to_vec();
+    v.resize(b.len().div_ceil(4) * 4, 0);
+    v
+}
+
+fn ng_block(o: Order, btype: u32, body: &[u8]) -> Vec<u8> {
+    let body = padded(body);
+    let len = 12 + body.len() as u32;
+    [&u32b(o, btype)[..], &u32b(o, len), &body, &u32b(o, len)].concat()
+}
+
+fn ng_options(o: Order, opts: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (code, value) in opts {
+        v.extend(u16b(o, *code));
+        v.extend(u16b(o, value.len() as u16));
+        v.extend(padded(value));
+    }
+    if !opts.is_empty() {
+        v.extend([0; 4]);
+    }
+    v
+}
+
+fn shb(o: Order) -> Vec<u8> {
+    let body = [&u32b(o, 0x1a2b_3c4d)[..], &u16b(o, 1), &u16b(o, 0), &[0xff; 8]].concat();
+    ng_block(o, 0x0a0d_0d0a, &body)
+}
+
+fn idb(o: Order, linktype: u16, snaplen: u32, opts: &[(u16, &[u8])]) -> Vec<u8> {
+    let body = [&u16b(o, linktype)[..], &u16b(o, 0), &u32b(o, snaplen), &ng_options(o, opts)].concat();
+    ng_block(o, 1, &body)
+}
+
+fn epb(o: Order, if_id: u32, ticks: u64, data: &[u8], wire: u32) -> Vec<u8> {
+    let body = [
+        &u32b(o, if_id)[..],
+        &u32b(o, (ticks >> 32) as u32),
+        &u32b(o, ticks as u32),
+        &u32b(o, data.len() as u32),
+        &u32b(o, wire),
+        &padded(data),
+        // epb_flags: inbound; options after the data must not be read as data.
+        &ng_options(o, &[(2, &u32b(o, 1))]),
+    ]
+    .concat();
+    ng_block(o, 6, &body)
+}
+
+fn spb(o: Order, data: &[u8], wire: u32) -> Vec<u8> {
+    ng_block(o, 3, &[&u32b(o, wire)[..], data].concat())
+}
+
+#[derive(Debug, PartialEq)]
+struct Got {
+    ts_ns: i64,
+    wire_len: u32,
+    data: Vec<u8>,
+    linktype: u16,
+}
+
+/// Reads `bytes` through `rd`; every packet, the end result, the stats.
+/// Every packet, how reading ended, and the reader's counts.
+type Outcome = (Vec<Got>, Result<(), ReadError>, ReadStats);
+
+fn read_with(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
+    let mut r = CaptureReader::from_read(Path::new("t.pcap"), rd)?;
+    let mut got = Vec::new();
+    let end = r.for_each(|p, _| {
+        got.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype })
+    });
+    Ok((got, end, r.stats().clone()))
+}
+
+fn read(bytes: Vec<u8>) -> Result<Outcome, ReadError> {
+    read_with(Box::new(Cursor::new(bytes)))
+}
+
+fn read_ok(bytes: Vec<u8>) -> (Vec<Got>, ReadStats) {
+    let (got, end, st) = read(bytes).unwrap_or_else(|e| panic!("{e}"));
+    end.unwrap_or_else(|e| panic!("{e}"));
+    (got, st)
+}
+
+fn ns(sec: u32, frac_ns: u32) -> i64 {
+    sec as i64 * 1_000_000_000 + frac_ns as i64
+}
+
+// ------------------------------------------------------------ pcap
+
+#[test]
+fn pcap_both_byte_orders_and_resolutions() {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+    for o in [Order::Le, Order::Be] {
+        for nano in [false, true] {
+            let (f0, f1) = if nano { (u0 * 1000 + 7, u1 * 1000 + 999) } else { (u0, u1) };
+            let file = pcap(o, nano, 262_144, 1, &[(s0, f0, &put, 117), (s1, f1, &ack, 47)]);
+            let (got, st) = read_ok(file);
+            let scale = if nano { 1 } else { 1000 };
+            assert_eq!(
+                got,
+                vec![
+                    Got { ts_ns: ns(s0, f0 * scale), wire_len: 117, data: put.clone(), linktype: 1 },
+                    Got { ts_ns: ns(s1, f1 * scale), wire_len: 47, data: ack.clone(), linktype: 1 },
+                ]
+            );
+            assert_eq!((st.records, st.packets, st.format, st.bytes_read), (2, 2, "pcap", 24 + 16 * 2 + 117 + 47));
+        }
+    }
+}
+
+#[test]
+fn pcap_snaplen_cut_keeps_wire_length() {
+    let [(s0, u0, put), _] = put_and_ack();
+    let (got, _) = read_ok(pcap(Order::Le, false, 64, 1, &[(s0, u0, &put[..64], 117)]));
+    assert_eq!((got[0].wire_len, got[0].data.len()), (117, 64));
+    // A wire length below the captured one is corrupt: the captured bytes were on the wire.
+    let (got, _) = read_ok(pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 20)]));
+    assert_eq!(got[0].wire_len, 117);
+}
+
+#[test]
+fn pcap_link_type_is_passed_on() {
+    let [(s0, u0, put), _] = put_and_ack();
+    for lt in [0u32, 101, 113, 147, 276] {
+        let (got, _) = read_ok(pcap(Order::Be, false, 65_535, lt, &[(s0, u0, &put, 117)]));
+        assert_eq!(got[0].linktype as u32, lt);
+    }
+}
+
+#[test]
+fn pcap_header_only_is_no_packets() {
+    let (got, st) = read_ok(pcap(Order::Le, false, 65_535, 1, &[]));
+    assert!(got.is_empty());
+    assert_eq!((st.records, st.format), (0, "pcap"));
+}
+
+#[test]
+fn pcap_damage_names_record_and_offset() {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+    let good = pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47), (s1, u1, &ack, 47)]);
+    let second = 24 + 16 + 117;
+    // Truncated inside the second record's data.
+    let (got, end, _) = read(good[..second + 16 + 10].to_vec()).unwrap();
+    assert_eq!(got.len(), 1);
+    let e = end.unwrap_err();
+    assert_eq!((e.record, e.offset, e.input.as_path()), (2, second as u64, Path::new("t.pcap")));
+    assert!(e.to_string().starts_with("t.pcap: record 2 at byte offset 157: "), "{e}");
+    // Truncated inside the second record's header.
+    let (got, end, _) = read(good[..second + 5].to_vec()).unwrap();
+    assert_eq!((got.len(), end.unwrap_err().record), (1, 2));
+    // The second record's length field corrupted.
+    for bad in [0x7fff_ffffu32, 0x0100_0000] {
+        let mut f = good.clone();
+        f[second + 8..second + 12].copy_from_slice(&bad.to_le_bytes());
+        let (got, end, _) = read(f).unwrap();
+        assert_eq!(got.len(), 1, "caplen {bad}");
+        let e = end.unwrap_err();
+        assert_eq!((e.record, e.offset), (2, second as u64), "caplen {bad}: {e}");
+        assert!(e.what.contains("length"), "{e}");
+    }
+    // A wire length no frame has: the offset is right (see the ignored test
+    // below for the record number).
+    let mut f = good.clone();
+    f[second + 12..second + 16].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let (got, end, _) = read(f).unwrap();
+    let e = end.unwrap_err();
+    assert_eq!((got.len(), e.offset), (1, second as u64));
+    assert!(e.what.contains("length"), "{e}");
+}
+
+#[test]
+fn record_number_of_errors_found_in_a_parsed_record() {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+    let good = pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]);
+    let mut f = good.clone();
+    f[24 + 16 + 117 + 12..24 + 16 + 117 + 16].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    assert_eq!(read(f).unwrap().1.unwrap_err().record, 2);
+    let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
+    let one = epb(Order::Le, 0, 1, &put, 117);
+    let file = [&head[..], &one, &epb(Order::Le, 3, 2, &put, 117)].concat();
+    assert_eq!(read(file).unwrap().1.unwrap_err().record, 4);
+    let file = [shb(Order::Le), spb(Order::Le, &put, 117)].concat();
+    assert_eq!(read(file).unwrap().1.unwrap_err().record, 2);
+    let file = [&head[..], &one, &shb(Order::Le), &epb(Order::Le, 0, 2, &put, 117)].concat();
+    assert_eq!(read(file).unwrap().1.unwrap_err().record, 5);
+}
+
+#[test]
+fn pcap_moderately_large_record_length_is_called_corrupt() {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+    let good = pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47), (s1, u1, &ack, 47)]);
+    let second = 24 + 16 + 117;
+    for bad in [300_000u32, 0x0004_0001] {
+        let mut f = good.clone();
+        f[second + 8..second + 12].copy_from_slice(&bad.to_le_bytes());
+        let (got, end, _) = read(f).unwrap();
+        let e = end.unwrap_err();
+        assert_eq!((got.len(), e.record, e.offset), (1, 2, second as u64));
+        assert!(e.what.contains("length"), "caplen {bad}: {e}");
+    }
+}
+
+#[test]
+fn unreadable_files_are_errors() {
+    let e = read(Vec::new()).expect_err("empty");
+    assert_eq!((e.record, e.offset), (0, 0));
+    assert!(e.what.contains("empty"), "{e}");
+    let e = read(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n".to_vec()).expect_err("garbage");
+    assert!(e.what.contains("not a pcap"), "{e}");
+    let e = read(pcap(Order::Le, false, 65_535, 1, &[])[..10].to_vec()).expect_err("cut header");
+    assert!(e.to_string().starts_with("t.pcap: "), "{e}");
+}
+
+#[test]
+fn every_prefix_of_a_file_is_handled() {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+    let files = [
+        pcap(Order::Be, true, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
+        [shb(Order::Le), idb(Order::Le, 1, 0, &[(9, &[9])]), epb(Order::Le, 0, 5, &put, 117), spb(Order::Le, &ack, 47)]
+            .concat(),
+    ];
+    for file in files {
+        let full = read_ok(file.clone()).0.len();
+        for cut in 0..file.len() {
+            match read(file[..cut].to_vec()) {
+                Ok((got, end, _)) => {
+                    assert!(got.len() <= full);
+                    if let Err(e) = end {
+                        assert!(e.record > 0 && e.offset < cut as u64, "cut {cut}: {e}");
+                    }
+                }
+                Err(e) => assert_eq!(e.record, 0),
+            }
+        }
+    }
+}
+
+/// A reader that hands out the file in small pieces, as a pipe does.
+struct Trickle(Cursor<Vec<u8>>, usize);
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // The first read holds the file header; then 7 bytes at a time.
+        let n = if self.1 == 0 { 64 } else { 7 };
+        self.1 += 1;
+        let len = n.min(buf.len());
+        self.0.read(&mut buf[..len])
+    }
+}
+
+#[test]
+fn short_reads_give_the_same_packets() {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+    let files = [
+        pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
+        [shb(Order::Be), idb(Order::Be, 1, 0, &[]), epb(Order::Be, 0, 5, &put, 117), epb(Order::Be, 0, 6, &ack, 47)]
+            .concat(),
+    ];
+    for file in files {
+        let (want, _) = read_ok(file.clone());
+        let (got, end, _) = read_with(Box::new(Trickle(Cursor::new(file), 0))).unwrap();
+        end.unwrap();
+        assert_eq!(got, want);
+    }
+}
+
+// ------------------------------------------------------------ pcapng
+
+#[test]
+fn pcapng_interfaces_link_types_and_resolutions() {
+    let [(s0, u0, put), (_, _, ack)] = put_and_ack();
+    let us = s0 as u64 * 1_000_000 + u0 as u64;
+    for o in [Order::Le, Order::Be] {
+        let file = [
+            shb(o),
+            idb(o, 1, 0, &[(2, b"veth0")]),
+            // Nanoseconds, and an SLL2 interface.
+            idb(o, 276, 0, &[(9, &[9])]),
+            // 2^-20 s ticks.
+            idb(o, 101, 0, &[(9, &[0x80 | 20])]),
+            epb(o, 0, us, &put, 117),
+            epb(o, 1, us * 1000 + 123, &ack, 47),
+            // Name resolution block: skipped.
+            ng_block(o, 4, &[0; 4]),
+            // A block type nobody defined: skipped and counted.
+            ng_block(o, 0x0000_0ace, b"???"),
+            epb(o, 0, us + 1, &put[..60], 117),
+        ]
+        .concat();
+        let (got, st) = read_ok(file);
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].ts_ns, got[0].linktype, got[0].wire_len, &got[0].data), (ns(s0, u0 * 1000), 1, 117, &put));
+        assert_eq!(
+            (got[1].ts_ns, got[1].linktype, got[1].wire_len, &got[1].data),
+            (ns(s0, u0 * 1000) + 123, 276, 47, &ack)
+        );
+        assert_eq!((got[2].wire_len, got[2].data.len()), (117, 60));
+        assert_eq!((st.format, st.interfaces, st.packets, st.records), ("pcapng", 3, 3, 9));
+        assert_eq!(st.skipped_blocks + st.unknown_blocks, 2);
+        assert_eq!(st.unknown_blocks, 1);
+    }
+}
+
+#[test]
+fn pcapng_power_of_two_resolution() {
+    let [(_, _, put), _] = put_and_ack();
+    // 2^-20 s ticks: 3 s and a half.
+    let ticks = (3u64 << 20) + (1 << 19);
+    let file =
+        [shb(Order::Le), idb(Order::Le, 101, 0, &[(9, &[0x80 | 20])]), epb(Order::Le, 0, ticks, &put[14..], 103)]
+            .concat();
+    let (got, _) = read_ok(file);
+    assert_eq!(got[0].ts_ns, 3_500_000_000);
+}
+
+#[test]
+fn pcapng_timestamp_offset() {
+    let [(_, _, put), _] = put_and_ack();
+    // if_tsoffset: 1,600,000,000 s added to every timestamp.
+    let off = 1_600_000_000i64;
+    let file =
+        [shb(Order::Le), idb(Order::Le, 1, 0, &[(14, &off.to_le_bytes())]), epb(Order::Le, 0, 2_500_000, &put, 117)]
+            .concat();
+    let (got, _) = read_ok(file);
+    assert_eq!(got[0].ts_ns, off * 1_000_000_000 + 2_500_000_000);
+}
+
+#[test]
+fn pcapng_extreme_times_do_not_overflow() {
+    let [(_, _, put), _] = put_and_ack();
+    let file = [
+        shb(Order::Le),
+        idb(Order::Le, 1, 0, &[(9, &[0])]),
+        idb(Order::Le, 1, 0, &[(14, &i64::MAX.to_le_bytes())]),
+        idb(Order::Le, 1, 0, &[(14, &i64::MIN.to_le_bytes())]),
+        epb(Order::Le, 0, u64::MAX, &put, 117),
+        epb(Order::Le, 1, u64::MAX, &put, 117),
+        epb(Order::Le, 2, 1, &put, 117),
+    ]
+    .concat();
+    let (got, _) = read_ok(file);
+    assert_eq!(got.len(), 3);
+}
+
+#[test]
+fn pcapng_timestamp_offset_big_endian() {
+    let [(_, _, put), _] = put_and_ack();
+    let off = 1_600_000_000i64;
+    let file =
+        [shb(Order::Be), idb(Order::Be, 1, 0, &[(14, &off.to_be_bytes())]), epb(Order::Be, 0, 2_500_000, &put, 117)]
+            .concat();
+    let (got, _) = read_ok(file);
+    assert_eq!(got[0].ts_ns, off * 1_000_000_000 + 2_500_000_000);
+}
+
+#[test]
+fn pcapng_simple_packet_blocks_use_interface_zero() {
+    let [(_, _, put), (_, _, ack)] = put_and_ack();
+    let file = [
+        shb(Order::Le),
+        idb(Order::Le, 1, 0, &[]),
+        idb(Order::Le, 113, 0, &[]),
+        spb(Order::Le, &put, 117),
+        spb(Order::Le, &ack, 47),
+    ]
+    .concat();
+    let (got, st) = read_ok(file);
+    assert_eq!(
+        got.iter().map(|g| (g.linktype, g.wire_len, g.data.len())).collect::<Vec<_>>(),
+        vec![(1, 117, 117), (1, 47, 47)]
+    );
+    assert_eq!(got[1].data, ack);
+    assert_eq!(st.packets, 2);
+}
+
+#[test]
+fn pcapng_simple_packet_block_cut_by_snaplen() {
+    let [(_, _, put), _] = put_and_ack();
+    // Snaplen 62: 62 bytes kept, padded to 64 in the block.
+    let file = [shb(Order::Le), idb(Order::Le, 1, 62, &[]), spb(Order::Le, &put[..62], 117)].concat();
+    let (got, _) = read_ok(file);
+    assert_eq!((got[0].wire_len, got[0].data.len()), (117, 62));
+    assert_eq!(got[0].data, &put[..62]);
+}
+
+#[test]
+fn pcapng_errors_name_the_block() {
+    let [(_, _, put), _] = put_and_ack();
+    let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
+    let one = epb(Order::Le, 0, 1, &put, 117);
+    // An EPB naming an interface never described.
+    let file = [&head[..], &one, &epb(Order::Le, 3, 2, &put, 117)].concat();
+    let (got, end, _) = read(file).unwrap();
+    let e = end.unwrap_err();
+    assert_eq!((got.len(), e.offset), (1, (head.len() + one.len()) as u64));
+    assert!(e.what.contains("interface 3"), "{e}");
+    // An SPB before any IDB.
+    let (got, end, _) = read([shb(Order::Le), spb(Order::Le, &put, 117)].concat()).unwrap();
+    assert_eq!((got.len(), end.unwrap_err().offset), (0, 28));
+    // A new section forgets the interfaces of the last one.
+    let file = [&head[..], &one, &shb(Order::Le), &epb(Order::Le, 0, 2, &put, 117)].concat();
+    let (got, end, _) = read(file).unwrap();
+    assert_eq!((got.len(), end.unwrap_err().offset), (1, (head.len() + one.len() + 28) as u64));
+    // Block lengths that disagree, are not multiples of 4, or run past the file.
+    for (at, bad) in [(4usize, 0x0001_0001u32), (4, 8), (one.len() - 4, 36)] {
+        let mut b = one.clone();
+        b[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+        let file = [&head[..], &one, &b, &one].concat();
+        let (got, end, _) = read(file).unwrap();
+        assert_eq!(got.len(), 1, "length {bad} at {at}");
+        let e = end.expect_err("damage reported");
+        assert_eq!((e.record, e.offset), (4, (head.len() + one.len()) as u64), "{e}");
+    }
+}
+
+#[test]
+fn pcapng_sections_of_both_byte_orders() {
+    let [(_, _, put), (_, _, ack)] = put_and_ack();
+    let file = [
+        shb(Order::Le),
+        idb(Order::Le, 1, 0, &[]),
+        epb(Order::Le, 0, 1, &put, 117),
+        shb(Order::Be),
+        idb(Order::Be, 113, 0, &[(9, &[9])]),
+        epb(Order::Be, 0, 2, &ack, 47),
+    ]
+    .concat();
+    let (got, st) = read_ok(file);
+    assert_eq!(
+        got.iter().map(|g| (g.linktype, g.ts_ns, g.wire_len)).collect::<Vec<_>>(),
+        vec![(1, 1000, 117), (113, 2, 47)]
+    );
+    assert_eq!((st.records, st.packets, st.interfaces), (6, 2, 2));
+}
+
+#[test]
+fn pcapng_packet_length_beyond_its_block() {
+    let [(_, _, put), _] = put_and_ack();
+    let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
+    let mut bad = epb(Order::Le, 0, 1, &put, 117);
+    // Captured length 200 in a block holding 117 bytes (and an option).
+    bad[20..24].copy_from_slice(&200u32.to_le_bytes());
+    let (got, end, _) = read([&head[..], &bad, &epb(Order::Le, 0, 2, &put, 117)].concat()).unwrap();
+    // Either the block is refused, or its packet is no longer than the block's data.
+    match end {
+        Err(e) => assert_eq!((got.len(), e.offset), (0, head.len() as u64), "{e}"),
+        Ok(()) => assert!(got.iter().all(|g| g.data.len() <= 120 && g.wire_len >= g.data.len() as u32), "{got:?}"),
+    }
+}

@@ -1,0 +1,161 @@
+//! Flow-table behaviour on hand-made segments: connection identity the way
+//! Wireshark numbers tcp.stream, RST without FIN, retransmission and
+//! control accounting, UDP idle timeout.
+
+use super::*;
+use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags::*};
+use std::net::Ipv4Addr;
+
+const C: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 0, 2), 40000);
+const S: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 0, 1), 80);
+
+#[derive(Default)]
+struct Sink {
+    flows: Vec<FlowRecord>,
+    ticks: usize,
+}
+
+impl FlowSink for Sink {
+    fn tick(&mut self, _t: FrameTick) {
+        self.ticks += 1;
+    }
+    fn exchange_done(&mut self, _x: Exchange) {}
+    fn flow_done(&mut self, rec: FlowRecord) {
+        self.flows.push(rec);
+    }
+}
+
+/// A TCP segment of 54 wire bytes of headers plus its payload.
+fn seg<'a>(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &'a [u8]) -> Decoded<'a> {
+    let (a, b) = if from_client { (C, S) } else { (S, C) };
+    Decoded {
+        src: a.0.into(),
+        dst: b.0.into(),
+        sport: a.1,
+        dport: b.1,
+        transport: Transport::Tcp(TcpHeader { seq, ack, flags, window: 1000 }),
+        link_len: 14,
+        net_len: 20,
+        transport_len: 20,
+        payload_len: payload.len() as u32,
+        payload,
+    }
+}
+
+fn run(segs: &[Decoded]) -> (FlowTable, Sink) {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut sink = Sink::default();
+    for (i, d) in segs.iter().enumerate() {
+        let wire = 54 + d.payload_len;
+        t.packet(i as u64, i as i64 * 1_000_000, wire, d, 1, 0, &mut sink);
+    }
+    t.finish_all(&mut sink);
+    (t, sink)
+}
+
+#[test]
+fn handshake_data_and_close_are_accounted() {
+    let (t, sink) = run(&[
+        seg(true, 100, 0, SYN, b""),
+        seg(false, 500, 101, SYN | ACK, b""),
+        seg(true, 101, 501, ACK, b""),
+        seg(true, 101, 501, ACK, b"hello"),
+        seg(false, 501, 106, ACK, b""),
+        seg(true, 106, 501, FIN | ACK, b""),
+        seg(false, 501, 107, FIN | ACK, b""),
+        seg(true, 107, 502, ACK, b""),
+    ]);
+    assert_eq!(t.tcp_streams, 1);
+    let f = &sink.flows[0];
+    assert_eq!((f.frames, f.control_frames, f.payload_bytes_c2s, f.syn, f.fin), (8, 7, 5, 1, 2));
+    assert_eq!(f.classes.get(Class::TcpControl), 7 * 54);
+    assert_eq!(f.classes.get(Class::Payload), 5);
+    assert_eq!(f.classes.total(), f.wire_bytes);
+    assert_eq!(f.client, "10.0.0.2:40000");
+    assert_eq!(sink.ticks, 8);
+}
+
+#[test]
+fn retransmitted_segment_is_retransmission_not_payload() {
+    let (_, sink) = run(&[
+        seg(true, 100, 0, SYN, b""),
+        seg(true, 101, 0, ACK, b"abcd"),
+        seg(true, 101, 0, ACK, b"abcd"),
+        seg(true, 103, 0, ACK, b"cdef"),
+    ]);
+    let f = &sink.flows[0];
+    assert_eq!(f.payload_bytes_c2s, 6);
+    assert_eq!(f.retransmitted_frames, 1);
+    assert_eq!(f.classes.get(Class::Retransmission), 4 + 2);
+    assert_eq!(f.classes.get(Class::Payload), 6);
+    assert_eq!(f.classes.total(), f.wire_bytes);
+}
+
+#[test]
+fn rst_without_fin_closes_and_a_new_syn_starts_a_new_connection() {
+    let (t, sink) = run(&[
+        seg(true, 100, 0, SYN, b""),
+        seg(false, 0, 101, RST | ACK, b""),
+        seg(true, 9000, 0, SYN, b""),
+        seg(false, 700, 9001, SYN | ACK, b""),
+    ]);
+    assert_eq!(t.tcp_streams, 2);
+    assert_eq!(sink.flows.len(), 2);
+    assert_eq!((sink.flows[0].rst, sink.flows[0].frames), (1, 2));
+    assert_eq!(sink.flows[1].frames, 2);
+}
+
+#[test]
+fn retransmitted_syn_stays_in_the_same_connection() {
+    let (t, _) = run(&[seg(true, 100, 0, SYN, b""), seg(true, 100, 0, SYN, b""), seg(false, 5, 101, SYN | ACK, b"")]);
+    assert_eq!(t.tcp_streams, 1);
+}
+
+#[test]
+fn mid_stream_start_takes_the_higher_port_as_client() {
+    let (t, sink) = run(&[seg(false, 501, 106, ACK, b"HTTP/1.1 200 OK\r\n\r\n"), seg(true, 106, 520, ACK, b"")]);
+    assert_eq!(t.tcp_streams, 1);
+    let f = &sink.flows[0];
+    assert_eq!(f.client, "10.0.0.2:40000");
+    assert_eq!(f.payload_bytes_s2c, 19);
+}
+
+#[test]
+fn lost_segment_is_a_gap_and_the_stream_resumes() {
+    let (_, sink) = run(&[
+        seg(true, 100, 0, SYN, b""),
+        seg(true, 101, 0, ACK, b"ab"),
+        // 3 bytes at 103 never captured.
+        seg(true, 106, 0, ACK, b"fg"),
+        seg(false, 1, 108, ACK, b""),
+    ]);
+    let f = &sink.flows[0];
+    assert_eq!((f.gaps, f.lost_bytes), (1, 3));
+    assert_eq!(f.payload_bytes_c2s, 4);
+    assert_eq!(f.classes.total(), f.wire_bytes, "lost bytes are not wire bytes");
+}
+
+#[test]
+fn udp_flow_ends_after_idle_timeout() {
+    let mut t = FlowTable::new(FlowConfig { udp_idle_ns: 5_000_000_000, ..FlowConfig::default() });
+    let mut sink = Sink::default();
+    let d = Decoded {
+        src: C.0.into(),
+        dst: S.0.into(),
+        sport: 5000,
+        dport: 5683,
+        transport: Transport::Udp,
+        link_len: 14,
+        net_len: 20,
+        transport_len: 8,
+        payload_len: 4,
+        payload: &[0x50, 0x01, 0, 1],
+    };
+    for (i, ts) in [0i64, 1, 10].iter().enumerate() {
+        t.expire(ts * 1_000_000_000, &mut sink);
+        t.packet(i as u64, ts * 1_000_000_000, 46, &d, 1, 0, &mut sink);
+    }
+    t.finish_all(&mut sink);
+    assert_eq!(t.udp_streams, 2);
+    assert_eq!(sink.flows.iter().map(|f| f.frames).collect::<Vec<_>>(), vec![2, 1]);
+}
