@@ -33,9 +33,11 @@ impl FlowSink for CountingSink {
     fn tick(&mut self, t: FrameTick) {
         self.ticks += t.wire_len as u64 & 1;
     }
-    fn flow_done(&mut self, rec: FlowRecord, exchanges: Vec<Exchange>) {
+    fn exchange_done(&mut self, x: Exchange) {
+        self.exchanges += 1 + (x.wire_bytes & 1);
+    }
+    fn flow_done(&mut self, rec: FlowRecord) {
         self.flows += 1 + (rec.frames & 1);
-        self.exchanges += exchanges.len() as u64;
     }
 }
 
@@ -137,7 +139,7 @@ fn main() {
         let mut sink = CountingSink::default();
         for (i, (t, w, d)) in headers_only.iter().enumerate() {
             table.expire(*t, &mut sink);
-            table.packet(i as u64, *t, *w, d, 1, &mut sink);
+            table.packet(i as u64, *t, *w, d, 1, 0, &mut sink);
         }
         table.finish_all(&mut sink);
         sink.flows
@@ -147,7 +149,7 @@ fn main() {
         let mut sink = CountingSink::default();
         for (i, (t, w, d)) in frames.iter().enumerate() {
             table.expire(*t, &mut sink);
-            table.packet(i as u64, *t, *w, d, 1, &mut sink);
+            table.packet(i as u64, *t, *w, d, 1, 0, &mut sink);
         }
         table.finish_all(&mut sink);
         sink.flows
