@@ -164,19 +164,19 @@ fn main() {
         h.bench("analyze/analyze_file", file_work, || analyze_file(&path, &opts).map(|r| r.totals.frames).unwrap_or(0));
         let two = Options { jobs: 2, ..Options::new() };
         h.bench("analyze/analyze_file jobs 2", file_work, || analyze_file(&path, &two).map(|r| r.totals.frames).unwrap_or(0));
-        if h.wants("report/json") {
-            if let Ok(r) = analyze_file(&path, &opts) {
-                let report = Report::combine(vec![r], Vec::new());
-                let len = serde_json::to_string_pretty(&report).map(|s| s.len()).unwrap_or(0);
-                println!("report: {} flows, {} exchanges, {len} bytes of JSON", report.flows.len(), report.exchanges.len());
-                h.bench("report/json pretty", Work { packets: 0, bytes: len as u64 }, || {
-                    serde_json::to_string_pretty(&report).map(|s| s.len()).unwrap_or(0)
-                });
-                h.bench("report/json to writer", Work { packets: 0, bytes: len as u64 }, || {
-                    let mut out = std::io::sink();
-                    serde_json::to_writer_pretty(&mut out, &report).is_ok()
-                });
-            }
+        if h.wants("report/json")
+            && let Ok(r) = analyze_file(&path, &opts)
+        {
+            let report = Report::combine(vec![r], Vec::new());
+            let len = serde_json::to_string_pretty(&report).map(|s| s.len()).unwrap_or(0);
+            println!("report: {} flows, {} exchanges, {len} bytes of JSON", report.flows.len(), report.exchanges.len());
+            h.bench("report/json pretty", Work { packets: 0, bytes: len as u64 }, || {
+                serde_json::to_string_pretty(&report).map(|s| s.len()).unwrap_or(0)
+            });
+            h.bench("report/json to writer", Work { packets: 0, bytes: len as u64 }, || {
+                let mut out = std::io::sink();
+                serde_json::to_writer_pretty(&mut out, &report).is_ok()
+            });
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

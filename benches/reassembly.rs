@@ -16,10 +16,11 @@ fn payloads() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for f in capture_files() {
         for p in read_capture(&f) {
-            if let Frame::Ip(d) = decode::decode(p.linktype, &p.data, p.wire_len) {
-                if matches!(d.transport, Transport::Tcp(_)) && !d.payload.is_empty() {
-                    out.push(d.payload.to_vec());
-                }
+            if let Frame::Ip(d) = decode::decode(p.linktype, &p.data, p.wire_len)
+                && matches!(d.transport, Transport::Tcp(_))
+                && !d.payload.is_empty()
+            {
+                out.push(d.payload.to_vec());
             }
         }
     }
