@@ -43,7 +43,8 @@ fn capture_port_hint(port: u16) -> Option<&'static str> {
 }
 
 fn registered_port(l4: L4, port: u16) -> bool {
-    dissect::PROTOCOLS.iter().any(|p| p.l4.contains(&l4) && p.ports.contains(&port)) || capture_port_hint(port).is_some()
+    dissect::PROTOCOLS.iter().any(|p| p.l4.contains(&l4) && p.ports.contains(&port))
+        || capture_port_hint(port).is_some()
 }
 
 /// Where reassembled pieces of one direction go.
@@ -90,7 +91,13 @@ fn streams() -> Vec<Stream> {
                         s.half[dir.idx()].syn(h.seq);
                     }
                     if d.payload_len > 0 {
-                        s.half[dir.idx()].segment(h.seq, d.payload, d.payload_len as u64, 1 << 20, &mut collect(&mut s.feed, &mut s.first, dir));
+                        s.half[dir.idx()].segment(
+                            h.seq,
+                            d.payload,
+                            d.payload_len as u64,
+                            1 << 20,
+                            &mut collect(&mut s.feed, &mut s.first, dir),
+                        );
                     }
                     if h.flags & tcp_flags::ACK != 0 {
                         s.half[dir.flip().idx()].acked(h.ack, &mut collect(&mut s.feed, &mut s.first, dir.flip()));
@@ -122,7 +129,9 @@ fn streams() -> Vec<Stream> {
 fn protocol_of(s: &Stream) -> Option<&'static Protocol> {
     let by_content = s.first.as_ref().and_then(|(dir, b)| dissect::recognise(s.l4, s.server_port, *dir, b));
     by_content
-        .or_else(|| dissect::PROTOCOLS.iter().copied().find(|p| p.l4.contains(&s.l4) && p.ports.contains(&s.server_port)))
+        .or_else(|| {
+            dissect::PROTOCOLS.iter().copied().find(|p| p.l4.contains(&s.l4) && p.ports.contains(&s.server_port))
+        })
         .or_else(|| capture_port_hint(s.server_port).and_then(dissect::by_name))
 }
 
@@ -163,9 +172,11 @@ fn main() {
     });
 
     for proto in dissect::PROTOCOLS.iter().copied() {
-        let mine: Vec<&Stream> = streams.iter().filter(|s| protocol_of(s).is_some_and(|p| p.name == proto.name)).collect();
+        let mine: Vec<&Stream> =
+            streams.iter().filter(|s| protocol_of(s).is_some_and(|p| p.name == proto.name)).collect();
         let calls = mine.iter().map(|s| s.feed.len() as u64).sum();
-        let bytes = mine.iter().flat_map(|s| &s.feed).map(|f| if let Feed::Data(_, b) = f { b.len() as u64 } else { 0 }).sum();
+        let bytes =
+            mine.iter().flat_map(|s| &s.feed).map(|f| if let Feed::Data(_, b) = f { b.len() as u64 } else { 0 }).sum();
         let name = format!("dissect/{} ({} flows)", proto.name, mine.len());
         if mine.is_empty() {
             if h.wants(&name) {

@@ -163,7 +163,9 @@ fn main() {
         let opts = Options::new();
         h.bench("analyze/analyze_file", file_work, || analyze_file(&path, &opts).map(|r| r.totals.frames).unwrap_or(0));
         let two = Options { jobs: 2, ..Options::new() };
-        h.bench("analyze/analyze_file jobs 2", file_work, || analyze_file(&path, &two).map(|r| r.totals.frames).unwrap_or(0));
+        h.bench("analyze/analyze_file jobs 2", file_work, || {
+            analyze_file(&path, &two).map(|r| r.totals.frames).unwrap_or(0)
+        });
         if h.wants("report/json")
             && let Ok(r) = analyze_file(&path, &opts)
         {

@@ -80,7 +80,9 @@ fn main() {
 
     // Every segment twice.
     let twice: Vec<(u32, &[u8])> = in_order.iter().flat_map(|s| [*s, *s]).collect();
-    h.bench("reassembly/every segment retransmitted", Work { packets: twice.len() as u64, bytes: bytes * 2 }, || run(&twice, &none));
+    h.bench("reassembly/every segment retransmitted", Work { packets: twice.len() as u64, bytes: bytes * 2 }, || {
+        run(&twice, &none)
+    });
 
     // One segment in 20 never captured; the next segment's ACK from the peer
     // (as the flow table would report it) declares the hole lost.

@@ -61,7 +61,11 @@ impl Harness {
         let spread = (samples[samples.len() - 1] - samples[0]) / med * 100.0;
         let mut line = format!("{name:<40} {:>12}/iter (±{spread:>4.1}%)", human_time(med));
         if work.packets > 0 {
-            line += &format!("  {:>8.2} Mpkt/s  {:>7.1} ns/pkt", work.packets as f64 / med / 1e6, med * 1e9 / work.packets as f64);
+            line += &format!(
+                "  {:>8.2} Mpkt/s  {:>7.1} ns/pkt",
+                work.packets as f64 / med / 1e6,
+                med * 1e9 / work.packets as f64
+            );
         }
         if work.bytes > 0 {
             line += &format!("  {:>8.1} MB/s", work.bytes as f64 / med / 1e6);
@@ -102,9 +106,8 @@ pub fn captures_dir() -> PathBuf {
 
 /// Every shipped capture file, sorted by name.
 pub fn capture_files() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(captures_dir())
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(captures_dir()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     v.retain(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")));
     v.sort();
     v
