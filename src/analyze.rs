@@ -272,6 +272,14 @@ fn shard_of(d: &Decoded, n: usize) -> usize {
         }
         mix(&port.to_be_bytes());
     }
+    // FNV-1a's low bits are weak (bit 0 is the parity of the bytes' low
+    // bits), and `% n` for a few workers reads only those: mix first
+    // (MurmurHash3's finaliser) or the workers get uneven shares.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
     (h % n as u64) as usize
 }
 
