@@ -36,7 +36,9 @@ impl Default for FlowConfig {
         FlowConfig {
             udp_idle_ns: 300 * 1_000_000_000,
             tcp_idle_ns: 2 * 3600 * 1_000_000_000,
-            tcp_closed_linger_ns: 120 * 1_000_000_000,
+            // Long enough for retransmitted FINs and final ACKs; a closed
+            // connection held longer only costs memory.
+            tcp_closed_linger_ns: 10 * 1_000_000_000,
             reassembly_cap: 1 << 20,
             decode_as: Vec::new(),
             dissect: Arc::new(dissect::Config::default()),
