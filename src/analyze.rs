@@ -243,7 +243,9 @@ enum Dispatch {
         batches: Vec<Batch>,
         in_round: usize,
         handles: Vec<std::thread::JoinHandle<Worker>>,
-        ticks: Vec<Receiver<Vec<FrameTick>>>,
+        /// Each worker's ticks of a round, and its emptied batch back for reuse.
+        ticks: Vec<Receiver<(Vec<FrameTick>, Batch)>>,
+        spare: Vec<Vec<Batch>>,
         outside_ticks: Vec<FrameTick>,
         /// The reader's own ticks of the rounds the workers still work on.
         pending: VecDeque<Vec<FrameTick>>,
@@ -254,25 +256,13 @@ enum Dispatch {
 const ROUNDS_AHEAD: usize = 3;
 
 fn shard_of(d: &Decoded, n: usize) -> usize {
-    // Direction-independent flow hash (FNV-1a over the sorted endpoints).
+    use std::hash::BuildHasher;
+    // Direction-independent: both directions of a flow land together. A
+    // fixed seed keeps the spread the same from run to run.
     let a = (d.src, d.sport);
     let b = (d.dst, d.dport);
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut mix = |bytes: &[u8]| {
-        for &x in bytes {
-            h ^= x as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for (ip, port) in [lo, hi] {
-        match ip {
-            IpAddr::V4(v) => mix(&v.octets()),
-            IpAddr::V6(v) => mix(&v.octets()),
-        }
-        mix(&port.to_be_bytes());
-    }
-    (h % n as u64) as usize
+    let ends = if a <= b { (a, b) } else { (b, a) };
+    (foldhash::fast::FixedState::with_seed(0x7769_7265_7461_7800).hash_one(ends) % n as u64) as usize
 }
 
 impl Dispatch {
@@ -285,7 +275,7 @@ impl Dispatch {
         let mut ticks = Vec::new();
         for worker in 0..jobs {
             let (tx, rx) = sync_channel::<Batch>(4);
-            let (ttx, trx) = sync_channel::<Vec<FrameTick>>(8);
+            let (ttx, trx) = sync_channel::<(Vec<FrameTick>, Batch)>(8);
             let cfg = cfg.clone();
             handles.push(std::thread::spawn(move || run_worker(cfg, rx, ttx, worker as u64, jobs as u64)));
             senders.push(tx);
@@ -298,6 +288,7 @@ impl Dispatch {
             in_round: 0,
             handles,
             ticks,
+            spare: (0..jobs).map(|_| Vec::new()).collect(),
             outside_ticks: Vec::new(),
             pending: VecDeque::new(),
         }
@@ -393,18 +384,27 @@ impl Dispatch {
     /// oldest rounds (the workers' and the reader's own) back into packet
     /// order once the reader is `ahead` rounds in front of them.
     fn end_round(&mut self, radio: &mut dyn TickSink, ahead: usize) {
-        let Dispatch::Threads { senders, batches, in_round, ticks, outside_ticks, pending, .. } = self else { return };
+        let Dispatch::Threads { senders, batches, in_round, ticks, spare, outside_ticks, pending, .. } = self else {
+            return;
+        };
         if *in_round > 0 || ahead == 0 {
-            for (tx, b) in senders.iter().zip(batches.iter_mut()) {
+            for ((tx, b), pool) in senders.iter().zip(batches.iter_mut()).zip(spare.iter_mut()) {
+                // Batches are reused: no allocation, no page faults per round.
+                let next = pool.pop().unwrap_or_default();
                 // A worker that died has panicked; its join reports it.
-                let _ = tx.send(std::mem::take(b));
+                let _ = tx.send(std::mem::replace(b, next));
             }
             pending.push_back(std::mem::take(outside_ticks));
             *in_round = 0;
         }
         while pending.len() > ahead {
             let Some(own) = pending.pop_front() else { break };
-            let mut lists: Vec<Vec<FrameTick>> = ticks.iter().map(|rx| rx.recv().unwrap_or_default()).collect();
+            let mut lists: Vec<Vec<FrameTick>> = Vec::with_capacity(ticks.len() + 1);
+            for (rx, pool) in ticks.iter().zip(spare.iter_mut()) {
+                let (t, batch) = rx.recv().unwrap_or_default();
+                lists.push(t);
+                pool.push(batch);
+            }
             lists.push(own);
             merge_ticks(&lists, radio);
         }
@@ -467,9 +467,9 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     }
 }
 
-fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>>, worker: u64, jobs: u64) -> Worker {
+fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<(Vec<FrameTick>, Batch)>, worker: u64, jobs: u64) -> Worker {
     let mut w = Worker::new(&cfg);
-    while let Ok(b) = rx.recv() {
+    while let Ok(mut b) = rx.recv() {
         for item in &b.items {
             match *item {
                 Item::Frame { idx, ts_ns, wire_len, linktype, at, len } => {
@@ -490,7 +490,10 @@ fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<Vec<FrameTick>
             t.flow = t.flow.map(|f| f * jobs + worker);
             t.exchange = t.exchange.map(|x| x * jobs + worker);
         }
-        if ticks.send(std::mem::take(&mut w.out.ticks)).is_err() {
+        b.data.clear();
+        b.items.clear();
+        let t = std::mem::replace(&mut w.out.ticks, Vec::with_capacity(BATCH));
+        if ticks.send((t, b)).is_err() {
             break;
         }
     }

@@ -1381,18 +1381,21 @@ pub struct Summary {
     pub min: f64,
     pub max: f64,
     pub mean: f64,
+    /// The sum in billionths, an integer: merged in any order it gives the
+    /// same mean (a float sum would not), so reports do not depend on how
+    /// flows were spread over threads.
     #[serde(skip)]
-    sum: f64,
+    sum_e9: i128,
 }
 
 impl Summary {
     fn add_to(s: &mut Option<Summary>, v: f64) {
-        let s = s.get_or_insert_with(|| Summary { n: 0, min: v, max: v, mean: 0.0, sum: 0.0 });
+        let s = s.get_or_insert_with(|| Summary { n: 0, min: v, max: v, mean: 0.0, sum_e9: 0 });
         s.n += 1;
         s.min = s.min.min(v);
         s.max = s.max.max(v);
-        s.sum += v;
-        s.mean = s.sum / s.n as f64;
+        s.sum_e9 += (v * 1e9).round() as i128;
+        s.mean = s.sum_e9 as f64 / 1e9 / s.n as f64;
     }
 
     fn merge_into(s: &mut Option<Summary>, o: &Option<Summary>) {
@@ -1403,8 +1406,8 @@ impl Summary {
                 s.n += o.n;
                 s.min = s.min.min(o.min);
                 s.max = s.max.max(o.max);
-                s.sum += o.sum;
-                s.mean = if s.n > 0 { s.sum / s.n as f64 } else { 0.0 };
+                s.sum_e9 += o.sum_e9;
+                s.mean = if s.n > 0 { s.sum_e9 as f64 / 1e9 / s.n as f64 } else { 0.0 };
             }
         }
     }

@@ -220,7 +220,13 @@ impl WebSocket {
         }
 
         let st = &mut emit.stats.websocket;
-        *st.frames.entry(opcode_name(opcode).to_string()).or_default() += 1;
+        // Look up before inserting: no String allocated per frame.
+        match st.frames.get_mut(opcode_name(opcode)) {
+            Some(n) => *n += 1,
+            None => {
+                st.frames.insert(opcode_name(opcode).to_string(), 1);
+            }
+        }
         st.masked_frames += u64::from(masked);
         st.header_bytes += header_len;
 

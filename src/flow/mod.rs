@@ -10,8 +10,7 @@ use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Pro
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
 use foldhash::HashMap;
 use serde::Serialize;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tcp::{HalfStream, Piece};
@@ -37,7 +36,9 @@ impl Default for FlowConfig {
         FlowConfig {
             udp_idle_ns: 300 * 1_000_000_000,
             tcp_idle_ns: 2 * 3600 * 1_000_000_000,
-            tcp_closed_linger_ns: 120 * 1_000_000_000,
+            // Long enough for retransmitted FINs and final ACKs; a closed
+            // connection held longer only costs memory.
+            tcp_closed_linger_ns: 10 * 1_000_000_000,
             reassembly_cap: 1 << 20,
             decode_as: Vec::new(),
             dissect: Arc::new(dissect::Config::default()),
@@ -138,6 +139,8 @@ struct TcpState {
 struct Flow {
     key: FlowKey,
     generation: u64,
+    /// Deadline of this flow's one entry in `FlowTable::timers`.
+    timer: i64,
     client: (IpAddr, u16),
     tcp: Option<TcpState>,
     app: AppState,
@@ -179,7 +182,12 @@ pub struct FlowTable {
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,
     index: HashMap<FlowKey, usize>,
-    timers: BinaryHeap<Reverse<(i64, usize, u64)>>,
+    /// One entry per live flow: (deadline, slot, generation). An ordered set
+    /// rather than a heap, so a flow's entry is moved, not duplicated, when
+    /// it closes, and removed when it finishes: the set never holds more than
+    /// the live flows (a heap keeps every TCP connection's idle entry for
+    /// the whole idle timeout, two hours of capture).
+    timers: BTreeSet<(i64, usize, u64)>,
     next_flow: u64,
     next_gen: u64,
     sh: Shared,
@@ -194,7 +202,7 @@ impl FlowTable {
             flows: Vec::new(),
             free: Vec::new(),
             index: HashMap::default(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             next_flow: 0,
             next_gen: 0,
             sh: Shared {
@@ -221,11 +229,11 @@ impl FlowTable {
 
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
-        while let Some(&Reverse((deadline, slot, generation))) = self.timers.peek() {
+        while let Some(&(deadline, slot, generation)) = self.timers.first() {
             if deadline >= now {
                 break;
             }
-            self.timers.pop();
+            self.timers.pop_first();
             let Some(f) = self.flows.get(slot).and_then(|f| f.as_ref()) else { continue };
             if f.generation != generation {
                 continue;
@@ -234,7 +242,10 @@ impl FlowTable {
             if due < now {
                 self.finish_slot(slot, sink);
             } else {
-                self.timers.push(Reverse((due, slot, generation)));
+                self.timers.insert((due, slot, generation));
+                if let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) {
+                    f.timer = due;
+                }
             }
         }
     }
@@ -325,7 +336,11 @@ impl FlowTable {
             sink.exchange_done(x);
         }
         if !was_closed && f.closed() {
-            self.timers.push(Reverse((ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns), slot, f.generation)));
+            let old = f.timer;
+            f.timer = ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns);
+            let entry = (f.timer, slot, f.generation);
+            self.timers.remove(&(old, slot, f.generation));
+            self.timers.insert(entry);
         }
     }
 
@@ -377,9 +392,11 @@ impl FlowTable {
             end_ts: ts_ns as f64 / 1e9,
             ..FlowRecord::default()
         };
+        let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
         let flow = Flow {
             key,
             generation,
+            timer: ts_ns.saturating_add(timeout),
             client,
             tcp: (l4 == L4::Tcp).then(TcpState::default),
             app: AppState {
@@ -408,13 +425,13 @@ impl FlowTable {
         };
         self.index.insert(key, slot);
         self.live_max = self.live_max.max(self.index.len());
-        let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
-        self.timers.push(Reverse((ts_ns.saturating_add(timeout), slot, generation)));
+        self.timers.insert((ts_ns.saturating_add(timeout), slot, generation));
         slot
     }
 
     fn finish_slot(&mut self, slot: usize, sink: &mut dyn FlowSink) {
         let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
+        self.timers.remove(&(f.timer, slot, f.generation));
         self.index.remove(&f.key);
         self.free.push(slot);
         let ts = f.last_ns;

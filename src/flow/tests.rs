@@ -159,3 +159,4 @@ fn udp_flow_ends_after_idle_timeout() {
     assert_eq!(t.udp_streams, 2);
     assert_eq!(sink.flows.iter().map(|f| f.frames).collect::<Vec<_>>(), vec![2, 1]);
 }
+

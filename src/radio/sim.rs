@@ -30,7 +30,7 @@
 //!   round trip (no DRX timer runs). Gaps longer than `burst_gap` are kept
 //!   as captured.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -194,10 +194,9 @@ pub struct RadioSim {
     needed_airtime_s: f64,
     captured_burst_s: f64,
     bursts: u64,
-    // Ordered: the shared tail is summed in the same order on every run.
-    burst: BTreeMap<Key, BurstPart>,
-    flows: BTreeMap<u32, Share>,
-    exchanges: BTreeMap<u32, Share>,
+    burst: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
+    flows: Shares,
+    exchanges: Shares,
     /// Totals when the first and the latest burst began: the per-day sample.
     first_burst: Option<Snapshot>,
     last_burst: Option<Snapshot>,
@@ -278,9 +277,9 @@ impl RadioSim {
             needed_airtime_s: 0.0,
             captured_burst_s: 0.0,
             bursts: 0,
-            burst: BTreeMap::new(),
-            flows: BTreeMap::new(),
-            exchanges: BTreeMap::new(),
+            burst: HashMap::default(),
+            flows: Shares::default(),
+            exchanges: Shares::default(),
             first_burst: None,
             last_burst: None,
         }
@@ -363,10 +362,14 @@ impl RadioSim {
 
     fn credit(&mut self, key: Key, cat: Cat, energy: f64, on_s: f64) {
         if key.flow != Tick::NO_FLOW {
-            add_share(self.flows.entry(key.flow).or_default(), cat, energy, on_s);
+            if let Some(share) = self.flows.entry(key.flow) {
+                add_share(share, cat, energy, on_s);
+            }
         }
         if let Some(x) = key.exchange {
-            add_share(self.exchanges.entry(x).or_default(), cat, energy, on_s);
+            if let Some(share) = self.exchanges.entry(x) {
+                add_share(share, cat, energy, on_s);
+            }
         }
     }
 
@@ -375,11 +378,14 @@ impl RadioSim {
         if self.burst.is_empty() || (energy == 0.0 && on_s == 0.0) {
             return;
         }
-        let total_weight: f64 = self.burst.values().map(|p| p.weight_s).sum();
-        let total_bytes: u64 = self.burst.values().map(|p| p.bytes).sum();
-        let count = self.burst.len() as f64;
-        let shares: Vec<(Key, f64)> = self
-            .burst
+        // In key order: the float sums, and so the report, must not depend
+        // on the hash map's (randomly seeded) iteration order.
+        let mut parts: Vec<(Key, BurstPart)> = self.burst.iter().map(|(k, p)| (*k, *p)).collect();
+        parts.sort_unstable_by_key(|(k, _)| *k);
+        let total_weight: f64 = parts.iter().map(|(_, p)| p.weight_s).sum();
+        let total_bytes: u64 = parts.iter().map(|(_, p)| p.bytes).sum();
+        let count = parts.len() as f64;
+        let shares: Vec<(Key, f64)> = parts
             .iter()
             .map(|(k, p)| {
                 let f = if total_weight > 0.0 {
@@ -580,14 +586,16 @@ impl RadioSim {
         }
         self.add_weight(key, airtime, bytes);
         if t.flow != Tick::NO_FLOW {
-            let share = self.flows.entry(t.flow).or_default();
-            share.bytes = share.bytes.saturating_add(bytes);
-            share.frames += 1;
+            if let Some(share) = self.flows.entry(t.flow) {
+                share.bytes = share.bytes.saturating_add(bytes);
+                share.frames += 1;
+            }
         }
         if let Some(x) = t.exchange {
-            let share = self.exchanges.entry(x).or_default();
-            share.bytes = share.bytes.saturating_add(bytes);
-            share.frames += 1;
+            if let Some(share) = self.exchanges.entry(x) {
+                share.bytes = share.bytes.saturating_add(bytes);
+                share.frames += 1;
+            }
         }
         self.frames += 1;
         self.bytes = self.bytes.saturating_add(bytes);
@@ -607,10 +615,14 @@ impl RadioSim {
 
     fn credit_round_trip(&mut self, key: Key) {
         if key.flow != Tick::NO_FLOW {
-            self.flows.entry(key.flow).or_default().round_trips += 1;
+            if let Some(share) = self.flows.entry(key.flow) {
+                share.round_trips += 1;
+            }
         }
         if let Some(x) = key.exchange {
-            self.exchanges.entry(x).or_default().round_trips += 1;
+            if let Some(share) = self.exchanges.entry(x) {
+                share.round_trips += 1;
+            }
         }
     }
 
@@ -794,6 +806,37 @@ impl RadioSim {
     }
 }
 
+/// Shares by flow or exchange id. Ids are handed out densely from 0, so a
+/// vector indexed by id replaces a map lookup on every frame; ids past
+/// `DENSE_IDS` (not made by the pipeline, but any u32 is valid) go to a map,
+/// so memory follows the ids used, not their size.
+#[derive(Default)]
+struct Shares {
+    dense: Vec<Option<Share>>,
+    sparse: BTreeMap<u32, Share>,
+}
+
+const DENSE_IDS: usize = 1 << 18;
+
+impl Shares {
+    fn entry(&mut self, id: u32) -> Option<&mut Share> {
+        let i = id as usize;
+        if i >= DENSE_IDS {
+            return Some(self.sparse.entry(id).or_default());
+        }
+        if self.dense.len() <= i {
+            self.dense.resize(i + 1, None);
+        }
+        Some(self.dense.get_mut(i)?.get_or_insert_with(Share::default))
+    }
+
+    /// (id, share) in id order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &Share)> {
+        let dense = self.dense.iter().enumerate().filter_map(|(i, s)| Some((u32::try_from(i).ok()?, s.as_ref()?)));
+        dense.chain(self.sparse.iter().map(|(k, s)| (*k, s)))
+    }
+}
+
 fn add_share(share: &mut Share, cat: Cat, energy: f64, on_s: f64) {
     if let Some(e) = share.energy.get_mut(cat as usize) {
         *e += energy;
@@ -801,13 +844,13 @@ fn add_share(share: &mut Share, cat: Cat, energy: f64, on_s: f64) {
     share.radio_on_s += on_s;
 }
 
-fn shares_report(map: &BTreeMap<u32, Share>, v: f64) -> Vec<ShareReport> {
+fn shares_report(map: &Shares, v: f64) -> Vec<ShareReport> {
     map.iter()
         .map(|(index, s)| {
             let energy_j: f64 = s.energy.iter().sum();
             let frac = |x: f64| if energy_j > 0.0 { x / energy_j } else { 0.0 };
             ShareReport {
-                index: *index,
+                index,
                 energy_j,
                 charge_mah: mah(energy_j, v),
                 radio_on_s: s.radio_on_s,
