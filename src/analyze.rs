@@ -467,7 +467,13 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     }
 }
 
-fn run_worker(cfg: Limits, rx: Receiver<Batch>, ticks: SyncSender<(Vec<FrameTick>, Batch)>, worker: u64, jobs: u64) -> Worker {
+fn run_worker(
+    cfg: Limits,
+    rx: Receiver<Batch>,
+    ticks: SyncSender<(Vec<FrameTick>, Batch)>,
+    worker: u64,
+    jobs: u64,
+) -> Worker {
     let mut w = Worker::new(&cfg);
     while let Ok(mut b) = rx.recv() {
         for item in &b.items {
@@ -636,6 +642,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         x.id = new as u64;
         x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(u64::MAX);
     }
+    attribute_dns_lookups(&mut flows, &mut exchanges);
     let malformed_bytes = flows.iter().map(|(_, f)| f.malformed_bytes).sum();
     let max_flows = opts.max_flows.max(1);
     notes.flows_omitted = flows_total.saturating_sub(max_flows.min(flows.len()) as u64);
@@ -706,6 +713,52 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         radio,
         findings,
     })
+}
+
+/// A DNS lookup is part of what the connection that follows it costs: the
+/// first flow to an address a lookup resolved (within `LOOKUP_VALID_S`
+/// after it) takes the lookup's bytes into its setup, shared evenly by its
+/// exchanges. Flows and exchanges are in capture order.
+fn attribute_dns_lookups(flows: &mut [(usize, FlowRecord)], exchanges: &mut [(usize, Exchange)]) {
+    const LOOKUP_VALID_S: f64 = 300.0;
+    let mut lookups: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+    for (i, (_, x)) in exchanges.iter().enumerate() {
+        for a in &x.resolved {
+            lookups.entry(*a).or_default().push(i);
+        }
+    }
+    if lookups.is_empty() {
+        return;
+    }
+    let mut claimed = vec![false; exchanges.len()];
+    let mut by_flow: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, (_, x)) in exchanges.iter().enumerate() {
+        by_flow.entry(x.flow).or_default().push(i);
+    }
+    for (_, f) in flows.iter_mut().filter(|(_, f)| f.app != "dns") {
+        let Ok(server) = f.server.parse::<std::net::SocketAddr>() else { continue };
+        let Some(candidates) = lookups.get(&server.ip()) else { continue };
+        // The latest lookup answered before the flow began, not used yet.
+        let found = candidates.iter().rev().copied().find(|&i| {
+            exchanges.get(i).is_some_and(|(_, x)| {
+                x.end_ts <= f.start_ts
+                    && f.start_ts - x.end_ts <= LOOKUP_VALID_S
+                    && !claimed.get(i).copied().unwrap_or(true)
+            })
+        });
+        let Some(i) = found else { continue };
+        if let Some(c) = claimed.get_mut(i) {
+            *c = true;
+        }
+        let cost = exchanges.get(i).map_or(0.0, |(_, x)| x.total_cost_bytes);
+        f.dns_lookup_bytes = cost.round() as u64;
+        let mine = by_flow.get(&f.id).map(Vec::as_slice).unwrap_or(&[]);
+        for &j in mine {
+            if let Some((_, x)) = exchanges.get_mut(j) {
+                x.share_dns(cost, f.exchanges);
+            }
+        }
+    }
 }
 
 /// Analyzes several files with `jobs` threads in all: several files at once

@@ -10,6 +10,7 @@ use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 
 pub static PROTOCOL: Protocol = Protocol { name: "dns", l4: &[L4::Udp, L4::Tcp], ports: &[53, 5353], probe, make };
 
@@ -124,14 +125,18 @@ impl fmt::Display for FormatError {
     }
 }
 
-/// A parsed message: header and first question; records are walked for
-/// structure only.
+/// A parsed message: header, first question, and the addresses its
+/// answers give (A and AAAA); other records are walked for structure only.
 #[derive(Debug)]
 struct Message {
     header: Header,
     /// First question, if any: lower-case name and type.
     question: Option<(String, u16)>,
+    addrs: Vec<IpAddr>,
 }
+
+/// Most addresses kept from one answer.
+const MAX_ADDRS: usize = 16;
 
 impl Message {
     fn plausible(&self) -> bool {
@@ -158,20 +163,27 @@ fn parse(b: &[u8]) -> Result<Message, FormatError> {
         pos = next + 4;
     }
     let records = u32::from(header.ancount) + u32::from(header.nscount) + u32::from(header.arcount);
-    for _ in 0..records {
+    let mut addrs = Vec::new();
+    for i in 0..records {
         let (_, next) = read_name(b, pos, false)?;
         // type, class, TTL, RDLENGTH, then RDATA.
+        let rtype = b.get(next..next + 2).and_then(|f| f.first_chunk::<2>()).ok_or(FormatError::Truncated)?;
         let rdlen = b.get(next + 8..next + 10).and_then(|f| f.first_chunk::<2>()).ok_or(FormatError::Truncated)?;
         let end = next + 10 + usize::from(u16::from_be_bytes(*rdlen));
-        if end > b.len() {
-            return Err(FormatError::Truncated);
+        let rdata = b.get(next + 10..end).ok_or(FormatError::Truncated)?;
+        if i < u32::from(header.ancount) && addrs.len() < MAX_ADDRS {
+            match (u16::from_be_bytes(*rtype), rdata.len()) {
+                (1, 4) => addrs.extend(<[u8; 4]>::try_from(rdata).ok().map(IpAddr::from)),
+                (28, 16) => addrs.extend(<[u8; 16]>::try_from(rdata).ok().map(IpAddr::from)),
+                _ => {}
+            }
         }
         pos = end;
     }
     if pos != b.len() {
         return Err(FormatError::Trailing);
     }
-    Ok(Message { header, question })
+    Ok(Message { header, question, addrs })
 }
 
 /// Reads the name at `pos`; returns it (when `render`) and the offset just
@@ -554,6 +566,10 @@ impl Flowing<'_> {
                 id
             }
         };
+        if !msg.addrs.is_empty() {
+            // Connections to these addresses paid for this lookup.
+            emit.event(Event::Resolved { id: exchange, addrs: msg.addrs.clone() });
+        }
         emit.event(Event::Close { id: exchange });
         exchange
     }

@@ -83,6 +83,9 @@ pub enum Event {
     Close { id: u32 },
     /// Bytes that could not be parsed (they are in a `payload` span).
     Malformed { bytes: u64, reason: String },
+    /// Exchange `id` (a DNS lookup) resolved these addresses: the first
+    /// connection to one of them after it pays for the lookup.
+    Resolved { id: u32, addrs: Vec<std::net::IpAddr> },
     /// The flow's application protocol, as learned (`inner` of a TLS flow,
     /// `websocket` after an HTTP upgrade).
     App { name: &'static str },

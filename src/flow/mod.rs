@@ -82,6 +82,9 @@ pub struct FlowRecord {
     /// Connection overhead shared evenly by its exchanges: TCP and TLS
     /// handshakes, MQTT CONNECT/CONNACK, keep-alives, teardown.
     pub setup_bytes: u64,
+    /// Wire bytes of the DNS lookup that found this flow's server (shared
+    /// by its exchanges too); 0 when none was seen.
+    pub dns_lookup_bytes: u64,
     pub malformed_bytes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,

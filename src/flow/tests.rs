@@ -159,4 +159,3 @@ fn udp_flow_ends_after_idle_timeout() {
     assert_eq!(t.udp_streams, 2);
     assert_eq!(sink.flows.iter().map(|f| f.frames).collect::<Vec<_>>(), vec![2, 1]);
 }
-

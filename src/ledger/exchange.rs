@@ -41,6 +41,13 @@ pub struct Exchange {
     pub bytes_s2c: u64,
     /// Direction changes within the exchange (request->response = 1).
     pub turns: u32,
+    /// A DNS lookup's answers; its cost is added to the setup of the first
+    /// connection that follows to one of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<std::net::IpAddr>,
+    /// Of `setup_share_bytes`, the share of the DNS lookup that found the server.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dns_share_bytes: f64,
     /// Index of the packet that opened it: orders exchanges the same way
     /// however the flows were spread over threads.
     #[serde(skip)]
@@ -49,6 +56,10 @@ pub struct Exchange {
     last_dir: Option<Dir>,
     #[serde(skip)]
     closed: bool,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn secs(ns: i64) -> f64 {
@@ -191,6 +202,8 @@ impl FlowLedger {
                             bytes_c2s: 0,
                             bytes_s2c: 0,
                             turns: 0,
+                            resolved: Vec::new(),
+                            dns_share_bytes: 0.0,
                             open_packet: packet,
                             last_dir: None,
                             closed: false,
@@ -221,6 +234,11 @@ impl FlowLedger {
                     self.malformed_bytes += bytes;
                     if self.malformed.len() < 16 {
                         self.malformed.push((bytes, reason));
+                    }
+                }
+                Event::Resolved { id, addrs } => {
+                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        x.resolved = addrs;
                     }
                 }
                 Event::App { name } => self.app = Some(name),
@@ -284,6 +302,14 @@ impl Exchange {
     pub fn share_setup(&mut self, setup: u64, exchanges: u64) {
         self.setup_share_bytes = setup as f64 / exchanges.max(1) as f64;
         self.total_cost_bytes = self.wire_bytes as f64 + self.setup_share_bytes;
+    }
+
+    /// Adds its even share of the DNS lookup its connection needed.
+    pub fn share_dns(&mut self, lookup_bytes: f64, exchanges: u64) {
+        let share = lookup_bytes / exchanges.max(1) as f64;
+        self.dns_share_bytes += share;
+        self.setup_share_bytes += share;
+        self.total_cost_bytes += share;
     }
 }
 

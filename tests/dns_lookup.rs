@@ -1,0 +1,77 @@
+//! A DNS lookup is part of what the connection after it costs.
+
+use std::path::Path;
+use wiretax::analyze::{Options, analyze_file};
+
+fn udp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+    let ip_len = (20 + 8 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, (ip_len >> 8) as u8, ip_len as u8, 0, 1, 0, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    let udp_len = (8 + payload.len()) as u16;
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+fn dns(response: bool) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34];
+    m.extend_from_slice(if response {
+        &[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]
+    } else {
+        &[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+    });
+    m.extend_from_slice(b"\x06sensor\x07example\x00\x00\x01\x00\x01");
+    if response {
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 77, 0, 1]);
+    }
+    m
+}
+
+fn record(ts_sec: u32, ts_usec: u32, frame: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    for v in [ts_sec, ts_usec, frame.len() as u32, frame.len() as u32] {
+        r.extend_from_slice(&v.to_le_bytes());
+    }
+    r.extend_from_slice(frame);
+    r
+}
+
+#[test]
+fn the_lookup_before_a_connection_is_shared_by_its_exchanges() {
+    let base = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-keepalive.pcap")).unwrap();
+    let first_sec = u32::from_le_bytes(base[24..28].try_into().unwrap());
+    let query = udp_frame([10, 77, 0, 2], 41000, [10, 77, 0, 53], 53, &dns(false));
+    let answer = udp_frame([10, 77, 0, 53], 53, [10, 77, 0, 2], 41000, &dns(true));
+    let mut file = base[..24].to_vec();
+    file.extend(record(first_sec - 1, 0, &query));
+    file.extend(record(first_sec - 1, 2_000, &answer));
+    file.extend_from_slice(&base[24..]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dns-then-http.pcap");
+    std::fs::write(&path, file).unwrap();
+
+    let r = analyze_file(&path, &Options::new()).unwrap();
+    let lookup_bytes = (query.len() + answer.len()) as u64;
+    let dns_flow = r.flows.iter().find(|f| f.app == "dns").expect("dns flow");
+    assert_eq!(dns_flow.wire_bytes, lookup_bytes);
+    assert_eq!(r.stats.dns.answers, 1);
+    let http = r.flows.iter().find(|f| f.app == "http").expect("http flow");
+    assert_eq!(http.dns_lookup_bytes, lookup_bytes);
+    let xs: Vec<_> = r.exchanges.iter().filter(|x| x.flow == http.id).collect();
+    assert_eq!(xs.len(), 15);
+    for x in xs {
+        assert!((x.dns_share_bytes - lookup_bytes as f64 / 15.0).abs() < 1e-9);
+        assert!((x.total_cost_bytes - x.wire_bytes as f64 - x.setup_share_bytes).abs() < 1e-9);
+    }
+    // Without a lookup, nothing is added.
+    let plain =
+        analyze_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-keepalive.pcap"), &Options::new())
+            .unwrap();
+    assert!(plain.flows.iter().all(|f| f.dns_lookup_bytes == 0));
+    assert!(plain.exchanges.iter().all(|x| x.dns_share_bytes == 0.0));
+}
