@@ -797,8 +797,11 @@ mod tests {
     fn names_are_capped() {
         let mut s = Stats::default();
         for i in 0..(MAX_NAMES + 10) {
-            let msg =
-                Message { header: parse_header(&query(1)).unwrap(), question: Some((format!("host{i}.example"), 1)) };
+            let msg = Message {
+                header: parse_header(&query(1)).unwrap(),
+                question: Some((format!("host{i}.example"), 1)),
+                addrs: vec![],
+            };
             s.count(&msg, 40);
         }
         assert_eq!(s.names.len(), MAX_NAMES);

@@ -361,15 +361,15 @@ impl RadioSim {
     }
 
     fn credit(&mut self, key: Key, cat: Cat, energy: f64, on_s: f64) {
-        if key.flow != Tick::NO_FLOW {
-            if let Some(share) = self.flows.entry(key.flow) {
-                add_share(share, cat, energy, on_s);
-            }
+        if key.flow != Tick::NO_FLOW
+            && let Some(share) = self.flows.entry(key.flow)
+        {
+            add_share(share, cat, energy, on_s);
         }
-        if let Some(x) = key.exchange {
-            if let Some(share) = self.exchanges.entry(x) {
-                add_share(share, cat, energy, on_s);
-            }
+        if let Some(x) = key.exchange
+            && let Some(share) = self.exchanges.entry(x)
+        {
+            add_share(share, cat, energy, on_s);
         }
     }
 
@@ -585,17 +585,17 @@ impl RadioSim {
             self.credit(key, Cat::Transfer, extra, 0.0);
         }
         self.add_weight(key, airtime, bytes);
-        if t.flow != Tick::NO_FLOW {
-            if let Some(share) = self.flows.entry(t.flow) {
-                share.bytes = share.bytes.saturating_add(bytes);
-                share.frames += 1;
-            }
+        if t.flow != Tick::NO_FLOW
+            && let Some(share) = self.flows.entry(t.flow)
+        {
+            share.bytes = share.bytes.saturating_add(bytes);
+            share.frames += 1;
         }
-        if let Some(x) = t.exchange {
-            if let Some(share) = self.exchanges.entry(x) {
-                share.bytes = share.bytes.saturating_add(bytes);
-                share.frames += 1;
-            }
+        if let Some(x) = t.exchange
+            && let Some(share) = self.exchanges.entry(x)
+        {
+            share.bytes = share.bytes.saturating_add(bytes);
+            share.frames += 1;
         }
         self.frames += 1;
         self.bytes = self.bytes.saturating_add(bytes);
@@ -614,15 +614,15 @@ impl RadioSim {
     }
 
     fn credit_round_trip(&mut self, key: Key) {
-        if key.flow != Tick::NO_FLOW {
-            if let Some(share) = self.flows.entry(key.flow) {
-                share.round_trips += 1;
-            }
+        if key.flow != Tick::NO_FLOW
+            && let Some(share) = self.flows.entry(key.flow)
+        {
+            share.round_trips += 1;
         }
-        if let Some(x) = key.exchange {
-            if let Some(share) = self.exchanges.entry(x) {
-                share.round_trips += 1;
-            }
+        if let Some(x) = key.exchange
+            && let Some(share) = self.exchanges.entry(x)
+        {
+            share.round_trips += 1;
         }
     }
 
