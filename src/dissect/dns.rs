@@ -650,6 +650,7 @@ mod tests {
                 Event::Open { id: 0, kind: "dns", what: "A example.com".into() },
                 Event::Responded { id: 0 },
                 Event::Describe { id: 0, what: "A example.com NOERROR 1 answer".into() },
+                Event::Resolved { id: 0, addrs: vec![std::net::IpAddr::from([93, 184, 216, 34])] },
                 Event::Close { id: 0 },
             ]
         );
