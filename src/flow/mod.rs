@@ -181,6 +181,14 @@ struct Shared {
     packet: u64,
 }
 
+impl Shared {
+    /// Where the next dissector call writes, its spans starting empty.
+    fn emit(&mut self, ts_ns: i64) -> Emit<'_> {
+        self.spans.clear();
+        Emit { ts_ns, spans: &mut self.spans, events: &mut self.events, stats: &mut self.stats }
+    }
+}
+
 pub struct FlowTable {
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,
@@ -449,10 +457,7 @@ impl FlowTable {
             }
         }
         if let Some(dis) = app.dissector.as_mut() {
-            self.sh.spans.clear();
-            let mut e =
-                Emit { ts_ns: ts, spans: &mut self.sh.spans, events: &mut self.sh.events, stats: &mut self.sh.stats };
-            dis.finish(&mut e);
+            dis.finish(&mut self.sh.emit(ts));
             Feeder::new(&mut self.sh, app, ts, Dir::C2S).apply();
         }
         // The dissector contract: every byte fed is in exactly one span.
@@ -624,14 +629,7 @@ impl<'a> Feeder<'a> {
                     self.choose_dissector(data);
                 }
                 let Some(dis) = self.app.dissector.as_mut() else { return };
-                self.sh.spans.clear();
-                let mut e = Emit {
-                    ts_ns: self.ts_ns,
-                    spans: &mut self.sh.spans,
-                    events: &mut self.sh.events,
-                    stats: &mut self.sh.stats,
-                };
-                dis.data(self.dir, data, &mut e);
+                dis.data(self.dir, data, &mut self.sh.emit(self.ts_ns));
                 self.app.fed += data.len() as u64;
                 self.apply();
             }
@@ -651,14 +649,7 @@ impl<'a> Feeder<'a> {
 
     fn gap(&mut self, n: u64) {
         if let Some(dis) = self.app.dissector.as_mut() {
-            self.sh.spans.clear();
-            let mut e = Emit {
-                ts_ns: self.ts_ns,
-                spans: &mut self.sh.spans,
-                events: &mut self.sh.events,
-                stats: &mut self.sh.stats,
-            };
-            dis.gap(self.dir, n, &mut e);
+            dis.gap(self.dir, n, &mut self.sh.emit(self.ts_ns));
             self.apply();
         }
     }
