@@ -614,7 +614,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     // Put the workers' results in the order one worker would have made them.
     let mut classes = outside;
     let mut stats = crate::dissect::ProtoStats::default();
-    let (mut tcp_streams, mut udp_streams, mut live_max) = (0, 0, 0);
+    let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let mut flows: Vec<(usize, FlowRecord)> = Vec::new();
     let mut exchanges: Vec<(usize, Exchange)> = Vec::new();
@@ -623,7 +623,6 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         udp_streams += w.table.udp_streams;
-        live_max += w.table.live_max;
         flows_total += w.out.flows_total;
         exchanges_total += w.out.exchanges_total;
         flows.extend(w.out.flows.into_iter().map(|f| (wi, f)));
@@ -658,7 +657,6 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     notes.format = reader.stats().format;
     notes.linktypes = linktypes.into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
     notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
-    notes.live_flows_max = live_max as u64;
     notes.malformed_bytes = malformed_bytes;
     if classes.total() != t.wire_bytes {
         notes.conservation_error =

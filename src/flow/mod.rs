@@ -204,7 +204,6 @@ pub struct FlowTable {
     sh: Shared,
     pub tcp_streams: u64,
     pub udp_streams: u64,
-    pub live_max: usize,
 }
 
 impl FlowTable {
@@ -226,7 +225,6 @@ impl FlowTable {
             },
             tcp_streams: 0,
             udp_streams: 0,
-            live_max: 0,
         }
     }
 
@@ -234,9 +232,6 @@ impl FlowTable {
         &self.sh.stats
     }
 
-    pub fn live(&self) -> usize {
-        self.index.len()
-    }
 
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
@@ -435,7 +430,6 @@ impl FlowTable {
             }
         };
         self.index.insert(key, slot);
-        self.live_max = self.live_max.max(self.index.len());
         self.timers.insert((ts_ns.saturating_add(timeout), slot, generation));
         slot
     }

@@ -56,10 +56,6 @@ impl HalfStream {
         }
     }
 
-    pub fn started(&self) -> bool {
-        self.base.is_some()
-    }
-
     /// Stream offset of a sequence number: the 64-bit value nearest `next`.
     pub fn offset(&self, seq: u32) -> i64 {
         let base = self.base.unwrap_or(seq);

@@ -44,8 +44,6 @@ pub struct Notes {
     pub malformed_bytes: u64,
     pub flows_omitted: u64,
     pub exchanges_omitted: u64,
-    #[serde(skip)]
-    pub live_flows_max: u64,
     /// Why reading stopped early; the figures cover everything before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_error: Option<String>,
