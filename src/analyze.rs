@@ -734,8 +734,7 @@ fn attribute_dns_lookups(flows: &mut [(usize, FlowRecord)], exchanges: &mut [(us
         by_flow.entry(x.flow).or_default().push(i);
     }
     for (_, f) in flows.iter_mut().filter(|(_, f)| f.app != "dns") {
-        let Ok(server) = f.server.parse::<std::net::SocketAddr>() else { continue };
-        let Some(candidates) = lookups.get(&server.ip()) else { continue };
+        let Some(candidates) = lookups.get(&f.server.0.ip()) else { continue };
         // The latest lookup answered before the flow began, not used yet.
         let found = candidates.iter().rev().copied().find(|&i| {
             exchanges.get(i).is_some_and(|(_, x)| {

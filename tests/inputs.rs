@@ -60,7 +60,7 @@ fn add(n: u64, d: i64) -> u64 {
 /// What a flow is, apart from its timing and byte classes.
 fn identity(f: &FlowRecord) -> impl PartialEq + std::fmt::Debug {
     (
-        (f.l4, f.client.clone(), f.server.clone(), f.app, f.inner),
+        (f.l4, f.client, f.server, f.app, f.inner),
         (f.frames, f.payload_bytes_c2s, f.payload_bytes_s2c, f.control_frames),
         (f.retransmitted_frames, f.retransmitted_bytes, f.syn, f.fin, f.rst),
         (f.gaps, f.lost_bytes, f.inferred_bytes, f.exchanges, f.malformed_bytes),
@@ -246,7 +246,7 @@ fn pcapng_several_interfaces_and_block_types() {
         (f2.frames, f2.wire_bytes, f2.payload_bytes_c2s, f2.payload_bytes_s2c),
         (2, spb_bytes, n.payload_bytes_c2s, n.payload_bytes_s2c)
     );
-    assert_eq!((f2.client.as_str(), f2.server.as_str()), (n.client.as_str(), n.server.as_str()));
+    assert_eq!((f2.client, f2.server), (n.client, n.server));
     // Start to the latest timestamp: the CoAP flow's last frame.
     assert!((got.totals.duration_s - (f1.end_ts - f0.start_ts)).abs() < 1e-6, "{}", got.totals.duration_s);
 }
@@ -378,7 +378,7 @@ fn assert_fragmented(base: &InputReport, got: &InputReport, ip_hdr_per_fragment:
     assert_eq!(got.totals.wire_bytes, want.total());
     assert_eq!((got.tcp_streams, got.udp_streams), (0, 12));
     for (b, g) in base.flows.iter().zip(&got.flows) {
-        assert_eq!((g.client.as_str(), g.server.as_str(), g.app), (b.client.as_str(), b.server.as_str(), b.app));
+        assert_eq!((g.client, g.server, g.app), (b.client, b.server, b.app));
         assert_eq!(
             (g.payload_bytes_c2s, g.payload_bytes_s2c),
             (b.payload_bytes_c2s, b.payload_bytes_s2c),
@@ -445,7 +445,7 @@ fn fragments_cut_by_snaplen() -> (InputReport, InputReport) {
 fn fragments_cut_by_snaplen_are_still_reassembled() {
     let (full, got) = fragments_cut_by_snaplen();
     for (f, g) in full.flows.iter().zip(&got.flows) {
-        assert_eq!((g.client.as_str(), g.server.as_str()), (f.client.as_str(), f.server.as_str()));
+        assert_eq!((g.client, g.server), (f.client, f.server));
         assert_eq!(
             (g.frames, g.payload_bytes_c2s, g.payload_bytes_s2c),
             (f.frames, f.payload_bytes_c2s, f.payload_bytes_s2c)

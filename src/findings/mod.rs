@@ -6,13 +6,14 @@
 //! never reach back into dissectors. Savings are projected to a day from the
 //! capture's own rate.
 
-use crate::flow::FlowRecord;
+use crate::flow::{Endpoint, FlowRecord};
 use crate::ledger::{Class, Exchange};
 use crate::stats::median;
 use foldhash::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Saving {
@@ -99,8 +100,8 @@ fn parse_what(what: &str) -> (&str, &str, Option<u16>) {
 /// A request repeated at a regular period: the same resource fetched again
 /// and again instead of being pushed when it changes.
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
-    let servers: HashMap<u64, &str> = inp.flows.iter().map(|f| (f.id, f.server.as_str())).collect();
-    let server_of = |x: &Exchange| servers.get(&x.flow).copied().unwrap_or("?");
+    let servers: HashMap<u64, Endpoint> = inp.flows.iter().map(|f| (f.id, f.server)).collect();
+    let server_of = |x: &Exchange| servers.get(&x.flow).map_or_else(|| "?".to_string(), |s| s.to_string());
     let mut groups: BTreeMap<(String, String), Vec<&Exchange>> = BTreeMap::new();
     for x in inp.exchanges {
         let (method, path, _) = parse_what(&x.what);
@@ -112,7 +113,7 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
             _ => false,
         };
         if fetch {
-            let key = if x.kind == "tls" { server_of(x).to_string() } else { format!("{method} {path}") };
+            let key = if x.kind == "tls" { server_of(x) } else { format!("{method} {path}") };
             groups.entry((x.kind.to_string(), key)).or_default().push(x);
         }
     }
@@ -166,9 +167,9 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
 /// Many TCP connections that each carry at most one exchange: every one
 /// pays the TCP (and TLS, and MQTT CONNECT) setup again.
 fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
-    let mut by_server: BTreeMap<&str, Vec<&FlowRecord>> = BTreeMap::new();
+    let mut by_server: BTreeMap<Endpoint, Vec<&FlowRecord>> = BTreeMap::new();
     for f in inp.flows.iter().filter(|f| f.l4 == "tcp" && f.syn > 0 && f.exchanges <= 1 && f.wire_bytes > 0) {
-        by_server.entry(f.server.as_str()).or_default().push(f);
+        by_server.entry(f.server).or_default().push(f);
     }
     for (server, fs) in by_server {
         let with_data: Vec<_> = fs.iter().filter(|f| f.exchanges == 1).collect();
@@ -282,11 +283,11 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
 /// Many clients opening connections to one server in the same instant,
 /// again and again: a fleet reconnecting in lock-step after an outage.
 fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
-    let mut by_server: BTreeMap<&str, Vec<(f64, &str, bool)>> = BTreeMap::new();
+    let mut by_server: BTreeMap<Endpoint, Vec<(f64, IpAddr, bool)>> = BTreeMap::new();
     for f in inp.flows.iter().filter(|f| f.l4 == "tcp" && f.syn > 0) {
-        let client_host = f.client.rsplit_once(':').map(|(h, _)| h).unwrap_or(&f.client);
+        let client_host = f.client.0.ip();
         let refused = f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0;
-        by_server.entry(f.server.as_str()).or_default().push((f.start_ts, client_host, refused));
+        by_server.entry(f.server).or_default().push((f.start_ts, client_host, refused));
     }
     const WINDOW_S: f64 = 0.1;
     const BURST: usize = 10;
@@ -316,7 +317,7 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
         if bursts.len() < 2 || refused == 0 {
             continue;
         }
-        let mut clients: Vec<&str> = starts.iter().map(|s| s.1).collect();
+        let mut clients: Vec<IpAddr> = starts.iter().map(|s| s.1).collect();
         clients.sort_unstable();
         clients.dedup();
         let refused_bytes: f64 = inp

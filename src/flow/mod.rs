@@ -46,6 +46,29 @@ impl Default for FlowConfig {
     }
 }
 
+/// A flow's endpoint; written out as `ip:port` (`[ip]:port` for IPv6).
+/// Kept as an address, not text: a flow is made without formatting anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint(pub SocketAddr);
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Endpoint(SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 /// A finished flow, as the report lists it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FlowRecord {
@@ -55,8 +78,8 @@ pub struct FlowRecord {
     #[serde(skip)]
     pub first_packet: u64,
     pub l4: &'static str,
-    pub client: String,
-    pub server: String,
+    pub client: Endpoint,
+    pub server: Endpoint,
     pub app: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inner: Option<&'static str>,
@@ -232,7 +255,6 @@ impl FlowTable {
         &self.sh.stats
     }
 
-
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
         while let Some(&(deadline, slot, generation)) = self.timers.first() {
@@ -391,8 +413,8 @@ impl FlowTable {
             id,
             first_packet: self.sh.packet,
             l4: if l4 == L4::Tcp { "tcp" } else { "udp" },
-            client: SocketAddr::from(client).to_string(),
-            server: SocketAddr::from(server).to_string(),
+            client: Endpoint(SocketAddr::from(client)),
+            server: Endpoint(SocketAddr::from(server)),
             app: "unknown",
             start_ts: ts_ns as f64 / 1e9,
             end_ts: ts_ns as f64 / 1e9,

@@ -71,7 +71,7 @@ fn handshake_data_and_close_are_accounted() {
     assert_eq!(f.classes.get(Class::TcpControl), 7 * 54);
     assert_eq!(f.classes.get(Class::Payload), 5);
     assert_eq!(f.classes.total(), f.wire_bytes);
-    assert_eq!(f.client, "10.0.0.2:40000");
+    assert_eq!(f.client.to_string(), "10.0.0.2:40000");
     assert_eq!(sink.ticks, 8);
 }
 
@@ -116,7 +116,7 @@ fn mid_stream_start_takes_the_higher_port_as_client() {
     let (t, sink) = run(&[seg(false, 501, 106, ACK, b"HTTP/1.1 200 OK\r\n\r\n"), seg(true, 106, 520, ACK, b"")]);
     assert_eq!(t.tcp_streams, 1);
     let f = &sink.flows[0];
-    assert_eq!(f.client, "10.0.0.2:40000");
+    assert_eq!(f.client.to_string(), "10.0.0.2:40000");
     assert_eq!(f.payload_bytes_s2c, 19);
 }
 
