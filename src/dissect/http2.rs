@@ -163,7 +163,7 @@ struct Side {
     /// The HEADERS frame that started the block ended its stream.
     block_end_stream: bool,
     /// HPACK decoder for the header blocks this side sends.
-    decoder: loona_hpack::Decoder<'static>,
+    decoder: super::hpack::Decoder,
     hpack_ok: bool,
     /// SETTINGS_MAX_FRAME_SIZE this side advertised (frames it receives).
     max_frame: u64,
@@ -173,8 +173,7 @@ struct Side {
 
 impl Side {
     fn new(preface: bool) -> Side {
-        let mut decoder = loona_hpack::Decoder::new();
-        decoder.set_max_allowed_table_size(MAX_HPACK_TABLE);
+        let decoder = super::hpack::Decoder::new(MAX_HPACK_TABLE);
         Side {
             preface_left: if preface { PREFACE.len() } else { 0 },
             header: [0; FRAME_HEADER],
@@ -552,9 +551,9 @@ impl Http2 {
             return None;
         }
         let mut p = Pseudo::default();
-        let r = side.decoder.decode_with_cb(&block, |name, value| {
-            let v = || String::from_utf8_lossy(&value).into_owned();
-            match &name[..] {
+        let r = side.decoder.decode(&block, |name, value| {
+            let v = || String::from_utf8_lossy(value).into_owned();
+            match name {
                 b":method" => p.method = Some(v()),
                 b":path" => p.path = Some(v()),
                 b":status" => p.status = Some(v()),

@@ -9,6 +9,7 @@
 pub mod buf;
 pub mod coap;
 pub mod dns;
+pub mod hpack;
 pub mod http;
 pub mod http2;
 pub mod mqtt;
