@@ -4,18 +4,12 @@
 //! panic on their input; everything they cannot parse stays `payload` and is
 //! reported as malformed.
 //!
-//! Adding a protocol: one file in this folder and one line in `PROTOCOLS`.
+//! Adding a protocol: one file in this folder (a `PROTOCOL`, a `Stats`
+//! with `merge`, and the dissector) and its name in `protocols!` below.
 
 pub mod buf;
-pub mod coap;
-pub mod dns;
 pub mod hpack;
-pub mod http;
-pub mod http2;
-pub mod mqtt;
-pub mod tls;
 pub mod unknown;
-pub mod websocket;
 
 pub use buf::{Framing, MsgBuf};
 
@@ -173,9 +167,35 @@ pub struct FlowCtx {
     pub cfg: Arc<Config>,
 }
 
-/// Every protocol wiretax recognises, in probe order.
-pub static PROTOCOLS: &[&Protocol] =
-    &[&tls::PROTOCOL, &http2::PROTOCOL, &http::PROTOCOL, &mqtt::PROTOCOL, &coap::PROTOCOL, &dns::PROTOCOL];
+/// Declares every protocol once: its module, its place in `PROTOCOLS`
+/// (recognised by content, in probe order; `nested` ones are entered from
+/// another protocol), and its statistics section of the report.
+macro_rules! protocols {
+    (recognised: [$($p:ident),*], nested: [$($n:ident),*]) => {
+        $(pub mod $p;)*
+        $(pub mod $n;)*
+
+        /// Every protocol wiretax recognises, in probe order.
+        pub static PROTOCOLS: &[&Protocol] = &[$(&$p::PROTOCOL),*];
+
+        /// Per-protocol statistics: the `http`, `tls`, `mqtt`, `coap`, ...
+        /// sections of the report, each defined in its protocol's file.
+        #[derive(Clone, Debug, Default, Serialize)]
+        pub struct ProtoStats {
+            $(pub $p: $p::Stats,)*
+            $(pub $n: $n::Stats,)*
+        }
+
+        impl ProtoStats {
+            pub fn merge(&mut self, o: &ProtoStats) {
+                $(self.$p.merge(&o.$p);)*
+                $(self.$n.merge(&o.$n);)*
+            }
+        }
+    };
+}
+
+protocols! { recognised: [tls, http2, http, mqtt, coap, dns], nested: [websocket] }
 
 pub fn by_name(name: &str) -> Option<&'static Protocol> {
     PROTOCOLS.iter().copied().find(|p| p.name == name)
@@ -194,31 +214,6 @@ pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'s
         }
     }
     maybe_on_port
-}
-
-/// Per-protocol statistics, the `http`, `tls`, `mqtt`, `coap` and `dns`
-/// sections of the report. Each protocol's file defines its own.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ProtoStats {
-    pub http: http::Stats,
-    pub tls: tls::Stats,
-    pub mqtt: mqtt::Stats,
-    pub coap: coap::Stats,
-    pub dns: dns::Stats,
-    pub websocket: websocket::Stats,
-    pub http2: http2::Stats,
-}
-
-impl ProtoStats {
-    pub fn merge(&mut self, o: &ProtoStats) {
-        self.http.merge(&o.http);
-        self.tls.merge(&o.tls);
-        self.mqtt.merge(&o.mqtt);
-        self.coap.merge(&o.coap);
-        self.dns.merge(&o.dns);
-        self.websocket.merge(&o.websocket);
-        self.http2.merge(&o.http2);
-    }
 }
 
 /// Most distinct keys a statistics map keeps; the rest count under "other",
