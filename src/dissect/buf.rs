@@ -88,40 +88,4 @@ fn run(data: &[u8], frame: &mut impl FnMut(&[u8]) -> Framing) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Length-prefixed toy messages: first byte is the total length.
-    fn toy(seen: &mut Vec<usize>) -> impl FnMut(&[u8]) -> Framing + '_ {
-        |b: &[u8]| {
-            let n = b[0] as usize;
-            if b.len() < n {
-                Framing::NeedMore
-            } else {
-                seen.push(n);
-                Framing::Message(n)
-            }
-        }
-    }
-
-    #[test]
-    fn frames_split_and_coalesced_messages() {
-        let stream = [3u8, 0, 0, 2, 0, 4, 0, 0, 0];
-        for cut in 0..stream.len() {
-            let mut seen = vec![];
-            let mut mb = MsgBuf::new(100);
-            mb.feed(&stream[..cut], toy(&mut seen)).unwrap();
-            mb.feed(&stream[cut..], toy(&mut seen)).unwrap();
-            assert_eq!(seen, vec![3, 2, 4], "cut at {cut}");
-            assert_eq!(mb.pending(), 0);
-        }
-    }
-
-    #[test]
-    fn overflow_is_reported_not_kept() {
-        let mut seen = vec![];
-        let mut mb = MsgBuf::new(4);
-        assert_eq!(mb.feed(&[200, 1, 2, 3, 4, 5], toy(&mut seen)), Err(6));
-        assert_eq!(mb.pending(), 0);
-    }
-}
+mod tests;

@@ -1,0 +1,326 @@
+use super::super::testkit;
+use super::capture::{self, truth};
+use super::*;
+use crate::ledger::Class;
+use std::sync::Arc;
+
+fn ctx() -> FlowCtx {
+    FlowCtx { l4: L4::Tcp, server_port: 80, cfg: Arc::new(super::super::Config::default()) }
+}
+
+/// Compares one capture's classes and `http` section with its truth
+/// file, fed as captured and one byte at a time.
+fn check_capture(name: &str) {
+    let t = truth(name);
+    let want = t.get("byte_classes").or(t.get("bytes_by_class")).expect("classes");
+    for bytewise in [false, true] {
+        let got = capture::run(name, make, bytewise);
+        for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
+            assert_eq!(
+                got.ledger.get(c),
+                want[c.name()].as_u64().unwrap_or(0),
+                "{name} {} bytewise={bytewise}",
+                c.name()
+            );
+        }
+        let h = serde_json::to_value(&got.stats.http).expect("json");
+        let th = &t["http"];
+        for k in [
+            "requests",
+            "responses",
+            "status_codes",
+            "methods",
+            "request_versions",
+            "response_versions",
+            "request_header_bytes",
+            "request_body_bytes",
+            "response_header_bytes",
+            "response_body_bytes",
+            "connections",
+            "requests_per_connection_max",
+            "chunked_requests",
+            "chunked_responses",
+        ] {
+            assert_eq!(h[k], th[k], "{name} http.{k} bytewise={bytewise}");
+        }
+        assert_eq!(got.stats.http.malformed, 0, "{name}");
+        for r in &got.runs {
+            assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
+        }
+    }
+}
+
+#[test]
+fn keepalive_matches_truth() {
+    check_capture("http-keepalive.pcap");
+}
+
+#[test]
+fn keepalive_ipv6_matches_truth() {
+    check_capture("http-keepalive-ipv6.pcap");
+}
+
+#[test]
+fn lossy_keepalive_matches_truth() {
+    check_capture("http-keepalive-lossy.pcap");
+}
+
+#[test]
+fn sparse_keepalive_matches_truth() {
+    check_capture("sparse-http-keepalive-poll.pcap");
+}
+
+#[test]
+fn pipelined_matches_truth() {
+    check_capture("http-pipelined.pcap");
+}
+
+#[test]
+fn poll_close_matches_truth() {
+    check_capture("http-poll-close.pcap");
+}
+
+#[test]
+fn post_batch_chunked_both_ways_and_100_continue_match_truth() {
+    check_capture("http-post-batch.pcap");
+}
+
+#[test]
+fn errors_match_truth() {
+    check_capture("http-errors.pcap");
+}
+
+#[test]
+fn http10_matches_truth() {
+    check_capture("http10.pcap");
+}
+
+#[test]
+fn websocket_upgrade_matches_truth() {
+    check_capture("websocket.pcapng");
+}
+
+#[test]
+fn websocket_storms_match_truth() {
+    check_capture("websocket-storm-fixed.pcap");
+    check_capture("websocket-storm-backoff.pcap");
+}
+
+/// Same spans (merged per class and exchange) and events whatever the
+/// segmentation.
+#[test]
+fn bytewise_feeding_changes_nothing() {
+    for name in ["http-pipelined.pcap", "http-post-batch.pcap", "websocket.pcapng", "http10.pcap"] {
+        let a = capture::run(name, make, false);
+        let b = capture::run(name, make, true);
+        for (x, y) in a.runs.iter().zip(&b.runs) {
+            assert_eq!(capture::outline(x), capture::outline(y), "{name}");
+        }
+    }
+}
+
+#[test]
+fn pipelined_responses_pair_first_in_first_out() {
+    let conns = capture::tcp_conns("http-pipelined.pcap");
+    let c = &conns[0];
+    // The first segment holds four requests.
+    assert_eq!(c.pieces[0].1.windows(4).filter(|w| w == b"GET ").count(), 4);
+    let r = testkit::run(&mut Http1::new(&ctx()), &c.slices());
+    let mut opened = vec![];
+    let mut order = vec![];
+    for e in &r.events {
+        match e {
+            Event::Open { id, what, .. } => opened.push((*id, what.clone())),
+            Event::Describe { id, what } => {
+                let req = &opened.iter().find(|(i, _)| i == id).expect("opened").1;
+                assert!(what.starts_with(req.as_str()), "{what} answers {req}");
+                assert!(what.ends_with(" 200") || what.ends_with(" 404"), "{what}");
+            }
+            Event::Close { id } => order.push(*id),
+            _ => {}
+        }
+    }
+    assert_eq!(opened.len(), 12);
+    assert_eq!(order, (1..=12).collect::<Vec<u32>>());
+    // Every exchange's bytes: its request and its response.
+    for id in 1..=12 {
+        let n: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(id)).map(|s| s.len).sum();
+        assert!(n > 100, "exchange {id}: {n} bytes");
+    }
+}
+
+#[test]
+fn exchange_events_follow_request_and_response() {
+    let conns = capture::tcp_conns("http-keepalive.pcap");
+    let r = testkit::run(&mut Http1::new(&ctx()), &conns[0].slices());
+    let ev: Vec<_> = r.events.iter().take(4).cloned().collect();
+    assert_eq!(
+        ev,
+        vec![
+            Event::Open { id: 1, kind: "http", what: "GET /api/v1/sensor/latest?seq=1".into() },
+            Event::Responded { id: 1 },
+            Event::Describe { id: 1, what: "GET /api/v1/sensor/latest?seq=1 200".into() },
+            Event::Close { id: 1 },
+        ]
+    );
+    assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count(), 15);
+}
+
+#[test]
+fn continue_is_a_response_and_the_final_one_follows() {
+    let conns = capture::tcp_conns("http-post-batch.pcap");
+    let put = conns.iter().find(|c| c.pieces[0].1.starts_with(b"PUT ")).expect("PUT connection");
+    let r = testkit::run(&mut Http1::new(&ctx()), &put.slices());
+    assert_eq!(r.stats.http.responses, 2);
+    assert_eq!(r.stats.http.status_codes.get("100"), Some(&1));
+    assert_eq!(r.stats.http.chunked_requests, 1);
+    // Six 29-byte NDJSON lines are the body; chunk framing is header.
+    assert_eq!(r.stats.http.request_body_bytes, 6 * 29);
+    let describes: Vec<_> = r.events.iter().filter(|e| matches!(e, Event::Describe { .. })).collect();
+    assert_eq!(describes.len(), 1);
+    assert!(matches!(describes[0], Event::Describe { what, .. } if what.ends_with(" 201")));
+    assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Responded { .. })).count(), 1);
+}
+
+fn feed(pieces: &[(Dir, &[u8])]) -> testkit::Run {
+    let r = testkit::run(&mut Http1::new(&ctx()), pieces);
+    r.assert_conserved();
+    let rb = testkit::run_bytewise(&mut Http1::new(&ctx()), pieces);
+    rb.assert_conserved();
+    assert_eq!(capture::outline(&r), capture::outline(&rb));
+    r
+}
+
+#[test]
+fn head_204_and_304_have_no_body() {
+    let r = feed(&[
+        (Dir::C2S, b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\nGET /d HTTP/1.1\r\n\r\n"),
+        (
+            Dir::S2C,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+    ]);
+    assert_eq!(r.stats.http.responses, 4);
+    assert_eq!(r.class(Class::Payload), 2);
+    assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count(), 4);
+}
+
+#[test]
+fn body_until_close_and_chunk_trailers() {
+    let r = feed(&[
+        (Dir::C2S, b"GET / HTTP/1.0\r\n\r\n"),
+        (Dir::S2C, b"HTTP/1.0 200 OK\r\n\r\nhello "),
+        (Dir::S2C, b"world"),
+    ]);
+    assert_eq!(r.class(Class::Payload), 11);
+    assert_eq!(r.events.last(), Some(&Event::Close { id: 1 }));
+
+    let r = feed(&[
+        (Dir::C2S, b"GET / HTTP/1.1\r\n\r\n"),
+        (
+            Dir::S2C,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n",
+        ),
+    ]);
+    assert_eq!(r.class(Class::Payload), 5);
+    assert_eq!(r.stats.http.response_body_bytes, 5);
+    assert_eq!(r.events.last(), Some(&Event::Close { id: 1 }));
+}
+
+#[test]
+fn response_without_request_opens_an_exchange() {
+    let r = feed(&[(Dir::S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")]);
+    assert_eq!(r.class(Class::Payload), 2);
+    assert!(matches!(r.events[0], Event::Open { id: 1, .. }));
+    assert_eq!(r.events.last(), Some(&Event::Close { id: 1 }));
+}
+
+#[test]
+fn garbage_is_malformed_and_framing_recovers() {
+    let r = feed(&[
+        (Dir::C2S, b"\x16\x03\x01\x02\x00junk junk\r\nmore junk\r\nGET /ok HTTP/1.1\r\n\r\n"),
+        (Dir::S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ]);
+    let bad: u64 = r
+        .events
+        .iter()
+        .filter_map(|e| if let Event::Malformed { bytes, .. } = e { Some(*bytes) } else { None })
+        .sum();
+    assert_eq!(bad, 27);
+    assert_eq!(r.stats.http.requests, 1);
+    assert_eq!(r.stats.http.responses, 1);
+    assert_eq!(r.class(Class::Payload), 27);
+}
+
+#[test]
+fn truncated_and_hostile_input_never_panics() {
+    let real = capture::tcp_conns("http-post-batch.pcap");
+    let c = &real[0];
+    // Every truncation point of the first request/response pair.
+    let req = &c.pieces[0].1;
+    for cut in 0..req.len() {
+        let r = feed(&[(Dir::C2S, &req[..cut])]);
+        if cut > 0 && !req[..cut].ends_with(b"\r\n\r\n") {
+            assert!(
+                r.events.iter().any(|e| matches!(e, Event::Malformed { .. })) || r.stats.http.requests == 1,
+                "cut {cut}"
+            );
+        }
+    }
+    // Bad lengths, bad chunk sizes, endless headers, binary noise.
+    let big = vec![b'a'; MAX_HEADER_BLOCK + 10];
+    let mut noise = vec![0u8; 5000];
+    let mut x = 12345u32;
+    for b in noise.iter_mut() {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = (x >> 16) as u8;
+    }
+    let cases: Vec<Vec<(Dir, &[u8])>> = vec![
+        vec![(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\nxx")],
+        vec![(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n")],
+        vec![(Dir::C2S, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")],
+        vec![(Dir::C2S, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n")],
+        vec![(Dir::C2S, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY")],
+        vec![(Dir::C2S, b"GET / HTTP/1.1\r\n"), (Dir::C2S, &big)],
+        vec![(Dir::C2S, &noise), (Dir::S2C, &noise)],
+        vec![(Dir::S2C, b"HTTP/1.1 abc\r\n\r\n")],
+        vec![(Dir::C2S, b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), (Dir::C2S, &big)],
+        vec![
+            (Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n"),
+            (Dir::S2C, &noise),
+            (Dir::C2S, &noise),
+        ],
+        vec![(Dir::S2C, b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\n\r\n"), (Dir::S2C, &noise), (Dir::C2S, &noise)],
+    ];
+    for case in &cases {
+        let r = feed(case);
+        assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{:?}", r.events);
+    }
+    // Gaps in a body, in a header, and in a tunnel.
+    let mut d = Http1::new(&ctx());
+    let mut r = testkit::Run::default();
+    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    d.data(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab", &mut e);
+    d.gap(Dir::C2S, 5, &mut e);
+    d.data(Dir::C2S, b"cde", &mut e);
+    d.data(Dir::C2S, b"GET / HT", &mut e);
+    d.gap(Dir::C2S, 7, &mut e);
+    d.data(Dir::C2S, b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", &mut e);
+    d.finish(&mut e);
+    assert_eq!(r.stats.http.requests, 2);
+    assert_eq!(r.stats.http.request_body_bytes, 10);
+    // Gap bytes are the flow stage's to classify.
+    let fed = 41 + 3 + 8 + 4 + 18;
+    assert_eq!(r.ledger().total(), fed);
+}
+
+#[test]
+fn probe_recognises_requests_and_status_lines() {
+    assert_eq!(probe(Dir::C2S, b"GET /x HTTP/1.1\r\nHost: a\r\n"), Probe::Yes);
+    assert_eq!(probe(Dir::C2S, b"POST /x HTT"), Probe::Maybe);
+    assert_eq!(probe(Dir::C2S, b"GETX /x HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::No);
+    assert_eq!(probe(Dir::S2C, b"HTTP/1.1 200 OK\r\n"), Probe::Yes);
+    assert_eq!(probe(Dir::S2C, b"HTTP/1.1 2"), Probe::No);
+    assert_eq!(probe(Dir::C2S, b""), Probe::No);
+}

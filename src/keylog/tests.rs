@@ -1,0 +1,65 @@
+use super::*;
+
+const CR: &str = "0102030405060708091011121314151617181920212223242526272829303132";
+
+#[test]
+fn parses_tls12_and_tls13_lines_and_counts_bad_ones() {
+    let ms = "aa".repeat(48);
+    let s32 = "bb".repeat(32);
+    let text = format!(
+        "# comment\n\
+         CLIENT_RANDOM {CR} {ms}\n\
+         CLIENT_HANDSHAKE_TRAFFIC_SECRET {CR} {s32}\n\
+         SERVER_TRAFFIC_SECRET_0 {CR} {s32}\n\
+         EXPORTER_SECRET {CR} {s32}\n\
+         CLIENT_RANDOM {CR} abc\n\
+         CLIENT_RANDOM 0102 {ms}\n\
+         NONSENSE\n\
+         CLIENT_TRAFFIC_SECRET_0 {CR} {}",
+        &s32[..20]
+    );
+    let log = KeyLog::parse(&text);
+    assert_eq!(log.sessions(), 1);
+    assert_eq!(log.secret_lines(), 3);
+    assert_eq!(log.ignored_lines(), 1);
+    assert_eq!(log.bad_lines(), 4);
+    let cr = decode_hex(CR).unwrap();
+    let s = log.lookup(&cr).unwrap();
+    assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[0xaa; 48][..]);
+    assert!(s.has_tls13());
+    assert!(s.client_traffic_0.is_none());
+    assert!(log.lookup(&[0u8; 32]).is_none());
+    assert!(log.lookup(&[0u8; 3]).is_none());
+}
+
+#[test]
+fn debug_never_shows_secrets() {
+    let text = format!("CLIENT_RANDOM {CR} {}\n", "c7".repeat(48));
+    let log = KeyLog::parse(&text);
+    let shown = format!("{log:?} {:?}", log.lookup(&decode_hex(CR).unwrap()).unwrap());
+    assert!(!shown.contains("c7c7"), "{shown}");
+    assert!(!shown.contains("199"), "{shown}");
+    assert!(shown.contains("redacted"));
+}
+
+#[test]
+fn load_reads_shipped_key_log_and_reports_missing_file() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls12-full.keylog");
+    let log = KeyLog::load(path).unwrap();
+    assert_eq!(log.bad_lines(), 0);
+    assert_eq!(log.sessions(), 12);
+    let err = KeyLog::load("/nonexistent/wiretax.keylog").unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/wiretax.keylog"));
+}
+
+#[test]
+fn garbage_and_truncation_never_panic() {
+    let full =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls13-full.keylog")).unwrap();
+    for cut in (0..full.len()).step_by(37) {
+        let log = KeyLog::parse(&full[..cut]);
+        assert!(log.bad_lines() <= 1);
+    }
+    let log = KeyLog::parse("\u{0}\u{ff}CLIENT_RANDOM \u{1F600}\n\t\t\n");
+    assert_eq!(log.sessions(), 0);
+}

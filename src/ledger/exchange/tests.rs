@@ -1,0 +1,52 @@
+use super::*;
+
+fn open(id: u32) -> Event {
+    Event::Open { id, kind: "mqtt", what: format!("PUBLISH t qos1 id {id}") }
+}
+
+#[test]
+fn a_long_flow_holds_few_exchanges_and_hands_the_rest_on() {
+    let mut fl = FlowLedger::new(7);
+    let mut next = 0;
+    let mut handed = 0;
+    for i in 0..10_000u32 {
+        fl.events(i as i64, i as u64, &mut vec![open(i)], &mut next);
+        fl.book(Class::Payload, 10, MsgRef::Exchange(i));
+        fl.events(i as i64 + 1, i as u64, &mut vec![Event::Close { id: i }], &mut next);
+        handed += fl.take_done().count();
+        assert!(fl.live.len() <= KEEP_CLOSED + 1, "{} held", fl.live.len());
+    }
+    fl.finish();
+    let rest: Vec<Exchange> = fl.take_done().collect();
+    assert_eq!(handed + rest.len(), 10_000);
+    assert!(rest.iter().all(|x| x.wire_bytes == 10 && x.flow == 7));
+    assert_eq!(fl.ledger.get(Class::Payload), 100_000);
+}
+
+#[test]
+fn late_bytes_of_a_closed_exchange_still_reach_it() {
+    let mut fl = FlowLedger::new(0);
+    let mut next = 0;
+    fl.events(0, 0, &mut vec![open(1), open(2), Event::Close { id: 1 }], &mut next);
+    // A response to 1 arriving while 2 is current.
+    fl.book(Class::Payload, 5, MsgRef::Exchange(1));
+    fl.book_frame(1, Dir::S2C, &[(Class::Link, 14)], 19, Some(MsgRef::Exchange(1)));
+    fl.finish();
+    let xs: Vec<Exchange> = fl.take_done().collect();
+    let one = xs.iter().find(|x| x.what.ends_with("id 1")).unwrap();
+    assert_eq!((one.wire_bytes, one.frames_s2c), (19, 1));
+}
+
+#[test]
+fn setup_is_shared_evenly() {
+    let mut fl = FlowLedger::new(0);
+    let mut next = 0;
+    fl.book(Class::TcpControl, 180, MsgRef::Setup);
+    fl.events(0, 0, &mut vec![open(1), open(2), open(3)], &mut next);
+    fl.finish();
+    let mut xs: Vec<Exchange> = fl.take_done().collect();
+    for x in &mut xs {
+        x.share_setup(fl.setup.total(), fl.exchanges_total);
+    }
+    assert!(xs.iter().all(|x| x.setup_share_bytes == 60.0 && x.total_cost_bytes == 60.0));
+}
