@@ -144,56 +144,36 @@ pub fn transport<'a>(
         payload_len: 0,
         payload: &[],
     };
-    match proto {
-        6 => {
-            let (Some(sport), Some(dport), Some(seq), Some(ack), Some(off), Some(flags), Some(window)) = (
-                be16(body, 0),
-                be16(body, 2),
-                be32(body, 4),
-                be32(body, 8),
-                body.get(12),
-                body.get(13),
-                be16(body, 14),
-            ) else {
-                return Frame::Ip(other);
-            };
-            let hl = ((off >> 4) as u32) * 4;
-            if hl < 20 || hl > body_wire {
-                return Frame::Ip(other);
+    // (transport, header length) of TCP and UDP; anything else, or a
+    // header cut short, is `other`.
+    let parsed = match proto {
+        6 => match (be32(body, 4), be32(body, 8), body.get(12), body.get(13), be16(body, 14)) {
+            (Some(seq), Some(ack), Some(off), Some(&flags), Some(window)) => {
+                Some((Transport::Tcp(TcpHeader { seq, ack, flags, window }), ((off >> 4) as u32) * 4, 20))
             }
-            Frame::Ip(Decoded {
-                src,
-                dst,
-                sport,
-                dport,
-                transport: Transport::Tcp(TcpHeader { seq, ack, flags: *flags, window }),
-                link_len,
-                net_len,
-                transport_len: hl,
-                payload_len: body_wire - hl,
-                payload: body.get(hl as usize..).unwrap_or(&[]),
-            })
-        }
-        17 => {
-            let (Some(sport), Some(dport)) = (be16(body, 0), be16(body, 2)) else { return Frame::Ip(other) };
-            if body_wire < 8 {
-                return Frame::Ip(other);
-            }
-            Frame::Ip(Decoded {
-                src,
-                dst,
-                sport,
-                dport,
-                transport: Transport::Udp,
-                link_len,
-                net_len,
-                transport_len: 8,
-                payload_len: body_wire - 8,
-                payload: body.get(8..).unwrap_or(&[]),
-            })
-        }
-        _ => Frame::Ip(other),
+            _ => None,
+        },
+        17 => Some((Transport::Udp, 8, 8)),
+        _ => None,
+    };
+    let (Some((transport, hl, min_hl)), Some(sport), Some(dport)) = (parsed, be16(body, 0), be16(body, 2)) else {
+        return Frame::Ip(other);
+    };
+    if hl < min_hl || hl > body_wire {
+        return Frame::Ip(other);
     }
+    Frame::Ip(Decoded {
+        src,
+        dst,
+        sport,
+        dport,
+        transport,
+        link_len,
+        net_len,
+        transport_len: hl,
+        payload_len: body_wire - hl,
+        payload: body.get(hl as usize..).unwrap_or(&[]),
+    })
 }
 
 /// An IP header as the ledger needs it.

@@ -106,6 +106,15 @@ impl Emit<'_> {
     pub fn event(&mut self, e: Event) {
         self.events.push(e);
     }
+    /// Where a dissector nested in another writes: `spans` and `events`
+    /// (emptied first), with this call's time and statistics; the outer
+    /// dissector then relays what the inner one said.
+    pub fn nested<'b>(&'b mut self, spans: &'b mut Vec<Span>, events: &'b mut Vec<Event>) -> Emit<'b> {
+        spans.clear();
+        events.clear();
+        Emit { ts_ns: self.ts_ns, spans, events, stats: &mut *self.stats }
+    }
+
     /// Unparseable bytes: count them as payload and say so.
     pub fn malformed(&mut self, len: u64, msg: MsgRef, reason: impl Into<String>) {
         self.span(Class::Payload, len, msg);

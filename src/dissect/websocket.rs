@@ -407,15 +407,7 @@ impl WebSocket {
             self.inner_announced = true;
             *emit.stats.websocket.inner.entry("mqtt".to_string()).or_default() += 1;
         }
-        self.scratch_spans.clear();
-        self.scratch_events.clear();
-        let mut e = Emit {
-            ts_ns: emit.ts_ns,
-            spans: &mut self.scratch_spans,
-            events: &mut self.scratch_events,
-            stats: &mut *emit.stats,
-        };
-        inner.data(dir, bytes, &mut e);
+        inner.data(dir, bytes, &mut emit.nested(&mut self.scratch_spans, &mut self.scratch_events));
         relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(f), emit);
     }
 
@@ -538,15 +530,7 @@ impl Dissector for WebSocket {
                         Dir::S2C => st.data_payload_bytes_s2c += len,
                     }
                     if let Some(inner) = self.inner.as_mut() {
-                        self.scratch_spans.clear();
-                        self.scratch_events.clear();
-                        let mut e = Emit {
-                            ts_ns: emit.ts_ns,
-                            spans: &mut self.scratch_spans,
-                            events: &mut self.scratch_events,
-                            stats: &mut *emit.stats,
-                        };
-                        inner.gap(dir, len, &mut e);
+                        inner.gap(dir, len, &mut emit.nested(&mut self.scratch_spans, &mut self.scratch_events));
                         relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, Some(&mut f), emit);
                     }
                 }
@@ -592,15 +576,7 @@ impl Dissector for WebSocket {
             }
         }
         if let Some(inner) = self.inner.as_mut() {
-            self.scratch_spans.clear();
-            self.scratch_events.clear();
-            let mut e = Emit {
-                ts_ns: emit.ts_ns,
-                spans: &mut self.scratch_spans,
-                events: &mut self.scratch_events,
-                stats: &mut *emit.stats,
-            };
-            inner.finish(&mut e);
+            inner.finish(&mut emit.nested(&mut self.scratch_spans, &mut self.scratch_events));
             relay(self.id_base, &mut self.scratch_spans, &mut self.scratch_events, None, emit);
         }
     }
