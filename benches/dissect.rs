@@ -142,7 +142,7 @@ fn dissect_all(proto: &Protocol, streams: &[&Stream], scratch: &mut (Vec<Span>, 
     for s in streams {
         let mut dis = (proto.make)(&FlowCtx { l4: s.l4, server_port: s.server_port, cfg: cfg.clone() });
         for item in &s.feed {
-            let mut e = Emit { ts_ns: 0, spans, events, stats };
+            let mut e = Emit::new(0, spans, events, stats);
             match item {
                 Feed::Data(dir, b) => dis.data(*dir, b, &mut e),
                 Feed::Gap(dir, n) => dis.gap(*dir, *n, &mut e),
@@ -151,7 +151,7 @@ fn dissect_all(proto: &Protocol, streams: &[&Stream], scratch: &mut (Vec<Span>, 
             spans.clear();
             events.clear();
         }
-        let mut e = Emit { ts_ns: 0, spans, events, stats };
+        let mut e = Emit::new(0, spans, events, stats);
         dis.finish(&mut e);
         spanned += spans.iter().map(|s| s.len).sum::<u64>();
         spans.clear();

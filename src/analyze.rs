@@ -125,6 +125,11 @@ struct Collector {
     /// flows that have some kept: what their setup shares are made of.
     kept_per_flow: HashMap<u64, usize>,
     flow_setup: HashMap<u64, (u64, u64)>,
+    /// Once the lists have been cut: the first key that cannot be listed.
+    /// Flows and exchanges come roughly in capture order, so once the lists
+    /// are full nearly everything is counted and dropped at once.
+    exchange_cutoff: Option<(u64, u64)>,
+    flow_cutoff: Option<u64>,
 }
 
 impl Collector {
@@ -144,11 +149,15 @@ impl FlowSink for Collector {
     }
     fn exchange_done(&mut self, x: Exchange) {
         self.exchanges_total += 1;
+        if self.exchange_cutoff.is_some_and(|c| (x.open_packet, x.id) >= c) {
+            return;
+        }
         *self.kept_per_flow.entry(x.flow).or_default() += 1;
         self.exchanges.push(x);
         // Keep the first ones in capture order; the final sort orders them.
-        if self.exchanges.len() > 2 * self.max_exchanges.max(1) {
+        if self.exchanges.len() > self.max_exchanges.max(1).saturating_mul(2) {
             self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
+            self.exchange_cutoff = self.exchanges.get(self.max_exchanges).map(|x| (x.open_packet, x.id));
             self.exchanges.truncate(self.max_exchanges);
             self.kept_per_flow.clear();
             for x in &self.exchanges {
@@ -158,15 +167,22 @@ impl FlowSink for Collector {
             self.flow_setup.retain(|f, _| kept.contains_key(f));
         }
     }
+    fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
+        self.exchange_cutoff.is_none_or(|(p, _)| packet <= p)
+    }
     fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
         if self.kept_per_flow.contains_key(&rec.id) {
             self.flow_setup.insert(rec.id, (rec.setup_bytes, rec.exchanges));
         }
+        if self.flow_cutoff.is_some_and(|c| rec.first_packet >= c) {
+            return;
+        }
         self.flows.push(rec);
-        if self.flows.len() > 2 * self.max_flows {
+        if self.flows.len() > self.max_flows.saturating_mul(2) {
             self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
+            self.flow_cutoff = self.flows.get(self.max_flows).map(|f| f.first_packet);
             self.flows.truncate(self.max_flows);
         }
     }

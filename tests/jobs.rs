@@ -39,3 +39,36 @@ fn several_inputs_in_parallel_match_one_at_a_time() {
     let b = serde_json::to_string(&Report::combine(parallel, vec![])).unwrap();
     assert_eq!(a, b);
 }
+
+/// Once its list is full a worker stops building descriptions of the
+/// exchanges it can no longer list: a short list must still be exactly the
+/// start of the long one, descriptions included, for any number of jobs.
+#[test]
+fn capped_lists_are_the_start_of_the_full_ones() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let listed = |p: &Path, jobs: usize, max: usize| {
+        let mut o = Options::new();
+        o.jobs = jobs;
+        o.max_exchanges = max;
+        o.max_flows = max;
+        let r = serde_json::to_value(Report::combine(vec![analyze_file(p, &o).unwrap()], vec![])).unwrap();
+        (r["exchanges"].as_array().unwrap().clone(), r["flows"].as_array().unwrap().clone())
+    };
+    let mut cut = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if !matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
+            continue;
+        }
+        let (all_x, all_f) = listed(&p, 1, usize::MAX);
+        for jobs in [1, 2] {
+            for max in [1, 3] {
+                let (x, f) = listed(&p, jobs, max);
+                assert_eq!(x[..], all_x[..all_x.len().min(max)], "{} exchanges, jobs {jobs} max {max}", p.display());
+                assert_eq!(f[..], all_f[..all_f.len().min(max)], "{} flows, jobs {jobs} max {max}", p.display());
+                cut += usize::from(all_x.len() > 2 * max + 1);
+            }
+        }
+    }
+    assert!(cut > 20, "too few captures long enough to cut their lists: {cut}");
+}

@@ -708,18 +708,21 @@ impl Coap {
 
     fn on_request(&mut self, dir: Dir, msg: &Message, emit: &mut Emit) -> MsgRef {
         let s = summarize(msg.options, true);
-        let mut what = format!("{} {}", code_name(msg.code), s.resource);
-        if let Some(b) = s.block1 {
-            what.push_str(&format!(" block1 #{}{}", b.num, if b.more { "+" } else { "" }));
-        }
-        if let Some(b) = s.block2 {
-            what.push_str(&format!(" block2 #{}", b.num));
-        }
-        match s.observe {
-            Some(0) => what.push_str(" observe"),
-            Some(1) => what.push_str(" cancel-observe"),
-            _ => {}
-        }
+        let what = emit.what(|| {
+            let mut what = format!("{} {}", code_name(msg.code), s.resource);
+            if let Some(b) = s.block1 {
+                what.push_str(&format!(" block1 #{}{}", b.num, if b.more { "+" } else { "" }));
+            }
+            if let Some(b) = s.block2 {
+                what.push_str(&format!(" block2 #{}", b.num));
+            }
+            match s.observe {
+                Some(0) => what.push_str(" observe"),
+                Some(1) => what.push_str(" cancel-observe"),
+                _ => {}
+            }
+            what
+        });
         let id = self.new_exchange(what.clone(), emit);
         if self.pending.len() >= MAX_PENDING
             && let Some(p) = self.pending.pop_front()
@@ -775,7 +778,9 @@ impl Coap {
         let (id, observation) = match matched.and_then(|i| self.pending.remove(i)) {
             Some(p) => {
                 emit.event(Event::Responded { id: p.id });
-                emit.event(Event::Describe { id: p.id, what: format!("{} {code}", p.what) });
+                if !p.what.is_empty() {
+                    emit.event(Event::Describe { id: p.id, what: format!("{} {code}", p.what) });
+                }
                 if msg.mtype == MsgType::Ack {
                     self.awaiting.retain(|a| !(a.sender == requester && a.mid == p.mid));
                 }
@@ -797,8 +802,9 @@ impl Coap {
             }
             None if s.observe.is_some() => {
                 let resource = observing.and_then(|i| self.observations.get(i)).map_or("?", |o| o.resource.as_str());
-                let what =
-                    if msg.class() == 2 { format!("notify {resource}") } else { format!("notify {resource} {code}") };
+                let what = emit.what(|| {
+                    if msg.class() == 2 { format!("notify {resource}") } else { format!("notify {resource} {code}") }
+                });
                 let id = self.new_exchange(what, emit);
                 if msg.class() != 2
                     && let Some(i) = observing

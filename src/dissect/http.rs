@@ -12,6 +12,7 @@ use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol, b
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
+use std::borrow::Cow;
 
 pub static PROTOCOL: Protocol =
     Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
@@ -238,7 +239,7 @@ enum Step {
 
 /// Header fields the dissector acts on.
 #[derive(Default)]
-struct Fields {
+struct Fields<'h> {
     content_length: Option<u64>,
     bad_length: bool,
     chunked: bool,
@@ -246,15 +247,17 @@ struct Fields {
     other_coding: bool,
     conn_upgrade: bool,
     upgrade: Option<Upgrade>,
-    host: Option<String>,
+    /// Borrowed from the header block: most requests name a host, and
+    /// copying it for every one cost more than counting it.
+    host: Option<Cow<'h, str>>,
     ws_protocol_mqtt: bool,
 }
 
-fn fields(headers: &[httparse::Header]) -> Fields {
+fn fields<'h>(headers: &[httparse::Header<'h>]) -> Fields<'h> {
     let mut f = Fields::default();
     for h in headers {
-        let v = String::from_utf8_lossy(h.value);
-        let v = v.trim();
+        let raw = String::from_utf8_lossy(h.value);
+        let v = raw.trim();
         if h.name.eq_ignore_ascii_case("content-length") {
             match v.parse::<u64>() {
                 Ok(n) if f.content_length.is_none_or(|m| m == n) => f.content_length = Some(n),
@@ -274,7 +277,10 @@ fn fields(headers: &[httparse::Header]) -> Fields {
                 f.upgrade = Some(Upgrade::H2c);
             }
         } else if h.name.eq_ignore_ascii_case("host") {
-            f.host = Some(truncate(v, MAX_WHAT));
+            f.host = Some(match raw {
+                Cow::Borrowed(b) => truncated(b.trim(), MAX_WHAT),
+                Cow::Owned(ref o) => Cow::Owned(truncate(o.trim(), MAX_WHAT)),
+            });
         } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
             f.ws_protocol_mqtt |= v.split(',').any(|t| t.trim().to_ascii_lowercase().starts_with("mqtt"));
         }
@@ -283,9 +289,14 @@ fn fields(headers: &[httparse::Header]) -> Fields {
 }
 
 fn truncate(s: &str, max: usize) -> String {
+    truncated(s, max).into_owned()
+}
+
+/// `s` cut to `max` characters (marked with "..."), borrowed when it fits.
+fn truncated(s: &str, max: usize) -> Cow<'_, str> {
     match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
+        Some((i, _)) => Cow::Owned(format!("{}...", &s[..i])),
+        None => Cow::Borrowed(s),
     }
 }
 
@@ -612,8 +623,8 @@ impl Http1 {
                 let mut req = httparse::Request::new(&mut headers);
                 match req.parse(block) {
                     Ok(httparse::Status::Complete(n)) if n == end => {
-                        let method = req.method.unwrap_or("?").to_string();
-                        let path = req.path.unwrap_or("?").to_string();
+                        let method = req.method.unwrap_or("?");
+                        let path = req.path.unwrap_or("?");
                         let version = req.version;
                         let f = fields(req.headers);
                         self.request(method, path, version, f, end, emit)
@@ -645,8 +656,8 @@ impl Http1 {
 
     fn request(
         &mut self,
-        method: String,
-        path: String,
+        method: &str,
+        path: &str,
         version: Option<u8>,
         f: Fields,
         hdr: usize,
@@ -660,8 +671,8 @@ impl Http1 {
         let st = &mut emit.stats.http;
         st.requests += 1;
         st.requests_per_connection_max = st.requests_per_connection_max.max(self.requests_here);
-        let known = METHODS.contains(&method.as_str());
-        bump(&mut st.methods, if known { &method } else { "other" }, 1);
+        let known = METHODS.contains(&method);
+        bump(&mut st.methods, if known { method } else { "other" }, 1);
         bump(&mut st.request_versions, version_name(version), 1);
         if let Some(h) = &f.host {
             bump(&mut st.hosts, h, 1);
@@ -673,7 +684,7 @@ impl Http1 {
         } else {
             None
         };
-        let what = truncate(&format!("{method} {path}"), MAX_WHAT);
+        let what = emit.what(|| truncate(&format!("{method} {path}"), MAX_WHAT));
         // A WebSocket upgrade is connection setup; every other request,
         // h2c's included (it becomes HTTP/2 stream 1), is an exchange.
         let msg = if upgrade == Some(Upgrade::WebSocket) {
@@ -714,7 +725,7 @@ impl Http1 {
         self.note_connection(emit);
         let st = &mut emit.stats.http;
         st.responses += 1;
-        bump(&mut st.status_codes, &code.to_string(), 1);
+        bump(&mut st.status_codes, itoa::Buffer::new().format(code), 1);
         bump(&mut st.response_versions, version_name(version), 1);
         if self.pending.is_empty() {
             // The request was not seen (the capture started mid-connection).
@@ -732,7 +743,8 @@ impl Http1 {
         }
         let Some(p) = self.pending.front() else { return Step::Used(0) };
         let (msg, head, upgrade, req_hdr) = (p.msg, p.head, p.upgrade, p.header_bytes);
-        let what = format!("{} {code}", p.what);
+        // An exchange opened undescribed is not listed: it needs no description.
+        let what = if p.what.is_empty() { String::new() } else { format!("{} {code}", p.what) };
         let request_what = p.what.clone();
         self.header(Dir::S2C, hdr, msg, emit);
 

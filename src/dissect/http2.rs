@@ -495,7 +495,7 @@ impl Http2 {
                 Some(p) => {
                     let m = p.method.clone().unwrap_or_else(|| "?".into());
                     super::bump(&mut emit.stats.http2.methods, &m, 1);
-                    truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")))
+                    emit.what(|| truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?"))))
                 }
                 None if !ended => "(header block continues)".into(),
                 None => "(headers not decoded)".into(),
@@ -523,6 +523,7 @@ impl Http2 {
             super::bump(&mut emit.stats.http2.status_codes, &status, 1);
             if let Some(s) = self.streams.get(&stream)
                 && !status.starts_with('1')
+                && !s.what.is_empty()
             {
                 emit.event(Event::Describe { id: s.id, what: format!("{} {status}", s.what) });
             }

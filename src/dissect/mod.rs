@@ -93,9 +93,29 @@ pub struct Emit<'a> {
     pub spans: &'a mut Vec<Span>,
     pub events: &'a mut Vec<Event>,
     pub stats: &'a mut ProtoStats,
+    /// False when no exchange opened now can be listed in the report (the
+    /// list is full with earlier ones): descriptions would be thrown away,
+    /// so dissectors need not build them (see `Emit::what`).
+    pub describe: bool,
 }
 
-impl Emit<'_> {
+impl<'a> Emit<'a> {
+    pub fn new(
+        ts_ns: i64,
+        spans: &'a mut Vec<Span>,
+        events: &'a mut Vec<Event>,
+        stats: &'a mut ProtoStats,
+    ) -> Emit<'a> {
+        Emit { ts_ns, spans, events, stats, describe: true }
+    }
+
+    /// An exchange's description, built only when a report may list the
+    /// exchange; else empty (and no allocation).
+    #[inline]
+    pub fn what(&self, f: impl FnOnce() -> String) -> String {
+        if self.describe { f() } else { String::new() }
+    }
+
     #[inline]
     pub fn span(&mut self, class: Class, len: u64, msg: MsgRef) {
         if len > 0 {
@@ -112,7 +132,7 @@ impl Emit<'_> {
     pub fn nested<'b>(&'b mut self, spans: &'b mut Vec<Span>, events: &'b mut Vec<Event>) -> Emit<'b> {
         spans.clear();
         events.clear();
-        Emit { ts_ns: self.ts_ns, spans, events, stats: &mut *self.stats }
+        Emit { ts_ns: self.ts_ns, spans, events, stats: &mut *self.stats, describe: self.describe }
     }
 
     /// Unparseable bytes: count them as payload and say so.

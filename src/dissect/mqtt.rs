@@ -832,7 +832,7 @@ impl Mqtt {
                     Some(ex) => ex,
                     None => {
                         let ex = self.new_exchange();
-                        let what = format!("PUBLISH {shown} qos{} id {packet_id}", h.qos);
+                        let what = emit.what(|| format!("PUBLISH {shown} qos{} id {packet_id}", h.qos));
                         emit.event(Event::Open { id: ex, kind: KIND, what });
                         self.remember(dir, Pending { packet_id, exchange: ex, awaits });
                         ex
@@ -841,7 +841,8 @@ impl Mqtt {
             }
             None => {
                 let ex = self.new_exchange();
-                emit.event(Event::Open { id: ex, kind: KIND, what: format!("PUBLISH {shown} qos0") });
+                let what = emit.what(|| format!("PUBLISH {shown} qos0"));
+                emit.event(Event::Open { id: ex, kind: KIND, what });
                 ex
             }
         };
@@ -988,7 +989,7 @@ impl Mqtt {
                 let shown: String = first.chars().take(SHOW_KEEP).collect();
                 let more = if filters > 1 { format!(" +{}", filters - 1) } else { String::new() };
                 let exchange = self.new_exchange();
-                let what = format!("{} {shown}{more} id {packet_id}", fixed.kind.name());
+                let what = emit.what(|| format!("{} {shown}{more} id {packet_id}", fixed.kind.name()));
                 emit.event(Event::Open { id: exchange, kind: KIND, what });
                 let awaits = if subscribe { Awaits::Suback } else { Awaits::Unsuback };
                 self.remember(dir, Pending { packet_id, exchange, awaits });

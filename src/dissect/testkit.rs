@@ -34,17 +34,11 @@ impl Run {
 pub fn run(d: &mut dyn Dissector, pieces: &[(Dir, &[u8])]) -> Run {
     let mut r = Run::default();
     for (i, (dir, bytes)) in pieces.iter().enumerate() {
-        let mut e =
-            Emit { ts_ns: i as i64 * 1_000_000_000, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(i as i64 * 1_000_000_000, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(*dir, bytes, &mut e);
         r.fed += bytes.len() as u64;
     }
-    let mut e = Emit {
-        ts_ns: pieces.len() as i64 * 1_000_000_000,
-        spans: &mut r.spans,
-        events: &mut r.events,
-        stats: &mut r.stats,
-    };
+    let mut e = Emit::new(pieces.len() as i64 * 1_000_000_000, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);
     r
 }

@@ -423,12 +423,12 @@ impl Exchanges {
     fn start(&mut self, client: bool, sni: Option<&str>, emit: &mut Emit) -> u32 {
         let id = EXCHANGE_BASE.saturating_add(self.next);
         self.next = self.next.saturating_add(1);
-        let what = match (sni, client) {
+        let what = emit.what(|| match (sni, client) {
             (Some(name), true) => format!("TLS application data to {name}"),
             (Some(name), false) => format!("TLS application data from {name} (server first)"),
             (None, true) => "TLS application data".to_string(),
             (None, false) => "TLS application data (server first)".to_string(),
-        };
+        });
         emit.event(Event::Open { id, kind: "tls", what });
         self.open = Some((id, !client));
         id

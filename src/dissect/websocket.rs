@@ -279,7 +279,8 @@ impl WebSocket {
         } else {
             let id = self.new_id();
             let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
-            emit.event(Event::Open { id, kind: "websocket", what: format!("{} message {arrow}", opcode_name(opcode)) });
+            let what = emit.what(|| format!("{} message {arrow}", opcode_name(opcode)));
+            emit.event(Event::Open { id, kind: "websocket", what });
             MsgRef::Exchange(id)
         };
         self.sides[i].message = Some(msg);
@@ -387,7 +388,8 @@ impl WebSocket {
             // Plain binary messages: this one is an exchange of its own.
             let id = self.new_id();
             let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
-            emit.event(Event::Open { id, kind: "websocket", what: format!("binary message {arrow}") });
+            let what = emit.what(|| format!("binary message {arrow}"));
+            emit.event(Event::Open { id, kind: "websocket", what });
             f.msg = MsgRef::Exchange(id);
             self.sides[dir.idx()].message = Some(f.msg);
             emit.span(Class::Payload, held.len() as u64, f.msg);

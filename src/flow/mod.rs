@@ -134,6 +134,11 @@ pub trait FlowSink {
     fn exchange_done(&mut self, x: Exchange);
     /// The flow is over; every exchange of it was handed on before.
     fn flow_done(&mut self, rec: FlowRecord);
+    /// Whether an exchange opened at this packet can still be listed; when
+    /// not, dissectors skip building its description.
+    fn lists_exchanges_opened_at(&self, _packet: u64) -> bool {
+        true
+    }
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
@@ -202,13 +207,21 @@ struct Shared {
     next_exchange: u64,
     /// Index of the packet being processed.
     packet: u64,
+    /// Whether exchanges opened by this packet may be listed (`Emit::describe`).
+    describe: bool,
 }
 
 impl Shared {
     /// Where the next dissector call writes, its spans starting empty.
     fn emit(&mut self, ts_ns: i64) -> Emit<'_> {
         self.spans.clear();
-        Emit { ts_ns, spans: &mut self.spans, events: &mut self.events, stats: &mut self.stats }
+        Emit {
+            ts_ns,
+            spans: &mut self.spans,
+            events: &mut self.events,
+            stats: &mut self.stats,
+            describe: self.describe,
+        }
     }
 }
 
@@ -245,6 +258,7 @@ impl FlowTable {
                 stats: ProtoStats::default(),
                 next_exchange: 0,
                 packet: 0,
+                describe: true,
             },
             tcp_streams: 0,
             udp_streams: 0,
@@ -301,6 +315,7 @@ impl FlowTable {
         sink: &mut dyn FlowSink,
     ) {
         self.sh.packet = packet;
+        self.sh.describe = sink.lists_exchanges_opened_at(packet);
         let l4 = match d.transport {
             Transport::Tcp(_) => L4::Tcp,
             Transport::Udp => L4::Udp,
@@ -457,7 +472,9 @@ impl FlowTable {
     }
 
     fn finish_slot(&mut self, slot: usize, sink: &mut dyn FlowSink) {
-        let Some(mut f) = self.flows.get_mut(slot).and_then(|f| f.take()) else { return };
+        // Finished in place and dropped there: a flow is large to move.
+        let Some(entry) = self.flows.get_mut(slot) else { return };
+        let Some(f) = entry.as_mut() else { return };
         self.timers.remove(&(f.timer, slot, f.generation));
         self.index.remove(&f.key);
         self.free.push(slot);
@@ -500,6 +517,7 @@ impl FlowTable {
         for (n, why) in std::mem::take(&mut app.fl.malformed) {
             rec.malformed.push(format!("{n} bytes: {why}"));
         }
+        *entry = None;
         sink.flow_done(rec);
     }
 

@@ -54,12 +54,12 @@ fn feed(flows: &[Flow]) -> Run {
         let mut d = make(&FlowCtx { l4: L4::Udp, server_port: 5683, cfg: Default::default() });
         let mut last = 0;
         for (ts, dir, bytes) in flow {
-            let mut e = Emit { ts_ns: *ts, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+            let mut e = Emit::new(*ts, &mut r.spans, &mut r.events, &mut r.stats);
             d.data(*dir, bytes, &mut e);
             r.fed += bytes.len() as u64;
             last = *ts;
         }
-        let mut e = Emit { ts_ns: last, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(last, &mut r.spans, &mut r.events, &mut r.stats);
         d.finish(&mut e);
     }
     r
@@ -353,7 +353,7 @@ fn mid_reuse_after_exchange_lifetime_is_not_a_retransmission() {
     let m = msg(NON, 2, 77, &[1], PATH_A, b"x");
     let mut r = Run::default();
     for ts in [0, 1_000_000_000, 300_000_000_000] {
-        let mut e = Emit { ts_ns: ts, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(ts, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(Dir::C2S, &m, &mut e);
     }
     assert_eq!(r.stats.coap.retransmitted_messages, 1);
@@ -391,12 +391,12 @@ fn truncated_and_garbage_are_malformed_never_panic() {
     let mut d = Coap::default();
     let mut r = Run::default();
     for (i, c) in cases.iter().enumerate() {
-        let mut e = Emit { ts_ns: i as i64, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(i as i64, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(if i % 2 == 0 { Dir::C2S } else { Dir::S2C }, c, &mut e);
         r.fed += c.len() as u64;
         let _ = probe(Dir::C2S, c);
     }
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);
     r.assert_conserved();
     // Cuts inside the header, token or an option, or right after the
@@ -423,7 +423,7 @@ fn unknown_option_names_are_capped() {
         let number = 1000 + n - 269;
         let opts = [0xe0, (number >> 8) as u8, number as u8];
         let m = msg(NON, 2, n, &[], &opts, b"");
-        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(Dir::C2S, &m, &mut e);
     }
     let options = &r.stats.coap.options;

@@ -121,7 +121,7 @@ fn tcp_gap_inside_a_message_resyncs_at_the_next_one() {
     let next = framed(&query(2));
     let mut d = tcp();
     let mut r = Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.data(Dir::C2S, &q[..10], &mut e);
     d.gap(Dir::C2S, 5, &mut e);
     d.data(Dir::C2S, &q[15..], &mut e);
@@ -140,7 +140,7 @@ fn tcp_gap_between_messages_gives_up_the_direction() {
     let q = framed(&query(1));
     let mut d = tcp();
     let mut r = Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.data(Dir::C2S, &q, &mut e);
     d.gap(Dir::C2S, 100, &mut e);
     d.data(Dir::C2S, &q, &mut e);
@@ -187,12 +187,12 @@ fn truncated_and_garbage_are_malformed_never_panic() {
             }
         }
         let _ = probe(Dir::C2S, &b);
-        let mut e = Emit { ts_ns: i, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(i, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(Dir::C2S, &b, &mut e);
         t.data(if i % 2 == 0 { Dir::C2S } else { Dir::S2C }, &b, &mut e);
         r.fed += 2 * b.len() as u64;
     }
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);
     t.finish(&mut e);
     r.assert_conserved();

@@ -299,7 +299,7 @@ fn truncated_and_hostile_input_never_panics() {
     // Gaps in a body, in a header, and in a tunnel.
     let mut d = Http1::new(&ctx());
     let mut r = testkit::Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.data(Dir::C2S, b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab", &mut e);
     d.gap(Dir::C2S, 5, &mut e);
     d.data(Dir::C2S, b"cde", &mut e);

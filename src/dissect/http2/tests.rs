@@ -233,12 +233,12 @@ fn random_header_blocks_never_panic() {
         }
         let f = frame(HEADERS, END_HEADERS | END_STREAM, 2 * round + 1, &block);
         fed += f.len() as u64;
-        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(Dir::S2C, &f, &mut e);
         // A fresh decoder each time so every block is really decoded.
         d.sides[Dir::S2C.idx()] = Side::new(false);
     }
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);
     r.fed = fed;
     r.assert_conserved();

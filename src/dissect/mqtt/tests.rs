@@ -379,13 +379,13 @@ fn large_publish_streams_without_buffering() {
     pieces.push((Dir::S2C, &[0x40, 0x02, 0x00, 0x09]));
     let mut r = Run::default();
     for (i, (dir, b)) in pieces.iter().enumerate() {
-        let mut e = Emit { ts_ns: i as i64, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(i as i64, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(*dir, b, &mut e);
         r.fed += b.len() as u64;
         // Nothing of the message is held.
         assert!(d.c2s.keep.capacity() <= CONTROL_KEEP && d.c2s.topic.capacity() <= TOPIC_KEEP);
     }
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);
     r.assert_conserved();
     assert_eq!(r.class(Class::Payload), 3_000_000);
@@ -399,7 +399,7 @@ fn gap_inside_payload_keeps_framing() {
     let p = publish("t", 1, 500);
     let mut d = Mqtt::new();
     let mut r = Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.data(Dir::C2S, &p[..100], &mut e);
     d.gap(Dir::C2S, 300, &mut e);
     d.data(Dir::C2S, &p[400..], &mut e);
@@ -420,7 +420,7 @@ fn gap_inside_payload_keeps_framing() {
 fn gap_inside_control_packet_skips_it() {
     let mut d = Mqtt::new();
     let mut r = Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.data(Dir::S2C, &[0x40, 0x02], &mut e);
     d.gap(Dir::S2C, 1, &mut e);
     d.data(Dir::S2C, &[0x01, 0xd0, 0x00], &mut e);

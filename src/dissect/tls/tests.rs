@@ -449,7 +449,7 @@ fn a_gap_inside_a_record_loses_only_that_record() {
         let mut d = Tls::new(&ctx);
         d.inner = Some(Box::new(Recorder(seen.clone())));
         let mut r = Run::default();
-        let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+        let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
         let (lo, hi) = (hit + 10, hit + 30);
         let mut off = 0;
         for (dir, b) in &c.pieces {
@@ -604,7 +604,7 @@ fn garbage_truncation_and_gaps_never_panic_and_conserve() {
     // A gap in the middle of a record, then the stream goes on.
     let mut d = Tls::new(&ctx);
     let mut r = Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.data(Dir::S2C, &stream[..200], &mut e);
     d.gap(Dir::S2C, 300, &mut e);
     d.data(Dir::S2C, &stream[500..], &mut e);

@@ -236,7 +236,7 @@ fn bad_frames_are_malformed_and_never_panic() {
     // Gaps inside a payload keep the framing; elsewhere they lose it.
     let mut ws = WebSocket::new(&ctx(), false, 1);
     let mut r = testkit::Run::default();
-    let mut e = Emit { ts_ns: 0, spans: &mut r.spans, events: &mut r.events, stats: &mut r.stats };
+    let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     ws.data(Dir::S2C, &[0x81, 10, b'a'], &mut e);
     ws.gap(Dir::S2C, 8, &mut e);
     ws.data(Dir::S2C, &[b'z', 0x89, 0], &mut e);
