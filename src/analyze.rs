@@ -69,26 +69,45 @@ struct RadioTap {
 /// Worker ids in order of first appearance; the first `max` only (the
 /// rest are not itemised), so memory stays bounded and the same ids are
 /// itemised for any number of jobs.
+///
+/// Looked up for every frame, so by index, not by hash: a worker numbers
+/// its flows and exchanges from 0 up, and once `max` ids are itemised no
+/// id above the highest itemised one of its worker can be.
 struct Renumber {
-    seq: HashMap<u64, u32>,
+    /// Per worker, by local id: the sequence number, or `UNSEEN`.
+    seq: Vec<Vec<u32>>,
     ids: Vec<u64>,
     max: usize,
 }
 
+const UNSEEN: u32 = u32::MAX;
+
 impl Renumber {
-    fn new(max: usize) -> Renumber {
-        Renumber { seq: HashMap::default(), ids: Vec::new(), max: max.min(Tick::NO_FLOW as usize) }
+    fn new(max: usize, jobs: u64) -> Renumber {
+        Renumber {
+            seq: (0..jobs.max(1)).map(|_| Vec::new()).collect(),
+            ids: Vec::new(),
+            max: max.min(Tick::NO_FLOW as usize),
+        }
     }
 
     fn get(&mut self, id: u64) -> Option<u32> {
-        if let Some(&s) = self.seq.get(&id) {
+        let jobs = self.seq.len() as u64;
+        let local = usize::try_from(id / jobs).ok()?;
+        let seq = self.seq.get_mut((id % jobs) as usize)?;
+        if let Some(&s) = seq.get(local)
+            && s != UNSEEN
+        {
             return Some(s);
         }
         if self.ids.len() >= self.max {
             return None;
         }
         let s = u32::try_from(self.ids.len()).ok()?;
-        self.seq.insert(id, s);
+        if seq.len() <= local {
+            seq.resize(local + 1, UNSEEN);
+        }
+        *seq.get_mut(local)? = s;
         self.ids.push(id);
         Some(s)
     }
@@ -529,8 +548,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let jobs = opts.jobs.max(1) as u64;
     let mut tap = RadioTap {
         sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
-        flows: Renumber::new(opts.max_flows.max(1)),
-        exchanges: Renumber::new(opts.max_exchanges),
+        flows: Renumber::new(opts.max_flows.max(1), jobs),
+        exchanges: Renumber::new(opts.max_exchanges, jobs),
     };
     let radio: &mut dyn TickSink = &mut tap;
     let limits =

@@ -256,6 +256,11 @@ struct Fields<'h> {
 fn fields<'h>(headers: &[httparse::Header<'h>]) -> Fields<'h> {
     let mut f = Fields::default();
     for h in headers {
+        // Most headers are none of these: their length says so before any
+        // comparison, and their value is never decoded.
+        if !matches!(h.name.len(), 4 | 7 | 10 | 14 | 17 | 22) {
+            continue;
+        }
         let raw = String::from_utf8_lossy(h.value);
         let v = raw.trim();
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -921,7 +926,7 @@ impl Http1 {
 fn header_end(b: &[u8], scanned: &mut usize) -> Option<usize> {
     let from = scanned.saturating_sub(2).min(b.len());
     let mut i = from;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
+    while let Some(p) = memchr::memchr(b'\n', &b[i..]) {
         let nl = i + p;
         match b.get(nl + 1..) {
             Some([b'\n', ..]) => return Some(nl + 2),

@@ -128,6 +128,84 @@ struct BurstPart {
     bytes: u64,
 }
 
+/// The parts of the current burst, by key. Touched two or three times per
+/// frame, so found by index where it can be: a key with an exchange by the
+/// exchange's index, one without by the flow's; a slot taken by another key
+/// (or an index past the dense range) goes to a map.
+#[derive(Default)]
+struct BurstParts {
+    by_exchange: Vec<Option<(Key, BurstPart)>>,
+    by_flow: Vec<Option<(Key, BurstPart)>>,
+    no_flow: Option<(Key, BurstPart)>,
+    other: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
+    /// Keys in the dense slots, to clear and list them without a scan.
+    touched: Vec<Key>,
+}
+
+impl BurstParts {
+    fn part(&mut self, key: Key) -> &mut BurstPart {
+        let slot = match key.exchange {
+            Some(x) if (x as usize) < DENSE_IDS => dense_slot(&mut self.by_exchange, x as usize),
+            Some(_) => None,
+            None if key.flow == Tick::NO_FLOW => Some(&mut self.no_flow),
+            None if (key.flow as usize) < DENSE_IDS => dense_slot(&mut self.by_flow, key.flow as usize),
+            None => None,
+        };
+        match slot {
+            Some(slot) if slot.is_none_or(|(k, _)| k == key) => {
+                if slot.is_none() {
+                    self.touched.push(key);
+                }
+                &mut slot.get_or_insert((key, BurstPart::default())).1
+            }
+            _ => self.other.entry(key).or_default(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.touched.is_empty() && self.other.is_empty()
+    }
+
+    fn clear(&mut self) {
+        for key in self.touched.drain(..) {
+            let slot = match key.exchange {
+                Some(x) => self.by_exchange.get_mut(x as usize),
+                None if key.flow == Tick::NO_FLOW => Some(&mut self.no_flow),
+                None => self.by_flow.get_mut(key.flow as usize),
+            };
+            if let Some(slot) = slot {
+                *slot = None;
+            }
+        }
+        self.other.clear();
+    }
+
+    /// Every part, in key order (float sums must not depend on hashing).
+    fn sorted(&self) -> Vec<(Key, BurstPart)> {
+        let mut parts: Vec<(Key, BurstPart)> = Vec::with_capacity(self.touched.len() + self.other.len());
+        for key in &self.touched {
+            let slot = match key.exchange {
+                Some(x) => self.by_exchange.get(x as usize),
+                None if key.flow == Tick::NO_FLOW => Some(&self.no_flow),
+                None => self.by_flow.get(key.flow as usize),
+            };
+            if let Some(Some(kp)) = slot {
+                parts.push(*kp);
+            }
+        }
+        parts.extend(self.other.iter().map(|(k, p)| (*k, *p)));
+        parts.sort_unstable_by_key(|(k, _)| *k);
+        parts
+    }
+}
+
+fn dense_slot<T>(v: &mut Vec<Option<T>>, i: usize) -> Option<&mut Option<T>> {
+    if v.len() <= i {
+        v.resize_with(i + 1, || None);
+    }
+    v.get_mut(i)
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Snapshot {
     /// On the radio's timeline (re-timed with link timing).
@@ -194,7 +272,7 @@ pub struct RadioSim {
     needed_airtime_s: f64,
     captured_burst_s: f64,
     bursts: u64,
-    burst: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
+    burst: BurstParts,
     flows: Shares,
     exchanges: Shares,
     /// Totals when the first and the latest burst began: the per-day sample.
@@ -277,7 +355,7 @@ impl RadioSim {
             needed_airtime_s: 0.0,
             captured_burst_s: 0.0,
             bursts: 0,
-            burst: HashMap::default(),
+            burst: BurstParts::default(),
             flows: Shares::default(),
             exchanges: Shares::default(),
             first_burst: None,
@@ -378,10 +456,7 @@ impl RadioSim {
         if self.burst.is_empty() || (energy == 0.0 && on_s == 0.0) {
             return;
         }
-        // In key order: the float sums, and so the report, must not depend
-        // on the hash map's (randomly seeded) iteration order.
-        let mut parts: Vec<(Key, BurstPart)> = self.burst.iter().map(|(k, p)| (*k, *p)).collect();
-        parts.sort_unstable_by_key(|(k, _)| *k);
+        let parts = self.burst.sorted();
         let total_weight: f64 = parts.iter().map(|(_, p)| p.weight_s).sum();
         let total_bytes: u64 = parts.iter().map(|(_, p)| p.bytes).sum();
         let count = parts.len() as f64;
@@ -404,7 +479,7 @@ impl RadioSim {
     }
 
     fn add_weight(&mut self, key: Key, weight_s: f64, bytes: u64) {
-        let part = self.burst.entry(key).or_default();
+        let part = self.burst.part(key);
         part.weight_s += weight_s;
         part.bytes = part.bytes.saturating_add(bytes);
     }
