@@ -13,7 +13,7 @@ use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
 use foldhash::{HashMap, HashMapExt};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -269,87 +269,101 @@ struct Batch {
 const BATCH: usize = 4096;
 
 /// Packets handed out in rounds: in each round every worker gets its share
-/// (maybe none) and answers with its frame ticks, so ticks can be merged
-/// back into packet order a round at a time.
+/// (maybe none) and hands its frame ticks to the radio thread, which merges
+/// them with the reader's own ticks of the round back into packet order.
+/// Reading, the flow work and the radio model each run on their own thread,
+/// joined only by bounded queues.
 enum Dispatch {
-    Inline(Box<Worker>),
+    Inline(Box<Worker>, Box<RadioTap>),
     Threads {
         senders: Vec<SyncSender<Batch>>,
         batches: Vec<Batch>,
         in_round: usize,
         handles: Vec<std::thread::JoinHandle<Worker>>,
-        /// Each worker's ticks of a round, and its emptied batch back for reuse.
-        ticks: Vec<Receiver<(Vec<FrameTick>, Batch)>>,
-        spare: Vec<Vec<Batch>>,
+        /// Emptied batches coming back from each worker, for reuse.
+        returned: Vec<Receiver<Batch>>,
         outside_ticks: Vec<FrameTick>,
-        /// The reader's own ticks of the rounds the workers still work on.
-        pending: VecDeque<Vec<FrameTick>>,
+        /// The reader's own ticks of each round, to the radio thread.
+        to_radio: SyncSender<Vec<FrameTick>>,
+        radio: std::thread::JoinHandle<RadioTap>,
     },
 }
 
-/// Rounds the reader may run ahead of the workers.
-const ROUNDS_AHEAD: usize = 3;
+/// Rounds a worker may queue; the radio thread may lag twice as many.
+const ROUNDS_AHEAD: usize = 4;
 
 fn shard_of(d: &Decoded, n: usize) -> usize {
-    use std::hash::BuildHasher;
-    // Direction-independent: both directions of a flow land together. A
-    // fixed seed keeps the spread the same from run to run.
-    let a = (d.src, d.sport);
-    let b = (d.dst, d.dport);
-    let ends = if a <= b { (a, b) } else { (b, a) };
-    (foldhash::fast::FixedState::with_seed(0x7769_7265_7461_7800).hash_one(ends) % n as u64) as usize
+    // Direction-independent (a sum of the two ends' hashes): both directions
+    // of a flow land together. Fixed, so the spread is the same every run;
+    // computed for every packet on the reading thread, so kept cheap.
+    fn end(ip: IpAddr, port: u16) -> u64 {
+        let bits = match ip {
+            IpAddr::V4(a) => u64::from(a.to_bits()),
+            IpAddr::V6(a) => {
+                let b = a.to_bits();
+                (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
+            }
+        };
+        mix(bits ^ (u64::from(port) << 48) ^ u64::from(port))
+    }
+    let h = mix(end(d.src, d.sport).wrapping_add(end(d.dst, d.dport)));
+    (h % n as u64) as usize
+}
+
+/// splitmix64's finaliser: every input bit moves every output bit.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 impl Dispatch {
-    fn new(cfg: &Limits, jobs: usize) -> Dispatch {
+    fn new(cfg: &Limits, jobs: usize, tap: RadioTap) -> Dispatch {
         if jobs <= 1 {
-            return Dispatch::Inline(Box::new(Worker::new(cfg)));
+            return Dispatch::Inline(Box::new(Worker::new(cfg)), Box::new(tap));
         }
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         let mut ticks = Vec::new();
+        let mut returned = Vec::new();
         for worker in 0..jobs {
-            let (tx, rx) = sync_channel::<Batch>(4);
-            let (ttx, trx) = sync_channel::<(Vec<FrameTick>, Batch)>(8);
+            let (tx, rx) = sync_channel::<Batch>(ROUNDS_AHEAD);
+            let (ttx, trx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+            let (btx, brx) = sync_channel::<Batch>(ROUNDS_AHEAD);
+            let (spare_tx, spare_rx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
             let cfg = cfg.clone();
-            handles.push(std::thread::spawn(move || run_worker(cfg, rx, ttx, worker as u64, jobs as u64)));
+            let queues = WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx };
+            handles.push(std::thread::spawn(move || run_worker(cfg, queues, worker as u64, jobs as u64)));
             senders.push(tx);
-            ticks.push(trx);
+            ticks.push((trx, spare_tx));
+            returned.push(brx);
         }
+        let (to_radio, own) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+        let radio = std::thread::spawn(move || run_radio(tap, own, ticks));
         let batches = (0..jobs).map(|_| Batch::default()).collect();
         Dispatch::Threads {
             senders,
             batches,
             in_round: 0,
             handles,
-            ticks,
-            spare: (0..jobs).map(|_| Vec::new()).collect(),
+            returned,
             outside_ticks: Vec::new(),
-            pending: VecDeque::new(),
+            to_radio,
+            radio,
         }
     }
 
     /// A frame that belongs to no flow (ICMP, ARP, broken...).
-    fn outside(&mut self, t: FrameTick, radio: &mut dyn TickSink) {
+    fn outside(&mut self, t: FrameTick) {
         match self {
-            Dispatch::Inline(_) => radio.tick(&t),
+            Dispatch::Inline(_, radio) => radio.tick(&t),
             Dispatch::Threads { outside_ticks, .. } => outside_ticks.push(t),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn frame(
-        &mut self,
-        idx: u64,
-        ts_ns: i64,
-        wire_len: u32,
-        linktype: u16,
-        raw: &[u8],
-        d: &Decoded,
-        radio: &mut dyn TickSink,
-    ) {
+    fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, raw: &[u8], d: &Decoded) {
         match self {
-            Dispatch::Inline(w) => {
+            Dispatch::Inline(w, radio) => {
                 w.packet(idx, ts_ns, wire_len, d, 1, 0);
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
@@ -362,16 +376,16 @@ impl Dispatch {
                     b.data.extend_from_slice(raw);
                     b.items.push(Item::Frame { idx, ts_ns, wire_len, linktype, at, len: raw.len() as u32 });
                 }
-                self.round_step(radio);
+                self.round_step();
             }
         }
     }
 
-    fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded, radio: &mut dyn TickSink) {
+    fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded) {
         let b = &j.bytes;
         let (link, network, repeated) = (b.link as u32, b.network as u32, b.repeated as u32);
         match self {
-            Dispatch::Inline(w) => {
+            Dispatch::Inline(w, radio) => {
                 let mut d = *d;
                 d.link_len = link;
                 d.net_len = network;
@@ -401,80 +415,63 @@ impl Dispatch {
                         repeated,
                     });
                 }
-                self.round_step(radio);
+                self.round_step();
             }
         }
     }
 
-    fn round_step(&mut self, radio: &mut dyn TickSink) {
+    fn round_step(&mut self) {
         if let Dispatch::Threads { in_round, .. } = self {
             *in_round += 1;
             if *in_round >= BATCH {
-                self.end_round(radio, ROUNDS_AHEAD);
+                self.end_round();
             }
         }
     }
 
-    /// Sends every worker its share of the round; merges the ticks of the
-    /// oldest rounds (the workers' and the reader's own) back into packet
-    /// order once the reader is `ahead` rounds in front of them.
-    fn end_round(&mut self, radio: &mut dyn TickSink, ahead: usize) {
-        let Dispatch::Threads { senders, batches, in_round, ticks, spare, outside_ticks, pending, .. } = self else {
+    /// Sends every worker its share of the round, and the radio thread the
+    /// reader's own ticks of it.
+    fn end_round(&mut self) {
+        let Dispatch::Threads { senders, batches, in_round, returned, outside_ticks, to_radio, .. } = self else {
             return;
         };
-        if *in_round > 0 || ahead == 0 {
-            for ((tx, b), pool) in senders.iter().zip(batches.iter_mut()).zip(spare.iter_mut()) {
-                // Batches are reused: no allocation, no page faults per round.
-                let next = pool.pop().unwrap_or_default();
-                // A worker that died has panicked; its join reports it.
-                let _ = tx.send(std::mem::replace(b, next));
-            }
-            pending.push_back(std::mem::take(outside_ticks));
-            *in_round = 0;
+        for ((tx, b), back) in senders.iter().zip(batches.iter_mut()).zip(returned.iter()) {
+            // Batches are reused: no allocation, no page faults per round.
+            let next = back.try_recv().unwrap_or_default();
+            // A worker that died has panicked; its join reports it.
+            let _ = tx.send(std::mem::replace(b, next));
         }
-        while pending.len() > ahead {
-            let Some(own) = pending.pop_front() else { break };
-            let mut lists: Vec<Vec<FrameTick>> = Vec::with_capacity(ticks.len() + 1);
-            for (rx, pool) in ticks.iter().zip(spare.iter_mut()) {
-                let (t, batch) = rx.recv().unwrap_or_default();
-                lists.push(t);
-                pool.push(batch);
-            }
-            lists.push(own);
-            merge_ticks(&lists, radio);
-        }
+        let _ = to_radio.send(std::mem::take(outside_ticks));
+        *in_round = 0;
     }
 
-    /// Finishes every flow; an error if a worker thread died (a bug: it is
-    /// said, never passed over).
-    fn finish(mut self, radio: &mut dyn TickSink) -> Result<Vec<Worker>, String> {
+    /// Finishes every flow and the radio's input; an error if a thread died
+    /// (a bug: it is said, never passed over).
+    fn finish(mut self) -> Result<(Vec<Worker>, RadioTap), String> {
+        if let Dispatch::Threads { in_round, outside_ticks, .. } = &self
+            && (*in_round > 0 || !outside_ticks.is_empty())
+        {
+            self.end_round();
+        }
         match self {
-            Dispatch::Inline(mut w) => {
+            Dispatch::Inline(mut w, mut radio) => {
                 w.finish();
                 for t in w.out.ticks.drain(..) {
                     radio.tick(&t);
                 }
-                Ok(vec![*w])
+                Ok((vec![*w], *radio))
             }
-            Dispatch::Threads { .. } => {
-                self.end_round(radio, 0);
-                let Dispatch::Threads { senders, handles, .. } = self else { return Ok(vec![]) };
+            Dispatch::Threads { senders, handles, to_radio, radio, .. } => {
                 drop(senders);
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().map_err(|e| {
-                            let why = e
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| e.downcast_ref::<String>().cloned());
-                            format!(
-                                "internal error: an analysis thread failed ({})",
-                                why.unwrap_or_else(|| "panic".into())
-                            )
-                        })
-                    })
-                    .collect()
+                drop(to_radio);
+                let failed = |e: Box<dyn std::any::Any + Send>| {
+                    let why =
+                        e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
+                    format!("internal error: an analysis thread failed ({})", why.unwrap_or_else(|| "panic".into()))
+                };
+                let workers = handles.into_iter().map(|h| h.join().map_err(failed)).collect::<Result<Vec<_>, _>>();
+                let radio = radio.join().map_err(failed)?;
+                Ok((workers?, radio))
             }
         }
     }
@@ -502,15 +499,42 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     }
 }
 
-fn run_worker(
-    cfg: Limits,
-    rx: Receiver<Batch>,
-    ticks: SyncSender<(Vec<FrameTick>, Batch)>,
-    worker: u64,
-    jobs: u64,
-) -> Worker {
+/// The radio thread: a round's ticks from the reader and from every
+/// worker, merged into packet order, until the reader is done.
+/// Each worker's ticks, and the way their emptied lists go back to it.
+type TickQueues = (Receiver<Vec<FrameTick>>, SyncSender<Vec<FrameTick>>);
+
+fn run_radio(mut tap: RadioTap, own: Receiver<Vec<FrameTick>>, ticks: Vec<TickQueues>) -> RadioTap {
+    let mut lists: Vec<Vec<FrameTick>> = Vec::with_capacity(ticks.len() + 1);
+    while let Ok(mine) = own.recv() {
+        for (rx, _) in &ticks {
+            // A worker that died sends nothing more; its join reports it.
+            lists.push(rx.recv().unwrap_or_default());
+        }
+        lists.push(mine);
+        merge_ticks(&lists, &mut tap);
+        lists.pop();
+        // Lists are reused: a new one per round would be a fresh mapping
+        // (they are past malloc's mmap threshold) and page faults.
+        for ((_, back), mut l) in ticks.iter().zip(lists.drain(..)) {
+            l.clear();
+            let _ = back.try_send(l);
+        }
+    }
+    tap
+}
+
+/// What joins a worker to the reader and to the radio thread.
+struct WorkerQueues {
+    batches: Receiver<Batch>,
+    ticks: SyncSender<Vec<FrameTick>>,
+    batches_back: SyncSender<Batch>,
+    ticks_back: Receiver<Vec<FrameTick>>,
+}
+
+fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
     let mut w = Worker::new(&cfg);
-    while let Ok(mut b) = rx.recv() {
+    while let Ok(mut b) = q.batches.recv() {
         for item in &b.items {
             match *item {
                 Item::Frame { idx, ts_ns, wire_len, linktype, at, len } => {
@@ -533,8 +557,11 @@ fn run_worker(
         }
         b.data.clear();
         b.items.clear();
-        let t = std::mem::replace(&mut w.out.ticks, Vec::with_capacity(BATCH));
-        if ticks.send((t, b)).is_err() {
+        // The reader takes it back if it has room; else it is dropped.
+        let _ = q.batches_back.try_send(b);
+        let next = q.ticks_back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let t = std::mem::replace(&mut w.out.ticks, next);
+        if q.ticks.send(t).is_err() {
             break;
         }
     }
@@ -546,15 +573,14 @@ fn run_worker(
 pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let mut reader = CaptureReader::open(path)?;
     let jobs = opts.jobs.max(1) as u64;
-    let mut tap = RadioTap {
+    let tap = RadioTap {
         sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
         flows: Renumber::new(opts.max_flows.max(1), jobs),
         exchanges: Renumber::new(opts.max_exchanges, jobs),
     };
-    let radio: &mut dyn TickSink = &mut tap;
     let limits =
         Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
-    let mut dispatch = Dispatch::new(&limits, opts.jobs);
+    let mut dispatch = Dispatch::new(&limits, opts.jobs, tap);
     let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
     let mut outside = Ledger::default();
@@ -584,9 +610,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 notes.non_tcp_udp_packets += 1;
                 outside.add(Class::Link, d.link_len as u64);
                 outside.add(Class::Network, d.net_len as u64);
-                dispatch.outside(lone, radio);
+                dispatch.outside(lone);
             }
-            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, p.linktype, p.data, &d, radio),
+            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, p.linktype, p.data, &d),
             Frame::Fragment { link_len, .. } => {
                 notes.ip_fragments += 1;
                 let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
@@ -596,15 +622,15 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 match joined {
                     Some(j) => match j.frame() {
                         Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
-                            dispatch.joined(idx, p.ts_ns, &j, &d, radio)
+                            dispatch.joined(idx, p.ts_ns, &j, &d)
                         }
                         _ => {
                             outside.add(Class::Link, j.bytes.link);
                             outside.add(Class::Network, j.bytes.network + j.bytes.data);
-                            dispatch.outside(lone, radio);
+                            dispatch.outside(lone);
                         }
                     },
-                    None => dispatch.outside(lone, radio),
+                    None => dispatch.outside(lone),
                 }
             }
             Frame::NotIp { why } => {
@@ -615,20 +641,20 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                     _ => notes.non_ip_frames += 1,
                 }
                 outside.add(Class::Link, p.wire_len as u64);
-                dispatch.outside(lone, radio);
+                dispatch.outside(lone);
             }
             Frame::Broken { link_len, why } => {
                 *notes.broken_packets.entry(why).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
-                dispatch.outside(lone, radio);
+                dispatch.outside(lone);
             }
         }
     });
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
     }
-    let workers = match dispatch.finish(radio) {
+    let (workers, mut tap) = match dispatch.finish() {
         Ok(w) => w,
         Err(what) => return Err(ReadError { input: path.to_path_buf(), record: t.frames, offset: size, what }),
     };

@@ -72,3 +72,64 @@ fn capped_lists_are_the_start_of_the_full_ones() {
     }
     assert!(cut > 20, "too few captures long enough to cut their lists: {cut}");
 }
+
+/// Classic pcap records: (link type, [(ts_ns, record header + data)]).
+fn pcap_records(p: &Path) -> Option<(u32, Vec<(i64, Vec<u8>)>)> {
+    let b = std::fs::read(p).ok()?;
+    let magic = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
+    let nano = match magic {
+        0xa1b2_c3d4 => false,
+        0xa1b2_3c4d => true,
+        _ => return None,
+    };
+    let linktype = u32::from_le_bytes(b.get(20..24)?.try_into().ok()?);
+    let mut out = Vec::new();
+    let mut at = 24;
+    while let Some(h) = b.get(at..at + 16) {
+        let word = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
+        let frac = word(4) as i64 * if nano { 1 } else { 1000 };
+        let len = word(8) as usize;
+        out.push((word(0) as i64 * 1_000_000_000 + frac, b.get(at..at + 16 + len)?.to_vec()));
+        at += 16 + len;
+    }
+    Some((linktype, out))
+}
+
+/// Every shipped Ethernet capture in one file, each started 50 ms after
+/// the previous, so their flows interleave and spread over the workers:
+/// statistics merged from several threads (maps past their cap, the first
+/// CONNECT's keep-alive) must come out as from one.
+#[test]
+fn a_merge_of_all_captures_gives_identical_reports_for_any_jobs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    names.sort();
+    let mut all: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut merged = 0;
+    for p in names.iter().filter(|p| p.extension().is_some_and(|x| x == "pcap")) {
+        let Some((1, recs)) = pcap_records(p) else { continue };
+        let Some(first) = recs.first().map(|r| r.0) else { continue };
+        let start = 1_800_000_000_000_000_000 + merged * 50_000_000;
+        for (ts, mut rec) in recs {
+            let ts = ts - first + start;
+            rec[..4].copy_from_slice(&((ts / 1_000_000_000) as u32).to_le_bytes());
+            rec[4..8].copy_from_slice(&((ts % 1_000_000_000) as u32).to_le_bytes());
+            all.push((ts, rec));
+        }
+        merged += 1;
+    }
+    assert!(merged > 20, "only {merged} Ethernet pcap captures");
+    all.sort_by_key(|r| r.0);
+    // Little-endian, nanosecond pcap, version 2.4, snaplen 262144, Ethernet.
+    let mut file: Vec<u8> = vec![0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0];
+    for (_, rec) in &all {
+        file.extend_from_slice(rec);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("all.pcap");
+    std::fs::write(&path, &file).unwrap();
+    let one = json(&path, 1);
+    for jobs in [2, 3] {
+        assert!(one == json(&path, jobs), "--jobs 1 and --jobs {jobs} differ on the merged capture");
+    }
+}

@@ -249,17 +249,63 @@ pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'s
 /// so hostile input cannot grow a report without bound.
 pub const MAX_MAP_KEYS: usize = 64;
 
-/// Adds `n` under `key` in a statistics map, folding keys past
-/// `MAX_MAP_KEYS` into "other".
+/// The key under which a full statistics map counts the keys it dropped.
+pub const OTHER: &str = "other";
+
+/// Adds `n` under `key` in a statistics map of at most `MAX_MAP_KEYS` keys
+/// besides "other", where the keys it cannot keep are counted.
 pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64) {
+    if key == OTHER {
+        *map.entry(OTHER.to_owned()).or_default() += n;
+        return;
+    }
+    let kept = map.len() - usize::from(map.contains_key(OTHER));
+    let spilled = if map.contains_key(key) || kept < MAX_MAP_KEYS {
+        bump_capped(map, key, n, usize::MAX)
+    } else {
+        // Full: which key goes is decided among the keys other than "other".
+        let other = map.remove(OTHER);
+        let spilled = bump_capped(map, key, n, MAX_MAP_KEYS);
+        if let Some(o) = other {
+            map.insert(OTHER.to_owned(), o);
+        }
+        spilled
+    };
+    if spilled > 0 {
+        *map.entry(OTHER.to_owned()).or_default() += spilled;
+    }
+}
+
+/// Adds `n` under `key` in a map of at most `cap` keys, and returns the
+/// count that could not be kept (0 when none). A full map keeps its smallest
+/// keys: which keys it holds then depends on the keys seen, not on the order
+/// they came in, so reports do not change with how flows were spread over
+/// threads.
+pub fn bump_capped<K, Q>(map: &mut std::collections::BTreeMap<K, u64>, key: &Q, n: u64, cap: usize) -> u64
+where
+    K: Ord + std::borrow::Borrow<Q>,
+    Q: Ord + ToOwned<Owned = K> + ?Sized,
+{
     if let Some(v) = map.get_mut(key) {
         *v += n;
-    } else if map.len() < MAX_MAP_KEYS {
-        map.insert(key.to_string(), n);
-    } else {
-        *map.entry("other".to_string()).or_default() += n;
+        return 0;
+    }
+    if map.len() < cap {
+        map.insert(key.to_owned(), n);
+        return 0;
+    }
+    match map.last_key_value() {
+        Some((largest, _)) if key < largest.borrow() => {
+            let evicted = map.pop_last().map_or(0, |(_, v)| v);
+            map.insert(key.to_owned(), n);
+            evicted
+        }
+        _ => n,
     }
 }
 
 #[cfg(test)]
 pub mod testkit;
+
+#[cfg(test)]
+mod tests;

@@ -936,7 +936,7 @@ impl Mqtt {
                 self.version = version;
                 let stats = &mut emit.stats.mqtt;
                 stats.note_version(version.name());
-                stats.keepalive_s.get_or_insert(keepalive);
+                stats.note_first_connect(emit.ts_ns, keepalive);
                 bump_capped(&mut stats.keepalives, keepalive, 1);
                 if version == Version::V5 {
                     self.props(&mut c, stats);
@@ -1264,7 +1264,11 @@ pub struct Stats {
     pub packets_by_direction: BTreeMap<&'static str, u64>,
     /// Keep-alive of the first CONNECT, seconds.
     pub keepalive_s: Option<u16>,
-    /// Keep-alives of all CONNECTs, seconds, by value (first `SMALL_MAP_CAP` values).
+    /// (capture time, keep-alive) of the first CONNECT: the earliest wins a
+    /// merge, whichever thread saw it.
+    #[serde(skip)]
+    first_connect: Option<(i64, u16)>,
+    /// Keep-alives of all CONNECTs, seconds, by value (the `SMALL_MAP_CAP` smallest values).
     pub keepalives: BTreeMap<u16, u64>,
     pub publish_payload_bytes: u64,
     /// PUBLISH fixed + variable headers (the `app_header` they cost).
@@ -1278,7 +1282,7 @@ pub struct Stats {
     pub publish_retain: u64,
     pub publish_dup: u64,
     /// PUBLISH count by topic name as sent (an alias-only PUBLISH is in
-    /// `publish_with_empty_topic_alias`), for the first `TOPICS_CAP` topics.
+    /// `publish_with_empty_topic_alias`), for the `TOPICS_CAP` smallest topics.
     pub topics: BTreeMap<String, u64>,
     /// PUBLISHes to topics beyond that cap.
     pub topics_other: u64,
@@ -1311,6 +1315,15 @@ pub struct Stats {
 }
 
 impl Stats {
+    fn note_first_connect(&mut self, ts_ns: i64, keepalive: u16) {
+        // Ties (same timestamp) go to the smaller value, so the outcome does
+        // not depend on the order flows were seen in.
+        if self.first_connect.is_none_or(|first| (ts_ns, keepalive) < first) {
+            self.first_connect = Some((ts_ns, keepalive));
+            self.keepalive_s = Some(keepalive);
+        }
+    }
+
     pub fn merge(&mut self, o: &Stats) {
         if let Some(v) = o.version {
             self.note_version_only(v);
@@ -1320,8 +1333,8 @@ impl Stats {
         merge_map(&mut self.packets, &o.packets);
         merge_map(&mut self.packet_bytes, &o.packet_bytes);
         merge_map(&mut self.packets_by_direction, &o.packets_by_direction);
-        if self.keepalive_s.is_none() {
-            self.keepalive_s = o.keepalive_s;
+        if let Some((ts, k)) = o.first_connect {
+            self.note_first_connect(ts, k);
         }
         for (k, n) in &o.keepalives {
             bump_capped(&mut self.keepalives, *k, *n);
@@ -1436,26 +1449,16 @@ fn count_topic(stats: &mut Stats, topic: &str) {
 }
 
 fn add_topic(stats: &mut Stats, topic: &str, n: u64) {
-    if let Some(c) = stats.topics.get_mut(topic) {
-        *c += n;
-    } else if stats.topics.len() < TOPICS_CAP {
-        stats.topics.insert(topic.to_owned(), n);
-    } else {
-        stats.topics_other += n;
-    }
+    stats.topics_other += super::bump_capped(&mut stats.topics, topic, n, TOPICS_CAP);
 }
 
 fn note_reason(stats: &mut Stats, kind: Kind, code: u8) {
     *stats.error_reason_codes.entry(format!("{} 0x{code:02x}", kind.name())).or_default() += 1;
 }
 
-/// Counts a value in a map that stops taking new keys at `SMALL_MAP_CAP`.
-fn bump_capped<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, n: u64) {
-    if let Some(c) = map.get_mut(&key) {
-        *c += n;
-    } else if map.len() < SMALL_MAP_CAP {
-        map.insert(key, n);
-    }
+/// Counts a value in a map of at most `SMALL_MAP_CAP` keys (the smallest).
+fn bump_capped<K: Ord + Clone>(map: &mut BTreeMap<K, u64>, key: K, n: u64) {
+    super::bump_capped(map, &key, n, SMALL_MAP_CAP);
 }
 
 #[cfg(test)]

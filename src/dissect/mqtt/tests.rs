@@ -526,3 +526,20 @@ fn stats_merge_adds_up() {
     assert_eq!(s.keepalives.get(&60), Some(&20));
     assert_eq!(s.connack_codes.get(&0), Some(&20));
 }
+
+/// `keepalive_s` is the first CONNECT's, by capture time: merging the
+/// statistics of two threads in either order gives the same.
+#[test]
+fn first_connect_keepalive_survives_merging_in_any_order() {
+    let (mut early, mut late) = (Stats::default(), Stats::default());
+    early.note_first_connect(1_000, 60);
+    late.note_first_connect(2_000, 10);
+    late.note_first_connect(3_000, 30);
+    for (a, b) in [(&early, &late), (&late, &early)] {
+        let mut m = a.clone();
+        m.merge(b);
+        assert_eq!(m.keepalive_s, Some(60));
+    }
+    // Within one thread too: a later CONNECT does not replace it.
+    assert_eq!(late.keepalive_s, Some(10));
+}
