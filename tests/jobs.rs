@@ -73,8 +73,11 @@ fn capped_lists_are_the_start_of_the_full_ones() {
     assert!(cut > 20, "too few captures long enough to cut their lists: {cut}");
 }
 
-/// Classic pcap records: (link type, [(ts_ns, record header + data)]).
-fn pcap_records(p: &Path) -> Option<(u32, Vec<(i64, Vec<u8>)>)> {
+/// A pcap record: capture time in ns, and its record header and data.
+type Record = (i64, Vec<u8>);
+
+/// A classic pcap's link type and records.
+fn pcap_records(p: &Path) -> Option<(u32, Vec<Record>)> {
     let b = std::fs::read(p).ok()?;
     let magic = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
     let nano = match magic {
@@ -104,7 +107,7 @@ fn a_merge_of_all_captures_gives_identical_reports_for_any_jobs() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     names.sort();
-    let mut all: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut all: Vec<Record> = Vec::new();
     let mut merged = 0;
     for p in names.iter().filter(|p| p.extension().is_some_and(|x| x == "pcap")) {
         let Some((1, recs)) = pcap_records(p) else { continue };
