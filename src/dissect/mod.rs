@@ -255,13 +255,18 @@ pub const OTHER: &str = "other";
 /// Adds `n` under `key` in a statistics map of at most `MAX_MAP_KEYS` keys
 /// besides "other", where the keys it cannot keep are counted.
 pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64) {
+    if let Some(v) = map.get_mut(key) {
+        *v += n;
+        return;
+    }
     if key == OTHER {
-        *map.entry(OTHER.to_owned()).or_default() += n;
+        map.insert(OTHER.to_owned(), n);
         return;
     }
     let kept = map.len() - usize::from(map.contains_key(OTHER));
-    let spilled = if map.contains_key(key) || kept < MAX_MAP_KEYS {
-        bump_capped(map, key, n, usize::MAX)
+    let spilled = if kept < MAX_MAP_KEYS {
+        map.insert(key.to_owned(), n);
+        0
     } else {
         // Full: which key goes is decided among the keys other than "other".
         let other = map.remove(OTHER);
