@@ -226,30 +226,36 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             let report = Report::combine(reports, failed);
-            let mut out: Box<dyn Write> = match &output {
+            // Written through a concrete writer, not a `dyn Write`: the JSON
+            // writer makes millions of small writes, which then inline.
+            let written = match &output {
                 Some(p) => match std::fs::File::create(p) {
-                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                    Ok(f) => write_report(std::io::BufWriter::new(f), &report, format, top),
                     Err(e) => {
                         eprintln!("wiretax: cannot write {}: {e}", p.display());
                         return ExitCode::from(1);
                     }
                 },
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                None => write_report(std::io::BufWriter::new(std::io::stdout().lock()), &report, format, top),
             };
-            // JSON is streamed out: a report is never held twice in memory.
-            let written = match format {
-                Format::Json => serde_json::to_writer_pretty(&mut out, &report)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| out.write_all(b"\n")),
-                Format::Table => out.write_all(table::render(&report, top).as_bytes()),
-            };
-            if let Err(e) = written.and_then(|_| out.flush()) {
+            if let Err(e) = written {
                 eprintln!("wiretax: cannot write the report: {e}");
                 return ExitCode::from(1);
             }
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Writes the report. JSON is streamed out: a report is never held twice in memory.
+fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize) -> std::io::Result<()> {
+    match format {
+        Format::Json => serde_json::to_writer_pretty(&mut out, report)
+            .map_err(std::io::Error::from)
+            .and_then(|_| out.write_all(b"\n"))?,
+        Format::Table => out.write_all(table::render(report, top).as_bytes())?,
+    }
+    out.flush()
 }
 
 /// A progress bar on stderr for inputs that take more than a second; none
