@@ -159,3 +159,69 @@ fn udp_flow_ends_after_idle_timeout() {
     assert_eq!(t.udp_streams, 2);
     assert_eq!(sink.flows.iter().map(|f| f.frames).collect::<Vec<_>>(), vec![2, 1]);
 }
+
+/// A UDP datagram from `port` to the CoAP port.
+fn udp(port: u16) -> Decoded<'static> {
+    Decoded {
+        src: C.0.into(),
+        dst: S.0.into(),
+        sport: port,
+        dport: 5683,
+        transport: Transport::Udp,
+        link_len: 14,
+        net_len: 20,
+        transport_len: 8,
+        payload_len: 4,
+        payload: &[0x50, 0x01, 0, 1],
+    }
+}
+
+/// When the capture's clock steps back, a flow's deadline can sit behind a
+/// later one in its queue; it still ends on time: the next datagram after
+/// its timeout starts a new flow.
+#[test]
+fn a_flow_past_its_timeout_ends_even_when_the_clock_stepped_back() {
+    let mut t = FlowTable::new(FlowConfig { udp_idle_ns: 5_000_000_000, ..FlowConfig::default() });
+    let mut sink = Sink::default();
+    let s = 1_000_000_000i64;
+    // Flow A at 100 s (deadline 105 s), then flow B at 50 s (deadline 55 s,
+    // queued behind A's), then B again at 60 s: past its timeout.
+    for (i, (port, ts)) in [(1000u16, 100 * s), (2000, 50 * s), (2000, 60 * s)].into_iter().enumerate() {
+        t.expire(ts, &mut sink);
+        t.packet(i as u64, ts, 46, &udp(port), 1, 0, &mut sink);
+    }
+    t.finish_all(&mut sink);
+    assert_eq!(t.udp_streams, 3, "B's second datagram starts a new flow");
+}
+
+/// Closed connections leave stale entries in the open-connection queue
+/// (two hours long); they are compacted away, so the queues stay in
+/// proportion to the live flows, not to every connection seen.
+#[test]
+fn timer_queues_stay_bounded_by_the_live_flows() {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut sink = Sink::default();
+    let mut packet = 0u64;
+    for conn in 0..20_000u32 {
+        let port = 1024 + (conn % 60_000) as u16;
+        let ts = conn as i64 * 10_000_000; // 100 connections a second
+        let mk = |from_client: bool, flags: u8| {
+            let mut d = seg(from_client, 0, 0, flags, b"");
+            if from_client {
+                d.sport = port
+            } else {
+                d.dport = port
+            }
+            d
+        };
+        for d in [mk(true, SYN), mk(false, SYN | ACK), mk(true, FIN | ACK), mk(false, FIN | ACK)] {
+            t.expire(ts, &mut sink);
+            t.packet(packet, ts, 54, &d, 1, 0, &mut sink);
+            packet += 1;
+        }
+        let queued: usize = t.timers.queues.iter().map(|q| q.len()).sum();
+        assert!(queued <= 3 * (2 * t.index.len() + 1024), "{queued} entries for {} flows", t.index.len());
+    }
+    t.finish_all(&mut sink);
+    assert_eq!(sink.flows.len(), 20_000);
+}
