@@ -10,6 +10,7 @@ use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Pro
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
 use foldhash::HashMap;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tcp::{HalfStream, Piece};
@@ -194,81 +195,6 @@ impl Flow {
     fn closed(&self) -> bool {
         self.tcp.as_ref().is_some_and(|t| t.rst || (t.fin[0] && t.fin[1]))
     }
-
-    fn timer_kind(&self) -> TimerKind {
-        match &self.tcp {
-            None => TimerKind::Udp,
-            Some(_) if self.closed() => TimerKind::TcpClosed,
-            Some(_) => TimerKind::TcpOpen,
-        }
-    }
-}
-
-/// The timeouts a flow can wait on; each has its own queue.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum TimerKind {
-    Udp = 0,
-    TcpOpen = 1,
-    TcpClosed = 2,
-}
-
-impl FlowConfig {
-    fn timeout(&self, kind: TimerKind) -> i64 {
-        match kind {
-            TimerKind::Udp => self.udp_idle_ns,
-            TimerKind::TcpOpen => self.tcp_idle_ns,
-            TimerKind::TcpClosed => self.tcp_closed_linger_ns,
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-struct Timer {
-    deadline: i64,
-    slot: usize,
-    generation: u64,
-}
-
-/// Flow deadlines: one FIFO queue per timeout kind. A kind's timeout is
-/// fixed and capture time mostly goes forward, so each queue is in deadline
-/// order as it is filled, and setting a deadline is a push, not a tree
-/// insert (a flow sets two or three). An entry is not removed when its flow
-/// moves on (closes, is finished, or its deadline is set again): it is found
-/// stale when it comes up, and the queues are compacted when stale entries
-/// outnumber the live flows, so memory stays bounded by those.
-#[derive(Default)]
-struct Timers {
-    queues: [std::collections::VecDeque<Timer>; 3],
-}
-
-impl Timers {
-    fn push(&mut self, kind: TimerKind, t: Timer) {
-        if let Some(q) = self.queues.get_mut(kind as usize) {
-            q.push_back(t);
-        }
-    }
-
-    /// The earliest entry due before `now`, across the queues (the order
-    /// flows are finished in does not depend on their kind).
-    fn next_before(&mut self, now: i64) -> Option<(TimerKind, Timer)> {
-        let kinds = [TimerKind::Udp, TimerKind::TcpOpen, TimerKind::TcpClosed];
-        let (kind, _) = kinds
-            .into_iter()
-            .filter_map(|k| self.queues.get(k as usize)?.front().map(|t| (k, *t)))
-            .filter(|(_, t)| t.deadline < now)
-            .min_by_key(|(_, t)| *t)?;
-        Some((kind, self.queues.get_mut(kind as usize)?.pop_front()?))
-    }
-
-    /// Drops stale entries once there are more of them than `live` flows.
-    fn compact(&mut self, live: usize, current: impl Fn(TimerKind, &Timer) -> bool) {
-        let kinds = [TimerKind::Udp, TimerKind::TcpOpen, TimerKind::TcpClosed];
-        for (q, kind) in self.queues.iter_mut().zip(kinds) {
-            if q.len() > 2 * live + 1024 {
-                q.retain(|t| current(kind, t));
-            }
-        }
-    }
 }
 
 /// What every flow's dissection shares: settings, statistics, and scratch
@@ -303,8 +229,12 @@ pub struct FlowTable {
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,
     index: HashMap<FlowKey, usize>,
-    /// Deadlines, one queue per kind of timeout (`Flow::timer_kind`).
-    timers: Timers,
+    /// One entry per live flow: (deadline, slot, generation). An ordered set
+    /// rather than a heap, so a flow's entry is moved, not duplicated, when
+    /// it closes, and removed when it finishes: the set never holds more than
+    /// the live flows (a heap keeps every TCP connection's idle entry for
+    /// the whole idle timeout, two hours of capture).
+    timers: BTreeSet<(i64, usize, u64)>,
     next_flow: u64,
     next_gen: u64,
     sh: Shared,
@@ -318,7 +248,7 @@ impl FlowTable {
             flows: Vec::new(),
             free: Vec::new(),
             index: HashMap::default(),
-            timers: Timers::default(),
+            timers: BTreeSet::new(),
             next_flow: 0,
             next_gen: 0,
             sh: Shared {
@@ -341,29 +271,33 @@ impl FlowTable {
 
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
-        while let Some((kind, t)) = self.timers.next_before(now) {
-            let Some(f) = self.flows.get_mut(t.slot).and_then(|f| f.as_mut()) else { continue };
-            // Stale: the slot holds another flow now, or this flow's deadline
-            // has moved (it closed, or the entry was set again).
-            if f.generation != t.generation || f.timer != t.deadline || f.timer_kind() != kind {
+        while let Some(&(deadline, slot, generation)) = self.timers.first() {
+            if deadline >= now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(f) = self.flows.get(slot).and_then(|f| f.as_ref()) else { continue };
+            if f.generation != generation {
                 continue;
             }
-            let due = f.last_ns.saturating_add(self.sh.cfg.timeout(kind));
+            let due = f.last_ns.saturating_add(self.timeout(f));
             if due < now {
-                self.finish_slot(t.slot, sink);
+                self.finish_slot(slot, sink);
             } else {
-                f.timer = due;
-                self.timers.push(kind, Timer { deadline: due, slot: t.slot, generation: t.generation });
+                self.timers.insert((due, slot, generation));
+                if let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) {
+                    f.timer = due;
+                }
             }
         }
-        let live = self.index.len();
-        let flows = &self.flows;
-        self.timers.compact(live, |kind, t| {
-            flows
-                .get(t.slot)
-                .and_then(|f| f.as_ref())
-                .is_some_and(|f| f.generation == t.generation && f.timer == t.deadline && f.timer_kind() == kind)
-        });
+    }
+
+    fn timeout(&self, f: &Flow) -> i64 {
+        match &f.tcp {
+            None => self.sh.cfg.udp_idle_ns,
+            Some(_) if f.closed() => self.sh.cfg.tcp_closed_linger_ns,
+            Some(_) => self.sh.cfg.tcp_idle_ns,
+        }
     }
 
     /// Takes one decoded TCP or UDP packet. A datagram joined from IP
@@ -405,15 +339,6 @@ impl FlowTable {
                 slot = None;
             }
         }
-        // A flow past its timeout is over, even if its queue has not come to
-        // it yet (a capture whose clock steps back can leave it behind).
-        if let Some(s) = slot
-            && let Some(f) = self.flows.get(s).and_then(|f| f.as_ref())
-            && f.last_ns.saturating_add(self.sh.cfg.timeout(f.timer_kind())) < ts_ns
-        {
-            self.finish_slot(s, sink);
-            slot = None;
-        }
         let slot = match slot {
             Some(s) => s,
             None => self.create(key, l4, ts_ns, src, dst, d),
@@ -454,9 +379,11 @@ impl FlowTable {
             sink.exchange_done(x);
         }
         if !was_closed && f.closed() {
-            // The open connection's entry goes stale; this one replaces it.
+            let old = f.timer;
             f.timer = ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns);
-            self.timers.push(TimerKind::TcpClosed, Timer { deadline: f.timer, slot, generation: f.generation });
+            let entry = (f.timer, slot, f.generation);
+            self.timers.remove(&(old, slot, f.generation));
+            self.timers.insert(entry);
         }
     }
 
@@ -508,8 +435,7 @@ impl FlowTable {
             end_ts: ts_ns as f64 / 1e9,
             ..FlowRecord::default()
         };
-        let kind = if l4 == L4::Tcp { TimerKind::TcpOpen } else { TimerKind::Udp };
-        let timeout = self.sh.cfg.timeout(kind);
+        let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
         let flow = Flow {
             key,
             generation,
@@ -541,7 +467,7 @@ impl FlowTable {
             }
         };
         self.index.insert(key, slot);
-        self.timers.push(kind, Timer { deadline: ts_ns.saturating_add(timeout), slot, generation });
+        self.timers.insert((ts_ns.saturating_add(timeout), slot, generation));
         slot
     }
 
@@ -549,6 +475,7 @@ impl FlowTable {
         // Finished in place and dropped there: a flow is large to move.
         let Some(entry) = self.flows.get_mut(slot) else { return };
         let Some(f) = entry.as_mut() else { return };
+        self.timers.remove(&(f.timer, slot, f.generation));
         self.index.remove(&f.key);
         self.free.push(slot);
         let ts = f.last_ns;
@@ -602,7 +529,7 @@ impl FlowTable {
         for (_, s) in slots {
             self.finish_slot(s, sink);
         }
-        self.timers = Timers::default();
+        self.timers.clear();
     }
 }
 
