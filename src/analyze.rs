@@ -162,6 +162,13 @@ impl Collector {
     }
 }
 
+/// How long a list may grow before it is cut back to `max`: a quarter more,
+/// so cuts are rare (and rarer still once the cutoff drops late arrivals)
+/// while each thread's lists stay small.
+fn slack(max: usize) -> usize {
+    max.saturating_add(max / 4 + 16)
+}
+
 impl FlowSink for Collector {
     fn tick(&mut self, t: FrameTick) {
         self.ticks.push(t);
@@ -174,7 +181,7 @@ impl FlowSink for Collector {
         *self.kept_per_flow.entry(x.flow).or_default() += 1;
         self.exchanges.push(x);
         // Keep the first ones in capture order; the final sort orders them.
-        if self.exchanges.len() > self.max_exchanges.max(1).saturating_mul(2) {
+        if self.exchanges.len() > slack(self.max_exchanges.max(1)) {
             self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
             self.exchange_cutoff = self.exchanges.get(self.max_exchanges).map(|x| (x.open_packet, x.id));
             self.exchanges.truncate(self.max_exchanges);
@@ -199,7 +206,7 @@ impl FlowSink for Collector {
             return;
         }
         self.flows.push(rec);
-        if self.flows.len() > self.max_flows.saturating_mul(2) {
+        if self.flows.len() > slack(self.max_flows) {
             self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
             self.flow_cutoff = self.flows.get(self.max_flows).map(|f| f.first_packet);
             self.flows.truncate(self.max_flows);

@@ -250,28 +250,34 @@ impl FlowLedger {
     /// Hands on the oldest closed exchanges past `KEEP_CLOSED` (never the
     /// current one), and closes the oldest open ones past `MAX_OPEN`.
     fn retire(&mut self) {
+        // Runs after every dissector call: most flows hold too few
+        // exchanges for there to be anything to hand on.
+        if self.live.len() <= KEEP_CLOSED.min(MAX_OPEN) {
+            return;
+        }
         let closed = self.live.iter().filter(|(_, x)| x.closed).count();
         let open = self.live.len() - closed;
         let (mut extra_closed, mut extra_open) = (closed.saturating_sub(KEEP_CLOSED), open.saturating_sub(MAX_OPEN));
-        if extra_closed == 0 && extra_open == 0 {
-            return;
-        }
         let current = self.current;
-        let mut kept = VecDeque::with_capacity(self.live.len());
-        for (id, mut x) in std::mem::take(&mut self.live) {
-            let is_current = current == Some(id);
-            if x.closed && extra_closed > 0 && !is_current {
+        // Oldest first, removed in place: they are at the front.
+        let mut i = 0;
+        while extra_closed + extra_open > 0 {
+            let Some((id, x)) = self.live.get_mut(i) else { break };
+            let hand_on = current != Some(*id) && if x.closed { extra_closed > 0 } else { extra_open > 0 };
+            if !hand_on {
+                i += 1;
+                continue;
+            }
+            if x.closed {
                 extra_closed -= 1;
-                self.done.push(finished(x));
-            } else if !x.closed && extra_open > 0 && !is_current {
+            } else {
                 extra_open -= 1;
                 x.closed = true;
+            }
+            if let Some((_, x)) = self.live.remove(i) {
                 self.done.push(finished(x));
-            } else {
-                kept.push_back((id, x));
             }
         }
-        self.live = kept;
     }
 
     /// Exchanges finished since the last call.

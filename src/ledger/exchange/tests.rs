@@ -50,3 +50,18 @@ fn setup_is_shared_evenly() {
     }
     assert!(xs.iter().all(|x| x.setup_share_bytes == 60.0 && x.total_cost_bytes == 60.0));
 }
+
+#[test]
+fn exchanges_never_closed_are_handed_on_oldest_first() {
+    let mut fl = FlowLedger::new(0);
+    let mut next = 0;
+    let mut handed = Vec::new();
+    for i in 0..1_000u32 {
+        fl.events(i as i64, i as u64, &mut vec![open(i)], &mut next);
+        handed.extend(fl.take_done().map(|x| x.id));
+        assert!(fl.live.len() <= MAX_OPEN, "{} held", fl.live.len());
+    }
+    assert_eq!(handed, (0..(1_000 - MAX_OPEN) as u64).collect::<Vec<_>>());
+    // The current (newest) exchange is never among them.
+    assert_eq!(fl.live.back().map(|(id, _)| *id), Some(999));
+}
