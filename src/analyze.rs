@@ -484,6 +484,15 @@ impl Dispatch {
     }
 }
 
+/// `v` in the order of `key`. Records are large: their keys are sorted, and
+/// each record moved once, not at every step of a sort.
+fn sorted_by_key<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut order: Vec<(K, usize)> = v.iter().enumerate().map(|(i, x)| (key(x), i)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take)).collect()
+}
+
 /// Feeds ticks from lists each sorted by packet to `radio` in packet order.
 fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     let mut heads = vec![0usize; lists.len()];
@@ -696,13 +705,13 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         flows.extend(w.out.flows.into_iter().map(|f| (wi, f)));
         exchanges.extend(w.out.exchanges.into_iter().map(|x| (wi, x)));
     }
-    flows.sort_by_key(|(_, f)| f.first_packet);
+    let mut flows = sorted_by_key(flows, |(_, f)| f.first_packet);
     let mut flow_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(flows.len());
     for (new, (wi, f)) in flows.iter_mut().enumerate() {
         flow_ids.insert((*wi, f.id), new as u64);
         f.id = new as u64;
     }
-    exchanges.sort_by_key(|(wi, x)| (x.open_packet, *wi, x.id));
+    let mut exchanges = sorted_by_key(exchanges, |(wi, x)| (x.open_packet, *wi, x.id));
     let mut exchange_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(exchanges.len());
     for (new, (wi, x)) in exchanges.iter_mut().enumerate() {
         exchange_ids.insert((*wi, x.id), new as u64);

@@ -643,7 +643,7 @@ impl Tls {
         }
         let total = (header_len + len) as u64;
         let st = &mut emit.stats.tls;
-        bump(&mut st.records, &typ.to_string());
+        bump(&mut st.records, itoa::Buffer::new().format(typ));
         match typ {
             HANDSHAKE | CHANGE_CIPHER_SPEC => st.handshake_record_bytes += total,
             APPLICATION_DATA => st.app_data_record_bytes += total,
@@ -1191,7 +1191,7 @@ impl Tls {
         let total = rec.total() as u64;
         let st = &mut emit.stats.tls.decryption;
         st.records_decrypted += 1;
-        bump(&mut st.inner_content_types, &opened.content_type.to_string());
+        bump(&mut st.inner_content_types, itoa::Buffer::new().format(opened.content_type));
         match opened.content_type {
             HANDSHAKE => {
                 emit.span(Class::TlsHandshake, total, MsgRef::Setup);
