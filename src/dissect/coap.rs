@@ -376,7 +376,7 @@ fn push_capped(out: &mut String, sep: &str, value: &[u8]) {
 }
 
 /// Method names for 0.01-0.07, "c.dd" otherwise, "Empty" for 0.00.
-fn code_name(code: u8) -> std::borrow::Cow<'static, str> {
+fn code_name(code: u8) -> CodeName {
     let name = match code {
         0 => "Empty",
         1 => "GET",
@@ -386,9 +386,35 @@ fn code_name(code: u8) -> std::borrow::Cow<'static, str> {
         5 => "FETCH",
         6 => "PATCH",
         7 => "iPATCH",
-        _ => return format!("{}.{:02}", code >> 5, code & 0x1f).into(),
+        _ => {
+            // Every message names its code: kept on the stack, not formatted.
+            let (class, detail) = (code >> 5, code & 0x1f);
+            return CodeName::Dotted([b'0' + class, b'.', b'0' + detail / 10, b'0' + detail % 10]);
+        }
     };
-    name.into()
+    CodeName::Method(name)
+}
+
+/// A CoAP code as the report writes it.
+enum CodeName {
+    Method(&'static str),
+    /// "c.dd": ASCII digits.
+    Dotted([u8; 4]),
+}
+
+impl CodeName {
+    fn as_str(&self) -> &str {
+        match self {
+            CodeName::Method(m) => m,
+            CodeName::Dotted(d) => std::str::from_utf8(d).unwrap_or("?.??"),
+        }
+    }
+}
+
+impl std::fmt::Display for CodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -469,7 +495,7 @@ impl Stats {
         let len = len as u64;
         self.total_coap_bytes += len;
         bump(&mut self.messages, msg.mtype.name(), 1);
-        bump(&mut self.codes, &code_name(msg.code), 1);
+        bump(&mut self.codes, code_name(msg.code).as_str(), 1);
         if msg.is_empty() {
             self.empty_messages += 1;
             self.empty_message_bytes += len;

@@ -505,8 +505,7 @@ impl FlowTable {
                 app.spanned - app.fed
             ));
         }
-        app.fl.finish();
-        for x in app.fl.take_done() {
+        for x in app.fl.finish() {
             sink.exchange_done(x);
         }
         let mut rec = std::mem::take(&mut app.rec);

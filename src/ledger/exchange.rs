@@ -285,12 +285,11 @@ impl FlowLedger {
         self.done.drain(..)
     }
 
-    /// Ends the flow: every exchange still held is finished.
-    pub fn finish(&mut self) {
+    /// Ends the flow: every exchange still held is finished and handed on
+    /// (after those `take_done` still holds).
+    pub fn finish(&mut self) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
-        for (_, x) in std::mem::take(&mut self.live) {
-            self.done.push(finished(x));
-        }
+        self.done.drain(..).chain(self.live.drain(..).map(|(_, x)| finished(x)))
     }
 }
 

@@ -16,8 +16,7 @@ fn a_long_flow_holds_few_exchanges_and_hands_the_rest_on() {
         handed += fl.take_done().count();
         assert!(fl.live.len() <= KEEP_CLOSED + 1, "{} held", fl.live.len());
     }
-    fl.finish();
-    let rest: Vec<Exchange> = fl.take_done().collect();
+    let rest: Vec<Exchange> = fl.finish().collect();
     assert_eq!(handed + rest.len(), 10_000);
     assert!(rest.iter().all(|x| x.wire_bytes == 10 && x.flow == 7));
     assert_eq!(fl.ledger.get(Class::Payload), 100_000);
@@ -31,8 +30,7 @@ fn late_bytes_of_a_closed_exchange_still_reach_it() {
     // A response to 1 arriving while 2 is current.
     fl.book(Class::Payload, 5, MsgRef::Exchange(1));
     fl.book_frame(1, Dir::S2C, &[(Class::Link, 14)], 19, Some(MsgRef::Exchange(1)));
-    fl.finish();
-    let xs: Vec<Exchange> = fl.take_done().collect();
+    let xs: Vec<Exchange> = fl.finish().collect();
     let one = xs.iter().find(|x| x.what.ends_with("id 1")).unwrap();
     assert_eq!((one.wire_bytes, one.frames_s2c), (19, 1));
 }
@@ -43,8 +41,7 @@ fn setup_is_shared_evenly() {
     let mut next = 0;
     fl.book(Class::TcpControl, 180, MsgRef::Setup);
     fl.events(0, 0, &mut vec![open(1), open(2), open(3)], &mut next);
-    fl.finish();
-    let mut xs: Vec<Exchange> = fl.take_done().collect();
+    let mut xs: Vec<Exchange> = fl.finish().collect();
     for x in &mut xs {
         x.share_setup(fl.setup.total(), fl.exchanges_total);
     }
