@@ -141,20 +141,33 @@ pub trait FlowSink {
     }
 }
 
+/// A flow's two ends, lower first, as plain integers: looked up for every
+/// packet, so compared and hashed without the address enum's branches and
+/// out-of-line compares.
 #[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
 struct FlowKey {
+    lo: u128,
+    hi: u128,
+    lo_port: u16,
+    hi_port: u16,
+    /// The transport, and whether the addresses are IPv6 (so an IPv4 flow
+    /// never meets an IPv6 one with a mapped address).
     l4: u8,
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
 }
 
 impl FlowKey {
     fn of(l4: L4, a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
+        let bits = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => u128::from(v4.to_bits()),
+            IpAddr::V6(v6) => v6.to_bits(),
+        };
         let l4 = match l4 {
             L4::Tcp => 6,
             L4::Udp => 17,
-        };
-        if a <= b { FlowKey { l4, lo: a, hi: b } } else { FlowKey { l4, lo: b, hi: a } }
+        } | if a.0.is_ipv6() { 0x80 } else { 0 };
+        let (a, b) = ((bits(a.0), a.1), (bits(b.0), b.1));
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey { lo: lo.0, hi: hi.0, lo_port: lo.1, hi_port: hi.1, l4 }
     }
 }
 
