@@ -183,6 +183,11 @@ impl FlowLedger {
             match e {
                 Event::Open { id, kind, what } => {
                     self.exchanges_total += 1;
+                    if self.live.capacity() == 0 {
+                        // Most flows hold one exchange at a time: room for
+                        // one, not the four a first push would make.
+                        self.live.reserve_exact(1);
+                    }
                     self.live.push_back((
                         id,
                         Exchange {
