@@ -13,6 +13,7 @@ use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 pub static PROTOCOL: Protocol =
     Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
@@ -223,6 +224,52 @@ struct Pending {
     responded: bool,
 }
 
+/// Requests waiting for their responses, oldest first. A connection nearly
+/// always has at most one at a time: it is kept inline, so most connections
+/// never allocate a queue.
+#[derive(Debug, Default)]
+struct PendingQueue {
+    /// The oldest; `None` only when `later` is empty too.
+    first: Option<Pending>,
+    later: VecDeque<Pending>,
+}
+
+impl PendingQueue {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.later.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push_back(&mut self, p: Pending) {
+        if self.first.is_none() {
+            self.first = Some(p);
+        } else {
+            self.later.push_back(p);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let oldest = self.first.take();
+        self.first = self.later.pop_front();
+        oldest
+    }
+
+    fn front(&self) -> Option<&Pending> {
+        self.first.as_ref()
+    }
+
+    fn front_mut(&mut self) -> Option<&mut Pending> {
+        self.first.as_mut()
+    }
+
+    fn back(&self) -> Option<&Pending> {
+        self.later.back().or(self.first.as_ref())
+    }
+}
+
 /// Where the line at the start of the input ends.
 enum Line {
     End(usize),
@@ -253,41 +300,85 @@ struct Fields<'h> {
     ws_protocol_mqtt: bool,
 }
 
+/// The header fields `fields` acts on.
+#[derive(Clone, Copy)]
+enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Host,
+    WsProtocol,
+}
+
+/// Which known field `name` is. Most headers are none of them: their length
+/// says so before any comparison.
+fn known_field(name: &str) -> Option<Known> {
+    let (known_name, known) = match name.len() {
+        4 => ("host", Known::Host),
+        7 => ("upgrade", Known::Upgrade),
+        10 => ("connection", Known::Connection),
+        14 => ("content-length", Known::ContentLength),
+        17 => ("transfer-encoding", Known::TransferEncoding),
+        22 => ("sec-websocket-protocol", Known::WsProtocol),
+        _ => return None,
+    };
+    is_named(name, known_name).then_some(known)
+}
+
+/// `name.eq_ignore_ascii_case(lower)` where `lower` holds only lowercase
+/// ASCII letters and '-', without a branch per byte: where `lower` has a
+/// letter (bit 0x40 set) the name byte may differ in the case bit 0x20
+/// alone; a '-' must match exactly.
+fn is_named(name: &str, lower: &str) -> bool {
+    name.len() == lower.len()
+        && name.bytes().zip(lower.bytes()).fold(0, |diff, (c, l)| diff | ((c | ((l & 0x40) >> 1)) ^ l)) == 0
+}
+
 fn fields<'h>(headers: &[httparse::Header<'h>]) -> Fields<'h> {
     let mut f = Fields::default();
     for h in headers {
-        // Most headers are none of these: their length says so before any
-        // comparison, and their value is never decoded.
-        if !matches!(h.name.len(), 4 | 7 | 10 | 14 | 17 | 22) {
-            continue;
-        }
-        let raw = String::from_utf8_lossy(h.value);
+        // Only the values of known fields are decoded.
+        let Some(known) = known_field(h.name) else { continue };
+        // Values are nearly always valid UTF-8 (ASCII): checking is cheaper
+        // than the lossy decoder, which gives the same string then.
+        let raw = match std::str::from_utf8(h.value) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(h.value),
+        };
         let v = raw.trim();
-        if h.name.eq_ignore_ascii_case("content-length") {
-            match v.parse::<u64>() {
+        match known {
+            Known::ContentLength => match v.parse::<u64>() {
                 Ok(n) if f.content_length.is_none_or(|m| m == n) => f.content_length = Some(n),
                 _ => f.bad_length = true,
+            },
+            Known::TransferEncoding => {
+                let last = v.rsplit(',').next().unwrap_or("").trim();
+                f.chunked = last.eq_ignore_ascii_case("chunked");
+                f.other_coding = !f.chunked;
             }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = v.rsplit(',').next().unwrap_or("").trim();
-            f.chunked = last.eq_ignore_ascii_case("chunked");
-            f.other_coding = !f.chunked;
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            f.conn_upgrade |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-        } else if h.name.eq_ignore_ascii_case("upgrade") {
-            let first = v.split(',').next().unwrap_or("").trim();
-            if first.eq_ignore_ascii_case("websocket") {
-                f.upgrade = Some(Upgrade::WebSocket);
-            } else if first.eq_ignore_ascii_case("h2c") {
-                f.upgrade = Some(Upgrade::H2c);
+            Known::Connection => {
+                f.conn_upgrade |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
             }
-        } else if h.name.eq_ignore_ascii_case("host") {
-            f.host = Some(match raw {
-                Cow::Borrowed(b) => truncated(b.trim(), MAX_WHAT),
-                Cow::Owned(ref o) => Cow::Owned(truncate(o.trim(), MAX_WHAT)),
-            });
-        } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            f.ws_protocol_mqtt |= v.split(',').any(|t| t.trim().to_ascii_lowercase().starts_with("mqtt"));
+            Known::Upgrade => {
+                let first = v.split(',').next().unwrap_or("").trim();
+                if first.eq_ignore_ascii_case("websocket") {
+                    f.upgrade = Some(Upgrade::WebSocket);
+                } else if first.eq_ignore_ascii_case("h2c") {
+                    f.upgrade = Some(Upgrade::H2c);
+                }
+            }
+            Known::Host => {
+                f.host = Some(match raw {
+                    Cow::Borrowed(b) => truncated(b.trim(), MAX_WHAT),
+                    Cow::Owned(ref o) => Cow::Owned(truncate(o.trim(), MAX_WHAT)),
+                });
+            }
+            Known::WsProtocol => {
+                // A token starting with "mqtt", any case.
+                f.ws_protocol_mqtt |=
+                    v.split(',').any(|t| t.trim().as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
+            }
         }
     }
     f
@@ -299,10 +390,49 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// `s` cut to `max` characters (marked with "..."), borrowed when it fits.
 fn truncated(s: &str, max: usize) -> Cow<'_, str> {
+    // No more bytes than `max`: no more characters either.
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
     match s.char_indices().nth(max) {
         Some((i, _)) => Cow::Owned(format!("{}...", &s[..i])),
         None => Cow::Borrowed(s),
     }
+}
+
+/// "METHOD path", cut to `MAX_WHAT` characters like `truncate`.
+fn describe_request(method: &str, path: &str) -> String {
+    let mut what = String::with_capacity(method.len() + 1 + path.len());
+    what.push_str(method);
+    what.push(' ');
+    what.push_str(path);
+    if what.len() > MAX_WHAT
+        && let Some((i, _)) = what.char_indices().nth(MAX_WHAT)
+    {
+        what.truncate(i);
+        what.push_str("...");
+    }
+    what
+}
+
+/// "METHOD path code" from a request's description.
+fn describe_response(request_what: &str, code: u16) -> String {
+    let mut digits = itoa::Buffer::new();
+    let code = digits.format(code);
+    let mut what = String::with_capacity(request_what.len() + 1 + code.len());
+    what.push_str(request_what);
+    what.push(' ');
+    what.push_str(code);
+    what
+}
+
+/// Responses are read as leniently as browsers do.
+fn response_parser() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true);
+    c
 }
 
 fn version_name(v: Option<u8>) -> &'static str {
@@ -317,7 +447,7 @@ fn version_name(v: Option<u8>) -> &'static str {
 pub struct Http1 {
     ctx: FlowCtx,
     sides: [Side; 2],
-    pending: VecDeque<Pending>,
+    pending: PendingQueue,
     next_id: u32,
     counted_connection: bool,
     requests_here: u64,
@@ -330,7 +460,7 @@ impl Http1 {
         Http1 {
             ctx: ctx.clone(),
             sides: [Side::default(), Side::default()],
-            pending: VecDeque::new(),
+            pending: PendingQueue::default(),
             next_id: 1,
             counted_connection: false,
             requests_here: 0,
@@ -622,11 +752,13 @@ impl Http1 {
         };
         self.sides[i].scanned = 0;
         let block = &b[..end];
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        // Left uninitialised: the parser writes the headers it finds, and
+        // clearing all MAX_HEADERS slots cost more than most parses.
+        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
         match dir {
             Dir::C2S => {
-                let mut req = httparse::Request::new(&mut headers);
-                match req.parse(block) {
+                let mut req = httparse::Request::new(&mut []);
+                match req.parse_with_uninit_headers(block, &mut headers) {
                     Ok(httparse::Status::Complete(n)) if n == end => {
                         let method = req.method.unwrap_or("?");
                         let path = req.path.unwrap_or("?");
@@ -638,15 +770,8 @@ impl Http1 {
                 }
             }
             Dir::S2C => {
-                let mut resp = httparse::Response::new(&mut headers);
-                let cfg = {
-                    let mut c = httparse::ParserConfig::default();
-                    c.allow_spaces_after_header_name_in_responses(true)
-                        .allow_obsolete_multiline_headers_in_responses(true)
-                        .allow_multiple_spaces_in_response_status_delimiters(true);
-                    c
-                };
-                match cfg.parse_response(&mut resp, block) {
+                let mut resp = httparse::Response::new(&mut []);
+                match response_parser().parse_response_with_uninit_headers(&mut resp, block, &mut headers) {
                     Ok(httparse::Status::Complete(n)) if n == end => {
                         let code = resp.code.unwrap_or(0);
                         let version = resp.version;
@@ -689,7 +814,7 @@ impl Http1 {
         } else {
             None
         };
-        let what = emit.what(|| truncate(&format!("{method} {path}"), MAX_WHAT));
+        let what = emit.what(|| describe_request(method, path));
         // A WebSocket upgrade is connection setup; every other request,
         // h2c's included (it becomes HTTP/2 stream 1), is an exchange.
         let msg = if upgrade == Some(Upgrade::WebSocket) {
@@ -749,15 +874,14 @@ impl Http1 {
         let Some(p) = self.pending.front() else { return Step::Used(0) };
         let (msg, head, upgrade, req_hdr) = (p.msg, p.head, p.upgrade, p.header_bytes);
         // An exchange opened undescribed is not listed: it needs no description.
-        let what = if p.what.is_empty() { String::new() } else { format!("{} {code}", p.what) };
-        let request_what = p.what.clone();
+        let what = if p.what.is_empty() { String::new() } else { describe_response(&p.what, code) };
         self.header(Dir::S2C, hdr, msg, emit);
 
         if code == 101 {
             // Switching protocols: to what the request asked for, else to
             // what the response names.
             let target = upgrade.filter(|u| *u != Upgrade::Connect).or(f.upgrade);
-            self.pending.pop_front();
+            let request_what = self.pending.pop_front().map(|p| p.what).unwrap_or_default();
             let exchange = match msg {
                 MsgRef::Exchange(id) => {
                     emit.event(Event::Describe { id, what });

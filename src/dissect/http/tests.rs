@@ -324,3 +324,53 @@ fn probe_recognises_requests_and_status_lines() {
     assert_eq!(probe(Dir::S2C, b"HTTP/1.1 2"), Probe::No);
     assert_eq!(probe(Dir::C2S, b""), Probe::No);
 }
+
+/// The quick helpers give what the plain library calls they replace gave.
+#[test]
+fn helpers_match_the_library_calls() {
+    for lower in ["host", "content-length", "sec-websocket-protocol"] {
+        for at in 0..lower.len() {
+            for c in 0..=u8::MAX {
+                let mut name = lower.as_bytes().to_vec();
+                name[at] = c;
+                let name = String::from_utf8_lossy(&name);
+                assert_eq!(is_named(&name, lower), name.eq_ignore_ascii_case(lower), "{name:?}");
+            }
+        }
+        assert!(!is_named(&lower[1..], lower));
+    }
+    let long = "/".repeat(MAX_WHAT + 5);
+    let wide = "é".repeat(MAX_WHAT);
+    for (method, path) in [("GET", "/"), ("POST", long.as_str()), ("GET", wide.as_str()), ("X", "é")] {
+        assert_eq!(describe_request(method, path), truncate(&format!("{method} {path}"), MAX_WHAT));
+    }
+    assert_eq!(describe_response("GET /", 404), "GET / 404");
+}
+
+/// Pipelined requests queue in order, the first inline and the rest behind.
+#[test]
+fn pending_queue_is_first_in_first_out() {
+    let pending = |id| Pending {
+        msg: MsgRef::Exchange(id),
+        what: String::new(),
+        head: false,
+        upgrade: None,
+        header_bytes: 0,
+        responded: false,
+    };
+    let id = |p: Option<&Pending>| p.map(|p| p.msg);
+    let mut q = PendingQueue::default();
+    assert!(q.is_empty() && q.pop_front().is_none() && q.back().is_none());
+    q.push_back(pending(1));
+    assert_eq!((id(q.front()), id(q.back()), q.len()), (Some(MsgRef::Exchange(1)), Some(MsgRef::Exchange(1)), 1));
+    q.push_back(pending(2));
+    q.push_back(pending(3));
+    assert_eq!((id(q.front()), id(q.back()), q.len()), (Some(MsgRef::Exchange(1)), Some(MsgRef::Exchange(3)), 3));
+    assert_eq!(q.pop_front().map(|p| p.msg), Some(MsgRef::Exchange(1)));
+    q.push_back(pending(4));
+    for want in [2, 3, 4] {
+        assert_eq!(q.pop_front().map(|p| p.msg), Some(MsgRef::Exchange(want)));
+    }
+    assert!(q.is_empty() && q.front_mut().is_none());
+    assert_eq!(q.len(), 0);
+}
