@@ -139,18 +139,7 @@ fn lost_segment_is_a_gap_and_the_stream_resumes() {
 fn udp_flow_ends_after_idle_timeout() {
     let mut t = FlowTable::new(FlowConfig { udp_idle_ns: 5_000_000_000, ..FlowConfig::default() });
     let mut sink = Sink::default();
-    let d = Decoded {
-        src: C.0.into(),
-        dst: S.0.into(),
-        sport: 5000,
-        dport: 5683,
-        transport: Transport::Udp,
-        link_len: 14,
-        net_len: 20,
-        transport_len: 8,
-        payload_len: 4,
-        payload: &[0x50, 0x01, 0, 1],
-    };
+    let d = udp(5000);
     for (i, ts) in [0i64, 1, 10].iter().enumerate() {
         t.expire(ts * 1_000_000_000, &mut sink);
         t.packet(i as u64, ts * 1_000_000_000, 46, &d, 1, 0, &mut sink);
@@ -176,16 +165,16 @@ fn udp(port: u16) -> Decoded<'static> {
     }
 }
 
-/// When the capture's clock steps back, a flow's deadline can sit behind a
-/// later one in its queue; it still ends on time: the next datagram after
-/// its timeout starts a new flow.
+/// When the capture's clock steps back, a flow's deadline comes before
+/// deadlines set earlier; it still ends on time: the next datagram after its
+/// timeout starts a new flow.
 #[test]
 fn a_flow_past_its_timeout_ends_even_when_the_clock_stepped_back() {
     let mut t = FlowTable::new(FlowConfig { udp_idle_ns: 5_000_000_000, ..FlowConfig::default() });
     let mut sink = Sink::default();
     let s = 1_000_000_000i64;
     // Flow A at 100 s (deadline 105 s), then flow B at 50 s (deadline 55 s,
-    // queued behind A's), then B again at 60 s: past its timeout.
+    // set after A's), then B again at 60 s: past its timeout.
     for (i, (port, ts)) in [(1000u16, 100 * s), (2000, 50 * s), (2000, 60 * s)].into_iter().enumerate() {
         t.expire(ts, &mut sink);
         t.packet(i as u64, ts, 46, &udp(port), 1, 0, &mut sink);
