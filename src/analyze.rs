@@ -3,8 +3,10 @@
 //! The reading thread reads and decodes every frame, books what belongs to
 //! no flow, joins IP fragments, and hands each TCP/UDP packet to a worker
 //! chosen by its flow, so one flow always lands on the same worker. With
-//! `jobs` > 1 the workers run on threads; their results are put back in
-//! packet order, so the report is the same for any number of jobs.
+//! `jobs` > 1 the workers run on threads, and the radio model on one more
+//! that merges their frame ticks back into packet order; everything is put
+//! back in the order one worker would have made it, so the report is the
+//! same for any number of jobs.
 
 use crate::capture::{CaptureReader, ReadError};
 use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
