@@ -128,8 +128,8 @@ struct BurstPart {
     bytes: u64,
 }
 
-/// The parts of the current burst, by key. Touched two or three times per
-/// frame, so found by index where it can be: a key with an exchange by the
+/// The parts of the current burst, by key. Touched once or twice per frame,
+/// so found by index where it can be: a key with an exchange by the
 /// exchange's index, one without by the flow's; a slot taken by another key
 /// (or an index past the dense range) goes to a map.
 #[derive(Default)]
@@ -143,6 +143,8 @@ struct BurstParts {
 }
 
 impl BurstParts {
+    // Inlined: called on every frame.
+    #[inline]
     fn part(&mut self, key: Key) -> &mut BurstPart {
         let slot = match key.exchange {
             Some(x) if (x as usize) < DENSE_IDS => dense_slot(&mut self.by_exchange, x as usize),
@@ -160,10 +162,6 @@ impl BurstParts {
             }
             _ => self.other.entry(key).or_default(),
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.touched.is_empty() && self.other.is_empty()
     }
 
     fn clear(&mut self) {
@@ -196,6 +194,28 @@ impl BurstParts {
         parts.extend(self.other.iter().map(|(k, p)| (*k, *p)));
         parts.sort_unstable_by_key(|(k, _)| *k);
         parts
+    }
+
+    /// Each part's fraction of the burst's tail, in key order: by the time
+    /// it kept the radio up, else by its bytes, else evenly.
+    fn tail_fractions(&self) -> Vec<(Key, f64)> {
+        let parts = self.sorted();
+        let total_weight: f64 = parts.iter().map(|(_, p)| p.weight_s).sum();
+        let total_bytes: u64 = parts.iter().map(|(_, p)| p.bytes).sum();
+        let count = parts.len() as f64;
+        parts
+            .iter()
+            .map(|(k, p)| {
+                let f = if total_weight > 0.0 {
+                    p.weight_s / total_weight
+                } else if total_bytes > 0 {
+                    p.bytes as f64 / total_bytes as f64
+                } else {
+                    1.0 / count
+                };
+                (*k, f)
+            })
+            .collect()
     }
 }
 
@@ -239,17 +259,124 @@ const IDLE: usize = 0;
 const PROMOTION: usize = 1;
 const CONNECTED: usize = 2;
 const FIRST_STAGE: usize = 3;
-/// connected + up to 16 tail stages + idle.
-const MAX_SEGMENTS: usize = 18;
+
+/// Splits `gap` seconds after a packet into state segments, handing each
+/// (state, seconds) to `segment` in time order; returns where the radio ends
+/// and when (seconds into the gap) it entered that position. A closure, not a
+/// filled array: callers book segments as they come, and a position-only
+/// probe passes one that does nothing.
+fn walk(profile: &Profile, gap: f64, rai: bool, mut segment: impl FnMut(usize, f64)) -> (Position, f64) {
+    let mut left = gap.max(0.0);
+    let connected_for = match (&profile.release_assistance, rai) {
+        (Some(r), true) => r.release_after_s,
+        _ => profile.connected.inactivity_s,
+    };
+    let mut push = |state: usize, dt: f64| {
+        if dt > 0.0 {
+            segment(state, dt);
+        }
+    };
+    if left < connected_for {
+        push(CONNECTED, left);
+        return (Position::Connected, 0.0);
+    }
+    push(CONNECTED, connected_for);
+    left -= connected_for;
+    let mut entered = connected_for;
+    for (k, stage) in profile.tail.iter().enumerate() {
+        // RAI releases the connection at once: the connected stages are skipped.
+        if rai && stage.radio_on {
+            continue;
+        }
+        if left < stage.duration_s {
+            push(FIRST_STAGE + k, left);
+            return (Position::Stage(k), entered);
+        }
+        push(FIRST_STAGE + k, stage.duration_s);
+        left -= stage.duration_s;
+        entered += stage.duration_s;
+    }
+    push(IDLE, left);
+    (Position::Idle, entered)
+}
+
+/// Time, energy and promotions per state and per category: what every booked
+/// piece of the timeline adds to. Apart from the profile, so that a walk over
+/// the profile's timers can book each piece as it comes.
+struct Totals {
+    states: Vec<StateAcc>,
+    cat_energy: [f64; 4],
+    radio_on_s: f64,
+    promotions: u64,
+    wakeups: u64,
+}
+
+impl Totals {
+    fn energy(&self) -> f64 {
+        self.cat_energy.iter().sum()
+    }
+
+    /// Books time in a state; returns (energy, radio-on seconds).
+    fn book(&mut self, state: usize, dt: f64, cat: Cat) -> (f64, f64) {
+        let Some(acc) = self.states.get_mut(state) else {
+            return (0.0, 0.0);
+        };
+        let energy = acc.power_w * dt;
+        acc.time_s += dt;
+        acc.energy_j += energy;
+        let on = if acc.radio_on { dt } else { 0.0 };
+        self.radio_on_s += on;
+        if let Some(e) = self.cat_energy.get_mut(cat as usize) {
+            *e += energy;
+        }
+        (energy, on)
+    }
+
+    /// Books a promotion; returns (energy, radio-on seconds).
+    fn promote(&mut self, state: usize, p: &Promotion, wakeup: bool) -> (f64, f64) {
+        if wakeup {
+            self.wakeups += 1;
+        }
+        self.promotions += 1;
+        self.book(state, p.duration_s, Cat::Promotion)
+    }
+
+    /// Books a gap: idle time as idle, the rest as `cat`, each piece's
+    /// (energy, radio-on seconds) handed to `credit` in time order.
+    fn book_gap(&mut self, profile: &Profile, gap: f64, rai: bool, cat: Cat, mut credit: impl FnMut(f64, f64)) {
+        walk(profile, gap, rai, |state, dt| {
+            if state == IDLE {
+                self.book(IDLE, dt, Cat::Idle);
+            } else {
+                let (e, on) = self.book(state, dt, cat);
+                credit(e, on);
+            }
+        });
+    }
+
+    /// Books a gap inside a burst as transfer time (see [`Totals::book_gap`]).
+    fn book_round_trip(&mut self, profile: &Profile, gap: f64, link: bool, mut credit: impl FnMut(f64, f64)) {
+        if link {
+            // A modelled round trip: the device keeps its receiver on for the
+            // answer (for NB-IoT and LTE-M most of the round trip is the air
+            // interface's own scheduling and HARQ), so no DRX timer runs.
+            // Nothing to book for packets back to back.
+            if gap > 0.0 {
+                let (e, on) = self.book(CONNECTED, gap, Cat::Transfer);
+                credit(e, on);
+            }
+        } else {
+            self.book_gap(profile, gap, false, Cat::Transfer, credit);
+        }
+    }
+}
 
 pub struct RadioSim {
     profile: Profile,
     opts: RadioOptions,
     rai: bool,
-    states: Vec<StateAcc>,
+    totals: Totals,
     stage_promotion_state: Vec<Option<usize>>,
-    cat_energy: [f64; 4],
-    radio_on_s: f64,
     started: bool,
     first_ts_ns: i64,
     last_cap_s: f64,
@@ -257,8 +384,6 @@ pub struct RadioSim {
     last_uplink: bool,
     last_key: Key,
     timeline_start_s: f64,
-    promotions: u64,
-    wakeups: u64,
     frames: u64,
     bytes: u64,
     bytes_up: u64,
@@ -273,8 +398,7 @@ pub struct RadioSim {
     captured_burst_s: f64,
     bursts: u64,
     burst: BurstParts,
-    flows: Shares,
-    exchanges: Shares,
+    shares: ShareBook,
     /// Totals when the first and the latest burst began: the per-day sample.
     first_burst: Option<Snapshot>,
     last_burst: Option<Snapshot>,
@@ -332,10 +456,8 @@ impl RadioSim {
             profile,
             opts,
             rai,
-            states,
+            totals: Totals { states, cat_energy: [0.0; 4], radio_on_s: 0.0, promotions: 0, wakeups: 0 },
             stage_promotion_state,
-            cat_energy: [0.0; 4],
-            radio_on_s: 0.0,
             started: false,
             first_ts_ns: 0,
             last_cap_s: 0.0,
@@ -343,8 +465,6 @@ impl RadioSim {
             last_uplink: false,
             last_key: Key { flow: 0, exchange: None },
             timeline_start_s: 0.0,
-            promotions: 0,
-            wakeups: 0,
             frames: 0,
             bytes: 0,
             bytes_up: 0,
@@ -356,141 +476,18 @@ impl RadioSim {
             captured_burst_s: 0.0,
             bursts: 0,
             burst: BurstParts::default(),
-            flows: Shares::default(),
-            exchanges: Shares::default(),
+            shares: ShareBook::default(),
             first_burst: None,
             last_burst: None,
         }
     }
 
-    fn total_energy(&self) -> f64 {
-        self.cat_energy.iter().sum()
-    }
-
-    /// Marks the start of a burst (before its promotion, if it needs one).
-    fn mark_burst(&mut self, t_s: f64) {
-        let snap = Snapshot {
-            t_s,
-            cap_s: self.last_cap_s,
-            energy_j: self.total_energy(),
-            radio_on_s: self.radio_on_s,
-            bytes: self.bytes,
-            wakeups: self.wakeups,
-        };
-        if self.first_burst.is_none() {
-            self.first_burst = Some(snap);
-        }
-        self.last_burst = Some(snap);
-    }
-
-    /// Splits `gap` seconds after a packet into state segments; returns where the radio ends.
-    /// Also returns when (seconds into the gap) the radio entered that position.
-    fn walk(&self, gap: f64, rai: bool, segments: &mut [(usize, f64); MAX_SEGMENTS]) -> (usize, Position, f64) {
-        let mut n = 0;
-        let mut left = gap.max(0.0);
-        let connected_for = match (&self.profile.release_assistance, rai) {
-            (Some(r), true) => r.release_after_s,
-            _ => self.profile.connected.inactivity_s,
-        };
-        let mut push = |state: usize, dt: f64, n: &mut usize| {
-            if dt > 0.0 && *n < MAX_SEGMENTS {
-                segments[*n] = (state, dt);
-                *n += 1;
-            }
-        };
-        if left < connected_for {
-            push(CONNECTED, left, &mut n);
-            return (n, Position::Connected, 0.0);
-        }
-        push(CONNECTED, connected_for, &mut n);
-        left -= connected_for;
-        let mut entered = connected_for;
-        for (k, stage) in self.profile.tail.iter().enumerate() {
-            // RAI releases the connection at once: the connected stages are skipped.
-            if rai && stage.radio_on {
-                continue;
-            }
-            if left < stage.duration_s {
-                push(FIRST_STAGE + k, left, &mut n);
-                return (n, Position::Stage(k), entered);
-            }
-            push(FIRST_STAGE + k, stage.duration_s, &mut n);
-            left -= stage.duration_s;
-            entered += stage.duration_s;
-        }
-        push(IDLE, left, &mut n);
-        (n, Position::Idle, entered)
-    }
-
-    /// Books time in a state; returns (energy, radio-on seconds).
-    fn book(&mut self, state: usize, dt: f64, cat: Cat) -> (f64, f64) {
-        let Some(acc) = self.states.get_mut(state) else {
-            return (0.0, 0.0);
-        };
-        let energy = acc.power_w * dt;
-        acc.time_s += dt;
-        acc.energy_j += energy;
-        let on = if acc.radio_on { dt } else { 0.0 };
-        self.radio_on_s += on;
-        if let Some(e) = self.cat_energy.get_mut(cat as usize) {
-            *e += energy;
-        }
-        (energy, on)
-    }
-
-    fn credit(&mut self, key: Key, cat: Cat, energy: f64, on_s: f64) {
-        if key.flow != Tick::NO_FLOW
-            && let Some(share) = self.flows.entry(key.flow)
-        {
-            add_share(share, cat, energy, on_s);
-        }
-        if let Some(x) = key.exchange
-            && let Some(share) = self.exchanges.entry(x)
-        {
-            add_share(share, cat, energy, on_s);
-        }
-    }
-
-    /// Shares tail energy among the exchanges of the burst that just ended.
-    fn credit_burst(&mut self, cat: Cat, energy: f64, on_s: f64) {
-        if self.burst.is_empty() || (energy == 0.0 && on_s == 0.0) {
-            return;
-        }
-        let parts = self.burst.sorted();
-        let total_weight: f64 = parts.iter().map(|(_, p)| p.weight_s).sum();
-        let total_bytes: u64 = parts.iter().map(|(_, p)| p.bytes).sum();
-        let count = parts.len() as f64;
-        let shares: Vec<(Key, f64)> = parts
-            .iter()
-            .map(|(k, p)| {
-                let f = if total_weight > 0.0 {
-                    p.weight_s / total_weight
-                } else if total_bytes > 0 {
-                    p.bytes as f64 / total_bytes as f64
-                } else {
-                    1.0 / count
-                };
-                (*k, f)
-            })
-            .collect();
-        for (k, f) in shares {
-            self.credit(k, cat, energy * f, on_s * f);
-        }
-    }
-
-    fn add_weight(&mut self, key: Key, weight_s: f64, bytes: u64) {
-        let part = self.burst.part(key);
-        part.weight_s += weight_s;
-        part.bytes = part.bytes.saturating_add(bytes);
-    }
-
-    fn promote(&mut self, state: usize, p: &Promotion, key: Key, wakeup: bool) {
-        if wakeup {
-            self.wakeups += 1;
-        }
-        self.promotions += 1;
-        let (e, on) = self.book(state, p.duration_s, Cat::Promotion);
-        self.credit(key, Cat::Promotion, e, on);
+    /// Books the tail after a burst (and idle time, once the radio got that
+    /// far), sharing it among the burst's parts.
+    fn book_tail(&mut self, gap: f64) {
+        let fractions = self.burst.tail_fractions();
+        let shares = &mut self.shares;
+        self.totals.book_gap(&self.profile, gap, self.rai, Cat::Tail, |e, on| shares.credit_tail(&fractions, e, on));
     }
 
     /// The promotion a packet needs after the radio reached `pos`: (state, promotion, wake-up).
@@ -510,42 +507,6 @@ impl RadioSim {
         }
     }
 
-    /// Books the gap between the last packet and the next one (or its promotion).
-    fn book_gap(&mut self, gap: f64, continuation: bool, key: Key) {
-        let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
-        let (mut n, _, _) = self.walk(gap, !continuation && self.rai, &mut segments);
-        if continuation && self.opts.timing == Timing::Link {
-            // A modelled round trip: the device keeps its receiver on for the
-            // answer (for NB-IoT and LTE-M most of the round trip is the air
-            // interface's own scheduling and HARQ), so no DRX timer runs.
-            segments[0] = (CONNECTED, gap.max(0.0));
-            n = 1;
-        }
-        let last_key = self.last_key;
-        for &(state, dt) in segments.iter().take(n) {
-            let cat = if state == IDLE {
-                Cat::Idle
-            } else if continuation {
-                Cat::Transfer
-            } else {
-                Cat::Tail
-            };
-            let (e, on) = self.book(state, dt, cat);
-            match cat {
-                Cat::Idle | Cat::Promotion => {}
-                Cat::Transfer => {
-                    if key == last_key {
-                        self.credit(key, cat, e, on);
-                    } else {
-                        self.credit(key, cat, e / 2.0, on / 2.0);
-                        self.credit(last_key, cat, e / 2.0, on / 2.0);
-                    }
-                }
-                Cat::Tail => self.credit_burst(cat, e, on),
-            }
-        }
-    }
-
     /// Feeds one frame. Frames should come in capture order; a timestamp
     /// earlier than the previous one counts as no gap.
     pub fn tick(&mut self, t: &Tick) {
@@ -557,8 +518,13 @@ impl RadioSim {
         let serialisation_s = if rate > 0.0 { bits / rate } else { 0.0 };
 
         let start_s;
-        let new_burst = !self.started || self.profile.link.burst_gap_s < self.gap_since_last_capture(t);
+        let new_burst;
+        // The frame's shares, looked up once for all its credits.
+        let mut mine;
+        // The frame's part of the round trip before it, for the tail's split.
+        let mut gap_weight_s = 0.0;
         if !self.started {
+            new_burst = true;
             self.started = true;
             self.first_ts_ns = t.ts_ns;
             self.last_cap_s = 0.0;
@@ -567,10 +533,13 @@ impl RadioSim {
             self.timeline_start_s = promo_start;
             self.burst.clear();
             self.bursts = 1;
-            self.promote(PROMOTION, &p, key, true);
+            mine = self.shares.of(key);
+            let (e, on) = self.totals.promote(PROMOTION, &p, true);
+            mine.add(Cat::Promotion, e, on);
             start_s = if link { p.duration_s } else { 0.0 };
         } else {
             let cap_gap = self.gap_since_last_capture(t);
+            new_burst = self.profile.link.burst_gap_s < cap_gap;
             let cap_s = self.last_cap_s + cap_gap;
             self.last_cap_s = cap_s;
             let continuation = cap_gap <= self.profile.link.burst_gap_s;
@@ -580,7 +549,6 @@ impl RadioSim {
             let turn = continuation && self.last_uplink && !t.uplink;
             if turn {
                 self.round_trips += 1;
-                self.credit_round_trip(key);
             }
             let gap = if link {
                 if continuation { if turn { self.profile.link.rtt_s } else { 0.0 } } else { cap_gap }
@@ -589,12 +557,13 @@ impl RadioSim {
                 cap_s - self.last_end_s
             };
             let gap = gap.max(0.0);
-            // Where does the packet find the radio?
-            let mut probe = [(0usize, 0.0f64); MAX_SEGMENTS];
-            let (_, mut arrival, entered) = self.walk(gap, !continuation && self.rai, &mut probe);
-            if link && continuation {
-                arrival = Position::Connected;
-            }
+            // Where does the packet find the radio? A modelled round trip
+            // keeps it connected.
+            let (arrival, entered) = if link && continuation {
+                (Position::Connected, 0.0)
+            } else {
+                walk(&self.profile, gap, !continuation && self.rai, |_, _| {})
+            };
             let promotion = self.promotion_at(arrival);
             let booked_gap = match (&promotion, link) {
                 // Captured: the promotion ran during the last part of the gap,
@@ -604,28 +573,42 @@ impl RadioSim {
                 (Some((_, p, _)), false) => (gap - p.duration_s).max(entered),
                 _ => gap,
             };
+            let last_key = self.last_key;
+            let same_key = key == last_key;
             if !continuation {
                 // The tail of the previous burst; then a new burst begins.
-                self.book_gap(booked_gap, false, key);
+                self.book_tail(booked_gap);
                 self.burst.clear();
                 self.bursts += 1;
-            } else {
-                self.book_gap(booked_gap, true, key);
-                let w = booked_gap;
-                if key == self.last_key {
-                    self.add_weight(key, w, 0);
-                } else {
-                    self.add_weight(key, w / 2.0, 0);
-                    let lk = self.last_key;
-                    self.add_weight(lk, w / 2.0, 0);
+            } else if !same_key {
+                // A round trip between two keys: each is charged half.
+                let shares = &mut self.shares;
+                self.totals.book_round_trip(&self.profile, booked_gap, link, |e, on| {
+                    shares.credit(key, Cat::Transfer, e / 2.0, on / 2.0);
+                    shares.credit(last_key, Cat::Transfer, e / 2.0, on / 2.0);
+                });
+                gap_weight_s = booked_gap / 2.0;
+                self.burst.part(last_key).weight_s += gap_weight_s;
+            }
+            mine = self.shares.of(key);
+            if continuation {
+                if same_key {
+                    self.totals.book_round_trip(&self.profile, booked_gap, link, |e, on| {
+                        mine.add(Cat::Transfer, e, on);
+                    });
+                    gap_weight_s = booked_gap;
                 }
                 if link {
                     self.burst_time_s += booked_gap;
                 }
             }
+            if turn {
+                mine.add_round_trip();
+            }
             let mut s = self.last_end_s + booked_gap;
             if let Some((state, p, wakeup)) = promotion {
-                self.promote(state, &p, key, wakeup);
+                let (e, on) = self.totals.promote(state, &p, wakeup);
+                mine.add(Cat::Promotion, e, on);
                 s += p.duration_s;
             }
             start_s = if link { s } else { cap_s };
@@ -633,15 +616,24 @@ impl RadioSim {
         if new_burst {
             // Totals when the burst's first packet goes out (its promotion
             // done): consecutive marks bound exactly one cycle.
-            self.mark_burst(start_s);
+            let snap = Snapshot {
+                t_s: start_s,
+                cap_s: self.last_cap_s,
+                energy_j: self.totals.energy(),
+                radio_on_s: self.totals.radio_on_s,
+                bytes: self.bytes,
+                wakeups: self.totals.wakeups,
+            };
+            self.first_burst.get_or_insert(snap);
+            self.last_burst = Some(snap);
         }
 
         // The packet itself.
         self.needed_airtime_s += serialisation_s;
         let airtime = if link { serialisation_s } else { 0.0 };
         if airtime > 0.0 {
-            let (e, on) = self.book(CONNECTED, airtime, Cat::Transfer);
-            self.credit(key, Cat::Transfer, e, on);
+            let (e, on) = self.totals.book(CONNECTED, airtime, Cat::Transfer);
+            mine.add(Cat::Transfer, e, on);
             self.airtime_s += airtime;
             self.burst_time_s += airtime;
         }
@@ -653,25 +645,17 @@ impl RadioSim {
             extra += (p - c.power_w).max(0.0) * serialisation_s;
         }
         if extra > 0.0 {
-            self.cat_energy[Cat::Transfer as usize] += extra;
-            if let Some(acc) = self.states.get_mut(CONNECTED) {
+            self.totals.cat_energy[Cat::Transfer as usize] += extra;
+            if let Some(acc) = self.totals.states.get_mut(CONNECTED) {
                 acc.energy_j += extra;
             }
-            self.credit(key, Cat::Transfer, extra, 0.0);
+            mine.add(Cat::Transfer, extra, 0.0);
         }
-        self.add_weight(key, airtime, bytes);
-        if t.flow != Tick::NO_FLOW
-            && let Some(share) = self.flows.entry(t.flow)
-        {
-            share.bytes = share.bytes.saturating_add(bytes);
-            share.frames += 1;
-        }
-        if let Some(x) = t.exchange
-            && let Some(share) = self.exchanges.entry(x)
-        {
-            share.bytes = share.bytes.saturating_add(bytes);
-            share.frames += 1;
-        }
+        mine.add_frame(bytes);
+        let part = self.burst.part(key);
+        part.weight_s += gap_weight_s;
+        part.weight_s += airtime;
+        part.bytes = part.bytes.saturating_add(bytes);
         self.frames += 1;
         self.bytes = self.bytes.saturating_add(bytes);
         if t.uplink {
@@ -686,19 +670,6 @@ impl RadioSim {
 
     fn gap_since_last_capture(&self, t: &Tick) -> f64 {
         (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s) - self.last_cap_s
-    }
-
-    fn credit_round_trip(&mut self, key: Key) {
-        if key.flow != Tick::NO_FLOW
-            && let Some(share) = self.flows.entry(key.flow)
-        {
-            share.round_trips += 1;
-        }
-        if let Some(x) = key.exchange
-            && let Some(share) = self.exchanges.entry(x)
-        {
-            share.round_trips += 1;
-        }
     }
 
     /// Runs the last tail to its end and builds the report. `capture_span_s`
@@ -728,17 +699,17 @@ impl RadioSim {
             let full_tail: f64 = self.profile.connected.inactivity_s.max(0.0)
                 + self.profile.release_assistance.as_ref().map_or(0.0, |r| r.release_after_s)
                 + self.profile.tail.iter().map(|s| s.duration_s).sum::<f64>();
-            let mut segments = [(0usize, 0.0f64); MAX_SEGMENTS];
-            let (n, _, _) = self.walk(full_tail, self.rai, &mut segments);
+            let fractions = self.burst.tail_fractions();
+            let (totals, shares) = (&mut self.totals, &mut self.shares);
             let mut tail_len = 0.0;
-            for &(state, dt) in segments.iter().take(n) {
-                if state == IDLE {
-                    break;
+            walk(&self.profile, full_tail, self.rai, |state, dt| {
+                // Idle comes last: the tail ends there.
+                if state != IDLE {
+                    tail_len += dt;
+                    let (e, on) = totals.book(state, dt, Cat::Tail);
+                    shares.credit_tail(&fractions, e, on);
                 }
-                tail_len += dt;
-                let (e, on) = self.book(state, dt, Cat::Tail);
-                self.credit_burst(Cat::Tail, e, on);
-            }
+            });
             timeline_end_s = self.last_end_s + tail_len;
         }
         let v = self.profile.voltage_v;
@@ -777,10 +748,10 @@ impl RadioSim {
                 let idle_fill = self.profile.idle_power_w * (window - episode_s).max(0.0);
                 (
                     window,
-                    self.total_energy() + idle_fill,
+                    self.totals.energy() + idle_fill,
                     self.bytes,
-                    self.radio_on_s,
-                    self.wakeups,
+                    self.totals.radio_on_s,
+                    self.totals.wakeups,
                     format!("one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"),
                 )
             }
@@ -819,12 +790,12 @@ impl RadioSim {
             }
         });
 
-        let energy_j = self.total_energy();
+        let energy_j = self.totals.energy();
         let split = EnergySplit {
-            promotion_j: self.cat_energy[Cat::Promotion as usize],
-            transfer_j: self.cat_energy[Cat::Transfer as usize],
-            tail_j: self.cat_energy[Cat::Tail as usize],
-            idle_j: self.cat_energy[Cat::Idle as usize],
+            promotion_j: self.totals.cat_energy[Cat::Promotion as usize],
+            transfer_j: self.totals.cat_energy[Cat::Transfer as usize],
+            tail_j: self.totals.cat_energy[Cat::Tail as usize],
+            idle_j: self.totals.cat_energy[Cat::Idle as usize],
         };
         let link = (self.opts.timing == Timing::Link).then(|| LinkReport {
             up_kbps: self.profile.link.up_bps / 1e3,
@@ -841,6 +812,7 @@ impl RadioSim {
             captured_span_s: self.last_cap_s,
         });
         let states = self
+            .totals
             .states
             .iter()
             .map(|s| StateReport {
@@ -855,12 +827,12 @@ impl RadioSim {
             timing: self.opts.timing,
             release_assistance: self.rai,
             voltage_v: v,
-            radio_on_s: self.radio_on_s,
+            radio_on_s: self.totals.radio_on_s,
             energy_j,
             charge_mah: mah(energy_j, v),
             tail_energy_j: split.tail_j,
-            promotions: self.promotions,
-            wakeups: self.wakeups,
+            promotions: self.totals.promotions,
+            wakeups: self.totals.wakeups,
             frames: self.frames,
             bytes: self.bytes,
             bytes_up: self.bytes_up,
@@ -873,8 +845,8 @@ impl RadioSim {
             battery,
             per_day,
             link,
-            per_flow: shares_report(&self.flows, v),
-            per_exchange: shares_report(&self.exchanges, v),
+            per_flow: shares_report(&self.shares.flows, v),
+            per_exchange: shares_report(&self.shares.exchanges, v),
             cost: None,
             notes,
         }
@@ -912,11 +884,86 @@ impl Shares {
     }
 }
 
+fn add_frame(share: &mut Share, bytes: u64) {
+    share.bytes = share.bytes.saturating_add(bytes);
+    share.frames += 1;
+}
+
 fn add_share(share: &mut Share, cat: Cat, energy: f64, on_s: f64) {
     if let Some(e) = share.energy.get_mut(cat as usize) {
         *e += energy;
     }
     share.radio_on_s += on_s;
+}
+
+/// The flows' and the exchanges' shares.
+#[derive(Default)]
+struct ShareBook {
+    flows: Shares,
+    exchanges: Shares,
+}
+
+impl ShareBook {
+    /// The shares a frame of `key` is charged to: its flow's and its exchange's.
+    fn of(&mut self, key: Key) -> KeyShares<'_> {
+        KeyShares {
+            flow: if key.flow == Tick::NO_FLOW { None } else { self.flows.entry(key.flow) },
+            exchange: match key.exchange {
+                Some(x) => self.exchanges.entry(x),
+                None => None,
+            },
+        }
+    }
+
+    fn credit(&mut self, key: Key, cat: Cat, energy: f64, on_s: f64) {
+        self.of(key).add(cat, energy, on_s);
+    }
+
+    /// Shares tail energy among the parts of the burst that just ended, by
+    /// their [`BurstParts::tail_fractions`].
+    fn credit_tail(&mut self, fractions: &[(Key, f64)], energy: f64, on_s: f64) {
+        if energy == 0.0 && on_s == 0.0 {
+            return;
+        }
+        for &(key, f) in fractions {
+            self.credit(key, Cat::Tail, energy * f, on_s * f);
+        }
+    }
+}
+
+/// One key's shares, looked up once for several credits.
+struct KeyShares<'a> {
+    flow: Option<&'a mut Share>,
+    exchange: Option<&'a mut Share>,
+}
+
+impl KeyShares<'_> {
+    fn add(&mut self, cat: Cat, energy: f64, on_s: f64) {
+        if let Some(share) = self.flow.as_deref_mut() {
+            add_share(share, cat, energy, on_s);
+        }
+        if let Some(share) = self.exchange.as_deref_mut() {
+            add_share(share, cat, energy, on_s);
+        }
+    }
+
+    fn add_frame(&mut self, bytes: u64) {
+        if let Some(share) = self.flow.as_deref_mut() {
+            add_frame(share, bytes);
+        }
+        if let Some(share) = self.exchange.as_deref_mut() {
+            add_frame(share, bytes);
+        }
+    }
+
+    fn add_round_trip(&mut self) {
+        if let Some(share) = self.flow.as_deref_mut() {
+            share.round_trips += 1;
+        }
+        if let Some(share) = self.exchange.as_deref_mut() {
+            share.round_trips += 1;
+        }
+    }
 }
 
 fn shares_report(map: &Shares, v: f64) -> Vec<ShareReport> {

@@ -269,6 +269,30 @@ fn shared_tail_is_split_by_the_time_each_exchange_kept_the_radio_up() {
 }
 
 #[test]
+fn link_round_trips_are_charged_to_their_exchange_and_back_to_back_packets_to_none() {
+    // Re-timed: ex 0 up, one round trip, ex 0 down; ex 1 up at once (no turn:
+    // a zero gap, split between the two exchanges), a round trip, ex 1 down.
+    // Both kept the radio up for a round trip and two airtimes: the final
+    // tail is split evenly.
+    let ticks =
+        [xtick(0.0, 100, true, 0), xtick(0.2, 100, false, 0), xtick(0.3, 100, true, 1), xtick(0.35, 100, false, 1)];
+    let r = run("lte", link(), &ticks);
+    let airtime = 800.0 / 5.64e6 + 800.0 / 12.74e6;
+    let each = (0.07 + airtime) * 1.2 + 800.0 * (UP_BIT + DOWN_BIT);
+    let e0 = &r.per_exchange[0];
+    let e1 = &r.per_exchange[1];
+    assert_j("ex0 promotion", e0.promotion_j, LTE_PROMO);
+    assert_j("ex1 promotion", e1.promotion_j, 0.0);
+    assert_j("ex0 transfer", e0.transfer_j, each);
+    assert_j("ex1 transfer", e1.transfer_j, each);
+    assert_j("ex0 tail", e0.tail_j, LTE_TAIL / 2.0);
+    assert_j("ex1 tail", e1.tail_j, LTE_TAIL / 2.0);
+    assert_eq!((e0.round_trips, e1.round_trips, r.round_trips), (1, 1, 2));
+    assert_eq!((e0.frames, e1.frames), (2, 2));
+    check_split(&r);
+}
+
+#[test]
 fn per_day_from_wakeup_cycles_and_battery_life() {
     // A reading every 20 s, 8 readings: 7 full cycles between the first and
     // the last wake-up, each = promotion + bits + tail + idle.
