@@ -94,9 +94,13 @@ impl Renumber {
     }
 
     fn get(&mut self, id: u64) -> Option<u32> {
-        let jobs = self.seq.len() as u64;
-        let local = usize::try_from(id / jobs).ok()?;
-        let seq = self.seq.get_mut((id % jobs) as usize)?;
+        // One worker: no division (a 64-bit one, for every frame).
+        let (worker, local) = match self.seq.len() as u64 {
+            1 => (0, id),
+            jobs => (id % jobs, id / jobs),
+        };
+        let local = usize::try_from(local).ok()?;
+        let seq = self.seq.get_mut(worker as usize)?;
         if let Some(&s) = seq.get(local)
             && s != UNSEEN
         {
