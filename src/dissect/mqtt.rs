@@ -785,40 +785,39 @@ impl Mqtt {
             props = walk_props(&kept, &mut emit.stats.mqtt);
             self.side(dir).props = kept;
         }
-        let literal = {
-            let side = self.side(dir);
-            let mut t = String::from_utf8_lossy(&side.topic).into_owned();
-            if h.topic_len > side.topic.len() {
-                t.push('…');
-            }
-            t
-        };
+        // The topic bytes are borrowed, not copied: a topic is owned only
+        // when kept in the alias map or when a description shows an alias.
+        let kept_topic = std::mem::take(&mut self.side(dir).topic);
         let stats = &mut emit.stats.mqtt;
-        let topic: Option<String> = if h.topic_len > 0 {
+        let topic: Cow<str> = if h.topic_len > 0 {
+            let mut literal = String::from_utf8_lossy(&kept_topic);
+            if h.topic_len > kept_topic.len() {
+                literal.to_mut().push('…');
+            }
             if let Some(alias) = props.topic_alias {
                 stats.topic_alias_set += 1;
                 let map = self.aliases(dir);
                 if map.len() < ALIAS_CAP || map.contains_key(&alias) {
-                    map.insert(alias, literal.clone());
+                    map.insert(alias, literal.clone().into_owned());
                 }
             }
             count_topic(stats, &literal);
-            Some(literal)
+            literal
         } else if let Some(alias) = props.topic_alias {
             stats.publish_with_empty_topic_alias += 1;
-            let found = self.aliases(dir).get(&alias).cloned();
+            let found = self.aliases(dir).get(&alias);
             if found.is_none() {
                 stats.topic_alias_unresolved += 1;
             }
-            Some(found.unwrap_or_else(|| format!("alias {alias}")))
+            // Only the description shows the topic an alias stands for.
+            match found {
+                _ if !emit.describe => Cow::Borrowed(""),
+                Some(t) => Cow::Owned(t.clone()),
+                None => Cow::Owned(format!("alias {alias}")),
+            }
         } else {
-            None
-        };
-        // An empty topic without an alias is a protocol error; say so.
-        let topic = topic.unwrap_or_else(|| "(empty topic)".to_owned());
-        let shown: Cow<str> = match topic.char_indices().nth(SHOW_KEEP) {
-            Some((cut, _)) => Cow::Owned(format!("{}…", topic.get(..cut).unwrap_or(""))),
-            None => Cow::Borrowed(&topic),
+            // An empty topic without an alias is a protocol error; say so.
+            Cow::Borrowed("(empty topic)")
         };
 
         let dup = h.flags & 0x08 != 0;
@@ -832,7 +831,7 @@ impl Mqtt {
                     Some(ex) => ex,
                     None => {
                         let ex = self.new_exchange();
-                        let what = emit.what(|| format!("PUBLISH {shown} qos{} id {packet_id}", h.qos));
+                        let what = emit.what(|| format!("PUBLISH {} qos{} id {packet_id}", shown(&topic), h.qos));
                         emit.event(Event::Open { id: ex, kind: KIND, what });
                         self.remember(dir, Pending { packet_id, exchange: ex, awaits });
                         ex
@@ -841,11 +840,13 @@ impl Mqtt {
             }
             None => {
                 let ex = self.new_exchange();
-                let what = emit.what(|| format!("PUBLISH {shown} qos0"));
+                let what = emit.what(|| format!("PUBLISH {} qos0", shown(&topic)));
                 emit.event(Event::Open { id: ex, kind: KIND, what });
                 ex
             }
         };
+        drop(topic);
+        self.side(dir).topic = kept_topic;
         emit.span(Class::AppHeader, h.seen, MsgRef::Exchange(exchange));
         self.count_connection(&mut emit.stats.mqtt);
 
@@ -985,11 +986,13 @@ impl Mqtt {
                 if whole && (filters == 0 || !c.rest().is_empty()) {
                     return Err("SUBSCRIBE/UNSUBSCRIBE with a bad topic filter list");
                 }
-                let first = String::from_utf8_lossy(first.unwrap_or_default());
-                let shown: String = first.chars().take(SHOW_KEEP).collect();
-                let more = if filters > 1 { format!(" +{}", filters - 1) } else { String::new() };
+                let first = first.unwrap_or_default();
                 let exchange = self.new_exchange();
-                let what = emit.what(|| format!("{} {shown}{more} id {packet_id}", fixed.kind.name()));
+                let what = emit.what(|| {
+                    let shown: String = String::from_utf8_lossy(first).chars().take(SHOW_KEEP).collect();
+                    let more = if filters > 1 { format!(" +{}", filters - 1) } else { String::new() };
+                    format!("{} {shown}{more} id {packet_id}", fixed.kind.name())
+                });
                 emit.event(Event::Open { id: exchange, kind: KIND, what });
                 let awaits = if subscribe { Awaits::Suback } else { Awaits::Unsuback };
                 self.remember(dir, Pending { packet_id, exchange, awaits });
@@ -1216,6 +1219,15 @@ fn after_topic(qos: u8, v5: bool) -> Step {
     }
 }
 
+/// A topic or filter as an exchange name shows it: at most `SHOW_KEEP`
+/// characters.
+fn shown(topic: &str) -> Cow<'_, str> {
+    match topic.char_indices().nth(SHOW_KEEP) {
+        Some((cut, _)) => Cow::Owned(format!("{}…", topic.get(..cut).unwrap_or(""))),
+        None => Cow::Borrowed(topic),
+    }
+}
+
 fn body_next(exchange: u32, left: u64, close: bool, emit: &mut Emit) -> Phase {
     if left > 0 {
         return Phase::Body { exchange, left, close };
@@ -1428,7 +1440,14 @@ impl Summary {
 }
 
 fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
-    *map.entry(key).or_default() += n;
+    // Nearly always a key already there: a plain lookup is cheaper than
+    // building an entry.
+    match map.get_mut(key) {
+        Some(count) => *count += n,
+        None => {
+            map.insert(key, n);
+        }
+    }
 }
 
 fn merge_map(into: &mut BTreeMap<&'static str, u64>, from: &BTreeMap<&'static str, u64>) {

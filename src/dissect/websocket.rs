@@ -425,9 +425,21 @@ impl WebSocket {
     }
 }
 
+/// XORs `bytes`, which start `offset` bytes into a frame's payload, with the
+/// frame's mask key.
 fn unmask(bytes: &mut [u8], key: [u8; 4], offset: u64) {
-    for (j, b) in bytes.iter_mut().enumerate() {
-        *b ^= key[((offset + j as u64) % 4) as usize];
+    // Rotate the key once so that it lines up with `bytes[0]`; then whole
+    // 4-byte groups take it as it is (no index arithmetic per byte).
+    let mut aligned = key;
+    aligned.rotate_left((offset % 4) as usize);
+    let mut groups = bytes.chunks_exact_mut(4);
+    for group in &mut groups {
+        for (b, k) in group.iter_mut().zip(aligned) {
+            *b ^= k;
+        }
+    }
+    for (b, k) in groups.into_remainder().iter_mut().zip(aligned) {
+        *b ^= k;
     }
 }
 

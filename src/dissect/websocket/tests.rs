@@ -250,3 +250,18 @@ fn bad_frames_are_malformed_and_never_panic() {
     assert_eq!(r.stats.websocket.data_payload_bytes_s2c, 10);
     assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { bytes: 4, .. })));
 }
+
+#[test]
+fn unmask_matches_the_key_byte_by_byte_at_any_offset() {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    for offset in 0..8u64 {
+        for len in 0..11usize {
+            let plain: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
+            let mut bytes = plain.clone();
+            unmask(&mut bytes, key, offset);
+            let want: Vec<u8> =
+                plain.iter().enumerate().map(|(j, b)| b ^ key[((offset + j as u64) % 4) as usize]).collect();
+            assert_eq!(bytes, want, "offset {offset} len {len}");
+        }
+    }
+}
