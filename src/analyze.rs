@@ -251,32 +251,36 @@ struct Limits {
     max_exchanges: usize,
 }
 
-/// One TCP/UDP packet on its way to a worker.
-enum Item {
-    /// A frame to decode again on the worker (cheap; saves sending the slices).
-    Frame { idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, at: u32, len: u32 },
-    /// A datagram joined from fragments: its captured transport bytes, its
-    /// wire length, and the headers and repeats its fragments carried.
-    Joined {
-        idx: u64,
-        ts_ns: i64,
-        src: IpAddr,
-        dst: IpAddr,
-        proto: u8,
-        at: u32,
-        len: u32,
-        wire: u32,
-        frames: u32,
-        link: u32,
-        network: u32,
-        repeated: u32,
-    },
+/// One TCP/UDP packet on its way to a worker, sliced already: only its
+/// payload is copied into the batch (`at`, its length in `head.payload_len`
+/// and the captured part's `len`), so the worker neither copies headers nor
+/// decodes them again.
+struct Item {
+    idx: u64,
+    ts_ns: i64,
+    wire_len: u32,
+    /// Frames it was joined from (IP fragments), and their repeated bytes.
+    frames: u32,
+    repeated: u32,
+    /// The decoded headers, with an empty payload.
+    head: Decoded<'static>,
+    at: u32,
+    len: u32,
 }
 
 #[derive(Default)]
 struct Batch {
     data: Vec<u8>,
     items: Vec<Item>,
+}
+
+impl Batch {
+    fn push(&mut self, idx: u64, ts_ns: i64, wire_len: u32, frames: u32, repeated: u32, d: &Decoded) {
+        let at = self.data.len() as u32;
+        self.data.extend_from_slice(d.payload);
+        let head = Decoded { payload: &[], ..*d };
+        self.items.push(Item { idx, ts_ns, wire_len, frames, repeated, head, at, len: d.payload.len() as u32 });
+    }
 }
 
 const BATCH: usize = 4096;
@@ -374,7 +378,7 @@ impl Dispatch {
         }
     }
 
-    fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, linktype: u16, raw: &[u8], d: &Decoded) {
+    fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded) {
         match self {
             Dispatch::Inline(w, radio) => {
                 w.packet(idx, ts_ns, wire_len, d, 1, 0);
@@ -385,9 +389,7 @@ impl Dispatch {
             Dispatch::Threads { batches, .. } => {
                 let n = batches.len();
                 if let Some(b) = batches.get_mut(shard_of(d, n)) {
-                    let at = b.data.len() as u32;
-                    b.data.extend_from_slice(raw);
-                    b.items.push(Item::Frame { idx, ts_ns, wire_len, linktype, at, len: raw.len() as u32 });
+                    b.push(idx, ts_ns, wire_len, 1, 0, d);
                 }
                 self.round_step();
             }
@@ -410,23 +412,10 @@ impl Dispatch {
             Dispatch::Threads { batches, .. } => {
                 let n = batches.len();
                 if let Some(batch) = batches.get_mut(shard_of(d, n)) {
-                    let seen = j.data.get(..j.captured).unwrap_or(&[]);
-                    let at = batch.data.len() as u32;
-                    batch.data.extend_from_slice(seen);
-                    batch.items.push(Item::Joined {
-                        idx,
-                        ts_ns,
-                        src: j.src,
-                        dst: j.dst,
-                        proto: j.proto,
-                        at,
-                        len: seen.len() as u32,
-                        wire: j.data.len() as u32,
-                        frames: b.frames,
-                        link,
-                        network,
-                        repeated,
-                    });
+                    let mut d = *d;
+                    d.link_len = link;
+                    d.net_len = network;
+                    batch.push(idx, ts_ns, j.wire_len(), b.frames, repeated, &d);
                 }
                 self.round_step();
             }
@@ -558,20 +547,9 @@ fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
     let mut w = Worker::new(&cfg);
     while let Ok(mut b) = q.batches.recv() {
         for item in &b.items {
-            match *item {
-                Item::Frame { idx, ts_ns, wire_len, linktype, at, len } => {
-                    let raw = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
-                    if let Frame::Ip(d) = decode::decode(linktype, raw, wire_len) {
-                        w.packet(idx, ts_ns, wire_len, &d, 1, 0);
-                    }
-                }
-                Item::Joined { idx, ts_ns, src, dst, proto, at, len, wire, frames, link, network, repeated } => {
-                    let data = b.data.get(at as usize..(at + len) as usize).unwrap_or(&[]);
-                    if let Frame::Ip(d) = decode::transport(src, dst, proto, data, wire, link, network) {
-                        w.packet(idx, ts_ns, link + network + wire + repeated, &d, frames, repeated);
-                    }
-                }
-            }
+            let payload = b.data.get(item.at as usize..(item.at + item.len) as usize).unwrap_or(&[]);
+            let d = Decoded { payload, ..item.head };
+            w.packet(item.idx, item.ts_ns, item.wire_len, &d, item.frames, item.repeated);
         }
         for t in &mut w.out.ticks {
             t.flow = t.flow.map(|f| f * jobs + worker);
@@ -634,7 +612,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 outside.add(Class::Network, d.net_len as u64);
                 dispatch.outside(lone);
             }
-            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, p.linktype, p.data, &d),
+            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, &d),
             Frame::Fragment { link_len, .. } => {
                 notes.ip_fragments += 1;
                 let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
