@@ -76,6 +76,51 @@ impl MsgBuf {
     }
 }
 
+/// A frame header of at most `N` bytes, gathered from a stream that may
+/// split it anywhere.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderBuf<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for HeaderBuf<N> {
+    fn default() -> Self {
+        HeaderBuf { bytes: [0; N], len: 0 }
+    }
+}
+
+impl<const N: usize> HeaderBuf<N> {
+    /// Takes bytes from the front of `input` until `need` (at most `N`) are
+    /// held; returns how many it took.
+    pub fn fill(&mut self, need: usize, input: &[u8]) -> usize {
+        let k = need.min(N).saturating_sub(self.len).min(input.len());
+        if let (Some(to), Some(from)) = (self.bytes.get_mut(self.len..self.len + k), input.get(..k)) {
+            to.copy_from_slice(from);
+            self.len += k;
+        }
+        k
+    }
+
+    /// The bytes held so far.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties it; returns how many bytes it held.
+    pub fn take(&mut self) -> usize {
+        std::mem::take(&mut self.len)
+    }
+}
+
 fn run(data: &[u8], frame: &mut impl FnMut(&[u8]) -> Framing) -> usize {
     let mut off = 0;
     while off < data.len() {

@@ -9,7 +9,7 @@
 //! methods, paths and status codes; DATA is never buffered. One exchange per
 //! request stream.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -149,8 +149,7 @@ impl Frame {
 struct Side {
     /// Preface bytes still expected (client side only).
     preface_left: usize,
-    header: [u8; FRAME_HEADER],
-    have: usize,
+    header: HeaderBuf<FRAME_HEADER>,
     frame: Option<Frame>,
     frame_buf: Vec<u8>,
     /// The header block being assembled from HEADERS + CONTINUATION.
@@ -176,8 +175,7 @@ impl Side {
         let decoder = super::hpack::Decoder::new(MAX_HPACK_TABLE);
         Side {
             preface_left: if preface { PREFACE.len() } else { 0 },
-            header: [0; FRAME_HEADER],
-            have: 0,
+            header: HeaderBuf::default(),
             frame: None,
             frame_buf: Vec::new(),
             block: Vec::new(),
@@ -308,8 +306,7 @@ impl Http2 {
     /// Framing of `dir` is lost at the current position.
     fn lose(&mut self, dir: Dir, emit: &mut Emit) {
         let side = &mut self.sides[dir.idx()];
-        let have = side.have as u64;
-        side.have = 0;
+        let have = side.header.take() as u64;
         side.frame = None;
         side.lost = true;
         side.junk += have;
@@ -320,7 +317,7 @@ impl Http2 {
     /// Starts the frame whose header is in `side.header`; false: malformed.
     fn start_frame(&mut self, dir: Dir, emit: &mut Emit) -> bool {
         let i = dir.idx();
-        let h = self.sides[i].header;
+        let Some(&h) = self.sides[i].header.bytes().first_chunk::<FRAME_HEADER>() else { return false };
         let len = u64::from(h[0]) << 16 | u64::from(h[1]) << 8 | u64::from(h[2]);
         let (typ, flags) = (h[3], h[4]);
         let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
@@ -627,16 +624,13 @@ impl Dissector for Http2 {
                 off += n;
                 continue;
             }
-            let side = &mut self.sides[i];
-            let k = (FRAME_HEADER - side.have).min(rest.len());
-            side.header[side.have..side.have + k].copy_from_slice(&rest[..k]);
-            side.have += k;
-            off += k;
-            if side.have < FRAME_HEADER {
+            let header = &mut self.sides[i].header;
+            off += header.fill(FRAME_HEADER, rest);
+            if header.len() < FRAME_HEADER {
                 continue;
             }
             if self.start_frame(dir, emit) {
-                self.sides[i].have = 0;
+                self.sides[i].header.take();
             } else {
                 self.lose(dir, emit);
             }
@@ -674,14 +668,11 @@ impl Dissector for Http2 {
         for dir in [Dir::C2S, Dir::S2C] {
             let i = dir.idx();
             self.flush_frame(dir, emit);
-            let side = &mut self.sides[i];
-            if side.have > 0 {
-                let have = side.have as u64;
-                side.have = 0;
-                side.junk += have;
-                emit.span(Class::Payload, have, MsgRef::Flow);
-                emit.stats.http2.malformed += 1;
+            if !self.sides[i].header.is_empty() {
+                // A frame header cut off by the end of the capture.
+                self.lose(dir, emit);
             }
+            let side = &mut self.sides[i];
             if side.junk > 0 {
                 emit.event(Event::Malformed { bytes: side.junk, reason: "not an HTTP/2 frame".into() });
                 side.junk = 0;

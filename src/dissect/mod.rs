@@ -11,7 +11,7 @@ pub mod buf;
 pub mod hpack;
 pub mod unknown;
 
-pub use buf::{Framing, MsgBuf};
+pub use buf::{Framing, HeaderBuf, MsgBuf};
 
 use crate::ledger::Class;
 use serde::Serialize;

@@ -9,7 +9,7 @@
 //! of a frame that carried only MQTT control packets is then `app_control`
 //! too, like the rest of such a frame.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, MsgRef, Span};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, MsgRef, Span};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -105,8 +105,7 @@ impl Frame {
 
 #[derive(Debug, Default)]
 struct Side {
-    header: [u8; 14],
-    have: usize,
+    header: HeaderBuf<14>,
     frame: Option<Frame>,
     /// The data message being received (its exchange when not nested).
     message: Option<MsgRef>,
@@ -185,7 +184,7 @@ impl WebSocket {
     /// Starts the frame whose header is in `side.header`; false: malformed.
     fn start_frame(&mut self, dir: Dir, emit: &mut Emit) -> bool {
         let side = &self.sides[dir.idx()];
-        let h = &side.header[..side.have];
+        let h = side.header.bytes();
         let (b0, b1) = match h {
             [a, b, ..] => (*a, *b),
             _ => return false,
@@ -416,8 +415,7 @@ impl WebSocket {
     /// Framing of `dir` is lost at the current position.
     fn lose(&mut self, dir: Dir, emit: &mut Emit) {
         let side = &mut self.sides[dir.idx()];
-        let have = side.have as u64;
-        side.have = 0;
+        let have = side.header.take() as u64;
         side.lost = true;
         side.junk += have;
         emit.span(Class::Payload, have, MsgRef::Flow);
@@ -505,20 +503,19 @@ impl Dissector for WebSocket {
                 continue;
             }
             // Gather a frame header: 2 bytes tell how long it is.
-            let side = &mut self.sides[i];
-            let need = if side.have < 2 { 2 } else { header_len([side.header[0], side.header[1]]) };
-            let k = (need - side.have).min(rest.len());
-            side.header[side.have..side.have + k].copy_from_slice(&rest[..k]);
-            side.have += k;
-            off += k;
-            if side.have < need {
-                continue;
-            }
-            if need == 2 && header_len([side.header[0], side.header[1]]) > 2 {
+            let header = &mut self.sides[i].header;
+            let known_len = |h: &HeaderBuf<14>| match h.bytes() {
+                [b0, b1, ..] => Some(header_len([*b0, *b1])),
+                _ => None,
+            };
+            let need = known_len(header).unwrap_or(2);
+            off += header.fill(need, rest);
+            if header.len() < need || known_len(header) != Some(need) {
+                // Still short, or the first two bytes just told the whole length.
                 continue;
             }
             if self.start_frame(dir, emit) {
-                self.sides[i].have = 0;
+                self.sides[i].header.take();
             } else {
                 self.lose(dir, emit);
             }
@@ -575,15 +572,11 @@ impl Dissector for WebSocket {
                 }
                 self.emit_deferred_header(&f, emit);
             }
-            let side = &mut self.sides[i];
-            if side.have > 0 {
+            if !self.sides[i].header.is_empty() {
                 // A frame header cut off by the end of the capture.
-                let have = side.have as u64;
-                side.have = 0;
-                side.junk += have;
-                emit.span(Class::Payload, have, MsgRef::Flow);
-                emit.stats.websocket.malformed += 1;
+                self.lose(dir, emit);
             }
+            let side = &mut self.sides[i];
             if side.junk > 0 {
                 emit.event(Event::Malformed { bytes: side.junk, reason: "not a WebSocket frame".into() });
                 side.junk = 0;
