@@ -15,6 +15,7 @@ use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::ops::Bound;
 
 pub static PROTOCOL: Protocol = Protocol { name: "coap", l4: &[L4::Udp], ports: &[5683, 5684], probe, make };
 
@@ -375,6 +376,40 @@ fn push_capped(out: &mut String, sep: &str, value: &[u8]) {
     }
 }
 
+const UNKNOWN_PREFIX: &str = "Unknown Option (";
+/// Where the option numbers `options` does not list are counted.
+const UNKNOWN_OTHER: &str = "Unknown Option (other)";
+
+/// Counts `n` instances of the option without a name under `key`
+/// ("Unknown Option (N)"). At most `MAX_OPTION_NAMES` such numbers are
+/// listed, the smallest keys (so which ones does not depend on the order
+/// they came in, nor on how flows were spread over threads); the rest count
+/// under "Unknown Option (other)".
+fn count_unknown_option(options: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    if let Some(v) = options.get_mut(key) {
+        *v += n;
+        return;
+    }
+    // The numbered keys: digits follow the prefix, and ':' follows '9'.
+    let numbered = (Bound::Included(UNKNOWN_PREFIX), Bound::Excluded("Unknown Option (:"));
+    let spilled = if options.range::<str, _>(numbered).count() < MAX_OPTION_NAMES {
+        options.insert(key.to_owned(), n);
+        0
+    } else {
+        match options.range::<str, _>(numbered).next_back().map(|(k, _)| k.clone()) {
+            Some(largest) if key < largest.as_str() => {
+                let evicted = options.remove(&largest).unwrap_or(0);
+                options.insert(key.to_owned(), n);
+                evicted
+            }
+            _ => n,
+        }
+    };
+    if spilled > 0 {
+        *options.entry(UNKNOWN_OTHER.to_owned()).or_default() += spilled;
+    }
+}
+
 /// Method names for 0.01-0.07, "c.dd" otherwise, "Empty" for 0.00.
 fn code_name(code: u8) -> CodeName {
     let name = match code {
@@ -467,10 +502,10 @@ impl Stats {
             bump(&mut self.codes, k, *v);
         }
         for (k, v) in &o.options {
-            if self.options.contains_key(k) || self.options.len() < MAX_OPTION_NAMES {
-                bump(&mut self.options, k, *v);
+            if k.starts_with(UNKNOWN_PREFIX) && k != UNKNOWN_OTHER {
+                count_unknown_option(&mut self.options, k, *v);
             } else {
-                bump(&mut self.options, "Unknown Option (other)", *v);
+                *self.options.entry(k.clone()).or_default() += v;
             }
         }
         self.requests += o.requests;
@@ -514,15 +549,14 @@ impl Stats {
         let (mut observe, mut block1, mut block2) = (false, false, false);
         for (number, _) in Options::new(msg.options).map_while(Result::ok) {
             match option_name(number) {
-                Some(name) => bump(&mut self.options, name, 1),
-                None => {
-                    let key = format!("Unknown Option ({number})");
-                    if self.options.contains_key(&key) || self.options.len() < MAX_OPTION_NAMES {
-                        bump(&mut self.options, &key, 1);
-                    } else {
-                        bump(&mut self.options, "Unknown Option (other)", 1);
+                // Names are few and fixed: always listed.
+                Some(name) => match self.options.get_mut(name) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.options.insert(name.to_owned(), 1);
                     }
-                }
+                },
+                None => count_unknown_option(&mut self.options, &format!("{UNKNOWN_PREFIX}{number})"), 1),
             }
             observe |= number == OPT_OBSERVE;
             block1 |= number == OPT_BLOCK1;

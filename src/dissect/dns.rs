@@ -4,7 +4,7 @@
 //! it is `app_header` (over TCP the 2-byte length prefix too). Exchanges pair
 //! a query with its response by ID (and question, for mDNS's ID 0).
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol, bump};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol, bump, bump_capped};
 use crate::dissect::Framing;
 use crate::ledger::Class;
 use serde::Serialize;
@@ -296,7 +296,8 @@ pub struct Stats {
     pub rcodes: BTreeMap<String, u64>,
     /// Queries by question type (A, AAAA, ...).
     pub query_types: BTreeMap<String, u64>,
-    /// Queries by question name, for the first `MAX_NAMES` distinct names.
+    /// Queries by question name, for the `MAX_NAMES` smallest names (the same
+    /// whatever order they came in).
     pub names: BTreeMap<String, u64>,
     /// Queries whose name did not fit in `names`.
     pub names_not_listed: u64,
@@ -318,11 +319,7 @@ impl Stats {
             bump(&mut self.query_types, k, *v);
         }
         for (k, v) in &o.names {
-            if self.names.contains_key(k) || self.names.len() < MAX_NAMES {
-                bump(&mut self.names, k, *v);
-            } else {
-                self.names_not_listed += v;
-            }
+            self.names_not_listed += bump_capped(&mut self.names, k.as_str(), *v, MAX_NAMES);
         }
         self.names_not_listed += o.names_not_listed;
         self.total_dns_bytes += o.total_dns_bytes;
@@ -342,11 +339,7 @@ impl Stats {
         self.queries += 1;
         if let Some((name, qtype)) = &msg.question {
             bump(&mut self.query_types, &type_name(*qtype), 1);
-            if self.names.contains_key(name) || self.names.len() < MAX_NAMES {
-                bump(&mut self.names, name, 1);
-            } else {
-                self.names_not_listed += 1;
-            }
+            self.names_not_listed += bump_capped(&mut self.names, name.as_str(), 1, MAX_NAMES);
         }
     }
 }
