@@ -3,13 +3,14 @@
 //! and on damaged files.
 
 use super::*;
+use crate::dissect::testkit::TestResult;
 use std::io::Cursor;
 
 static COAP_PUT: &[u8] = include_bytes!("../../captures/coap-con-put.pcap");
 
 /// Records of a little-endian microsecond pcap: (seconds, microseconds, data).
 fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
-    let u32_at = |at: usize| u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes([pcap[at], pcap[at + 1], pcap[at + 2], pcap[at + 3]]);
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
@@ -21,9 +22,11 @@ fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
 }
 
 /// The PUT request (117 bytes) and its answer (47 bytes), with their times.
-fn put_and_ack() -> [(u32, u32, Vec<u8>); 2] {
+fn put_and_ack() -> TestResult<[(u32, u32, Vec<u8>); 2]> {
     let mut r = records(COAP_PUT).into_iter();
-    [r.next().unwrap(), r.next().unwrap()]
+    let put = r.next().ok_or("coap-con-put.pcap: no PUT")?;
+    let ack = r.next().ok_or("coap-con-put.pcap: no answer")?;
+    Ok([put, ack])
 }
 
 #[derive(Clone, Copy)]
@@ -144,6 +147,12 @@ fn read(bytes: Vec<u8>) -> Result<Outcome, ReadError> {
     read_with(Box::new(Cursor::new(bytes)))
 }
 
+/// Like `read`, where opening the file must succeed: how reading ended is
+/// the caller's to check.
+fn opened(bytes: Vec<u8>) -> TestResult<Outcome> {
+    read(bytes).map_err(|e| e.to_string().into())
+}
+
 fn read_ok(bytes: Vec<u8>) -> (Vec<Got>, ReadStats) {
     let (got, end, st) = read(bytes).unwrap_or_else(|e| panic!("{e}"));
     end.unwrap_or_else(|e| panic!("{e}"));
@@ -157,8 +166,8 @@ fn ns(sec: u32, frac_ns: u32) -> i64 {
 // ------------------------------------------------------------ pcap
 
 #[test]
-fn pcap_both_byte_orders_and_resolutions() {
-    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+fn pcap_both_byte_orders_and_resolutions() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
     for o in [Order::Le, Order::Be] {
         for nano in [false, true] {
             let (f0, f1) = if nano { (u0 * 1000 + 7, u1 * 1000 + 999) } else { (u0, u1) };
@@ -175,25 +184,28 @@ fn pcap_both_byte_orders_and_resolutions() {
             assert_eq!((st.records, st.packets, st.format, st.bytes_read), (2, 2, "pcap", 24 + 16 * 2 + 117 + 47));
         }
     }
+    Ok(())
 }
 
 #[test]
-fn pcap_snaplen_cut_keeps_wire_length() {
-    let [(s0, u0, put), _] = put_and_ack();
+fn pcap_snaplen_cut_keeps_wire_length() -> TestResult {
+    let [(s0, u0, put), _] = put_and_ack()?;
     let (got, _) = read_ok(pcap(Order::Le, false, 64, 1, &[(s0, u0, &put[..64], 117)]));
     assert_eq!((got[0].wire_len, got[0].data.len()), (117, 64));
     // A wire length below the captured one is corrupt: the captured bytes were on the wire.
     let (got, _) = read_ok(pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 20)]));
     assert_eq!(got[0].wire_len, 117);
+    Ok(())
 }
 
 #[test]
-fn pcap_link_type_is_passed_on() {
-    let [(s0, u0, put), _] = put_and_ack();
+fn pcap_link_type_is_passed_on() -> TestResult {
+    let [(s0, u0, put), _] = put_and_ack()?;
     for lt in [0u32, 101, 113, 147, 276] {
         let (got, _) = read_ok(pcap(Order::Be, false, 65_535, lt, &[(s0, u0, &put, 117)]));
         assert_eq!(got[0].linktype as u32, lt);
     }
+    Ok(())
 }
 
 #[test]
@@ -204,24 +216,24 @@ fn pcap_header_only_is_no_packets() {
 }
 
 #[test]
-fn pcap_damage_names_record_and_offset() {
-    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+fn pcap_damage_names_record_and_offset() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
     let good = pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47), (s1, u1, &ack, 47)]);
     let second = 24 + 16 + 117;
     // Truncated inside the second record's data.
-    let (got, end, _) = read(good[..second + 16 + 10].to_vec()).unwrap();
+    let (got, end, _) = opened(good[..second + 16 + 10].to_vec())?;
     assert_eq!(got.len(), 1);
     let e = end.unwrap_err();
     assert_eq!((e.record, e.offset, e.input.as_path()), (2, second as u64, Path::new("t.pcap")));
     assert!(e.to_string().starts_with("t.pcap: record 2 at byte offset 157: "), "{e}");
     // Truncated inside the second record's header.
-    let (got, end, _) = read(good[..second + 5].to_vec()).unwrap();
+    let (got, end, _) = opened(good[..second + 5].to_vec())?;
     assert_eq!((got.len(), end.unwrap_err().record), (1, 2));
     // The second record's length field corrupted.
     for bad in [0x7fff_ffffu32, 0x0100_0000] {
         let mut f = good.clone();
         f[second + 8..second + 12].copy_from_slice(&bad.to_le_bytes());
-        let (got, end, _) = read(f).unwrap();
+        let (got, end, _) = opened(f)?;
         assert_eq!(got.len(), 1, "caplen {bad}");
         let e = end.unwrap_err();
         assert_eq!((e.record, e.offset), (2, second as u64), "caplen {bad}: {e}");
@@ -231,42 +243,45 @@ fn pcap_damage_names_record_and_offset() {
     // below for the record number).
     let mut f = good.clone();
     f[second + 12..second + 16].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-    let (got, end, _) = read(f).unwrap();
+    let (got, end, _) = opened(f)?;
     let e = end.unwrap_err();
     assert_eq!((got.len(), e.offset), (1, second as u64));
     assert!(e.what.contains("length"), "{e}");
+    Ok(())
 }
 
 #[test]
-fn record_number_of_errors_found_in_a_parsed_record() {
-    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+fn record_number_of_errors_found_in_a_parsed_record() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
     let good = pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]);
     let mut f = good.clone();
     f[24 + 16 + 117 + 12..24 + 16 + 117 + 16].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-    assert_eq!(read(f).unwrap().1.unwrap_err().record, 2);
+    assert_eq!(opened(f)?.1.unwrap_err().record, 2);
     let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
     let one = epb(Order::Le, 0, 1, &put, 117);
     let file = [&head[..], &one, &epb(Order::Le, 3, 2, &put, 117)].concat();
-    assert_eq!(read(file).unwrap().1.unwrap_err().record, 4);
+    assert_eq!(opened(file)?.1.unwrap_err().record, 4);
     let file = [shb(Order::Le), spb(Order::Le, &put, 117)].concat();
-    assert_eq!(read(file).unwrap().1.unwrap_err().record, 2);
+    assert_eq!(opened(file)?.1.unwrap_err().record, 2);
     let file = [&head[..], &one, &shb(Order::Le), &epb(Order::Le, 0, 2, &put, 117)].concat();
-    assert_eq!(read(file).unwrap().1.unwrap_err().record, 5);
+    assert_eq!(opened(file)?.1.unwrap_err().record, 5);
+    Ok(())
 }
 
 #[test]
-fn pcap_moderately_large_record_length_is_called_corrupt() {
-    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+fn pcap_moderately_large_record_length_is_called_corrupt() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
     let good = pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47), (s1, u1, &ack, 47)]);
     let second = 24 + 16 + 117;
     for bad in [300_000u32, 0x0004_0001] {
         let mut f = good.clone();
         f[second + 8..second + 12].copy_from_slice(&bad.to_le_bytes());
-        let (got, end, _) = read(f).unwrap();
+        let (got, end, _) = opened(f)?;
         let e = end.unwrap_err();
         assert_eq!((got.len(), e.record, e.offset), (1, 2, second as u64));
         assert!(e.what.contains("length"), "caplen {bad}: {e}");
     }
+    Ok(())
 }
 
 #[test]
@@ -281,8 +296,8 @@ fn unreadable_files_are_errors() {
 }
 
 #[test]
-fn every_prefix_of_a_file_is_handled() {
-    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+fn every_prefix_of_a_file_is_handled() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
     let files = [
         pcap(Order::Be, true, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
         [shb(Order::Le), idb(Order::Le, 1, 0, &[(9, &[9])]), epb(Order::Le, 0, 5, &put, 117), spb(Order::Le, &ack, 47)]
@@ -302,6 +317,7 @@ fn every_prefix_of_a_file_is_handled() {
             }
         }
     }
+    Ok(())
 }
 
 /// A reader that hands out the file in small pieces, as a pipe does.
@@ -317,8 +333,8 @@ impl Read for Trickle {
 }
 
 #[test]
-fn short_reads_give_the_same_packets() {
-    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack();
+fn short_reads_give_the_same_packets() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
     let files = [
         pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
         [shb(Order::Be), idb(Order::Be, 1, 0, &[]), epb(Order::Be, 0, 5, &put, 117), epb(Order::Be, 0, 6, &ack, 47)]
@@ -326,17 +342,18 @@ fn short_reads_give_the_same_packets() {
     ];
     for file in files {
         let (want, _) = read_ok(file.clone());
-        let (got, end, _) = read_with(Box::new(Trickle(Cursor::new(file), 0))).unwrap();
-        end.unwrap();
+        let (got, end, _) = read_with(Box::new(Trickle(Cursor::new(file), 0))).map_err(|e| e.to_string())?;
+        end.map_err(|e| e.to_string())?;
         assert_eq!(got, want);
     }
+    Ok(())
 }
 
 // ------------------------------------------------------------ pcapng
 
 #[test]
-fn pcapng_interfaces_link_types_and_resolutions() {
-    let [(s0, u0, put), (_, _, ack)] = put_and_ack();
+fn pcapng_interfaces_link_types_and_resolutions() -> TestResult {
+    let [(s0, u0, put), (_, _, ack)] = put_and_ack()?;
     let us = s0 as u64 * 1_000_000 + u0 as u64;
     for o in [Order::Le, Order::Be] {
         let file = [
@@ -367,11 +384,12 @@ fn pcapng_interfaces_link_types_and_resolutions() {
         assert_eq!(st.skipped_blocks + st.unknown_blocks, 2);
         assert_eq!(st.unknown_blocks, 1);
     }
+    Ok(())
 }
 
 #[test]
-fn pcapng_power_of_two_resolution() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_power_of_two_resolution() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     // 2^-20 s ticks: 3 s and a half.
     let ticks = (3u64 << 20) + (1 << 19);
     let file =
@@ -379,11 +397,12 @@ fn pcapng_power_of_two_resolution() {
             .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got[0].ts_ns, 3_500_000_000);
+    Ok(())
 }
 
 #[test]
-fn pcapng_timestamp_offset() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_timestamp_offset() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     // if_tsoffset: 1,600,000,000 s added to every timestamp.
     let off = 1_600_000_000i64;
     let file =
@@ -391,11 +410,12 @@ fn pcapng_timestamp_offset() {
             .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got[0].ts_ns, off * 1_000_000_000 + 2_500_000_000);
+    Ok(())
 }
 
 #[test]
-fn pcapng_extreme_times_do_not_overflow() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_extreme_times_do_not_overflow() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     let file = [
         shb(Order::Le),
         idb(Order::Le, 1, 0, &[(9, &[0])]),
@@ -408,22 +428,24 @@ fn pcapng_extreme_times_do_not_overflow() {
     .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got.len(), 3);
+    Ok(())
 }
 
 #[test]
-fn pcapng_timestamp_offset_big_endian() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_timestamp_offset_big_endian() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     let off = 1_600_000_000i64;
     let file =
         [shb(Order::Be), idb(Order::Be, 1, 0, &[(14, &off.to_be_bytes())]), epb(Order::Be, 0, 2_500_000, &put, 117)]
             .concat();
     let (got, _) = read_ok(file);
     assert_eq!(got[0].ts_ns, off * 1_000_000_000 + 2_500_000_000);
+    Ok(())
 }
 
 #[test]
-fn pcapng_simple_packet_blocks_use_interface_zero() {
-    let [(_, _, put), (_, _, ack)] = put_and_ack();
+fn pcapng_simple_packet_blocks_use_interface_zero() -> TestResult {
+    let [(_, _, put), (_, _, ack)] = put_and_ack()?;
     let file = [
         shb(Order::Le),
         idb(Order::Le, 1, 0, &[]),
@@ -439,51 +461,54 @@ fn pcapng_simple_packet_blocks_use_interface_zero() {
     );
     assert_eq!(got[1].data, ack);
     assert_eq!(st.packets, 2);
+    Ok(())
 }
 
 #[test]
-fn pcapng_simple_packet_block_cut_by_snaplen() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_simple_packet_block_cut_by_snaplen() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     // Snaplen 62: 62 bytes kept, padded to 64 in the block.
     let file = [shb(Order::Le), idb(Order::Le, 1, 62, &[]), spb(Order::Le, &put[..62], 117)].concat();
     let (got, _) = read_ok(file);
     assert_eq!((got[0].wire_len, got[0].data.len()), (117, 62));
     assert_eq!(got[0].data, &put[..62]);
+    Ok(())
 }
 
 #[test]
-fn pcapng_errors_name_the_block() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_errors_name_the_block() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
     let one = epb(Order::Le, 0, 1, &put, 117);
     // An EPB naming an interface never described.
     let file = [&head[..], &one, &epb(Order::Le, 3, 2, &put, 117)].concat();
-    let (got, end, _) = read(file).unwrap();
+    let (got, end, _) = opened(file)?;
     let e = end.unwrap_err();
     assert_eq!((got.len(), e.offset), (1, (head.len() + one.len()) as u64));
     assert!(e.what.contains("interface 3"), "{e}");
     // An SPB before any IDB.
-    let (got, end, _) = read([shb(Order::Le), spb(Order::Le, &put, 117)].concat()).unwrap();
+    let (got, end, _) = opened([shb(Order::Le), spb(Order::Le, &put, 117)].concat())?;
     assert_eq!((got.len(), end.unwrap_err().offset), (0, 28));
     // A new section forgets the interfaces of the last one.
     let file = [&head[..], &one, &shb(Order::Le), &epb(Order::Le, 0, 2, &put, 117)].concat();
-    let (got, end, _) = read(file).unwrap();
+    let (got, end, _) = opened(file)?;
     assert_eq!((got.len(), end.unwrap_err().offset), (1, (head.len() + one.len() + 28) as u64));
     // Block lengths that disagree, are not multiples of 4, or run past the file.
     for (at, bad) in [(4usize, 0x0001_0001u32), (4, 8), (one.len() - 4, 36)] {
         let mut b = one.clone();
         b[at..at + 4].copy_from_slice(&bad.to_le_bytes());
         let file = [&head[..], &one, &b, &one].concat();
-        let (got, end, _) = read(file).unwrap();
+        let (got, end, _) = opened(file)?;
         assert_eq!(got.len(), 1, "length {bad} at {at}");
         let e = end.expect_err("damage reported");
         assert_eq!((e.record, e.offset), (4, (head.len() + one.len()) as u64), "{e}");
     }
+    Ok(())
 }
 
 #[test]
-fn pcapng_sections_of_both_byte_orders() {
-    let [(_, _, put), (_, _, ack)] = put_and_ack();
+fn pcapng_sections_of_both_byte_orders() -> TestResult {
+    let [(_, _, put), (_, _, ack)] = put_and_ack()?;
     let file = [
         shb(Order::Le),
         idb(Order::Le, 1, 0, &[]),
@@ -499,19 +524,21 @@ fn pcapng_sections_of_both_byte_orders() {
         vec![(1, 1000, 117), (113, 2, 47)]
     );
     assert_eq!((st.records, st.packets, st.interfaces), (6, 2, 2));
+    Ok(())
 }
 
 #[test]
-fn pcapng_packet_length_beyond_its_block() {
-    let [(_, _, put), _] = put_and_ack();
+fn pcapng_packet_length_beyond_its_block() -> TestResult {
+    let [(_, _, put), _] = put_and_ack()?;
     let head = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
     let mut bad = epb(Order::Le, 0, 1, &put, 117);
     // Captured length 200 in a block holding 117 bytes (and an option).
     bad[20..24].copy_from_slice(&200u32.to_le_bytes());
-    let (got, end, _) = read([&head[..], &bad, &epb(Order::Le, 0, 2, &put, 117)].concat()).unwrap();
+    let (got, end, _) = opened([&head[..], &bad, &epb(Order::Le, 0, 2, &put, 117)].concat())?;
     // Either the block is refused, or its packet is no longer than the block's data.
     match end {
         Err(e) => assert_eq!((got.len(), e.offset), (0, head.len() as u64), "{e}"),
         Ok(()) => assert!(got.iter().all(|g| g.data.len() <= 120 && g.wire_len >= g.data.len() as u32), "{got:?}"),
     }
+    Ok(())
 }

@@ -4,7 +4,8 @@
 use super::defrag::{Defragmenter, FragBytes};
 use super::link::{self, strip};
 use super::*;
-use std::net::{IpAddr, Ipv4Addr};
+use crate::dissect::testkit::TestResult;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 static COAP_PUT: &[u8] = include_bytes!("../../captures/coap-con-put.pcap");
 static HTTP: &[u8] = include_bytes!("../../captures/http-keepalive.pcap");
@@ -14,7 +15,7 @@ static HTTP6: &[u8] = include_bytes!("../../captures/http-keepalive-ipv6.pcap");
 fn frame(pcap: &[u8], n: usize) -> Vec<u8> {
     let mut at = 24;
     for i in 0.. {
-        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let caplen = u32::from_le_bytes([pcap[at + 8], pcap[at + 9], pcap[at + 10], pcap[at + 11]]) as usize;
         if i == n {
             return pcap[at + 16..at + 16 + caplen].to_vec();
         }
@@ -194,13 +195,14 @@ fn decode_tcp_http_get() {
 }
 
 #[test]
-fn decode_tcp_ipv6_syn() {
+fn decode_tcp_ipv6_syn() -> TestResult {
     let f = http6_syn();
     let d = decoded(decode(link::ETHERNET, &f, 94));
     assert_eq!((d.sport, d.dport), (58782, 80));
     assert!(matches!(d.transport, Transport::Tcp(h) if h.flags == tcp_flags::SYN));
     assert_eq!((d.link_len, d.net_len, d.transport_len, d.payload_len), (14, 40, 40, 0));
-    assert_eq!(d.dst, "fd77::1".parse::<IpAddr>().unwrap());
+    assert_eq!(d.dst, "fd77::1".parse::<IpAddr>()?);
+    Ok(())
 }
 
 #[test]
@@ -321,8 +323,8 @@ fn ipv6_fragment(eth: &[u8], ident: u32, offset: usize, len: usize, more: bool) 
     let mut hdr = vec![0x60, 0, 0, 0];
     hdr.extend_from_slice(&((8 + part.len()) as u16).to_be_bytes());
     hdr.extend_from_slice(&[44, 64]);
-    hdr.extend_from_slice(&"fd77::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
-    hdr.extend_from_slice(&"fd77::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    hdr.extend_from_slice(&Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 2).octets());
+    hdr.extend_from_slice(&Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1).octets());
     let ff = offset as u16 | more as u16;
     let fh = [[17, 0].as_slice(), &ff.to_be_bytes(), &ident.to_be_bytes()].concat();
     [&eth[..12], &[0x86, 0xdd], &hdr, &fh, part].concat()
@@ -452,13 +454,13 @@ fn mutated_frames_never_panic_and_lengths_add_up() {
 // ------------------------------------------------------------ defragmentation
 
 /// Feeds one Ethernet fragment frame to `d`, as the pipeline does.
-fn add(d: &mut Defragmenter, ts_ns: i64, eth: &[u8]) -> Option<defrag::Joined> {
+fn add(d: &mut Defragmenter, ts_ns: i64, eth: &[u8]) -> TestResult<Option<defrag::Joined>> {
     let Frame::Fragment { link_len, .. } = decode(link::ETHERNET, eth, eth.len() as u32) else {
         panic!("not a fragment: {eth:02x?}");
     };
     let ip = ip_of(eth);
-    let h = ip_header(ip).unwrap();
-    d.add(ts_ns, &h, h.fragment.unwrap(), ip, link_len)
+    let h = ip_header(ip).ok_or("no IP header")?;
+    Ok(d.add(ts_ns, &h, h.fragment.ok_or("no fragment header")?, ip, link_len))
 }
 
 /// The UDP datagram of coap_put() in fragments of 24 data bytes: 24, 24, 24, 11.
@@ -487,101 +489,107 @@ fn assert_joined_put(j: &defrag::Joined, frames: u32) {
 }
 
 #[test]
-fn defrag_in_order() {
+fn defrag_in_order() -> TestResult {
     let mut d = Defragmenter::default();
     let fr = put_fragments();
     for f in &fr[..3] {
-        assert!(add(&mut d, 0, f).is_none());
+        assert!(add(&mut d, 0, f)?.is_none());
     }
-    let j = add(&mut d, 1, &fr[3]).expect("the last fragment completes it");
+    let j = add(&mut d, 1, &fr[3])?.ok_or("the last fragment did not complete it")?;
     assert_joined_put(&j, 4);
     assert_eq!((d.joined_datagrams, d.abandoned_datagrams), (1, 0));
+    Ok(())
 }
 
 #[test]
-fn defrag_out_of_order() {
+fn defrag_out_of_order() -> TestResult {
     for order in [[3, 0, 1, 2], [0, 2, 1, 3], [3, 2, 1, 0], [1, 3, 0, 2]] {
         let mut d = Defragmenter::default();
         let fr = put_fragments();
         let mut joined = None;
         for (n, &i) in order.iter().enumerate() {
-            let j = add(&mut d, n as i64, &fr[i]);
+            let j = add(&mut d, n as i64, &fr[i])?;
             assert_eq!(j.is_some(), n == 3, "{order:?} after {n}");
             joined = joined.or(j);
         }
-        assert_joined_put(&joined.unwrap(), 4);
+        assert_joined_put(&joined.ok_or("nothing joined")?, 4);
     }
+    Ok(())
 }
 
 #[test]
-fn defrag_ipv6() {
+fn defrag_ipv6() -> TestResult {
     let f = coap_put();
     let mut d = Defragmenter::default();
     let parts = [(48, 24, true), (0, 24, true), (72, 24, false), (24, 24, true)];
     let mut joined = None;
     for (n, &(off, len, more)) in parts.iter().enumerate() {
         let eth = ipv6_fragment(&f, 0x5a00_0001, off, len, more);
-        let j = add(&mut d, n as i64, &eth);
+        let j = add(&mut d, n as i64, &eth)?;
         assert_eq!(j.is_some(), n == 3);
         joined = joined.or(j);
     }
-    let j = joined.unwrap();
+    let j = joined.ok_or("nothing joined")?;
     assert_eq!(j.data, &f[34..]);
     assert_eq!(j.bytes, FragBytes { frames: 4, link: 56, network: 4 * 48, data: 83, repeated: 0 });
+    Ok(())
 }
 
 #[test]
-fn defrag_keeps_datagrams_apart() {
+fn defrag_keeps_datagrams_apart() -> TestResult {
     // Same id, different sources: two datagrams, neither complete alone.
     let f = coap_put();
     let mut other = f.clone();
     other[14 + 12..14 + 16].copy_from_slice(&[10, 78, 0, 9]);
     let mut d = Defragmenter::default();
-    assert!(add(&mut d, 0, &ipv4_fragment(&f, 0, 48, true)).is_none());
-    assert!(add(&mut d, 1, &ipv4_fragment(&other, 48, 48, false)).is_none());
-    assert!(add(&mut d, 2, &ipv4_fragment(&other, 0, 48, true)).is_some());
-    assert!(add(&mut d, 3, &ipv4_fragment(&f, 48, 48, false)).is_some());
+    assert!(add(&mut d, 0, &ipv4_fragment(&f, 0, 48, true))?.is_none());
+    assert!(add(&mut d, 1, &ipv4_fragment(&other, 48, 48, false))?.is_none());
+    assert!(add(&mut d, 2, &ipv4_fragment(&other, 0, 48, true))?.is_some());
+    assert!(add(&mut d, 3, &ipv4_fragment(&f, 48, 48, false))?.is_some());
     assert_eq!(d.joined_datagrams, 2);
+    Ok(())
 }
 
 #[test]
-fn defrag_duplicate_fragment_does_not_complete_a_datagram() {
+fn defrag_duplicate_fragment_does_not_complete_a_datagram() -> TestResult {
     let mut d = Defragmenter::default();
     let fr = put_fragments();
-    assert!(add(&mut d, 0, &fr[0]).is_none());
-    assert!(add(&mut d, 1, &fr[0]).is_none());
-    assert!(add(&mut d, 2, &fr[2]).is_none());
+    assert!(add(&mut d, 0, &fr[0])?.is_none());
+    assert!(add(&mut d, 1, &fr[0])?.is_none());
+    assert!(add(&mut d, 2, &fr[2])?.is_none());
     // Fragment 2 (bytes 24..48) is still missing.
-    assert!(add(&mut d, 3, &fr[3]).is_none(), "joined with a hole");
-    let j = add(&mut d, 4, &fr[1]).expect("complete now");
+    assert!(add(&mut d, 3, &fr[3])?.is_none(), "joined with a hole");
+    let j = add(&mut d, 4, &fr[1])?.ok_or("not complete with the missing fragment")?;
     assert_eq!(j.data, &coap_put()[34..]);
+    Ok(())
 }
 
 #[test]
-fn defrag_overlapping_fragments_do_not_hide_a_hole() {
+fn defrag_overlapping_fragments_do_not_hide_a_hole() -> TestResult {
     let f = coap_put();
     let mut d = Defragmenter::default();
     // 0..48, then 8..56 over it, then the last (72..83): 56..72 is missing.
-    assert!(add(&mut d, 0, &ipv4_fragment(&f, 0, 48, true)).is_none());
-    assert!(add(&mut d, 1, &ipv4_fragment(&f, 8, 48, true)).is_none());
-    assert!(add(&mut d, 2, &ipv4_fragment(&f, 72, 24, false)).is_none(), "joined with bytes 56..72 missing");
+    assert!(add(&mut d, 0, &ipv4_fragment(&f, 0, 48, true))?.is_none());
+    assert!(add(&mut d, 1, &ipv4_fragment(&f, 8, 48, true))?.is_none());
+    assert!(add(&mut d, 2, &ipv4_fragment(&f, 72, 24, false))?.is_none(), "joined with bytes 56..72 missing");
+    Ok(())
 }
 
 #[test]
-fn defrag_abandons_on_timeout_pool_size_and_finish() {
+fn defrag_abandons_on_timeout_pool_size_and_finish() -> TestResult {
     let fr = put_fragments();
     // Timeout: 30 s by default; a later fragment of another datagram expires it.
     let mut d = Defragmenter::default();
-    add(&mut d, 0, &fr[0]);
-    add(&mut d, 1_000, &fr[1]);
+    add(&mut d, 0, &fr[0])?;
+    add(&mut d, 1_000, &fr[1])?;
     let mut other = fr[0].clone();
     other[14 + 4] ^= 0xff; // another IP id
-    add(&mut d, 31_000_000_000, &other);
+    add(&mut d, 31_000_000_000, &other)?;
     assert_eq!(d.abandoned_datagrams, 1);
     assert_eq!(d.abandoned, FragBytes { frames: 2, link: 28, network: 40, data: 48, repeated: 0 });
     // The expired datagram's last fragments start a new, incomplete one.
-    assert!(add(&mut d, 31_000_000_001, &fr[2]).is_none());
-    assert!(add(&mut d, 31_000_000_002, &fr[3]).is_none());
+    assert!(add(&mut d, 31_000_000_001, &fr[2])?.is_none());
+    assert!(add(&mut d, 31_000_000_002, &fr[3])?.is_none());
     d.finish();
     assert_eq!(d.abandoned_datagrams, 3);
     assert_eq!(d.abandoned.frames, 5);
@@ -592,22 +600,23 @@ fn defrag_abandons_on_timeout_pool_size_and_finish() {
     for id in 0..3u8 {
         let mut f = fr[0].clone();
         f[14 + 5] = id;
-        add(&mut d, id as i64, &f);
+        add(&mut d, id as i64, &f)?;
     }
     assert_eq!((d.abandoned_datagrams, d.abandoned.frames), (1, 1));
 
     // A datagram bigger than the limit is dropped at once, its bytes counted.
     let mut d = Defragmenter::new(8, 60, 30_000_000_000);
-    assert!(add(&mut d, 0, &fr[1]).is_none());
-    assert!(add(&mut d, 1, &fr[2]).is_none());
+    assert!(add(&mut d, 0, &fr[1])?.is_none());
+    assert!(add(&mut d, 1, &fr[2])?.is_none());
     assert_eq!(d.abandoned_datagrams, 1);
     d.finish();
     assert_eq!(d.abandoned.frames, 2);
     assert_eq!(d.abandoned.network + d.abandoned.link + d.abandoned.data, 2 * 58);
+    Ok(())
 }
 
 #[test]
-fn defrag_of_snaplen_cut_fragments() {
+fn defrag_of_snaplen_cut_fragments() -> TestResult {
     let fr = put_fragments();
     let mut d = Defragmenter::default();
     let mut joined = None;
@@ -616,12 +625,13 @@ fn defrag_of_snaplen_cut_fragments() {
         let cut = &f[..40.min(f.len())];
         let Frame::Fragment { link_len, .. } = decode(link::ETHERNET, cut, f.len() as u32) else { panic!() };
         let ip = ip_of(cut);
-        let h = ip_header(ip).unwrap();
-        let j = d.add(i as i64, &h, h.fragment.unwrap(), ip, link_len);
+        let h = ip_header(ip).ok_or("no IP header")?;
+        let j = d.add(i as i64, &h, h.fragment.ok_or("no fragment header")?, ip, link_len);
         joined = joined.or(j);
     }
-    let j = joined.expect("lengths come from the headers");
+    let j = joined.ok_or("not joined: lengths come from the headers")?;
     assert!(j.captured < j.data.len());
     assert_eq!(j.data.len(), 83);
     assert_eq!(j.bytes.data, 83);
+    Ok(())
 }

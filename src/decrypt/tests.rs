@@ -3,25 +3,26 @@
 //! `dissect::tls`. Also the small pcap reader those tests share.
 
 use super::*;
+use crate::dissect::testkit::TestResult;
 use crate::dissect::{Dir, L4};
 
-fn h(s: &str) -> Vec<u8> {
+fn h(s: &str) -> TestResult<Vec<u8>> {
     let digits: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    crate::keylog::decode_hex(&digits).unwrap()
+    Ok(crate::keylog::decode_hex(&digits).ok_or("test vector is not hex")?)
 }
 
-fn secret(s: &str) -> Secret {
-    Secret::new(h(s))
+fn secret(s: &str) -> TestResult<Secret> {
+    Ok(Secret::new(h(s)?))
 }
 
 #[test]
-fn tls12_prf_sha256_vector() {
+fn tls12_prf_sha256_vector() -> TestResult {
     let mut out = [0u8; 100];
     prf_tls12(
         HashAlg::Sha256,
-        &h("9b be 43 6b a9 40 f0 17 b1 76 52 84 9a 71 db 35"),
+        &h("9b be 43 6b a9 40 f0 17 b1 76 52 84 9a 71 db 35")?,
         b"test label",
-        &h("a0 ba 9f 93 6c da 31 18 27 a6 f7 96 ff d5 19 8c"),
+        &h("a0 ba 9f 93 6c da 31 18 27 a6 f7 96 ff d5 19 8c")?,
         &mut out,
     );
     assert_eq!(
@@ -29,8 +30,9 @@ fn tls12_prf_sha256_vector() {
         h("e3 f2 29 ba 72 7b e1 7b 8d 12 26 20 55 7c d4 53 c2 aa b2 1d 07 c3 d4 95 32 9b 52 d4 e6 1e db 5a
            6b 30 17 91 e9 0d 35 c9 c9 a4 6b 4e 14 ba f9 af 0f a0 22 f7 07 7d ef 17 ab fd 37 97 c0 56 4b ab
            4f bc 91 66 6e 9d ef 9b 97 fc e3 4f 79 67 89 ba a4 80 82 d1 22 ee 42 c5 a7 2e 5a 51 10 ff f7 01
-           87 34 7b 66")
+           87 34 7b 66")?
     );
+    Ok(())
 }
 
 // RFC 8448 section 3, Simple 1-RTT Handshake (TLS_AES_128_GCM_SHA256).
@@ -56,108 +58,119 @@ fn open_record(keys: &mut RecordKeys, record: &[u8]) -> Result<Opened, DecryptEr
 }
 
 #[test]
-fn rfc8448_traffic_keys() {
-    let s = h(S_HS_TRAFFIC);
+fn rfc8448_traffic_keys() -> TestResult {
+    let s = h(S_HS_TRAFFIC)?;
     let mut key = [0u8; 16];
     let mut iv = [0u8; 12];
-    hkdf_expand_label(HashAlg::Sha256, &s, b"key", b"", &mut key).unwrap();
-    hkdf_expand_label(HashAlg::Sha256, &s, b"iv", b"", &mut iv).unwrap();
-    assert_eq!(key.to_vec(), h("3f ce 51 60 09 c2 17 27 d0 f2 e4 e8 6e e4 03 bc"));
-    assert_eq!(iv.to_vec(), h("5d 31 3e b2 67 12 76 ee 13 00 0b 30"));
-    let s = h(S_AP_TRAFFIC);
-    hkdf_expand_label(HashAlg::Sha256, &s, b"key", b"", &mut key).unwrap();
-    hkdf_expand_label(HashAlg::Sha256, &s, b"iv", b"", &mut iv).unwrap();
-    assert_eq!(key.to_vec(), h("9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56"));
-    assert_eq!(iv.to_vec(), h("cf 78 2b 88 dd 83 54 9a ad f1 e9 84"));
+    hkdf_expand_label(HashAlg::Sha256, &s, b"key", b"", &mut key)?;
+    hkdf_expand_label(HashAlg::Sha256, &s, b"iv", b"", &mut iv)?;
+    assert_eq!(key.to_vec(), h("3f ce 51 60 09 c2 17 27 d0 f2 e4 e8 6e e4 03 bc")?);
+    assert_eq!(iv.to_vec(), h("5d 31 3e b2 67 12 76 ee 13 00 0b 30")?);
+    let s = h(S_AP_TRAFFIC)?;
+    hkdf_expand_label(HashAlg::Sha256, &s, b"key", b"", &mut key)?;
+    hkdf_expand_label(HashAlg::Sha256, &s, b"iv", b"", &mut iv)?;
+    assert_eq!(key.to_vec(), h("9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56")?);
+    assert_eq!(iv.to_vec(), h("cf 78 2b 88 dd 83 54 9a ad f1 e9 84")?);
+    Ok(())
 }
 
 #[test]
-fn rfc8448_records_decrypt_with_their_inner_types() {
-    let suite = Suite::from_id(0x1301).unwrap();
+fn rfc8448_records_decrypt_with_their_inner_types() -> TestResult {
+    let suite = Suite::from_id(0x1301).ok_or("unknown suite")?;
     // The client's Finished under its handshake keys.
-    let mut c_hs = RecordKeys::tls13(suite, &secret(C_HS_TRAFFIC)).unwrap();
-    let fin = open_record(&mut c_hs, &h(C_FINISHED_RECORD)).unwrap();
+    let mut c_hs = RecordKeys::tls13(suite, &secret(C_HS_TRAFFIC)?)?;
+    let fin = open_record(&mut c_hs, &h(C_FINISHED_RECORD)?)?;
     assert_eq!(fin.content_type, 22);
     assert_eq!(&fin.plaintext[..4], &[20, 0, 0, 32]);
     assert_eq!(fin.plaintext.len(), 36);
     // Application data: 00 01 .. 31 both ways.
     let payload: Vec<u8> = (0u8..50).collect();
-    let mut c_ap = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)).unwrap();
-    let app = open_record(&mut c_ap, &h(C_APP_RECORD)).unwrap();
+    let mut c_ap = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)?)?;
+    let app = open_record(&mut c_ap, &h(C_APP_RECORD)?)?;
     assert_eq!((app.content_type, &app.plaintext, app.pre), (23, &payload, 0));
     // The client's close_notify is its second application-key record.
-    let alert = open_record(&mut c_ap, &h(C_ALERT_RECORD)).unwrap();
+    let alert = open_record(&mut c_ap, &h(C_ALERT_RECORD)?)?;
     assert_eq!((alert.content_type, alert.plaintext.as_slice()), (21, &[1u8, 0][..]));
     // The server sent a NewSessionTicket (sequence 0) before its data.
-    let mut s_ap = RecordKeys::tls13(suite, &secret(S_AP_TRAFFIC)).unwrap();
+    let mut s_ap = RecordKeys::tls13(suite, &secret(S_AP_TRAFFIC)?)?;
     s_ap.skip_record();
-    let app = open_record(&mut s_ap, &h(S_APP_RECORD)).unwrap();
+    let app = open_record(&mut s_ap, &h(S_APP_RECORD)?)?;
     assert_eq!((app.content_type, &app.plaintext), (23, &payload));
+    Ok(())
 }
 
 #[test]
-fn wrong_key_fails_authentication_and_keeps_the_sequence() {
-    let suite = Suite::from_id(0x1301).unwrap();
-    let mut wrong = RecordKeys::tls13(suite, &secret(S_AP_TRAFFIC)).unwrap();
-    assert_eq!(open_record(&mut wrong, &h(C_APP_RECORD)), Err(DecryptError::Authentication));
+fn wrong_key_fails_authentication_and_keeps_the_sequence() -> TestResult {
+    let suite = Suite::from_id(0x1301).ok_or("unknown suite")?;
+    let mut wrong = RecordKeys::tls13(suite, &secret(S_AP_TRAFFIC)?)?;
+    assert_eq!(open_record(&mut wrong, &h(C_APP_RECORD)?), Err(DecryptError::Authentication));
     // Truncated and empty records are errors, not panics.
-    let rec = h(C_APP_RECORD);
+    let rec = h(C_APP_RECORD)?;
     for cut in [0, 1, 5, 6, 20, rec.len() - 1] {
-        let mut k = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)).unwrap();
+        let mut k = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)?)?;
         assert!(k.open(&rec[..cut.min(5)], &rec[cut.min(5)..cut]).is_err(), "cut {cut}");
     }
     // A secret of the wrong length for the suite is refused.
     assert!(matches!(
-        RecordKeys::tls13(Suite::from_id(0x1302).unwrap(), &secret(C_AP_TRAFFIC)),
+        RecordKeys::tls13(Suite::from_id(0x1302).ok_or("unknown suite")?, &secret(C_AP_TRAFFIC)?),
         Err(DecryptError::BadSecret)
     ));
     // The right key still opens the record at sequence 0 after the failure.
-    let mut right = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)).unwrap();
-    assert!(open_record(&mut right, &h(C_APP_RECORD)).is_ok());
+    let mut right = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)?)?;
+    assert!(open_record(&mut right, &h(C_APP_RECORD)?).is_ok());
+    Ok(())
 }
 
 #[test]
-fn key_update_derives_the_next_secret() {
+fn key_update_derives_the_next_secret() -> TestResult {
     // RFC 8446 7.2: application_traffic_secret_N+1 =
     // HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length)
-    let suite = Suite::from_id(0x1301).unwrap();
-    let mut k = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)).unwrap();
-    k.key_update().unwrap();
+    let suite = Suite::from_id(0x1301).ok_or("unknown suite")?;
+    let mut k = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)?)?;
+    k.key_update()?;
     let mut next = [0u8; 32];
-    hkdf_expand_label(HashAlg::Sha256, &h(C_AP_TRAFFIC), b"traffic upd", b"", &mut next).unwrap();
-    let expect = RecordKeys::tls13(suite, &Secret::new(next.to_vec())).unwrap();
+    hkdf_expand_label(HashAlg::Sha256, &h(C_AP_TRAFFIC)?, b"traffic upd", b"", &mut next)?;
+    let expect = RecordKeys::tls13(suite, &Secret::new(next.to_vec()))?;
     assert_eq!(k.secret.as_ref().map(Secret::bytes), Some(&next[..]));
     assert_eq!(k.iv, expect.iv);
     assert_eq!(k.seq, 0);
     // The old generation's records no longer open.
-    assert!(open_record(&mut k, &h(C_APP_RECORD)).is_err());
+    assert!(open_record(&mut k, &h(C_APP_RECORD)?).is_err());
     // ...and a TLS 1.2 key set has no KeyUpdate.
-    let s12 = Suite::from_id(0xc02f).unwrap();
-    let mut k12 =
-        RecordKeys::tls12(s12, &[7u8; 48], &[1u8; 32], &[2u8; 32], Side::Client, Tls12Options::default()).unwrap();
+    let s12 = Suite::from_id(0xc02f).ok_or("unknown suite")?;
+    let mut k12 = RecordKeys::tls12(s12, &[7u8; 48], &[1u8; 32], &[2u8; 32], Side::Client, Tls12Options::default())?;
     assert!(k12.key_update().is_err());
+    Ok(())
 }
 
 #[test]
-fn suites_and_expansion_by_family() {
+fn suites_and_expansion_by_family() -> TestResult {
     use AeadAlg::*;
-    let aead = |id| match Suite::from_id(id).unwrap().protection {
-        Protection::Aead(a) => a,
-        p => panic!("{id:#x}: {p:?}"),
+    let aead = |id| -> TestResult<AeadAlg> {
+        match Suite::from_id(id).ok_or("unknown suite")?.protection {
+            Protection::Aead(a) => Ok(a),
+            p => Err(format!("{id:#x}: {p:?}").into()),
+        }
     };
-    assert_eq!(aead(0x1301), Aes128Gcm);
-    assert_eq!(aead(0x1302), Aes256Gcm);
-    assert_eq!(aead(0x1303), ChaCha20Poly1305);
-    assert_eq!(aead(0x1304), Aes128Ccm);
-    assert_eq!(aead(0x1305), Aes128Ccm8);
-    assert_eq!(aead(0xc02f), Aes128Gcm);
-    assert_eq!(aead(0xc030), Aes256Gcm);
-    assert_eq!(Suite::from_id(0xc030).unwrap().hash, HashAlg::Sha384);
-    assert_eq!(aead(0xcca8), ChaCha20Poly1305);
-    assert_eq!(aead(0xc0a8), Aes128Ccm8); // TLS_PSK_WITH_AES_128_CCM_8 (CoAPS)
-    assert_eq!(aead(0xc0ac), Aes128Ccm);
-    assert_eq!(Suite::from_id(0xc009).unwrap().protection, Protection::Cbc { key_len: 16, mac: MacAlg::Sha1 });
-    assert_eq!(Suite::from_id(0xc024).unwrap().protection, Protection::Cbc { key_len: 32, mac: MacAlg::Sha384 });
+    assert_eq!(aead(0x1301)?, Aes128Gcm);
+    assert_eq!(aead(0x1302)?, Aes256Gcm);
+    assert_eq!(aead(0x1303)?, ChaCha20Poly1305);
+    assert_eq!(aead(0x1304)?, Aes128Ccm);
+    assert_eq!(aead(0x1305)?, Aes128Ccm8);
+    assert_eq!(aead(0xc02f)?, Aes128Gcm);
+    assert_eq!(aead(0xc030)?, Aes256Gcm);
+    assert_eq!(Suite::from_id(0xc030).ok_or("unknown suite")?.hash, HashAlg::Sha384);
+    assert_eq!(aead(0xcca8)?, ChaCha20Poly1305);
+    assert_eq!(aead(0xc0a8)?, Aes128Ccm8); // TLS_PSK_WITH_AES_128_CCM_8 (CoAPS)
+    assert_eq!(aead(0xc0ac)?, Aes128Ccm);
+    assert_eq!(
+        Suite::from_id(0xc009).ok_or("unknown suite")?.protection,
+        Protection::Cbc { key_len: 16, mac: MacAlg::Sha1 }
+    );
+    assert_eq!(
+        Suite::from_id(0xc024).ok_or("unknown suite")?.protection,
+        Protection::Cbc { key_len: 32, mac: MacAlg::Sha384 }
+    );
     assert_eq!(Suite::from_id(0x000a), None); // 3DES
     assert_eq!(expansion(0xc02f, 0x0303), Expansion { pre: 8, post: 16, exact: true });
     assert_eq!(expansion(0xc0a8, 0xfefd), Expansion { pre: 8, post: 8, exact: true });
@@ -166,14 +179,16 @@ fn suites_and_expansion_by_family() {
     assert_eq!(expansion(0x1305, 0x0304), Expansion { pre: 0, post: 9, exact: true });
     assert_eq!(expansion(0xc009, 0x0303), Expansion { pre: 16, post: 21, exact: false });
     assert!(!expansion(0xffff, 0x0303).exact);
+    Ok(())
 }
 
 #[test]
-fn debug_output_has_no_key_material() {
-    let suite = Suite::from_id(0x1301).unwrap();
-    let k = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)).unwrap();
+fn debug_output_has_no_key_material() -> TestResult {
+    let suite = Suite::from_id(0x1301).ok_or("unknown suite")?;
+    let k = RecordKeys::tls13(suite, &secret(C_AP_TRAFFIC)?)?;
     let shown = format!("{k:?}");
     assert!(!shown.contains("9e") && !shown.contains("158"), "{shown}");
+    Ok(())
 }
 
 /// One transport conversation of a shipped capture: its payloads in
@@ -186,14 +201,14 @@ pub(crate) struct Conversation {
 
 /// Minimal classic-pcap, Ethernet/IPv4 reader: enough for the shipped
 /// TLS captures (no retransmissions, no IP fragments).
-pub(crate) fn read_conversations(path: &str) -> Vec<Conversation> {
-    let bytes = std::fs::read(path).unwrap();
+pub(crate) fn read_conversations(path: &str) -> TestResult<Vec<Conversation>> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
     assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
     let mut off = 24;
     type Endpoint = [u8; 6];
     let mut convs: Vec<((Endpoint, Endpoint), Conversation)> = vec![];
     while off + 16 <= bytes.len() {
-        let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+        let caplen = u32::from_le_bytes(bytes[off + 8..off + 12].try_into()?) as usize;
         let frame = &bytes[off + 16..off + 16 + caplen];
         off += 16 + caplen;
         if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
@@ -239,5 +254,5 @@ pub(crate) fn read_conversations(path: &str) -> Vec<Conversation> {
         let dir = if convs[idx].0.0 == s { Dir::C2S } else { Dir::S2C };
         convs[idx].1.pieces.push((dir, payload.to_vec()));
     }
-    convs.into_iter().map(|(_, c)| c).filter(|c| !c.pieces.is_empty()).collect()
+    Ok(convs.into_iter().map(|(_, c)| c).filter(|c| !c.pieces.is_empty()).collect())
 }

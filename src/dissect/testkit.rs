@@ -49,3 +49,7 @@ pub fn run_bytewise(d: &mut dyn Dissector, pieces: &[(Dir, &[u8])]) -> Run {
     let split: Vec<(Dir, &[u8])> = pieces.iter().flat_map(|(dir, b)| b.chunks(1).map(move |c| (*dir, c))).collect();
     run(d, &split)
 }
+
+/// What a test returns: any error fails it, so tests use `?` instead of
+/// `unwrap`/`expect`.
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;

@@ -1,9 +1,10 @@
 use super::*;
+use crate::dissect::testkit::TestResult;
 
 const CR: &str = "0102030405060708091011121314151617181920212223242526272829303132";
 
 #[test]
-fn parses_tls12_and_tls13_lines_and_counts_bad_ones() {
+fn parses_tls12_and_tls13_lines_and_counts_bad_ones() -> TestResult {
     let ms = "aa".repeat(48);
     let s32 = "bb".repeat(32);
     let text = format!(
@@ -23,43 +24,47 @@ fn parses_tls12_and_tls13_lines_and_counts_bad_ones() {
     assert_eq!(log.secret_lines(), 3);
     assert_eq!(log.ignored_lines(), 1);
     assert_eq!(log.bad_lines(), 4);
-    let cr = decode_hex(CR).unwrap();
-    let s = log.lookup(&cr).unwrap();
-    assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[0xaa; 48][..]);
+    let cr = decode_hex(CR).ok_or("CR is not hex")?;
+    let s = log.lookup(&cr).ok_or("no session for CR")?;
+    assert_eq!(s.master_secret.as_ref().ok_or("no master secret")?.bytes(), &[0xaa; 48][..]);
     assert!(s.has_tls13());
     assert!(s.client_traffic_0.is_none());
     assert!(log.lookup(&[0u8; 32]).is_none());
     assert!(log.lookup(&[0u8; 3]).is_none());
+    Ok(())
 }
 
 #[test]
-fn debug_never_shows_secrets() {
+fn debug_never_shows_secrets() -> TestResult {
     let text = format!("CLIENT_RANDOM {CR} {}\n", "c7".repeat(48));
     let log = KeyLog::parse(&text);
-    let shown = format!("{log:?} {:?}", log.lookup(&decode_hex(CR).unwrap()).unwrap());
+    let shown =
+        format!("{log:?} {:?}", log.lookup(&decode_hex(CR).ok_or("CR is not hex")?).ok_or("no session for CR")?);
     assert!(!shown.contains("c7c7"), "{shown}");
     assert!(!shown.contains("199"), "{shown}");
     assert!(shown.contains("redacted"));
+    Ok(())
 }
 
 #[test]
-fn load_reads_shipped_key_log_and_reports_missing_file() {
+fn load_reads_shipped_key_log_and_reports_missing_file() -> TestResult {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls12-full.keylog");
-    let log = KeyLog::load(path).unwrap();
+    let log = KeyLog::load(path)?;
     assert_eq!(log.bad_lines(), 0);
     assert_eq!(log.sessions(), 12);
     let err = KeyLog::load("/nonexistent/wiretax.keylog").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/wiretax.keylog"));
+    Ok(())
 }
 
 #[test]
-fn garbage_and_truncation_never_panic() {
-    let full =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls13-full.keylog")).unwrap();
+fn garbage_and_truncation_never_panic() -> TestResult {
+    let full = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/https-tls13-full.keylog"))?;
     for cut in (0..full.len()).step_by(37) {
         let log = KeyLog::parse(&full[..cut]);
         assert!(log.bad_lines() <= 1);
     }
     let log = KeyLog::parse("\u{0}\u{ff}CLIENT_RANDOM \u{1F600}\n\t\t\n");
     assert_eq!(log.sessions(), 0);
+    Ok(())
 }

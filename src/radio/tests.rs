@@ -11,6 +11,7 @@
 //!   idle eDRX 37 uA = 136.9 uW for 60 s; PSM 2.7 uA = 9.99 uW.
 
 use super::*;
+use crate::dissect::testkit::TestResult;
 
 const UJ: f64 = 1e-6;
 const LTE_PROMO: f64 = 0.3146;
@@ -36,8 +37,8 @@ fn xtick(t_s: f64, len: u32, uplink: bool, exchange: u32) -> Tick {
     Tick { exchange: Some(exchange), ..tick(t_s, len, uplink) }
 }
 
-fn run(profile: &str, opts: RadioOptions, ticks: &[Tick]) -> RadioReport {
-    let mut sim = RadioSim::new(Profile::builtin(profile).unwrap(), opts);
+fn run(profile: &str, opts: RadioOptions, ticks: &[Tick]) -> TestResult<RadioReport> {
+    let mut sim = RadioSim::new(Profile::builtin(profile).ok_or_else(|| format!("no profile {profile}"))?, opts);
     for t in ticks {
         sim.tick(t);
     }
@@ -45,7 +46,7 @@ fn run(profile: &str, opts: RadioOptions, ticks: &[Tick]) -> RadioReport {
         (Some(a), Some(b)) => (b.ts_ns - a.ts_ns) as f64 / 1e9,
         _ => 0.0,
     };
-    sim.finish(span)
+    Ok(sim.finish(span))
 }
 
 fn captured() -> RadioOptions {
@@ -72,8 +73,8 @@ fn check_split(r: &RadioReport) {
 }
 
 #[test]
-fn lte_one_packet() {
-    let r = run("lte", captured(), &[tick(0.0, 100, true)]);
+fn lte_one_packet() -> TestResult {
+    let r = run("lte", captured(), &[tick(0.0, 100, true)])?;
     let bits = 800.0 * UP_BIT;
     assert_j("promotion", r.energy.promotion_j, LTE_PROMO);
     assert_j("transfer", r.energy.transfer_j, bits);
@@ -86,12 +87,13 @@ fn lte_one_packet() {
     assert_j("long DRX time", state(&r, "long_drx").0, 10.0);
     assert_j("short DRX energy", state(&r, "short_drx").1, 0.02244);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn lte_two_packets_inside_one_tail() {
+fn lte_two_packets_inside_one_tail() -> TestResult {
     // Second packet 5 s later finds the radio in long DRX: no promotion.
-    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(5.0, 200, false)]);
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(5.0, 200, false)])?;
     let gap = 0.12 + 0.02244 + 4.88 * 1.091;
     let bits = 800.0 * UP_BIT + 1600.0 * DOWN_BIT;
     assert_eq!((r.promotions, r.wakeups), (1, 1));
@@ -100,14 +102,15 @@ fn lte_two_packets_inside_one_tail() {
     assert_j("total (by hand)", r.energy_j, 16.833993864);
     assert_j("radio on", r.radio_on_s, 0.26 + 5.0 + 10.12);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn lte_two_packets_just_outside_the_tail() {
+fn lte_two_packets_just_outside_the_tail() -> TestResult {
     // 10.2 s > 10.12 s tail: the radio idled, the second packet needs a new
     // promotion. The capture shows the packet 0.08 s after the tail ended,
     // less than the 0.26 s promotion: the first tail still runs in full.
-    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(10.2, 100, true)]);
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(10.2, 100, true)])?;
     assert_eq!((r.promotions, r.wakeups), (2, 2));
     assert_j("promotion", r.energy.promotion_j, 2.0 * LTE_PROMO);
     assert_j("tail", r.energy.tail_j, 2.0 * LTE_TAIL);
@@ -115,40 +118,42 @@ fn lte_two_packets_just_outside_the_tail() {
     check_split(&r);
 
     // Just inside (10.0 s): one promotion, the tail is cut short.
-    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(10.0, 100, true)]);
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(10.0, 100, true)])?;
     assert_eq!(r.promotions, 1);
     assert_j("total", r.energy_j, LTE_PROMO + 0.12 + 0.02244 + 9.88 * 1.091 + LTE_TAIL + 1600.0 * UP_BIT);
 
     // Well outside (15 s): idle paging for 15 - 10.12 - 0.26 s before the promotion.
-    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(15.0, 100, true)]);
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(15.0, 100, true)])?;
     let idle_s = 15.0 - 10.12 - 0.26;
     assert_j("idle time", state(&r, "idle").0, idle_s);
     assert_j("idle", r.energy.idle_j, idle_s * LTE_IDLE_W);
     assert_j("total", r.energy_j, 2.0 * (LTE_PROMO + LTE_TAIL + 800.0 * UP_BIT) + idle_s * LTE_IDLE_W);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn lte_long_transfer_at_a_known_rate_captured() {
+fn lte_long_transfer_at_a_known_rate_captured() -> TestResult {
     // 1000-byte frames every 10 ms for 2 s (800 kbit/s): continuous reception
     // throughout (10 ms < 100 ms inactivity).
     let ticks: Vec<Tick> = (0..=200).map(|i| tick(i as f64 * 0.01, 1000, true)).collect();
-    let r = run("lte", captured(), &ticks);
+    let r = run("lte", captured(), &ticks)?;
     let bits = 201.0 * 8000.0 * UP_BIT;
     assert_j("transfer", r.energy.transfer_j, 2.0 * 1.2 + bits);
     assert_j("total", r.energy_j, LTE_PROMO + 2.4 + bits + LTE_TAIL);
     assert_j("connected time", state(&r, "connected").0, 2.0 + 0.1);
     assert_eq!(r.bursts, 1);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn lte_long_transfer_at_a_known_rate_on_the_link() {
+fn lte_long_transfer_at_a_known_rate_on_the_link() -> TestResult {
     // 100 uplink frames of 1410 bytes, captured 1 ms apart: on a 5.64 Mbit/s
     // uplink each takes 11280 / 5.64e6 = 2 ms, back to back.
     let ticks: Vec<Tick> = (0..100).map(|i| tick(i as f64 * 0.001, 1410, true)).collect();
-    let r = run("lte", link(), &ticks);
-    let link = r.link.as_ref().unwrap();
+    let r = run("lte", link(), &ticks)?;
+    let link = r.link.as_ref().ok_or("no link section")?;
     assert_j("airtime", link.airtime_s, 0.2);
     assert_eq!(link.round_trips, 0);
     assert_j("transfer", r.energy.transfer_j, 0.2 * 1.2 + 1_128_000.0 * UP_BIT);
@@ -158,51 +163,55 @@ fn lte_long_transfer_at_a_known_rate_on_the_link() {
     assert_j("retimed span", link.retimed_span_s, 0.26 + 0.2);
     assert_eq!(r.timing, Timing::Link);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn link_timing_waits_a_round_trip_for_the_answer() {
-    let r = run("lte", link(), &[tick(0.0, 100, true), tick(0.001, 200, false), tick(0.002, 100, true)]);
+fn link_timing_waits_a_round_trip_for_the_answer() -> TestResult {
+    let r = run("lte", link(), &[tick(0.0, 100, true), tick(0.001, 200, false), tick(0.002, 100, true)])?;
     let up = 800.0 / 5.64e6;
     let down = 1600.0 / 12.74e6;
-    let link = r.link.as_ref().unwrap();
+    let link = r.link.as_ref().ok_or("no link section")?;
     assert_eq!(link.round_trips, 1);
     assert_j("on link", link.on_link_s, 2.0 * up + 0.07 + down);
     let connected = (2.0 * up + 0.07 + down) * 1.2;
     assert_j("total", r.energy_j, LTE_PROMO + connected + 1600.0 * UP_BIT + 1600.0 * DOWN_BIT + LTE_TAIL);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn umts_fach_promotion_uses_the_average() {
-    let r = run("umts", captured(), &[tick(0.0, 100, true)]);
+fn umts_fach_promotion_uses_the_average() -> TestResult {
+    let r = run("umts", captured(), &[tick(0.0, 100, true)])?;
     assert_j("one packet", r.energy_j, 2.0 * 0.65 + 4.0 * 1.30 + 10.0 * 0.30);
     assert_j("radio on", r.radio_on_s, 16.0);
     // A packet 6 s later finds FACH: 1.5 s FACH->DCH promotion at 0.8 W,
     // placed before the packet (FACH 4.0 .. 4.5 s, promotion 4.5 .. 6.0 s).
-    let r = run("umts", captured(), &[tick(0.0, 100, true), tick(6.0, 100, true)]);
+    let r = run("umts", captured(), &[tick(0.0, 100, true), tick(6.0, 100, true)])?;
     assert_eq!((r.promotions, r.wakeups), (2, 1));
     assert_j("fach->dch", state(&r, "promotion_from_fach").1, 1.2);
     assert_j("fach", state(&r, "fach").0, 0.5 + 10.0);
     assert_j("total", r.energy_j, 1.3 + 5.2 + 0.15 + 1.2 + 8.2);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn wifi_tail_then_power_save() {
-    let r = run("wifi", captured(), &[tick(0.0, 100, true), tick(1.0, 100, false)]);
+fn wifi_tail_then_power_save() -> TestResult {
+    let r = run("wifi", captured(), &[tick(0.0, 100, true), tick(1.0, 100, false)])?;
     assert_eq!(r.wakeups, 2);
     assert_j("standby", state(&r, "standby_psm").1, 0.75 * 0.02);
     assert_j("total", r.energy_j, 2.0 * 0.25 * 0.403 + 0.75 * 0.02);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn nbiot_psm_entry_and_exit() {
+fn nbiot_psm_entry_and_exit() -> TestResult {
     // Packet at 0 s, next at 200 s: connected 0.2 s, connected DRX 20 s,
     // idle eDRX 60 s (the active time), PSM from 80.2 s; the second packet
     // wakes the radio from PSM with a 2.7 s promotion ending at 200 s.
-    let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(200.0, 100, true)]);
+    let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(200.0, 100, true)])?;
     let psm_s = 200.0 - 2.7 - 80.2;
     let tail = 0.2 * NB_CONN_W + 20.0 * NB_CDRX_W + 60.0 * NB_EDRX_W;
     assert_j("tail by hand", tail, 0.152514);
@@ -214,12 +223,13 @@ fn nbiot_psm_entry_and_exit() {
     // idle eDRX and PSM are not radio-on time
     assert_j("radio on", r.radio_on_s, 2.0 * (2.7 + 20.2));
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn nbiot_edrx_wakeup() {
+fn nbiot_edrx_wakeup() -> TestResult {
     // Next packet at 50 s finds the radio released, in idle eDRX since 20.2 s.
-    let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(50.0, 100, true)]);
+    let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(50.0, 100, true)])?;
     let edrx_s = 50.0 - 2.7 - 20.2;
     assert_j("edrx time", state(&r, "idle_edrx").0, edrx_s + 60.0);
     assert_eq!(r.wakeups, 2);
@@ -228,32 +238,34 @@ fn nbiot_edrx_wakeup() {
     assert_j("total (by hand)", r.energy_j, 1.40050399);
     assert_j("no PSM yet", r.energy.idle_j, 0.0);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn nbiot_release_assistance_skips_the_connected_tail() {
+fn nbiot_release_assistance_skips_the_connected_tail() -> TestResult {
     let opts = RadioOptions { release_assistance: true, ..captured() };
-    let r = run("nbiot", opts, &[tick(0.0, 100, true)]);
+    let r = run("nbiot", opts, &[tick(0.0, 100, true)])?;
     assert!(r.release_assistance);
     assert_j("tail", r.energy.tail_j, 0.1 * NB_CONN_W + 60.0 * NB_EDRX_W);
     assert_j("total", r.energy_j, NB_PROMO + 0.024864);
     // without RAI
-    let r = run("nbiot", captured(), &[tick(0.0, 100, true)]);
+    let r = run("nbiot", captured(), &[tick(0.0, 100, true)])?;
     assert_j("total", r.energy_j, NB_PROMO + 0.152514);
     // LTE has no RAI: ignored, and the report says so
-    let r = run("lte", RadioOptions { release_assistance: true, ..captured() }, &[tick(0.0, 100, true)]);
+    let r = run("lte", RadioOptions { release_assistance: true, ..captured() }, &[tick(0.0, 100, true)])?;
     assert!(!r.release_assistance);
     assert_eq!(r.notes.len(), 1);
+    Ok(())
 }
 
 #[test]
-fn shared_tail_is_split_by_the_time_each_exchange_kept_the_radio_up() {
+fn shared_tail_is_split_by_the_time_each_exchange_kept_the_radio_up() -> TestResult {
     // Exchange 0: 0.0 up, 0.2 down. Exchange 1: 0.3 up, 0.35 down.
     // Radio time: gap 0.2 -> ex 0; gap 0.1 (ex 0 -> ex 1) split; gap 0.05 -> ex 1.
     // Weights 0.25 and 0.10; the final tail is split 5:2.
     let ticks =
         [xtick(0.0, 100, true, 0), xtick(0.2, 100, false, 0), xtick(0.3, 100, true, 1), xtick(0.35, 100, false, 1)];
-    let r = run("lte", captured(), &ticks);
+    let r = run("lte", captured(), &ticks)?;
     let bits = 800.0 * (UP_BIT + DOWN_BIT);
     let e0 = &r.per_exchange[0];
     let e1 = &r.per_exchange[1];
@@ -266,17 +278,18 @@ fn shared_tail_is_split_by_the_time_each_exchange_kept_the_radio_up() {
     assert!((e1.tail_share - e1.tail_j / e1.energy_j).abs() < 1e-12);
     assert_eq!(r.round_trips, 2);
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn link_round_trips_are_charged_to_their_exchange_and_back_to_back_packets_to_none() {
+fn link_round_trips_are_charged_to_their_exchange_and_back_to_back_packets_to_none() -> TestResult {
     // Re-timed: ex 0 up, one round trip, ex 0 down; ex 1 up at once (no turn:
     // a zero gap, split between the two exchanges), a round trip, ex 1 down.
     // Both kept the radio up for a round trip and two airtimes: the final
     // tail is split evenly.
     let ticks =
         [xtick(0.0, 100, true, 0), xtick(0.2, 100, false, 0), xtick(0.3, 100, true, 1), xtick(0.35, 100, false, 1)];
-    let r = run("lte", link(), &ticks);
+    let r = run("lte", link(), &ticks)?;
     let airtime = 800.0 / 5.64e6 + 800.0 / 12.74e6;
     let each = (0.07 + airtime) * 1.2 + 800.0 * (UP_BIT + DOWN_BIT);
     let e0 = &r.per_exchange[0];
@@ -290,15 +303,16 @@ fn link_round_trips_are_charged_to_their_exchange_and_back_to_back_packets_to_no
     assert_eq!((e0.round_trips, e1.round_trips, r.round_trips), (1, 1, 2));
     assert_eq!((e0.frames, e1.frames), (2, 2));
     check_split(&r);
+    Ok(())
 }
 
 #[test]
-fn per_day_from_wakeup_cycles_and_battery_life() {
+fn per_day_from_wakeup_cycles_and_battery_life() -> TestResult {
     // A reading every 20 s, 8 readings: 7 full cycles between the first and
     // the last wake-up, each = promotion + bits + tail + idle.
     let ticks: Vec<Tick> = (0..8).map(|i| tick(i as f64 * 20.0, 100, true)).collect();
     let opts = RadioOptions { battery_mah: Some(3000.0), sleep_current_ua: 5.0, ..captured() };
-    let r = run("lte", opts, &ticks);
+    let r = run("lte", opts, &ticks)?;
     assert_eq!(r.wakeups, 8);
     let cycle = LTE_PROMO + 800.0 * UP_BIT + LTE_TAIL + (20.0 - 10.12 - 0.26) * LTE_IDLE_W;
     let per_day_j = cycle * 4320.0;
@@ -307,31 +321,35 @@ fn per_day_from_wakeup_cycles_and_battery_life() {
     assert!((r.per_day.energy_j - per_day_j).abs() < 1e-6);
     assert!((r.per_day.charge_mah - per_day_j / 3.7 / 3.6).abs() < 1e-6);
     assert!((r.per_day.radio_on_s - 4320.0 * 10.38).abs() < 1e-6);
-    let battery = r.battery.as_ref().unwrap();
+    let battery = r.battery.as_ref().ok_or("no battery section")?;
     assert!((battery.sleep_mah_per_day - 0.12).abs() < 1e-12);
     let life = 3000.0 / (per_day_j / 3.7 / 3.6 + 0.12);
-    assert!((r.battery_life_days.unwrap() - life).abs() < 1e-9);
+    assert!((r.battery_life_days.ok_or("no battery life")? - life).abs() < 1e-9);
+    Ok(())
 }
 
 #[test]
-fn per_day_with_one_wakeup_repeats_the_episode() {
-    let r = run("lte", captured(), &[tick(0.0, 100, true)]);
+fn per_day_with_one_wakeup_repeats_the_episode() -> TestResult {
+    let r = run("lte", captured(), &[tick(0.0, 100, true)])?;
     // episode: 0.26 s promotion + 10.12 s tail
     assert!((r.per_day.window_s - 10.38).abs() < 1e-9);
     assert!((r.per_day.wakeups - 86_400.0 / 10.38).abs() < 1e-6);
     assert!((r.per_day.radio_on_s - 86_400.0).abs() < 1e-6);
+    Ok(())
 }
 
 #[test]
-fn no_traffic_and_hostile_input_do_not_panic() {
-    let r = RadioSim::new(Profile::builtin("lte").unwrap(), RadioOptions::default()).finish(f64::NAN);
+fn no_traffic_and_hostile_input_do_not_panic() -> TestResult {
+    let r = RadioSim::new(Profile::builtin("lte").ok_or("no such profile")?, RadioOptions::default()).finish(f64::NAN);
     assert_eq!(r.energy_j, 0.0);
     assert_eq!(r.per_day.bytes, 0);
     assert!(r.per_day.charge_mah > 0.0); // idle paging all day
     for timing in [Timing::Captured, Timing::Link] {
         for name in Profile::builtin_names() {
-            let mut sim =
-                RadioSim::new(Profile::builtin(name).unwrap(), RadioOptions { timing, ..RadioOptions::default() });
+            let mut sim = RadioSim::new(
+                Profile::builtin(name).ok_or("no such profile")?,
+                RadioOptions { timing, ..RadioOptions::default() },
+            );
             for (i, ts) in [i64::MIN, i64::MAX, 0, -5, i64::MAX, 3].into_iter().enumerate() {
                 sim.tick(&Tick {
                     ts_ns: ts,
@@ -345,15 +363,16 @@ fn no_traffic_and_hostile_input_do_not_panic() {
             assert!(r.energy_j.is_finite() && r.energy_j >= 0.0, "{name}");
             assert!(r.per_flow.is_empty(), "NO_FLOW frames are in no flow");
             assert!(r.per_day.charge_mah.is_finite(), "{name}");
-            serde_json::to_string(&r).unwrap();
+            serde_json::to_string(&r)?;
         }
     }
+    Ok(())
 }
 
 #[test]
-fn report_has_the_contract_fields() {
-    let r = run("lte", captured(), &[tick(0.0, 100, true)]);
-    let v = serde_json::to_value(&r).unwrap();
+fn report_has_the_contract_fields() -> TestResult {
+    let r = run("lte", captured(), &[tick(0.0, 100, true)])?;
+    let v = serde_json::to_value(&r)?;
     for k in ["profile", "radio_on_s", "energy_j", "charge_mah", "tail_energy_j", "promotions", "per_day"] {
         assert!(v.get(k).is_some(), "{k}");
     }
@@ -362,35 +381,35 @@ fn report_has_the_contract_fields() {
     }
     assert_eq!(v["profile"], "lte");
     assert_eq!(v["timing"], "captured");
+    Ok(())
 }
 
 /// Ticks extracted from a shipped capture with tshark (see the file's header).
-fn capture_ticks(text: &str) -> Vec<Tick> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Tick {
-                ts_ns: f[0].parse().unwrap(),
-                wire_len: f[1].parse().unwrap(),
-                uplink: f[2] == "1",
-                flow: f[3].parse().unwrap(),
-                exchange: None,
-            }
-        })
-        .collect()
+fn capture_ticks(text: &str) -> TestResult<Vec<Tick>> {
+    let mut ticks = vec![];
+    for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        ticks.push(Tick {
+            ts_ns: f[0].parse()?,
+            wire_len: f[1].parse()?,
+            uplink: f[2] == "1",
+            flow: f[3].parse()?,
+            exchange: None,
+        });
+    }
+    Ok(ticks)
 }
 
 #[test]
-fn nbiot_new_tls_connection_per_reading_costs_three_times_an_open_mqtt_connection() {
-    let https = capture_ticks(include_str!("testdata/https-tls12-full.ticks"));
-    let mqtt = capture_ticks(include_str!("testdata/mqtt-tls12.ticks"));
+fn nbiot_new_tls_connection_per_reading_costs_three_times_an_open_mqtt_connection() -> TestResult {
+    let https = capture_ticks(include_str!("testdata/https-tls12-full.ticks"))?;
+    let mqtt = capture_ticks(include_str!("testdata/mqtt-tls12.ticks"))?;
     assert_eq!((https.len(), mqtt.len()), (180, 63));
-    let h = run("nbiot", link(), &https);
-    let m = run("nbiot", link(), &mqtt);
+    let h = run("nbiot", link(), &https)?;
+    let m = run("nbiot", link(), &mqtt)?;
     let per_reading_h = h.energy_j / 12.0; // 12 polls, each a new TCP + TLS 1.2 connection
     let per_reading_m = m.energy_j / 15.0; // 15 QoS 1 publishes on one connection
-    let (hl, ml) = (h.link.as_ref().unwrap(), m.link.as_ref().unwrap());
+    let (hl, ml) = (h.link.as_ref().ok_or("no link section")?, m.link.as_ref().ok_or("no link section")?);
     let why = format!(
         "https {per_reading_h:.4} J/reading ({} round trips, {} bytes, tail {:.3} J), mqtt {per_reading_m:.4} J/reading ({} round trips, {} bytes, tail {:.3} J)",
         hl.round_trips, h.bytes, h.tail_energy_j, ml.round_trips, m.bytes, m.tail_energy_j
@@ -399,22 +418,23 @@ fn nbiot_new_tls_connection_per_reading_costs_three_times_an_open_mqtt_connectio
     // The JSON shows why: more round trips and bytes per reading.
     assert!(hl.round_trips as f64 / 12.0 >= 3.0 * ml.round_trips as f64 / 15.0, "{why}");
     assert!(h.bytes as f64 / 12.0 > 3.0 * m.bytes as f64 / 15.0, "{why}");
-    let v = serde_json::to_value(&h).unwrap();
+    let v = serde_json::to_value(&h)?;
     assert_eq!(v["timing"], "link");
-    assert!(v["link"]["round_trips"].as_u64().unwrap() > 0);
+    assert!(v["link"]["round_trips"].as_u64().ok_or("no link.round_trips")? > 0);
     assert_eq!(h.per_flow.len(), 12);
     eprintln!("{why}");
+    Ok(())
 }
 
 #[test]
-fn text_rendering_mentions_the_essentials() {
+fn text_rendering_mentions_the_essentials() -> TestResult {
     let opts = RadioOptions {
         timing: Timing::Link,
         battery_mah: Some(3000.0),
         sleep_current_ua: 5.0,
         release_assistance: false,
     };
-    let r = run("nbiot", opts, &[tick(0.0, 100, true), tick(0.001, 300, false)]);
+    let r = run("nbiot", opts, &[tick(0.0, 100, true), tick(0.001, 300, false)])?;
     let text = r.to_text();
     for s in ["nbiot", "re-timed", "round trips", "per day", "battery 3000 mAh", "connected_drx"] {
         assert!(text.contains(s), "{s} missing in\n{text}");
@@ -423,24 +443,26 @@ fn text_rendering_mentions_the_essentials() {
         cost(1e6, &CostOptions { devices: 10, price_per_mb: Some(0.1), currency: "EUR".into(), binary_units: false });
     let text = c.to_text();
     assert!(text.contains("fleet-year (365 d)") && text.contains("365.00 EUR"), "{text}");
+    Ok(())
 }
 
 #[test]
-fn per_day_when_the_radio_never_idles() {
+fn per_day_when_the_radio_never_idles() -> TestResult {
     // A reading every second on LTE: one wake-up, the tail never expires;
     // each 1 s cycle is the packet's bits plus 1 s of timer-held tail.
     let ticks: Vec<Tick> = (0..15).map(|i| tick(i as f64, 100, true)).collect();
-    let r = run("lte", captured(), &ticks);
+    let r = run("lte", captured(), &ticks)?;
     assert_eq!((r.wakeups, r.bursts), (1, 15));
     let cycle = 800.0 * UP_BIT + 0.12 + 0.02244 + 0.88 * 1.091;
     assert!((r.per_day.energy_j - cycle * 86_400.0).abs() < 1e-6);
     assert_eq!(r.per_day.wakeups, 0.0);
     assert!((r.per_day.radio_on_s - 86_400.0).abs() < 1e-6);
     assert_eq!(r.per_day.bytes, 8_640_000);
+    Ok(())
 }
 
 #[test]
-fn lte_wakeups_match_the_truth_files() {
+fn lte_wakeups_match_the_truth_files() -> TestResult {
     // `wakeups_lte_10_12s` in captures/NAME.truth.json: bursts separated by
     // more than the 10.12 s LTE tail, counted by the capture generator.
     for (ticks, want) in [
@@ -449,23 +471,24 @@ fn lte_wakeups_match_the_truth_files() {
         (include_str!("testdata/sparse-coap-non.ticks"), 8),
         (include_str!("testdata/sparse-http-keepalive-poll.ticks"), 8),
     ] {
-        let r = run("lte", captured(), &capture_ticks(ticks));
+        let r = run("lte", captured(), &capture_ticks(ticks)?)?;
         assert_eq!(r.wakeups, want);
         assert_eq!(r.promotions, want);
         check_split(&r);
     }
     // A reading every 20 s: 4,320 wake-ups a day.
-    let r = run("lte", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    let r = run("lte", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks"))?)?;
     assert!((r.per_day.wakeups - 4320.0).abs() < 5.0, "{}", r.per_day.wakeups);
     assert_eq!(r.per_flow.len(), 8);
+    Ok(())
 }
 
 #[test]
-fn nbiot_sparse_tracker_https_versus_mqtt() {
+fn nbiot_sparse_tracker_https_versus_mqtt() -> TestResult {
     // The textbook tracker on NB-IoT, 8 readings 20 s apart each way.
-    let h = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
-    let m = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-mqtt-gps.ticks")));
-    let (hl, ml) = (h.link.as_ref().unwrap(), m.link.as_ref().unwrap());
+    let h = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks"))?)?;
+    let m = run("nbiot", link(), &capture_ticks(include_str!("testdata/sparse-mqtt-gps.ticks"))?)?;
+    let (hl, ml) = (h.link.as_ref().ok_or("no link section")?, m.link.as_ref().ok_or("no link section")?);
     eprintln!(
         "https {:.4} J/reading, {} round trips; mqtt {:.4} J/reading, {} round trips",
         h.energy_j / 8.0,
@@ -475,20 +498,22 @@ fn nbiot_sparse_tracker_https_versus_mqtt() {
     );
     assert!(h.energy_j > 2.0 * m.energy_j);
     // Captured timing on NB-IoT says the timestamps cannot be this radio's.
-    let c = run("nbiot", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks")));
+    let c = run("nbiot", captured(), &capture_ticks(include_str!("testdata/sparse-https-poll.ticks"))?)?;
     assert!(c.notes.iter().any(|n| n.contains("--timing link")), "{:?}", c.notes);
     assert!(h.notes.is_empty(), "{:?}", h.notes);
     assert!(hl.round_trips > 3 * ml.round_trips);
+    Ok(())
 }
 
 #[test]
-fn per_day_keeps_the_captured_schedule_with_link_timing() {
+fn per_day_keeps_the_captured_schedule_with_link_timing() -> TestResult {
     // 8 readings, 20 s apart on the capture; on NB-IoT each burst takes
     // longer, but the day still holds 4,320 readings.
     let ticks: Vec<Tick> =
         (0..8).flat_map(|i| [tick(i as f64 * 20.0, 1000, true), tick(i as f64 * 20.0 + 0.001, 1000, false)]).collect();
-    let r = run("nbiot", link(), &ticks);
+    let r = run("nbiot", link(), &ticks)?;
     assert_eq!(r.per_day.bytes, 8_640_000);
     assert!((r.per_day.window_s - 140.0).abs() < 1e-6);
     assert!(r.per_day.basis.contains("captured schedule"), "{}", r.per_day.basis);
+    Ok(())
 }

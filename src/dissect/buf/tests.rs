@@ -1,4 +1,5 @@
 use super::*;
+use crate::dissect::testkit::TestResult;
 
 // Length-prefixed toy messages: first byte is the total length.
 fn toy(seen: &mut Vec<usize>) -> impl FnMut(&[u8]) -> Framing + '_ {
@@ -14,16 +15,17 @@ fn toy(seen: &mut Vec<usize>) -> impl FnMut(&[u8]) -> Framing + '_ {
 }
 
 #[test]
-fn frames_split_and_coalesced_messages() {
+fn frames_split_and_coalesced_messages() -> TestResult {
     let stream = [3u8, 0, 0, 2, 0, 4, 0, 0, 0];
     for cut in 0..stream.len() {
         let mut seen = vec![];
         let mut mb = MsgBuf::new(100);
-        mb.feed(&stream[..cut], toy(&mut seen)).unwrap();
-        mb.feed(&stream[cut..], toy(&mut seen)).unwrap();
+        mb.feed(&stream[..cut], toy(&mut seen)).map_err(|n| format!("cut at {cut}: {n} bytes overflowed"))?;
+        mb.feed(&stream[cut..], toy(&mut seen)).map_err(|n| format!("cut at {cut}: {n} bytes overflowed"))?;
         assert_eq!(seen, vec![3, 2, 4], "cut at {cut}");
         assert_eq!(mb.pending(), 0);
     }
+    Ok(())
 }
 
 #[test]

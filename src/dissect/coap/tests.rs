@@ -1,16 +1,16 @@
 use super::*;
 use crate::dissect::ProtoStats;
-use crate::dissect::testkit::{self, Run};
+use crate::dissect::testkit::{self, Run, TestResult};
 
 /// UDP datagrams of one flow of a shipped capture: (time, direction, bytes).
 type Flow = Vec<(i64, Dir, Vec<u8>)>;
 
 /// The UDP flows of `captures/NAME.pcap` (Ethernet, IPv4), each oriented
 /// by its first datagram's sender, in order of first appearance.
-fn udp_flows(name: &str) -> Vec<Flow> {
+fn udp_flows(name: &str) -> TestResult<Vec<Flow>> {
     let path = format!("{}/captures/{name}.pcap", env!("CARGO_MANIFEST_DIR"));
-    let file = std::fs::read(&path).unwrap();
-    let (_, cap) = pcap_parser::parse_pcap(&file).unwrap();
+    let file = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
+    let (_, cap) = pcap_parser::parse_pcap(&file).map_err(|e| format!("{path}: {e:?}"))?;
     let mut keys: Vec<([u8; 6], [u8; 6])> = vec![];
     let mut flows: Vec<Flow> = vec![];
     for block in &cap.blocks {
@@ -44,7 +44,7 @@ fn udp_flows(name: &str) -> Vec<Flow> {
             }
         }
     }
-    flows
+    Ok(flows)
 }
 
 /// Feeds each flow to its own dissector at the capture's timestamps.
@@ -65,20 +65,20 @@ fn feed(flows: &[Flow]) -> Run {
     r
 }
 
-fn truth(name: &str) -> serde_json::Value {
+fn truth(name: &str) -> TestResult<serde_json::Value> {
     let path = format!("{}/captures/{name}.truth.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }
 
 /// Every field of the truth's `coap` section that we also report, and
 /// the upper byte classes (all of a UDP CoAP capture's are ours).
-fn check_capture(name: &str) -> Run {
-    let r = feed(&udp_flows(name));
+fn check_capture(name: &str) -> TestResult<Run> {
+    let r = feed(&udp_flows(name)?);
     r.assert_conserved();
-    let t = truth(name);
-    let ours = serde_json::to_value(&r.stats.coap).unwrap();
+    let t = truth(name)?;
+    let ours = serde_json::to_value(&r.stats.coap)?;
     let mut compared = 0;
-    for (k, want) in t["coap"].as_object().unwrap() {
+    for (k, want) in t["coap"].as_object().ok_or("truth: no coap section")? {
         if let Some(got) = ours.get(k) {
             assert_eq!(got, want, "{name}: coap.{k}");
             compared += 1;
@@ -86,7 +86,7 @@ fn check_capture(name: &str) -> Run {
     }
     assert!(compared >= 17, "{name}: only {compared} fields compared");
     for class in [Class::Retransmission, Class::AppHeader, Class::AppControl, Class::Payload] {
-        let want = t["byte_classes"][class.name()].as_u64().unwrap();
+        let want = t["byte_classes"][class.name()].as_u64().ok_or_else(|| format!("truth: no byte_classes.{}", class.name()))?;
         assert_eq!(r.class(class), want, "{name}: class {}", class.name());
     }
     assert_eq!(r.stats.coap.malformed_messages, 0);
@@ -110,7 +110,7 @@ fn check_capture(name: &str) -> Run {
     let n = opened.len();
     opened.sort_unstable();
     closed.sort_unstable();
-    if flows_share_ids(name) {
+    if flows_share_ids(name)? {
         // Several flows: ids repeat across flows; compare counts only.
         assert_eq!(opened.len(), closed.len(), "{name}: opens vs closes");
     } else {
@@ -118,11 +118,11 @@ fn check_capture(name: &str) -> Run {
         assert_eq!(opened.len(), n, "{name}: exchange ids unique");
         assert_eq!(opened, closed, "{name}: every exchange closed once");
     }
-    r
+    Ok(r)
 }
 
-fn flows_share_ids(name: &str) -> bool {
-    udp_flows(name).len() > 1
+fn flows_share_ids(name: &str) -> TestResult<bool> {
+    Ok(udp_flows(name)?.len() > 1)
 }
 
 fn opens(r: &Run) -> Vec<String> {
@@ -150,42 +150,46 @@ fn flow_bytes(r: &Run) -> u64 {
 }
 
 #[test]
-fn con_get_matches_truth() {
-    let r = check_capture("coap-con-get");
+fn con_get_matches_truth() -> TestResult {
+    let r = check_capture("coap-con-get")?;
     assert_eq!(opens(&r), vec!["GET /time"; 15]);
     assert_eq!(describes(&r), vec!["GET /time 2.05"; 15]);
     assert_eq!(flow_bytes(&r), 0);
+    Ok(())
 }
 
 #[test]
-fn con_put_matches_truth() {
-    let r = check_capture("coap-con-put");
+fn con_put_matches_truth() -> TestResult {
+    let r = check_capture("coap-con-put")?;
     assert_eq!(opens(&r), vec!["PUT /example_data"; 12]);
     assert_eq!(describes(&r)[0], "PUT /example_data 2.01");
+    Ok(())
 }
 
 #[test]
-fn non_matches_truth() {
-    let r = check_capture("coap-non");
+fn non_matches_truth() -> TestResult {
+    let r = check_capture("coap-non")?;
     assert_eq!(opens(&r).len(), 15);
     assert_eq!(describes(&r).len(), 15);
     assert_eq!(flow_bytes(&r), 0);
+    Ok(())
 }
 
 #[test]
-fn sparse_non_matches_truth() {
-    let r = check_capture("sparse-coap-non");
+fn sparse_non_matches_truth() -> TestResult {
+    let r = check_capture("sparse-coap-non")?;
     assert_eq!(describes(&r).iter().filter(|d| d.ends_with("2.04")).count(), 7);
+    Ok(())
 }
 
 #[test]
-fn observe_matches_truth_and_pairs_notifications() {
-    let r = check_capture("coap-observe");
+fn observe_matches_truth_and_pairs_notifications() -> TestResult {
+    let r = check_capture("coap-observe")?;
     let o = opens(&r);
     assert_eq!(o.len(), 22, "{o:?}");
     assert_eq!(o[0], "GET /time observe");
     assert_eq!(o.iter().filter(|w| *w == "notify /time").count(), 20);
-    assert_eq!(o.last().unwrap(), "GET /time cancel-observe");
+    assert_eq!(o.last().ok_or("nothing opened")?, "GET /time cancel-observe");
     assert_eq!(describes(&r), vec!["GET /time observe 2.05", "GET /time cancel-observe 2.05"]);
     // Every empty ACK acknowledges a notification: none is flow-level.
     assert_eq!(flow_bytes(&r), 0);
@@ -194,49 +198,53 @@ fn observe_matches_truth_and_pairs_notifications() {
         Event::Open { id, what, .. } if what == "notify /time" => Some(*id),
         _ => None,
     });
-    let id = first_notify.unwrap();
+    let id = first_notify.ok_or("no notification opened")?;
     let mut classes: Vec<Class> =
         r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(id)).map(|s| s.class).collect();
     classes.sort();
     assert_eq!(classes, vec![Class::AppHeader, Class::AppControl, Class::Payload]);
+    Ok(())
 }
 
 #[test]
-fn blockwise_matches_truth() {
-    let r = check_capture("coap-blockwise");
+fn blockwise_matches_truth() -> TestResult {
+    let r = check_capture("coap-blockwise")?;
     let o = opens(&r);
     assert_eq!(o.len(), 22);
     assert_eq!(o[0], "PUT /example_data block1 #0+");
     assert!(o.contains(&"PUT /example_data block1 #10".to_string()), "{o:?}");
     assert!(describes(&r).contains(&"PUT /example_data block1 #0+ 2.31".to_string()));
+    Ok(())
 }
 
 #[test]
-fn con_retransmit_matches_truth() {
-    let r = check_capture("coap-con-retransmit");
+fn con_retransmit_matches_truth() -> TestResult {
+    let r = check_capture("coap-con-retransmit")?;
     // Three requests; the two repeats belong to the first one's exchange.
     assert_eq!(opens(&r), vec!["GET /time"; 3]);
     let retrans: Vec<MsgRef> = r.spans.iter().filter(|s| s.class == Class::Retransmission).map(|s| s.msg).collect();
     assert_eq!(retrans.len(), 2);
     assert!(retrans.iter().all(|m| matches!(m, MsgRef::Exchange(_))));
+    Ok(())
 }
 
 #[test]
-fn port_unreachable_matches_truth() {
-    let r = check_capture("coap-port-unreachable");
+fn port_unreachable_matches_truth() -> TestResult {
+    let r = check_capture("coap-port-unreachable")?;
     assert_eq!(opens(&r), vec!["GET /sensors/temp"]);
     // Never answered: closed at the end of the flow, no Responded.
     assert!(!r.events.iter().any(|e| matches!(e, Event::Responded { .. })));
+    Ok(())
 }
 
 /// Parsing agrees with coap-lite on every message of every capture.
 #[test]
-fn parse_agrees_with_coap_lite() {
+fn parse_agrees_with_coap_lite() -> TestResult {
     for name in CAPTURES {
-        for flow in udp_flows(name) {
+        for flow in udp_flows(name)? {
             for (_, _, bytes) in flow {
-                let ours = parse(&bytes).unwrap();
-                let lite = coap_lite::Packet::from_bytes(&bytes).unwrap();
+                let ours = parse(&bytes).map_err(|e| format!("{name}: {e:?}"))?;
+                let lite = coap_lite::Packet::from_bytes(&bytes)?;
                 assert_eq!(ours.token, lite.get_token());
                 assert_eq!(ours.mid, lite.header.message_id);
                 assert_eq!(ours.payload, &lite.payload[..]);
@@ -246,6 +254,7 @@ fn parse_agrees_with_coap_lite() {
             }
         }
     }
+    Ok(())
 }
 
 // Hand-built messages for the cases the captures do not show.
@@ -269,7 +278,7 @@ const PATH_A: &[u8] = &[0xb1, b'a'];
 const PATH_B: &[u8] = &[0xb1, b'b'];
 
 #[test]
-fn out_of_order_responses_pair_by_token() {
+fn out_of_order_responses_pair_by_token() -> TestResult {
     let mut d = Coap::default();
     let pieces: Vec<(Dir, Vec<u8>)> = vec![
         (Dir::C2S, msg(NON, 1, 1, &[0xa1], PATH_A, b"")),
@@ -291,7 +300,8 @@ fn out_of_order_responses_pair_by_token() {
     assert_eq!(describes, vec![(1, "GET /b 2.05".to_string()), (0, "GET /a 4.04".to_string())]);
     let owners: Vec<MsgRef> = r.spans.iter().map(|s| s.msg).collect();
     assert_eq!(owners[0], MsgRef::Exchange(0));
-    assert_eq!(*owners.last().unwrap(), MsgRef::Exchange(0));
+    assert_eq!(*owners.last().ok_or("no spans")?, MsgRef::Exchange(0));
+    Ok(())
 }
 
 #[test]
@@ -433,11 +443,11 @@ fn unknown_option_names_are_capped() {
 }
 
 #[test]
-fn probe_verdicts() {
+fn probe_verdicts() -> TestResult {
     let get = msg(CON, 1, 1, &[1], &[0xb4, b't', b'i', b'm', b'e'], b"");
     assert_eq!(probe(Dir::C2S, &get), Probe::Yes);
     // libcoap's first Block1 PUT carries Request-Tag (292).
-    let first_block = &udp_flows("coap-blockwise")[0][0].2;
+    let first_block = &udp_flows("coap-blockwise")?[0][0].2;
     assert_eq!(probe(Dir::C2S, first_block), Probe::Yes);
     assert_eq!(probe(Dir::C2S, &msg(CON, 0, 1, &[], &[], b"")), Probe::Maybe);
     assert_eq!(probe(Dir::C2S, &msg(NON, 69, 1, &[1], &[], b"x")), Probe::Maybe);
@@ -447,19 +457,21 @@ fn probe_verdicts() {
     // A DNS query for example.com is not CoAP.
     let dns = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
     assert_eq!(probe(Dir::C2S, dns), Probe::No);
+    Ok(())
 }
 
 #[test]
-fn probe_knows_every_shipped_flow() {
+fn probe_knows_every_shipped_flow() -> TestResult {
     for name in CAPTURES {
-        for flow in udp_flows(name) {
+        for flow in udp_flows(name)? {
             assert_eq!(probe(Dir::C2S, &flow[0].2), Probe::Yes, "{name}");
         }
     }
     // DTLS records are not CoAP.
-    for flow in udp_flows("coap-dtls") {
+    for flow in udp_flows("coap-dtls")? {
         assert!(flow.iter().all(|(_, dir, b)| probe(*dir, b) == Probe::No));
     }
+    Ok(())
 }
 
 const CAPTURES: [&str; 8] = [
@@ -474,12 +486,13 @@ const CAPTURES: [&str; 8] = [
 ];
 
 #[test]
-fn stats_merge_adds() {
-    let r = feed(&udp_flows("coap-con-get"));
+fn stats_merge_adds() -> TestResult {
+    let r = feed(&udp_flows("coap-con-get")?);
     let mut all = ProtoStats::default();
     all.merge(&r.stats);
     all.merge(&r.stats);
     assert_eq!(all.coap.total_coap_bytes, 2 * 510);
     assert_eq!(all.coap.messages.get("CON"), Some(&30));
     assert_eq!(all.coap.options.get("Uri-Path"), Some(&30));
+    Ok(())
 }

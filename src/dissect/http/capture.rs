@@ -1,9 +1,9 @@
 //! Test support, compiled only for tests (`#[cfg(test)] mod capture` in
 //! http.rs): TCP conversations straight from the shipped captures, for the
 //! HTTP, WebSocket and HTTP/2 tests. A broken test capture is a failed
-//! test, so `expect` is right here.
+//! test: the helpers return errors for the tests to pass on with `?`.
 
-use super::super::testkit::{self, Run};
+use super::super::testkit::{self, Run, TestResult};
 use super::super::{Config, Dir, Dissector, FlowCtx, L4, ProtoStats};
 use crate::ledger::Ledger;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -29,9 +29,9 @@ pub fn path(name: &str) -> String {
     format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
-    let file = std::fs::File::open(path(name)).expect("capture");
-    let mut reader = pcap_parser::create_reader(1 << 20, file).expect("reader");
+fn frames(name: &str) -> TestResult<Vec<(u32, Vec<u8>)>> {
+    let file = std::fs::File::open(path(name)).map_err(|e| format!("{name}: {e}"))?;
+    let mut reader = pcap_parser::create_reader(1 << 20, file)?;
     let mut out = vec![];
     let mut linktype = 1u32;
     loop {
@@ -49,11 +49,11 @@ fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
                 reader.consume(off);
             }
             Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => reader.refill().expect("refill"),
-            Err(e) => panic!("{e:?}"),
+            Err(PcapError::Incomplete(_)) => reader.refill().map_err(|e| format!("{name}: {e:?}"))?,
+            Err(e) => return Err(format!("{name}: {e:?}").into()),
         }
     }
-    out
+    Ok(out)
 }
 
 struct Track {
@@ -63,16 +63,16 @@ struct Track {
 }
 
 /// Every TCP connection of capture `name` (in `captures/`).
-pub fn tcp_conns(name: &str) -> Vec<Conn> {
+pub fn tcp_conns(name: &str) -> TestResult<Vec<Conn>> {
     // Connections in order of their first packet.
     let mut all: Vec<Track> = vec![];
     let mut open: HashMap<(SocketAddr, SocketAddr), usize> = HashMap::new();
-    for (lt, data) in frames(name) {
+    for (lt, data) in frames(name)? {
         let pkt = match lt {
             1 => SlicedPacket::from_ethernet(&data),
             113 => SlicedPacket::from_linux_sll(&data),
             276 => SlicedPacket::from_ip(&data[20..]),
-            _ => panic!("link type {lt}"),
+            _ => return Err(format!("{name}: link type {lt}").into()),
         };
         let Ok(pkt) = pkt else { continue };
         let (src, dst) = match &pkt.net {
@@ -118,7 +118,7 @@ pub fn tcp_conns(name: &str) -> Vec<Conn> {
         t.conn.pieces.push((dir, payload[skip..].to_vec()));
         t.next[dir.idx()] = Some(seq.wrapping_add(payload.len() as u32));
     }
-    all.into_iter().map(|t| t.conn).filter(|c| !c.pieces.is_empty()).collect()
+    Ok(all.into_iter().map(|t| t.conn).filter(|c| !c.pieces.is_empty()).collect())
 }
 
 /// Everything the dissectors made of a whole capture.
@@ -131,9 +131,9 @@ pub struct Total {
 
 /// Runs a new dissector from `make` over every TCP connection of
 /// `name`; `bytewise`: one byte per call. Checks conservation per flow.
-pub fn run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, bytewise: bool) -> Total {
+pub fn run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, bytewise: bool) -> TestResult<Total> {
     let mut total = Total::default();
-    for c in tcp_conns(name) {
+    for c in tcp_conns(name)? {
         let ctx = FlowCtx { l4: L4::Tcp, server_port: c.server_port, cfg: Arc::new(Config::default()) };
         let mut d = make(&ctx);
         let r = if bytewise {
@@ -146,13 +146,13 @@ pub fn run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, bytewise: bool)
         total.stats.merge(&r.stats);
         total.runs.push(r);
     }
-    total
+    Ok(total)
 }
 
-pub fn truth(name: &str) -> serde_json::Value {
+pub fn truth(name: &str) -> TestResult<serde_json::Value> {
     let base = name.rsplit_once('.').map_or(name, |(b, _)| b);
-    let t = std::fs::read_to_string(path(&format!("{base}.truth.json"))).expect("truth");
-    serde_json::from_str(&t).expect("truth json")
+    let t = std::fs::read_to_string(path(&format!("{base}.truth.json")))?;
+    Ok(serde_json::from_str(&t)?)
 }
 
 /// The spans and events of a run, for comparing two runs.

@@ -1,7 +1,7 @@
 //! Mutated real conversations through the HTTP, WebSocket and HTTP/2
 //! dissectors (tests only).
 
-use super::super::testkit;
+use super::super::testkit::{self, TestResult};
 use super::super::{Config, Dir, Dissector, FlowCtx, L4};
 use super::capture;
 use std::sync::Arc;
@@ -17,10 +17,10 @@ impl Lcg {
     }
 }
 
-fn mutate_and_run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, rounds: usize) {
+fn mutate_and_run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, rounds: usize) -> TestResult {
     let ctx = FlowCtx { l4: L4::Tcp, server_port: 80, cfg: Arc::new(Config::default()) };
     let mut rng = Lcg(name.len() as u64 * 7919);
-    for conn in capture::tcp_conns(name).iter().take(3) {
+    for conn in capture::tcp_conns(name)?.iter().take(3) {
         for _ in 0..rounds {
             // Flip, insert or drop a few bytes, then cut the stream
             // into random pieces.
@@ -52,14 +52,16 @@ fn mutate_and_run(name: &str, make: fn(&FlowCtx) -> Box<dyn Dissector>, rounds: 
             r.assert_conserved();
         }
     }
+    Ok(())
 }
 
 #[test]
-fn mutated_captures_never_panic_and_conserve() {
+fn mutated_captures_never_panic_and_conserve() -> TestResult {
     let http = super::PROTOCOL.make;
-    mutate_and_run("http-pipelined.pcap", http, 150);
-    mutate_and_run("http-post-batch.pcap", http, 150);
-    mutate_and_run("websocket.pcapng", http, 150);
-    mutate_and_run("mqtt-ws.pcap", http, 150);
-    mutate_and_run("h2c-keepalive.pcap", super::super::http2::PROTOCOL.make, 300);
+    mutate_and_run("http-pipelined.pcap", http, 150)?;
+    mutate_and_run("http-post-batch.pcap", http, 150)?;
+    mutate_and_run("websocket.pcapng", http, 150)?;
+    mutate_and_run("mqtt-ws.pcap", http, 150)?;
+    mutate_and_run("h2c-keepalive.pcap", super::super::http2::PROTOCOL.make, 300)?;
+    Ok(())
 }

@@ -1,4 +1,4 @@
-use super::super::testkit;
+use super::super::testkit::{self, TestResult};
 use super::capture::{self, truth};
 use super::*;
 use crate::ledger::Class;
@@ -10,11 +10,11 @@ fn ctx() -> FlowCtx {
 
 /// Compares one capture's classes and `http` section with its truth
 /// file, fed as captured and one byte at a time.
-fn check_capture(name: &str) {
-    let t = truth(name);
-    let want = t.get("byte_classes").or(t.get("bytes_by_class")).expect("classes");
+fn check_capture(name: &str) -> TestResult {
+    let t = truth(name)?;
+    let want = t.get("byte_classes").or(t.get("bytes_by_class")).ok_or("truth: no byte classes")?;
     for bytewise in [false, true] {
-        let got = capture::run(name, make, bytewise);
+        let got = capture::run(name, make, bytewise)?;
         for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
             assert_eq!(
                 got.ledger.get(c),
@@ -23,7 +23,7 @@ fn check_capture(name: &str) {
                 c.name()
             );
         }
-        let h = serde_json::to_value(&got.stats.http).expect("json");
+        let h = serde_json::to_value(&got.stats.http)?;
         let th = &t["http"];
         for k in [
             "requests",
@@ -48,80 +48,82 @@ fn check_capture(name: &str) {
             assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
         }
     }
+    Ok(())
 }
 
 #[test]
-fn keepalive_matches_truth() {
-    check_capture("http-keepalive.pcap");
+fn keepalive_matches_truth() -> TestResult {
+    check_capture("http-keepalive.pcap")
 }
 
 #[test]
-fn keepalive_ipv6_matches_truth() {
-    check_capture("http-keepalive-ipv6.pcap");
+fn keepalive_ipv6_matches_truth() -> TestResult {
+    check_capture("http-keepalive-ipv6.pcap")
 }
 
 #[test]
-fn lossy_keepalive_matches_truth() {
-    check_capture("http-keepalive-lossy.pcap");
+fn lossy_keepalive_matches_truth() -> TestResult {
+    check_capture("http-keepalive-lossy.pcap")
 }
 
 #[test]
-fn sparse_keepalive_matches_truth() {
-    check_capture("sparse-http-keepalive-poll.pcap");
+fn sparse_keepalive_matches_truth() -> TestResult {
+    check_capture("sparse-http-keepalive-poll.pcap")
 }
 
 #[test]
-fn pipelined_matches_truth() {
-    check_capture("http-pipelined.pcap");
+fn pipelined_matches_truth() -> TestResult {
+    check_capture("http-pipelined.pcap")
 }
 
 #[test]
-fn poll_close_matches_truth() {
-    check_capture("http-poll-close.pcap");
+fn poll_close_matches_truth() -> TestResult {
+    check_capture("http-poll-close.pcap")
 }
 
 #[test]
-fn post_batch_chunked_both_ways_and_100_continue_match_truth() {
-    check_capture("http-post-batch.pcap");
+fn post_batch_chunked_both_ways_and_100_continue_match_truth() -> TestResult {
+    check_capture("http-post-batch.pcap")
 }
 
 #[test]
-fn errors_match_truth() {
-    check_capture("http-errors.pcap");
+fn errors_match_truth() -> TestResult {
+    check_capture("http-errors.pcap")
 }
 
 #[test]
-fn http10_matches_truth() {
-    check_capture("http10.pcap");
+fn http10_matches_truth() -> TestResult {
+    check_capture("http10.pcap")
 }
 
 #[test]
-fn websocket_upgrade_matches_truth() {
-    check_capture("websocket.pcapng");
+fn websocket_upgrade_matches_truth() -> TestResult {
+    check_capture("websocket.pcapng")
 }
 
 #[test]
-fn websocket_storms_match_truth() {
-    check_capture("websocket-storm-fixed.pcap");
-    check_capture("websocket-storm-backoff.pcap");
+fn websocket_storms_match_truth() -> TestResult {
+    check_capture("websocket-storm-fixed.pcap")?;
+    check_capture("websocket-storm-backoff.pcap")
 }
 
 /// Same spans (merged per class and exchange) and events whatever the
 /// segmentation.
 #[test]
-fn bytewise_feeding_changes_nothing() {
+fn bytewise_feeding_changes_nothing() -> TestResult {
     for name in ["http-pipelined.pcap", "http-post-batch.pcap", "websocket.pcapng", "http10.pcap"] {
-        let a = capture::run(name, make, false);
-        let b = capture::run(name, make, true);
+        let a = capture::run(name, make, false)?;
+        let b = capture::run(name, make, true)?;
         for (x, y) in a.runs.iter().zip(&b.runs) {
             assert_eq!(capture::outline(x), capture::outline(y), "{name}");
         }
     }
+    Ok(())
 }
 
 #[test]
-fn pipelined_responses_pair_first_in_first_out() {
-    let conns = capture::tcp_conns("http-pipelined.pcap");
+fn pipelined_responses_pair_first_in_first_out() -> TestResult {
+    let conns = capture::tcp_conns("http-pipelined.pcap")?;
     let c = &conns[0];
     // The first segment holds four requests.
     assert_eq!(c.pieces[0].1.windows(4).filter(|w| w == b"GET ").count(), 4);
@@ -132,7 +134,7 @@ fn pipelined_responses_pair_first_in_first_out() {
         match e {
             Event::Open { id, what, .. } => opened.push((*id, what.clone())),
             Event::Describe { id, what } => {
-                let req = &opened.iter().find(|(i, _)| i == id).expect("opened").1;
+                let req = &opened.iter().find(|(i, _)| i == id).ok_or("described before opened")?.1;
                 assert!(what.starts_with(req.as_str()), "{what} answers {req}");
                 assert!(what.ends_with(" 200") || what.ends_with(" 404"), "{what}");
             }
@@ -147,11 +149,12 @@ fn pipelined_responses_pair_first_in_first_out() {
         let n: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(id)).map(|s| s.len).sum();
         assert!(n > 100, "exchange {id}: {n} bytes");
     }
+    Ok(())
 }
 
 #[test]
-fn exchange_events_follow_request_and_response() {
-    let conns = capture::tcp_conns("http-keepalive.pcap");
+fn exchange_events_follow_request_and_response() -> TestResult {
+    let conns = capture::tcp_conns("http-keepalive.pcap")?;
     let r = testkit::run(&mut Http1::new(&ctx()), &conns[0].slices());
     let ev: Vec<_> = r.events.iter().take(4).cloned().collect();
     assert_eq!(
@@ -164,12 +167,13 @@ fn exchange_events_follow_request_and_response() {
         ]
     );
     assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count(), 15);
+    Ok(())
 }
 
 #[test]
-fn continue_is_a_response_and_the_final_one_follows() {
-    let conns = capture::tcp_conns("http-post-batch.pcap");
-    let put = conns.iter().find(|c| c.pieces[0].1.starts_with(b"PUT ")).expect("PUT connection");
+fn continue_is_a_response_and_the_final_one_follows() -> TestResult {
+    let conns = capture::tcp_conns("http-post-batch.pcap")?;
+    let put = conns.iter().find(|c| c.pieces[0].1.starts_with(b"PUT ")).ok_or("no PUT connection")?;
     let r = testkit::run(&mut Http1::new(&ctx()), &put.slices());
     assert_eq!(r.stats.http.responses, 2);
     assert_eq!(r.stats.http.status_codes.get("100"), Some(&1));
@@ -180,6 +184,7 @@ fn continue_is_a_response_and_the_final_one_follows() {
     assert_eq!(describes.len(), 1);
     assert!(matches!(describes[0], Event::Describe { what, .. } if what.ends_with(" 201")));
     assert_eq!(r.events.iter().filter(|e| matches!(e, Event::Responded { .. })).count(), 1);
+    Ok(())
 }
 
 fn feed(pieces: &[(Dir, &[u8])]) -> testkit::Run {
@@ -253,8 +258,8 @@ fn garbage_is_malformed_and_framing_recovers() {
 }
 
 #[test]
-fn truncated_and_hostile_input_never_panics() {
-    let real = capture::tcp_conns("http-post-batch.pcap");
+fn truncated_and_hostile_input_never_panics() -> TestResult {
+    let real = capture::tcp_conns("http-post-batch.pcap")?;
     let c = &real[0];
     // Every truncation point of the first request/response pair.
     let req = &c.pieces[0].1;
@@ -312,6 +317,7 @@ fn truncated_and_hostile_input_never_panics() {
     // Gap bytes are the flow stage's to classify.
     let fed = 41 + 3 + 8 + 4 + 18;
     assert_eq!(r.ledger().total(), fed);
+    Ok(())
 }
 
 #[test]

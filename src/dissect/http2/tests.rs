@@ -1,6 +1,6 @@
 use super::super::Config;
 use super::super::http::capture::{self, truth};
-use super::super::testkit;
+use super::super::testkit::{self, TestResult};
 use super::*;
 use std::sync::Arc;
 
@@ -9,11 +9,11 @@ fn ctx() -> FlowCtx {
 }
 
 #[test]
-fn h2c_prior_knowledge_matches_truth() {
+fn h2c_prior_knowledge_matches_truth() -> TestResult {
     let name = "h2c-keepalive.pcap";
-    let t = truth(name);
+    let t = truth(name)?;
     for bytewise in [false, true] {
-        let got = capture::run(name, make, bytewise);
+        let got = capture::run(name, make, bytewise)?;
         for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
             assert_eq!(
                 got.ledger.get(c),
@@ -22,7 +22,7 @@ fn h2c_prior_knowledge_matches_truth() {
                 c.name()
             );
         }
-        let h = serde_json::to_value(&got.stats.http2).expect("json");
+        let h = serde_json::to_value(&got.stats.http2)?;
         for k in [
             "connections",
             "frames",
@@ -39,14 +39,15 @@ fn h2c_prior_knowledge_matches_truth() {
         assert_eq!(got.stats.http2.hpack_errors, 0);
         assert_eq!(got.stats.http2.malformed, 0);
     }
-    let a = capture::run(name, make, false);
-    let b = capture::run(name, make, true);
+    let a = capture::run(name, make, false)?;
+    let b = capture::run(name, make, true)?;
     assert_eq!(capture::outline(&a.runs[0]), capture::outline(&b.runs[0]));
+    Ok(())
 }
 
 #[test]
-fn one_exchange_per_stream() {
-    let conns = capture::tcp_conns("h2c-keepalive.pcap");
+fn one_exchange_per_stream() -> TestResult {
+    let conns = capture::tcp_conns("h2c-keepalive.pcap")?;
     let r = testkit::run(&mut Http2::new(&ctx()), &conns[0].slices());
     r.assert_conserved();
     let opens: Vec<_> = r
@@ -80,11 +81,12 @@ fn one_exchange_per_stream() {
     // The preface and SETTINGS are setup.
     let setup: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Setup).map(|s| s.len).sum();
     assert_eq!(setup, 24 + 45 + 27 + 9 + 9);
+    Ok(())
 }
 
 #[test]
-fn h2c_upgrade_hands_over_from_http1() {
-    let conns = capture::tcp_conns("h2c-keepalive.pcap");
+fn h2c_upgrade_hands_over_from_http1() -> TestResult {
+    let conns = capture::tcp_conns("h2c-keepalive.pcap")?;
     let c = &conns[0];
     // Client: preface + SETTINGS + WINDOW_UPDATE (first segment), then
     // the SETTINGS ACK; server: its first two segments (SETTINGS,
@@ -119,6 +121,7 @@ fn h2c_upgrade_hands_over_from_http1() {
             ]
         );
     }
+    Ok(())
 }
 
 fn frame(typ: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -177,8 +180,8 @@ fn padding_continuation_and_resets() {
 }
 
 #[test]
-fn garbage_and_truncation_are_malformed_never_panic() {
-    let conns = capture::tcp_conns("h2c-keepalive.pcap");
+fn garbage_and_truncation_are_malformed_never_panic() -> TestResult {
+    let conns = capture::tcp_conns("h2c-keepalive.pcap")?;
     let first = &conns[0].pieces[0].1;
     let second = &conns[0].pieces[1].1;
     let mut both = first.clone();
@@ -217,6 +220,7 @@ fn garbage_and_truncation_are_malformed_never_panic() {
     r.assert_conserved();
     assert_eq!(r.stats.http2.hpack_errors, 1);
     assert_eq!(r.class(Class::AppHeader), 2 * 15);
+    Ok(())
 }
 
 #[test]

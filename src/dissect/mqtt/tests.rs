@@ -1,5 +1,5 @@
 use super::*;
-use crate::dissect::testkit::{self, Run};
+use crate::dissect::testkit::{self, Run, TestResult};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -28,7 +28,7 @@ fn capture(name: &str, server_port: u16) -> Vec<Conn> {
     let mut conns: HashMap<u16, Conn> = HashMap::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
-        let incl = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let incl = u32::from_le_bytes([pcap[at + 8], pcap[at + 9], pcap[at + 10], pcap[at + 11]]) as usize;
         let frame = &pcap[at + 16..at + 16 + incl];
         at += 16 + incl;
         if be16(frame, 12) != 0x0800 || frame[14 + 9] != 6 {
@@ -51,9 +51,9 @@ fn capture(name: &str, server_port: u16) -> Vec<Conn> {
     order.into_iter().filter_map(|p| conns.remove(&p)).collect()
 }
 
-fn truth(name: &str) -> Value {
+fn truth(name: &str) -> TestResult<Value> {
     let path = format!("{}/captures/{name}.truth.json", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }
 
 /// Runs every connection of a capture through its own dissector.
@@ -107,15 +107,15 @@ const COMPARED: &[&str] = &[
 ];
 
 /// Ledger classes and the `mqtt` section equal the tshark truth.
-fn check_capture(name: &str) {
-    let t = truth(name);
+fn check_capture(name: &str) -> TestResult {
+    let t = truth(name)?;
     let runs = dissect(&capture(name, 1883), false);
     for (class, key) in
         [(Class::AppHeader, "app_header"), (Class::AppControl, "app_control"), (Class::Payload, "payload")]
     {
-        assert_eq!(class_total(&runs, class), t["byte_classes"][key].as_u64().unwrap(), "{name}: {key}");
+        assert_eq!(class_total(&runs, class), t["byte_classes"][key].as_u64().ok_or_else(|| format!("truth: no byte_classes.{key}"))?, "{name}: {key}");
     }
-    let ours = serde_json::to_value(merged(&runs)).unwrap();
+    let ours = serde_json::to_value(merged(&runs))?;
     let want = &t["mqtt"];
     for key in COMPARED {
         if let Some(w) = want.get(*key) {
@@ -137,15 +137,16 @@ fn check_capture(name: &str) {
         assert_eq!(by_msg(a), by_msg(b), "{name}: bytewise spans by exchange");
         assert_eq!(a.events, b.events, "{name}: bytewise events");
     }
-    let mut bw = serde_json::to_value(merged(&bytewise)).unwrap();
+    let mut bw = serde_json::to_value(merged(&bytewise))?;
     let mut ours = ours;
     for v in [&mut bw, &mut ours] {
-        let m = v.as_object_mut().unwrap();
+        let m = v.as_object_mut().ok_or("stats are not a JSON object")?;
         for k in ["publish_interval_c2s_s", "publish_interval_s2c_s", "pingreq_interval_s"] {
             m.remove(k);
         }
     }
     assert_eq!(ours, bw, "{name}: bytewise stats");
+    Ok(())
 }
 
 /// Bytes per (exchange, class).
@@ -158,38 +159,38 @@ fn by_msg(r: &Run) -> BTreeMap<String, u64> {
 }
 
 #[test]
-fn qos0_persistent_matches_truth() {
-    check_capture("mqtt311-qos0-persistent");
+fn qos0_persistent_matches_truth() -> TestResult {
+    check_capture("mqtt311-qos0-persistent")
 }
 
 #[test]
-fn qos1_matches_truth() {
-    check_capture("mqtt311-qos1");
+fn qos1_matches_truth() -> TestResult {
+    check_capture("mqtt311-qos1")
 }
 
 #[test]
-fn qos2_matches_truth() {
-    check_capture("mqtt311-qos2");
+fn qos2_matches_truth() -> TestResult {
+    check_capture("mqtt311-qos2")
 }
 
 #[test]
-fn v5_properties_match_truth() {
-    check_capture("mqtt5-properties");
+fn v5_properties_match_truth() -> TestResult {
+    check_capture("mqtt5-properties")
 }
 
 #[test]
-fn subscribe_matches_truth() {
-    check_capture("mqtt-subscribe");
+fn subscribe_matches_truth() -> TestResult {
+    check_capture("mqtt-subscribe")
 }
 
 #[test]
-fn reconnect_per_message_matches_truth() {
-    check_capture("mqtt-reconnect-per-message");
+fn reconnect_per_message_matches_truth() -> TestResult {
+    check_capture("mqtt-reconnect-per-message")
 }
 
 #[test]
-fn sparse_gps_matches_truth() {
-    check_capture("sparse-mqtt-gps");
+fn sparse_gps_matches_truth() -> TestResult {
+    check_capture("sparse-mqtt-gps")
 }
 
 fn events_of(r: &Run, id: u32) -> Vec<&'static str> {
@@ -495,16 +496,16 @@ fn websocket_messages(conn: &Conn) -> Vec<(Dir, Vec<u8>)> {
 }
 
 #[test]
-fn mqtt_over_websocket_matches_truth() {
+fn mqtt_over_websocket_matches_truth() -> TestResult {
     let conns = capture("mqtt-ws", 8080);
     let messages = websocket_messages(&conns[0]);
     let pieces: Vec<(Dir, &[u8])> = messages.iter().map(|(d, b)| (*d, b.as_slice())).collect();
-    let want = &truth("mqtt-ws")["mqtt"];
+    let want = &truth("mqtt-ws")?["mqtt"];
     for bytewise in [false, true] {
         let mut d = Mqtt::new();
         let r = if bytewise { testkit::run_bytewise(&mut d, &pieces) } else { testkit::run(&mut d, &pieces) };
         r.assert_conserved();
-        let ours = serde_json::to_value(&r.stats.mqtt).unwrap();
+        let ours = serde_json::to_value(&r.stats.mqtt)?;
         for key in COMPARED {
             if let Some(w) = want.get(*key) {
                 assert_eq!(&ours[*key], w, "mqtt-ws: mqtt.{key}");
@@ -514,6 +515,7 @@ fn mqtt_over_websocket_matches_truth() {
         assert_eq!(r.class(Class::AppControl), 33);
         assert_eq!(r.class(Class::Payload), 816);
     }
+    Ok(())
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::decrypt::tests::{Conversation, read_conversations};
-use crate::dissect::testkit::{self, Run};
+use crate::dissect::testkit::{self, Run, TestResult};
 use crate::dissect::{Config, ProtoStats};
 use crate::keylog::KeyLog;
 use std::sync::Arc;
@@ -9,23 +9,27 @@ fn capture_path(name: &str) -> String {
     format!("{}/captures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn conversations(name: &str) -> Vec<Conversation> {
+fn conversations(name: &str) -> TestResult<Vec<Conversation>> {
     read_conversations(&capture_path(&format!("{name}.pcap")))
 }
 
-fn truth(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(capture_path(&format!("{name}.truth.json"))).unwrap()).unwrap()
+fn truth(name: &str) -> TestResult<serde_json::Value> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(capture_path(&format!("{name}.truth.json")))?)?)
 }
 
-fn cfg(keylog: Option<&str>) -> Arc<Config> {
-    Arc::new(Config { keylog: keylog.map(|k| Arc::new(KeyLog::load(capture_path(k)).unwrap())) })
+fn cfg(keylog: Option<&str>) -> TestResult<Arc<Config>> {
+    let keylog = match keylog {
+        Some(k) => Some(Arc::new(KeyLog::load(capture_path(k))?)),
+        None => None,
+    };
+    Ok(Arc::new(Config { keylog }))
 }
 
 /// Runs every conversation of a capture through a fresh dissector.
-fn run_capture(name: &str, cfg: Arc<Config>, bytewise: bool) -> (Run, Vec<Run>) {
+fn run_capture(name: &str, cfg: Arc<Config>, bytewise: bool) -> TestResult<(Run, Vec<Run>)> {
     let mut all = Run::default();
     let mut runs = vec![];
-    for c in conversations(name) {
+    for c in conversations(name)? {
         let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: cfg.clone() };
         let mut d = Tls::new(&ctx);
         let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
@@ -41,19 +45,19 @@ fn run_capture(name: &str, cfg: Arc<Config>, bytewise: bool) -> (Run, Vec<Run>) 
         all.fed += r.fed;
         runs.push(r);
     }
-    (all, runs)
+    Ok((all, runs))
 }
 
-fn class_of(t: &serde_json::Value, key: &str, class: &str) -> u64 {
+fn class_of(t: &serde_json::Value, key: &str, class: &str) -> TestResult<u64> {
     let alt = key.replace("byte_classes", "bytes_by_class");
-    let v = t.get(key).or_else(|| t.get(&alt)).or_else(|| t.get("byte_classes")).unwrap();
-    v[class].as_u64().unwrap()
+    let v = t.get(key).or_else(|| t.get(&alt)).or_else(|| t.get("byte_classes")).ok_or("truth: no byte classes")?;
+    Ok(v[class].as_u64().ok_or_else(|| format!("truth: no {key}.{class}"))?)
 }
 
-fn check_tls_section(name: &str, st: &ProtoStats) {
-    let t = truth(name);
+fn check_tls_section(name: &str, st: &ProtoStats) -> TestResult {
+    let t = truth(name)?;
     let want = &t["tls"];
-    let got = serde_json::to_value(&st.tls).unwrap();
+    let got = serde_json::to_value(&st.tls)?;
     for k in [
         "connections",
         "full_handshakes",
@@ -65,66 +69,71 @@ fn check_tls_section(name: &str, st: &ProtoStats) {
     ] {
         assert_eq!(got[k], want[k], "{name}: tls.{k}");
     }
+    Ok(())
 }
 
 const TLS12: &[&str] = &["https-tls12-full", "https-tls12-resumed", "sparse-https-poll", "mqtt-tls12", "coap-dtls"];
 const TLS13: &[&str] = &["https-tls13-full", "https-tls13-resumed", "mqtt-tls13"];
 
 #[test]
-fn keyless_tls12_and_dtls_classes_match_truth_exactly() {
+fn keyless_tls12_and_dtls_classes_match_truth_exactly() -> TestResult {
     for name in TLS12 {
-        let (r, _) = run_capture(name, cfg(None), false);
-        let t = truth(name);
+        let (r, _) = run_capture(name, cfg(None)?, false)?;
+        let t = truth(name)?;
         for class in [Class::TlsHandshake, Class::TlsRecordOverhead, Class::Payload] {
-            assert_eq!(r.class(class), class_of(&t, "byte_classes", class.name()), "{name}: {}", class.name());
+            assert_eq!(r.class(class), class_of(&t, "byte_classes", class.name())?, "{name}: {}", class.name());
         }
-        check_tls_section(name, &r.stats);
+        check_tls_section(name, &r.stats)?;
         assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
     }
+    Ok(())
 }
 
 #[test]
-fn keyless_tls13_infers_handshake_within_truth_bounds() {
+fn keyless_tls13_infers_handshake_within_truth_bounds() -> TestResult {
     for name in TLS13 {
-        let (r, _) = run_capture(name, cfg(None), false);
-        let t = truth(name);
+        let (r, _) = run_capture(name, cfg(None)?, false)?;
+        let t = truth(name)?;
         let hs = r.class(Class::TlsHandshake);
-        let lo = class_of(&t, "byte_classes", "tls_handshake");
+        let lo = class_of(&t, "byte_classes", "tls_handshake")?;
         let hi =
-            t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).unwrap()["tls_handshake"]
+            t.get("byte_classes_decrypted").or_else(|| t.get("bytes_by_class_decrypted")).ok_or("truth: no decrypted classes")?
+                ["tls_handshake"]
                 .as_u64()
-                .unwrap();
+                .ok_or("truth: no decrypted tls_handshake")?;
         assert!(hs >= lo && hs <= hi, "{name}: tls_handshake {hs} not in [{lo}, {hi}]");
         assert!(hs > lo, "{name}: the encrypted flight should be inferred");
         assert_eq!(r.stats.tls.inferred_handshake_bytes, hs - lo, "{name}");
-        check_tls_section(name, &r.stats);
+        check_tls_section(name, &r.stats)?;
     }
+    Ok(())
 }
 
 #[test]
-fn bytewise_feeding_gives_the_same_result() {
+fn bytewise_feeding_gives_the_same_result() -> TestResult {
     for (name, keylog) in [
         ("https-tls12-resumed", None),
         ("mqtt-tls13", None),
         ("mqtt-tls13", Some("mqtt-tls13.keylog")),
         ("https-tls12-resumed", Some("https-tls12-resumed.keylog")),
     ] {
-        let (a, _) = run_capture(name, cfg(keylog), false);
-        let (b, _) = run_capture(name, cfg(keylog), true);
+        let (a, _) = run_capture(name, cfg(keylog)?, false)?;
+        let (b, _) = run_capture(name, cfg(keylog)?, true)?;
         assert_eq!(a.ledger(), b.ledger(), "{name}");
         assert_eq!(
-            serde_json::to_value(&a.stats.tls).unwrap(),
-            serde_json::to_value(&b.stats.tls).unwrap(),
+            serde_json::to_value(&a.stats.tls)?,
+            serde_json::to_value(&b.stats.tls)?,
             "{name}"
         );
         let opens = |r: &Run| r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
         assert_eq!(opens(&a), opens(&b), "{name}");
     }
+    Ok(())
 }
 
 #[test]
-fn keyless_exchanges_pair_client_runs_with_answers() {
-    let (_, runs) = run_capture("https-tls12-full", cfg(None), false);
+fn keyless_exchanges_pair_client_runs_with_answers() -> TestResult {
+    let (_, runs) = run_capture("https-tls12-full", cfg(None)?, false)?;
     for r in &runs {
         let opens: Vec<_> = r
             .events
@@ -144,28 +153,30 @@ fn keyless_exchanges_pair_client_runs_with_answers() {
         assert_eq!(setup, r.class(Class::TlsHandshake));
         assert!(r.spans.iter().any(|s| s.msg == MsgRef::Exchange(id) && s.class == Class::Payload));
     }
+    Ok(())
 }
 
 #[test]
-fn decrypted_classes_match_truth_with_key_logs() {
+fn decrypted_classes_match_truth_with_key_logs() -> TestResult {
     for name in TLS12.iter().chain(TLS13) {
-        let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog"))), false);
-        let t = truth(name);
+        let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog")))?, false)?;
+        let t = truth(name)?;
         let dec = |c: &str| class_of(&t, "byte_classes_decrypted", c);
         let st = &r.stats.tls.decryption;
         assert!(st.failures.is_empty(), "{name}: {st:?} {:?}", r.events);
         assert_eq!(st.connections_without_keys, 0, "{name}");
         assert_eq!(st.connections_with_keys, r.stats.tls.connections, "{name}");
-        assert_eq!(r.class(Class::TlsHandshake), dec("tls_handshake"), "{name}: tls_handshake");
-        assert_eq!(r.class(Class::TlsRecordOverhead), dec("tls_record_overhead"), "{name}: tls_record_overhead");
+        assert_eq!(r.class(Class::TlsHandshake), dec("tls_handshake")?, "{name}: tls_handshake");
+        assert_eq!(r.class(Class::TlsRecordOverhead), dec("tls_record_overhead")?, "{name}: tls_record_overhead");
         // The inner dissector owns the plaintext: everything else.
         let inner: u64 = [Class::AppHeader, Class::AppControl, Class::Payload].iter().map(|c| r.class(*c)).sum();
-        assert_eq!(inner, dec("app_header") + dec("app_control") + dec("payload"), "{name}: plaintext");
+        assert_eq!(inner, dec("app_header")? + dec("app_control")? + dec("payload")?, "{name}: plaintext");
         assert_eq!(st.plaintext_bytes, inner, "{name}");
         // The outer-type statistics do not change with keys.
-        check_tls_section(name, &r.stats);
+        check_tls_section(name, &r.stats)?;
         assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })), "{name}: {:?}", r.events);
     }
+    Ok(())
 }
 
 /// Stands in for the inner protocol: keeps what it is fed.
@@ -174,7 +185,8 @@ struct Recorder(Seen);
 
 impl Dissector for Recorder {
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
-        self.0.lock().unwrap().push((dir, data.to_vec()));
+        let Ok(mut seen) = self.0.lock() else { panic!("recorder: lock poisoned") };
+        seen.push((dir, data.to_vec()));
         emit.span(Class::Payload, data.len() as u64, MsgRef::Flow);
     }
     fn gap(&mut self, _dir: Dir, _len: u64, _emit: &mut Emit) {}
@@ -187,11 +199,11 @@ fn fixture(name: &str) -> String {
 
 /// Runs a generated capture (OpenSSL s_client -> s_server -rev) with its
 /// key log; returns the run and the plaintext per direction.
-fn run_fixture(name: &str, with_keys: bool) -> (Run, Vec<u8>, Vec<u8>) {
-    let convs = read_conversations(&fixture(&format!("{name}.pcap")));
+fn run_fixture(name: &str, with_keys: bool) -> TestResult<(Run, Vec<u8>, Vec<u8>)> {
+    let convs = read_conversations(&fixture(&format!("{name}.pcap")))?;
     assert_eq!(convs.len(), 1, "{name}");
     let c = &convs[0];
-    let keylog = with_keys.then(|| Arc::new(KeyLog::load(fixture(&format!("{name}.keylog"))).unwrap()));
+    let keylog = if with_keys { Some(Arc::new(KeyLog::load(fixture(&format!("{name}.keylog")))?)) } else { None };
     let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: Arc::new(Config { keylog }) };
     let seen = Arc::new(std::sync::Mutex::new(vec![]));
     let mut d = Tls::new(&ctx);
@@ -199,9 +211,9 @@ fn run_fixture(name: &str, with_keys: bool) -> (Run, Vec<u8>, Vec<u8>) {
     let pieces: Vec<(Dir, &[u8])> = c.pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
     let r = testkit::run(&mut d, &pieces);
     r.assert_conserved();
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().map_err(|e| e.to_string())?;
     let side = |dir| seen.iter().filter(|(d, _)| *d == dir).flat_map(|(_, b)| b.clone()).collect::<Vec<u8>>();
-    (r, side(Dir::C2S), side(Dir::S2C))
+    Ok((r, side(Dir::C2S), side(Dir::S2C)))
 }
 
 const FIXTURES: &[&str] = &[
@@ -218,9 +230,9 @@ const FIXTURES: &[&str] = &[
 ];
 
 #[test]
-fn every_cipher_family_decrypts() {
+fn every_cipher_family_decrypts() -> TestResult {
     for name in FIXTURES {
-        let (r, c2s, s2c) = run_fixture(name, true);
+        let (r, c2s, s2c) = run_fixture(name, true)?;
         let st = &r.stats.tls;
         assert!(st.decryption.failures.is_empty(), "{name}: {:?} {:?}", st.decryption, r.events);
         assert_eq!(c2s, b"reading 1\nreading 2\n", "{name}");
@@ -235,7 +247,7 @@ fn every_cipher_family_decrypts() {
         assert_eq!(st.versions.get(expected_suite), Some(&1), "{name}");
         // Without keys the same capture books the same handshake
         // bytes (TLS 1.2) and a lower bound of the expansion (CBC).
-        let (k, _, _) = run_fixture(name, false);
+        let (k, _, _) = run_fixture(name, false)?;
         if name.starts_with("tls12") {
             assert_eq!(k.class(Class::TlsHandshake), r.class(Class::TlsHandshake), "{name}");
             assert!(k.class(Class::TlsRecordOverhead) <= r.class(Class::TlsRecordOverhead), "{name}");
@@ -248,12 +260,13 @@ fn every_cipher_family_decrypts() {
             assert!(k.stats.tls.inferred_handshake_bytes > 0, "{name}");
         }
     }
+    Ok(())
 }
 
 #[test]
-fn dtls12_gcm_and_cbc_decrypt() {
+fn dtls12_gcm_and_cbc_decrypt() -> TestResult {
     for name in ["dtls12-aes128-gcm", "dtls12-aes256-cbc-sha"] {
-        let (r, c2s, s2c) = run_fixture(name, true);
+        let (r, c2s, s2c) = run_fixture(name, true)?;
         let st = &r.stats.tls;
         assert!(st.decryption.failures.is_empty(), "{name}: {:?} {:?}", st.decryption, r.events);
         assert_eq!(c2s, b"reading 1\nreading 2\n", "{name}");
@@ -263,15 +276,16 @@ fn dtls12_gcm_and_cbc_decrypt() {
         // Both Finished messages decrypted and read with DTLS framing.
         assert_eq!(st.decryption.inner_content_types.get("22"), Some(&2), "{name}");
         assert_eq!(st.key_updates, 0, "{name}");
-        let (k, _, _) = run_fixture(name, false);
+        let (k, _, _) = run_fixture(name, false)?;
         assert_eq!(k.class(Class::TlsHandshake), r.class(Class::TlsHandshake), "{name}");
     }
+    Ok(())
 }
 
 #[test]
-fn hello_retry_request_is_counted_and_the_second_hello_parsed() {
+fn hello_retry_request_is_counted_and_the_second_hello_parsed() -> TestResult {
     for keys in [false, true] {
-        let (r, _, _) = run_fixture("tls13-hello-retry", keys);
+        let (r, _, _) = run_fixture("tls13-hello-retry", keys)?;
         let st = &r.stats.tls;
         assert_eq!((st.client_hellos, st.hello_retry_requests, st.full_handshakes), (2, 1, 1));
         assert_eq!(st.versions.get("TLS 1.3"), Some(&1));
@@ -281,12 +295,13 @@ fn hello_retry_request_is_counted_and_the_second_hello_parsed() {
             assert_eq!(st.inferred_handshake_records, 5);
         }
     }
+    Ok(())
 }
 
 #[test]
-fn unsupported_cipher_suite_says_so_and_stays_keyless() {
-    let (r, c2s, _) = run_fixture("tls12-aria128-gcm", true);
-    let (k, _, _) = run_fixture("tls12-aria128-gcm", false);
+fn unsupported_cipher_suite_says_so_and_stays_keyless() -> TestResult {
+    let (r, c2s, _) = run_fixture("tls12-aria128-gcm", true)?;
+    let (k, _, _) = run_fixture("tls12-aria128-gcm", false)?;
     assert_eq!(r.stats.tls.decryption.failures.get("unsupported_cipher_suite"), Some(&1));
     assert!(
         r.events.iter().any(|e| matches!(e, Event::Malformed { reason, .. } if reason.contains("0xc05c"))),
@@ -296,13 +311,14 @@ fn unsupported_cipher_suite_says_so_and_stays_keyless() {
     assert!(c2s.is_empty());
     assert_eq!(r.ledger(), k.ledger());
     assert_eq!(r.stats.tls.cipher_suites.get("TLS_ECDHE_ECDSA_WITH_ARIA_128_GCM_SHA256"), Some(&1));
+    Ok(())
 }
 
 #[test]
-fn tls12_ticket_resumption_is_resumed_and_decrypts() {
-    let convs = read_conversations(&fixture("tls12-ticket-resumption.pcap"));
+fn tls12_ticket_resumption_is_resumed_and_decrypts() -> TestResult {
+    let convs = read_conversations(&fixture("tls12-ticket-resumption.pcap"))?;
     assert_eq!(convs.len(), 2);
-    let keylog = Arc::new(KeyLog::load(fixture("tls12-ticket-resumption.keylog")).unwrap());
+    let keylog = Arc::new(KeyLog::load(fixture("tls12-ticket-resumption.keylog"))?);
     let mut stats = ProtoStats::default();
     for c in &convs {
         let ctx = FlowCtx {
@@ -317,30 +333,32 @@ fn tls12_ticket_resumption_is_resumed_and_decrypts() {
         let r = testkit::run(&mut d, &pieces);
         r.assert_conserved();
         let plain: Vec<u8> =
-            seen.lock().unwrap().iter().filter(|(d, _)| *d == Dir::C2S).flat_map(|(_, b)| b.clone()).collect();
+            seen.lock().map_err(|e| e.to_string())?.iter().filter(|(d, _)| *d == Dir::C2S).flat_map(|(_, b)| b.clone()).collect();
         assert_eq!(plain, b"reading 1\n");
         stats.merge(&r.stats);
     }
     let st = &stats.tls;
     assert_eq!((st.full_handshakes, st.resumed_handshakes, st.certificate_messages), (1, 1, 1));
     assert!(st.decryption.failures.is_empty());
+    Ok(())
 }
 
 #[test]
-fn tls13_key_update_is_followed() {
-    let (r, c2s, s2c) = run_fixture("tls13-keyupdate", true);
+fn tls13_key_update_is_followed() -> TestResult {
+    let (r, c2s, s2c) = run_fixture("tls13-keyupdate", true)?;
     let st = &r.stats.tls;
     assert!(st.decryption.failures.is_empty(), "{:?} {:?}", st.decryption, r.events);
     assert_eq!(st.key_updates, 2);
     // The records after each update decrypt.
     assert_eq!(c2s, b"reading 1\nreading 2\nreading 3\n");
     assert_eq!(s2c, b"1 gnidaer\n2 gnidaer\n");
+    Ok(())
 }
 
 #[test]
-fn wrong_key_log_falls_back_to_keyless_accounting() {
+fn wrong_key_log_falls_back_to_keyless_accounting() -> TestResult {
     // The right client randoms with corrupted secrets.
-    let good = std::fs::read_to_string(capture_path("https-tls12-full.keylog")).unwrap();
+    let good = std::fs::read_to_string(capture_path("https-tls12-full.keylog"))?;
     let bad: String = good
         .lines()
         .map(|l| {
@@ -350,8 +368,8 @@ fn wrong_key_log_falls_back_to_keyless_accounting() {
         })
         .collect();
     let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&bad))) });
-    let (r, runs) = run_capture("https-tls12-full", cfg, false);
-    let (k, _) = run_capture("https-tls12-full", self::cfg(None), false);
+    let (r, runs) = run_capture("https-tls12-full", cfg, false)?;
+    let (k, _) = run_capture("https-tls12-full", self::cfg(None)?, false)?;
     assert_eq!(r.ledger(), k.ledger());
     assert_eq!(r.stats.tls.decryption.failures.get("authentication_failed"), Some(&12));
     for run in &runs {
@@ -372,44 +390,46 @@ fn wrong_key_log_falls_back_to_keyless_accounting() {
     let malformed = KeyLog::parse(&good.replace("CLIENT_RANDOM ", "CLIENT_RANDOM 00"));
     assert_eq!(malformed.bad_lines(), 12);
     let cfg = Arc::new(Config { keylog: Some(Arc::new(malformed)) });
-    let (r, _) = run_capture("https-tls12-full", cfg, false);
+    let (r, _) = run_capture("https-tls12-full", cfg, false)?;
     assert_eq!(r.ledger(), k.ledger());
     assert_eq!(r.stats.tls.decryption.connections_without_keys, 12);
     // A key log whose secrets match no connection: counted, no noise.
     let unrelated = format!("CLIENT_RANDOM {} {}\n", "11".repeat(32), "22".repeat(48));
     let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&unrelated))) });
-    let (r, _) = run_capture("https-tls12-full", cfg, false);
+    let (r, _) = run_capture("https-tls12-full", cfg, false)?;
     assert_eq!(r.ledger(), k.ledger());
     assert_eq!(r.stats.tls.decryption.connections_without_keys, 12);
     assert!(r.stats.tls.decryption.failures.is_empty());
     assert!(!r.events.iter().any(|e| matches!(e, Event::Malformed { .. })));
+    Ok(())
 }
 
 #[test]
-fn tls13_key_log_with_only_some_secrets() {
-    let good = std::fs::read_to_string(capture_path("mqtt-tls13.keylog")).unwrap();
+fn tls13_key_log_with_only_some_secrets() -> TestResult {
+    let good = std::fs::read_to_string(capture_path("mqtt-tls13.keylog"))?;
     let only = |keep: &str| {
         let text: String = good.lines().filter(|l| l.contains(keep)).map(|l| format!("{l}\n")).collect();
         Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&text))) })
     };
-    let (full, _) = run_capture("mqtt-tls13", cfg(Some("mqtt-tls13.keylog")), false);
+    let (full, _) = run_capture("mqtt-tls13", cfg(Some("mqtt-tls13.keylog"))?, false)?;
     // Application secrets only: the handshake is inferred, the data decrypts.
-    let (app, _) = run_capture("mqtt-tls13", only("TRAFFIC_SECRET_0"), false);
+    let (app, _) = run_capture("mqtt-tls13", only("TRAFFIC_SECRET_0"), false)?;
     assert!(app.stats.tls.decryption.failures.is_empty(), "{:?}", app.events);
     assert_eq!(app.stats.tls.decryption.plaintext_bytes, full.stats.tls.decryption.plaintext_bytes);
     assert!(app.stats.tls.inferred_handshake_records > 0);
     // Handshake secrets only: decryption stops at the Finished, and says why.
-    let (hs, _) = run_capture("mqtt-tls13", only("HANDSHAKE_TRAFFIC_SECRET"), false);
+    let (hs, _) = run_capture("mqtt-tls13", only("HANDSHAKE_TRAFFIC_SECRET"), false)?;
     assert_eq!(hs.stats.tls.decryption.failures.get("missing_secret"), Some(&1));
     assert!(hs.events.iter().any(|e| matches!(e, Event::Malformed { reason, .. } if reason.contains("lacks"))));
     assert_eq!(hs.stats.tls.decryption.plaintext_bytes, 0);
+    Ok(())
 }
 
 #[test]
-fn capture_mixing_connections_with_and_without_keys() {
+fn capture_mixing_connections_with_and_without_keys() -> TestResult {
     // Keep the secrets of every other connection only.
-    let good = std::fs::read_to_string(capture_path("https-tls13-full.keylog")).unwrap();
-    let convs = conversations("https-tls13-full");
+    let good = std::fs::read_to_string(capture_path("https-tls13-full.keylog"))?;
+    let convs = conversations("https-tls13-full")?;
     let randoms: Vec<String> =
         convs.iter().map(|c| c.pieces[0].1[11..43].iter().map(|b| format!("{b:02x}")).collect()).collect();
     let keep: String = good
@@ -418,19 +438,20 @@ fn capture_mixing_connections_with_and_without_keys() {
         .map(|l| format!("{l}\n"))
         .collect();
     let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&keep))) });
-    let (_, runs) = run_capture("https-tls13-full", cfg, false);
-    let (_, keyless) = run_capture("https-tls13-full", self::cfg(None), false);
-    let (_, keyed) = run_capture("https-tls13-full", self::cfg(Some("https-tls13-full.keylog")), false);
+    let (_, runs) = run_capture("https-tls13-full", cfg, false)?;
+    let (_, keyless) = run_capture("https-tls13-full", self::cfg(None)?, false)?;
+    let (_, keyed) = run_capture("https-tls13-full", self::cfg(Some("https-tls13-full.keylog"))?, false)?;
     for (i, r) in runs.iter().enumerate() {
         let want = if i % 2 == 0 { &keyed[i] } else { &keyless[i] };
         assert_eq!(r.ledger(), want.ledger(), "connection {i}");
         assert_eq!(r.stats.tls.decryption.connections_with_keys, u64::from(i % 2 == 0), "connection {i}");
     }
+    Ok(())
 }
 
 #[test]
-fn a_gap_inside_a_record_loses_only_that_record() {
-    let convs = conversations("mqtt-tls12");
+fn a_gap_inside_a_record_loses_only_that_record() -> TestResult {
+    let convs = conversations("mqtt-tls12")?;
     let c = &convs[0];
     let stream = |dir| c.pieces.iter().filter(|(d, _)| *d == dir).flat_map(|(_, b)| b.clone()).collect::<Vec<u8>>();
     let (c2s, s2c) = (stream(Dir::C2S), stream(Dir::S2C));
@@ -441,10 +462,10 @@ fn a_gap_inside_a_record_loses_only_that_record() {
         starts.push((c2s[at], at));
         at += 5 + usize::from(u16::from_be_bytes([c2s[at + 3], c2s[at + 4]]));
     }
-    let (_, hit) = starts.iter().filter(|(t, _)| *t == APPLICATION_DATA).nth(7).copied().unwrap();
+    let (_, hit) = starts.iter().filter(|(t, _)| *t == APPLICATION_DATA).nth(7).copied().ok_or("fewer than 8 application-data records")?;
     let hit_len = 5 + usize::from(u16::from_be_bytes([c2s[hit + 3], c2s[hit + 4]]));
-    let run = |gap: bool| {
-        let ctx = FlowCtx { l4: L4::Tcp, server_port: 8883, cfg: cfg(Some("mqtt-tls12.keylog")) };
+    let run = |gap: bool| -> TestResult<(Run, usize)> {
+        let ctx = FlowCtx { l4: L4::Tcp, server_port: 8883, cfg: cfg(Some("mqtt-tls12.keylog"))? };
         let seen: Seen = Default::default();
         let mut d = Tls::new(&ctx);
         d.inner = Some(Box::new(Recorder(seen.clone())));
@@ -466,23 +487,25 @@ fn a_gap_inside_a_record_loses_only_that_record() {
             }
         }
         d.finish(&mut e);
-        let plain: usize = seen.lock().unwrap().iter().filter(|(d, _)| *d == Dir::C2S).map(|(_, b)| b.len()).sum();
-        (r, plain)
+        let plain: usize =
+            seen.lock().map_err(|e| e.to_string())?.iter().filter(|(d, _)| *d == Dir::C2S).map(|(_, b)| b.len()).sum();
+        Ok((r, plain))
     };
-    let (full, all_plain) = run(false);
-    let (lossy, plain) = run(true);
+    let (full, all_plain) = run(false)?;
+    let (lossy, plain) = run(true)?;
     assert!(lossy.stats.tls.decryption.failures.is_empty(), "{:?}", lossy.events);
     // Exactly that record's plaintext (its length less 5 + 8 + 16) is missing.
     assert_eq!(all_plain - plain, hit_len - 29);
     assert_eq!(full.stats.tls.decryption.records_decrypted, lossy.stats.tls.decryption.records_decrypted + 1);
     let total: u64 = lossy.spans.iter().map(|s| s.len).sum();
     assert_eq!(total, (c2s.len() + s2c.len() - 20) as u64);
+    Ok(())
 }
 
 /// Mutated real conversations in random pieces, with and without keys:
 /// never a panic, every byte booked once.
 #[test]
-fn mutated_streams_never_panic_and_conserve() {
+fn mutated_streams_never_panic_and_conserve() -> TestResult {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -495,7 +518,7 @@ fn mutated_streams_never_panic_and_conserve() {
         ("https-tls12-resumed", "https-tls12-resumed.keylog"),
         ("coap-dtls", "coap-dtls.keylog"),
     ] {
-        let convs = conversations(name);
+        let convs = conversations(name)?;
         let c = &convs[0];
         for round in 0..60 {
             let mut pieces: Vec<(Dir, Vec<u8>)> = c.pieces.clone();
@@ -513,7 +536,7 @@ fn mutated_streams_never_panic_and_conserve() {
                     _ => p[at] = 0xff,
                 }
             }
-            let cfg = if round % 2 == 0 { cfg(Some(keylog)) } else { cfg(None) };
+            let cfg = if round % 2 == 0 { cfg(Some(keylog))? } else { cfg(None)? };
             let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg };
             let mut d = Tls::new(&ctx);
             let mut split: Vec<(Dir, &[u8])> = vec![];
@@ -533,20 +556,22 @@ fn mutated_streams_never_panic_and_conserve() {
             r.assert_conserved();
         }
     }
+    Ok(())
 }
 
 #[test]
-fn print_stats_for_eyeballing() {
+fn print_stats_for_eyeballing() -> TestResult {
     for name in TLS12.iter().chain(TLS13) {
-        let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog"))), false);
-        eprintln!("{name}: {:?}\n{}", r.ledger(), serde_json::to_string(&r.stats.tls).unwrap());
+        let (r, _) = run_capture(name, cfg(Some(&format!("{name}.keylog")))?, false)?;
+        eprintln!("{name}: {:?}\n{}", r.ledger(), serde_json::to_string(&r.stats.tls)?);
     }
+    Ok(())
 }
 
 #[test]
-fn keyless_tls13_has_one_exchange_per_request() {
+fn keyless_tls13_has_one_exchange_per_request() -> TestResult {
     for name in ["https-tls13-full", "https-tls13-resumed"] {
-        let (_, runs) = run_capture(name, cfg(None), false);
+        let (_, runs) = run_capture(name, cfg(None)?, false)?;
         let mut tickets_as_setup = 0;
         for r in &runs {
             // The close_notify alerts belong to no exchange.
@@ -558,33 +583,35 @@ fn keyless_tls13_has_one_exchange_per_request() {
         }
         assert!(tickets_as_setup > 0, "{name}");
     }
-    let (r, _) = run_capture("mqtt-tls13", cfg(None), false);
+    let (r, _) = run_capture("mqtt-tls13", cfg(None)?, false)?;
     let opens = r.events.iter().filter(|e| matches!(e, Event::Open { .. })).count();
     // CONNECT, 15 PUBLISH and DISCONNECT each start a run of client records.
     assert_eq!(opens, 16, "{:?}", r.events);
+    Ok(())
 }
 
 #[test]
-fn probe_recognises_hellos() {
-    let convs = conversations("https-tls12-full");
+fn probe_recognises_hellos() -> TestResult {
+    let convs = conversations("https-tls12-full")?;
     let ch = &convs[0].pieces[0].1;
     assert_eq!(probe(Dir::C2S, ch), Probe::Yes);
     let sh = &convs[0].pieces[1].1;
     assert_eq!(probe(Dir::S2C, sh), Probe::Yes);
-    let dtls = conversations("coap-dtls");
+    let dtls = conversations("coap-dtls")?;
     assert_eq!(probe(Dir::C2S, &dtls[0].pieces[0].1), Probe::Yes);
     assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
     assert_eq!(probe(Dir::C2S, &[0x10, 0x16, 0x00, 0x04]), Probe::No);
     assert_eq!(probe(Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Maybe);
     assert_eq!(probe(Dir::C2S, &[]), Probe::No);
+    Ok(())
 }
 
 #[test]
-fn garbage_truncation_and_gaps_never_panic_and_conserve() {
-    let convs = conversations("https-tls13-full");
+fn garbage_truncation_and_gaps_never_panic_and_conserve() -> TestResult {
+    let convs = conversations("https-tls13-full")?;
     let c = &convs[0];
     let stream: Vec<u8> = c.pieces.iter().filter(|(d, _)| *d == Dir::S2C).flat_map(|(_, b)| b.clone()).collect();
-    let ctx = FlowCtx { l4: L4::Tcp, server_port: 443, cfg: cfg(None) };
+    let ctx = FlowCtx { l4: L4::Tcp, server_port: 443, cfg: cfg(None)? };
     for cut in [0, 1, 4, 5, 6, 100, 1000, stream.len() - 1] {
         let mut d = Tls::new(&ctx);
         let r = testkit::run(&mut d, &[(Dir::S2C, &stream[..cut])]);
@@ -612,8 +639,8 @@ fn garbage_truncation_and_gaps_never_panic_and_conserve() {
     r.fed = (stream.len() - 300) as u64;
     r.assert_conserved();
     // DTLS: a datagram cut inside a record.
-    let dtls = conversations("coap-dtls");
-    let ctx = FlowCtx { l4: L4::Udp, server_port: 5684, cfg: cfg(None) };
+    let dtls = conversations("coap-dtls")?;
+    let ctx = FlowCtx { l4: L4::Udp, server_port: 5684, cfg: cfg(None)? };
     for (dir, dg) in &dtls[0].pieces {
         for cut in [0, 3, 13, 20, dg.len() - 1] {
             let mut d = Tls::new(&ctx);
@@ -621,4 +648,5 @@ fn garbage_truncation_and_gaps_never_panic_and_conserve() {
             r.assert_conserved();
         }
     }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 use super::super::http::capture::{self, truth};
-use super::super::testkit;
+use super::super::testkit::{self, TestResult};
 use super::super::{Config, L4};
 use super::*;
 use std::sync::Arc;
@@ -70,12 +70,12 @@ impl Dissector for MiniMqtt {
 }
 
 #[test]
-fn websocket_section_matches_truth() {
+fn websocket_section_matches_truth() -> TestResult {
     for name in ["websocket.pcapng", "websocket-storm-fixed.pcap", "websocket-storm-backoff.pcap"] {
-        let t = truth(name);
+        let t = truth(name)?;
         for bytewise in [false, true] {
-            let got = capture::run(name, http, bytewise);
-            let w = serde_json::to_value(&got.stats.websocket).expect("json");
+            let got = capture::run(name, http, bytewise)?;
+            let w = serde_json::to_value(&got.stats.websocket)?;
             for k in [
                 "connections",
                 "frames",
@@ -90,11 +90,12 @@ fn websocket_section_matches_truth() {
             }
         }
     }
+    Ok(())
 }
 
 #[test]
-fn each_data_message_is_an_exchange_and_control_frames_are_flow() {
-    let conns = capture::tcp_conns("websocket.pcapng");
+fn each_data_message_is_an_exchange_and_control_frames_are_flow() -> TestResult {
+    let conns = capture::tcp_conns("websocket.pcapng")?;
     let r = testkit::run(http(&ctx()).as_mut(), &conns[0].slices());
     r.assert_conserved();
     assert!(r.events.contains(&Event::App { name: "websocket" }));
@@ -107,23 +108,24 @@ fn each_data_message_is_an_exchange_and_control_frames_are_flow() {
     let control_flow: u64 =
         r.spans.iter().filter(|s| s.class == Class::AppControl && s.msg == MsgRef::Flow).map(|s| s.len).sum();
     assert_eq!(control_flow, 60);
+    Ok(())
 }
 
 /// The MQTT-over-WebSocket capture after its upgrade (two segments).
-fn mqtt_ws_frames() -> Vec<(Dir, Vec<u8>)> {
-    let conns = capture::tcp_conns("mqtt-ws.pcap");
+fn mqtt_ws_frames() -> TestResult<Vec<(Dir, Vec<u8>)>> {
+    let conns = capture::tcp_conns("mqtt-ws.pcap")?;
     let c = &conns[0];
     assert!(c.pieces[0].1.starts_with(b"GET /mqtt"));
     assert!(c.pieces[1].1.starts_with(b"HTTP/1.1 101"));
     assert_eq!(c.pieces[0].1.len() + c.pieces[1].1.len(), 453);
-    c.pieces[2..].to_vec()
+    Ok(c.pieces[2..].to_vec())
 }
 
 #[test]
-fn mqtt_inside_matches_truth_classes() {
-    let t = truth("mqtt-ws.pcap");
+fn mqtt_inside_matches_truth_classes() -> TestResult {
+    let t = truth("mqtt-ws.pcap")?;
     let bc = &t["byte_classes"];
-    let frames = mqtt_ws_frames();
+    let frames = mqtt_ws_frames()?;
     let pieces: Vec<(Dir, &[u8])> = frames.iter().map(|(d, b)| (*d, b.as_slice())).collect();
     // Negotiated (subprotocol mqtt) and sniffed (first binary message is
     // a CONNECT), fed as captured and bytewise: the same classes.
@@ -146,12 +148,13 @@ fn mqtt_inside_matches_truth_classes() {
         }
         assert_eq!(runs[0], runs[1]);
     }
+    Ok(())
 }
 
 #[test]
-fn mqtt_ws_through_http_conserves_and_counts_frames() {
-    let got = capture::run("mqtt-ws.pcap", http, false);
-    let t = truth("mqtt-ws.pcap");
+fn mqtt_ws_through_http_conserves_and_counts_frames() -> TestResult {
+    let got = capture::run("mqtt-ws.pcap", http, false)?;
+    let t = truth("mqtt-ws.pcap")?;
     let bc = &t["byte_classes"];
     let app =
         |l: &crate::ledger::Ledger| l.get(Class::AppHeader) + l.get(Class::AppControl) + l.get(Class::Payload);
@@ -163,7 +166,7 @@ fn mqtt_ws_through_http_conserves_and_counts_frames() {
     for c in [Class::AppHeader, Class::AppControl, Class::Payload] {
         assert_eq!(got.ledger.get(c), bc[c.name()].as_u64().unwrap_or(0), "{}", c.name());
     }
-    let m = serde_json::to_value(&got.stats.mqtt).expect("json");
+    let m = serde_json::to_value(&got.stats.mqtt)?;
     for k in ["packets", "keepalive_s", "publish_payload_bytes", "total_mqtt_bytes"] {
         assert_eq!(m[k], t["mqtt"][k], "mqtt.{k}");
     }
@@ -172,6 +175,7 @@ fn mqtt_ws_through_http_conserves_and_counts_frames() {
     assert_eq!(got.stats.websocket.upgrade_bytes, 453);
     assert_eq!(got.stats.websocket.inner.get("mqtt"), Some(&1));
     assert!(got.runs[0].events.contains(&Event::App { name: "websocket" }));
+    Ok(())
 }
 
 fn feed(ws: &mut WebSocket, pieces: &[(Dir, &[u8])]) -> testkit::Run {

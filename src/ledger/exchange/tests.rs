@@ -1,4 +1,5 @@
 use super::*;
+use crate::dissect::testkit::TestResult;
 
 fn open(id: u32) -> Event {
     Event::Open { id, kind: "mqtt", what: format!("PUBLISH t qos1 id {id}") }
@@ -23,7 +24,7 @@ fn a_long_flow_holds_few_exchanges_and_hands_the_rest_on() {
 }
 
 #[test]
-fn late_bytes_of_a_closed_exchange_still_reach_it() {
+fn late_bytes_of_a_closed_exchange_still_reach_it() -> TestResult {
     let mut fl = FlowLedger::new(0);
     let mut next = 0;
     fl.events(0, 0, &mut vec![open(1), open(2), Event::Close { id: 1 }], &mut next);
@@ -31,8 +32,9 @@ fn late_bytes_of_a_closed_exchange_still_reach_it() {
     fl.book(Class::Payload, 5, MsgRef::Exchange(1));
     fl.book_frame(1, Dir::S2C, &[(Class::Link, 14)], 19, Some(MsgRef::Exchange(1)));
     let xs: Vec<Exchange> = fl.finish().collect();
-    let one = xs.iter().find(|x| x.what.ends_with("id 1")).unwrap();
+    let one = xs.iter().find(|x| x.what.ends_with("id 1")).ok_or("no exchange 1")?;
     assert_eq!((one.wire_bytes, one.frames_s2c), (19, 1));
+    Ok(())
 }
 
 #[test]

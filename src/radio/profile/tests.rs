@@ -1,4 +1,5 @@
 use super::*;
+use crate::dissect::testkit::TestResult;
 
 #[test]
 fn every_builtin_parses_and_cites_every_parameter() {
@@ -12,8 +13,8 @@ fn every_builtin_parses_and_cites_every_parameter() {
 }
 
 #[test]
-fn lte_matches_aro_lte_conf() {
-    let p = Profile::builtin("lte").unwrap();
+fn lte_matches_aro_lte_conf() -> TestResult {
+    let p = Profile::builtin("lte").ok_or("no builtin profile lte")?;
     assert_eq!(p.promotion, Promotion { duration_s: 0.26, power_w: 1.21 });
     assert_eq!(p.connected.power_w, 1.2);
     assert_eq!(p.connected.inactivity_s, 0.1);
@@ -28,11 +29,12 @@ fn lte_matches_aro_lte_conf() {
     // idle: 0 W except 43 ms paging at 0.594 W every 1.28 s (not paging power all the time)
     assert!((p.idle_power_w - 0.594 * 0.043 / 1.28).abs() < 1e-12);
     assert!((p.connected_tail_s() - 10.12).abs() < 1e-12);
+    Ok(())
 }
 
 #[test]
-fn umts_uses_the_average_fach_to_dch_promotion() {
-    let p = Profile::builtin("3g").unwrap();
+fn umts_uses_the_average_fach_to_dch_promotion() -> TestResult {
+    let p = Profile::builtin("3g").ok_or("no builtin profile 3g")?;
     assert_eq!(p.promotion, Promotion { duration_s: 2.0, power_w: 0.65 });
     assert_eq!(p.connected.power_w, 1.30);
     assert_eq!(p.connected.inactivity_s, 4.0);
@@ -40,17 +42,22 @@ fn umts_uses_the_average_fach_to_dch_promotion() {
     assert_eq!((fach.name.as_str(), fach.duration_s, fach.power_w), ("fach", 10.0, 0.30));
     // ARO's loader reads the maximum (3.0 s) here; the average is 1.5 s.
     assert_eq!(fach.promotion, Some(Promotion { duration_s: 1.5, power_w: 0.80 }));
+    Ok(())
 }
 
 #[test]
-fn cellular_iot_profiles_use_nrf9160_figures() {
-    let nb = Profile::builtin("nb-iot").unwrap();
+fn cellular_iot_profiles_use_nrf9160_figures() -> TestResult {
+    let nb = Profile::builtin("nb-iot").ok_or("no builtin profile nb-iot")?;
     assert!((nb.idle_power_w - 2.7e-6 * 3.7).abs() < 1e-15);
-    let edrx = nb.tail.iter().find(|s| !s.radio_on).unwrap();
+    let edrx = nb.tail.iter().find(|s| !s.radio_on).ok_or("nb-iot: no radio-off tail state")?;
     assert!((edrx.power_w - 37e-6 * 3.7).abs() < 1e-15);
     assert!(nb.release_assistance.is_some());
-    let m = Profile::builtin("lte-m").unwrap();
-    assert!((m.tail.iter().find(|s| !s.radio_on).unwrap().power_w - 18e-6 * 3.7).abs() < 1e-15);
+    let m = Profile::builtin("lte-m").ok_or("no builtin profile lte-m")?;
+    assert!(
+        (m.tail.iter().find(|s| !s.radio_on).ok_or("lte-m: no radio-off tail state")?.power_w - 18e-6 * 3.7).abs()
+            < 1e-15
+    );
+    Ok(())
 }
 
 fn field_error(text: &str) -> String {
@@ -88,13 +95,14 @@ fn bad_profiles_name_the_field() {
 }
 
 #[test]
-fn user_profile_loads_from_a_file() {
-    let dir = tempfile::tempdir().unwrap();
+fn user_profile_loads_from_a_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
     let path = dir.path().join("mine.toml");
-    std::fs::write(&path, BUILTIN_SOURCES[0].1.replace("name = \"lte\"", "name = \"mine\"")).unwrap();
-    let p = Profile::resolve(path.to_str().unwrap()).unwrap();
+    std::fs::write(&path, BUILTIN_SOURCES[0].1.replace("name = \"lte\"", "name = \"mine\""))?;
+    let p = Profile::resolve(path.to_str().ok_or("temporary path is not UTF-8")?)?;
     assert_eq!(p.name, "mine");
-    assert_eq!(p.tail, Profile::builtin("lte").unwrap().tail);
+    assert_eq!(p.tail, Profile::builtin("lte").ok_or("no builtin profile lte")?.tail);
+    Ok(())
 }
 
 #[test]
