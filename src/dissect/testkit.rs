@@ -24,6 +24,26 @@ impl Run {
     pub fn class(&self, c: Class) -> u64 {
         self.ledger().get(c)
     }
+    /// Descriptions of the exchanges opened, in order.
+    pub fn opens(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Open { what, .. } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    /// Later descriptions of exchanges (`Event::Describe`), in order.
+    pub fn describes(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Describe { what, .. } => Some(what.clone()),
+                _ => None,
+            })
+            .collect()
+    }
     /// Every byte fed is in exactly one span.
     pub fn assert_conserved(&self) {
         assert_eq!(self.ledger().total(), self.fed, "spans must cover every byte fed exactly once");

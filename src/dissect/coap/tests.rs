@@ -125,25 +125,7 @@ fn flows_share_ids(name: &str) -> TestResult<bool> {
     Ok(udp_flows(name)?.len() > 1)
 }
 
-fn opens(r: &Run) -> Vec<String> {
-    r.events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Open { what, .. } => Some(what.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
-fn describes(r: &Run) -> Vec<String> {
-    r.events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Describe { what, .. } => Some(what.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn flow_bytes(r: &Run) -> u64 {
     r.spans.iter().filter(|s| s.msg == MsgRef::Flow).map(|s| s.len).sum()
@@ -152,8 +134,8 @@ fn flow_bytes(r: &Run) -> u64 {
 #[test]
 fn con_get_matches_truth() -> TestResult {
     let r = check_capture("coap-con-get")?;
-    assert_eq!(opens(&r), vec!["GET /time"; 15]);
-    assert_eq!(describes(&r), vec!["GET /time 2.05"; 15]);
+    assert_eq!(r.opens(), vec!["GET /time"; 15]);
+    assert_eq!(r.describes(), vec!["GET /time 2.05"; 15]);
     assert_eq!(flow_bytes(&r), 0);
     Ok(())
 }
@@ -161,16 +143,16 @@ fn con_get_matches_truth() -> TestResult {
 #[test]
 fn con_put_matches_truth() -> TestResult {
     let r = check_capture("coap-con-put")?;
-    assert_eq!(opens(&r), vec!["PUT /example_data"; 12]);
-    assert_eq!(describes(&r)[0], "PUT /example_data 2.01");
+    assert_eq!(r.opens(), vec!["PUT /example_data"; 12]);
+    assert_eq!(r.describes()[0], "PUT /example_data 2.01");
     Ok(())
 }
 
 #[test]
 fn non_matches_truth() -> TestResult {
     let r = check_capture("coap-non")?;
-    assert_eq!(opens(&r).len(), 15);
-    assert_eq!(describes(&r).len(), 15);
+    assert_eq!(r.opens().len(), 15);
+    assert_eq!(r.describes().len(), 15);
     assert_eq!(flow_bytes(&r), 0);
     Ok(())
 }
@@ -178,19 +160,19 @@ fn non_matches_truth() -> TestResult {
 #[test]
 fn sparse_non_matches_truth() -> TestResult {
     let r = check_capture("sparse-coap-non")?;
-    assert_eq!(describes(&r).iter().filter(|d| d.ends_with("2.04")).count(), 7);
+    assert_eq!(r.describes().iter().filter(|d| d.ends_with("2.04")).count(), 7);
     Ok(())
 }
 
 #[test]
 fn observe_matches_truth_and_pairs_notifications() -> TestResult {
     let r = check_capture("coap-observe")?;
-    let o = opens(&r);
+    let o = r.opens();
     assert_eq!(o.len(), 22, "{o:?}");
     assert_eq!(o[0], "GET /time observe");
     assert_eq!(o.iter().filter(|w| *w == "notify /time").count(), 20);
     assert_eq!(o.last().ok_or("nothing opened")?, "GET /time cancel-observe");
-    assert_eq!(describes(&r), vec!["GET /time observe 2.05", "GET /time cancel-observe 2.05"]);
+    assert_eq!(r.describes(), vec!["GET /time observe 2.05", "GET /time cancel-observe 2.05"]);
     // Every empty ACK acknowledges a notification: none is flow-level.
     assert_eq!(flow_bytes(&r), 0);
     // A notification's exchange holds it and its ACK.
@@ -209,11 +191,11 @@ fn observe_matches_truth_and_pairs_notifications() -> TestResult {
 #[test]
 fn blockwise_matches_truth() -> TestResult {
     let r = check_capture("coap-blockwise")?;
-    let o = opens(&r);
+    let o = r.opens();
     assert_eq!(o.len(), 22);
     assert_eq!(o[0], "PUT /example_data block1 #0+");
     assert!(o.contains(&"PUT /example_data block1 #10".to_string()), "{o:?}");
-    assert!(describes(&r).contains(&"PUT /example_data block1 #0+ 2.31".to_string()));
+    assert!(r.describes().contains(&"PUT /example_data block1 #0+ 2.31".to_string()));
     Ok(())
 }
 
@@ -221,7 +203,7 @@ fn blockwise_matches_truth() -> TestResult {
 fn con_retransmit_matches_truth() -> TestResult {
     let r = check_capture("coap-con-retransmit")?;
     // Three requests; the two repeats belong to the first one's exchange.
-    assert_eq!(opens(&r), vec!["GET /time"; 3]);
+    assert_eq!(r.opens(), vec!["GET /time"; 3]);
     let retrans: Vec<MsgRef> = r.spans.iter().filter(|s| s.class == Class::Retransmission).map(|s| s.msg).collect();
     assert_eq!(retrans.len(), 2);
     assert!(retrans.iter().all(|m| matches!(m, MsgRef::Exchange(_))));
@@ -231,7 +213,7 @@ fn con_retransmit_matches_truth() -> TestResult {
 #[test]
 fn port_unreachable_matches_truth() -> TestResult {
     let r = check_capture("coap-port-unreachable")?;
-    assert_eq!(opens(&r), vec!["GET /sensors/temp"]);
+    assert_eq!(r.opens(), vec!["GET /sensors/temp"]);
     // Never answered: closed at the end of the flow, no Responded.
     assert!(!r.events.iter().any(|e| matches!(e, Event::Responded { .. })));
     Ok(())
@@ -337,7 +319,7 @@ fn piggybacked_ack_pairs_by_mid_when_tokens_are_empty() {
     ];
     let refs: Vec<(Dir, &[u8])> = pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
     let r = testkit::run(&mut d, &refs);
-    assert_eq!(describes(&r), vec!["GET /b 2.05", "GET /a 2.05"]);
+    assert_eq!(r.describes(), vec!["GET /b 2.05", "GET /a 2.05"]);
 }
 
 #[test]
@@ -352,7 +334,7 @@ fn rst_rejects_request_and_ping_is_flow() {
     let refs: Vec<(Dir, &[u8])> = pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
     let r = testkit::run(&mut d, &refs);
     r.assert_conserved();
-    assert_eq!(describes(&r), vec!["GET /a RST"]);
+    assert_eq!(r.describes(), vec!["GET /a RST"]);
     assert_eq!(flow_bytes(&r), 8);
     assert_eq!(r.stats.coap.messages.get("RST"), Some(&2));
 }

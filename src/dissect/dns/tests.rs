@@ -48,15 +48,6 @@ fn framed(m: &[u8]) -> Vec<u8> {
     b
 }
 
-fn describes(r: &Run) -> Vec<String> {
-    r.events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Describe { what, .. } => Some(what.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 #[test]
 fn udp_query_and_response_are_one_exchange() {
@@ -87,7 +78,7 @@ fn udp_query_and_response_are_one_exchange() {
 fn responses_out_of_order_pair_by_id() {
     let (q1, q2, a2, a1) = (query(1), aaaa_query(2), nxdomain(2), response(1));
     let r = testkit::run(udp().as_mut(), &[(Dir::C2S, &q1), (Dir::C2S, &q2), (Dir::S2C, &a2), (Dir::S2C, &a1)]);
-    assert_eq!(describes(&r), vec!["AAAA nope.example.com NXDOMAIN 0 answers", "A example.com NOERROR 1 answer"]);
+    assert_eq!(r.describes(), vec!["AAAA nope.example.com NXDOMAIN 0 answers", "A example.com NOERROR 1 answer"]);
     let owners: Vec<MsgRef> = r.spans.iter().map(|s| s.msg).collect();
     assert_eq!(owners, vec![MsgRef::Exchange(0), MsgRef::Exchange(1), MsgRef::Exchange(1), MsgRef::Exchange(0)]);
 }
@@ -110,7 +101,7 @@ fn tcp_prefix_is_header_too_and_framing_survives_any_segmentation() {
         assert_eq!(r.stats.dns.malformed_messages, 0);
     }
     assert_eq!(whole.ledger(), bytewise.ledger());
-    assert_eq!(describes(&whole), vec!["A example.com NOERROR 1 answer"]);
+    assert_eq!(whole.describes(), vec!["A example.com NOERROR 1 answer"]);
     // The unanswered query is closed at the end of the flow.
     assert_eq!(whole.events.last(), Some(&Event::Close { id: 1 }));
 }
