@@ -35,3 +35,15 @@ fn overflow_is_reported_not_kept() {
     assert_eq!(mb.feed(&[200, 1, 2, 3, 4, 5], toy(&mut seen)), Err(6));
     assert_eq!(mb.pending(), 0);
 }
+
+#[test]
+fn a_header_gathers_across_pieces_up_to_what_is_needed() {
+    let mut h = HeaderBuf::<4>::default();
+    assert_eq!(h.fill(2, b"a"), 1);
+    assert_eq!(h.fill(2, b"bcd"), 1, "takes no more than needed");
+    assert_eq!(h.bytes(), b"ab");
+    assert_eq!(h.fill(9, b"cdef"), 2, "never more than it holds");
+    assert_eq!(h.bytes(), b"abcd");
+    assert_eq!(h.take(), 4);
+    assert!(h.is_empty() && h.bytes().is_empty());
+}

@@ -424,6 +424,43 @@ fn unknown_option_names_are_capped() {
     assert_eq!(options.get("Unknown Option (1000)"), Some(&1));
 }
 
+/// Past the cap, the unknown option numbers listed are the smallest keys:
+/// the same whichever order messages came in, and however flows were
+/// spread over threads. Named options are always listed.
+#[test]
+fn listed_unknown_options_do_not_depend_on_order() {
+    // 200 messages: an unknown option 1000 + (37 i mod 150), and Uri-Path.
+    let messages: Vec<Vec<u8>> = (0..200u16)
+        .map(|i| {
+            // Uri-Path (11) "x", then the unknown option: delta from 11, 14-form.
+            let ext = 1000 + (i * 37) % 150 - 11 - 269;
+            let opts = [0xb1, b'x', 0xe0, (ext >> 8) as u8, ext as u8];
+            msg(NON, 2, i, &[], &opts, b"")
+        })
+        .collect();
+    let stats = |ms: &[Vec<u8>]| {
+        let mut d = Coap::default();
+        let mut r = Run::default();
+        for m in ms {
+            d.data(Dir::C2S, m, &mut Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats));
+        }
+        r.stats.coap
+    };
+    let forward = stats(&messages);
+    let backward = stats(&messages.iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!(forward.options, backward.options);
+    assert_eq!(forward.options.get("Uri-Path"), Some(&200));
+    assert_eq!(forward.options.values().sum::<u64>(), 400);
+    assert!(forward.options.contains_key("Unknown Option (1063)"));
+    assert!(!forward.options.contains_key("Unknown Option (1064)"));
+    let (a, b) = messages.split_at(messages.len() / 3);
+    for (x, y) in [(stats(a), stats(b)), (stats(b), stats(a))] {
+        let mut merged = x;
+        merged.merge(&y);
+        assert_eq!(merged.options, forward.options);
+    }
+}
+
 #[test]
 fn probe_verdicts() -> TestResult {
     let get = msg(CON, 1, 1, &[1], &[0xb4, b't', b'i', b'm', b'e'], b"");

@@ -227,3 +227,37 @@ fn names_are_capped() -> TestResult {
     assert_eq!(all.names_not_listed, 20);
     Ok(())
 }
+
+/// A query for `label`.example.com, type A.
+fn named_query(id: u16, label: &str) -> Vec<u8> {
+    let mut b = id.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    b.push(label.len() as u8);
+    b.extend_from_slice(label.as_bytes());
+    b.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+    b
+}
+
+/// Past the cap, the names listed are the smallest: the same whichever
+/// order the queries came in, and however flows were spread over threads.
+#[test]
+fn listed_names_do_not_depend_on_order() {
+    let queries: Vec<Vec<u8>> =
+        (0..3 * MAX_NAMES).map(|i| named_query(i as u16, &format!("h{:03}", (i * 37) % 150))).collect();
+    let stats = |qs: &[Vec<u8>]| {
+        let pieces: Vec<(Dir, &[u8])> = qs.iter().map(|q| (Dir::C2S, q.as_slice())).collect();
+        testkit::run(udp().as_mut(), &pieces).stats.dns
+    };
+    let forward = stats(&queries);
+    let backward = stats(&queries.iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!((&forward.names, forward.names_not_listed), (&backward.names, backward.names_not_listed));
+    assert_eq!(forward.names.len(), MAX_NAMES);
+    assert_eq!(forward.names.values().sum::<u64>() + forward.names_not_listed, queries.len() as u64);
+    assert!(forward.names.contains_key("h000.example.com"));
+    let (a, b) = queries.split_at(queries.len() / 3);
+    for (x, y) in [(stats(a), stats(b)), (stats(b), stats(a))] {
+        let mut merged = x;
+        merged.merge(&y);
+        assert_eq!((&merged.names, merged.names_not_listed), (&forward.names, forward.names_not_listed));
+    }
+}
