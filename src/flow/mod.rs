@@ -8,9 +8,9 @@ pub mod tcp;
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
-use foldhash::HashMap;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tcp::{HalfStream, Piece};
@@ -241,7 +241,11 @@ impl Shared {
 pub struct FlowTable {
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,
-    index: HashMap<FlowKey, usize>,
+    /// Live flows by key, as slot numbers: the key is compared in the slot,
+    /// which the packet works on next anyway. A table this small stays in
+    /// cache, so a lookup costs one memory access, not two.
+    index: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
     /// One entry per live flow: (deadline, slot, generation). An ordered set
     /// rather than a heap, so a flow's entry is moved, not duplicated, when
     /// it closes, and removed when it finishes: the set never holds more than
@@ -260,7 +264,8 @@ impl FlowTable {
         FlowTable {
             flows: Vec::new(),
             free: Vec::new(),
-            index: HashMap::default(),
+            index: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             timers: BTreeSet::new(),
             next_flow: 0,
             next_gen: 0,
@@ -305,6 +310,13 @@ impl FlowTable {
         }
     }
 
+    /// The live flow with this key.
+    fn find(&self, key: &FlowKey) -> Option<usize> {
+        let flows = &self.flows;
+        let in_slot = |&s: &usize| flows.get(s).and_then(Option::as_ref).is_some_and(|f| f.key == *key);
+        self.index.find(self.hasher.hash_one(key), in_slot).copied()
+    }
+
     fn timeout(&self, f: &Flow) -> i64 {
         match &f.tcp {
             None => self.sh.cfg.udp_idle_ns,
@@ -337,7 +349,7 @@ impl FlowTable {
         let src = (d.src, d.sport);
         let dst = (d.dst, d.dport);
         let key = FlowKey::of(l4, src, dst);
-        let mut slot = self.index.get(&key).copied();
+        let mut slot = self.find(&key);
 
         // A new SYN on a known 4-tuple with another initial sequence number
         // starts a new connection (Wireshark's tcp.stream rule).
@@ -479,7 +491,10 @@ impl FlowTable {
                 self.flows.len() - 1
             }
         };
-        self.index.insert(key, slot);
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index.insert_unique(hasher.hash_one(key), slot, |&s| {
+            flows.get(s).and_then(Option::as_ref).map_or(0, |f| hasher.hash_one(f.key))
+        });
         self.timers.insert((ts_ns.saturating_add(timeout), slot, generation));
         slot
     }
@@ -489,7 +504,9 @@ impl FlowTable {
         let Some(entry) = self.flows.get_mut(slot) else { return };
         let Some(f) = entry.as_mut() else { return };
         self.timers.remove(&(f.timer, slot, f.generation));
-        self.index.remove(&f.key);
+        if let Ok(e) = self.index.find_entry(self.hasher.hash_one(f.key), |&s| s == slot) {
+            e.remove();
+        }
         self.free.push(slot);
         let ts = f.last_ns;
         let app = &mut f.app;
