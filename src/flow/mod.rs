@@ -4,16 +4,17 @@
 //! flows are finished and handed downstream.
 
 pub mod tcp;
+mod timers;
 
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
 use serde::Serialize;
-use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tcp::{HalfStream, Piece};
+use timers::{Kind, Timers};
 
 /// Flow-table settings.
 #[derive(Clone)]
@@ -182,9 +183,6 @@ struct TcpState {
 
 struct Flow {
     key: FlowKey,
-    generation: u64,
-    /// Deadline of this flow's one entry in `FlowTable::timers`.
-    timer: i64,
     client: (IpAddr, u16),
     tcp: Option<TcpState>,
     app: AppState,
@@ -207,6 +205,15 @@ struct AppState {
 impl Flow {
     fn closed(&self) -> bool {
         self.tcp.as_ref().is_some_and(|t| t.rst || (t.fin[0] && t.fin[1]))
+    }
+
+    /// Its kind of timeout, and how long it may stay idle.
+    fn timeout(&self, cfg: &FlowConfig) -> (Kind, i64) {
+        match &self.tcp {
+            None => (Kind::Udp, cfg.udp_idle_ns),
+            Some(_) if self.closed() => (Kind::TcpClosed, cfg.tcp_closed_linger_ns),
+            Some(_) => (Kind::TcpOpen, cfg.tcp_idle_ns),
+        }
     }
 }
 
@@ -246,14 +253,9 @@ pub struct FlowTable {
     /// cache, so a lookup costs one memory access, not two.
     index: hashbrown::HashTable<usize>,
     hasher: foldhash::fast::RandomState,
-    /// One entry per live flow: (deadline, slot, generation). An ordered set
-    /// rather than a heap, so a flow's entry is moved, not duplicated, when
-    /// it closes, and removed when it finishes: the set never holds more than
-    /// the live flows (a heap keeps every TCP connection's idle entry for
-    /// the whole idle timeout, two hours of capture).
-    timers: BTreeSet<(i64, usize, u64)>,
+    /// Every live flow's deadline, by slot.
+    timers: Timers,
     next_flow: u64,
-    next_gen: u64,
     sh: Shared,
     pub tcp_streams: u64,
     pub udp_streams: u64,
@@ -266,9 +268,8 @@ impl FlowTable {
             free: Vec::new(),
             index: hashbrown::HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
             next_flow: 0,
-            next_gen: 0,
             sh: Shared {
                 cfg,
                 spans: Vec::new(),
@@ -289,23 +290,12 @@ impl FlowTable {
 
     /// Finishes flows whose time is up at capture time `now`.
     pub fn expire(&mut self, now: i64, sink: &mut dyn FlowSink) {
-        while let Some(&(deadline, slot, generation)) = self.timers.first() {
-            if deadline >= now {
-                break;
-            }
-            self.timers.pop_first();
-            let Some(f) = self.flows.get(slot).and_then(|f| f.as_ref()) else { continue };
-            if f.generation != generation {
-                continue;
-            }
-            let due = f.last_ns.saturating_add(self.timeout(f));
-            if due < now {
+        while let Some(slot) = self.timers.due_before(now) {
+            if self.flows.get(slot).is_some_and(Option::is_some) {
                 self.finish_slot(slot, sink);
             } else {
-                self.timers.insert((due, slot, generation));
-                if let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) {
-                    f.timer = due;
-                }
+                // Not a live flow (cannot happen): forget it rather than loop.
+                self.timers.unset(slot);
             }
         }
     }
@@ -315,14 +305,6 @@ impl FlowTable {
         let flows = &self.flows;
         let in_slot = |&s: &usize| flows.get(s).and_then(Option::as_ref).is_some_and(|f| f.key == *key);
         self.index.find(self.hasher.hash_one(key), in_slot).copied()
-    }
-
-    fn timeout(&self, f: &Flow) -> i64 {
-        match &f.tcp {
-            None => self.sh.cfg.udp_idle_ns,
-            Some(_) if f.closed() => self.sh.cfg.tcp_closed_linger_ns,
-            Some(_) => self.sh.cfg.tcp_idle_ns,
-        }
     }
 
     /// Takes one decoded TCP or UDP packet. A datagram joined from IP
@@ -372,7 +354,6 @@ impl FlowTable {
         // back for every packet costs more than the work itself.
         let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) else { return };
         let sh = &mut self.sh;
-        let was_closed = f.closed();
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
         let rec = &mut f.app.rec;
@@ -403,13 +384,8 @@ impl FlowTable {
         for x in f.app.fl.take_done() {
             sink.exchange_done(x);
         }
-        if !was_closed && f.closed() {
-            let old = f.timer;
-            f.timer = ts_ns.saturating_add(self.sh.cfg.tcp_closed_linger_ns);
-            let entry = (f.timer, slot, f.generation);
-            self.timers.remove(&(old, slot, f.generation));
-            self.timers.insert(entry);
-        }
+        let (kind, timeout) = f.timeout(&self.sh.cfg);
+        self.timers.set(slot, kind, ts_ns.saturating_add(timeout));
     }
 
     fn create(
@@ -447,8 +423,6 @@ impl FlowTable {
             L4::Tcp => self.tcp_streams += 1,
             L4::Udp => self.udp_streams += 1,
         }
-        let generation = self.next_gen;
-        self.next_gen += 1;
         let rec = FlowRecord {
             id,
             first_packet: self.sh.packet,
@@ -460,11 +434,8 @@ impl FlowTable {
             end_ts: ts_ns as f64 / 1e9,
             ..FlowRecord::default()
         };
-        let timeout = if l4 == L4::Tcp { self.sh.cfg.tcp_idle_ns } else { self.sh.cfg.udp_idle_ns };
         let flow = Flow {
             key,
-            generation,
-            timer: ts_ns.saturating_add(timeout),
             client,
             tcp: (l4 == L4::Tcp).then(TcpState::default),
             app: AppState {
@@ -495,7 +466,6 @@ impl FlowTable {
         self.index.insert_unique(hasher.hash_one(key), slot, |&s| {
             flows.get(s).and_then(Option::as_ref).map_or(0, |f| hasher.hash_one(f.key))
         });
-        self.timers.insert((ts_ns.saturating_add(timeout), slot, generation));
         slot
     }
 
@@ -503,7 +473,7 @@ impl FlowTable {
         // Finished in place and dropped there: a flow is large to move.
         let Some(entry) = self.flows.get_mut(slot) else { return };
         let Some(f) = entry.as_mut() else { return };
-        self.timers.remove(&(f.timer, slot, f.generation));
+        self.timers.unset(slot);
         if let Ok(e) = self.index.find_entry(self.hasher.hash_one(f.key), |&s| s == slot) {
             e.remove();
         }
