@@ -275,3 +275,12 @@ fn unmask_matches_the_key_byte_by_byte_at_any_offset() {
         }
     }
 }
+
+#[test]
+fn message_descriptions_are_the_formatted_ones() {
+    for opcode in 0..16u8 {
+        for (dir, arrow) in [(Dir::C2S, "c2s"), (Dir::S2C, "s2c")] {
+            assert_eq!(message_what(opcode, dir), format!("{} message {arrow}", opcode_name(opcode)));
+        }
+    }
+}
