@@ -301,7 +301,7 @@ struct Fields<'h> {
 }
 
 /// The header fields `fields` acts on.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Known {
     ContentLength,
     TransferEncoding,
@@ -314,22 +314,23 @@ enum Known {
 /// Which known field `name` is. Most headers are none of them: their length
 /// says so before any comparison.
 fn known_field(name: &str) -> Option<Known> {
-    let (known_name, known) = match name.len() {
-        4 => ("host", Known::Host),
-        7 => ("upgrade", Known::Upgrade),
-        10 => ("connection", Known::Connection),
-        14 => ("content-length", Known::ContentLength),
-        17 => ("transfer-encoding", Known::TransferEncoding),
-        22 => ("sec-websocket-protocol", Known::WsProtocol),
-        _ => return None,
-    };
-    is_named(name, known_name).then_some(known)
+    // Each arm compares with a literal of the arm's length: unrolled.
+    match name.len() {
+        4 if is_named(name, "host") => Some(Known::Host),
+        7 if is_named(name, "upgrade") => Some(Known::Upgrade),
+        10 if is_named(name, "connection") => Some(Known::Connection),
+        14 if is_named(name, "content-length") => Some(Known::ContentLength),
+        17 if is_named(name, "transfer-encoding") => Some(Known::TransferEncoding),
+        22 if is_named(name, "sec-websocket-protocol") => Some(Known::WsProtocol),
+        _ => None,
+    }
 }
 
 /// `name.eq_ignore_ascii_case(lower)` where `lower` holds only lowercase
 /// ASCII letters and '-', without a branch per byte: where `lower` has a
 /// letter (bit 0x40 set) the name byte may differ in the case bit 0x20
 /// alone; a '-' must match exactly.
+#[inline(always)]
 fn is_named(name: &str, lower: &str) -> bool {
     name.len() == lower.len()
         && name.bytes().zip(lower.bytes()).fold(0, |diff, (c, l)| diff | ((c | ((l & 0x40) >> 1)) ^ l)) == 0
@@ -340,48 +341,118 @@ fn fields<'h>(headers: &[httparse::Header<'h>]) -> Fields<'h> {
     for h in headers {
         // Only the values of known fields are decoded.
         let Some(known) = known_field(h.name) else { continue };
-        // Values are nearly always valid UTF-8 (ASCII): checking is cheaper
-        // than the lossy decoder, which gives the same string then.
-        let raw = match std::str::from_utf8(h.value) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(h.value),
-        };
-        let v = raw.trim();
+        if known == Known::Host {
+            // Values are nearly always valid UTF-8 (ASCII): checking is
+            // cheaper than the lossy decoder, which gives the same string then.
+            f.host = Some(match std::str::from_utf8(h.value) {
+                Ok(s) => truncated(s.trim(), MAX_WHAT),
+                Err(_) => Cow::Owned(truncate(String::from_utf8_lossy(h.value).trim(), MAX_WHAT)),
+            });
+        } else if h.value.is_ascii() {
+            // ASCII (nearly always): read as bytes, no decoding.
+            f.note_ascii(known, trim_ascii(h.value));
+        } else {
+            f.note_text(known, String::from_utf8_lossy(h.value).trim());
+        }
+    }
+    f
+}
+
+impl Fields<'_> {
+    /// Notes the value `v` (trimmed, ASCII) of a known field other than Host.
+    /// Gives what `note_text` gives for the same text.
+    fn note_ascii(&mut self, known: Known, v: &[u8]) {
+        let is_comma = |c: &u8| *c == b',';
+        match known {
+            Known::ContentLength => match parse_decimal(v) {
+                Some(n) if self.content_length.is_none_or(|m| m == n) => self.content_length = Some(n),
+                _ => self.bad_length = true,
+            },
+            Known::TransferEncoding => {
+                let last = v.rsplit(is_comma).next().unwrap_or(&[]);
+                self.chunked = trim_ascii(last).eq_ignore_ascii_case(b"chunked");
+                self.other_coding = !self.chunked;
+            }
+            Known::Connection => {
+                self.conn_upgrade |= v.split(is_comma).any(|t| trim_ascii(t).eq_ignore_ascii_case(b"upgrade"));
+            }
+            Known::Upgrade => {
+                let first = trim_ascii(v.split(is_comma).next().unwrap_or(&[]));
+                if first.eq_ignore_ascii_case(b"websocket") {
+                    self.upgrade = Some(Upgrade::WebSocket);
+                } else if first.eq_ignore_ascii_case(b"h2c") {
+                    self.upgrade = Some(Upgrade::H2c);
+                }
+            }
+            Known::WsProtocol => {
+                // A token starting with "mqtt", any case.
+                self.ws_protocol_mqtt |= v
+                    .split(is_comma)
+                    .any(|t| trim_ascii(t).get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
+            }
+            Known::Host => {}
+        }
+    }
+
+    /// Notes the value `v` (decoded, trimmed) of a known field other than Host.
+    fn note_text(&mut self, known: Known, v: &str) {
         match known {
             Known::ContentLength => match v.parse::<u64>() {
-                Ok(n) if f.content_length.is_none_or(|m| m == n) => f.content_length = Some(n),
-                _ => f.bad_length = true,
+                Ok(n) if self.content_length.is_none_or(|m| m == n) => self.content_length = Some(n),
+                _ => self.bad_length = true,
             },
             Known::TransferEncoding => {
                 let last = v.rsplit(',').next().unwrap_or("").trim();
-                f.chunked = last.eq_ignore_ascii_case("chunked");
-                f.other_coding = !f.chunked;
+                self.chunked = last.eq_ignore_ascii_case("chunked");
+                self.other_coding = !self.chunked;
             }
             Known::Connection => {
-                f.conn_upgrade |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+                self.conn_upgrade |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
             }
             Known::Upgrade => {
                 let first = v.split(',').next().unwrap_or("").trim();
                 if first.eq_ignore_ascii_case("websocket") {
-                    f.upgrade = Some(Upgrade::WebSocket);
+                    self.upgrade = Some(Upgrade::WebSocket);
                 } else if first.eq_ignore_ascii_case("h2c") {
-                    f.upgrade = Some(Upgrade::H2c);
+                    self.upgrade = Some(Upgrade::H2c);
                 }
-            }
-            Known::Host => {
-                f.host = Some(match raw {
-                    Cow::Borrowed(b) => truncated(b.trim(), MAX_WHAT),
-                    Cow::Owned(ref o) => Cow::Owned(truncate(o.trim(), MAX_WHAT)),
-                });
             }
             Known::WsProtocol => {
                 // A token starting with "mqtt", any case.
-                f.ws_protocol_mqtt |=
+                self.ws_protocol_mqtt |=
                     v.split(',').any(|t| t.trim().as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
             }
+            Known::Host => {}
         }
     }
-    f
+}
+
+/// `b` without the ASCII whitespace `str::trim` removes at either end
+/// (U+000B included, unlike `u8::is_ascii_whitespace`).
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let space = |c: &u8| matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
+    let start = b.iter().position(|c| !space(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !space(c)).map_or(start, |p| p + 1);
+    b.get(start..end).unwrap_or(&[])
+}
+
+/// What `str::parse::<u64>` makes of `b`: an optional '+', then decimal
+/// digits, no overflow.
+fn parse_decimal(b: &[u8]) -> Option<u64> {
+    let digits = match b {
+        [b'+', rest @ ..] => rest,
+        _ => b,
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &c| {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -744,6 +815,11 @@ impl Http1 {
         if dir == Dir::S2C {
             self.first_response_byte(emit);
         }
+        if self.sides[i].scanned == 0
+            && let Some(step) = self.head(dir, b, None, emit)
+        {
+            return step;
+        }
         let Some(end) = header_end(b, &mut self.sides[i].scanned) else {
             if b.len() > MAX_HEADER_BLOCK {
                 return self.lose(dir, "header block too large", emit);
@@ -751,34 +827,51 @@ impl Http1 {
             return Step::NeedMore;
         };
         self.sides[i].scanned = 0;
-        let block = &b[..end];
+        self.head(dir, &b[..end], Some(end), emit).unwrap_or(Step::Used(0))
+    }
+
+    /// Parses the header block at the start of `b` and acts on it. `end`:
+    /// where `header_end` found the block to end (then `b` is the block),
+    /// else `None` (the first look at fresh bytes): a block httparse finds
+    /// whole is acted on, anything else is left to the careful path (`None`).
+    /// httparse ends a block at its first empty line, as `header_end` does,
+    /// so the first look need not search for the end first.
+    #[inline(never)]
+    fn head(&mut self, dir: Dir, b: &[u8], end: Option<usize>, emit: &mut Emit) -> Option<Step> {
+        // Whether a block httparse found whole ends where `end` says.
+        let agrees = |n: usize| match end {
+            Some(end) => n == end,
+            None => ends_with_empty_line(b.get(..n).unwrap_or(&[])),
+        };
         // Left uninitialised: the parser writes the headers it finds, and
         // clearing all MAX_HEADERS slots cost more than most parses.
         let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
         match dir {
             Dir::C2S => {
                 let mut req = httparse::Request::new(&mut []);
-                match req.parse_with_uninit_headers(block, &mut headers) {
-                    Ok(httparse::Status::Complete(n)) if n == end => {
+                match req.parse_with_uninit_headers(b, &mut headers) {
+                    Ok(httparse::Status::Complete(n)) if agrees(n) => {
                         let method = req.method.unwrap_or("?");
                         let path = req.path.unwrap_or("?");
                         let version = req.version;
                         let f = fields(req.headers);
-                        self.request(method, path, version, f, end, emit)
+                        Some(self.request(method, path, version, f, n, emit))
                     }
-                    _ => self.lose(dir, "bad request header", emit),
+                    _ if end.is_none() => None,
+                    _ => Some(self.lose(dir, "bad request header", emit)),
                 }
             }
             Dir::S2C => {
                 let mut resp = httparse::Response::new(&mut []);
-                match response_parser().parse_response_with_uninit_headers(&mut resp, block, &mut headers) {
-                    Ok(httparse::Status::Complete(n)) if n == end => {
+                match response_parser().parse_response_with_uninit_headers(&mut resp, b, &mut headers) {
+                    Ok(httparse::Status::Complete(n)) if agrees(n) => {
                         let code = resp.code.unwrap_or(0);
                         let version = resp.version;
                         let f = fields(resp.headers);
-                        self.response(code, version, f, end, emit)
+                        Some(self.response(code, version, f, n, emit))
                     }
-                    _ => self.lose(dir, "bad response header", emit),
+                    _ if end.is_none() => None,
+                    _ => Some(self.lose(dir, "bad response header", emit)),
                 }
             }
         }
@@ -1062,6 +1155,11 @@ fn header_end(b: &[u8], scanned: &mut usize) -> Option<usize> {
     None
 }
 
+/// Whether `b` ends with an empty line (as a block `header_end` finds does).
+fn ends_with_empty_line(b: &[u8]) -> bool {
+    b.ends_with(b"\n\n") || b.ends_with(b"\n\r\n")
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
@@ -1072,6 +1170,16 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 impl Dissector for Http1 {
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
         let i = dir.idx();
+        if self.sides[i].state == State::Tunnel
+            && self.sides[i].held.is_empty()
+            && !data.is_empty()
+            && let Some(t) = self.tunnel.as_mut()
+        {
+            // After an upgrade (most calls on such connections): straight
+            // through, as `consume` would pass it.
+            t.data(dir, data, emit);
+            return;
+        }
         if self.sides[i].held.is_empty() {
             let used = self.consume(dir, data, emit);
             self.keep(dir, data.get(used..).unwrap_or(&[]), emit);

@@ -66,6 +66,9 @@ impl Stats {
     }
 }
 
+/// Opcodes `start_frame` accepts, in the order of `WebSocket::frame_counts`.
+const OPCODES: [u8; 6] = [0, 1, 2, 8, 9, 10];
+
 fn opcode_name(op: u8) -> &'static str {
     match op {
         0 => "continuation",
@@ -75,6 +78,21 @@ fn opcode_name(op: u8) -> &'static str {
         9 => "ping",
         10 => "pong",
         _ => "reserved",
+    }
+}
+
+/// The description of a data message's exchange.
+fn message_what(opcode: u8, dir: Dir) -> String {
+    // Fixed strings for what nearly every message is: no formatting.
+    match (opcode, dir) {
+        (1, Dir::C2S) => "text message c2s".to_owned(),
+        (1, Dir::S2C) => "text message s2c".to_owned(),
+        (2, Dir::C2S) => "binary message c2s".to_owned(),
+        (2, Dir::S2C) => "binary message s2c".to_owned(),
+        _ => {
+            let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
+            format!("{} message {arrow}", opcode_name(opcode))
+        }
     }
 }
 
@@ -147,6 +165,9 @@ pub struct WebSocket {
     scratch_spans: Vec<Span>,
     scratch_events: Vec<Event>,
     unmasked: Vec<u8>,
+    /// Frames seen per opcode (as in `OPCODES`), added to the statistics'
+    /// map at the end: one map lookup per opcode instead of one per frame.
+    frame_counts: [u64; OPCODES.len()],
 }
 
 impl WebSocket {
@@ -172,6 +193,7 @@ impl WebSocket {
             scratch_spans: Vec::new(),
             scratch_events: Vec::new(),
             unmasked: Vec::new(),
+            frame_counts: [0; OPCODES.len()],
         }
     }
 
@@ -181,10 +203,8 @@ impl WebSocket {
         id
     }
 
-    /// Starts the frame whose header is in `side.header`; false: malformed.
-    fn start_frame(&mut self, dir: Dir, emit: &mut Emit) -> bool {
-        let side = &self.sides[dir.idx()];
-        let h = side.header.bytes();
+    /// Starts the frame whose whole header is `h`; false: malformed.
+    fn start_frame(&mut self, dir: Dir, h: &[u8], emit: &mut Emit) -> bool {
         let (b0, b1) = match h {
             [a, b, ..] => (*a, *b),
             _ => return false,
@@ -192,19 +212,18 @@ impl WebSocket {
         let fin = b0 & 0x80 != 0;
         let opcode = b0 & 0x0f;
         let masked = b1 & 0x80 != 0;
+        if h.len() != header_len([b0, b1]) {
+            return false;
+        }
         let ext = &h[2..];
-        let len = match b1 & 0x7f {
-            126 => u64::from(u16::from_be_bytes([ext[0], ext[1]])),
-            127 => {
-                let mut l = [0u8; 8];
-                l.copy_from_slice(&ext[..8]);
-                u64::from_be_bytes(l)
-            }
-            n => u64::from(n),
+        let len = match (b1 & 0x7f, ext) {
+            (126, [a, b, ..]) => u64::from(u16::from_be_bytes([*a, *b])),
+            (127, [a, b, c, d, e, f, g, h, ..]) => u64::from_be_bytes([*a, *b, *c, *d, *e, *f, *g, *h]),
+            (n, _) => u64::from(n),
         };
-        let known = matches!(opcode, 0 | 1 | 2 | 8 | 9 | 10);
+        let Some(kind) = OPCODES.iter().position(|&op| op == opcode) else { return false };
         let control = opcode >= 8;
-        if !known || len >> 63 != 0 || (control && (!fin || len > 125)) {
+        if len >> 63 != 0 || (control && (!fin || len > 125)) {
             return false;
         }
         let key = masked.then(|| {
@@ -218,14 +237,8 @@ impl WebSocket {
             self.inner_decided = true;
         }
 
+        self.frame_counts[kind] += 1;
         let st = &mut emit.stats.websocket;
-        // Look up before inserting: no String allocated per frame.
-        match st.frames.get_mut(opcode_name(opcode)) {
-            Some(n) => *n += 1,
-            None => {
-                st.frames.insert(opcode_name(opcode).to_string(), 1);
-            }
-        }
         st.masked_frames += u64::from(masked);
         st.header_bytes += header_len;
 
@@ -277,8 +290,7 @@ impl WebSocket {
             MsgRef::Flow
         } else {
             let id = self.new_id();
-            let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
-            let what = emit.what(|| format!("{} message {arrow}", opcode_name(opcode)));
+            let what = emit.what(|| message_what(opcode, dir));
             emit.event(Event::Open { id, kind: "websocket", what });
             MsgRef::Exchange(id)
         };
@@ -386,8 +398,7 @@ impl WebSocket {
         } else {
             // Plain binary messages: this one is an exchange of its own.
             let id = self.new_id();
-            let arrow = if dir == Dir::C2S { "c2s" } else { "s2c" };
-            let what = emit.what(|| format!("binary message {arrow}"));
+            let what = emit.what(|| message_what(2, dir));
             emit.event(Event::Open { id, kind: "websocket", what });
             f.msg = MsgRef::Exchange(id);
             self.sides[dir.idx()].message = Some(f.msg);
@@ -496,10 +507,23 @@ impl Dissector for WebSocket {
                 self.sides[i].junk += rest.len() as u64;
                 return;
             }
-            if let Some(f) = self.sides[i].frame {
-                let n = f.left.min(rest.len() as u64) as usize;
+            if let Some(left) = self.sides[i].frame.as_ref().map(|f| f.left) {
+                let n = left.min(rest.len() as u64) as usize;
                 self.payload(dir, &rest[..n], emit);
                 off += n;
+                continue;
+            }
+            if self.sides[i].header.is_empty()
+                && let [b0, b1, ..] = rest
+                && let Some(h) = rest.get(..header_len([*b0, *b1]))
+            {
+                // The whole header is here (nearly always): read it in place.
+                if self.start_frame(dir, h, emit) {
+                    off += h.len();
+                } else {
+                    off += self.sides[i].header.fill(h.len(), h);
+                    self.lose(dir, emit);
+                }
                 continue;
             }
             // Gather a frame header: 2 bytes tell how long it is.
@@ -514,7 +538,8 @@ impl Dissector for WebSocket {
                 // Still short, or the first two bytes just told the whole length.
                 continue;
             }
-            if self.start_frame(dir, emit) {
+            let whole = *header;
+            if self.start_frame(dir, whole.bytes(), emit) {
                 self.sides[i].header.take();
             } else {
                 self.lose(dir, emit);
@@ -564,6 +589,19 @@ impl Dissector for WebSocket {
     }
 
     fn finish(&mut self, emit: &mut Emit) {
+        let frames = &mut emit.stats.websocket.frames;
+        for (&opcode, n) in OPCODES.iter().zip(std::mem::take(&mut self.frame_counts)) {
+            if n == 0 {
+                continue;
+            }
+            // Look up before inserting: no String allocated per connection.
+            match frames.get_mut(opcode_name(opcode)) {
+                Some(total) => *total += n,
+                None => {
+                    frames.insert(opcode_name(opcode).to_string(), n);
+                }
+            }
+        }
         for dir in [Dir::C2S, Dir::S2C] {
             let i = dir.idx();
             if let Some(mut f) = self.sides[i].frame.take() {

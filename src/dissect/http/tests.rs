@@ -380,3 +380,78 @@ fn pending_queue_is_first_in_first_out() {
     assert!(q.is_empty() && q.front_mut().is_none());
     assert_eq!(q.len(), 0);
 }
+
+/// What a `Fields` says, for comparing two readings.
+fn summary(f: &Fields) -> (Option<u64>, bool, bool, bool, bool, Option<Upgrade>, bool) {
+    (f.content_length, f.bad_length, f.chunked, f.other_coding, f.conn_upgrade, f.upgrade, f.ws_protocol_mqtt)
+}
+
+/// The byte reader of ASCII values gives what the text reader gives.
+#[test]
+fn ascii_field_values_read_as_text_values_do() {
+    let parts = [
+        "", " ", "\t", "\x0b", "\x0c", "\r\n ", ",", "+", "-", "0", "7", "42", "18446744073709551615",
+        "18446744073709551616", "chunked", "CHUNKED", "gzip", "upgrade", "Upgrade", "keep-alive", "websocket",
+        "WebSocket", "h2c", "mqtt", "MQTTv3.1", "mqt", "x",
+    ];
+    let mut values = vec![];
+    for a in parts {
+        for b in parts {
+            for c in ["", ",", " , ", "\t"] {
+                values.push(format!("{a}{c}{b}"));
+            }
+        }
+    }
+    for known in
+        [Known::ContentLength, Known::TransferEncoding, Known::Connection, Known::Upgrade, Known::WsProtocol]
+    {
+        for v in &values {
+            // Twice: a repeated Content-Length must agree with the first.
+            let (mut bytes, mut text) = (Fields::default(), Fields::default());
+            for _ in 0..2 {
+                bytes.note_ascii(known, trim_ascii(v.as_bytes()));
+                text.note_text(known, v.trim());
+            }
+            assert_eq!(summary(&bytes), summary(&text), "{known:?} {v:?}");
+        }
+    }
+    for v in &values {
+        assert_eq!(trim_ascii(v.as_bytes()), v.trim().as_bytes(), "{v:?}");
+        assert_eq!(parse_decimal(v.as_bytes()), v.parse::<u64>().ok(), "{v:?}");
+    }
+}
+
+/// Non-ASCII values go through the text reader: Unicode spaces trim, bad
+/// UTF-8 is replaced.
+#[test]
+fn non_ascii_field_values_are_read_as_text() {
+    let f = fields(&[
+        httparse::Header { name: "Content-Length", value: "\u{a0}12\u{3000}".as_bytes() },
+        httparse::Header { name: "Connection", value: "\u{85}upgrade".as_bytes() },
+        httparse::Header { name: "Host", value: b"h\xffst " },
+    ]);
+    assert_eq!(f.content_length, Some(12));
+    assert!(f.conn_upgrade && !f.bad_length);
+    assert_eq!(f.host.as_deref(), Some("h\u{fffd}st"));
+}
+
+/// A header block seen whole goes straight to httparse; seen in pieces it
+/// is found first, then parsed: both give the same.
+#[test]
+fn whole_and_split_header_blocks_agree() {
+    // Obsolete line folding, LF-only lines, body bytes right behind.
+    let r = feed(&[
+        (Dir::C2S, b"GET /a HTTP/1.1\nHost: a\n\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n"),
+        (Dir::S2C, b"HTTP/1.1 200 OK\r\nX-Long: a\r\n b\r\nContent-Length: 2\r\n\r\nhi"),
+        (Dir::S2C, b"HTTP/1.1 200 OK\nContent-Length: 1\n\nx"),
+    ]);
+    assert_eq!((r.stats.http.requests, r.stats.http.responses, r.stats.http.malformed), (2, 2, 0));
+    assert_eq!(r.stats.http.response_body_bytes, 3);
+    // httparse refuses a block: found whole, it is malformed up to the next request.
+    let r = feed(&[(Dir::C2S, b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\nGET /ok HTTP/1.1\r\n\r\n")]);
+    assert_eq!((r.stats.http.requests, r.stats.http.malformed), (1, 1));
+    // A refused start with no end yet waits for the end, as before.
+    let r = feed(&[(Dir::C2S, b"GET / HTTP/1.1\r\nBad Name: x\r\n")]);
+    assert_eq!(r.stats.http.requests, 0);
+    assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })));
+}

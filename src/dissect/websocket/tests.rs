@@ -210,7 +210,8 @@ fn fragments_extended_lengths_and_masks() {
         assert_eq!(r.class(Class::AppHeader), 6 + 6 + 4 + 10);
         assert_eq!(r.stats.websocket.messages, 3);
         assert_eq!(r.stats.websocket.masked_frames, 3);
-        assert_eq!(r.stats.websocket.frames.get("continuation"), Some(&1));
+        let frames: Vec<(&str, u64)> = r.stats.websocket.frames.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        assert_eq!(frames, [("binary", 2), ("continuation", 1), ("ping", 1), ("text", 1)]);
         // The fragmented message is one exchange; the ping is not.
         let text: u64 = r.spans.iter().filter(|s| s.msg == MsgRef::Exchange(1)).map(|s| s.len).sum();
         assert_eq!(text, 6 + 3 + 6 + 2);
@@ -232,6 +233,11 @@ fn bad_frames_are_malformed_and_never_panic() {
         for make_inner in [false, true] {
             let mut ws = WebSocket::with_inner(&ctx(), make_inner, 1, mini_mqtt);
             let r = feed(&mut ws, &[(Dir::C2S, case), (Dir::S2C, case)]);
+            // A header read in place and one gathered byte by byte agree.
+            let mut ws = WebSocket::with_inner(&ctx(), make_inner, 1, mini_mqtt);
+            let rb = testkit::run_bytewise(&mut ws, &[(Dir::C2S, case), (Dir::S2C, case)]);
+            assert_eq!(capture::outline(&r), capture::outline(&rb), "{case:?}");
+            assert_eq!(r.stats.websocket.frames, rb.stats.websocket.frames, "{case:?}");
             let malformed = r.events.iter().any(|e| matches!(e, Event::Malformed { .. }));
             let truncated_payload = case == &cases[5];
             assert!(malformed || truncated_payload, "{case:?}: {:?}", r.events);
@@ -266,6 +272,15 @@ fn unmask_matches_the_key_byte_by_byte_at_any_offset() {
             let want: Vec<u8> =
                 plain.iter().enumerate().map(|(j, b)| b ^ key[((offset + j as u64) % 4) as usize]).collect();
             assert_eq!(bytes, want, "offset {offset} len {len}");
+        }
+    }
+}
+
+#[test]
+fn message_descriptions_are_the_formatted_ones() {
+    for opcode in 0..16u8 {
+        for (dir, arrow) in [(Dir::C2S, "c2s"), (Dir::S2C, "s2c")] {
+            assert_eq!(message_what(opcode, dir), format!("{} message {arrow}", opcode_name(opcode)));
         }
     }
 }
