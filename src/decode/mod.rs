@@ -103,12 +103,27 @@ pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
     let broken = |why| Frame::Broken { link_len: link_hdr.min(wire_len), why };
     let Some(&first) = ip.first() else { return broken("no IP header captured") };
     let wire_ip_max = wire_len.saturating_sub(link_hdr);
-    let parsed = match first >> 4 {
-        4 => ipv4(ip),
-        6 => ipv6(ip),
+    let h = match first >> 4 {
+        // IPv4 (nearly every packet) straight from its fields, with no `IpHdr` in between.
+        4 => {
+            let Some(h) = Ipv4Fields::of(ip) else { return broken("IP header cut short or malformed") };
+            if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
+                return broken("IP length field disagrees with the frame");
+            }
+            let link_len = wire_len - h.total_len;
+            if h.is_fragment() {
+                return Frame::Fragment { link_len, net_len: h.hdr_len };
+            }
+            let body = ip.get(h.hdr_len as usize..h.total_len.min(ip.len() as u32) as usize).unwrap_or(&[]);
+            let body_wire = h.total_len - h.hdr_len;
+            return transport(h.src.into(), h.dst.into(), h.proto, body, body_wire, link_len, h.hdr_len);
+        }
+        6 => match ipv6(ip) {
+            Some(h) => h,
+            None => return broken("IP header cut short or malformed"),
+        },
         _ => return broken("IP version is neither 4 nor 6"),
     };
-    let Some(h) = parsed else { return broken("IP header cut short or malformed") };
     if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
         return broken("IP length field disagrees with the frame");
     }
@@ -124,7 +139,7 @@ pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
 
 /// Slices the transport header of an IP payload of `body_wire` wire bytes
 /// (of which `body` was captured).
-#[inline]
+#[inline(always)]
 pub fn transport<'a>(
     src: IpAddr,
     dst: IpAddr,
@@ -202,26 +217,57 @@ pub struct FragInfo {
     pub more: bool,
 }
 
-#[inline]
-fn ipv4(b: &[u8]) -> Option<IpHdr> {
-    // Every header has the 20 fixed bytes (options follow).
-    let h = b.first_chunk::<20>()?;
-    let ihl = (h[0] & 0x0f) as u32 * 4;
-    if ihl < 20 || (b.len() as u32) < ihl {
-        return None;
+/// The fields of an IPv4 header that wiretax reads.
+struct Ipv4Fields {
+    src: [u8; 4],
+    dst: [u8; 4],
+    hdr_len: u32,
+    total_len: u32,
+    id: u16,
+    /// Flags and fragment offset.
+    flags_frag: u16,
+    proto: u8,
+}
+
+impl Ipv4Fields {
+    /// None when the header is cut short or its length is impossible.
+    #[inline(always)]
+    fn of(b: &[u8]) -> Option<Ipv4Fields> {
+        // Every header has the 20 fixed bytes (options follow).
+        let h = b.first_chunk::<20>()?;
+        let ihl = (h[0] & 0x0f) as u32 * 4;
+        if ihl < 20 || (b.len() as u32) < ihl {
+            return None;
+        }
+        Some(Ipv4Fields {
+            src: [h[12], h[13], h[14], h[15]],
+            dst: [h[16], h[17], h[18], h[19]],
+            hdr_len: ihl,
+            total_len: u16::from_be_bytes([h[2], h[3]]) as u32,
+            id: u16::from_be_bytes([h[4], h[5]]),
+            flags_frag: u16::from_be_bytes([h[6], h[7]]),
+            proto: h[9],
+        })
     }
-    let total = u16::from_be_bytes([h[2], h[3]]) as u32;
-    let id = u16::from_be_bytes([h[4], h[5]]) as u32;
-    let ff = u16::from_be_bytes([h[6], h[7]]);
-    let more = ff & 0x2000 != 0;
-    let offset = (ff & 0x1fff) as u32 * 8;
+
+    /// More fragments follow, or this one is not the first.
+    #[inline(always)]
+    fn is_fragment(&self) -> bool {
+        self.flags_frag & 0x3fff != 0
+    }
+}
+
+fn ipv4(b: &[u8]) -> Option<IpHdr> {
+    let h = Ipv4Fields::of(b)?;
+    let more = h.flags_frag & 0x2000 != 0;
+    let offset = (h.flags_frag & 0x1fff) as u32 * 8;
     Some(IpHdr {
-        src: IpAddr::from([h[12], h[13], h[14], h[15]]),
-        dst: IpAddr::from([h[16], h[17], h[18], h[19]]),
-        hdr_len: ihl,
-        total_len: total,
-        proto: h[9],
-        fragment: (more || offset > 0).then_some(FragInfo { id, offset, more }),
+        src: IpAddr::from(h.src),
+        dst: IpAddr::from(h.dst),
+        hdr_len: h.hdr_len,
+        total_len: h.total_len,
+        proto: h.proto,
+        fragment: h.is_fragment().then_some(FragInfo { id: h.id as u32, offset, more }),
     })
 }
 
