@@ -191,9 +191,9 @@ impl ReadBuf {
         Ok(())
     }
 
-    /// What pcap-parser's reader would have said of a failed parse of `data()`.
-    fn stall(&self, e: nom::Err<PcapError<&[u8]>>) -> Stall {
-        let available = self.end - self.start;
+    /// What pcap-parser's reader would have said of a failed parse of the
+    /// last `available` bytes read.
+    fn stall(&self, available: usize, e: nom::Err<PcapError<&[u8]>>) -> Stall {
         if available == 0 && self.exhausted {
             return Stall::Eof;
         }
@@ -375,35 +375,48 @@ impl CaptureReader {
                     self.st.legacy_header(&h);
                     self.advance(h.size());
                 }
-                self.legacy_records(layout, &mut f)
+                match layout {
+                    Layout::Le => self.legacy_records(parse_pcap_frame, &mut f),
+                    Layout::Be => self.legacy_records(parse_pcap_frame_be, &mut f),
+                    Layout::Modified => self.legacy_records(parse_pcap_frame_modified, &mut f),
+                }
             }
             Format::Ng => self.ng_blocks(&mut f),
         }
     }
 
-    fn legacy_records(&mut self, layout: Layout, f: &mut impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
+    /// The records of a legacy file, parsed with `parse` (one copy of the
+    /// loop per record layout, so the layout is not asked for each record).
+    fn legacy_records(
+        &mut self,
+        parse: impl Fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>,
+        f: &mut impl FnMut(&Packet, u64),
+    ) -> Result<(), ReadError> {
         while !self.done {
+            // Every whole record in the bytes read, then what stopped the parse.
             let data = self.buf.data();
-            let parsed = match layout {
-                Layout::Le => parse_pcap_frame(data),
-                Layout::Be => parse_pcap_frame_be(data),
-                Layout::Modified => parse_pcap_frame_modified(data),
-            };
-            match parsed {
-                Ok((rest, rec)) => {
-                    let size = data.len() - rest.len();
-                    let record = self.st.stats.records + 1;
-                    match self.st.legacy_packet(&rec) {
-                        Ok(p) => f(&p, self.offset),
-                        Err(what) => return Err(self.fail_at(record, what)),
+            let mut rest = data;
+            let stall = loop {
+                match parse(rest) {
+                    Ok((after, rec)) => {
+                        let record = self.st.stats.records + 1;
+                        match self.st.legacy_packet(&rec) {
+                            Ok(p) => f(&p, self.offset),
+                            Err(what) => {
+                                self.st.stats.bytes_read = self.offset;
+                                return Err(self.fail_at(record, what));
+                            }
+                        }
+                        self.offset += (rest.len() - after.len()) as u64;
+                        rest = after;
                     }
-                    self.advance(size);
+                    Err(e) => break self.buf.stall(rest.len(), e),
                 }
-                Err(e) => {
-                    let stall = self.buf.stall(e);
-                    self.recover(stall)?;
-                }
-            }
+            };
+            let parsed = data.len() - rest.len();
+            self.buf.consume(parsed);
+            self.st.stats.bytes_read = self.offset;
+            self.recover(stall)?;
         }
         Ok(())
     }
@@ -424,7 +437,7 @@ impl CaptureReader {
                     self.advance(size);
                 }
                 Err(e) => {
-                    let stall = self.buf.stall(e);
+                    let stall = self.buf.stall(data.len(), e);
                     self.recover(stall)?;
                 }
             }
