@@ -548,7 +548,6 @@ fn pcapng_packet_length_beyond_its_block() -> TestResult {
 /// How the reader worked before it kept its own buffer: pcap-parser's
 /// streaming reader, whose buffer shifts and errors the new one must match.
 fn read_reference(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
-    use pcap_parser::traits::PcapReaderIterator;
     use pcap_parser::{PcapBlockOwned, create_reader};
     let path = Path::new("t.pcap");
     let err = |what: String| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
@@ -641,11 +640,13 @@ impl Read for Chunks {
     }
 }
 
+/// Makes a source of a file's bytes, given a seed for the piece sizes.
+type Source = fn(Vec<u8>, u64) -> Box<dyn Read + Send>;
+
 /// Both readers on `file`, read whole and in pieces: same packets, counts and errors.
 fn same_as_reference(name: &str, file: &[u8]) -> TestResult {
     let seed = file.len() as u64;
-    let sources: [fn(Vec<u8>, u64) -> Box<dyn Read + Send>; 2] =
-        [|f, _| Box::new(Cursor::new(f)), |f, seed| Box::new(Chunks(Cursor::new(f), seed))];
+    let sources: [Source; 2] = [|f, _| Box::new(Cursor::new(f)), |f, seed| Box::new(Chunks(Cursor::new(f), seed))];
     for source in sources {
         let want = read_reference(source(file.to_vec(), seed));
         let got = read_with(source(file.to_vec(), seed));
@@ -716,5 +717,24 @@ fn damaged_files_read_as_pcap_parser_read_them() -> TestResult {
     let at = starts[3_830];
     f[at + 8..at + 12].copy_from_slice(&(700_000u32).to_le_bytes());
     same_as_reference("snaplen 2^32-1", &f)?;
+    Ok(())
+}
+
+#[test]
+fn modified_pcap_reads_as_pcap_parser_read_it() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
+    // The "modified" format: magic a1b2cd34, 8 more bytes per record header.
+    let mut f = pcap(Order::Le, false, 65_535, 1, &[]);
+    f[..4].copy_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+    for (sec, frac, data) in [(s0, u0, &put), (s1, u1, &ack)] {
+        f.extend([sec, frac, data.len() as u32, data.len() as u32, 2].map(u32::to_le_bytes).concat());
+        f.extend([0x08, 0x00, 0, 0]);
+        f.extend_from_slice(data);
+    }
+    let (got, st) = read_ok(f.clone());
+    assert_eq!(got.iter().map(|g| &g.data).collect::<Vec<_>>(), [&put, &ack]);
+    assert_eq!((st.records, st.bytes_read), (2, f.len() as u64));
+    same_as_reference("modified", &f)?;
+    same_as_reference("modified, cut", &f[..f.len() - 3])?;
     Ok(())
 }

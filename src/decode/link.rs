@@ -36,7 +36,7 @@ pub fn strip(linktype: u16, f: &[u8]) -> Result<(u32, &[u8]), NotIp> {
 }
 
 /// `strip` for every link type and encapsulation.
-fn strip_any(linktype: u16, f: &[u8]) -> Result<(u32, &[u8]), NotIp> {
+pub(super) fn strip_any(linktype: u16, f: &[u8]) -> Result<(u32, &[u8]), NotIp> {
     let at = |n: usize| f.get(n..).map(|ip| (n as u32, ip)).ok_or(NotIp::TooShort);
     match linktype {
         ETHERNET => {
