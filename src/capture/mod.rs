@@ -249,9 +249,12 @@ fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&
 #[derive(Default)]
 struct State {
     legacy_linktype: u16,
-    legacy_ns: bool,
+    /// Nanoseconds per tick of the record timestamps' fraction (1 or 1000).
+    legacy_ns_per_tick: i64,
     legacy_be: bool,
-    legacy_snaplen: u32,
+    /// Largest record length that can be a frame: MAX_RECORD, or the
+    /// snaplen if larger (set with the header).
+    legacy_max_record: u32,
     /// Byte order of the current pcapng section.
     section_be: bool,
     interfaces: Vec<Interface>,
@@ -261,7 +264,7 @@ struct State {
 impl State {
     /// Largest record length that can be a frame.
     fn max_record(&self) -> u32 {
-        MAX_RECORD.max(self.legacy_snaplen)
+        MAX_RECORD.max(self.legacy_max_record)
     }
 }
 
@@ -450,22 +453,22 @@ impl State {
     fn legacy_header(&mut self, h: &PcapHeader) {
         self.stats.format = "pcap";
         self.legacy_linktype = h.network.0 as u16;
-        self.legacy_ns = h.is_nanosecond_precision();
+        self.legacy_ns_per_tick = if h.is_nanosecond_precision() { 1 } else { 1000 };
         self.legacy_be = h.is_bigendian();
-        self.legacy_snaplen = h.snaplen;
+        self.legacy_max_record = MAX_RECORD.max(h.snaplen);
     }
 
     #[inline]
     fn legacy_packet<'a>(&mut self, b: &LegacyPcapBlock<'a>) -> Result<Packet<'a>, String> {
         self.stats.records += 1;
-        if b.caplen > self.max_record() || b.origlen > MAX_RECORD {
+        if b.caplen > self.legacy_max_record || b.origlen > MAX_RECORD {
             return Err(format!("record length {} is not a frame length (corrupted)", b.caplen));
         }
-        let frac = if self.legacy_ns { b.ts_usec as i64 } else { b.ts_usec as i64 * 1000 };
-        let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+        // The parser took exactly `caplen` bytes.
+        let data = b.data;
         self.stats.packets += 1;
         Ok(Packet {
-            ts_ns: b.ts_sec as i64 * 1_000_000_000 + frac,
+            ts_ns: b.ts_sec as i64 * 1_000_000_000 + b.ts_usec as i64 * self.legacy_ns_per_tick,
             wire_len: b.origlen.max(data.len() as u32),
             data,
             linktype: self.legacy_linktype,
