@@ -1,9 +1,13 @@
 //! Capture sources: pcap and pcapng files, read as a stream of `Packet`s.
 //! Readers know nothing of the packets' contents.
 
-use pcap_parser::pcapng::Block;
-use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
-use pcap_parser::{PcapBlockOwned, PcapError, create_reader};
+use pcap_parser::PcapError;
+use pcap_parser::nom::{self, Needed};
+use pcap_parser::pcap::{
+    LegacyPcapBlock, PcapHeader, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
+};
+use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
+use pcap_parser::traits::PcapNGPacketBlock;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -54,6 +58,7 @@ pub struct ReadStats {
 
 /// Largest record accepted: a bigger length field is corruption, not a frame.
 const MAX_RECORD: u32 = 256 * 1024;
+/// Bytes read ahead of the parser (see `ReadBuf`).
 const BUFFER: usize = 1 << 20;
 
 struct Interface {
@@ -87,19 +92,169 @@ fn ts_offset_s(idb: &pcap_parser::pcapng::InterfaceDescriptionBlock, big_endian:
 /// Streams packets out of a pcap or pcapng file.
 pub struct CaptureReader {
     path: PathBuf,
-    inner: Box<dyn PcapReaderIterator + Send>,
+    buf: ReadBuf,
+    format: Format,
+    /// The legacy file header, until `for_each` has taken it in.
+    legacy_header: Option<PcapHeader>,
     st: State,
     offset: u64,
     done: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    /// Legacy pcap, with the layout of its record headers.
+    Legacy(Layout),
+    /// pcapng; the byte order of each section is in `State::section_be`.
+    Ng,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    Le,
+    Be,
+    /// The "modified" pcap format (magic a1b2cd34): 24-byte record headers.
+    Modified,
+}
+
+/// The bytes read and not parsed yet, `mem[start..end]`. Records are parsed
+/// in place; only an incomplete last record is moved to the front before the
+/// next read, so each byte is copied once (by the read), not twice.
+///
+/// The size and the refill points are those of pcap-parser's streaming
+/// reader, which this replaces, because error messages depend on them: a
+/// record that needs the whole buffer is "larger than any real frame", and a
+/// too-long legacy record lying whole in the bytes read is reported as
+/// corrupted, one cut by their end as a corrupted length field.
+struct ReadBuf {
+    src: Box<dyn Read + Send>,
+    /// Always BUFFER bytes long.
+    mem: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// A read returned no bytes: the input has ended.
+    exhausted: bool,
+}
+
+/// Why no record could be parsed from the bytes read, in the terms of
+/// pcap-parser's reader (whose outcomes the messages were written for).
+#[derive(Debug, PartialEq, Eq)]
+enum Stall {
+    /// The input ended between records.
+    Eof,
+    /// More bytes are needed: read on.
+    Incomplete,
+    /// The input ended inside a record.
+    UnexpectedEof,
+    /// The record needs more than the whole buffer.
+    BufferTooSmall,
+    /// The parser refused the bytes: why.
+    Corrupt(String),
+}
+
+impl ReadBuf {
+    fn new(src: Box<dyn Read + Send>) -> ReadBuf {
+        ReadBuf { src, mem: vec![0; BUFFER], start: 0, end: 0, exhausted: false }
+    }
+
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.mem.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// Marks `n` bytes as parsed.
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.end);
+    }
+
+    /// One read into the free space after the data.
+    fn read_more(&mut self) -> std::io::Result<usize> {
+        let space = self.mem.get_mut(self.end..).unwrap_or_default();
+        let n = self.src.read(space)?.min(space.len());
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Moves the unparsed bytes to the front and reads after them (nothing
+    /// when they fill the buffer).
+    fn refill(&mut self) -> std::io::Result<()> {
+        if self.start > 0 {
+            self.mem.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.mem.len() {
+            return Ok(());
+        }
+        self.exhausted = self.read_more()? == 0;
+        Ok(())
+    }
+
+    /// What pcap-parser's reader would have said of a failed parse of the
+    /// last `available` bytes read.
+    fn stall(&self, available: usize, e: nom::Err<PcapError<&[u8]>>) -> Stall {
+        if available == 0 && self.exhausted {
+            return Stall::Eof;
+        }
+        match e {
+            nom::Err::Error(e) | nom::Err::Failure(e) => match e {
+                PcapError::Eof => Stall::Eof,
+                PcapError::Incomplete(_) => Stall::Incomplete,
+                PcapError::UnexpectedEof => Stall::UnexpectedEof,
+                PcapError::BufferTooSmall => Stall::BufferTooSmall,
+                e => Stall::Corrupt(describe(&e)),
+            },
+            nom::Err::Incomplete(_) if self.exhausted => Stall::UnexpectedEof,
+            nom::Err::Incomplete(Needed::Size(n)) if available.saturating_add(n.get()) >= BUFFER => {
+                Stall::BufferTooSmall
+            }
+            // (A full buffer could never be completed by reading on.)
+            nom::Err::Incomplete(Needed::Unknown) if available >= BUFFER => Stall::BufferTooSmall,
+            nom::Err::Incomplete(_) => Stall::Incomplete,
+        }
+    }
+}
+
+/// Recognises the file as pcap-parser's `create_reader` does: one read to
+/// see the format, then one more read (so short first reads from pipes give
+/// the same results as before).
+fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&'static [u8]>> {
+    if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
+        return Err(PcapError::Eof);
+    }
+    if parse_sectionheaderblock(buf.data()).is_ok() {
+        buf.read_more().map_err(|_| PcapError::ReadError)?;
+        // The section header is read again as the first block.
+        return Ok((Format::Ng, None));
+    }
+    let header = match parse_pcap_header(buf.data()) {
+        Ok((_, h)) => h,
+        Err(nom::Err::Incomplete(_)) => return Err(PcapError::Incomplete(0)),
+        Err(_) => return Err(PcapError::HeaderNotRecognized),
+    };
+    // (The header, parsed whole, reads the same after more bytes.)
+    buf.read_more().map_err(|_| PcapError::ReadError)?;
+    let layout = if header.is_modified_format() {
+        Layout::Modified
+    } else if header.is_bigendian() {
+        Layout::Be
+    } else {
+        Layout::Le
+    };
+    Ok((Format::Legacy(layout), Some(header)))
 }
 
 /// What the reader learnt from the headers so far.
 #[derive(Default)]
 struct State {
     legacy_linktype: u16,
-    legacy_ns: bool,
+    /// Nanoseconds per tick of the record timestamps' fraction (1 or 1000).
+    legacy_ns_per_tick: i64,
     legacy_be: bool,
-    legacy_snaplen: u32,
+    /// Largest record length that can be a frame: MAX_RECORD, or the
+    /// snaplen if larger (set with the header).
+    legacy_max_record: u32,
     /// Byte order of the current pcapng section.
     section_be: bool,
     interfaces: Vec<Interface>,
@@ -109,7 +264,7 @@ struct State {
 impl State {
     /// Largest record length that can be a frame.
     fn max_record(&self) -> u32 {
-        MAX_RECORD.max(self.legacy_snaplen)
+        MAX_RECORD.max(self.legacy_max_record)
     }
 }
 
@@ -122,7 +277,8 @@ impl CaptureReader {
 
     pub fn from_read(path: &Path, rd: Box<dyn Read + Send>) -> Result<CaptureReader, ReadError> {
         let err = |what: String| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
-        let inner = match create_reader(BUFFER, rd) {
+        let mut buf = ReadBuf::new(rd);
+        let (format, legacy_header) = match detect(&mut buf) {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(err("empty file".into())),
             Err(PcapError::HeaderNotRecognized) => {
@@ -133,7 +289,15 @@ impl CaptureReader {
             }
             Err(e) => return Err(err(format!("unreadable file header: {e:?}"))),
         };
-        Ok(CaptureReader { path: path.to_path_buf(), inner, st: State::default(), offset: 0, done: false })
+        Ok(CaptureReader {
+            path: path.to_path_buf(),
+            buf,
+            format,
+            legacy_header,
+            st: State::default(),
+            offset: 0,
+            done: false,
+        })
     }
 
     pub fn stats(&self) -> &ReadStats {
@@ -151,63 +315,133 @@ impl CaptureReader {
         ReadError { input: self.path.clone(), record, offset: self.offset, what }
     }
 
+    /// Moves past a record of `size` bytes.
+    #[inline]
+    fn advance(&mut self, size: usize) {
+        self.buf.consume(size);
+        self.offset += size as u64;
+        self.st.stats.bytes_read = self.offset;
+    }
+
     /// A legacy record header whose length no frame can have, in the bytes
     /// not parsed yet: said at once, rather than as a truncated file.
     fn corrupt_legacy_length(&self) -> Option<String> {
         if self.st.stats.format != "pcap" {
             return None;
         }
-        let h = self.inner.data().get(8..12)?;
+        let h = self.buf.data().get(8..12)?;
         let b: [u8; 4] = h.try_into().ok()?;
         let caplen = if self.st.legacy_be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
         (caplen > self.st.max_record())
             .then(|| format!("record length {caplen} is not a frame length (corrupted length field)"))
     }
 
+    /// Reads on after a failed parse, or says why reading stops.
+    fn recover(&mut self, stall: Stall) -> Result<(), ReadError> {
+        match stall {
+            Stall::Eof => {
+                self.done = true;
+                Ok(())
+            }
+            Stall::Incomplete => {
+                if let Some(what) = self.corrupt_legacy_length() {
+                    return Err(self.fail(what));
+                }
+                if self.buf.refill().is_err() {
+                    return Err(self.fail("read error".into()));
+                }
+                Ok(())
+            }
+            Stall::UnexpectedEof => {
+                let what = self
+                    .corrupt_legacy_length()
+                    .unwrap_or_else(|| "file ends in the middle of a record (truncated capture)".into());
+                Err(self.fail(what))
+            }
+            Stall::BufferTooSmall => {
+                Err(self.fail("record length larger than any real frame (corrupted length field)".into()))
+            }
+            Stall::Corrupt(why) => Err(self.fail(format!("corrupted record: {why}"))),
+        }
+    }
+
     /// Calls `f` on each packet (with the byte offset reached in the file)
     /// until the end of the file. Returns the error that stopped reading
     /// early, if any; every packet before it has been delivered.
     pub fn for_each(&mut self, mut f: impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
+        if self.done {
+            return Ok(());
+        }
+        match self.format {
+            Format::Legacy(layout) => {
+                if let Some(h) = self.legacy_header.take() {
+                    self.st.legacy_header(&h);
+                    self.advance(h.size());
+                }
+                match layout {
+                    Layout::Le => self.legacy_records(parse_pcap_frame, &mut f),
+                    Layout::Be => self.legacy_records(parse_pcap_frame_be, &mut f),
+                    Layout::Modified => self.legacy_records(parse_pcap_frame_modified, &mut f),
+                }
+            }
+            Format::Ng => self.ng_blocks(&mut f),
+        }
+    }
+
+    /// The records of a legacy file, parsed with `parse` (one copy of the
+    /// loop per record layout, so the layout is not asked for each record).
+    fn legacy_records(
+        &mut self,
+        parse: impl Fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>,
+        f: &mut impl FnMut(&Packet, u64),
+    ) -> Result<(), ReadError> {
         while !self.done {
-            match self.inner.next() {
-                Ok((size, block)) => {
-                    let record = self.st.stats.records + 1;
-                    let bad = match self.st.packet_of(block) {
-                        Ok(Some(p)) => {
-                            f(&p, self.offset);
-                            None
+            // Every whole record in the bytes read, then what stopped the parse.
+            let data = self.buf.data();
+            let mut rest = data;
+            let stall = loop {
+                match parse(rest) {
+                    Ok((after, rec)) => {
+                        let record = self.st.stats.records + 1;
+                        match self.st.legacy_packet(&rec) {
+                            Ok(p) => f(&p, self.offset),
+                            Err(what) => {
+                                self.st.stats.bytes_read = self.offset;
+                                return Err(self.fail_at(record, what));
+                            }
                         }
-                        Ok(None) => None,
-                        Err(what) => Some(what),
-                    };
-                    if let Some(what) = bad {
-                        return Err(self.fail_at(record, what));
+                        self.offset += (rest.len() - after.len()) as u64;
+                        rest = after;
                     }
-                    self.inner.consume(size);
-                    self.offset += size as u64;
-                    self.st.stats.bytes_read = self.offset;
+                    Err(e) => break self.buf.stall(rest.len(), e),
                 }
-                Err(PcapError::Eof) => self.done = true,
-                Err(PcapError::Incomplete(_)) => {
-                    if let Some(what) = self.corrupt_legacy_length() {
-                        return Err(self.fail(what));
+            };
+            let parsed = data.len() - rest.len();
+            self.buf.consume(parsed);
+            self.st.stats.bytes_read = self.offset;
+            self.recover(stall)?;
+        }
+        Ok(())
+    }
+
+    fn ng_blocks(&mut self, f: &mut impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
+        while !self.done {
+            let data = self.buf.data();
+            let parsed = if self.st.section_be { parse_block_be(data) } else { parse_block_le(data) };
+            match parsed {
+                Ok((rest, block)) => {
+                    let size = data.len() - rest.len();
+                    let record = self.st.stats.records + 1;
+                    match self.st.ng_block(block) {
+                        Ok(Some(p)) => f(&p, self.offset),
+                        Ok(None) => {}
+                        Err(what) => return Err(self.fail_at(record, what)),
                     }
-                    if self.inner.refill().is_err() {
-                        return Err(self.fail("read error".into()));
-                    }
-                }
-                Err(PcapError::UnexpectedEof) => {
-                    let what = self
-                        .corrupt_legacy_length()
-                        .unwrap_or_else(|| "file ends in the middle of a record (truncated capture)".into());
-                    return Err(self.fail(what));
-                }
-                Err(PcapError::BufferTooSmall) => {
-                    return Err(self.fail("record length larger than any real frame (corrupted length field)".into()));
+                    self.advance(size);
                 }
                 Err(e) => {
-                    let what = format!("corrupted record: {}", describe(&e));
-                    return Err(self.fail(what));
+                    let stall = self.buf.stall(data.len(), e);
+                    self.recover(stall)?;
                 }
             }
         }
@@ -216,94 +450,92 @@ impl CaptureReader {
 }
 
 impl State {
-    fn packet_of<'a>(&mut self, block: PcapBlockOwned<'a>) -> Result<Option<Packet<'a>>, String> {
+    fn legacy_header(&mut self, h: &PcapHeader) {
+        self.stats.format = "pcap";
+        self.legacy_linktype = h.network.0 as u16;
+        self.legacy_ns_per_tick = if h.is_nanosecond_precision() { 1 } else { 1000 };
+        self.legacy_be = h.is_bigendian();
+        self.legacy_max_record = MAX_RECORD.max(h.snaplen);
+    }
+
+    #[inline]
+    fn legacy_packet<'a>(&mut self, b: &LegacyPcapBlock<'a>) -> Result<Packet<'a>, String> {
+        self.stats.records += 1;
+        if b.caplen > self.legacy_max_record || b.origlen > MAX_RECORD {
+            return Err(format!("record length {} is not a frame length (corrupted)", b.caplen));
+        }
+        // The parser took exactly `caplen` bytes.
+        let data = b.data;
+        self.stats.packets += 1;
+        Ok(Packet {
+            ts_ns: b.ts_sec as i64 * 1_000_000_000 + b.ts_usec as i64 * self.legacy_ns_per_tick,
+            wire_len: b.origlen.max(data.len() as u32),
+            data,
+            linktype: self.legacy_linktype,
+        })
+    }
+
+    fn ng_block<'a>(&mut self, block: Block<'a>) -> Result<Option<Packet<'a>>, String> {
+        self.stats.records += 1;
+        self.stats.format = "pcapng";
         match block {
-            PcapBlockOwned::LegacyHeader(h) => {
-                self.stats.format = "pcap";
-                self.legacy_linktype = h.network.0 as u16;
-                self.legacy_ns = h.is_nanosecond_precision();
-                self.legacy_be = h.is_bigendian();
-                self.legacy_snaplen = h.snaplen;
+            Block::SectionHeader(shb) => {
+                // A new section starts a new interface numbering.
+                self.interfaces.clear();
+                self.section_be = shb.big_endian();
                 Ok(None)
             }
-            PcapBlockOwned::Legacy(b) => {
-                self.stats.records += 1;
-                if b.caplen > self.max_record() || b.origlen > MAX_RECORD {
-                    return Err(format!("record length {} is not a frame length (corrupted)", b.caplen));
-                }
-                let frac = if self.legacy_ns { b.ts_usec as i64 } else { b.ts_usec as i64 * 1000 };
-                let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+            Block::InterfaceDescription(idb) => {
+                let ts_per_sec = ts_per_sec(idb.if_tsresol).unwrap_or(1_000_000).max(1);
+                let ts_offset_s = ts_offset_s(&idb, self.section_be);
+                self.interfaces.push(Interface {
+                    linktype: idb.linktype.0 as u16,
+                    ts_per_sec,
+                    ts_offset_s,
+                    snaplen: idb.snaplen,
+                });
+                self.stats.interfaces += 1;
+                Ok(None)
+            }
+            Block::EnhancedPacket(epb) => {
+                let Some(ifc) = self.interfaces.get(epb.if_id as usize) else {
+                    return Err(format!("packet names interface {} that was never described", epb.if_id));
+                };
+                let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                let ts_ns =
+                    ticks_to_ns(ticks, ifc.ts_per_sec).saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
+                let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                 self.stats.packets += 1;
                 Ok(Some(Packet {
-                    ts_ns: b.ts_sec as i64 * 1_000_000_000 + frac,
-                    wire_len: b.origlen.max(data.len() as u32),
+                    ts_ns,
+                    wire_len: epb.orig_len().max(data.len() as u32),
                     data,
-                    linktype: self.legacy_linktype,
+                    linktype: ifc.linktype,
                 }))
             }
-            PcapBlockOwned::NG(block) => {
-                self.stats.records += 1;
-                self.stats.format = "pcapng";
-                match block {
-                    Block::SectionHeader(shb) => {
-                        // A new section starts a new interface numbering.
-                        self.interfaces.clear();
-                        self.section_be = shb.big_endian();
-                        Ok(None)
-                    }
-                    Block::InterfaceDescription(idb) => {
-                        let ts_per_sec = ts_per_sec(idb.if_tsresol).unwrap_or(1_000_000).max(1);
-                        let ts_offset_s = ts_offset_s(&idb, self.section_be);
-                        self.interfaces.push(Interface {
-                            linktype: idb.linktype.0 as u16,
-                            ts_per_sec,
-                            ts_offset_s,
-                            snaplen: idb.snaplen,
-                        });
-                        self.stats.interfaces += 1;
-                        Ok(None)
-                    }
-                    Block::EnhancedPacket(epb) => {
-                        let Some(ifc) = self.interfaces.get(epb.if_id as usize) else {
-                            return Err(format!("packet names interface {} that was never described", epb.if_id));
-                        };
-                        let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let ts_ns = ticks_to_ns(ticks, ifc.ts_per_sec)
-                            .saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
-                        let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
-                        self.stats.packets += 1;
-                        Ok(Some(Packet {
-                            ts_ns,
-                            wire_len: epb.orig_len().max(data.len() as u32),
-                            data,
-                            linktype: ifc.linktype,
-                        }))
-                    }
-                    Block::SimplePacket(spb) => {
-                        let Some(ifc) = self.interfaces.first() else {
-                            return Err("simple packet block before any interface description".into());
-                        };
-                        // An SPB holds min(origlen, snaplen) bytes, then padding.
-                        let cap = if ifc.snaplen == 0 { spb.origlen } else { spb.origlen.min(ifc.snaplen) };
-                        let data = spb.data.get(..cap as usize).unwrap_or(spb.data);
-                        self.stats.packets += 1;
-                        // SPBs carry no timestamp.
-                        Ok(Some(Packet {
-                            ts_ns: 0,
-                            wire_len: spb.origlen.max(data.len() as u32),
-                            data,
-                            linktype: ifc.linktype,
-                        }))
-                    }
-                    Block::Unknown(_) => {
-                        self.stats.unknown_blocks += 1;
-                        Ok(None)
-                    }
-                    _ => {
-                        self.stats.skipped_blocks += 1;
-                        Ok(None)
-                    }
-                }
+            Block::SimplePacket(spb) => {
+                let Some(ifc) = self.interfaces.first() else {
+                    return Err("simple packet block before any interface description".into());
+                };
+                // An SPB holds min(origlen, snaplen) bytes, then padding.
+                let cap = if ifc.snaplen == 0 { spb.origlen } else { spb.origlen.min(ifc.snaplen) };
+                let data = spb.data.get(..cap as usize).unwrap_or(spb.data);
+                self.stats.packets += 1;
+                // SPBs carry no timestamp.
+                Ok(Some(Packet {
+                    ts_ns: 0,
+                    wire_len: spb.origlen.max(data.len() as u32),
+                    data,
+                    linktype: ifc.linktype,
+                }))
+            }
+            Block::Unknown(_) => {
+                self.stats.unknown_blocks += 1;
+                Ok(None)
+            }
+            _ => {
+                self.stats.skipped_blocks += 1;
+                Ok(None)
             }
         }
     }

@@ -542,3 +542,199 @@ fn pcapng_packet_length_beyond_its_block() -> TestResult {
     }
     Ok(())
 }
+
+// ------------------------------------------------ against pcap-parser's reader
+
+/// How the reader worked before it kept its own buffer: pcap-parser's
+/// streaming reader, whose buffer shifts and errors the new one must match.
+fn read_reference(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
+    use pcap_parser::{PcapBlockOwned, create_reader};
+    let path = Path::new("t.pcap");
+    let err = |what: String| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
+    let mut inner = match create_reader(BUFFER, rd) {
+        Ok(r) => r,
+        Err(PcapError::Eof) => return Err(err("empty file".into())),
+        Err(PcapError::HeaderNotRecognized) => {
+            return Err(err("not a pcap or pcapng capture (unknown file header)".into()));
+        }
+        Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) => {
+            return Err(err("file too short to hold a capture file header".into()));
+        }
+        Err(e) => return Err(err(format!("unreadable file header: {e:?}"))),
+    };
+    let mut st = State::default();
+    let mut got = Vec::new();
+    let mut offset = 0u64;
+    let corrupt_legacy_length = |st: &State, data: &[u8]| {
+        let b: [u8; 4] = data.get(8..12)?.try_into().ok()?;
+        let caplen = if st.legacy_be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+        (st.stats.format == "pcap" && caplen > st.max_record())
+            .then(|| format!("record length {caplen} is not a frame length (corrupted length field)"))
+    };
+    let end = loop {
+        let fail = |record: u64, what: String| ReadError { input: path.to_path_buf(), record, offset, what };
+        let next_record = st.stats.records + 1;
+        match inner.next() {
+            Ok((size, block)) => {
+                let packet = match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        st.legacy_header(&h);
+                        Ok(None)
+                    }
+                    PcapBlockOwned::Legacy(b) => st.legacy_packet(&b).map(Some),
+                    PcapBlockOwned::NG(b) => st.ng_block(b),
+                };
+                match packet {
+                    Ok(Some(p)) => got.push(Got {
+                        ts_ns: p.ts_ns,
+                        wire_len: p.wire_len,
+                        data: p.data.to_vec(),
+                        linktype: p.linktype,
+                    }),
+                    Ok(None) => {}
+                    Err(what) => break Err(fail(next_record, what)),
+                }
+                inner.consume(size);
+                offset += size as u64;
+                st.stats.bytes_read = offset;
+            }
+            Err(PcapError::Eof) => break Ok(()),
+            Err(PcapError::Incomplete(_)) => {
+                if let Some(what) = corrupt_legacy_length(&st, inner.data()) {
+                    break Err(fail(next_record, what));
+                }
+                if inner.refill().is_err() {
+                    break Err(fail(next_record, "read error".into()));
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                let what = corrupt_legacy_length(&st, inner.data())
+                    .unwrap_or_else(|| "file ends in the middle of a record (truncated capture)".into());
+                break Err(fail(next_record, what));
+            }
+            Err(PcapError::BufferTooSmall) => {
+                break Err(fail(
+                    next_record,
+                    "record length larger than any real frame (corrupted length field)".into(),
+                ));
+            }
+            Err(e) => break Err(fail(next_record, format!("corrupted record: {}", describe(&e)))),
+        }
+    };
+    Ok((got, end, st.stats))
+}
+
+/// Hands out a file in pieces of pseudo-random sizes (some empty-looking
+/// pipes give a few bytes, some a lot).
+struct Chunks(Cursor<Vec<u8>>, u64);
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.1 = self.1.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let n = match self.1 >> 61 {
+            0 => 1 + (self.1 >> 40) as usize % 16,
+            1..=3 => 1 + (self.1 >> 40) as usize % 4096,
+            _ => 1 + (self.1 >> 40) as usize % (3 << 20),
+        };
+        let len = n.min(buf.len());
+        self.0.read(&mut buf[..len])
+    }
+}
+
+/// Makes a source of a file's bytes, given a seed for the piece sizes.
+type Source = fn(Vec<u8>, u64) -> Box<dyn Read + Send>;
+
+/// Both readers on `file`, read whole and in pieces: same packets, counts and errors.
+fn same_as_reference(name: &str, file: &[u8]) -> TestResult {
+    let seed = file.len() as u64;
+    let sources: [Source; 2] = [|f, _| Box::new(Cursor::new(f)), |f, seed| Box::new(Chunks(Cursor::new(f), seed))];
+    for source in sources {
+        let want = read_reference(source(file.to_vec(), seed));
+        let got = read_with(source(file.to_vec(), seed));
+        match (want, got) {
+            (Ok((wp, we, ws)), Ok((gp, ge, gs))) => {
+                assert_eq!(we, ge, "{name}");
+                assert_eq!(format!("{ws:?}"), format!("{gs:?}"), "{name}");
+                assert!(wp == gp, "{name}: packets differ ({} and {})", wp.len(), gp.len());
+            }
+            (want, got) => assert_eq!(want.err(), got.err(), "{name}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn damaged_files_read_as_pcap_parser_read_them() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
+    // About 2.5 MB of records, so buffer refills fall in many places.
+    let n = 16_000;
+    let recs: Vec<(u32, u32, &[u8], u32)> =
+        (0..n).map(|i| if i % 2 == 0 { (s0, u0, &put[..], 117) } else { (s1, u1, &ack[..], 47) }).collect();
+    let legacy = pcap(Order::Le, false, 65_535, 1, &recs);
+    let legacy_be = pcap(Order::Be, true, 65_535, 1, &recs);
+    let mut starts = vec![24usize];
+    for (_, _, d, _) in &recs {
+        let last = starts.last().copied().unwrap_or(24);
+        starts.push(last + 16 + d.len());
+    }
+    let mut ng = [shb(Order::Le), idb(Order::Le, 1, 0, &[])].concat();
+    let mut ng_starts = Vec::new();
+    for (i, (_, _, d, w)) in recs.iter().enumerate() {
+        ng_starts.push(ng.len());
+        ng.extend(epb(Order::Le, 0, i as u64, d, *w));
+    }
+    same_as_reference("legacy", &legacy)?;
+    same_as_reference("legacy big-endian", &legacy_be)?;
+    same_as_reference("pcapng", &ng)?;
+    let mb = 1u32 << 20;
+    let lengths = [262_145, 300_000, 700_000, mb - 17, mb - 16, mb - 15, mb, 0x7fff_ffff, u32::MAX];
+    // Records near where 1 MB and 0.5 MB reads end, and elsewhere.
+    let picks = [3usize, 3_800, 3_830, 3_850, 7_000, 7_661, 7_700, 11_480, 11_500, 15_000];
+    for (i, &rec) in picks.iter().enumerate() {
+        let at = starts[rec];
+        for (j, &len) in lengths.iter().enumerate() {
+            if (i + j) % 3 != 0 {
+                continue;
+            }
+            let mut f = legacy.clone();
+            f[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+            same_as_reference(&format!("caplen {len} at record {rec}"), &f)?;
+            f.truncate(at + 16 + (len as usize % 5_000));
+            same_as_reference(&format!("caplen {len} at record {rec}, cut"), &f)?;
+            let mut f = legacy.clone();
+            f[at + 12..at + 16].copy_from_slice(&len.to_le_bytes());
+            same_as_reference(&format!("origlen {len} at record {rec}"), &f)?;
+            let mut f = ng.clone();
+            let at = ng_starts[rec];
+            f[at + 4..at + 8].copy_from_slice(&(len & !3).to_le_bytes());
+            same_as_reference(&format!("block length {len} at block {rec}"), &f)?;
+        }
+        same_as_reference(&format!("legacy cut at record {rec}"), &legacy[..starts[rec] + 9])?;
+        same_as_reference(&format!("pcapng cut at block {rec}"), &ng[..ng_starts[rec] + 13])?;
+    }
+    // A snaplen that lets records be as long as they like.
+    let mut f = legacy.clone();
+    f[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    let at = starts[3_830];
+    f[at + 8..at + 12].copy_from_slice(&(700_000u32).to_le_bytes());
+    same_as_reference("snaplen 2^32-1", &f)?;
+    Ok(())
+}
+
+#[test]
+fn modified_pcap_reads_as_pcap_parser_read_it() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
+    // The "modified" format: magic a1b2cd34, 8 more bytes per record header.
+    let mut f = pcap(Order::Le, false, 65_535, 1, &[]);
+    f[..4].copy_from_slice(&0xa1b2_cd34u32.to_le_bytes());
+    for (sec, frac, data) in [(s0, u0, &put), (s1, u1, &ack)] {
+        f.extend([sec, frac, data.len() as u32, data.len() as u32, 2].map(u32::to_le_bytes).concat());
+        f.extend([0x08, 0x00, 0, 0]);
+        f.extend_from_slice(data);
+    }
+    let (got, st) = read_ok(f.clone());
+    assert_eq!(got.iter().map(|g| &g.data).collect::<Vec<_>>(), [&put, &ack]);
+    assert_eq!((st.records, st.bytes_read), (2, f.len() as u64));
+    same_as_reference("modified", &f)?;
+    same_as_reference("modified, cut", &f[..f.len() - 3])?;
+    Ok(())
+}

@@ -23,7 +23,20 @@ const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
 
 /// Splits a frame into (link header length, IP packet bytes).
+#[inline]
 pub fn strip(linktype: u16, f: &[u8]) -> Result<(u32, &[u8]), NotIp> {
+    // Nearly every frame: IP in plain Ethernet.
+    if linktype == ETHERNET
+        && let Some((hdr, ip)) = f.split_first_chunk::<14>()
+        && let ETH_IPV4 | ETH_IPV6 = u16::from_be_bytes([hdr[12], hdr[13]])
+    {
+        return Ok((14, ip));
+    }
+    strip_any(linktype, f)
+}
+
+/// `strip` for every link type and encapsulation.
+pub(super) fn strip_any(linktype: u16, f: &[u8]) -> Result<(u32, &[u8]), NotIp> {
     let at = |n: usize| f.get(n..).map(|ip| (n as u32, ip)).ok_or(NotIp::TooShort);
     match linktype {
         ETHERNET => {

@@ -88,6 +88,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Decodes a captured frame of `wire_len` bytes on the wire.
+#[inline]
 pub fn decode<'a>(linktype: u16, data: &'a [u8], wire_len: u32) -> Frame<'a> {
     let (link_hdr, ip) = match link::strip(linktype, data) {
         Ok(x) => x,
@@ -97,16 +98,32 @@ pub fn decode<'a>(linktype: u16, data: &'a [u8], wire_len: u32) -> Frame<'a> {
 }
 
 /// Decodes the IP packet that starts `link_hdr` bytes into the frame.
+#[inline]
 pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
     let broken = |why| Frame::Broken { link_len: link_hdr.min(wire_len), why };
     let Some(&first) = ip.first() else { return broken("no IP header captured") };
     let wire_ip_max = wire_len.saturating_sub(link_hdr);
-    let parsed = match first >> 4 {
-        4 => ipv4(ip),
-        6 => ipv6(ip),
+    let h = match first >> 4 {
+        // IPv4 (nearly every packet) straight from its fields, with no `IpHdr` in between.
+        4 => {
+            let Some(h) = Ipv4Fields::of(ip) else { return broken("IP header cut short or malformed") };
+            if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
+                return broken("IP length field disagrees with the frame");
+            }
+            let link_len = wire_len - h.total_len;
+            if h.is_fragment() {
+                return Frame::Fragment { link_len, net_len: h.hdr_len };
+            }
+            let body = ip.get(h.hdr_len as usize..h.total_len.min(ip.len() as u32) as usize).unwrap_or(&[]);
+            let body_wire = h.total_len - h.hdr_len;
+            return transport(h.src.into(), h.dst.into(), h.proto, body, body_wire, link_len, h.hdr_len);
+        }
+        6 => match ipv6(ip) {
+            Some(h) => h,
+            None => return broken("IP header cut short or malformed"),
+        },
         _ => return broken("IP version is neither 4 nor 6"),
     };
-    let Some(h) = parsed else { return broken("IP header cut short or malformed") };
     if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
         return broken("IP length field disagrees with the frame");
     }
@@ -122,6 +139,7 @@ pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
 
 /// Slices the transport header of an IP payload of `body_wire` wire bytes
 /// (of which `body` was captured).
+#[inline(always)]
 pub fn transport<'a>(
     src: IpAddr,
     dst: IpAddr,
@@ -131,49 +149,50 @@ pub fn transport<'a>(
     link_len: u32,
     net_len: u32,
 ) -> Frame<'a> {
-    let other = Decoded {
-        src,
-        dst,
-        sport: 0,
-        dport: 0,
-        transport: Transport::Other(proto),
-        link_len,
-        // Non-TCP/UDP packets count wholly as network (REPORT.md).
-        net_len: net_len + body_wire,
-        transport_len: 0,
-        payload_len: 0,
-        payload: &[],
-    };
-    // (transport, header length) of TCP and UDP; anything else, or a
-    // header cut short, is `other`.
+    // (transport, header length, least header length, source port,
+    // destination port) of TCP and UDP; anything else, or a header cut
+    // short, is `Other`.
     let parsed = match proto {
-        6 => match (be32(body, 4), be32(body, 8), body.get(12), body.get(13), be16(body, 14)) {
-            (Some(seq), Some(ack), Some(off), Some(&flags), Some(window)) => {
-                Some((Transport::Tcp(TcpHeader { seq, ack, flags, window }), ((off >> 4) as u32) * 4, 20))
-            }
-            _ => None,
-        },
-        17 => Some((Transport::Udp, 8, 8)),
+        // Ports, sequence and ack numbers, offset, flags, window: 16 bytes.
+        6 => body.first_chunk::<16>().map(|h| {
+            let tcp = TcpHeader {
+                seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+                flags: h[13],
+                window: u16::from_be_bytes([h[14], h[15]]),
+            };
+            (Transport::Tcp(tcp), ((h[12] >> 4) as u32) * 4, 20, [h[0], h[1]], [h[2], h[3]])
+        }),
+        17 => body.first_chunk::<4>().map(|h| (Transport::Udp, 8, 8, [h[0], h[1]], [h[2], h[3]])),
         _ => None,
     };
-    let (Some((transport, hl, min_hl)), Some(sport), Some(dport)) = (parsed, be16(body, 0), be16(body, 2)) else {
-        return Frame::Ip(other);
-    };
-    if hl < min_hl || hl > body_wire {
-        return Frame::Ip(other);
+    match parsed {
+        Some((transport, hl, min_hl, sport, dport)) if hl >= min_hl && hl <= body_wire => Frame::Ip(Decoded {
+            src,
+            dst,
+            sport: u16::from_be_bytes(sport),
+            dport: u16::from_be_bytes(dport),
+            transport,
+            link_len,
+            net_len,
+            transport_len: hl,
+            payload_len: body_wire - hl,
+            payload: body.get(hl as usize..).unwrap_or(&[]),
+        }),
+        _ => Frame::Ip(Decoded {
+            src,
+            dst,
+            sport: 0,
+            dport: 0,
+            transport: Transport::Other(proto),
+            link_len,
+            // Non-TCP/UDP packets count wholly as network (REPORT.md).
+            net_len: net_len + body_wire,
+            transport_len: 0,
+            payload_len: 0,
+            payload: &[],
+        }),
     }
-    Frame::Ip(Decoded {
-        src,
-        dst,
-        sport,
-        dport,
-        transport,
-        link_len,
-        net_len,
-        transport_len: hl,
-        payload_len: body_wire - hl,
-        payload: body.get(hl as usize..).unwrap_or(&[]),
-    })
 }
 
 /// An IP header as the ledger needs it.
@@ -198,25 +217,57 @@ pub struct FragInfo {
     pub more: bool,
 }
 
-fn ipv4(b: &[u8]) -> Option<IpHdr> {
-    let ihl = (*b.first()? & 0x0f) as u32 * 4;
-    if ihl < 20 || (b.len() as u32) < ihl {
-        return None;
+/// The fields of an IPv4 header that wiretax reads.
+struct Ipv4Fields {
+    src: [u8; 4],
+    dst: [u8; 4],
+    hdr_len: u32,
+    total_len: u32,
+    id: u16,
+    /// Flags and fragment offset.
+    flags_frag: u16,
+    proto: u8,
+}
+
+impl Ipv4Fields {
+    /// None when the header is cut short or its length is impossible.
+    #[inline(always)]
+    fn of(b: &[u8]) -> Option<Ipv4Fields> {
+        // Every header has the 20 fixed bytes (options follow).
+        let h = b.first_chunk::<20>()?;
+        let ihl = (h[0] & 0x0f) as u32 * 4;
+        if ihl < 20 || (b.len() as u32) < ihl {
+            return None;
+        }
+        Some(Ipv4Fields {
+            src: [h[12], h[13], h[14], h[15]],
+            dst: [h[16], h[17], h[18], h[19]],
+            hdr_len: ihl,
+            total_len: u16::from_be_bytes([h[2], h[3]]) as u32,
+            id: u16::from_be_bytes([h[4], h[5]]),
+            flags_frag: u16::from_be_bytes([h[6], h[7]]),
+            proto: h[9],
+        })
     }
-    let total = be16(b, 2)? as u32;
-    let id = be16(b, 4)? as u32;
-    let ff = be16(b, 6)?;
-    let more = ff & 0x2000 != 0;
-    let offset = (ff & 0x1fff) as u32 * 8;
-    let src: [u8; 4] = b.get(12..16)?.try_into().ok()?;
-    let dst: [u8; 4] = b.get(16..20)?.try_into().ok()?;
+
+    /// More fragments follow, or this one is not the first.
+    #[inline(always)]
+    fn is_fragment(&self) -> bool {
+        self.flags_frag & 0x3fff != 0
+    }
+}
+
+fn ipv4(b: &[u8]) -> Option<IpHdr> {
+    let h = Ipv4Fields::of(b)?;
+    let more = h.flags_frag & 0x2000 != 0;
+    let offset = (h.flags_frag & 0x1fff) as u32 * 8;
     Some(IpHdr {
-        src: IpAddr::from(src),
-        dst: IpAddr::from(dst),
-        hdr_len: ihl,
-        total_len: total,
-        proto: *b.get(9)?,
-        fragment: (more || offset > 0).then_some(FragInfo { id, offset, more }),
+        src: IpAddr::from(h.src),
+        dst: IpAddr::from(h.dst),
+        hdr_len: h.hdr_len,
+        total_len: h.total_len,
+        proto: h.proto,
+        fragment: h.is_fragment().then_some(FragInfo { id: h.id as u32, offset, more }),
     })
 }
 

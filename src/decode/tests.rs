@@ -635,3 +635,146 @@ fn defrag_of_snaplen_cut_fragments() -> TestResult {
     assert_eq!(j.bytes.data, 83);
     Ok(())
 }
+
+/// The decoder as it was before its fast paths (IPv4 without `IpHdr`, TCP
+/// and UDP from fixed-size reads), kept to check them against.
+mod plain {
+    use super::super::{Decoded, FragInfo, Frame, IpHdr, TcpHeader, Transport, be16, be32};
+    use std::net::IpAddr;
+
+    pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
+        let broken = |why| Frame::Broken { link_len: link_hdr.min(wire_len), why };
+        let Some(&first) = ip.first() else { return broken("no IP header captured") };
+        let wire_ip_max = wire_len.saturating_sub(link_hdr);
+        let parsed = match first >> 4 {
+            4 => ipv4(ip),
+            6 => super::ipv6(ip),
+            _ => return broken("IP version is neither 4 nor 6"),
+        };
+        let Some(h) = parsed else { return broken("IP header cut short or malformed") };
+        if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
+            return broken("IP length field disagrees with the frame");
+        }
+        // Everything in the frame around the IP packet is link: header and trailer/padding.
+        let link_len = wire_len - h.total_len;
+        if h.fragment.is_some() {
+            return Frame::Fragment { link_len, net_len: h.hdr_len };
+        }
+        let body = ip.get(h.hdr_len as usize..h.total_len.min(ip.len() as u32) as usize).unwrap_or(&[]);
+        let body_wire = h.total_len - h.hdr_len;
+        transport(h.src, h.dst, h.proto, body, body_wire, link_len, h.hdr_len)
+    }
+
+    fn transport<'a>(
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        body: &'a [u8],
+        body_wire: u32,
+        link_len: u32,
+        net_len: u32,
+    ) -> Frame<'a> {
+        let other = Decoded {
+            src,
+            dst,
+            sport: 0,
+            dport: 0,
+            transport: Transport::Other(proto),
+            link_len,
+            // Non-TCP/UDP packets count wholly as network (REPORT.md).
+            net_len: net_len + body_wire,
+            transport_len: 0,
+            payload_len: 0,
+            payload: &[],
+        };
+        // (transport, header length) of TCP and UDP; anything else, or a
+        // header cut short, is `other`.
+        let parsed = match proto {
+            6 => match (be32(body, 4), be32(body, 8), body.get(12), body.get(13), be16(body, 14)) {
+                (Some(seq), Some(ack), Some(off), Some(&flags), Some(window)) => {
+                    Some((Transport::Tcp(TcpHeader { seq, ack, flags, window }), ((off >> 4) as u32) * 4, 20))
+                }
+                _ => None,
+            },
+            17 => Some((Transport::Udp, 8, 8)),
+            _ => None,
+        };
+        let (Some((transport, hl, min_hl)), Some(sport), Some(dport)) = (parsed, be16(body, 0), be16(body, 2)) else {
+            return Frame::Ip(other);
+        };
+        if hl < min_hl || hl > body_wire {
+            return Frame::Ip(other);
+        }
+        Frame::Ip(Decoded {
+            src,
+            dst,
+            sport,
+            dport,
+            transport,
+            link_len,
+            net_len,
+            transport_len: hl,
+            payload_len: body_wire - hl,
+            payload: body.get(hl as usize..).unwrap_or(&[]),
+        })
+    }
+
+    fn ipv4(b: &[u8]) -> Option<IpHdr> {
+        let ihl = (*b.first()? & 0x0f) as u32 * 4;
+        if ihl < 20 || (b.len() as u32) < ihl {
+            return None;
+        }
+        let total = be16(b, 2)? as u32;
+        let id = be16(b, 4)? as u32;
+        let ff = be16(b, 6)?;
+        let more = ff & 0x2000 != 0;
+        let offset = (ff & 0x1fff) as u32 * 8;
+        let src: [u8; 4] = b.get(12..16)?.try_into().ok()?;
+        let dst: [u8; 4] = b.get(16..20)?.try_into().ok()?;
+        Some(IpHdr {
+            src: IpAddr::from(src),
+            dst: IpAddr::from(dst),
+            hdr_len: ihl,
+            total_len: total,
+            proto: *b.get(9)?,
+            fragment: (more || offset > 0).then_some(FragInfo { id, offset, more }),
+        })
+    }
+}
+
+/// The fast paths decode every frame as the plain decoder does, and the
+/// Ethernet shortcut strips as the general link code does.
+#[test]
+fn fast_paths_agree_with_the_plain_decoder() {
+    let seeds = [
+        coap_put(),
+        coap_ack(),
+        http_get(),
+        http6_syn(),
+        with_ipv4_options(&http_get(), &[1, 1, 1, 1]),
+        ipv4_fragment(&coap_put(), 24, 24, true),
+        ipv4_fragment(&coap_put(), 0, 24, true),
+        ipv6_fragment(&coap_put(), 9, 24, 24, true),
+    ];
+    let lts = [link::ETHERNET, link::ETHERNET, link::LINUX_SLL, link::RAW];
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    for round in 0..200_000 {
+        let mut f = seeds[round % seeds.len()].clone();
+        for _ in 0..rng.below(4) {
+            let at = rng.below(f.len().min(60));
+            f[at] = rng.next() as u8;
+        }
+        if rng.below(3) == 0 {
+            f.truncate(rng.below(f.len() + 1));
+        }
+        let wire = f.len() as u32 + if rng.below(4) == 0 { rng.below(3000) as u32 } else { 0 };
+        let lt = lts[rng.below(lts.len())];
+        let stripped = strip(lt, &f);
+        assert_eq!(stripped, link::strip_any(lt, &f), "{lt} {f:02x?}");
+        let (got, want) = match stripped {
+            Ok((hdr, ip)) => (decode_ip(hdr, ip, wire), plain::decode_ip(hdr, ip, wire)),
+            Err(_) => continue,
+        };
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{lt} {wire} {f:02x?}");
+    }
+}
