@@ -831,7 +831,11 @@ impl RadioSim {
     }
 
     fn gap_since_last_capture(&self, t: &Tick) -> f64 {
-        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s) - self.last_cap_s
+        let since_first_s = t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9;
+        // `since_first_s.max(last) - last` without `max`'s NaN handling:
+        // neither is NaN (an integer over 1e9; a sum of such gaps from +0),
+        // and `last - last` is +0.
+        if since_first_s > self.last_cap_s { since_first_s - self.last_cap_s } else { 0.0 }
     }
 
     /// Runs the last tail to its end and builds the report. `capture_span_s`
@@ -1376,6 +1380,24 @@ impl RadioReport {
 #[cfg(test)]
 mod burst_tests {
     use super::*;
+
+    #[test]
+    fn gap_since_last_capture_is_the_max_formula_to_the_bit() -> crate::dissect::testkit::TestResult {
+        let profile = Profile::builtin("lte").ok_or("no such profile")?;
+        let mut sim = RadioSim::new(profile, RadioOptions::default());
+        sim.first_ts_ns = 1_000;
+        for last in [0.0, 1e-9, 0.5, 3.25, 9.3e9] {
+            sim.last_cap_s = last;
+            for ts_ns in [i64::MIN, -5, 0, 999, 1_000, 1_001, 500_001_000, 3_250_001_000, i64::MAX] {
+                let since_first_s = ts_ns.saturating_sub(1_000) as f64 / 1e9;
+                let want = since_first_s.max(last) - last;
+                let got =
+                    sim.gap_since_last_capture(&Tick { ts_ns, wire_len: 0, uplink: true, flow: 0, exchange: None });
+                assert_eq!(got.to_bits(), want.to_bits(), "ts {ts_ns} last {last}");
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn burst_parts_keep_every_key_apart() {
