@@ -129,68 +129,74 @@ struct BurstPart {
 }
 
 /// The parts of the current burst, by key. Touched once or twice per frame,
-/// so found by index where it can be: a key with an exchange by the
-/// exchange's index, one without by the flow's; a slot taken by another key
-/// (or an index past the dense range) goes to a map.
+/// so found by index where it can be: the latest key's part first (most
+/// frames continue the key before them), then through a table by the
+/// exchange's index for a key with an exchange, by the flow's for one
+/// without; a table entry taken by another key (or an index past the dense
+/// range) sends the key to a map.
 #[derive(Default)]
 struct BurstParts {
-    by_exchange: Vec<Option<(Key, BurstPart)>>,
-    by_flow: Vec<Option<(Key, BurstPart)>>,
-    no_flow: Option<(Key, BurstPart)>,
+    /// The parts found through the tables, in order of appearance.
+    parts: Vec<(Key, BurstPart)>,
+    /// Position in `parts` plus one, by exchange and by flow; 0: none yet.
+    by_exchange: Vec<u32>,
+    by_flow: Vec<u32>,
+    no_flow: u32,
     other: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
-    /// Keys in the dense slots, to clear and list them without a scan.
-    touched: Vec<Key>,
+    /// Position in `parts` of the part handed out last.
+    latest: usize,
 }
 
 impl BurstParts {
     // Inlined: called on every frame.
     #[inline]
     fn part(&mut self, key: Key) -> &mut BurstPart {
-        let slot = match key.exchange {
-            Some(x) if (x as usize) < DENSE_IDS => dense_slot(&mut self.by_exchange, x as usize),
-            Some(_) => None,
-            None if key.flow == Tick::NO_FLOW => Some(&mut self.no_flow),
-            None if (key.flow as usize) < DENSE_IDS => dense_slot(&mut self.by_flow, key.flow as usize),
-            None => None,
-        };
-        match slot {
-            Some(slot) if slot.is_none_or(|(k, _)| k == key) => {
-                if slot.is_none() {
-                    self.touched.push(key);
-                }
-                &mut slot.get_or_insert((key, BurstPart::default())).1
-            }
-            _ => self.other.entry(key).or_default(),
+        if self.parts.get(self.latest).is_none_or(|(k, _)| *k != key) {
+            self.latest = self.position(key).unwrap_or(usize::MAX);
+        }
+        match self.parts.get_mut(self.latest) {
+            Some((_, part)) => part,
+            None => other_part(&mut self.other, key),
         }
     }
 
+    /// `key`'s position in `parts` (added if new), or None if its table
+    /// entry is taken or it has none.
+    #[inline(never)]
+    fn position(&mut self, key: Key) -> Option<usize> {
+        let entry = match key.exchange {
+            Some(x) if (x as usize) < DENSE_IDS => dense_entry(&mut self.by_exchange, x as usize)?,
+            None if key.flow == Tick::NO_FLOW => &mut self.no_flow,
+            None if (key.flow as usize) < DENSE_IDS => dense_entry(&mut self.by_flow, key.flow as usize)?,
+            _ => return None,
+        };
+        if *entry == 0 {
+            *entry = u32::try_from(self.parts.len() + 1).ok()?;
+            self.parts.push((key, BurstPart::default()));
+        }
+        let at = *entry as usize - 1;
+        (self.parts.get(at)?.0 == key).then_some(at)
+    }
+
     fn clear(&mut self) {
-        for key in self.touched.drain(..) {
-            let slot = match key.exchange {
+        for (key, _) in self.parts.drain(..) {
+            let entry = match key.exchange {
                 Some(x) => self.by_exchange.get_mut(x as usize),
                 None if key.flow == Tick::NO_FLOW => Some(&mut self.no_flow),
                 None => self.by_flow.get_mut(key.flow as usize),
             };
-            if let Some(slot) = slot {
-                *slot = None;
+            if let Some(entry) = entry {
+                *entry = 0;
             }
         }
         self.other.clear();
+        self.latest = 0;
     }
 
     /// Every part, in key order (float sums must not depend on hashing).
     fn sorted(&self) -> Vec<(Key, BurstPart)> {
-        let mut parts: Vec<(Key, BurstPart)> = Vec::with_capacity(self.touched.len() + self.other.len());
-        for key in &self.touched {
-            let slot = match key.exchange {
-                Some(x) => self.by_exchange.get(x as usize),
-                None if key.flow == Tick::NO_FLOW => Some(&self.no_flow),
-                None => self.by_flow.get(key.flow as usize),
-            };
-            if let Some(Some(kp)) = slot {
-                parts.push(*kp);
-            }
-        }
+        let mut parts: Vec<(Key, BurstPart)> = Vec::with_capacity(self.parts.len() + self.other.len());
+        parts.extend_from_slice(&self.parts);
         parts.extend(self.other.iter().map(|(k, p)| (*k, *p)));
         parts.sort_unstable_by_key(|(k, _)| *k);
         parts
@@ -219,9 +225,15 @@ impl BurstParts {
     }
 }
 
-fn dense_slot<T>(v: &mut Vec<Option<T>>, i: usize) -> Option<&mut Option<T>> {
+/// A part kept in [`BurstParts::other`]; out of line: rarely needed.
+#[inline(never)]
+fn other_part(other: &mut HashMap<Key, BurstPart, foldhash::fast::RandomState>, key: Key) -> &mut BurstPart {
+    other.entry(key).or_default()
+}
+
+fn dense_entry(v: &mut Vec<u32>, i: usize) -> Option<&mut u32> {
     if v.len() <= i {
-        v.resize_with(i + 1, || None);
+        v.resize(i + 1, 0);
     }
     v.get_mut(i)
 }
@@ -245,6 +257,44 @@ struct StateAcc {
     power_w: f64,
     time_s: f64,
     energy_j: f64,
+}
+
+/// A direction's per-frame constants, taken from the profile once.
+#[derive(Clone, Copy, Debug)]
+struct Direction {
+    rate_bps: f64,
+    j_per_bit: f64,
+    /// The transmitter's (or receiver's) power above the connected power.
+    active_excess_w: Option<f64>,
+}
+
+impl Direction {
+    /// (downlink, uplink), indexed by `uplink`.
+    fn both(profile: &Profile) -> [Direction; 2] {
+        let c = &profile.connected;
+        let excess = |p: Option<f64>| p.map(|p| (p - c.power_w).max(0.0));
+        [
+            Direction {
+                rate_bps: profile.link.down_bps,
+                j_per_bit: c.down_j_per_bit,
+                active_excess_w: excess(c.rx_power_w),
+            },
+            Direction {
+                rate_bps: profile.link.up_bps,
+                j_per_bit: c.up_j_per_bit,
+                active_excess_w: excess(c.tx_power_w),
+            },
+        ]
+    }
+
+    /// A frame's energy above the connected power.
+    fn extra_j(&self, bits: f64, serialisation_s: f64) -> f64 {
+        let mut extra = bits * self.j_per_bit;
+        if let Some(excess_w) = self.active_excess_w {
+            extra += excess_w * serialisation_s;
+        }
+        extra
+    }
 }
 
 /// Where the radio is after a gap.
@@ -332,6 +382,15 @@ impl Totals {
         (energy, on)
     }
 
+    /// Books a frame's energy above the connected power (per bit, and the
+    /// transmitter or receiver over its airtime), all of it transfer.
+    fn book_extra(&mut self, extra: f64) {
+        self.cat_energy[Cat::Transfer as usize] += extra;
+        if let Some(acc) = self.states.get_mut(CONNECTED) {
+            acc.energy_j += extra;
+        }
+    }
+
     /// Books a promotion; returns (energy, radio-on seconds).
     fn promote(&mut self, state: usize, p: &Promotion, wakeup: bool) -> (f64, f64) {
         if wakeup {
@@ -374,6 +433,11 @@ impl Totals {
 pub struct RadioSim {
     profile: Profile,
     opts: RadioOptions,
+    directions: [Direction; 2],
+    /// Frames may take [`RadioSim::tick_connected`]: after the first, with captured timing.
+    fast_path_ready: bool,
+    /// Set only by tests, which check that the fast path books what the general one does.
+    fast_path_off: bool,
     rai: bool,
     totals: Totals,
     stage_promotion_state: Vec<Option<usize>>,
@@ -453,6 +517,9 @@ impl RadioSim {
         }
         let rai = opts.release_assistance && profile.release_assistance.is_some();
         RadioSim {
+            directions: Direction::both(&profile),
+            fast_path_ready: false,
+            fast_path_off: false,
             profile,
             opts,
             rai,
@@ -480,6 +547,13 @@ impl RadioSim {
             first_burst: None,
             last_burst: None,
         }
+    }
+
+    /// The same simulator with every frame on the general path.
+    #[cfg(test)]
+    pub(super) fn without_fast_path(mut self) -> Self {
+        self.fast_path_off = true;
+        self
     }
 
     /// Books the tail after a burst (and idle time, once the radio got that
@@ -510,12 +584,108 @@ impl RadioSim {
     /// Feeds one frame. Frames should come in capture order; a timestamp
     /// earlier than the previous one counts as no gap.
     pub fn tick(&mut self, t: &Tick) {
+        if self.fast_path_ready && self.tick_connected(t) {
+            return;
+        }
+        self.tick_any(t);
+    }
+
+    /// The common frame, in few instructions: on the captured clock, inside
+    /// the current burst, the radio still connected (no tail stage reached,
+    /// so no promotion and no airtime). Books exactly what
+    /// [`RadioSim::tick_any`] books for such a frame, with the same float
+    /// operations in the same order on each sum, without walking the
+    /// profile's timers. Returns false, having changed nothing, for any
+    /// other frame. Only after the first frame, with captured timing.
+    #[inline]
+    fn tick_connected(&mut self, t: &Tick) -> bool {
+        let cap_gap = self.gap_since_last_capture(t);
+        // The general path's tests, as written there (a NaN fails them).
+        let continuation = cap_gap <= self.profile.link.burst_gap_s;
+        if !continuation {
+            return false;
+        }
+        let cap_s = self.last_cap_s + cap_gap;
+        let gap = (cap_s - self.last_end_s).max(0.0);
+        // The walk's test for the connected state (no release assistance
+        // inside a burst).
+        let still_connected = gap < self.profile.connected.inactivity_s;
+        if !still_connected {
+            return false;
+        }
+        self.last_cap_s = cap_s;
+        self.captured_burst_s += cap_gap;
+        let turn = self.last_uplink && !t.uplink;
+        if turn {
+            self.round_trips += 1;
+        }
+        let key = Key { flow: t.flow, exchange: t.exchange };
+        let last_key = self.last_key;
+        // The gap: this key's round trip, or one shared with the last key.
+        let mut gap_credit = None;
+        let gap_weight_s = if key == last_key {
+            if gap > 0.0 {
+                gap_credit = Some(self.totals.book(CONNECTED, gap, Cat::Transfer));
+            }
+            gap
+        } else {
+            self.book_shared_round_trip(key, last_key, gap);
+            gap / 2.0
+        };
+        // The packet itself.
+        let bytes = u64::from(t.wire_len);
+        let bits = bytes as f64 * 8.0;
+        let dir = self.directions[usize::from(t.uplink)];
+        let serialisation_s = if dir.rate_bps > 0.0 { bits / dir.rate_bps } else { 0.0 };
+        self.needed_airtime_s += serialisation_s;
+        let extra = dir.extra_j(bits, serialisation_s);
+        let extra_credit = (extra > 0.0).then_some(extra);
+        if extra > 0.0 {
+            self.totals.book_extra(extra);
+        }
+        self.shares.of(key).add_connected_frame(gap_credit, turn, extra_credit, bytes);
+        let part = self.burst.part(key);
+        // `+= airtime` left out: the airtime is 0 on this clock, and adding
+        // 0 changes no sum that started at +0 (only -0 + 0 would).
+        part.weight_s += gap_weight_s;
+        part.bytes = part.bytes.saturating_add(bytes);
+        self.frames += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if t.uplink {
+            self.bytes_up = self.bytes_up.saturating_add(bytes);
+        } else {
+            self.bytes_down = self.bytes_down.saturating_add(bytes);
+        }
+        // `start_s + airtime` is `cap_s + 0`: a sum of captured gaps from
+        // +0, never -0, so `cap_s` itself.
+        self.last_end_s = cap_s;
+        self.last_uplink = t.uplink;
+        self.last_key = key;
+        true
+    }
+
+    /// A round trip inside a burst between two keys (see [`RadioSim::tick_any`]):
+    /// each is charged half; the last key kept the radio up for half.
+    #[inline(never)]
+    fn book_shared_round_trip(&mut self, key: Key, last_key: Key, gap: f64) {
+        if gap > 0.0 {
+            let (e, on) = self.totals.book(CONNECTED, gap, Cat::Transfer);
+            self.shares.credit(key, Cat::Transfer, e / 2.0, on / 2.0);
+            self.shares.credit(last_key, Cat::Transfer, e / 2.0, on / 2.0);
+        }
+        self.burst.part(last_key).weight_s += gap / 2.0;
+    }
+
+    /// Any frame (see the module's conventions). Kept out of line: the fast
+    /// path then needs few registers and a small stack frame.
+    #[inline(never)]
+    fn tick_any(&mut self, t: &Tick) {
         let link = self.opts.timing == Timing::Link;
         let key = Key { flow: t.flow, exchange: t.exchange };
         let bytes = u64::from(t.wire_len);
         let bits = bytes as f64 * 8.0;
-        let rate = if t.uplink { self.profile.link.up_bps } else { self.profile.link.down_bps };
-        let serialisation_s = if rate > 0.0 { bits / rate } else { 0.0 };
+        let dir = self.directions[usize::from(t.uplink)];
+        let serialisation_s = if dir.rate_bps > 0.0 { bits / dir.rate_bps } else { 0.0 };
 
         let start_s;
         let new_burst;
@@ -537,6 +707,7 @@ impl RadioSim {
             let (e, on) = self.totals.promote(PROMOTION, &p, true);
             mine.add(Cat::Promotion, e, on);
             start_s = if link { p.duration_s } else { 0.0 };
+            self.fast_path_ready = !link && !self.fast_path_off;
         } else {
             let cap_gap = self.gap_since_last_capture(t);
             new_burst = self.profile.link.burst_gap_s < cap_gap;
@@ -637,18 +808,9 @@ impl RadioSim {
             self.airtime_s += airtime;
             self.burst_time_s += airtime;
         }
-        let c = &self.profile.connected;
-        let per_bit = if t.uplink { c.up_j_per_bit } else { c.down_j_per_bit };
-        let active_power = if t.uplink { c.tx_power_w } else { c.rx_power_w };
-        let mut extra = bits * per_bit;
-        if let Some(p) = active_power {
-            extra += (p - c.power_w).max(0.0) * serialisation_s;
-        }
+        let extra = dir.extra_j(bits, serialisation_s);
         if extra > 0.0 {
-            self.totals.cat_energy[Cat::Transfer as usize] += extra;
-            if let Some(acc) = self.totals.states.get_mut(CONNECTED) {
-                acc.energy_j += extra;
-            }
+            self.totals.book_extra(extra);
             mine.add(Cat::Transfer, extra, 0.0);
         }
         mine.add_frame(bytes);
@@ -669,7 +831,11 @@ impl RadioSim {
     }
 
     fn gap_since_last_capture(&self, t: &Tick) -> f64 {
-        (t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9).max(self.last_cap_s) - self.last_cap_s
+        let since_first_s = t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9;
+        // `since_first_s.max(last) - last` without `max`'s NaN handling:
+        // neither is NaN (an integer over 1e9; a sum of such gaps from +0),
+        // and `last - last` is +0.
+        if since_first_s > self.last_cap_s { since_first_s - self.last_cap_s } else { 0.0 }
     }
 
     /// Runs the last tail to its end and builds the report. `capture_span_s`
@@ -866,15 +1032,28 @@ struct Shares {
 const DENSE_IDS: usize = 1 << 18;
 
 impl Shares {
+    // Inlined: called on most frames.
+    #[inline]
     fn entry(&mut self, id: u32) -> Option<&mut Share> {
         let i = id as usize;
-        if i >= DENSE_IDS {
-            return Some(self.sparse.entry(id).or_default());
+        if !matches!(self.dense.get(i), Some(Some(_))) {
+            if i >= DENSE_IDS {
+                return Some(self.sparse.entry(id).or_default());
+            }
+            self.insert_dense(i);
         }
+        self.dense.get_mut(i)?.as_mut()
+    }
+
+    /// A new share at dense index `i`; out of line: once per id.
+    #[inline(never)]
+    fn insert_dense(&mut self, i: usize) {
         if self.dense.len() <= i {
             self.dense.resize(i + 1, None);
         }
-        Some(self.dense.get_mut(i)?.get_or_insert_with(Share::default))
+        if let Some(slot) = self.dense.get_mut(i) {
+            slot.get_or_insert_with(Share::default);
+        }
     }
 
     /// (id, share) in id order.
@@ -952,6 +1131,25 @@ impl KeyShares<'_> {
             add_frame(share, bytes);
         }
         if let Some(share) = self.exchange.as_deref_mut() {
+            add_frame(share, bytes);
+        }
+    }
+
+    /// A frame's credits from [`RadioSim::tick_connected`], in the order
+    /// the general path makes them: the gap, the round trip, the energy
+    /// above the connected power, the frame.
+    #[inline]
+    fn add_connected_frame(&mut self, gap: Option<(f64, f64)>, turn: bool, extra: Option<f64>, bytes: u64) {
+        for share in [self.flow.as_deref_mut(), self.exchange.as_deref_mut()].into_iter().flatten() {
+            if let Some((energy, on_s)) = gap {
+                add_share(share, Cat::Transfer, energy, on_s);
+            }
+            if turn {
+                share.round_trips += 1;
+            }
+            if let Some(energy) = extra {
+                add_share(share, Cat::Transfer, energy, 0.0);
+            }
             add_frame(share, bytes);
         }
     }
@@ -1176,5 +1374,50 @@ impl RadioReport {
             let _ = writeln!(o, "  note: {note}");
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use super::*;
+
+    #[test]
+    fn gap_since_last_capture_is_the_max_formula_to_the_bit() -> crate::dissect::testkit::TestResult {
+        let profile = Profile::builtin("lte").ok_or("no such profile")?;
+        let mut sim = RadioSim::new(profile, RadioOptions::default());
+        sim.first_ts_ns = 1_000;
+        for last in [0.0, 1e-9, 0.5, 3.25, 9.3e9] {
+            sim.last_cap_s = last;
+            for ts_ns in [i64::MIN, -5, 0, 999, 1_000, 1_001, 500_001_000, 3_250_001_000, i64::MAX] {
+                let since_first_s = ts_ns.saturating_sub(1_000) as f64 / 1e9;
+                let want = since_first_s.max(last) - last;
+                let got =
+                    sim.gap_since_last_capture(&Tick { ts_ns, wire_len: 0, uplink: true, flow: 0, exchange: None });
+                assert_eq!(got.to_bits(), want.to_bits(), "ts {ts_ns} last {last}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn burst_parts_keep_every_key_apart() {
+        let key = |flow, exchange| Key { flow, exchange };
+        let (a, b, c) = (key(1, Some(5)), key(2, Some(5)), key(Tick::NO_FLOW, None));
+        let (far, flow_only) = (key(3, Some(u32::MAX)), key(1, None));
+        let mut parts = BurstParts::default();
+        for (k, w) in [(a, 1.0), (b, 2.0), (a, 4.0), (a, 8.0), (c, 16.0), (far, 32.0), (flow_only, 64.0), (b, 128.0)] {
+            let p = parts.part(k);
+            p.weight_s += w;
+            p.bytes += 1;
+        }
+        let got: Vec<(Key, f64, u64)> = parts.sorted().into_iter().map(|(k, p)| (k, p.weight_s, p.bytes)).collect();
+        let want = vec![(flow_only, 64.0, 1), (a, 13.0, 3), (b, 130.0, 2), (far, 32.0, 1), (c, 16.0, 1)];
+        assert_eq!(got, want);
+        parts.part(b).weight_s += 256.0;
+        assert_eq!(parts.sorted().iter().find(|(k, _)| *k == b).map(|(_, p)| p.weight_s), Some(386.0));
+        parts.clear();
+        assert!(parts.sorted().is_empty());
+        assert_eq!(parts.part(b).weight_s, 0.0);
+        assert_eq!(parts.sorted().len(), 1);
     }
 }

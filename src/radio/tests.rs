@@ -517,3 +517,69 @@ fn per_day_keeps_the_captured_schedule_with_link_timing() -> TestResult {
     assert!(r.per_day.basis.contains("captured schedule"), "{}", r.per_day.basis);
     Ok(())
 }
+
+/// A deterministic mix of what the pipeline feeds: back-to-back frames,
+/// round trips, pauses into every tail stage and past, timestamps going
+/// backwards, frames outside any flow, exchanges, ids past the dense range,
+/// and an exchange id shared by two flows.
+fn mixed_ticks(seed: u64, n: usize) -> Vec<Tick> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let mut ts_ns: i64 = 1_700_000_000_000_000_000;
+    let mut ticks = Vec::with_capacity(n);
+    for _ in 0..n {
+        ts_ns += match next() % 16 {
+            0..=6 => (next() % 2_000_000) as i64,    // inside the connected time
+            7..=9 => (next() % 200_000_000) as i64,  // round trips
+            10 => (next() % 3_000_000_000) as i64,   // into the first tail stages
+            11 => (next() % 30_000_000_000) as i64,  // long DRX, eDRX
+            12 => (next() % 300_000_000_000) as i64, // idle, PSM
+            13 => -((next() % 5_000_000) as i64),    // out of order
+            _ => 0,                                  // same instant
+        };
+        let (flow, exchange) = match next() % 10 {
+            0..=3 => (Tick::NO_FLOW, None),
+            4 | 5 => ((next() % 4) as u32, None),
+            6 | 7 => ((next() % 4) as u32, Some((next() % 3) as u32)),
+            8 => (u32::MAX - 1 - (next() % 2) as u32, Some(u32::MAX - (next() % 2) as u32)),
+            _ => ((1 << 20) + (next() % 2) as u32, None),
+        };
+        ticks.push(Tick { ts_ns, wire_len: (next() % 1500) as u32, uplink: next() % 2 == 0, flow, exchange });
+    }
+    ticks
+}
+
+#[test]
+fn fast_path_books_what_the_general_path_books_to_the_bit() -> TestResult {
+    let mut streams = vec![
+        capture_ticks(include_str!("testdata/https-tls12-full.ticks"))?,
+        capture_ticks(include_str!("testdata/mqtt-tls12.ticks"))?,
+        capture_ticks(include_str!("testdata/sparse-https-poll.ticks"))?,
+    ];
+    streams.extend((1..=4).map(|seed| mixed_ticks(seed, 3000)));
+    // Runs of one key inside a burst: the fast path's own case.
+    streams.push((0..500).map(|i| tick(i as f64 * 0.001, 100, i % 3 == 0)).collect());
+    for name in Profile::builtin_names() {
+        for timing in [Timing::Captured, Timing::Link] {
+            for release_assistance in [false, true] {
+                let opts = RadioOptions { timing, release_assistance, ..RadioOptions::default() };
+                for (i, ticks) in streams.iter().enumerate() {
+                    let profile = Profile::builtin(name).ok_or("no such profile")?;
+                    let mut fast = RadioSim::new(profile.clone(), opts.clone());
+                    let mut general = RadioSim::new(profile, opts.clone()).without_fast_path();
+                    for t in ticks {
+                        fast.tick(t);
+                        general.tick(t);
+                    }
+                    let (fast, general) =
+                        (serde_json::to_string(&fast.finish(10.0))?, serde_json::to_string(&general.finish(10.0))?);
+                    assert!(fast == general, "{name} {timing:?} rai={release_assistance} stream {i}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
