@@ -183,10 +183,8 @@ impl FlowLedger {
             match e {
                 Event::Open { id, kind, what } => {
                     self.exchanges_total += 1;
-                    if self.live.capacity() == 0 {
-                        // Most flows hold one exchange at a time: room for
-                        // one, not the four a first push would make.
-                        self.live.reserve_exact(1);
+                    if self.live.len() == self.live.capacity() {
+                        self.live.reserve_exact(live_growth(self.live.capacity()));
                     }
                     self.live.push_back((
                         id,
@@ -295,6 +293,20 @@ impl FlowLedger {
     pub fn finish(&mut self) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
         self.done.drain(..).chain(self.live.drain(..).map(|(_, x)| finished(x)))
+    }
+}
+
+/// Room to add to a full list of `cap` live exchanges. Most flows hold one
+/// exchange at a time, long-lived ones up to `KEEP_CLOSED` closed ones and
+/// the current one: the list grows to those sizes first, then doubles.
+/// Exchanges are large, so every growth that is skipped is a copy saved.
+fn live_growth(cap: usize) -> usize {
+    const LONG_LIVED: usize = KEEP_CLOSED + 2;
+    match cap {
+        0 => 1,
+        1..4 => 4 - cap,
+        4..LONG_LIVED => LONG_LIVED - cap,
+        _ => cap,
     }
 }
 
