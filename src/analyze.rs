@@ -585,7 +585,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let mut t = Totals::default();
     let mut outside = Ledger::default();
     let mut notes = Notes::default();
-    let mut linktypes: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut linktypes = LinktypeCounts::default();
     let mut first_ns = None;
     let mut last_ns = 0i64;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -600,7 +600,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         t.frames += 1;
         t.wire_bytes += p.wire_len as u64;
         t.captured_bytes += p.data.len() as u64;
-        *linktypes.entry(p.linktype).or_default() += 1;
+        linktypes.add(p.linktype);
         first_ns.get_or_insert(p.ts_ns);
         last_ns = last_ns.max(p.ts_ns);
         let lone =
@@ -716,7 +716,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     t.goodput_ratio = classes.goodput_ratio();
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
     notes.format = reader.stats().format;
-    notes.linktypes = linktypes.into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
+    notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
     notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
     notes.malformed_bytes = malformed_bytes;
     if classes.total() != t.wire_bytes {
@@ -772,6 +772,34 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         radio,
         findings,
     })
+}
+
+/// Frames per link type. Counted by runs, since a capture's link type
+/// seldom changes: a map lookup per run, not per frame.
+#[derive(Default)]
+struct LinktypeCounts {
+    counts: BTreeMap<u16, u64>,
+    run: Option<(u16, u64)>,
+}
+
+impl LinktypeCounts {
+    fn add(&mut self, linktype: u16) {
+        match &mut self.run {
+            Some((lt, n)) if *lt == linktype => *n += 1,
+            run => {
+                if let Some((lt, n)) = run.replace((linktype, 1)) {
+                    *self.counts.entry(lt).or_default() += n;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> BTreeMap<u16, u64> {
+        if let Some((lt, n)) = self.run.take() {
+            *self.counts.entry(lt).or_default() += n;
+        }
+        self.counts
+    }
 }
 
 /// A DNS lookup is part of what the connection that follows it costs: the

@@ -251,7 +251,7 @@ pub struct FlowTable {
     /// Live flows by key, as slot numbers: the key is compared in the slot,
     /// which the packet works on next anyway. A table this small stays in
     /// cache, so a lookup costs one memory access, not two.
-    index: hashbrown::HashTable<usize>,
+    index: hashbrown::HashTable<u32>,
     hasher: foldhash::fast::RandomState,
     /// Every live flow's deadline, by slot.
     timers: Timers,
@@ -303,8 +303,8 @@ impl FlowTable {
     /// The live flow with this key.
     fn find(&self, key: &FlowKey) -> Option<usize> {
         let flows = &self.flows;
-        let in_slot = |&s: &usize| flows.get(s).and_then(Option::as_ref).is_some_and(|f| f.key == *key);
-        self.index.find(self.hasher.hash_one(key), in_slot).copied()
+        let in_slot = |&s: &u32| flows.get(s as usize).and_then(Option::as_ref).is_some_and(|f| f.key == *key);
+        self.index.find(self.hasher.hash_one(key), in_slot).map(|&s| s as usize)
     }
 
     /// Takes one decoded TCP or UDP packet. A datagram joined from IP
@@ -462,10 +462,14 @@ impl FlowTable {
                 self.flows.len() - 1
             }
         };
-        let (flows, hasher) = (&self.flows, &self.hasher);
-        self.index.insert_unique(hasher.hash_one(key), slot, |&s| {
-            flows.get(s).and_then(Option::as_ref).map_or(0, |f| hasher.hash_one(f.key))
-        });
+        // Slot numbers are kept as u32: a smaller table stays in cache. No
+        // memory holds 2^32 flows.
+        if let Ok(s) = u32::try_from(slot) {
+            let (flows, hasher) = (&self.flows, &self.hasher);
+            self.index.insert_unique(hasher.hash_one(key), s, |&s| {
+                flows.get(s as usize).and_then(Option::as_ref).map_or(0, |f| hasher.hash_one(f.key))
+            });
+        }
         slot
     }
 
@@ -474,7 +478,7 @@ impl FlowTable {
         let Some(entry) = self.flows.get_mut(slot) else { return };
         let Some(f) = entry.as_mut() else { return };
         self.timers.unset(slot);
-        if let Ok(e) = self.index.find_entry(self.hasher.hash_one(f.key), |&s| s == slot) {
+        if let Ok(e) = self.index.find_entry(self.hasher.hash_one(f.key), |&s| s as usize == slot) {
             e.remove();
         }
         self.free.push(slot);
