@@ -189,9 +189,35 @@ struct Flow {
     last_ns: i64,
 }
 
-/// A flow's application side: its dissector, ledger and record.
+/// What a flow counts while it lives. Its `FlowRecord` is made when it
+/// ends: a record is more than twice as large, and a live flow's memory is
+/// touched by every packet.
+#[derive(Default)]
+struct FlowCounts {
+    id: u64,
+    first_packet: u64,
+    app: &'static str,
+    inner: Option<&'static str>,
+    start_ns: i64,
+    frames: u64,
+    wire_bytes: u64,
+    payload_bytes_c2s: u64,
+    payload_bytes_s2c: u64,
+    control_frames: u64,
+    retransmitted_frames: u64,
+    retransmitted_bytes: u64,
+    syn: u32,
+    fin: u32,
+    rst: u32,
+    gaps: u64,
+    lost_bytes: u64,
+    inferred_bytes: u64,
+}
+
+/// A flow's application side: its dissector, ledger and counts.
 struct AppState {
-    rec: FlowRecord,
+    rec: FlowCounts,
+    server: (IpAddr, u16),
     l4: L4,
     client_port: u16,
     server_port: u16,
@@ -357,7 +383,6 @@ impl FlowTable {
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
         let rec = &mut f.app.rec;
-        rec.end_ts = ts_ns as f64 / 1e9;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
         let lower = [
@@ -423,23 +448,15 @@ impl FlowTable {
             L4::Tcp => self.tcp_streams += 1,
             L4::Udp => self.udp_streams += 1,
         }
-        let rec = FlowRecord {
-            id,
-            first_packet: self.sh.packet,
-            l4: if l4 == L4::Tcp { "tcp" } else { "udp" },
-            client: Endpoint(SocketAddr::from(client)),
-            server: Endpoint(SocketAddr::from(server)),
-            app: "unknown",
-            start_ts: ts_ns as f64 / 1e9,
-            end_ts: ts_ns as f64 / 1e9,
-            ..FlowRecord::default()
-        };
+        let rec =
+            FlowCounts { id, first_packet: self.sh.packet, app: "unknown", start_ns: ts_ns, ..FlowCounts::default() };
         let flow = Flow {
             key,
             client,
             tcp: (l4 == L4::Tcp).then(TcpState::default),
             app: AppState {
                 rec,
+                server,
                 l4,
                 client_port: client.1,
                 server_port: server.1,
@@ -497,13 +514,14 @@ impl FlowTable {
             dis.finish(&mut self.sh.emit(ts));
             Feeder::new(&mut self.sh, app, ts, Dir::C2S).apply();
         }
+        let mut malformed = Vec::new();
         // The dissector contract: every byte fed is in exactly one span.
         if app.spanned < app.fed {
             let n = app.fed - app.spanned;
             app.fl.book(Class::Payload, n, MsgRef::Flow);
-            app.rec.malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
+            malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
         } else if app.spanned > app.fed {
-            app.rec.malformed.push(format!(
+            malformed.push(format!(
                 "{} dissector classified {} bytes more than it was given",
                 app.rec.app,
                 app.spanned - app.fed
@@ -512,14 +530,40 @@ impl FlowTable {
         for x in app.fl.finish() {
             sink.exchange_done(x);
         }
-        let mut rec = std::mem::take(&mut app.rec);
-        rec.classes = app.fl.ledger;
-        rec.exchanges = app.fl.exchanges_total;
-        rec.setup_bytes = app.fl.setup.total();
-        rec.malformed_bytes = app.fl.malformed_bytes;
         for (n, why) in std::mem::take(&mut app.fl.malformed) {
-            rec.malformed.push(format!("{n} bytes: {why}"));
+            malformed.push(format!("{n} bytes: {why}"));
         }
+        let c = &app.rec;
+        let rec = FlowRecord {
+            id: c.id,
+            first_packet: c.first_packet,
+            l4: if app.l4 == L4::Tcp { "tcp" } else { "udp" },
+            client: Endpoint(SocketAddr::from(f.client)),
+            server: Endpoint(SocketAddr::from(app.server)),
+            app: c.app,
+            inner: c.inner,
+            frames: c.frames,
+            wire_bytes: c.wire_bytes,
+            payload_bytes_c2s: c.payload_bytes_c2s,
+            payload_bytes_s2c: c.payload_bytes_s2c,
+            control_frames: c.control_frames,
+            retransmitted_frames: c.retransmitted_frames,
+            retransmitted_bytes: c.retransmitted_bytes,
+            start_ts: c.start_ns as f64 / 1e9,
+            end_ts: ts as f64 / 1e9,
+            classes: app.fl.ledger,
+            syn: c.syn,
+            fin: c.fin,
+            rst: c.rst,
+            gaps: c.gaps,
+            lost_bytes: c.lost_bytes,
+            inferred_bytes: c.inferred_bytes,
+            exchanges: app.fl.exchanges_total,
+            setup_bytes: app.fl.setup.total(),
+            dns_lookup_bytes: 0,
+            malformed_bytes: app.fl.malformed_bytes,
+            malformed,
+        };
         *entry = None;
         sink.flow_done(rec);
     }
