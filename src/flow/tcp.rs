@@ -41,11 +41,6 @@ pub struct HalfStream {
     /// Segments ahead of `next`, by stream offset.
     held: BTreeMap<i64, Held>,
     held_bytes: usize,
-    /// Offset of the FIN, when seen.
-    pub fin: Option<i64>,
-    /// Bytes reported lost (gaps).
-    pub lost: u64,
-    pub gaps: u64,
 }
 
 impl HalfStream {
@@ -195,8 +190,6 @@ impl HalfStream {
     fn lose(&mut self, n: i64, out: &mut impl FnMut(Piece<'_>)) {
         if n > 0 {
             out(Piece::Lost(n as u64));
-            self.lost += n as u64;
-            self.gaps += 1;
             self.next += n;
         }
     }
@@ -355,7 +348,6 @@ mod tests {
             })
         });
         assert_eq!(got, vec![P::D(b"ab".to_vec()), P::L(3), P::D(b"fg".to_vec())]);
-        assert_eq!((h.lost, h.gaps), (3, 1));
     }
 
     #[test]
