@@ -58,10 +58,35 @@ trait TickSink {
     fn tick(&mut self, t: &FrameTick);
 }
 
+/// How a worker's flow and exchange ids are told apart from other
+/// workers': its number in the low bits, as many as the number of workers
+/// needs (none for one). Split again for every frame, so with a shift and a
+/// mask, not a division.
+#[derive(Clone, Copy)]
+struct WorkerTag {
+    bits: u32,
+}
+
+impl WorkerTag {
+    fn new(jobs: u64) -> WorkerTag {
+        // `jobs` is a number of threads: 32 bits of worker number is plenty.
+        WorkerTag { bits: (u64::BITS - jobs.saturating_sub(1).leading_zeros()).min(32) }
+    }
+
+    fn tag(self, local: u64, worker: u64) -> u64 {
+        (local << self.bits) | worker
+    }
+
+    /// (worker, local id).
+    fn split(self, id: u64) -> (u64, u64) {
+        (id & ((1u64 << self.bits) - 1), id >> self.bits)
+    }
+}
+
 /// Drives the radio model. Ticks name flows and exchanges by the id of
-/// the worker that made them (`local * jobs + worker`); the model sees them
-/// numbered in order of first appearance, which is the same for any number
-/// of jobs, and the numbers are put right at the end.
+/// the worker that made them (`WorkerTag`); the model sees them numbered in
+/// order of first appearance, which is the same for any number of jobs, and
+/// the numbers are put right at the end.
 struct RadioTap {
     sim: Option<RadioSim>,
     flows: Renumber,
@@ -76,6 +101,7 @@ struct RadioTap {
 /// its flows and exchanges from 0 up, and once `max` ids are itemised no
 /// id above the highest itemised one of its worker can be.
 struct Renumber {
+    tag: WorkerTag,
     /// Per worker, by local id: the sequence number, or `UNSEEN`.
     seq: Vec<Vec<u32>>,
     ids: Vec<u64>,
@@ -87,6 +113,7 @@ const UNSEEN: u32 = u32::MAX;
 impl Renumber {
     fn new(max: usize, jobs: u64) -> Renumber {
         Renumber {
+            tag: WorkerTag::new(jobs),
             seq: (0..jobs.max(1)).map(|_| Vec::new()).collect(),
             ids: Vec::new(),
             max: max.min(Tick::NO_FLOW as usize),
@@ -94,11 +121,7 @@ impl Renumber {
     }
 
     fn get(&mut self, id: u64) -> Option<u32> {
-        // One worker: no division (a 64-bit one, for every frame).
-        let (worker, local) = match self.seq.len() as u64 {
-            1 => (0, id),
-            jobs => (id % jobs, id / jobs),
-        };
+        let (worker, local) = self.tag.split(id);
         let local = usize::try_from(local).ok()?;
         let seq = self.seq.get_mut(worker as usize)?;
         if let Some(&s) = seq.get(local)
@@ -544,6 +567,7 @@ struct WorkerQueues {
 }
 
 fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
+    let tag = WorkerTag::new(jobs);
     let mut w = Worker::new(&cfg);
     while let Ok(mut b) = q.batches.recv() {
         for item in &b.items {
@@ -552,8 +576,8 @@ fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
             w.packet(item.idx, item.ts_ns, item.wire_len, &d, item.frames, item.repeated);
         }
         for t in &mut w.out.ticks {
-            t.flow = t.flow.map(|f| f * jobs + worker);
-            t.exchange = t.exchange.map(|x| x * jobs + worker);
+            t.flow = t.flow.map(|f| tag.tag(f, worker));
+            t.exchange = t.exchange.map(|x| tag.tag(x, worker));
         }
         b.data.clear();
         b.items.clear();
@@ -732,7 +756,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                      max: usize| {
             v.retain_mut(|s| {
                 let Some(&enc) = seq.ids.get(s.index as usize) else { return false };
-                let (local, worker) = (enc / jobs, (enc % jobs) as usize);
+                let (worker, local) = seq.tag.split(enc);
+                let worker = worker as usize;
                 match ids
                     .get(&(worker, local))
                     .filter(|&&id| (id as usize) < max)
@@ -908,4 +933,22 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerTag;
+
+    #[test]
+    fn worker_tags_split_back_into_worker_and_local_id() {
+        for jobs in [1u64, 2, 3, 4, 7, 8, 64, 1000] {
+            let tag = WorkerTag::new(jobs);
+            for worker in 0..jobs.min(9) {
+                for local in [0u64, 1, 2, 12_345, 1 << 40] {
+                    assert_eq!(tag.split(tag.tag(local, worker)), (worker, local), "jobs {jobs}");
+                }
+            }
+        }
+        assert_eq!(WorkerTag::new(1).tag(77, 0), 77);
+    }
 }
