@@ -250,7 +250,7 @@ fn main() -> ExitCode {
 /// Writes the report. JSON is streamed out: a report is never held twice in memory.
 fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize) -> std::io::Result<()> {
     match format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, report)
+        Format::Json => wiretax::report::json::write_pretty(&mut out, report)
             .map_err(std::io::Error::from)
             .and_then(|_| out.write_all(b"\n"))?,
         Format::Table => out.write_all(table::render(report, top).as_bytes())?,

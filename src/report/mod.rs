@@ -1,6 +1,7 @@
 //! The report model (REPORT.md section 2) and its renderers. Renderers
 //! compute nothing: every figure is in the model.
 
+pub mod json;
 pub mod table;
 
 use crate::dissect::ProtoStats;

@@ -1,0 +1,140 @@
+//! The JSON report, written exactly as `serde_json::to_writer_pretty` writes
+//! it (two-space indentation) but faster: a report has millions of keys,
+//! and serde_json's pretty formatter writes each one's line break and every
+//! level of its indentation separately.
+
+use serde::Serialize;
+use serde_json::ser::Formatter;
+use std::io::{self, Write};
+
+/// Writes `value` as pretty JSON, byte for byte what
+/// `serde_json::to_writer_pretty` writes.
+pub fn write_pretty<W: Write, T: Serialize + ?Sized>(out: W, value: &T) -> serde_json::Result<()> {
+    value.serialize(&mut serde_json::Serializer::with_formatter(out, Pretty::default()))
+}
+
+/// A comma, a line break and the deepest indentation written at once: the
+/// start of every array value and object key is a slice of it.
+const BREAK: &[u8] = b",\n                                                                ";
+
+/// serde_json's `PrettyFormatter` with a two-space indent, writing each
+/// line break and its indentation in one piece.
+#[derive(Default)]
+struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    /// A line break (after a comma unless `first`) and the current indentation.
+    fn line<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
+        let from = usize::from(first);
+        match BREAK.get(from..2 + 2 * self.depth) {
+            Some(piece) => w.write_all(piece),
+            None => {
+                w.write_all(BREAK.get(from..2).unwrap_or_default())?;
+                for _ in 0..self.depth {
+                    w.write_all(b"  ")?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth = self.depth.saturating_sub(1);
+        if self.has_value {
+            self.line(w, true)?;
+        }
+        w.write_all(bracket)
+    }
+}
+
+impl Formatter for Pretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.line(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.line(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::testkit::TestResult;
+
+    /// Levels of indentation `BREAK` holds.
+    const MAX_DEPTH: usize = (BREAK.len() - 2) / 2;
+
+    fn both(v: &serde_json::Value) -> TestResult<(Vec<u8>, Vec<u8>)> {
+        let mut ours = Vec::new();
+        write_pretty(&mut ours, v)?;
+        let mut theirs = Vec::new();
+        serde_json::to_writer_pretty(&mut theirs, v)?;
+        Ok((ours, theirs))
+    }
+
+    #[test]
+    fn writes_what_serde_json_pretty_writes() -> TestResult {
+        let v = serde_json::json!({
+            "a": 1, "b": [], "c": {}, "d": [1, [2, [3, {"e": "x\"y\n"}]], {}], "f": {"g": {"h": null, "i": 2.5}},
+            "j": [[], [[]], {"k": []}], "l": true, "m": "é\u{1}"
+        });
+        let (ours, theirs) = both(&v)?;
+        assert_eq!(String::from_utf8(ours)?, String::from_utf8(theirs)?);
+        for scalar in [serde_json::json!(3), serde_json::json!("s"), serde_json::json!([]), serde_json::json!({})] {
+            let (ours, theirs) = both(&scalar)?;
+            assert_eq!(ours, theirs);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_ready_indentation_is_written_the_same() -> TestResult {
+        let mut v = serde_json::json!({"leaf": [1, 2]});
+        for i in 0..(MAX_DEPTH + 5) {
+            v = if i % 2 == 0 { serde_json::json!({ "k": v, "n": i }) } else { serde_json::json!([v, i]) };
+        }
+        let (ours, theirs) = both(&v)?;
+        assert_eq!(ours, theirs);
+        Ok(())
+    }
+}
