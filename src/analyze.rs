@@ -347,7 +347,8 @@ fn shard_of(d: &Decoded, n: usize) -> usize {
         mix(bits ^ (u64::from(port) << 48) ^ u64::from(port))
     }
     let h = mix(end(d.src, d.sport).wrapping_add(end(d.dst, d.dport)));
-    (h % n as u64) as usize
+    // The hash scaled to 0..n: a multiply, not a 64-bit division.
+    ((u128::from(h) * n as u128) >> 64) as usize
 }
 
 /// splitmix64's finaliser: every input bit moves every output bit.
