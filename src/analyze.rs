@@ -333,9 +333,10 @@ enum Dispatch {
 const ROUNDS_AHEAD: usize = 4;
 
 fn shard_of(d: &Decoded, n: usize) -> usize {
-    // Direction-independent (a sum of the two ends' hashes): both directions
-    // of a flow land together. Fixed, so the spread is the same every run;
-    // computed for every packet on the reading thread, so kept cheap.
+    // Direction-independent (the two ends summed, then mixed): both
+    // directions of a flow land together. Fixed, so the spread is the same
+    // every run; computed for every packet on the reading thread, so kept
+    // cheap.
     fn end(ip: IpAddr, port: u16) -> u64 {
         let bits = match ip {
             IpAddr::V4(a) => u64::from(a.to_bits()),
@@ -344,7 +345,7 @@ fn shard_of(d: &Decoded, n: usize) -> usize {
                 (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
             }
         };
-        mix(bits ^ (u64::from(port) << 48) ^ u64::from(port))
+        bits ^ (u64::from(port) << 48) ^ u64::from(port)
     }
     let h = mix(end(d.src, d.sport).wrapping_add(end(d.dst, d.dport)));
     // The hash scaled to 0..n: a multiply, not a 64-bit division.
