@@ -583,6 +583,18 @@ impl RadioSim {
 
     /// Feeds one frame. Frames should come in capture order; a timestamp
     /// earlier than the previous one counts as no gap.
+    /// Counts a frame's bytes, in all and by direction.
+    #[inline]
+    fn count_frame(&mut self, bytes: u64, uplink: bool) {
+        self.frames += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if uplink {
+            self.bytes_up = self.bytes_up.saturating_add(bytes);
+        } else {
+            self.bytes_down = self.bytes_down.saturating_add(bytes);
+        }
+    }
+
     pub fn tick(&mut self, t: &Tick) {
         if self.fast_path_ready && self.tick_connected(t) {
             return;
@@ -649,13 +661,7 @@ impl RadioSim {
         // 0 changes no sum that started at +0 (only -0 + 0 would).
         part.weight_s += gap_weight_s;
         part.bytes = part.bytes.saturating_add(bytes);
-        self.frames += 1;
-        self.bytes = self.bytes.saturating_add(bytes);
-        if t.uplink {
-            self.bytes_up = self.bytes_up.saturating_add(bytes);
-        } else {
-            self.bytes_down = self.bytes_down.saturating_add(bytes);
-        }
+        self.count_frame(bytes, t.uplink);
         // `start_s + airtime` is `cap_s + 0`: a sum of captured gaps from
         // +0, never -0, so `cap_s` itself.
         self.last_end_s = cap_s;
@@ -818,13 +824,7 @@ impl RadioSim {
         part.weight_s += gap_weight_s;
         part.weight_s += airtime;
         part.bytes = part.bytes.saturating_add(bytes);
-        self.frames += 1;
-        self.bytes = self.bytes.saturating_add(bytes);
-        if t.uplink {
-            self.bytes_up = self.bytes_up.saturating_add(bytes);
-        } else {
-            self.bytes_down = self.bytes_down.saturating_add(bytes);
-        }
+        self.count_frame(bytes, t.uplink);
         self.last_end_s = start_s + airtime;
         self.last_uplink = t.uplink;
         self.last_key = key;
