@@ -323,8 +323,10 @@ enum Dispatch {
         /// Emptied batches coming back from each worker, for reuse.
         returned: Vec<Receiver<Batch>>,
         outside_ticks: Vec<FrameTick>,
-        /// The reader's own ticks of each round, to the radio thread.
-        to_radio: SyncSender<Vec<FrameTick>>,
+        /// Packet by packet, the list its tick will be in (`RouteList`).
+        route: Vec<u32>,
+        /// The reader's own ticks of each round and its route, to the radio thread.
+        to_radio: SyncSender<(Vec<FrameTick>, Vec<u32>)>,
         radio: std::thread::JoinHandle<RadioTap>,
     },
 }
@@ -380,7 +382,7 @@ impl Dispatch {
             ticks.push((trx, spare_tx));
             returned.push(brx);
         }
-        let (to_radio, own) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+        let (to_radio, own) = sync_channel::<(Vec<FrameTick>, Vec<u32>)>(2 * ROUNDS_AHEAD);
         let radio = std::thread::spawn(move || run_radio(tap, own, ticks));
         let batches = (0..jobs).map(|_| Batch::default()).collect();
         Dispatch::Threads {
@@ -390,6 +392,7 @@ impl Dispatch {
             handles,
             returned,
             outside_ticks: Vec::new(),
+            route: Vec::with_capacity(BATCH),
             to_radio,
             radio,
         }
@@ -399,7 +402,10 @@ impl Dispatch {
     fn outside(&mut self, t: FrameTick) {
         match self {
             Dispatch::Inline(_, radio) => radio.tick(&t),
-            Dispatch::Threads { outside_ticks, .. } => outside_ticks.push(t),
+            Dispatch::Threads { outside_ticks, route, senders, .. } => {
+                outside_ticks.push(t);
+                route.push(senders.len() as u32);
+            }
         }
     }
 
@@ -411,10 +417,11 @@ impl Dispatch {
                     radio.tick(&t);
                 }
             }
-            Dispatch::Threads { batches, .. } => {
-                let n = batches.len();
-                if let Some(b) = batches.get_mut(shard_of(d, n)) {
+            Dispatch::Threads { batches, route, .. } => {
+                let shard = shard_of(d, batches.len());
+                if let Some(b) = batches.get_mut(shard) {
                     b.push(idx, ts_ns, wire_len, 1, 0, d);
+                    route.push(shard as u32);
                 }
                 self.round_step();
             }
@@ -434,13 +441,14 @@ impl Dispatch {
                     radio.tick(&t);
                 }
             }
-            Dispatch::Threads { batches, .. } => {
-                let n = batches.len();
-                if let Some(batch) = batches.get_mut(shard_of(d, n)) {
+            Dispatch::Threads { batches, route, .. } => {
+                let shard = shard_of(d, batches.len());
+                if let Some(batch) = batches.get_mut(shard) {
                     let mut d = *d;
                     d.link_len = link;
                     d.net_len = network;
                     batch.push(idx, ts_ns, j.wire_len(), b.frames, repeated, &d);
+                    route.push(shard as u32);
                 }
                 self.round_step();
             }
@@ -459,7 +467,8 @@ impl Dispatch {
     /// Sends every worker its share of the round, and the radio thread the
     /// reader's own ticks of it.
     fn end_round(&mut self) {
-        let Dispatch::Threads { senders, batches, in_round, returned, outside_ticks, to_radio, .. } = self else {
+        let Dispatch::Threads { senders, batches, in_round, returned, outside_ticks, route, to_radio, .. } = self
+        else {
             return;
         };
         for ((tx, b), back) in senders.iter().zip(batches.iter_mut()).zip(returned.iter()) {
@@ -468,7 +477,8 @@ impl Dispatch {
             // A worker that died has panicked; its join reports it.
             let _ = tx.send(std::mem::replace(b, next));
         }
-        let _ = to_radio.send(std::mem::take(outside_ticks));
+        let route = std::mem::replace(route, Vec::with_capacity(BATCH));
+        let _ = to_radio.send((std::mem::take(outside_ticks), route));
         *in_round = 0;
     }
 
@@ -535,20 +545,51 @@ fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     }
 }
 
+/// Feeds a round's ticks to `radio` in packet order by following `route`:
+/// packet by packet, the list that holds its tick (a worker's, or the
+/// reader's own, last). Every packet makes exactly one tick, so this needs
+/// no comparisons; a round whose lists do not match its route (a bug) is
+/// refused before anything is fed (false), and merged by packet number.
+fn follow_route(lists: &[Vec<FrameTick>], route: &[u32], heads: &mut Vec<usize>, radio: &mut dyn TickSink) -> bool {
+    heads.clear();
+    heads.resize(lists.len(), 0);
+    for &r in route {
+        match heads.get_mut(r as usize) {
+            Some(n) => *n += 1,
+            None => return false,
+        }
+    }
+    if heads.iter().zip(lists).any(|(n, l)| *n != l.len()) {
+        return false;
+    }
+    heads.iter_mut().for_each(|h| *h = 0);
+    for &r in route {
+        let (Some(h), Some(l)) = (heads.get_mut(r as usize), lists.get(r as usize)) else { continue };
+        if let Some(t) = l.get(*h) {
+            radio.tick(t);
+        }
+        *h += 1;
+    }
+    true
+}
+
 /// The radio thread: a round's ticks from the reader and from every
 /// worker, merged into packet order, until the reader is done.
 /// Each worker's ticks, and the way their emptied lists go back to it.
 type TickQueues = (Receiver<Vec<FrameTick>>, SyncSender<Vec<FrameTick>>);
 
-fn run_radio(mut tap: RadioTap, own: Receiver<Vec<FrameTick>>, ticks: Vec<TickQueues>) -> RadioTap {
+fn run_radio(mut tap: RadioTap, own: Receiver<(Vec<FrameTick>, Vec<u32>)>, ticks: Vec<TickQueues>) -> RadioTap {
     let mut lists: Vec<Vec<FrameTick>> = Vec::with_capacity(ticks.len() + 1);
-    while let Ok(mine) = own.recv() {
+    let mut heads = Vec::with_capacity(ticks.len() + 1);
+    while let Ok((mine, route)) = own.recv() {
         for (rx, _) in &ticks {
             // A worker that died sends nothing more; its join reports it.
             lists.push(rx.recv().unwrap_or_default());
         }
         lists.push(mine);
-        merge_ticks(&lists, &mut tap);
+        if !follow_route(&lists, &route, &mut heads, &mut tap) {
+            merge_ticks(&lists, &mut tap);
+        }
         lists.pop();
         // Lists are reused: a new one per round would be a fresh mapping
         // (they are past malloc's mmap threshold) and page faults.
@@ -939,7 +980,44 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::WorkerTag;
+    use super::{FrameTick, TickSink, WorkerTag, follow_route, merge_ticks};
+
+    #[derive(Default)]
+    struct Seen(Vec<u64>);
+
+    impl TickSink for Seen {
+        fn tick(&mut self, t: &FrameTick) {
+            self.0.push(t.packet);
+        }
+    }
+
+    fn ticks(packets: &[u64]) -> Vec<FrameTick> {
+        packets
+            .iter()
+            .map(|&packet| FrameTick { packet, ts_ns: 0, wire_len: 0, uplink: true, flow: None, exchange: None })
+            .collect()
+    }
+
+    #[test]
+    fn a_route_gives_the_order_a_merge_by_packet_gives() {
+        let lists = [ticks(&[0, 3, 4]), ticks(&[2, 6]), ticks(&[1, 5])];
+        let mut by_route = Seen::default();
+        assert!(follow_route(&lists, &[0, 2, 1, 0, 0, 2, 1], &mut Vec::new(), &mut by_route));
+        let mut merged = Seen::default();
+        merge_ticks(&lists, &mut merged);
+        assert_eq!(by_route.0, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(by_route.0, merged.0);
+    }
+
+    #[test]
+    fn a_route_that_does_not_fit_its_lists_feeds_nothing() {
+        let lists = [ticks(&[0, 2]), ticks(&[1])];
+        for route in [&[0u32, 1][..], &[0, 1, 1], &[0, 1, 0, 0], &[0, 5, 0]] {
+            let mut seen = Seen::default();
+            assert!(!follow_route(&lists, route, &mut Vec::new(), &mut seen));
+            assert!(seen.0.is_empty());
+        }
+    }
 
     #[test]
     fn worker_tags_split_back_into_worker_and_local_id() {
