@@ -27,6 +27,7 @@ struct Pretty {
 
 impl Pretty {
     /// A line break (after a comma unless `first`) and the current indentation.
+    #[inline]
     fn line<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
         let from = usize::from(first);
         match BREAK.get(from..2 + 2 * self.depth) {
