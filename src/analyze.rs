@@ -14,7 +14,7 @@ use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -173,6 +173,11 @@ struct Collector {
     /// flows that have some kept: what their setup shares are made of.
     kept_per_flow: HashMap<u64, usize>,
     flow_setup: HashMap<u64, (u64, u64)>,
+    /// Every DNS lookup (the first `MAX_LOOKUPS`), listed or not: a lookup
+    /// is charged to the connection after it whatever the lists' caps.
+    lookups: Vec<Lookup>,
+    /// The flows those lookups belong to, whose setup their cost shares.
+    lookup_flows: HashSet<u64>,
     /// Once the lists have been cut: the first key that cannot be listed.
     /// Flows and exchanges come roughly in capture order, so once the lists
     /// are full nearly everything is counted and dropped at once.
@@ -181,13 +186,47 @@ struct Collector {
 }
 
 impl Collector {
-    /// Gives every kept exchange its share of its flow's setup.
+    /// Gives every kept exchange and lookup its share of its flow's setup,
+    /// and cuts the lookups to the first `MAX_LOOKUPS` (exactly, so the
+    /// merged list is the same for any number of jobs).
     fn share_setup(&mut self) {
         for x in &mut self.exchanges {
             if let Some(&(setup, n)) = self.flow_setup.get(&x.flow) {
                 x.share_setup(setup, n);
             }
         }
+        for l in &mut self.lookups {
+            if let Some(&(setup, n)) = self.flow_setup.get(&l.flow) {
+                l.cost_bytes = l.wire_bytes as f64 + setup as f64 / n.max(1) as f64;
+            }
+        }
+        cut_lookups(&mut self.lookups);
+    }
+}
+
+/// Most DNS lookups remembered for charging them to the connections after
+/// them (the first ones in capture order): memory stays bounded.
+const MAX_LOOKUPS: usize = 65_536;
+
+/// A DNS lookup, kept apart from the exchange list (which is capped).
+struct Lookup {
+    open_packet: u64,
+    /// The exchange's and its flow's ids, as the worker numbered them.
+    id: u64,
+    flow: u64,
+    end_ts: f64,
+    resolved: Vec<IpAddr>,
+    wire_bytes: u64,
+    /// What the lookup cost: its bytes and its share of its flow's setup
+    /// (the exchange's `total_cost_bytes`).
+    cost_bytes: f64,
+}
+
+/// Keeps the first `MAX_LOOKUPS` lookups in capture order.
+fn cut_lookups(lookups: &mut Vec<Lookup>) {
+    if lookups.len() > MAX_LOOKUPS {
+        lookups.select_nth_unstable_by_key(MAX_LOOKUPS, |l| (l.open_packet, l.id));
+        lookups.truncate(MAX_LOOKUPS);
     }
 }
 
@@ -204,6 +243,21 @@ impl FlowSink for Collector {
     }
     fn exchange_done(&mut self, x: Exchange) {
         self.exchanges_total += 1;
+        if !x.resolved.is_empty() {
+            self.lookup_flows.insert(x.flow);
+            self.lookups.push(Lookup {
+                open_packet: x.open_packet,
+                id: x.id,
+                flow: x.flow,
+                end_ts: x.end_ts,
+                resolved: x.resolved.clone(),
+                wire_bytes: x.wire_bytes,
+                cost_bytes: x.total_cost_bytes,
+            });
+            if self.lookups.len() > slack(MAX_LOOKUPS) {
+                cut_lookups(&mut self.lookups);
+            }
+        }
         if self.exchange_cutoff.is_some_and(|c| (x.open_packet, x.id) >= c) {
             return;
         }
@@ -218,8 +272,8 @@ impl FlowSink for Collector {
             for x in &self.exchanges {
                 *self.kept_per_flow.entry(x.flow).or_default() += 1;
             }
-            let kept = &self.kept_per_flow;
-            self.flow_setup.retain(|f, _| kept.contains_key(f));
+            let (kept, lookup_flows) = (&self.kept_per_flow, &self.lookup_flows);
+            self.flow_setup.retain(|f, _| kept.contains_key(f) || lookup_flows.contains(f));
         }
     }
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
@@ -228,7 +282,7 @@ impl FlowSink for Collector {
     fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
-        if self.kept_per_flow.contains_key(&rec.id) {
+        if self.kept_per_flow.contains_key(&rec.id) || self.lookup_flows.contains(&rec.id) {
             self.flow_setup.insert(rec.id, (rec.setup_bytes, rec.exchanges));
         }
         if self.flow_cutoff.is_some_and(|c| rec.first_packet >= c) {
@@ -746,6 +800,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let mut flows: Vec<(usize, FlowRecord)> = Vec::new();
     let mut exchanges: Vec<(usize, Exchange)> = Vec::new();
+    let mut lookups: Vec<(usize, Lookup)> = Vec::new();
     for (wi, w) in workers.into_iter().enumerate() {
         classes.merge(&w.out.flow_ledger);
         stats.merge(w.table.stats());
@@ -755,6 +810,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         exchanges_total += w.out.exchanges_total;
         flows.extend(w.out.flows.into_iter().map(|f| (wi, f)));
         exchanges.extend(w.out.exchanges.into_iter().map(|x| (wi, x)));
+        lookups.extend(w.out.lookups.into_iter().map(|l| (wi, l)));
     }
     let mut flows = sorted_by_key(flows, |(_, f)| f.first_packet);
     let mut flow_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(flows.len());
@@ -769,7 +825,10 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         x.id = new as u64;
         x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(u64::MAX);
     }
-    attribute_dns_lookups(&mut flows, &mut exchanges);
+    let mut lookups = sorted_by_key(lookups, |(wi, l)| (l.open_packet, *wi, l.id));
+    lookups.truncate(MAX_LOOKUPS);
+    let lookups: Vec<Lookup> = lookups.into_iter().map(|(_, l)| l).collect();
+    attribute_dns_lookups(&mut flows, &mut exchanges, &lookups);
     let malformed_bytes = flows.iter().map(|(_, f)| f.malformed_bytes).sum();
     let max_flows = opts.max_flows.max(1);
     notes.flows_omitted = flows_total.saturating_sub(max_flows.min(flows.len()) as u64);
@@ -873,19 +932,24 @@ impl LinktypeCounts {
 /// A DNS lookup is part of what the connection that follows it costs: the
 /// first flow to an address a lookup resolved (within `LOOKUP_VALID_S`
 /// after it) takes the lookup's bytes into its setup, shared evenly by its
-/// exchanges. Flows and exchanges are in capture order.
-fn attribute_dns_lookups(flows: &mut [(usize, FlowRecord)], exchanges: &mut [(usize, Exchange)]) {
+/// exchanges. Flows, exchanges and lookups are in capture order; a lookup
+/// counts whether or not the exchange list has room for it.
+fn attribute_dns_lookups(
+    flows: &mut [(usize, FlowRecord)],
+    exchanges: &mut [(usize, Exchange)],
+    all_lookups: &[Lookup],
+) {
     const LOOKUP_VALID_S: f64 = 300.0;
     let mut lookups: HashMap<IpAddr, Vec<usize>> = HashMap::new();
-    for (i, (_, x)) in exchanges.iter().enumerate() {
-        for a in &x.resolved {
+    for (i, l) in all_lookups.iter().enumerate() {
+        for a in &l.resolved {
             lookups.entry(*a).or_default().push(i);
         }
     }
     if lookups.is_empty() {
         return;
     }
-    let mut claimed = vec![false; exchanges.len()];
+    let mut claimed = vec![false; all_lookups.len()];
     let mut by_flow: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, (_, x)) in exchanges.iter().enumerate() {
         by_flow.entry(x.flow).or_default().push(i);
@@ -894,9 +958,9 @@ fn attribute_dns_lookups(flows: &mut [(usize, FlowRecord)], exchanges: &mut [(us
         let Some(candidates) = lookups.get(&f.server.0.ip()) else { continue };
         // The latest lookup answered before the flow began, not used yet.
         let found = candidates.iter().rev().copied().find(|&i| {
-            exchanges.get(i).is_some_and(|(_, x)| {
-                x.end_ts <= f.start_ts
-                    && f.start_ts - x.end_ts <= LOOKUP_VALID_S
+            all_lookups.get(i).is_some_and(|l| {
+                l.end_ts <= f.start_ts
+                    && f.start_ts - l.end_ts <= LOOKUP_VALID_S
                     && !claimed.get(i).copied().unwrap_or(true)
             })
         });
@@ -904,7 +968,7 @@ fn attribute_dns_lookups(flows: &mut [(usize, FlowRecord)], exchanges: &mut [(us
         if let Some(c) = claimed.get_mut(i) {
             *c = true;
         }
-        let cost = exchanges.get(i).map_or(0.0, |(_, x)| x.total_cost_bytes);
+        let cost = all_lookups.get(i).map_or(0.0, |l| l.cost_bytes);
         f.dns_lookup_bytes = cost.round() as u64;
         let mine = by_flow.get(&f.id).map(Vec::as_slice).unwrap_or(&[]);
         for &j in mine {

@@ -75,3 +75,61 @@ fn the_lookup_before_a_connection_is_shared_by_its_exchanges() {
     assert!(plain.flows.iter().all(|f| f.dns_lookup_bytes == 0));
     assert!(plain.exchanges.iter().all(|x| x.dns_share_bytes == 0.0));
 }
+
+/// `base`'s records with every 10.77.0.x address moved to 10.`net`.0.x and
+/// every timestamp moved by `shift_s` seconds.
+fn moved(base: &[u8], net: u8, shift_s: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= base.len() {
+        let caplen = u32::from_le_bytes(base[at + 8..at + 12].try_into().unwrap()) as usize;
+        let mut rec = base[at..at + 16 + caplen].to_vec();
+        let ts = u32::from_le_bytes(rec[0..4].try_into().unwrap()) as i64 + shift_s;
+        rec[0..4].copy_from_slice(&(ts as u32).to_le_bytes());
+        for ip in [16 + 26, 16 + 30] {
+            if rec[ip..ip + 2] == [10, 77] {
+                rec[ip + 1] = net;
+            }
+        }
+        out.extend(rec);
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// A lookup past the exchange list's cap still goes to the connection after
+/// it, the same for any number of jobs (each thread's list may run past the
+/// cap by different amounts before it is cut back).
+#[test]
+fn a_lookup_past_the_list_cap_is_charged_the_same_for_any_jobs() {
+    let base = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-keepalive.pcap")).unwrap();
+    let first_sec = u32::from_le_bytes(base[24..28].try_into().unwrap());
+    let query = udp_frame([10, 77, 0, 2], 41000, [10, 77, 0, 53], 53, &dns(false));
+    let answer = udp_frame([10, 77, 0, 53], 53, [10, 77, 0, 2], 41000, &dns(true));
+    // Two earlier keep-alive connections elsewhere (30 exchanges), then the
+    // lookup, then the connection to the address it found.
+    let mut file = base[..24].to_vec();
+    file.extend(moved(&base, 78, -100));
+    file.extend(moved(&base, 79, -50));
+    file.extend(record(first_sec - 1, 0, &query));
+    file.extend(record(first_sec - 1, 2_000, &answer));
+    file.extend_from_slice(&base[24..]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy-then-dns-then-http.pcap");
+    std::fs::write(&path, file).unwrap();
+
+    let lookup_bytes = (query.len() + answer.len()) as u64;
+    let mut reports = Vec::new();
+    for jobs in [1, 2, 3] {
+        let mut o = Options::new();
+        o.jobs = jobs;
+        o.max_exchanges = 8;
+        let r = analyze_file(&path, &o).unwrap();
+        let to_server: Vec<_> =
+            r.flows.iter().filter(|f| f.app == "http" && f.server.to_string() == "10.77.0.1:80").collect();
+        assert_eq!(to_server.len(), 1, "jobs {jobs}");
+        assert_eq!(to_server[0].dns_lookup_bytes, lookup_bytes, "jobs {jobs}");
+        reports.push(serde_json::to_string(&wiretax::report::Report::combine(vec![r], vec![])).unwrap());
+    }
+    assert!(reports.iter().all(|r| *r == reports[0]), "reports differ with --jobs");
+}
