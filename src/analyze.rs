@@ -186,6 +186,21 @@ struct Collector {
 }
 
 impl Collector {
+    /// Cuts the lists to the first `max_*` in capture order, on the worker's
+    /// own thread: the merge then handles no more than the report can list
+    /// from each worker. (Nothing past the caps is used: DNS lookups have a
+    /// list of their own.)
+    fn cut_to_limits(&mut self) {
+        if self.flows.len() > self.max_flows {
+            self.flows.select_nth_unstable_by_key(self.max_flows, |f| f.first_packet);
+            self.flows.truncate(self.max_flows);
+        }
+        if self.exchanges.len() > self.max_exchanges {
+            self.exchanges.select_nth_unstable_by_key(self.max_exchanges, |x| (x.open_packet, x.id));
+            self.exchanges.truncate(self.max_exchanges);
+        }
+    }
+
     /// Gives every kept exchange and lookup its share of its flow's setup,
     /// and cuts the lookups to the first `MAX_LOOKUPS` (exactly, so the
     /// merged list is the same for any number of jobs).
@@ -316,6 +331,7 @@ impl Worker {
 
     fn finish(&mut self) {
         self.table.finish_all(&mut self.out);
+        self.out.cut_to_limits();
         self.out.share_setup();
     }
 }
