@@ -41,22 +41,46 @@ fn record(ts_sec: u32, ts_usec: u32, frame: &[u8]) -> Vec<u8> {
     r
 }
 
-#[test]
-fn the_lookup_before_a_connection_is_shared_by_its_exchanges() {
+/// The http-keepalive capture (a connection to 10.77.0.1), the time of its
+/// first record, and a DNS query and answer that resolve that address.
+struct Parts {
+    base: Vec<u8>,
+    first_sec: u32,
+    query: Vec<u8>,
+    answer: Vec<u8>,
+}
+
+impl Parts {
+    /// Writes a capture of the `earlier` records, the lookup a second before
+    /// the connection, then the connection.
+    fn write(&self, dir: &Path, name: &str, earlier: &[u8]) -> std::path::PathBuf {
+        let mut file = self.base[..24].to_vec();
+        file.extend_from_slice(earlier);
+        file.extend(record(self.first_sec - 1, 0, &self.query));
+        file.extend(record(self.first_sec - 1, 2_000, &self.answer));
+        file.extend_from_slice(&self.base[24..]);
+        let path = dir.join(name);
+        std::fs::write(&path, file).unwrap();
+        path
+    }
+}
+
+fn parts() -> Parts {
     let base = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-keepalive.pcap")).unwrap();
     let first_sec = u32::from_le_bytes(base[24..28].try_into().unwrap());
     let query = udp_frame([10, 77, 0, 2], 41000, [10, 77, 0, 53], 53, &dns(false));
     let answer = udp_frame([10, 77, 0, 53], 53, [10, 77, 0, 2], 41000, &dns(true));
-    let mut file = base[..24].to_vec();
-    file.extend(record(first_sec - 1, 0, &query));
-    file.extend(record(first_sec - 1, 2_000, &answer));
-    file.extend_from_slice(&base[24..]);
+    Parts { base, first_sec, query, answer }
+}
+
+#[test]
+fn the_lookup_before_a_connection_is_shared_by_its_exchanges() {
+    let p = parts();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dns-then-http.pcap");
-    std::fs::write(&path, file).unwrap();
+    let path = p.write(dir.path(), "dns-then-http.pcap", &[]);
 
     let r = analyze_file(&path, &Options::new()).unwrap();
-    let lookup_bytes = (query.len() + answer.len()) as u64;
+    let lookup_bytes = (p.query.len() + p.answer.len()) as u64;
     let dns_flow = r.flows.iter().find(|f| f.app == "dns").expect("dns flow");
     assert_eq!(dns_flow.wire_bytes, lookup_bytes);
     assert_eq!(r.stats.dns.answers, 1);
@@ -102,23 +126,15 @@ fn moved(base: &[u8], net: u8, shift_s: i64) -> Vec<u8> {
 /// cap by different amounts before it is cut back).
 #[test]
 fn a_lookup_past_the_list_cap_is_charged_the_same_for_any_jobs() {
-    let base = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-keepalive.pcap")).unwrap();
-    let first_sec = u32::from_le_bytes(base[24..28].try_into().unwrap());
-    let query = udp_frame([10, 77, 0, 2], 41000, [10, 77, 0, 53], 53, &dns(false));
-    let answer = udp_frame([10, 77, 0, 53], 53, [10, 77, 0, 2], 41000, &dns(true));
+    let p = parts();
     // Two earlier keep-alive connections elsewhere (30 exchanges), then the
     // lookup, then the connection to the address it found.
-    let mut file = base[..24].to_vec();
-    file.extend(moved(&base, 78, -100));
-    file.extend(moved(&base, 79, -50));
-    file.extend(record(first_sec - 1, 0, &query));
-    file.extend(record(first_sec - 1, 2_000, &answer));
-    file.extend_from_slice(&base[24..]);
+    let mut earlier = moved(&p.base, 78, -100);
+    earlier.extend(moved(&p.base, 79, -50));
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("busy-then-dns-then-http.pcap");
-    std::fs::write(&path, file).unwrap();
+    let path = p.write(dir.path(), "busy-then-dns-then-http.pcap", &earlier);
 
-    let lookup_bytes = (query.len() + answer.len()) as u64;
+    let lookup_bytes = (p.query.len() + p.answer.len()) as u64;
     let mut reports = Vec::new();
     for jobs in [1, 2, 3] {
         let mut o = Options::new();
