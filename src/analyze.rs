@@ -220,8 +220,8 @@ impl Collector {
 }
 
 /// Most DNS lookups remembered for charging them to the connections after
-/// them (the first ones in capture order): memory stays bounded.
-const MAX_LOOKUPS: usize = 65_536;
+/// them (the first ones in capture order): memory stays bounded (a few MB).
+const MAX_LOOKUPS: usize = 16_384;
 
 /// A DNS lookup, kept apart from the exchange list (which is capped).
 struct Lookup {
@@ -271,6 +271,10 @@ impl FlowSink for Collector {
             });
             if self.lookups.len() > slack(MAX_LOOKUPS) {
                 cut_lookups(&mut self.lookups);
+                // Only the flows of the lookups kept need their setup known.
+                self.lookup_flows = self.lookups.iter().map(|l| l.flow).collect();
+                let (kept, lookup_flows) = (&self.kept_per_flow, &self.lookup_flows);
+                self.flow_setup.retain(|f, _| kept.contains_key(f) || lookup_flows.contains(f));
             }
         }
         if self.exchange_cutoff.is_some_and(|c| (x.open_packet, x.id) >= c) {
@@ -393,7 +397,8 @@ enum Dispatch {
         /// Emptied batches coming back from each worker, for reuse.
         returned: Vec<Receiver<Batch>>,
         outside_ticks: Vec<FrameTick>,
-        /// Packet by packet, the list its tick will be in (`RouteList`).
+        /// Packet by packet, the list its tick will be in: a worker's
+        /// number, or the number of workers for the reader's own list.
         route: Vec<u32>,
         /// The reader's own ticks of each round and its route, to the radio thread.
         to_radio: SyncSender<(Vec<FrameTick>, Vec<u32>)>,
