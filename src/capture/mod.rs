@@ -261,13 +261,6 @@ struct State {
     stats: ReadStats,
 }
 
-impl State {
-    /// Largest record length that can be a frame.
-    fn max_record(&self) -> u32 {
-        MAX_RECORD.max(self.legacy_max_record)
-    }
-}
-
 impl CaptureReader {
     pub fn open(path: &Path) -> Result<CaptureReader, ReadError> {
         let err = |what: String| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
@@ -332,7 +325,7 @@ impl CaptureReader {
         let h = self.buf.data().get(8..12)?;
         let b: [u8; 4] = h.try_into().ok()?;
         let caplen = if self.st.legacy_be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
-        (caplen > self.st.max_record())
+        (caplen > self.st.legacy_max_record)
             .then(|| format!("record length {caplen} is not a frame length (corrupted length field)"))
     }
 

@@ -568,7 +568,7 @@ fn read_reference(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
     let corrupt_legacy_length = |st: &State, data: &[u8]| {
         let b: [u8; 4] = data.get(8..12)?.try_into().ok()?;
         let caplen = if st.legacy_be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
-        (st.stats.format == "pcap" && caplen > st.max_record())
+        (st.stats.format == "pcap" && caplen > st.legacy_max_record)
             .then(|| format!("record length {caplen} is not a frame length (corrupted length field)"))
     };
     let end = loop {

@@ -594,13 +594,7 @@ impl Dissector for WebSocket {
             if n == 0 {
                 continue;
             }
-            // Look up before inserting: no String allocated per connection.
-            match frames.get_mut(opcode_name(opcode)) {
-                Some(total) => *total += n,
-                None => {
-                    frames.insert(opcode_name(opcode).to_string(), n);
-                }
-            }
+            super::bump(frames, opcode_name(opcode), n);
         }
         for dir in [Dir::C2S, Dir::S2C] {
             let i = dir.idx();

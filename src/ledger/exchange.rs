@@ -318,11 +318,17 @@ fn finished(mut x: Exchange) -> Exchange {
     x
 }
 
+/// One exchange's even share of its connection's `setup` bytes, over
+/// `exchanges` exchanges.
+pub fn setup_share(setup: u64, exchanges: u64) -> f64 {
+    setup as f64 / exchanges.max(1) as f64
+}
+
 impl Exchange {
     /// Adds its even share of its connection's overhead: `setup` bytes over
     /// `exchanges` exchanges.
     pub fn share_setup(&mut self, setup: u64, exchanges: u64) {
-        self.setup_share_bytes = setup as f64 / exchanges.max(1) as f64;
+        self.setup_share_bytes = setup_share(setup, exchanges);
         self.total_cost_bytes = self.wire_bytes as f64 + self.setup_share_bytes;
     }
 

@@ -287,6 +287,11 @@ impl Direction {
         ]
     }
 
+    /// How long `bits` take on the link (0 when the rate is unknown).
+    fn serialisation_s(&self, bits: f64) -> f64 {
+        if self.rate_bps > 0.0 { bits / self.rate_bps } else { 0.0 }
+    }
+
     /// A frame's energy above the connected power.
     fn extra_j(&self, bits: f64, serialisation_s: f64) -> f64 {
         let mut extra = bits * self.j_per_bit;
@@ -648,7 +653,7 @@ impl RadioSim {
         let bytes = u64::from(t.wire_len);
         let bits = bytes as f64 * 8.0;
         let dir = self.directions[usize::from(t.uplink)];
-        let serialisation_s = if dir.rate_bps > 0.0 { bits / dir.rate_bps } else { 0.0 };
+        let serialisation_s = dir.serialisation_s(bits);
         self.needed_airtime_s += serialisation_s;
         let extra = dir.extra_j(bits, serialisation_s);
         let extra_credit = (extra > 0.0).then_some(extra);
@@ -691,7 +696,7 @@ impl RadioSim {
         let bytes = u64::from(t.wire_len);
         let bits = bytes as f64 * 8.0;
         let dir = self.directions[usize::from(t.uplink)];
-        let serialisation_s = if dir.rate_bps > 0.0 { bits / dir.rate_bps } else { 0.0 };
+        let serialisation_s = dir.serialisation_s(bits);
 
         let start_s;
         let new_burst;
