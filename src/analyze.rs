@@ -11,6 +11,7 @@
 use crate::capture::{CaptureReader, ReadError};
 use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
+use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Class, Exchange, Ledger, setup_share};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
@@ -195,6 +196,14 @@ impl Collector {
         keep_first(&mut self.exchanges, self.max_exchanges, exchange_order);
     }
 
+    /// Sorts the lists into capture order, on the worker's own thread: the
+    /// reader's thread then merges them in one pass.
+    fn sort(&mut self) {
+        self.flows = sorted_by_key(std::mem::take(&mut self.flows), flow_order);
+        self.exchanges = sorted_by_key(std::mem::take(&mut self.exchanges), exchange_order);
+        self.lookups = sorted_by_key(std::mem::take(&mut self.lookups), lookup_order);
+    }
+
     /// Forgets the setup of flows that neither a kept exchange nor a kept
     /// lookup shares.
     fn prune_flow_setup(&mut self) {
@@ -349,6 +358,7 @@ impl Worker {
         self.table.finish_all(&mut self.out);
         self.out.cut_to_limits();
         self.out.share_setup();
+        self.out.sort();
     }
 }
 
@@ -594,6 +604,31 @@ fn sorted_by_key<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
     order.into_iter().filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take)).collect()
 }
 
+/// The first `max` items of `lists`, each sorted by `key`, in that order,
+/// each with the number of its list. Items are moved once; those past `max`
+/// are dropped unread.
+fn merge_first<T, K: Ord>(lists: Vec<Vec<T>>, max: usize, key: impl Fn(usize, &T) -> K) -> Vec<(usize, T)> {
+    let total = lists.iter().map(Vec::len).sum::<usize>();
+    let mut heads: Vec<_> = lists.into_iter().map(|l| l.into_iter().peekable()).collect();
+    let mut out = Vec::with_capacity(total.min(max));
+    while out.len() < max {
+        let mut best: Option<(usize, K)> = None;
+        for (i, h) in heads.iter_mut().enumerate() {
+            if let Some(x) = h.peek() {
+                let k = key(i, x);
+                if best.as_ref().is_none_or(|(_, b)| k < *b) {
+                    best = Some((i, k));
+                }
+            }
+        }
+        let Some((i, _)) = best else { break };
+        if let Some(x) = heads.get_mut(i).and_then(Iterator::next) {
+            out.push((i, x));
+        }
+    }
+    out
+}
+
 /// Feeds ticks from lists each sorted by packet to `radio` in packet order.
 fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
     let mut heads = vec![0usize; lists.len()];
@@ -810,48 +845,50 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         notes.read_error = Some(e.to_string());
     }
 
-    // Put the workers' results in the order one worker would have made them.
+    // Put the workers' results in the order one worker would have made them:
+    // each worker's lists come sorted, and only the first `max_*` of their
+    // merge are listed, so the same flows and exchanges are listed (and
+    // numbered) for any number of workers.
     let mut classes = outside;
     let mut stats = crate::dissect::ProtoStats::default();
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
-    let mut flows: Vec<(usize, FlowRecord)> = Vec::new();
-    let mut exchanges: Vec<(usize, Exchange)> = Vec::new();
-    let mut lookups: Vec<(usize, Lookup)> = Vec::new();
-    for (wi, w) in workers.into_iter().enumerate() {
+    let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
+    for w in workers {
         classes.merge(&w.out.flow_ledger);
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         udp_streams += w.table.udp_streams;
         flows_total += w.out.flows_total;
         exchanges_total += w.out.exchanges_total;
-        flows.extend(w.out.flows.into_iter().map(|f| (wi, f)));
-        exchanges.extend(w.out.exchanges.into_iter().map(|x| (wi, x)));
-        lookups.extend(w.out.lookups.into_iter().map(|l| (wi, l)));
+        flow_lists.push(w.out.flows);
+        exchange_lists.push(w.out.exchanges);
+        lookup_lists.push(w.out.lookups);
     }
-    let mut flows = sorted_by_key(flows, |(_, f)| f.first_packet);
+    let max_flows = opts.max_flows.max(1);
+    let mut flows = merge_first(flow_lists, max_flows, |_, f| flow_order(f));
     let mut flow_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(flows.len());
     for (new, (wi, f)) in flows.iter_mut().enumerate() {
         flow_ids.insert((*wi, f.id), new as u64);
         f.id = new as u64;
     }
-    let mut exchanges = sorted_by_key(exchanges, |(wi, x)| (x.open_packet, *wi, x.id));
+    let mut exchanges = merge_first(exchange_lists, opts.max_exchanges, |wi, x| (x.open_packet, wi, x.id));
     let mut exchange_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(exchanges.len());
     for (new, (wi, x)) in exchanges.iter_mut().enumerate() {
         exchange_ids.insert((*wi, x.id), new as u64);
         x.id = new as u64;
-        x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(u64::MAX);
+        x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(UNLISTED_FLOW);
     }
-    let mut lookups = sorted_by_key(lookups, |(wi, l)| (l.open_packet, *wi, l.id));
-    lookups.truncate(MAX_LOOKUPS);
+    let lookups = merge_first(lookup_lists, MAX_LOOKUPS, |wi, l| (l.open_packet, wi, l.id));
     let lookups: Vec<Lookup> = lookups.into_iter().map(|(_, l)| l).collect();
+    // Lookups are charged to listed flows only: which flows past the cap
+    // one worker would have seen depends on the number of workers.
     attribute_dns_lookups(&mut flows, &mut exchanges, &lookups);
     let malformed_bytes = flows.iter().map(|(_, f)| f.malformed_bytes).sum();
-    let max_flows = opts.max_flows.max(1);
-    notes.flows_omitted = flows_total.saturating_sub(max_flows.min(flows.len()) as u64);
-    notes.exchanges_omitted = exchanges_total.saturating_sub(opts.max_exchanges.min(exchanges.len()) as u64);
-    let flows: Vec<FlowRecord> = flows.into_iter().take(max_flows).map(|(_, f)| f).collect();
-    let exchanges: Vec<Exchange> = exchanges.into_iter().take(opts.max_exchanges).map(|(_, x)| x).collect();
+    notes.flows_omitted = flows_total.saturating_sub(flows.len() as u64);
+    notes.exchanges_omitted = exchanges_total.saturating_sub(exchanges.len() as u64);
+    let flows: Vec<FlowRecord> = flows.into_iter().map(|(_, f)| f).collect();
+    let exchanges: Vec<Exchange> = exchanges.into_iter().map(|(_, x)| x).collect();
 
     t.classes = classes;
     t.duration_s = first_ns.map(|f| (last_ns - f) as f64 / 1e9).unwrap_or(0.0);

@@ -73,6 +73,47 @@ fn capped_lists_are_the_start_of_the_full_ones() {
     assert!(cut > 20, "too few captures long enough to cut their lists: {cut}");
 }
 
+/// With fewer flows listed than there are, the same flows are listed for
+/// any number of jobs, an exchange whose flow is not listed names none, and
+/// DNS lookups are charged to listed flows only. (Two workers once listed
+/// more flows between them than one, and numbered such an exchange's flow.)
+#[test]
+fn a_flow_cap_lists_the_same_for_any_jobs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let report = |p: &Path, jobs: usize, max_flows: usize| {
+        let mut o = Options::new();
+        o.jobs = jobs;
+        o.max_flows = max_flows;
+        let r = analyze_file(p, &o).unwrap();
+        // Twice: numbers are offset per input when inputs are combined.
+        let both = Report::combine(vec![analyze_file(p, &o).unwrap(), r], vec![]);
+        serde_json::to_value(both).unwrap()
+    };
+    let mut unlisted = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if !matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
+            continue;
+        }
+        for max_flows in [1, 2] {
+            let one = report(&p, 1, max_flows);
+            assert!(one == report(&p, 2, max_flows), "{}: --max-flows {max_flows}", p.display());
+            let flows = one["flows"].as_array().unwrap().len();
+            for x in one["exchanges"].as_array().unwrap() {
+                match x["flow"].as_u64() {
+                    Some(f) => assert!(one["flows"].as_array().unwrap().iter().any(|g| g["id"] == f), "{x}"),
+                    None => {
+                        assert!(x["flow"].is_null());
+                        unlisted += 1;
+                    }
+                }
+            }
+            assert!(flows <= 2 * max_flows);
+        }
+    }
+    assert!(unlisted > 10, "too few exchanges of unlisted flows: {unlisted}");
+}
+
 /// A pcap record: capture time in ns, and its record header and data.
 type Record = (i64, Vec<u8>);
 

@@ -14,12 +14,24 @@ const MAX_OPEN: usize = 256;
 /// them on: a flow holds a bounded number of exchanges, however long it lives.
 const KEEP_CLOSED: usize = 16;
 
+/// An exchange's flow when that flow is not listed.
+pub const UNLISTED_FLOW: u64 = u64::MAX;
+
+fn flow_index<S: serde::Serializer>(flow: &u64, s: S) -> Result<S::Ok, S::Error> {
+    match *flow {
+        UNLISTED_FLOW => s.serialize_none(),
+        i => s.serialize_u64(i),
+    }
+}
+
 /// One request/response (or one-way message) and what it cost.
 #[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
     /// Index in the report's `exchanges`.
     pub id: u64,
-    /// Index of the flow in the report's `flows`.
+    /// Index of the flow in the report's `flows`; `null` in the report when
+    /// the flow is past that list's cap (`UNLISTED_FLOW` here).
+    #[serde(serialize_with = "flow_index")]
     pub flow: u64,
     pub kind: &'static str,
     pub what: String,

@@ -7,6 +7,7 @@ pub mod table;
 use crate::dissect::ProtoStats;
 use crate::findings::Finding;
 use crate::flow::FlowRecord;
+use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::RadioReport;
 use crate::stats::median;
@@ -177,7 +178,9 @@ impl Report {
             }));
             exchanges.extend(r.exchanges.into_iter().map(|mut x| {
                 x.id += x_base;
-                x.flow += flow_base;
+                if x.flow != UNLISTED_FLOW {
+                    x.flow += flow_base;
+                }
                 x
             }));
             flow_base += r.tcp_streams + r.udp_streams;
