@@ -3,10 +3,10 @@
 //! The reading thread reads and decodes every frame, books what belongs to
 //! no flow, joins IP fragments, and hands each TCP/UDP packet to a worker
 //! chosen by its flow, so one flow always lands on the same worker. With
-//! `jobs` > 1 the workers run on threads, and the radio model on one more
-//! that merges their frame ticks back into packet order; everything is put
-//! back in the order one worker would have made it, so the report is the
-//! same for any number of jobs.
+//! `jobs` > 1 the workers run on threads (two per core), and their frame
+//! ticks are merged back into packet order for the radio model; everything
+//! is put back in the order one worker would have made it, so the report is
+//! the same for any number of jobs.
 
 use crate::capture::{CaptureReader, ReadError};
 use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
@@ -16,11 +16,11 @@ use crate::ledger::{Class, Exchange, Ledger, setup_share};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
 use crate::report::{InputReport, Notes, Totals};
 use foldhash::{HashMap, HashMapExt, HashSet};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// Told how far reading has come: (input, bytes read, file size).
 pub type Progress = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
@@ -32,7 +32,8 @@ pub struct Options {
     /// Most flows and exchanges listed in a report (all are counted).
     pub max_flows: usize,
     pub max_exchanges: usize,
-    /// Worker threads per input (1: everything on the calling thread).
+    /// Cores per input (1: everything on the calling thread; more: that many
+    /// times `WORKERS_PER_CORE` worker threads).
     pub jobs: usize,
     pub progress: Option<Progress>,
     /// The radio model every frame drives (None: no radio section).
@@ -182,25 +183,132 @@ struct Collector {
     /// Once the lists have been cut: the first key that cannot be listed.
     /// Flows and exchanges come roughly in capture order, so once the lists
     /// are full nearly everything is counted and dropped at once.
-    exchange_cutoff: Option<(u64, u64)>,
+    exchange_cutoff: Option<(u64, u64, u64)>,
     flow_cutoff: Option<u64>,
+    /// This worker's number, and what it tells the others of its lists
+    /// (none when it works alone).
+    worker: u64,
+    kept: Option<Arc<Mutex<KeptKeys>>>,
+    /// The list lengths at which the lists are cut next.
+    next_flow_cut: usize,
+    next_exchange_cut: usize,
+}
+
+/// The keys of the flows and exchanges each worker keeps, as it last told
+/// them. The first `max` keys of them all bound what can be listed, so each
+/// worker drops what the others' lists prove cannot be: without it every
+/// worker would keep `max` of each list, and memory would grow with the
+/// number of workers. (Keys a worker has dropped since are still keys of
+/// real flows and exchanges, so an old list proves as much as a new one.)
+#[derive(Default)]
+struct KeptKeys {
+    flows: Vec<Vec<u64>>,
+    exchanges: Vec<Vec<(u64, u64, u64)>>,
+}
+
+/// The key past the first `max` of `lists` (keys are unique), if there are
+/// more than `max`.
+fn first_past<K: Ord + Copy>(lists: &[Vec<K>], max: usize) -> Option<K> {
+    let mut all: Vec<K> = lists.iter().flatten().copied().collect();
+    if all.len() <= max {
+        return None;
+    }
+    all.select_nth_unstable(max);
+    all.get(max).copied()
+}
+
+/// The list length at which a list of `len` that was just cut is cut
+/// again: a quarter longer (so cuts stay rare), never past `slack(max)`.
+fn next_cut(len: usize, max: usize) -> usize {
+    (len + len / 4).max(1024).min(slack(max))
 }
 
 impl Collector {
+    fn new(limits: &Limits, worker: u64, kept: Option<Arc<Mutex<KeptKeys>>>) -> Collector {
+        let (max_flows, max_exchanges) = (limits.max_flows, limits.max_exchanges.max(1));
+        // Alone, a worker's lists are cut at their cap; with others, early
+        // and often, so what they tell each other keeps every list short.
+        let first_cut = |max| if kept.is_some() { next_cut(0, max) } else { slack(max) };
+        Collector {
+            max_flows: limits.max_flows,
+            max_exchanges: limits.max_exchanges,
+            next_flow_cut: first_cut(max_flows),
+            next_exchange_cut: first_cut(max_exchanges),
+            worker,
+            kept,
+            ..Default::default()
+        }
+    }
+
+    /// Cuts the flow list to the first `max_flows` of its own, then to what
+    /// the other workers' lists leave listable.
+    fn cut_flows(&mut self) {
+        if let Some(c) = keep_first(&mut self.flows, self.max_flows, flow_order) {
+            self.flow_cutoff = Some(c);
+        }
+        let mine = self.flows.iter().map(flow_order).collect();
+        if let Some(b) = self.tell_and_bound(mine, self.max_flows, |k| &mut k.flows)
+            && self.flow_cutoff.is_none_or(|c| b < c)
+        {
+            self.flows.retain(|f| flow_order(f) < b);
+            self.flow_cutoff = Some(b);
+        }
+        self.next_flow_cut = next_cut(self.flows.len(), self.max_flows);
+    }
+
+    /// As `cut_flows`, for exchanges; then forgets the setup of flows none
+    /// of the kept exchanges shares.
+    fn cut_exchanges(&mut self) {
+        let w = self.worker;
+        let key = |x: &Exchange| exchange_order(w, x);
+        if let Some(c) = keep_first(&mut self.exchanges, self.max_exchanges, key) {
+            self.exchange_cutoff = Some(c);
+        }
+        let mine = self.exchanges.iter().map(key).collect();
+        if let Some(b) = self.tell_and_bound(mine, self.max_exchanges, |k| &mut k.exchanges)
+            && self.exchange_cutoff.is_none_or(|c| b < c)
+        {
+            self.exchanges.retain(|x| key(x) < b);
+            self.exchange_cutoff = Some(b);
+        }
+        self.kept_per_flow.clear();
+        for x in &self.exchanges {
+            *self.kept_per_flow.entry(x.flow).or_default() += 1;
+        }
+        self.prune_flow_setup();
+        self.next_exchange_cut = next_cut(self.exchanges.len(), self.max_exchanges.max(1));
+    }
+
+    /// Tells the other workers the keys this one keeps of a list, and
+    /// returns the first key none can list, if their lists prove one.
+    fn tell_and_bound<K: Ord + Copy>(
+        &self,
+        mine: Vec<K>,
+        max: usize,
+        lists: impl Fn(&mut KeptKeys) -> &mut Vec<Vec<K>>,
+    ) -> Option<K> {
+        let mut kept = self.kept.as_ref()?.lock().ok()?;
+        let lists = lists(&mut kept);
+        *lists.get_mut(self.worker as usize)? = mine;
+        first_past(lists, max)
+    }
+
     /// Cuts the lists to the first `max_*` in capture order, on the worker's
     /// own thread: the merge then handles no more than the report can list
     /// from each worker. (Nothing past the caps is used: DNS lookups have a
     /// list of their own.)
     fn cut_to_limits(&mut self) {
         keep_first(&mut self.flows, self.max_flows, flow_order);
-        keep_first(&mut self.exchanges, self.max_exchanges, exchange_order);
+        let w = self.worker;
+        keep_first(&mut self.exchanges, self.max_exchanges, |x| exchange_order(w, x));
     }
 
     /// Sorts the lists into capture order, on the worker's own thread: the
     /// reader's thread then merges them in one pass.
     fn sort(&mut self) {
         self.flows = sorted_by_key(std::mem::take(&mut self.flows), flow_order);
-        self.exchanges = sorted_by_key(std::mem::take(&mut self.exchanges), exchange_order);
+        let w = self.worker;
+        self.exchanges = sorted_by_key(std::mem::take(&mut self.exchanges), |x| exchange_order(w, x));
         self.lookups = sorted_by_key(std::mem::take(&mut self.lookups), lookup_order);
     }
 
@@ -246,8 +354,10 @@ fn flow_order(f: &FlowRecord) -> u64 {
     f.first_packet
 }
 
-fn exchange_order(x: &Exchange) -> (u64, u64) {
-    (x.open_packet, x.id)
+/// Exchanges by the packet that opened them, then (several opened by one
+/// packet) by worker and the worker's own numbering.
+fn exchange_order(worker: u64, x: &Exchange) -> (u64, u64, u64) {
+    (x.open_packet, worker, x.id)
 }
 
 fn lookup_order(l: &Lookup) -> (u64, u64) {
@@ -303,23 +413,18 @@ impl FlowSink for Collector {
                 self.prune_flow_setup();
             }
         }
-        if self.exchange_cutoff.is_some_and(|c| exchange_order(&x) >= c) {
+        if self.exchange_cutoff.is_some_and(|c| exchange_order(self.worker, &x) >= c) {
             return;
         }
         *self.kept_per_flow.entry(x.flow).or_default() += 1;
         self.exchanges.push(x);
         // Keep the first ones in capture order; the final sort orders them.
-        if self.exchanges.len() > slack(self.max_exchanges.max(1)) {
-            self.exchange_cutoff = keep_first(&mut self.exchanges, self.max_exchanges, exchange_order);
-            self.kept_per_flow.clear();
-            for x in &self.exchanges {
-                *self.kept_per_flow.entry(x.flow).or_default() += 1;
-            }
-            self.prune_flow_setup();
+        if self.exchanges.len() > self.next_exchange_cut {
+            self.cut_exchanges();
         }
     }
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
-        self.exchange_cutoff.is_none_or(|(p, _)| packet <= p)
+        self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
     }
     fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
@@ -331,8 +436,8 @@ impl FlowSink for Collector {
             return;
         }
         self.flows.push(rec);
-        if self.flows.len() > slack(self.max_flows) {
-            self.flow_cutoff = keep_first(&mut self.flows, self.max_flows, flow_order);
+        if self.flows.len() > self.next_flow_cut {
+            self.cut_flows();
         }
     }
 }
@@ -344,9 +449,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(opts: &Limits) -> Worker {
-        let out = Collector { max_flows: opts.max_flows, max_exchanges: opts.max_exchanges, ..Default::default() };
-        Worker { table: FlowTable::new(opts.flow.clone()), out }
+    fn new(limits: &Limits, worker: u64, kept: Option<Arc<Mutex<KeptKeys>>>) -> Worker {
+        Worker { table: FlowTable::new(limits.flow.clone()), out: Collector::new(limits, worker, kept) }
     }
 
     fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, repeated: u32) {
@@ -405,10 +509,10 @@ impl Batch {
 const BATCH: usize = 4096;
 
 /// Packets handed out in rounds: in each round every worker gets its share
-/// (maybe none) and hands its frame ticks to the radio thread, which merges
-/// them with the reader's own ticks of the round back into packet order.
-/// Reading, the flow work and the radio model each run on their own thread,
-/// joined only by bounded queues.
+/// (maybe none) and hands back its frame ticks, which the radio stage
+/// merges with the reader's own ticks of the round back into packet order.
+/// The reader and the workers each run on their own thread, joined only by
+/// bounded queues; the radio stage runs on whichever of them is free.
 enum Dispatch {
     Inline(Box<Worker>, Box<RadioTap>),
     Threads {
@@ -422,14 +526,20 @@ enum Dispatch {
         /// Packet by packet, the list its tick will be in: a worker's
         /// number, or the number of workers for the reader's own list.
         route: Vec<u32>,
-        /// The reader's own ticks of each round and its route, to the radio thread.
-        to_radio: SyncSender<(Vec<FrameTick>, Vec<u32>)>,
-        radio: std::thread::JoinHandle<RadioTap>,
+        radio: Arc<Mutex<RadioStage>>,
     },
 }
 
-/// Rounds a worker may queue; the radio thread may lag twice as many.
+/// Rounds a worker may queue; its ticks may wait for the radio stage for
+/// twice as many (more than it can queue, so it never waits for the reader
+/// while the reader waits for it).
 const ROUNDS_AHEAD: usize = 4;
+
+/// Worker threads per core. Flows are not spread evenly over time: for
+/// stretches of a capture one worker's share is busier, and with one worker
+/// a core the other core then waits. With two a core, the system runs the
+/// busy ones on both.
+pub const WORKERS_PER_CORE: usize = 2;
 
 fn shard_of(d: &Decoded, n: usize) -> usize {
     // Direction-independent (the two ends summed, then mixed): both
@@ -459,29 +569,37 @@ fn mix(mut x: u64) -> u64 {
 }
 
 impl Dispatch {
-    fn new(cfg: &Limits, jobs: usize, tap: RadioTap) -> Dispatch {
-        if jobs <= 1 {
-            return Dispatch::Inline(Box::new(Worker::new(cfg)), Box::new(tap));
+    fn new(cfg: &Limits, workers: usize, tap: RadioTap) -> Dispatch {
+        if workers <= 1 {
+            return Dispatch::Inline(Box::new(Worker::new(cfg, 0, None)), Box::new(tap));
         }
         let mut senders = Vec::new();
-        let mut handles = Vec::new();
         let mut ticks = Vec::new();
         let mut returned = Vec::new();
-        for worker in 0..jobs {
+        let mut queues = Vec::new();
+        for _ in 0..workers {
             let (tx, rx) = sync_channel::<Batch>(ROUNDS_AHEAD);
             let (ttx, trx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
             let (btx, brx) = sync_channel::<Batch>(ROUNDS_AHEAD);
             let (spare_tx, spare_rx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
-            let cfg = cfg.clone();
-            let queues = WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx };
-            handles.push(std::thread::spawn(move || run_worker(cfg, queues, worker as u64, jobs as u64)));
+            queues.push(WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx });
             senders.push(tx);
             ticks.push((trx, spare_tx));
             returned.push(brx);
         }
-        let (to_radio, own) = sync_channel::<(Vec<FrameTick>, Vec<u32>)>(2 * ROUNDS_AHEAD);
-        let radio = std::thread::spawn(move || run_radio(tap, own, ticks));
-        let batches = (0..jobs).map(|_| Batch::default()).collect();
+        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks)));
+        let kept =
+            Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
+        let handles = queues
+            .into_iter()
+            .enumerate()
+            .map(|(worker, q)| {
+                let w = Worker::new(cfg, worker as u64, Some(kept.clone()));
+                let radio = radio.clone();
+                std::thread::spawn(move || run_worker(w, q, radio, worker as u64, workers as u64))
+            })
+            .collect();
+        let batches = (0..workers).map(|_| Batch::default()).collect();
         Dispatch::Threads {
             senders,
             batches,
@@ -490,7 +608,6 @@ impl Dispatch {
             returned,
             outside_ticks: Vec::new(),
             route: Vec::with_capacity(BATCH),
-            to_radio,
             radio,
         }
     }
@@ -545,11 +662,10 @@ impl Dispatch {
         }
     }
 
-    /// Sends every worker its share of the round, and the radio thread the
-    /// reader's own ticks of it.
+    /// Sends every worker its share of the round, then feeds the radio
+    /// model the rounds whose ticks are all back.
     fn end_round(&mut self) {
-        let Dispatch::Threads { senders, batches, in_round, returned, outside_ticks, route, to_radio, .. } = self
-        else {
+        let Dispatch::Threads { senders, batches, in_round, returned, outside_ticks, route, radio, .. } = self else {
             return;
         };
         for ((tx, b), back) in senders.iter().zip(batches.iter_mut()).zip(returned.iter()) {
@@ -559,7 +675,11 @@ impl Dispatch {
             let _ = tx.send(std::mem::replace(b, next));
         }
         let route = std::mem::replace(route, Vec::with_capacity(BATCH));
-        let _ = to_radio.send((std::mem::take(outside_ticks), route));
+        // Poisoned only if a worker panicked in it; its join reports that.
+        if let Ok(mut r) = radio.lock() {
+            r.pending.push_back((std::mem::take(outside_ticks), route));
+            r.catch_up(false);
+        }
         *in_round = 0;
     }
 
@@ -579,17 +699,21 @@ impl Dispatch {
                 }
                 Ok((vec![*w], *radio))
             }
-            Dispatch::Threads { senders, handles, to_radio, radio, .. } => {
+            Dispatch::Threads { senders, handles, radio, .. } => {
                 drop(senders);
-                drop(to_radio);
+                if let Ok(mut r) = radio.lock() {
+                    r.catch_up(true);
+                }
                 let failed = |e: Box<dyn std::any::Any + Send>| {
                     let why =
                         e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
                     format!("internal error: an analysis thread failed ({})", why.unwrap_or_else(|| "panic".into()))
                 };
-                let workers = handles.into_iter().map(|h| h.join().map_err(failed)).collect::<Result<Vec<_>, _>>();
-                let radio = radio.join().map_err(failed)?;
-                Ok((workers?, radio))
+                let workers = handles.into_iter().map(|h| h.join().map_err(failed)).collect::<Result<Vec<_>, _>>()?;
+                // Every worker has ended, so the stage is the reader's alone.
+                let stage = Arc::try_unwrap(radio).ok().and_then(|m| m.into_inner().ok());
+                let stage = stage.ok_or_else(|| "internal error: the radio stage is still shared".to_string())?;
+                Ok((workers, stage.tap))
             }
         }
     }
@@ -679,35 +803,60 @@ fn follow_route(lists: &[Vec<FrameTick>], route: &[u32], heads: &mut Vec<usize>,
     true
 }
 
-/// The radio thread: a round's ticks from the reader and from every
-/// worker, merged into packet order, until the reader is done.
 /// Each worker's ticks, and the way their emptied lists go back to it.
 type TickQueues = (Receiver<Vec<FrameTick>>, SyncSender<Vec<FrameTick>>);
 
-fn run_radio(mut tap: RadioTap, own: Receiver<(Vec<FrameTick>, Vec<u32>)>, ticks: Vec<TickQueues>) -> RadioTap {
-    let mut lists: Vec<Vec<FrameTick>> = Vec::with_capacity(ticks.len() + 1);
-    let mut heads = Vec::with_capacity(ticks.len() + 1);
-    while let Ok((mine, route)) = own.recv() {
-        for (rx, _) in &ticks {
-            // A worker that died sends nothing more; its join reports it.
-            lists.push(rx.recv().unwrap_or_default());
-        }
-        lists.push(mine);
-        if !follow_route(&lists, &route, &mut heads, &mut tap) {
-            merge_ticks(&lists, &mut tap);
-        }
-        lists.pop();
-        // Lists are reused: a new one per round would be a fresh mapping
-        // (they are past malloc's mmap threshold) and page faults.
-        for ((_, back), mut l) in ticks.iter().zip(lists.drain(..)) {
-            l.clear();
-            let _ = back.try_send(l);
-        }
-    }
-    tap
+/// The radio model's input: each round's ticks from every worker, merged
+/// with the reader's own back into packet order as soon as they are all
+/// back. Fed by the reader after each round it sends, and by any worker
+/// about to wait for work.
+struct RadioStage {
+    tap: RadioTap,
+    ticks: Vec<TickQueues>,
+    /// Rounds sent out and not fed yet, oldest first: the reader's own
+    /// ticks of each and its route.
+    pending: VecDeque<(Vec<FrameTick>, Vec<u32>)>,
+    /// The oldest pending round's ticks received so far, worker by worker.
+    lists: Vec<Vec<FrameTick>>,
+    heads: Vec<usize>,
 }
 
-/// What joins a worker to the reader and to the radio thread.
+impl RadioStage {
+    fn new(tap: RadioTap, ticks: Vec<TickQueues>) -> RadioStage {
+        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new() }
+    }
+
+    /// Feeds the radio model every round whose ticks are all back. With
+    /// `wait` (the workers have been told to finish), waits for them all;
+    /// else stops at the first worker not done with its share of a round.
+    fn catch_up(&mut self, wait: bool) {
+        while let Some((mine, route)) = self.pending.front_mut() {
+            while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
+                let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
+                match got {
+                    Ok(l) => self.lists.push(l),
+                    Err(TryRecvError::Empty) => return,
+                    // A worker that died sends nothing more; its join reports it.
+                    Err(TryRecvError::Disconnected) => self.lists.push(Vec::new()),
+                }
+            }
+            self.lists.push(std::mem::take(mine));
+            if !follow_route(&self.lists, route, &mut self.heads, &mut self.tap) {
+                merge_ticks(&self.lists, &mut self.tap);
+            }
+            self.lists.pop();
+            // Lists are reused: a new one per round would be a fresh mapping
+            // (they are past malloc's mmap threshold) and page faults.
+            for ((_, back), mut l) in self.ticks.iter().zip(self.lists.drain(..)) {
+                l.clear();
+                let _ = back.try_send(l);
+            }
+            self.pending.pop_front();
+        }
+    }
+}
+
+/// What joins a worker to the reader and to the radio stage.
 struct WorkerQueues {
     batches: Receiver<Batch>,
     ticks: SyncSender<Vec<FrameTick>>,
@@ -715,10 +864,21 @@ struct WorkerQueues {
     ticks_back: Receiver<Vec<FrameTick>>,
 }
 
-fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
-    let tag = WorkerTag::new(jobs);
-    let mut w = Worker::new(&cfg);
-    while let Ok(mut b) = q.batches.recv() {
+fn run_worker(mut w: Worker, q: WorkerQueues, radio: Arc<Mutex<RadioStage>>, worker: u64, workers: u64) -> Worker {
+    let tag = WorkerTag::new(workers);
+    let next_batch = || match q.batches.try_recv() {
+        Ok(b) => Some(b),
+        Err(TryRecvError::Disconnected) => None,
+        Err(TryRecvError::Empty) => {
+            // Nothing to do: feed the radio model meanwhile, unless another
+            // thread is at it.
+            if let Ok(mut r) = radio.try_lock() {
+                r.catch_up(false);
+            }
+            q.batches.recv().ok()
+        }
+    };
+    while let Some(mut b) = next_batch() {
         for item in &b.items {
             let payload = b.data.get(item.at as usize..(item.at + item.len) as usize).unwrap_or(&[]);
             let d = Decoded { payload, ..item.head };
@@ -732,7 +892,7 @@ fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
         b.items.clear();
         // The reader takes it back if it has room; else it is dropped.
         let _ = q.batches_back.try_send(b);
-        let next = q.ticks_back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let next = q.ticks_back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH / workers as usize));
         let t = std::mem::replace(&mut w.out.ticks, next);
         if q.ticks.send(t).is_err() {
             break;
@@ -745,15 +905,15 @@ fn run_worker(cfg: Limits, q: WorkerQueues, worker: u64, jobs: u64) -> Worker {
 /// Analyzes one capture file.
 pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let mut reader = CaptureReader::open(path)?;
-    let jobs = opts.jobs.max(1) as u64;
+    let workers = if opts.jobs > 1 { opts.jobs * WORKERS_PER_CORE } else { 1 };
     let tap = RadioTap {
         sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
-        flows: Renumber::new(opts.max_flows.max(1), jobs),
-        exchanges: Renumber::new(opts.max_exchanges, jobs),
+        flows: Renumber::new(opts.max_flows.max(1), workers as u64),
+        exchanges: Renumber::new(opts.max_exchanges, workers as u64),
     };
     let limits =
         Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
-    let mut dispatch = Dispatch::new(&limits, opts.jobs, tap);
+    let mut dispatch = Dispatch::new(&limits, workers, tap);
     let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
     let mut outside = Ledger::default();
@@ -872,7 +1032,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         flow_ids.insert((*wi, f.id), new as u64);
         f.id = new as u64;
     }
-    let mut exchanges = merge_first(exchange_lists, opts.max_exchanges, |wi, x| (x.open_packet, wi, x.id));
+    let mut exchanges = merge_first(exchange_lists, opts.max_exchanges, |wi, x| exchange_order(wi as u64, x));
     let mut exchange_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(exchanges.len());
     for (new, (wi, x)) in exchanges.iter_mut().enumerate() {
         exchange_ids.insert((*wi, x.id), new as u64);
@@ -1098,7 +1258,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::{FrameTick, TickSink, WorkerTag, follow_route, merge_ticks};
+    use super::{FrameTick, TickSink, WorkerTag, first_past, follow_route, merge_first, merge_ticks, next_cut, slack};
 
     #[derive(Default)]
     struct Seen(Vec<u64>);
@@ -1148,5 +1308,30 @@ mod tests {
             }
         }
         assert_eq!(WorkerTag::new(1).tag(77, 0), 77);
+    }
+
+    #[test]
+    fn the_key_past_the_first_max_of_several_lists() {
+        let lists = [vec![9u64, 1, 5], vec![3, 2], vec![]];
+        assert_eq!(first_past(&lists, 3), Some(5));
+        assert_eq!(first_past(&lists, 0), Some(1));
+        assert_eq!(first_past(&lists, 4), Some(9));
+        assert_eq!(first_past(&lists, 5), None);
+    }
+
+    #[test]
+    fn lists_are_cut_again_a_quarter_longer_but_never_past_their_slack() {
+        assert_eq!(next_cut(0, 10_000), 1024);
+        assert_eq!(next_cut(4000, 10_000), 5000);
+        assert_eq!(next_cut(12_000, 10_000), slack(10_000));
+        assert_eq!(next_cut(0, 1), slack(1));
+    }
+
+    #[test]
+    fn a_merge_takes_the_first_max_of_sorted_lists_with_their_list() {
+        let lists = vec![vec![1u64, 4, 6], vec![2, 3, 7]];
+        let m = merge_first(lists.clone(), 4, |_, &x| x);
+        assert_eq!(m, vec![(0, 1), (1, 2), (1, 3), (0, 4)]);
+        assert_eq!(merge_first(lists, 100, |_, &x| x).len(), 6);
     }
 }

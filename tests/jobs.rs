@@ -6,8 +6,15 @@ use wiretax::analyze::{Options, analyze_file};
 use wiretax::report::Report;
 
 fn json(cap: &Path, jobs: usize) -> String {
+    json_listing(cap, jobs, usize::MAX)
+}
+
+/// The report listing at most `max` flows and `max` exchanges.
+fn json_listing(cap: &Path, jobs: usize, max: usize) -> String {
     let mut o = Options::new();
     o.jobs = jobs;
+    o.max_flows = max.min(o.max_flows);
+    o.max_exchanges = max.min(o.max_exchanges);
     let r = analyze_file(cap, &o).unwrap();
     serde_json::to_string_pretty(&Report::combine(vec![r], vec![])).unwrap()
 }
@@ -175,5 +182,12 @@ fn a_merge_of_all_captures_gives_identical_reports_for_any_jobs() {
     let one = json(&path, 1);
     for jobs in [2, 3] {
         assert!(one == json(&path, jobs), "--jobs 1 and --jobs {jobs} differ on the merged capture");
+    }
+    // Short lists: the workers cut theirs by what the others keep, often.
+    for max in [5, 40] {
+        let one = json_listing(&path, 1, max);
+        for jobs in [2, 3] {
+            assert!(one == json_listing(&path, jobs, max), "--jobs 1 and --jobs {jobs} differ listing {max}");
+        }
     }
 }
