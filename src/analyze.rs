@@ -217,6 +217,45 @@ fn first_past<K: Ord + Copy>(lists: &[Vec<K>], max: usize) -> Option<K> {
     all.get(max).copied()
 }
 
+/// Cuts `list` to the first `max` of its own in the order of `key`, then to
+/// what `tell` (the other workers' lists) leaves listable; `cutoff` becomes
+/// the first key that cannot be listed.
+fn cut_list<T, K: Ord + Copy>(
+    list: &mut Vec<T>,
+    cutoff: &mut Option<K>,
+    max: usize,
+    key: impl Fn(&T) -> K,
+    tell: impl FnOnce(&[T]) -> Option<K>,
+) {
+    if let Some(c) = keep_first(list, max, &key) {
+        *cutoff = Some(c);
+    }
+    if let Some(b) = tell(list)
+        && cutoff.is_none_or(|c| b < c)
+    {
+        list.retain(|x| key(x) < b);
+        *cutoff = Some(b);
+    }
+}
+
+/// Tells the other workers the keys `worker` keeps of a list (`lists` picks
+/// which), and returns the first key none can list, if their lists prove
+/// one. Nothing to tell when a worker works alone.
+fn tell_and_bound<K: Ord + Copy>(
+    kept: Option<&Arc<Mutex<KeptKeys>>>,
+    worker: u64,
+    mine: impl FnOnce() -> Vec<K>,
+    max: usize,
+    lists: impl Fn(&mut KeptKeys) -> &mut Vec<Vec<K>>,
+) -> Option<K> {
+    let kept = kept?;
+    let mine = mine();
+    let mut kept = kept.lock().ok()?;
+    let lists = lists(&mut kept);
+    *lists.get_mut(worker as usize)? = mine;
+    first_past(lists, max)
+}
+
 /// The list length at which a list of `len` that was just cut is cut
 /// again: a quarter longer (so cuts stay rare), never past `slack(max)`.
 fn next_cut(len: usize, max: usize) -> usize {
@@ -240,57 +279,31 @@ impl Collector {
         }
     }
 
-    /// Cuts the flow list to the first `max_flows` of its own, then to what
-    /// the other workers' lists leave listable.
     fn cut_flows(&mut self) {
-        if let Some(c) = keep_first(&mut self.flows, self.max_flows, flow_order) {
-            self.flow_cutoff = Some(c);
-        }
-        let mine = self.flows.iter().map(flow_order).collect();
-        if let Some(b) = self.tell_and_bound(mine, self.max_flows, |k| &mut k.flows)
-            && self.flow_cutoff.is_none_or(|c| b < c)
-        {
-            self.flows.retain(|f| flow_order(f) < b);
-            self.flow_cutoff = Some(b);
-        }
-        self.next_flow_cut = next_cut(self.flows.len(), self.max_flows);
+        let (kept, worker, max) = (self.kept.as_ref(), self.worker, self.max_flows);
+        let tell = |l: &[FlowRecord]| {
+            let mine = || l.iter().map(flow_order).collect();
+            tell_and_bound(kept, worker, mine, max, |k| &mut k.flows)
+        };
+        cut_list(&mut self.flows, &mut self.flow_cutoff, max, flow_order, tell);
+        self.next_flow_cut = next_cut(self.flows.len(), max);
     }
 
-    /// As `cut_flows`, for exchanges; then forgets the setup of flows none
-    /// of the kept exchanges shares.
+    /// Cuts the exchange list, then forgets the setup of flows none of the
+    /// kept exchanges shares.
     fn cut_exchanges(&mut self) {
-        let w = self.worker;
-        let key = |x: &Exchange| exchange_order(w, x);
-        if let Some(c) = keep_first(&mut self.exchanges, self.max_exchanges, key) {
-            self.exchange_cutoff = Some(c);
-        }
-        let mine = self.exchanges.iter().map(key).collect();
-        if let Some(b) = self.tell_and_bound(mine, self.max_exchanges, |k| &mut k.exchanges)
-            && self.exchange_cutoff.is_none_or(|c| b < c)
-        {
-            self.exchanges.retain(|x| key(x) < b);
-            self.exchange_cutoff = Some(b);
-        }
+        let (kept, worker, max) = (self.kept.as_ref(), self.worker, self.max_exchanges);
+        let tell = |l: &[Exchange]| {
+            let mine = || l.iter().map(|x| exchange_order(worker, x)).collect();
+            tell_and_bound(kept, worker, mine, max, |k| &mut k.exchanges)
+        };
+        cut_list(&mut self.exchanges, &mut self.exchange_cutoff, max, |x| exchange_order(worker, x), tell);
         self.kept_per_flow.clear();
         for x in &self.exchanges {
             *self.kept_per_flow.entry(x.flow).or_default() += 1;
         }
         self.prune_flow_setup();
         self.next_exchange_cut = next_cut(self.exchanges.len(), self.max_exchanges.max(1));
-    }
-
-    /// Tells the other workers the keys this one keeps of a list, and
-    /// returns the first key none can list, if their lists prove one.
-    fn tell_and_bound<K: Ord + Copy>(
-        &self,
-        mine: Vec<K>,
-        max: usize,
-        lists: impl Fn(&mut KeptKeys) -> &mut Vec<Vec<K>>,
-    ) -> Option<K> {
-        let mut kept = self.kept.as_ref()?.lock().ok()?;
-        let lists = lists(&mut kept);
-        *lists.get_mut(self.worker as usize)? = mine;
-        first_past(lists, max)
     }
 
     /// Cuts the lists to the first `max_*` in capture order, on the worker's
