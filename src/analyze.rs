@@ -521,6 +521,11 @@ impl Batch {
 
 const BATCH: usize = 4096;
 
+/// Most payload bytes in a round (give or take a packet): with large frames
+/// (captures of TSO/GRO traffic carry 64 KB ones) a round of `BATCH` would
+/// hold hundreds of MB. Typical rounds hold a few hundred KB.
+const ROUND_BYTES: usize = 1 << 20;
+
 /// Packets handed out in rounds: in each round every worker gets its share
 /// (maybe none) and hands back its frame ticks, which the radio stage
 /// merges with the reader's own ticks of the round back into packet order.
@@ -532,6 +537,8 @@ enum Dispatch {
         senders: Vec<SyncSender<Batch>>,
         batches: Vec<Batch>,
         in_round: usize,
+        /// Payload bytes copied into the round's batches.
+        round_bytes: usize,
         handles: Vec<std::thread::JoinHandle<Worker>>,
         /// Emptied batches coming back from each worker, for reuse.
         returned: Vec<Receiver<Batch>>,
@@ -617,6 +624,7 @@ impl Dispatch {
             senders,
             batches,
             in_round: 0,
+            round_bytes: 0,
             handles,
             returned,
             outside_ticks: Vec::new(),
@@ -629,9 +637,15 @@ impl Dispatch {
     fn outside(&mut self, t: FrameTick) {
         match self {
             Dispatch::Inline(_, radio) => radio.tick(&t),
-            Dispatch::Threads { outside_ticks, route, senders, .. } => {
+            Dispatch::Threads { outside_ticks, route, senders, in_round, .. } => {
                 outside_ticks.push(t);
                 route.push(senders.len() as u32);
+                // Counted in the round like any packet: a capture of nothing
+                // but such frames must not pile up their ticks.
+                *in_round += 1;
+                if *in_round >= BATCH {
+                    self.end_round();
+                }
             }
         }
     }
@@ -661,14 +675,15 @@ impl Dispatch {
                     radio.tick(&t);
                 }
             }
-            Dispatch::Threads { batches, route, in_round, .. } => {
+            Dispatch::Threads { batches, route, in_round, round_bytes, .. } => {
                 let shard = shard_of(d, batches.len());
                 if let Some(b) = batches.get_mut(shard) {
                     b.push(idx, ts_ns, wire_len, frames, repeated, d);
                     route.push(shard as u32);
                 }
                 *in_round += 1;
-                if *in_round >= BATCH {
+                *round_bytes += d.payload.len();
+                if *in_round >= BATCH || *round_bytes >= ROUND_BYTES {
                     self.end_round();
                 }
             }
@@ -678,7 +693,10 @@ impl Dispatch {
     /// Sends every worker its share of the round, then feeds the radio
     /// model the rounds whose ticks are all back.
     fn end_round(&mut self) {
-        let Dispatch::Threads { senders, batches, in_round, returned, outside_ticks, route, radio, .. } = self else {
+        let Dispatch::Threads {
+            senders, batches, in_round, round_bytes, returned, outside_ticks, route, radio, ..
+        } = self
+        else {
             return;
         };
         for ((tx, b), back) in senders.iter().zip(batches.iter_mut()).zip(returned.iter()) {
@@ -694,6 +712,7 @@ impl Dispatch {
             r.catch_up(false);
         }
         *in_round = 0;
+        *round_bytes = 0;
     }
 
     /// Finishes every flow and the radio's input; an error if a thread died
@@ -1271,7 +1290,10 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::{FrameTick, TickSink, WorkerTag, first_past, follow_route, merge_first, merge_ticks, next_cut, slack};
+    use super::{
+        BATCH, Decoded, Dispatch, FlowConfig, FrameTick, Limits, ROUND_BYTES, RadioTap, Renumber, TickSink, Transport,
+        WorkerTag, first_past, follow_route, merge_first, merge_ticks, next_cut, slack,
+    };
 
     #[derive(Default)]
     struct Seen(Vec<u64>);
@@ -1346,5 +1368,51 @@ mod tests {
         let m = merge_first(lists.clone(), 4, |_, &x| x);
         assert_eq!(m, vec![(0, 1), (1, 2), (1, 3), (0, 4)]);
         assert_eq!(merge_first(lists, 100, |_, &x| x).len(), 6);
+    }
+
+    /// Frames of no flow (ICMP, ARP...) count towards a round like any
+    /// packet: a capture of nothing else once piled up all their ticks.
+    #[test]
+    fn frames_of_no_flow_end_rounds_too() {
+        let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+        let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
+        let mut d = Dispatch::new(&limits, 4, tap);
+        for packet in 0..3 * BATCH as u64 + 5 {
+            d.outside(FrameTick { packet, ts_ns: 0, wire_len: 60, uplink: true, flow: None, exchange: None });
+            if let Dispatch::Threads { outside_ticks, route, .. } = &d {
+                assert!(outside_ticks.len() <= BATCH && route.len() <= BATCH);
+            }
+        }
+        assert!(d.finish().is_ok());
+    }
+
+    /// A round ends at `ROUND_BYTES` of payload too: with 64 KB frames
+    /// (TSO/GRO captures) a round of `BATCH` packets once held 256 MB.
+    #[test]
+    fn rounds_of_large_frames_end_at_their_byte_budget() {
+        let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+        let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
+        let mut d = Dispatch::new(&limits, 4, tap);
+        let payload = vec![0u8; 60_000];
+        let frame = Decoded {
+            src: [10, 0, 0, 1].into(),
+            dst: [10, 0, 0, 2].into(),
+            sport: 40_000,
+            dport: 9,
+            transport: Transport::Udp,
+            link_len: 14,
+            net_len: 20,
+            transport_len: 8,
+            payload_len: 60_000,
+            payload: &payload,
+        };
+        for packet in 0..200 {
+            d.frame(packet, packet as i64, 60_042, &frame);
+            if let Dispatch::Threads { batches, .. } = &d {
+                let held: usize = batches.iter().map(|b| b.data.len()).sum();
+                assert!(held < ROUND_BYTES + payload.len(), "{held} bytes in a round");
+            }
+        }
+        assert!(d.finish().is_ok());
     }
 }
