@@ -53,11 +53,20 @@ pub struct Timers {
     links: Vec<Link>,
     lists: [Ends; KINDS],
     late: BTreeSet<(i64, u32)>,
+    /// No armed deadline is earlier: most packets find nothing due by one
+    /// comparison. Lowered as deadlines are set, made exact when a look
+    /// finds nothing due.
+    earliest: i64,
 }
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { links: Vec::new(), lists: [Ends { front: NONE, back: NONE }; KINDS], late: BTreeSet::new() }
+        Timers {
+            links: Vec::new(),
+            lists: [Ends { front: NONE, back: NONE }; KINDS],
+            late: BTreeSet::new(),
+            earliest: i64::MAX,
+        }
     }
 }
 
@@ -76,6 +85,7 @@ impl Timers {
         let Some(&link) = self.links.get(slot) else { return };
         let same_kind = link.place != Place::Unarmed && link.kind == kind;
         let due = if same_kind { due.max(link.due) } else { due };
+        self.earliest = self.earliest.min(due);
         // Already last of its list: only the deadline moves (later).
         if same_kind && link.place == Place::Listed && link.next == NONE {
             if let Some(l) = self.links.get_mut(slot) {
@@ -128,7 +138,10 @@ impl Timers {
 
     /// A flow whose deadline is before `now`, if any (still armed: finishing
     /// it is the caller's, and unsets it).
-    pub fn due_before(&self, now: i64) -> Option<usize> {
+    pub fn due_before(&mut self, now: i64) -> Option<usize> {
+        if self.earliest >= now {
+            return None;
+        }
         for ends in &self.lists {
             if let Some(d) = self.due_of(ends.front)
                 && d < now
@@ -138,7 +151,12 @@ impl Timers {
         }
         match self.late.first() {
             Some(&(d, s)) if d < now => Some(s as usize),
-            _ => None,
+            _ => {
+                let fronts = self.lists.iter().filter_map(|e| self.due_of(e.front));
+                let late = self.late.first().map(|&(d, _)| d);
+                self.earliest = fronts.chain(late).min().unwrap_or(i64::MAX);
+                None
+            }
         }
     }
 
