@@ -279,6 +279,7 @@ impl Collector {
         }
     }
 
+    /// Cuts the flow list to what can still be listed.
     fn cut_flows(&mut self) {
         let (kept, worker, max) = (self.kept.as_ref(), self.worker, self.max_flows);
         let tell = |l: &[FlowRecord]| {
