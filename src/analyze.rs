@@ -562,6 +562,10 @@ const ROUNDS_AHEAD: usize = 4;
 /// busy ones on both.
 pub const WORKERS_PER_CORE: usize = 2;
 
+/// Most worker threads for one input, and most inputs analysed at once,
+/// whatever `--jobs` says: threads past the cores only cost memory.
+const MAX_WORKERS: usize = 256;
+
 fn shard_of(d: &Decoded, n: usize) -> usize {
     // Direction-independent (the two ends summed, then mixed): both
     // directions of a flow land together. Fixed, so the spread is the same
@@ -590,9 +594,10 @@ fn mix(mut x: u64) -> u64 {
 }
 
 impl Dispatch {
-    fn new(cfg: &Limits, workers: usize, tap: RadioTap) -> Dispatch {
+    /// An error if the worker threads cannot be started.
+    fn new(cfg: &Limits, workers: usize, tap: RadioTap) -> Result<Dispatch, String> {
         if workers <= 1 {
-            return Dispatch::Inline(Box::new(Worker::new(cfg, 0, None)), Box::new(tap));
+            return Ok(Dispatch::Inline(Box::new(Worker::new(cfg, 0, None)), Box::new(tap)));
         }
         let mut senders = Vec::new();
         let mut ticks = Vec::new();
@@ -611,17 +616,20 @@ impl Dispatch {
         let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks)));
         let kept =
             Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
+        // (If one cannot start, the senders go and those started end.)
         let handles = queues
             .into_iter()
             .enumerate()
             .map(|(worker, q)| {
                 let w = Worker::new(cfg, worker as u64, Some(kept.clone()));
                 let radio = radio.clone();
-                std::thread::spawn(move || run_worker(w, q, radio, worker as u64, workers as u64))
+                std::thread::Builder::new()
+                    .spawn(move || run_worker(w, q, radio, worker as u64, workers as u64))
+                    .map_err(|e| format!("cannot start {workers} analysis threads: {e}"))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let batches = (0..workers).map(|_| Batch::default()).collect();
-        Dispatch::Threads {
+        Ok(Dispatch::Threads {
             senders,
             batches,
             in_round: 0,
@@ -631,7 +639,7 @@ impl Dispatch {
             outside_ticks: Vec::new(),
             route: Vec::with_capacity(BATCH),
             radio,
-        }
+        })
     }
 
     /// A frame that belongs to no flow (ICMP, ARP, broken...).
@@ -938,7 +946,7 @@ fn run_worker(mut w: Worker, q: WorkerQueues, radio: Arc<Mutex<RadioStage>>, wor
 /// Analyzes one capture file.
 pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let mut reader = CaptureReader::open(path)?;
-    let workers = if opts.jobs > 1 { opts.jobs * WORKERS_PER_CORE } else { 1 };
+    let workers = if opts.jobs > 1 { opts.jobs.saturating_mul(WORKERS_PER_CORE).min(MAX_WORKERS) } else { 1 };
     let tap = RadioTap {
         sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
         flows: Renumber::new(opts.max_flows.max(1), workers as u64),
@@ -946,7 +954,12 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     };
     let limits =
         Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
-    let mut dispatch = Dispatch::new(&limits, workers, tap);
+    let mut dispatch = Dispatch::new(&limits, workers, tap).map_err(|what| ReadError {
+        input: path.to_path_buf(),
+        record: 0,
+        offset: 0,
+        what,
+    })?;
     let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
     let mut outside = Ledger::default();
@@ -1241,21 +1254,27 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> =
         files.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(files.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(f) = files.get(i) else { break };
-                    let r = analyze_file(f, &o);
-                    if let Some(slot) = results.get(i)
-                        && let Ok(mut g) = slot.lock()
-                    {
-                        *g = Some(r);
-                    }
-                }
-            });
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(f) = files.get(i) else { break };
+            let r = analyze_file(f, &o);
+            if let Some(slot) = results.get(i)
+                && let Ok(mut g) = slot.lock()
+            {
+                *g = Some(r);
+            }
         }
+    };
+    std::thread::scope(|s| {
+        // The calling thread is one of them; a thread that cannot start
+        // leaves its share to the others.
+        for _ in 1..jobs.min(files.len()).min(MAX_WORKERS) {
+            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                break;
+            }
+        }
+        work();
     });
     results
         .into_iter()
@@ -1374,26 +1393,26 @@ mod tests {
     /// Frames of no flow (ICMP, ARP...) count towards a round like any
     /// packet: a capture of nothing else once piled up all their ticks.
     #[test]
-    fn frames_of_no_flow_end_rounds_too() {
+    fn frames_of_no_flow_end_rounds_too() -> Result<(), String> {
         let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
         let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
-        let mut d = Dispatch::new(&limits, 4, tap);
+        let mut d = Dispatch::new(&limits, 4, tap)?;
         for packet in 0..3 * BATCH as u64 + 5 {
             d.outside(FrameTick { packet, ts_ns: 0, wire_len: 60, uplink: true, flow: None, exchange: None });
             if let Dispatch::Threads { outside_ticks, route, .. } = &d {
                 assert!(outside_ticks.len() <= BATCH && route.len() <= BATCH);
             }
         }
-        assert!(d.finish().is_ok());
+        d.finish().map(|_| ())
     }
 
     /// A round ends at `ROUND_BYTES` of payload too: with 64 KB frames
     /// (TSO/GRO captures) a round of `BATCH` packets once held 256 MB.
     #[test]
-    fn rounds_of_large_frames_end_at_their_byte_budget() {
+    fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
         let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
         let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
-        let mut d = Dispatch::new(&limits, 4, tap);
+        let mut d = Dispatch::new(&limits, 4, tap)?;
         let payload = vec![0u8; 60_000];
         let frame = Decoded {
             src: [10, 0, 0, 1].into(),
@@ -1414,6 +1433,6 @@ mod tests {
                 assert!(held < ROUND_BYTES + payload.len(), "{held} bytes in a round");
             }
         }
-        assert!(d.finish().is_ok());
+        d.finish().map(|_| ())
     }
 }

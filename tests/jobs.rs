@@ -35,6 +35,21 @@ fn one_and_two_jobs_give_identical_reports() {
     assert!(n > 30);
 }
 
+/// Any `--jobs` works: threads are capped (20,000 jobs once failed to
+/// start 40,000 threads and aborted).
+#[test]
+fn an_absurd_number_of_jobs_gives_the_same_report() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let p = dir.join("http-keepalive.pcap");
+    assert!(json(&p, 1) == json(&p, 100_000));
+    let files = vec![p.clone(), dir.join("coap-con-get.pcap"), p];
+    let o = Options::new();
+    let one = wiretax::analyze::analyze_all(&files, &o, 1).into_iter().map(|r| r.unwrap());
+    let many = wiretax::analyze::analyze_all(&files, &o, 100_000).into_iter().map(|r| r.unwrap());
+    let one = serde_json::to_string(&Report::combine(one.collect(), vec![])).unwrap();
+    assert_eq!(one, serde_json::to_string(&Report::combine(many.collect(), vec![])).unwrap());
+}
+
 #[test]
 fn several_inputs_in_parallel_match_one_at_a_time() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
