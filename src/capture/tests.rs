@@ -738,3 +738,25 @@ fn modified_pcap_reads_as_pcap_parser_read_it() -> TestResult {
     same_as_reference("modified, cut", &f[..f.len() - 3])?;
     Ok(())
 }
+
+/// A record too long to be a frame is said the same way wherever it lies:
+/// whole in the bytes read (the file's first record) or cut by their end
+/// (one far into the file, read in pieces).
+#[test]
+fn a_too_long_record_is_said_the_same_wherever_it_lies() -> TestResult {
+    let [(s0, u0, put), _] = put_and_ack()?;
+    let recs: Vec<(u32, u32, &[u8], u32)> = (0..4_000).map(|_| (s0, u0, &put[..], 117)).collect();
+    let mut said = Vec::new();
+    for at in [0usize, 3_000] {
+        let mut f = pcap(Order::Le, false, 65_535, 1, &recs);
+        let start = 24 + at * (16 + put.len());
+        f[start + 8..start + 12].copy_from_slice(&300_000u32.to_le_bytes());
+        let (got, end, st) = opened(f)?;
+        let e = end.err().ok_or("read on past a 300,000-byte record")?;
+        assert_eq!((got.len(), e.record, st.records), (at, at as u64 + 1, at as u64), "{e}");
+        said.push(e.what);
+    }
+    assert_eq!(said[0], said[1]);
+    assert!(said[0].contains("not a frame length (corrupted length field)"), "{}", said[0]);
+    Ok(())
+}
