@@ -54,7 +54,7 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
-        /// Cores to use (default: all); each runs two worker threads. Results do not depend on it.
+        /// Cores to use (default: all); each runs three worker threads. Results do not depend on it.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         #[command(flatten)]
