@@ -63,8 +63,8 @@ const BUFFER: usize = 1 << 20;
 
 /// Bytes read at a time once reading is under way: the records are parsed
 /// while they are still in the nearest cache (reading a whole `BUFFER` at
-/// once cost 3% more time on one core; the buffer still holds the largest
-/// record).
+/// once cost 3 to 5% more time on one core; the buffer still holds the
+/// largest record).
 const READ_AHEAD: usize = 64 << 10;
 
 struct Interface {
@@ -475,7 +475,7 @@ impl State {
         }
         self.stats.records += 1;
         if b.origlen > MAX_RECORD {
-            return Err(format!("record length {} is not a frame length (corrupted)", b.caplen));
+            return Err(format!("original length {} is not a frame length (corrupted)", b.origlen));
         }
         // The parser took exactly `caplen` bytes.
         let data = b.data;

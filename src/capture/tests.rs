@@ -758,5 +758,10 @@ fn a_too_long_record_is_said_the_same_wherever_it_lies() -> TestResult {
     }
     assert_eq!(said[0], said[1]);
     assert!(said[0].contains("not a frame length (corrupted length field)"), "{}", said[0]);
+    // A frame's original length too long to be one is named for what it is.
+    let mut f = pcap(Order::Le, false, 65_535, 1, &recs);
+    f[24 + 12..24 + 16].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let e = opened(f)?.1.err().ok_or("read on past a 2 GB original length")?;
+    assert!(e.what.contains("original length 2147483647 is not a frame length"), "{e}");
     Ok(())
 }
