@@ -200,7 +200,6 @@ struct Collector {
 /// worker would keep `max` of each list, and memory would grow with the
 /// number of workers. (Keys a worker has dropped since are still keys of
 /// real flows and exchanges, so an old list proves as much as a new one.)
-#[derive(Default)]
 struct KeptKeys {
     flows: Vec<Vec<u64>>,
     exchanges: Vec<Vec<(u64, u64, u64)>>,
@@ -307,23 +306,17 @@ impl Collector {
         self.next_exchange_cut = next_cut(self.exchanges.len(), self.max_exchanges.max(1));
     }
 
-    /// Cuts the lists to the first `max_*` in capture order, on the worker's
-    /// own thread: the merge then handles no more than the report can list
-    /// from each worker. (Nothing past the caps is used: DNS lookups have a
-    /// list of their own.)
-    fn cut_to_limits(&mut self) {
-        keep_first(&mut self.flows, self.max_flows, flow_order);
+    /// Cuts the lists to the first `max_*` in capture order (the lookups
+    /// to exactly `MAX_LOOKUPS`, so the merged list is the same for any
+    /// number of jobs) and sorts them, on the worker's own thread: the merge
+    /// then handles no more than the report can list from each worker, in
+    /// one pass. (Nothing past the caps is used: DNS lookups have a list of
+    /// their own.)
+    fn list_in_order(&mut self) {
         let w = self.worker;
-        keep_first(&mut self.exchanges, self.max_exchanges, |x| exchange_order(w, x));
-    }
-
-    /// Sorts the lists into capture order, on the worker's own thread: the
-    /// reader's thread then merges them in one pass.
-    fn sort(&mut self) {
-        self.flows = sorted_by_key(std::mem::take(&mut self.flows), flow_order);
-        let w = self.worker;
-        self.exchanges = sorted_by_key(std::mem::take(&mut self.exchanges), |x| exchange_order(w, x));
-        self.lookups = sorted_by_key(std::mem::take(&mut self.lookups), lookup_order);
+        first_in_order(&mut self.flows, self.max_flows, flow_order);
+        first_in_order(&mut self.exchanges, self.max_exchanges, |x| exchange_order(w, x));
+        first_in_order(&mut self.lookups, MAX_LOOKUPS, lookup_order);
     }
 
     /// Forgets the setup of flows that neither a kept exchange nor a kept
@@ -333,9 +326,7 @@ impl Collector {
         self.flow_setup.retain(|f, _| kept.contains_key(f) || lookup_flows.contains(f));
     }
 
-    /// Gives every kept exchange and lookup its share of its flow's setup,
-    /// and cuts the lookups to the first `MAX_LOOKUPS` (exactly, so the
-    /// merged list is the same for any number of jobs).
+    /// Gives every kept exchange and lookup its share of its flow's setup.
     fn share_setup(&mut self) {
         for x in &mut self.exchanges {
             if let Some(&(setup, n)) = self.flow_setup.get(&x.flow) {
@@ -347,7 +338,6 @@ impl Collector {
                 l.cost_bytes = l.wire_bytes as f64 + setup_share(setup, n);
             }
         }
-        keep_first(&mut self.lookups, MAX_LOOKUPS, lookup_order);
     }
 }
 
@@ -361,6 +351,12 @@ fn keep_first<T, K: Ord>(v: &mut Vec<T>, max: usize, key: impl Fn(&T) -> K) -> O
     let first_dropped = v.get(max).map(&key);
     v.truncate(max);
     first_dropped
+}
+
+/// The first `max` of `v` in the order of `key`, sorted.
+fn first_in_order<T, K: Ord>(v: &mut Vec<T>, max: usize, key: impl Fn(&T) -> K) {
+    keep_first(v, max, &key);
+    *v = sorted_by_key(std::mem::take(v), key);
 }
 
 /// The capture orders of flows, exchanges and lookups (within one worker).
@@ -474,9 +470,8 @@ impl Worker {
 
     fn finish(&mut self) {
         self.table.finish_all(&mut self.out);
-        self.out.cut_to_limits();
+        self.out.list_in_order();
         self.out.share_setup();
-        self.out.sort();
     }
 }
 
@@ -1393,13 +1388,18 @@ mod tests {
         assert_eq!(merge_first(lists, 100, |_, &x| x).len(), 6);
     }
 
+    /// Four worker threads, with no radio model.
+    fn four_workers() -> Result<Dispatch, String> {
+        let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+        let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
+        Dispatch::new(&limits, 4, tap)
+    }
+
     /// Frames of no flow (ICMP, ARP...) count towards a round like any
     /// packet: a capture of nothing else once piled up all their ticks.
     #[test]
     fn frames_of_no_flow_end_rounds_too() -> Result<(), String> {
-        let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
-        let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
-        let mut d = Dispatch::new(&limits, 4, tap)?;
+        let mut d = four_workers()?;
         for packet in 0..3 * BATCH as u64 + 5 {
             d.outside(FrameTick { packet, ts_ns: 0, wire_len: 60, uplink: true, flow: None, exchange: None });
             if let Dispatch::Threads { outside_ticks, route, .. } = &d {
@@ -1413,9 +1413,7 @@ mod tests {
     /// (TSO/GRO captures) a round of `BATCH` packets once held 256 MB.
     #[test]
     fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
-        let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
-        let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
-        let mut d = Dispatch::new(&limits, 4, tap)?;
+        let mut d = four_workers()?;
         let payload = vec![0u8; 60_000];
         let frame = Decoded {
             src: [10, 0, 0, 1].into(),

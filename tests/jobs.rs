@@ -1,9 +1,21 @@
 //! Spreading flows over threads must not change a single figure: the JSON
 //! report with `--jobs 1` and `--jobs 2` is byte-identical.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wiretax::analyze::{Options, analyze_file};
 use wiretax::report::Report;
+
+/// The shipped pcap and pcapng captures.
+fn captures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let all = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path());
+    all.filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng"))).collect()
+}
+
+/// The default options, with `jobs` and the lists' caps.
+fn options(jobs: usize, max_flows: usize, max_exchanges: usize) -> Options {
+    Options { jobs, max_flows, max_exchanges, ..Options::new() }
+}
 
 fn json(cap: &Path, jobs: usize) -> String {
     json_listing(cap, jobs, usize::MAX)
@@ -11,23 +23,15 @@ fn json(cap: &Path, jobs: usize) -> String {
 
 /// The report listing at most `max` flows and `max` exchanges.
 fn json_listing(cap: &Path, jobs: usize, max: usize) -> String {
-    let mut o = Options::new();
-    o.jobs = jobs;
-    o.max_flows = max.min(o.max_flows);
-    o.max_exchanges = max.min(o.max_exchanges);
-    let r = analyze_file(cap, &o).unwrap();
+    let d = Options::new();
+    let r = analyze_file(cap, &options(jobs, max.min(d.max_flows), max.min(d.max_exchanges))).unwrap();
     serde_json::to_string_pretty(&Report::combine(vec![r], vec![])).unwrap()
 }
 
 #[test]
 fn one_and_two_jobs_give_identical_reports() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if !matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
-            continue;
-        }
+    for p in captures() {
         let (a, b) = (json(&p, 1), json(&p, 2));
         assert!(a == b, "{}: --jobs 1 and --jobs 2 differ", p.display());
         n += 1;
@@ -67,21 +71,13 @@ fn several_inputs_in_parallel_match_one_at_a_time() {
 /// start of the long one, descriptions included, for any number of jobs.
 #[test]
 fn capped_lists_are_the_start_of_the_full_ones() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let listed = |p: &Path, jobs: usize, max: usize| {
-        let mut o = Options::new();
-        o.jobs = jobs;
-        o.max_exchanges = max;
-        o.max_flows = max;
-        let r = serde_json::to_value(Report::combine(vec![analyze_file(p, &o).unwrap()], vec![])).unwrap();
+        let r = analyze_file(p, &options(jobs, max, max)).unwrap();
+        let r = serde_json::to_value(Report::combine(vec![r], vec![])).unwrap();
         (r["exchanges"].as_array().unwrap().clone(), r["flows"].as_array().unwrap().clone())
     };
     let mut cut = 0;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if !matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
-            continue;
-        }
+    for p in captures() {
         let (all_x, all_f) = listed(&p, 1, usize::MAX);
         for jobs in [1, 2] {
             for max in [1, 3] {
@@ -101,22 +97,15 @@ fn capped_lists_are_the_start_of_the_full_ones() {
 /// more flows between them than one, and numbered such an exchange's flow.)
 #[test]
 fn a_flow_cap_lists_the_same_for_any_jobs() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let report = |p: &Path, jobs: usize, max_flows: usize| {
-        let mut o = Options::new();
-        o.jobs = jobs;
-        o.max_flows = max_flows;
+        let o = options(jobs, max_flows, Options::new().max_exchanges);
         let r = analyze_file(p, &o).unwrap();
         // Twice: numbers are offset per input when inputs are combined.
         let both = Report::combine(vec![analyze_file(p, &o).unwrap(), r], vec![]);
         serde_json::to_value(both).unwrap()
     };
     let mut unlisted = 0;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if !matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
-            continue;
-        }
+    for p in captures() {
         for max_flows in [1, 2] {
             let one = report(&p, 1, max_flows);
             assert!(one == report(&p, 2, max_flows), "{}: --max-flows {max_flows}", p.display());
