@@ -10,9 +10,11 @@
 //! The wire format is parsed by hand: the ledger needs the exact length of
 //! the options region, which general CoAP libraries do not expose.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol, bump};
+use super::tally::{Tally, TallyKeys};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::ledger::Class;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::ops::Bound;
@@ -455,6 +457,27 @@ impl std::fmt::Display for CodeName {
 // ---------------------------------------------------------------------------
 // Statistics
 
+/// Message types, by `MsgType as usize` (their two bits).
+pub struct MsgTypes;
+
+impl TallyKeys for MsgTypes {
+    fn name(i: usize) -> Cow<'static, str> {
+        Cow::Borrowed(MsgType::from_bits(i as u8).name())
+    }
+}
+
+/// Codes, by their byte.
+pub struct Codes;
+
+impl TallyKeys for Codes {
+    fn name(i: usize) -> Cow<'static, str> {
+        match code_name(i as u8) {
+            CodeName::Method(m) => Cow::Borrowed(m),
+            dotted => Cow::Owned(dotted.as_str().to_owned()),
+        }
+    }
+}
+
 /// The `coap` section of the report. `messages`, `codes`, `payload_bytes`
 /// and `total_coap_bytes` are REPORT.md's; the rest follows the truth files.
 /// Retransmitted messages are counted like any other (as tshark does) and
@@ -462,9 +485,9 @@ impl std::fmt::Display for CodeName {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {
     /// By type: CON, NON, ACK, RST.
-    pub messages: BTreeMap<String, u64>,
+    pub messages: Tally<MsgTypes>,
     /// Methods by name, responses as "c.dd", empty messages as "Empty".
-    pub codes: BTreeMap<String, u64>,
+    pub codes: Tally<Codes>,
     pub requests: u64,
     pub responses: u64,
     pub empty_messages: u64,
@@ -495,12 +518,8 @@ pub struct Stats {
 
 impl Stats {
     pub fn merge(&mut self, o: &Stats) {
-        for (k, v) in &o.messages {
-            bump(&mut self.messages, k, *v);
-        }
-        for (k, v) in &o.codes {
-            bump(&mut self.codes, k, *v);
-        }
+        self.messages.merge(&o.messages);
+        self.codes.merge(&o.codes);
         for (k, v) in &o.options {
             if k.starts_with(UNKNOWN_PREFIX) && k != UNKNOWN_OTHER {
                 count_unknown_option(&mut self.options, k, *v);
@@ -529,8 +548,8 @@ impl Stats {
     fn count(&mut self, msg: &Message, len: usize) {
         let len = len as u64;
         self.total_coap_bytes += len;
-        bump(&mut self.messages, msg.mtype.name(), 1);
-        bump(&mut self.codes, code_name(msg.code).as_str(), 1);
+        self.messages.add(msg.mtype as usize, 1);
+        self.codes.add(usize::from(msg.code), 1);
         if msg.is_empty() {
             self.empty_messages += 1;
             self.empty_message_bytes += len;

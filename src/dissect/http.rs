@@ -8,7 +8,8 @@
 //! `101 Switching Protocols` the connection is handed to the WebSocket or
 //! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol, bump};
+use super::tally::{Decimal, Tally, TallyKeys};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -89,10 +90,10 @@ pub struct Stats {
     pub requests: u64,
     /// Interim (1xx) responses included.
     pub responses: u64,
-    pub status_codes: BTreeMap<String, u64>,
-    pub methods: BTreeMap<String, u64>,
-    pub request_versions: BTreeMap<String, u64>,
-    pub response_versions: BTreeMap<String, u64>,
+    pub status_codes: Tally<Decimal>,
+    pub methods: Tally<Methods>,
+    pub request_versions: Tally<Versions>,
+    pub response_versions: Tally<Versions>,
     pub request_header_bytes: u64,
     pub request_body_bytes: u64,
     pub response_header_bytes: u64,
@@ -113,11 +114,11 @@ impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         self.requests += o.requests;
         self.responses += o.responses;
+        self.status_codes.merge(&o.status_codes);
+        self.methods.merge(&o.methods);
+        self.request_versions.merge(&o.request_versions);
+        self.response_versions.merge(&o.response_versions);
         for (a, b) in [
-            (&mut self.status_codes, &o.status_codes),
-            (&mut self.methods, &o.methods),
-            (&mut self.request_versions, &o.request_versions),
-            (&mut self.response_versions, &o.response_versions),
             (&mut self.upgrades, &o.upgrades),
             (&mut self.hosts, &o.hosts),
         ] {
@@ -506,11 +507,34 @@ fn response_parser() -> httparse::ParserConfig {
     c
 }
 
-fn version_name(v: Option<u8>) -> &'static str {
+/// The methods counted by name; any other counts as "other".
+pub struct Methods;
+
+impl TallyKeys for Methods {
+    fn name(i: usize) -> Cow<'static, str> {
+        Cow::Borrowed(METHODS.get(i).copied().unwrap_or(OTHER))
+    }
+}
+
+fn method_index(method: &str) -> usize {
+    METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len())
+}
+
+pub struct Versions;
+
+const VERSIONS: [&str; 3] = ["HTTP/1.0", "HTTP/1.1", "HTTP/1.x"];
+
+impl TallyKeys for Versions {
+    fn name(i: usize) -> Cow<'static, str> {
+        Cow::Borrowed(VERSIONS.get(i).copied().unwrap_or(VERSIONS[2]))
+    }
+}
+
+fn version_index(v: Option<u8>) -> usize {
     match v {
-        Some(0) => "HTTP/1.0",
-        Some(1) => "HTTP/1.1",
-        _ => "HTTP/1.x",
+        Some(0) => 0,
+        Some(1) => 1,
+        _ => 2,
     }
 }
 
@@ -894,9 +918,8 @@ impl Http1 {
         let st = &mut emit.stats.http;
         st.requests += 1;
         st.requests_per_connection_max = st.requests_per_connection_max.max(self.requests_here);
-        let known = METHODS.contains(&method);
-        bump(&mut st.methods, if known { method } else { "other" }, 1);
-        bump(&mut st.request_versions, version_name(version), 1);
+        st.methods.add(method_index(method), 1);
+        st.request_versions.add(version_index(version), 1);
         if let Some(h) = &f.host {
             bump(&mut st.hosts, h, 1);
         }
@@ -948,8 +971,8 @@ impl Http1 {
         self.note_connection(emit);
         let st = &mut emit.stats.http;
         st.responses += 1;
-        bump(&mut st.status_codes, itoa::Buffer::new().format(code), 1);
-        bump(&mut st.response_versions, version_name(version), 1);
+        st.status_codes.add(usize::from(code), 1);
+        st.response_versions.add(version_index(version), 1);
         if self.pending.is_empty() {
             // The request was not seen (the capture started mid-connection).
             let id = self.new_id();

@@ -9,6 +9,7 @@
 
 pub mod buf;
 pub mod hpack;
+pub mod tally;
 pub mod unknown;
 
 pub use buf::{Framing, HeaderBuf, MsgBuf};

@@ -19,7 +19,8 @@
 //! AUTH are connection setup; PINGREQ, PINGRESP and DISCONNECT belong to the
 //! flow.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::tally::{Decimal, Tally, TallyKeys};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -152,6 +153,11 @@ impl Kind {
     fn dir_name(self, dir: Dir) -> &'static str {
         let (_, c2s, s2c) = self.names();
         if dir == Dir::C2S { c2s } else { s2c }
+    }
+
+    /// The kind counted at index `i` of a tally (`kind as usize`).
+    fn of_index(i: usize) -> Option<Kind> {
+        u8::try_from(i + 1).ok().and_then(Kind::from_type)
     }
 
     /// The fixed-header flags the specification requires. Only the probe
@@ -859,7 +865,7 @@ impl Mqtt {
             Dir::C2S => stats.publish_c2s += 1,
             Dir::S2C => stats.publish_s2c += 1,
         }
-        bump(&mut stats.publish_qos, ["0", "1", "2"].get(usize::from(h.qos)).copied().unwrap_or("3"), 1);
+        stats.publish_qos.add(usize::from(h.qos.min(3)), 1);
         stats.publish_retain += u64::from(retain);
         stats.publish_dup += u64::from(dup);
         Summary::add_to(&mut stats.publish_payload_size, h.left as f64);
@@ -881,7 +887,7 @@ impl Mqtt {
             Dir::C2S => stats.publish_payload_bytes_c2s += n,
             Dir::S2C => stats.publish_payload_bytes_s2c += n,
         }
-        bump(&mut stats.packet_bytes, Kind::Publish.name(), n);
+        stats.packet_bytes.add(Kind::Publish as usize, n);
         stats.total_mqtt_bytes += n;
     }
 
@@ -1269,11 +1275,11 @@ pub struct Stats {
     /// Connections that carried at least one MQTT packet.
     pub connections: u64,
     /// Well-formed packets by type.
-    pub packets: BTreeMap<&'static str, u64>,
+    pub packets: Tally<Kinds>,
     /// Bytes of those packets by type, fixed header included.
-    pub packet_bytes: BTreeMap<&'static str, u64>,
+    pub packet_bytes: Tally<Kinds>,
     /// Packets by type and direction (`PUBLISH_c2s`).
-    pub packets_by_direction: BTreeMap<&'static str, u64>,
+    pub packets_by_direction: Tally<KindsByDir>,
     /// Keep-alive of the first CONNECT, seconds.
     pub keepalive_s: Option<u16>,
     /// (capture time, keep-alive) of the first CONNECT: the earliest wins a
@@ -1289,7 +1295,7 @@ pub struct Stats {
     pub publish_payload_bytes_s2c: u64,
     pub publish_c2s: u64,
     pub publish_s2c: u64,
-    pub publish_qos: BTreeMap<&'static str, u64>,
+    pub publish_qos: Tally<Decimal>,
     pub publish_payload_size: Option<Summary>,
     pub publish_retain: u64,
     pub publish_dup: u64,
@@ -1342,9 +1348,9 @@ impl Stats {
         }
         merge_map(&mut self.versions, &o.versions);
         self.connections += o.connections;
-        merge_map(&mut self.packets, &o.packets);
-        merge_map(&mut self.packet_bytes, &o.packet_bytes);
-        merge_map(&mut self.packets_by_direction, &o.packets_by_direction);
+        self.packets.merge(&o.packets);
+        self.packet_bytes.merge(&o.packet_bytes);
+        self.packets_by_direction.merge(&o.packets_by_direction);
         if let Some((ts, k)) = o.first_connect {
             self.note_first_connect(ts, k);
         }
@@ -1357,7 +1363,7 @@ impl Stats {
         self.publish_payload_bytes_s2c += o.publish_payload_bytes_s2c;
         self.publish_c2s += o.publish_c2s;
         self.publish_s2c += o.publish_s2c;
-        merge_map(&mut self.publish_qos, &o.publish_qos);
+        self.publish_qos.merge(&o.publish_qos);
         Summary::merge_into(&mut self.publish_payload_size, &o.publish_payload_size);
         self.publish_retain += o.publish_retain;
         self.publish_dup += o.publish_dup;
@@ -1456,10 +1462,29 @@ fn merge_map(into: &mut BTreeMap<&'static str, u64>, from: &BTreeMap<&'static st
     }
 }
 
+/// Packet kinds, by `kind as usize`.
+pub struct Kinds;
+
+impl TallyKeys for Kinds {
+    fn name(i: usize) -> Cow<'static, str> {
+        Cow::Borrowed(Kind::of_index(i).map_or(OTHER, Kind::name))
+    }
+}
+
+/// Packet kinds and directions, by `kind as usize * 2 + dir.idx()`.
+pub struct KindsByDir;
+
+impl TallyKeys for KindsByDir {
+    fn name(i: usize) -> Cow<'static, str> {
+        let dir = [Dir::C2S, Dir::S2C][i % 2];
+        Cow::Borrowed(Kind::of_index(i / 2).map_or(OTHER, |k| k.dir_name(dir)))
+    }
+}
+
 fn count_packet(stats: &mut Stats, kind: Kind, dir: Dir, bytes: u64) {
-    bump(&mut stats.packets, kind.name(), 1);
-    bump(&mut stats.packet_bytes, kind.name(), bytes);
-    bump(&mut stats.packets_by_direction, kind.dir_name(dir), 1);
+    stats.packets.add(kind as usize, 1);
+    stats.packet_bytes.add(kind as usize, bytes);
+    stats.packets_by_direction.add(kind as usize * 2 + dir.idx(), 1);
     stats.total_mqtt_bytes += bytes;
 }
 

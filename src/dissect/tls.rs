@@ -16,6 +16,7 @@
 //! whose decryption fails (wrong secret, unsupported suite) says so once in
 //! an `Event::Malformed` and falls back to keyless accounting from there.
 
+use super::tally::{Decimal, Tally};
 use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::decrypt::{self, DecryptError, Expansion, Opened, RecordKeys, Side, Suite, Tls12Options};
 use crate::ledger::Class;
@@ -117,7 +118,7 @@ pub struct Stats {
     /// Bytes of records of outer type 21, headers included.
     pub alert_record_bytes: u64,
     /// Records by outer content type ("22", "23", "20", "21").
-    pub records: BTreeMap<String, u64>,
+    pub records: Tally<Decimal>,
     pub cipher_suites: BTreeMap<String, u64>,
     /// Alerts by description; alerts that could not be read are `encrypted`.
     pub alerts: BTreeMap<String, u64>,
@@ -172,7 +173,7 @@ impl Stats {
         self.handshake_record_bytes += o.handshake_record_bytes;
         self.app_data_record_bytes += o.app_data_record_bytes;
         self.alert_record_bytes += o.alert_record_bytes;
-        add_map(&mut self.records, &o.records);
+        self.records.merge(&o.records);
         add_map(&mut self.cipher_suites, &o.cipher_suites);
         add_map(&mut self.alerts, &o.alerts);
         self.client_hellos += o.client_hellos;
@@ -643,7 +644,7 @@ impl Tls {
         }
         let total = (header_len + len) as u64;
         let st = &mut emit.stats.tls;
-        bump(&mut st.records, itoa::Buffer::new().format(typ));
+        st.records.add(usize::from(typ), 1);
         match typ {
             HANDSHAKE | CHANGE_CIPHER_SPEC => st.handshake_record_bytes += total,
             APPLICATION_DATA => st.app_data_record_bytes += total,

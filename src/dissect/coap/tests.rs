@@ -305,7 +305,7 @@ fn separate_response_after_empty_ack() {
     let closes: Vec<usize> =
         r.events.iter().enumerate().filter(|(_, e)| matches!(e, Event::Close { .. })).map(|(i, _)| i).collect();
     assert_eq!(closes, vec![r.events.len() - 1]);
-    assert_eq!(r.stats.coap.codes.get("Empty"), Some(&2));
+    assert_eq!(r.stats.coap.codes.get("Empty"), Some(2));
 }
 
 #[test]
@@ -336,7 +336,7 @@ fn rst_rejects_request_and_ping_is_flow() {
     r.assert_conserved();
     assert_eq!(r.describes(), vec!["GET /a RST"]);
     assert_eq!(flow_bytes(&r), 8);
-    assert_eq!(r.stats.coap.messages.get("RST"), Some(&2));
+    assert_eq!(r.stats.coap.messages.get("RST"), Some(2));
 }
 
 #[test]
@@ -511,7 +511,7 @@ fn stats_merge_adds() -> TestResult {
     all.merge(&r.stats);
     all.merge(&r.stats);
     assert_eq!(all.coap.total_coap_bytes, 2 * 510);
-    assert_eq!(all.coap.messages.get("CON"), Some(&30));
+    assert_eq!(all.coap.messages.get("CON"), Some(30));
     assert_eq!(all.coap.options.get("Uri-Path"), Some(&30));
     Ok(())
 }

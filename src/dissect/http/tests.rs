@@ -176,7 +176,7 @@ fn continue_is_a_response_and_the_final_one_follows() -> TestResult {
     let put = conns.iter().find(|c| c.pieces[0].1.starts_with(b"PUT ")).ok_or("no PUT connection")?;
     let r = testkit::run(&mut Http1::new(&ctx()), &put.slices());
     assert_eq!(r.stats.http.responses, 2);
-    assert_eq!(r.stats.http.status_codes.get("100"), Some(&1));
+    assert_eq!(r.stats.http.status_codes.get("100"), Some(1));
     assert_eq!(r.stats.http.chunked_requests, 1);
     // Six 29-byte NDJSON lines are the body; chunk framing is header.
     assert_eq!(r.stats.http.request_body_bytes, 6 * 29);

@@ -345,7 +345,7 @@ fn malformed_packet_is_skipped_by_its_length() {
         assert_eq!(r.class(Class::Payload), c2s.len() as u64 - 2);
         assert_eq!(r.stats.mqtt.malformed_packets, 3);
         assert_eq!(malformed(&r), c2s.len() as u64 - 2);
-        assert_eq!(r.stats.mqtt.packets.get("PINGREQ"), Some(&1));
+        assert_eq!(r.stats.mqtt.packets.get("PINGREQ"), Some(1));
     }
 }
 
