@@ -122,15 +122,22 @@ impl Renumber {
         }
     }
 
+    // Inlined (twice a frame); numbering a new id is out of line.
+    #[inline]
     fn get(&mut self, id: u64) -> Option<u32> {
+        let (worker, local) = self.tag.split(id);
+        match self.seq.get(worker as usize).and_then(|seq| seq.get(usize::try_from(local).ok()?)) {
+            Some(&s) if s != UNSEEN => Some(s),
+            _ if self.ids.len() >= self.max => None,
+            _ => self.number(id),
+        }
+    }
+
+    #[inline(never)]
+    fn number(&mut self, id: u64) -> Option<u32> {
         let (worker, local) = self.tag.split(id);
         let local = usize::try_from(local).ok()?;
         let seq = self.seq.get_mut(worker as usize)?;
-        if let Some(&s) = seq.get(local)
-            && s != UNSEEN
-        {
-            return Some(s);
-        }
         if self.ids.len() >= self.max {
             return None;
         }
