@@ -107,9 +107,15 @@ impl FlowLedger {
         FlowLedger { flow, ..Default::default() }
     }
 
+    #[inline]
     fn live_index(&self, id: u32) -> Option<usize> {
-        // Newest first: a reused id names its latest exchange.
-        self.live.iter().rposition(|(i, _)| *i == id)
+        // Newest first: a reused id names its latest exchange. Nearly
+        // always the newest itself, checked before walking the list.
+        let last = self.live.len().checked_sub(1)?;
+        match self.live.get(last) {
+            Some((i, _)) if *i == id => Some(last),
+            _ => self.live.iter().rposition(|(i, _)| *i == id),
+        }
     }
 
     /// Where bytes tagged `msg` go: an exchange, or (None) the connection's
