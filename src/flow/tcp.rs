@@ -31,6 +31,12 @@ struct Held {
     wire: u64,
 }
 
+/// What a held segment costs besides its bytes (its map entry and
+/// allocation), counted against the cap: a hostile capture's held segments
+/// of one byte, or of none (cut by snaplen), would otherwise pile up
+/// without reaching it.
+const HELD_OVERHEAD: usize = 64;
+
 /// Reassembly state of one direction.
 #[derive(Debug, Default)]
 pub struct HalfStream {
@@ -38,8 +44,9 @@ pub struct HalfStream {
     base: Option<u32>,
     /// Next stream offset expected (everything below was delivered or lost).
     next: i64,
-    /// Segments ahead of `next`, by stream offset.
+    /// Segments ahead of `next`, by stream offset; they never overlap.
     held: BTreeMap<i64, Held>,
+    /// Memory the held segments take: their bytes plus `HELD_OVERHEAD` each.
     held_bytes: usize,
 }
 
@@ -117,8 +124,7 @@ impl HalfStream {
             let fresh = wire - overlap;
             v.new += fresh;
             if overlap == 0 {
-                self.held_bytes += data.len();
-                self.held.insert(start, Held { data: data.to_vec(), wire });
+                self.hold(start, Held { data: data.to_vec(), wire });
             } else {
                 // Partial overlap with held data: keep the bytes beyond what is held.
                 self.hold_fresh_parts(start, data, wire);
@@ -131,37 +137,48 @@ impl HalfStream {
         v
     }
 
+    fn hold(&mut self, start: i64, h: Held) {
+        self.held_bytes += h.data.len() + HELD_OVERHEAD;
+        if let Some(old) = self.held.insert(start, h) {
+            // (Only an empty segment can share a start with another.)
+            self.release(&old);
+        }
+    }
+
+    fn release(&mut self, h: &Held) {
+        self.held_bytes -= h.data.len() + HELD_OVERHEAD;
+    }
+
+    /// The held segments that overlap [start, end), as (start, end) in
+    /// order. Held segments never overlap, so only the last one starting
+    /// before `start` can reach into the range: found by position, not by
+    /// walking every segment before it (which made a stream of many held
+    /// segments quadratic).
+    fn held_within(&self, start: i64, end: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
+        let before = self.held.range(..start).next_back();
+        before
+            .into_iter()
+            .chain(self.held.range(start..end.max(start)))
+            .map(|(&s, h)| (s, s + h.wire as i64))
+            .filter(move |&(s, e)| e > start && s < end)
+    }
+
     /// Bytes of [start, end) already covered by held segments.
     fn overlap_with_held(&self, start: i64, end: i64) -> u64 {
-        let mut n = 0;
-        for (&s, h) in self.held.range(..end) {
-            let e = s + h.wire as i64;
-            let lo = s.max(start);
-            let hi = e.min(end);
-            if hi > lo {
-                n += (hi - lo) as u64;
-            }
-        }
-        n
+        self.held_within(start, end).map(|(s, e)| (e.min(end) - s.max(start)) as u64).sum()
     }
 
     fn hold_fresh_parts(&mut self, start: i64, data: &[u8], wire: u64) {
         // Walk [start, end) and insert the sub-ranges no held segment covers.
         let end = start + wire as i64;
         let mut cur = start;
-        let covered: Vec<(i64, i64)> = self
-            .held
-            .range(..end)
-            .map(|(&s, h)| (s, s + h.wire as i64))
-            .filter(|&(s, e)| e > start && s < end)
-            .collect();
+        let covered: Vec<(i64, i64)> = self.held_within(start, end).collect();
         for (s, e) in covered.into_iter().chain(std::iter::once((end, end))) {
             if s > cur {
                 let a = (cur - start) as usize;
                 let b = (s - start) as usize;
                 let piece = data.get(a.min(data.len())..b.min(data.len())).unwrap_or(&[]);
-                self.held_bytes += piece.len();
-                self.held.insert(cur, Held { data: piece.to_vec(), wire: (s - cur) as u64 });
+                self.hold(cur, Held { data: piece.to_vec(), wire: (s - cur) as u64 });
             }
             cur = cur.max(e);
         }
@@ -175,7 +192,7 @@ impl HalfStream {
                 break;
             }
             let h = entry.remove();
-            self.held_bytes -= h.data.len();
+            self.release(&h);
             let e = s + h.wire as i64;
             if e <= self.next {
                 continue;
@@ -355,9 +372,34 @@ mod tests {
         let mut h = HalfStream::default();
         h.syn(0);
         let mut got = vec![];
-        seg_cap(&mut h, 11, b"kl", 2, 3, &mut got);
-        seg_cap(&mut h, 13, b"mn", 2, 3, &mut got); // would exceed cap 3
-        assert_eq!(got, vec![P::L(10), P::D(b"kl".to_vec()), P::D(b"mn".to_vec())]);
+        // Room for one held segment of two bytes, not two.
+        let cap = 2 + HELD_OVERHEAD + 1;
+        seg_cap(&mut h, 11, b"kl", 2, cap, &mut got);
+        assert_eq!(got, vec![]);
+        // Would exceed the cap: the first gap is given up, the second waited for.
+        seg_cap(&mut h, 14, b"op", 2, cap, &mut got);
+        assert_eq!(got, vec![P::L(10), P::D(b"kl".to_vec())]);
+    }
+
+    #[test]
+    fn many_small_held_segments_stay_under_the_cap_in_linear_time() {
+        // A hostile stream: a gap never filled, then segments of one byte,
+        // or of none captured (cut by snaplen). Each was once checked
+        // against every segment held before it, and empty ones never
+        // counted against the cap.
+        for captured in [&b"x"[..], &b""[..]] {
+            let (mut h, mut got) = (HalfStream::default(), vec![]);
+            h.syn(0);
+            let cap = 1 << 20;
+            let (n, wire) = (200_000u32, 1u32);
+            let mut new = 0;
+            for i in 0..n {
+                new += seg_cap(&mut h, 2 + i * wire, captured, u64::from(wire), cap, &mut got).new;
+                assert!(h.held.len() <= cap / HELD_OVERHEAD, "{} segments held", h.held.len());
+            }
+            assert_eq!(new, u64::from(n * wire));
+            assert!(got.first() == Some(&P::L(1)), "the gap is given up: {:?}", got.first());
+        }
     }
 
     #[test]
