@@ -3,6 +3,7 @@
 
 use super::{FragInfo, Frame, IpHdr, transport};
 use foldhash::HashMap;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// Bytes of wire overhead held with a pending datagram, so the ledger can
@@ -18,7 +19,7 @@ pub struct FragBytes {
     pub repeated: u64,
 }
 
-#[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
+#[derive(Hash, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Debug)]
 struct Key {
     src: IpAddr,
     dst: IpAddr,
@@ -28,41 +29,74 @@ struct Key {
 
 struct Pending {
     first_ts_ns: i64,
-    /// Captured fragment data by offset.
+    /// Captured fragment data by offset: only bytes no earlier fragment had
+    /// captured, so a datagram holds at most its own size however often
+    /// its fragments repeat (a repeated byte's first capture is kept).
     parts: Vec<(u32, Vec<u8>)>,
     /// Wire byte ranges received, merged and sorted.
-    covered: Vec<(u32, u32)>,
+    covered: Ranges,
+    /// Captured byte ranges, merged and sorted.
+    captured: Ranges,
     /// Datagram payload length, once the last fragment is seen.
     total: Option<u32>,
     bytes: FragBytes,
 }
 
-impl Pending {
-    /// Adds [start, end) to the coverage; returns how much of it was
-    /// already covered.
-    fn cover(&mut self, start: u32, end: u32) -> u32 {
-        let mut seen = 0;
-        for &(a, b) in &self.covered {
-            let (lo, hi) = (a.max(start), b.min(end));
-            if hi > lo {
-                seen += hi - lo;
+/// Disjoint, sorted, merged byte ranges [start, end). Added to in place,
+/// by position: a hostile datagram of thousands of fragments that never
+/// touch each other costs a search and a short move per fragment, not a
+/// sort of them all.
+#[derive(Default)]
+struct Ranges(Vec<(u32, u32)>);
+
+impl Ranges {
+    /// The parts of [start, end) no range covers, in order.
+    fn gaps(&self, start: u32, end: u32) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let mut cur = start;
+        let first = self.0.partition_point(|&(_, b)| b <= start);
+        for &(a, b) in self.0.get(first..).unwrap_or(&[]) {
+            if a >= end {
+                break;
             }
-        }
-        self.covered.push((start, end));
-        self.covered.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.covered.len());
-        for &(a, b) in &self.covered {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
+            if a > cur {
+                out.push((cur, a));
             }
+            cur = cur.max(b);
         }
-        self.covered = merged;
+        if cur < end {
+            out.push((cur, end));
+        }
+        out
+    }
+
+    /// Adds [start, end); returns how much of it was covered already.
+    fn add(&mut self, start: u32, end: u32) -> u32 {
+        if start >= end {
+            return 0;
+        }
+        // The ranges that touch [start, end) are merged with it.
+        let lo = self.0.partition_point(|&(_, b)| b < start);
+        let hi = self.0.partition_point(|&(a, _)| a <= end);
+        let touching = self.0.get(lo..hi).unwrap_or(&[]);
+        let seen = touching.iter().map(|&(a, b)| b.min(end).saturating_sub(a.max(start))).sum();
+        let merged = touching.iter().fold((start, end), |(s, e), &(a, b)| (s.min(a), e.max(b)));
+        self.0.splice(lo..hi, [merged]);
         seen
     }
 
+    /// End of the range that starts at 0 (0 if none does).
+    fn end_of_first(&self) -> u32 {
+        match self.0.first() {
+            Some(&(0, b)) => b,
+            _ => 0,
+        }
+    }
+}
+
+impl Pending {
     fn complete(&self) -> bool {
-        self.total.is_some_and(|t| self.covered.as_slice() == [(0, t)])
+        self.total.is_some_and(|t| self.covered.0.as_slice() == [(0, t)])
     }
 }
 
@@ -96,6 +130,9 @@ impl Joined {
 
 pub struct Defragmenter {
     pending: HashMap<Key, Pending>,
+    /// The pending datagrams by first fragment's time: the oldest is found
+    /// without a walk over all of them for every fragment.
+    by_age: BTreeSet<(i64, Key)>,
     max_datagrams: usize,
     max_datagram_bytes: u32,
     timeout_ns: i64,
@@ -115,6 +152,7 @@ impl Defragmenter {
     pub fn new(max_datagrams: usize, max_datagram_bytes: u32, timeout_ns: i64) -> Self {
         Defragmenter {
             pending: HashMap::default(),
+            by_age: BTreeSet::new(),
             max_datagrams,
             max_datagram_bytes,
             timeout_ns,
@@ -132,12 +170,18 @@ impl Defragmenter {
         if !self.pending.contains_key(&key) && self.pending.len() >= self.max_datagrams {
             self.evict_oldest();
         }
-        let p = self.pending.entry(key).or_insert_with(|| Pending {
-            first_ts_ns: ts_ns,
-            parts: Vec::new(),
-            covered: Vec::new(),
-            total: None,
-            bytes: FragBytes::default(),
+        // (Borrowed apart: the map's entry is taken while it is noted.)
+        let by_age = &mut self.by_age;
+        let p = self.pending.entry(key).or_insert_with(|| {
+            by_age.insert((ts_ns, key));
+            Pending {
+                first_ts_ns: ts_ns,
+                parts: Vec::new(),
+                covered: Ranges::default(),
+                captured: Ranges::default(),
+                total: None,
+                bytes: FragBytes::default(),
+            }
         });
         let wire_data = h.total_len - h.hdr_len;
         let end = f.offset.saturating_add(wire_data);
@@ -147,38 +191,39 @@ impl Defragmenter {
         p.bytes.data += wire_data as u64;
         if end > self.max_datagram_bytes
             || p.total.is_some_and(|t| end > t)
-            || (!f.more && p.covered.last().is_some_and(|c| c.1 > end))
+            || (!f.more && p.covered.0.last().is_some_and(|c| c.1 > end))
         {
             // Larger than any datagram, or past its end: not one we can join.
-            let p = self.pending.remove(&key)?;
+            let p = self.remove(&key)?;
             self.abandon(p.bytes);
             return None;
         }
-        p.bytes.repeated += p.cover(f.offset, end) as u64;
+        p.bytes.repeated += p.covered.add(f.offset, end) as u64;
         if !f.more {
             p.total = Some(end);
         }
         let captured = ip.get(h.hdr_len as usize..(h.total_len as usize).min(ip.len())).unwrap_or(&[]);
-        p.parts.push((f.offset, captured.to_vec()));
+        let captured_end = f.offset.saturating_add(captured.len() as u32);
+        for (a, b) in p.captured.gaps(f.offset, captured_end) {
+            if let Some(fresh) = captured.get((a - f.offset) as usize..(b - f.offset) as usize) {
+                p.parts.push((a, fresh.to_vec()));
+            }
+        }
+        p.captured.add(f.offset, captured_end);
         if !p.complete() {
             return None;
         }
-        let p = self.pending.remove(&key)?;
+        let p = self.remove(&key)?;
         let total = p.total.unwrap_or(0) as usize;
         let mut data = vec![0u8; total];
-        let mut parts = p.parts;
-        parts.sort_by_key(|(off, _)| *off);
-        let mut captured_upto = 0usize;
-        for (off, part) in &parts {
+        for (off, part) in &p.parts {
             let off = *off as usize;
             let end = (off + part.len()).min(total);
             if let (Some(dst), Some(src)) = (data.get_mut(off..end), part.get(..end.saturating_sub(off))) {
                 dst.copy_from_slice(src);
             }
-            if off <= captured_upto {
-                captured_upto = captured_upto.max(end);
-            }
         }
+        let captured_upto = (p.captured.end_of_first() as usize).min(total);
         self.joined_datagrams += 1;
         Some(Joined { data, captured: captured_upto, src: key.src, dst: key.dst, proto: key.proto, bytes: p.bytes })
     }
@@ -191,33 +236,43 @@ impl Defragmenter {
         self.abandoned_datagrams += 1;
     }
 
+    /// Captured bytes held for pending datagrams.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        self.pending.values().flat_map(|p| &p.parts).map(|(_, d)| d.len()).sum()
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Pending> {
+        let p = self.pending.remove(key)?;
+        self.by_age.remove(&(p.first_ts_ns, *key));
+        Some(p)
+    }
+
+    /// Abandons the oldest pending datagram (ties: the lowest key).
     fn evict_oldest(&mut self) {
-        if let Some(k) = self.pending.iter().min_by_key(|(_, p)| p.first_ts_ns).map(|(k, _)| *k)
-            && let Some(p) = self.pending.remove(&k)
+        if let Some(&(_, k)) = self.by_age.first()
+            && let Some(p) = self.remove(&k)
         {
             self.abandon(p.bytes);
         }
     }
 
     fn expire(&mut self, now: i64) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let old: Vec<Key> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now.saturating_sub(p.first_ts_ns) > self.timeout_ns)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in old {
-            if let Some(p) = self.pending.remove(&k) {
-                self.abandon(p.bytes);
+        while let Some(&(first, k)) = self.by_age.first()
+            && now.saturating_sub(first) > self.timeout_ns
+        {
+            match self.remove(&k) {
+                Some(p) => self.abandon(p.bytes),
+                None => {
+                    self.by_age.pop_first();
+                }
             }
         }
     }
 
     /// End of input: whatever is pending is abandoned.
     pub fn finish(&mut self) {
+        self.by_age.clear();
         for (_, p) in std::mem::take(&mut self.pending) {
             self.abandon(p.bytes);
         }

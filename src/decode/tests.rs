@@ -636,6 +636,50 @@ fn defrag_of_snaplen_cut_fragments() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn defrag_takes_a_cut_fragments_bytes_from_a_whole_copy() -> TestResult {
+    // The first fragment cut after 6 data bytes, then captured whole: the
+    // datagram is captured whole.
+    let fr = put_fragments();
+    let mut d = Defragmenter::default();
+    let cut = &fr[0][..40];
+    let Frame::Fragment { link_len, .. } = decode(link::ETHERNET, cut, fr[0].len() as u32) else { panic!() };
+    let h = ip_header(ip_of(cut)).ok_or("no IP header")?;
+    assert!(d.add(0, &h, h.fragment.ok_or("no fragment header")?, ip_of(cut), link_len).is_none());
+    for (i, f) in fr.iter().enumerate() {
+        if let Some(j) = add(&mut d, 1 + i as i64, f)? {
+            assert_eq!((j.data.as_slice(), j.captured), (&coap_put()[34..], 83));
+            assert_eq!(j.bytes.repeated, 24);
+            return Ok(());
+        }
+    }
+    Err("not joined".into())
+}
+
+#[test]
+fn defrag_holds_a_datagram_once_however_often_its_fragments_come() -> TestResult {
+    // A hostile capture: one fragment ten thousand times (its copies were
+    // all held), and a datagram of fragments that never touch (each once
+    // cost a sort of all before it).
+    let fr = put_fragments();
+    let mut d = Defragmenter::default();
+    for i in 0..10_000 {
+        assert!(add(&mut d, i, &fr[0])?.is_none());
+    }
+    assert_eq!(d.held_bytes(), 24);
+    let f = coap_put();
+    let mut d = Defragmenter::new(8, 65_535 + 40, 30_000_000_000);
+    let mut big = f.clone();
+    big.resize(14 + 20 + 65_000, 0);
+    let total = (big.len() - 14) as u16;
+    big[16..18].copy_from_slice(&total.to_be_bytes());
+    for i in 0..65_000 / 16 {
+        assert!(add(&mut d, 0, &ipv4_fragment(&big, i * 16, 8, true))?.is_none());
+    }
+    assert_eq!(d.held_bytes(), 65_000 / 16 * 8);
+    Ok(())
+}
+
 /// The decoder as it was before its fast paths (IPv4 without `IpHdr`, TCP
 /// and UDP from fixed-size reads), kept to check them against.
 mod plain {
