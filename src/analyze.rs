@@ -604,6 +604,10 @@ impl Dispatch {
         if workers <= 1 {
             return Ok(Dispatch::Inline(Box::new(Worker::new(cfg, 0, None)), Box::new(tap)));
         }
+        // The workers share the live-flow budget.
+        let mut cfg = cfg.clone();
+        cfg.flow.max_live_flows = (cfg.flow.max_live_flows / workers).max(1);
+        let cfg = &cfg;
         let mut senders = Vec::new();
         let mut ticks = Vec::new();
         let mut returned = Vec::new();
@@ -1069,6 +1073,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         classes.merge(&w.out.flow_ledger);
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
+        notes.flows_evicted += w.table.evicted_flows;
         udp_streams += w.table.udp_streams;
         flows_total += w.out.flows_total;
         exchanges_total += w.out.exchanges_total;

@@ -45,6 +45,9 @@ enum Cmd {
         /// Most out-of-order bytes held per TCP direction while waiting for a missing segment.
         #[arg(long, default_value_t = 1 << 20)]
         reassembly_cap: usize,
+        /// Most flows alive at once (memory bound); past it the flow due to time out first is finished early.
+        #[arg(long, default_value_t = wiretax::flow::DEFAULT_MAX_LIVE_FLOWS)]
+        max_live_flows: usize,
         /// Most flows listed in the report, the first in capture order (all are counted).
         #[arg(long, default_value_t = 10_000)]
         max_flows: usize,
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
             decode_as,
             udp_timeout,
             reassembly_cap,
+            max_live_flows,
             max_flows,
             max_exchanges,
             top,
@@ -163,6 +167,7 @@ fn main() -> ExitCode {
             opts.max_exchanges = max_exchanges;
             opts.flow.udp_idle_ns = (udp_timeout * 1e9) as i64;
             opts.flow.reassembly_cap = reassembly_cap;
+            opts.flow.max_live_flows = max_live_flows.max(1);
             for d in &decode_as {
                 let Some((port, proto)) = d.split_once('=') else {
                     eprintln!("wiretax: --decode-as wants PORT=PROTO, got {d:?}");

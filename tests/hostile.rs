@@ -87,3 +87,34 @@ fn a_gap_never_filled_before_many_small_segments_costs_linear_time() -> Result<(
     }
     Ok(())
 }
+
+#[test]
+fn a_syn_flood_is_held_to_the_live_flow_cap() -> Result<(), Box<dyn std::error::Error>> {
+    // Half-open connections live two hours each; a scan or a flood would
+    // hold all of them.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("syn-flood.pcap");
+    let n = 5_000u32;
+    let frames: Vec<_> = (0..n)
+        .map(|i| {
+            let (mut f, wire) = frame(true, i.wrapping_mul(7919), 0, 0x02, b"", 0);
+            f[34..36].copy_from_slice(&(10_000 + i as u16).to_be_bytes());
+            (f, wire)
+        })
+        .collect();
+    write_pcap(&path, &frames)?;
+    for jobs in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wiretax"))
+            .args(["analyze", "--format", "json", "--max-live-flows", "1000", "--jobs", jobs])
+            .arg(&path)
+            .output()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(report["tcp_streams"], u64::from(n));
+        let evicted = report["inputs"][0]["notes"]["flows_evicted"].as_u64().ok_or("no flows_evicted")?;
+        // The workers share the cap: 1,000 live flows in all, less what
+        // splitting it among them rounds away.
+        assert!((4_000..=4_010).contains(&evicted), "jobs {jobs}: {evicted} evicted");
+    }
+    Ok(())
+}

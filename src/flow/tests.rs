@@ -182,3 +182,23 @@ fn a_flow_past_its_timeout_ends_even_when_the_clock_stepped_back() {
     t.finish_all(&mut sink);
     assert_eq!(t.udp_streams, 3, "B's second datagram starts a new flow");
 }
+
+#[test]
+fn past_the_live_flow_cap_the_flow_due_first_is_finished_early() {
+    // Five half-open connections from five ports, room for two live ones.
+    let cfg = FlowConfig { max_live_flows: 2, ..FlowConfig::default() };
+    let mut t = FlowTable::new(cfg);
+    let mut sink = Sink::default();
+    for i in 0..5u16 {
+        let mut d = seg(true, 100, 0, SYN, b"");
+        d.sport = 40000 + i;
+        t.packet(u64::from(i), i64::from(i) * 1_000_000, 54, &d, 1, 0, &mut sink);
+        assert!(t.index.len() <= 2);
+    }
+    // The oldest went first, each when a new one needed its room.
+    let ports: Vec<u16> = sink.flows.iter().map(|f| f.client.0.port()).collect();
+    assert_eq!(ports, vec![40000, 40001, 40002]);
+    assert_eq!((t.evicted_flows, t.tcp_streams), (3, 5));
+    t.finish_all(&mut sink);
+    assert_eq!(sink.flows.len(), 5);
+}

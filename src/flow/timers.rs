@@ -160,6 +160,13 @@ impl Timers {
         }
     }
 
+    /// The armed flow with the earliest deadline, if any.
+    pub fn earliest(&self) -> Option<usize> {
+        let fronts = self.lists.iter().filter_map(|e| Some((self.due_of(e.front)?, e.front)));
+        let late = self.late.first().map(|&(d, s)| (d, s));
+        fronts.chain(late).min().map(|(_, s)| s as usize)
+    }
+
     pub fn clear(&mut self) {
         *self = Timers::default();
     }
@@ -216,6 +223,20 @@ mod tests {
         t.set(0, Kind::TcpOpen, 120);
         assert_eq!(drain(&mut t, 115), vec![1]);
         assert_eq!(drain(&mut t, 121), vec![0]);
+    }
+
+    #[test]
+    fn the_earliest_deadline_of_all_lists() {
+        let mut t = Timers::default();
+        assert_eq!(t.earliest(), None);
+        t.set(0, Kind::TcpOpen, 100);
+        t.set(1, Kind::Udp, 90);
+        t.set(2, Kind::TcpOpen, 80); // out of order: in `late`
+        assert_eq!(t.earliest(), Some(2));
+        t.unset(2);
+        assert_eq!(t.earliest(), Some(1));
+        t.unset(1);
+        assert_eq!(t.earliest(), Some(0));
     }
 
     #[test]

@@ -46,11 +46,19 @@ pub struct Notes {
     pub malformed_bytes: u64,
     pub flows_omitted: u64,
     pub exchanges_omitted: u64,
+    /// Flows finished before their time to keep memory bounded
+    /// (`--max-live-flows`): their later packets start new flows.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flows_evicted: u64,
     /// Why reading stopped early; the figures cover everything before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conservation_error: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The analysis of one input.
