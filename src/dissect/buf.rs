@@ -43,12 +43,15 @@ impl MsgBuf {
             let used = run(data, &mut frame);
             self.keep(&data[used..])
         } else {
+            // Framed where they wait: a message arriving a byte a segment is
+            // not copied again with every byte.
             self.pending.extend_from_slice(data);
             let used = run(&self.pending, &mut frame);
             self.pending.drain(..used);
-            let rest = std::mem::take(&mut self.pending);
-
-            self.keep(&rest)
+            if self.pending.len() > self.cap {
+                return Err(self.take());
+            }
+            Ok(())
         }
     }
 

@@ -382,34 +382,18 @@ const UNKNOWN_PREFIX: &str = "Unknown Option (";
 /// Where the option numbers `options` does not list are counted.
 const UNKNOWN_OTHER: &str = "Unknown Option (other)";
 
-/// Counts `n` instances of the option without a name under `key`
-/// ("Unknown Option (N)"). At most `MAX_OPTION_NAMES` such numbers are
-/// listed, the smallest keys (so which ones does not depend on the order
-/// they came in, nor on how flows were spread over threads); the rest count
-/// under "Unknown Option (other)".
-fn count_unknown_option(options: &mut BTreeMap<String, u64>, key: &str, n: u64) {
-    if let Some(v) = options.get_mut(key) {
-        *v += n;
-        return;
-    }
-    // The numbered keys: digits follow the prefix, and ':' follows '9'.
-    let numbered = (Bound::Included(UNKNOWN_PREFIX), Bound::Excluded("Unknown Option (:"));
-    let spilled = if options.range::<str, _>(numbered).count() < MAX_OPTION_NAMES {
-        options.insert(key.to_owned(), n);
-        0
-    } else {
-        match options.range::<str, _>(numbered).next_back().map(|(k, _)| k.clone()) {
-            Some(largest) if key < largest.as_str() => {
-                let evicted = options.remove(&largest).unwrap_or(0);
-                options.insert(key.to_owned(), n);
-                evicted
-            }
-            _ => n,
+/// "Unknown Option (N)", written in `buf`: every unknown option of every
+/// message is counted, and this costs no allocation when N is listed.
+fn unknown_option_key(number: u32, buf: &mut [u8; 32]) -> &str {
+    let mut digits = itoa::Buffer::new();
+    let mut len = 0;
+    for part in [UNKNOWN_PREFIX, digits.format(number), ")"] {
+        if let Some(to) = buf.get_mut(len..len + part.len()) {
+            to.copy_from_slice(part.as_bytes());
+            len += part.len();
         }
-    };
-    if spilled > 0 {
-        *options.entry(UNKNOWN_OTHER.to_owned()).or_default() += spilled;
     }
+    std::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or(UNKNOWN_OTHER)
 }
 
 /// Method names for 0.01-0.07, "c.dd" otherwise, "Empty" for 0.00.
@@ -504,6 +488,9 @@ pub struct Stats {
     pub total_coap_bytes: u64,
     /// Option instances by name.
     pub options: BTreeMap<String, u64>,
+    /// How many of `options` are "Unknown Option (N)" keys.
+    #[serde(skip)]
+    unknown_listed: usize,
     /// Responses carrying an Observe option (the first answer to a
     /// registration included).
     pub observe_notifications: u64,
@@ -522,7 +509,7 @@ impl Stats {
         self.codes.merge(&o.codes);
         for (k, v) in &o.options {
             if k.starts_with(UNKNOWN_PREFIX) && k != UNKNOWN_OTHER {
-                count_unknown_option(&mut self.options, k, *v);
+                self.count_unknown_option(k, *v);
             } else {
                 *self.options.entry(k.clone()).or_default() += v;
             }
@@ -543,6 +530,38 @@ impl Stats {
         self.retransmitted_messages += o.retransmitted_messages;
         self.malformed_messages += o.malformed_messages;
         self.malformed_bytes += o.malformed_bytes;
+    }
+
+    /// Counts `n` instances of the option without a name under `key`
+    /// ("Unknown Option (N)"). At most `MAX_OPTION_NAMES` such numbers are
+    /// listed, the smallest keys (so which ones does not depend on the order
+    /// they came in, nor on how flows were spread over threads); the rest
+    /// count under "Unknown Option (other)".
+    fn count_unknown_option(&mut self, key: &str, n: u64) {
+        if let Some(v) = self.options.get_mut(key) {
+            *v += n;
+            return;
+        }
+        let spilled = if self.unknown_listed < MAX_OPTION_NAMES {
+            self.options.insert(key.to_owned(), n);
+            self.unknown_listed += 1;
+            0
+        } else {
+            // The numbered keys: digits follow the prefix, and ':' follows '9'.
+            let numbered = (Bound::Included(UNKNOWN_PREFIX), Bound::Excluded("Unknown Option (:"));
+            match self.options.range::<str, _>(numbered).next_back() {
+                Some((largest, _)) if key < largest.as_str() => {
+                    let largest = largest.clone();
+                    let evicted = self.options.remove(&largest).unwrap_or(0);
+                    self.options.insert(key.to_owned(), n);
+                    evicted
+                }
+                _ => n,
+            }
+        };
+        if spilled > 0 {
+            *self.options.entry(UNKNOWN_OTHER.to_owned()).or_default() += spilled;
+        }
     }
 
     fn count(&mut self, msg: &Message, len: usize) {
@@ -575,7 +594,7 @@ impl Stats {
                         self.options.insert(name.to_owned(), 1);
                     }
                 },
-                None => count_unknown_option(&mut self.options, &format!("{UNKNOWN_PREFIX}{number})"), 1),
+                None => self.count_unknown_option(unknown_option_key(number, &mut [0; 32]), 1),
             }
             observe |= number == OPT_OBSERVE;
             block1 |= number == OPT_BLOCK1;

@@ -4,6 +4,7 @@
 //! the dynamic table in step. General decoders rebuild their Huffman tables
 //! per string; this one builds a canonical-code index once.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
@@ -69,17 +70,19 @@ impl Decoder {
                 let (prefix, index_it) = if b & 0xc0 == 0x40 { (6, true) } else { (4, false) };
                 let (index, n) = integer(&block[at..], prefix)?;
                 at += n;
+                // A name from the table is copied only to be indexed again.
                 let name = if index == 0 {
                     let (s, n) = string(block.get(at..).unwrap_or(&[]))?;
                     at += n;
-                    s
+                    Cow::Owned(s)
                 } else {
-                    self.entry(index)?.0.to_vec()
+                    Cow::Borrowed(self.entry(index)?.0)
                 };
                 let (value, n) = string(block.get(at..).unwrap_or(&[]))?;
                 at += n;
                 field(&name, &value);
                 if index_it {
+                    let name = name.into_owned();
                     self.insert(name, value);
                 }
             }

@@ -9,7 +9,7 @@
 //! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
 
 use super::tally::{Decimal, Tally, TallyKeys};
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -458,18 +458,6 @@ fn parse_decimal(b: &[u8]) -> Option<u64> {
 
 fn truncate(s: &str, max: usize) -> String {
     truncated(s, max).into_owned()
-}
-
-/// `s` cut to `max` characters (marked with "..."), borrowed when it fits.
-fn truncated(s: &str, max: usize) -> Cow<'_, str> {
-    // No more bytes than `max`: no more characters either.
-    if s.len() <= max {
-        return Cow::Borrowed(s);
-    }
-    match s.char_indices().nth(max) {
-        Some((i, _)) => Cow::Owned(format!("{}...", &s[..i])),
-        None => Cow::Borrowed(s),
-    }
 }
 
 /// "METHOD path", cut to `MAX_WHAT` characters like `truncate`.

@@ -9,7 +9,7 @@
 //! methods, paths and status codes; DATA is never buffered. One exchange per
 //! request stream.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol};
+use super::{Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol, truncated};
 use crate::ledger::Class;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +28,12 @@ const MAX_HPACK_TABLE: usize = 64 * 1024;
 /// Streams tracked at once; more are counted as flow bytes.
 const MAX_STREAMS: usize = 1024;
 const MAX_WHAT: usize = 200;
+/// Bytes of a pseudo-header kept: more than `MAX_WHAT` characters of any
+/// UTF-8 (or replacement characters), so descriptions are the same as from
+/// the whole value.
+const MAX_PSEUDO_BYTES: usize = 4 * MAX_WHAT + 8;
+/// Characters of a method or status kept as a statistics key.
+const MAX_KEY: usize = 32;
 
 fn probe(dir: Dir, first: &[u8]) -> Probe {
     let n = first.len().min(PREFACE.len());
@@ -491,7 +497,7 @@ impl Http2 {
             let what = match &pseudo {
                 Some(p) => {
                     let m = p.method.clone().unwrap_or_else(|| "?".into());
-                    super::bump(&mut emit.stats.http2.methods, &m, 1);
+                    super::bump(&mut emit.stats.http2.methods, &truncated(&m, MAX_KEY), 1);
                     emit.what(|| truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?"))))
                 }
                 None if !ended => "(header block continues)".into(),
@@ -503,7 +509,7 @@ impl Http2 {
             if let (Some(p), Some(s)) = (&pseudo, self.streams.get_mut(&stream))
                 && let Some(m) = &p.method
             {
-                super::bump(&mut emit.stats.http2.methods, m, 1);
+                super::bump(&mut emit.stats.http2.methods, &truncated(m, MAX_KEY), 1);
                 s.what = truncate(&format!("{m} {}", p.path.as_deref().unwrap_or("?")));
                 emit.event(Event::Describe { id: s.id, what: s.what.clone() });
             }
@@ -514,8 +520,9 @@ impl Http2 {
         }
         if dir == Dir::S2C
             && f.typ != PUSH_PROMISE
-            && let Some(status) = pseudo.as_ref().and_then(|p| p.status.clone())
+            && let Some(status) = pseudo.as_ref().and_then(|p| p.status.as_deref())
         {
+            let status = truncated(status, MAX_KEY);
             emit.stats.http2.responses += 1;
             super::bump(&mut emit.stats.http2.status_codes, &status, 1);
             if let Some(s) = self.streams.get(&stream)
@@ -550,7 +557,9 @@ impl Http2 {
         }
         let mut p = Pseudo::default();
         let r = side.decoder.decode(&block, |name, value| {
-            let v = || String::from_utf8_lossy(value).into_owned();
+            // Only what a description can show is copied: a block may name a
+            // 64 KB table entry in every byte.
+            let v = || String::from_utf8_lossy(value.get(..MAX_PSEUDO_BYTES).unwrap_or(value)).into_owned();
             match name {
                 b":method" => p.method = Some(v()),
                 b":path" => p.path = Some(v()),
@@ -572,10 +581,7 @@ impl Http2 {
 }
 
 fn truncate(s: &str) -> String {
-    match s.char_indices().nth(MAX_WHAT) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
-    }
+    truncated(s, MAX_WHAT).into_owned()
 }
 
 /// The header block fragment in a HEADERS / PUSH_PROMISE / CONTINUATION

@@ -246,6 +246,19 @@ pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'s
     maybe_on_port
 }
 
+/// `s` cut to `max` characters (marked with "..."), borrowed when it fits.
+pub fn truncated(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    // No more bytes than `max`: no more characters either.
+    if s.len() <= max {
+        return Cow::Borrowed(s);
+    }
+    match s.char_indices().nth(max) {
+        Some((i, _)) => Cow::Owned(format!("{}...", &s[..i])),
+        None => Cow::Borrowed(s),
+    }
+}
+
 /// Most distinct keys a statistics map keeps; the rest count under "other",
 /// so hostile input cannot grow a report without bound.
 pub const MAX_MAP_KEYS: usize = 64;

@@ -47,3 +47,23 @@ fn a_header_gathers_across_pieces_up_to_what_is_needed() {
     assert_eq!(h.take(), 4);
     assert!(h.is_empty() && h.bytes().is_empty());
 }
+
+#[test]
+fn a_message_a_byte_at_a_time_is_framed_once_whole() -> TestResult {
+    let mut seen = vec![];
+    let mut mb = MsgBuf::new(100);
+    let stream = [200u8, 9, 9, 9, 9, 9];
+    for (i, b) in [5u8, 1, 2, 3, 4, 2, 0].iter().enumerate() {
+        mb.feed(&[*b], toy(&mut seen)).map_err(|n| format!("byte {i}: {n} bytes overflowed"))?;
+    }
+    assert_eq!(seen, vec![5, 2], "the 5-byte message, then the 2-byte one");
+    assert_eq!(mb.pending(), 0);
+    // Waiting bytes past the cap are given up when they pass it.
+    let mut over = Ok(());
+    for b in stream.iter().cycle().take(101) {
+        over = over.and(mb.feed(&[*b], toy(&mut seen)));
+    }
+    assert_eq!(over, Err(101));
+    assert_eq!(mb.pending(), 0);
+    Ok(())
+}

@@ -515,3 +515,10 @@ fn stats_merge_adds() -> TestResult {
     assert_eq!(all.coap.options.get("Uri-Path"), Some(&30));
     Ok(())
 }
+
+#[test]
+fn unknown_option_keys_are_written_whole() {
+    for n in [0u32, 9, 1000, 65_535 + 269, u32::MAX] {
+        assert_eq!(unknown_option_key(n, &mut [0; 32]), format!("Unknown Option ({n})"));
+    }
+}

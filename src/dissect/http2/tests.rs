@@ -257,3 +257,33 @@ fn probe_wants_the_preface() {
     assert_eq!(probe(Dir::S2C, PREFACE), Probe::No);
     assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
 }
+
+/// Header values of kilobytes: descriptions and statistics keys are cut
+/// (one response code of 64 KB, named by one byte in each response, once
+/// made every exchange's description 64 KB), and the same as cut from the
+/// whole value.
+#[test]
+fn long_pseudo_headers_are_cut() {
+    let method = "M".repeat(100);
+    let path = format!("/{}", "é".repeat(1000));
+    let status = "5".repeat(5000);
+    let mut enc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let (mut c2s, mut s2c) = (PREFACE.to_vec(), frame(SETTINGS, 0, 0, &[]));
+    c2s.extend(frame(SETTINGS, 0, 0, &[]));
+    for stream in [1u32, 3, 5] {
+        let block = enc.encode([(&b":method"[..], method.as_bytes()), (b":path", path.as_bytes())]);
+        c2s.extend(frame(HEADERS, END_HEADERS | END_STREAM, stream, &block));
+        let block = senc.encode([(&b":status"[..], status.as_bytes())]);
+        s2c.extend(frame(HEADERS, END_HEADERS | END_STREAM, stream, &block));
+    }
+    let r = testkit::run(&mut Http2::new(&ctx()), &[(Dir::C2S, &c2s), (Dir::S2C, &s2c)]);
+    r.assert_conserved();
+    assert_eq!(r.stats.http2.hpack_errors, 0);
+    let request = truncate(&format!("{method} {path}"));
+    assert!(r.events.contains(&Event::Open { id: 1, kind: "http2", what: request.clone() }));
+    let key = |s: &str| truncated(s, MAX_KEY).into_owned();
+    assert!(r.events.contains(&Event::Describe { id: 1, what: format!("{request} {}", key(&status)) }));
+    assert_eq!(r.stats.http2.methods.get(&key(&method)), Some(&3));
+    assert_eq!(r.stats.http2.status_codes.get(&key(&status)), Some(&3));
+}
