@@ -101,11 +101,16 @@ struct RadioTap {
 ///
 /// Looked up for every frame, so by index, not by hash: a worker numbers
 /// its flows and exchanges from 0 up, and once `max` ids are itemised no
-/// id above the highest itemised one of its worker can be.
+/// id above the highest itemised one of its worker can be. Ids far apart
+/// (thousands of exchanges in each frame) are kept by hash past `dense`:
+/// by index they would take memory in proportion to the highest one.
 struct Renumber {
     tag: WorkerTag,
-    /// Per worker, by local id: the sequence number, or `UNSEEN`.
+    /// Per worker, by local id below `dense`: the sequence number, or `UNSEEN`.
     seq: Vec<Vec<u32>>,
+    /// Sequence numbers of itemised ids at or above `dense`.
+    far: HashMap<u64, u32>,
+    dense: usize,
     ids: Vec<u64>,
     max: usize,
 }
@@ -114,11 +119,14 @@ const UNSEEN: u32 = u32::MAX;
 
 impl Renumber {
     fn new(max: usize, jobs: u64) -> Renumber {
+        let max = max.min(Tick::NO_FLOW as usize);
         Renumber {
             tag: WorkerTag::new(jobs),
             seq: (0..jobs.max(1)).map(|_| Vec::new()).collect(),
+            far: HashMap::new(),
+            dense: max.saturating_mul(4).saturating_add(1024),
             ids: Vec::new(),
-            max: max.min(Tick::NO_FLOW as usize),
+            max,
         }
     }
 
@@ -128,7 +136,7 @@ impl Renumber {
         let (worker, local) = self.tag.split(id);
         match self.seq.get(worker as usize).and_then(|seq| seq.get(usize::try_from(local).ok()?)) {
             Some(&s) if s != UNSEEN => Some(s),
-            _ if self.ids.len() >= self.max => None,
+            _ if self.ids.len() >= self.max && self.far.is_empty() => None,
             _ => self.number(id),
         }
     }
@@ -137,15 +145,24 @@ impl Renumber {
     fn number(&mut self, id: u64) -> Option<u32> {
         let (worker, local) = self.tag.split(id);
         let local = usize::try_from(local).ok()?;
-        let seq = self.seq.get_mut(worker as usize)?;
+        if local >= self.dense
+            && let Some(&s) = self.far.get(&id)
+        {
+            return Some(s);
+        }
         if self.ids.len() >= self.max {
             return None;
         }
+        let seq = self.seq.get_mut(worker as usize)?;
         let s = u32::try_from(self.ids.len()).ok()?;
-        if seq.len() <= local {
-            seq.resize(local + 1, UNSEEN);
+        if local >= self.dense {
+            self.far.insert(id, s);
+        } else {
+            if seq.len() <= local {
+                seq.resize(local + 1, UNSEEN);
+            }
+            *seq.get_mut(local)? = s;
         }
-        *seq.get_mut(local)? = s;
         self.ids.push(id);
         Some(s)
     }
@@ -607,6 +624,7 @@ impl Dispatch {
         // The workers share the live-flow budget.
         let mut cfg = cfg.clone();
         cfg.flow.max_live_flows = (cfg.flow.max_live_flows / workers).max(1);
+        cfg.flow.max_live_exchanges = (cfg.flow.max_live_exchanges / workers).max(1);
         let cfg = &cfg;
         let mut senders = Vec::new();
         let mut ticks = Vec::new();
@@ -1074,6 +1092,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         notes.flows_evicted += w.table.evicted_flows;
+        notes.exchanges_closed_early += w.table.exchanges_closed_early();
         udp_streams += w.table.udp_streams;
         flows_total += w.out.flows_total;
         exchanges_total += w.out.exchanges_total;
@@ -1398,6 +1417,26 @@ mod tests {
         let m = merge_first(lists.clone(), 4, |_, &x| x);
         assert_eq!(m, vec![(0, 1), (1, 2), (1, 3), (0, 4)]);
         assert_eq!(merge_first(lists, 100, |_, &x| x).len(), 6);
+    }
+
+    /// Ids are numbered in order of first appearance, the first `max` only,
+    /// however far apart they are: ids thousands apart (an MQTT segment of
+    /// thousands of messages names one exchange) once took memory in
+    /// proportion to the highest.
+    #[test]
+    fn renumbering_far_apart_ids_takes_memory_for_the_numbered_only() {
+        let tag = WorkerTag::new(2);
+        let mut r = Renumber::new(100, 2);
+        for round in 0..2 {
+            for i in 0..300u64 {
+                let id = tag.tag(i * 10_000, i % 2);
+                let want = if i < 100 { Some(i as u32) } else { None };
+                assert_eq!(r.get(id), want, "id {i}, round {round}");
+            }
+        }
+        assert_eq!(r.ids.len(), 100);
+        assert!(r.seq.iter().all(|s| s.len() <= r.dense), "{:?}", r.seq.iter().map(Vec::len).collect::<Vec<_>>());
+        assert!(!r.far.is_empty());
     }
 
     /// Four worker threads, with no radio model.

@@ -118,3 +118,50 @@ fn a_syn_flood_is_held_to_the_live_flow_cap() -> Result<(), Box<dyn std::error::
     }
     Ok(())
 }
+
+/// An Ethernet/IPv4/UDP frame from 10.0.0.1:`sport` to 10.0.0.2:5683 (CoAP).
+fn udp_to_coap(sport: u16, payload: &[u8]) -> (Vec<u8>, u32) {
+    let ip_len = 20 + 8 + payload.len() as u16;
+    let mut f = vec![2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 0x08, 0x00, 0x45, 0];
+    f.extend_from_slice(&ip_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&5683u16.to_be_bytes());
+    f.extend_from_slice(&(ip_len - 20).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    let wire = f.len() as u32;
+    (f, wire)
+}
+
+#[test]
+fn unanswered_requests_of_many_flows_are_held_to_the_live_exchange_cap() -> Result<(), Box<dyn std::error::Error>> {
+    // 600 flows sending 256 CoAP requests each, never answered: each flow
+    // may hold 256 open, all of them together 131,072 (about 40 MB).
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("unanswered.pcap");
+    let (flows, asks) = (600u16, 256u16);
+    let mut frames = Vec::new();
+    for k in 0..asks {
+        for f in 0..flows {
+            // CON GET, Message ID k, no token.
+            let [hi, lo] = k.to_be_bytes();
+            frames.push(udp_to_coap(20_000 + f, &[0x40, 0x01, hi, lo]));
+        }
+    }
+    write_pcap(&path, &frames)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_wiretax"))
+        .args(["analyze", "--format", "json", "--jobs", "1", "--no-radio"])
+        .arg(&path)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    let input = &report["inputs"][0];
+    let closed_early = input["notes"]["exchanges_closed_early"].as_u64().ok_or("no exchanges_closed_early")?;
+    let all = u64::from(flows) * u64::from(asks);
+    assert!(closed_early > all - 131_072, "{closed_early} closed early");
+    let counted: u64 =
+        report["flows"].as_array().ok_or("no flows")?.iter().filter_map(|f| f["exchanges"].as_u64()).sum();
+    assert_eq!(counted, all, "every request is still an exchange");
+    Ok(())
+}

@@ -8,7 +8,7 @@ mod timers;
 
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
-use crate::ledger::{Class, Exchange, FlowLedger, Ledger};
+use crate::ledger::{Class, Exchange, FlowLedger, Ledger, LiveExchanges};
 use serde::Serialize;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +19,10 @@ use timers::{Kind, Timers};
 /// About 160 MB of flow state at most (a live flow takes about 800 bytes);
 /// the bench capture, a fleet's traffic, peaks at 19 k.
 pub const DEFAULT_MAX_LIVE_FLOWS: usize = 200_000;
+
+/// About 40 MB of exchanges held by the live flows together (an exchange
+/// takes about 300 bytes); the bench capture peaks at 47 k.
+pub const DEFAULT_MAX_LIVE_EXCHANGES: usize = 131_072;
 
 /// Flow-table settings.
 #[derive(Clone)]
@@ -35,6 +39,8 @@ pub struct FlowConfig {
     /// due to time out first (memory stays bounded under a SYN flood or a
     /// port scan, whose half-open connections would each live two hours).
     pub max_live_flows: usize,
+    /// Most exchanges all live flows hold at once (see `LiveExchanges`).
+    pub max_live_exchanges: usize,
     /// `--decode-as PORT=PROTO`.
     pub decode_as: Vec<(u16, &'static dissect::Protocol)>,
     pub dissect: Arc<dissect::Config>,
@@ -50,6 +56,7 @@ impl Default for FlowConfig {
             tcp_closed_linger_ns: 10 * 1_000_000_000,
             reassembly_cap: 1 << 20,
             max_live_flows: DEFAULT_MAX_LIVE_FLOWS,
+            max_live_exchanges: DEFAULT_MAX_LIVE_EXCHANGES,
             decode_as: Vec::new(),
             dissect: Arc::new(dissect::Config::default()),
         }
@@ -259,7 +266,7 @@ struct Shared {
     spans: Vec<Span>,
     events: Vec<Event>,
     stats: ProtoStats,
-    next_exchange: u64,
+    live: LiveExchanges,
     /// Index of the packet being processed.
     packet: u64,
     /// Whether exchanges opened by this packet may be listed (`Emit::describe`).
@@ -300,6 +307,7 @@ pub struct FlowTable {
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
+        let live = LiveExchanges::new(cfg.max_live_exchanges);
         FlowTable {
             flows: Vec::new(),
             free: Vec::new(),
@@ -312,7 +320,7 @@ impl FlowTable {
                 spans: Vec::new(),
                 events: Vec::new(),
                 stats: ProtoStats::default(),
-                next_exchange: 0,
+                live,
                 packet: 0,
                 describe: true,
             },
@@ -324,6 +332,11 @@ impl FlowTable {
 
     pub fn stats(&self) -> &ProtoStats {
         &self.sh.stats
+    }
+
+    /// Exchanges closed before their end to keep memory bounded.
+    pub fn exchanges_closed_early(&self) -> u64 {
+        self.sh.live.closed_early
     }
 
     /// Finishes flows whose time is up at capture time `now`.
@@ -433,9 +446,7 @@ impl FlowTable {
             flow: Some(f.app.rec.id),
             exchange: f.app.fl.exchange_of_frame(to),
         });
-        for x in f.app.fl.take_done() {
-            sink.exchange_done(x);
-        }
+        f.app.fl.take_done(|x| sink.exchange_done(x));
         let (kind, timeout) = f.timeout(&self.sh.cfg);
         self.timers.set(slot, kind, ts_ns.saturating_add(timeout));
     }
@@ -554,7 +565,7 @@ impl FlowTable {
                 app.spanned - app.fed
             ));
         }
-        for x in app.fl.finish() {
+        for x in app.fl.finish(&mut self.sh.live) {
             sink.exchange_done(x);
         }
         for (n, why) in std::mem::take(&mut app.fl.malformed) {
@@ -767,7 +778,7 @@ impl<'a> Feeder<'a> {
         let app = &mut *self.app;
         // Events first: an exchange opened by these bytes must exist before
         // its bytes are booked.
-        app.fl.events(self.ts_ns, self.sh.packet, &mut self.sh.events, &mut self.sh.next_exchange);
+        app.fl.events(self.ts_ns, self.sh.packet, &mut self.sh.events, &mut self.sh.live);
         self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
         for s in &self.sh.spans {
             app.spanned += s.len;

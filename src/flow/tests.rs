@@ -202,3 +202,33 @@ fn past_the_live_flow_cap_the_flow_due_first_is_finished_early() {
     t.finish_all(&mut sink);
     assert_eq!(sink.flows.len(), 5);
 }
+
+#[test]
+fn past_the_live_exchange_cap_flows_keep_only_their_current_exchange() {
+    // 50 flows, each asking 40 CoAP requests never answered, round robin:
+    // 2,000 open exchanges, room for 100 held at once.
+    let (flows, asks) = (50u16, 40u16);
+    let run = |max_live_exchanges: usize| {
+        let mut t = FlowTable::new(FlowConfig { max_live_exchanges, ..FlowConfig::default() });
+        let mut sink = Sink::default();
+        let mut most_held = 0;
+        for k in 0..asks {
+            for f in 0..flows {
+                // CON GET, Message ID k, no token.
+                let msg = [0x40, 0x01, (k >> 8) as u8, k as u8];
+                let d = Decoded { payload: &msg, ..udp(40000 + f) };
+                let i = u64::from(k) * u64::from(flows) + u64::from(f);
+                t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, &mut sink);
+                most_held = most_held.max(t.sh.live.held());
+            }
+        }
+        t.finish_all(&mut sink);
+        assert_eq!(t.sh.live.held(), 0);
+        (most_held, t.exchanges_closed_early(), sink.flows.iter().map(|f| f.exchanges).sum::<u64>())
+    };
+    assert_eq!(run(DEFAULT_MAX_LIVE_EXCHANGES), (2_000, 0, 2_000), "under the cap nothing is closed early");
+    let (most_held, closed_early, exchanges) = run(100);
+    assert!(most_held <= 100 + 2 * usize::from(flows), "{most_held} held");
+    assert!(closed_early > 1_000, "{closed_early} closed early");
+    assert_eq!(exchanges, 2_000, "every exchange is still counted");
+}

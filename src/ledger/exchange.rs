@@ -14,6 +14,48 @@ const MAX_OPEN: usize = 256;
 /// them on: a flow holds a bounded number of exchanges, however long it lives.
 const KEEP_CLOSED: usize = 16;
 
+/// The exchanges all the flows of one table hold, against a cap: each flow
+/// keeps a few, but a hundred thousand flows each keeping hundreds of
+/// unanswered requests would hold gigabytes. Past the cap, a flow that gets
+/// an event keeps only its current exchange, so what is held stays near the
+/// cap plus one or two a live flow.
+#[derive(Debug)]
+pub struct LiveExchanges {
+    /// The id the next exchange opened gets.
+    pub next_id: u64,
+    held: usize,
+    max: usize,
+    /// Exchanges closed before their end to stay within the caps (a flow
+    /// held `MAX_OPEN` open ones, or all flows held more than `max`).
+    pub closed_early: u64,
+}
+
+impl LiveExchanges {
+    pub fn new(max: usize) -> LiveExchanges {
+        LiveExchanges { next_id: 0, held: 0, max, closed_early: 0 }
+    }
+
+    /// Exchanges the flows hold now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// (closed, open) exchanges a flow may keep now.
+    fn keep(&self) -> (usize, usize) {
+        if self.held > self.max { (0, 1) } else { (KEEP_CLOSED, MAX_OPEN) }
+    }
+}
+
+impl Default for LiveExchanges {
+    fn default() -> Self {
+        LiveExchanges::new(usize::MAX)
+    }
+}
+
+/// Exchanges a long-lived flow holds: `KEEP_CLOSED` closed ones, the current
+/// one and one more.
+const LONG_LIVED: usize = KEEP_CLOSED + 2;
+
 /// An exchange's flow when that flow is not listed.
 pub const UNLISTED_FLOW: u64 = u64::MAX;
 
@@ -194,9 +236,9 @@ impl FlowLedger {
         }
     }
 
-    /// Applies dissector events at time `ts_ns`; `next_id` hands out the
-    /// table's exchange ids.
-    pub fn events(&mut self, ts_ns: i64, packet: u64, events: &mut Vec<Event>, next_id: &mut u64) {
+    /// Applies dissector events at time `ts_ns`; `live` hands out the
+    /// table's exchange ids and counts what its flows hold.
+    pub fn events(&mut self, ts_ns: i64, packet: u64, events: &mut Vec<Event>, live: &mut LiveExchanges) {
         for e in events.drain(..) {
             match e {
                 Event::Open { id, kind, what } => {
@@ -207,7 +249,7 @@ impl FlowLedger {
                     self.live.push_back((
                         id,
                         Exchange {
-                            id: *next_id,
+                            id: live.next_id,
                             flow: self.flow,
                             kind,
                             what,
@@ -230,7 +272,8 @@ impl FlowLedger {
                             closed: false,
                         },
                     ));
-                    *next_id += 1;
+                    live.next_id += 1;
+                    live.held += 1;
                     self.current = Some(id);
                 }
                 Event::Describe { id, what } => {
@@ -265,20 +308,22 @@ impl FlowLedger {
                 Event::App { name } => self.app = Some(name),
             }
         }
-        self.retire();
+        self.retire(live);
     }
 
-    /// Hands on the oldest closed exchanges past `KEEP_CLOSED` (never the
-    /// current one), and closes the oldest open ones past `MAX_OPEN`.
-    fn retire(&mut self) {
+    /// Hands on the oldest closed exchanges past what `live` lets a flow
+    /// keep (never the current one), closing the oldest open ones past it.
+    fn retire(&mut self, live: &mut LiveExchanges) {
+        let (keep_closed, keep_open) = live.keep();
         // Runs after every dissector call: most flows hold too few
         // exchanges for there to be anything to hand on.
-        if self.live.len() <= KEEP_CLOSED.min(MAX_OPEN) {
+        if self.live.len() <= keep_closed.min(keep_open) {
             return;
         }
+        let held = self.live.len();
         let closed = self.live.iter().filter(|(_, x)| x.closed).count();
         let open = self.live.len() - closed;
-        let (mut extra_closed, mut extra_open) = (closed.saturating_sub(KEEP_CLOSED), open.saturating_sub(MAX_OPEN));
+        let (mut extra_closed, mut extra_open) = (closed.saturating_sub(keep_closed), open.saturating_sub(keep_open));
         let current = self.current;
         // Oldest first, removed in place: they are at the front.
         let mut i = 0;
@@ -294,22 +339,28 @@ impl FlowLedger {
             } else {
                 extra_open -= 1;
                 x.closed = true;
+                live.closed_early += 1;
             }
             if let Some((_, x)) = self.live.remove(i) {
+                live.held -= 1;
                 self.done.push(finished(x));
             }
         }
+        self.live.shrink_to(room_after(self.live.capacity(), held));
     }
 
-    /// Exchanges finished since the last call.
-    pub fn take_done(&mut self) -> std::vec::Drain<'_, Exchange> {
-        self.done.drain(..)
+    /// Hands the exchanges finished since the last call to `to`.
+    pub fn take_done(&mut self, to: impl FnMut(Exchange)) {
+        let handed = self.done.len();
+        self.done.drain(..).for_each(to);
+        self.done.shrink_to(room_after(self.done.capacity(), handed));
     }
 
     /// Ends the flow: every exchange still held is finished and handed on
     /// (after those `take_done` still holds).
-    pub fn finish(&mut self) -> impl Iterator<Item = Exchange> + '_ {
+    pub fn finish(&mut self, live: &mut LiveExchanges) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
+        live.held -= self.live.len();
         self.done.drain(..).chain(self.live.drain(..).map(|(_, x)| finished(x)))
     }
 }
@@ -319,13 +370,20 @@ impl FlowLedger {
 /// the current one: the list grows to those sizes first, then doubles.
 /// Exchanges are large, so every growth that is skipped is a copy saved.
 fn live_growth(cap: usize) -> usize {
-    const LONG_LIVED: usize = KEEP_CLOSED + 2;
     match cap {
         0 => 1,
         1..4 => 4 - cap,
         4..LONG_LIVED => LONG_LIVED - cap,
         _ => cap,
     }
+}
+
+/// Room to keep in a list of `cap` that just held `used`: a flow that once
+/// held hundreds (made to hand them on at once by the caps) gives the room
+/// back, one that holds thousands at every packet keeps it.
+fn room_after(cap: usize, used: usize) -> usize {
+    let need = used.max(LONG_LIVED);
+    if cap > 4 * need { need } else { cap }
 }
 
 /// An exchange handed on: its wire bytes fixed. Its share of the setup is

@@ -3,7 +3,7 @@
 mod class;
 pub mod exchange;
 pub use class::Class;
-pub use exchange::{Exchange, FlowLedger, setup_share};
+pub use exchange::{Exchange, FlowLedger, LiveExchanges, setup_share};
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};

@@ -50,6 +50,12 @@ pub struct Notes {
     /// (`--max-live-flows`): their later packets start new flows.
     #[serde(skip_serializing_if = "is_zero")]
     pub flows_evicted: u64,
+    /// Exchanges closed before their answer or end to keep memory bounded:
+    /// a flow held 256 open ones, or the live flows together held more than
+    /// 131,072. Their later bytes count to the exchange current then, or to
+    /// the connection's setup.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub exchanges_closed_early: u64,
     /// Why reading stopped early; the figures cover everything before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_error: Option<String>,
