@@ -1095,7 +1095,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         notes.exchanges_closed_early += w.table.exchanges_closed_early();
         udp_streams += w.table.udp_streams;
         flows_total += w.out.flows_total;
-        exchanges_total += w.out.exchanges_total;
+        exchanges_total += w.out.exchanges_total + w.table.exchanges_unlisted();
         flow_lists.push(w.out.flows);
         exchange_lists.push(w.out.exchanges);
         lookup_lists.push(w.out.lookups);

@@ -152,7 +152,8 @@ pub trait FlowSink {
     /// The flow is over; every exchange of it was handed on before.
     fn flow_done(&mut self, rec: FlowRecord);
     /// Whether an exchange opened at this packet can still be listed; when
-    /// not, dissectors skip building its description.
+    /// not, dissectors skip building its description and the ledger only
+    /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
     fn lists_exchanges_opened_at(&self, _packet: u64) -> bool {
         true
     }
@@ -269,7 +270,8 @@ struct Shared {
     live: LiveExchanges,
     /// Index of the packet being processed.
     packet: u64,
-    /// Whether exchanges opened by this packet may be listed (`Emit::describe`).
+    /// Whether exchanges opened by this packet may be listed (`Emit::describe`,
+    /// `FlowLedger::events`).
     describe: bool,
 }
 
@@ -337,6 +339,12 @@ impl FlowTable {
     /// Exchanges closed before their end to keep memory bounded.
     pub fn exchanges_closed_early(&self) -> u64 {
         self.sh.live.closed_early
+    }
+
+    /// Exchanges opened when they could no longer be listed: counted here,
+    /// never handed to the sink.
+    pub fn exchanges_unlisted(&self) -> u64 {
+        self.sh.live.unlisted
     }
 
     /// Finishes flows whose time is up at capture time `now`.
@@ -778,7 +786,7 @@ impl<'a> Feeder<'a> {
         let app = &mut *self.app;
         // Events first: an exchange opened by these bytes must exist before
         // its bytes are booked.
-        app.fl.events(self.ts_ns, self.sh.packet, &mut self.sh.events, &mut self.sh.live);
+        app.fl.events(self.ts_ns, self.sh.packet, self.sh.describe, &mut self.sh.events, &mut self.sh.live);
         self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
         for s in &self.sh.spans {
             app.spanned += s.len;

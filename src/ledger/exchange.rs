@@ -28,11 +28,13 @@ pub struct LiveExchanges {
     /// Exchanges closed before their end to stay within the caps (a flow
     /// held `MAX_OPEN` open ones, or all flows held more than `max`).
     pub closed_early: u64,
+    /// Exchanges opened past the lists' caps: counted, not handed on.
+    pub unlisted: u64,
 }
 
 impl LiveExchanges {
     pub fn new(max: usize) -> LiveExchanges {
-        LiveExchanges { next_id: 0, held: 0, max, closed_early: 0 }
+        LiveExchanges { next_id: 0, held: 0, max, closed_early: 0, unlisted: 0 }
     }
 
     /// Exchanges the flows hold now.
@@ -108,8 +110,6 @@ pub struct Exchange {
     pub open_packet: u64,
     #[serde(skip)]
     last_dir: Option<Dir>,
-    #[serde(skip)]
-    closed: bool,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -128,8 +128,8 @@ pub struct FlowLedger {
     /// Connection overhead shared by the exchanges: setup, keep-alives,
     /// teardown, bytes of no exchange.
     pub setup: Ledger,
-    /// Exchanges not handed on yet, oldest first, by the dissector's id.
-    live: VecDeque<(u32, Exchange)>,
+    /// Exchanges not handed on yet, oldest first.
+    live: VecDeque<Live>,
     /// The dissector id of the exchange the flow's current bytes belong to.
     current: Option<u32>,
     /// Finished exchanges waiting to be handed on.
@@ -144,6 +144,25 @@ pub struct FlowLedger {
     pub closing: bool,
 }
 
+/// An exchange a flow holds. Its bytes are booked whole only while it may
+/// still be listed (or is a DNS lookup, charged to a later connection
+/// whatever the lists' caps): past the caps, nearly every exchange of a large
+/// capture is only counted, and moving hundreds of bytes of it around cost
+/// more than all else it needs. Unlisted or not, it takes its bytes from
+/// the connection's setup the same way, and the radio model sees its id.
+#[derive(Debug)]
+struct Live {
+    /// The dissector's id for it.
+    key: u32,
+    /// The table's id (`Exchange::id`).
+    id: u64,
+    closed: bool,
+    whole: Option<Box<Exchange>>,
+}
+
+/// The kind of exchange that is always booked whole (see `Live`).
+const LOOKUP_KIND: &str = "dns";
+
 impl FlowLedger {
     pub fn new(flow: u64) -> FlowLedger {
         FlowLedger { flow, ..Default::default() }
@@ -155,8 +174,8 @@ impl FlowLedger {
         // always the newest itself, checked before walking the list.
         let last = self.live.len().checked_sub(1)?;
         match self.live.get(last) {
-            Some((i, _)) if *i == id => Some(last),
-            _ => self.live.iter().rposition(|(i, _)| *i == id),
+            Some(l) if l.key == id => Some(last),
+            _ => self.live.iter().rposition(|l| l.key == id),
         }
     }
 
@@ -188,7 +207,11 @@ impl FlowLedger {
         }
         self.ledger.add(class, n);
         match at.and_then(|i| self.live.get_mut(i)) {
-            Some((_, x)) => x.classes.add(class, n),
+            Some(l) => {
+                if let Some(x) = l.whole.as_mut() {
+                    x.classes.add(class, n);
+                }
+            }
             None => self.setup.add(class, n),
         }
     }
@@ -204,7 +227,7 @@ impl FlowLedger {
         for &(c, n) in lower {
             self.book_at(c, n, at);
         }
-        if let Some((_, x)) = at.and_then(|i| self.live.get_mut(i)) {
+        if let Some(Live { closed, whole: Some(x), .. }) = at.and_then(|i| self.live.get_mut(i)) {
             match dir {
                 Dir::C2S => {
                     x.frames_c2s += 1;
@@ -219,7 +242,7 @@ impl FlowLedger {
                 x.turns += 1;
             }
             x.last_dir = Some(dir);
-            if !x.closed {
+            if !*closed {
                 x.end_ts = secs(ts_ns);
             }
         }
@@ -227,7 +250,7 @@ impl FlowLedger {
 
     /// The exchange a frame belongs to, for the radio model.
     pub fn exchange_of_frame(&self, to: Option<MsgRef>) -> Option<u64> {
-        self.frame_target(to).and_then(|i| self.live.get(i)).map(|(_, x)| x.id)
+        self.frame_target(to).and_then(|i| self.live.get(i)).map(|l| l.id)
     }
 
     pub fn spans(&mut self, spans: &[Span]) {
@@ -237,8 +260,16 @@ impl FlowLedger {
     }
 
     /// Applies dissector events at time `ts_ns`; `live` hands out the
-    /// table's exchange ids and counts what its flows hold.
-    pub fn events(&mut self, ts_ns: i64, packet: u64, events: &mut Vec<Event>, live: &mut LiveExchanges) {
+    /// table's exchange ids and counts what its flows hold. `listable`:
+    /// whether exchanges opened now may be listed.
+    pub fn events(
+        &mut self,
+        ts_ns: i64,
+        packet: u64,
+        listable: bool,
+        events: &mut Vec<Event>,
+        live: &mut LiveExchanges,
+    ) {
         for e in events.drain(..) {
             match e {
                 Event::Open { id, kind, what } => {
@@ -246,9 +277,8 @@ impl FlowLedger {
                     if self.live.len() == self.live.capacity() {
                         self.live.reserve_exact(live_growth(self.live.capacity()));
                     }
-                    self.live.push_back((
-                        id,
-                        Exchange {
+                    let whole = (listable || kind == LOOKUP_KIND).then(|| {
+                        Box::new(Exchange {
                             id: live.next_id,
                             flow: self.flow,
                             kind,
@@ -269,29 +299,34 @@ impl FlowLedger {
                             dns_share_bytes: 0.0,
                             open_packet: packet,
                             last_dir: None,
-                            closed: false,
-                        },
-                    ));
+                        })
+                    });
+                    if whole.is_none() {
+                        live.unlisted += 1;
+                    }
+                    self.live.push_back(Live { key: id, id: live.next_id, closed: false, whole });
                     live.next_id += 1;
                     live.held += 1;
                     self.current = Some(id);
                 }
                 Event::Describe { id, what } => {
-                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                    if let Some(x) = self.whole(id) {
                         x.what = what;
                     }
                 }
                 Event::Responded { id } => {
-                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i))
+                    if let Some(x) = self.whole(id)
                         && x.ttfb_s.is_none()
                     {
                         x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
                     }
                 }
                 Event::Close { id } => {
-                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
-                        x.end_ts = x.end_ts.max(secs(ts_ns));
-                        x.closed = true;
+                    if let Some(l) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        l.closed = true;
+                        if let Some(x) = l.whole.as_mut() {
+                            x.end_ts = x.end_ts.max(secs(ts_ns));
+                        }
                     }
                 }
                 Event::Malformed { bytes, reason } => {
@@ -301,7 +336,7 @@ impl FlowLedger {
                     }
                 }
                 Event::Resolved { id, addrs } => {
-                    if let Some((_, x)) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                    if let Some(x) = self.whole(id) {
                         x.resolved = addrs;
                     }
                 }
@@ -309,6 +344,12 @@ impl FlowLedger {
             }
         }
         self.retire(live);
+    }
+
+    /// The whole exchange the dissector calls `id`, if it is held whole.
+    fn whole(&mut self, id: u32) -> Option<&mut Exchange> {
+        let i = self.live_index(id)?;
+        self.live.get_mut(i)?.whole.as_deref_mut()
     }
 
     /// Hands on the oldest closed exchanges past what `live` lets a flow
@@ -321,29 +362,31 @@ impl FlowLedger {
             return;
         }
         let held = self.live.len();
-        let closed = self.live.iter().filter(|(_, x)| x.closed).count();
+        let closed = self.live.iter().filter(|l| l.closed).count();
         let open = self.live.len() - closed;
         let (mut extra_closed, mut extra_open) = (closed.saturating_sub(keep_closed), open.saturating_sub(keep_open));
         let current = self.current;
         // Oldest first, removed in place: they are at the front.
         let mut i = 0;
         while extra_closed + extra_open > 0 {
-            let Some((id, x)) = self.live.get_mut(i) else { break };
-            let hand_on = current != Some(*id) && if x.closed { extra_closed > 0 } else { extra_open > 0 };
+            let Some(l) = self.live.get_mut(i) else { break };
+            let hand_on = current != Some(l.key) && if l.closed { extra_closed > 0 } else { extra_open > 0 };
             if !hand_on {
                 i += 1;
                 continue;
             }
-            if x.closed {
+            if l.closed {
                 extra_closed -= 1;
             } else {
                 extra_open -= 1;
-                x.closed = true;
+                l.closed = true;
                 live.closed_early += 1;
             }
-            if let Some((_, x)) = self.live.remove(i) {
+            if let Some(l) = self.live.remove(i) {
                 live.held -= 1;
-                self.done.push(finished(x));
+                if let Some(x) = l.whole {
+                    self.done.push(finished(*x));
+                }
             }
         }
         self.live.shrink_to(room_after(self.live.capacity(), held));
@@ -361,14 +404,14 @@ impl FlowLedger {
     pub fn finish(&mut self, live: &mut LiveExchanges) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
         live.held -= self.live.len();
-        self.done.drain(..).chain(self.live.drain(..).map(|(_, x)| finished(x)))
+        self.done.drain(..).chain(self.live.drain(..).filter_map(|l| l.whole.map(|x| finished(*x))))
     }
 }
 
 /// Room to add to a full list of `cap` live exchanges. Most flows hold one
 /// exchange at a time, long-lived ones up to `KEEP_CLOSED` closed ones and
-/// the current one: the list grows to those sizes first, then doubles.
-/// Exchanges are large, so every growth that is skipped is a copy saved.
+/// the current one: the list grows to those sizes first, then doubles, so
+/// most flows allocate it once.
 fn live_growth(cap: usize) -> usize {
     match cap {
         0 => 1,

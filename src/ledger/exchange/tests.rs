@@ -11,9 +11,9 @@ fn a_long_flow_holds_few_exchanges_and_hands_the_rest_on() {
     let mut live = LiveExchanges::default();
     let mut handed = 0;
     for i in 0..10_000u32 {
-        fl.events(i as i64, i as u64, &mut vec![open(i)], &mut live);
+        fl.events(i as i64, i as u64, true, &mut vec![open(i)], &mut live);
         fl.book(Class::Payload, 10, MsgRef::Exchange(i));
-        fl.events(i as i64 + 1, i as u64, &mut vec![Event::Close { id: i }], &mut live);
+        fl.events(i as i64 + 1, i as u64, true, &mut vec![Event::Close { id: i }], &mut live);
         fl.take_done(|_| handed += 1);
         assert!(fl.live.len() <= KEEP_CLOSED + 1, "{} held", fl.live.len());
     }
@@ -27,7 +27,7 @@ fn a_long_flow_holds_few_exchanges_and_hands_the_rest_on() {
 fn late_bytes_of_a_closed_exchange_still_reach_it() -> TestResult {
     let mut fl = FlowLedger::new(0);
     let mut live = LiveExchanges::default();
-    fl.events(0, 0, &mut vec![open(1), open(2), Event::Close { id: 1 }], &mut live);
+    fl.events(0, 0, true, &mut vec![open(1), open(2), Event::Close { id: 1 }], &mut live);
     // A response to 1 arriving while 2 is current.
     fl.book(Class::Payload, 5, MsgRef::Exchange(1));
     fl.book_frame(1, Dir::S2C, &[(Class::Link, 14)], 19, Some(MsgRef::Exchange(1)));
@@ -42,7 +42,7 @@ fn setup_is_shared_evenly() {
     let mut fl = FlowLedger::new(0);
     let mut live = LiveExchanges::default();
     fl.book(Class::TcpControl, 180, MsgRef::Setup);
-    fl.events(0, 0, &mut vec![open(1), open(2), open(3)], &mut live);
+    fl.events(0, 0, true, &mut vec![open(1), open(2), open(3)], &mut live);
     let mut xs: Vec<Exchange> = fl.finish(&mut live).collect();
     for x in &mut xs {
         x.share_setup(fl.setup.total(), fl.exchanges_total);
@@ -56,11 +56,48 @@ fn exchanges_never_closed_are_handed_on_oldest_first() {
     let mut live = LiveExchanges::default();
     let mut handed = Vec::new();
     for i in 0..1_000u32 {
-        fl.events(i as i64, i as u64, &mut vec![open(i)], &mut live);
+        fl.events(i as i64, i as u64, true, &mut vec![open(i)], &mut live);
         fl.take_done(|x| handed.push(x.id));
         assert!(fl.live.len() <= MAX_OPEN, "{} held", fl.live.len());
     }
     assert_eq!(handed, (0..(1_000 - MAX_OPEN) as u64).collect::<Vec<_>>());
     // The current (newest) exchange is never among them.
-    assert_eq!(fl.live.back().map(|(id, _)| *id), Some(999));
+    assert_eq!(fl.live.back().map(|l| l.key), Some(999));
+}
+
+/// An exchange that can no longer be listed is only counted, but takes its
+/// bytes from the setup as a listed one does (its flow's setup, and so the
+/// setup shares of its listed exchanges, must not change), and the radio
+/// model sees the same ids. A DNS lookup is booked whole all the same.
+#[test]
+fn unlisted_exchanges_are_counted_and_take_their_bytes_from_the_setup() -> TestResult {
+    let run = |listable: bool| {
+        let mut fl = FlowLedger::new(0);
+        let mut live = LiveExchanges::default();
+        let mut ids = Vec::new();
+        fl.book(Class::TcpControl, 120, MsgRef::Setup);
+        for i in 0..40u32 {
+            let lookup = Event::Open { id: 1000 + i, kind: "dns", what: String::new() };
+            fl.events(i.into(), i.into(), listable, &mut vec![open(i), lookup], &mut live);
+            fl.book(Class::AppHeader, 30, MsgRef::Exchange(i));
+            fl.book(Class::Payload, 4, MsgRef::Exchange(1000 + i));
+            fl.book_frame(i.into(), Dir::C2S, &[(Class::Link, 14)], 48, Some(MsgRef::Exchange(i)));
+            ids.push(fl.exchange_of_frame(Some(MsgRef::Exchange(i))));
+            fl.events(i.into(), i.into(), listable, &mut vec![Event::Close { id: i }], &mut live);
+            // A late acknowledgement of the exchange before.
+            fl.book_frame(i.into(), Dir::S2C, &[(Class::TcpControl, 54)], 54, None);
+        }
+        let mut handed = Vec::new();
+        fl.take_done(|x| handed.push(x));
+        handed.extend(fl.finish(&mut live));
+        (fl.ledger, fl.setup, fl.exchanges_total, ids, live.unlisted, handed)
+    };
+    let (ledger, setup, total, ids, unlisted, handed) = run(true);
+    let (ledger2, setup2, total2, ids2, unlisted2, handed2) = run(false);
+    assert_eq!((ledger, setup, total, ids), (ledger2, setup2, total2, ids2));
+    assert_eq!((unlisted, unlisted2), (0, 40));
+    assert_eq!(handed.len(), 80);
+    let lookups: Vec<&Exchange> = handed.iter().filter(|x| x.kind == "dns").collect();
+    assert_eq!(serde_json::to_string(&lookups)?, serde_json::to_string(&handed2)?);
+    Ok(())
 }
