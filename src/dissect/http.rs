@@ -1054,7 +1054,7 @@ impl Http1 {
     /// The client's held bytes after a refused upgrade are parsed as HTTP.
     fn resume_client(&mut self, emit: &mut Emit) {
         let c = Dir::C2S.idx();
-        if self.sides[c].state == State::AwaitUpgrade {
+        if matches!(self.sides[c].state, State::AwaitUpgrade) {
             self.sides[c].state = State::Start;
             let held = std::mem::take(&mut self.sides[c].held);
             if !held.is_empty() {
@@ -1181,7 +1181,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 impl Dissector for Http1 {
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
         let i = dir.idx();
-        if self.sides[i].state == State::Tunnel
+        if matches!(self.sides[i].state, State::Tunnel)
             && self.sides[i].held.is_empty()
             && !data.is_empty()
             && let Some(t) = self.tunnel.as_mut()

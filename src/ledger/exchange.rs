@@ -408,14 +408,13 @@ impl FlowLedger {
     }
 }
 
-/// Room to add to a full list of `cap` live exchanges. Most flows hold one
-/// exchange at a time, long-lived ones up to `KEEP_CLOSED` closed ones and
-/// the current one: the list grows to those sizes first, then doubles, so
-/// most flows allocate it once.
+/// Room to add to a full list of `cap` live exchanges. Most flows hold a
+/// few exchanges at a time, long-lived ones up to `KEEP_CLOSED` closed ones
+/// and the current one: the list grows to those sizes first, then doubles,
+/// so most flows allocate it once.
 fn live_growth(cap: usize) -> usize {
     match cap {
-        0 => 1,
-        1..4 => 4 - cap,
+        0..4 => 4 - cap,
         4..LONG_LIVED => LONG_LIVED - cap,
         _ => cap,
     }
