@@ -769,12 +769,18 @@ impl Coap {
     }
 
     fn await_ack(&mut self, entry: AwaitingAck, emit: &mut Emit) {
-        if self.awaiting.len() >= MAX_PENDING
+        let cap = emit.waiting_cap(MAX_PENDING);
+        while self.awaiting.len() >= cap
             && let Some(old) = self.awaiting.pop_front()
-            && old.closes
-            && let Some(id) = exchange_id(old.msg)
         {
-            emit.event(Event::Close { id });
+            if old.closes
+                && let Some(id) = exchange_id(old.msg)
+            {
+                emit.event(Event::GaveUp { id });
+            }
+        }
+        if emit.tight {
+            self.awaiting.shrink_to(cap);
         }
         self.awaiting.push_back(entry);
     }
@@ -822,10 +828,14 @@ impl Coap {
             what
         });
         let id = self.new_exchange(what.clone(), emit);
-        if self.pending.len() >= MAX_PENDING
+        let cap = emit.waiting_cap(MAX_PENDING);
+        while self.pending.len() >= cap
             && let Some(p) = self.pending.pop_front()
         {
-            emit.event(Event::Close { id: p.id });
+            emit.event(Event::GaveUp { id: p.id });
+        }
+        if emit.tight {
+            self.pending.shrink_to(cap);
         }
         let token = Token::new(msg.token);
         self.pending.push_back(Pending {

@@ -524,10 +524,15 @@ impl Flowing<'_> {
     fn query(&mut self, dir: Dir, msg: &Message, emit: &mut Emit) -> u32 {
         let question = msg.question_text();
         let exchange = self.open(question.clone(), emit);
-        if self.pending.len() >= MAX_PENDING
+        let cap = emit.waiting_cap(MAX_PENDING);
+        while self.pending.len() >= cap
             && let Some(p) = self.pending.pop_front()
         {
-            emit.event(Event::Close { id: p.exchange });
+            emit.event(Event::GaveUp { id: p.exchange });
+        }
+        if emit.tight {
+            // The room of hundreds waiting is given back too.
+            self.pending.shrink_to(cap);
         }
         self.pending.push_back(Pending { exchange, asker: dir, id: msg.header.id, question, ts_ns: emit.ts_ns });
         exchange

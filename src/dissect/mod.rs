@@ -77,6 +77,9 @@ pub enum Event {
     Responded { id: u32 },
     /// Exchange `id` is complete.
     Close { id: u32 },
+    /// Exchange `id` is closed unanswered: the dissector stopped waiting for
+    /// its answer to keep memory bounded (`notes.exchanges_closed_early`).
+    GaveUp { id: u32 },
     /// Bytes that could not be parsed (they are in a `payload` span).
     Malformed { bytes: u64, reason: String },
     /// Exchange `id` (a DNS lookup) resolved these addresses: the first
@@ -98,6 +101,11 @@ pub struct Emit<'a> {
     /// list is full with earlier ones): descriptions would be thrown away,
     /// so dissectors need not build them (see `Emit::what`).
     pub describe: bool,
+    /// True while the flows hold more exchanges than the table allows (see
+    /// `ledger::LiveExchanges`): each flow then keeps only its current one,
+    /// and a dissector keeps no more requests waiting for an answer than it
+    /// must (`Emit::waiting_cap`), so its memory is bounded too.
+    pub tight: bool,
 }
 
 impl<'a> Emit<'a> {
@@ -107,7 +115,14 @@ impl<'a> Emit<'a> {
         events: &'a mut Vec<Event>,
         stats: &'a mut ProtoStats,
     ) -> Emit<'a> {
-        Emit { ts_ns, spans, events, stats, describe: true }
+        Emit { ts_ns, spans, events, stats, describe: true, tight: false }
+    }
+
+    /// Most requests one flow keeps waiting for their answers: `own`, or
+    /// one while memory is tight (the ledger keeps no more exchanges open).
+    #[inline]
+    pub fn waiting_cap(&self, own: usize) -> usize {
+        if self.tight { 1 } else { own }
     }
 
     /// An exchange's description, built only when a report may list the
@@ -133,7 +148,7 @@ impl<'a> Emit<'a> {
     pub fn nested<'b>(&'b mut self, spans: &'b mut Vec<Span>, events: &'b mut Vec<Event>) -> Emit<'b> {
         spans.clear();
         events.clear();
-        Emit { ts_ns: self.ts_ns, spans, events, stats: &mut *self.stats, describe: self.describe }
+        Emit { ts_ns: self.ts_ns, spans, events, stats: &mut *self.stats, describe: self.describe, tight: self.tight }
     }
 
     /// Unparseable bytes: count them as payload and say so.

@@ -488,6 +488,7 @@ fn relay(base: u32, spans: &mut Vec<Span>, events: &mut Vec<Event>, mut f: Optio
             Event::Describe { id, what } => remap(id).map(|id| Event::Describe { id, what }),
             Event::Responded { id } => remap(id).map(|id| Event::Responded { id }),
             Event::Close { id } => remap(id).map(|id| Event::Close { id }),
+            Event::GaveUp { id } => remap(id).map(|id| Event::GaveUp { id }),
             other => Some(other),
         };
         if let Some(e) = e {

@@ -285,6 +285,7 @@ impl Shared {
             events: &mut self.events,
             stats: &mut self.stats,
             describe: self.describe,
+            tight: self.live.over(),
         }
     }
 }

@@ -25,6 +25,10 @@ pub struct LiveExchanges {
     pub next_id: u64,
     held: usize,
     max: usize,
+    /// Set past `max`, cleared only below three quarters of it: were it
+    /// cleared as soon as one flow gave some back, every other flow would
+    /// grow its lists again at once and keep them.
+    tight: bool,
     /// Exchanges closed before their end to stay within the caps (a flow
     /// held `MAX_OPEN` open ones, or all flows held more than `max`).
     pub closed_early: u64,
@@ -34,7 +38,7 @@ pub struct LiveExchanges {
 
 impl LiveExchanges {
     pub fn new(max: usize) -> LiveExchanges {
-        LiveExchanges { next_id: 0, held: 0, max, closed_early: 0, unlisted: 0 }
+        LiveExchanges { next_id: 0, held: 0, max, tight: false, closed_early: 0, unlisted: 0 }
     }
 
     /// Exchanges the flows hold now.
@@ -42,9 +46,23 @@ impl LiveExchanges {
         self.held
     }
 
+    /// Whether the flows hold more exchanges than allowed, or did and have
+    /// not given enough back yet.
+    pub fn over(&self) -> bool {
+        self.tight
+    }
+
+    fn settle(&mut self) {
+        if self.held > self.max {
+            self.tight = true;
+        } else if self.held <= self.max - self.max / 4 {
+            self.tight = false;
+        }
+    }
+
     /// (closed, open) exchanges a flow may keep now.
     fn keep(&self) -> (usize, usize) {
-        if self.held > self.max { (0, 1) } else { (KEEP_CLOSED, MAX_OPEN) }
+        if self.over() { (0, 1) } else { (KEEP_CLOSED, MAX_OPEN) }
     }
 }
 
@@ -321,8 +339,11 @@ impl FlowLedger {
                         x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
                     }
                 }
-                Event::Close { id } => {
+                Event::Close { id } | Event::GaveUp { id } => {
                     if let Some(l) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        if matches!(e, Event::GaveUp { .. }) && !l.closed {
+                            live.closed_early += 1;
+                        }
                         l.closed = true;
                         if let Some(x) = l.whole.as_mut() {
                             x.end_ts = x.end_ts.max(secs(ts_ns));
@@ -343,7 +364,9 @@ impl FlowLedger {
                 Event::App { name } => self.app = Some(name),
             }
         }
+        live.settle();
         self.retire(live);
+        live.settle();
     }
 
     /// The whole exchange the dissector calls `id`, if it is held whole.
@@ -394,9 +417,10 @@ impl FlowLedger {
 
     /// Hands the exchanges finished since the last call to `to`.
     pub fn take_done(&mut self, to: impl FnMut(Exchange)) {
-        let handed = self.done.len();
         self.done.drain(..).for_each(to);
-        self.done.shrink_to(room_after(self.done.capacity(), handed));
+        // Only exchanges that may be listed (and lookups) pass through here,
+        // a few in all: room kept for them in every live flow would cost more.
+        self.done.shrink_to(0);
     }
 
     /// Ends the flow: every exchange still held is finished and handed on
@@ -404,6 +428,7 @@ impl FlowLedger {
     pub fn finish(&mut self, live: &mut LiveExchanges) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
         live.held -= self.live.len();
+        live.settle();
         self.done.drain(..).chain(self.live.drain(..).filter_map(|l| l.whole.map(|x| finished(*x))))
     }
 }
@@ -422,7 +447,7 @@ fn live_growth(cap: usize) -> usize {
 
 /// Room to keep in a list of `cap` that just held `used`: a flow that once
 /// held hundreds (made to hand them on at once by the caps) gives the room
-/// back, one that holds thousands at every packet keeps it.
+/// back, one that holds hundreds at every packet keeps it.
 fn room_after(cap: usize, used: usize) -> usize {
     let need = used.max(LONG_LIVED);
     if cap > 4 * need { need } else { cap }

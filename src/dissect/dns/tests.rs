@@ -261,3 +261,21 @@ fn listed_names_do_not_depend_on_order() {
         assert_eq!((&merged.names, merged.names_not_listed), (&forward.names, forward.names_not_listed));
     }
 }
+
+/// While memory is tight a flow keeps one query waiting, closing the others
+/// (the ledger keeps no more of them open), and gives back their room.
+#[test]
+fn queries_waiting_are_cut_to_one_while_memory_is_tight() {
+    let mut d = Dns::new(L4::Udp);
+    let mut r = Run::default();
+    for (i, tight) in [(0u16, false), (1, false), (2, false), (3, true), (4, true)] {
+        let mut e = Emit::new(i.into(), &mut r.spans, &mut r.events, &mut r.stats);
+        e.tight = tight;
+        d.data(Dir::C2S, &query(i), &mut e);
+    }
+    assert_eq!(d.pending.iter().map(|p| p.id).collect::<Vec<_>>(), vec![4]);
+    let closed: Vec<u32> =
+        r.events.iter().filter_map(|e| if let Event::GaveUp { id } = e { Some(*id) } else { None }).collect();
+    assert_eq!(closed, vec![0, 1, 2, 3]);
+    assert!(d.pending.capacity() <= 4);
+}
