@@ -20,8 +20,9 @@ use timers::{Kind, Timers};
 /// the bench capture, a fleet's traffic, peaks at 19 k.
 pub const DEFAULT_MAX_LIVE_FLOWS: usize = 200_000;
 
-/// About 40 MB of exchanges held by the live flows together (an exchange
-/// takes about 300 bytes); the bench capture peaks at 47 k.
+/// Exchanges held by the live flows together: at most about 40 MB (a held
+/// exchange takes 32 bytes, 300 more while it may be listed or when it is a
+/// DNS lookup); the bench capture peaks at 47 k.
 pub const DEFAULT_MAX_LIVE_EXCHANGES: usize = 131_072;
 
 /// Flow-table settings.
