@@ -191,6 +191,8 @@ struct Collector {
     exchanges: Vec<Exchange>,
     flows_total: u64,
     exchanges_total: u64,
+    /// Of every flow, listed or not.
+    malformed_bytes: u64,
     max_flows: usize,
     max_exchanges: usize,
     flow_ledger: Ledger,
@@ -463,6 +465,7 @@ impl FlowSink for Collector {
     fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
+        self.malformed_bytes += rec.malformed_bytes;
         if self.kept_per_flow.contains_key(&rec.id) || self.lookup_flows.contains(&rec.id) {
             self.flow_setup.insert(rec.id, (rec.setup_bytes, rec.exchanges));
         }
@@ -1098,6 +1101,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         notes.exchanges_closed_early += w.table.exchanges_closed_early();
         udp_streams += w.table.udp_streams;
         flows_total += w.out.flows_total;
+        notes.malformed_bytes += w.out.malformed_bytes;
         exchanges_total += w.out.exchanges_total + w.table.exchanges_unlisted();
         flow_lists.push(w.out.flows);
         exchange_lists.push(w.out.exchanges);
@@ -1122,7 +1126,6 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     // Lookups are charged to listed flows only: which flows past the cap
     // one worker would have seen depends on the number of workers.
     attribute_dns_lookups(&mut flows, &mut exchanges, &lookups);
-    let malformed_bytes = flows.iter().map(|(_, f)| f.malformed_bytes).sum();
     notes.flows_omitted = flows_total.saturating_sub(flows.len() as u64);
     notes.exchanges_omitted = exchanges_total.saturating_sub(exchanges.len() as u64);
     let flows: Vec<FlowRecord> = flows.into_iter().map(|(_, f)| f).collect();
@@ -1136,7 +1139,6 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     notes.format = reader.stats().format;
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
     notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
-    notes.malformed_bytes = malformed_bytes;
     if classes.total() != t.wire_bytes {
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));

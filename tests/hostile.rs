@@ -165,3 +165,26 @@ fn unanswered_requests_of_many_flows_are_held_to_the_live_exchange_cap() -> Resu
     assert_eq!(counted, all, "every request is still an exchange");
     Ok(())
 }
+
+#[test]
+fn malformed_bytes_of_flows_not_listed_are_still_noted() -> Result<(), Box<dyn std::error::Error>> {
+    // Three CoAP flows, each with one datagram too short to be CoAP; only
+    // one flow listed. The note once summed the listed flows only.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("malformed.pcap");
+    let mut frames = Vec::new();
+    for port in 40_000..40_003 {
+        frames.push(udp_to_coap(port, &[0x40, 0x01, 0, 1]));
+        frames.push(udp_to_coap(port, &[1, 2, 3]));
+    }
+    write_pcap(&path, &frames)?;
+    let out = Command::new(env!("CARGO_BIN_EXE_wiretax"))
+        .args(["analyze", "--format", "json", "--max-flows", "1"])
+        .arg(&path)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["flows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(report["inputs"][0]["notes"]["malformed_bytes"], 9);
+    Ok(())
+}
