@@ -769,19 +769,7 @@ impl Coap {
     }
 
     fn await_ack(&mut self, entry: AwaitingAck, emit: &mut Emit) {
-        let cap = emit.waiting_cap(MAX_PENDING);
-        while self.awaiting.len() >= cap
-            && let Some(old) = self.awaiting.pop_front()
-        {
-            if old.closes
-                && let Some(id) = exchange_id(old.msg)
-            {
-                emit.event(Event::GaveUp { id });
-            }
-        }
-        if emit.tight {
-            self.awaiting.shrink_to(cap);
-        }
+        emit.make_room(&mut self.awaiting, MAX_PENDING, |a| exchange_id(a.msg).filter(|_| a.closes));
         self.awaiting.push_back(entry);
     }
 
@@ -828,15 +816,7 @@ impl Coap {
             what
         });
         let id = self.new_exchange(what.clone(), emit);
-        let cap = emit.waiting_cap(MAX_PENDING);
-        while self.pending.len() >= cap
-            && let Some(p) = self.pending.pop_front()
-        {
-            emit.event(Event::GaveUp { id: p.id });
-        }
-        if emit.tight {
-            self.pending.shrink_to(cap);
-        }
+        emit.make_room(&mut self.pending, MAX_PENDING, |p| Some(p.id));
         let token = Token::new(msg.token);
         self.pending.push_back(Pending {
             id,

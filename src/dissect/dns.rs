@@ -524,16 +524,7 @@ impl Flowing<'_> {
     fn query(&mut self, dir: Dir, msg: &Message, emit: &mut Emit) -> u32 {
         let question = msg.question_text();
         let exchange = self.open(question.clone(), emit);
-        let cap = emit.waiting_cap(MAX_PENDING);
-        while self.pending.len() >= cap
-            && let Some(p) = self.pending.pop_front()
-        {
-            emit.event(Event::GaveUp { id: p.exchange });
-        }
-        if emit.tight {
-            // The room of hundreds waiting is given back too.
-            self.pending.shrink_to(cap);
-        }
+        emit.make_room(self.pending, MAX_PENDING, |p| Some(p.exchange));
         self.pending.push_back(Pending { exchange, asker: dir, id: msg.header.id, question, ts_ns: emit.ts_ns });
         exchange
     }

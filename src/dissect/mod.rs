@@ -104,7 +104,7 @@ pub struct Emit<'a> {
     /// True while the flows hold more exchanges than the table allows (see
     /// `ledger::LiveExchanges`): each flow then keeps only its current one,
     /// and a dissector keeps no more requests waiting for an answer than it
-    /// must (`Emit::waiting_cap`), so its memory is bounded too.
+    /// must (`Emit::make_room`), so its memory is bounded too.
     pub tight: bool,
 }
 
@@ -118,11 +118,28 @@ impl<'a> Emit<'a> {
         Emit { ts_ns, spans, events, stats, describe: true, tight: false }
     }
 
-    /// Most requests one flow keeps waiting for their answers: `own`, or
-    /// one while memory is tight (the ledger keeps no more exchanges open).
-    #[inline]
-    pub fn waiting_cap(&self, own: usize) -> usize {
-        if self.tight { 1 } else { own }
+    /// Makes room in `waiting` (oldest first) for one more request waiting
+    /// for its answer: at most `own` wait, or one while memory is tight (the
+    /// ledger keeps no more exchanges open then, and the room of the others
+    /// is given back). The exchanges of those given up, `exchange(..)`, are
+    /// closed unanswered.
+    pub fn make_room<T>(
+        &mut self,
+        waiting: &mut std::collections::VecDeque<T>,
+        own: usize,
+        exchange: impl Fn(&T) -> Option<u32>,
+    ) {
+        let cap = if self.tight { 1 } else { own };
+        while waiting.len() >= cap
+            && let Some(old) = waiting.pop_front()
+        {
+            if let Some(id) = exchange(&old) {
+                self.event(Event::GaveUp { id });
+            }
+        }
+        if self.tight {
+            waiting.shrink_to(cap);
+        }
     }
 
     /// An exchange's description, built only when a report may list the
