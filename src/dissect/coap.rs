@@ -27,6 +27,11 @@ pub static PROTOCOL: Protocol = Protocol { name: "coap", l4: &[L4::Udp], ports: 
 const EXCHANGE_LIFETIME_NS: i64 = 247_000_000_000;
 /// Message IDs remembered per direction for retransmission detection.
 const MAX_SEEN: usize = 1024;
+/// The same while memory is tight (`Emit::tight`): a repeat comes within a
+/// few of its sender's messages (one confirmable message at a time, RFC
+/// 7252 4.7), and a hundred thousand flows remembering 1024 would hold
+/// gigabytes.
+const TIGHT_SEEN: usize = 4;
 /// Requests waiting for a response, messages waiting for an ACK.
 const MAX_PENDING: usize = 256;
 /// Active Observe registrations.
@@ -626,6 +631,15 @@ impl Token {
     }
 }
 
+/// Tells the flow table how many more (or fewer) message ids are remembered.
+fn remembering(emit: &mut Emit, before: usize, after: usize) {
+    if after != before {
+        // (At most 2 * MAX_SEEN either way.)
+        let change = i32::try_from(after).unwrap_or(i32::MAX).saturating_sub(i32::try_from(before).unwrap_or(i32::MAX));
+        emit.event(Event::Remembering { change });
+    }
+}
+
 /// A message a sender has put on the wire, for spotting its repeats.
 struct Seen {
     mid: u16,
@@ -707,7 +721,7 @@ impl Dissector for Coap {
             // Reserved classes (1, 3, 6, 7): well-formed, but no exchange.
             MsgRef::Flow
         };
-        self.remember(dir, &msg, emit.ts_ns, owner);
+        self.remember(dir, &msg, owner, emit);
         if msg.is_empty() {
             emit.span(Class::AppControl, len, owner);
         } else {
@@ -760,12 +774,19 @@ impl Coap {
             .map(|s| s.msg)
     }
 
-    fn remember(&mut self, dir: Dir, msg: &Message, ts_ns: i64, owner: MsgRef) {
+    fn remember(&mut self, dir: Dir, msg: &Message, owner: MsgRef, emit: &mut Emit) {
         let seen = &mut self.seen[dir.idx()];
-        if seen.len() >= MAX_SEEN {
+        let before = seen.len();
+        let cap = if emit.tight { TIGHT_SEEN } else { MAX_SEEN };
+        while seen.len() >= cap {
             seen.pop_front();
         }
+        let ts_ns = emit.ts_ns;
         seen.push_back(Seen { mid: msg.mid, mtype: msg.mtype, token: Token::new(msg.token), ts_ns, msg: owner });
+        if emit.tight {
+            seen.shrink_to(cap);
+        }
+        remembering(emit, before, seen.len());
     }
 
     fn await_ack(&mut self, entry: AwaitingAck, emit: &mut Emit) {
@@ -792,9 +813,11 @@ impl Coap {
             }
         }
         for seen in &mut self.seen {
+            let before = seen.len();
             while seen.front().is_some_and(|s| old(s.ts_ns)) {
                 seen.pop_front();
             }
+            remembering(emit, before, seen.len());
         }
     }
 

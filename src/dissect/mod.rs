@@ -88,6 +88,10 @@ pub enum Event {
     /// The flow's application protocol, as learned (`inner` of a TLS flow,
     /// `websocket` after an HTTP upgrade).
     App { name: &'static str },
+    /// The dissector remembers `change` more (or, negative, fewer) message
+    /// ids to spot repeats by (CoAP). Summed over the live flows they count
+    /// towards the same memory bound as held exchanges (`Emit::tight`).
+    Remembering { change: i32 },
 }
 
 /// Where a dissector writes. Reused across calls: no allocation per packet.
@@ -101,10 +105,11 @@ pub struct Emit<'a> {
     /// list is full with earlier ones): descriptions would be thrown away,
     /// so dissectors need not build them (see `Emit::what`).
     pub describe: bool,
-    /// True while the flows hold more exchanges than the table allows (see
-    /// `ledger::LiveExchanges`): each flow then keeps only its current one,
-    /// and a dissector keeps no more requests waiting for an answer than it
-    /// must (`Emit::make_room`), so its memory is bounded too.
+    /// True while the flows hold more exchanges, or remember more message
+    /// ids, than the table allows (see `ledger::LiveExchanges`): each flow
+    /// then keeps only its current exchange, and a dissector keeps no more
+    /// requests waiting for an answer (`Emit::make_room`) or ids remembered
+    /// than it must, so its memory is bounded too.
     pub tight: bool,
 }
 

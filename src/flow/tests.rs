@@ -232,3 +232,41 @@ fn past_the_live_exchange_cap_flows_keep_only_their_current_exchange() {
     assert!(closed_early > 1_000, "{closed_early} closed early");
     assert_eq!(exchanges, 2_000, "every exchange is still counted");
 }
+
+#[test]
+fn past_the_memory_cap_flows_remember_few_message_ids() {
+    // 50 flows, each sending 40 CoAP empty ACKs with Message IDs never seen
+    // before, round robin: no exchange, but 2,000 ids to remember.
+    let (flows, acks) = (50u16, 40u16);
+    let run = |max_live_exchanges: usize| {
+        let mut t = FlowTable::new(FlowConfig { max_live_exchanges, ..FlowConfig::default() });
+        let mut sink = Sink::default();
+        let mut most = 0;
+        for k in 0..acks {
+            for f in 0..flows {
+                let msg = [0x60, 0x00, (k >> 8) as u8, k as u8];
+                let d = Decoded { payload: &msg, ..udp(40000 + f) };
+                let i = u64::from(k) * u64::from(flows) + u64::from(f);
+                t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, &mut sink);
+                most = most.max(t.sh.live.remembered());
+            }
+        }
+        // A repeat of each flow's last ACK is still spotted.
+        for f in 0..flows {
+            let k = acks - 1;
+            let msg = [0x60, 0x00, (k >> 8) as u8, k as u8];
+            let d = Decoded { payload: &msg, ..udp(40000 + f) };
+            let i = u64::from(acks) * u64::from(flows) + u64::from(f);
+            t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, &mut sink);
+        }
+        let repeats = t.stats().coap.retransmitted_messages;
+        t.finish_all(&mut sink);
+        assert_eq!(t.sh.live.remembered(), 0, "finished flows give their ids back");
+        (most, repeats)
+    };
+    assert_eq!(run(DEFAULT_MAX_LIVE_EXCHANGES), (2_000, 50));
+    // Room for 10 exchanges: 40 ids, then each flow keeps a few.
+    let (most, repeats) = run(10);
+    assert!(most <= 40 + 4 * usize::from(flows), "{most} remembered");
+    assert_eq!(repeats, 50);
+}

@@ -25,7 +25,12 @@ pub struct LiveExchanges {
     pub next_id: u64,
     held: usize,
     max: usize,
-    /// Set past `max`, cleared only below three quarters of it: were it
+    /// Message ids the dissectors of the live flows remember to spot
+    /// repeats by (`Event::Remembering`), and how many they may.
+    remembered: usize,
+    max_remembered: usize,
+    /// Set past `max` (or `max_remembered`), cleared only below three
+    /// quarters of it: were it
     /// cleared as soon as one flow gave some back, every other flow would
     /// grow its lists again at once and keep them.
     tight: bool,
@@ -38,7 +43,22 @@ pub struct LiveExchanges {
 
 impl LiveExchanges {
     pub fn new(max: usize) -> LiveExchanges {
-        LiveExchanges { next_id: 0, held: 0, max, tight: false, closed_early: 0, unlisted: 0 }
+        let max_remembered = max.saturating_mul(REMEMBERED_PER_EXCHANGE);
+        LiveExchanges {
+            next_id: 0,
+            held: 0,
+            max,
+            remembered: 0,
+            max_remembered,
+            tight: false,
+            closed_early: 0,
+            unlisted: 0,
+        }
+    }
+
+    /// Message ids the live flows' dissectors remember.
+    pub fn remembered(&self) -> usize {
+        self.remembered
     }
 
     /// Exchanges the flows hold now.
@@ -53,9 +73,10 @@ impl LiveExchanges {
     }
 
     fn settle(&mut self) {
-        if self.held > self.max {
+        let below = |n: usize, max: usize| n <= max - max / 4;
+        if self.held > self.max || self.remembered > self.max_remembered {
             self.tight = true;
-        } else if self.held <= self.max - self.max / 4 {
+        } else if below(self.held, self.max) && below(self.remembered, self.max_remembered) {
             self.tight = false;
         }
     }
@@ -71,6 +92,11 @@ impl Default for LiveExchanges {
         LiveExchanges::new(usize::MAX)
     }
 }
+
+/// Message ids remembered allowed for each exchange held: an id takes 32
+/// bytes (twice that in a growing list), a held exchange up to 330, so
+/// the ids add at most about 40 MB to the exchanges' 40 MB.
+const REMEMBERED_PER_EXCHANGE: usize = 4;
 
 /// Exchanges a long-lived flow holds: `KEEP_CLOSED` closed ones, the current
 /// one and one more.
@@ -160,6 +186,8 @@ pub struct FlowLedger {
     flow: u64,
     /// True once the connection is closing: later bytes are teardown.
     pub closing: bool,
+    /// Message ids this flow's dissector remembers (`Event::Remembering`).
+    remembered: usize,
 }
 
 /// An exchange a flow holds. Its bytes are booked whole only while it may
@@ -362,6 +390,17 @@ impl FlowLedger {
                     }
                 }
                 Event::App { name } => self.app = Some(name),
+                Event::Remembering { change } => {
+                    let n = change.unsigned_abs() as usize;
+                    if change >= 0 {
+                        self.remembered += n;
+                        live.remembered += n;
+                    } else {
+                        let n = n.min(self.remembered);
+                        self.remembered -= n;
+                        live.remembered = live.remembered.saturating_sub(n);
+                    }
+                }
             }
         }
         live.settle();
@@ -428,6 +467,7 @@ impl FlowLedger {
     pub fn finish(&mut self, live: &mut LiveExchanges) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
         live.held -= self.live.len();
+        live.remembered = live.remembered.saturating_sub(std::mem::take(&mut self.remembered));
         live.settle();
         self.done.drain(..).chain(self.live.drain(..).filter_map(|l| l.whole.map(|x| finished(*x))))
     }
