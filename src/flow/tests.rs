@@ -203,6 +203,29 @@ fn past_the_live_flow_cap_the_flow_due_first_is_finished_early() {
     assert_eq!(sink.flows.len(), 5);
 }
 
+/// For each Message ID of `mids`, one CoAP message (first byte `head`:
+/// version, type and no token; `code`) from each of `flows` clients, in
+/// turn, a millisecond apart; `after` looks at the table after each.
+fn coap_round_robin(
+    t: &mut FlowTable,
+    sink: &mut Sink,
+    flows: u16,
+    mids: std::ops::Range<u16>,
+    head: u8,
+    code: u8,
+    mut after: impl FnMut(&FlowTable),
+) {
+    for k in mids {
+        for f in 0..flows {
+            let msg = [head, code, (k >> 8) as u8, k as u8];
+            let d = Decoded { payload: &msg, ..udp(40000 + f) };
+            let i = u64::from(k) * u64::from(flows) + u64::from(f);
+            t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, sink);
+            after(t);
+        }
+    }
+}
+
 #[test]
 fn past_the_live_exchange_cap_flows_keep_only_their_current_exchange() {
     // 50 flows, each asking 40 CoAP requests never answered, round robin:
@@ -212,16 +235,10 @@ fn past_the_live_exchange_cap_flows_keep_only_their_current_exchange() {
         let mut t = FlowTable::new(FlowConfig { max_live_exchanges, ..FlowConfig::default() });
         let mut sink = Sink::default();
         let mut most_held = 0;
-        for k in 0..asks {
-            for f in 0..flows {
-                // CON GET, Message ID k, no token.
-                let msg = [0x40, 0x01, (k >> 8) as u8, k as u8];
-                let d = Decoded { payload: &msg, ..udp(40000 + f) };
-                let i = u64::from(k) * u64::from(flows) + u64::from(f);
-                t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, &mut sink);
-                most_held = most_held.max(t.sh.live.held());
-            }
-        }
+        // CON GET, no token.
+        coap_round_robin(&mut t, &mut sink, flows, 0..asks, 0x40, 0x01, |t| {
+            most_held = most_held.max(t.sh.live.held())
+        });
         t.finish_all(&mut sink);
         assert_eq!(t.sh.live.held(), 0);
         (most_held, t.exchanges_closed_early(), sink.flows.iter().map(|f| f.exchanges).sum::<u64>())
@@ -242,23 +259,9 @@ fn past_the_memory_cap_flows_remember_few_message_ids() {
         let mut t = FlowTable::new(FlowConfig { max_live_exchanges, ..FlowConfig::default() });
         let mut sink = Sink::default();
         let mut most = 0;
-        for k in 0..acks {
-            for f in 0..flows {
-                let msg = [0x60, 0x00, (k >> 8) as u8, k as u8];
-                let d = Decoded { payload: &msg, ..udp(40000 + f) };
-                let i = u64::from(k) * u64::from(flows) + u64::from(f);
-                t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, &mut sink);
-                most = most.max(t.sh.live.remembered());
-            }
-        }
+        coap_round_robin(&mut t, &mut sink, flows, 0..acks, 0x60, 0x00, |t| most = most.max(t.sh.live.remembered()));
         // A repeat of each flow's last ACK is still spotted.
-        for f in 0..flows {
-            let k = acks - 1;
-            let msg = [0x60, 0x00, (k >> 8) as u8, k as u8];
-            let d = Decoded { payload: &msg, ..udp(40000 + f) };
-            let i = u64::from(acks) * u64::from(flows) + u64::from(f);
-            t.packet(i, i as i64 * 1_000_000, 46, &d, 1, 0, &mut sink);
-        }
+        coap_round_robin(&mut t, &mut sink, flows, acks - 1..acks, 0x60, 0x00, |_| ());
         let repeats = t.stats().coap.retransmitted_messages;
         t.finish_all(&mut sink);
         assert_eq!(t.sh.live.remembered(), 0, "finished flows give their ids back");

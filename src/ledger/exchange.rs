@@ -30,9 +30,9 @@ pub struct LiveExchanges {
     remembered: usize,
     max_remembered: usize,
     /// Set past `max` (or `max_remembered`), cleared only below three
-    /// quarters of it: were it
-    /// cleared as soon as one flow gave some back, every other flow would
-    /// grow its lists again at once and keep them.
+    /// quarters of both: were it cleared as soon as one flow gave some
+    /// back, every other flow would grow its lists again at once and keep
+    /// them.
     tight: bool,
     /// Exchanges closed before their end to stay within the caps (a flow
     /// held `MAX_OPEN` open ones, or all flows held more than `max`).
