@@ -188,6 +188,10 @@ pub struct FlowLedger {
     pub closing: bool,
     /// Message ids this flow's dissector remembers (`Event::Remembering`).
     remembered: usize,
+    /// Changes with every push or removal in `live`.
+    live_version: u32,
+    /// The last walk of `live`: at which version, for which id, what it found.
+    last_walk: std::cell::Cell<(u32, u32, Option<u32>)>,
 }
 
 /// An exchange a flow holds. Its bytes are booked whole only while it may
@@ -221,8 +225,25 @@ impl FlowLedger {
         let last = self.live.len().checked_sub(1)?;
         match self.live.get(last) {
             Some(l) if l.key == id => Some(last),
-            _ => self.live.iter().rposition(|l| l.key == id),
+            _ => {
+                // Else the bytes of one older exchange, many spans in a row
+                // (a long answer to the oldest of hundreds of pipelined
+                // requests, or to one handed on already): walked once.
+                let (version, key, at) = self.last_walk.get();
+                if version == self.live_version && key == id {
+                    return at.map(|i| i as usize);
+                }
+                let at = self.live.iter().rposition(|l| l.key == id);
+                self.last_walk.set((self.live_version, id, at.and_then(|i| u32::try_from(i).ok())));
+                at
+            }
         }
+    }
+
+    /// The list of held exchanges changed shape: positions found before
+    /// are stale.
+    fn live_changed(&mut self) {
+        self.live_version = self.live_version.wrapping_add(1);
     }
 
     /// Where bytes tagged `msg` go: an exchange, or (None) the connection's
@@ -351,6 +372,7 @@ impl FlowLedger {
                         live.unlisted += 1;
                     }
                     self.live.push_back(Live { key: id, id: live.next_id, closed: false, whole });
+                    self.live_changed();
                     live.next_id += 1;
                     live.held += 1;
                     self.current = Some(id);
@@ -445,6 +467,7 @@ impl FlowLedger {
                 live.closed_early += 1;
             }
             if let Some(l) = self.live.remove(i) {
+                self.live_changed();
                 live.held -= 1;
                 if let Some(x) = l.whole {
                     self.done.push(finished(*x));
@@ -469,6 +492,7 @@ impl FlowLedger {
         live.held -= self.live.len();
         live.remembered = live.remembered.saturating_sub(std::mem::take(&mut self.remembered));
         live.settle();
+        self.live_changed();
         self.done.drain(..).chain(self.live.drain(..).filter_map(|l| l.whole.map(|x| finished(*x))))
     }
 }

@@ -101,3 +101,29 @@ fn unlisted_exchanges_are_counted_and_take_their_bytes_from_the_setup() -> TestR
     assert_eq!(serde_json::to_string(&lookups)?, serde_json::to_string(&handed2)?);
     Ok(())
 }
+
+/// Bytes of an older exchange, span after span, reach it while exchanges
+/// are opened and handed on around it (each change moves positions in the
+/// held list), and once it is handed on they go to the current one.
+#[test]
+fn bytes_of_an_older_exchange_follow_it_as_the_list_changes() -> TestResult {
+    let mut fl = FlowLedger::new(0);
+    let mut live = LiveExchanges::default();
+    let mut handed = Vec::new();
+    fl.events(0, 0, true, &mut vec![open(0), open(1)], &mut live);
+    for i in 2..400u32 {
+        fl.book(Class::Payload, 1, MsgRef::Exchange(1));
+        fl.book(Class::Payload, 1, MsgRef::Exchange(1));
+        fl.events(i as i64, i as u64, true, &mut vec![open(i)], &mut live);
+        fl.take_done(|x| handed.push(x));
+    }
+    handed.extend(fl.finish(&mut live));
+    let by_what = |id: u32| handed.iter().find(|x| x.what.ends_with(&format!("id {id}"))).map(|x| x.wire_bytes);
+    // Held until the open list passed its cap, then handed on; the bytes
+    // after that went to the exchange current at the time.
+    let first = by_what(1).ok_or("no exchange 1")?;
+    assert!(first >= 2 * (MAX_OPEN as u64 - 2) && first < 798, "{first}");
+    let total: u64 = handed.iter().map(|x| x.wire_bytes).sum();
+    assert_eq!(total, 2 * 398);
+    Ok(())
+}
