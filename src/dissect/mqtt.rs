@@ -492,6 +492,15 @@ impl Side {
     }
 }
 
+/// Packet ids awaiting an answer, oldest first, and the set of them: a
+/// PUBLISH with a new id, or an acknowledgement of an unknown one, is
+/// settled without walking up to `INFLIGHT_CAP` entries.
+#[derive(Debug, Default)]
+struct InFlight {
+    queue: VecDeque<Pending>,
+    ids: std::collections::HashSet<u16, foldhash::fast::RandomState>,
+}
+
 /// MQTT dissector for one connection (both directions).
 #[derive(Debug)]
 pub struct Mqtt {
@@ -502,7 +511,7 @@ pub struct Mqtt {
     c2s: Side,
     s2c: Side,
     /// Packet ids awaiting an answer, by the direction that sent the request.
-    inflight: [VecDeque<Pending>; 2],
+    inflight: [InFlight; 2],
     /// v5 topic aliases, by the direction that sends the PUBLISH.
     aliases: [HashMap<u16, String>; 2],
 }
@@ -521,7 +530,7 @@ impl Mqtt {
             next_exchange: 0,
             c2s: Side::new(),
             s2c: Side::new(),
-            inflight: [VecDeque::new(), VecDeque::new()],
+            inflight: [InFlight::default(), InFlight::default()],
             aliases: [HashMap::new(), HashMap::new()],
         }
     }
@@ -533,7 +542,7 @@ impl Mqtt {
         }
     }
 
-    fn inflight(&mut self, originator: Dir) -> &mut VecDeque<Pending> {
+    fn inflight(&mut self, originator: Dir) -> &mut InFlight {
         let [c2s, s2c] = &mut self.inflight;
         if originator == Dir::C2S { c2s } else { s2c }
     }
@@ -551,20 +560,36 @@ impl Mqtt {
     /// Remembers a packet id awaiting an answer; a stale entry for the same
     /// id (its answer never seen) is replaced.
     fn remember(&mut self, originator: Dir, p: Pending) {
-        let q = self.inflight(originator);
-        q.retain(|e| e.packet_id != p.packet_id);
-        if q.len() >= INFLIGHT_CAP {
-            q.pop_front();
+        let f = self.inflight(originator);
+        if !f.ids.insert(p.packet_id) {
+            f.queue.retain(|e| e.packet_id != p.packet_id);
         }
-        q.push_back(p);
+        if f.queue.len() >= INFLIGHT_CAP
+            && let Some(old) = f.queue.pop_front()
+        {
+            f.ids.remove(&old.packet_id);
+        }
+        f.queue.push_back(p);
     }
 
     fn lookup(&mut self, originator: Dir, packet_id: u16, awaits: &[Awaits]) -> Option<(usize, Pending)> {
-        self.inflight(originator)
+        let f = self.inflight(originator);
+        if !f.ids.contains(&packet_id) {
+            return None;
+        }
+        f.queue
             .iter()
             .enumerate()
             .find(|(_, e)| e.packet_id == packet_id && awaits.contains(&e.awaits))
             .map(|(i, e)| (i, *e))
+    }
+
+    /// The answer to the `i`th packet id awaiting one has come.
+    fn answered(&mut self, originator: Dir, i: usize) {
+        let f = self.inflight(originator);
+        if let Some(p) = f.queue.remove(i) {
+            f.ids.remove(&p.packet_id);
+        }
     }
 
     fn count_connection(&mut self, stats: &mut Stats) {
@@ -1020,7 +1045,7 @@ impl Mqtt {
                 let awaits = if fixed.kind == Kind::Suback { Awaits::Suback } else { Awaits::Unsuback };
                 match self.lookup(dir.flip(), packet_id, &[awaits]) {
                     Some((i, p)) => {
-                        self.inflight(dir.flip()).remove(i);
+                        self.answered(dir.flip(), i);
                         emit.event(Event::Responded { id: p.exchange });
                         control(emit, MsgRef::Exchange(p.exchange));
                         emit.event(Event::Close { id: p.exchange });
@@ -1095,9 +1120,9 @@ impl Mqtt {
         }
         emit.span(Class::AppControl, total, msg);
         if done {
-            self.inflight(originator).remove(i);
+            self.answered(originator, i);
             emit.event(Event::Close { id: p.exchange });
-        } else if let Some(e) = self.inflight(originator).get_mut(i) {
+        } else if let Some(e) = self.inflight(originator).queue.get_mut(i) {
             e.awaits = Awaits::Pubcomp;
         }
     }
