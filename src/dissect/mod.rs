@@ -318,6 +318,10 @@ pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64
     let spilled = if kept < MAX_MAP_KEYS {
         map.insert(key.to_owned(), n);
         0
+    } else if map.keys().rev().find(|k| k.as_str() != OTHER).is_some_and(|largest| key > largest.as_str()) {
+        // Full, and past every key kept (the common case once full): it
+        // goes to "other" at once, with no key built or moved.
+        n
     } else {
         // Full: which key goes is decided among the keys other than "other".
         let other = map.remove(OTHER);
@@ -328,7 +332,12 @@ pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64
         spilled
     };
     if spilled > 0 {
-        *map.entry(OTHER.to_owned()).or_default() += spilled;
+        match map.get_mut(OTHER) {
+            Some(v) => *v += spilled,
+            None => {
+                map.insert(OTHER.to_owned(), spilled);
+            }
+        }
     }
 }
 

@@ -356,9 +356,11 @@ struct Half {
     sealed_walker: HsWalker,
     /// This side sent ChangeCipherSpec (TLS <= 1.2): its records are protected.
     protected: bool,
-    keys: Option<RecordKeys>,
+    /// Boxed: only connections with a key log have them, and inline they
+    /// cost every TLS flow 576 bytes.
+    keys: Option<Box<RecordKeys>>,
     /// TLS 1.3 application keys, taken up after this side's Finished.
-    next_keys: Option<RecordKeys>,
+    next_keys: Option<Box<RecordKeys>>,
     /// TLS 1.3: this side's encrypted handshake flight is over.
     handshake_done: bool,
     /// DTLS: next handshake message_seq to parse (retransmissions repeat).
@@ -1129,11 +1131,11 @@ impl Tls {
             Ok(((ck, cn), (sk, sn))) => {
                 emit.stats.tls.decryption.connections_with_keys += 1;
                 let c = &mut self.halves[Dir::C2S.idx()];
-                c.keys = ck;
-                c.next_keys = cn;
+                c.keys = ck.map(Box::new);
+                c.next_keys = cn.map(Box::new);
                 let s = &mut self.halves[Dir::S2C.idx()];
-                s.keys = sk;
-                s.next_keys = sn;
+                s.keys = sk.map(Box::new);
+                s.next_keys = sn.map(Box::new);
             }
             Err(why) => self.stop_decrypting(why, emit),
         }
@@ -1353,11 +1355,17 @@ fn book(plan: Plan, total: usize, header_len: usize, off: usize, n: usize, emit:
 }
 
 fn count_alert(body: &[u8], emit: &mut Emit) {
+    // Named once per description, not once per alert (a stream of tiny
+    // alerts is cheap to send).
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let name = match body {
-        [_level, desc] => snake_case(&tls_parser::TlsAlertDescription(*desc).to_string()),
-        _ => "malformed".to_string(),
+        [_level, desc] => NAMES
+            .get_or_init(|| (0..=u8::MAX).map(|d| snake_case(&tls_parser::TlsAlertDescription(d).to_string())).collect())
+            .get(usize::from(*desc))
+            .map_or("malformed", String::as_str),
+        _ => "malformed",
     };
-    bump(&mut emit.stats.tls.alerts, &name);
+    bump(&mut emit.stats.tls.alerts, name);
 }
 
 /// `CloseNotify` -> `close_notify`, the RFC's spelling.

@@ -16,9 +16,11 @@ use std::sync::Arc;
 use tcp::{HalfStream, Piece};
 use timers::{Kind, Timers};
 
-/// About 160 MB of flow state at most (a live flow takes about 800 bytes);
-/// the bench capture, a fleet's traffic, peaks at 19 k.
-pub const DEFAULT_MAX_LIVE_FLOWS: usize = 200_000;
+/// About 180 MB of flow state at most: a live flow takes about 800 bytes in
+/// the table and up to about 1 KB more in its dissector (TLS, the largest;
+/// measured with 200,000 TLS flows that never end: 352 MB). The bench
+/// capture, a fleet's traffic, peaks at 19 k.
+pub const DEFAULT_MAX_LIVE_FLOWS: usize = 100_000;
 
 /// Exchanges held by the live flows together: at most about 40 MB (a held
 /// exchange takes 32 bytes, 300 more while it may be listed or when it is a
