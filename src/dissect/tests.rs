@@ -46,4 +46,9 @@ fn other_is_never_evicted_and_a_literal_other_adds_to_it() {
     assert_eq!(m.get(OTHER), Some(&(5 + 2 + 1)), "zz, the literal other, and the evicted k63");
     assert!(m.contains_key("a") && !m.contains_key("k63"));
     assert_eq!(m.len(), MAX_MAP_KEYS + 1);
+    // Past the largest key kept, on either side of "other" itself.
+    bump(&mut m, "q", 3);
+    bump(&mut m, "l", 4);
+    assert_eq!(m.get(OTHER), Some(&(8 + 3 + 4)));
+    assert_eq!(m.len(), MAX_MAP_KEYS + 1);
 }

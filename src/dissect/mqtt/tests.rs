@@ -545,3 +545,25 @@ fn first_connect_keepalive_survives_merging_in_any_order() {
     // Within one thread too: a later CONNECT does not replace it.
     assert_eq!(late.keepalive_s, Some(10));
 }
+
+/// Packet ids in flight past the cap: the oldest are forgotten, a reused id
+/// names its latest PUBLISH, and acknowledgements find exactly those held.
+#[test]
+fn packet_ids_in_flight_past_the_cap_and_reused() {
+    let mut d = Mqtt::new();
+    let mut pieces: Vec<(Dir, Vec<u8>)> = (1..=1100u16).map(|id| (Dir::C2S, publish("t", id, 1))).collect();
+    pieces.push((Dir::C2S, publish("t", 1050, 1)));
+    for id in [5u16, 1050, 1100, 1050] {
+        pieces.push((Dir::S2C, vec![0x40, 0x02, (id >> 8) as u8, id as u8]));
+    }
+    let refs: Vec<(Dir, &[u8])> = pieces.iter().map(|(d, b)| (*d, b.as_slice())).collect();
+    let r = testkit::run(&mut d, &refs);
+    r.assert_conserved();
+    let answered: Vec<u32> =
+        r.events.iter().filter_map(|e| if let Event::Responded { id } = e { Some(*id) } else { None }).collect();
+    // Id 5 was forgotten (1,024 held); 1050's latest PUBLISH is exchange
+    // 1101, and its second PUBACK finds nothing left.
+    assert_eq!(answered, vec![1101, 1100]);
+    assert_eq!(d.inflight[Dir::C2S.idx()].queue.len(), INFLIGHT_CAP - 2);
+    assert_eq!(d.inflight[Dir::C2S.idx()].ids.len(), INFLIGHT_CAP - 2);
+}
