@@ -29,10 +29,12 @@ struct Key {
 
 struct Pending {
     first_ts_ns: i64,
-    /// Captured fragment data by offset: only bytes no earlier fragment had
-    /// captured, so a datagram holds at most its own size however often
-    /// its fragments repeat (a repeated byte's first capture is kept).
-    parts: Vec<(u32, Vec<u8>)>,
+    /// The datagram's payload as far as captured so far, in one buffer
+    /// (bytes not captured yet are zero): at most its own size however its
+    /// fragments come. Only bytes no earlier fragment had captured are
+    /// written (a repeated byte's first capture is kept). A buffer per
+    /// fragment cost ten times the data for thousands of tiny ones.
+    data: Vec<u8>,
     /// Wire byte ranges received, merged and sorted.
     covered: Ranges,
     /// Captured byte ranges, merged and sorted.
@@ -176,7 +178,7 @@ impl Defragmenter {
             by_age.insert((ts_ns, key));
             Pending {
                 first_ts_ns: ts_ns,
-                parts: Vec::new(),
+                data: Vec::new(),
                 covered: Ranges::default(),
                 captured: Ranges::default(),
                 total: None,
@@ -206,7 +208,13 @@ impl Defragmenter {
         let captured_end = f.offset.saturating_add(captured.len() as u32);
         for (a, b) in p.captured.gaps(f.offset, captured_end) {
             if let Some(fresh) = captured.get((a - f.offset) as usize..(b - f.offset) as usize) {
-                p.parts.push((a, fresh.to_vec()));
+                // (`end` is at most `max_datagram_bytes`: so is the buffer.)
+                if p.data.len() < b as usize {
+                    p.data.resize(b as usize, 0);
+                }
+                if let Some(dst) = p.data.get_mut(a as usize..b as usize) {
+                    dst.copy_from_slice(fresh);
+                }
             }
         }
         p.captured.add(f.offset, captured_end);
@@ -215,14 +223,8 @@ impl Defragmenter {
         }
         let p = self.remove(&key)?;
         let total = p.total.unwrap_or(0) as usize;
-        let mut data = vec![0u8; total];
-        for (off, part) in &p.parts {
-            let off = *off as usize;
-            let end = (off + part.len()).min(total);
-            if let (Some(dst), Some(src)) = (data.get_mut(off..end), part.get(..end.saturating_sub(off))) {
-                dst.copy_from_slice(src);
-            }
-        }
+        let mut data = p.data;
+        data.resize(total, 0);
         let captured_upto = (p.captured.end_of_first() as usize).min(total);
         self.joined_datagrams += 1;
         Some(Joined { data, captured: captured_upto, src: key.src, dst: key.dst, proto: key.proto, bytes: p.bytes })
@@ -239,7 +241,7 @@ impl Defragmenter {
     /// Captured bytes held for pending datagrams.
     #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
-        self.pending.values().flat_map(|p| &p.parts).map(|(_, d)| d.len()).sum()
+        self.pending.values().flat_map(|p| &p.captured.0).map(|&(a, b)| (b - a) as usize).sum()
     }
 
     fn remove(&mut self, key: &Key) -> Option<Pending> {
