@@ -580,8 +580,11 @@ impl FlowTable {
         for x in app.fl.finish(&mut self.sh.live) {
             sink.exchange_done(x);
         }
-        for (n, why) in std::mem::take(&mut app.fl.malformed) {
-            malformed.push(format!("{n} bytes: {why}"));
+        for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
+            malformed.push(match times {
+                1 => format!("{n} bytes: {why}"),
+                _ => format!("{n} bytes: {why} ({times} times)"),
+            });
         }
         let c = &app.rec;
         let rec = FlowRecord {

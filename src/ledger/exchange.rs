@@ -179,7 +179,8 @@ pub struct FlowLedger {
     /// Finished exchanges waiting to be handed on.
     done: Vec<Exchange>,
     pub exchanges_total: u64,
-    pub malformed: Vec<(u64, String)>,
+    /// Bytes, reason and how many times in a row it was given.
+    pub malformed: Vec<(u64, String, u64)>,
     pub malformed_bytes: u64,
     /// Inner/upgraded application name learned from the dissector.
     pub app: Option<&'static str>,
@@ -402,8 +403,17 @@ impl FlowLedger {
                 }
                 Event::Malformed { bytes, reason } => {
                     self.malformed_bytes += bytes;
-                    if self.malformed.len() < 16 {
-                        self.malformed.push((bytes, reason));
+                    // The same reason again (a flood of one broken message,
+                    // gap after gap in a cut capture) adds to the last one
+                    // rather than holding and showing a copy each time.
+                    let held = self.malformed.len();
+                    match self.malformed.last_mut() {
+                        Some((n, why, times)) if *why == reason => {
+                            *n += bytes;
+                            *times += 1;
+                        }
+                        _ if held < 16 => self.malformed.push((bytes, reason, 1)),
+                        _ => {}
                     }
                 }
                 Event::Resolved { id, addrs } => {

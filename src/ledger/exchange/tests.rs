@@ -127,3 +127,19 @@ fn bytes_of_an_older_exchange_follow_it_as_the_list_changes() -> TestResult {
     assert_eq!(total, 2 * 398);
     Ok(())
 }
+
+/// A reason given again in a row adds to the last one; up to 16 are kept,
+/// and every malformed byte is counted whatever is kept.
+#[test]
+fn repeated_malformed_reasons_are_kept_once_with_their_count() {
+    let mut fl = FlowLedger::new(0);
+    let mut live = LiveExchanges::default();
+    let bad = |bytes: u64, reason: &str| Event::Malformed { bytes, reason: reason.into() };
+    let mut events = vec![bad(5, "gap"), bad(7, "gap"), bad(1, "junk"), bad(2, "gap")];
+    events.extend((0..40).map(|i| bad(1, if i % 2 == 0 { "odd" } else { "even" })));
+    fl.events(0, 0, true, &mut events, &mut live);
+    let first: Vec<(u64, &str, u64)> = fl.malformed.iter().take(3).map(|(n, w, t)| (*n, w.as_str(), *t)).collect();
+    assert_eq!(first, vec![(12, "gap", 2), (1, "junk", 1), (2, "gap", 1)]);
+    assert_eq!(fl.malformed.len(), 16);
+    assert_eq!(fl.malformed_bytes, 5 + 7 + 1 + 2 + 40);
+}
