@@ -634,9 +634,8 @@ impl Token {
 /// Tells the flow table how many more (or fewer) message ids are remembered.
 fn remembering(emit: &mut Emit, before: usize, after: usize) {
     if after != before {
-        // (At most 2 * MAX_SEEN either way.)
-        let change = i32::try_from(after).unwrap_or(i32::MAX).saturating_sub(i32::try_from(before).unwrap_or(i32::MAX));
-        emit.event(Event::Remembering { change });
+        // (Both at most MAX_SEEN.)
+        emit.event(Event::Remembering { change: after as i32 - before as i32 });
     }
 }
 

@@ -318,18 +318,19 @@ pub fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, n: u64
     let spilled = if kept < MAX_MAP_KEYS {
         map.insert(key.to_owned(), n);
         0
-    } else if map.keys().rev().find(|k| k.as_str() != OTHER).is_some_and(|largest| key > largest.as_str()) {
-        // Full, and past every key kept (the common case once full): it
-        // goes to "other" at once, with no key built or moved.
-        n
     } else {
-        // Full: which key goes is decided among the keys other than "other".
-        let other = map.remove(OTHER);
-        let spilled = bump_capped(map, key, n, MAX_MAP_KEYS);
-        if let Some(o) = other {
-            map.insert(OTHER.to_owned(), o);
+        // Full: as `bump_capped` decides among the keys other than "other"
+        // (the largest goes if the new key sorts before it, else the new
+        // one spills), with no key built or moved for a key that spills.
+        let evicted = map.keys().rev().find(|k| k.as_str() != OTHER).filter(|largest| key < largest.as_str()).cloned();
+        match evicted {
+            Some(largest) => {
+                let spilled = map.remove(&largest).unwrap_or(0);
+                map.insert(key.to_owned(), n);
+                spilled
+            }
+            None => n,
         }
-        spilled
     };
     if spilled > 0 {
         match map.get_mut(OTHER) {

@@ -423,15 +423,9 @@ impl FlowLedger {
                 }
                 Event::App { name } => self.app = Some(name),
                 Event::Remembering { change } => {
-                    let n = change.unsigned_abs() as usize;
-                    if change >= 0 {
-                        self.remembered += n;
-                        live.remembered += n;
-                    } else {
-                        let n = n.min(self.remembered);
-                        self.remembered -= n;
-                        live.remembered = live.remembered.saturating_sub(n);
-                    }
+                    let now = self.remembered.saturating_add_signed(change as isize);
+                    live.remembered = (live.remembered + now).saturating_sub(self.remembered);
+                    self.remembered = now;
                 }
             }
         }
