@@ -48,9 +48,9 @@ fn probe_request(b: &[u8]) -> Probe {
     if method_prefix(b).is_none() {
         return Probe::No;
     }
-    let line_end = b.iter().position(|&c| c == b'\n');
+    let line_end = memchr::memchr(b'\n', b);
     let line = &b[..line_end.unwrap_or(b.len())];
-    if find(line, b" HTTP/1.").is_some() {
+    if memchr::memmem::find(line, b" HTTP/1.").is_some() {
         Probe::Yes
     } else if line_end.is_none() {
         Probe::Maybe
@@ -1169,13 +1169,6 @@ fn header_end(b: &[u8], scanned: &mut usize) -> Option<usize> {
 /// Whether `b` ends with an empty line (as a block `header_end` finds does).
 fn ends_with_empty_line(b: &[u8]) -> bool {
     b.ends_with(b"\n\n") || b.ends_with(b"\n\r\n")
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 impl Dissector for Http1 {
