@@ -1056,7 +1056,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 dispatch.outside(lone);
             }
             Frame::Broken { link_len, why } => {
-                *notes.broken_packets.entry(why).or_default() += 1;
+                *notes.broken_packets.entry(why.to_string()).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
                 dispatch.outside(lone);
@@ -1136,7 +1136,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     t.start_ts = first_ns.map(|f| f as f64 / 1e9);
     t.goodput_ratio = classes.goodput_ratio();
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
-    notes.format = reader.stats().format;
+    notes.format = reader.stats().format.to_string();
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
     notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
     if classes.total() != t.wire_bytes {
@@ -1248,7 +1248,7 @@ fn attribute_dns_lookups(
     for (i, (_, x)) in exchanges.iter().enumerate() {
         by_flow.entry(x.flow).or_default().push(i);
     }
-    for (_, f) in flows.iter_mut().filter(|(_, f)| f.app != "dns") {
+    for (_, f) in flows.iter_mut().filter(|(_, f)| f.app != crate::vocab::Proto::Dns) {
         let Some(candidates) = lookups.get(&f.server.0.ip()) else { continue };
         // The latest lookup answered before the flow began, not used yet.
         let found = candidates.iter().rev().copied().find(|&i| {

@@ -15,3 +15,4 @@ pub mod ledger;
 pub mod radio;
 pub mod report;
 pub mod stats;
+pub mod vocab;

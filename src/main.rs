@@ -63,6 +63,18 @@ enum Cmd {
         #[command(flatten)]
         radio: Box<RadioArgs>,
     },
+    /// Render a report saved with `analyze --format json`, exactly as `analyze` would have.
+    Report {
+        saved: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write the report here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Flows shown by the table format.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
     /// Radio profiles.
     Radio {
         #[command(subcommand)]
@@ -142,6 +154,19 @@ fn main() -> ExitCode {
         Cmd::Radio { cmd: RadioCmd::List } => {
             print!("{}", wiretax::radio::list_text());
             ExitCode::SUCCESS
+        }
+        Cmd::Report { saved, format, output, top } => {
+            let report = match std::fs::File::open(&saved)
+                .map_err(|e| e.to_string())
+                .and_then(|f| Report::read(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("wiretax: {}: {e}", saved.display());
+                    return ExitCode::from(2);
+                }
+            };
+            emit(&report, output.as_deref(), format, top)
         }
         Cmd::Analyze {
             inputs,
@@ -231,25 +256,30 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             let report = Report::combine(reports, failed);
-            // Written through a concrete writer, not a `dyn Write`: the JSON
-            // writer makes millions of small writes, which then inline.
-            let written = match &output {
-                Some(p) => match std::fs::File::create(p) {
-                    Ok(f) => write_report(std::io::BufWriter::new(f), &report, format, top),
-                    Err(e) => {
-                        eprintln!("wiretax: cannot write {}: {e}", p.display());
-                        return ExitCode::from(1);
-                    }
-                },
-                None => write_report(std::io::BufWriter::new(std::io::stdout().lock()), &report, format, top),
-            };
-            if let Err(e) = written {
-                eprintln!("wiretax: cannot write the report: {e}");
-                return ExitCode::from(1);
-            }
-            ExitCode::SUCCESS
+            emit(&report, output.as_deref(), format, top)
         }
     }
+}
+
+/// Writes the report to `output` or standard output.
+fn emit(report: &Report, output: Option<&std::path::Path>, format: Format, top: usize) -> ExitCode {
+    // Written through a concrete writer, not a `dyn Write`: the JSON
+    // writer makes millions of small writes, which then inline.
+    let written = match output {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => write_report(std::io::BufWriter::new(f), report, format, top),
+            Err(e) => {
+                eprintln!("wiretax: cannot write {}: {e}", p.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => write_report(std::io::BufWriter::new(std::io::stdout().lock()), report, format, top),
+    };
+    if let Err(e) = written {
+        eprintln!("wiretax: cannot write the report: {e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Writes the report. JSON is streamed out: a report is never held twice in memory.

@@ -81,10 +81,10 @@ fn the_lookup_before_a_connection_is_shared_by_its_exchanges() {
 
     let r = analyze_file(&path, &Options::new()).unwrap();
     let lookup_bytes = (p.query.len() + p.answer.len()) as u64;
-    let dns_flow = r.flows.iter().find(|f| f.app == "dns").expect("dns flow");
+    let dns_flow = r.flows.iter().find(|f| f.app.name() == "dns").expect("dns flow");
     assert_eq!(dns_flow.wire_bytes, lookup_bytes);
     assert_eq!(r.stats.dns.answers, 1);
-    let http = r.flows.iter().find(|f| f.app == "http").expect("http flow");
+    let http = r.flows.iter().find(|f| f.app.name() == "http").expect("http flow");
     assert_eq!(http.dns_lookup_bytes, lookup_bytes);
     let xs: Vec<_> = r.exchanges.iter().filter(|x| x.flow == http.id).collect();
     assert_eq!(xs.len(), 15);
@@ -142,7 +142,7 @@ fn a_lookup_past_the_list_cap_is_charged_the_same_for_any_jobs() {
         o.max_exchanges = 8;
         let r = analyze_file(&path, &o).unwrap();
         let to_server: Vec<_> =
-            r.flows.iter().filter(|f| f.app == "http" && f.server.to_string() == "10.77.0.1:80").collect();
+            r.flows.iter().filter(|f| f.app.name() == "http" && f.server.to_string() == "10.77.0.1:80").collect();
         assert_eq!(to_server.len(), 1, "jobs {jobs}");
         assert_eq!(to_server[0].dns_lookup_bytes, lookup_bytes, "jobs {jobs}");
         reports.push(serde_json::to_string(&wiretax::report::Report::combine(vec![r], vec![])).unwrap());

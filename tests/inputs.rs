@@ -84,7 +84,7 @@ fn assert_header_shift(base: &InputReport, got: &InputReport, class: Class, per_
     assert_eq!(got.flows.len(), base.flows.len(), "{}", got.input);
     for (b, g) in base.flows.iter().zip(&got.flows) {
         assert_eq!(identity(g), identity(b), "{} flow {}", got.input, g.id);
-        let c = if b.l4 == "tcp" { b.control_frames as i64 } else { 0 };
+        let c = if b.l4 == wiretax::vocab::L4::Tcp { b.control_frames as i64 } else { 0 };
         let n = b.frames as i64;
         assert_eq!(g.wire_bytes, add(b.wire_bytes, per_frame * n), "{} flow {}", got.input, g.id);
         let want = shifted(&b.classes, &[(class, per_frame * (n - c)), (Class::TcpControl, per_frame * c)]);

@@ -45,6 +45,7 @@ impl fmt::Display for ReadError {
 
 /// Counts a reader keeps about what it skipped.
 #[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(default)]
 pub struct ReadStats {
     pub records: u64,
     pub packets: u64,

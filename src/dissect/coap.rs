@@ -11,15 +11,15 @@
 //! the options region, which general CoAP libraries do not expose.
 
 use super::tally::{Tally, TallyKeys};
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
-use crate::ledger::Class;
-use serde::Serialize;
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::ops::Bound;
 
-pub static PROTOCOL: Protocol = Protocol { name: "coap", l4: &[L4::Udp], ports: &[5683, 5684], probe, make };
+pub static PROTOCOL: Protocol = Protocol { id: Proto::Coap, l4: &[L4::Udp], ports: &[5683, 5684], probe, make };
 
 /// EXCHANGE_LIFETIME (RFC 7252 4.8.2): how long a Message ID stays bound to
 /// one message, so how long a repeat counts as a retransmission, and how
@@ -471,7 +471,8 @@ impl TallyKeys for Codes {
 /// and `total_coap_bytes` are REPORT.md's; the rest follows the truth files.
 /// Retransmitted messages are counted like any other (as tshark does) and
 /// also in `retransmitted_messages`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// By type: CON, NON, ACK, RST.
     pub messages: Tally<MsgTypes>,
@@ -757,7 +758,7 @@ impl Coap {
     fn new_exchange(&mut self, what: String, emit: &mut Emit) -> u32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        emit.event(Event::Open { id, kind: "coap", what });
+        emit.event(Event::Open { id, kind: Proto::Coap, what });
         id
     }
 

@@ -4,15 +4,15 @@
 //! it is `app_header` (over TCP the 2-byte length prefix too). Exchanges pair
 //! a query with its response by ID (and question, for mDNS's ID 0).
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol, bump, bump_capped};
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgBuf, MsgRef, Probe, Protocol, bump, bump_capped};
 use crate::dissect::Framing;
-use crate::ledger::Class;
-use serde::Serialize;
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 
-pub static PROTOCOL: Protocol = Protocol { name: "dns", l4: &[L4::Udp, L4::Tcp], ports: &[53, 5353], probe, make };
+pub static PROTOCOL: Protocol = Protocol { id: Proto::Dns, l4: &[L4::Udp, L4::Tcp], ports: &[53, 5353], probe, make };
 
 /// Queries waiting for a response.
 const MAX_PENDING: usize = 256;
@@ -286,7 +286,8 @@ fn rcode_name(r: u16) -> String {
 // Statistics
 
 /// The `dns` section of the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub queries: u64,
     pub responses: u64,
@@ -517,7 +518,7 @@ impl Flowing<'_> {
     fn open(&mut self, what: String, emit: &mut Emit) -> u32 {
         let id = *self.next_exchange;
         *self.next_exchange = self.next_exchange.wrapping_add(1);
-        emit.event(Event::Open { id, kind: "dns", what });
+        emit.event(Event::Open { id, kind: Proto::Dns, what });
         id
     }
 

@@ -9,15 +9,15 @@
 //! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
 
 use super::tally::{Decimal, Tally, TallyKeys};
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
-use crate::ledger::Class;
-use serde::Serialize;
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 pub static PROTOCOL: Protocol =
-    Protocol { name: "http", l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
+    Protocol { id: Proto::Http, l4: &[L4::Tcp], ports: &[80, 8080, 8000, 8088, 2375], probe, make };
 
 /// Request methods the probe and the statistics know by name.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
@@ -85,7 +85,8 @@ fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
 }
 
 /// The `http` section of the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub requests: u64,
     /// Interim (1xx) responses included.
@@ -925,7 +926,7 @@ impl Http1 {
             MsgRef::Setup
         } else {
             let id = self.new_id();
-            emit.event(Event::Open { id, kind: "http", what: what.clone() });
+            emit.event(Event::Open { id, kind: Proto::Http, what: what.clone() });
             MsgRef::Exchange(id)
         };
         self.header(Dir::C2S, hdr, msg, emit);
@@ -964,7 +965,7 @@ impl Http1 {
         if self.pending.is_empty() {
             // The request was not seen (the capture started mid-connection).
             let id = self.new_id();
-            emit.event(Event::Open { id, kind: "http", what: "(request not captured)".into() });
+            emit.event(Event::Open { id, kind: Proto::Http, what: "(request not captured)".into() });
             emit.event(Event::Responded { id });
             self.pending.push_back(Pending {
                 msg: MsgRef::Exchange(id),
@@ -1075,13 +1076,13 @@ impl Http1 {
         let first_id = self.next_id;
         let inner: Box<dyn Dissector> = match target {
             Some(Upgrade::WebSocket) => {
-                emit.event(Event::App { name: "websocket" });
+                emit.event(Event::App { proto: Proto::Websocket });
                 emit.stats.websocket.connections += 1;
                 emit.stats.websocket.upgrade_bytes += upgrade_bytes;
                 Box::new(super::websocket::WebSocket::new(&self.ctx, mqtt, first_id))
             }
             Some(Upgrade::H2c) => {
-                emit.event(Event::App { name: "http2" });
+                emit.event(Event::App { proto: Proto::Http2 });
                 Box::new(super::http2::Http2::upgraded(&self.ctx, first_id, exchange))
             }
             _ => Box::new(super::unknown::Unknown),

@@ -9,12 +9,12 @@
 //! methods, paths and status codes; DATA is never buffered. One exchange per
 //! request stream.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol, truncated};
-use crate::ledger::Class;
-use serde::Serialize;
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol, truncated};
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-pub static PROTOCOL: Protocol = Protocol { name: "http2", l4: &[L4::Tcp], ports: &[], probe, make };
+pub static PROTOCOL: Protocol = Protocol { id: Proto::Http2, l4: &[L4::Tcp], ports: &[], probe, make };
 
 /// The client connection preface (RFC 9113 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -45,7 +45,8 @@ fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
 }
 
 /// The `http2` section of the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub connections: u64,
     /// Frames by type name (DATA, HEADERS, SETTINGS, ...).
@@ -254,7 +255,7 @@ impl Http2 {
             return MsgRef::Flow;
         }
         let id = self.new_id();
-        emit.event(Event::Open { id, kind: "http2", what: what.clone() });
+        emit.event(Event::Open { id, kind: Proto::Http2, what: what.clone() });
         self.streams.insert(stream, Stream { id, what, responded: false });
         MsgRef::Exchange(id)
     }

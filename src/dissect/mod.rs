@@ -14,85 +14,10 @@ pub mod unknown;
 
 pub use buf::{Framing, HeaderBuf, MsgBuf};
 
-use crate::ledger::Class;
-use serde::Serialize;
+use crate::vocab::Class;
+pub use crate::vocab::{Dir, Event, L4, MsgRef, Span};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// Direction of a byte run relative to the flow's client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dir {
-    /// Client to server (the SYN sender, or the first datagram's sender).
-    C2S = 0,
-    S2C = 1,
-}
-
-impl Dir {
-    pub fn flip(self) -> Dir {
-        match self {
-            Dir::C2S => Dir::S2C,
-            Dir::S2C => Dir::C2S,
-        }
-    }
-    pub fn idx(self) -> usize {
-        self as usize
-    }
-}
-
-/// Transport a dissector runs over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum L4 {
-    Tcp,
-    Udp,
-}
-
-/// What a run of bytes belongs to, for per-exchange accounting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MsgRef {
-    /// Connection setup shared by every exchange of the flow (TLS handshake,
-    /// MQTT CONNECT/CONNACK, WebSocket upgrade, ...).
-    Setup,
-    /// An exchange, by an id the dissector chose, unique within its flow.
-    Exchange(u32),
-    /// Neither: keep-alives, connection teardown, unparsed bytes.
-    Flow,
-}
-
-/// A dissector's verdict on `len` consecutive bytes it was given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub class: Class,
-    pub len: u64,
-    pub msg: MsgRef,
-}
-
-/// Exchange lifecycle, reported by dissectors at the time of the bytes being
-/// fed (`Emit::ts_ns`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// A request (or unsolicited message) starts exchange `id`.
-    Open { id: u32, kind: &'static str, what: String },
-    /// More detail learned later (a status code, a topic).
-    Describe { id: u32, what: String },
-    /// First byte of the answer to exchange `id`.
-    Responded { id: u32 },
-    /// Exchange `id` is complete.
-    Close { id: u32 },
-    /// Exchange `id` is closed unanswered: the dissector stopped waiting for
-    /// its answer to keep memory bounded (`notes.exchanges_closed_early`).
-    GaveUp { id: u32 },
-    /// Bytes that could not be parsed (they are in a `payload` span).
-    Malformed { bytes: u64, reason: String },
-    /// Exchange `id` (a DNS lookup) resolved these addresses: the first
-    /// connection to one of them after it pays for the lookup.
-    Resolved { id: u32, addrs: Vec<std::net::IpAddr> },
-    /// The flow's application protocol, as learned (`inner` of a TLS flow,
-    /// `websocket` after an HTTP upgrade).
-    App { name: &'static str },
-    /// The dissector remembers `change` more (or, negative, fewer) message
-    /// ids to spot repeats by (CoAP). Summed over the live flows they count
-    /// towards the same memory bound as held exchanges (`Emit::tight`).
-    Remembering { change: i32 },
-}
 
 /// Where a dissector writes. Reused across calls: no allocation per packet.
 pub struct Emit<'a> {
@@ -217,7 +142,7 @@ pub enum Probe {
 
 /// A registered protocol.
 pub struct Protocol {
-    pub name: &'static str,
+    pub id: Proto,
     pub l4: &'static [L4],
     /// Well-known server ports (a hint; content decides first).
     pub ports: &'static [u16],
@@ -234,20 +159,44 @@ pub struct FlowCtx {
     pub cfg: Arc<Config>,
 }
 
-/// Declares every protocol once: its module, its place in `PROTOCOLS`
-/// (recognised by content, in probe order; `nested` ones are entered from
-/// another protocol), and its statistics section of the report.
+/// Declares every protocol once: its module, its name in `Proto`, its place
+/// in `PROTOCOLS` (recognised by content, in probe order; `nested` ones are
+/// entered from another protocol), and its statistics section of the report.
 macro_rules! protocols {
-    (recognised: [$($p:ident),*], nested: [$($n:ident),*]) => {
+    (recognised: [$($p:ident: $pv:ident),*], nested: [$($n:ident: $nv:ident),*]) => {
         $(pub mod $p;)*
         $(pub mod $n;)*
 
         /// Every protocol wiretax recognises, in probe order.
         pub static PROTOCOLS: &[&Protocol] = &[$(&$p::PROTOCOL),*];
 
+        /// A protocol's name: what a flow carries and what kind an exchange
+        /// is. Written out as the protocol's module name (`"mqtt"`).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Proto {
+            $($pv,)*
+            $($nv,)*
+            /// Nothing recognised.
+            #[default]
+            Unknown,
+        }
+
+        impl Proto {
+            pub const ALL: &[Proto] = &[$(Proto::$pv,)* $(Proto::$nv,)* Proto::Unknown];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Proto::$pv => stringify!($p),)*
+                    $(Proto::$nv => stringify!($n),)*
+                    Proto::Unknown => "unknown",
+                }
+            }
+        }
+
         /// Per-protocol statistics: the `http`, `tls`, `mqtt`, `coap`, ...
         /// sections of the report, each defined in its protocol's file.
-        #[derive(Clone, Debug, Default, Serialize)]
+        #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+        #[serde(default)]
         pub struct ProtoStats {
             $(pub $p: $p::Stats,)*
             $(pub $n: $n::Stats,)*
@@ -262,10 +211,38 @@ macro_rules! protocols {
     };
 }
 
-protocols! { recognised: [tls, http2, http, mqtt, coap, dns], nested: [websocket] }
+protocols! {
+    recognised: [tls: Tls, http2: Http2, http: Http, mqtt: Mqtt, coap: Coap, dns: Dns],
+    nested: [websocket: Websocket]
+}
+
+impl Proto {
+    pub fn from_name(name: &str) -> Option<Proto> {
+        Proto::ALL.iter().copied().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Proto {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Proto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Proto, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Proto::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown protocol {name:?}")))
+    }
+}
 
 pub fn by_name(name: &str) -> Option<&'static Protocol> {
-    PROTOCOLS.iter().copied().find(|p| p.name == name)
+    PROTOCOLS.iter().copied().find(|p| p.id.name() == name)
 }
 
 /// Choose the protocol of a flow from its first payload and its server port:
@@ -294,6 +271,20 @@ pub fn truncated(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
         Some((i, _)) => Cow::Owned(format!("{}...", &s[..i])),
         None => Cow::Borrowed(s),
     }
+}
+
+/// A statistics map keyed by numbers, read back from JSON (where its keys
+/// are text). Needed because the sections are flattened into the report,
+/// and serde reads a flattened map's keys as text only.
+pub fn numbered_keys<'de, D, K>(d: D) -> Result<std::collections::BTreeMap<K, u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: Ord + std::str::FromStr,
+{
+    std::collections::BTreeMap::<String, u64>::deserialize(d)?
+        .into_iter()
+        .map(|(k, n)| k.parse().map(|k| (k, n)).map_err(|_| serde::de::Error::custom(format!("bad key {k:?}"))))
+        .collect()
 }
 
 /// Most distinct keys a statistics map keeps; the rest count under "other",

@@ -20,13 +20,13 @@
 //! flow.
 
 use super::tally::{Decimal, Tally, TallyKeys};
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol};
-use crate::ledger::Class;
-use serde::Serialize;
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol};
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-pub static PROTOCOL: Protocol = Protocol { name: "mqtt", l4: &[L4::Tcp], ports: &[1883], probe, make };
+pub static PROTOCOL: Protocol = Protocol { id: Proto::Mqtt, l4: &[L4::Tcp], ports: &[1883], probe, make };
 
 /// Most bytes of a control packet kept for parsing; the rest is counted.
 /// Every field wiretax needs sits in the first dozen bytes; the prefix is
@@ -47,7 +47,7 @@ const SMALL_MAP_CAP: usize = 64;
 /// Longest topic or filter shown in an exchange name.
 const SHOW_KEEP: usize = 128;
 
-const KIND: &str = "mqtt";
+const KIND: Proto = Proto::Mqtt;
 
 fn probe(dir: Dir, first: &[u8]) -> Probe {
     let FixedParse::Ok(f) = parse_fixed(first) else {
@@ -1291,12 +1291,13 @@ fn skip_next(left: u64, seen: u64, reason: &'static str, emit: &mut Emit) -> Pha
 /// The `mqtt` section of the report. REPORT.md fixes `packets`,
 /// `keepalive_s`, `publish_payload_bytes` and `total_mqtt_bytes`; the rest
 /// mirrors the truth files' extras.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Protocol version of the connections ("3.1", "3.1.1", "5.0"; "mixed").
-    pub version: Option<&'static str>,
+    pub version: Option<String>,
     /// Connections (CONNECTs) by version.
-    pub versions: BTreeMap<&'static str, u64>,
+    pub versions: BTreeMap<String, u64>,
     /// Connections that carried at least one MQTT packet.
     pub connections: u64,
     /// Well-formed packets by type.
@@ -1312,6 +1313,7 @@ pub struct Stats {
     #[serde(skip)]
     first_connect: Option<(i64, u16)>,
     /// Keep-alives of all CONNECTs, seconds, by value (the `SMALL_MAP_CAP` smallest values).
+    #[serde(deserialize_with = "super::numbered_keys")]
     pub keepalives: BTreeMap<u16, u64>,
     pub publish_payload_bytes: u64,
     /// PUBLISH fixed + variable headers (the `app_header` they cost).
@@ -1344,8 +1346,9 @@ pub struct Stats {
     pub pingreq_interval_s: Option<Summary>,
     /// Sum of the v5 property lengths of all packets.
     pub v5_property_length_sum: u64,
-    pub v5_properties: BTreeMap<&'static str, u64>,
+    pub v5_properties: BTreeMap<String, u64>,
     /// CONNACK return / reason codes.
+    #[serde(deserialize_with = "super::numbered_keys")]
     pub connack_codes: BTreeMap<u8, u64>,
     /// Failure reason codes (>= 0x80) by packet type, e.g. `PUBACK 0x87`.
     pub error_reason_codes: BTreeMap<String, u64>,
@@ -1368,7 +1371,7 @@ impl Stats {
     }
 
     pub fn merge(&mut self, o: &Stats) {
-        if let Some(v) = o.version {
+        if let Some(v) = &o.version {
             self.note_version_only(v);
         }
         merge_map(&mut self.versions, &o.versions);
@@ -1417,22 +1420,23 @@ impl Stats {
         self.truncated_publishes += o.truncated_publishes;
     }
 
-    fn note_version(&mut self, v: &'static str) {
+    fn note_version(&mut self, v: &str) {
         self.note_version_only(v);
         bump(&mut self.versions, v, 1);
     }
 
-    fn note_version_only(&mut self, v: &'static str) {
-        self.version = match self.version {
-            None => Some(v),
-            Some(cur) if cur == v => Some(cur),
-            Some(_) => Some("mixed"),
-        };
+    fn note_version_only(&mut self, v: &str) {
+        match &self.version {
+            None => self.version = Some(v.to_owned()),
+            Some(cur) if cur == v || cur == "mixed" => {}
+            Some(_) => self.version = Some("mixed".to_owned()),
+        }
     }
 }
 
 /// Count, smallest, largest and mean of a series.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     pub n: u64,
     pub min: f64,
@@ -1470,18 +1474,18 @@ impl Summary {
     }
 }
 
-fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
     // Nearly always a key already there: a plain lookup is cheaper than
-    // building an entry.
+    // building an entry (and allocates nothing).
     match map.get_mut(key) {
         Some(count) => *count += n,
         None => {
-            map.insert(key, n);
+            map.insert(key.to_owned(), n);
         }
     }
 }
 
-fn merge_map(into: &mut BTreeMap<&'static str, u64>, from: &BTreeMap<&'static str, u64>) {
+fn merge_map(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     for (k, n) in from {
         bump(into, k, *n);
     }

@@ -3,7 +3,7 @@
 //! counted with an add where a map lookup by text cost a hundred
 //! instructions, on paths taken for nearly every message.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -19,19 +19,21 @@ pub trait TallyKeys {
 /// [`super::MAX_MAP_KEYS`] of them besides "other", which takes the rest.
 pub struct Tally<K> {
     counts: Vec<u64>,
+    /// Counts by key text: what a saved report read back holds.
+    by_name: BTreeMap<String, u64>,
     // A function type: the marker says nothing of `K`'s thread safety.
     keys: PhantomData<fn() -> K>,
 }
 
 impl<K> Default for Tally<K> {
     fn default() -> Self {
-        Tally { counts: Vec::new(), keys: PhantomData }
+        Tally { counts: Vec::new(), by_name: BTreeMap::new(), keys: PhantomData }
     }
 }
 
 impl<K> Clone for Tally<K> {
     fn clone(&self) -> Self {
-        Tally { counts: self.counts.clone(), keys: PhantomData }
+        Tally { counts: self.counts.clone(), by_name: self.by_name.clone(), keys: PhantomData }
     }
 }
 
@@ -61,6 +63,9 @@ impl<K: TallyKeys> Tally<K> {
                 self.add(i, n);
             }
         }
+        for (k, &n) in &o.by_name {
+            super::bump(&mut self.by_name, k, n);
+        }
     }
 
     /// The map written out.
@@ -71,6 +76,9 @@ impl<K: TallyKeys> Tally<K> {
                 super::bump(&mut map, &K::name(i), n);
             }
         }
+        for (k, &n) in &self.by_name {
+            super::bump(&mut map, k, n);
+        }
         map
     }
 
@@ -80,13 +88,19 @@ impl<K: TallyKeys> Tally<K> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.iter().all(|&n| n == 0)
+        self.counts.iter().all(|&n| n == 0) && self.by_name.is_empty()
     }
 }
 
 impl<K: TallyKeys> Serialize for Tally<K> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.to_map().serialize(s)
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Tally<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Tally { counts: Vec::new(), by_name: BTreeMap::deserialize(d)?, keys: PhantomData })
     }
 }
 

@@ -17,14 +17,14 @@
 //! an `Event::Malformed` and falls back to keyless accounting from there.
 
 use super::tally::{Decimal, Tally};
-use super::{Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::decrypt::{self, DecryptError, Expansion, Opened, RecordKeys, Side, Suite, Tls12Options};
-use crate::ledger::Class;
-use serde::Serialize;
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub static PROTOCOL: Protocol =
-    Protocol { name: "tls", l4: &[L4::Tcp, L4::Udp], ports: &[443, 8443, 8883, 5684, 4433], probe, make };
+    Protocol { id: Proto::Tls, l4: &[L4::Tcp, L4::Udp], ports: &[443, 8443, 8883, 5684, 4433], probe, make };
 
 const TLS_HEADER: usize = 5;
 const DTLS_HEADER: usize = 13;
@@ -104,7 +104,8 @@ fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
 }
 
 /// The `tls` section of the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub connections: u64,
     pub full_handshakes: u64,
@@ -149,7 +150,8 @@ pub struct Stats {
 }
 
 /// What the key log did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DecryptStats {
     /// Connections the key log had secrets for.
     pub connections_with_keys: u64,
@@ -432,7 +434,7 @@ impl Exchanges {
             (None, true) => "TLS application data".to_string(),
             (None, false) => "TLS application data (server first)".to_string(),
         });
-        emit.event(Event::Open { id, kind: "tls", what });
+        emit.event(Event::Open { id, kind: Proto::Tls, what });
         self.open = Some((id, !client));
         id
     }
@@ -1045,13 +1047,13 @@ impl Tls {
         if self.conn.alpn.is_none() && !self.conn.app_announced {
             // The IANA ports of MQTT and CoAP over TLS/DTLS say what is inside.
             let by_port = match self.ctx.server_port {
-                8883 => Some("mqtt"),
-                5684 => Some("coap"),
+                8883 => Some(Proto::Mqtt),
+                5684 => Some(Proto::Coap),
                 _ => None,
             };
-            if let Some(name) = by_port {
+            if let Some(proto) = by_port {
                 self.conn.app_announced = true;
-                emit.event(Event::App { name });
+                emit.event(Event::App { proto });
             }
         }
         self.setup_keys(emit);
@@ -1074,7 +1076,7 @@ impl Tls {
             && !self.conn.app_announced
         {
             self.conn.app_announced = true;
-            emit.event(Event::App { name: p.name });
+            emit.event(Event::App { proto: p.id });
         }
         self.conn.alpn = Some(alpn);
     }
@@ -1258,10 +1260,10 @@ impl Tls {
                 .and_then(alpn_protocol)
                 .or_else(|| super::recognise(ctx.l4, ctx.server_port, dir, first))
                 .or_else(|| super::recognise(ctx.l4, cleartext_port(ctx.server_port), dir, first))
-                .filter(|p| p.name != PROTOCOL.name);
+                .filter(|p| p.id != PROTOCOL.id);
             match proto {
                 Some(p) => {
-                    emit.event(Event::App { name: p.name });
+                    emit.event(Event::App { proto: p.id });
                     (p.make)(ctx)
                 }
                 None => Box::new(super::unknown::Unknown),

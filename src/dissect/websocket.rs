@@ -9,16 +9,17 @@
 //! of a frame that carried only MQTT control packets is then `app_control`
 //! too, like the rest of such a frame.
 
-use super::{Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, MsgRef, Span};
-use crate::ledger::Class;
-use serde::Serialize;
+use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, MsgRef, Span};
+use crate::vocab::Class;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Most payload bytes looked at to recognise an MQTT CONNECT.
 const SNIFF_LEN: usize = 12;
 
 /// The `websocket` section of the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Successful upgrades (counted by the HTTP dissector at the 101).
     pub connections: u64,
@@ -291,7 +292,7 @@ impl WebSocket {
         } else {
             let id = self.new_id();
             let what = emit.what(|| message_what(opcode, dir));
-            emit.event(Event::Open { id, kind: "websocket", what });
+            emit.event(Event::Open { id, kind: Proto::Websocket, what });
             MsgRef::Exchange(id)
         };
         self.sides[i].message = Some(msg);
@@ -399,7 +400,7 @@ impl WebSocket {
             // Plain binary messages: this one is an exchange of its own.
             let id = self.new_id();
             let what = emit.what(|| message_what(2, dir));
-            emit.event(Event::Open { id, kind: "websocket", what });
+            emit.event(Event::Open { id, kind: Proto::Websocket, what });
             f.msg = MsgRef::Exchange(id);
             self.sides[dir.idx()].message = Some(f.msg);
             emit.span(Class::Payload, held.len() as u64, f.msg);

@@ -9,13 +9,14 @@
 use crate::flow::{Endpoint, FlowRecord};
 use crate::ledger::{Class, Exchange};
 use crate::stats::median;
+use crate::vocab::{L4, Proto};
 use foldhash::HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Saving {
     pub bytes: u64,
     /// Radio charge the change would save per day, when a radio model ran:
@@ -23,14 +24,14 @@ pub struct Saving {
     /// estimate; wake-ups and tails do not scale with bytes).
     pub charge_mah: f64,
     /// How `charge_mah` was estimated.
-    pub charge_basis: &'static str,
+    pub charge_basis: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
-    pub id: &'static str,
+    pub id: String,
     /// `info`, `warning` or `critical`.
-    pub severity: &'static str,
+    pub severity: String,
     pub title: String,
     pub evidence: Value,
     pub saving_per_day: Saving,
@@ -66,7 +67,7 @@ impl Input<'_> {
             _ => 0.0,
         };
         let charge_basis = if charge_mah > 0.0 { "radio charge per day pro rata to bytes" } else { "no radio model" };
-        Saving { bytes, charge_mah, charge_basis }
+        Saving { bytes, charge_mah, charge_basis: charge_basis.to_string() }
     }
 }
 
@@ -102,19 +103,19 @@ fn parse_what(what: &str) -> (&str, &str, Option<u16>) {
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
     let servers: HashMap<u64, Endpoint> = inp.flows.iter().map(|f| (f.id, f.server)).collect();
     let server_of = |x: &Exchange| servers.get(&x.flow).map_or_else(|| "?".to_string(), |s| s.to_string());
-    let mut groups: BTreeMap<(String, String), Vec<&Exchange>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Proto, String), Vec<&Exchange>> = BTreeMap::new();
     for x in inp.exchanges {
         let (method, path, _) = parse_what(&x.what);
         let fetch = match x.kind {
-            "http" | "http2" => method == "GET",
-            "coap" => method == "GET" && !x.what.contains("notify"),
+            Proto::Http | Proto::Http2 => method == "GET",
+            Proto::Coap => method == "GET" && !x.what.contains("notify"),
             // Encrypted exchanges: the same server asked again and again.
-            "tls" => true,
+            Proto::Tls => true,
             _ => false,
         };
         if fetch {
-            let key = if x.kind == "tls" { server_of(x) } else { format!("{method} {path}") };
-            groups.entry((x.kind.to_string(), key)).or_default().push(x);
+            let key = if x.kind == Proto::Tls { server_of(x) } else { format!("{method} {path}") };
+            groups.entry((x.kind, key)).or_default().push(x);
         }
     }
     for ((kind, resource), xs) in groups {
@@ -140,14 +141,14 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
         let cost: f64 = xs.iter().map(|x| x.total_cost_bytes).sum();
         let payload: u64 = xs.iter().map(|x| x.classes.get(Class::Payload)).sum();
         let request_bytes: f64 = xs.iter().map(|x| x.bytes_c2s as f64).sum();
-        let id = match kind.as_str() {
-            "http" | "http2" => "http-polling",
-            "coap" => "coap-polling",
+        let id = match kind {
+            Proto::Http | Proto::Http2 => "http-polling",
+            Proto::Coap => "coap-polling",
             _ => "polling",
         };
         out.push(Finding {
-            id,
-            severity: "warning",
+            id: id.into(),
+            severity: "warning".into(),
             title: format!("{} requests to {resource} every {:.1} s ({kind})", xs.len(), period),
             evidence: json!({
                 "protocol": kind, "resource": resource, "requests": xs.len(), "period_s": round3(period),
@@ -156,8 +157,8 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
             }),
             // A subscription (MQTT, CoAP Observe, server push) sends only the news: the requests go.
             saving_per_day: inp.saving(request_bytes),
-            recommendation: match kind.as_str() {
-                "coap" => "Register with CoAP Observe (RFC 7641) instead of polling; the server then sends a notification only when the resource changes.".into(),
+            recommendation: match kind {
+                Proto::Coap => "Register with CoAP Observe (RFC 7641) instead of polling; the server then sends a notification only when the resource changes.".into(),
                 _ => "Replace polling with a push channel (MQTT subscription, CoAP Observe, WebSocket or HTTP long-poll), or lengthen the period to what the data actually needs.".into(),
             },
         });
@@ -168,7 +169,7 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
 /// pays the TCP (and TLS, and MQTT CONNECT) setup again.
 fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
     let mut by_server: BTreeMap<Endpoint, Vec<&FlowRecord>> = BTreeMap::new();
-    for f in inp.flows.iter().filter(|f| f.l4 == "tcp" && f.syn > 0 && f.exchanges <= 1 && f.wire_bytes > 0) {
+    for f in inp.flows.iter().filter(|f| f.l4 == L4::Tcp && f.syn > 0 && f.exchanges <= 1 && f.wire_bytes > 0) {
         by_server.entry(f.server).or_default().push(f);
     }
     for (server, fs) in by_server {
@@ -186,11 +187,11 @@ fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
             })
             .sum();
         let wire: f64 = with_data.iter().map(|f| f.wire_bytes as f64).sum();
-        let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or("");
+        let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or_default();
         out.push(Finding {
             // MQTT's name for it: a session per message.
-            id: if app == "mqtt" { "reconnect-per-message" } else { "short-lived-connections" },
-            severity: "warning",
+            id: if app == Proto::Mqtt { "reconnect-per-message" } else { "short-lived-connections" }.into(),
+            severity: "warning".into(),
             title: format!("{} connections to {server} carry one exchange each", with_data.len()),
             evidence: json!({
                 "server": server, "app": app, "connections": with_data.len(), "exchanges_per_connection": 1,
@@ -219,8 +220,8 @@ fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
     const RESUMED_HANDSHAKE_BYTES: f64 = 350.0;
     let saving = ((per - RESUMED_HANDSHAKE_BYTES).max(0.0)) * (full - 1) as f64;
     out.push(Finding {
-        id: "no-tls-resumption",
-        severity: "warning",
+        id: "no-tls-resumption".into(),
+        severity: "warning".into(),
         title: format!("{full} full TLS handshakes, none resumed"),
         evidence: json!({
             "full_handshakes": full, "resumed_handshakes": resumed, "connections": conns,
@@ -236,7 +237,7 @@ fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
 /// server can recover, and without backing off.
 fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
     let mut by_req: BTreeMap<String, Vec<&Exchange>> = BTreeMap::new();
-    for x in inp.exchanges.iter().filter(|x| x.kind == "http" || x.kind == "http2") {
+    for x in inp.exchanges.iter().filter(|x| matches!(x.kind, Proto::Http | Proto::Http2)) {
         let (method, path, _) = parse_what(&x.what);
         by_req.entry(format!("{method} {path}")).or_default().push(x);
     }
@@ -269,8 +270,8 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
     }
     let med = median(&mut gaps);
     out.push(Finding {
-        id: "retry-without-backoff",
-        severity: "critical",
+        id: "retry-without-backoff".into(),
+        severity: "critical".into(),
         title: format!("{retries} requests retried within a second of an error response"),
         evidence: json!({
             "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med), "requests": resources,
@@ -284,7 +285,7 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
 /// again and again: a fleet reconnecting in lock-step after an outage.
 fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
     let mut by_server: BTreeMap<Endpoint, Vec<(f64, IpAddr, bool)>> = BTreeMap::new();
-    for f in inp.flows.iter().filter(|f| f.l4 == "tcp" && f.syn > 0) {
+    for f in inp.flows.iter().filter(|f| f.l4 == L4::Tcp && f.syn > 0) {
         let client_host = f.client.0.ip();
         let refused = f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0;
         by_server.entry(f.server).or_default().push((f.start_ts, client_host, refused));
@@ -327,8 +328,8 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
             .map(|f| f.wire_bytes as f64)
             .sum();
         out.push(Finding {
-            id: "reconnection-storm",
-            severity: "critical",
+            id: "reconnection-storm".into(),
+            severity: "critical".into(),
             title: format!("{} bursts of {}+ connection attempts within {} ms to {server}", bursts.len(), BURST, (WINDOW_S * 1000.0) as u32),
             evidence: json!({
                 "server": server, "connection_attempts": starts.len(), "refused_attempts": refused,
@@ -356,8 +357,8 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
     let mut worst: Vec<&FlowRecord> = inp.flows.iter().filter(|f| f.classes.get(Class::Retransmission) > 0).collect();
     worst.sort_by_key(|f| std::cmp::Reverse(f.classes.get(Class::Retransmission)));
     out.push(Finding {
-        id: "retransmissions",
-        severity: if share > 0.05 { "critical" } else { "warning" },
+        id: "retransmissions".into(),
+        severity: if share > 0.05 { "critical" } else { "warning" }.into(),
         title: format!("{:.1}% of the wire bytes are retransmissions", share * 100.0),
         evidence: json!({
             "retransmission_bytes": total, "retransmitted_frames": frames, "share": round3(share),
@@ -371,8 +372,11 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
 
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
-    let xs: Vec<&Exchange> =
-        inp.exchanges.iter().filter(|x| matches!(x.kind, "http" | "http2" | "coap" | "mqtt" | "websocket")).collect();
+    let xs: Vec<&Exchange> = inp
+        .exchanges
+        .iter()
+        .filter(|x| matches!(x.kind, Proto::Http | Proto::Http2 | Proto::Coap | Proto::Mqtt | Proto::Websocket))
+        .collect();
     if xs.len() < 3 {
         return;
     }
@@ -384,12 +388,12 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
     let mut per_header: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::AppHeader) as f64).collect();
     let mut per_payload: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
     let (mh, mp) = (median(&mut per_header), median(&mut per_payload));
-    let mut kinds: Vec<&str> = xs.iter().map(|x| x.kind).collect();
+    let mut kinds: Vec<Proto> = xs.iter().map(|x| x.kind).collect();
     kinds.sort_unstable();
     kinds.dedup();
     out.push(Finding {
-        id: "header-overhead",
-        severity: if header > 4 * payload { "warning" } else { "info" },
+        id: "header-overhead".into(),
+        severity: if header > 4 * payload { "warning" } else { "info" }.into(),
         title: format!("application headers ({header} B) outweigh the payload ({payload} B)"),
         evidence: json!({
             "protocols": kinds, "exchanges": xs.len(), "header_bytes": header, "payload_bytes": payload,

@@ -7,9 +7,9 @@ pub mod tcp;
 mod timers;
 
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
-use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, ProtoStats, Span};
+use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Proto, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger, LiveExchanges};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -89,20 +89,28 @@ impl Serialize for Endpoint {
     }
 }
 
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Endpoint, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map(Endpoint).map_err(|e| serde::de::Error::custom(format!("endpoint {text:?}: {e}")))
+    }
+}
+
 /// A finished flow, as the report lists it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FlowRecord {
     /// Index in creation order (for TCP, Wireshark's `tcp.stream` order).
     pub id: u64,
     /// Index of the flow's first packet in its input.
     #[serde(skip)]
     pub first_packet: u64,
-    pub l4: &'static str,
+    pub l4: L4,
     pub client: Endpoint,
     pub server: Endpoint,
-    pub app: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inner: Option<&'static str>,
+    pub app: Proto,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner: Option<Proto>,
     pub frames: u64,
     pub wire_bytes: u64,
     pub payload_bytes_c2s: u64,
@@ -129,7 +137,7 @@ pub struct FlowRecord {
     /// by its exchanges too); 0 when none was seen.
     pub dns_lookup_bytes: u64,
     pub malformed_bytes: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,
 }
 
@@ -216,8 +224,8 @@ struct Flow {
 struct FlowCounts {
     id: u64,
     first_packet: u64,
-    app: &'static str,
-    inner: Option<&'static str>,
+    app: Proto,
+    inner: Option<Proto>,
     start_ns: i64,
     frames: u64,
     wire_bytes: u64,
@@ -498,8 +506,13 @@ impl FlowTable {
             L4::Tcp => self.tcp_streams += 1,
             L4::Udp => self.udp_streams += 1,
         }
-        let rec =
-            FlowCounts { id, first_packet: self.sh.packet, app: "unknown", start_ns: ts_ns, ..FlowCounts::default() };
+        let rec = FlowCounts {
+            id,
+            first_packet: self.sh.packet,
+            app: Proto::Unknown,
+            start_ns: ts_ns,
+            ..FlowCounts::default()
+        };
         let flow = Flow {
             key,
             client,
@@ -590,7 +603,7 @@ impl FlowTable {
         let rec = FlowRecord {
             id: c.id,
             first_packet: c.first_packet,
-            l4: if app.l4 == L4::Tcp { "tcp" } else { "udp" },
+            l4: app.l4,
             client: Endpoint(SocketAddr::from(f.client)),
             server: Endpoint(SocketAddr::from(app.server)),
             app: c.app,
@@ -803,7 +816,7 @@ impl<'a> Feeder<'a> {
         }
         app.fl.spans(&self.sh.spans);
         if let Some(a) = app.fl.app.take() {
-            if app.rec.app == "tls" {
+            if app.rec.app == Proto::Tls {
                 app.rec.inner = Some(a);
             } else {
                 app.rec.app = a;
@@ -820,7 +833,7 @@ impl<'a> Feeder<'a> {
         let ctx = FlowCtx { l4: app.l4, server_port: app.server_port, cfg: cfg.dissect.clone() };
         match proto {
             Some(p) => {
-                app.rec.app = p.name;
+                app.rec.app = p.id;
                 app.dissector = Some((p.make)(&ctx));
             }
             None => app.dissector = Some(Box::new(dissect::unknown::Unknown)),

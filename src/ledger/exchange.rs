@@ -2,9 +2,10 @@
 //! the per-flow ledger that attributes every byte to an exchange, to the
 //! connection's setup, or to the flow as a whole.
 
-use super::{Class, Ledger};
-use crate::dissect::{Dir, Event, MsgRef, Span};
-use serde::Serialize;
+use super::Ledger;
+use crate::vocab::Class;
+use crate::vocab::{Dir, Event, MsgRef, Proto, Span};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Most exchanges a flow keeps open at once; older ones are closed.
@@ -105,6 +106,10 @@ const LONG_LIVED: usize = KEEP_CLOSED + 2;
 /// An exchange's flow when that flow is not listed.
 pub const UNLISTED_FLOW: u64 = u64::MAX;
 
+fn flow_index_back<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(UNLISTED_FLOW))
+}
+
 fn flow_index<S: serde::Serializer>(flow: &u64, s: S) -> Result<S::Ok, S::Error> {
     match *flow {
         UNLISTED_FLOW => s.serialize_none(),
@@ -113,15 +118,15 @@ fn flow_index<S: serde::Serializer>(flow: &u64, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// One request/response (or one-way message) and what it cost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exchange {
     /// Index in the report's `exchanges`.
     pub id: u64,
     /// Index of the flow in the report's `flows`; `null` in the report when
     /// the flow is past that list's cap (`UNLISTED_FLOW` here).
-    #[serde(serialize_with = "flow_index")]
+    #[serde(serialize_with = "flow_index", deserialize_with = "flow_index_back")]
     pub flow: u64,
-    pub kind: &'static str,
+    pub kind: Proto,
     pub what: String,
     pub start_ts: f64,
     /// Seconds from the start to the first byte of the answer.
@@ -143,10 +148,10 @@ pub struct Exchange {
     pub turns: u32,
     /// A DNS lookup's answers; its cost is added to the setup of the first
     /// connection that follows to one of them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolved: Vec<std::net::IpAddr>,
     /// Of `setup_share_bytes`, the share of the DNS lookup that found the server.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub dns_share_bytes: f64,
     /// Index of the packet that opened it: orders exchanges the same way
     /// however the flows were spread over threads.
@@ -183,7 +188,7 @@ pub struct FlowLedger {
     pub malformed: Vec<(u64, String, u64)>,
     pub malformed_bytes: u64,
     /// Inner/upgraded application name learned from the dissector.
-    pub app: Option<&'static str>,
+    pub app: Option<Proto>,
     flow: u64,
     /// True once the connection is closing: later bytes are teardown.
     pub closing: bool,
@@ -212,7 +217,7 @@ struct Live {
 }
 
 /// The kind of exchange that is always booked whole (see `Live`).
-const LOOKUP_KIND: &str = "dns";
+const LOOKUP_KIND: Proto = Proto::Dns;
 
 impl FlowLedger {
     pub fn new(flow: u64) -> FlowLedger {
@@ -421,7 +426,7 @@ impl FlowLedger {
                         x.resolved = addrs;
                     }
                 }
-                Event::App { name } => self.app = Some(name),
+                Event::App { proto } => self.app = Some(proto),
                 Event::Remembering { change } => {
                     let now = self.remembered.saturating_add_signed(change as isize);
                     live.remembered = (live.remembered + now).saturating_sub(self.remembered);

@@ -1,12 +1,11 @@
 //! The byte ledger: ten counters that add up to the wire bytes.
 
-mod class;
 pub mod exchange;
-pub use class::Class;
+pub use crate::vocab::Class;
 pub use exchange::{Exchange, FlowLedger, LiveExchanges, setup_share};
 
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Bytes per class. Serialises as `{"link": n, ...}` with all ten keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,5 +42,16 @@ impl Serialize for Ledger {
             m.serialize_entry(c.name(), &self.get(c))?;
         }
         m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Ledger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ledger, D::Error> {
+        let by_name = std::collections::BTreeMap::<Class, u64>::deserialize(d)?;
+        let mut l = Ledger::default();
+        for (c, n) in by_name {
+            l.add(c, n);
+        }
+        Ok(l)
     }
 }

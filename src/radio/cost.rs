@@ -4,7 +4,7 @@
 //! unless `--binary-units` (then a MiB, 2^20 bytes). A month is 30 days, a
 //! year 365.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const MONTH_DAYS: f64 = 30.0;
 pub const YEAR_DAYS: f64 = 365.0;
@@ -31,7 +31,7 @@ impl CostOptions {
 }
 
 /// Bytes, megabytes and money over one period.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostLine {
     pub days: f64,
     pub devices: u64,
@@ -41,11 +41,11 @@ pub struct CostLine {
     pub cost: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostReport {
     pub devices: u64,
     /// "MB" (10^6 bytes) or "MiB" (2^20 bytes).
-    pub unit: &'static str,
+    pub unit: String,
     pub bytes_per_unit: u64,
     pub currency: String,
     pub price_per_unit: Option<f64>,
@@ -80,7 +80,7 @@ pub fn cost(per_day_bytes: f64, opts: &CostOptions) -> CostReport {
     };
     CostReport {
         devices: opts.devices,
-        unit: if opts.binary_units { "MiB" } else { "MB" },
+        unit: if opts.binary_units { "MiB" } else { "MB" }.to_string(),
         bytes_per_unit: unit as u64,
         currency: opts.currency.clone(),
         price_per_unit: price,

@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, Promotion};
 
@@ -56,7 +56,7 @@ impl Tick {
 }
 
 /// Which clock drives the state machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Timing {
     /// The capture's own timestamps.
@@ -1194,7 +1194,7 @@ fn shares_report(map: &Shares, v: f64) -> Vec<ShareReport> {
 }
 
 /// The `radio` section of the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RadioReport {
     pub profile: String,
     pub timing: Timing,
@@ -1229,12 +1229,13 @@ pub struct RadioReport {
     /// are charged to their flow only.
     pub per_exchange: Vec<ShareReport>,
     /// Fleet cost, filled by the caller with [`super::cost::cost`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::cost::CostReport>,
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EnergySplit {
     pub promotion_j: f64,
     pub transfer_j: f64,
@@ -1242,7 +1243,7 @@ pub struct EnergySplit {
     pub idle_j: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StateReport {
     pub state: String,
     pub radio_on: bool,
@@ -1250,7 +1251,7 @@ pub struct StateReport {
     pub energy_j: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PerDay {
     pub bytes: u64,
     pub wakeups: f64,
@@ -1262,7 +1263,7 @@ pub struct PerDay {
     pub window_s: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Battery {
     pub capacity_mah: f64,
     pub sleep_current_ua: f64,
@@ -1271,7 +1272,7 @@ pub struct Battery {
     pub life_days: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinkReport {
     pub up_kbps: f64,
     pub down_kbps: f64,
@@ -1289,7 +1290,7 @@ pub struct LinkReport {
     pub captured_span_s: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShareReport {
     pub index: u32,
     pub energy_j: f64,

@@ -4,40 +4,45 @@
 pub mod json;
 pub mod table;
 
-use crate::dissect::ProtoStats;
+use crate::dissect::{Proto, ProtoStats};
 use crate::findings::Finding;
 use crate::flow::FlowRecord;
 use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::RadioReport;
 use crate::stats::median;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// The report format: `wiretax/1` while changes are additive (docs/REPORT.md).
+pub const SCHEMA: &str = "wiretax/1";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Totals {
     pub frames: u64,
     pub wire_bytes: u64,
     /// Bytes the capture kept (less than wire_bytes when snaplen cut frames).
     pub captured_bytes: u64,
     pub duration_s: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_ts: Option<f64>,
     pub classes: Ledger,
     pub goodput_ratio: f64,
 }
 
 /// What an input held besides flows: what was skipped and why.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Notes {
-    pub format: &'static str,
+    pub format: String,
     pub linktypes: BTreeMap<String, u64>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unsupported_linktypes: BTreeMap<String, u64>,
     pub non_ip_frames: u64,
     pub non_tcp_udp_packets: u64,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub broken_packets: BTreeMap<&'static str, u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broken_packets: BTreeMap<String, u64>,
     pub ip_fragments: u64,
     pub abandoned_fragments: u64,
     /// Wire bytes the capture did not keep (snaplen), classified by inference.
@@ -48,18 +53,18 @@ pub struct Notes {
     pub exchanges_omitted: u64,
     /// Flows finished before their time to keep memory bounded
     /// (`--max-live-flows`): their later packets start new flows.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub flows_evicted: u64,
     /// Exchanges closed before their answer or end to keep memory bounded:
     /// a flow held 256 open ones, or the live flows together held more than
     /// 131,072. Their later bytes count to the exchange current then, or to
     /// the connection's setup.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub exchanges_closed_early: u64,
     /// Why reading stopped early; the figures cover everything before it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conservation_error: Option<String>,
 }
 
@@ -83,7 +88,7 @@ pub struct InputReport {
 }
 
 /// One input's summary in a report over several.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputSummary {
     pub input: String,
     pub totals: Totals,
@@ -91,14 +96,14 @@ pub struct InputSummary {
     pub udp_streams: u64,
     pub notes: Notes,
     /// This input's radio model (the top-level `radio` when there is one input).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
 }
 
 /// Exchanges of one kind, summarised: what a typical one cost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExchangeSummary {
-    pub kind: &'static str,
+    pub kind: Proto,
     pub count: usize,
     pub median_wire_bytes: f64,
     /// Including each exchange's share of its connection's setup.
@@ -110,7 +115,7 @@ pub struct ExchangeSummary {
 
 impl ExchangeSummary {
     fn of(exchanges: &[Exchange]) -> Vec<ExchangeSummary> {
-        let mut kinds: Vec<&'static str> = exchanges.iter().map(|x| x.kind).collect();
+        let mut kinds: Vec<Proto> = exchanges.iter().map(|x| x.kind).collect();
         kinds.sort_unstable();
         kinds.dedup();
         kinds
@@ -136,9 +141,9 @@ impl ExchangeSummary {
 }
 
 /// The whole report, as `--format json` writes it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    pub schema: &'static str,
+    pub schema: String,
     pub totals: Totals,
     pub tcp_streams: u64,
     pub udp_streams: u64,
@@ -150,16 +155,26 @@ pub struct Report {
     /// Per exchange kind: count, median bytes, overhead factor.
     pub exchange_summary: Vec<ExchangeSummary>,
     /// The radio model of the input (with several inputs: each input's is in `inputs`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
     pub findings: Vec<Finding>,
     pub inputs: Vec<InputSummary>,
     /// Inputs that could not be read at all.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_inputs: Vec<String>,
 }
 
 impl Report {
+    /// A report saved as JSON (`analyze --format json`), read back. Reports
+    /// of another schema are refused: their fields may mean other things.
+    pub fn read(rd: impl std::io::Read) -> Result<Report, String> {
+        let report: Report = serde_json::from_reader(rd).map_err(|e| format!("not a wiretax report: {e}"))?;
+        if report.schema != SCHEMA {
+            return Err(format!("schema {:?}, this wiretax reads {SCHEMA:?}", report.schema));
+        }
+        Ok(report)
+    }
+
     /// One report over every input; flows and exchanges keep their input's order.
     pub fn combine(inputs: Vec<InputReport>, failed: Vec<String>) -> Report {
         let mut totals = Totals::default();
@@ -219,7 +234,7 @@ impl Report {
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
         totals.goodput_ratio = totals.classes.goodput_ratio();
         Report {
-            schema: "wiretax/1",
+            schema: SCHEMA.to_string(),
             totals,
             tcp_streams: tcp,
             udp_streams: udp,

@@ -59,7 +59,7 @@ fn udp_query_and_response_are_one_exchange() {
     assert_eq!(
         r.events,
         vec![
-            Event::Open { id: 0, kind: "dns", what: "A example.com".into() },
+            Event::Open { id: 0, kind: crate::vocab::Proto::Dns, what: "A example.com".into() },
             Event::Responded { id: 0 },
             Event::Describe { id: 0, what: "A example.com NOERROR 1 answer".into() },
             Event::Resolved { id: 0, addrs: vec![std::net::IpAddr::from([93, 184, 216, 34])] },

@@ -160,7 +160,7 @@ fn exchange_events_follow_request_and_response() -> TestResult {
     assert_eq!(
         ev,
         vec![
-            Event::Open { id: 1, kind: "http", what: "GET /api/v1/sensor/latest?seq=1".into() },
+            Event::Open { id: 1, kind: crate::vocab::Proto::Http, what: "GET /api/v1/sensor/latest?seq=1".into() },
             Event::Responded { id: 1 },
             Event::Describe { id: 1, what: "GET /api/v1/sensor/latest?seq=1 200".into() },
             Event::Close { id: 1 },

@@ -105,7 +105,7 @@ fn h2c_upgrade_hands_over_from_http1() -> TestResult {
         let r =
             if bytewise { testkit::run_bytewise(d.as_mut(), &pieces) } else { testkit::run(d.as_mut(), &pieces) };
         r.assert_conserved();
-        assert!(r.events.contains(&Event::App { name: "http2" }));
+        assert!(r.events.contains(&Event::App { proto: crate::vocab::Proto::Http2 }));
         assert_eq!(r.stats.http.upgrades.get("h2c"), Some(&1));
         assert_eq!(r.stats.http2.preface, 1);
         assert_eq!(r.stats.http2.responses, 1);
@@ -113,7 +113,7 @@ fn h2c_upgrade_hands_over_from_http1() -> TestResult {
         assert_eq!(
             r.events.iter().filter(|e| !matches!(e, Event::App { .. })).cloned().collect::<Vec<_>>(),
             vec![
-                Event::Open { id: 1, kind: "http", what: "GET /api".into() },
+                Event::Open { id: 1, kind: crate::vocab::Proto::Http, what: "GET /api".into() },
                 Event::Responded { id: 1 },
                 Event::Describe { id: 1, what: "GET /api 101".into() },
                 Event::Describe { id: 1, what: "GET /api 200".into() },
@@ -168,7 +168,7 @@ fn padding_continuation_and_resets() {
         assert_eq!(r.stats.http2.status_codes.get("204"), Some(&1));
         assert_eq!(r.stats.http2.stream_resets, 1);
         assert_eq!(r.stats.http2.goaways, 1);
-        assert!(r.events.contains(&Event::Open { id: 1, kind: "http2", what: "(header block continues)".into() }));
+        assert!(r.events.contains(&Event::Open { id: 1, kind: crate::vocab::Proto::Http2, what: "(header block continues)".into() }));
         assert!(r.events.contains(&Event::Describe { id: 1, what: "POST /up".into() }));
         assert!(r.events.contains(&Event::Describe { id: 1, what: "POST /up 204".into() }));
         assert!(r.events.contains(&Event::Close { id: 2 }));
@@ -281,7 +281,7 @@ fn long_pseudo_headers_are_cut() {
     r.assert_conserved();
     assert_eq!(r.stats.http2.hpack_errors, 0);
     let request = truncate(&format!("{method} {path}"));
-    assert!(r.events.contains(&Event::Open { id: 1, kind: "http2", what: request.clone() }));
+    assert!(r.events.contains(&Event::Open { id: 1, kind: crate::vocab::Proto::Http2, what: request.clone() }));
     let key = |s: &str| truncated(s, MAX_KEY).into_owned();
     assert!(r.events.contains(&Event::Describe { id: 1, what: format!("{request} {}", key(&status)) }));
     assert_eq!(r.stats.http2.methods.get(&key(&method)), Some(&3));

@@ -144,7 +144,7 @@ fn keyless_exchanges_pair_client_runs_with_answers() -> TestResult {
             })
             .collect();
         assert_eq!(opens.len(), 1, "{:?}", r.events);
-        assert_eq!(opens[0].1, "tls");
+        assert_eq!(opens[0].1, crate::vocab::Proto::Tls);
         let id = opens[0].0;
         assert!(r.events.contains(&Event::Responded { id }));
         assert!(r.events.contains(&Event::Close { id }));
@@ -384,7 +384,7 @@ fn wrong_key_log_falls_back_to_keyless_accounting() -> TestResult {
         assert_eq!(msgs.len(), 1, "{msgs:?}");
         assert!(msgs[0].contains("authentication"), "{msgs:?}");
         // Keyless exchanges take over.
-        assert!(run.events.iter().any(|e| matches!(e, Event::Open { kind: "tls", .. })));
+        assert!(run.events.iter().any(|e| matches!(e, Event::Open { kind: crate::vocab::Proto::Tls, .. })));
     }
     // A malformed key log: every line bad, every connection keyless.
     let malformed = KeyLog::parse(&good.replace("CLIENT_RANDOM ", "CLIENT_RANDOM 00"));

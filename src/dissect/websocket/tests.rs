@@ -46,7 +46,7 @@ impl Dissector for MiniMqtt {
                 let id = if held[0] & 6 != 0 { 2 } else { 0 };
                 let hdr = i + 2 + topic + id;
                 self.next_id += 1;
-                emit.event(Event::Open { id: self.next_id, kind: "mqtt", what: "PUBLISH".into() });
+                emit.event(Event::Open { id: self.next_id, kind: crate::vocab::Proto::Mqtt, what: "PUBLISH".into() });
                 emit.span(Class::AppHeader, hdr as u64, MsgRef::Exchange(self.next_id));
                 emit.span(Class::Payload, (n - hdr) as u64, MsgRef::Exchange(self.next_id));
                 emit.event(Event::Close { id: self.next_id });
@@ -98,8 +98,8 @@ fn each_data_message_is_an_exchange_and_control_frames_are_flow() -> TestResult 
     let conns = capture::tcp_conns("websocket.pcapng")?;
     let r = testkit::run(http(&ctx()).as_mut(), &conns[0].slices());
     r.assert_conserved();
-    assert!(r.events.contains(&Event::App { name: "websocket" }));
-    let opens = r.events.iter().filter(|e| matches!(e, Event::Open { kind: "websocket", .. })).count();
+    assert!(r.events.contains(&Event::App { proto: crate::vocab::Proto::Websocket }));
+    let opens = r.events.iter().filter(|e| matches!(e, Event::Open { kind: crate::vocab::Proto::Websocket, .. })).count();
     let closes = r.events.iter().filter(|e| matches!(e, Event::Close { .. })).count();
     assert_eq!((opens, closes), (30, 30));
     // Upgrade request and response are connection setup.
@@ -142,8 +142,8 @@ fn mqtt_inside_matches_truth_classes() -> TestResult {
             assert_eq!(r.stats.websocket.payload_bytes, t["websocket"]["payload_bytes"].as_u64().unwrap_or(0));
             assert_eq!(r.stats.websocket.frames.get("binary"), Some(&20));
             // Inner exchange ids come after the ones the flow used.
-            assert!(r.events.contains(&Event::Open { id: 6, kind: "mqtt", what: "PUBLISH".into() }));
-            assert!(!r.events.iter().any(|e| matches!(e, Event::Open { kind: "websocket", .. })));
+            assert!(r.events.contains(&Event::Open { id: 6, kind: crate::vocab::Proto::Mqtt, what: "PUBLISH".into() }));
+            assert!(!r.events.iter().any(|e| matches!(e, Event::Open { kind: crate::vocab::Proto::Websocket, .. })));
             runs.push(capture::outline(&r));
         }
         assert_eq!(runs[0], runs[1]);
@@ -174,7 +174,7 @@ fn mqtt_ws_through_http_conserves_and_counts_frames() -> TestResult {
     assert_eq!(got.stats.websocket.header_bytes, 112);
     assert_eq!(got.stats.websocket.upgrade_bytes, 453);
     assert_eq!(got.stats.websocket.inner.get("mqtt"), Some(&1));
-    assert!(got.runs[0].events.contains(&Event::App { name: "websocket" }));
+    assert!(got.runs[0].events.contains(&Event::App { proto: crate::vocab::Proto::Websocket }));
     Ok(())
 }
 

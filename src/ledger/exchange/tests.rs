@@ -2,7 +2,7 @@ use super::*;
 use crate::dissect::testkit::TestResult;
 
 fn open(id: u32) -> Event {
-    Event::Open { id, kind: "mqtt", what: format!("PUBLISH t qos1 id {id}") }
+    Event::Open { id, kind: crate::vocab::Proto::Mqtt, what: format!("PUBLISH t qos1 id {id}") }
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn unlisted_exchanges_are_counted_and_take_their_bytes_from_the_setup() -> TestR
         let mut ids = Vec::new();
         fl.book(Class::TcpControl, 120, MsgRef::Setup);
         for i in 0..40u32 {
-            let lookup = Event::Open { id: 1000 + i, kind: "dns", what: String::new() };
+            let lookup = Event::Open { id: 1000 + i, kind: crate::vocab::Proto::Dns, what: String::new() };
             fl.events(i.into(), i.into(), listable, &mut vec![open(i), lookup], &mut live);
             fl.book(Class::AppHeader, 30, MsgRef::Exchange(i));
             fl.book(Class::Payload, 4, MsgRef::Exchange(1000 + i));
@@ -97,7 +97,7 @@ fn unlisted_exchanges_are_counted_and_take_their_bytes_from_the_setup() -> TestR
     assert_eq!((ledger, setup, total, ids), (ledger2, setup2, total2, ids2));
     assert_eq!((unlisted, unlisted2), (0, 40));
     assert_eq!(handed.len(), 80);
-    let lookups: Vec<&Exchange> = handed.iter().filter(|x| x.kind == "dns").collect();
+    let lookups: Vec<&Exchange> = handed.iter().filter(|x| x.kind == crate::vocab::Proto::Dns).collect();
     assert_eq!(serde_json::to_string(&lookups)?, serde_json::to_string(&handed2)?);
     Ok(())
 }

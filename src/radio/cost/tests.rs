@@ -30,7 +30,7 @@ fn gps_tracker_worked_example() -> TestResult {
     let fleet = CostOptions { devices: 5_000, price_per_mb: Some(0.5), currency: "EUR".into(), binary_units: false };
     let https_day = per_day_bytes(6_885.0, interval_s);
     let h = cost(https_day, &fleet);
-    assert_eq!((h.unit, h.bytes_per_unit), ("MB", 1_000_000));
+    assert_eq!((h.unit.as_str(), h.bytes_per_unit), ("MB", 1_000_000));
     assert_eq!(h.device_day.bytes, 19_828_800);
     assert!(close(h.device_day.megabytes, 19.8288, 1e-9));
     assert_eq!(h.fleet_day.bytes, 99_144_000_000); // 99.1 GB

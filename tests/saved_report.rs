@@ -1,0 +1,73 @@
+//! A report saved as JSON reads back into the same report: `wiretax report`
+//! prints exactly what `wiretax analyze` printed, as a table and as JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wiretax"))
+}
+
+fn run(args: &[&str]) -> Vec<u8> {
+    let out = bin().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn shipped_captures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 37, "{} captures", v.len());
+    v
+}
+
+#[test]
+fn a_saved_report_renders_as_analyze_rendered_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for cap in shipped_captures() {
+        let c = cap.to_str().unwrap();
+        let keylog = cap.with_extension("keylog");
+        let mut args = vec!["analyze", c, "--jobs", "1"];
+        let k = keylog.to_str().unwrap().to_string();
+        if keylog.exists() {
+            args.extend(["--keylog", &k]);
+        }
+        let saved = dir.path().join("saved.json");
+        let s = saved.to_str().unwrap();
+        let json = run(&[&args[..], &["--format", "json"]].concat());
+        std::fs::write(&saved, &json).unwrap();
+        assert_eq!(run(&["report", s, "--format", "json"]), json, "{c}: JSON read back and written again");
+        let table = run(&args);
+        assert_eq!(String::from_utf8(run(&["report", s])).unwrap(), String::from_utf8(table).unwrap(), "{c}");
+        let top3 = run(&[&args[..], &["--top", "3"]].concat());
+        assert_eq!(run(&["report", s, "--top", "3"]), top3, "{c}: --top 3");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_report_is_refused_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.json");
+    for (text, why) in [("{}", "not a wiretax report"), ("[1, 2]", "not a wiretax report")] {
+        std::fs::write(&p, text).unwrap();
+        let out = bin().args(["report", p.to_str().unwrap()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let json = run(&[
+        "analyze",
+        "--format",
+        "json",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/coap-non.pcap").to_str().unwrap(),
+    ]);
+    let other = String::from_utf8(json).unwrap().replacen("\"wiretax/1\"", "\"wiretax/9\"", 1);
+    std::fs::write(&p, other).unwrap();
+    let out = bin().args(["report", p.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema"));
+}
