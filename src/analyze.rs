@@ -8,13 +8,13 @@
 //! is put back in the order one worker would have made it, so the report is
 //! the same for any number of jobs.
 
-use crate::capture::{CaptureReader, ReadError};
+use crate::capture::{CaptureReader, Packet, ReadError};
 use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Class, Exchange, Ledger, setup_share};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
-use crate::report::{InputReport, Notes, Totals};
+use crate::report::{InputReport, Notes, Report, Totals};
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -89,6 +89,7 @@ impl WorkerTag {
 /// the worker that made them (`WorkerTag`); the model sees them numbered in
 /// order of first appearance, which is the same for any number of jobs, and
 /// the numbers are put right at the end.
+#[derive(Clone)]
 struct RadioTap {
     sim: Option<RadioSim>,
     flows: Renumber,
@@ -104,6 +105,7 @@ struct RadioTap {
 /// id above the highest itemised one of its worker can be. Ids far apart
 /// (thousands of exchanges in each frame) are kept by hash past `dense`:
 /// by index they would take memory in proportion to the highest one.
+#[derive(Clone)]
 struct Renumber {
     tag: WorkerTag,
     /// Per worker, by local id below `dense`: the sequence number, or `UNSEEN`.
@@ -185,7 +187,7 @@ impl TickSink for RadioTap {
 
 /// Collects what one worker's flow table finishes, keeping the first
 /// `max_*` flows and exchanges in capture order (memory stays bounded).
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Collector {
     flows: Vec<FlowRecord>,
     exchanges: Vec<Exchange>,
@@ -405,6 +407,7 @@ fn lookup_order(l: &Lookup) -> (u64, u64) {
 const MAX_LOOKUPS: usize = 16_384;
 
 /// A DNS lookup, kept apart from the exchange list (which is capped).
+#[derive(Clone)]
 struct Lookup {
     open_packet: u64,
     /// The exchange's and its flow's ids, as the worker numbered them.
@@ -480,6 +483,7 @@ impl FlowSink for Collector {
 }
 
 /// A flow table and what it finished.
+#[derive(Clone)]
 struct Worker {
     table: FlowTable,
     out: Collector,
@@ -499,6 +503,16 @@ impl Worker {
         self.table.finish_all(&mut self.out);
         self.out.list_in_order();
         self.out.share_setup();
+    }
+
+    /// A finished copy: what `finish` would give now. The copy tells the
+    /// other workers nothing of its lists (they would take its keys for the
+    /// original's).
+    fn finished_copy(&self) -> Worker {
+        let mut copy = self.clone();
+        copy.out.kept = None;
+        copy.finish();
+        copy
     }
 }
 
@@ -531,6 +545,11 @@ struct Item {
 struct Batch {
     data: Vec<u8>,
     items: Vec<Item>,
+    /// After the items: flows idle at this time end (`Engine::advance`).
+    expire_at: Option<i64>,
+    /// After the items: the worker sends a finished copy of itself here
+    /// (`Engine::snapshot`).
+    reply: Option<SyncSender<Worker>>,
 }
 
 impl Batch {
@@ -757,6 +776,63 @@ impl Dispatch {
         *round_bytes = 0;
     }
 
+    /// Ends the flows idle at `now_ns`.
+    fn advance(&mut self, now_ns: i64) {
+        match self {
+            Dispatch::Inline(w, radio) => {
+                w.table.expire(now_ns, &mut w.out);
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+            }
+            Dispatch::Threads { batches, .. } => {
+                for b in batches.iter_mut() {
+                    b.expire_at = Some(now_ns);
+                }
+                self.end_round();
+            }
+        }
+    }
+
+    /// Finished copies of the workers and of the radio's input, as `finish`
+    /// would give them now; the originals go on. An error if a thread died.
+    fn snapshot(&mut self) -> Result<(Vec<Worker>, RadioTap), String> {
+        match self {
+            Dispatch::Inline(w, radio) => {
+                let mut copy = w.finished_copy();
+                let mut tap = (**radio).clone();
+                for t in copy.out.ticks.drain(..) {
+                    tap.tick(&t);
+                }
+                Ok((vec![copy], tap))
+            }
+            Dispatch::Threads { batches, .. } => {
+                let mut replies = Vec::with_capacity(batches.len());
+                for b in batches.iter_mut() {
+                    let (tx, rx) = sync_channel(1);
+                    b.reply = Some(tx);
+                    replies.push(rx);
+                }
+                self.end_round();
+                let Dispatch::Threads { radio, .. } = self else { return Err("internal error: no workers".into()) };
+                // Every round sent is fed to the radio first: a worker never
+                // waits for the radio stage while its copy is awaited.
+                let tap = match radio.lock() {
+                    Ok(mut r) => {
+                        r.catch_up(true);
+                        r.tap.clone()
+                    }
+                    Err(_) => return Err("internal error: an analysis thread failed".into()),
+                };
+                let workers = replies
+                    .into_iter()
+                    .map(|rx| rx.recv().map_err(|_| "internal error: an analysis thread failed".to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((workers, tap))
+            }
+        }
+    }
+
     /// Finishes every flow and the radio's input; an error if a thread died
     /// (a bug: it is said, never passed over).
     fn finish(mut self) -> Result<(Vec<Worker>, RadioTap), String> {
@@ -962,6 +1038,10 @@ fn run_worker(mut w: Worker, q: WorkerQueues, radio: Arc<Mutex<RadioStage>>, wor
             t.flow = t.flow.map(|f| tag.tag(f, worker));
             t.exchange = t.exchange.map(|x| tag.tag(x, worker));
         }
+        if let Some(now) = b.expire_at.take() {
+            w.table.expire(now, &mut w.out);
+        }
+        let reply = b.reply.take();
         b.data.clear();
         b.items.clear();
         // The reader takes it back if it has room; else it is dropped.
@@ -971,52 +1051,90 @@ fn run_worker(mut w: Worker, q: WorkerQueues, radio: Arc<Mutex<RadioStage>>, wor
         if q.ticks.send(t).is_err() {
             break;
         }
+        if let Some(reply) = reply {
+            let _ = reply.send(w.finished_copy());
+        }
     }
     w.finish();
     w
 }
 
-/// Analyzes one capture file.
-pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
-    let mut reader = CaptureReader::open(path)?;
-    let workers = if opts.jobs > 1 { opts.jobs.saturating_mul(WORKERS_PER_CORE).min(MAX_WORKERS) } else { 1 };
-    let tap = RadioTap {
-        sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
-        flows: Renumber::new(opts.max_flows.max(1), workers as u64),
-        exchanges: Renumber::new(opts.max_exchanges, workers as u64),
-    };
-    let limits =
-        Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
-    let mut dispatch = Dispatch::new(&limits, workers, tap).map_err(|what| ReadError {
-        input: path.to_path_buf(),
-        record: 0,
-        offset: 0,
-        what,
-    })?;
-    let mut defrag = Defragmenter::default();
-    let mut t = Totals::default();
-    let mut outside = Ledger::default();
-    let mut notes = Notes::default();
-    let mut linktypes = LinktypeCounts::default();
-    let mut first_ns = None;
-    let mut last_ns = 0i64;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+/// What the source of an input says of itself, for the report's notes.
+#[derive(Clone, Debug, Default)]
+pub struct SourceNotes {
+    /// `pcap`, `pcapng`, ...
+    pub format: String,
+    pub skipped_blocks: u64,
+    /// Why reading stopped early, if it did.
+    pub read_error: Option<String>,
+}
 
-    let result = reader.for_each(|p, offset| {
+/// The whole pipeline for one input, fed packet by packet: `push` each
+/// packet in capture order, `advance` the clock when none comes (live
+/// input), ask for a `snapshot` at any moment (it changes nothing) and
+/// `finish` at the end. `analyze_file`, `--jobs` and live capture all
+/// drive it.
+pub struct Engine {
+    name: String,
+    opts: Options,
+    dispatch: Dispatch,
+    state: InputState,
+}
+
+/// What the engine keeps itself, outside the flows: totals, frames of no
+/// flow, IP fragments waiting for the rest of their datagram.
+#[derive(Clone, Default)]
+struct InputState {
+    defrag: Defragmenter,
+    totals: Totals,
+    outside: Ledger,
+    notes: Notes,
+    linktypes: LinktypeCounts,
+    first_ns: Option<i64>,
+    last_ns: i64,
+    source: SourceNotes,
+}
+
+impl Engine {
+    /// An error if the worker threads (`opts.jobs` > 1) cannot be started.
+    pub fn new(name: impl Into<String>, opts: &Options) -> Result<Engine, String> {
+        let workers = if opts.jobs > 1 { opts.jobs.saturating_mul(WORKERS_PER_CORE).min(MAX_WORKERS) } else { 1 };
+        let tap = RadioTap {
+            sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
+            flows: Renumber::new(opts.max_flows.max(1), workers as u64),
+            exchanges: Renumber::new(opts.max_exchanges, workers as u64),
+        };
+        let limits =
+            Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+        let dispatch = Dispatch::new(&limits, workers, tap)?;
+        Ok(Engine { name: name.into(), opts: opts.clone(), dispatch, state: InputState::default() })
+    }
+
+    /// Frames pushed so far.
+    pub fn frames(&self) -> u64 {
+        self.state.totals.frames
+    }
+
+    /// What the source says of itself (format, skipped blocks, why it
+    /// stopped), for the report's notes.
+    pub fn set_source(&mut self, source: SourceNotes) {
+        self.state.source = source;
+    }
+
+    /// The next packet of the input, in capture order.
+    pub fn push(&mut self, p: &Packet) {
+        let (st, dispatch) = (&mut self.state, &mut self.dispatch);
+        let t = &mut st.totals;
         let idx = t.frames;
-        if idx % 65_536 == 0
-            && let Some(cb) = &opts.progress
-        {
-            cb(path, offset, size);
-        }
         t.frames += 1;
         t.wire_bytes += p.wire_len as u64;
         t.captured_bytes += p.data.len() as u64;
-        linktypes.add(p.linktype);
-        first_ns.get_or_insert(p.ts_ns);
-        last_ns = last_ns.max(p.ts_ns);
+        st.linktypes.add(p.linktype);
+        st.first_ns.get_or_insert(p.ts_ns);
+        st.last_ns = st.last_ns.max(p.ts_ns);
         let lone =
             FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
+        let (notes, outside) = (&mut st.notes, &mut st.outside);
         match decode::decode(p.linktype, p.data, p.wire_len) {
             Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
                 notes.non_tcp_udp_packets += 1;
@@ -1030,7 +1148,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
                 let joined = decode::ip_header(ip)
                     .and_then(|h| h.fragment.map(|fi| (h, fi)))
-                    .and_then(|(h, fi)| defrag.add(p.ts_ns, &h, fi, ip, link_len));
+                    .and_then(|(h, fi)| st.defrag.add(p.ts_ns, &h, fi, ip, link_len));
                 match joined {
                     Some(j) => match j.frame() {
                         Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
@@ -1062,32 +1180,86 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 dispatch.outside(lone);
             }
         }
+    }
+
+    /// The clock has reached `now_ns` with no packet: flows idle past their
+    /// timeout end now, as a packet at that time would have ended them.
+    pub fn advance(&mut self, now_ns: i64) {
+        self.dispatch.advance(now_ns);
+    }
+
+    /// The report of everything pushed so far, as if the input ended here.
+    /// Computed on a copy of the state: nothing that comes later changes
+    /// because of it.
+    pub fn snapshot_input(&mut self) -> Result<InputReport, String> {
+        let (workers, tap) = self.dispatch.snapshot()?;
+        Ok(assemble(&self.name, &self.opts, self.state.clone(), workers, tap))
+    }
+
+    /// [`Engine::snapshot_input`] as a whole report.
+    pub fn snapshot(&mut self) -> Result<Report, String> {
+        Ok(Report::combine(vec![self.snapshot_input()?], Vec::new()))
+    }
+
+    /// The input's report: every flow still open is finished.
+    pub fn finish_input(self) -> Result<InputReport, String> {
+        let (workers, tap) = self.dispatch.finish()?;
+        Ok(assemble(&self.name, &self.opts, self.state, workers, tap))
+    }
+
+    /// [`Engine::finish_input`] as a whole report.
+    pub fn finish(self) -> Result<Report, String> {
+        Ok(Report::combine(vec![self.finish_input()?], Vec::new()))
+    }
+}
+
+/// Analyzes one capture file.
+pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
+    let mut reader = CaptureReader::open(path)?;
+    let error = |what| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
+    let mut engine = Engine::new(path.display().to_string(), opts).map_err(error)?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let result = reader.for_each(|p, offset| {
+        if engine.frames() % 65_536 == 0
+            && let Some(cb) = &opts.progress
+        {
+            cb(path, offset, size);
+        }
+        engine.push(p);
     });
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
     }
-    let (workers, mut tap) = match dispatch.finish() {
-        Ok(w) => w,
-        Err(what) => return Err(ReadError { input: path.to_path_buf(), record: t.frames, offset: size, what }),
-    };
+    if let Err(e) = &result
+        && engine.frames() == 0
+    {
+        return Err(e.clone());
+    }
+    let stats = reader.stats();
+    engine.set_source(SourceNotes {
+        format: stats.format.to_string(),
+        skipped_blocks: stats.skipped_blocks + stats.unknown_blocks,
+        read_error: result.err().map(|e| e.to_string()),
+    });
+    let frames = engine.frames();
+    engine.finish_input().map_err(|what| ReadError { input: path.to_path_buf(), record: frames, offset: size, what })
+}
+
+/// Puts the workers' results in the order one worker would have made them
+/// and builds the input's report. Each worker's lists come sorted, and only
+/// the first `max_*` of their merge are listed, so the same flows and
+/// exchanges are listed (and numbered) for any number of workers.
+fn assemble(name: &str, opts: &Options, st: InputState, workers: Vec<Worker>, mut tap: RadioTap) -> InputReport {
+    let InputState { mut defrag, totals: mut t, outside, mut notes, linktypes, first_ns, last_ns, source } = st;
     defrag.finish();
+    let mut outside = outside;
     // Fragments of datagrams never completed: their headers, and their data as payload.
     outside.add(Class::Link, defrag.abandoned.link);
     outside.add(Class::Network, defrag.abandoned.network);
     outside.add(Class::Payload, defrag.abandoned.data);
     notes.abandoned_fragments = defrag.abandoned.frames as u64;
+    notes.read_error = source.read_error;
 
-    if let Err(e) = &result {
-        if t.frames == 0 {
-            return Err(e.clone());
-        }
-        notes.read_error = Some(e.to_string());
-    }
-
-    // Put the workers' results in the order one worker would have made them:
-    // each worker's lists come sorted, and only the first `max_*` of their
-    // merge are listed, so the same flows and exchanges are listed (and
-    // numbered) for any number of workers.
     let mut classes = outside;
     let mut stats = crate::dissect::ProtoStats::default();
     let (mut tcp_streams, mut udp_streams) = (0, 0);
@@ -1136,9 +1308,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     t.start_ts = first_ns.map(|f| f as f64 / 1e9);
     t.goodput_ratio = classes.goodput_ratio();
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
-    notes.format = reader.stats().format.to_string();
+    notes.format = source.format;
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
-    notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
+    notes.skipped_blocks = source.skipped_blocks;
     if classes.total() != t.wire_bytes {
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
@@ -1181,8 +1353,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         duration_s: t.duration_s,
         radio_per_day: radio.as_ref().map(|r| (r.per_day.charge_mah, r.per_day.bytes as f64)),
     });
-    Ok(InputReport {
-        input: path.display().to_string(),
+    InputReport {
+        input: name.to_string(),
         totals: t,
         tcp_streams,
         udp_streams,
@@ -1192,12 +1364,12 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         notes,
         radio,
         findings,
-    })
+    }
 }
 
 /// Frames per link type. Counted by runs, since a capture's link type
 /// seldom changes: a map lookup per run, not per frame.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct LinktypeCounts {
     counts: BTreeMap<u16, u64>,
     run: Option<(u16, u64)>,
@@ -1349,7 +1521,7 @@ mod tests {
         WorkerTag, first_past, follow_route, merge_first, merge_ticks, next_cut, slack,
     };
 
-    #[derive(Default)]
+    #[derive(Clone, Default)]
     struct Seen(Vec<u64>);
 
     impl TickSink for Seen {

@@ -74,7 +74,7 @@ pub enum KeyLogError {
 }
 
 /// Secrets from a key log, looked up by client random.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KeyLog {
     sessions: HashMap<[u8; RANDOM_LEN], SessionSecrets>,
     secret_lines: usize,

@@ -27,6 +27,7 @@ struct Key {
     proto: u8,
 }
 
+#[derive(Clone)]
 struct Pending {
     first_ts_ns: i64,
     /// The datagram's payload as far as captured so far, in one buffer
@@ -48,7 +49,7 @@ struct Pending {
 /// by position: a hostile datagram of thousands of fragments that never
 /// touch each other costs a search and a short move per fragment, not a
 /// sort of them all.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Ranges(Vec<(u32, u32)>);
 
 impl Ranges {
@@ -130,6 +131,7 @@ impl Joined {
     }
 }
 
+#[derive(Clone)]
 pub struct Defragmenter {
     pending: HashMap<Key, Pending>,
     /// The pending datagrams by first fragment's time: the oldest is found

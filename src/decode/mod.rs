@@ -57,7 +57,7 @@ pub struct Decoded<'a> {
 }
 
 /// What the decoder made of a frame.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Frame<'a> {
     /// A whole (or reassembled) IP packet carrying TCP, UDP or another protocol.
     Ip(Decoded<'a>),

@@ -324,6 +324,7 @@ pub fn hkdf_expand_label(
     r.map_err(|_| DecryptError::BadSecret)
 }
 
+#[derive(Clone)]
 enum Cipher {
     Aes128Gcm(Box<Aes128Gcm>),
     Aes256Gcm(Box<Aes256Gcm>),
@@ -371,7 +372,7 @@ impl Cipher {
 }
 
 /// A decrypted record.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opened {
     /// The real content type (TLS 1.3: the inner one).
     pub content_type: u8,
@@ -389,6 +390,7 @@ pub enum Side {
 }
 
 /// One direction's read state: keys, IV and record sequence number.
+#[derive(Clone)]
 pub struct RecordKeys {
     suite: Suite,
     cipher: Cipher,

@@ -12,7 +12,7 @@ pub enum Framing {
 /// Holds the unhandled tail of one direction's stream so a message split
 /// over several segments can be framed once whole. When nothing is pending,
 /// input is framed in place and not copied.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MsgBuf {
     pending: Vec<u8>,
     cap: usize,

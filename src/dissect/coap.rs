@@ -178,7 +178,7 @@ impl fmt::Display for FormatError {
 }
 
 /// One CoAP message, as slices of the datagram.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Message<'a> {
     mtype: MsgType,
     code: u8,
@@ -338,7 +338,7 @@ impl Block {
 }
 
 /// What the exchange tracking needs from a message's options.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Summary {
     observe: Option<u32>,
     block1: Option<Block>,
@@ -641,6 +641,7 @@ fn remembering(emit: &mut Emit, before: usize, after: usize) {
 }
 
 /// A message a sender has put on the wire, for spotting its repeats.
+#[derive(Clone)]
 struct Seen {
     mid: u16,
     mtype: MsgType,
@@ -650,6 +651,7 @@ struct Seen {
 }
 
 /// A request waiting for its response.
+#[derive(Clone)]
 struct Pending {
     id: u32,
     requester: Dir,
@@ -664,6 +666,7 @@ struct Pending {
 }
 
 /// A confirmable message waiting for its ACK (or RST).
+#[derive(Clone)]
 struct AwaitingAck {
     sender: Dir,
     mid: u16,
@@ -677,13 +680,14 @@ struct AwaitingAck {
 }
 
 /// An Observe registration that notifications arrive on.
+#[derive(Clone)]
 struct Observation {
     requester: Dir,
     token: Token,
     resource: String,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Coap {
     seen: [VecDeque<Seen>; 2],
     pending: VecDeque<Pending>,

@@ -127,7 +127,7 @@ impl fmt::Display for FormatError {
 
 /// A parsed message: header, first question, and the addresses its
 /// answers give (A and AAAA); other records are walked for structure only.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Message {
     header: Header,
     /// First question, if any: lower-case name and type.
@@ -349,6 +349,7 @@ impl Stats {
 // Per-flow state
 
 /// A query waiting for its response.
+#[derive(Clone)]
 struct Pending {
     exchange: u32,
     asker: Dir,
@@ -358,7 +359,7 @@ struct Pending {
 }
 
 /// One direction of a TCP flow: messages framed by their length prefix.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct TcpSide {
     buf: MsgBuf,
     /// Bytes still to come of a message broken by a gap.
@@ -368,6 +369,7 @@ struct TcpSide {
     lost: bool,
 }
 
+#[derive(Clone)]
 pub struct Dns {
     l4: L4,
     tcp: [TcpSide; 2],

@@ -25,7 +25,7 @@ pub enum Error {
 }
 
 /// A decoder for one direction of a connection.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Decoder {
     /// Newest first.
     dynamic: VecDeque<(Vec<u8>, Vec<u8>)>,

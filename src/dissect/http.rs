@@ -181,7 +181,7 @@ enum State {
     },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Side {
     state: State,
     /// An incomplete header block or line, held until it is whole.
@@ -216,7 +216,7 @@ impl Upgrade {
 }
 
 /// A request waiting for (the end of) its response.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     msg: MsgRef,
     what: String,
@@ -229,7 +229,7 @@ struct Pending {
 /// Requests waiting for their responses, oldest first. A connection nearly
 /// always has at most one at a time: it is kept inline, so most connections
 /// never allocate a queue.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct PendingQueue {
     /// The oldest; `None` only when `later` is empty too.
     first: Option<Pending>,
@@ -287,7 +287,7 @@ enum Step {
 }
 
 /// Header fields the dissector acts on.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Fields<'h> {
     content_length: Option<u64>,
     bad_length: bool,
@@ -528,6 +528,7 @@ fn version_index(v: Option<u8>) -> usize {
 }
 
 /// The HTTP/1.x dissector of one TCP connection.
+#[derive(Clone)]
 pub struct Http1 {
     ctx: FlowCtx,
     sides: [Side; 2],

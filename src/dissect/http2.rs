@@ -153,6 +153,7 @@ impl Frame {
     }
 }
 
+#[derive(Clone)]
 struct Side {
     /// Preface bytes still expected (client side only).
     preface_left: usize,
@@ -199,7 +200,7 @@ impl Side {
 }
 
 /// A request stream and its exchange.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Stream {
     id: u32,
     what: String,
@@ -207,7 +208,7 @@ struct Stream {
 }
 
 /// Pseudo-headers of one decoded header block.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Pseudo {
     method: Option<String>,
     path: Option<String>,
@@ -215,6 +216,7 @@ struct Pseudo {
 }
 
 /// The HTTP/2 dissector of one connection.
+#[derive(Clone)]
 pub struct Http2 {
     sides: [Side; 2],
     streams: HashMap<u32, Stream>,

@@ -110,7 +110,7 @@ impl<'a> Emit<'a> {
 /// Contract: every byte handed to `data` or `gap` ends up in exactly one
 /// span, at the latest in `finish`. The flow stage checks this and books any
 /// difference as `payload`.
-pub trait Dissector: Send {
+pub trait Dissector: Send + CloneDissector {
     /// In-order bytes of one direction (TCP), or one whole datagram (UDP).
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit);
     /// `len` bytes of this direction are missing from the stream (a segment
@@ -121,6 +121,24 @@ pub trait Dissector: Send {
     fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit);
     /// The flow is over: classify anything still buffered.
     fn finish(&mut self, emit: &mut Emit);
+}
+
+/// A dissector's copy, boxed: a snapshot of a running analysis finishes a
+/// copy of every flow, dissector state included, and leaves the original.
+pub trait CloneDissector {
+    fn clone_box(&self) -> Box<dyn Dissector>;
+}
+
+impl<T: Dissector + Clone + 'static> CloneDissector for T {
+    fn clone_box(&self) -> Box<dyn Dissector> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn Dissector> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
 }
 
 /// Options dissectors are created with.

@@ -317,7 +317,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// What wiretax needs from a v5 property list.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Props {
     topic_alias: Option<u16>,
 }
@@ -409,7 +409,7 @@ struct Pending {
 }
 
 /// Where one direction's stream is.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Phase {
     /// Between packets, collecting a fixed header (`Side::fixed`).
     Fixed,
@@ -427,7 +427,7 @@ enum Phase {
 
 /// The PUBLISH variable header is read field by field as bytes arrive, so a
 /// long topic or property list never has to be held whole.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Head {
     flags: u8,
     qos: u8,
@@ -457,7 +457,7 @@ enum Step {
 }
 
 /// One direction of the connection.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Side {
     phase: Phase,
     fixed: [u8; 5],
@@ -495,14 +495,14 @@ impl Side {
 /// Packet ids awaiting an answer, oldest first, and the set of them: a
 /// PUBLISH with a new id, or an acknowledgement of an unknown one, is
 /// settled without walking up to `INFLIGHT_CAP` entries.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct InFlight {
     queue: VecDeque<Pending>,
     ids: std::collections::HashSet<u16, foldhash::fast::RandomState>,
 }
 
 /// MQTT dissector for one connection (both directions).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Mqtt {
     /// From CONNECT; 3.1.1 until one is seen.
     version: Version,

@@ -248,7 +248,7 @@ enum Plan {
 }
 
 /// The record being received in one direction.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Rec {
     header: [u8; DTLS_HEADER],
     header_len: usize,
@@ -269,7 +269,7 @@ impl Rec {
 }
 
 /// A handshake message as walked from the stream.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct HsMsg {
     typ: u8,
     len: usize,
@@ -283,7 +283,7 @@ fn keep_body(typ: u8) -> bool {
 
 /// Cuts a handshake byte stream (TLS framing: type, 24-bit length) into
 /// messages, whatever the record boundaries; keeps only bodies worth parsing.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 struct HsWalker {
     hdr: [u8; 4],
     hdr_len: usize,
@@ -340,7 +340,7 @@ impl HsWalker {
 }
 
 /// One direction of the connection.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Half {
     /// Record header bytes received so far (TCP).
     hdr: [u8; TLS_HEADER],
@@ -371,7 +371,7 @@ struct Half {
 }
 
 /// What is known about the connection from its hellos.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Conn {
     counted: bool,
     client_random: Option<[u8; 32]>,
@@ -400,7 +400,7 @@ impl Conn {
 
 /// Keyless exchanges: a run of client application-data records and the
 /// server's answer.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Exchanges {
     next: u32,
     open: Option<(u32, bool)>, // (id, the server has answered / started it)
@@ -447,6 +447,7 @@ impl Exchanges {
 }
 
 /// The TLS/DTLS dissector of one flow.
+#[derive(Clone)]
 pub struct Tls {
     ctx: FlowCtx,
     dtls: bool,

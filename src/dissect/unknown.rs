@@ -3,7 +3,7 @@
 use super::{Dir, Dissector, Emit, MsgRef};
 use crate::ledger::Class;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Unknown;
 
 impl Dissector for Unknown {

@@ -122,7 +122,7 @@ impl Frame {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Side {
     header: HeaderBuf<14>,
     frame: Option<Frame>,
@@ -146,6 +146,7 @@ fn header_len(b0_b1: [u8; 2]) -> usize {
 type MakeInner = fn(&FlowCtx) -> Box<dyn Dissector>;
 
 /// A WebSocket connection after the handshake.
+#[derive(Clone)]
 pub struct WebSocket {
     ctx: FlowCtx,
     sides: [Side; 2],

@@ -200,7 +200,7 @@ impl FlowKey {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct TcpState {
     half: [HalfStream; 2],
     /// Sequence number of the first segment seen per direction (Wireshark's base_seq).
@@ -209,6 +209,7 @@ struct TcpState {
     rst: bool,
 }
 
+#[derive(Clone)]
 struct Flow {
     key: FlowKey,
     client: (IpAddr, u16),
@@ -220,7 +221,7 @@ struct Flow {
 /// What a flow counts while it lives. Its `FlowRecord` is made when it
 /// ends: a record is more than twice as large, and a live flow's memory is
 /// touched by every packet.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct FlowCounts {
     id: u64,
     first_packet: u64,
@@ -243,6 +244,7 @@ struct FlowCounts {
 }
 
 /// A flow's application side: its dissector, ledger and counts.
+#[derive(Clone)]
 struct AppState {
     rec: FlowCounts,
     server: (IpAddr, u16),
@@ -273,6 +275,7 @@ impl Flow {
 
 /// What every flow's dissection shares: settings, statistics, and scratch
 /// buffers reused for every dissector call.
+#[derive(Clone)]
 struct Shared {
     cfg: FlowConfig,
     spans: Vec<Span>,
@@ -301,6 +304,7 @@ impl Shared {
     }
 }
 
+#[derive(Clone)]
 pub struct FlowTable {
     flows: Vec<Option<Flow>>,
     free: Vec<usize>,

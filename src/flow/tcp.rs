@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// What happened to a run of stream bytes, in stream order.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece<'a> {
     /// New bytes, in order.
     Data(&'a [u8]),
@@ -24,7 +24,7 @@ pub struct SegmentVerdict {
 }
 
 /// Held out-of-order segment.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Held {
     data: Vec<u8>,
     /// Wire length (data may be shorter when snaplen cut it).
@@ -38,7 +38,7 @@ struct Held {
 const HELD_OVERHEAD: usize = 64;
 
 /// Reassembly state of one direction.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct HalfStream {
     /// Sequence number of stream offset 0.
     base: Option<u32>,
@@ -255,7 +255,7 @@ fn deliver(data: &[u8], wire: u64, out: &mut impl FnMut(Piece<'_>)) {
 mod tests {
     use super::*;
 
-    #[derive(Debug, PartialEq, Eq)]
+    #[derive(Clone, Debug, PartialEq, Eq)]
     enum P {
         D(Vec<u8>),
         C(u64),

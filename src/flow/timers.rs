@@ -48,7 +48,7 @@ struct Ends {
     back: u32,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Timers {
     links: Vec<Link>,
     lists: [Ends; KINDS],

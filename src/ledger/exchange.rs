@@ -20,7 +20,7 @@ const KEEP_CLOSED: usize = 16;
 /// unanswered requests would hold gigabytes. Past the cap, a flow that gets
 /// an event keeps only its current exchange, so what is held stays near the
 /// cap plus one or two a live flow.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LiveExchanges {
     /// The id the next exchange opened gets.
     pub next_id: u64,
@@ -171,7 +171,7 @@ fn secs(ns: i64) -> f64 {
 
 /// The ledger of one flow, with its exchanges. Finished exchanges are
 /// handed on (`take_done`) as the flow goes, not kept until it ends.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct FlowLedger {
     pub ledger: Ledger,
     /// Connection overhead shared by the exchanges: setup, keep-alives,
@@ -206,7 +206,7 @@ pub struct FlowLedger {
 /// capture is only counted, and moving hundreds of bytes of it around cost
 /// more than all else it needs. Unlisted or not, it takes its bytes from
 /// the connection's setup the same way, and the radio model sees its id.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Live {
     /// The dissector's id for it.
     key: u32,

@@ -134,7 +134,7 @@ struct BurstPart {
 /// exchange's index for a key with an exchange, by the flow's for one
 /// without; a table entry taken by another key (or an index past the dense
 /// range) sends the key to a map.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct BurstParts {
     /// The parts found through the tables, in order of appearance.
     parts: Vec<(Key, BurstPart)>,
@@ -358,6 +358,7 @@ fn walk(profile: &Profile, gap: f64, rai: bool, mut segment: impl FnMut(usize, f
 /// Time, energy and promotions per state and per category: what every booked
 /// piece of the timeline adds to. Apart from the profile, so that a walk over
 /// the profile's timers can book each piece as it comes.
+#[derive(Clone)]
 struct Totals {
     states: Vec<StateAcc>,
     cat_energy: [f64; 4],
@@ -435,6 +436,7 @@ impl Totals {
     }
 }
 
+#[derive(Clone)]
 pub struct RadioSim {
     profile: Profile,
     opts: RadioOptions,
@@ -1028,7 +1030,7 @@ impl RadioSim {
 /// vector indexed by id replaces a map lookup on every frame; ids past
 /// `DENSE_IDS` (not made by the pipeline, but any u32 is valid) go to a map,
 /// so memory follows the ids used, not their size.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Shares {
     dense: Vec<Option<Share>>,
     sparse: BTreeMap<u32, Share>,
@@ -1081,7 +1083,7 @@ fn add_share(share: &mut Share, cat: Cat, energy: f64, on_s: f64) {
 }
 
 /// The flows' and the exchanges' shares.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct ShareBook {
     flows: Shares,
     exchanges: Shares,
