@@ -69,7 +69,7 @@ fn snapshots_every_tenth_packet_leave_the_final_report_as_analyze_gives_it() {
                     snapshots += 1;
                 }
             });
-            assert!(snapshots > 0, "{}", cap.display());
+            assert_eq!(snapshots, got.totals.frames / 10, "{}", cap.display());
             assert!(to_json(&got) == want, "{} at --jobs {jobs}: the final report differs", cap.display());
         }
     }
