@@ -181,6 +181,7 @@ fn decrypted_classes_match_truth_with_key_logs() -> TestResult {
 
 /// Stands in for the inner protocol: keeps what it is fed.
 type Seen = Arc<std::sync::Mutex<Vec<(Dir, Vec<u8>)>>>;
+#[derive(Clone)]
 struct Recorder(Seen);
 
 impl Dissector for Recorder {

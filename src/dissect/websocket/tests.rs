@@ -15,7 +15,7 @@ fn http(ctx: &FlowCtx) -> Box<dyn Dissector> {
 /// A stand-in for the MQTT dissector with its contract: PUBLISH fixed
 /// header, topic and packet id `app_header`, message `payload`, every
 /// other packet whole `app_control`; one exchange per PUBLISH.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct MiniMqtt {
     held: [Vec<u8>; 2],
     next_id: u32,
