@@ -1,0 +1,255 @@
+//! The workers' results put back into the order one worker would have
+//! made them, and the input's report built from them.
+
+use super::collect::*;
+use super::dispatch::*;
+use super::renumber::*;
+use super::*;
+use crate::decode;
+use crate::flow::FlowRecord;
+use crate::ledger::exchange::UNLISTED_FLOW;
+use crate::ledger::{Class, Exchange};
+use crate::report::InputReport;
+use foldhash::{HashMap, HashMapExt};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// `v` in the order of `key`. Records are large: their keys are sorted, and
+/// each record moved once, not at every step of a sort.
+pub(super) fn sorted_by_key<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut order: Vec<(K, usize)> = v.iter().enumerate().map(|(i, x)| (key(x), i)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take)).collect()
+}
+
+/// The first `max` items of `lists`, each sorted by `key`, in that order,
+/// each with the number of its list. Items are moved once; those past `max`
+/// are dropped unread.
+pub(super) fn merge_first<T, K: Ord>(lists: Vec<Vec<T>>, max: usize, key: impl Fn(usize, &T) -> K) -> Vec<(usize, T)> {
+    let total = lists.iter().map(Vec::len).sum::<usize>();
+    let mut heads: Vec<_> = lists.into_iter().map(|l| l.into_iter().peekable()).collect();
+    let mut out = Vec::with_capacity(total.min(max));
+    while out.len() < max {
+        let mut best: Option<(usize, K)> = None;
+        for (i, h) in heads.iter_mut().enumerate() {
+            if let Some(x) = h.peek() {
+                let k = key(i, x);
+                if best.as_ref().is_none_or(|(_, b)| k < *b) {
+                    best = Some((i, k));
+                }
+            }
+        }
+        let Some((i, _)) = best else { break };
+        if let Some(x) = heads.get_mut(i).and_then(Iterator::next) {
+            out.push((i, x));
+        }
+    }
+    out
+}
+
+/// Puts the workers' results in the order one worker would have made them
+/// and builds the input's report. Each worker's lists come sorted, and only
+/// the first `max_*` of their merge are listed, so the same flows and
+/// exchanges are listed (and numbered) for any number of workers.
+pub(super) fn assemble(
+    name: &str,
+    opts: &Options,
+    st: InputState,
+    workers: Vec<Worker>,
+    mut tap: RadioTap,
+) -> InputReport {
+    let InputState { mut defrag, totals: mut t, outside, mut notes, linktypes, first_ns, last_ns, source } = st;
+    defrag.finish();
+    let mut outside = outside;
+    // Fragments of datagrams never completed: their headers, and their data as payload.
+    outside.add(Class::Link, defrag.abandoned.link);
+    outside.add(Class::Network, defrag.abandoned.network);
+    outside.add(Class::Payload, defrag.abandoned.data);
+    notes.abandoned_fragments = defrag.abandoned.frames as u64;
+    notes.read_error = source.read_error;
+
+    let mut classes = outside;
+    let mut stats = crate::dissect::ProtoStats::default();
+    let (mut tcp_streams, mut udp_streams) = (0, 0);
+    let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
+    let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
+    for w in workers {
+        classes.merge(&w.out.flow_ledger);
+        stats.merge(w.table.stats());
+        tcp_streams += w.table.tcp_streams;
+        notes.flows_evicted += w.table.evicted_flows;
+        notes.exchanges_closed_early += w.table.exchanges_closed_early();
+        udp_streams += w.table.udp_streams;
+        flows_total += w.out.flows_total;
+        notes.malformed_bytes += w.out.malformed_bytes;
+        exchanges_total += w.out.exchanges_total + w.table.exchanges_unlisted();
+        flow_lists.push(w.out.flows);
+        exchange_lists.push(w.out.exchanges);
+        lookup_lists.push(w.out.lookups);
+    }
+    let max_flows = opts.max_flows.max(1);
+    let mut flows = merge_first(flow_lists, max_flows, |_, f| flow_order(f));
+    let mut flow_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(flows.len());
+    for (new, (wi, f)) in flows.iter_mut().enumerate() {
+        flow_ids.insert((*wi, f.id), new as u64);
+        f.id = new as u64;
+    }
+    let mut exchanges = merge_first(exchange_lists, opts.max_exchanges, |wi, x| exchange_order(wi as u64, x));
+    let mut exchange_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(exchanges.len());
+    for (new, (wi, x)) in exchanges.iter_mut().enumerate() {
+        exchange_ids.insert((*wi, x.id), new as u64);
+        x.id = new as u64;
+        x.flow = flow_ids.get(&(*wi, x.flow)).copied().unwrap_or(UNLISTED_FLOW);
+    }
+    let lookups = merge_first(lookup_lists, MAX_LOOKUPS, |wi, l| (l.open_packet, wi, l.id));
+    let lookups: Vec<Lookup> = lookups.into_iter().map(|(_, l)| l).collect();
+    // Lookups are charged to listed flows only: which flows past the cap
+    // one worker would have seen depends on the number of workers.
+    attribute_dns_lookups(&mut flows, &mut exchanges, &lookups);
+    notes.flows_omitted = flows_total.saturating_sub(flows.len() as u64);
+    notes.exchanges_omitted = exchanges_total.saturating_sub(exchanges.len() as u64);
+    let flows: Vec<FlowRecord> = flows.into_iter().map(|(_, f)| f).collect();
+    let exchanges: Vec<Exchange> = exchanges.into_iter().map(|(_, x)| x).collect();
+
+    t.classes = classes;
+    t.duration_s = first_ns.map(|f| (last_ns - f) as f64 / 1e9).unwrap_or(0.0);
+    t.start_ts = first_ns.map(|f| f as f64 / 1e9);
+    t.goodput_ratio = classes.goodput_ratio();
+    notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
+    notes.format = source.format;
+    notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
+    notes.skipped_blocks = source.skipped_blocks;
+    if classes.total() != t.wire_bytes {
+        notes.conservation_error =
+            Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
+    }
+    let radio = tap.sim.take().map(|sim| {
+        let mut r = sim.finish(t.duration_s);
+        // Worker-local ids to report indices; entries past the listed ones go.
+        let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,
+                     seq: &Renumber,
+                     ids: &HashMap<(usize, u64), u64>,
+                     max: usize| {
+            v.retain_mut(|s| {
+                let Some(&enc) = seq.ids.get(s.index as usize) else { return false };
+                let (worker, local) = seq.tag.split(enc);
+                let worker = worker as usize;
+                match ids
+                    .get(&(worker, local))
+                    .filter(|&&id| (id as usize) < max)
+                    .and_then(|&id| u32::try_from(id).ok())
+                {
+                    Some(id) => {
+                        s.index = id;
+                        true
+                    }
+                    None => false,
+                }
+            });
+            v.sort_by_key(|s| s.index);
+        };
+        remap(&mut r.per_flow, &tap.flows, &flow_ids, max_flows);
+        remap(&mut r.per_exchange, &tap.exchanges, &exchange_ids, opts.max_exchanges);
+        r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
+        r
+    });
+    let findings = crate::findings::detect(&crate::findings::Input {
+        flows: &flows,
+        exchanges: &exchanges,
+        tls: serde_json::to_value(&stats.tls).unwrap_or_default(),
+        wire_bytes: t.wire_bytes,
+        duration_s: t.duration_s,
+        radio_per_day: radio.as_ref().map(|r| (r.per_day.charge_mah, r.per_day.bytes as f64)),
+    });
+    InputReport {
+        input: name.to_string(),
+        totals: t,
+        tcp_streams,
+        udp_streams,
+        flows,
+        stats,
+        exchanges,
+        notes,
+        radio,
+        findings,
+    }
+}
+
+/// Frames per link type. Counted by runs, since a capture's link type
+/// seldom changes: a map lookup per run, not per frame.
+#[derive(Clone, Default)]
+pub(super) struct LinktypeCounts {
+    pub(super) counts: BTreeMap<u16, u64>,
+    pub(super) run: Option<(u16, u64)>,
+}
+
+impl LinktypeCounts {
+    pub(super) fn add(&mut self, linktype: u16) {
+        match &mut self.run {
+            Some((lt, n)) if *lt == linktype => *n += 1,
+            run => {
+                if let Some((lt, n)) = run.replace((linktype, 1)) {
+                    *self.counts.entry(lt).or_default() += n;
+                }
+            }
+        }
+    }
+
+    pub(super) fn finish(mut self) -> BTreeMap<u16, u64> {
+        if let Some((lt, n)) = self.run.take() {
+            *self.counts.entry(lt).or_default() += n;
+        }
+        self.counts
+    }
+}
+
+/// A DNS lookup is part of what the connection that follows it costs: the
+/// first flow to an address a lookup resolved (within `LOOKUP_VALID_S`
+/// after it) takes the lookup's bytes into its setup, shared evenly by its
+/// exchanges. Flows, exchanges and lookups are in capture order; a lookup
+/// counts whether or not the exchange list has room for it.
+pub(super) fn attribute_dns_lookups(
+    flows: &mut [(usize, FlowRecord)],
+    exchanges: &mut [(usize, Exchange)],
+    all_lookups: &[Lookup],
+) {
+    const LOOKUP_VALID_S: f64 = 300.0;
+    let mut lookups: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+    for (i, l) in all_lookups.iter().enumerate() {
+        for a in &l.resolved {
+            lookups.entry(*a).or_default().push(i);
+        }
+    }
+    if lookups.is_empty() {
+        return;
+    }
+    let mut claimed = vec![false; all_lookups.len()];
+    let mut by_flow: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, (_, x)) in exchanges.iter().enumerate() {
+        by_flow.entry(x.flow).or_default().push(i);
+    }
+    for (_, f) in flows.iter_mut().filter(|(_, f)| f.app != crate::vocab::Proto::Dns) {
+        let Some(candidates) = lookups.get(&f.server.0.ip()) else { continue };
+        // The latest lookup answered before the flow began, not used yet.
+        let found = candidates.iter().rev().copied().find(|&i| {
+            all_lookups.get(i).is_some_and(|l| {
+                l.end_ts <= f.start_ts
+                    && f.start_ts - l.end_ts <= LOOKUP_VALID_S
+                    && !claimed.get(i).copied().unwrap_or(true)
+            })
+        });
+        let Some(i) = found else { continue };
+        if let Some(c) = claimed.get_mut(i) {
+            *c = true;
+        }
+        let cost = all_lookups.get(i).map_or(0.0, |l| l.cost_bytes);
+        f.dns_lookup_bytes = cost.round() as u64;
+        let mine = by_flow.get(&f.id).map(Vec::as_slice).unwrap_or(&[]);
+        for &j in mine {
+            if let Some((_, x)) = exchanges.get_mut(j) {
+                x.share_dns(cost, f.exchanges);
+            }
+        }
+    }
+}

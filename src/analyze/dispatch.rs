@@ -1,0 +1,565 @@
+//! Packets to workers: inline, or in rounds to worker threads whose frame
+//! ticks are merged back into packet order for the radio model.
+
+use super::collect::*;
+use super::renumber::*;
+use crate::decode::{self, Decoded};
+use crate::flow::{FlowConfig, FlowTable, FrameTick};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
+
+/// A flow table and what it finished.
+#[derive(Clone)]
+pub(super) struct Worker {
+    pub(super) table: FlowTable,
+    pub(super) out: Collector,
+}
+
+impl Worker {
+    pub(super) fn new(limits: &Limits, worker: u64, kept: Option<Arc<Mutex<KeptKeys>>>) -> Worker {
+        Worker { table: FlowTable::new(limits.flow.clone()), out: Collector::new(limits, worker, kept) }
+    }
+
+    pub(super) fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded, frames: u32, repeated: u32) {
+        self.table.expire(ts_ns, &mut self.out);
+        self.table.packet(idx, ts_ns, wire_len, d, frames, repeated, &mut self.out);
+    }
+
+    pub(super) fn finish(&mut self) {
+        self.table.finish_all(&mut self.out);
+        self.out.list_in_order();
+        self.out.share_setup();
+    }
+
+    /// A finished copy: what `finish` would give now. The copy tells the
+    /// other workers nothing of its lists (they would take its keys for the
+    /// original's).
+    pub(super) fn finished_copy(&self) -> Worker {
+        let mut copy = self.clone();
+        copy.out.kept = None;
+        copy.finish();
+        copy
+    }
+}
+
+/// What a worker needs to know.
+#[derive(Clone)]
+pub(super) struct Limits {
+    pub(super) flow: FlowConfig,
+    pub(super) max_flows: usize,
+    pub(super) max_exchanges: usize,
+}
+
+/// One TCP/UDP packet on its way to a worker, sliced already: only its
+/// payload is copied into the batch (`at`, its length in `head.payload_len`
+/// and the captured part's `len`), so the worker neither copies headers nor
+/// decodes them again.
+pub(super) struct Item {
+    pub(super) idx: u64,
+    pub(super) ts_ns: i64,
+    pub(super) wire_len: u32,
+    /// Frames it was joined from (IP fragments), and their repeated bytes.
+    pub(super) frames: u32,
+    pub(super) repeated: u32,
+    /// The decoded headers, with an empty payload.
+    pub(super) head: Decoded<'static>,
+    pub(super) at: u32,
+    pub(super) len: u32,
+}
+
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) data: Vec<u8>,
+    pub(super) items: Vec<Item>,
+    /// After the items: flows idle at this time end (`Engine::advance`).
+    pub(super) expire_at: Option<i64>,
+    /// After the items: the worker sends a finished copy of itself here
+    /// (`Engine::snapshot`).
+    pub(super) reply: Option<SyncSender<Worker>>,
+}
+
+impl Batch {
+    pub(super) fn push(&mut self, idx: u64, ts_ns: i64, wire_len: u32, frames: u32, repeated: u32, d: &Decoded) {
+        let at = self.data.len() as u32;
+        self.data.extend_from_slice(d.payload);
+        let head = Decoded { payload: &[], ..*d };
+        self.items.push(Item { idx, ts_ns, wire_len, frames, repeated, head, at, len: d.payload.len() as u32 });
+    }
+}
+
+/// Packets in a round. Each round costs every thread a hand-over, and the
+/// radio stage a merge: on the bench capture at `--jobs 2`, rounds of 16 k
+/// packets (with `ROUND_BYTES` 2 MB and 4 rounds ahead) took 7% less time
+/// than rounds of 4 k (1 MB, 8 ahead), for 14 MB more.
+pub(super) const BATCH: usize = 16_384;
+
+/// Most payload bytes in a round (give or take a packet): with large frames
+/// (captures of TSO/GRO traffic carry 64 KB ones) a round of `BATCH` would
+/// hold a GB. Typical rounds hold 1 to 2 MB.
+pub(super) const ROUND_BYTES: usize = 2 << 20;
+
+/// Packets handed out in rounds: in each round every worker gets its share
+/// (maybe none) and hands back its frame ticks, which the radio stage
+/// merges with the reader's own ticks of the round back into packet order.
+/// The reader and the workers each run on their own thread, joined only by
+/// bounded queues; the radio stage runs on whichever of them is free.
+pub(super) enum Dispatch {
+    Inline(Box<Worker>, Box<RadioTap>),
+    Threads {
+        senders: Vec<SyncSender<Batch>>,
+        batches: Vec<Batch>,
+        in_round: usize,
+        /// Payload bytes copied into the round's batches.
+        round_bytes: usize,
+        handles: Vec<std::thread::JoinHandle<Worker>>,
+        /// Emptied batches coming back from each worker, for reuse.
+        returned: Vec<Receiver<Batch>>,
+        outside_ticks: Vec<FrameTick>,
+        /// Packet by packet, the list its tick will be in: a worker's
+        /// number, or the number of workers for the reader's own list.
+        route: Vec<u32>,
+        radio: Arc<Mutex<RadioStage>>,
+    },
+}
+
+/// Rounds a worker may queue; its ticks may wait for the radio stage for
+/// twice as many (more than it can queue, so it never waits for the reader
+/// while the reader waits for it). Measured with `BATCH`.
+pub(super) const ROUNDS_AHEAD: usize = 4;
+
+/// Worker threads per core. Flows are not spread evenly over time: for
+/// stretches of a capture one worker's share is busier, and with one worker
+/// a core the other core then waits. With several a core, the system runs
+/// the busy ones on every core (two a core: 6% less time than one; three:
+/// 5% less again; four: no better than two).
+pub const WORKERS_PER_CORE: usize = 3;
+
+/// Most worker threads for one input (128 cores' worth), and most inputs
+/// analysed at once, whatever `--jobs` says: threads past the cores only
+/// cost memory.
+pub(super) const MAX_WORKERS: usize = 128 * WORKERS_PER_CORE;
+
+pub(super) fn shard_of(d: &Decoded, n: usize) -> usize {
+    // Direction-independent (the two ends summed, then mixed): both
+    // directions of a flow land together. Fixed, so the spread is the same
+    // every run; computed for every packet on the reading thread, so kept
+    // cheap.
+    fn end(ip: IpAddr, port: u16) -> u64 {
+        let bits = match ip {
+            IpAddr::V4(a) => u64::from(a.to_bits()),
+            IpAddr::V6(a) => {
+                let b = a.to_bits();
+                (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
+            }
+        };
+        bits ^ (u64::from(port) << 48) ^ u64::from(port)
+    }
+    let h = mix(end(d.src, d.sport).wrapping_add(end(d.dst, d.dport)));
+    // The hash scaled to 0..n: a multiply, not a 64-bit division.
+    ((u128::from(h) * n as u128) >> 64) as usize
+}
+
+/// splitmix64's finaliser: every input bit moves every output bit.
+pub(super) fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Dispatch {
+    /// An error if the worker threads cannot be started.
+    pub(super) fn new(cfg: &Limits, workers: usize, tap: RadioTap) -> Result<Dispatch, String> {
+        if workers <= 1 {
+            return Ok(Dispatch::Inline(Box::new(Worker::new(cfg, 0, None)), Box::new(tap)));
+        }
+        // The workers share the live-flow budget.
+        let mut cfg = cfg.clone();
+        cfg.flow.max_live_flows = (cfg.flow.max_live_flows / workers).max(1);
+        cfg.flow.max_live_exchanges = (cfg.flow.max_live_exchanges / workers).max(1);
+        let cfg = &cfg;
+        let mut senders = Vec::new();
+        let mut ticks = Vec::new();
+        let mut returned = Vec::new();
+        let mut queues = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = sync_channel::<Batch>(ROUNDS_AHEAD);
+            let (ttx, trx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+            let (btx, brx) = sync_channel::<Batch>(ROUNDS_AHEAD);
+            let (spare_tx, spare_rx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+            queues.push(WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx });
+            senders.push(tx);
+            ticks.push((trx, spare_tx));
+            returned.push(brx);
+        }
+        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks)));
+        let kept =
+            Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
+        // (If one cannot start, the senders go and those started end.)
+        let handles = queues
+            .into_iter()
+            .enumerate()
+            .map(|(worker, q)| {
+                let w = Worker::new(cfg, worker as u64, Some(kept.clone()));
+                let radio = radio.clone();
+                std::thread::Builder::new()
+                    .spawn(move || run_worker(w, q, radio, worker as u64, workers as u64))
+                    .map_err(|e| format!("cannot start {workers} analysis threads: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let batches = (0..workers).map(|_| Batch::default()).collect();
+        Ok(Dispatch::Threads {
+            senders,
+            batches,
+            in_round: 0,
+            round_bytes: 0,
+            handles,
+            returned,
+            outside_ticks: Vec::new(),
+            route: Vec::with_capacity(BATCH),
+            radio,
+        })
+    }
+
+    /// A frame that belongs to no flow (ICMP, ARP, broken...).
+    pub(super) fn outside(&mut self, t: FrameTick) {
+        match self {
+            Dispatch::Inline(_, radio) => radio.tick(&t),
+            Dispatch::Threads { outside_ticks, route, senders, in_round, .. } => {
+                outside_ticks.push(t);
+                route.push(senders.len() as u32);
+                // Counted in the round like any packet: a capture of nothing
+                // but such frames must not pile up their ticks.
+                *in_round += 1;
+                if *in_round >= BATCH {
+                    self.end_round();
+                }
+            }
+        }
+    }
+
+    /// A TCP/UDP packet of one frame.
+    pub(super) fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded) {
+        self.packet(idx, ts_ns, wire_len, 1, 0, d);
+    }
+
+    /// A TCP/UDP datagram joined from IP fragments: its headers are those
+    /// its fragments carried.
+    pub(super) fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded) {
+        let b = &j.bytes;
+        let d = Decoded { link_len: b.link as u32, net_len: b.network as u32, ..*d };
+        self.packet(idx, ts_ns, j.wire_len(), b.frames, b.repeated as u32, &d);
+    }
+
+    /// To the flow's worker: at once, or in the flow's share of the round.
+    /// Always inlined: out of line, every packet paid for the call (8 M
+    /// instructions on 500 k packets).
+    #[inline(always)]
+    pub(super) fn packet(&mut self, idx: u64, ts_ns: i64, wire_len: u32, frames: u32, repeated: u32, d: &Decoded) {
+        match self {
+            Dispatch::Inline(w, radio) => {
+                w.packet(idx, ts_ns, wire_len, d, frames, repeated);
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+            }
+            Dispatch::Threads { batches, route, in_round, round_bytes, .. } => {
+                let shard = shard_of(d, batches.len());
+                if let Some(b) = batches.get_mut(shard) {
+                    b.push(idx, ts_ns, wire_len, frames, repeated, d);
+                    route.push(shard as u32);
+                }
+                *in_round += 1;
+                *round_bytes += d.payload.len();
+                if *in_round >= BATCH || *round_bytes >= ROUND_BYTES {
+                    self.end_round();
+                }
+            }
+        }
+    }
+
+    /// Sends every worker its share of the round, then feeds the radio
+    /// model the rounds whose ticks are all back.
+    pub(super) fn end_round(&mut self) {
+        let Dispatch::Threads {
+            senders, batches, in_round, round_bytes, returned, outside_ticks, route, radio, ..
+        } = self
+        else {
+            return;
+        };
+        for ((tx, b), back) in senders.iter().zip(batches.iter_mut()).zip(returned.iter()) {
+            // Batches are reused: no allocation, no page faults per round.
+            let next = back.try_recv().unwrap_or_default();
+            // A worker that died has panicked; its join reports it.
+            let _ = tx.send(std::mem::replace(b, next));
+        }
+        let route = std::mem::replace(route, Vec::with_capacity(BATCH));
+        // Poisoned only if a worker panicked in it; its join reports that.
+        if let Ok(mut r) = radio.lock() {
+            r.pending.push_back((std::mem::take(outside_ticks), route));
+            r.catch_up(false);
+        }
+        *in_round = 0;
+        *round_bytes = 0;
+    }
+
+    /// Ends the flows idle at `now_ns`.
+    pub(super) fn advance(&mut self, now_ns: i64) {
+        match self {
+            Dispatch::Inline(w, radio) => {
+                w.table.expire(now_ns, &mut w.out);
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+            }
+            Dispatch::Threads { batches, .. } => {
+                for b in batches.iter_mut() {
+                    b.expire_at = Some(now_ns);
+                }
+                self.end_round();
+            }
+        }
+    }
+
+    /// Finished copies of the workers and of the radio's input, as `finish`
+    /// would give them now; the originals go on. An error if a thread died.
+    pub(super) fn snapshot(&mut self) -> Result<(Vec<Worker>, RadioTap), String> {
+        match self {
+            Dispatch::Inline(w, radio) => {
+                let mut copy = w.finished_copy();
+                let mut tap = (**radio).clone();
+                for t in copy.out.ticks.drain(..) {
+                    tap.tick(&t);
+                }
+                Ok((vec![copy], tap))
+            }
+            Dispatch::Threads { batches, .. } => {
+                let mut replies = Vec::with_capacity(batches.len());
+                for b in batches.iter_mut() {
+                    let (tx, rx) = sync_channel(1);
+                    b.reply = Some(tx);
+                    replies.push(rx);
+                }
+                self.end_round();
+                let Dispatch::Threads { radio, .. } = self else { return Err("internal error: no workers".into()) };
+                // Every round sent is fed to the radio first: a worker never
+                // waits for the radio stage while its copy is awaited.
+                let tap = match radio.lock() {
+                    Ok(mut r) => {
+                        r.catch_up(true);
+                        r.tap.clone()
+                    }
+                    Err(_) => return Err("internal error: an analysis thread failed".into()),
+                };
+                let workers = replies
+                    .into_iter()
+                    .map(|rx| rx.recv().map_err(|_| "internal error: an analysis thread failed".to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((workers, tap))
+            }
+        }
+    }
+
+    /// Finishes every flow and the radio's input; an error if a thread died
+    /// (a bug: it is said, never passed over).
+    pub(super) fn finish(mut self) -> Result<(Vec<Worker>, RadioTap), String> {
+        if let Dispatch::Threads { in_round, outside_ticks, .. } = &self
+            && (*in_round > 0 || !outside_ticks.is_empty())
+        {
+            self.end_round();
+        }
+        match self {
+            Dispatch::Inline(mut w, mut radio) => {
+                w.finish();
+                for t in w.out.ticks.drain(..) {
+                    radio.tick(&t);
+                }
+                Ok((vec![*w], *radio))
+            }
+            Dispatch::Threads { senders, handles, radio, .. } => {
+                drop(senders);
+                if let Ok(mut r) = radio.lock() {
+                    r.catch_up(true);
+                }
+                let failed = |e: Box<dyn std::any::Any + Send>| {
+                    let why =
+                        e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
+                    format!("internal error: an analysis thread failed ({})", why.unwrap_or_else(|| "panic".into()))
+                };
+                let workers = handles.into_iter().map(|h| h.join().map_err(failed)).collect::<Result<Vec<_>, _>>()?;
+                // Every worker has ended, so the stage is the reader's alone.
+                let stage = Arc::try_unwrap(radio).ok().and_then(|m| m.into_inner().ok());
+                let stage = stage.ok_or_else(|| "internal error: the radio stage is still shared".to_string())?;
+                Ok((workers, stage.tap))
+            }
+        }
+    }
+}
+
+/// Feeds ticks from lists each sorted by packet to `radio` in packet order.
+pub(super) fn merge_ticks(lists: &[Vec<FrameTick>], radio: &mut dyn TickSink) {
+    let mut heads = vec![0usize; lists.len()];
+    loop {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, l) in lists.iter().enumerate() {
+            if let Some(t) = heads.get(i).and_then(|&h| l.get(h))
+                && best.is_none_or(|(_, p)| t.packet < p)
+            {
+                best = Some((i, t.packet));
+            }
+        }
+        let Some((i, _)) = best else { break };
+        if let (Some(h), Some(l)) = (heads.get_mut(i), lists.get(i)) {
+            if let Some(t) = l.get(*h) {
+                radio.tick(t);
+            }
+            *h += 1;
+        }
+    }
+}
+
+/// Feeds a round's ticks to `radio` in packet order by following `route`:
+/// packet by packet, the list that holds its tick (a worker's, or the
+/// reader's own, last). Every packet makes exactly one tick, so this needs
+/// no comparisons; a round whose lists do not match its route (a bug) is
+/// refused before anything is fed (false), and merged by packet number.
+pub(super) fn follow_route(
+    lists: &[Vec<FrameTick>],
+    route: &[u32],
+    heads: &mut Vec<usize>,
+    radio: &mut dyn TickSink,
+) -> bool {
+    heads.clear();
+    heads.resize(lists.len(), 0);
+    for &r in route {
+        match heads.get_mut(r as usize) {
+            Some(n) => *n += 1,
+            None => return false,
+        }
+    }
+    if heads.iter().zip(lists).any(|(n, l)| *n != l.len()) {
+        return false;
+    }
+    heads.iter_mut().for_each(|h| *h = 0);
+    for &r in route {
+        let (Some(h), Some(l)) = (heads.get_mut(r as usize), lists.get(r as usize)) else { continue };
+        if let Some(t) = l.get(*h) {
+            radio.tick(t);
+        }
+        *h += 1;
+    }
+    true
+}
+
+/// Each worker's ticks, and the way their emptied lists go back to it.
+pub(super) type TickQueues = (Receiver<Vec<FrameTick>>, SyncSender<Vec<FrameTick>>);
+
+/// The radio model's input: each round's ticks from every worker, merged
+/// with the reader's own back into packet order as soon as they are all
+/// back. Fed by the reader after each round it sends, and by any worker
+/// about to wait for work.
+pub(super) struct RadioStage {
+    pub(super) tap: RadioTap,
+    pub(super) ticks: Vec<TickQueues>,
+    /// Rounds sent out and not fed yet, oldest first: the reader's own
+    /// ticks of each and its route.
+    pub(super) pending: VecDeque<(Vec<FrameTick>, Vec<u32>)>,
+    /// The oldest pending round's ticks received so far, worker by worker.
+    pub(super) lists: Vec<Vec<FrameTick>>,
+    pub(super) heads: Vec<usize>,
+}
+
+impl RadioStage {
+    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>) -> RadioStage {
+        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new() }
+    }
+
+    /// Feeds the radio model every round whose ticks are all back. With
+    /// `wait` (the workers have been told to finish), waits for them all;
+    /// else stops at the first worker not done with its share of a round.
+    pub(super) fn catch_up(&mut self, wait: bool) {
+        while let Some((mine, route)) = self.pending.front_mut() {
+            while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
+                let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
+                match got {
+                    Ok(l) => self.lists.push(l),
+                    Err(TryRecvError::Empty) => return,
+                    // A worker that died sends nothing more; its join reports it.
+                    Err(TryRecvError::Disconnected) => self.lists.push(Vec::new()),
+                }
+            }
+            self.lists.push(std::mem::take(mine));
+            if !follow_route(&self.lists, route, &mut self.heads, &mut self.tap) {
+                merge_ticks(&self.lists, &mut self.tap);
+            }
+            self.lists.pop();
+            // Lists are reused: a new one per round would be a fresh mapping
+            // (they are past malloc's mmap threshold) and page faults.
+            for ((_, back), mut l) in self.ticks.iter().zip(self.lists.drain(..)) {
+                l.clear();
+                let _ = back.try_send(l);
+            }
+            self.pending.pop_front();
+        }
+    }
+}
+
+/// What joins a worker to the reader and to the radio stage.
+pub(super) struct WorkerQueues {
+    pub(super) batches: Receiver<Batch>,
+    pub(super) ticks: SyncSender<Vec<FrameTick>>,
+    pub(super) batches_back: SyncSender<Batch>,
+    pub(super) ticks_back: Receiver<Vec<FrameTick>>,
+}
+
+pub(super) fn run_worker(
+    mut w: Worker,
+    q: WorkerQueues,
+    radio: Arc<Mutex<RadioStage>>,
+    worker: u64,
+    workers: u64,
+) -> Worker {
+    let tag = WorkerTag::new(workers);
+    let next_batch = || match q.batches.try_recv() {
+        Ok(b) => Some(b),
+        Err(TryRecvError::Disconnected) => None,
+        Err(TryRecvError::Empty) => {
+            // Nothing to do: feed the radio model meanwhile, unless another
+            // thread is at it.
+            if let Ok(mut r) = radio.try_lock() {
+                r.catch_up(false);
+            }
+            q.batches.recv().ok()
+        }
+    };
+    while let Some(mut b) = next_batch() {
+        for item in &b.items {
+            let payload = b.data.get(item.at as usize..(item.at + item.len) as usize).unwrap_or(&[]);
+            let d = Decoded { payload, ..item.head };
+            w.packet(item.idx, item.ts_ns, item.wire_len, &d, item.frames, item.repeated);
+        }
+        for t in &mut w.out.ticks {
+            t.flow = t.flow.map(|f| tag.tag(f, worker));
+            t.exchange = t.exchange.map(|x| tag.tag(x, worker));
+        }
+        if let Some(now) = b.expire_at.take() {
+            w.table.expire(now, &mut w.out);
+        }
+        let reply = b.reply.take();
+        b.data.clear();
+        b.items.clear();
+        // The reader takes it back if it has room; else it is dropped.
+        let _ = q.batches_back.try_send(b);
+        let next = q.ticks_back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH / workers as usize));
+        let t = std::mem::replace(&mut w.out.ticks, next);
+        if q.ticks.send(t).is_err() {
+            break;
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(w.finished_copy());
+        }
+    }
+    w.finish();
+    w
+}

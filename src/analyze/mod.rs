@@ -1,0 +1,325 @@
+//! The pipeline: packets in, an `InputReport` out, through the [`Engine`].
+//!
+//! - `mod.rs`: the engine (push, advance, snapshot, finish) and its drivers
+//!   for files (`analyze_file`, `analyze_all`);
+//! - `dispatch.rs`: packets to the flow workers, inline or on threads, and
+//!   their frame ticks back to the radio model in packet order;
+//! - `renumber.rs`: the ids the radio model sees;
+//! - `collect.rs`: what each worker keeps of what its flows finish;
+//! - `assemble.rs`: the workers' results merged into the input's report.
+//!
+//! The reading thread reads and decodes every frame, books what belongs to
+//! no flow, joins IP fragments, and hands each TCP/UDP packet to a worker
+//! chosen by its flow, so one flow always lands on the same worker. With
+//! `jobs` > 1 the workers run on threads (three per core), and their frame
+//! ticks are merged back into packet order for the radio model; everything
+//! is put back in the order one worker would have made it, so the report is
+//! the same for any number of jobs.
+
+mod assemble;
+mod collect;
+mod dispatch;
+mod renumber;
+#[cfg(test)]
+mod tests;
+
+use crate::capture::{CaptureReader, Packet, ReadError};
+use crate::decode::{self, Defragmenter, Frame, NotIp, Transport};
+use crate::flow::{FlowConfig, FrameTick};
+use crate::ledger::{Class, Ledger};
+use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim};
+use crate::report::{InputReport, Notes, Report, Totals};
+use assemble::*;
+pub use dispatch::WORKERS_PER_CORE;
+use dispatch::*;
+use renumber::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Told how far reading has come: (input, bytes read, file size).
+pub type Progress = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
+
+/// Everything `analyze` can be told.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub flow: FlowConfig,
+    /// Most flows and exchanges listed in a report (all are counted).
+    pub max_flows: usize,
+    pub max_exchanges: usize,
+    /// Cores per input (1: everything on the calling thread; more: that many
+    /// times `WORKERS_PER_CORE` worker threads).
+    pub jobs: usize,
+    pub progress: Option<Progress>,
+    /// The radio model every frame drives (None: no radio section).
+    pub radio: Option<(Profile, RadioOptions)>,
+    pub cost: CostOptions,
+}
+
+impl Options {
+    pub fn new() -> Options {
+        Options {
+            flow: FlowConfig::default(),
+            max_flows: 10_000,
+            max_exchanges: 10_000,
+            jobs: 1,
+            progress: None,
+            radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
+            cost: CostOptions::default(),
+        }
+    }
+}
+
+/// What the source of an input says of itself, for the report's notes.
+#[derive(Clone, Debug, Default)]
+pub struct SourceNotes {
+    /// `pcap`, `pcapng`, ...
+    pub format: String,
+    pub skipped_blocks: u64,
+    /// Why reading stopped early, if it did.
+    pub read_error: Option<String>,
+}
+
+/// The whole pipeline for one input, fed packet by packet: `push` each
+/// packet in capture order, `advance` the clock when none comes (live
+/// input), ask for a `snapshot` at any moment (it changes nothing) and
+/// `finish` at the end. `analyze_file`, `--jobs` and live capture all
+/// drive it.
+pub struct Engine {
+    name: String,
+    opts: Options,
+    dispatch: Dispatch,
+    state: InputState,
+}
+
+/// What the engine keeps itself, outside the flows: totals, frames of no
+/// flow, IP fragments waiting for the rest of their datagram.
+#[derive(Clone, Default)]
+pub(super) struct InputState {
+    defrag: Defragmenter,
+    totals: Totals,
+    outside: Ledger,
+    notes: Notes,
+    linktypes: LinktypeCounts,
+    first_ns: Option<i64>,
+    last_ns: i64,
+    source: SourceNotes,
+}
+
+impl Engine {
+    /// An error if the worker threads (`opts.jobs` > 1) cannot be started.
+    pub fn new(name: impl Into<String>, opts: &Options) -> Result<Engine, String> {
+        let workers = if opts.jobs > 1 { opts.jobs.saturating_mul(WORKERS_PER_CORE).min(MAX_WORKERS) } else { 1 };
+        let tap = RadioTap {
+            sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
+            flows: Renumber::new(opts.max_flows.max(1), workers as u64),
+            exchanges: Renumber::new(opts.max_exchanges, workers as u64),
+        };
+        let limits =
+            Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+        let dispatch = Dispatch::new(&limits, workers, tap)?;
+        Ok(Engine { name: name.into(), opts: opts.clone(), dispatch, state: InputState::default() })
+    }
+
+    /// Frames pushed so far.
+    pub fn frames(&self) -> u64 {
+        self.state.totals.frames
+    }
+
+    /// What the source says of itself (format, skipped blocks, why it
+    /// stopped), for the report's notes.
+    pub fn set_source(&mut self, source: SourceNotes) {
+        self.state.source = source;
+    }
+
+    /// The next packet of the input, in capture order.
+    pub fn push(&mut self, p: &Packet) {
+        let (st, dispatch) = (&mut self.state, &mut self.dispatch);
+        let t = &mut st.totals;
+        let idx = t.frames;
+        t.frames += 1;
+        t.wire_bytes += p.wire_len as u64;
+        t.captured_bytes += p.data.len() as u64;
+        st.linktypes.add(p.linktype);
+        st.first_ns.get_or_insert(p.ts_ns);
+        st.last_ns = st.last_ns.max(p.ts_ns);
+        let lone =
+            FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
+        let (notes, outside) = (&mut st.notes, &mut st.outside);
+        match decode::decode(p.linktype, p.data, p.wire_len) {
+            Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
+                notes.non_tcp_udp_packets += 1;
+                outside.add(Class::Link, d.link_len as u64);
+                outside.add(Class::Network, d.net_len as u64);
+                dispatch.outside(lone);
+            }
+            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, &d),
+            Frame::Fragment { link_len, .. } => {
+                notes.ip_fragments += 1;
+                let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
+                let joined = decode::ip_header(ip)
+                    .and_then(|h| h.fragment.map(|fi| (h, fi)))
+                    .and_then(|(h, fi)| st.defrag.add(p.ts_ns, &h, fi, ip, link_len));
+                match joined {
+                    Some(j) => match j.frame() {
+                        Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
+                            dispatch.joined(idx, p.ts_ns, &j, &d)
+                        }
+                        _ => {
+                            outside.add(Class::Link, j.bytes.link);
+                            outside.add(Class::Network, j.bytes.network + j.bytes.data);
+                            dispatch.outside(lone);
+                        }
+                    },
+                    None => dispatch.outside(lone),
+                }
+            }
+            Frame::NotIp { why } => {
+                match why {
+                    NotIp::UnsupportedLinktype(lt) => {
+                        *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1
+                    }
+                    _ => notes.non_ip_frames += 1,
+                }
+                outside.add(Class::Link, p.wire_len as u64);
+                dispatch.outside(lone);
+            }
+            Frame::Broken { link_len, why } => {
+                *notes.broken_packets.entry(why.to_string()).or_default() += 1;
+                outside.add(Class::Link, link_len as u64);
+                outside.add(Class::Network, (p.wire_len - link_len) as u64);
+                dispatch.outside(lone);
+            }
+        }
+    }
+
+    /// The clock has reached `now_ns` with no packet: flows idle past their
+    /// timeout end now, as a packet at that time would have ended them.
+    pub fn advance(&mut self, now_ns: i64) {
+        self.dispatch.advance(now_ns);
+    }
+
+    /// The report of everything pushed so far, as if the input ended here.
+    /// Computed on a copy of the state: nothing that comes later changes
+    /// because of it.
+    pub fn snapshot_input(&mut self) -> Result<InputReport, String> {
+        let (workers, tap) = self.dispatch.snapshot()?;
+        Ok(assemble(&self.name, &self.opts, self.state.clone(), workers, tap))
+    }
+
+    /// [`Engine::snapshot_input`] as a whole report.
+    pub fn snapshot(&mut self) -> Result<Report, String> {
+        Ok(Report::combine(vec![self.snapshot_input()?], Vec::new()))
+    }
+
+    /// The input's report: every flow still open is finished.
+    pub fn finish_input(self) -> Result<InputReport, String> {
+        let (workers, tap) = self.dispatch.finish()?;
+        Ok(assemble(&self.name, &self.opts, self.state, workers, tap))
+    }
+
+    /// [`Engine::finish_input`] as a whole report.
+    pub fn finish(self) -> Result<Report, String> {
+        Ok(Report::combine(vec![self.finish_input()?], Vec::new()))
+    }
+}
+
+/// Analyzes one capture file.
+pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
+    let mut reader = CaptureReader::open(path)?;
+    let error = |what| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
+    let mut engine = Engine::new(path.display().to_string(), opts).map_err(error)?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let result = reader.for_each(|p, offset| {
+        if engine.frames() % 65_536 == 0
+            && let Some(cb) = &opts.progress
+        {
+            cb(path, offset, size);
+        }
+        engine.push(p);
+    });
+    if let Some(cb) = &opts.progress {
+        cb(path, size, size);
+    }
+    if let Err(e) = &result
+        && engine.frames() == 0
+    {
+        return Err(e.clone());
+    }
+    let stats = reader.stats();
+    engine.set_source(SourceNotes {
+        format: stats.format.to_string(),
+        skipped_blocks: stats.skipped_blocks + stats.unknown_blocks,
+        read_error: result.err().map(|e| e.to_string()),
+    });
+    let frames = engine.frames();
+    engine.finish_input().map_err(|what| ReadError { input: path.to_path_buf(), record: frames, offset: size, what })
+}
+
+/// Analyzes several files with `jobs` threads in all: several files at once
+/// when there are enough of them, else each file's flows spread over the
+/// threads. Results come back in the order of `files`.
+pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result<InputReport, ReadError>> {
+    let jobs = jobs.max(1);
+    if files.len() < 2 || jobs < 2 {
+        let mut o = opts.clone();
+        o.jobs = jobs;
+        return files.iter().map(|f| analyze_file(f, &o)).collect();
+    }
+    let mut o = opts.clone();
+    o.jobs = 1;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<InputReport, ReadError>>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(f) = files.get(i) else { break };
+            let r = analyze_file(f, &o);
+            if let Some(slot) = results.get(i)
+                && let Ok(mut g) = slot.lock()
+            {
+                *g = Some(r);
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        // The calling thread is one of them; a thread that cannot start
+        // leaves its share to the others.
+        for _ in 1..jobs.min(files.len()).min(MAX_WORKERS) {
+            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                break;
+            }
+        }
+        work();
+    });
+    results
+        .into_iter()
+        .zip(files)
+        .map(|(m, f)| {
+            m.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(ReadError { input: f.clone(), record: 0, offset: 0, what: "analysis thread failed".into() })
+            })
+        })
+        .collect()
+}
+
+/// Expands directories into the capture files they hold (sorted).
+pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|q| matches!(q.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng" | "cap")))
+                .collect();
+            v.sort();
+            out.extend(v);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
