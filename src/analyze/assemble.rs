@@ -70,12 +70,14 @@ pub(super) fn assemble(
     notes.read_error = source.read_error;
 
     let mut classes = outside;
+    let mut summaries = crate::report::ExchangeSummaries::default();
     let mut stats = crate::dissect::ProtoStats::default();
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
     for w in workers {
         classes.merge(&w.out.flow_ledger);
+        summaries.merge(&w.out.summaries);
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         notes.flows_evicted += w.table.evicted_flows;
@@ -173,6 +175,7 @@ pub(super) fn assemble(
         notes,
         radio,
         findings,
+        summaries,
     }
 }
 

@@ -5,6 +5,7 @@ use super::assemble::*;
 use super::dispatch::*;
 use crate::flow::{FlowRecord, FlowSink, FrameTick};
 use crate::ledger::{Exchange, Ledger, setup_share};
+use crate::report::summary::{ExchangeFigures, ExchangeSummaries};
 use foldhash::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,8 @@ pub(super) struct Collector {
     pub(super) max_flows: usize,
     pub(super) max_exchanges: usize,
     pub(super) flow_ledger: Ledger,
+    /// Every exchange, listed or not, summarised by kind.
+    pub(super) summaries: ExchangeSummaries,
     pub(super) ticks: Vec<FrameTick>,
     /// Exchanges kept per flow, and (setup bytes, exchanges) of the finished
     /// flows that have some kept: what their setup shares are made of.
@@ -289,7 +292,15 @@ impl FlowSink for Collector {
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
         self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
     }
-    fn flow_done(&mut self, rec: FlowRecord) {
+    fn exchange_figures(&mut self, x: ExchangeFigures) {
+        self.summaries.add(&x);
+    }
+    fn flow_done(&mut self, mut rec: FlowRecord) {
+        let share = setup_share(rec.setup_bytes, rec.exchanges);
+        for ((kind, wire_bytes, payload_bytes), n) in std::mem::take(&mut rec.handed) {
+            let x = ExchangeFigures { kind, wire_bytes, payload_bytes, cost_bytes: wire_bytes as f64 + share };
+            self.summaries.add_many(&x, n);
+        }
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;

@@ -9,6 +9,7 @@ mod timers;
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Proto, ProtoStats, Span};
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger, LiveExchanges};
+use crate::report::summary::ExchangeFigures;
 use serde::{Deserialize, Serialize};
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -139,6 +140,10 @@ pub struct FlowRecord {
     pub malformed_bytes: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,
+    /// Its exchanges not summarised yet: (kind, wire bytes, payload bytes)
+    /// and how many; each costs its wire bytes and its setup share.
+    #[serde(skip)]
+    pub handed: Vec<((Proto, u64, u64), u32)>,
 }
 
 /// One frame, for the radio model and timelines.
@@ -162,6 +167,9 @@ pub trait FlowSink {
     fn exchange_done(&mut self, x: Exchange);
     /// The flow is over; every exchange of it was handed on before.
     fn flow_done(&mut self, rec: FlowRecord);
+    /// An exchange's figures for the summaries, before its flow's end
+    /// (the rest come with the flow's record, `FlowRecord::handed`).
+    fn exchange_figures(&mut self, _x: ExchangeFigures) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -471,6 +479,11 @@ impl FlowTable {
             exchange: f.app.fl.exchange_of_frame(to),
         });
         f.app.fl.take_done(|x| sink.exchange_done(x));
+        if f.app.fl.has_early() {
+            for x in f.app.fl.take_early() {
+                sink.exchange_figures(x);
+            }
+        }
         let (kind, timeout) = f.timeout(&self.sh.cfg);
         self.timers.set(slot, kind, ts_ns.saturating_add(timeout));
     }
@@ -597,6 +610,9 @@ impl FlowTable {
         for x in app.fl.finish(&mut self.sh.live) {
             sink.exchange_done(x);
         }
+        for x in app.fl.take_early() {
+            sink.exchange_figures(x);
+        }
         for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),
@@ -633,6 +649,7 @@ impl FlowTable {
             dns_lookup_bytes: 0,
             malformed_bytes: app.fl.malformed_bytes,
             malformed,
+            handed: std::mem::take(&mut app.fl.handed),
         };
         *entry = None;
         sink.flow_done(rec);

@@ -3,6 +3,7 @@
 //! connection's setup, or to the flow as a whole.
 
 use super::Ledger;
+use crate::report::summary::ExchangeFigures;
 use crate::vocab::Class;
 use crate::vocab::{Dir, Event, MsgRef, Proto, Span};
 use serde::{Deserialize, Serialize};
@@ -198,6 +199,11 @@ pub struct FlowLedger {
     live_version: u32,
     /// The last walk of `live`: at which version, for which id, what it found.
     last_walk: std::cell::Cell<(u32, u32, Option<u32>)>,
+    /// Handed-on exchanges waiting for the flow's end: (kind, wire bytes,
+    /// payload bytes) and how many.
+    pub handed: Vec<((Proto, u64, u64), u32)>,
+    /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
+    early: Vec<ExchangeFigures>,
 }
 
 /// An exchange a flow holds. Its bytes are booked whole only while it may
@@ -214,7 +220,17 @@ struct Live {
     id: u64,
     closed: bool,
     whole: Option<Box<Exchange>>,
+    /// What the summaries need of it, listed or not.
+    kind: Proto,
+    wire: u64,
+    payload: u64,
 }
+
+/// Distinct (kind, wire bytes, payload bytes) of handed-on exchanges a
+/// flow keeps until it ends, when their setup share is known; exchanges of
+/// a flow past it are summarised at once with the share so far. Flows of
+/// one message size (most IoT traffic) never reach it.
+const HANDED_DISTINCT: usize = 32;
 
 /// The kind of exchange that is always booked whole (see `Live`).
 const LOOKUP_KIND: Proto = Proto::Dns;
@@ -281,6 +297,10 @@ impl FlowLedger {
         self.ledger.add(class, n);
         match at.and_then(|i| self.live.get_mut(i)) {
             Some(l) => {
+                l.wire += n;
+                if class == Class::Payload {
+                    l.payload += n;
+                }
                 if let Some(x) = l.whole.as_mut() {
                     x.classes.add(class, n);
                 }
@@ -377,7 +397,15 @@ impl FlowLedger {
                     if whole.is_none() {
                         live.unlisted += 1;
                     }
-                    self.live.push_back(Live { key: id, id: live.next_id, closed: false, whole });
+                    self.live.push_back(Live {
+                        key: id,
+                        id: live.next_id,
+                        closed: false,
+                        whole,
+                        kind,
+                        wire: 0,
+                        payload: 0,
+                    });
                     self.live_changed();
                     live.next_id += 1;
                     live.held += 1;
@@ -478,12 +506,31 @@ impl FlowLedger {
             if let Some(l) = self.live.remove(i) {
                 self.live_changed();
                 live.held -= 1;
+                self.hand_figures(&l);
                 if let Some(x) = l.whole {
                     self.done.push(finished(*x));
                 }
             }
         }
         self.live.shrink_to(room_after(self.live.capacity(), held));
+    }
+
+    /// Keeps a handed-on exchange's figures for the summaries.
+    fn hand_figures(&mut self, l: &Live) {
+        let key = (l.kind, l.wire, l.payload);
+        if let Some((_, n)) = self.handed.iter_mut().find(|(k, _)| *k == key) {
+            *n += 1;
+        } else if self.handed.len() < HANDED_DISTINCT {
+            self.handed.push((key, 1));
+        } else {
+            let share = setup_share(self.setup.total(), self.exchanges_total);
+            self.early.push(ExchangeFigures {
+                kind: l.kind,
+                wire_bytes: l.wire,
+                payload_bytes: l.payload,
+                cost_bytes: l.wire as f64 + share,
+            });
+        }
     }
 
     /// Hands the exchanges finished since the last call to `to`.
@@ -502,7 +549,21 @@ impl FlowLedger {
         live.remembered = live.remembered.saturating_sub(std::mem::take(&mut self.remembered));
         live.settle();
         self.live_changed();
-        self.done.drain(..).chain(self.live.drain(..).filter_map(|l| l.whole.map(|x| finished(*x))))
+        let held = std::mem::take(&mut self.live);
+        for l in &held {
+            self.hand_figures(l);
+        }
+        self.done.drain(..).chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
+    }
+
+    #[inline]
+    pub fn has_early(&self) -> bool {
+        !self.early.is_empty()
+    }
+
+    /// Figures of the exchanges summarised early since the last call.
+    pub fn take_early(&mut self) -> Vec<ExchangeFigures> {
+        std::mem::take(&mut self.early)
     }
 }
 

@@ -2,15 +2,17 @@
 //! compute nothing: every figure is in the model.
 
 pub mod json;
+pub mod summary;
 pub mod table;
 
-use crate::dissect::{Proto, ProtoStats};
+pub use summary::{ExchangeSummaries, ExchangeSummary};
+
+use crate::dissect::ProtoStats;
 use crate::findings::Finding;
 use crate::flow::FlowRecord;
 use crate::ledger::exchange::UNLISTED_FLOW;
-use crate::ledger::{Class, Exchange, Ledger};
+use crate::ledger::{Exchange, Ledger};
 use crate::radio::RadioReport;
-use crate::stats::median;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -85,6 +87,8 @@ pub struct InputReport {
     pub notes: Notes,
     pub radio: Option<RadioReport>,
     pub findings: Vec<Finding>,
+    /// Every exchange, listed or not, by kind.
+    pub summaries: ExchangeSummaries,
 }
 
 /// One input's summary in a report over several.
@@ -98,46 +102,6 @@ pub struct InputSummary {
     /// This input's radio model (the top-level `radio` when there is one input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
-}
-
-/// Exchanges of one kind, summarised: what a typical one cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExchangeSummary {
-    pub kind: Proto,
-    pub count: usize,
-    pub median_wire_bytes: f64,
-    /// Including each exchange's share of its connection's setup.
-    pub median_cost_bytes: f64,
-    pub median_payload_bytes: f64,
-    /// Total cost (setup shares included) over total payload.
-    pub overhead_factor: Option<f64>,
-}
-
-impl ExchangeSummary {
-    fn of(exchanges: &[Exchange]) -> Vec<ExchangeSummary> {
-        let mut kinds: Vec<Proto> = exchanges.iter().map(|x| x.kind).collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        kinds
-            .into_iter()
-            .map(|kind| {
-                let xs: Vec<&Exchange> = exchanges.iter().filter(|x| x.kind == kind).collect();
-                let mut wire: Vec<f64> = xs.iter().map(|x| x.wire_bytes as f64).collect();
-                let mut cost: Vec<f64> = xs.iter().map(|x| x.total_cost_bytes).collect();
-                let mut pay: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
-                let total_cost: f64 = cost.iter().sum();
-                let total_pay: f64 = pay.iter().sum();
-                ExchangeSummary {
-                    kind,
-                    count: xs.len(),
-                    median_wire_bytes: median(&mut wire),
-                    median_cost_bytes: median(&mut cost),
-                    median_payload_bytes: median(&mut pay),
-                    overhead_factor: (total_pay > 0.0).then(|| total_cost / total_pay),
-                }
-            })
-            .collect()
-    }
 }
 
 /// The whole report, as `--format json` writes it.
@@ -188,6 +152,7 @@ impl Report {
         let single = inputs.len() == 1;
         let mut findings = Vec::new();
         let mut top_radio = None;
+        let mut all_exchanges = ExchangeSummaries::default();
         for r in inputs {
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
@@ -215,6 +180,7 @@ impl Report {
             flow_base += r.tcp_streams + r.udp_streams;
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
             findings.extend(r.findings);
+            all_exchanges.merge(&r.summaries);
             let radio = if single {
                 top_radio = r.radio;
                 None
@@ -240,7 +206,7 @@ impl Report {
             udp_streams: udp,
             flows,
             stats,
-            exchange_summary: ExchangeSummary::of(&exchanges),
+            exchange_summary: all_exchanges.rows(),
             exchanges,
             radio: top_radio,
             findings,

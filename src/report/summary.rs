@@ -1,0 +1,308 @@
+//! Exchange summaries over every exchange of an input, listed or not, in
+//! bounded memory: per protocol, the count and totals exactly, and the
+//! distribution of wire bytes, cost and payload per exchange exactly up to
+//! `EXACT_VALUES` values, past that in a log-bucket sketch whose quantiles
+//! are within `SKETCH_ACCURACY` of the true value (relative).
+//!
+//! Both forms merge by adding counts, so the result depends only on the
+//! values seen, never on how flows were spread over threads.
+
+use crate::vocab::Proto;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Values kept exactly before a distribution turns into a sketch.
+pub const EXACT_VALUES: usize = 1 << 16;
+
+/// Relative accuracy of a sketched quantile (the buckets' half width).
+pub const SKETCH_ACCURACY: f64 = 0.005;
+
+/// One exchange's figures, for the summaries.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExchangeFigures {
+    pub kind: Proto,
+    pub wire_bytes: u64,
+    pub payload_bytes: u64,
+    /// Wire bytes plus its share of its connection's setup.
+    pub cost_bytes: f64,
+}
+
+/// A distribution of non-negative values: exact while small, then a sketch.
+#[derive(Clone, Debug)]
+pub enum Quantiles {
+    Exact(Vec<f64>),
+    /// Counts by bucket: bucket `i` holds values in (γ^(i-1), γ^i]; zero
+    /// (and below) counts apart.
+    Sketch {
+        zeros: u64,
+        buckets: BTreeMap<i32, u64>,
+    },
+}
+
+impl Default for Quantiles {
+    fn default() -> Self {
+        Quantiles::Exact(Vec::new())
+    }
+}
+
+fn gamma() -> f64 {
+    (1.0 + SKETCH_ACCURACY) / (1.0 - SKETCH_ACCURACY)
+}
+
+fn bucket(v: f64) -> i32 {
+    // Values are byte counts: far inside i32's range of buckets.
+    (v.ln() / gamma().ln()).ceil() as i32
+}
+
+/// The value a bucket stands for: within `SKETCH_ACCURACY` of every value in it.
+fn bucket_value(i: i32) -> f64 {
+    let g = gamma();
+    2.0 * g.powi(i) / (g + 1.0)
+}
+
+impl Quantiles {
+    pub fn add(&mut self, v: f64) {
+        let v = if v.is_finite() { v } else { 0.0 };
+        match self {
+            Quantiles::Exact(values) => {
+                values.push(v);
+                if values.len() > EXACT_VALUES {
+                    self.to_sketch();
+                }
+            }
+            Quantiles::Sketch { zeros, buckets } => {
+                if v <= 0.0 {
+                    *zeros += 1;
+                } else {
+                    *buckets.entry(bucket(v)).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    fn to_sketch(&mut self) {
+        if let Quantiles::Exact(values) = self {
+            let values = std::mem::take(values);
+            *self = Quantiles::Sketch { zeros: 0, buckets: BTreeMap::new() };
+            for v in values {
+                self.add(v);
+            }
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        match self {
+            Quantiles::Exact(v) => v.len() as u64,
+            Quantiles::Sketch { zeros, buckets } => zeros + buckets.values().sum::<u64>(),
+        }
+    }
+
+    pub fn merge(&mut self, o: &Quantiles) {
+        match o {
+            Quantiles::Exact(values) if matches!(self, Quantiles::Exact(_)) || values.len() < 64 => {
+                for &v in values {
+                    self.add(v);
+                }
+            }
+            _ => {
+                self.to_sketch();
+                let mut other = o.clone();
+                other.to_sketch();
+                if let (Quantiles::Sketch { zeros, buckets }, Quantiles::Sketch { zeros: oz, buckets: ob }) =
+                    (self, other)
+                {
+                    *zeros += oz;
+                    for (b, n) in ob {
+                        *buckets.entry(b).or_default() += n;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `q` quantile (0 to 1): for an exact distribution the median is
+    /// the mean of the two middle values when their number is even, as
+    /// `stats::median` computes it; other quantiles are the nearest rank.
+    pub fn quantile(&self, q: f64) -> f64 {
+        match self {
+            Quantiles::Exact(values) => {
+                if values.is_empty() {
+                    return 0.0;
+                }
+                let mut v = values.clone();
+                v.sort_by(f64::total_cmp);
+                if q == 0.5 {
+                    return crate::stats::median(&mut v);
+                }
+                let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+                v.get(rank - 1).copied().unwrap_or(0.0)
+            }
+            Quantiles::Sketch { zeros, buckets } => {
+                let n = self.count();
+                if n == 0 {
+                    return 0.0;
+                }
+                let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+                if rank <= *zeros {
+                    return 0.0;
+                }
+                let mut seen = *zeros;
+                for (&b, &c) in buckets {
+                    seen += c;
+                    if seen >= rank {
+                        return bucket_value(b);
+                    }
+                }
+                buckets.keys().next_back().map_or(0.0, |&b| bucket_value(b))
+            }
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Quantiles::Exact(_))
+    }
+}
+
+/// Every exchange of one kind, summarised as they come.
+#[derive(Clone, Debug, Default)]
+pub struct KindSummary {
+    pub wire: Quantiles,
+    pub cost: Quantiles,
+    pub payload: Quantiles,
+    /// In units of 2^-20 bytes: added as integers, so the total does not
+    /// depend on the order exchanges came in (threads).
+    pub total_cost_fixed: u128,
+    pub total_payload: u64,
+}
+
+const FIXED_ONE: f64 = (1u64 << 20) as f64;
+
+/// Every exchange of an input, by kind.
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeSummaries {
+    pub by_kind: BTreeMap<Proto, KindSummary>,
+}
+
+impl ExchangeSummaries {
+    pub fn add(&mut self, x: &ExchangeFigures) {
+        let k = self.by_kind.entry(x.kind).or_default();
+        k.wire.add(x.wire_bytes as f64);
+        k.cost.add(x.cost_bytes);
+        k.payload.add(x.payload_bytes as f64);
+        k.total_cost_fixed += (x.cost_bytes.max(0.0) * FIXED_ONE).round() as u128;
+        k.total_payload += x.payload_bytes;
+    }
+
+    /// `n` exchanges of the same figures.
+    pub fn add_many(&mut self, x: &ExchangeFigures, n: u32) {
+        for _ in 0..n {
+            self.add(x);
+        }
+    }
+
+    pub fn merge(&mut self, o: &ExchangeSummaries) {
+        for (kind, s) in &o.by_kind {
+            let k = self.by_kind.entry(*kind).or_default();
+            k.wire.merge(&s.wire);
+            k.cost.merge(&s.cost);
+            k.payload.merge(&s.payload);
+            k.total_cost_fixed += s.total_cost_fixed;
+            k.total_payload += s.total_payload;
+        }
+    }
+
+    /// The report's `exchange_summary`, one row per kind in name order.
+    pub fn rows(&self) -> Vec<ExchangeSummary> {
+        let mut rows: Vec<ExchangeSummary> = self
+            .by_kind
+            .iter()
+            .map(|(kind, s)| (kind, s, s.total_cost_fixed as f64 / FIXED_ONE))
+            .map(|(kind, s, total_cost)| ExchangeSummary {
+                kind: *kind,
+                count: s.wire.count() as usize,
+                median_wire_bytes: s.wire.quantile(0.5),
+                median_cost_bytes: s.cost.quantile(0.5),
+                median_payload_bytes: s.payload.quantile(0.5),
+                p90_wire_bytes: s.wire.quantile(0.9),
+                p90_cost_bytes: s.cost.quantile(0.9),
+                total_cost_bytes: total_cost,
+                total_payload_bytes: s.total_payload,
+                overhead_factor: (s.total_payload > 0).then(|| total_cost / s.total_payload as f64),
+                exact: s.wire.is_exact() && s.cost.is_exact() && s.payload.is_exact(),
+            })
+            .collect();
+        rows.sort_by(|a, b| a.kind.name().cmp(b.kind.name()));
+        rows
+    }
+}
+
+/// Exchanges of one kind, summarised: what a typical one cost. Over every
+/// exchange of the input, listed or not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExchangeSummary {
+    pub kind: Proto,
+    pub count: usize,
+    pub median_wire_bytes: f64,
+    /// Including each exchange's share of its connection's setup.
+    pub median_cost_bytes: f64,
+    pub median_payload_bytes: f64,
+    #[serde(default)]
+    pub p90_wire_bytes: f64,
+    #[serde(default)]
+    pub p90_cost_bytes: f64,
+    #[serde(default)]
+    pub total_cost_bytes: f64,
+    #[serde(default)]
+    pub total_payload_bytes: u64,
+    /// Total cost (setup shares included) over total payload.
+    pub overhead_factor: Option<f64>,
+    /// False when a distribution was sketched (more than `EXACT_VALUES`
+    /// exchanges): its quantiles are then within 0.5%.
+    #[serde(default = "yes")]
+    pub exact: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_quantiles_are_the_median_of_the_values() {
+        let mut q = Quantiles::default();
+        for v in [5.0, 1.0, 3.0, 2.0] {
+            q.add(v);
+        }
+        assert_eq!(q.quantile(0.5), 2.5);
+        assert_eq!(q.quantile(0.9), 5.0);
+        assert!(q.is_exact());
+    }
+
+    #[test]
+    fn a_sketch_keeps_quantiles_within_its_accuracy_and_merges_in_any_order() {
+        let values: Vec<f64> = (0..200_000u64).map(|i| ((i * 7919) % 100_000) as f64 + 0.5).collect();
+        let (mut one, mut a, mut b) = (Quantiles::default(), Quantiles::default(), Quantiles::default());
+        for (i, &v) in values.iter().enumerate() {
+            one.add(v);
+            if i % 3 == 0 { a.add(v) } else { b.add(v) }
+        }
+        assert!(!one.is_exact());
+        let mut ab = a.clone();
+        ab.merge(&b);
+        let mut ba = b.clone();
+        ba.merge(&a);
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        for q in [0.1, 0.5, 0.9, 0.99] {
+            let truth = sorted[((q * sorted.len() as f64).ceil() as usize) - 1];
+            let got = one.quantile(q);
+            assert!((got - truth).abs() <= truth * SKETCH_ACCURACY * 1.01, "q {q}: {got} vs {truth}");
+            assert_eq!(ab.quantile(q).to_bits(), got.to_bits());
+            assert_eq!(ba.quantile(q).to_bits(), got.to_bits());
+        }
+        assert_eq!(ab.count(), 200_000);
+    }
+}
