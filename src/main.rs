@@ -288,7 +288,10 @@ fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize
         Format::Json => wiretax::report::json::write_pretty(&mut out, report)
             .map_err(std::io::Error::from)
             .and_then(|_| out.write_all(b"\n"))?,
-        Format::Table => out.write_all(table::render(report, top).as_bytes())?,
+        Format::Table => {
+            let report = report.at_model_precision().map_err(std::io::Error::other)?;
+            out.write_all(table::render(&report, top).as_bytes())?
+        }
     }
     out.flush()
 }

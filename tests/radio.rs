@@ -37,7 +37,8 @@ fn nbiot_reading_over_new_tls_connections_costs_three_times_mqtt() {
     assert_eq!(xs.len(), 12);
     for x in xs {
         let s: f64 = ["promotion_share", "transfer_share", "tail_share"].iter().map(|k| x[*k].as_f64().unwrap()).sum();
-        assert!((s - 1.0).abs() < 1e-9 || x["energy_j"].as_f64().unwrap() == 0.0);
+        // Shares are reported to six significant digits.
+        assert!((s - 1.0).abs() < 1e-5 || x["energy_j"].as_f64().unwrap() == 0.0);
     }
 }
 

@@ -160,6 +160,8 @@ pub struct Exchange {
     pub open_packet: u64,
     #[serde(skip)]
     last_dir: Option<Dir>,
+    #[serde(skip)]
+    start_ns: i64,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -392,6 +394,7 @@ impl FlowLedger {
                             dns_share_bytes: 0.0,
                             open_packet: packet,
                             last_dir: None,
+                            start_ns: ts_ns,
                         })
                     });
                     if whole.is_none() {
@@ -420,7 +423,9 @@ impl FlowLedger {
                     if let Some(x) = self.whole(id)
                         && x.ttfb_s.is_none()
                     {
-                        x.ttfb_s = Some((secs(ts_ns) - x.start_ts).max(0.0));
+                        // From the nanosecond clock: seconds since the epoch
+                        // subtracted as floats leave noise below the microsecond.
+                        x.ttfb_s = Some(secs(ts_ns.saturating_sub(x.start_ns).max(0)));
                     }
                 }
                 Event::Close { id } | Event::GaveUp { id } => {

@@ -1,7 +1,8 @@
-//! The JSON report, written exactly as `serde_json::to_writer_pretty` writes
-//! it (two-space indentation) but faster: a report has millions of keys,
-//! and serde_json's pretty formatter writes each one's line break and every
-//! level of its indentation separately.
+//! The JSON report, written as `serde_json::to_writer_pretty` writes it
+//! (two-space indentation) but faster: a report has millions of keys, and
+//! serde_json's pretty formatter writes each one's line break and every
+//! level of its indentation separately. Numbers carry the precision the
+//! model has (`model_precision`), not float noise (38.61626799999999).
 
 use serde::Serialize;
 use serde_json::ser::Formatter;
@@ -57,7 +58,30 @@ impl Pretty {
     }
 }
 
+/// `v` to the precision the model has: times, energies and byte shares to
+/// the millionth of their unit (µs, µJ), ratios and other values below one
+/// to six significant digits. Values past 2^53 millionths are left as they
+/// are (rounding them would add error, not remove it).
+pub fn model_precision(v: f64) -> f64 {
+    const MICRO: f64 = 1e6;
+    let a = v.abs();
+    if a == 0.0 || !v.is_finite() {
+        v
+    } else if a >= 1.0 {
+        if a * MICRO < 9_007_199_254_740_992.0 { (v * MICRO).round() / MICRO } else { v }
+    } else {
+        // Six significant digits: scale to an integer of six digits.
+        let digits = 5 - a.log10().floor() as i32;
+        let scale = 10f64.powi(digits);
+        if scale.is_finite() { (v * scale).round() / scale } else { v }
+    }
+}
+
 impl Formatter for Pretty {
+    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        serde_json::ser::CompactFormatter.write_f64(w, model_precision(value))
+    }
+
     fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.open(w, b"[")
     }
@@ -115,6 +139,7 @@ mod tests {
 
     #[test]
     fn writes_what_serde_json_pretty_writes() -> TestResult {
+        // Numbers of no more precision than the model's are written alike.
         let v = serde_json::json!({
             "a": 1, "b": [], "c": {}, "d": [1, [2, [3, {"e": "x\"y\n"}]], {}], "f": {"g": {"h": null, "i": 2.5}},
             "j": [[], [[]], {"k": []}], "l": true, "m": "é\u{1}"
@@ -124,6 +149,31 @@ mod tests {
         for scalar in [serde_json::json!(3), serde_json::json!("s"), serde_json::json!([]), serde_json::json!({})] {
             let (ours, theirs) = both(&scalar)?;
             assert_eq!(ours, theirs);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn numbers_carry_the_model_precision_not_float_noise() -> TestResult {
+        let mut out = Vec::new();
+        let v = serde_json::json!([
+            38.61626799999999,
+            1700000000.1234567,
+            0.12345678,
+            0.000123456789,
+            2.0,
+            0.0,
+            1e300,
+            -3.5
+        ]);
+        write_pretty(&mut out, &v)?;
+        let text = String::from_utf8(out)?;
+        for want in ["38.616268", "1700000000.123457", "0.123457", "0.000123457", "2.0", "0.0", "1e+300", "-3.5"] {
+            assert!(text.contains(want), "{want} not in {text}");
+        }
+        // Rounding twice changes nothing: a report read back is written the same.
+        for x in [38.61626799999999, 0.12345678, 1700000000.1234567, 123.4565] {
+            assert_eq!(model_precision(model_precision(x)).to_bits(), model_precision(x).to_bits());
         }
         Ok(())
     }

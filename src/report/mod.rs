@@ -139,6 +139,15 @@ impl Report {
         Ok(report)
     }
 
+    /// The report as its JSON says it: every number at the precision the
+    /// model has (`json::model_precision`). Renderers other than JSON draw
+    /// from this, so a saved report renders exactly as the analysis did.
+    pub fn at_model_precision(&self) -> Result<Report, String> {
+        let mut bytes = Vec::new();
+        json::write_pretty(&mut bytes, self).map_err(|e| e.to_string())?;
+        Report::read(bytes.as_slice())
+    }
+
     /// One report over every input; flows and exchanges keep their input's order.
     pub fn combine(inputs: Vec<InputReport>, failed: Vec<String>) -> Report {
         let mut totals = Totals::default();
