@@ -8,7 +8,7 @@
 //! is put back in the order one worker would have made it, so the report is
 //! the same for any number of jobs.
 
-use crate::capture::{CaptureReader, ReadError};
+use crate::capture::{CaptureReader, Packet, ReadError, Record, SecretsKind, Source};
 use crate::decode::{self, Decoded, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::exchange::UNLISTED_FLOW;
@@ -757,6 +757,23 @@ impl Dispatch {
         *round_bytes = 0;
     }
 
+    /// Waits until every packet handed out so far has been through its
+    /// worker, so that what the capture itself tells from here on (its
+    /// secrets) reaches the same packets for any number of jobs. Rare (a
+    /// capture's secrets blocks), so its cost does not matter.
+    fn settle(&mut self) {
+        if let Dispatch::Threads { in_round, outside_ticks, .. } = self
+            && (*in_round > 0 || !outside_ticks.is_empty())
+        {
+            self.end_round();
+        }
+        if let Dispatch::Threads { radio, .. } = self
+            && let Ok(mut r) = radio.lock()
+        {
+            r.catch_up(true);
+        }
+    }
+
     /// Finishes every flow and the radio's input; an error if a thread died
     /// (a bug: it is said, never passed over).
     fn finish(mut self) -> Result<(Vec<Worker>, RadioTap), String> {
@@ -985,8 +1002,11 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         flows: Renumber::new(opts.max_flows.max(1), workers as u64),
         exchanges: Renumber::new(opts.max_exchanges, workers as u64),
     };
-    let limits =
-        Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+    // Secrets the capture carries go to this input's flows only.
+    let dissect = opts.flow.dissect.for_input();
+    let found_secrets = dissect.found_secrets.clone();
+    let flow = FlowConfig { dissect: Arc::new(dissect), ..opts.flow.clone() };
+    let limits = Limits { flow, max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
     let mut dispatch = Dispatch::new(&limits, workers, tap).map_err(|what| ReadError {
         input: path.to_path_buf(),
         record: 0,
@@ -1000,9 +1020,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let mut linktypes = LinktypeCounts::default();
     let mut first_ns = None;
     let mut last_ns = 0i64;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let size = reader.position().1.unwrap_or(0);
 
-    let result = reader.for_each(|p, offset| {
+    let mut on_packet = |p: &Packet, offset: u64, dispatch: &mut Dispatch| {
         let idx = t.frames;
         if idx % 65_536 == 0
             && let Some(cb) = &opts.progress
@@ -1062,7 +1082,22 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 dispatch.outside(lone);
             }
         }
-    });
+    };
+    let result = loop {
+        let (offset, _) = reader.position();
+        match reader.next() {
+            Ok(Some(Record::Packet(p))) => on_packet(&p, offset, &mut dispatch),
+            Ok(Some(Record::Secrets { kind: SecretsKind::TlsKeyLog, data })) => {
+                // The flows opened from here on decrypt with them.
+                let keys = crate::keylog::KeyLog::parse(&String::from_utf8_lossy(data));
+                dispatch.settle();
+                found_secrets.add(keys);
+            }
+            Ok(Some(Record::Secrets { .. })) => {}
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
     }
@@ -1182,7 +1217,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         radio_per_day: radio.as_ref().map(|r| (r.per_day.charge_mah, r.per_day.bytes as f64)),
     });
     Ok(InputReport {
-        input: path.display().to_string(),
+        input: reader.name().to_string(),
         totals: t,
         tcp_streams,
         udp_streams,
@@ -1319,27 +1354,6 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
             })
         })
         .collect()
-}
-
-/// Expands directories into the capture files they hold (sorted).
-pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|q| matches!(q.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng" | "cap")))
-                .collect();
-            v.sort();
-            out.extend(v);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
