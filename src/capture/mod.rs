@@ -82,6 +82,8 @@ pub struct ReadError {
     pub what: String,
 }
 
+impl std::error::Error for ReadError {}
+
 impl ReadError {
     /// What went wrong, without the input's name (for a report that names it).
     pub fn cause(&self) -> String {
