@@ -1,7 +1,7 @@
 //! wiretax command line: arguments in, library calls, exit codes out.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -224,6 +224,10 @@ fn main() -> ExitCode {
                 },
                 None => None,
             };
+            if inputs.iter().any(|p| p.as_os_str() == wiretax::capture::STDIN_PATH) && std::io::stdin().is_terminal() {
+                eprintln!("wiretax: `-` reads a capture from standard input, which is a terminal: pipe one in");
+                return ExitCode::from(exit::USAGE);
+            }
             let expanded = inputs::expand(&inputs, recursive);
             tell_expansion(&expanded);
             let files = expanded.files;
@@ -269,7 +273,12 @@ fn main() -> ExitCode {
             // Written through a concrete writer, not a `dyn Write`: the JSON
             // writer makes millions of small writes, which then inline.
             let written = match out_file {
-                Some(f) => f.set_len(0).and_then(|_| write_report(std::io::BufWriter::new(f), &report, format, top)),
+                Some(f) => {
+                    // Truncated only now; not a device (`-o /dev/null`), which has no length.
+                    let is_file = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+                    let emptied = if is_file { f.set_len(0) } else { Ok(()) };
+                    emptied.and_then(|_| write_report(std::io::BufWriter::new(f), &report, format, top))
+                }
                 None => write_report(std::io::BufWriter::new(std::io::stdout().lock()), &report, format, top),
             };
             match written {
@@ -356,7 +365,6 @@ fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize
 /// when stderr is not a terminal.
 fn progress_bar() -> Option<wiretax::analyze::Progress> {
     use indicatif::{ProgressBar, ProgressStyle};
-    use std::io::IsTerminal;
     use std::sync::Mutex;
     use std::time::Instant;
     if !std::io::stderr().is_terminal() {

@@ -104,7 +104,7 @@ fn a_stream_in_small_pieces_with_pauses_reads_as_the_file() {
                 input.flush()?;
                 at += len;
                 n += 1;
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             }
@@ -344,4 +344,18 @@ fn recursive_reads_subdirectories_and_a_scan_says_what_it_skipped() {
     let v: Value = serde_json::from_slice(&deep.stdout).unwrap();
     assert_eq!(v["inputs"].as_array().unwrap().len(), 2);
     assert_eq!(v["totals"]["frames"], 30 + 71);
+}
+
+#[test]
+fn a_report_to_a_device_or_over_a_longer_file() {
+    let c = cap("coap-con-get.pcap");
+    let st = bin().args(["analyze", s(&c), "-o", "/dev/null"]).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    // An older, longer file is replaced whole.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    std::fs::write(&out, vec![b'x'; 1 << 20]).unwrap();
+    let st = bin().args(["analyze", s(&c), "--format", "json", "-o", s(&out)]).output().unwrap();
+    assert!(st.status.success());
+    let _: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
 }

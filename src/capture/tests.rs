@@ -791,8 +791,11 @@ fn dsb(o: Order, kind: u32, secrets: &[u8]) -> Vec<u8> {
     ng_block(o, 0x0000_000a, &[&u32b(o, kind)[..], &u32b(o, secrets.len() as u32), &padded(secrets)].concat())
 }
 
+/// Secrets handed out by a source: (kind, bytes).
+type GotSecrets = Vec<(SecretsKind, Vec<u8>)>;
+
 /// Every record of a source, owned: packets as `Got`, secrets as (kind, bytes).
-fn records_of(src: &mut dyn Source) -> (Vec<Got>, Vec<(SecretsKind, Vec<u8>)>, Result<(), ReadError>) {
+fn records_of(src: &mut dyn Source) -> (Vec<Got>, GotSecrets, Result<(), ReadError>) {
     let (mut packets, mut secrets) = (Vec::new(), Vec::new());
     let end = loop {
         match src.next() {
