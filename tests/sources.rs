@@ -359,3 +359,77 @@ fn a_report_to_a_device_or_over_a_longer_file() {
     assert!(st.status.success());
     let _: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
 }
+
+/// A pcapng file (one Ethernet interface, microsecond times) of a
+/// little-endian microsecond pcap's records, with a TLS key log Decryption
+/// Secrets Block inserted before record `secrets_at`.
+fn pcapng_with_secrets(pcap: &[u8], keylog: &[u8], secrets_at: usize) -> Vec<u8> {
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (12 + body.len()) as u32;
+        [&kind.to_le_bytes()[..], &len.to_le_bytes(), &body, &len.to_le_bytes()].concat()
+    }
+    let le = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap());
+    assert_eq!(le(&pcap[..4]), 0xa1b2_c3d4, "a little-endian microsecond pcap");
+    let linktype = le(&pcap[20..24]) as u16;
+    let shb = [&0x1a2b_3c4du32.to_le_bytes()[..], &1u16.to_le_bytes(), &0u16.to_le_bytes(), &[0xff; 8]].concat();
+    let idb = [&linktype.to_le_bytes()[..], &[0, 0], &0u32.to_le_bytes()].concat();
+    let dsb = [&0x544c_534bu32.to_le_bytes()[..], &(keylog.len() as u32).to_le_bytes(), keylog].concat();
+    let mut out = [block(0x0a0d_0d0a, &shb), block(1, &idb)].concat();
+    let (mut at, mut n) = (24, 0);
+    while at + 16 <= pcap.len() {
+        let (sec, usec, caplen, origlen) =
+            (le(&pcap[at..]), le(&pcap[at + 4..]), le(&pcap[at + 8..]), le(&pcap[at + 12..]));
+        if n == secrets_at {
+            out.extend(block(0x0a, &dsb));
+        }
+        let ticks = sec as u64 * 1_000_000 + usec as u64;
+        let data = &pcap[at + 16..at + 16 + caplen as usize];
+        let epb = [
+            &0u32.to_le_bytes()[..],
+            &((ticks >> 32) as u32).to_le_bytes(),
+            &(ticks as u32).to_le_bytes(),
+            &caplen.to_le_bytes(),
+            &origlen.to_le_bytes(),
+            data,
+        ]
+        .concat();
+        out.extend(block(6, &epb));
+        at += 16 + caplen as usize;
+        n += 1;
+    }
+    out
+}
+
+#[test]
+fn secrets_in_the_middle_reach_the_connections_after_them_at_any_number_of_jobs() {
+    let name = "https-tls12-full";
+    let pcap = std::fs::read(cap(&format!("{name}.pcap"))).unwrap();
+    let keylog = std::fs::read(cap(&format!("{name}.keylog"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let connections = |r: &Value| r["tls"]["connections"].as_u64().unwrap();
+    let decrypted = |r: &Value| r["tls"]["decryption"]["connections_with_keys"].as_u64().unwrap_or(0);
+    let frames =
+        serde_json::from_slice::<Value>(&report(&["analyze", s(&cap(&format!("{name}.pcap"))), "--format", "json"]))
+            .unwrap()["totals"]["frames"]
+            .as_u64()
+            .unwrap() as usize;
+    let mut seen = Vec::new();
+    for secrets_at in [0, frames / 3, frames / 2, frames] {
+        let f = dir.path().join(format!("{secrets_at}.pcapng"));
+        std::fs::write(&f, pcapng_with_secrets(&pcap, &keylog, secrets_at)).unwrap();
+        let one = report(&["analyze", s(&f), "--format", "json", "-j", "1"]);
+        let two = report(&["analyze", s(&f), "--format", "json", "-j", "2"]);
+        assert!(one == two, "secrets before frame {secrets_at}: reports differ at 1 and 2 jobs");
+        let r: Value = serde_json::from_slice(&one).unwrap();
+        seen.push(decrypted(&r));
+        if secrets_at == 0 {
+            assert_eq!(decrypted(&r), connections(&r), "{r:#}");
+        }
+    }
+    // The later the secrets, the fewer connections they reach; at the end, none.
+    assert!(seen.windows(2).all(|w| w[0] >= w[1]), "{seen:?}");
+    assert!(seen[0] > seen[1] && seen[1] > 0, "{seen:?}");
+    assert_eq!(seen.last(), Some(&0));
+}
