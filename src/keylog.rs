@@ -57,6 +57,31 @@ pub struct SessionSecrets {
 }
 
 impl SessionSecrets {
+    /// Takes in every secret `other` has; where both have one, `other`'s
+    /// (as a later line of one key log replaces an earlier one).
+    pub fn merge(&mut self, other: SessionSecrets) {
+        let SessionSecrets {
+            master_secret,
+            client_early_traffic,
+            client_handshake_traffic,
+            server_handshake_traffic,
+            client_traffic_0,
+            server_traffic_0,
+        } = other;
+        for (slot, new) in [
+            (&mut self.master_secret, master_secret),
+            (&mut self.client_early_traffic, client_early_traffic),
+            (&mut self.client_handshake_traffic, client_handshake_traffic),
+            (&mut self.server_handshake_traffic, server_handshake_traffic),
+            (&mut self.client_traffic_0, client_traffic_0),
+            (&mut self.server_traffic_0, server_traffic_0),
+        ] {
+            if new.is_some() {
+                *slot = new;
+            }
+        }
+    }
+
     /// Has the TLS 1.3 secrets needed to read a connection after its hello.
     pub fn has_tls13(&self) -> bool {
         self.client_handshake_traffic.is_some()
@@ -134,6 +159,18 @@ impl KeyLog {
         log
     }
 
+    /// Takes in every secret of `other` (several `--keylog` files, or the
+    /// secrets a capture carries); where both have one, `other`'s, as if its
+    /// lines came after this log's. Line counts add up.
+    pub fn merge(&mut self, other: KeyLog) {
+        for (random, secrets) in other.sessions {
+            self.sessions.entry(random).or_default().merge(secrets);
+        }
+        self.secret_lines += other.secret_lines;
+        self.bad_lines += other.bad_lines;
+        self.ignored_lines += other.ignored_lines;
+    }
+
     /// The secrets logged for a connection, by its ClientHello random.
     pub fn lookup(&self, client_random: &[u8]) -> Option<&SessionSecrets> {
         let key: [u8; RANDOM_LEN] = client_random.try_into().ok()?;
@@ -159,6 +196,49 @@ impl KeyLog {
     }
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+}
+
+/// Secrets learnt while an input is read (its pcapng Decryption Secrets
+/// Blocks), shared by the reader that adds them and the dissectors that look
+/// them up. Looked up once per connection, at its handshake, so a lock is
+/// cheap; empty until the input gives secrets.
+#[derive(Default)]
+pub struct KeyStore {
+    log: std::sync::RwLock<KeyLog>,
+    /// Some secrets were added (read without taking the lock).
+    any: std::sync::atomic::AtomicBool,
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore").field("any", &self.has_secrets()).finish()
+    }
+}
+
+impl KeyStore {
+    /// Adds secrets: connections whose handshake comes after see them.
+    pub fn add(&self, log: KeyLog) {
+        if log.is_empty() {
+            return;
+        }
+        // A poisoned lock means a reader panicked while holding it; the log is still whole.
+        let mut held = self.log.write().unwrap_or_else(|e| e.into_inner());
+        held.merge(log);
+        self.any.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn has_secrets(&self) -> bool {
+        self.any.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The secrets held for a connection (a copy: the lock is not held past the call).
+    pub fn lookup(&self, client_random: &[u8]) -> Option<SessionSecrets> {
+        if !self.has_secrets() {
+            return None;
+        }
+        let held = self.log.read().unwrap_or_else(|e| e.into_inner());
+        held.lookup(client_random).cloned()
     }
 }
 

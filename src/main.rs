@@ -1,13 +1,29 @@
 //! wiretax command line: arguments in, library calls, exit codes out.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use wiretax::analyze::{Options, analyze_all, expand_inputs};
+use wiretax::analyze::{Options, analyze_all};
+use wiretax::capture::inputs;
 use wiretax::dissect;
-use wiretax::report::{Report, table};
+use wiretax::report::{InputSummary, Report, table};
+
+/// Exit statuses (also in `analyze --help` and the README).
+mod exit {
+    /// No report: nothing could be read, or the report could not be written.
+    pub const NO_REPORT: u8 = 1;
+    /// Bad arguments or options (clap's own usage errors are 2 too).
+    pub const USAGE: u8 = 2;
+    /// A report was written, but some inputs could not be read (each is
+    /// listed in the report's `inputs` with its `error`).
+    pub const SOME_INPUTS_FAILED: u8 = 3;
+}
+
+const ANALYZE_EXIT_STATUS: &str = "Exit status: 0 every input was read; 1 no report (no input could be read, \
+or the report could not be written); 2 bad arguments; 3 a report was written but some inputs could not be \
+read (each is listed in the report's inputs with its error).";
 
 #[derive(Parser)]
 #[command(name = "wiretax", version, about = "What IoT protocols cost on the wire, in the radio and on the bill")]
@@ -24,18 +40,24 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Account for every byte of one or more captures (pcap/pcapng files or directories).
+    /// Account for every byte of one or more captures (pcap/pcapng files, gzip- or zstd-compressed or not;
+    /// directories; `-` for standard input).
+    #[command(after_help = ANALYZE_EXIT_STATUS)]
     Analyze {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+        /// Read the captures in the subdirectories of directories named too.
+        #[arg(short, long)]
+        recursive: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Write the report here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// SSLKEYLOGFILE (NSS key log) with TLS/DTLS secrets: decrypt and dissect what TLS carries.
+        /// SSLKEYLOGFILE (NSS key log) with TLS/DTLS secrets: decrypt and dissect what TLS carries. May be
+        /// given several times. Secrets a pcapng capture carries (Decryption Secrets Blocks) are used too.
         #[arg(long)]
-        keylog: Option<PathBuf>,
+        keylog: Vec<PathBuf>,
         /// Force a protocol on a port, as Wireshark's Decode As: PORT=PROTO (http, tls, mqtt, coap, dns, http2).
         #[arg(long = "decode-as", value_name = "PORT=PROTO")]
         decode_as: Vec<String>,
@@ -158,18 +180,26 @@ fn main() -> ExitCode {
         Cmd::Report { saved, format, output, top } => {
             let report = match std::fs::File::open(&saved)
                 .map_err(|e| e.to_string())
-                .and_then(|f| Report::read(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
+                .and_then(|f| Report::read(std::io::BufReader::new(f)))
             {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("wiretax: {}: {e}", saved.display());
-                    return ExitCode::from(2);
+                    return ExitCode::from(exit::USAGE);
                 }
             };
-            emit(&report, output.as_deref(), format, top)
+            let out_file = match open_output(&output) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            match emit(&report, out_file, format, top) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
         }
         Cmd::Analyze {
             inputs,
+            recursive,
             format,
             output,
             keylog,
@@ -186,7 +216,7 @@ fn main() -> ExitCode {
             let mut opts = Options::new();
             if let Err(e) = radio.apply(&mut opts) {
                 eprintln!("wiretax: {e}");
-                return ExitCode::from(2);
+                return ExitCode::from(exit::USAGE);
             }
             opts.max_flows = max_flows;
             opts.max_exchanges = max_exchanges;
@@ -196,48 +226,49 @@ fn main() -> ExitCode {
             for d in &decode_as {
                 let Some((port, proto)) = d.split_once('=') else {
                     eprintln!("wiretax: --decode-as wants PORT=PROTO, got {d:?}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(exit::USAGE);
                 };
                 let (Ok(port), Some(p)) = (port.trim().parse::<u16>(), dissect::by_name(proto.trim())) else {
                     eprintln!("wiretax: --decode-as {d:?}: unknown port or protocol");
-                    return ExitCode::from(2);
+                    return ExitCode::from(exit::USAGE);
                 };
                 opts.flow.decode_as.push((port, p));
             }
-            let keylog = match keylog {
-                None => None,
-                Some(path) => match wiretax::keylog::KeyLog::load(&path) {
-                    Ok(k) => {
-                        if k.bad_lines() > 0 {
-                            eprintln!(
-                                "wiretax: {}: {} lines are not key log entries and were skipped",
-                                path.display(),
-                                k.bad_lines()
-                            );
-                        }
-                        Some(Arc::new(k))
-                    }
-                    Err(e) => {
-                        eprintln!("wiretax: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
+            let keylog = match load_keylogs(&keylog) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("wiretax: {e}");
+                    return ExitCode::from(exit::USAGE);
+                }
             };
-            opts.flow.dissect = Arc::new(dissect::Config { keylog });
+            opts.flow.dissect = Arc::new(dissect::Config { keylog, ..Default::default() });
             opts.progress = progress_bar();
-            let files = expand_inputs(&inputs);
+            let output_existed = output.as_ref().is_some_and(|p| p.exists());
+            let out_file = match open_output(&output) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            if inputs.iter().any(|p| p.as_os_str() == wiretax::capture::STDIN_PATH) && std::io::stdin().is_terminal() {
+                eprintln!("wiretax: `-` reads a capture from standard input, which is a terminal: pipe one in");
+                return ExitCode::from(exit::USAGE);
+            }
+            let expanded = inputs::expand(&inputs, recursive);
+            tell_expansion(&expanded);
+            let files = expanded.files;
             if files.is_empty() {
                 eprintln!(
                     "wiretax: no capture files in {}",
                     inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
                 );
-                return ExitCode::from(1);
+                remove_unwritten(&output, output_existed);
+                return ExitCode::from(exit::NO_REPORT);
             }
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
             let mut reports = Vec::new();
             let mut failed = Vec::new();
-            for result in analyze_all(&files, &opts, jobs) {
+            let mut failed_at = Vec::new();
+            for (position, result) in analyze_all(&files, &opts, jobs).into_iter().enumerate() {
                 match result {
                     Ok(r) => {
                         if let Some(e) = &r.notes.read_error {
@@ -249,37 +280,122 @@ fn main() -> ExitCode {
                         // The error names the input, its record and offset.
                         eprintln!("wiretax: {e}");
                         failed.push(e.to_string());
+                        failed_at.push((position, e));
                     }
                 }
             }
             if reports.is_empty() {
-                return ExitCode::from(1);
+                remove_unwritten(&output, output_existed);
+                return ExitCode::from(exit::NO_REPORT);
             }
-            let report = Report::combine(reports, failed);
-            emit(&report, output.as_deref(), format, top)
+            let mut report = Report::combine(reports, failed);
+            // Every input is listed where it was named, read or not.
+            for (position, e) in failed_at {
+                let at = position.min(report.inputs.len());
+                report.inputs.insert(at, InputSummary::failed(e.input.display().to_string(), e.cause()));
+            }
+            if let Err(code) = emit(&report, out_file, format, top) {
+                return code;
+            }
+            if report.inputs.iter().any(|i| i.error.is_some()) {
+                return ExitCode::from(exit::SOME_INPUTS_FAILED);
+            }
+            ExitCode::SUCCESS
         }
     }
 }
 
-/// Writes the report to `output` or standard output.
-fn emit(report: &Report, output: Option<&std::path::Path>, format: Format, top: usize) -> ExitCode {
+/// Writes the report to the `-o` file opened before the work (truncated
+/// only now) or to standard output. A reader that went away (`| head`)
+/// ends the run quietly: what it wanted it has.
+fn emit(report: &Report, out_file: Option<std::fs::File>, format: Format, top: usize) -> Result<(), ExitCode> {
     // Written through a concrete writer, not a `dyn Write`: the JSON
     // writer makes millions of small writes, which then inline.
-    let written = match output {
-        Some(p) => match std::fs::File::create(p) {
-            Ok(f) => write_report(std::io::BufWriter::new(f), report, format, top),
-            Err(e) => {
-                eprintln!("wiretax: cannot write {}: {e}", p.display());
-                return ExitCode::from(1);
-            }
-        },
+    let written = match out_file {
+        Some(f) => {
+            // Not a device (`-o /dev/null`), which has no length.
+            let is_file = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+            let emptied = if is_file { f.set_len(0) } else { Ok(()) };
+            emptied.and_then(|_| write_report(std::io::BufWriter::new(f), report, format, top))
+        }
         None => write_report(std::io::BufWriter::new(std::io::stdout().lock()), report, format, top),
     };
-    if let Err(e) = written {
-        eprintln!("wiretax: cannot write the report: {e}");
-        return ExitCode::from(1);
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("wiretax: cannot write the report: {e}");
+            Err(ExitCode::from(exit::NO_REPORT))
+        }
+        Ok(()) => Ok(()),
     }
-    ExitCode::SUCCESS
+}
+
+/// Opens `-o` before any work, which may take long: the report must have
+/// somewhere to go. Opened without truncating: a run that writes no report
+/// leaves an existing file as it was.
+fn open_output(output: &Option<PathBuf>) -> Result<Option<std::fs::File>, ExitCode> {
+    match output {
+        Some(p) => match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(p) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) => {
+                eprintln!("wiretax: cannot write {}: {e}", p.display());
+                Err(ExitCode::from(exit::NO_REPORT))
+            }
+        },
+        None => Ok(None),
+    }
+}
+
+/// Every `--keylog` file, merged (a later file's secret wins where two
+/// give one); None without any.
+fn load_keylogs(paths: &[PathBuf]) -> Result<Option<Arc<wiretax::keylog::KeyLog>>, String> {
+    let mut merged: Option<wiretax::keylog::KeyLog> = None;
+    for path in paths {
+        let k = wiretax::keylog::KeyLog::load(path).map_err(|e| e.to_string())?;
+        if k.bad_lines() > 0 {
+            eprintln!("wiretax: {}: {} lines are not key log entries and were skipped", path.display(), k.bad_lines());
+        }
+        match &mut merged {
+            Some(m) => m.merge(k),
+            None => merged = Some(k),
+        }
+    }
+    Ok(merged.map(Arc::new))
+}
+
+/// Says on stderr what expanding the inputs passed over.
+fn tell_expansion(e: &inputs::Inputs) {
+    for (dropped, kept) in &e.duplicates {
+        eprintln!("wiretax: {} is {} named again; read once", dropped.display(), kept.display());
+    }
+    for (dir, why) in &e.unlisted {
+        eprintln!("wiretax: cannot list {}: {why}", dir.display());
+    }
+    if !e.skipped.is_empty() {
+        const SHOWN: usize = 5;
+        let names: Vec<String> = e.skipped.iter().take(SHOWN).map(|p| p.display().to_string()).collect();
+        let more = e.skipped.len().saturating_sub(SHOWN);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        eprintln!(
+            "wiretax: skipped {} files not named as captures (.pcap, .pcapng, .cap, maybe .gz/.zst): {}{more}",
+            e.skipped.len(),
+            names.join(", ")
+        );
+    }
+    if !e.subdirectories.is_empty() {
+        eprintln!(
+            "wiretax: skipped {} subdirectories ({}); --recursive reads them",
+            e.subdirectories.len(),
+            e.subdirectories.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+}
+
+/// Removes the `-o` file created before the analysis when no report went into it.
+fn remove_unwritten(output: &Option<PathBuf>, existed: bool) {
+    if let Some(p) = output.as_ref().filter(|_| !existed) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Writes the report. JSON is streamed out: a report is never held twice in memory.
@@ -300,7 +416,6 @@ fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize
 /// when stderr is not a terminal.
 fn progress_bar() -> Option<wiretax::analyze::Progress> {
     use indicatif::{ProgressBar, ProgressStyle};
-    use std::io::IsTerminal;
     use std::sync::Mutex;
     use std::time::Instant;
     if !std::io::stderr().is_terminal() {

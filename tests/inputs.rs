@@ -674,9 +674,10 @@ fn exit_code_is_nonzero_only_when_nothing_could_be_read() {
     let (code, err) = wiretax(&[&sample("truncated.pcap")]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("truncated.pcap") && err.contains("record 30") && err.contains("offset 5268"), "{err}");
-    // One unreadable input among readable ones does not fail the run.
+    // One unreadable input among readable ones: a report, which lists it,
+    // and exit status 3 (README: some inputs could not be read).
     let (code, err) = wiretax(&[&sample("garbage.pcap"), &sample("coap-con-get-null.pcap")]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("garbage.pcap"), "{err}");
 }
 
@@ -697,10 +698,12 @@ fn json_report_notes_per_input() {
         .arg(sample("empty.pcap"))
         .output()
         .expect("run wiretax");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(3), "the empty file could not be read");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let inputs = r["inputs"].as_array().expect("inputs");
-    assert_eq!(inputs.len(), 3, "the empty file has no report");
+    assert_eq!(inputs.len(), 4, "the empty file is listed with its error");
+    assert_eq!(inputs[3]["error"], "empty file");
+    assert_eq!(inputs[3]["totals"]["frames"], 0);
     assert_eq!(inputs[0]["notes"]["inferred_bytes"], HTTP_WIRE - 52 * 64);
     assert_eq!(inputs[1]["notes"]["unsupported_linktypes"]["LINKTYPE 147"], COAP_GET_FRAMES);
     let e = inputs[2]["notes"]["read_error"].as_str().expect("read_error");

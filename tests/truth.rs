@@ -233,7 +233,10 @@ fn decrypted_sections_match_truth() {
         }
         let mut o = Options::new();
         let k = wiretax::keylog::KeyLog::load(&keylog).unwrap();
-        o.flow.dissect = std::sync::Arc::new(wiretax::dissect::Config { keylog: Some(std::sync::Arc::new(k)) });
+        o.flow.dissect = std::sync::Arc::new(wiretax::dissect::Config {
+            keylog: Some(std::sync::Arc::new(k)),
+            ..Default::default()
+        });
         let r = report(cap, &o);
         let mut errs = Vec::new();
         check_protocols(t, &r, &mut errs, true);

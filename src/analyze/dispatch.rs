@@ -361,6 +361,23 @@ impl Dispatch {
         }
     }
 
+    /// Waits until every packet handed out so far has been through its
+    /// worker, so that what the capture itself tells from here on (its
+    /// secrets) reaches the same packets for any number of jobs. Rare (a
+    /// capture's secrets blocks), so its cost does not matter.
+    pub(super) fn settle(&mut self) {
+        if let Dispatch::Threads { in_round, outside_ticks, .. } = self
+            && (*in_round > 0 || !outside_ticks.is_empty())
+        {
+            self.end_round();
+        }
+        if let Dispatch::Threads { radio, .. } = self
+            && let Ok(mut r) = radio.lock()
+        {
+            r.catch_up(true);
+        }
+    }
+
     /// Finishes every flow and the radio's input; an error if a thread died
     /// (a bug: it is said, never passed over).
     pub(super) fn finish(mut self) -> Result<(Vec<Worker>, RadioTap), String> {

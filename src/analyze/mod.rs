@@ -23,7 +23,7 @@ mod renumber;
 #[cfg(test)]
 mod tests;
 
-use crate::capture::{CaptureReader, Packet, ReadError};
+use crate::capture::{CaptureReader, Packet, ReadError, Record, SecretsKind, Source};
 use crate::decode::{self, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FrameTick};
 use crate::ledger::{Class, Ledger};
@@ -89,6 +89,9 @@ pub struct Engine {
     opts: Options,
     dispatch: Dispatch,
     state: InputState,
+    /// Secrets the input itself carries (pcapng Decryption Secrets
+    /// Blocks), for the flows that open after them; this input's alone.
+    found_secrets: Arc<crate::keylog::KeyStore>,
 }
 
 /// What the engine keeps itself, outside the flows: totals, frames of no
@@ -114,10 +117,20 @@ impl Engine {
             flows: Renumber::new(opts.max_flows.max(1), workers as u64),
             exchanges: Renumber::new(opts.max_exchanges, workers as u64),
         };
-        let limits =
-            Limits { flow: opts.flow.clone(), max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+        let dissect = opts.flow.dissect.for_input();
+        let found_secrets = dissect.found_secrets.clone();
+        let flow = FlowConfig { dissect: Arc::new(dissect), ..opts.flow.clone() };
+        let limits = Limits { flow, max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
         let dispatch = Dispatch::new(&limits, workers, tap)?;
-        Ok(Engine { name: name.into(), opts: opts.clone(), dispatch, state: InputState::default() })
+        Ok(Engine { name: name.into(), opts: opts.clone(), dispatch, state: InputState::default(), found_secrets })
+    }
+
+    /// TLS secrets the input carries: the flows opened from here on decrypt
+    /// with them. Every packet pushed before is through its worker first, so
+    /// the same packets see them for any number of jobs.
+    pub fn add_secrets(&mut self, keys: crate::keylog::KeyLog) {
+        self.dispatch.settle();
+        self.found_secrets.add(keys);
     }
 
     /// Frames pushed so far.
@@ -227,16 +240,27 @@ impl Engine {
 pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let mut reader = CaptureReader::open(path)?;
     let error = |what| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
-    let mut engine = Engine::new(path.display().to_string(), opts).map_err(error)?;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let result = reader.for_each(|p, offset| {
-        if engine.frames() % 65_536 == 0
-            && let Some(cb) = &opts.progress
-        {
-            cb(path, offset, size);
+    let mut engine = Engine::new(reader.name(), opts).map_err(error)?;
+    let size = reader.position().1.unwrap_or(0);
+    let result = loop {
+        let (offset, _) = reader.position();
+        match reader.next() {
+            Ok(Some(Record::Packet(p))) => {
+                if engine.frames() % 65_536 == 0
+                    && let Some(cb) = &opts.progress
+                {
+                    cb(path, offset, size);
+                }
+                engine.push(&p);
+            }
+            Ok(Some(Record::Secrets { kind: SecretsKind::TlsKeyLog, data })) => {
+                engine.add_secrets(crate::keylog::KeyLog::parse(&String::from_utf8_lossy(data)));
+            }
+            Ok(Some(Record::Secrets { .. })) => {}
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         }
-        engine.push(p);
-    });
+    };
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
     }
@@ -301,25 +325,4 @@ pub fn analyze_all(files: &[PathBuf], opts: &Options, jobs: usize) -> Vec<Result
             })
         })
         .collect()
-}
-
-/// Expands directories into the capture files they hold (sorted).
-pub fn expand_inputs(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|q| matches!(q.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng" | "cap")))
-                .collect();
-            v.sort();
-            out.extend(v);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out
 }

@@ -1,17 +1,22 @@
-//! Capture sources: pcap and pcapng files, read as a stream of `Packet`s.
-//! Readers know nothing of the packets' contents.
+//! Capture sources: pcap and pcapng captures from files or byte streams
+//! (standard input, compressed files), read as a stream of `Record`s by the
+//! pull-style `Source` trait. Readers know nothing of the packets' contents.
 
 use pcap_parser::PcapError;
 use pcap_parser::nom::{self, Needed};
 use pcap_parser::pcap::{
     LegacyPcapBlock, PcapHeader, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
 };
-use pcap_parser::pcapng::{Block, parse_block_be, parse_block_le, parse_sectionheaderblock};
+use pcap_parser::pcapng::{Block, SecretsType, parse_block_be, parse_block_le, parse_sectionheaderblock};
 use pcap_parser::traits::PcapNGPacketBlock;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+mod compressed;
+pub mod inputs;
+pub use compressed::Compression;
 
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +31,46 @@ pub struct Packet<'a> {
     pub linktype: u16,
 }
 
+/// What a source yields: a frame, or secrets the capture carries for the
+/// frames after it (pcapng Decryption Secrets Blocks).
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    Packet(Packet<'a>),
+    /// The secrets as the block holds them (for `TlsKeyLog`: NSS key log text).
+    Secrets {
+        kind: SecretsKind,
+        data: &'a [u8],
+    },
+}
+
+/// The kind of a Decryption Secrets Block's secrets (its `secrets_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsKind {
+    /// 0x544c534b "TLSK": NSS key log text, what `editcap --inject-secrets tls,FILE` writes.
+    TlsKeyLog,
+    /// Any other type (WireGuard, SSH, ...), by number: wiretax has no use for it.
+    Other(u32),
+}
+
+/// A capture read record by record, pulled by its consumer: `next` hands out
+/// the next record (borrowed from the source's buffer until the next call),
+/// reading more bytes when it needs them.
+pub trait Source {
+    /// The next record; `Ok(None)` at the end of the input. After an error
+    /// the source is done: every record before it has been handed out.
+    fn next(&mut self) -> Result<Option<Record<'_>>, ReadError>;
+    fn stats(&self) -> &ReadStats;
+    /// The input's name as the report shows it (a path, or `stdin`).
+    fn name(&self) -> &str;
+    /// Bytes of the input read so far, and its size when known (a regular
+    /// file's size; for a compressed file both are compressed bytes).
+    fn position(&self) -> (u64, Option<u64>);
+}
+
+/// The name a source reads standard input under, and the path that stands for it.
+pub const STDIN_NAME: &str = "stdin";
+pub const STDIN_PATH: &str = "-";
+
 /// Why reading stopped early, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadError {
@@ -35,6 +80,19 @@ pub struct ReadError {
     /// Byte offset of that record in the file.
     pub offset: u64,
     pub what: String,
+}
+
+impl std::error::Error for ReadError {}
+
+impl ReadError {
+    /// What went wrong, without the input's name (for a report that names it).
+    pub fn cause(&self) -> String {
+        if self.record == 0 {
+            self.what.clone()
+        } else {
+            format!("record {} at byte offset {}: {}", self.record, self.offset, self.what)
+        }
+    }
 }
 
 impl fmt::Display for ReadError {
@@ -55,6 +113,10 @@ pub struct ReadStats {
     pub interfaces: u32,
     pub format: &'static str,
     pub bytes_read: u64,
+    /// Decryption Secrets Blocks handed out as `Record::Secrets`.
+    pub secrets_blocks: u64,
+    /// How the input was compressed (`gzip`, `zstd`; empty: not compressed).
+    pub compression: &'static str,
 }
 
 /// Largest record accepted: a bigger length field is corruption, not a frame.
@@ -96,16 +158,41 @@ fn ts_offset_s(idb: &pcap_parser::pcapng::InterfaceDescriptionBlock, big_endian:
         .unwrap_or(0)
 }
 
-/// Streams packets out of a pcap or pcapng file.
+/// Streams records out of a pcap or pcapng capture: a file, standard input
+/// or any byte stream, gzip- or zstd-compressed or not.
 pub struct CaptureReader {
     path: PathBuf,
+    name: String,
     buf: ReadBuf,
     format: Format,
-    /// The legacy file header, until `for_each` has taken it in.
+    /// The legacy file header, until the first record is read.
     legacy_header: Option<PcapHeader>,
     st: State,
+    /// Offset in the (decompressed) capture of the next record.
     offset: u64,
+    /// Size of the record handed out last, taken in at the next call.
+    pending: usize,
+    /// Bytes of the compressed input read so far (compressed inputs only).
+    raw_read: Option<compressed::Counter>,
+    /// Size of the input file, when it is one.
+    size: Option<u64>,
     done: bool,
+}
+
+/// Where the record found by `CaptureReader::step` lies in the bytes not
+/// parsed yet: the record is taken apart once, then lent out from the
+/// buffer (a found record owns nothing, so the buffer can be refilled
+/// while looking for one).
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    Packet { ts_ns: i64, wire_len: u32, linktype: u16, at: usize, len: usize },
+    Secrets { kind: SecretsKind, at: usize, len: usize },
+}
+
+/// Where `part` lies in `base` (a subslice of it), as (start, length).
+#[inline]
+fn locate(base: &[u8], part: &[u8]) -> (usize, usize) {
+    ((part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize), part.len())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -233,11 +320,17 @@ impl ReadBuf {
 }
 
 /// Recognises the file as pcap-parser's `create_reader` does: one read to
-/// see the format, then one more read (so short first reads from pipes give
-/// the same results as before).
+/// see the format (more while a pipe has not yet delivered the whole file
+/// header), then one more read (so short first reads from pipes give the
+/// same results as before).
 fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&'static [u8]>> {
     if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
         return Err(PcapError::Eof);
+    }
+    while header_incomplete(buf.data()) {
+        if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
+            break;
+        }
     }
     if parse_sectionheaderblock(buf.data()).is_ok() {
         buf.read_more().map_err(|_| PcapError::ReadError)?;
@@ -261,6 +354,18 @@ fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&
     Ok((Format::Legacy(layout), Some(header)))
 }
 
+/// The bytes begin a file header that is not whole yet: a pcapng section
+/// header block, or fewer bytes than a pcap file header.
+fn header_incomplete(data: &[u8]) -> bool {
+    const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    const PCAP_HEADER: usize = 24;
+    if data.starts_with(&PCAPNG_MAGIC) {
+        matches!(parse_sectionheaderblock(data), Err(nom::Err::Incomplete(_)))
+    } else {
+        data.len() < PCAP_HEADER
+    }
+}
+
 /// What the reader learnt from the headers so far.
 #[derive(Default)]
 struct State {
@@ -278,14 +383,28 @@ struct State {
 }
 
 impl CaptureReader {
+    /// Opens a capture file, or standard input for `-`.
     pub fn open(path: &Path) -> Result<CaptureReader, ReadError> {
+        if path.as_os_str() == STDIN_PATH {
+            return Self::from_read(Path::new(STDIN_NAME), Box::new(std::io::stdin()));
+        }
         let err = |what: String| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
         let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        Self::from_read(path, Box::new(file))
+        let meta = file.metadata().map_err(|e| err(format!("cannot open: {e}")))?;
+        if meta.is_dir() {
+            return Err(err("is a directory".into()));
+        }
+        let mut r = Self::from_read(path, Box::new(file))?;
+        r.size = meta.is_file().then_some(meta.len());
+        Ok(r)
     }
 
+    /// Reads a capture from a byte stream, compressed (recognised by its
+    /// first bytes) or not; `path` names it in errors and reports.
     pub fn from_read(path: &Path, rd: Box<dyn Read + Send>) -> Result<CaptureReader, ReadError> {
         let err = |what: String| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
+        let (rd, compression, raw_read) =
+            compressed::open(rd).map_err(|e| err(format!("cannot read the compressed capture: {e}")))?;
         let mut buf = ReadBuf::new(rd);
         let (format, legacy_header) = match detect(&mut buf) {
             Ok(r) => r,
@@ -296,15 +415,24 @@ impl CaptureReader {
             Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) => {
                 return Err(err("file too short to hold a capture file header".into()));
             }
+            Err(PcapError::ReadError) if compression != Compression::None => {
+                return Err(err(format!("not a valid {} stream", compression.name())));
+            }
             Err(e) => return Err(err(format!("unreadable file header: {e:?}"))),
         };
+        let mut st = State::default();
+        st.stats.compression = compression.name();
         Ok(CaptureReader {
             path: path.to_path_buf(),
+            name: path.display().to_string(),
             buf,
             format,
             legacy_header,
-            st: State::default(),
+            st,
             offset: 0,
+            pending: 0,
+            raw_read,
+            size: None,
             done: false,
         })
     }
@@ -374,12 +502,28 @@ impl CaptureReader {
         }
     }
 
-    /// Calls `f` on each packet (with the byte offset reached in the file)
-    /// until the end of the file. Returns the error that stopped reading
-    /// early, if any; every packet before it has been delivered.
+    /// Calls `f` on each packet (with its byte offset in the capture) until
+    /// the end of the input; secrets are passed over. Returns the error that
+    /// stopped reading early, if any; every packet before it has been
+    /// delivered.
     pub fn for_each(&mut self, mut f: impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
+        while let Some(found) = self.step()? {
+            if let Record::Packet(p) = self.lend(found) {
+                f(&p, self.offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the next record, taking in the one handed out before.
+    #[inline]
+    fn step(&mut self) -> Result<Option<Found>, ReadError> {
+        if self.pending > 0 {
+            let n = std::mem::take(&mut self.pending);
+            self.advance(n);
+        }
         if self.done {
-            return Ok(());
+            return Ok(None);
         }
         match self.format {
             Format::Legacy(layout) => {
@@ -387,53 +531,73 @@ impl CaptureReader {
                     self.st.legacy_header(&h);
                     self.advance(h.size());
                 }
+                // One copy of the loop per record layout, so the layout is
+                // not asked again while the loop looks for a whole record.
                 match layout {
-                    Layout::Le => self.legacy_records(parse_pcap_frame, &mut f),
-                    Layout::Be => self.legacy_records(parse_pcap_frame_be, &mut f),
-                    Layout::Modified => self.legacy_records(parse_pcap_frame_modified, &mut f),
+                    Layout::Le => self.legacy_step(parse_pcap_frame),
+                    Layout::Be => self.legacy_step(parse_pcap_frame_be),
+                    Layout::Modified => self.legacy_step(parse_pcap_frame_modified),
                 }
             }
-            Format::Ng => self.ng_blocks(&mut f),
+            Format::Ng => self.ng_step(),
         }
     }
 
-    /// The records of a legacy file, parsed with `parse` (one copy of the
-    /// loop per record layout, so the layout is not asked for each record).
-    fn legacy_records(
+    /// The record `found` describes, lent from the buffer.
+    #[inline]
+    fn lend(&self, found: Found) -> Record<'_> {
+        let data = self.buf.data();
+        match found {
+            Found::Packet { ts_ns, wire_len, linktype, at, len } => Record::Packet(Packet {
+                ts_ns,
+                wire_len,
+                data: data.get(at..at.saturating_add(len)).unwrap_or_default(),
+                linktype,
+            }),
+            Found::Secrets { kind, at, len } => {
+                Record::Secrets { kind, data: data.get(at..at.saturating_add(len)).unwrap_or_default() }
+            }
+        }
+    }
+
+    /// The next record of a legacy file, parsed with `parse`.
+    #[inline(always)]
+    fn legacy_step(
         &mut self,
         parse: impl Fn(&[u8]) -> nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>,
-        f: &mut impl FnMut(&Packet, u64),
-    ) -> Result<(), ReadError> {
+    ) -> Result<Option<Found>, ReadError> {
         while !self.done {
-            // Every whole record in the bytes read, then what stopped the parse.
             let data = self.buf.data();
-            let mut rest = data;
-            let stall = loop {
-                match parse(rest) {
-                    Ok((after, rec)) => {
-                        let record = self.st.stats.records + 1;
-                        match self.st.legacy_packet(&rec) {
-                            Ok(p) => f(&p, self.offset),
-                            Err(what) => {
-                                self.st.stats.bytes_read = self.offset;
-                                return Err(self.fail_at(record, what));
-                            }
+            match parse(data) {
+                Ok((after, rec)) => {
+                    let record = self.st.stats.records + 1;
+                    match self.st.legacy_packet(&rec) {
+                        Ok(p) => {
+                            let (at, len) = locate(data, p.data);
+                            self.pending = data.len() - after.len();
+                            return Ok(Some(Found::Packet {
+                                ts_ns: p.ts_ns,
+                                wire_len: p.wire_len,
+                                linktype: p.linktype,
+                                at,
+                                len,
+                            }));
                         }
-                        self.offset += (rest.len() - after.len()) as u64;
-                        rest = after;
+                        Err(what) => return Err(self.fail_at(record, what)),
                     }
-                    Err(e) => break self.buf.stall(rest.len(), e),
                 }
-            };
-            let parsed = data.len() - rest.len();
-            self.buf.consume(parsed);
-            self.st.stats.bytes_read = self.offset;
-            self.recover(stall)?;
+                Err(e) => {
+                    let stall = self.buf.stall(data.len(), e);
+                    self.recover(stall)?;
+                }
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
-    fn ng_blocks(&mut self, f: &mut impl FnMut(&Packet, u64)) -> Result<(), ReadError> {
+    /// The next packet or secrets block of a pcapng file; the blocks before
+    /// it (headers, interfaces, statistics...) are taken in on the way.
+    fn ng_step(&mut self) -> Result<Option<Found>, ReadError> {
         while !self.done {
             let data = self.buf.data();
             let parsed = if self.st.section_be { parse_block_be(data) } else { parse_block_le(data) };
@@ -442,7 +606,25 @@ impl CaptureReader {
                     let size = data.len() - rest.len();
                     let record = self.st.stats.records + 1;
                     match self.st.ng_block(block) {
-                        Ok(Some(p)) => f(&p, self.offset),
+                        Ok(Some(r)) => {
+                            self.pending = size;
+                            return Ok(Some(match r {
+                                Record::Packet(p) => {
+                                    let (at, len) = locate(data, p.data);
+                                    Found::Packet {
+                                        ts_ns: p.ts_ns,
+                                        wire_len: p.wire_len,
+                                        linktype: p.linktype,
+                                        at,
+                                        len,
+                                    }
+                                }
+                                Record::Secrets { kind, data: s } => {
+                                    let (at, len) = locate(data, s);
+                                    Found::Secrets { kind, at, len }
+                                }
+                            }));
+                        }
                         Ok(None) => {}
                         Err(what) => return Err(self.fail_at(record, what)),
                     }
@@ -454,7 +636,32 @@ impl CaptureReader {
                 }
             }
         }
-        Ok(())
+        Ok(None)
+    }
+}
+
+impl Source for CaptureReader {
+    #[inline]
+    fn next(&mut self) -> Result<Option<Record<'_>>, ReadError> {
+        match self.step()? {
+            Some(found) => Ok(Some(self.lend(found))),
+            None => Ok(None),
+        }
+    }
+
+    fn stats(&self) -> &ReadStats {
+        &self.st.stats
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn position(&self) -> (u64, Option<u64>) {
+        match &self.raw_read {
+            Some(c) => (c.get(), self.size),
+            None => (self.offset, self.size),
+        }
     }
 }
 
@@ -489,7 +696,7 @@ impl State {
         })
     }
 
-    fn ng_block<'a>(&mut self, block: Block<'a>) -> Result<Option<Packet<'a>>, String> {
+    fn ng_block<'a>(&mut self, block: Block<'a>) -> Result<Option<Record<'a>>, String> {
         self.stats.records += 1;
         self.stats.format = "pcapng";
         match block {
@@ -520,12 +727,12 @@ impl State {
                     ticks_to_ns(ticks, ifc.ts_per_sec).saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
                 let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                 self.stats.packets += 1;
-                Ok(Some(Packet {
+                Ok(Some(Record::Packet(Packet {
                     ts_ns,
                     wire_len: epb.orig_len().max(data.len() as u32),
                     data,
                     linktype: ifc.linktype,
-                }))
+                })))
             }
             Block::SimplePacket(spb) => {
                 let Some(ifc) = self.interfaces.first() else {
@@ -536,12 +743,22 @@ impl State {
                 let data = spb.data.get(..cap as usize).unwrap_or(spb.data);
                 self.stats.packets += 1;
                 // SPBs carry no timestamp.
-                Ok(Some(Packet {
+                Ok(Some(Record::Packet(Packet {
                     ts_ns: 0,
                     wire_len: spb.origlen.max(data.len() as u32),
                     data,
                     linktype: ifc.linktype,
-                }))
+                })))
+            }
+            Block::DecryptionSecrets(dsb) => {
+                self.stats.secrets_blocks += 1;
+                let kind = match dsb.secrets_type {
+                    SecretsType::TlsKeyLog => SecretsKind::TlsKeyLog,
+                    SecretsType(other) => SecretsKind::Other(other),
+                };
+                // The data is padded to 32 bits; the secrets are its first `secrets_len` bytes.
+                let data = dsb.data.get(..dsb.secrets_len as usize).unwrap_or(dsb.data);
+                Ok(Some(Record::Secrets { kind, data }))
             }
             Block::Unknown(_) => {
                 self.stats.unknown_blocks += 1;

@@ -582,7 +582,10 @@ fn read_reference(rd: Box<dyn Read + Send>) -> Result<Outcome, ReadError> {
                         Ok(None)
                     }
                     PcapBlockOwned::Legacy(b) => st.legacy_packet(&b).map(Some),
-                    PcapBlockOwned::NG(b) => st.ng_block(b),
+                    PcapBlockOwned::NG(b) => st.ng_block(b).map(|r| match r {
+                        Some(Record::Packet(p)) => Some(p),
+                        _ => None,
+                    }),
                 };
                 match packet {
                     Ok(Some(p)) => got.push(Got {
@@ -641,14 +644,21 @@ impl Read for Chunks {
 }
 
 /// Makes a source of a file's bytes, given a seed for the piece sizes.
-type Source = fn(Vec<u8>, u64) -> Box<dyn Read + Send>;
+type MakeReader = fn(Vec<u8>, u64) -> Box<dyn Read + Send>;
 
 /// Both readers on `file`, read whole and in pieces: same packets, counts and errors.
 fn same_as_reference(name: &str, file: &[u8]) -> TestResult {
     let seed = file.len() as u64;
-    let sources: [Source; 2] = [|f, _| Box::new(Cursor::new(f)), |f, seed| Box::new(Chunks(Cursor::new(f), seed))];
+    let sources: [MakeReader; 2] = [|f, _| Box::new(Cursor::new(f)), |f, seed| Box::new(Chunks(Cursor::new(f), seed))];
     for source in sources {
-        let want = read_reference(source(file.to_vec(), seed));
+        let mut want = read_reference(source(file.to_vec(), seed));
+        // pcap-parser gives up on a first read shorter than the file header
+        // ("too short", or "unknown header" for a pcapng section header cut);
+        // this reader reads on (a pipe may deliver a few bytes at a time),
+        // and then reads as pcap-parser reads the whole file.
+        if want.as_ref().is_err_and(|e| e.record == 0) {
+            want = read_reference(Box::new(Cursor::new(file.to_vec())));
+        }
         let got = read_with(source(file.to_vec(), seed));
         match (want, got) {
             (Ok((wp, we, ws)), Ok((gp, ge, gs))) => {
@@ -763,5 +773,145 @@ fn a_too_long_record_is_said_the_same_wherever_it_lies() -> TestResult {
     f[24 + 12..24 + 16].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
     let e = opened(f)?.1.err().ok_or("read on past a 2 GB original length")?;
     assert!(e.what.contains("original length 2147483647 is not a frame length"), "{e}");
+    Ok(())
+}
+
+// ------------------------------------------------------- sources
+
+/// A reader that hands out one byte at a time, header included.
+struct Dribble(Cursor<Vec<u8>>);
+impl Read for Dribble {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = 1.min(buf.len());
+        self.0.read(&mut buf[..len])
+    }
+}
+
+fn dsb(o: Order, kind: u32, secrets: &[u8]) -> Vec<u8> {
+    ng_block(o, 0x0000_000a, &[&u32b(o, kind)[..], &u32b(o, secrets.len() as u32), &padded(secrets)].concat())
+}
+
+/// Secrets handed out by a source: (kind, bytes).
+type GotSecrets = Vec<(SecretsKind, Vec<u8>)>;
+
+/// Every record of a source, owned: packets as `Got`, secrets as (kind, bytes).
+fn records_of(src: &mut dyn Source) -> (Vec<Got>, GotSecrets, Result<(), ReadError>) {
+    let (mut packets, mut secrets) = (Vec::new(), Vec::new());
+    let end = loop {
+        match src.next() {
+            Ok(Some(Record::Packet(p))) => {
+                packets.push(Got { ts_ns: p.ts_ns, wire_len: p.wire_len, data: p.data.to_vec(), linktype: p.linktype })
+            }
+            Ok(Some(Record::Secrets { kind, data })) => secrets.push((kind, data.to_vec())),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    (packets, secrets, end)
+}
+
+fn gzip(b: &[u8]) -> TestResult<Vec<u8>> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b)?;
+    Ok(e.finish()?)
+}
+
+#[test]
+fn secrets_blocks_are_handed_out_between_the_packets() -> TestResult {
+    let [(_, _, put), (_, _, ack)] = put_and_ack()?;
+    let keys = b"CLIENT_RANDOM 00 11\n";
+    for o in [Order::Le, Order::Be] {
+        let file = [
+            shb(o),
+            idb(o, 1, 0, &[]),
+            epb(o, 0, 5, &put, 117),
+            dsb(o, 0x544c_534b, keys),
+            dsb(o, 0x5747_4b4c, b"wg"),
+            epb(o, 0, 6, &ack, 47),
+        ]
+        .concat();
+        let mut r = CaptureReader::from_read(Path::new("t.pcapng"), Box::new(Cursor::new(file)))?;
+        let (packets, secrets, end) = records_of(&mut r);
+        end?;
+        assert_eq!(packets.len(), 2);
+        // The padding is not part of the secrets.
+        assert_eq!(
+            secrets,
+            vec![(SecretsKind::TlsKeyLog, keys.to_vec()), (SecretsKind::Other(0x5747_4b4c), b"wg".to_vec())]
+        );
+        assert_eq!(r.stats().secrets_blocks, 2);
+        assert_eq!(r.stats().skipped_blocks, 0);
+        // for_each passes the secrets over.
+        assert_eq!(
+            read_ok([shb(o), idb(o, 1, 0, &[]), dsb(o, 0x544c_534b, keys), epb(o, 0, 5, &put, 117)].concat()).0.len(),
+            1
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn compressed_captures_read_as_the_plain_file() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
+    let files = [
+        pcap(Order::Le, false, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
+        [shb(Order::Be), idb(Order::Be, 1, 0, &[]), epb(Order::Be, 0, 5, &put, 117), epb(Order::Be, 0, 6, &ack, 47)]
+            .concat(),
+    ];
+    for file in files {
+        let (want, want_stats) = read_ok(file.clone());
+        let gz = gzip(&file)?;
+        let zst = zstd::encode_all(file.as_slice(), 3)?;
+        // Two gzip members, as `cat a.gz b.gz` makes: one stream.
+        let half = file.len() / 2;
+        let two = [gzip(&file[..half])?, gzip(&file[half..])?].concat();
+        for (packed, name) in [(gz, "gzip"), (zst, "zstd"), (two, "gzip")] {
+            let size = packed.len() as u64;
+            let mut r = CaptureReader::from_read(Path::new("t"), Box::new(Dribble(Cursor::new(packed))))?;
+            let (got, _, end) = records_of(&mut r);
+            end?;
+            assert_eq!(got, want, "{name}");
+            assert_eq!(r.stats().compression, name);
+            assert_eq!(r.stats().bytes_read, want_stats.bytes_read);
+            // Where a compressed input is: in compressed bytes.
+            assert_eq!(r.position().0, size, "{name}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_pipe_that_gives_a_byte_at_a_time_gives_the_same_packets() -> TestResult {
+    let [(s0, u0, put), (s1, u1, ack)] = put_and_ack()?;
+    let files = [
+        pcap(Order::Be, true, 262_144, 1, &[(s0, u0, &put, 117), (s1, u1, &ack, 47)]),
+        [shb(Order::Le), idb(Order::Le, 1, 0, &[(9, &[9])]), epb(Order::Le, 0, 5, &put, 117), spb(Order::Le, &ack, 47)]
+            .concat(),
+    ];
+    for file in files {
+        let (want, _) = read_ok(file.clone());
+        let (got, end, _) = read_with(Box::new(Dribble(Cursor::new(file)))).map_err(|e| e.to_string())?;
+        end.map_err(|e| e.to_string())?;
+        assert_eq!(got, want);
+    }
+    Ok(())
+}
+
+#[test]
+fn damaged_compressed_streams_are_errors_not_panics() -> TestResult {
+    let file = pcap(Order::Le, false, 262_144, 1, &[]);
+    let gz = gzip(&file)?;
+    // Not a gzip stream past its magic.
+    let bad = [&gz[..2], &[0xff; 40][..]].concat();
+    assert!(CaptureReader::from_read(Path::new("t"), Box::new(Cursor::new(bad))).is_err());
+    // Cut short: the header may be whole, the rest is missing.
+    for cut in 0..gz.len() {
+        if let Ok(mut r) = CaptureReader::from_read(Path::new("t"), Box::new(Cursor::new(gz[..cut].to_vec()))) {
+            let _ = records_of(&mut r);
+        }
+    }
+    // The name says nothing: a plain file named .gz is read as it is.
+    assert_eq!(Compression::of(&file), Compression::None);
     Ok(())
 }

@@ -146,6 +146,34 @@ impl Clone for Box<dyn Dissector> {
 pub struct Config {
     /// TLS session secrets, when the user gave a key log.
     pub keylog: Option<Arc<crate::keylog::KeyLog>>,
+    /// TLS session secrets the input carries (pcapng Decryption Secrets
+    /// Blocks), added by the reader as it meets them: one store per input.
+    pub found_secrets: Arc<crate::keylog::KeyStore>,
+}
+
+impl Config {
+    /// There are secrets to decrypt with (given, or found in the input so far).
+    pub fn has_secrets(&self) -> bool {
+        self.keylog.is_some() || self.found_secrets.has_secrets()
+    }
+
+    /// Every secret known for a connection: the key logs' and the input's
+    /// (the input's replace the key logs' where both have one).
+    pub fn secrets(&self, client_random: &[u8]) -> Option<crate::keylog::SessionSecrets> {
+        let given = self.keylog.as_ref().and_then(|k| k.lookup(client_random)).cloned();
+        match (given, self.found_secrets.lookup(client_random)) {
+            (Some(mut given), Some(found)) => {
+                given.merge(found);
+                Some(given)
+            }
+            (given, found) => given.or(found),
+        }
+    }
+
+    /// A copy with its own (empty) store of found secrets, for one input.
+    pub fn for_input(&self) -> Config {
+        Config { keylog: self.keylog.clone(), found_secrets: Arc::default() }
+    }
 }
 
 /// How sure a content probe is.

@@ -469,7 +469,7 @@ impl Tls {
             conn: Conn::default(),
             inner: None,
             exchanges: Exchanges::default(),
-            decrypt_off: ctx.cfg.keylog.is_none(),
+            decrypt_off: !ctx.cfg.has_secrets(),
         }
     }
 
@@ -1089,12 +1089,11 @@ impl Tls {
         if self.decrypt_off {
             return;
         }
-        let Some(keylog) = self.ctx.cfg.keylog.clone() else { return };
         let (Some(cr), Some(suite_id), Some(version)) = (self.conn.client_random, self.conn.suite, self.conn.version)
         else {
             return;
         };
-        let Some(secrets) = keylog.lookup(&cr) else {
+        let Some(secrets) = self.ctx.cfg.secrets(&cr) else {
             self.decrypt_off = true;
             emit.stats.tls.decryption.connections_without_keys += 1;
             return;

@@ -102,6 +102,24 @@ pub struct InputSummary {
     /// This input's radio model (the top-level `radio` when there is one input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
+    /// Why the input could not be read at all (its figures are then zero).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl InputSummary {
+    /// An input that could not be read: named, with why.
+    pub fn failed(input: String, error: String) -> InputSummary {
+        InputSummary {
+            input,
+            totals: Totals::default(),
+            tcp_streams: 0,
+            udp_streams: 0,
+            notes: Notes::default(),
+            radio: None,
+            error: Some(error),
+        }
+    }
 }
 
 /// The whole report, as `--format json` writes it.
@@ -203,6 +221,7 @@ impl Report {
                 udp_streams: r.udp_streams,
                 notes: r.notes,
                 radio,
+                error: None,
             });
         }
         totals.start_ts = start;

@@ -134,6 +134,9 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     for i in &r.inputs {
         let n = &i.notes;
         let mut lines = Vec::new();
+        if let Some(e) = &i.error {
+            lines.push(format!("could not be read: {e}"));
+        }
         if let Some(e) = &n.read_error {
             lines.push(format!("stopped reading early: {e}"));
         }

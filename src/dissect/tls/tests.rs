@@ -22,7 +22,7 @@ fn cfg(keylog: Option<&str>) -> TestResult<Arc<Config>> {
         Some(k) => Some(Arc::new(KeyLog::load(capture_path(k))?)),
         None => None,
     };
-    Ok(Arc::new(Config { keylog }))
+    Ok(Arc::new(Config { keylog, ..Default::default() }))
 }
 
 /// Runs every conversation of a capture through a fresh dissector.
@@ -205,7 +205,7 @@ fn run_fixture(name: &str, with_keys: bool) -> TestResult<(Run, Vec<u8>, Vec<u8>
     assert_eq!(convs.len(), 1, "{name}");
     let c = &convs[0];
     let keylog = if with_keys { Some(Arc::new(KeyLog::load(fixture(&format!("{name}.keylog")))?)) } else { None };
-    let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: Arc::new(Config { keylog }) };
+    let ctx = FlowCtx { l4: c.l4, server_port: c.server_port, cfg: Arc::new(Config { keylog, ..Default::default() }) };
     let seen = Arc::new(std::sync::Mutex::new(vec![]));
     let mut d = Tls::new(&ctx);
     d.inner = Some(Box::new(Recorder(seen.clone())));
@@ -325,7 +325,7 @@ fn tls12_ticket_resumption_is_resumed_and_decrypts() -> TestResult {
         let ctx = FlowCtx {
             l4: c.l4,
             server_port: c.server_port,
-            cfg: Arc::new(Config { keylog: Some(keylog.clone()) }),
+            cfg: Arc::new(Config { keylog: Some(keylog.clone()), ..Default::default() }),
         };
         let seen: Seen = Default::default();
         let mut d = Tls::new(&ctx);
@@ -368,7 +368,7 @@ fn wrong_key_log_falls_back_to_keyless_accounting() -> TestResult {
             f.join(" ") + "\n"
         })
         .collect();
-    let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&bad))) });
+    let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&bad))), ..Default::default() });
     let (r, runs) = run_capture("https-tls12-full", cfg, false)?;
     let (k, _) = run_capture("https-tls12-full", self::cfg(None)?, false)?;
     assert_eq!(r.ledger(), k.ledger());
@@ -390,13 +390,13 @@ fn wrong_key_log_falls_back_to_keyless_accounting() -> TestResult {
     // A malformed key log: every line bad, every connection keyless.
     let malformed = KeyLog::parse(&good.replace("CLIENT_RANDOM ", "CLIENT_RANDOM 00"));
     assert_eq!(malformed.bad_lines(), 12);
-    let cfg = Arc::new(Config { keylog: Some(Arc::new(malformed)) });
+    let cfg = Arc::new(Config { keylog: Some(Arc::new(malformed)), ..Default::default() });
     let (r, _) = run_capture("https-tls12-full", cfg, false)?;
     assert_eq!(r.ledger(), k.ledger());
     assert_eq!(r.stats.tls.decryption.connections_without_keys, 12);
     // A key log whose secrets match no connection: counted, no noise.
     let unrelated = format!("CLIENT_RANDOM {} {}\n", "11".repeat(32), "22".repeat(48));
-    let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&unrelated))) });
+    let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&unrelated))), ..Default::default() });
     let (r, _) = run_capture("https-tls12-full", cfg, false)?;
     assert_eq!(r.ledger(), k.ledger());
     assert_eq!(r.stats.tls.decryption.connections_without_keys, 12);
@@ -410,7 +410,7 @@ fn tls13_key_log_with_only_some_secrets() -> TestResult {
     let good = std::fs::read_to_string(capture_path("mqtt-tls13.keylog"))?;
     let only = |keep: &str| {
         let text: String = good.lines().filter(|l| l.contains(keep)).map(|l| format!("{l}\n")).collect();
-        Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&text))) })
+        Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&text))), ..Default::default() })
     };
     let (full, _) = run_capture("mqtt-tls13", cfg(Some("mqtt-tls13.keylog"))?, false)?;
     // Application secrets only: the handshake is inferred, the data decrypts.
@@ -438,7 +438,7 @@ fn capture_mixing_connections_with_and_without_keys() -> TestResult {
         .filter(|l| randoms.iter().step_by(2).any(|r| l.contains(r.as_str())))
         .map(|l| format!("{l}\n"))
         .collect();
-    let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&keep))) });
+    let cfg = Arc::new(Config { keylog: Some(Arc::new(KeyLog::parse(&keep))), ..Default::default() });
     let (_, runs) = run_capture("https-tls13-full", cfg, false)?;
     let (_, keyless) = run_capture("https-tls13-full", self::cfg(None)?, false)?;
     let (_, keyed) = run_capture("https-tls13-full", self::cfg(Some("https-tls13-full.keylog"))?, false)?;
