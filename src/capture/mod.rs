@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod write;
+
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
