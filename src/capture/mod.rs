@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "live")]
+pub mod live;
 pub mod write;
 
 /// One captured frame.
