@@ -134,3 +134,71 @@ fn errors_say_what_to_do() {
         assert!(!out.status.success() && err.contains("--features live"), "{err}");
     }
 }
+
+/// Starts `wiretax live - ARGS`, writes `file` to it and keeps its stdin
+/// open (a stream that has not ended); the first JSON line it writes.
+fn open_stream(file: &Path, args: &[&str]) -> (std::process::Child, std::process::ChildStdin, Value) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["live", "-", "--interval", "200ms", "--format", "json"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(file).unwrap()).unwrap();
+    stdin.flush().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let first = serde_json::from_str(&line).unwrap();
+    child.stdout = Some(out.into_inner());
+    (child, stdin, first)
+}
+
+fn last_line(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// SIGTERM stops a stream that has not ended, and the final report is
+/// written as for its end.
+#[test]
+fn sigterm_stops_cleanly() {
+    let file = cap("http-keepalive.pcap");
+    let (child, stdin, first) = open_stream(&file, &[]);
+    assert_eq!(first["live"]["final"], false);
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let mut last = last_line(&out);
+    assert_eq!(last["live"]["final"], true);
+    last.as_object_mut().unwrap().remove("live");
+    assert_eq!(unnamed(last), unnamed(analyze(&file)));
+}
+
+/// --duration ends a stream that has not ended; --count stops after that many packets.
+#[test]
+fn duration_and_count_stop_cleanly() {
+    let file = cap("http-keepalive.pcap");
+    let started = std::time::Instant::now();
+    let (child, stdin, _) = open_stream(&file, &["--duration", "1s"]);
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let last = last_line(&out);
+    assert_eq!(last["live"]["final"], true);
+    assert_eq!(last["totals"]["frames"], analyze(&file)["totals"]["frames"]);
+
+    // Seven packets come before the first interval: the first line is the last.
+    let (child, stdin, first) = open_stream(&file, &["--count", "7"]);
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(out.status.success() && out.stdout.is_empty());
+    assert_eq!(first["live"]["final"], true);
+    assert_eq!(first["totals"]["frames"], 7);
+}

@@ -243,8 +243,9 @@ fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&
     if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
         return Err(PcapError::Eof);
     }
+    // No read beyond the header here: on a pipe the next read waits for
+    // the writer, and the packets already read would wait with it.
     if parse_sectionheaderblock(buf.data()).is_ok() {
-        buf.read_more().map_err(|_| PcapError::ReadError)?;
         // The section header is read again as the first block.
         return Ok((Format::Ng, None));
     }
@@ -253,8 +254,6 @@ fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&
         Err(nom::Err::Incomplete(_)) => return Err(PcapError::Incomplete(0)),
         Err(_) => return Err(PcapError::HeaderNotRecognized),
     };
-    // (The header, parsed whole, reads the same after more bytes.)
-    buf.read_more().map_err(|_| PcapError::ReadError)?;
     let layout = if header.is_modified_format() {
         Layout::Modified
     } else if header.is_bigendian() {
@@ -315,6 +314,14 @@ impl CaptureReader {
 
     pub fn stats(&self) -> &ReadStats {
         &self.st.stats
+    }
+
+    /// `pcap` or `pcapng`, known from the file header (before any record is read).
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            Format::Ng => "pcapng",
+            Format::Legacy(_) => "pcap",
+        }
     }
 
     /// Stops reading at the record after the last one read.

@@ -464,6 +464,8 @@ impl Batch {
 }
 
 enum Msg {
+    /// The stream's format, known from its header.
+    Format(&'static str),
     Packets(Batch),
     End(Result<SourceNotes, String>),
 }
@@ -471,6 +473,8 @@ enum Msg {
 /// A pcap or pcapng stream (standard input, a pipe, a file).
 struct StreamSource {
     rx: Receiver<Msg>,
+    format: &'static str,
+    /// Once the stream has ended: what the reader said of it.
     notes: Option<SourceNotes>,
 }
 
@@ -521,6 +525,7 @@ impl StreamSource {
                         return;
                     }
                 };
+                let _ = tx.send(Msg::Format(reader.format_name()));
                 let result = reader.for_each(|p, _| {
                     let full = pending.lock().map(|mut b| {
                         b.add(p);
@@ -539,7 +544,7 @@ impl StreamSource {
                 })));
             })
             .map_err(|e| format!("cannot start the reader thread: {e}"))?;
-        Ok(StreamSource { rx, notes: None })
+        Ok(StreamSource { rx, format: "", notes: None })
     }
 }
 
@@ -569,6 +574,7 @@ impl Source for StreamSource {
                         }
                     }
                 }
+                Msg::Format(f) => self.format = f,
                 Msg::End(Ok(notes)) => {
                     self.notes = Some(notes);
                     return Ok(false);
@@ -588,7 +594,7 @@ impl Source for StreamSource {
     }
 
     fn notes(&mut self) -> SourceNotes {
-        self.notes.clone().unwrap_or_default()
+        self.notes.clone().unwrap_or_else(|| SourceNotes { format: self.format.to_string(), ..SourceNotes::default() })
     }
 }
 

@@ -60,7 +60,7 @@ fn view_shows_the_snapshot() {
     for c in Class::ALL {
         assert!(text.contains(c.name()), "{text}");
     }
-    assert!(text.contains("top flows by wire bytes (3 of"), "{text}");
+    assert!(text.contains("top flows by wire bytes (3 of "), "{text}");
     assert!(text.contains("radio lte: on"), "{text}");
     assert!(text.contains(&format!("findings ({})", r.findings.len())), "{text}");
     for f in r.findings.iter().take(3) {

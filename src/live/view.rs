@@ -35,15 +35,13 @@ pub fn render(st: &LiveStatus, r: &Report, top: usize) -> String {
     );
     let _ = writeln!(
         out,
-        "{} frames ({:.0}/s)   {} on the wire ({} now, {} mean)   goodput {:.1}%   {} TCP, {} UDP",
+        "{} frames ({:.0}/s)   {} on the wire ({} now, {} mean)   goodput {:.1}%",
         t.frames,
         st.frames_per_s,
         human_bytes(t.wire_bytes as f64),
         rate(st.wire_bytes_per_s),
         rate(st.mean_wire_bytes_per_s),
         t.goodput_ratio * 100.0,
-        r.tcp_streams,
-        r.udp_streams
     );
     let mut notes = Vec::new();
     for i in &r.inputs {
@@ -93,7 +91,13 @@ pub fn render(st: &LiveStatus, r: &Report, top: usize) -> String {
 
     let mut flows: Vec<_> = r.flows.iter().collect();
     flows.sort_by(|a, b| b.wire_bytes.cmp(&a.wire_bytes).then(a.id.cmp(&b.id)));
-    let _ = writeln!(out, "\ntop flows by wire bytes ({} of {})", flows.len().min(top), r.tcp_streams + r.udp_streams);
+    let _ = writeln!(
+        out,
+        "\ntop flows by wire bytes ({} of {} TCP connections, {} UDP flows)",
+        flows.len().min(top),
+        r.tcp_streams,
+        r.udp_streams
+    );
     for f in flows.iter().take(top) {
         let app = match f.inner {
             Some(i) => format!("{}/{}", f.app, i),
@@ -115,13 +119,13 @@ pub fn render(st: &LiveStatus, r: &Report, top: usize) -> String {
     if let Some(radio) = &r.radio {
         let _ = writeln!(
             out,
-            "\nradio {}: on {:.1} s, {:.3} J ({:.4} mAh), {} wakeups, {} bursts",
+            "\nradio {}: on {:.1} s, {:.3} J ({:.4} mAh), wake-ups {}, bursts {}",
             radio.profile, radio.radio_on_s, radio.energy_j, radio.charge_mah, radio.wakeups, radio.bursts
         );
         let states: Vec<String> =
             radio.states.iter().map(|s| format!("{} {:.1} s ({:.3} J)", s.state, s.time_s, s.energy_j)).collect();
-        if !states.is_empty() {
-            let _ = writeln!(out, "  {}", states.join(", "));
+        for line in states.chunks(3) {
+            let _ = writeln!(out, "  {}", line.join(", "));
         }
     }
 
