@@ -129,3 +129,29 @@ fn advancing_the_clock_changes_no_report() {
         );
     }
 }
+
+/// The capture never waits for the output: a snapshot not yet shown is
+/// replaced by the next, and counted.
+#[test]
+fn a_slow_output_skips_snapshots() {
+    let r = Report::combine(vec![analyze_file(&capture("coap-non.pcap"), &Options::new()).unwrap()], vec![]);
+    let started = Instant::now();
+    let mut model = LiveModel { source: "-".into(), started, snapshots: 0, previous: None };
+    let slot = Slot::default();
+    for i in 1..=3 {
+        slot.put(&mut model, r.clone(), started + Duration::from_secs(i), false);
+    }
+    assert_eq!(slot.skipped(), 2);
+    let shown = slot.take().unwrap();
+    assert_eq!(shown.0.snapshot, 3);
+    assert_eq!(shown.0.snapshots_skipped, 2);
+    // Closed: the output thread's wait ends.
+    let slot = Arc::new(slot);
+    let waiter = {
+        let slot = slot.clone();
+        std::thread::spawn(move || slot.take().is_none())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    slot.close();
+    assert!(waiter.join().unwrap());
+}
