@@ -12,6 +12,7 @@ pub mod findings;
 pub mod flow;
 pub mod keylog;
 pub mod ledger;
+pub mod live;
 pub mod radio;
 pub mod report;
 pub mod stats;

@@ -97,6 +97,22 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+    /// Watch a device's overhead as it talks: an interface (`-i`, libpcap) or a capture stream (`-`).
+    Live {
+        #[command(flatten)]
+        live: wiretax::live::LiveArgs,
+        /// The final report's format; `json` also makes the rolling view JSON Lines.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write the final report here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Flows shown by the view and the table format.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[command(flatten)]
+        radio: Box<RadioArgs>,
+    },
     /// Radio profiles.
     Radio {
         #[command(subcommand)]
@@ -176,6 +192,25 @@ fn main() -> ExitCode {
         Cmd::Radio { cmd: RadioCmd::List } => {
             print!("{}", wiretax::radio::list_text());
             ExitCode::SUCCESS
+        }
+        Cmd::Live { live, format, output, top, radio } => {
+            let mut opts = Options::new();
+            let out = wiretax::live::Output { json: matches!(format, Format::Json), to_stdout: output.is_none(), top };
+            let out_file = match open_output(&output) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            match radio.apply(&mut opts).and_then(|_| wiretax::live::run(&live, &opts, out)) {
+                Ok(Some(report)) => match emit(&report, out_file, format, top) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(code) => code,
+                },
+                Ok(None) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wiretax: {e}");
+                    ExitCode::from(exit::USAGE)
+                }
+            }
         }
         Cmd::Report { saved, format, output, top } => {
             let report = match std::fs::File::open(&saved)

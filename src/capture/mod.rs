@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 mod compressed;
 pub mod inputs;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod write;
 pub use compressed::Compression;
 
 /// One captured frame.
@@ -320,20 +323,20 @@ impl ReadBuf {
 }
 
 /// Recognises the file as pcap-parser's `create_reader` does: one read to
-/// see the format (more while a pipe has not yet delivered the whole file
-/// header), then one more read (so short first reads from pipes give the
-/// same results as before).
+/// see the format, more while a pipe has not yet delivered the whole file
+/// header.
 fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&'static [u8]>> {
     if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
         return Err(PcapError::Eof);
     }
+    // No read beyond the header: on a pipe the next read waits for the
+    // writer, and the packets already read would wait with it.
     while header_incomplete(buf.data()) {
         if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
             break;
         }
     }
     if parse_sectionheaderblock(buf.data()).is_ok() {
-        buf.read_more().map_err(|_| PcapError::ReadError)?;
         // The section header is read again as the first block.
         return Ok((Format::Ng, None));
     }
@@ -342,8 +345,6 @@ fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&
         Err(nom::Err::Incomplete(_)) => return Err(PcapError::Incomplete(0)),
         Err(_) => return Err(PcapError::HeaderNotRecognized),
     };
-    // (The header, parsed whole, reads the same after more bytes.)
-    buf.read_more().map_err(|_| PcapError::ReadError)?;
     let layout = if header.is_modified_format() {
         Layout::Modified
     } else if header.is_bigendian() {
@@ -439,6 +440,14 @@ impl CaptureReader {
 
     pub fn stats(&self) -> &ReadStats {
         &self.st.stats
+    }
+
+    /// `pcap` or `pcapng`, known from the file header (before any record is read).
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            Format::Ng => "pcapng",
+            Format::Legacy(_) => "pcap",
+        }
     }
 
     /// Stops reading at the record after the last one read.

@@ -58,6 +58,21 @@ impl Pretty {
     }
 }
 
+/// Writes `value` as compact JSON on one line (JSON Lines), numbers at the
+/// model's precision as in `write_pretty`.
+pub fn write_compact<W: Write, T: Serialize + ?Sized>(out: W, value: &T) -> serde_json::Result<()> {
+    value.serialize(&mut serde_json::Serializer::with_formatter(out, Compact))
+}
+
+/// serde_json's compact formatter, numbers at the model's precision.
+struct Compact;
+
+impl Formatter for Compact {
+    fn write_f64<W: ?Sized + Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        serde_json::ser::CompactFormatter.write_f64(w, model_precision(value))
+    }
+}
+
 /// `v` to the precision the model has: times, energies and byte shares to
 /// the millionth of their unit (µs, µJ), ratios and other values below one
 /// to six significant digits. Values past 2^53 millionths are left as they

@@ -68,6 +68,22 @@ pub struct Notes {
     pub read_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conservation_error: Option<String>,
+    /// A live capture's packet statistics (`wiretax live -i`): packets
+    /// dropped before wiretax saw them are in no other figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_drops: Option<CaptureDrops>,
+}
+
+/// What libpcap and the kernel say of a live capture (pcap_stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptureDrops {
+    /// Packets that passed the filter.
+    pub received: u64,
+    /// Dropped by the kernel or libpcap for want of buffer space.
+    pub dropped: u64,
+    /// Dropped by the interface or its driver.
+    pub interface_dropped: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

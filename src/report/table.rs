@@ -161,6 +161,12 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         if n.skipped_blocks > 0 {
             lines.push(format!("{} pcapng blocks without packets skipped", n.skipped_blocks));
         }
+        if let Some(d) = &n.capture_drops {
+            lines.push(format!(
+                "live capture: {} packets dropped by the kernel/libpcap, {} by the interface, of {} received",
+                d.dropped, d.interface_dropped, d.received
+            ));
+        }
         if let Some(e) = &n.conservation_error {
             lines.push(format!("INTERNAL ERROR: {e}"));
         }
