@@ -701,7 +701,12 @@ impl Dispatch {
     /// its fragments carried.
     fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded) {
         let b = &j.bytes;
-        let d = Decoded { link_len: b.link as u32, net_len: b.network as u32, ..*d };
+        let d = if d.link_len > 0 {
+            // A tunnel's inner packet: the fragments' IP headers are outside it, so link.
+            Decoded { link_len: (b.link + b.network) as u32 + d.link_len, ..*d }
+        } else {
+            Decoded { link_len: b.link as u32, net_len: b.network as u32, ..*d }
+        };
         self.packet(idx, ts_ns, j.wire_len(), b.frames, b.repeated as u32, &d);
     }
 
@@ -998,6 +1003,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let mut outside = Ledger::default();
     let mut notes = Notes::default();
     let mut linktypes = LinktypeCounts::default();
+    let mut marks = decode::MarkCounts::default();
     let mut first_ns = None;
     let mut last_ns = 0i64;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -1017,7 +1023,17 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         last_ns = last_ns.max(p.ts_ns);
         let lone =
             FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
-        match decode::decode(p.linktype, p.data, p.wire_len) {
+        let frame = decode::decode(p.linktype, p.data, p.wire_len);
+        if let Frame::Ip(d) = &frame
+            && !d.marks.any()
+            && !matches!(d.transport, Transport::Other(_))
+        {
+            // Nearly every frame: a TCP/UDP packet, not tunnelled.
+            dispatch.frame(idx, p.ts_ns, p.wire_len, d);
+            return;
+        }
+        note_frame(&frame, p.wire_len as u64, 1, &mut notes, &mut marks);
+        match frame {
             Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
                 notes.non_tcp_udp_packets += 1;
                 outside.add(Class::Link, d.link_len as u64);
@@ -1034,28 +1050,33 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 match joined {
                     Some(j) => match j.frame() {
                         Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
+                            marks.add(d.marks, j.bytes.frames);
                             dispatch.joined(idx, p.ts_ns, &j, &d)
                         }
-                        _ => {
-                            outside.add(Class::Link, j.bytes.link);
-                            outside.add(Class::Network, j.bytes.network + j.bytes.data);
+                        f => {
+                            // A tunnel's inner packet: the fragments' IP headers are link too.
+                            let (link, net) = match f {
+                                Frame::Ip(d) if d.marks.any() => (
+                                    d.link_len as u64 + j.bytes.network,
+                                    j.bytes.data.saturating_sub(d.link_len as u64),
+                                ),
+                                Frame::NotIp { .. } => (j.bytes.network + j.bytes.data, 0),
+                                _ => (0, j.bytes.network + j.bytes.data),
+                            };
+                            note_frame(&f, j.wire_len() as u64, j.bytes.frames, &mut notes, &mut marks);
+                            outside.add(Class::Link, j.bytes.link + link);
+                            outside.add(Class::Network, net);
                             dispatch.outside(lone);
                         }
                     },
                     None => dispatch.outside(lone),
                 }
             }
-            Frame::NotIp { why } => {
-                match why {
-                    NotIp::UnsupportedLinktype(lt) => {
-                        *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1
-                    }
-                    _ => notes.non_ip_frames += 1,
-                }
+            Frame::NotIp { .. } => {
                 outside.add(Class::Link, p.wire_len as u64);
                 dispatch.outside(lone);
             }
-            Frame::Broken { link_len, why } => {
+            Frame::Broken { link_len, why, .. } => {
                 *notes.broken_packets.entry(why).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
@@ -1139,6 +1160,8 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     notes.format = reader.stats().format;
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
     notes.skipped_blocks = reader.stats().skipped_blocks + reader.stats().unknown_blocks;
+    notes.encapsulations = marks.encapsulations().map(|(name, n)| (name.to_string(), n)).collect();
+    notes.offloaded_segments = marks.offloaded();
     if classes.total() != t.wire_bytes {
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
@@ -1193,6 +1216,39 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         radio,
         findings,
     })
+}
+
+/// Counts in `notes` what decoding met in `frames` frames of `wire_len`
+/// bytes besides a plain TCP/UDP packet: encapsulations and offloads, and
+/// why a frame is not IP.
+fn note_frame(f: &Frame, wire_len: u64, frames: u32, notes: &mut Notes, marks: &mut decode::MarkCounts) {
+    marks.add(f.marks(), frames);
+    let Frame::NotIp { why, .. } = f else { return };
+    let n = u64::from(frames);
+    if let NotIp::UnsupportedLinktype(lt) = why {
+        *notes.unsupported_linktypes.entry(decode::link::name(*lt)).or_default() += n;
+        notes.unsupported_linktype_bytes += wire_len;
+        return;
+    }
+    notes.non_ip_frames += n;
+    notes.non_ip_bytes += wire_len;
+    match why {
+        NotIp::WifiProtected => {
+            notes.wifi_protected_frames += n;
+            notes.wifi_protected_bytes += wire_len;
+        }
+        NotIp::WifiManagement => notes.wifi_management_frames += n,
+        _ => {}
+    }
+    let kind = match *why {
+        NotIp::EtherType(et) => format!("EtherType {et:#06x}"),
+        NotIp::Ppp(p) => format!("PPP protocol {p:#06x}"),
+        NotIp::WifiProtected => "802.11 protected data".into(),
+        NotIp::WifiManagement => "802.11 management or control".into(),
+        NotIp::TooShort | NotIp::UnsupportedLinktype(_) => "cut short".into(),
+    };
+    // Bounded like every map of peer-chosen keys.
+    crate::dissect::bump(&mut notes.non_ip_types, &kind, n);
 }
 
 /// Frames per link type. Counted by runs, since a capture's link type
@@ -1482,6 +1538,8 @@ mod tests {
             transport_len: 8,
             payload_len: 60_000,
             payload: &payload,
+            marks: crate::decode::Marks::NONE,
+            teid: None,
         };
         for packet in 0..200 {
             d.frame(packet, packet as i64, 60_042, &frame);

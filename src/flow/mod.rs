@@ -131,6 +131,11 @@ pub struct FlowRecord {
     pub malformed_bytes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,
+    /// The GTP-U tunnel id of a flow captured in a mobile core (the
+    /// device's bearer): the one the client's packets carry, else the
+    /// server's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teid: Option<u32>,
 }
 
 /// One frame, for the radio model and timelines.
@@ -232,6 +237,9 @@ struct FlowCounts {
     gaps: u64,
     lost_bytes: u64,
     inferred_bytes: u64,
+    teid: Option<u32>,
+    /// `teid` is the client's.
+    teid_of_client: bool,
 }
 
 /// A flow's application side: its dissector, ledger and counts.
@@ -437,6 +445,12 @@ impl FlowTable {
         let rec = &mut f.app.rec;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
+        if let Some(teid) = d.teid
+            && !rec.teid_of_client
+        {
+            rec.teid = Some(teid);
+            rec.teid_of_client = dir == Dir::C2S;
+        }
         let lower = [
             (Class::Link, d.link_len as u64),
             (Class::Network, d.net_len as u64),
@@ -616,6 +630,7 @@ impl FlowTable {
             dns_lookup_bytes: 0,
             malformed_bytes: app.fl.malformed_bytes,
             malformed,
+            teid: c.teid,
         };
         *entry = None;
         sink.flow_done(rec);
@@ -668,7 +683,14 @@ fn tcp_segment(
         app.rec.control_frames += 1;
         let setup = h.flags & tcp_flags::SYN != 0 || teardown || app.fl.closing;
         to = if setup { Some(MsgRef::Setup) } else { None };
-        app.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, to);
+        if d.marks.tunnelled() {
+            // The tunnel's bytes are link (REPORT.md): the segment is the inner packet.
+            let link = u64::from(d.link_len);
+            let parts = [(Class::Link, link), (Class::TcpControl, u64::from(wire_len).saturating_sub(link))];
+            app.fl.book_frame(ts_ns, dir, &parts, wire_len as u64, to);
+        } else {
+            app.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, to);
+        }
     } else {
         // Sequence space decides what is new and what repeats; new bytes go
         // to the dissector in order, straight from the packet when in order.

@@ -35,6 +35,30 @@ pub struct Notes {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub unsupported_linktypes: BTreeMap<String, u64>,
     pub non_ip_frames: u64,
+    /// Non-IP frames by kind ("EtherType 0x0806", "PPP protocol 0xc021",
+    /// "802.11 management or control", ...), and their wire bytes.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub non_ip_types: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub non_ip_bytes: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unsupported_linktype_bytes: u64,
+    /// Frames per encapsulation they came in (`{"vxlan": 1200}`): the
+    /// tunnel headers are `link`, the inner packet is analysed.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub encapsulations: BTreeMap<String, u64>,
+    /// IEEE 802.11 data frames protected at the Wi-Fi layer (WPA): `link`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wifi_protected_frames: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wifi_protected_bytes: u64,
+    /// IEEE 802.11 management and control frames, and null data: `link`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wifi_management_frames: u64,
+    /// Segments of a Linux host's TSO/GSO or BIG TCP whose IP length was
+    /// 0 or did not fit: their length was taken from the frame.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub offloaded_segments: u64,
     pub non_tcp_udp_packets: u64,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub broken_packets: BTreeMap<&'static str, u64>,
