@@ -87,7 +87,9 @@ fn check_core(t: &Value, r: &Value, errs: &mut Vec<String>) {
             errs.push(format!("flow {key:?} missing"));
             continue;
         };
-        for k in ["frames", "wire_bytes", "payload_bytes_c2s", "payload_bytes_s2c", "control_frames"] {
+        for k in
+            ["frames", "wire_bytes", "payload_bytes_c2s", "payload_bytes_s2c", "control_frames", "retransmitted_frames"]
+        {
             cmp(errs, &format!("flow {}->{} {k}", key.1, key.2), tf.get(k), of.get(k));
         }
     }

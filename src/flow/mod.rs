@@ -750,7 +750,15 @@ fn udp_datagram(
     if cut > 0 {
         feeder.piece(Piece::Cut(cut));
     }
-    let (to, all_control) = (feeder.to, feeder.all_control);
+    let (to, all_control, repeated) = (feeder.to, feeder.all_control, feeder.retransmitted);
+    if repeated > 0 {
+        // A message re-sent whole (CoAP, same Message ID): the datagram is
+        // a retransmission, as a TCP segment with nothing new is.
+        app.rec.retransmitted_bytes += repeated;
+        if repeated >= d.payload_len as u64 {
+            app.rec.retransmitted_frames += 1;
+        }
+    }
     if all_control {
         // A datagram holding nothing but an application control message (a
         // CoAP empty ACK) is the UDP counterpart of a bare TCP ACK.
@@ -771,11 +779,14 @@ struct Feeder<'a> {
     to: Option<MsgRef>,
     /// Everything classified so far was app_control.
     all_control: bool,
+    /// Bytes the dissector classified as `retransmission` (a repeated
+    /// datagram message).
+    retransmitted: u64,
 }
 
 impl<'a> Feeder<'a> {
     fn new(sh: &'a mut Shared, app: &'a mut AppState, ts_ns: i64, dir: Dir) -> Feeder<'a> {
-        Feeder { sh, app, ts_ns, dir, to: None, all_control: false }
+        Feeder { sh, app, ts_ns, dir, to: None, all_control: false, retransmitted: 0 }
     }
 
     fn piece(&mut self, p: Piece<'_>) {
@@ -819,6 +830,9 @@ impl<'a> Feeder<'a> {
         self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
         for s in &self.sh.spans {
             app.spanned += s.len;
+            if s.class == Class::Retransmission {
+                self.retransmitted += s.len;
+            }
             if matches!(s.msg, MsgRef::Exchange(_)) || self.to.is_none() {
                 self.to = Some(s.msg);
             }

@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod table;
+pub mod warnings;
 
 use crate::dissect::ProtoStats;
 use crate::findings::Finding;
@@ -114,6 +115,9 @@ pub struct InputSummary {
     pub tcp_streams: u64,
     pub udp_streams: u64,
     pub notes: Notes,
+    /// What could not be read, one line each in the table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<warnings::Warning>,
     /// This input's radio model (the top-level `radio` when there is one input).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
@@ -198,6 +202,7 @@ impl Report {
         let mut findings = Vec::new();
         let mut top_radio = None;
         for r in inputs {
+            let warnings = warnings::of(&r);
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
             totals.captured_bytes += r.totals.captured_bytes;
@@ -231,6 +236,7 @@ impl Report {
                 r.radio
             };
             summaries.push(InputSummary {
+                warnings,
                 input: r.input,
                 totals: r.totals,
                 tcp_streams: r.tcp_streams,

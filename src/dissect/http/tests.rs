@@ -322,13 +322,13 @@ fn truncated_and_hostile_input_never_panics() -> TestResult {
 
 #[test]
 fn probe_recognises_requests_and_status_lines() {
-    assert_eq!(probe(Dir::C2S, b"GET /x HTTP/1.1\r\nHost: a\r\n"), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, b"POST /x HTT"), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, b"GETX /x HTTP/1.1\r\n"), Probe::No);
-    assert_eq!(probe(Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::No);
-    assert_eq!(probe(Dir::S2C, b"HTTP/1.1 200 OK\r\n"), Probe::Yes);
-    assert_eq!(probe(Dir::S2C, b"HTTP/1.1 2"), Probe::No);
-    assert_eq!(probe(Dir::C2S, b""), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GET /x HTTP/1.1\r\nHost: a\r\n"), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"POST /x HTT"), Probe::Maybe);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GETX /x HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, b"HTTP/1.1 200 OK\r\n"), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, b"HTTP/1.1 2"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b""), Probe::No);
 }
 
 /// The quick helpers give what the plain library calls they replace gave.

@@ -594,15 +594,24 @@ fn keyless_tls13_has_one_exchange_per_request() -> TestResult {
 fn probe_recognises_hellos() -> TestResult {
     let convs = conversations("https-tls12-full")?;
     let ch = &convs[0].pieces[0].1;
-    assert_eq!(probe(Dir::C2S, ch), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, ch), Probe::Yes);
     let sh = &convs[0].pieces[1].1;
-    assert_eq!(probe(Dir::S2C, sh), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, sh), Probe::Yes);
     let dtls = conversations("coap-dtls")?;
-    assert_eq!(probe(Dir::C2S, &dtls[0].pieces[0].1), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[0x10, 0x16, 0x00, 0x04]), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &[]), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &dtls[0].pieces[0].1), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x10, 0x16, 0x00, 0x04]), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Maybe);
+    // Over TCP any plausible record header, either way, zero length too.
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, &[21, 3, 1, 0, 0]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[24, 3, 3, 0, 1]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[23, 3, 5, 0, 1]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[23, 3, 3, 0x48, 1]), Probe::No);
+    // An SSLv2-compatible ClientHello (length 46, TLS 1.2).
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x80, 46, 1, 3, 3, 0, 15, 0, 0, 0, 16]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x80, 46, 1, 2, 0, 0, 15, 0, 0, 0, 16]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[]), Probe::No);
     Ok(())
 }
 
