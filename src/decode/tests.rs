@@ -450,6 +450,89 @@ fn mutated_frames_never_panic_and_lengths_add_up() {
     }
 }
 
+static GTPU: &[u8] = include_bytes!("../../tests/data/field/gtpu.pcap");
+static ERSPAN3: &[u8] = include_bytes!("../../tests/data/field/erspan3.pcap");
+static RADIOTAP: &[u8] = include_bytes!("../../tests/data/field/radiotap.pcap");
+static NFLOG: &[u8] = include_bytes!("../../tests/data/field/nflog.pcap");
+
+/// Tunnels, 802.11 and NFLOG under mutation: no panic, and every wire byte
+/// in exactly one layer.
+#[test]
+fn mutated_field_frames_never_panic_and_lengths_add_up() {
+    let seeds = [
+        (link::ETHERNET, frame(GTPU, 3)),
+        (link::ETHERNET, frame(ERSPAN3, 3)),
+        (link::IEEE802_11_RADIOTAP, frame(RADIOTAP, 3)),
+        (link::NFLOG, frame(NFLOG, 3)),
+    ];
+    for (lt, f) in &seeds {
+        let Frame::Ip(d) = decode(*lt, f, f.len() as u32) else { panic!("{lt}: {f:02x?}") };
+        assert!(d.marks.any() || *lt != link::ETHERNET);
+    }
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    for round in 0..100_000 {
+        let (lt, mut f) = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(f.len().min(140));
+            f[at] = rng.next() as u8;
+        }
+        if rng.below(3) == 0 {
+            f.truncate(rng.below(f.len() + 1));
+        }
+        let wire = f.len() as u32 + if rng.below(4) == 0 { rng.below(3000) as u32 } else { 0 };
+        match decode(lt, &f, wire) {
+            Frame::Ip(d) => {
+                assert_eq!(d.link_len + d.net_len + d.transport_len + d.payload_len, wire, "{lt} {f:02x?}");
+                assert!(d.payload.len() as u32 <= d.payload_len);
+            }
+            Frame::Fragment { link_len, net_len, .. } => assert!(link_len + net_len <= wire),
+            Frame::Broken { link_len, .. } => assert!(link_len <= wire),
+            Frame::NotIp { .. } => {}
+        }
+    }
+}
+
+/// IP in IP in IP...: read four tunnels deep, the rest opaque (`network`).
+#[test]
+fn tunnels_nest_only_so_deep() {
+    let inner = ip_of(&coap_put()).to_vec();
+    let mut pkt = inner.clone();
+    for _ in 0..10 {
+        let mut outer = inner[..20].to_vec();
+        outer[9] = 4;
+        outer[2..4].copy_from_slice(&((20 + pkt.len()) as u16).to_be_bytes());
+        outer.extend_from_slice(&pkt);
+        pkt = outer;
+    }
+    let d = decoded(decode(link::RAW, &pkt, pkt.len() as u32));
+    assert_eq!(d.transport, Transport::Other(4));
+    assert_eq!(d.link_len, 4 * 20);
+    assert!(d.marks.has(Marks::IPIP));
+}
+
+/// IPv4 of length 0 (BIG TCP) and IPv6 jumbograms take their length from
+/// the frame, and say so.
+#[test]
+fn offloaded_lengths_come_from_the_frame() {
+    let mut f = http_get();
+    f[16..18].copy_from_slice(&[0, 0]);
+    let d = decoded(decode(link::ETHERNET, &f, f.len() as u32));
+    assert_eq!((d.payload_len, d.marks), (130, Marks::OFFLOADED));
+    // A jumbogram: payload length 0, a hop-by-hop jumbo option.
+    let syn = http6_syn();
+    let mut j = syn[..54].to_vec();
+    j[18..20].copy_from_slice(&[0, 0]);
+    j[20] = 0;
+    j.extend_from_slice(&[6, 0, 0xc2, 4, 0, 0, 0, 48]);
+    j.extend_from_slice(&syn[54..]);
+    let d = decoded(decode(link::ETHERNET, &j, j.len() as u32));
+    assert_eq!((d.net_len, d.transport_len, d.marks), (48, 40, Marks::OFFLOADED));
+    // A fragment of length 0 is still broken.
+    let mut frag = ipv4_fragment(&coap_put(), 24, 24, true);
+    frag[16..18].copy_from_slice(&[0, 0]);
+    assert!(matches!(decode(link::ETHERNET, &frag, frag.len() as u32), Frame::Broken { .. }));
+}
+
 // ------------------------------------------------------------ defragmentation
 
 /// Feeds one Ethernet fragment frame to `d`, as the pipeline does.

@@ -659,3 +659,34 @@ fn garbage_truncation_and_gaps_never_panic_and_conserve() -> TestResult {
     }
     Ok(())
 }
+
+/// An SSLv2-compatible ClientHello opens TLS: its bytes are handshake,
+/// counted apart from the records; the server's records follow as usual.
+#[test]
+fn an_sslv2_compatible_hello_is_handshake() {
+    let specs = [0u8, 0xc0, 0x2f, 0, 0, 0x2f];
+    let challenge = [7u8; 16];
+    let mut body = vec![1u8, 3, 3, 0, specs.len() as u8, 0, 0, 0, challenge.len() as u8];
+    body.extend_from_slice(&specs);
+    body.extend_from_slice(&challenge);
+    let mut hello = vec![0x80, body.len() as u8];
+    hello.extend_from_slice(&body);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &hello), Probe::Yes);
+    let server_hello = [22u8, 3, 3, 0, 4, 2, 0, 0, 0];
+    let ctx = FlowCtx { l4: L4::Tcp, server_port: 443, cfg: Arc::new(Config::default()) };
+    let mut d = Tls::new(&ctx);
+    let r = testkit::run(&mut d, &[(Dir::C2S, &hello), (Dir::S2C, &server_hello)]);
+    r.assert_conserved();
+    assert_eq!(r.class(Class::TlsHandshake), (hello.len() + server_hello.len()) as u64);
+    let tls = &r.stats.tls;
+    assert_eq!((tls.sslv2_client_hellos, tls.client_hellos, tls.connections), (1, 1, 1));
+    assert_eq!(serde_json::to_value(&tls.records).unwrap_or_default(), serde_json::json!({"22": 1}));
+    let mut random = [0u8; 32];
+    random[16..].copy_from_slice(&challenge);
+    assert_eq!(d.conn.client_random, Some(random));
+    // Split across segments: the same bytes (the random needs it whole).
+    let mut d = Tls::new(&ctx);
+    let r = testkit::run(&mut d, &[(Dir::C2S, &hello[..10]), (Dir::C2S, &hello[10..]), (Dir::S2C, &server_hello)]);
+    assert_eq!(r.class(Class::TlsHandshake), (hello.len() + server_hello.len()) as u64);
+    assert_eq!(r.stats.tls.sslv2_client_hellos, 1);
+}
