@@ -59,7 +59,7 @@ pub(super) fn assemble(
     workers: Vec<Worker>,
     mut tap: RadioTap,
 ) -> InputReport {
-    let InputState { mut defrag, totals: mut t, outside, mut notes, linktypes, first_ns, last_ns, source } = st;
+    let InputState { mut defrag, totals: mut t, outside, mut notes, linktypes, marks, first_ns, last_ns, source } = st;
     defrag.finish();
     let mut outside = outside;
     // Fragments of datagrams never completed: their headers, and their data as payload.
@@ -121,6 +121,8 @@ pub(super) fn assemble(
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
     notes.format = source.format;
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
+    notes.encapsulations = marks.encapsulations().map(|(name, n)| (name.to_string(), n)).collect();
+    notes.offloaded_segments = marks.offloaded();
     notes.skipped_blocks = source.skipped_blocks;
     if classes.total() != t.wire_bytes {
         notes.conservation_error =

@@ -248,7 +248,12 @@ impl Dispatch {
     /// its fragments carried.
     pub(super) fn joined(&mut self, idx: u64, ts_ns: i64, j: &decode::defrag::Joined, d: &Decoded) {
         let b = &j.bytes;
-        let d = Decoded { link_len: b.link as u32, net_len: b.network as u32, ..*d };
+        let d = if d.link_len > 0 {
+            // A tunnel's inner packet: the fragments' IP headers are outside it, so link.
+            Decoded { link_len: (b.link + b.network) as u32 + d.link_len, ..*d }
+        } else {
+            Decoded { link_len: b.link as u32, net_len: b.network as u32, ..*d }
+        };
         self.packet(idx, ts_ns, j.wire_len(), b.frames, b.repeated as u32, &d);
     }
 

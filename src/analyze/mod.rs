@@ -103,6 +103,8 @@ pub(super) struct InputState {
     outside: Ledger,
     notes: Notes,
     linktypes: LinktypeCounts,
+    /// Frames per encapsulation, and offloaded segments.
+    marks: decode::MarkCounts,
     first_ns: Option<i64>,
     last_ns: i64,
     source: SourceNotes,
@@ -157,8 +159,18 @@ impl Engine {
         st.last_ns = st.last_ns.max(p.ts_ns);
         let lone =
             FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
-        let (notes, outside) = (&mut st.notes, &mut st.outside);
-        match decode::decode(p.linktype, p.data, p.wire_len) {
+        let frame = decode::decode(p.linktype, p.data, p.wire_len);
+        if let Frame::Ip(d) = &frame
+            && !d.marks.any()
+            && !matches!(d.transport, Transport::Other(_))
+        {
+            // Nearly every frame: a TCP/UDP packet, not tunnelled.
+            dispatch.frame(idx, p.ts_ns, p.wire_len, d);
+            return;
+        }
+        let (notes, outside, marks) = (&mut st.notes, &mut st.outside, &mut st.marks);
+        note_frame(&frame, p.wire_len as u64, 1, notes, marks);
+        match frame {
             Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
                 notes.non_tcp_udp_packets += 1;
                 outside.add(Class::Link, d.link_len as u64);
@@ -175,28 +187,33 @@ impl Engine {
                 match joined {
                     Some(j) => match j.frame() {
                         Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
+                            marks.add(d.marks, j.bytes.frames);
                             dispatch.joined(idx, p.ts_ns, &j, &d)
                         }
-                        _ => {
-                            outside.add(Class::Link, j.bytes.link);
-                            outside.add(Class::Network, j.bytes.network + j.bytes.data);
+                        f => {
+                            // A tunnel's inner packet: the fragments' IP headers are link too.
+                            let (link, net) = match f {
+                                Frame::Ip(d) if d.marks.any() => (
+                                    d.link_len as u64 + j.bytes.network,
+                                    j.bytes.data.saturating_sub(d.link_len as u64),
+                                ),
+                                Frame::NotIp { .. } => (j.bytes.network + j.bytes.data, 0),
+                                _ => (0, j.bytes.network + j.bytes.data),
+                            };
+                            note_frame(&f, j.wire_len() as u64, j.bytes.frames, notes, marks);
+                            outside.add(Class::Link, j.bytes.link + link);
+                            outside.add(Class::Network, net);
                             dispatch.outside(lone);
                         }
                     },
                     None => dispatch.outside(lone),
                 }
             }
-            Frame::NotIp { why } => {
-                match why {
-                    NotIp::UnsupportedLinktype(lt) => {
-                        *notes.unsupported_linktypes.entry(decode::link::name(lt)).or_default() += 1
-                    }
-                    _ => notes.non_ip_frames += 1,
-                }
+            Frame::NotIp { .. } => {
                 outside.add(Class::Link, p.wire_len as u64);
                 dispatch.outside(lone);
             }
-            Frame::Broken { link_len, why } => {
+            Frame::Broken { link_len, why, .. } => {
                 *notes.broken_packets.entry(why.to_string()).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
@@ -234,6 +251,39 @@ impl Engine {
     pub fn finish(self) -> Result<Report, String> {
         Ok(Report::combine(vec![self.finish_input()?], Vec::new()))
     }
+}
+
+/// Counts in `notes` what decoding met in `frames` frames of `wire_len`
+/// bytes besides a plain TCP/UDP packet: encapsulations and offloads, and
+/// why a frame is not IP.
+fn note_frame(f: &Frame, wire_len: u64, frames: u32, notes: &mut Notes, marks: &mut decode::MarkCounts) {
+    marks.add(f.marks(), frames);
+    let Frame::NotIp { why, .. } = f else { return };
+    let n = u64::from(frames);
+    if let NotIp::UnsupportedLinktype(lt) = why {
+        *notes.unsupported_linktypes.entry(decode::link::name(*lt)).or_default() += n;
+        notes.unsupported_linktype_bytes += wire_len;
+        return;
+    }
+    notes.non_ip_frames += n;
+    notes.non_ip_bytes += wire_len;
+    match why {
+        NotIp::WifiProtected => {
+            notes.wifi_protected_frames += n;
+            notes.wifi_protected_bytes += wire_len;
+        }
+        NotIp::WifiManagement => notes.wifi_management_frames += n,
+        _ => {}
+    }
+    let kind = match *why {
+        NotIp::EtherType(et) => format!("EtherType {et:#06x}"),
+        NotIp::Ppp(p) => format!("PPP protocol {p:#06x}"),
+        NotIp::WifiProtected => "802.11 protected data".into(),
+        NotIp::WifiManagement => "802.11 management or control".into(),
+        NotIp::TooShort | NotIp::UnsupportedLinktype(_) => "cut short".into(),
+    };
+    // Bounded like every map of peer-chosen keys.
+    crate::dissect::bump(&mut notes.non_ip_types, &kind, n);
 }
 
 /// Analyzes one capture file.

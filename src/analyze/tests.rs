@@ -138,6 +138,8 @@ fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
         transport_len: 8,
         payload_len: 60_000,
         payload: &payload,
+        marks: crate::decode::Marks::NONE,
+        teid: None,
     };
     for packet in 0..200 {
         d.frame(packet, packet as i64, 60_042, &frame);

@@ -1,5 +1,5 @@
-//! Packet decoding: link layer, IP (v4 options, v6 extension headers),
-//! TCP/UDP headers, IP defragmentation.
+//! Packet decoding: link layer, tunnels, IP (v4 options, v6 extension
+//! headers), TCP/UDP headers, IP defragmentation.
 //!
 //! Header parsing is our own, a few dozen lines per layer, because the
 //! ledger needs what general slicers hide when a capture is cut short: the
@@ -8,6 +8,7 @@
 
 pub mod defrag;
 pub mod link;
+mod tunnel;
 
 use std::net::IpAddr;
 
@@ -38,6 +39,97 @@ pub enum Transport {
     Other(u8),
 }
 
+/// What the decoder met besides plain headers: the encapsulations a frame
+/// went through (each at most once a frame), and a length taken from the
+/// frame because a Linux offload left the IP header's out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Marks(pub u16);
+
+impl Marks {
+    pub const NONE: Marks = Marks(0);
+    pub const VXLAN: Marks = Marks(1);
+    pub const GENEVE: Marks = Marks(1 << 1);
+    pub const GRE: Marks = Marks(1 << 2);
+    pub const ERSPAN: Marks = Marks(1 << 3);
+    pub const MPLS: Marks = Marks(1 << 4);
+    pub const IPIP: Marks = Marks(1 << 5);
+    pub const IPV6_IN_IP: Marks = Marks(1 << 6);
+    pub const GTPU: Marks = Marks(1 << 7);
+    /// TSO/GSO or BIG TCP: the IP length was 0 (or a jumbo option's).
+    pub const OFFLOADED: Marks = Marks(1 << 8);
+
+    /// The encapsulations by their report names (`notes.encapsulations`).
+    pub const ENCAPSULATIONS: [(Marks, &'static str); 8] = [
+        (Marks::VXLAN, "vxlan"),
+        (Marks::GENEVE, "geneve"),
+        (Marks::GRE, "gre"),
+        (Marks::ERSPAN, "erspan"),
+        (Marks::MPLS, "mpls"),
+        (Marks::IPIP, "ip_in_ip"),
+        (Marks::IPV6_IN_IP, "ipv6_in_ip"),
+        (Marks::GTPU, "gtpu"),
+    ];
+
+    #[inline(always)]
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Came through an encapsulation (not only an offload).
+    #[inline(always)]
+    pub fn tunnelled(self) -> bool {
+        self.0 & !Marks::OFFLOADED.0 != 0
+    }
+
+    #[inline(always)]
+    pub fn has(self, m: Marks) -> bool {
+        self.0 & m.0 == m.0
+    }
+}
+
+/// Frames per mark, for the report's notes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MarkCounts([u64; 9]);
+
+impl MarkCounts {
+    /// Counts `frames` frames marked `m`.
+    #[inline]
+    pub fn add(&mut self, m: Marks, frames: u32) {
+        if m.any() {
+            self.add_each(m, frames);
+        }
+    }
+
+    #[cold]
+    fn add_each(&mut self, m: Marks, frames: u32) {
+        for (bit, n) in self.0.iter_mut().enumerate() {
+            if m.0 >> bit & 1 == 1 {
+                *n += u64::from(frames);
+            }
+        }
+    }
+
+    /// Frames per encapsulation, by report name (those met only).
+    pub fn encapsulations(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Marks::ENCAPSULATIONS.iter().map(|&(m, name)| (name, self.count(m))).filter(|&(_, n)| n > 0)
+    }
+
+    pub fn offloaded(&self) -> u64 {
+        self.count(Marks::OFFLOADED)
+    }
+
+    fn count(&self, m: Marks) -> u64 {
+        self.0.get(m.0.trailing_zeros() as usize).copied().unwrap_or(0)
+    }
+}
+
+impl std::ops::BitOr for Marks {
+    type Output = Marks;
+    fn bitor(self, o: Marks) -> Marks {
+        Marks(self.0 | o.0)
+    }
+}
+
 /// One IP packet's layers, with the wire byte count of each.
 #[derive(Debug, Clone, Copy)]
 pub struct Decoded<'a> {
@@ -54,6 +146,10 @@ pub struct Decoded<'a> {
     pub payload_len: u32,
     /// The payload bytes captured (a prefix of the wire payload).
     pub payload: &'a [u8],
+    /// Encapsulations passed and offload lengths (usually none).
+    pub marks: Marks,
+    /// The GTP-U tunnel id the packet came in (a device, in a mobile core).
+    pub teid: Option<u32>,
 }
 
 /// What the decoder made of a frame.
@@ -63,12 +159,57 @@ pub enum Frame<'a> {
     Ip(Decoded<'a>),
     /// A fragment held for reassembly: its bytes are `link`, `network` and
     /// (first fragment) `transport` header, the rest fragment payload.
-    Fragment { link_len: u32, net_len: u32 },
+    Fragment { link_len: u32, net_len: u32, marks: Marks },
     /// Not IP (ARP, LLDP, ...) or a link type wiretax does not decode.
-    NotIp { why: NotIp },
+    NotIp { why: NotIp, marks: Marks },
     /// Claims to be IP but the headers are broken or cut: `link_len` bytes
     /// of link header, the rest counted as network.
-    Broken { link_len: u32, why: &'static str },
+    Broken { link_len: u32, why: &'static str, marks: Marks },
+}
+
+impl Frame<'_> {
+    /// The encapsulations and offloads met.
+    #[inline]
+    pub fn marks(&self) -> Marks {
+        match self {
+            Frame::Ip(d) => d.marks,
+            Frame::Fragment { marks, .. } | Frame::NotIp { marks, .. } | Frame::Broken { marks, .. } => *marks,
+        }
+    }
+
+    /// With `m` added to its marks.
+    fn marked(mut self, m: Marks) -> Self {
+        match &mut self {
+            Frame::Ip(d) => d.marks = d.marks | m,
+            Frame::Fragment { marks, .. } | Frame::NotIp { marks, .. } | Frame::Broken { marks, .. } => {
+                *marks = *marks | m
+            }
+        }
+        self
+    }
+
+    /// The frame of an inner packet decoded as if its tunnel packet were
+    /// the whole frame, put back in the real frame: `outer_link` more link
+    /// bytes, the tunnel's marks. An inner fragment is not reassembled
+    /// (its IP header is not where the frame's would be): it is broken.
+    fn tunnelled(self, outer_link: u32, m: Marks, teid: Option<u32>) -> Self {
+        match self {
+            Frame::Ip(mut d) => {
+                d.link_len += outer_link;
+                d.teid = teid.or(d.teid);
+                Frame::Ip(Decoded { marks: d.marks | m, ..d })
+            }
+            Frame::Fragment { link_len, marks, .. } => Frame::Broken {
+                link_len: link_len + outer_link,
+                why: "IP fragment inside a tunnel (not reassembled)",
+                marks: marks | m,
+            },
+            Frame::NotIp { why, marks } => Frame::NotIp { why, marks: marks | m },
+            Frame::Broken { link_len, why, marks } => {
+                Frame::Broken { link_len: link_len + outer_link, why, marks: marks | m }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +217,12 @@ pub enum NotIp {
     EtherType(u16),
     UnsupportedLinktype(u16),
     TooShort,
+    /// A PPP frame of another protocol than IP (LCP, IPCP, ...).
+    Ppp(u16),
+    /// An IEEE 802.11 data frame protected at the Wi-Fi layer (WEP/WPA).
+    WifiProtected,
+    /// An IEEE 802.11 management or control frame, or data without payload.
+    WifiManagement,
 }
 
 #[inline]
@@ -90,35 +237,51 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 /// Decodes a captured frame of `wire_len` bytes on the wire.
 #[inline]
 pub fn decode<'a>(linktype: u16, data: &'a [u8], wire_len: u32) -> Frame<'a> {
-    let (link_hdr, ip) = match link::strip(linktype, data) {
+    let (link_hdr, ip, marks) = match link::strip_marked(linktype, data) {
         Ok(x) => x,
-        Err(why) => return Frame::NotIp { why },
+        Err(why) => return Frame::NotIp { why, marks: Marks::NONE },
     };
-    decode_ip(link_hdr, ip, wire_len)
+    let f = decode_ip(link_hdr, ip, wire_len);
+    if marks.any() { f.marked(marks) } else { f }
 }
 
 /// Decodes the IP packet that starts `link_hdr` bytes into the frame.
 #[inline]
 pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
-    let broken = |why| Frame::Broken { link_len: link_hdr.min(wire_len), why };
+    decode_ip_in(0, link_hdr, ip, wire_len)
+}
+
+/// `decode_ip` inside `depth` tunnels.
+#[inline(always)]
+fn decode_ip_in(depth: u8, link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
+    let broken = |why| Frame::Broken { link_len: link_hdr.min(wire_len), why, marks: Marks::NONE };
     let Some(&first) = ip.first() else { return broken("no IP header captured") };
     let wire_ip_max = wire_len.saturating_sub(link_hdr);
     let h = match first >> 4 {
         // IPv4 (nearly every packet) straight from its fields, with no `IpHdr` in between.
         4 => {
-            let Some(h) = Ipv4Fields::of(ip) else { return broken("IP header cut short or malformed") };
-            if h.total_len < h.hdr_len || h.total_len > wire_ip_max {
-                return broken("IP length field disagrees with the frame");
+            let Some(mut h) = Ipv4Fields::of(ip) else { return broken("IP header cut short or malformed") };
+            let mut marks = Marks::NONE;
+            // A frame past 64 KiB cannot have its length in the header.
+            if h.total_len < h.hdr_len || h.total_len > wire_ip_max || wire_ip_max > 0xffff {
+                match offloaded_ipv4_len(&h, wire_ip_max) {
+                    Some(len) => {
+                        h.total_len = len;
+                        marks = Marks::OFFLOADED;
+                    }
+                    None => return broken("IP length field disagrees with the frame"),
+                }
             }
             let link_len = wire_len - h.total_len;
             if h.is_fragment() {
-                return Frame::Fragment { link_len, net_len: h.hdr_len };
+                return Frame::Fragment { link_len, net_len: h.hdr_len, marks: Marks::NONE };
             }
             let body = ip.get(h.hdr_len as usize..h.total_len.min(ip.len() as u32) as usize).unwrap_or(&[]);
             let body_wire = h.total_len - h.hdr_len;
-            return transport(h.src.into(), h.dst.into(), h.proto, body, body_wire, link_len, h.hdr_len);
+            let f = transport_in(depth, h.src.into(), h.dst.into(), h.proto, body, body_wire, link_len, h.hdr_len);
+            return if marks.any() { f.marked(marks) } else { f };
         }
-        6 => match ipv6(ip) {
+        6 => match ipv6(ip, wire_ip_max) {
             Some(h) => h,
             None => return broken("IP header cut short or malformed"),
         },
@@ -130,17 +293,49 @@ pub fn decode_ip(link_hdr: u32, ip: &[u8], wire_len: u32) -> Frame<'_> {
     // Everything in the frame around the IP packet is link: header and trailer/padding.
     let link_len = wire_len - h.total_len;
     if h.fragment.is_some() {
-        return Frame::Fragment { link_len, net_len: h.hdr_len };
+        return Frame::Fragment { link_len, net_len: h.hdr_len, marks: Marks::NONE };
     }
     let body = ip.get(h.hdr_len as usize..h.total_len.min(ip.len() as u32) as usize).unwrap_or(&[]);
     let body_wire = h.total_len - h.hdr_len;
-    transport(h.src, h.dst, h.proto, body, body_wire, link_len, h.hdr_len)
+    let f = transport_in(depth, h.src, h.dst, h.proto, body, body_wire, link_len, h.hdr_len);
+    if h.offloaded { f.marked(Marks::OFFLOADED) } else { f }
+}
+
+/// The length of an IPv4 packet whose header's does not fit the frame,
+/// when a Linux offload explains it: a segment sent with TSO/GSO or BIG TCP
+/// and captured on the sending host (its length 0 past 64 KiB, or the
+/// frame longer than any length field). None: the header is broken.
+#[cold]
+#[inline(never)]
+fn offloaded_ipv4_len(h: &Ipv4Fields, wire_ip_max: u32) -> Option<u32> {
+    let whole = !h.is_fragment() && matches!(h.proto, 6 | 17) && wire_ip_max > h.hdr_len;
+    if whole && (h.total_len == 0 || (wire_ip_max > 0xffff && h.total_len <= wire_ip_max)) {
+        return Some(wire_ip_max);
+    }
+    // A valid length in a frame past 64 KiB (padding, never): as it says.
+    (h.total_len >= h.hdr_len && h.total_len <= wire_ip_max).then_some(h.total_len)
 }
 
 /// Slices the transport header of an IP payload of `body_wire` wire bytes
 /// (of which `body` was captured).
 #[inline(always)]
 pub fn transport<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    body: &'a [u8],
+    body_wire: u32,
+    link_len: u32,
+    net_len: u32,
+) -> Frame<'a> {
+    transport_in(0, src, dst, proto, body, body_wire, link_len, net_len)
+}
+
+/// `transport` inside `depth` tunnels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn transport_in<'a>(
+    depth: u8,
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
@@ -163,7 +358,24 @@ pub fn transport<'a>(
             };
             (Transport::Tcp(tcp), ((h[12] >> 4) as u32) * 4, 20, [h[0], h[1]], [h[2], h[3]])
         }),
-        17 => body.first_chunk::<4>().map(|h| (Transport::Udp, 8, 8, [h[0], h[1]], [h[2], h[3]])),
+        17 => match body.first_chunk::<4>() {
+            Some(h) => {
+                // One compare for nearly every datagram: not a tunnel port.
+                if tunnel::is_udp_port(u16::from_be_bytes([h[2], h[3]]))
+                    && let Some(inner) = tunnel::udp(depth, body, body_wire, link_len, net_len)
+                {
+                    return inner;
+                }
+                Some((Transport::Udp, 8, 8, [h[0], h[1]], [h[2], h[3]]))
+            }
+            None => None,
+        },
+        tunnel::IPIP | tunnel::IPV6_IN_IP | tunnel::GRE => {
+            if let Some(inner) = tunnel::ip(depth, proto, body, body_wire, link_len, net_len) {
+                return inner;
+            }
+            None
+        }
         _ => None,
     };
     match parsed {
@@ -178,6 +390,8 @@ pub fn transport<'a>(
             transport_len: hl,
             payload_len: body_wire - hl,
             payload: body.get(hl as usize..).unwrap_or(&[]),
+            marks: Marks::NONE,
+            teid: None,
         }),
         _ => Frame::Ip(Decoded {
             src,
@@ -191,6 +405,8 @@ pub fn transport<'a>(
             transport_len: 0,
             payload_len: 0,
             payload: &[],
+            marks: Marks::NONE,
+            teid: None,
         }),
     }
 }
@@ -207,6 +423,9 @@ pub struct IpHdr {
     /// Upper-layer protocol number.
     pub proto: u8,
     pub fragment: Option<FragInfo>,
+    /// The length is the frame's (an offloaded segment: IPv6 payload
+    /// length 0, with or without a jumbo option).
+    pub offloaded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,14 +487,27 @@ fn ipv4(b: &[u8]) -> Option<IpHdr> {
         total_len: h.total_len,
         proto: h.proto,
         fragment: h.is_fragment().then_some(FragInfo { id: h.id as u32, offset, more }),
+        offloaded: false,
     })
 }
 
-fn ipv6(b: &[u8]) -> Option<IpHdr> {
-    let payload_len = be16(b, 4)? as u32;
+/// An IPv6 header and its extension headers; `wire_ip_max`: the wire bytes
+/// from the header on.
+fn ipv6(b: &[u8], wire_ip_max: u32) -> Option<IpHdr> {
+    let mut payload_len = be16(b, 4)? as u32;
     let src: [u8; 16] = b.get(8..24)?.try_into().ok()?;
     let dst: [u8; 16] = b.get(24..40)?.try_into().ok()?;
     let mut next = *b.get(6)?;
+    let mut offloaded = false;
+    if payload_len == 0 && next != 59 && wire_ip_max > 40 {
+        // A jumbogram (RFC 2675: its length in a hop-by-hop option), or a
+        // BIG TCP segment without one: the length is the frame's.
+        payload_len = match next {
+            0 => jumbo_len(b).unwrap_or(wire_ip_max - 40),
+            _ => wire_ip_max - 40,
+        };
+        offloaded = true;
+    }
     let mut at = 40usize;
     let mut fragment = None;
     // Walk extension headers; their bytes are network-layer overhead.
@@ -316,14 +548,31 @@ fn ipv6(b: &[u8]) -> Option<IpHdr> {
         total_len: 40 + payload_len,
         proto: next,
         fragment: f,
+        offloaded,
     })
+}
+
+/// The jumbo payload length option of a hop-by-hop header right after
+/// the IPv6 header.
+fn jumbo_len(b: &[u8]) -> Option<u32> {
+    let end = 40 + (*b.get(41)? as usize + 1) * 8;
+    let mut at = 42;
+    while at < end {
+        match *b.get(at)? {
+            // Pad1.
+            0 => at += 1,
+            0xc2 => return be32(b, at + 2),
+            _ => at += 2 + *b.get(at + 1)? as usize,
+        }
+    }
+    None
 }
 
 /// Reads the IP header alone (for defragmentation).
 pub fn ip_header(ip: &[u8]) -> Option<IpHdr> {
     match ip.first()? >> 4 {
         4 => ipv4(ip),
-        6 => ipv6(ip),
+        6 => ipv6(ip, ip.len() as u32),
         _ => None,
     }
 }

@@ -41,7 +41,7 @@ const MAX_OPTION_NAMES: usize = 64;
 /// Longest exchange description (path and query are attacker-sized).
 const MAX_WHAT: usize = 200;
 
-fn probe(_dir: Dir, first: &[u8]) -> Probe {
+fn probe(_l4: L4, _dir: Dir, first: &[u8]) -> Probe {
     let Ok(msg) = parse(first) else { return Probe::No };
     if !matches!(msg.code >> 5, 0 | 2 | 4 | 5) {
         return Probe::No;

@@ -30,7 +30,7 @@ const HEADER_LEN: usize = 12;
 /// Plausible DNS: a header with sane counts whose sections parse to the end
 /// of the datagram, or a TCP length prefix in front of such a header. DNS has
 /// no magic, so content alone is never unmistakable.
-fn probe(_dir: Dir, first: &[u8]) -> Probe {
+fn probe(_l4: L4, _dir: Dir, first: &[u8]) -> Probe {
     if parse(first).is_ok_and(|m| m.plausible()) {
         return Probe::Maybe;
     }

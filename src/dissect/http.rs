@@ -6,7 +6,8 @@
 //! back until it is whole. Responses pair with requests first in, first out
 //! (pipelining); `1xx` interim responses precede the final one. After a
 //! `101 Switching Protocols` the connection is handed to the WebSocket or
-//! HTTP/2 dissector, after a `2xx` to `CONNECT` it is an opaque tunnel.
+//! HTTP/2 dissector; after a `2xx` to `CONNECT` what follows is a new
+//! stream, recognised again (TLS, usually).
 
 use super::tally::{Decimal, Tally, TallyKeys};
 use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
@@ -35,7 +36,7 @@ const MAX_HEADERS: usize = 128;
 /// Longest exchange description ("GET /path").
 const MAX_WHAT: usize = 200;
 
-fn probe(dir: Dir, first: &[u8]) -> Probe {
+fn probe(_l4: L4, dir: Dir, first: &[u8]) -> Probe {
     match dir {
         Dir::C2S => probe_request(first),
         Dir::S2C if is_status_line_start(first) => Probe::Yes,
@@ -1086,6 +1087,7 @@ impl Http1 {
                 emit.event(Event::App { proto: Proto::Http2 });
                 Box::new(super::http2::Http2::upgraded(&self.ctx, first_id, exchange))
             }
+            Some(Upgrade::Connect) => Box::new(Reprobe { ctx: self.ctx.clone(), inner: None, started: [false; 2] }),
             _ => Box::new(super::unknown::Unknown),
         };
         bump(&mut emit.stats.http.upgrades, target.map_or("unknown", Upgrade::name), 1);
@@ -1147,6 +1149,55 @@ impl Http1 {
         }
         if let State::Lost { line_start, .. } = side.state {
             side.state = State::Lost { junk: 0, line_start };
+        }
+    }
+}
+
+/// A CONNECT tunnel's bytes: a new stream, its protocol recognised from
+/// its first bytes as a connection's would be (stray CR/LF before a
+/// direction's first byte are `app_header`), then dissected by it.
+#[derive(Clone)]
+struct Reprobe {
+    ctx: FlowCtx,
+    inner: Option<Box<dyn Dissector>>,
+    /// A direction's first byte past line ends has come.
+    started: [bool; 2],
+}
+
+impl Dissector for Reprobe {
+    fn data(&mut self, dir: Dir, mut data: &[u8], emit: &mut Emit) {
+        if !self.started[dir.idx()] {
+            let crlf = data.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            emit.span(Class::AppHeader, crlf as u64, MsgRef::Flow);
+            data = data.get(crlf..).unwrap_or_default();
+            if data.is_empty() {
+                return;
+            }
+            self.started[dir.idx()] = true;
+        }
+        let ctx = &self.ctx;
+        let inner = self.inner.get_or_insert_with(|| {
+            match super::recognise(L4::Tcp, 0, dir, data) {
+                Some(p) => {
+                    emit.event(Event::App { proto: p.id });
+                    (p.make)(ctx)
+                }
+                None => Box::new(super::unknown::Unknown),
+            }
+        });
+        inner.data(dir, data, emit);
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+        self.started[dir.idx()] = true;
+        if let Some(inner) = self.inner.as_mut() {
+            inner.gap(dir, len, emit);
+        }
+    }
+
+    fn finish(&mut self, emit: &mut Emit) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.finish(emit);
         }
     }
 }

@@ -35,7 +35,7 @@ const MAX_PSEUDO_BYTES: usize = 4 * MAX_WHAT + 8;
 /// Characters of a method or status kept as a statistics key.
 const MAX_KEY: usize = 32;
 
-fn probe(dir: Dir, first: &[u8]) -> Probe {
+fn probe(_l4: L4, dir: Dir, first: &[u8]) -> Probe {
     let n = first.len().min(PREFACE.len());
     if dir == Dir::C2S && n >= 14 && first[..n] == PREFACE[..n] { Probe::Yes } else { Probe::No }
 }

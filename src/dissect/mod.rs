@@ -193,7 +193,7 @@ pub struct Protocol {
     /// Well-known server ports (a hint; content decides first).
     pub ports: &'static [u16],
     /// Looks at the first payload a flow carries (in direction `dir`).
-    pub probe: fn(dir: Dir, first: &[u8]) -> Probe,
+    pub probe: fn(l4: L4, dir: Dir, first: &[u8]) -> Probe,
     pub make: fn(&FlowCtx) -> Box<dyn Dissector>,
 }
 
@@ -297,7 +297,7 @@ pub fn by_name(name: &str) -> Option<&'static Protocol> {
 pub fn recognise(l4: L4, server_port: u16, dir: Dir, first: &[u8]) -> Option<&'static Protocol> {
     let mut maybe_on_port = None;
     for p in PROTOCOLS.iter().copied().filter(|p| p.l4.contains(&l4)) {
-        match (p.probe)(dir, first) {
+        match (p.probe)(l4, dir, first) {
             Probe::Yes => return Some(p),
             Probe::Maybe if maybe_on_port.is_none() && p.ports.contains(&server_port) => maybe_on_port = Some(p),
             _ => {}

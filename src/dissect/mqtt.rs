@@ -49,7 +49,7 @@ const SHOW_KEEP: usize = 128;
 
 const KIND: Proto = Proto::Mqtt;
 
-fn probe(dir: Dir, first: &[u8]) -> Probe {
+fn probe(_l4: L4, dir: Dir, first: &[u8]) -> Probe {
     let FixedParse::Ok(f) = parse_fixed(first) else {
         return Probe::No;
     };

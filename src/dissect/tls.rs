@@ -68,12 +68,20 @@ const HRR_RANDOM: [u8; 32] = [
 
 const TLS13: u16 = 0x0304;
 
-fn probe(dir: Dir, first: &[u8]) -> Probe {
-    // TLS record: type, 3.x, length; a handshake record whose first message
-    // is a ClientHello (or, S2C, a ServerHello) is unmistakable.
+fn probe(l4: L4, dir: Dir, first: &[u8]) -> Probe {
+    // TLS record: type, 3.x, length. Over TCP any plausible record header
+    // starts TLS, in either direction (a capture that starts mid-connection,
+    // a server that speaks first); over UDP a TLS-framed hello is sure,
+    // other records are a guess for the port to confirm.
     if let [typ, 3, minor, l0, l1, rest @ ..] = first {
         let len = usize::from(*l0) << 8 | usize::from(*l1);
-        if *minor > 4 || len == 0 || len > MAX_RECORD {
+        if *minor > 4 || len > MAX_RECORD {
+            return Probe::No;
+        }
+        if l4 == L4::Tcp {
+            return if (CHANGE_CIPHER_SPEC..=APPLICATION_DATA).contains(typ) { Probe::Yes } else { Probe::No };
+        }
+        if len == 0 {
             return Probe::No;
         }
         return match (*typ, rest) {
@@ -82,6 +90,9 @@ fn probe(dir: Dir, first: &[u8]) -> Probe {
             (CHANGE_CIPHER_SPEC..=APPLICATION_DATA, _) => Probe::Maybe,
             _ => Probe::No,
         };
+    }
+    if l4 == L4::Tcp && dir == Dir::C2S && sslv2_hello_len(first).is_some() {
+        return Probe::Yes;
     }
     // DTLS record: type, 0xfe xx, epoch, sequence, length, then the
     // handshake header (type at offset 13).
@@ -103,6 +114,19 @@ fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
     Box::new(Tls::new(ctx))
 }
 
+/// The length, header included, of the SSLv2-compatible ClientHello `b`
+/// starts with (RFC 5246 E.2: a two-byte header with the high bit set,
+/// message type 1, a 3.x version, three lengths), if it starts with one.
+fn sslv2_hello_len(b: &[u8]) -> Option<usize> {
+    match b {
+        [h0, h1, CLIENT_HELLO, 3, minor, ..] if h0 & 0x80 != 0 && *minor <= 4 => {
+            let len = usize::from(h0 & 0x7f) << 8 | usize::from(*h1);
+            (len >= 9).then_some(2 + len)
+        }
+        _ => None,
+    }
+}
+
 /// The `tls` section of the report.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -118,6 +142,9 @@ pub struct Stats {
     pub app_data_record_bytes: u64,
     /// Bytes of records of outer type 21, headers included.
     pub alert_record_bytes: u64,
+    /// SSLv2-compatible ClientHellos (old clients, scanners): `tls_handshake`
+    /// bytes, in `client_hellos` too but not in `records`.
+    pub sslv2_client_hellos: u64,
     /// Records by outer content type ("22", "23", "20", "21").
     pub records: Tally<Decimal>,
     pub cipher_suites: BTreeMap<String, u64>,
@@ -139,6 +166,8 @@ pub struct Stats {
     /// Application-data records whose cipher expansion is only partly
     /// known without keys (CBC padding, unknown suite): a lower bound is booked.
     pub records_with_unknown_expansion: u64,
+    /// Their bytes, headers included.
+    pub unknown_expansion_record_bytes: u64,
     /// Server names from ClientHellos.
     pub sni: BTreeMap<String, u64>,
     /// Negotiated ALPN protocols.
@@ -175,6 +204,7 @@ impl Stats {
         self.handshake_record_bytes += o.handshake_record_bytes;
         self.app_data_record_bytes += o.app_data_record_bytes;
         self.alert_record_bytes += o.alert_record_bytes;
+        self.sslv2_client_hellos += o.sslv2_client_hellos;
         self.records.merge(&o.records);
         add_map(&mut self.cipher_suites, &o.cipher_suites);
         add_map(&mut self.alerts, &o.alerts);
@@ -188,6 +218,7 @@ impl Stats {
         self.inferred_handshake_bytes += o.inferred_handshake_bytes;
         self.inferred_handshake_records += o.inferred_handshake_records;
         self.records_with_unknown_expansion += o.records_with_unknown_expansion;
+        self.unknown_expansion_record_bytes += o.unknown_expansion_record_bytes;
         add_map(&mut self.sni, &o.sni);
         add_map(&mut self.alpn, &o.alpn);
         self.malformed_bytes += o.malformed_bytes;
@@ -458,6 +489,10 @@ pub struct Tls {
     exchanges: Exchanges,
     /// Decryption is not (or no longer) possible on this connection.
     decrypt_off: bool,
+    /// The client has sent bytes; of an SSLv2-compatible hello it opened
+    /// with, how many are still to come.
+    client_started: bool,
+    sslv2_left: usize,
 }
 
 impl Tls {
@@ -470,7 +505,45 @@ impl Tls {
             inner: None,
             exchanges: Exchanges::default(),
             decrypt_off: !ctx.cfg.has_secrets(),
+            client_started: false,
+            sslv2_left: 0,
         }
+    }
+
+    /// The client's first bytes: an SSLv2-compatible hello is counted, and
+    /// its challenge is the client random (padded with zeros in front).
+    fn client_start(&mut self, data: &[u8], emit: &mut Emit) {
+        self.client_started = true;
+        let Some(total) = sslv2_hello_len(data) else { return };
+        self.sslv2_left = total;
+        let st = &mut emit.stats.tls;
+        st.sslv2_client_hellos += 1;
+        st.client_hellos += 1;
+        if !self.conn.counted {
+            self.conn.counted = true;
+            st.connections += 1;
+        }
+        // Type, version, cipher-spec, session-id and challenge lengths.
+        let len = |at: usize| data.get(at..at + 2).map(|b| usize::from(b[0]) << 8 | usize::from(b[1]));
+        if let (Some(specs), Some(session), Some(challenge)) = (len(5), len(7), len(9))
+            && (16..=32).contains(&challenge)
+            && let Some(c) = data.get(11 + specs + session..11 + specs + session + challenge)
+        {
+            let mut random = [0u8; 32];
+            if let Some(dst) = random.get_mut(32 - challenge..) {
+                dst.copy_from_slice(c);
+            }
+            self.conn.client_random = Some(random);
+        }
+    }
+
+    /// The bytes of an SSLv2-compatible hello at the start of `data`:
+    /// handshake, connection setup. Returns the rest.
+    fn sslv2_hello<'d>(&mut self, data: &'d [u8], emit: &mut Emit) -> &'d [u8] {
+        let n = self.sslv2_left.min(data.len());
+        self.sslv2_left -= n;
+        emit.span(Class::TlsHandshake, n as u64, MsgRef::Setup);
+        data.get(n..).unwrap_or_default()
     }
 
     // ---- framing -------------------------------------------------------
@@ -699,6 +772,7 @@ impl Tls {
                 let exp = self.expansion();
                 if !exp.exact {
                     emit.stats.tls.records_with_unknown_expansion += 1;
+                    emit.stats.tls.unknown_expansion_record_bytes += total;
                 }
                 let header_len = if self.dtls { DTLS_HEADER } else { TLS_HEADER };
                 let plain = (total as usize).saturating_sub(header_len + exp.pre + exp.post);
@@ -1273,15 +1347,30 @@ impl Tls {
 }
 
 impl Dissector for Tls {
-    fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
+    fn data(&mut self, dir: Dir, mut data: &[u8], emit: &mut Emit) {
         if self.dtls {
             self.data_udp(dir.idx(), data, emit);
-        } else {
-            self.data_tcp(dir.idx(), data, emit);
+            return;
         }
+        if dir == Dir::C2S {
+            if !self.client_started {
+                self.client_start(data, emit);
+            }
+            if self.sslv2_left > 0 {
+                data = self.sslv2_hello(data, emit);
+            }
+        }
+        self.data_tcp(dir.idx(), data, emit);
     }
 
-    fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
+    fn gap(&mut self, dir: Dir, mut len: u64, emit: &mut Emit) {
+        if dir == Dir::C2S {
+            self.client_started = true;
+            // Lost bytes of an SSLv2 hello: the flow stage books them.
+            let lost = (self.sslv2_left as u64).min(len);
+            self.sslv2_left -= lost as usize;
+            len -= lost;
+        }
         if !self.dtls && len > 0 {
             self.gap_tcp(dir.idx(), len, emit);
         }

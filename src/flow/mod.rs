@@ -144,6 +144,11 @@ pub struct FlowRecord {
     /// and how many; each costs its wire bytes and its setup share.
     #[serde(skip)]
     pub handed: Vec<((Proto, u64, u64), u32)>,
+    /// The GTP-U tunnel id of a flow captured in a mobile core (the
+    /// device's bearer): the one the client's packets carry, else the
+    /// server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teid: Option<u32>,
 }
 
 /// One frame, for the radio model and timelines.
@@ -249,6 +254,9 @@ struct FlowCounts {
     gaps: u64,
     lost_bytes: u64,
     inferred_bytes: u64,
+    teid: Option<u32>,
+    /// `teid` is the client's.
+    teid_of_client: bool,
 }
 
 /// A flow's application side: its dissector, ledger and counts.
@@ -457,6 +465,12 @@ impl FlowTable {
         let rec = &mut f.app.rec;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
+        if let Some(teid) = d.teid
+            && !rec.teid_of_client
+        {
+            rec.teid = Some(teid);
+            rec.teid_of_client = dir == Dir::C2S;
+        }
         let lower = [
             (Class::Link, d.link_len as u64),
             (Class::Network, d.net_len as u64),
@@ -650,6 +664,7 @@ impl FlowTable {
             malformed_bytes: app.fl.malformed_bytes,
             malformed,
             handed: std::mem::take(&mut app.fl.handed),
+            teid: c.teid,
         };
         *entry = None;
         sink.flow_done(rec);
@@ -702,7 +717,14 @@ fn tcp_segment(
         app.rec.control_frames += 1;
         let setup = h.flags & tcp_flags::SYN != 0 || teardown || app.fl.closing;
         to = if setup { Some(MsgRef::Setup) } else { None };
-        app.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, to);
+        if d.marks.tunnelled() {
+            // The tunnel's bytes are link (REPORT.md): the segment is the inner packet.
+            let link = u64::from(d.link_len);
+            let parts = [(Class::Link, link), (Class::TcpControl, u64::from(wire_len).saturating_sub(link))];
+            app.fl.book_frame(ts_ns, dir, &parts, wire_len as u64, to);
+        } else {
+            app.fl.book_frame(ts_ns, dir, &[(Class::TcpControl, wire_len as u64)], wire_len as u64, to);
+        }
     } else {
         // Sequence space decides what is new and what repeats; new bytes go
         // to the dissector in order, straight from the packet when in order.
@@ -762,7 +784,15 @@ fn udp_datagram(
     if cut > 0 {
         feeder.piece(Piece::Cut(cut));
     }
-    let (to, all_control) = (feeder.to, feeder.all_control);
+    let (to, all_control, repeated) = (feeder.to, feeder.all_control, feeder.retransmitted);
+    if repeated > 0 {
+        // A message re-sent whole (CoAP, same Message ID): the datagram is
+        // a retransmission, as a TCP segment with nothing new is.
+        app.rec.retransmitted_bytes += repeated;
+        if repeated >= d.payload_len as u64 {
+            app.rec.retransmitted_frames += 1;
+        }
+    }
     if all_control {
         // A datagram holding nothing but an application control message (a
         // CoAP empty ACK) is the UDP counterpart of a bare TCP ACK.
@@ -783,11 +813,14 @@ struct Feeder<'a> {
     to: Option<MsgRef>,
     /// Everything classified so far was app_control.
     all_control: bool,
+    /// Bytes the dissector classified as `retransmission` (a repeated
+    /// datagram message).
+    retransmitted: u64,
 }
 
 impl<'a> Feeder<'a> {
     fn new(sh: &'a mut Shared, app: &'a mut AppState, ts_ns: i64, dir: Dir) -> Feeder<'a> {
-        Feeder { sh, app, ts_ns, dir, to: None, all_control: false }
+        Feeder { sh, app, ts_ns, dir, to: None, all_control: false, retransmitted: 0 }
     }
 
     fn piece(&mut self, p: Piece<'_>) {
@@ -831,6 +864,9 @@ impl<'a> Feeder<'a> {
         self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
         for s in &self.sh.spans {
             app.spanned += s.len;
+            if s.class == Class::Retransmission {
+                self.retransmitted += s.len;
+            }
             if matches!(s.msg, MsgRef::Exchange(_)) || self.to.is_none() {
                 self.to = Some(s.msg);
             }

@@ -39,6 +39,8 @@ fn seg<'a>(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &'a [u8]) 
         transport_len: 20,
         payload_len: payload.len() as u32,
         payload,
+        marks: crate::decode::Marks::NONE,
+        teid: None,
     }
 }
 
@@ -162,6 +164,8 @@ fn udp(port: u16) -> Decoded<'static> {
         transport_len: 8,
         payload_len: 4,
         payload: &[0x50, 0x01, 0, 1],
+        marks: crate::decode::Marks::NONE,
+        teid: None,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod json;
 pub mod summary;
 pub mod table;
+pub mod warnings;
 
 pub use summary::{ExchangeSummaries, ExchangeSummary};
 
@@ -42,6 +43,30 @@ pub struct Notes {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unsupported_linktypes: BTreeMap<String, u64>,
     pub non_ip_frames: u64,
+    /// Non-IP frames by kind ("EtherType 0x0806", "PPP protocol 0xc021",
+    /// "802.11 management or control", ...), and their wire bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub non_ip_types: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub non_ip_bytes: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unsupported_linktype_bytes: u64,
+    /// Frames per encapsulation they came in (`{"vxlan": 1200}`): the
+    /// tunnel headers are `link`, the inner packet is analysed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub encapsulations: BTreeMap<String, u64>,
+    /// IEEE 802.11 data frames protected at the Wi-Fi layer (WPA): `link`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wifi_protected_frames: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wifi_protected_bytes: u64,
+    /// IEEE 802.11 management and control frames, and null data: `link`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wifi_management_frames: u64,
+    /// Segments of a Linux host's TSO/GSO or BIG TCP whose IP length was
+    /// 0 or did not fit: their length was taken from the frame.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offloaded_segments: u64,
     pub non_tcp_udp_packets: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broken_packets: BTreeMap<String, u64>,
@@ -115,11 +140,14 @@ pub struct InputSummary {
     pub tcp_streams: u64,
     pub udp_streams: u64,
     pub notes: Notes,
+    /// What could not be read, one line each in the table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<warnings::Warning>,
     /// This input's radio model (the top-level `radio` when there is one input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
     /// Why the input could not be read at all (its figures are then zero).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -132,6 +160,7 @@ impl InputSummary {
             tcp_streams: 0,
             udp_streams: 0,
             notes: Notes::default(),
+            warnings: Vec::new(),
             radio: None,
             error: Some(error),
         }
@@ -197,6 +226,7 @@ impl Report {
         let mut top_radio = None;
         let mut all_exchanges = ExchangeSummaries::default();
         for r in inputs {
+            let warnings = warnings::of(&r);
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
             totals.captured_bytes += r.totals.captured_bytes;
@@ -231,6 +261,7 @@ impl Report {
                 r.radio
             };
             summaries.push(InputSummary {
+                warnings,
                 input: r.input,
                 totals: r.totals,
                 tcp_streams: r.tcp_streams,

@@ -140,20 +140,11 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         if let Some(e) = &n.read_error {
             lines.push(format!("stopped reading early: {e}"));
         }
-        if n.inferred_bytes > 0 {
-            lines.push(format!("{} wire bytes were cut by snaplen and classified by inference", n.inferred_bytes));
-        }
-        for (lt, c) in &n.unsupported_linktypes {
-            lines.push(format!("{c} frames of unsupported link type {lt} counted as link bytes"));
+        for w in &i.warnings {
+            lines.push(format!("{} ({:.1}% of the wire bytes): {}", w.text, w.share * 100.0, w.advice));
         }
         for (why, c) in &n.broken_packets {
             lines.push(format!("{c} packets with broken IP headers ({why})"));
-        }
-        if n.malformed_bytes > 0 {
-            lines.push(format!(
-                "{} bytes of application messages could not be parsed (counted as payload)",
-                n.malformed_bytes
-            ));
         }
         if n.abandoned_fragments > 0 {
             lines.push(format!("{} IP fragments never reassembled", n.abandoned_fragments));

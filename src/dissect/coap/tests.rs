@@ -407,7 +407,7 @@ fn truncated_and_garbage_are_malformed_never_panic() {
         let mut e = Emit::new(i as i64, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(if i % 2 == 0 { Dir::C2S } else { Dir::S2C }, c, &mut e);
         r.fed += c.len() as u64;
-        let _ = probe(Dir::C2S, c);
+        let _ = probe(L4::Udp, Dir::C2S, c);
     }
     let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);
@@ -485,18 +485,18 @@ fn listed_unknown_options_do_not_depend_on_order() {
 #[test]
 fn probe_verdicts() -> TestResult {
     let get = msg(CON, 1, 1, &[1], &[0xb4, b't', b'i', b'm', b'e'], b"");
-    assert_eq!(probe(Dir::C2S, &get), Probe::Yes);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &get), Probe::Yes);
     // libcoap's first Block1 PUT carries Request-Tag (292).
     let first_block = &udp_flows("coap-blockwise")?[0][0].2;
-    assert_eq!(probe(Dir::C2S, first_block), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, &msg(CON, 0, 1, &[], &[], b"")), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &msg(NON, 69, 1, &[1], &[], b"x")), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &msg(CON, 1, 1, &[1], &[0xb2, 0x01, 0x02], b"")), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &msg(CON, 0x61, 1, &[], &[], b"x")), Probe::No); // class 3
-    assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, first_block), Probe::Yes);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &msg(CON, 0, 1, &[], &[], b"")), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &msg(NON, 69, 1, &[1], &[], b"x")), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &msg(CON, 1, 1, &[1], &[0xb2, 0x01, 0x02], b"")), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &msg(CON, 0x61, 1, &[], &[], b"x")), Probe::No); // class 3
+    assert_eq!(probe(L4::Udp, Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
     // A DNS query for example.com is not CoAP.
     let dns = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
-    assert_eq!(probe(Dir::C2S, dns), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, dns), Probe::No);
     Ok(())
 }
 
@@ -504,12 +504,12 @@ fn probe_verdicts() -> TestResult {
 fn probe_knows_every_shipped_flow() -> TestResult {
     for name in CAPTURES {
         for flow in udp_flows(name)? {
-            assert_eq!(probe(Dir::C2S, &flow[0].2), Probe::Yes, "{name}");
+            assert_eq!(probe(L4::Udp, Dir::C2S, &flow[0].2), Probe::Yes, "{name}");
         }
     }
     // DTLS records are not CoAP.
     for flow in udp_flows("coap-dtls")? {
-        assert!(flow.iter().all(|(_, dir, b)| probe(*dir, b) == Probe::No));
+        assert!(flow.iter().all(|(_, dir, b)| probe(L4::Udp, *dir, b) == Probe::No));
     }
     Ok(())
 }

@@ -177,7 +177,7 @@ fn truncated_and_garbage_are_malformed_never_panic() {
                 b[at] = (seed >> 8) as u8;
             }
         }
-        let _ = probe(Dir::C2S, &b);
+        let _ = probe(L4::Udp, Dir::C2S, &b);
         let mut e = Emit::new(i, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(Dir::C2S, &b, &mut e);
         t.data(if i % 2 == 0 { Dir::C2S } else { Dir::S2C }, &b, &mut e);
@@ -192,18 +192,18 @@ fn truncated_and_garbage_are_malformed_never_panic() {
 
 #[test]
 fn probe_verdicts() {
-    assert_eq!(probe(Dir::C2S, &query(1)), Probe::Maybe);
-    assert_eq!(probe(Dir::S2C, &response(1)), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &framed(&query(1))), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &query(1)), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::S2C, &response(1)), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &framed(&query(1))), Probe::Maybe);
     // TCP segment holding only the start of the first message.
-    assert_eq!(probe(Dir::C2S, &framed(&query(1))[..20]), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[0x40, 0x01, 0x00, 0x01, 0xb4, b't', b'i', b'm', b'e']), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[0u8; 12]), Probe::No); // no question
+    assert_eq!(probe(L4::Udp, Dir::C2S, &framed(&query(1))[..20]), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &[0x40, 0x01, 0x00, 0x01, 0xb4, b't', b'i', b'm', b'e']), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &[0u8; 12]), Probe::No); // no question
     // An mDNS announcement: a response with answers only.
     let mut announce = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
     announce.extend_from_slice(b"\x06sensor\x05local\x00\x00\x01\x80\x01\x00\x00\x00\x78\x00\x04\x0a\x00\x00\x07");
-    assert_eq!(probe(Dir::C2S, &announce), Probe::Maybe);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &announce), Probe::Maybe);
 }
 
 #[test]

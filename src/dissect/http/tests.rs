@@ -322,13 +322,13 @@ fn truncated_and_hostile_input_never_panics() -> TestResult {
 
 #[test]
 fn probe_recognises_requests_and_status_lines() {
-    assert_eq!(probe(Dir::C2S, b"GET /x HTTP/1.1\r\nHost: a\r\n"), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, b"POST /x HTT"), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, b"GETX /x HTTP/1.1\r\n"), Probe::No);
-    assert_eq!(probe(Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::No);
-    assert_eq!(probe(Dir::S2C, b"HTTP/1.1 200 OK\r\n"), Probe::Yes);
-    assert_eq!(probe(Dir::S2C, b"HTTP/1.1 2"), Probe::No);
-    assert_eq!(probe(Dir::C2S, b""), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GET /x HTTP/1.1\r\nHost: a\r\n"), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"POST /x HTT"), Probe::Maybe);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GETX /x HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, b"HTTP/1.1 200 OK\r\n"), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, b"HTTP/1.1 2"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b""), Probe::No);
 }
 
 /// The quick helpers give what the plain library calls they replace gave.
@@ -454,4 +454,25 @@ fn whole_and_split_header_blocks_agree() {
     let r = feed(&[(Dir::C2S, b"GET / HTTP/1.1\r\nBad Name: x\r\n")]);
     assert_eq!(r.stats.http.requests, 0);
     assert!(r.events.iter().any(|e| matches!(e, Event::Malformed { .. })));
+}
+
+/// After a 2xx to CONNECT the tunnel's bytes are a new stream: recognised
+/// again (here TLS), with stray line ends before it as `app_header`.
+#[test]
+fn a_connect_tunnel_is_recognised_again() {
+    let req = b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n";
+    let resp = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    let hello = [22u8, 3, 1, 0, 4, 1, 0, 0, 0];
+    let server_hello = [22u8, 3, 3, 0, 4, 2, 0, 0, 0];
+    let mut d = Http1::new(&ctx());
+    let r = testkit::run(
+        &mut d,
+        &[(Dir::C2S, req), (Dir::S2C, resp), (Dir::C2S, b"\r\n"), (Dir::C2S, &hello), (Dir::S2C, &server_hello)],
+    );
+    r.assert_conserved();
+    assert!(r.events.contains(&Event::App { proto: crate::vocab::Proto::Tls }), "{:?}", r.events);
+    assert_eq!(r.class(Class::TlsHandshake), 18);
+    assert_eq!(r.class(Class::AppHeader), (req.len() + resp.len() + 2) as u64);
+    assert_eq!(r.stats.tls.connections, 1);
+    assert_eq!(r.stats.http.upgrades.get("connect"), Some(&1));
 }

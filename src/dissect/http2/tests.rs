@@ -251,11 +251,11 @@ fn random_header_blocks_never_panic() {
 
 #[test]
 fn probe_wants_the_preface() {
-    assert_eq!(probe(Dir::C2S, PREFACE), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, &PREFACE[..16]), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, b"PRI * HTTP/1.1\r\n"), Probe::No);
-    assert_eq!(probe(Dir::S2C, PREFACE), Probe::No);
-    assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, PREFACE), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &PREFACE[..16]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"PRI * HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, PREFACE), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
 }
 
 /// Header values of kilobytes: descriptions and statistics keys are cut

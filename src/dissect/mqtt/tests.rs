@@ -438,17 +438,17 @@ fn probe_recognises_connect_and_rejects_other_protocols() {
     for name in ["mqtt311-qos1", "mqtt5-properties", "sparse-mqtt-gps"] {
         let first = &capture(name, 1883)[0].pieces[0];
         assert_eq!(first.0, Dir::C2S);
-        assert_eq!(probe(Dir::C2S, &first.1), Probe::Yes, "{name}");
+        assert_eq!(probe(L4::Tcp, Dir::C2S, &first.1), Probe::Yes, "{name}");
     }
-    assert_eq!(probe(Dir::C2S, b"\x10\x10\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x02id"), Probe::Yes);
-    assert_eq!(probe(Dir::S2C, &[0x20, 0x02, 0x00, 0x00]), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &[0xc0, 0x00]), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &[0x10, 0x0c, 0x00]), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, b"\x10\x0c\x00\x04HTTP\x04\x02\x00\x3c"), Probe::No);
-    assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n\r\n"), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[0x30, 0xff, 0xff, 0xff, 0xff]), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"\x10\x10\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x02id"), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, &[0x20, 0x02, 0x00, 0x00]), Probe::Maybe);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0xc0, 0x00]), Probe::Maybe);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x10, 0x0c, 0x00]), Probe::Maybe);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"\x10\x0c\x00\x04HTTP\x04\x02\x00\x3c"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GET / HTTP/1.1\r\n\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x30, 0xff, 0xff, 0xff, 0xff]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[]), Probe::No);
 }
 
 /// The MQTT bytes of a WebSocket connection: the data-frame payloads,

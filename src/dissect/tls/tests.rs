@@ -595,15 +595,24 @@ fn keyless_tls13_has_one_exchange_per_request() -> TestResult {
 fn probe_recognises_hellos() -> TestResult {
     let convs = conversations("https-tls12-full")?;
     let ch = &convs[0].pieces[0].1;
-    assert_eq!(probe(Dir::C2S, ch), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, ch), Probe::Yes);
     let sh = &convs[0].pieces[1].1;
-    assert_eq!(probe(Dir::S2C, sh), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, sh), Probe::Yes);
     let dtls = conversations("coap-dtls")?;
-    assert_eq!(probe(Dir::C2S, &dtls[0].pieces[0].1), Probe::Yes);
-    assert_eq!(probe(Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[0x10, 0x16, 0x00, 0x04]), Probe::No);
-    assert_eq!(probe(Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Maybe);
-    assert_eq!(probe(Dir::C2S, &[]), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &dtls[0].pieces[0].1), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, b"GET / HTTP/1.1\r\n"), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x10, 0x16, 0x00, 0x04]), Probe::No);
+    assert_eq!(probe(L4::Udp, Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Maybe);
+    // Over TCP any plausible record header, either way, zero length too.
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[23, 3, 3, 0, 40]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::S2C, &[21, 3, 1, 0, 0]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[24, 3, 3, 0, 1]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[23, 3, 5, 0, 1]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[23, 3, 3, 0x48, 1]), Probe::No);
+    // An SSLv2-compatible ClientHello (length 46, TLS 1.2).
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x80, 46, 1, 3, 3, 0, 15, 0, 0, 0, 16]), Probe::Yes);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[0x80, 46, 1, 2, 0, 0, 15, 0, 0, 0, 16]), Probe::No);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &[]), Probe::No);
     Ok(())
 }
 
@@ -650,4 +659,35 @@ fn garbage_truncation_and_gaps_never_panic_and_conserve() -> TestResult {
         }
     }
     Ok(())
+}
+
+/// An SSLv2-compatible ClientHello opens TLS: its bytes are handshake,
+/// counted apart from the records; the server's records follow as usual.
+#[test]
+fn an_sslv2_compatible_hello_is_handshake() {
+    let specs = [0u8, 0xc0, 0x2f, 0, 0, 0x2f];
+    let challenge = [7u8; 16];
+    let mut body = vec![1u8, 3, 3, 0, specs.len() as u8, 0, 0, 0, challenge.len() as u8];
+    body.extend_from_slice(&specs);
+    body.extend_from_slice(&challenge);
+    let mut hello = vec![0x80, body.len() as u8];
+    hello.extend_from_slice(&body);
+    assert_eq!(probe(L4::Tcp, Dir::C2S, &hello), Probe::Yes);
+    let server_hello = [22u8, 3, 3, 0, 4, 2, 0, 0, 0];
+    let ctx = FlowCtx { l4: L4::Tcp, server_port: 443, cfg: Arc::new(Config::default()) };
+    let mut d = Tls::new(&ctx);
+    let r = testkit::run(&mut d, &[(Dir::C2S, &hello), (Dir::S2C, &server_hello)]);
+    r.assert_conserved();
+    assert_eq!(r.class(Class::TlsHandshake), (hello.len() + server_hello.len()) as u64);
+    let tls = &r.stats.tls;
+    assert_eq!((tls.sslv2_client_hellos, tls.client_hellos, tls.connections), (1, 1, 1));
+    assert_eq!(serde_json::to_value(&tls.records).unwrap_or_default(), serde_json::json!({"22": 1}));
+    let mut random = [0u8; 32];
+    random[16..].copy_from_slice(&challenge);
+    assert_eq!(d.conn.client_random, Some(random));
+    // Split across segments: the same bytes (the random needs it whole).
+    let mut d = Tls::new(&ctx);
+    let r = testkit::run(&mut d, &[(Dir::C2S, &hello[..10]), (Dir::C2S, &hello[10..]), (Dir::S2C, &server_hello)]);
+    assert_eq!(r.class(Class::TlsHandshake), (hello.len() + server_hello.len()) as u64);
+    assert_eq!(r.stats.tls.sslv2_client_hellos, 1);
 }
