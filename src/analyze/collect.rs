@@ -292,15 +292,10 @@ impl FlowSink for Collector {
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
         self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
     }
-    fn exchange_figures(&mut self, x: ExchangeFigures) {
-        self.summaries.add(&x);
+    fn exchange_figures(&mut self, x: ExchangeFigures, n: u32) {
+        self.summaries.add_many(&x, n);
     }
-    fn flow_done(&mut self, mut rec: FlowRecord) {
-        let share = setup_share(rec.setup_bytes, rec.exchanges);
-        for ((kind, wire_bytes, payload_bytes), n) in std::mem::take(&mut rec.handed) {
-            let x = ExchangeFigures { kind, wire_bytes, payload_bytes, cost_bytes: wire_bytes as f64 + share };
-            self.summaries.add_many(&x, n);
-        }
+    fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;

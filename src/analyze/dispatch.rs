@@ -240,6 +240,7 @@ impl Dispatch {
     }
 
     /// A TCP/UDP packet of one frame.
+    #[inline(always)]
     pub(super) fn frame(&mut self, idx: u64, ts_ns: i64, wire_len: u32, d: &Decoded) {
         self.packet(idx, ts_ns, wire_len, 1, 0, d);
     }

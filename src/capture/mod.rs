@@ -525,7 +525,7 @@ impl CaptureReader {
     }
 
     /// Finds the next record, taking in the one handed out before.
-    #[inline]
+    #[inline(always)]
     fn step(&mut self) -> Result<Option<Found>, ReadError> {
         if self.pending > 0 {
             let n = std::mem::take(&mut self.pending);

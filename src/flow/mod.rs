@@ -140,10 +140,6 @@ pub struct FlowRecord {
     pub malformed_bytes: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub malformed: Vec<String>,
-    /// Its exchanges not summarised yet: (kind, wire bytes, payload bytes)
-    /// and how many; each costs its wire bytes and its setup share.
-    #[serde(skip)]
-    pub handed: Vec<((Proto, u64, u64), u32)>,
     /// The GTP-U tunnel id of a flow captured in a mobile core (the
     /// device's bearer): the one the client's packets carry, else the
     /// server's.
@@ -172,9 +168,9 @@ pub trait FlowSink {
     fn exchange_done(&mut self, x: Exchange);
     /// The flow is over; every exchange of it was handed on before.
     fn flow_done(&mut self, rec: FlowRecord);
-    /// An exchange's figures for the summaries, before its flow's end
-    /// (the rest come with the flow's record, `FlowRecord::handed`).
-    fn exchange_figures(&mut self, _x: ExchangeFigures) {}
+    /// `n` exchanges' figures for the summaries (every exchange, listed or
+    /// not; most at their flow's end, when its setup share is known).
+    fn exchange_figures(&mut self, _x: ExchangeFigures, _n: u32) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -495,7 +491,7 @@ impl FlowTable {
         f.app.fl.take_done(|x| sink.exchange_done(x));
         if f.app.fl.has_early() {
             for x in f.app.fl.take_early() {
-                sink.exchange_figures(x);
+                sink.exchange_figures(x, 1);
             }
         }
         let (kind, timeout) = f.timeout(&self.sh.cfg);
@@ -625,8 +621,9 @@ impl FlowTable {
             sink.exchange_done(x);
         }
         for x in app.fl.take_early() {
-            sink.exchange_figures(x);
+            sink.exchange_figures(x, 1);
         }
+        app.fl.take_handed(|x, n| sink.exchange_figures(x, n));
         for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),
@@ -663,7 +660,6 @@ impl FlowTable {
             dns_lookup_bytes: 0,
             malformed_bytes: app.fl.malformed_bytes,
             malformed,
-            handed: std::mem::take(&mut app.fl.handed),
             teid: c.teid,
         };
         *entry = None;

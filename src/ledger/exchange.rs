@@ -202,8 +202,10 @@ pub struct FlowLedger {
     /// The last walk of `live`: at which version, for which id, what it found.
     last_walk: std::cell::Cell<(u32, u32, Option<u32>)>,
     /// Handed-on exchanges waiting for the flow's end: (kind, wire bytes,
-    /// payload bytes) and how many.
-    pub handed: Vec<((Proto, u64, u64), u32)>,
+    /// payload bytes) and how many. The first kept inline: most flows carry
+    /// one kind of message, and a list each would be an allocation a flow.
+    handed_first: Option<((Proto, u64, u64), u32)>,
+    handed_rest: Vec<((Proto, u64, u64), u32)>,
     /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
     early: Vec<ExchangeFigures>,
 }
@@ -523,10 +525,21 @@ impl FlowLedger {
     /// Keeps a handed-on exchange's figures for the summaries.
     fn hand_figures(&mut self, l: &Live) {
         let key = (l.kind, l.wire, l.payload);
-        if let Some((_, n)) = self.handed.iter_mut().find(|(k, _)| *k == key) {
+        match &mut self.handed_first {
+            None => {
+                self.handed_first = Some((key, 1));
+                return;
+            }
+            Some((k, n)) if *k == key => {
+                *n += 1;
+                return;
+            }
+            _ => {}
+        }
+        if let Some((_, n)) = self.handed_rest.iter_mut().find(|(k, _)| *k == key) {
             *n += 1;
-        } else if self.handed.len() < HANDED_DISTINCT {
-            self.handed.push((key, 1));
+        } else if self.handed_rest.len() + 1 < HANDED_DISTINCT {
+            self.handed_rest.push((key, 1));
         } else {
             let share = setup_share(self.setup.total(), self.exchanges_total);
             self.early.push(ExchangeFigures {
@@ -559,6 +572,17 @@ impl FlowLedger {
             self.hand_figures(l);
         }
         self.done.drain(..).chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
+    }
+
+    /// At the flow's end: the figures of every exchange not summarised
+    /// yet, each with its share of the flow's setup, to `to`.
+    pub fn take_handed(&mut self, mut to: impl FnMut(ExchangeFigures, u32)) {
+        let share = setup_share(self.setup.total(), self.exchanges_total);
+        for ((kind, wire_bytes, payload_bytes), n) in
+            self.handed_first.take().into_iter().chain(self.handed_rest.drain(..))
+        {
+            to(ExchangeFigures { kind, wire_bytes, payload_bytes, cost_bytes: wire_bytes as f64 + share }, n);
+        }
     }
 
     #[inline]

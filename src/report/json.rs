@@ -83,13 +83,28 @@ pub fn model_precision(v: f64) -> f64 {
     if a == 0.0 || !v.is_finite() {
         v
     } else if a >= 1.0 {
-        if a * MICRO < 9_007_199_254_740_992.0 { (v * MICRO).round() / MICRO } else { v }
+        if a * MICRO < 9_007_199_254_740_992.0 { round(v * MICRO) / MICRO } else { v }
     } else {
-        // Six significant digits: scale to an integer of six digits.
-        let digits = 5 - a.log10().floor() as i32;
-        let scale = 10f64.powi(digits);
-        if scale.is_finite() { (v * scale).round() / scale } else { v }
+        // Six significant digits: scale to an integer of six digits (found
+        // by comparison: a logarithm per number cost more than the rest).
+        let mut scale = 1e6;
+        let mut x = a;
+        while x < 0.1 && scale < 1e300 {
+            x *= 10.0;
+            scale *= 10.0;
+        }
+        round(v * scale) / scale
     }
+}
+
+/// `x` rounded half away from zero, for |x| < 2^53: through an integer, as
+/// `f64::round` is a library call on CPUs without SSE4.1 (every number of a
+/// report passes here).
+fn round(x: f64) -> f64 {
+    let r = (x.abs() + 0.5) as i64 as f64;
+    // x.abs() + 0.5 rounds up for the largest doubles below a half.
+    let r = if r - x.abs() > 0.5 { r - 1.0 } else { r };
+    r.copysign(x)
 }
 
 impl Formatter for Pretty {

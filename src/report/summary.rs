@@ -1,8 +1,9 @@
 //! Exchange summaries over every exchange of an input, listed or not, in
 //! bounded memory: per protocol, the count and totals exactly, and the
 //! distribution of wire bytes, cost and payload per exchange exactly up to
-//! `EXACT_VALUES` values, past that in a log-bucket sketch whose quantiles
-//! are within `SKETCH_ACCURACY` of the true value (relative).
+//! `EXACT_VALUES` values, past that in a log-linear bucket sketch (HDR
+//! histogram style) whose quantiles are within `SKETCH_ACCURACY` of the
+//! true value (relative).
 //!
 //! Both forms merge by adding counts, so the result depends only on the
 //! values seen, never on how flows were spread over threads.
@@ -12,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Values kept exactly before a distribution turns into a sketch.
-pub const EXACT_VALUES: usize = 1 << 16;
+pub const EXACT_VALUES: usize = 4096;
 
-/// Relative accuracy of a sketched quantile (the buckets' half width).
-pub const SKETCH_ACCURACY: f64 = 0.005;
+/// Relative accuracy of a sketched quantile (half a bucket's width).
+pub const SKETCH_ACCURACY: f64 = 0.004;
 
 /// One exchange's figures, for the summaries.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -31,11 +32,11 @@ pub struct ExchangeFigures {
 #[derive(Clone, Debug)]
 pub enum Quantiles {
     Exact(Vec<f64>),
-    /// Counts by bucket: bucket `i` holds values in (γ^(i-1), γ^i]; zero
-    /// (and below) counts apart.
+    /// Counts by bucket (`bucket`: an array, one add per value); zero (and
+    /// below) counts apart.
     Sketch {
         zeros: u64,
-        buckets: BTreeMap<i32, u64>,
+        buckets: Vec<u64>,
     },
 }
 
@@ -45,19 +46,23 @@ impl Default for Quantiles {
     }
 }
 
-fn gamma() -> f64 {
-    (1.0 + SKETCH_ACCURACY) / (1.0 - SKETCH_ACCURACY)
+/// Mantissa bits a bucket keeps: buckets are 2^-7 wide relative to their
+/// value, so the value in the middle is within 2^-8 (0.39%) of every value
+/// in it. Found from the float's bits: no logarithm per value.
+const MANTISSA_BITS: u32 = 7;
+
+/// The lowest bucket's exponent: 2^-20 (values below it count there).
+const FIRST_EXPONENT: u64 = 1023 - 20;
+
+fn bucket(v: f64) -> usize {
+    let bits = v.to_bits() >> (52 - MANTISSA_BITS);
+    bits.saturating_sub(FIRST_EXPONENT << MANTISSA_BITS) as usize
 }
 
-fn bucket(v: f64) -> i32 {
-    // Values are byte counts: far inside i32's range of buckets.
-    (v.ln() / gamma().ln()).ceil() as i32
-}
-
-/// The value a bucket stands for: within `SKETCH_ACCURACY` of every value in it.
-fn bucket_value(i: i32) -> f64 {
-    let g = gamma();
-    2.0 * g.powi(i) / (g + 1.0)
+/// The value in the middle of a bucket.
+fn bucket_value(at: usize) -> f64 {
+    let low = f64::from_bits(((at as u64) + (FIRST_EXPONENT << MANTISSA_BITS)) << (52 - MANTISSA_BITS));
+    low * (1.0 + 0.5 / f64::from(1u32 << MANTISSA_BITS))
 }
 
 impl Quantiles {
@@ -74,7 +79,13 @@ impl Quantiles {
                 if v <= 0.0 {
                     *zeros += 1;
                 } else {
-                    *buckets.entry(bucket(v)).or_default() += 1;
+                    let at = bucket(v);
+                    if buckets.len() <= at {
+                        buckets.resize(at + 1, 0);
+                    }
+                    if let Some(c) = buckets.get_mut(at) {
+                        *c += 1;
+                    }
                 }
             }
         }
@@ -83,7 +94,7 @@ impl Quantiles {
     fn to_sketch(&mut self) {
         if let Quantiles::Exact(values) = self {
             let values = std::mem::take(values);
-            *self = Quantiles::Sketch { zeros: 0, buckets: BTreeMap::new() };
+            *self = Quantiles::Sketch { zeros: 0, buckets: Vec::new() };
             for v in values {
                 self.add(v);
             }
@@ -93,7 +104,7 @@ impl Quantiles {
     pub fn count(&self) -> u64 {
         match self {
             Quantiles::Exact(v) => v.len() as u64,
-            Quantiles::Sketch { zeros, buckets } => zeros + buckets.values().sum::<u64>(),
+            Quantiles::Sketch { zeros, buckets } => zeros + buckets.iter().sum::<u64>(),
         }
     }
 
@@ -112,8 +123,11 @@ impl Quantiles {
                     (self, other)
                 {
                     *zeros += oz;
-                    for (b, n) in ob {
-                        *buckets.entry(b).or_default() += n;
+                    if buckets.len() < ob.len() {
+                        buckets.resize(ob.len(), 0);
+                    }
+                    for (c, n) in buckets.iter_mut().zip(ob) {
+                        *c += n;
                     }
                 }
             }
@@ -147,19 +161,26 @@ impl Quantiles {
                     return 0.0;
                 }
                 let mut seen = *zeros;
-                for (&b, &c) in buckets {
+                for (at, &c) in buckets.iter().enumerate() {
                     seen += c;
                     if seen >= rank {
-                        return bucket_value(b);
+                        return bucket_value(at);
                     }
                 }
-                buckets.keys().next_back().map_or(0.0, |&b| bucket_value(b))
+                buckets.len().checked_sub(1).map_or(0.0, bucket_value)
             }
         }
     }
 
     pub fn is_exact(&self) -> bool {
         matches!(self, Quantiles::Exact(_))
+    }
+
+    /// The `q` quantile of whole numbers (byte counts): a sketched one
+    /// rounded to the nearest whole number, as every value was one.
+    pub fn whole_quantile(&self, q: f64) -> f64 {
+        let v = self.quantile(q);
+        if self.is_exact() { v } else { v.round() }
     }
 }
 
@@ -220,10 +241,10 @@ impl ExchangeSummaries {
             .map(|(kind, s, total_cost)| ExchangeSummary {
                 kind: *kind,
                 count: s.wire.count() as usize,
-                median_wire_bytes: s.wire.quantile(0.5),
+                median_wire_bytes: s.wire.whole_quantile(0.5),
                 median_cost_bytes: s.cost.quantile(0.5),
-                median_payload_bytes: s.payload.quantile(0.5),
-                p90_wire_bytes: s.wire.quantile(0.9),
+                median_payload_bytes: s.payload.whole_quantile(0.5),
+                p90_wire_bytes: s.wire.whole_quantile(0.9),
                 p90_cost_bytes: s.cost.quantile(0.9),
                 total_cost_bytes: total_cost,
                 total_payload_bytes: s.total_payload,
@@ -257,7 +278,7 @@ pub struct ExchangeSummary {
     /// Total cost (setup shares included) over total payload.
     pub overhead_factor: Option<f64>,
     /// False when a distribution was sketched (more than `EXACT_VALUES`
-    /// exchanges): its quantiles are then within 0.5%.
+    /// exchanges): its quantiles are then within 0.4%.
     #[serde(default = "yes")]
     pub exact: bool,
 }
