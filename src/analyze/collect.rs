@@ -4,10 +4,11 @@
 use super::assemble::*;
 use super::dispatch::*;
 use crate::flow::{FlowRecord, FlowSink, FrameTick};
+use crate::ledger::exchange::ExchangeFacts;
 use crate::ledger::{Exchange, Ledger, setup_share};
 use crate::report::summary::{ExchangeFigures, ExchangeSummaries};
 use foldhash::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// Collects what one worker's flow table finishes, keeping the first
@@ -47,6 +48,8 @@ pub(super) struct Collector {
     /// The list lengths at which the lists are cut next.
     pub(super) next_flow_cut: usize,
     pub(super) next_exchange_cut: usize,
+    /// The findings' aggregates over every flow and exchange.
+    pub(super) streams: crate::findings::Streams,
 }
 
 /// The keys of the flows and exchanges each worker keeps, as it last told
@@ -295,12 +298,16 @@ impl FlowSink for Collector {
     fn exchange_figures(&mut self, x: ExchangeFigures) {
         self.summaries.add(&x);
     }
+    fn exchange_facts(&mut self, client: SocketAddr, server: SocketAddr, x: &ExchangeFacts) {
+        self.streams.exchange(client, server, x);
+    }
     fn flow_done(&mut self, mut rec: FlowRecord) {
         let share = setup_share(rec.setup_bytes, rec.exchanges);
         for ((kind, wire_bytes, payload_bytes), n) in std::mem::take(&mut rec.handed) {
             let x = ExchangeFigures { kind, wire_bytes, payload_bytes, cost_bytes: wire_bytes as f64 + share };
             self.summaries.add_many(&x, n);
         }
+        self.streams.flow(&rec);
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;

@@ -5,7 +5,7 @@
 use super::Ledger;
 use crate::report::summary::ExchangeFigures;
 use crate::vocab::Class;
-use crate::vocab::{Dir, Event, MsgRef, Proto, Span};
+use crate::vocab::{Dir, Event, Facets, MsgRef, Proto, Span};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -204,6 +204,34 @@ pub struct FlowLedger {
     pub handed: Vec<((Proto, u64, u64), u32)>,
     /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
     early: Vec<ExchangeFigures>,
+    /// Every handed-on exchange's facts, for the findings, until the flow
+    /// table passes them on (after the packet that handed them on).
+    facts: Vec<ExchangeFacts>,
+    /// Exchanges handed on so far.
+    handed_on: u64,
+}
+
+/// What findings know of every exchange, listed or not: its times, bytes
+/// each way and facets. Plain numbers, made once per exchange.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExchangeFacts {
+    pub kind: Proto,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Wire bytes each way (the client's `up`), frames each way.
+    pub up: u64,
+    pub down: u64,
+    pub frames_up: u32,
+    pub frames_down: u32,
+    /// Payload (`Class::Payload`) bytes each way, and application header bytes.
+    pub payload_up: u64,
+    pub payload_down: u64,
+    pub header: u64,
+    pub facets: Facets,
+    /// The first exchange of its connection.
+    pub first: bool,
+    /// Answered (a response, an acknowledgement) at all.
+    pub answered: bool,
 }
 
 /// An exchange a flow holds. Its bytes are booked whole only while it may
@@ -224,6 +252,8 @@ struct Live {
     kind: Proto,
     wire: u64,
     payload: u64,
+    /// What the findings need of it, listed or not.
+    facts: ExchangeFacts,
 }
 
 /// Distinct (kind, wire bytes, payload bytes) of handed-on exchanges a
@@ -298,8 +328,10 @@ impl FlowLedger {
         match at.and_then(|i| self.live.get_mut(i)) {
             Some(l) => {
                 l.wire += n;
-                if class == Class::Payload {
-                    l.payload += n;
+                match class {
+                    Class::Payload => l.payload += n,
+                    Class::AppHeader => l.facts.header += n,
+                    _ => {}
                 }
                 if let Some(x) = l.whole.as_mut() {
                     x.classes.add(class, n);
@@ -319,6 +351,22 @@ impl FlowLedger {
         let at = self.frame_target(to);
         for &(c, n) in lower {
             self.book_at(c, n, at);
+        }
+        if let Some(l) = at.and_then(|i| self.live.get_mut(i)) {
+            let f = &mut l.facts;
+            match dir {
+                Dir::C2S => {
+                    f.up += wire;
+                    f.frames_up += 1;
+                }
+                Dir::S2C => {
+                    f.down += wire;
+                    f.frames_down += 1;
+                }
+            }
+            if !l.closed {
+                f.end_ns = ts_ns;
+            }
         }
         if let Some(Live { closed, whole: Some(x), .. }) = at.and_then(|i| self.live.get_mut(i)) {
             match dir {
@@ -346,9 +394,17 @@ impl FlowLedger {
         self.frame_target(to).and_then(|i| self.live.get(i)).map(|l| l.id)
     }
 
-    pub fn spans(&mut self, spans: &[Span]) {
+    /// Books a dissector call's spans, of bytes sent in `dir`.
+    pub fn spans(&mut self, spans: &[Span], dir: Dir) {
         for s in spans {
-            self.book(s.class, s.len, s.msg);
+            let at = self.target(s.msg);
+            self.book_at(s.class, s.len, at);
+            if dir == Dir::C2S
+                && s.class == Class::Payload
+                && let Some(l) = at.and_then(|i| self.live.get_mut(i))
+            {
+                l.facts.payload_up += s.len;
+            }
         }
     }
 
@@ -405,6 +461,7 @@ impl FlowLedger {
                         kind,
                         wire: 0,
                         payload: 0,
+                        facts: ExchangeFacts { kind, start_ns: ts_ns, end_ns: ts_ns, ..Default::default() },
                     });
                     self.live_changed();
                     live.next_id += 1;
@@ -416,7 +473,15 @@ impl FlowLedger {
                         x.what = what;
                     }
                 }
+                Event::Facets { id, facets } => {
+                    if let Some(l) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        l.facts.facets.add(&facets);
+                    }
+                }
                 Event::Responded { id } => {
+                    if let Some(l) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        l.facts.answered = true;
+                    }
                     if let Some(x) = self.whole(id)
                         && x.ttfb_s.is_none()
                     {
@@ -429,6 +494,7 @@ impl FlowLedger {
                             live.closed_early += 1;
                         }
                         l.closed = true;
+                        l.facts.end_ns = l.facts.end_ns.max(ts_ns);
                         if let Some(x) = l.whole.as_mut() {
                             x.end_ts = x.end_ts.max(secs(ts_ns));
                         }
@@ -515,8 +581,14 @@ impl FlowLedger {
         self.live.shrink_to(room_after(self.live.capacity(), held));
     }
 
-    /// Keeps a handed-on exchange's figures for the summaries.
+    /// Keeps a handed-on exchange's figures for the summaries, and its
+    /// facts for the findings.
     fn hand_figures(&mut self, l: &Live) {
+        let mut facts = l.facts;
+        facts.payload_down = l.payload.saturating_sub(facts.payload_up);
+        facts.first = self.handed_on == 0;
+        self.handed_on += 1;
+        self.facts.push(facts);
         let key = (l.kind, l.wire, l.payload);
         if let Some((_, n)) = self.handed.iter_mut().find(|(k, _)| *k == key) {
             *n += 1;
@@ -554,6 +626,16 @@ impl FlowLedger {
             self.hand_figures(l);
         }
         self.done.drain(..).chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
+    }
+
+    #[inline]
+    pub fn has_facts(&self) -> bool {
+        !self.facts.is_empty()
+    }
+
+    /// Facts of the exchanges handed on since the last call.
+    pub fn take_facts(&mut self) -> std::vec::Drain<'_, ExchangeFacts> {
+        self.facts.drain(..)
     }
 
     #[inline]
