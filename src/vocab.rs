@@ -152,14 +152,7 @@ pub struct Facets {
     pub validators: bool,
     /// The answer's body is content-coded (Content-Encoding).
     pub encoded: bool,
-    /// Hash of the answer's body (its first `BODY_HASHED` bytes) and its
-    /// length: the same content fetched again.
-    pub body_hash: u64,
-    pub body_len: u32,
 }
-
-/// Bytes of a body hashed for `Facets::body_hash`.
-pub const BODY_HASHED: usize = 4096;
 
 impl Facets {
     /// Adds what `o` knows to what is known.
@@ -176,10 +169,6 @@ impl Facets {
             self.status = o.status;
         }
         pick(&mut self.resource, o.resource);
-        pick(&mut self.body_hash, o.body_hash);
-        if o.body_len != 0 {
-            self.body_len = o.body_len;
-        }
         self.qos = self.qos.max(o.qos);
         self.confirmable |= o.confirmable;
         self.validators |= o.validators;

@@ -164,3 +164,23 @@ fn uploads_over_tls_are_not_polling() {
         assert!(!ids(c).iter().any(|i| i == "polling"), "{c}: {:?}", ids(c));
     }
 }
+
+#[test]
+fn thresholds_are_set_in_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("wiretax.toml");
+    std::fs::write(&cfg, "[findings]\nshort_lived_min_connections = 100\n").unwrap();
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-poll-close.pcap");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wiretax"))
+            .args(["analyze", "--format", "json"])
+            .args(extra)
+            .arg(&cap)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run(&[]).contains("short-lived-connections"));
+    assert!(!run(&["--config".as_ref(), cfg.as_os_str()]).contains("short-lived-connections"));
+}

@@ -1025,7 +1025,6 @@ impl Http1 {
                 status: code,
                 validators: f.validators,
                 encoded: f.encoded,
-                body_len: f.content_length.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
                 ..Default::default()
             };
             emit.event(Event::Facets { id, facets });

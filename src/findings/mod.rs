@@ -110,6 +110,24 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// The `[findings]` table of a settings file (TOML); the defaults for
+    /// what it does not set. Other tables are for other stages.
+    pub fn from_config(text: &str) -> Result<Thresholds, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            findings: Thresholds,
+        }
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let findings = doc.remove("findings").unwrap_or_else(|| toml::Value::Table(Default::default()));
+        let mut t = toml::Table::new();
+        t.insert("findings".into(), findings);
+        let file: File = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        Ok(file.findings)
+    }
+}
+
 /// What findings look at: the streams' merged state and the statistics
 /// computed over every flow.
 pub struct Input<'a> {
@@ -173,7 +191,7 @@ impl Input<'_> {
             by_device.entry(*d).or_default().push(c.clone());
         }
         for (ip, chs) in &by_device {
-            let Some(dev) = self.streams.devices.map.get(ip) else { continue };
+            let Some(dev) = self.streams.devices.get(ip) else { continue };
             let o = whatif::run(dev, chs, &k, self.radio);
             let s = o.saving();
             total.add(&s);
@@ -278,7 +296,7 @@ fn regular_period(g: &ResourceGroup, t: &Thresholds) -> Option<f64> {
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
     let mut by_id: BTreeMap<&str, Vec<(&ResourceKey, &ResourceGroup, f64)>> = BTreeMap::new();
-    for (k, g) in &inp.streams.resources.map {
+    for (k, g) in inp.streams.resources.iter() {
         let fetch = match k.kind {
             Proto::Http | Proto::Http2 => k.method == Method::Get,
             Proto::Coap => k.method == Method::Get,
@@ -360,7 +378,7 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
 fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
     let mut by_id: BTreeMap<&str, Vec<(SocketAddr, &stream::ServerGroup)>> = BTreeMap::new();
-    for ((server, _), g) in &inp.streams.servers.map {
+    for ((server, _), g) in inp.streams.servers.iter() {
         if g.one_exchange < t.short_lived_min_connections {
             continue;
         }
@@ -425,7 +443,7 @@ fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
     let per = s.tls_handshake_bytes as f64 / s.tls_handshake_flows.max(1) as f64;
     let mut changes = Vec::new();
     let mut servers = Vec::new();
-    for (ip, d) in &s.devices.map {
+    for (ip, d) in s.devices.iter() {
         let mut seen: Vec<SocketAddr> =
             d.connections.sorted().iter().filter(|c| c.tls_handshake > 0).map(|c| c.server).collect();
         seen.sort_unstable();
@@ -476,7 +494,7 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
     let mut changes = Vec::new();
     let mut servers = Vec::new();
     let mut examples = Vec::new();
-    for (k, g) in &inp.streams.resources.map {
+    for (k, g) in inp.streams.resources.iter() {
         if !matches!(k.kind, Proto::Http | Proto::Http2) {
             continue;
         }
@@ -540,7 +558,7 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
 fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
     let mut per_server: BTreeMap<SocketAddr, Vec<(i64, stream::Attempts)>> = BTreeMap::new();
-    for ((server, w), a) in &inp.streams.attempts.map {
+    for ((server, w), a) in inp.streams.attempts.iter() {
         per_server.entry(*server).or_default().push((*w, *a));
     }
     let mut storms = Vec::new();
@@ -671,12 +689,6 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
     if header <= payload || header < inp.thresholds.header_min_bytes {
         return;
     }
-    let mut per_header = crate::report::summary::Quantiles::default();
-    let mut per_payload = crate::report::summary::Quantiles::default();
-    for h in hs.values() {
-        per_header.merge(&h.per_header);
-        per_payload.merge(&h.per_payload);
-    }
     let kinds: Vec<Proto> = hs.keys().copied().collect();
     // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends hundreds.
     let saved = header.saturating_sub(exchanges * 20);
@@ -687,7 +699,8 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
         title: format!("application headers ({header} B) outweigh the payload ({payload} B)"),
         evidence: json!({
             "protocols": kinds, "exchanges": exchanges, "header_bytes": header, "payload_bytes": payload,
-            "median_header_bytes": per_header.quantile(0.5), "median_payload_bytes": per_payload.quantile(0.5),
+            "mean_header_bytes": round3(header as f64 / exchanges as f64),
+            "mean_payload_bytes": round3(payload as f64 / exchanges as f64),
             "header_to_payload": round3(header as f64 / payload.max(1) as f64),
         }),
         saving_per_day: Saving {
@@ -706,4 +719,18 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
         }),
         saving_per_event: None,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_come_from_the_findings_table() {
+        let t = Thresholds::from_config("[findings]\npolling_min_requests = 10\n[radio]\nx = 1\n").unwrap();
+        assert_eq!(t.polling_min_requests, 10);
+        assert_eq!(t.retry_min_count, Thresholds::default().retry_min_count);
+        assert!(Thresholds::from_config("[findings]\nno_such = 1\n").is_err());
+        assert_eq!(Thresholds::from_config("").unwrap(), Thresholds::default());
+    }
 }

@@ -10,7 +10,6 @@
 use crate::flow::{Endpoint, FlowRecord};
 use crate::ledger::Class;
 use crate::ledger::exchange::ExchangeFacts;
-use crate::report::summary::Quantiles;
 use crate::vocab::{L4, Method, Proto};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -18,18 +17,18 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Most resource groups (one client asking one server for one resource)
 /// and server groups kept; past them the groups with the largest keys go.
-pub const MAX_GROUPS: usize = 4096;
+pub const MAX_GROUPS: usize = 2048;
 /// Exchanges of a resource group kept for timing (the first by time).
-pub const SAMPLES: usize = 64;
+pub const SAMPLES: usize = 32;
 /// Connection attempts counted per server in 50 ms windows: most windows.
-pub const MAX_ATTEMPT_WINDOWS: usize = 65_536;
+pub const MAX_ATTEMPT_WINDOWS: usize = 16_384;
 /// Devices whose messages and connections are kept for re-simulation, and
 /// how many of each (the first by time).
-pub const MAX_DEVICES: usize = 32;
-pub const DEVICE_MESSAGES: usize = 4096;
-pub const DEVICE_CONNECTIONS: usize = 1024;
+pub const MAX_DEVICES: usize = 16;
+pub const DEVICE_MESSAGES: usize = 2048;
+pub const DEVICE_CONNECTIONS: usize = 512;
 /// Distinct clients counted exactly per server; past it, "at least".
-pub const CLIENTS_COUNTED: usize = 256;
+pub const CLIENTS_COUNTED: usize = 32;
 
 /// The window connection attempts are counted in.
 pub const ATTEMPT_WINDOW_NS: i64 = 50_000_000;
@@ -77,39 +76,53 @@ impl<T: Ord + Clone> Firsts<T> {
     }
 }
 
-/// A map that keeps at most `MAX_GROUPS` keys, the smallest: which keys
-/// survive depends on the keys seen, not on their order.
+/// A map that keeps at most `cap` keys, the smallest: which keys survive
+/// depends on the keys seen, not on their order. Looked up by hash (most
+/// calls find their key); the keys' order is kept apart, touched only when
+/// a key comes or goes.
 #[derive(Clone, Debug)]
-pub struct Capped<K: Ord, V> {
-    pub map: BTreeMap<K, V>,
+pub struct Capped<K: Ord + std::hash::Hash, V> {
+    map: foldhash::HashMap<K, V>,
+    keys: BTreeSet<K>,
     cap: usize,
     /// A key was dropped for the cap.
     pub saturated: bool,
 }
 
-impl<K: Ord + Clone, V: Default> Capped<K, V> {
+impl<K: Ord + Clone + std::hash::Hash, V: Default> Capped<K, V> {
     pub fn new(cap: usize) -> Self {
-        Capped { map: BTreeMap::new(), cap, saturated: false }
+        Capped { map: foldhash::HashMap::default(), keys: BTreeSet::new(), cap, saturated: false }
     }
     /// The entry for `k`, unless the map is full of smaller keys.
+    #[inline]
     pub fn entry(&mut self, k: &K) -> Option<&mut V> {
         if !self.map.contains_key(k) {
-            if self.map.len() >= self.cap {
+            if self.keys.len() >= self.cap {
                 self.saturated = true;
-                match self.map.last_key_value() {
-                    Some((last, _)) if k < last => {
-                        self.map.pop_last();
+                match self.keys.last() {
+                    Some(last) if k < last => {
+                        if let Some(last) = self.keys.pop_last() {
+                            self.map.remove(&last);
+                        }
                     }
                     _ => return None,
                 }
             }
+            self.keys.insert(k.clone());
             self.map.insert(k.clone(), V::default());
         }
         self.map.get_mut(k)
     }
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.keys.iter().filter_map(|k| self.map.get(k).map(|v| (k, v)))
+    }
     pub fn merge(&mut self, o: &Capped<K, V>, add: impl Fn(&mut V, &V)) {
         self.saturated |= o.saturated;
-        for (k, v) in &o.map {
+        for (k, v) in o.iter() {
             if let Some(mine) = self.entry(k) {
                 add(mine, v);
             }
@@ -119,7 +132,7 @@ impl<K: Ord + Clone, V: Default> Capped<K, V> {
 
 /// One client asking one server for one resource (or, encrypted, one
 /// server asked again and again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResourceKey {
     pub kind: Proto,
     pub server: SocketAddr,
@@ -136,7 +149,6 @@ pub struct Sample {
     pub up: u64,
     pub down: u64,
     pub status: u16,
-    pub body: (u64, u32),
 }
 
 #[derive(Clone, Debug)]
@@ -321,8 +333,6 @@ pub struct HeaderSums {
     pub exchanges: u64,
     pub header: u64,
     pub payload: u64,
-    pub per_header: Quantiles,
-    pub per_payload: Quantiles,
 }
 
 /// A flow with retransmissions, for the worst-flows list.
@@ -402,7 +412,6 @@ impl Streams {
                     up: x.up,
                     down: x.down,
                     status: f.status,
-                    body: (f.body_hash, f.body_len),
                 });
             }
         }
@@ -412,8 +421,6 @@ impl Streams {
             h.header += x.header;
             let payload = x.payload_up + x.payload_down;
             h.payload += payload;
-            h.per_header.add(x.header as f64);
-            h.per_payload.add(payload as f64);
         }
         if x.kind != Proto::Dns
             && let Some(d) = self.devices.entry(&client.ip())
@@ -524,8 +531,6 @@ impl Streams {
             mine.exchanges += h.exchanges;
             mine.header += h.header;
             mine.payload += h.payload;
-            mine.per_header.merge(&h.per_header);
-            mine.per_payload.merge(&h.per_payload);
         }
         self.retransmission_bytes += o.retransmission_bytes;
         self.retransmitted_frames += o.retransmitted_frames;

@@ -483,9 +483,9 @@ impl FlowTable {
             exchange: f.app.fl.exchange_of_frame(to),
         });
         f.app.fl.take_done(|x| sink.exchange_done(x));
-        if f.app.fl.has_facts() {
+        if !self.sh.live.facts.is_empty() {
             let (client, server) = (SocketAddr::from(f.client), SocketAddr::from(f.app.server));
-            for x in f.app.fl.take_facts() {
+            for x in self.sh.live.facts.drain(..) {
                 sink.exchange_facts(client, server, &x);
             }
         }
@@ -624,7 +624,7 @@ impl FlowTable {
             sink.exchange_figures(x);
         }
         let (client, server) = (SocketAddr::from(f.client), SocketAddr::from(app.server));
-        for x in app.fl.take_facts() {
+        for x in self.sh.live.facts.drain(..) {
             sink.exchange_facts(client, server, &x);
         }
         for (n, why, times) in std::mem::take(&mut app.fl.malformed) {

@@ -41,6 +41,11 @@ pub struct LiveExchanges {
     pub closed_early: u64,
     /// Exchanges opened past the lists' caps: counted, not handed on.
     pub unlisted: u64,
+    /// Facts of the exchanges handed on, for the findings, until the flow
+    /// table passes them on (after the packet, or the flow's end, that
+    /// handed them on: all of one flow). One list for all flows: no flow
+    /// allocates one.
+    pub facts: Vec<ExchangeFacts>,
 }
 
 impl LiveExchanges {
@@ -55,6 +60,7 @@ impl LiveExchanges {
             tight: false,
             closed_early: 0,
             unlisted: 0,
+            facts: Vec::new(),
         }
     }
 
@@ -204,9 +210,6 @@ pub struct FlowLedger {
     pub handed: Vec<((Proto, u64, u64), u32)>,
     /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
     early: Vec<ExchangeFigures>,
-    /// Every handed-on exchange's facts, for the findings, until the flow
-    /// table passes them on (after the packet that handed them on).
-    facts: Vec<ExchangeFacts>,
     /// Exchanges handed on so far.
     handed_on: u64,
 }
@@ -253,7 +256,23 @@ struct Live {
     wire: u64,
     payload: u64,
     /// What the findings need of it, listed or not.
-    facts: ExchangeFacts,
+    facts: LiveFacts,
+}
+
+/// What a held exchange keeps for its `ExchangeFacts`: small, since every
+/// live flow holds a few exchanges.
+#[derive(Clone, Copy, Debug, Default)]
+struct LiveFacts {
+    start_ns: i64,
+    end_ns: i64,
+    up: u32,
+    down: u32,
+    payload_up: u32,
+    header: u32,
+    frames_up: u16,
+    frames_down: u16,
+    answered: bool,
+    facets: Facets,
 }
 
 /// Distinct (kind, wire bytes, payload bytes) of handed-on exchanges a
@@ -330,7 +349,7 @@ impl FlowLedger {
                 l.wire += n;
                 match class {
                     Class::Payload => l.payload += n,
-                    Class::AppHeader => l.facts.header += n,
+                    Class::AppHeader => l.facts.header = l.facts.header.saturating_add(clamp32(n)),
                     _ => {}
                 }
                 if let Some(x) = l.whole.as_mut() {
@@ -356,12 +375,12 @@ impl FlowLedger {
             let f = &mut l.facts;
             match dir {
                 Dir::C2S => {
-                    f.up += wire;
-                    f.frames_up += 1;
+                    f.up = f.up.saturating_add(clamp32(wire));
+                    f.frames_up = f.frames_up.saturating_add(1);
                 }
                 Dir::S2C => {
-                    f.down += wire;
-                    f.frames_down += 1;
+                    f.down = f.down.saturating_add(clamp32(wire));
+                    f.frames_down = f.frames_down.saturating_add(1);
                 }
             }
             if !l.closed {
@@ -403,7 +422,7 @@ impl FlowLedger {
                 && s.class == Class::Payload
                 && let Some(l) = at.and_then(|i| self.live.get_mut(i))
             {
-                l.facts.payload_up += s.len;
+                l.facts.payload_up = l.facts.payload_up.saturating_add(clamp32(s.len));
             }
         }
     }
@@ -461,7 +480,7 @@ impl FlowLedger {
                         kind,
                         wire: 0,
                         payload: 0,
-                        facts: ExchangeFacts { kind, start_ns: ts_ns, end_ns: ts_ns, ..Default::default() },
+                        facts: LiveFacts { start_ns: ts_ns, end_ns: ts_ns, ..Default::default() },
                     });
                     self.live_changed();
                     live.next_id += 1;
@@ -572,7 +591,7 @@ impl FlowLedger {
             if let Some(l) = self.live.remove(i) {
                 self.live_changed();
                 live.held -= 1;
-                self.hand_figures(&l);
+                self.hand_figures(&l, &mut live.facts);
                 if let Some(x) = l.whole {
                     self.done.push(finished(*x));
                 }
@@ -583,12 +602,25 @@ impl FlowLedger {
 
     /// Keeps a handed-on exchange's figures for the summaries, and its
     /// facts for the findings.
-    fn hand_figures(&mut self, l: &Live) {
-        let mut facts = l.facts;
-        facts.payload_down = l.payload.saturating_sub(facts.payload_up);
-        facts.first = self.handed_on == 0;
+    fn hand_figures(&mut self, l: &Live, to: &mut Vec<ExchangeFacts>) {
+        let f = &l.facts;
+        let facts = ExchangeFacts {
+            kind: l.kind,
+            start_ns: f.start_ns,
+            end_ns: f.end_ns,
+            up: u64::from(f.up),
+            down: u64::from(f.down),
+            frames_up: u32::from(f.frames_up),
+            frames_down: u32::from(f.frames_down),
+            payload_up: u64::from(f.payload_up),
+            payload_down: l.payload.saturating_sub(u64::from(f.payload_up)),
+            header: u64::from(f.header),
+            facets: f.facets,
+            first: self.handed_on == 0,
+            answered: f.answered,
+        };
         self.handed_on += 1;
-        self.facts.push(facts);
+        to.push(facts);
         let key = (l.kind, l.wire, l.payload);
         if let Some((_, n)) = self.handed.iter_mut().find(|(k, _)| *k == key) {
             *n += 1;
@@ -623,19 +655,9 @@ impl FlowLedger {
         self.live_changed();
         let held = std::mem::take(&mut self.live);
         for l in &held {
-            self.hand_figures(l);
+            self.hand_figures(l, &mut live.facts);
         }
         self.done.drain(..).chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
-    }
-
-    #[inline]
-    pub fn has_facts(&self) -> bool {
-        !self.facts.is_empty()
-    }
-
-    /// Facts of the exchanges handed on since the last call.
-    pub fn take_facts(&mut self) -> std::vec::Drain<'_, ExchangeFacts> {
-        self.facts.drain(..)
     }
 
     #[inline]
@@ -675,6 +697,12 @@ fn finished(mut x: Exchange) -> Exchange {
     x.wire_bytes = x.classes.total();
     x.total_cost_bytes = x.wire_bytes as f64;
     x
+}
+
+/// Byte counts a held exchange keeps in 32 bits (an exchange of more than
+/// 4 GiB is counted as 4 GiB by the findings; the ledger keeps all of it).
+fn clamp32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// One exchange's even share of its connection's `setup` bytes, over
