@@ -17,3 +17,4 @@ pub mod radio;
 pub mod report;
 pub mod stats;
 pub mod vocab;
+pub mod whatif;

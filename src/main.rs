@@ -82,6 +82,9 @@ enum Cmd {
         /// Cores to use (default: all); each runs three worker threads. Results do not depend on it.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Settings file (TOML): `[findings]` sets the findings' thresholds (docs/REPORT.md).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         radio: Box<RadioArgs>,
     },
@@ -246,9 +249,22 @@ fn main() -> ExitCode {
             max_exchanges,
             top,
             jobs,
+            config,
             radio,
         } => {
             let mut opts = Options::new();
+            if let Some(path) = &config {
+                match std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| wiretax::findings::Thresholds::from_config(&t))
+                {
+                    Ok(t) => opts.findings = t,
+                    Err(e) => {
+                        eprintln!("wiretax: --config {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             if let Err(e) = radio.apply(&mut opts) {
                 eprintln!("wiretax: {e}");
                 return ExitCode::from(exit::USAGE);

@@ -127,6 +127,110 @@ pub enum Event {
     /// ids to spot repeats by (CoAP). Summed over the live flows they count
     /// towards the same memory bound as held exchanges (`Emit::tight`).
     Remembering { change: i32 },
+    /// What exchange `id` is, as numbers findings can group and compare
+    /// (method, status, resource hash...): set fields add to those set before.
+    Facets { id: u32, facets: Facets },
+}
+
+/// What findings need to know of an exchange besides its bytes and times,
+/// cheap to make (numbers, no strings: built for every exchange, listed or
+/// not). Zero means not known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Facets {
+    pub method: Method,
+    /// HTTP status, or a CoAP response code as class * 100 + detail (2.05 -> 205).
+    pub status: u16,
+    /// Hash of the resource (`resource_hash`): an HTTP path without its
+    /// query, an MQTT topic, a CoAP Uri-Path.
+    pub resource: u64,
+    /// MQTT QoS of a PUBLISH.
+    pub qos: u8,
+    /// A CoAP request sent confirmable (CON).
+    pub confirmable: bool,
+    /// The answer carries cache validators or freshness (ETag,
+    /// Last-Modified, Cache-Control, Expires): a repeat can be conditional.
+    pub validators: bool,
+    /// The answer's body is content-coded (Content-Encoding).
+    pub encoded: bool,
+}
+
+impl Facets {
+    /// Adds what `o` knows to what is known.
+    pub fn add(&mut self, o: &Facets) {
+        if o.method != Method::Unknown {
+            self.method = o.method;
+        }
+        let pick = |a: &mut u64, b: u64| {
+            if b != 0 {
+                *a = b
+            }
+        };
+        if o.status != 0 {
+            self.status = o.status;
+        }
+        pick(&mut self.resource, o.resource);
+        self.qos = self.qos.max(o.qos);
+        self.confirmable |= o.confirmable;
+        self.validators |= o.validators;
+        self.encoded |= o.encoded;
+    }
+}
+
+/// What a request asks for, across protocols.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    #[default]
+    Unknown,
+    Get,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Head,
+    Other,
+    /// An MQTT PUBLISH.
+    Publish,
+    /// An MQTT SUBSCRIBE, a CoAP GET with Observe.
+    Subscribe,
+}
+
+impl Method {
+    pub fn from_http(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "HEAD" => Method::Head,
+            _ => Method::Other,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Unknown => "?",
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Head => "HEAD",
+            Method::Other => "other",
+            Method::Publish => "PUBLISH",
+            Method::Subscribe => "SUBSCRIBE",
+        }
+    }
+    /// Whether the request sends data up (an upload) rather than asks for it.
+    pub fn uploads(self) -> bool {
+        matches!(self, Method::Post | Method::Put | Method::Patch | Method::Publish)
+    }
+}
+
+/// The hash findings compare resources by: the same on every run and thread.
+pub fn resource_hash(b: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    // Never 0, which means "not known".
+    foldhash::fast::FixedState::with_seed(0x5749_5245_5441_5820).hash_one(b) | 1
 }
 
 impl std::fmt::Display for L4 {

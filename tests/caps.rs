@@ -1,6 +1,7 @@
 //! The list caps (`--max-flows`, `--max-exchanges`) limit what is listed,
 //! never what is computed: totals, exchange summaries, protocol statistics
-//! and the radio model are the same with caps of 1 and caps above the totals.
+//! the radio model and the findings are the same with caps of 1 and caps
+//! above the totals.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ fn report(cap: &Path, caps: &str) -> Value {
 /// Everything but the lists themselves (and what says how long they are).
 fn computed(mut r: Value) -> Value {
     let o = r.as_object_mut().unwrap();
-    for list in ["flows", "exchanges", "findings", "inputs"] {
+    for list in ["flows", "exchanges", "inputs"] {
         o.remove(list);
     }
     if let Some(radio) = o.get_mut("radio").and_then(Value::as_object_mut) {

@@ -60,15 +60,130 @@ fn header_overhead() {
     shows("header-overhead", "http-keepalive.pcap", "mqtt311-qos1.pcap");
 }
 
+fn analyze(capture: &str) -> wiretax::report::InputReport {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(capture);
+    let mut opts = Options::new();
+    let keylog = p.with_extension("keylog");
+    if keylog.exists() {
+        let k = wiretax::keylog::KeyLog::load(&keylog).unwrap();
+        opts.flow.dissect = std::sync::Arc::new(wiretax::dissect::Config {
+            keylog: Some(std::sync::Arc::new(k)),
+            ..Default::default()
+        });
+    }
+    analyze_file(&p, &opts).unwrap()
+}
+
+/// Exchanges a second, and wire bytes an exchange.
+fn rate_and_cost(r: &wiretax::report::InputReport) -> (f64, f64) {
+    let n: usize = r.summaries.rows().iter().map(|s| s.count).sum();
+    (n as f64 / r.totals.duration_s, r.totals.wire_bytes as f64 / n as f64)
+}
+
+/// On a pair of captures that differ by one practice, the first's finding
+/// saves per day what the pair measures, brought to the first's message
+/// rate: bytes within 15%, charge within 15% or 1% of the day's charge.
+fn saving_matches_pair(id: &str, with: &str, without: &str) {
+    let (a, b) = (analyze(with), analyze(without));
+    let f = a.findings.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("{with}: no {id}"));
+    let ((rate_a, cost_a), (rate_b, cost_b)) = (rate_and_cost(&a), rate_and_cost(&b));
+    let bytes = (cost_a - cost_b) * rate_a * 86_400.0;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(
+        (got - bytes).abs() <= 0.15 * bytes.abs(),
+        "{id} on {with}: saves {got} B a day, the pair measures {bytes}"
+    );
+    let (ra, rb) = (&a.radio.as_ref().unwrap().per_day, &b.radio.as_ref().unwrap().per_day);
+    let (ca, cb) = (ra.charge_mah, rb.charge_mah);
+    // A radio on all day costs the same whatever the message rate: only a
+    // radio that sleeps costs in proportion to the messages.
+    let always_on = ra.radio_on_s > 0.99 * 86_400.0 && rb.radio_on_s > 0.99 * 86_400.0;
+    let charge = if always_on { ca - cb } else { ca - cb * rate_a / rate_b };
+    let got = f.saving_per_day.charge_mah;
+    let tolerance = (0.15 * charge.abs()).max(0.01 * ca);
+    assert!((got - charge).abs() <= tolerance, "{id} on {with}: saves {got} mAh a day, the pair measures {charge}");
+}
+
 #[test]
-fn savings_are_projected_per_day() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-poll-close.pcap");
-    let r = analyze_file(&p, &Options::new()).unwrap();
-    let f = r.findings.iter().find(|f| f.id == "short-lived-connections").unwrap();
-    // 15 connections over 28.2 s, each paying 10 control frames' worth of setup;
-    // one connection would pay it once: 14/15 of it, times 86400/28.2 per day.
-    let setup: u64 = r.flows.iter().map(|f| f.classes.get(wiretax::ledger::Class::TcpControl)).sum();
-    let want = setup as f64 * 14.0 / 15.0 * 86_400.0 / r.totals.duration_s;
-    assert!((f.saving_per_day.bytes as f64 - want).abs() < 2.0, "{} vs {want}", f.saving_per_day.bytes);
-    assert!(f.saving_per_day.charge_mah > 0.0);
+fn keep_alive_saves_what_the_pair_measures() {
+    saving_matches_pair("short-lived-connections", "http-poll-close.pcap", "http-keepalive.pcap");
+}
+
+#[test]
+fn tls12_resumption_saves_what_the_pair_measures() {
+    saving_matches_pair("no-tls-resumption", "https-tls12-full.pcap", "https-tls12-resumed.pcap");
+}
+
+#[test]
+fn tls13_resumption_saves_what_the_pair_measures() {
+    saving_matches_pair("no-tls-resumption", "https-tls13-full.pcap", "https-tls13-resumed.pcap");
+}
+
+#[test]
+fn observe_saves_what_the_pair_measures() {
+    saving_matches_pair("coap-polling", "coap-con-get.pcap", "coap-observe.pcap");
+}
+
+#[test]
+fn persistent_session_saves_what_the_pair_measures() {
+    saving_matches_pair("reconnect-per-message", "mqtt-reconnect-per-message.pcap", "mqtt311-qos0-persistent.pcap");
+}
+
+#[test]
+fn findings_are_grouped_and_ordered() {
+    let r = analyze("websocket-storm-fixed.pcap");
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &r.findings {
+        assert!(seen.insert((f.id.clone(), f.scope.clone())), "{} twice in {}", f.id, f.scope);
+        assert!(f.instances >= 1);
+    }
+    let rank = |s: &str| ["critical", "warning", "info"].iter().position(|x| *x == s).unwrap();
+    for w in r.findings.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        assert!(
+            rank(&a.severity) < rank(&b.severity)
+                || (a.severity == b.severity && a.saving_per_day.bytes >= b.saving_per_day.bytes),
+            "{} before {}",
+            a.id,
+            b.id
+        );
+    }
+}
+
+#[test]
+fn a_storm_is_priced_per_event() {
+    let r = analyze("websocket-storm-fixed.pcap");
+    let f = r.findings.iter().find(|f| f.id == "reconnection-storm").unwrap();
+    assert_eq!(f.saving_per_day.bytes, 0);
+    assert!(f.saving_per_event.as_ref().unwrap().bytes > 0);
+    // 30 clients, each trying once a burst.
+    assert!(f.evidence["clients"].as_u64().unwrap() >= 20, "{}", f.evidence);
+}
+
+#[test]
+fn uploads_over_tls_are_not_polling() {
+    // Without a key log: encrypted POST uploads and an MQTT publisher.
+    for c in ["sparse-https-poll.pcap", "mqtt-tls12.pcap"] {
+        assert!(!ids(c).iter().any(|i| i == "polling"), "{c}: {:?}", ids(c));
+    }
+}
+
+#[test]
+fn thresholds_are_set_in_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("wiretax.toml");
+    std::fs::write(&cfg, "[findings]\nshort_lived_min_connections = 100\n").unwrap();
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-poll-close.pcap");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wiretax"))
+            .args(["analyze", "--format", "json"])
+            .args(extra)
+            .arg(&cap)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run(&[]).contains("short-lived-connections"));
+    assert!(!run(&["--config".as_ref(), cfg.as_os_str()]).contains("short-lived-connections"));
 }

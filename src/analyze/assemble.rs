@@ -72,12 +72,14 @@ pub(super) fn assemble(
     let mut classes = outside;
     let mut summaries = crate::report::ExchangeSummaries::default();
     let mut stats = crate::dissect::ProtoStats::default();
+    let mut streams = crate::findings::Streams::default();
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
     for w in workers {
         classes.merge(&w.out.flow_ledger);
         summaries.merge(&w.out.summaries);
+        streams.merge(&w.out.streams);
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         notes.flows_evicted += w.table.evicted_flows;
@@ -158,13 +160,18 @@ pub(super) fn assemble(
         r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
         r
     });
+    let lower = [Class::Link, Class::Network, Class::Transport].iter().map(|c| t.classes.get(*c)).sum();
     let findings = crate::findings::detect(&crate::findings::Input {
-        flows: &flows,
-        exchanges: &exchanges,
-        tls: serde_json::to_value(&stats.tls).unwrap_or_default(),
+        streams: &streams,
+        tls: &stats.tls,
+        mqtt_keepalive_s: stats.mqtt.keepalive_s,
         wire_bytes: t.wire_bytes,
+        frames: t.frames,
+        lower_bytes: lower,
+        link_bytes: t.classes.get(Class::Link),
         duration_s: t.duration_s,
-        radio_per_day: radio.as_ref().map(|r| (r.per_day.charge_mah, r.per_day.bytes as f64)),
+        radio: opts.radio.as_ref(),
+        thresholds: &opts.findings,
     });
     InputReport {
         input: name.to_string(),

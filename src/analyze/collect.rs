@@ -4,10 +4,11 @@
 use super::assemble::*;
 use super::dispatch::*;
 use crate::flow::{FlowRecord, FlowSink, FrameTick};
+use crate::ledger::exchange::ExchangeFacts;
 use crate::ledger::{Exchange, Ledger, setup_share};
 use crate::report::summary::{ExchangeFigures, ExchangeSummaries};
 use foldhash::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 /// Collects what one worker's flow table finishes, keeping the first
@@ -47,6 +48,8 @@ pub(super) struct Collector {
     /// The list lengths at which the lists are cut next.
     pub(super) next_flow_cut: usize,
     pub(super) next_exchange_cut: usize,
+    /// The findings' aggregates over every flow and exchange.
+    pub(super) streams: crate::findings::Streams,
 }
 
 /// The keys of the flows and exchanges each worker keeps, as it last told
@@ -295,7 +298,11 @@ impl FlowSink for Collector {
     fn exchange_figures(&mut self, x: ExchangeFigures, n: u32) {
         self.summaries.add_many(&x, n);
     }
+    fn exchange_facts(&mut self, client: SocketAddr, server: SocketAddr, x: &ExchangeFacts) {
+        self.streams.exchange(client, server, x);
+    }
     fn flow_done(&mut self, rec: FlowRecord) {
+        self.streams.flow(&rec);
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;

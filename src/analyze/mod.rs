@@ -53,6 +53,8 @@ pub struct Options {
     /// The radio model every frame drives (None: no radio section).
     pub radio: Option<(Profile, RadioOptions)>,
     pub cost: CostOptions,
+    /// The findings' thresholds (`[findings]` of `--config`).
+    pub findings: crate::findings::Thresholds,
 }
 
 impl Options {
@@ -65,6 +67,7 @@ impl Options {
             progress: None,
             radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
             cost: CostOptions::default(),
+            findings: crate::findings::Thresholds::default(),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use super::tally::{Tally, TallyKeys};
 use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
-use crate::vocab::Class;
+use crate::vocab::{Class, Facets, Method, resource_hash};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
@@ -843,6 +843,21 @@ impl Coap {
             what
         });
         let id = self.new_exchange(what.clone(), emit);
+        let method = match (msg.code, s.observe) {
+            (1, Some(0)) => Method::Subscribe,
+            (1, _) => Method::Get,
+            (2, _) => Method::Post,
+            (3, _) => Method::Put,
+            (4, _) => Method::Delete,
+            _ => Method::Other,
+        };
+        let facets = Facets {
+            method,
+            resource: resource_hash(s.resource.as_bytes()),
+            confirmable: msg.mtype == MsgType::Con,
+            ..Default::default()
+        };
+        emit.event(Event::Facets { id, facets });
         emit.make_room(&mut self.pending, MAX_PENDING, |p| Some(p.id));
         let token = Token::new(msg.token);
         self.pending.push_back(Pending {
@@ -893,6 +908,8 @@ impl Coap {
         let (id, observation) = match matched.and_then(|i| self.pending.remove(i)) {
             Some(p) => {
                 emit.event(Event::Responded { id: p.id });
+                let status = u16::from(msg.code >> 5) * 100 + u16::from(msg.code & 0x1f);
+                emit.event(Event::Facets { id: p.id, facets: Facets { status, ..Default::default() } });
                 if !p.what.is_empty() {
                     emit.event(Event::Describe { id: p.id, what: format!("{} {code}", p.what) });
                 }

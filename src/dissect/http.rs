@@ -11,7 +11,7 @@
 
 use super::tally::{Decimal, Tally, TallyKeys};
 use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
-use crate::vocab::Class;
+use crate::vocab::{Class, Facets, Method, resource_hash};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::borrow::Cow;
@@ -297,6 +297,10 @@ struct Fields<'h> {
     other_coding: bool,
     conn_upgrade: bool,
     upgrade: Option<Upgrade>,
+    /// Cache validators or freshness (ETag, Last-Modified, Cache-Control, Expires).
+    validators: bool,
+    /// Content-Encoding present.
+    encoded: bool,
     /// Borrowed from the header block: most requests name a host, and
     /// copying it for every one cost more than counting it.
     host: Option<Cow<'h, str>>,
@@ -312,6 +316,8 @@ enum Known {
     Upgrade,
     Host,
     WsProtocol,
+    Validator,
+    ContentEncoding,
 }
 
 /// Which known field `name` is. Most headers are none of them: their length
@@ -320,9 +326,13 @@ fn known_field(name: &str) -> Option<Known> {
     // Each arm compares with a literal of the arm's length: unrolled.
     match name.len() {
         4 if is_named(name, "host") => Some(Known::Host),
+        4 if is_named(name, "etag") => Some(Known::Validator),
         7 if is_named(name, "upgrade") => Some(Known::Upgrade),
+        7 if is_named(name, "expires") => Some(Known::Validator),
         10 if is_named(name, "connection") => Some(Known::Connection),
+        13 if is_named(name, "cache-control") || is_named(name, "last-modified") => Some(Known::Validator),
         14 if is_named(name, "content-length") => Some(Known::ContentLength),
+        16 if is_named(name, "content-encoding") => Some(Known::ContentEncoding),
         17 if is_named(name, "transfer-encoding") => Some(Known::TransferEncoding),
         22 if is_named(name, "sec-websocket-protocol") => Some(Known::WsProtocol),
         _ => None,
@@ -344,7 +354,11 @@ fn fields<'h>(headers: &[httparse::Header<'h>]) -> Fields<'h> {
     for h in headers {
         // Only the values of known fields are decoded.
         let Some(known) = known_field(h.name) else { continue };
-        if known == Known::Host {
+        if known == Known::Validator {
+            f.validators = true;
+        } else if known == Known::ContentEncoding {
+            f.encoded |= !trim_ascii(h.value).eq_ignore_ascii_case(b"identity");
+        } else if known == Known::Host {
             // Values are nearly always valid UTF-8 (ASCII): checking is
             // cheaper than the lossy decoder, which gives the same string then.
             f.host = Some(match std::str::from_utf8(h.value) {
@@ -393,7 +407,7 @@ impl Fields<'_> {
                     .split(is_comma)
                     .any(|t| trim_ascii(t).get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
             }
-            Known::Host => {}
+            Known::Host | Known::Validator | Known::ContentEncoding => {}
         }
     }
 
@@ -425,7 +439,7 @@ impl Fields<'_> {
                 self.ws_protocol_mqtt |=
                     v.split(',').any(|t| t.trim().as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
             }
-            Known::Host => {}
+            Known::Host | Known::Validator | Known::ContentEncoding => {}
         }
     }
 }
@@ -929,6 +943,9 @@ impl Http1 {
         } else {
             let id = self.new_id();
             emit.event(Event::Open { id, kind: Proto::Http, what: what.clone() });
+            let resource = resource_hash(path.split('?').next().unwrap_or(path).as_bytes());
+            let facets = Facets { method: Method::from_http(method), resource, ..Default::default() };
+            emit.event(Event::Facets { id, facets });
             MsgRef::Exchange(id)
         };
         self.header(Dir::C2S, hdr, msg, emit);
@@ -1005,6 +1022,13 @@ impl Http1 {
         }
         if let MsgRef::Exchange(id) = msg {
             emit.event(Event::Describe { id, what });
+            let facets = Facets {
+                status: code,
+                validators: f.validators,
+                encoded: f.encoded,
+                ..Default::default()
+            };
+            emit.event(Event::Facets { id, facets });
         }
         if upgrade == Some(Upgrade::Connect) && (200..300).contains(&code) {
             self.pending.pop_front();

@@ -21,7 +21,7 @@
 
 use super::tally::{Decimal, Tally, TallyKeys};
 use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol};
-use crate::vocab::Class;
+use crate::vocab::{Class, Facets, Method, resource_hash};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -876,6 +876,13 @@ impl Mqtt {
                 ex
             }
         };
+        let facets = Facets {
+            method: Method::Publish,
+            qos: h.qos,
+            resource: resource_hash(if kept_topic.is_empty() { topic.as_bytes() } else { &kept_topic }),
+            ..Default::default()
+        };
+        emit.event(Event::Facets { id: exchange, facets });
         drop(topic);
         self.side(dir).topic = kept_topic;
         emit.span(Class::AppHeader, h.seen, MsgRef::Exchange(exchange));
@@ -1025,6 +1032,10 @@ impl Mqtt {
                     format!("{} {shown}{more} id {packet_id}", fixed.kind.name())
                 });
                 emit.event(Event::Open { id: exchange, kind: KIND, what });
+                if subscribe {
+                    let facets = Facets { method: Method::Subscribe, resource: resource_hash(first), ..Default::default() };
+                    emit.event(Event::Facets { id: exchange, facets });
+                }
                 let awaits = if subscribe { Awaits::Suback } else { Awaits::Unsuback };
                 self.remember(dir, Pending { packet_id, exchange, awaits });
                 control(emit, MsgRef::Exchange(exchange));

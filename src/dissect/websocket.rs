@@ -491,6 +491,7 @@ fn relay(base: u32, spans: &mut Vec<Span>, events: &mut Vec<Event>, mut f: Optio
             Event::Responded { id } => remap(id).map(|id| Event::Responded { id }),
             Event::Close { id } => remap(id).map(|id| Event::Close { id }),
             Event::GaveUp { id } => remap(id).map(|id| Event::GaveUp { id }),
+            Event::Facets { id, facets } => remap(id).map(|id| Event::Facets { id, facets }),
             other => Some(other),
         };
         if let Some(e) = e {

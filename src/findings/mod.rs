@@ -2,29 +2,45 @@
 //! connections, missing TLS resumption, retries without back-off,
 //! reconnection storms, retransmissions, header-heavy exchanges.
 //!
-//! Findings read the report's flows, exchanges and protocol sections; they
-//! never reach back into dissectors. Savings are projected to a day from the
-//! capture's own rate.
+//! Detection runs over every flow and exchange as they go by (`stream`),
+//! never over the report's capped lists. A finding is one kind of problem in
+//! one scope (a server, or the capture) with its instances counted and a few
+//! examples. Its saving is the difference between two re-simulations of the
+//! affected devices' timelines (`crate::whatif`): as captured, and with the
+//! practice changed.
 
-use crate::flow::{Endpoint, FlowRecord};
-use crate::ledger::{Class, Exchange};
-use crate::stats::median;
-use crate::vocab::{L4, Proto};
-use foldhash::HashMap;
+pub mod stream;
+
+use crate::dissect::tls::Stats as TlsStats;
+use crate::vocab::{Method, Proto};
+use crate::whatif::{self, Change, Constants, DayFigures, Radio};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+pub use stream::Streams;
+use stream::{ResourceGroup, ResourceKey};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Saving {
     pub bytes: u64,
-    /// Radio charge the change would save per day, when a radio model ran:
-    /// the model's charge per day in proportion to the bytes saved (a first
-    /// estimate; wake-ups and tails do not scale with bytes).
+    /// Bytes without link-layer headers: what an operator bills.
+    #[serde(default)]
+    pub billed_bytes: u64,
+    #[serde(default)]
+    pub radio_on_s: f64,
+    /// Radio charge the change saves (negative: it costs more), from
+    /// re-simulating the timeline with the change.
     pub charge_mah: f64,
-    /// How `charge_mah` was estimated.
+    /// How the saving was found.
     pub charge_basis: String,
+}
+
+/// The practice a finding's saving assumes, in one line, and what it takes for granted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counterfactual {
+    pub description: String,
+    pub assumptions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,42 +52,175 @@ pub struct Finding {
     pub evidence: Value,
     pub saving_per_day: Saving,
     pub recommendation: String,
+    /// Where it was seen: `server 10.0.0.1:80`, `3 servers`, `capture`.
+    #[serde(default)]
+    pub scope: String,
+    /// Instances of it grouped here (servers, resources, devices).
+    #[serde(default)]
+    pub instances: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterfactual: Option<Counterfactual>,
+    /// A one-off event (a reconnection storm) is priced per event, not per day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saving_per_event: Option<Saving>,
 }
 
-/// What findings look at.
+/// Thresholds of the detectors: `[findings]` in `--config wiretax.toml`.
+/// Each default is documented in docs/REPORT.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    /// Polling: at least this many requests for one resource...
+    pub polling_min_requests: u64,
+    /// ...at a period of at least this...
+    pub polling_min_period_s: f64,
+    /// ...with this share of the gaps within 25% of the median.
+    pub polling_regular_share: f64,
+    /// Short-lived connections: at least this many carrying one exchange.
+    pub short_lived_min_connections: u64,
+    /// No TLS resumption: at least this many full handshakes, none resumed.
+    pub tls_min_full_handshakes: u64,
+    /// Retries: a repeat this soon after an error answer did not back off.
+    pub retry_max_gap_s: f64,
+    pub retry_min_count: u64,
+    /// Reconnection storm: this many attempts within 100 ms is a burst.
+    pub storm_burst_attempts: u64,
+    /// Retransmissions: share of the wire bytes (warning, critical).
+    pub retransmission_share: f64,
+    pub retransmission_critical_share: f64,
+    /// Header overhead: headers at least this many bytes and above the payload.
+    pub header_min_bytes: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            polling_min_requests: 4,
+            polling_min_period_s: 0.2,
+            polling_regular_share: 0.7,
+            short_lived_min_connections: 3,
+            tls_min_full_handshakes: 3,
+            retry_max_gap_s: 1.0,
+            retry_min_count: 3,
+            storm_burst_attempts: 10,
+            retransmission_share: 0.01,
+            retransmission_critical_share: 0.05,
+            header_min_bytes: 1000,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The `[findings]` table of a settings file (TOML); the defaults for
+    /// what it does not set. Other tables are for other stages.
+    pub fn from_config(text: &str) -> Result<Thresholds, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            findings: Thresholds,
+        }
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let findings = doc.remove("findings").unwrap_or_else(|| toml::Value::Table(Default::default()));
+        let mut t = toml::Table::new();
+        t.insert("findings".into(), findings);
+        let file: File = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        Ok(file.findings)
+    }
+}
+
+/// What findings look at: the streams' merged state and the statistics
+/// computed over every flow.
 pub struct Input<'a> {
-    pub flows: &'a [FlowRecord],
-    pub exchanges: &'a [Exchange],
-    /// The report's `tls` section, as JSON.
-    pub tls: Value,
+    pub streams: &'a Streams,
+    pub tls: &'a TlsStats,
+    /// The keep-alive the first MQTT CONNECT asked for.
+    pub mqtt_keepalive_s: Option<u16>,
     pub wire_bytes: u64,
+    pub frames: u64,
+    /// Link, network and transport header bytes of the capture.
+    pub lower_bytes: u64,
+    pub link_bytes: u64,
     pub duration_s: f64,
-    /// Radio charge per day and bytes per day it was computed for, if a
-    /// radio model ran: savings in bytes are turned into charge pro rata.
-    pub radio_per_day: Option<(f64, f64)>,
+    pub radio: Option<&'a Radio>,
+    pub thresholds: &'a Thresholds,
 }
 
 impl Input<'_> {
-    /// Capture bytes to bytes per day.
-    fn per_day(&self, bytes: f64) -> u64 {
-        if self.duration_s <= 0.0 {
-            return bytes.max(0.0) as u64;
-        }
-        (bytes.max(0.0) * 86_400.0 / self.duration_s) as u64
+    fn constants(&self) -> Constants {
+        let mut assumptions = Vec::new();
+        let s = self.streams;
+        // A TCP control frame is headers alone; the ledger books the
+        // headers of control frames with them, so that is where they show.
+        let data_frames = self.frames.saturating_sub(s.tcp_control_frames);
+        let lower_per_frame = if s.tcp_control_frames > 0 {
+            let v = s.tcp_control_bytes as f64 / s.tcp_control_frames as f64;
+            assumptions.push(format!("frame headers {v:.1} B (a TCP control frame's, measured)"));
+            v
+        } else if data_frames > 0 {
+            let v = self.lower_bytes as f64 / data_frames as f64;
+            assumptions.push(format!("frame headers {v:.1} B (link, network, transport: measured)"));
+            v
+        } else {
+            assumptions.push(format!(
+                "frame headers {} B (Ethernet, IPv4, TCP with timestamps: default)",
+                whatif::DEFAULT_LOWER_PER_FRAME
+            ));
+            whatif::DEFAULT_LOWER_PER_FRAME
+        };
+        let link_per_frame = if data_frames > 0 { self.link_bytes as f64 / data_frames as f64 } else { 14.0 };
+        let tls13 = self.tls.versions.get("TLS 1.3").copied().unwrap_or(0);
+        let tls12 = self.tls.versions.get("TLS 1.2").copied().unwrap_or(0);
+        let resumed_handshake_bytes =
+            if tls13 > tls12 { whatif::RESUMED_TLS13_BYTES } else { whatif::RESUMED_TLS12_BYTES };
+        let mqtt_keepalive_s = match self.mqtt_keepalive_s {
+            Some(k) => f64::from(k),
+            None => whatif::DEFAULT_MQTT_KEEPALIVE_S,
+        };
+        Constants { lower_per_frame, link_per_frame, resumed_handshake_bytes, mqtt_keepalive_s, assumptions }
     }
 
-    fn saving(&self, capture_bytes: f64) -> Saving {
-        let bytes = self.per_day(capture_bytes);
-        let charge_mah = match self.radio_per_day {
-            Some((mah, day_bytes)) if day_bytes > 0.0 => mah * bytes as f64 / day_bytes,
-            _ => 0.0,
+    /// Re-simulates each kept device with the changes that concern it;
+    /// devices past the kept ones are scaled in by their share of the
+    /// instances.
+    fn saving(&self, changes: &[(IpAddr, Change)], instances: u64, what: &str) -> (Saving, Counterfactual) {
+        let k = self.constants();
+        let mut total = DayFigures::default();
+        let mut covered = 0u64;
+        let mut by_device: BTreeMap<IpAddr, Vec<Change>> = BTreeMap::new();
+        for (d, c) in changes {
+            by_device.entry(*d).or_default().push(c.clone());
+        }
+        for (ip, chs) in &by_device {
+            let Some(dev) = self.streams.devices.get(ip) else { continue };
+            let o = whatif::run(dev, chs, &k, self.radio);
+            let s = o.saving();
+            total.add(&s);
+            covered += chs.len() as u64;
+        }
+        let mut assumptions = k.assumptions.clone();
+        if covered < instances && covered > 0 {
+            total = total.scaled(instances as f64 / covered as f64);
+            assumptions.push(format!(
+                "{covered} of {instances} instances re-simulated (the first {} devices); the rest scaled in",
+                stream::MAX_DEVICES
+            ));
+        }
+        if self.radio.is_none() {
+            assumptions.push("no radio model: bytes only".into());
+        }
+        let saving = Saving {
+            bytes: total.bytes,
+            billed_bytes: total.billed_bytes.min(total.bytes),
+            radio_on_s: round6(total.radio_on_s),
+            charge_mah: round6(total.charge_mah),
+            charge_basis: "baseline minus counterfactual, each re-simulated on the radio model and projected to a day"
+                .into(),
         };
-        let charge_basis = if charge_mah > 0.0 { "radio charge per day pro rata to bytes" } else { "no radio model" };
-        Saving { bytes, charge_mah, charge_basis: charge_basis.to_string() }
+        (saving, Counterfactual { description: what.to_string(), assumptions })
     }
 }
 
-/// Runs every detector.
+/// Runs every detector; findings by severity, then by saving.
 pub fn detect(inp: &Input) -> Vec<Finding> {
     let mut out = Vec::new();
     polling(inp, &mut out);
@@ -81,6 +230,18 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     reconnection_storm(inp, &mut out);
     retransmissions(inp, &mut out);
     header_overhead(inp, &mut out);
+    let rank = |s: &str| match s {
+        "critical" => 0,
+        "warning" => 1,
+        _ => 2,
+    };
+    out.sort_by(|a, b| {
+        rank(&a.severity)
+            .cmp(&rank(&b.severity))
+            .then(b.saving_per_day.bytes.cmp(&a.saving_per_day.bytes))
+            .then(a.id.cmp(&b.id))
+            .then(a.scope.cmp(&b.scope))
+    });
     out
 }
 
@@ -88,119 +249,183 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// "GET /a/b?x=1 200" -> ("GET", "/a/b", Some(200)).
-fn parse_what(what: &str) -> (&str, &str, Option<u16>) {
-    let mut it = what.split_whitespace();
-    let method = it.next().unwrap_or("");
-    let target = it.next().unwrap_or("");
-    let path = target.split('?').next().unwrap_or("");
-    let status = it.next().and_then(|s| s.parse().ok());
-    (method, path, status)
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    crate::stats::median(v)
+}
+
+/// "server 10.0.0.1:80" for one server, "3 servers" for more.
+fn scope_of(servers: &[SocketAddr]) -> String {
+    let mut s = servers.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    match s.as_slice() {
+        [one] => format!("server {one}"),
+        many => format!("{} servers", many.len()),
+    }
+}
+
+/// A regular period of the group's exchanges, if it has one.
+fn regular_period(g: &ResourceGroup, t: &Thresholds) -> Option<f64> {
+    let s = g.samples.sorted();
+    let gaps: Vec<f64> = s
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some((b.start_ns - a.start_ns) as f64 / 1e9),
+            _ => None,
+        })
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    let period = median(&mut gaps.clone());
+    if period < t.polling_min_period_s {
+        return None;
+    }
+    let regular = gaps.iter().filter(|g| (*g - period).abs() <= 0.25 * period).count();
+    ((regular as f64) >= t.polling_regular_share * gaps.len() as f64).then_some(period)
 }
 
 /// A request repeated at a regular period: the same resource fetched again
-/// and again instead of being pushed when it changes.
+/// and again instead of being pushed when it changes. Encrypted exchanges
+/// count only when their answers carry the data (more bytes down than up):
+/// uploads are not polling.
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
-    let servers: HashMap<u64, Endpoint> = inp.flows.iter().map(|f| (f.id, f.server)).collect();
-    let server_of = |x: &Exchange| servers.get(&x.flow).map_or_else(|| "?".to_string(), |s| s.to_string());
-    let mut groups: BTreeMap<(Proto, String), Vec<&Exchange>> = BTreeMap::new();
-    for x in inp.exchanges {
-        let (method, path, _) = parse_what(&x.what);
-        let fetch = match x.kind {
-            Proto::Http | Proto::Http2 => method == "GET",
-            Proto::Coap => method == "GET" && !x.what.contains("notify"),
-            // Encrypted exchanges: the same server asked again and again.
-            Proto::Tls => true,
+    let t = inp.thresholds;
+    let mut by_id: BTreeMap<&str, Vec<(&ResourceKey, &ResourceGroup, f64)>> = BTreeMap::new();
+    for (k, g) in inp.streams.resources.iter() {
+        let fetch = match k.kind {
+            Proto::Http | Proto::Http2 => k.method == Method::Get,
+            Proto::Coap => k.method == Method::Get,
+            Proto::Tls => g.answered * 2 >= g.count && g.payload_down > g.payload_up,
             _ => false,
         };
-        if fetch {
-            let key = if x.kind == Proto::Tls { server_of(x) } else { format!("{method} {path}") };
-            groups.entry((x.kind, key)).or_default().push(x);
-        }
-    }
-    for ((kind, resource), xs) in groups {
-        if xs.len() < 4 {
+        if !fetch || g.count < t.polling_min_requests {
             continue;
         }
-        let mut gaps: Vec<f64> = xs.windows(2).map(|w| w[1].start_ts - w[0].start_ts).collect();
-        let period = median(&mut gaps.clone());
-        if period < 0.2 {
-            continue;
-        }
-        let regular = gaps.iter().filter(|g| (*g - period).abs() <= 0.25 * period).count();
-        if (regular as f64) < 0.7 * gaps.len() as f64 {
-            continue;
-        }
-        gaps.clear();
-        let connections = {
-            let mut f: Vec<u64> = xs.iter().map(|x| x.flow).collect();
-            f.sort_unstable();
-            f.dedup();
-            f.len()
-        };
-        let cost: f64 = xs.iter().map(|x| x.total_cost_bytes).sum();
-        let payload: u64 = xs.iter().map(|x| x.classes.get(Class::Payload)).sum();
-        let request_bytes: f64 = xs.iter().map(|x| x.bytes_c2s as f64).sum();
-        let id = match kind {
+        let Some(period) = regular_period(g, t) else { continue };
+        let id = match k.kind {
             Proto::Http | Proto::Http2 => "http-polling",
             Proto::Coap => "coap-polling",
             _ => "polling",
         };
+        by_id.entry(id).or_default().push((k, g, period));
+    }
+    for (id, groups) in by_id {
+        let requests: u64 = groups.iter().map(|g| g.1.count).sum();
+        let wire: u64 = groups.iter().map(|g| g.1.up + g.1.down).sum();
+        let connections: u64 = groups.iter().map(|g| g.1.connections).sum();
+        let payload: u64 = groups.iter().map(|g| g.1.payload_up + g.1.payload_down).sum();
+        let servers: Vec<SocketAddr> = groups.iter().map(|g| g.0.server).collect();
+        let mut periods: Vec<f64> = groups.iter().map(|g| g.2).collect();
+        let period = median(&mut periods);
+        let kind = groups.first().map(|g| g.0.kind).unwrap_or_default();
+        let changes: Vec<(IpAddr, Change)> = groups
+            .iter()
+            .map(|(k, _, _)| {
+                (k.client, Change::Push { server: k.server, resource: k.resource, kind: k.kind, acknowledged: true })
+            })
+            .collect();
+        let what = match kind {
+            Proto::Coap => {
+                "the client registers once with CoAP Observe; each answer comes as a confirmable notification, acknowledged"
+            }
+            _ => {
+                "the server pushes each answer on one kept-open connection (MQTT subscription, WebSocket, server push); the requests and their connections go"
+            }
+        };
+        let (saving, cf) = inp.saving(&changes, groups.len() as u64, what);
+        let examples: Vec<Value> = groups
+            .iter()
+            .take(3)
+            .map(|(k, g, p)| {
+                json!({"client": k.client, "server": k.server, "method": k.method.name(), "requests": g.count,
+                       "period_s": round3(*p), "wire_bytes_per_request": round3((g.up + g.down) as f64 / g.count.max(1) as f64)})
+            })
+            .collect();
         out.push(Finding {
             id: id.into(),
             severity: "warning".into(),
-            title: format!("{} requests to {resource} every {:.1} s ({kind})", xs.len(), period),
+            title: format!(
+                "{requests} requests for {} resource{} every {:.1} s ({kind})",
+                groups.len(),
+                if groups.len() == 1 { "" } else { "s" },
+                period
+            ),
             evidence: json!({
-                "protocol": kind, "resource": resource, "requests": xs.len(), "period_s": round3(period),
-                "connections": connections, "wire_bytes": round3(cost), "payload_bytes": payload,
-                "wire_bytes_per_request": round3(cost / xs.len() as f64),
+                "protocol": kind, "resources": groups.len(), "requests": requests, "period_s": round3(period),
+                "connections": connections, "wire_bytes": wire, "payload_bytes": payload,
+                "wire_bytes_per_request": round3(wire as f64 / requests.max(1) as f64), "examples": examples,
             }),
-            // A subscription (MQTT, CoAP Observe, server push) sends only the news: the requests go.
-            saving_per_day: inp.saving(request_bytes),
+            saving_per_day: saving,
             recommendation: match kind {
                 Proto::Coap => "Register with CoAP Observe (RFC 7641) instead of polling; the server then sends a notification only when the resource changes.".into(),
                 _ => "Replace polling with a push channel (MQTT subscription, CoAP Observe, WebSocket or HTTP long-poll), or lengthen the period to what the data actually needs.".into(),
             },
+            scope: scope_of(&servers),
+            instances: groups.len() as u64,
+            counterfactual: Some(cf),
+            saving_per_event: None,
         });
     }
 }
 
-/// Many TCP connections that each carry at most one exchange: every one
-/// pays the TCP (and TLS, and MQTT CONNECT) setup again.
+/// Many TCP connections that each carry one exchange: every one pays the
+/// TCP (and TLS, and MQTT CONNECT) setup again.
 fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
-    let mut by_server: BTreeMap<Endpoint, Vec<&FlowRecord>> = BTreeMap::new();
-    for f in inp.flows.iter().filter(|f| f.l4 == L4::Tcp && f.syn > 0 && f.exchanges <= 1 && f.wire_bytes > 0) {
-        by_server.entry(f.server).or_default().push(f);
-    }
-    for (server, fs) in by_server {
-        let with_data: Vec<_> = fs.iter().filter(|f| f.exchanges == 1).collect();
-        if with_data.len() < 3 {
+    let t = inp.thresholds;
+    let mut by_id: BTreeMap<&str, Vec<(SocketAddr, &stream::ServerGroup)>> = BTreeMap::new();
+    for ((server, _), g) in inp.streams.servers.iter() {
+        if g.one_exchange < t.short_lived_min_connections {
             continue;
         }
-        let n = with_data.len() as f64;
-        let setup: f64 = with_data
+        // MQTT's name for it: a session per message.
+        let id = if g.app == Proto::Mqtt { "reconnect-per-message" } else { "short-lived-connections" };
+        by_id.entry(id).or_default().push((*server, g));
+    }
+    for (id, groups) in by_id {
+        let n: u64 = groups.iter().map(|g| g.1.one_exchange).sum();
+        let setup: u64 = groups.iter().map(|g| g.1.one_exchange_setup).sum();
+        let wire: u64 = groups.iter().map(|g| g.1.one_exchange_wire).sum();
+        let servers: Vec<SocketAddr> = groups.iter().map(|g| g.0).collect();
+        let mut changes = Vec::new();
+        for (server, g) in &groups {
+            for c in &g.clients {
+                changes.push((*c, Change::KeepAlive { server: *server }));
+            }
+        }
+        let instances = changes.len() as u64;
+        let what = if id == "reconnect-per-message" {
+            "one persistent MQTT session: one CONNECT, the messages on it, PINGREQ once per idle keep-alive period"
+        } else {
+            "one kept-alive connection per server: one handshake, the same requests on it"
+        };
+        let (saving, cf) = inp.saving(&changes, instances, what);
+        let app = groups.first().map(|g| g.1.app).unwrap_or_default();
+        let examples: Vec<Value> = groups
             .iter()
-            .map(|f| {
-                (f.classes.get(Class::TcpControl)
-                    + f.classes.get(Class::TlsHandshake)
-                    + f.classes.get(Class::AppControl)) as f64
-            })
-            .sum();
-        let wire: f64 = with_data.iter().map(|f| f.wire_bytes as f64).sum();
-        let app = with_data.first().map(|f| f.inner.unwrap_or(f.app)).unwrap_or_default();
+            .take(3)
+            .map(|(s, g)| json!({"server": s, "connections": g.one_exchange, "clients": g.client_count()}))
+            .collect();
         out.push(Finding {
-            // MQTT's name for it: a session per message.
-            id: if app == Proto::Mqtt { "reconnect-per-message" } else { "short-lived-connections" }.into(),
+            id: id.into(),
             severity: "warning".into(),
-            title: format!("{} connections to {server} carry one exchange each", with_data.len()),
+            title: format!("{n} connections carry one exchange each ({})", scope_of(&servers)),
             evidence: json!({
-                "server": server, "app": app, "connections": with_data.len(), "exchanges_per_connection": 1,
-                "setup_and_teardown_bytes": setup as u64, "wire_bytes": wire as u64,
-                "setup_share": round3(if wire > 0.0 { setup / wire } else { 0.0 }),
+                "app": app, "connections": n, "exchanges_per_connection": 1,
+                "setup_and_teardown_bytes": setup, "wire_bytes": wire,
+                "setup_share": round3(if wire > 0 { setup as f64 / wire as f64 } else { 0.0 }),
+                "examples": examples,
             }),
-            // One persistent connection pays the setup once.
-            saving_per_day: inp.saving(setup * (n - 1.0) / n),
+            saving_per_day: saving,
             recommendation: "Keep one connection open and reuse it (HTTP keep-alive, a persistent MQTT session); if the device must sleep between readings, use TLS session resumption and send several readings per connection.".into(),
+            scope: scope_of(&servers),
+            instances,
+            counterfactual: Some(cf),
+            saving_per_event: None,
         });
     }
 }
@@ -208,17 +433,38 @@ fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
 /// Several full TLS handshakes and no resumed one: the certificate chain
 /// and key exchange are paid every time.
 fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
-    let get = |k: &str| inp.tls.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    let (full, resumed, conns) = (get("full_handshakes"), get("resumed_handshakes"), get("connections"));
-    if full < 3 || resumed > 0 || conns < 3 {
+    let tls = inp.tls;
+    let (full, resumed, conns) = (tls.full_handshakes, tls.resumed_handshakes, tls.connections);
+    let min = inp.thresholds.tls_min_full_handshakes;
+    if full < min || resumed > 0 || conns < min {
         return;
     }
-    let hs: Vec<&FlowRecord> = inp.flows.iter().filter(|f| f.classes.get(Class::TlsHandshake) > 0).collect();
-    let total_hs: u64 = hs.iter().map(|f| f.classes.get(Class::TlsHandshake)).sum();
-    let per = total_hs as f64 / hs.len().max(1) as f64;
-    // An abbreviated handshake is hellos, CCS and Finished: a few hundred bytes.
-    const RESUMED_HANDSHAKE_BYTES: f64 = 350.0;
-    let saving = ((per - RESUMED_HANDSHAKE_BYTES).max(0.0)) * (full - 1) as f64;
+    let s = inp.streams;
+    let per = s.tls_handshake_bytes as f64 / s.tls_handshake_flows.max(1) as f64;
+    let mut changes = Vec::new();
+    let mut servers = Vec::new();
+    for (ip, d) in s.devices.iter() {
+        let mut seen: Vec<SocketAddr> =
+            d.connections.sorted().iter().filter(|c| c.tls_handshake > 0).map(|c| c.server).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for server in seen {
+            servers.push(server);
+            changes.push((*ip, Change::Resume { server }));
+        }
+    }
+    let k = inp.constants();
+    let what = format!(
+        "every connection after the first resumes its TLS session: {} B of handshake instead of {:.0} B",
+        k.resumed_handshake_bytes, per
+    );
+    let (saving, mut cf) = inp.saving(&changes, changes.len() as u64, &what);
+    cf.assumptions.push(format!(
+        "a resumed handshake: {} B of TLS records (TLS 1.2: {} B, measured on captures/https-tls12-resumed.pcap; TLS 1.3: {} B, captures/https-tls13-resumed.pcap)",
+        k.resumed_handshake_bytes,
+        whatif::RESUMED_TLS12_BYTES,
+        whatif::RESUMED_TLS13_BYTES
+    ));
     out.push(Finding {
         id: "no-tls-resumption".into(),
         severity: "warning".into(),
@@ -226,182 +472,265 @@ fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
         evidence: json!({
             "full_handshakes": full, "resumed_handshakes": resumed, "connections": conns,
             "handshake_bytes_per_connection": round3(per),
-            "assumed_resumed_handshake_bytes": RESUMED_HANDSHAKE_BYTES,
+            "assumed_resumed_handshake_bytes": k.resumed_handshake_bytes,
         }),
-        saving_per_day: inp.saving(saving),
+        saving_per_day: saving,
         recommendation: "Enable TLS session resumption (session tickets or a session cache on the server, and a client that stores and offers them; TLS 1.3 PSK), so reconnections skip the certificate chain and key exchange.".into(),
+        scope: scope_of(&servers),
+        instances: changes.len() as u64,
+        counterfactual: Some(cf),
+        saving_per_event: None,
     });
 }
 
 /// Error responses answered by the same request again, faster than the
 /// server can recover, and without backing off.
 fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
-    let mut by_req: BTreeMap<String, Vec<&Exchange>> = BTreeMap::new();
-    for x in inp.exchanges.iter().filter(|x| matches!(x.kind, Proto::Http | Proto::Http2)) {
-        let (method, path, _) = parse_what(&x.what);
-        by_req.entry(format!("{method} {path}")).or_default().push(x);
-    }
-    let mut retries = 0usize;
+    let t = inp.thresholds;
+    let mut retries = 0u64;
     let mut gaps = Vec::new();
-    let mut wasted = 0.0;
+    let mut wasted = 0u64;
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
-    let mut resources = Vec::new();
-    for (req, xs) in &by_req {
+    let mut changes = Vec::new();
+    let mut servers = Vec::new();
+    let mut examples = Vec::new();
+    for (k, g) in inp.streams.resources.iter() {
+        if !matches!(k.kind, Proto::Http | Proto::Http2) {
+            continue;
+        }
+        let s = g.samples.sorted();
         let mut here = 0;
-        for w in xs.windows(2) {
-            let (_, _, status) = parse_what(&w[0].what);
-            let Some(s) = status.filter(|s| *s == 429 || *s >= 500) else { continue };
-            let gap = w[1].start_ts - w[0].end_ts.max(w[0].start_ts);
+        let mut span = (i64::MAX, i64::MIN);
+        for w in s.windows(2) {
+            let [a, b] = w else { continue };
+            if !(a.status == 429 || a.status >= 500) {
+                continue;
+            }
+            let gap = (b.start_ns - a.end_ns.max(a.start_ns)) as f64 / 1e9;
             // A retry that comes back within a second did not back off.
-            if gap < 1.0 {
+            if gap < t.retry_max_gap_s {
                 here += 1;
                 gaps.push(gap);
-                wasted += w[1].total_cost_bytes;
-                *statuses.entry(s).or_default() += 1;
+                wasted += b.up + b.down;
+                *statuses.entry(a.status).or_default() += 1;
+                span = (span.0.min(a.start_ns), span.1.max(b.start_ns));
             }
         }
-        if here >= 3 {
+        if here >= t.retry_min_count {
             retries += here;
-            resources.push(req.clone());
+            servers.push(k.server);
+            changes.push((k.client, Change::Drop { server: k.server, resource: k.resource, between: span }));
+            if examples.len() < 3 {
+                examples
+                    .push(json!({"client": k.client, "server": k.server, "method": k.method.name(), "retries": here}));
+            }
         }
     }
-    if retries < 3 {
+    if retries < t.retry_min_count {
         return;
     }
     let med = median(&mut gaps);
+    let (saving, cf) = inp.saving(
+        &changes,
+        changes.len() as u64,
+        "the retries after an error answer wait with exponential back-off: the quick repeats go",
+    );
     out.push(Finding {
         id: "retry-without-backoff".into(),
         severity: "critical".into(),
         title: format!("{retries} requests retried within a second of an error response"),
         evidence: json!({
-            "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med), "requests": resources,
+            "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med),
+            "retry_wire_bytes": wasted, "examples": examples,
         }),
-        saving_per_day: inp.saving(wasted),
+        saving_per_day: saving,
         recommendation: "Back off exponentially with jitter after errors, honour Retry-After on 429 and 503, and cap the number of retries.".into(),
+        scope: scope_of(&servers),
+        instances: changes.len() as u64,
+        counterfactual: Some(cf),
+        saving_per_event: None,
     });
 }
 
 /// Many clients opening connections to one server in the same instant,
 /// again and again: a fleet reconnecting in lock-step after an outage.
+/// Priced per event: an outage is not a daily habit.
 fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
-    let mut by_server: BTreeMap<Endpoint, Vec<(f64, IpAddr, bool)>> = BTreeMap::new();
-    for f in inp.flows.iter().filter(|f| f.l4 == L4::Tcp && f.syn > 0) {
-        let client_host = f.client.0.ip();
-        let refused = f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0;
-        by_server.entry(f.server).or_default().push((f.start_ts, client_host, refused));
+    let t = inp.thresholds;
+    let mut per_server: BTreeMap<SocketAddr, Vec<(i64, stream::Attempts)>> = BTreeMap::new();
+    for ((server, w), a) in inp.streams.attempts.iter() {
+        per_server.entry(*server).or_default().push((*w, *a));
     }
-    const WINDOW_S: f64 = 0.1;
-    const BURST: usize = 10;
-    for (server, mut starts) in by_server {
-        if starts.len() < 2 * BURST {
+    let mut storms = Vec::new();
+    for (server, windows) in per_server {
+        let attempts: u64 = windows.iter().map(|w| w.1.attempts).sum();
+        if attempts < 2 * t.storm_burst_attempts {
             continue;
         }
-        starts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // Bursts: at least BURST connection attempts within WINDOW_S.
-        let mut bursts = Vec::new();
-        let mut i = 0;
-        let mut peak = 0;
-        while i < starts.len() {
-            let mut j = i;
-            while j < starts.len() && starts[j].0 - starts[i].0 <= WINDOW_S {
-                j += 1;
-            }
-            peak = peak.max(j - i);
-            if j - i >= BURST {
-                bursts.push((starts[i].0, j - i));
-                i = j;
-            } else {
-                i += 1;
+        // Bursts: two neighbouring 50 ms windows (100 ms) holding the burst
+        // size; neighbouring bursts are one.
+        let count = |w: i64| windows.iter().find(|x| x.0 == w).map_or(0, |x| x.1.attempts);
+        let mut bursts = 0u64;
+        let mut peak = 0u64;
+        let mut last_burst: Option<i64> = None;
+        for (w, a) in &windows {
+            let pair = a.attempts + count(w + 1);
+            peak = peak.max(pair);
+            if pair >= t.storm_burst_attempts {
+                if last_burst.is_none_or(|l| w - l > 2) {
+                    bursts += 1;
+                }
+                last_burst = Some(*w);
             }
         }
-        let refused = starts.iter().filter(|s| s.2).count();
-        if bursts.len() < 2 || refused == 0 {
+        let refused: u64 = windows.iter().map(|w| w.1.refused).sum();
+        let refused_bytes: u64 = windows.iter().map(|w| w.1.refused_bytes).sum();
+        if bursts < 2 || refused == 0 {
             continue;
         }
-        let mut clients: Vec<IpAddr> = starts.iter().map(|s| s.1).collect();
-        clients.sort_unstable();
-        clients.dedup();
-        let refused_bytes: f64 = inp
-            .flows
-            .iter()
-            .filter(|f| f.server == server && f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0)
-            .map(|f| f.wire_bytes as f64)
-            .sum();
-        out.push(Finding {
-            id: "reconnection-storm".into(),
-            severity: "critical".into(),
-            title: format!("{} bursts of {}+ connection attempts within {} ms to {server}", bursts.len(), BURST, (WINDOW_S * 1000.0) as u32),
-            evidence: json!({
-                "server": server, "connection_attempts": starts.len(), "refused_attempts": refused,
-                "peak_attempts_per_100ms": peak, "bursts": bursts.len(),
-                "burst_times": bursts.iter().take(20).map(|b| round3(b.0)).collect::<Vec<_>>(),
-                "clients": clients.len(),
-            }),
-            saving_per_day: inp.saving(refused_bytes),
-            recommendation: "Reconnect with exponential back-off and full jitter (delay = random(0, min(cap, base * 2^attempt))), so a fleet spreads its reconnections instead of hitting the server in lock-step.".into(),
-        });
+        storms.push((server, attempts, refused, refused_bytes, bursts, peak));
     }
+    if storms.is_empty() {
+        return;
+    }
+    let servers: Vec<SocketAddr> = storms.iter().map(|s| s.0).collect();
+    let bursts: u64 = storms.iter().map(|s| s.4).sum();
+    let refused_bytes: u64 = storms.iter().map(|s| s.3).sum();
+    let attempts: u64 = storms.iter().map(|s| s.1).sum();
+    let refused: u64 = storms.iter().map(|s| s.2).sum();
+    let peak = storms.iter().map(|s| s.5).max().unwrap_or(0);
+    let examples: Vec<Value> = storms
+        .iter()
+        .take(3)
+        .map(|s| json!({"server": s.0, "connection_attempts": s.1, "refused_attempts": s.2, "bursts": s.4}))
+        .collect();
+    let per_event = Saving {
+        bytes: refused_bytes / bursts.max(1),
+        billed_bytes: 0,
+        radio_on_s: 0.0,
+        charge_mah: 0.0,
+        charge_basis: "refused connection attempts of one burst (per event, not per day)".into(),
+    };
+    out.push(Finding {
+        id: "reconnection-storm".into(),
+        severity: "critical".into(),
+        title: format!("{bursts} bursts of {}+ connection attempts within 100 ms ({})", t.storm_burst_attempts, scope_of(&servers)),
+        evidence: json!({
+            "connection_attempts": attempts, "refused_attempts": refused, "refused_bytes": refused_bytes,
+            "peak_attempts_per_100ms": peak, "bursts": bursts,
+            // Each client tries once per burst: the largest burst counts them.
+            "clients": peak, "examples": examples,
+        }),
+        saving_per_day: Saving { charge_basis: "a one-off event: see saving_per_event".into(), ..Default::default() },
+        recommendation: "Reconnect with exponential back-off and full jitter (delay = random(0, min(cap, base * 2^attempt))), so a fleet spreads its reconnections instead of hitting the server in lock-step.".into(),
+        scope: scope_of(&servers),
+        instances: storms.len() as u64,
+        counterfactual: Some(Counterfactual {
+            description: "the clients back off with jitter: the refused attempts of a burst are not made".into(),
+            assumptions: vec!["priced per burst: an outage does not recur daily".into()],
+        }),
+        saving_per_event: Some(per_event),
+    });
 }
 
 /// Bytes sent twice: loss on the link, or timers too eager.
 fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
-    let total: u64 = inp.flows.iter().map(|f| f.classes.get(Class::Retransmission)).sum();
+    let s = inp.streams;
+    let total = s.retransmission_bytes;
     if total == 0 || inp.wire_bytes == 0 {
         return;
     }
     let share = total as f64 / inp.wire_bytes as f64;
-    if share < 0.01 {
+    if share < inp.thresholds.retransmission_share {
         return;
     }
-    let frames: u64 = inp.flows.iter().map(|f| f.retransmitted_frames).sum();
-    let mut worst: Vec<&FlowRecord> = inp.flows.iter().filter(|f| f.classes.get(Class::Retransmission) > 0).collect();
-    worst.sort_by_key(|f| std::cmp::Reverse(f.classes.get(Class::Retransmission)));
+    let worst = s.worst_retransmitters.sorted();
+    let per_day = |b: u64| {
+        if inp.duration_s > 0.0 { (b as f64 * 86_400.0 / inp.duration_s).round() as u64 } else { b }
+    };
+    let bytes = per_day(total);
+    let billed = per_day(total.saturating_sub(s.retransmitted_frames * (s.link_bytes / s.frames.max(1))));
     out.push(Finding {
         id: "retransmissions".into(),
-        severity: if share > 0.05 { "critical" } else { "warning" }.into(),
+        severity: if share > inp.thresholds.retransmission_critical_share { "critical" } else { "warning" }.into(),
         title: format!("{:.1}% of the wire bytes are retransmissions", share * 100.0),
         evidence: json!({
-            "retransmission_bytes": total, "retransmitted_frames": frames, "share": round3(share),
-            "flows": worst.iter().take(5).map(|f| json!({"client": f.client, "server": f.server, "app": f.app,
-                "retransmission_bytes": f.classes.get(Class::Retransmission)})).collect::<Vec<_>>(),
+            "retransmission_bytes": total, "retransmitted_frames": s.retransmitted_frames, "share": round3(share),
+            "flows": worst.iter().map(|(b, c, sv, app, _)| json!({"client": c, "server": sv, "app": app,
+                "retransmission_bytes": b.0})).collect::<Vec<_>>(),
         }),
-        saving_per_day: inp.saving(total as f64),
+        saving_per_day: Saving {
+            bytes,
+            billed_bytes: billed,
+            radio_on_s: 0.0,
+            charge_mah: 0.0,
+            charge_basis: "the retransmitted bytes at the capture's rate; the radio time they add is not re-simulated".into(),
+        },
         recommendation: "Find the loss (radio coverage, a congested uplink, a middlebox) or the timer: for CoAP check ACK_TIMEOUT against the real round trip; for TCP look at the path's loss rate.".into(),
+        scope: "capture".into(),
+        instances: worst.len() as u64,
+        counterfactual: Some(Counterfactual {
+            description: "a loss-free link: nothing sent twice".into(),
+            assumptions: vec!["the retransmitted bytes at the capture's rate".into()],
+        }),
+        saving_per_event: None,
     });
 }
 
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
-    let xs: Vec<&Exchange> = inp
-        .exchanges
-        .iter()
-        .filter(|x| matches!(x.kind, Proto::Http | Proto::Http2 | Proto::Coap | Proto::Mqtt | Proto::Websocket))
-        .collect();
-    if xs.len() < 3 {
+    let hs = &inp.streams.headers;
+    let exchanges: u64 = hs.values().map(|h| h.exchanges).sum();
+    if exchanges < 3 {
         return;
     }
-    let header: u64 = xs.iter().map(|x| x.classes.get(Class::AppHeader)).sum();
-    let payload: u64 = xs.iter().map(|x| x.classes.get(Class::Payload)).sum();
-    if header <= payload || header < 1000 {
+    let header: u64 = hs.values().map(|h| h.header).sum();
+    let payload: u64 = hs.values().map(|h| h.payload).sum();
+    if header <= payload || header < inp.thresholds.header_min_bytes {
         return;
     }
-    let mut per_header: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::AppHeader) as f64).collect();
-    let mut per_payload: Vec<f64> = xs.iter().map(|x| x.classes.get(Class::Payload) as f64).collect();
-    let (mh, mp) = (median(&mut per_header), median(&mut per_payload));
-    let mut kinds: Vec<Proto> = xs.iter().map(|x| x.kind).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
+    let kinds: Vec<Proto> = hs.keys().copied().collect();
+    // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends hundreds.
+    let saved = header.saturating_sub(exchanges * 20);
+    let bytes = if inp.duration_s > 0.0 { (saved as f64 * 86_400.0 / inp.duration_s).round() as u64 } else { saved };
     out.push(Finding {
         id: "header-overhead".into(),
         severity: if header > 4 * payload { "warning" } else { "info" }.into(),
         title: format!("application headers ({header} B) outweigh the payload ({payload} B)"),
         evidence: json!({
-            "protocols": kinds, "exchanges": xs.len(), "header_bytes": header, "payload_bytes": payload,
-            "median_header_bytes": mh, "median_payload_bytes": mp,
+            "protocols": kinds, "exchanges": exchanges, "header_bytes": header, "payload_bytes": payload,
+            "mean_header_bytes": round3(header as f64 / exchanges as f64),
+            "mean_payload_bytes": round3(payload as f64 / exchanges as f64),
             "header_to_payload": round3(header as f64 / payload.max(1) as f64),
         }),
-        // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends hundreds.
-        saving_per_day: inp.saving((header as f64 - xs.len() as f64 * 20.0).max(0.0)),
+        saving_per_day: Saving {
+            bytes,
+            billed_bytes: bytes,
+            radio_on_s: 0.0,
+            charge_mah: 0.0,
+            charge_basis: "header bytes above 20 B an exchange at the capture's rate; frames and their times unchanged, so no radio time".into(),
+        },
         recommendation: "Trim headers the server does not need (User-Agent, Accept, cookies), or move to a compact protocol (MQTT, CoAP) whose headers are a few bytes.".into(),
+        scope: "capture".into(),
+        instances: exchanges,
+        counterfactual: Some(Counterfactual {
+            description: "the same exchanges with 20 B of headers each".into(),
+            assumptions: vec!["frames and their times unchanged".into()],
+        }),
+        saving_per_event: None,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_come_from_the_findings_table() {
+        let t = Thresholds::from_config("[findings]\npolling_min_requests = 10\n[radio]\nx = 1\n").unwrap();
+        assert_eq!(t.polling_min_requests, 10);
+        assert_eq!(t.retry_min_count, Thresholds::default().retry_min_count);
+        assert!(Thresholds::from_config("[findings]\nno_such = 1\n").is_err());
+        assert_eq!(Thresholds::from_config("").unwrap(), Thresholds::default());
+    }
 }

@@ -8,6 +8,7 @@ mod timers;
 
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Proto, ProtoStats, Span};
+use crate::ledger::exchange::ExchangeFacts;
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger, LiveExchanges};
 use crate::report::summary::ExchangeFigures;
 use serde::{Deserialize, Serialize};
@@ -171,6 +172,9 @@ pub trait FlowSink {
     /// `n` exchanges' figures for the summaries (every exchange, listed or
     /// not; most at their flow's end, when its setup share is known).
     fn exchange_figures(&mut self, _x: ExchangeFigures, _n: u32) {}
+    /// Every exchange's facts, listed or not, for the findings: once each,
+    /// with its connection's two ends.
+    fn exchange_facts(&mut self, _client: SocketAddr, _server: SocketAddr, _x: &ExchangeFacts) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -489,6 +493,12 @@ impl FlowTable {
             exchange: f.app.fl.exchange_of_frame(to),
         });
         f.app.fl.take_done(|x| sink.exchange_done(x));
+        if !self.sh.live.facts.is_empty() {
+            let (client, server) = (SocketAddr::from(f.client), SocketAddr::from(f.app.server));
+            for x in self.sh.live.facts.drain(..) {
+                sink.exchange_facts(client, server, &x);
+            }
+        }
         if f.app.fl.has_early() {
             for x in f.app.fl.take_early() {
                 sink.exchange_figures(x, 1);
@@ -624,6 +634,11 @@ impl FlowTable {
             sink.exchange_figures(x, 1);
         }
         app.fl.take_handed(|x, n| sink.exchange_figures(x, n));
+
+        let (client, server) = (SocketAddr::from(f.client), SocketAddr::from(app.server));
+        for x in self.sh.live.facts.drain(..) {
+            sink.exchange_facts(client, server, &x);
+        }
         for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),
@@ -867,7 +882,7 @@ impl<'a> Feeder<'a> {
                 self.to = Some(s.msg);
             }
         }
-        app.fl.spans(&self.sh.spans);
+        app.fl.spans(&self.sh.spans, self.dir);
         if let Some(a) = app.fl.app.take() {
             if app.rec.app == Proto::Tls {
                 app.rec.inner = Some(a);

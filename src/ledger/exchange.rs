@@ -5,7 +5,7 @@
 use super::Ledger;
 use crate::report::summary::ExchangeFigures;
 use crate::vocab::Class;
-use crate::vocab::{Dir, Event, MsgRef, Proto, Span};
+use crate::vocab::{Dir, Event, Facets, MsgRef, Proto, Span};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -41,6 +41,11 @@ pub struct LiveExchanges {
     pub closed_early: u64,
     /// Exchanges opened past the lists' caps: counted, not handed on.
     pub unlisted: u64,
+    /// Facts of the exchanges handed on, for the findings, until the flow
+    /// table passes them on (after the packet, or the flow's end, that
+    /// handed them on: all of one flow). One list for all flows: no flow
+    /// allocates one.
+    pub facts: Vec<ExchangeFacts>,
 }
 
 impl LiveExchanges {
@@ -55,6 +60,7 @@ impl LiveExchanges {
             tight: false,
             closed_early: 0,
             unlisted: 0,
+            facts: Vec::new(),
         }
     }
 
@@ -208,6 +214,31 @@ pub struct FlowLedger {
     handed_rest: Vec<((Proto, u64, u64), u32)>,
     /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
     early: Vec<ExchangeFigures>,
+    /// Exchanges handed on so far.
+    handed_on: u64,
+}
+
+/// What findings know of every exchange, listed or not: its times, bytes
+/// each way and facets. Plain numbers, made once per exchange.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExchangeFacts {
+    pub kind: Proto,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Wire bytes each way (the client's `up`), frames each way.
+    pub up: u64,
+    pub down: u64,
+    pub frames_up: u32,
+    pub frames_down: u32,
+    /// Payload (`Class::Payload`) bytes each way, and application header bytes.
+    pub payload_up: u64,
+    pub payload_down: u64,
+    pub header: u64,
+    pub facets: Facets,
+    /// The first exchange of its connection.
+    pub first: bool,
+    /// Answered (a response, an acknowledgement) at all.
+    pub answered: bool,
 }
 
 /// An exchange a flow holds. Its bytes are booked whole only while it may
@@ -228,6 +259,24 @@ struct Live {
     kind: Proto,
     wire: u64,
     payload: u64,
+    /// What the findings need of it, listed or not.
+    facts: LiveFacts,
+}
+
+/// What a held exchange keeps for its `ExchangeFacts`: small, since every
+/// live flow holds a few exchanges.
+#[derive(Clone, Copy, Debug, Default)]
+struct LiveFacts {
+    start_ns: i64,
+    end_ns: i64,
+    up: u32,
+    down: u32,
+    payload_up: u32,
+    header: u32,
+    frames_up: u16,
+    frames_down: u16,
+    answered: bool,
+    facets: Facets,
 }
 
 /// Distinct (kind, wire bytes, payload bytes) of handed-on exchanges a
@@ -302,8 +351,10 @@ impl FlowLedger {
         match at.and_then(|i| self.live.get_mut(i)) {
             Some(l) => {
                 l.wire += n;
-                if class == Class::Payload {
-                    l.payload += n;
+                match class {
+                    Class::Payload => l.payload += n,
+                    Class::AppHeader => l.facts.header = l.facts.header.saturating_add(clamp32(n)),
+                    _ => {}
                 }
                 if let Some(x) = l.whole.as_mut() {
                     x.classes.add(class, n);
@@ -323,6 +374,22 @@ impl FlowLedger {
         let at = self.frame_target(to);
         for &(c, n) in lower {
             self.book_at(c, n, at);
+        }
+        if let Some(l) = at.and_then(|i| self.live.get_mut(i)) {
+            let f = &mut l.facts;
+            match dir {
+                Dir::C2S => {
+                    f.up = f.up.saturating_add(clamp32(wire));
+                    f.frames_up = f.frames_up.saturating_add(1);
+                }
+                Dir::S2C => {
+                    f.down = f.down.saturating_add(clamp32(wire));
+                    f.frames_down = f.frames_down.saturating_add(1);
+                }
+            }
+            if !l.closed {
+                f.end_ns = ts_ns;
+            }
         }
         if let Some(Live { closed, whole: Some(x), .. }) = at.and_then(|i| self.live.get_mut(i)) {
             match dir {
@@ -350,9 +417,17 @@ impl FlowLedger {
         self.frame_target(to).and_then(|i| self.live.get(i)).map(|l| l.id)
     }
 
-    pub fn spans(&mut self, spans: &[Span]) {
+    /// Books a dissector call's spans, of bytes sent in `dir`.
+    pub fn spans(&mut self, spans: &[Span], dir: Dir) {
         for s in spans {
-            self.book(s.class, s.len, s.msg);
+            let at = self.target(s.msg);
+            self.book_at(s.class, s.len, at);
+            if dir == Dir::C2S
+                && s.class == Class::Payload
+                && let Some(l) = at.and_then(|i| self.live.get_mut(i))
+            {
+                l.facts.payload_up = l.facts.payload_up.saturating_add(clamp32(s.len));
+            }
         }
     }
 
@@ -410,6 +485,7 @@ impl FlowLedger {
                         kind,
                         wire: 0,
                         payload: 0,
+                        facts: LiveFacts { start_ns: ts_ns, end_ns: ts_ns, ..Default::default() },
                     });
                     self.live_changed();
                     live.next_id += 1;
@@ -421,7 +497,15 @@ impl FlowLedger {
                         x.what = what;
                     }
                 }
+                Event::Facets { id, facets } => {
+                    if let Some(l) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        l.facts.facets.add(&facets);
+                    }
+                }
                 Event::Responded { id } => {
+                    if let Some(l) = self.live_index(id).and_then(|i| self.live.get_mut(i)) {
+                        l.facts.answered = true;
+                    }
                     if let Some(x) = self.whole(id)
                         && x.ttfb_s.is_none()
                     {
@@ -436,6 +520,7 @@ impl FlowLedger {
                             live.closed_early += 1;
                         }
                         l.closed = true;
+                        l.facts.end_ns = l.facts.end_ns.max(ts_ns);
                         if let Some(x) = l.whole.as_mut() {
                             x.end_ts = x.end_ts.max(secs(ts_ns));
                         }
@@ -513,7 +598,7 @@ impl FlowLedger {
             if let Some(l) = self.live.remove(i) {
                 self.live_changed();
                 live.held -= 1;
-                self.hand_figures(&l);
+                self.hand_figures(&l, &mut live.facts);
                 if let Some(x) = l.whole {
                     self.done.push(finished(*x));
                 }
@@ -522,8 +607,27 @@ impl FlowLedger {
         self.live.shrink_to(room_after(self.live.capacity(), held));
     }
 
-    /// Keeps a handed-on exchange's figures for the summaries.
-    fn hand_figures(&mut self, l: &Live) {
+    /// Keeps a handed-on exchange's figures for the summaries, and its
+    /// facts for the findings.
+    fn hand_figures(&mut self, l: &Live, to: &mut Vec<ExchangeFacts>) {
+        let f = &l.facts;
+        let facts = ExchangeFacts {
+            kind: l.kind,
+            start_ns: f.start_ns,
+            end_ns: f.end_ns,
+            up: u64::from(f.up),
+            down: u64::from(f.down),
+            frames_up: u32::from(f.frames_up),
+            frames_down: u32::from(f.frames_down),
+            payload_up: u64::from(f.payload_up),
+            payload_down: l.payload.saturating_sub(u64::from(f.payload_up)),
+            header: u64::from(f.header),
+            facets: f.facets,
+            first: self.handed_on == 0,
+            answered: f.answered,
+        };
+        self.handed_on += 1;
+        to.push(facts);
         let key = (l.kind, l.wire, l.payload);
         match &mut self.handed_first {
             None => {
@@ -569,7 +673,7 @@ impl FlowLedger {
         self.live_changed();
         let held = std::mem::take(&mut self.live);
         for l in &held {
-            self.hand_figures(l);
+            self.hand_figures(l, &mut live.facts);
         }
         self.done.drain(..).chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
     }
@@ -622,6 +726,12 @@ fn finished(mut x: Exchange) -> Exchange {
     x.wire_bytes = x.classes.total();
     x.total_cost_bytes = x.wire_bytes as f64;
     x
+}
+
+/// Byte counts a held exchange keeps in 32 bits (an exchange of more than
+/// 4 GiB is counted as 4 GiB by the findings; the ledger keeps all of it).
+fn clamp32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// One exchange's even share of its connection's `setup` bytes, over

@@ -99,20 +99,29 @@ pub fn render(r: &Report, top_flows: usize) -> String {
     );
 
     if !r.findings.is_empty() {
-        let _ = writeln!(out, "\nFindings");
+        let _ =
+            writeln!(out, "\nFindings (by severity, then saving; savings overlap: each assumes only its own change)");
         for f in &r.findings {
             let _ = writeln!(out, "  [{}] {}: {}", f.severity, f.id, f.title);
-            if f.saving_per_day.bytes > 0 {
+            let s = &f.saving_per_day;
+            if s.bytes > 0 || s.charge_mah != 0.0 {
                 let _ = writeln!(
                     out,
-                    "      saves about {} per day{}",
-                    human_bytes(f.saving_per_day.bytes as f64),
-                    if f.saving_per_day.charge_mah > 0.0 {
-                        format!(" and about {:.2} mAh of radio charge (pro rata to bytes)", f.saving_per_day.charge_mah)
+                    "      saves about {} per day ({} billed){}",
+                    human_bytes(s.bytes as f64),
+                    human_bytes(s.billed_bytes as f64),
+                    if s.charge_mah != 0.0 {
+                        format!(", {:.2} mAh and {:.1} s of radio time", s.charge_mah, s.radio_on_s)
                     } else {
                         String::new()
                     }
                 );
+            }
+            if let Some(e) = &f.saving_per_event {
+                let _ = writeln!(out, "      saves about {} per event", human_bytes(e.bytes as f64));
+            }
+            if let Some(c) = &f.counterfactual {
+                let _ = writeln!(out, "      if: {}", c.description);
             }
             let _ = writeln!(out, "      {}", f.recommendation);
         }

@@ -156,7 +156,8 @@ fn pipelined_responses_pair_first_in_first_out() -> TestResult {
 fn exchange_events_follow_request_and_response() -> TestResult {
     let conns = capture::tcp_conns("http-keepalive.pcap")?;
     let r = testkit::run(&mut Http1::new(&ctx()), &conns[0].slices());
-    let ev: Vec<_> = r.events.iter().take(4).cloned().collect();
+    // Facets are checked on their own below.
+    let ev: Vec<_> = r.events.iter().filter(|e| !matches!(e, Event::Facets { .. })).take(4).cloned().collect();
     assert_eq!(
         ev,
         vec![
@@ -475,4 +476,19 @@ fn a_connect_tunnel_is_recognised_again() {
     assert_eq!(r.class(Class::AppHeader), (req.len() + resp.len() + 2) as u64);
     assert_eq!(r.stats.tls.connections, 1);
     assert_eq!(r.stats.http.upgrades.get("connect"), Some(&1));
+}
+
+#[test]
+fn requests_and_responses_carry_their_facets() -> TestResult {
+    use crate::vocab::{Facets, Method, resource_hash};
+    let conns = capture::tcp_conns("http-keepalive.pcap")?;
+    let r = testkit::run(&mut Http1::new(&ctx()), &conns[0].slices());
+    let facets: Vec<Facets> =
+        r.events.iter().filter_map(|e| if let Event::Facets { facets, .. } = e { Some(*facets) } else { None }).collect();
+    let request = facets.first().copied().unwrap_or_default();
+    assert_eq!(request.method, Method::Get);
+    // The query is not part of the resource.
+    assert_eq!(request.resource, resource_hash(b"/api/v1/sensor/latest"));
+    assert_eq!(facets.get(1).map(|f| f.status), Some(200));
+    Ok(())
 }

@@ -1,0 +1,560 @@
+//! What the detectors keep while the capture goes by: aggregates over every
+//! flow and every exchange, listed or not, in bounded memory.
+//!
+//! Each worker keeps its own `Streams`; `merge` adds them up. Everything is
+//! kept in integers and in sets that keep the smallest keys (`Capped`,
+//! `Firsts`), so the merged state depends only on what was seen, never on how
+//! flows were spread over threads, and a report is the same for any number
+//! of jobs. What a cap drops is said in the findings' `limits`.
+
+use crate::flow::{Endpoint, FlowRecord};
+use crate::ledger::Class;
+use crate::ledger::exchange::ExchangeFacts;
+use crate::vocab::{L4, Method, Proto};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{IpAddr, SocketAddr};
+
+/// Most resource groups (one client asking one server for one resource)
+/// and server groups kept; past them the groups with the largest keys go.
+pub const MAX_GROUPS: usize = 2048;
+/// Exchanges of a resource group kept for timing (the first by time).
+pub const SAMPLES: usize = 32;
+/// Connection attempts counted per server in 50 ms windows: most windows.
+pub const MAX_ATTEMPT_WINDOWS: usize = 16_384;
+/// Devices whose messages and connections are kept for re-simulation, and
+/// how many of each (the first by time).
+pub const MAX_DEVICES: usize = 16;
+pub const DEVICE_MESSAGES: usize = 2048;
+pub const DEVICE_CONNECTIONS: usize = 512;
+/// Distinct clients counted exactly per server; past it, "at least".
+pub const CLIENTS_COUNTED: usize = 32;
+
+/// The window connection attempts are counted in.
+pub const ATTEMPT_WINDOW_NS: i64 = 50_000_000;
+
+/// The `n` smallest items seen (in any order of arrival): a max-heap of them.
+#[derive(Clone, Debug)]
+pub struct Firsts<T: Ord> {
+    heap: BinaryHeap<T>,
+    n: usize,
+    /// Items seen, kept or not.
+    pub seen: u64,
+}
+
+impl<T: Ord + Clone> Firsts<T> {
+    pub fn new(n: usize) -> Self {
+        Firsts { heap: BinaryHeap::new(), n, seen: 0 }
+    }
+    pub fn add(&mut self, x: T) {
+        self.seen += 1;
+        self.keep(x);
+    }
+    fn keep(&mut self, x: T) {
+        if self.heap.len() < self.n {
+            self.heap.push(x);
+        } else if self.heap.peek().is_some_and(|top| x < *top) {
+            self.heap.pop();
+            self.heap.push(x);
+        }
+    }
+    pub fn merge(&mut self, o: &Firsts<T>) {
+        self.seen += o.seen;
+        for x in o.heap.iter() {
+            self.keep(x.clone());
+        }
+    }
+    /// The items kept, smallest first.
+    pub fn sorted(&self) -> Vec<T> {
+        self.heap.clone().into_sorted_vec()
+    }
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// A map that keeps at most `cap` keys, the smallest: which keys survive
+/// depends on the keys seen, not on their order. Looked up by hash (most
+/// calls find their key); the keys' order is kept apart, touched only when
+/// a key comes or goes.
+#[derive(Clone, Debug)]
+pub struct Capped<K: Ord + std::hash::Hash, V> {
+    map: foldhash::HashMap<K, V>,
+    keys: BTreeSet<K>,
+    cap: usize,
+    /// A key was dropped for the cap.
+    pub saturated: bool,
+}
+
+impl<K: Ord + Clone + std::hash::Hash, V: Default> Capped<K, V> {
+    pub fn new(cap: usize) -> Self {
+        Capped { map: foldhash::HashMap::default(), keys: BTreeSet::new(), cap, saturated: false }
+    }
+    /// The entry for `k`, unless the map is full of smaller keys.
+    #[inline]
+    pub fn entry(&mut self, k: &K) -> Option<&mut V> {
+        if !self.map.contains_key(k) {
+            if self.keys.len() >= self.cap {
+                self.saturated = true;
+                match self.keys.last() {
+                    Some(last) if k < last => {
+                        if let Some(last) = self.keys.pop_last() {
+                            self.map.remove(&last);
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            self.keys.insert(k.clone());
+            self.map.insert(k.clone(), V::default());
+        }
+        self.map.get_mut(k)
+    }
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.keys.iter().filter_map(|k| self.map.get(k).map(|v| (k, v)))
+    }
+    pub fn merge(&mut self, o: &Capped<K, V>, add: impl Fn(&mut V, &V)) {
+        self.saturated |= o.saturated;
+        for (k, v) in o.iter() {
+            if let Some(mine) = self.entry(k) {
+                add(mine, v);
+            }
+        }
+    }
+}
+
+/// One client asking one server for one resource (or, encrypted, one
+/// server asked again and again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceKey {
+    pub kind: Proto,
+    pub server: SocketAddr,
+    pub method: Method,
+    pub resource: u64,
+    pub client: IpAddr,
+}
+
+/// An exchange, for timing: ordered by start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sample {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub up: u64,
+    pub down: u64,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResourceGroup {
+    pub count: u64,
+    /// Exchanges that opened their connection.
+    pub connections: u64,
+    pub up: u64,
+    pub down: u64,
+    pub payload_up: u64,
+    pub payload_down: u64,
+    pub header: u64,
+    pub answered: u64,
+    pub with_validators: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub samples: Firsts<Sample>,
+}
+
+impl Default for ResourceGroup {
+    fn default() -> Self {
+        ResourceGroup {
+            count: 0,
+            connections: 0,
+            up: 0,
+            down: 0,
+            payload_up: 0,
+            payload_down: 0,
+            header: 0,
+            answered: 0,
+            with_validators: 0,
+            statuses: BTreeMap::new(),
+            samples: Firsts::new(SAMPLES),
+        }
+    }
+}
+
+impl ResourceGroup {
+    fn merge(&mut self, o: &ResourceGroup) {
+        self.count += o.count;
+        self.connections += o.connections;
+        self.up += o.up;
+        self.down += o.down;
+        self.payload_up += o.payload_up;
+        self.payload_down += o.payload_down;
+        self.header += o.header;
+        self.answered += o.answered;
+        self.with_validators += o.with_validators;
+        for (s, n) in &o.statuses {
+            crate::dissect::bump_capped(&mut self.statuses, s, *n, 16);
+        }
+        self.samples.merge(&o.samples);
+    }
+}
+
+/// What the flows to one server showed.
+#[derive(Clone, Debug)]
+pub struct ServerGroup {
+    pub app: Proto,
+    pub flows: u64,
+    /// TCP connections opened (a SYN seen).
+    pub opened: u64,
+    /// Of those, connections that carried exactly one exchange, and what
+    /// their setup (TCP control, TLS handshake, application control) and
+    /// all their bytes came to.
+    pub one_exchange: u64,
+    pub one_exchange_setup: u64,
+    pub one_exchange_wire: u64,
+    /// Connections refused or reset before any data.
+    pub refused: u64,
+    pub refused_bytes: u64,
+    /// The smallest `CLIENTS_COUNTED` client addresses.
+    pub clients: BTreeSet<IpAddr>,
+}
+
+impl Default for ServerGroup {
+    fn default() -> Self {
+        ServerGroup {
+            app: Proto::Unknown,
+            flows: 0,
+            opened: 0,
+            one_exchange: 0,
+            one_exchange_setup: 0,
+            one_exchange_wire: 0,
+            refused: 0,
+            refused_bytes: 0,
+            clients: BTreeSet::new(),
+        }
+    }
+}
+
+impl ServerGroup {
+    fn merge(&mut self, o: &ServerGroup) {
+        self.app = known_min(self.app, o.app);
+        self.flows += o.flows;
+        self.opened += o.opened;
+        self.one_exchange += o.one_exchange;
+        self.one_exchange_setup += o.one_exchange_setup;
+        self.one_exchange_wire += o.one_exchange_wire;
+        self.refused += o.refused;
+        self.refused_bytes += o.refused_bytes;
+        for c in &o.clients {
+            self.add_client(*c);
+        }
+    }
+
+    /// Distinct clients (at least this many when `CLIENTS_COUNTED` were kept).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn add_client(&mut self, c: IpAddr) {
+        if self.clients.len() < CLIENTS_COUNTED || self.clients.last().is_some_and(|l| c < *l) {
+            self.clients.insert(c);
+            if self.clients.len() > CLIENTS_COUNTED {
+                self.clients.pop_last();
+            }
+        }
+    }
+}
+
+/// Connection attempts in one 50 ms window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attempts {
+    pub attempts: u64,
+    pub refused: u64,
+    pub refused_bytes: u64,
+}
+
+/// A connection of a device, for re-simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Connection {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub server: SocketAddr,
+    pub l4: L4,
+    pub app: Proto,
+    /// Bytes of no exchange: handshakes, keep-alives, teardown, by class
+    /// (TCP control, TLS handshake, application control, the rest).
+    pub tcp_control: u64,
+    pub tls_handshake: u64,
+    pub app_control: u64,
+    pub setup_bytes: u64,
+    pub control_frames: u64,
+    pub exchanges: u64,
+    pub syn: bool,
+}
+
+/// An application message of a device, for re-simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Message {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub server: SocketAddr,
+    pub kind: Proto,
+    pub up: u64,
+    pub down: u64,
+    pub frames_up: u32,
+    pub frames_down: u32,
+    pub payload_up: u64,
+    pub payload_down: u64,
+    pub method: Method,
+    pub resource: u64,
+    pub first: bool,
+}
+
+/// One device's timeline, the first of it by time.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub messages: Firsts<Message>,
+    pub connections: Firsts<Connection>,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Device { messages: Firsts::new(DEVICE_MESSAGES), connections: Firsts::new(DEVICE_CONNECTIONS) }
+    }
+}
+
+/// Header and payload bytes of one kind of exchange.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderSums {
+    pub exchanges: u64,
+    pub header: u64,
+    pub payload: u64,
+}
+
+/// A flow with retransmissions, for the worst-flows list.
+pub type RetransFlow = (Reverse<u64>, Endpoint, Endpoint, Proto, i64);
+
+/// Every detector's running state.
+#[derive(Clone, Debug)]
+pub struct Streams {
+    pub resources: Capped<ResourceKey, ResourceGroup>,
+    pub servers: Capped<(SocketAddr, L4), ServerGroup>,
+    pub attempts: Capped<(SocketAddr, i64), Attempts>,
+    pub devices: Capped<IpAddr, Device>,
+    pub headers: BTreeMap<Proto, HeaderSums>,
+    pub retransmission_bytes: u64,
+    pub retransmitted_frames: u64,
+    pub worst_retransmitters: Firsts<RetransFlow>,
+    /// Flows with TLS handshake bytes, and those bytes.
+    pub tls_handshake_flows: u64,
+    pub tls_handshake_bytes: u64,
+    /// Frames and their link-layer bytes (what operators do not bill).
+    pub frames: u64,
+    pub link_bytes: u64,
+    /// TCP control frames (headers only) and their bytes: one frame's headers.
+    pub tcp_control_frames: u64,
+    pub tcp_control_bytes: u64,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams {
+            resources: Capped::new(MAX_GROUPS),
+            servers: Capped::new(MAX_GROUPS),
+            attempts: Capped::new(MAX_ATTEMPT_WINDOWS),
+            devices: Capped::new(MAX_DEVICES),
+            headers: BTreeMap::new(),
+            retransmission_bytes: 0,
+            retransmitted_frames: 0,
+            worst_retransmitters: Firsts::new(5),
+            tls_handshake_flows: 0,
+            tls_handshake_bytes: 0,
+            frames: 0,
+            link_bytes: 0,
+            tcp_control_frames: 0,
+            tcp_control_bytes: 0,
+        }
+    }
+}
+
+/// Whether a kind of exchange is a request a client makes of a server
+/// (grouped by resource).
+fn requested(kind: Proto) -> bool {
+    matches!(kind, Proto::Http | Proto::Http2 | Proto::Coap | Proto::Tls)
+}
+
+impl Streams {
+    /// One exchange, listed or not.
+    pub fn exchange(&mut self, client: SocketAddr, server: SocketAddr, x: &ExchangeFacts) {
+        let f = &x.facets;
+        if requested(x.kind) {
+            let key = ResourceKey { kind: x.kind, server, method: f.method, resource: f.resource, client: client.ip() };
+            if let Some(g) = self.resources.entry(&key) {
+                g.count += 1;
+                g.connections += u64::from(x.first);
+                g.up += x.up;
+                g.down += x.down;
+                g.payload_up += x.payload_up;
+                g.payload_down += x.payload_down;
+                g.header += x.header;
+                g.answered += u64::from(x.answered);
+                g.with_validators += u64::from(f.validators);
+                if f.status != 0 {
+                    crate::dissect::bump_capped(&mut g.statuses, &f.status, 1, 16);
+                }
+                g.samples.add(Sample {
+                    start_ns: x.start_ns,
+                    end_ns: x.end_ns,
+                    up: x.up,
+                    down: x.down,
+                    status: f.status,
+                });
+            }
+        }
+        if matches!(x.kind, Proto::Http | Proto::Http2 | Proto::Coap | Proto::Mqtt | Proto::Websocket) {
+            let h = self.headers.entry(x.kind).or_default();
+            h.exchanges += 1;
+            h.header += x.header;
+            let payload = x.payload_up + x.payload_down;
+            h.payload += payload;
+        }
+        if x.kind != Proto::Dns
+            && let Some(d) = self.devices.entry(&client.ip())
+        {
+            d.messages.add(Message {
+                start_ns: x.start_ns,
+                end_ns: x.end_ns,
+                server,
+                kind: x.kind,
+                up: x.up,
+                down: x.down,
+                frames_up: x.frames_up,
+                frames_down: x.frames_down,
+                payload_up: x.payload_up,
+                payload_down: x.payload_down,
+                method: f.method,
+                resource: f.resource,
+                first: x.first,
+            });
+        }
+    }
+
+    /// One finished flow, listed or not.
+    pub fn flow(&mut self, f: &FlowRecord) {
+        let retrans = f.classes.get(Class::Retransmission);
+        self.retransmission_bytes += retrans;
+        self.retransmitted_frames += f.retransmitted_frames;
+        if retrans > 0 {
+            let start_ns = (f.start_ts * 1e9).round() as i64;
+            self.worst_retransmitters.add((Reverse(retrans), f.client, f.server, f.app, start_ns));
+        }
+        let hs = f.classes.get(Class::TlsHandshake);
+        if hs > 0 {
+            self.tls_handshake_flows += 1;
+            self.tls_handshake_bytes += hs;
+        }
+        self.frames += f.frames;
+        self.link_bytes += f.classes.get(Class::Link);
+        if f.l4 == L4::Tcp {
+            self.tcp_control_frames += f.control_frames;
+            self.tcp_control_bytes += f.classes.get(Class::TcpControl);
+        }
+        let app = f.inner.unwrap_or(f.app);
+        let refused = f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0;
+        let start_ns = (f.start_ts * 1e9).round() as i64;
+        let end_ns = (f.end_ts * 1e9).round() as i64;
+        if let Some(s) = self.servers.entry(&(f.server.0, f.l4)) {
+            s.app = known_min(s.app, app);
+            s.flows += 1;
+            s.add_client(f.client.0.ip());
+            if f.l4 == L4::Tcp && f.syn > 0 {
+                s.opened += 1;
+                if f.exchanges == 1 && f.wire_bytes > 0 {
+                    s.one_exchange += 1;
+                    s.one_exchange_setup += setup_of(f);
+                    s.one_exchange_wire += f.wire_bytes;
+                }
+                if refused {
+                    s.refused += 1;
+                    s.refused_bytes += f.wire_bytes;
+                }
+            }
+        }
+        if f.l4 == L4::Tcp
+            && f.syn > 0
+            && let Some(a) = self.attempts.entry(&(f.server.0, start_ns.div_euclid(ATTEMPT_WINDOW_NS)))
+        {
+            a.attempts += 1;
+            if refused {
+                a.refused += 1;
+                a.refused_bytes += f.wire_bytes;
+            }
+        }
+        if app != Proto::Dns
+            && let Some(d) = self.devices.entry(&f.client.0.ip())
+        {
+            d.connections.add(Connection {
+                start_ns,
+                end_ns,
+                server: f.server.0,
+                l4: f.l4,
+                app,
+                tcp_control: f.classes.get(Class::TcpControl),
+                tls_handshake: hs,
+                app_control: f.classes.get(Class::AppControl),
+                setup_bytes: f.setup_bytes,
+                control_frames: f.control_frames,
+                exchanges: f.exchanges,
+                syn: f.syn > 0,
+            });
+        }
+    }
+
+    pub fn merge(&mut self, o: &Streams) {
+        self.resources.merge(&o.resources, ResourceGroup::merge);
+        self.servers.merge(&o.servers, ServerGroup::merge);
+        self.attempts.merge(&o.attempts, |a, b| {
+            a.attempts += b.attempts;
+            a.refused += b.refused;
+            a.refused_bytes += b.refused_bytes;
+        });
+        self.devices.merge(&o.devices, |a, b| {
+            a.messages.merge(&b.messages);
+            a.connections.merge(&b.connections);
+        });
+        for (k, h) in &o.headers {
+            let mine = self.headers.entry(*k).or_default();
+            mine.exchanges += h.exchanges;
+            mine.header += h.header;
+            mine.payload += h.payload;
+        }
+        self.retransmission_bytes += o.retransmission_bytes;
+        self.retransmitted_frames += o.retransmitted_frames;
+        self.worst_retransmitters.merge(&o.worst_retransmitters);
+        self.tls_handshake_flows += o.tls_handshake_flows;
+        self.tls_handshake_bytes += o.tls_handshake_bytes;
+        self.frames += o.frames;
+        self.link_bytes += o.link_bytes;
+        self.tcp_control_frames += o.tcp_control_frames;
+        self.tcp_control_bytes += o.tcp_control_bytes;
+    }
+}
+
+/// The smaller of two protocols, `Unknown` only when both are: the same
+/// whichever comes first.
+fn known_min(a: Proto, b: Proto) -> Proto {
+    match (a, b) {
+        (Proto::Unknown, x) | (x, Proto::Unknown) => x,
+        (a, b) => a.min(b),
+    }
+}
+
+/// A connection's setup and teardown: TCP control, TLS handshake and
+/// application control bytes.
+pub fn setup_of(f: &FlowRecord) -> u64 {
+    f.classes.get(Class::TcpControl) + f.classes.get(Class::TlsHandshake) + f.classes.get(Class::AppControl)
+}

@@ -1,0 +1,348 @@
+//! The counterfactual engine: the same application messages (their sizes,
+//! directions and times, per device) carried by a changed practice, as a
+//! synthesized frame timeline run through the same radio model and the same
+//! per-day projection as a capture.
+//!
+//! A device's timeline is its connections (opened, set up, torn down) and
+//! its messages (exchanges: bytes and frames each way, start and end). The
+//! baseline is that timeline synthesized as captured; a counterfactual
+//! changes it (`Change`) and is synthesized the same way, so a saving is
+//! the difference of two re-simulations, never bytes turned into charge pro
+//! rata. Constants come from the capture where it shows them, else from the
+//! defaults below, each named with its source (`Constants::assumptions`).
+
+use crate::findings::stream::{Connection, Device, Message};
+use crate::radio::{Profile, RadioOptions, RadioSim, Tick};
+use crate::vocab::{L4, Proto};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// One synthesized frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Frame {
+    pub t_ns: i64,
+    pub uplink: bool,
+    pub len: u32,
+}
+
+/// What a day of a timeline costs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayFigures {
+    pub bytes: u64,
+    /// Without link-layer headers: what an operator bills.
+    pub billed_bytes: u64,
+    pub radio_on_s: f64,
+    pub charge_mah: f64,
+    pub energy_j: f64,
+    pub wakeups: f64,
+}
+
+impl DayFigures {
+    pub fn minus(&self, o: &DayFigures) -> DayFigures {
+        DayFigures {
+            bytes: self.bytes.saturating_sub(o.bytes),
+            billed_bytes: self.billed_bytes.saturating_sub(o.billed_bytes),
+            radio_on_s: self.radio_on_s - o.radio_on_s,
+            charge_mah: self.charge_mah - o.charge_mah,
+            energy_j: self.energy_j - o.energy_j,
+            wakeups: self.wakeups - o.wakeups,
+        }
+    }
+    pub fn add(&mut self, o: &DayFigures) {
+        self.bytes += o.bytes;
+        self.billed_bytes += o.billed_bytes;
+        self.radio_on_s += o.radio_on_s;
+        self.charge_mah += o.charge_mah;
+        self.energy_j += o.energy_j;
+        self.wakeups += o.wakeups;
+    }
+    pub fn scaled(&self, f: f64) -> DayFigures {
+        DayFigures {
+            bytes: (self.bytes as f64 * f).round() as u64,
+            billed_bytes: (self.billed_bytes as f64 * f).round() as u64,
+            radio_on_s: self.radio_on_s * f,
+            charge_mah: self.charge_mah * f,
+            energy_j: self.energy_j * f,
+            wakeups: self.wakeups * f,
+        }
+    }
+}
+
+/// The radio a timeline runs through: the analysis's profile and options.
+pub type Radio = (Profile, RadioOptions);
+
+/// A day of `frames` (in time order): the radio model run over them and
+/// projected to a day. The one place a synthesized timeline becomes
+/// per-day figures: the projection of a capture (the radio model's own)
+/// is used, so a counterfactual is projected exactly as its baseline.
+pub fn per_day(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> DayFigures {
+    let (Some(first), Some(last)) = (frames.first(), frames.last()) else { return DayFigures::default() };
+    let span_s = (last.t_ns - first.t_ns) as f64 / 1e9;
+    let bytes: u64 = frames.iter().map(|f| u64::from(f.len)).sum();
+    let link = (link_per_frame * frames.len() as f64).min(bytes as f64);
+    let billed_share = if bytes > 0 { 1.0 - link / bytes as f64 } else { 1.0 };
+    match radio {
+        Some((profile, opts)) => {
+            let mut sim = RadioSim::new(profile.clone(), opts.clone());
+            for f in frames {
+                sim.tick(&Tick {
+                    ts_ns: f.t_ns,
+                    wire_len: f.len,
+                    uplink: f.uplink,
+                    flow: Tick::NO_FLOW,
+                    exchange: None,
+                });
+            }
+            let r = sim.finish(span_s);
+            DayFigures {
+                bytes: r.per_day.bytes,
+                billed_bytes: (r.per_day.bytes as f64 * billed_share).round() as u64,
+                radio_on_s: r.per_day.radio_on_s,
+                charge_mah: r.per_day.charge_mah,
+                energy_j: r.per_day.energy_j,
+                wakeups: r.per_day.wakeups,
+            }
+        }
+        None => {
+            let f = if span_s > 0.0 { 86_400.0 / span_s } else { 1.0 };
+            DayFigures {
+                bytes: (bytes as f64 * f).round() as u64,
+                billed_bytes: (bytes as f64 * f * billed_share).round() as u64,
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// Sizes the capture showed, or stated defaults.
+#[derive(Clone, Debug)]
+pub struct Constants {
+    /// Link, network and transport headers of one frame (bytes).
+    pub lower_per_frame: f64,
+    /// Link-layer bytes of one frame (not billed).
+    pub link_per_frame: f64,
+    /// Handshake bytes (TLS records) of a resumed handshake.
+    pub resumed_handshake_bytes: u64,
+    /// MQTT keep-alive the client asked for (s).
+    pub mqtt_keepalive_s: f64,
+    pub assumptions: Vec<String>,
+}
+
+/// Handshake record bytes of a resumed TLS 1.2 handshake (session ticket):
+/// measured on `captures/https-tls12-resumed.pcap` (OpenSSL).
+pub const RESUMED_TLS12_BYTES: u64 = 410;
+/// The same for TLS 1.3 (PSK with a NewSessionTicket in return): measured on
+/// `captures/https-tls13-resumed.pcap`.
+pub const RESUMED_TLS13_BYTES: u64 = 1142;
+/// MQTT keep-alive when the capture shows no CONNECT: what paho and
+/// mosquitto clients default to.
+pub const DEFAULT_MQTT_KEEPALIVE_S: f64 = 60.0;
+/// Ethernet II, IPv4 and TCP with timestamps, when the capture shows no frame.
+pub const DEFAULT_LOWER_PER_FRAME: f64 = 14.0 + 20.0 + 32.0;
+
+/// What a notification carries more than a piggybacked response to the
+/// same GET: its Observe option (RFC 7641 section 2), 1 B as measured on
+/// `captures/coap-observe.pcap` against `captures/coap-con-get.pcap`.
+pub const COAP_OBSERVE_OPTION_BYTES: u64 = 1;
+
+/// A changed practice, applied to one device's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// One connection kept open to `server` instead of one per exchange:
+    /// the first connection's setup and the last one's teardown remain; MQTT
+    /// adds the pings its keep-alive needs.
+    KeepAlive { server: SocketAddr },
+    /// Every connection to `server` after the first resumes its TLS session.
+    Resume { server: SocketAddr },
+    /// The server pushes what the client polled for: the request leg of each
+    /// exchange of `resource` goes (an acknowledgement remains where the
+    /// push is confirmable), and one connection carries them.
+    Push { server: SocketAddr, resource: u64, kind: Proto, acknowledged: bool },
+    /// Exchanges of `resource` on `server` between these times never happen
+    /// (retries without back-off).
+    Drop { server: SocketAddr, resource: u64, between: (i64, i64) },
+}
+
+/// Frames of `bytes` sent one way, split into frames of at most 1,514 bytes
+/// (`frames` at least), starting at `t_ns`.
+fn emit(out: &mut Vec<Frame>, t_ns: i64, uplink: bool, bytes: u64, frames: u32) {
+    if bytes == 0 {
+        return;
+    }
+    let n = u64::from(frames.max(1)).max(bytes.div_ceil(1514));
+    let each = bytes / n;
+    let mut left = bytes;
+    for i in 0..n {
+        let len = if i + 1 == n { left } else { each };
+        left -= len;
+        out.push(Frame { t_ns: t_ns + i as i64 * 100_000, uplink, len: u32::try_from(len).unwrap_or(u32::MAX) });
+    }
+}
+
+/// A connection's bytes on its own: opened (handshakes) and closed.
+#[derive(Clone, Copy, Debug)]
+struct ConnShape {
+    start_ns: i64,
+    end_ns: i64,
+    open_bytes: u64,
+    close_bytes: u64,
+}
+
+fn shape(c: &Connection, k: &Constants) -> ConnShape {
+    // TCP teardown: FIN, FIN and ACK frames with nothing but headers.
+    let close = if c.l4 == L4::Tcp && c.syn { (3.0 * k.lower_per_frame) as u64 } else { 0 };
+    let close = close.min(c.setup_bytes);
+    ConnShape { start_ns: c.start_ns, end_ns: c.end_ns, open_bytes: c.setup_bytes - close, close_bytes: close }
+}
+
+/// The frames of a device's timeline after `changes`.
+pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
+    let conns = d.connections.sorted();
+    let mut msgs = d.messages.sorted();
+    let mut shapes: Vec<(Connection, ConnShape)> = conns.iter().map(|c| (*c, shape(c, k))).collect();
+    for ch in changes {
+        match *ch {
+            Change::KeepAlive { server } => keep_alive(&mut shapes, &mut msgs, server, k),
+            Change::Resume { server } => {
+                let mut first = true;
+                for (c, s) in shapes.iter_mut().filter(|(c, _)| c.server == server && c.tls_handshake > 0) {
+                    if !first {
+                        let less = c.tls_handshake.saturating_sub(k.resumed_handshake_bytes);
+                        s.open_bytes = s.open_bytes.saturating_sub(less);
+                    }
+                    first = false;
+                }
+            }
+            Change::Push { server, resource, kind, acknowledged } => {
+                let ack = (k.lower_per_frame + if kind == Proto::Coap { 4.0 } else { 0.0 }) as u64;
+                let mut registered = false;
+                for m in msgs.iter_mut().filter(|m| m.server == server && m.resource == resource && m.kind == kind) {
+                    if !registered {
+                        // The first request stays: it registers (or subscribes).
+                        registered = true;
+                        continue;
+                    }
+                    // The answer comes unasked; what goes up is its acknowledgement.
+                    m.up = if acknowledged { ack } else { 0 };
+                    m.frames_up = u32::from(acknowledged);
+                    if kind == Proto::Coap {
+                        m.down += COAP_OBSERVE_OPTION_BYTES;
+                    }
+                }
+                if kind != Proto::Coap {
+                    keep_alive(&mut shapes, &mut msgs, server, k);
+                }
+            }
+            Change::Drop { server, resource, between } => {
+                msgs.retain(|m| {
+                    !(m.server == server && m.resource == resource && m.start_ns > between.0 && m.start_ns <= between.1)
+                });
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(msgs.len() * 4 + shapes.len() * 4);
+    for (c, s) in &shapes {
+        // Handshakes alternate ways; bytes split evenly over the opening.
+        let half = s.open_bytes / 2;
+        emit(&mut out, s.start_ns, true, s.open_bytes - half, 2);
+        emit(&mut out, s.start_ns + 1_000_000, false, half, 1);
+        emit(&mut out, s.end_ns, true, s.close_bytes, if c.l4 == L4::Tcp { 2 } else { 1 });
+    }
+    for m in &msgs {
+        emit(&mut out, m.start_ns, true, m.up, m.frames_up);
+        emit(&mut out, m.end_ns.max(m.start_ns + 1_000_000), false, m.down, m.frames_down);
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Keeps one connection to `server` open: the first one's opening and the
+/// last one's closing remain, and MQTT pings fill its idle keep-alive periods.
+fn keep_alive(shapes: &mut Vec<(Connection, ConnShape)>, msgs: &mut [Message], server: SocketAddr, k: &Constants) {
+    let to: Vec<usize> = shapes.iter().enumerate().filter(|(_, (c, _))| c.server == server).map(|(i, _)| i).collect();
+    let (Some(&first), Some(&last)) = (to.first(), to.last()) else { return };
+    let end = shapes.get(last).map_or(0, |(_, s)| s.end_ns);
+    let close = shapes.get(last).map_or(0, |(_, s)| s.close_bytes);
+    let mqtt = shapes.get(first).is_some_and(|(c, _)| c.app == Proto::Mqtt);
+    for &i in &to {
+        if i != first
+            && let Some((_, s)) = shapes.get_mut(i)
+        {
+            s.open_bytes = 0;
+            s.close_bytes = 0;
+        }
+    }
+    if let Some((_, s)) = shapes.get_mut(first) {
+        s.end_ns = end;
+        s.close_bytes = close;
+    }
+    // On a fresh connection Linux acknowledges at once (quick-ACK mode), so
+    // the server's ACK of a request goes in a frame of its own; on a warm one
+    // the answer, sent at once, carries it: that frame goes.
+    let first_start = shapes.get(first).map_or(i64::MIN, |(c, _)| c.start_ns);
+    for m in msgs.iter_mut().filter(|m| m.server == server && m.first && m.start_ns > first_start) {
+        if m.payload_down > 0 && m.frames_down >= 2 && m.up > 0 {
+            m.down = m.down.saturating_sub(k.lower_per_frame as u64);
+            m.frames_down -= 1;
+        }
+    }
+    if mqtt && k.mqtt_keepalive_s > 0.0 {
+        // PINGREQ and PINGRESP (2 bytes each, plus headers) once per keep-alive
+        // period in which the client sent nothing: the periods between the
+        // connection's own openings show when it sent.
+        let opens: Vec<i64> = to.iter().filter_map(|&i| shapes.get(i).map(|(c, _)| c.start_ns)).collect();
+        let period = (k.mqtt_keepalive_s * 1e9) as i64;
+        let mut pings = Vec::new();
+        for w in opens.windows(2) {
+            if let [a, b] = *w {
+                let mut t = a + period;
+                while t < b {
+                    pings.push(t);
+                    t += period;
+                }
+            }
+        }
+        let ping = (2.0 + k.lower_per_frame) as u64;
+        let Some(&(conn, _)) = shapes.get(first) else { return };
+        for t in pings {
+            let c = Connection { start_ns: t, end_ns: t, l4: L4::Udp, ..conn };
+            let s = ConnShape { start_ns: t, end_ns: t, open_bytes: 2 * ping, close_bytes: 0 };
+            shapes.push((c, s));
+        }
+    }
+}
+
+/// What a scenario costs against its baseline, for one or more devices.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub baseline: DayFigures,
+    pub counterfactual: DayFigures,
+}
+
+impl Outcome {
+    pub fn saving(&self) -> DayFigures {
+        let b = &self.baseline;
+        let c = &self.counterfactual;
+        DayFigures {
+            bytes: b.bytes.saturating_sub(c.bytes),
+            billed_bytes: b.billed_bytes.saturating_sub(c.billed_bytes),
+            radio_on_s: b.radio_on_s - c.radio_on_s,
+            charge_mah: b.charge_mah - c.charge_mah,
+            energy_j: b.energy_j - c.energy_j,
+            wakeups: b.wakeups - c.wakeups,
+        }
+    }
+}
+
+/// Runs `changes` on device `d`: its baseline and counterfactual days.
+pub fn run(d: &Device, changes: &[Change], k: &Constants, radio: Option<&Radio>) -> Outcome {
+    let base = synthesize(d, &[], k);
+    let cf = synthesize(d, changes, k);
+    Outcome { baseline: per_day(&base, radio, k.link_per_frame), counterfactual: per_day(&cf, radio, k.link_per_frame) }
+}
+
+/// Messages of a device, for stacks: (time, bytes up, bytes down) of the
+/// application's own data.
+pub fn readings(d: &Device) -> Vec<(i64, u64, u64)> {
+    d.messages.sorted().iter().map(|m: &Message| (m.start_ns, m.payload_up, m.payload_down)).collect()
+}
