@@ -72,7 +72,7 @@ pub(super) fn assemble(
     let mut classes = outside;
     let mut summaries = crate::report::ExchangeSummaries::default();
     let mut stats = crate::dissect::ProtoStats::default();
-    let mut streams = crate::findings::Streams::default();
+    let mut streams = std::mem::take(&mut tap.streams);
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
@@ -80,6 +80,9 @@ pub(super) fn assemble(
         classes.merge(&w.out.flow_ledger);
         summaries.merge(&w.out.summaries);
         streams.merge(&w.out.streams);
+        for f in w.out.ship.iter().flatten() {
+            streams.fact(f);
+        }
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         notes.flows_evicted += w.table.evicted_flows;

@@ -3,6 +3,7 @@
 
 use super::assemble::*;
 use super::dispatch::*;
+use crate::findings::stream::Fact;
 use crate::flow::{FlowRecord, FlowSink, FrameTick};
 use crate::ledger::exchange::ExchangeFacts;
 use crate::ledger::{Exchange, Ledger, setup_share};
@@ -50,6 +51,9 @@ pub(super) struct Collector {
     pub(super) next_exchange_cut: usize,
     /// The findings' aggregates over every flow and exchange.
     pub(super) streams: crate::findings::Streams,
+    /// With workers on threads: what the detectors are told, shipped to the
+    /// radio stage each round (one detector state, not one a worker).
+    pub(super) ship: Option<Vec<Fact>>,
 }
 
 /// The keys of the flows and exchanges each worker keeps, as it last told
@@ -131,6 +135,7 @@ impl Collector {
             next_flow_cut: first_cut(max_flows),
             next_exchange_cut: first_cut(max_exchanges),
             worker,
+            ship: kept.is_some().then(Vec::new),
             kept,
             ..Default::default()
         }
@@ -299,10 +304,16 @@ impl FlowSink for Collector {
         self.summaries.add_many(&x, n);
     }
     fn exchange_facts(&mut self, client: SocketAddr, server: SocketAddr, x: &ExchangeFacts) {
-        self.streams.exchange(client, server, x);
+        match &mut self.ship {
+            Some(facts) => facts.push(Fact::Exchange(client, server, *x)),
+            None => self.streams.exchange(client, server, x),
+        }
     }
     fn flow_done(&mut self, rec: FlowRecord) {
-        self.streams.flow(&rec);
+        match &mut self.ship {
+            Some(facts) => facts.push(Fact::Flow(Box::new(FlowRecord { malformed: Vec::new(), ..rec.clone() }))),
+            None => self.streams.flow(&rec),
+        }
         self.flow_ledger.merge(&rec.classes);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;

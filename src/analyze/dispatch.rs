@@ -4,6 +4,7 @@
 use super::collect::*;
 use super::renumber::*;
 use crate::decode::{self, Decoded};
+use crate::findings::stream::Fact;
 use crate::flow::{FlowConfig, FlowTable, FrameTick};
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -183,17 +184,21 @@ impl Dispatch {
         let mut ticks = Vec::new();
         let mut returned = Vec::new();
         let mut queues = Vec::new();
+        let mut facts = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = sync_channel::<Batch>(ROUNDS_AHEAD);
             let (ttx, trx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
             let (btx, brx) = sync_channel::<Batch>(ROUNDS_AHEAD);
             let (spare_tx, spare_rx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
-            queues.push(WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx });
+            // One more than the ticks: a round's facts go first.
+            let (ftx, frx) = sync_channel::<Vec<Fact>>(2 * ROUNDS_AHEAD + 1);
+            queues.push(WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx, facts: ftx });
             senders.push(tx);
             ticks.push((trx, spare_tx));
             returned.push(brx);
+            facts.push(frx);
         }
-        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks)));
+        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks, facts)));
         let kept =
             Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
         // (If one cannot start, the senders go and those started end.)
@@ -491,11 +496,14 @@ pub(super) struct RadioStage {
     /// The oldest pending round's ticks received so far, worker by worker.
     pub(super) lists: Vec<Vec<FrameTick>>,
     pub(super) heads: Vec<usize>,
+    /// Each worker's facts for the detectors, a list a round, sent just
+    /// before the round's ticks.
+    pub(super) facts: Vec<Receiver<Vec<Fact>>>,
 }
 
 impl RadioStage {
-    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>) -> RadioStage {
-        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new() }
+    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>, facts: Vec<Receiver<Vec<Fact>>>) -> RadioStage {
+        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new(), facts }
     }
 
     /// Feeds the radio model every round whose ticks are all back. With
@@ -506,7 +514,15 @@ impl RadioStage {
             while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
                 let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
                 match got {
-                    Ok(l) => self.lists.push(l),
+                    Ok(l) => {
+                        // Sent before the ticks: there already.
+                        if let Some(Ok(facts)) = self.facts.get(self.lists.len()).map(Receiver::recv) {
+                            for f in &facts {
+                                self.tap.streams.fact(f);
+                            }
+                        }
+                        self.lists.push(l)
+                    }
                     Err(TryRecvError::Empty) => return,
                     // A worker that died sends nothing more; its join reports it.
                     Err(TryRecvError::Disconnected) => self.lists.push(Vec::new()),
@@ -534,6 +550,7 @@ pub(super) struct WorkerQueues {
     pub(super) ticks: SyncSender<Vec<FrameTick>>,
     pub(super) batches_back: SyncSender<Batch>,
     pub(super) ticks_back: Receiver<Vec<FrameTick>>,
+    pub(super) facts: SyncSender<Vec<Fact>>,
 }
 
 pub(super) fn run_worker(
@@ -576,7 +593,8 @@ pub(super) fn run_worker(
         let _ = q.batches_back.try_send(b);
         let next = q.ticks_back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH / workers as usize));
         let t = std::mem::replace(&mut w.out.ticks, next);
-        if q.ticks.send(t).is_err() {
+        let facts = w.out.ship.as_mut().map(std::mem::take).unwrap_or_default();
+        if q.facts.send(facts).is_err() || q.ticks.send(t).is_err() {
             break;
         }
         if let Some(reply) = reply {

@@ -121,6 +121,7 @@ impl Engine {
             sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
             flows: Renumber::new(opts.max_flows.max(1), workers as u64),
             exchanges: Renumber::new(opts.max_exchanges, workers as u64),
+            streams: crate::findings::Streams::default(),
         };
         let dissect = opts.flow.dissect.for_input();
         let found_secrets = dissect.found_secrets.clone();

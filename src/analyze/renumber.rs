@@ -44,6 +44,8 @@ pub(super) struct RadioTap {
     pub(super) sim: Option<RadioSim>,
     pub(super) flows: Renumber,
     pub(super) exchanges: Renumber,
+    /// The detectors' state, when workers on threads ship their facts here.
+    pub(super) streams: crate::findings::Streams,
 }
 
 /// Worker ids in order of first appearance; the first `max` only (the

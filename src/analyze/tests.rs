@@ -103,7 +103,12 @@ fn renumbering_far_apart_ids_takes_memory_for_the_numbered_only() {
 /// Four worker threads, with no radio model.
 fn four_workers() -> Result<Dispatch, String> {
     let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
-    let tap = RadioTap { sim: None, flows: Renumber::new(10, 4), exchanges: Renumber::new(10, 4) };
+    let tap = RadioTap {
+        sim: None,
+        flows: Renumber::new(10, 4),
+        exchanges: Renumber::new(10, 4),
+        streams: crate::findings::Streams::default(),
+    };
     Dispatch::new(&limits, 4, tap)
 }
 

@@ -338,6 +338,15 @@ pub struct HeaderSums {
 /// A flow with retransmissions, for the worst-flows list.
 pub type RetransFlow = (Reverse<u64>, Endpoint, Endpoint, Proto, i64);
 
+/// What a flow worker tells the detectors, when they run on the radio
+/// stage (workers on threads): the detectors' state is then kept once, not
+/// once a worker. Their state does not depend on the order facts come in.
+#[derive(Clone, Debug)]
+pub enum Fact {
+    Exchange(SocketAddr, SocketAddr, ExchangeFacts),
+    Flow(Box<FlowRecord>),
+}
+
 /// Every detector's running state.
 #[derive(Clone, Debug)]
 pub struct Streams {
@@ -511,6 +520,13 @@ impl Streams {
                 exchanges: f.exchanges,
                 syn: f.syn > 0,
             });
+        }
+    }
+
+    pub fn fact(&mut self, f: &Fact) {
+        match f {
+            Fact::Exchange(client, server, x) => self.exchange(*client, *server, x),
+            Fact::Flow(rec) => self.flow(rec),
         }
     }
 
