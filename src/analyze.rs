@@ -14,6 +14,7 @@ use crate::flow::{FlowConfig, FlowRecord, FlowSink, FlowTable, FrameTick};
 use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Class, Exchange, Ledger, setup_share};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim, Tick};
+use crate::report::timeline::TimelineBuilder;
 use crate::report::{InputReport, Notes, Totals};
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::{BTreeMap, VecDeque};
@@ -196,6 +197,8 @@ struct Collector {
     max_flows: usize,
     max_exchanges: usize,
     flow_ledger: Ledger,
+    /// What the flows booked, by time bin.
+    timeline: TimelineBuilder,
     ticks: Vec<FrameTick>,
     /// Exchanges kept per flow, and (setup bytes, exchanges) of the finished
     /// flows that have some kept: what their setup shares are made of.
@@ -458,6 +461,9 @@ impl FlowSink for Collector {
         if self.exchanges.len() > self.next_exchange_cut {
             self.cut_exchanges();
         }
+    }
+    fn booked(&mut self, ts_ns: i64, classes: &Ledger) {
+        self.timeline.add(ts_ns, classes);
     }
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
         self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
@@ -996,6 +1002,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let mut defrag = Defragmenter::default();
     let mut t = Totals::default();
     let mut outside = Ledger::default();
+    let mut timeline = TimelineBuilder::default();
     let mut notes = Notes::default();
     let mut linktypes = LinktypeCounts::default();
     let mut first_ns = None;
@@ -1017,14 +1024,22 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         last_ns = last_ns.max(p.ts_ns);
         let lone =
             FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
-        match decode::decode(p.linktype, p.data, p.wire_len) {
-            Frame::Ip(d) if matches!(d.transport, Transport::Other(_)) => {
+        let frame = match decode::decode(p.linktype, p.data, p.wire_len) {
+            Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
+                dispatch.frame(idx, p.ts_ns, p.wire_len, &d);
+                return;
+            }
+            other => other,
+        };
+        // A frame of no flow (or a fragment): its bytes are booked here.
+        let outside_before = outside;
+        match frame {
+            Frame::Ip(d) => {
                 notes.non_tcp_udp_packets += 1;
                 outside.add(Class::Link, d.link_len as u64);
                 outside.add(Class::Network, d.net_len as u64);
                 dispatch.outside(lone);
             }
-            Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, &d),
             Frame::Fragment { link_len, .. } => {
                 notes.ip_fragments += 1;
                 let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
@@ -1062,6 +1077,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
                 dispatch.outside(lone);
             }
         }
+        timeline.add(p.ts_ns, &outside.since(&outside_before));
     });
     if let Some(cb) = &opts.progress {
         cb(path, size, size);
@@ -1072,9 +1088,11 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     };
     defrag.finish();
     // Fragments of datagrams never completed: their headers, and their data as payload.
+    let outside_before = outside;
     outside.add(Class::Link, defrag.abandoned.link);
     outside.add(Class::Network, defrag.abandoned.network);
     outside.add(Class::Payload, defrag.abandoned.data);
+    timeline.add(last_ns, &outside.since(&outside_before));
     notes.abandoned_fragments = defrag.abandoned.frames as u64;
 
     if let Err(e) = &result {
@@ -1093,8 +1111,9 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
-    for w in workers {
+    for mut w in workers {
         classes.merge(&w.out.flow_ledger);
+        timeline.merge(std::mem::take(&mut w.out.timeline));
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;
         notes.flows_evicted += w.table.evicted_flows;
@@ -1192,6 +1211,7 @@ pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadErro
         notes,
         radio,
         findings,
+        timeline: timeline.finish(),
     })
 }
 

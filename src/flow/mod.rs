@@ -162,6 +162,9 @@ pub trait FlowSink {
     fn exchange_done(&mut self, x: Exchange);
     /// The flow is over; every exchange of it was handed on before.
     fn flow_done(&mut self, rec: FlowRecord);
+    /// Bytes booked to a flow's ledger by one packet (or by its end, at its
+    /// last packet's time), by class: what the report's timeline adds up.
+    fn booked(&mut self, _ts_ns: i64, _classes: &Ledger) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -442,6 +445,7 @@ impl FlowTable {
         let sh = &mut self.sh;
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
+        let booked_before = f.app.fl.ledger;
         let rec = &mut f.app.rec;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
@@ -458,6 +462,7 @@ impl FlowTable {
             f.app.rec.retransmitted_bytes += repeated as u64;
             f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
         }
+        sink.booked(ts_ns, &f.app.fl.ledger.since(&booked_before));
         sink.tick(FrameTick {
             packet,
             ts_ns,
@@ -564,6 +569,7 @@ impl FlowTable {
         self.free.push(slot);
         let ts = f.last_ns;
         let app = &mut f.app;
+        let booked_before = app.fl.ledger;
         // Deliver what reordering still holds, then let the dissector finish.
         if let Some(t) = f.tcp.as_mut() {
             for dir in [Dir::C2S, Dir::S2C] {
@@ -593,6 +599,7 @@ impl FlowTable {
         for x in app.fl.finish(&mut self.sh.live) {
             sink.exchange_done(x);
         }
+        sink.booked(ts, &app.fl.ledger.since(&booked_before));
         for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),

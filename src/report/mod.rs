@@ -1,8 +1,16 @@
 //! The report model (REPORT.md section 2) and its renderers. Renderers
 //! compute nothing: every figure is in the model.
 
+pub mod breakdown;
+pub mod charts;
+pub mod compare_view;
+pub mod costs;
+pub mod doc;
+pub mod html;
 pub mod json;
+pub mod markdown;
 pub mod table;
+pub mod timeline;
 
 use crate::dissect::{Proto, ProtoStats};
 use crate::findings::Finding;
@@ -85,6 +93,7 @@ pub struct InputReport {
     pub notes: Notes,
     pub radio: Option<RadioReport>,
     pub findings: Vec<Finding>,
+    pub timeline: Option<timeline::Timeline>,
 }
 
 /// One input's summary in a report over several.
@@ -98,6 +107,9 @@ pub struct InputSummary {
     /// This input's radio model (the top-level `radio` when there is one input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
+    /// This input's bytes per time bin (the top-level `timeline` when there is one input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<timeline::Timeline>,
 }
 
 /// Exchanges of one kind, summarised: what a typical one cost.
@@ -158,6 +170,16 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
     pub findings: Vec<Finding>,
+    /// The input's bytes per time bin by class (with several inputs: each input's is in `inputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<timeline::Timeline>,
+    /// Per exchange kind and per message (kind and verb): what one exchange
+    /// cost, class by class, with its share of the connection's setup.
+    #[serde(default)]
+    pub exchange_costs: Vec<costs::ExchangeCost>,
+    /// The byte ledger per application protocol, of the listed flows.
+    #[serde(default)]
+    pub ledger_by_app: Vec<breakdown::AppLedger>,
     pub inputs: Vec<InputSummary>,
     /// Inputs that could not be read at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -188,6 +210,7 @@ impl Report {
         let single = inputs.len() == 1;
         let mut findings = Vec::new();
         let mut top_radio = None;
+        let mut top_timeline = None;
         for r in inputs {
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
@@ -221,6 +244,12 @@ impl Report {
             } else {
                 r.radio
             };
+            let timeline = if single {
+                top_timeline = r.timeline;
+                None
+            } else {
+                r.timeline
+            };
             summaries.push(InputSummary {
                 input: r.input,
                 totals: r.totals,
@@ -228,11 +257,13 @@ impl Report {
                 udp_streams: r.udp_streams,
                 notes: r.notes,
                 radio,
+                timeline,
             });
         }
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
         totals.goodput_ratio = totals.classes.goodput_ratio();
+        let ledger_by_app = breakdown::AppLedger::of(&flows);
         Report {
             schema: SCHEMA.to_string(),
             totals,
@@ -241,9 +272,12 @@ impl Report {
             flows,
             stats,
             exchange_summary: ExchangeSummary::of(&exchanges),
+            exchange_costs: costs::ExchangeCost::of(&exchanges),
+            ledger_by_app,
             exchanges,
             radio: top_radio,
             findings,
+            timeline: top_timeline,
             inputs: summaries,
             failed_inputs: failed,
         }
