@@ -61,6 +61,9 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also write flows, exchanges, findings and time bins as Parquet and CSV: DIR/TABLE/INPUT.parquet (docs/EXPORT.md).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
         /// Cores to use (default: all); each runs three worker threads. Results do not depend on it.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
@@ -78,6 +81,9 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also write the report's tables as Parquet and CSV: DIR/TABLE/INPUT.parquet (docs/EXPORT.md).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
     },
     /// Compare BEFORE and AFTER (each a capture, a directory of captures or a
     /// saved JSON report) per message and per device-day: did the change pay off?
@@ -187,7 +193,7 @@ fn main() -> ExitCode {
         Cmd::Compare { before, after, format, output, unit, require_saving, keylog, jobs, radio } => {
             compare(CompareArgs { before, after, format, output, unit, require_saving, keylog, jobs, radio })
         }
-        Cmd::Report { saved, format, output, top } => {
+        Cmd::Report { saved, format, output, top, export } => {
             let report = match std::fs::File::open(&saved)
                 .map_err(|e| e.to_string())
                 .and_then(|f| Report::read(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
@@ -198,6 +204,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Some(dir) = &export {
+                // One input: its name; several: the saved report's (each row says its input).
+                let name = match report.inputs.as_slice() {
+                    [one] => wiretax::report::export::input_name(&one.input),
+                    _ => wiretax::report::export::input_name(&saved.display().to_string()),
+                };
+                if let Err(e) = wiretax::report::export::write(&report, dir, &name) {
+                    eprintln!("wiretax: --export: {e}");
+                    return ExitCode::from(1);
+                }
+            }
             emit(&report, output.as_deref(), format, top)
         }
         Cmd::Analyze {
@@ -212,6 +229,7 @@ fn main() -> ExitCode {
             max_flows,
             max_exchanges,
             top,
+            export,
             jobs,
             radio,
         } => {
@@ -287,10 +305,33 @@ fn main() -> ExitCode {
             if reports.is_empty() {
                 return ExitCode::from(1);
             }
+            if let Some(dir) = &export
+                && let Err(e) = export_inputs(&reports, dir)
+            {
+                eprintln!("wiretax: --export: {e}");
+                return ExitCode::from(1);
+            }
             let report = Report::combine(reports, failed);
             emit(&report, output.as_deref(), format, top)
         }
     }
+}
+
+/// Writes each input's tables under `dir`, named after the input.
+fn export_inputs(reports: &[wiretax::report::InputReport], dir: &std::path::Path) -> Result<(), String> {
+    let mut used = std::collections::HashSet::new();
+    for r in reports {
+        let base = wiretax::report::export::input_name(&r.input);
+        let mut name = base.clone();
+        let mut k = 1;
+        while !used.insert(name.clone()) {
+            k += 1;
+            name = format!("{base}-{k}");
+        }
+        let one = Report::combine(vec![r.clone()], Vec::new());
+        wiretax::report::export::write(&one, dir, &name)?;
+    }
+    Ok(())
 }
 
 struct CompareArgs {

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod compare_view;
 pub mod costs;
 pub mod doc;
+pub mod export;
 pub mod html;
 pub mod json;
 pub mod markdown;
