@@ -158,7 +158,7 @@ pub fn render_table(c: &Comparison) -> String {
         }
     }
     let _ = writeln!(o, "\n{}", clean(&c.verdict, 1000));
-    o
+    super::table::terminal_safe(o)
 }
 
 /// Scales both sides' charts share.

@@ -15,6 +15,10 @@ const MAX_TEXT: usize = 120;
 const MAX_TIMELINES: usize = 8;
 /// Flows shown in the top-flows chart.
 const TOP_FLOWS: usize = 10;
+/// Exchanges listed, the costliest first.
+const TOP_EXCHANGES: usize = 20;
+/// Names (hosts, server names, topics) listed per kind.
+const TOP_NAMES: usize = 12;
 
 pub struct Doc {
     pub title: String,
@@ -144,6 +148,18 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
     }
     if let Some(radio) = &r.radio {
         blocks.push(Block::Para(radio_sentence(radio)));
+    }
+    let st = &r.stats;
+    for (what, names) in
+        [("HTTP hosts", &st.http.hosts), ("TLS server names", &st.tls.sni), ("MQTT topics", &st.mqtt.topics)]
+    {
+        if !names.is_empty() {
+            let mut v: Vec<(&String, &u64)> = names.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+            let shown: Vec<String> = v.iter().take(TOP_NAMES).map(|(n, c)| format!("{} ({c})", text(n))).collect();
+            let more = if v.len() > TOP_NAMES { format!(" and {} more", v.len() - TOP_NAMES) } else { String::new() };
+            blocks.push(Block::Para(format!("{what}: {}{more}.", shown.join(", "))));
+        }
     }
     if !r.failed_inputs.is_empty() {
         blocks.push(Block::Para(format!(
@@ -349,12 +365,38 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
                 c.overhead_factor.map_or("-".into(), |f| format!("{f:.1}x")),
             ]);
         }
-        let blocks = vec![Block::Figure {
+        let mut blocks = vec![Block::Figure {
             name: format!("{prefix}exchange-cost"),
             title: "What one exchange cost".into(),
             svg: chart.svg(),
             table,
         }];
+        let mut costliest: Vec<_> = r.exchanges.iter().collect();
+        costliest.sort_by(|a, b| b.total_cost_bytes.total_cmp(&a.total_cost_bytes).then(a.id.cmp(&b.id)));
+        let mut xt = Table {
+            caption: format!(
+                "The costliest exchanges ({} of {} listed)",
+                costliest.len().min(TOP_EXCHANGES),
+                costliest.len()
+            ),
+            head: ["#", "kind", "what", "start (s)", "wire bytes", "payload", "cost with setup share"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..Default::default()
+        };
+        for x in costliest.iter().take(TOP_EXCHANGES) {
+            xt.rows.push(vec![
+                x.id.to_string(),
+                x.kind.to_string(),
+                text(&x.what),
+                t.start_ts.map_or("-".into(), |s0| format!("{:.3}", x.start_ts - s0)),
+                x.wire_bytes.to_string(),
+                x.classes.get(Class::Payload).to_string(),
+                format!("{:.1}", x.total_cost_bytes),
+            ]);
+        }
+        blocks.push(Block::Table(xt));
         sections.push(Section {
             id: format!("{prefix}exchange-cost"),
             heading: "What one exchange cost".into(),
