@@ -172,12 +172,11 @@ fn main() {
     });
 
     for proto in dissect::PROTOCOLS.iter().copied() {
-        let mine: Vec<&Stream> =
-            streams.iter().filter(|s| protocol_of(s).is_some_and(|p| p.name == proto.name)).collect();
+        let mine: Vec<&Stream> = streams.iter().filter(|s| protocol_of(s).is_some_and(|p| p.id == proto.id)).collect();
         let calls = mine.iter().map(|s| s.feed.len() as u64).sum();
         let bytes =
             mine.iter().flat_map(|s| &s.feed).map(|f| if let Feed::Data(_, b) = f { b.len() as u64 } else { 0 }).sum();
-        let name = format!("dissect/{} ({} flows)", proto.name, mine.len());
+        let name = format!("dissect/{} ({} flows)", proto.id, mine.len());
         if mine.is_empty() {
             if h.wants(&name) {
                 println!("{name:<40} no flow of the shipped captures");

@@ -56,7 +56,7 @@ impl StateRecorder {
     /// idle: 0..4) from the clock on, and moves the clock past them.
     #[inline]
     pub fn book(&mut self, cat: usize, dt: f64) {
-        if !(dt > 0.0) || !dt.is_finite() || cat >= 4 {
+        if !dt.is_finite() || dt <= 0.0 || cat >= 4 {
             return;
         }
         let end = self.clock_s + dt;
