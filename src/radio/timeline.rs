@@ -61,8 +61,23 @@ impl StateRecorder {
         }
         let end = self.clock_s + dt;
         let mut t = self.clock_s;
+        // Bins wide enough for the whole piece first (its last instant
+        // inside it), so the walk below touches at most MAX_BINS of them.
+        let last = end - (end - t).min(1e-9);
+        let level = self.bins.level();
+        if cell(t, level) == cell(last, level) {
+            // The common case, a piece inside one bin (cells nest, so it
+            // stays inside one if the bins grow coarser to hold it).
+            if let Some(s) = self.bins.at(|l| cell(t, l)).get_mut(cat) {
+                *s += dt;
+            }
+            self.clock_s = end;
+            return;
+        }
+        self.bins.at(|l| cell(last, l));
+        self.bins.at(|l| cell(t, l));
         // A piece per bin touched; bounded, so float rounding cannot loop.
-        for _ in 0..(2 * MAX_BINS + 4) {
+        for _ in 0..(MAX_BINS + 4) {
             // Makes room first (the bins may grow coarser), then books.
             self.bins.at(|l| cell(t, l));
             let level = self.bins.level();
