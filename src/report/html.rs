@@ -13,7 +13,7 @@ figure{margin:0;flex:0 0 auto}figure svg{max-width:100%;height:auto}\
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}caption{text-align:left;font-weight:600;padding:.3em 0}\
 td,th{border:1px solid #ccc;padding:.2em .5em;vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 th{background:#f4f4f4}.wrap{overflow-x:auto;max-width:100%}details{margin:.5em 0}\
-.side{display:grid;grid-template-columns:1fr 1fr;gap:1em}.verdict{font-size:1.2em;font-weight:600}";
+.side{display:grid;grid-template-columns:1fr 1fr;gap:1em}.side>div{min-width:0}.verdict{font-size:1.2em;font-weight:600}";
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
