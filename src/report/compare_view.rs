@@ -93,8 +93,11 @@ fn tables(c: &Comparison) -> Vec<Table> {
         });
     }
     if !c.change.fleet_year.is_empty() {
-        let mut t =
-            Table { caption: format!("Fleet of {} devices, one year", c.devices), head: head(), ..Default::default() };
+        let mut t = Table {
+            caption: format!("Fleet of {} device{}, one year", c.devices, if c.devices == 1 { "" } else { "s" }),
+            head: head(),
+            ..Default::default()
+        };
         for (k, label, f) in [
             ("bytes", "bytes".to_string(), Fig::Bytes),
             ("megabytes", c.unit.clone(), Fig::Num(1)),
