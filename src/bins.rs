@@ -46,6 +46,12 @@ impl<T: BinValue> AdaptiveBins<T> {
         (self.first, &self.bins)
     }
 
+    /// The bin at `pos` in `bins()`.
+    #[inline]
+    pub fn slot_mut(&mut self, pos: usize) -> Option<&mut T> {
+        self.bins.get_mut(pos)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bins.is_empty()
     }

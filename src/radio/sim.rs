@@ -724,7 +724,7 @@ impl RadioSim {
             let p = self.profile.promotion.clone();
             let promo_start = if link { 0.0 } else { -p.duration_s };
             self.timeline_start_s = promo_start;
-            self.totals.over_time.clock_s = promo_start;
+            self.totals.over_time.start_at(promo_start);
             self.burst.clear();
             self.bursts = 1;
             mine = self.shares.of(key);

@@ -49,9 +49,18 @@ pub struct StateRecorder {
     /// Seconds from the first frame, on the radio's timeline.
     pub clock_s: f64,
     bins: AdaptiveBins<[f64; 4]>,
+    /// The bin the clock is in, as (start, end, position), once known:
+    /// most frames book a piece inside it, with two compares.
+    current: Option<(f64, f64, usize)>,
 }
 
 impl StateRecorder {
+    /// Sets the clock (before the first piece is booked).
+    pub fn start_at(&mut self, clock_s: f64) {
+        self.clock_s = clock_s;
+        self.current = None;
+    }
+
     /// Books `dt` seconds of category `cat` (promotion, transfer, tail,
     /// idle: 0..4) from the clock on, and moves the clock past them.
     #[inline]
@@ -60,20 +69,34 @@ impl StateRecorder {
             return;
         }
         let end = self.clock_s + dt;
-        let mut t = self.clock_s;
-        // Bins wide enough for the whole piece first (its last instant
-        // inside it), so the walk below touches at most MAX_BINS of them.
-        let last = end - (end - t).min(1e-9);
-        let level = self.bins.level();
-        if cell(t, level) == cell(last, level) {
-            // The common case, a piece inside one bin (cells nest, so it
-            // stays inside one if the bins grow coarser to hold it).
-            if let Some(s) = self.bins.at(|l| cell(t, l)).get_mut(cat) {
-                *s += dt;
-            }
+        let t = self.clock_s;
+        if let Some((start, stop, pos)) = self.current
+            && t >= start
+            && end < stop
+            && let Some(s) = self.bins.slot_mut(pos).and_then(|b| b.get_mut(cat))
+        {
+            *s += dt;
             self.clock_s = end;
             return;
         }
+        self.book_across(cat, t, end);
+        self.clock_s = end;
+        // The bin the clock is in now (the layout may have changed).
+        let level = self.bins.level();
+        let c = cell(end, level);
+        let (first, bins) = self.bins.bins();
+        self.current = usize::try_from(c - first)
+            .ok()
+            .filter(|&pos| pos < bins.len())
+            .map(|pos| (c as f64 * width(level), (c as f64 + 1.0) * width(level), pos));
+    }
+
+    /// Books `[t, end)` of `cat` into the bins it spans, making room first.
+    #[inline(never)]
+    fn book_across(&mut self, cat: usize, mut t: f64, end: f64) {
+        // Bins wide enough for the whole piece first (its last instant
+        // inside it), so the walk below touches at most MAX_BINS of them.
+        let last = end - (end - t).min(1e-9);
         self.bins.at(|l| cell(last, l));
         self.bins.at(|l| cell(t, l));
         // A piece per bin touched; bounded, so float rounding cannot loop.
@@ -91,7 +114,6 @@ impl StateRecorder {
                 break;
             }
         }
-        self.clock_s = end;
     }
 
     /// The timeline; `origin_ts` is the first frame's time, seconds since the epoch.
