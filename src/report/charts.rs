@@ -211,10 +211,10 @@ impl TimelineChart<'_> {
     /// The time the chart shows, seconds since the epoch.
     pub fn own_span(bytes: &Timeline, states: Option<&StateTimeline>) -> (f64, f64) {
         let mut lo = bytes.start_ts;
-        let mut hi = bytes.start_ts + bytes.bin_s * bytes.bins.len() as f64;
+        let mut hi = bytes.start_ts + bytes.span_s;
         if let Some(s) = states {
             lo = lo.min(s.start_ts);
-            hi = hi.max(s.start_ts + s.bin_s * s.bins.len() as f64);
+            hi = hi.max(s.start_ts + s.span_s);
         }
         (lo, hi.max(lo + 1e-3))
     }
@@ -292,6 +292,11 @@ impl TimelineChart<'_> {
                 .draw()?;
             if let Some(states) = self.states {
                 let start = states.start_ts - origin;
+                // Idle where no bin says otherwise.
+                band.draw_series(std::iter::once(Rectangle::new(
+                    [(start, 0.1), (start + states.span_s, 0.9)],
+                    STATE_COLORS[3].filled(),
+                )))?;
                 let mut rects: [Vec<Rectangle<(f64, f64)>>; 4] = Default::default();
                 for bin in &states.bins {
                     // The bin's time in each state, side by side in the

@@ -19,7 +19,9 @@ pub struct Timeline {
     pub start_ts: f64,
     /// Width of every bin, seconds (a power of two times 2^20 ns).
     pub bin_s: f64,
-    /// Consecutive bins from `start_ts`, empty ones included.
+    /// Seconds from `start_ts` to the end of the last bin.
+    pub span_s: f64,
+    /// The bins that hold bytes, in time order (`t_s` places each).
     pub bins: Vec<TimeBin>,
 }
 
@@ -65,9 +67,11 @@ impl TimelineBuilder {
         Some(Timeline {
             start_ts: first as f64 * width_ns / 1e9,
             bin_s: width_ns / 1e9,
+            span_s: bins.len() as f64 * width_ns / 1e9,
             bins: bins
                 .iter()
                 .enumerate()
+                .filter(|(_, c)| c.total() > 0)
                 .map(|(k, c)| TimeBin { t_s: k as f64 * width_ns / 1e9, wire_bytes: c.total(), classes: *c })
                 .collect(),
         })
@@ -99,6 +103,7 @@ mod tests {
         a.merge(b);
         let t = a.finish().unwrap_or_default();
         assert!(t.bins.len() <= MAX_BINS && t.bins.len() > MAX_BINS / 4, "{} bins", t.bins.len());
+        assert!(t.bins.iter().all(|b| b.wire_bytes > 0 && b.t_s < t.span_s));
         let mut sum = Ledger::default();
         for bin in &t.bins {
             sum.merge(&bin.classes);
@@ -107,6 +112,6 @@ mod tests {
         assert_eq!(sum, total);
         assert!(t.start_ts <= 1_700_000_000.0 && t.start_ts + t.bin_s > 1_700_000_000.0);
         // 35 s of capture in at most 512 bins.
-        assert!(t.bin_s * t.bins.len() as f64 >= 35.0);
+        assert!(t.span_s >= 35.0 && t.span_s <= t.bin_s * MAX_BINS as f64);
     }
 }
