@@ -69,6 +69,8 @@ impl<T: BinValue> AdaptiveBins<T> {
         // The common case: inside the held range.
         let at = i.wrapping_sub(self.first);
         if at >= 0 && (at as usize) < self.bins.len() {
+            // In range: checked just above (a `get_mut` here could not be
+            // returned early and the bins grown below).
             return &mut self.bins[at as usize];
         }
         loop {

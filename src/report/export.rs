@@ -31,29 +31,32 @@ impl Table {
         Table { name, cols: Vec::new() }
     }
 
-    fn col(&mut self, name: &str, make: fn() -> Col) -> &mut Col {
-        if let Some(i) = self.cols.iter().position(|(n, _)| n == name) {
-            return &mut self.cols[i].1;
-        }
-        self.cols.push((name.to_string(), make()));
-        let last = self.cols.len() - 1;
-        &mut self.cols[last].1
+    /// The column `name`, made by `make` on the first row.
+    fn col(&mut self, name: &str, make: fn() -> Col) -> Option<&mut Col> {
+        let at = match self.cols.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.cols.push((name.to_string(), make()));
+                self.cols.len() - 1
+            }
+        };
+        self.cols.get_mut(at).map(|(_, c)| c)
     }
 
     fn u64(&mut self, name: &str, v: Option<u64>) {
-        if let Col::U64(c) = self.col(name, || Col::U64(Vec::new())) {
+        if let Some(Col::U64(c)) = self.col(name, || Col::U64(Vec::new())) {
             c.push(v);
         }
     }
 
     fn f64(&mut self, name: &str, v: Option<f64>) {
-        if let Col::F64(c) = self.col(name, || Col::F64(Vec::new())) {
+        if let Some(Col::F64(c)) = self.col(name, || Col::F64(Vec::new())) {
             c.push(v.filter(|x| x.is_finite()));
         }
     }
 
     fn str(&mut self, name: &str, v: Option<String>) {
-        if let Col::Str(c) = self.col(name, || Col::Str(Vec::new())) {
+        if let Some(Col::Str(c)) = self.col(name, || Col::Str(Vec::new())) {
             c.push(v);
         }
     }
