@@ -4,7 +4,9 @@
 //! `capture` -> `decode` -> `flow` -> `dissect` -> `ledger` -> `radio` -> `report`.
 
 pub mod analyze;
+pub mod bins;
 pub mod capture;
+pub mod compare;
 pub mod decode;
 pub mod decrypt;
 pub mod dissect;

@@ -36,6 +36,10 @@ struct Cli {
 enum Format {
     Table,
     Json,
+    /// One self-contained page with charts (no script, nothing fetched).
+    Html,
+    /// Markdown; its charts are SVG files beside it (needs -o).
+    Md,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +83,9 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also write flows, exchanges, findings and time bins as Parquet and CSV: DIR/TABLE/INPUT.parquet (docs/EXPORT.md).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
         /// Cores to use (default: all); each runs three worker threads. Results do not depend on it.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
@@ -99,6 +106,34 @@ enum Cmd {
         /// Flows shown by the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also write the report's tables as Parquet and CSV: DIR/TABLE/INPUT.parquet (docs/EXPORT.md).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+    },
+    /// Compare BEFORE and AFTER (each a capture, a directory of captures or a
+    /// saved JSON report) per message and per device-day: did the change pay off?
+    Compare {
+        before: PathBuf,
+        after: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write the comparison here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The message to compare by, 'KIND VERB [NAME]' (e.g. 'http POST /readings', 'mqtt PUBLISH fleet/+/gps');
+        /// once for both sides or twice, BEFORE's then AFTER's. Default: each side's most frequent.
+        #[arg(long)]
+        unit: Vec<String>,
+        /// Exit with status 1 when AFTER saves less than this share of BEFORE's bytes per device-day (e.g. 30%).
+        #[arg(long, value_name = "PERCENT")]
+        require_saving: Option<String>,
+        /// SSLKEYLOGFILE for the captures of either side.
+        #[arg(long)]
+        keylog: Option<PathBuf>,
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        radio: Box<RadioArgs>,
     },
     /// Watch a device's overhead as it talks: an interface (`-i`, libpcap) or a capture stream (`-`).
     Live {
@@ -204,7 +239,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match radio.apply(&mut opts).and_then(|_| wiretax::live::run(&live, &opts, out)) {
-                Ok(Some(report)) => match emit(&report, out_file, format, top) {
+                Ok(Some(report)) => match emit(&report, out_file, output.as_deref(), format, top) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(code) => code,
                 },
@@ -215,7 +250,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Report { saved, format, output, top } => {
+        Cmd::Compare { before, after, format, output, unit, require_saving, keylog, jobs, radio } => {
+            compare(CompareArgs { before, after, format, output, unit, require_saving, keylog, jobs, radio })
+        }
+        Cmd::Report { saved, format, output, top, export } => {
             let report = match std::fs::File::open(&saved)
                 .map_err(|e| e.to_string())
                 .and_then(|f| Report::read(std::io::BufReader::new(f)))
@@ -230,7 +268,18 @@ fn main() -> ExitCode {
                 Ok(f) => f,
                 Err(code) => return code,
             };
-            match emit(&report, out_file, format, top) {
+            if let Some(dir) = &export {
+                // One input: its name; several: the saved report's (each row says its input).
+                let name = match report.inputs.as_slice() {
+                    [one] => wiretax::report::export::input_name(&one.input),
+                    _ => wiretax::report::export::input_name(&saved.display().to_string()),
+                };
+                if let Err(e) = wiretax::report::export::write(&report, dir, &name) {
+                    eprintln!("wiretax: --export: {e}");
+                    return ExitCode::from(exit::NO_REPORT);
+                }
+            }
+            match emit(&report, out_file, output.as_deref(), format, top) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(code) => code,
             }
@@ -248,6 +297,7 @@ fn main() -> ExitCode {
             max_flows,
             max_exchanges,
             top,
+            export,
             jobs,
             config,
             radio,
@@ -339,13 +389,19 @@ fn main() -> ExitCode {
                 remove_unwritten(&output, output_existed);
                 return ExitCode::from(exit::NO_REPORT);
             }
+            if let Some(dir) = &export
+                && let Err(e) = export_inputs(&reports, dir)
+            {
+                eprintln!("wiretax: --export: {e}");
+                return ExitCode::from(exit::NO_REPORT);
+            }
             let mut report = Report::combine(reports, failed);
             // Every input is listed where it was named, read or not.
             for (position, e) in failed_at {
                 let at = position.min(report.inputs.len());
                 report.inputs.insert(at, InputSummary::failed(e.input.display().to_string(), e.cause()));
             }
-            if let Err(code) = emit(&report, out_file, format, top) {
+            if let Err(code) = emit(&report, out_file, output.as_deref(), format, top) {
                 return code;
             }
             if report.inputs.iter().any(|i| i.error.is_some()) {
@@ -356,10 +412,178 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes each input's tables under `dir`, named after the input.
+fn export_inputs(reports: &[wiretax::report::InputReport], dir: &std::path::Path) -> Result<(), String> {
+    let mut used = std::collections::HashSet::new();
+    for r in reports {
+        let base = wiretax::report::export::input_name(&r.input);
+        let mut name = base.clone();
+        let mut k = 1;
+        while !used.insert(name.clone()) {
+            k += 1;
+            name = format!("{base}-{k}");
+        }
+        let one = Report::combine(vec![r.clone()], Vec::new());
+        wiretax::report::export::write(&one, dir, &name)?;
+    }
+    Ok(())
+}
+
+struct CompareArgs {
+    before: PathBuf,
+    after: PathBuf,
+    format: Format,
+    output: Option<PathBuf>,
+    unit: Vec<String>,
+    require_saving: Option<String>,
+    keylog: Option<PathBuf>,
+    jobs: Option<usize>,
+    radio: Box<RadioArgs>,
+}
+
+/// One side of a comparison: a saved JSON report, or captures analysed now.
+fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<Report, String> {
+    if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Report::read(std::io::BufReader::new(f)).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let files = inputs::expand(&[path.to_path_buf()], false).files;
+    if files.is_empty() {
+        return Err(format!("no capture files in {}", path.display()));
+    }
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for result in analyze_all(&files, opts, jobs) {
+        match result {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("wiretax: {e}");
+                failed.push(e.to_string());
+            }
+        }
+    }
+    if reports.is_empty() {
+        return Err(format!("nothing in {} could be read", path.display()));
+    }
+    Ok(Report::combine(reports, failed))
+}
+
+fn compare(a: CompareArgs) -> ExitCode {
+    use wiretax::compare::{Unit, default_unit, parse_saving};
+    use wiretax::report::compare_view;
+    let mut opts = Options::new();
+    if let Err(e) = a.radio.apply(&mut opts) {
+        eprintln!("wiretax: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(path) = &a.keylog {
+        match wiretax::keylog::KeyLog::load(path) {
+            Ok(k) => opts.flow.dissect = Arc::new(dissect::Config { keylog: Some(Arc::new(k)), ..Default::default() }),
+            Err(e) => {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let required = match a.require_saving.as_deref().map(parse_saving).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wiretax: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let units: Vec<Unit> = match a.unit.iter().map(|u| Unit::parse(u)).collect::<Result<Vec<Unit>, String>>() {
+        Ok(u) if u.len() <= 2 => u,
+        Ok(_) => {
+            eprintln!("wiretax: --unit at most twice (BEFORE's, then AFTER's)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("wiretax: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let (before, after) = match (load_side(&a.before, &opts, jobs), load_side(&a.after, &opts, jobs)) {
+        (Ok(b), Ok(x)) => (b, x),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("wiretax: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let unit_of = |r: &Report, given: Option<&Unit>| {
+        given.cloned().or_else(|| default_unit(r)).unwrap_or(Unit {
+            kind: "none".into(),
+            verb: String::new(),
+            name: None,
+        })
+    };
+    let ub = unit_of(&before, units.first());
+    let ua = unit_of(&after, units.get(1).or(units.first()));
+    let c = wiretax::compare::compare(&before, &after, (&ub, &ua), &opts.cost);
+    let text = match a.format {
+        Format::Table => compare_view::render_table(&c),
+        Format::Json => match serde_json::to_string_pretty(&c) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        Format::Html => compare_view::render_html(&c, &before, &after),
+        Format::Md => {
+            let code = emit_markdown(a.output.as_deref(), |stem| compare_view::render_md(&c, &before, &after, stem));
+            if code != ExitCode::SUCCESS {
+                return code;
+            }
+            String::new()
+        }
+    };
+    if !matches!(a.format, Format::Md) {
+        let written = match &a.output {
+            Some(p) => std::fs::write(p, text),
+            None => std::io::stdout().lock().write_all(text.as_bytes()),
+        };
+        if let Err(e) = written {
+            eprintln!("wiretax: cannot write the comparison: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(req) = required {
+        match c.per_day_bytes_saving {
+            Some(s) if s >= req => {}
+            Some(s) => {
+                eprintln!(
+                    "wiretax: AFTER saves {:.1}% of BEFORE's bytes per device-day; {:.1}% required",
+                    s * 100.0,
+                    req * 100.0
+                );
+                return ExitCode::from(1);
+            }
+            None => {
+                eprintln!("wiretax: no per-day figures to check --require-saving against (no radio model)");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 /// Writes the report to the `-o` file opened before the work (truncated
 /// only now) or to standard output. A reader that went away (`| head`)
-/// ends the run quietly: what it wanted it has.
-fn emit(report: &Report, out_file: Option<std::fs::File>, format: Format, top: usize) -> Result<(), ExitCode> {
+/// ends the run quietly: what it wanted it has. Markdown goes to `output`
+/// with its charts beside it.
+fn emit(
+    report: &Report,
+    out_file: Option<std::fs::File>,
+    output: Option<&std::path::Path>,
+    format: Format,
+    top: usize,
+) -> Result<(), ExitCode> {
+    if let Format::Md = format {
+        let code = emit_markdown(output, |stem| wiretax::report::markdown::render(report, stem));
+        return if code == ExitCode::SUCCESS { Ok(()) } else { Err(code) };
+    }
     // Written through a concrete writer, not a `dyn Write`: the JSON
     // writer makes millions of small writes, which then inline.
     let written = match out_file {
@@ -449,6 +673,32 @@ fn remove_unwritten(output: &Option<PathBuf>, existed: bool) {
     }
 }
 
+/// Writes Markdown to `output` and its charts beside it (`STEM-NAME.svg`).
+fn emit_markdown(
+    output: Option<&std::path::Path>,
+    render: impl FnOnce(&str) -> (String, Vec<(String, String)>),
+) -> ExitCode {
+    let Some(output) = output else {
+        eprintln!("wiretax: --format md needs -o FILE.md: its charts are written beside it");
+        return ExitCode::from(2);
+    };
+    let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
+    let dir = output.parent().unwrap_or(std::path::Path::new(""));
+    let (md, charts) = render(&stem);
+    for (name, svg) in &charts {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::write(&path, svg) {
+            eprintln!("wiretax: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = std::fs::write(output, md) {
+        eprintln!("wiretax: cannot write {}: {e}", output.display());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
 /// Writes the report. JSON is streamed out: a report is never held twice in memory.
 fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize) -> std::io::Result<()> {
     match format {
@@ -459,6 +709,9 @@ fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize
             let report = report.at_model_precision().map_err(std::io::Error::other)?;
             out.write_all(table::render(&report, top).as_bytes())?
         }
+        Format::Html => out.write_all(wiretax::report::html::render(report).as_bytes())?,
+        // Written by `emit_markdown`, which has a file to put the charts beside.
+        Format::Md => out.write_all(wiretax::report::markdown::render(report, "report").0.as_bytes())?,
     }
     out.flush()
 }

@@ -62,10 +62,11 @@ fn snapshots_grow_and_the_final_report_is_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let written = dir.path().join("kept.pcapng");
+    // Pauses long enough for a snapshot of a debug build on a loaded machine.
     let stdout = stream(
         &file,
         6,
-        Duration::from_millis(300),
+        Duration::from_millis(700),
         &["--format", "json", "-o", report.to_str().unwrap(), "--write", written.to_str().unwrap()],
     );
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

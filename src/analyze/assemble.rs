@@ -59,13 +59,26 @@ pub(super) fn assemble(
     workers: Vec<Worker>,
     mut tap: RadioTap,
 ) -> InputReport {
-    let InputState { mut defrag, totals: mut t, outside, mut notes, linktypes, marks, first_ns, last_ns, source } = st;
+    let InputState {
+        mut defrag,
+        totals: mut t,
+        outside,
+        mut notes,
+        linktypes,
+        marks,
+        mut timeline,
+        first_ns,
+        last_ns,
+        source,
+    } = st;
     defrag.finish();
     let mut outside = outside;
     // Fragments of datagrams never completed: their headers, and their data as payload.
+    let outside_before = outside;
     outside.add(Class::Link, defrag.abandoned.link);
     outside.add(Class::Network, defrag.abandoned.network);
     outside.add(Class::Payload, defrag.abandoned.data);
+    timeline.add(last_ns, &outside.since(&outside_before));
     notes.abandoned_fragments = defrag.abandoned.frames as u64;
     notes.read_error = source.read_error;
 
@@ -76,8 +89,9 @@ pub(super) fn assemble(
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
-    for w in workers {
+    for mut w in workers {
         classes.merge(&w.out.flow_ledger);
+        timeline.merge(std::mem::take(&mut w.out.timeline));
         summaries.merge(&w.out.summaries);
         streams.merge(&w.out.streams);
         for f in w.out.ship.iter().flatten() {
@@ -188,6 +202,7 @@ pub(super) fn assemble(
         radio,
         findings,
         summaries,
+        timeline: timeline.finish(),
     }
 }
 

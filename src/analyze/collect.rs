@@ -8,6 +8,7 @@ use crate::flow::{FlowRecord, FlowSink, FrameTick};
 use crate::ledger::exchange::ExchangeFacts;
 use crate::ledger::{Exchange, Ledger, setup_share};
 use crate::report::summary::{ExchangeFigures, ExchangeSummaries};
+use crate::report::timeline::TimelineBuilder;
 use foldhash::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ pub(super) struct Collector {
     pub(super) max_flows: usize,
     pub(super) max_exchanges: usize,
     pub(super) flow_ledger: Ledger,
+    /// What the flows booked, by time bin.
+    pub(super) timeline: TimelineBuilder,
     /// Every exchange, listed or not, summarised by kind.
     pub(super) summaries: ExchangeSummaries,
     pub(super) ticks: Vec<FrameTick>,
@@ -299,6 +302,9 @@ impl FlowSink for Collector {
     }
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
         self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
+    }
+    fn booked(&mut self, ts_ns: i64, classes: &Ledger) {
+        self.timeline.add(ts_ns, classes);
     }
     fn exchange_figures(&mut self, x: ExchangeFigures, n: u32) {
         self.summaries.add_many(&x, n);

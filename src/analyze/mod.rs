@@ -28,6 +28,7 @@ use crate::decode::{self, Defragmenter, Frame, NotIp, Transport};
 use crate::flow::{FlowConfig, FrameTick};
 use crate::ledger::{Class, Ledger};
 use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim};
+use crate::report::timeline::TimelineBuilder;
 use crate::report::{InputReport, Notes, Report, Totals};
 use assemble::*;
 pub use dispatch::WORKERS_PER_CORE;
@@ -108,6 +109,8 @@ pub(super) struct InputState {
     linktypes: LinktypeCounts,
     /// Frames per encapsulation, and offloaded segments.
     marks: decode::MarkCounts,
+    /// The bytes of frames of no flow, by time bin (the flows' are the workers').
+    timeline: TimelineBuilder,
     first_ns: Option<i64>,
     last_ns: i64,
     source: SourceNotes,
@@ -172,6 +175,8 @@ impl Engine {
             dispatch.frame(idx, p.ts_ns, p.wire_len, d);
             return;
         }
+        // A frame of no flow (or a fragment): its bytes are booked here.
+        let outside_before = st.outside;
         let (notes, outside, marks) = (&mut st.notes, &mut st.outside, &mut st.marks);
         note_frame(&frame, p.wire_len as u64, 1, notes, marks);
         match frame {
@@ -224,6 +229,7 @@ impl Engine {
                 dispatch.outside(lone);
             }
         }
+        st.timeline.add(p.ts_ns, &st.outside.since(&outside_before));
     }
 
     /// The clock has reached `now_ns` with no packet: flows idle past their

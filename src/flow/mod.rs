@@ -175,6 +175,9 @@ pub trait FlowSink {
     /// Every exchange's facts, listed or not, for the findings: once each,
     /// with its connection's two ends.
     fn exchange_facts(&mut self, _client: SocketAddr, _server: SocketAddr, _x: &ExchangeFacts) {}
+    /// Bytes booked to a flow's ledger by one packet (or by its end, at its
+    /// last packet's time), by class: what the report's timeline adds up.
+    fn booked(&mut self, _ts_ns: i64, _classes: &Ledger) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -462,6 +465,7 @@ impl FlowTable {
         let sh = &mut self.sh;
         let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
+        let booked_before = f.app.fl.ledger;
         let rec = &mut f.app.rec;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
@@ -484,6 +488,7 @@ impl FlowTable {
             f.app.rec.retransmitted_bytes += repeated as u64;
             f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
         }
+        sink.booked(ts_ns, &f.app.fl.ledger.since(&booked_before));
         sink.tick(FrameTick {
             packet,
             ts_ns,
@@ -601,6 +606,7 @@ impl FlowTable {
         self.free.push(slot);
         let ts = f.last_ns;
         let app = &mut f.app;
+        let booked_before = app.fl.ledger;
         // Deliver what reordering still holds, then let the dissector finish.
         if let Some(t) = f.tcp.as_mut() {
             for dir in [Dir::C2S, Dir::S2C] {
@@ -639,6 +645,7 @@ impl FlowTable {
         for x in self.sh.live.facts.drain(..) {
             sink.exchange_facts(client, server, &x);
         }
+        sink.booked(ts, &app.fl.ledger.since(&booked_before));
         for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),

@@ -8,6 +8,7 @@
 pub mod cost;
 pub mod profile;
 pub mod sim;
+pub mod timeline;
 
 pub use cost::{CostLine, CostOptions, CostReport, cost};
 pub use profile::{Profile, ProfileError, list_text};

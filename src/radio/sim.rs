@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, Promotion};
+use super::timeline::{StateRecorder, StateTimeline};
 
 /// One frame as the radio sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,6 +249,7 @@ struct Snapshot {
     radio_on_s: f64,
     bytes: u64,
     wakeups: u64,
+    cat_energy: [f64; 4],
 }
 
 #[derive(Clone, Debug)]
@@ -365,6 +367,8 @@ struct Totals {
     radio_on_s: f64,
     promotions: u64,
     wakeups: u64,
+    /// Every booked piece of the timeline, by time bin.
+    over_time: StateRecorder,
 }
 
 impl Totals {
@@ -378,6 +382,7 @@ impl Totals {
             return (0.0, 0.0);
         };
         let energy = acc.power_w * dt;
+        self.over_time.book(cat as usize, dt);
         acc.time_s += dt;
         acc.energy_j += energy;
         let on = if acc.radio_on { dt } else { 0.0 };
@@ -530,7 +535,14 @@ impl RadioSim {
             profile,
             opts,
             rai,
-            totals: Totals { states, cat_energy: [0.0; 4], radio_on_s: 0.0, promotions: 0, wakeups: 0 },
+            totals: Totals {
+                states,
+                cat_energy: [0.0; 4],
+                radio_on_s: 0.0,
+                promotions: 0,
+                wakeups: 0,
+                over_time: StateRecorder::default(),
+            },
             stage_promotion_state,
             started: false,
             first_ts_ns: 0,
@@ -714,6 +726,7 @@ impl RadioSim {
             let p = self.profile.promotion.clone();
             let promo_start = if link { 0.0 } else { -p.duration_s };
             self.timeline_start_s = promo_start;
+            self.totals.over_time.start_at(promo_start);
             self.burst.clear();
             self.bursts = 1;
             mine = self.shares.of(key);
@@ -807,6 +820,7 @@ impl RadioSim {
                 radio_on_s: self.totals.radio_on_s,
                 bytes: self.bytes,
                 wakeups: self.totals.wakeups,
+                cat_energy: self.totals.cat_energy,
             };
             self.first_burst.get_or_insert(snap);
             self.last_burst = Some(snap);
@@ -894,7 +908,7 @@ impl RadioSim {
         // the tail time, when the radio never idles) between bursts included.
         // A single burst says nothing about the period: it is assumed to
         // repeat back to back (promotion, burst, full tail), an upper bound.
-        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis) = match (self.first_burst, self.last_burst) {
+        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis, split) = match (self.first_burst, self.last_burst) {
             (Some(a), Some(b)) if b.cap_s > a.cap_s && b.t_s > a.t_s => {
                 // The day holds as many cycles as the captured schedule gives;
                 // each cycle costs what the radio's timeline says (with link
@@ -907,6 +921,7 @@ impl RadioSim {
                         b.t_s - a.t_s
                     ));
                 }
+                let split: [f64; 4] = std::array::from_fn(|i| b.cat_energy[i] - a.cat_energy[i]);
                 (
                     b.cap_s - a.cap_s,
                     b.energy_j - a.energy_j,
@@ -914,11 +929,14 @@ impl RadioSim {
                     b.radio_on_s - a.radio_on_s,
                     b.wakeups - a.wakeups,
                     basis,
+                    split,
                 )
             }
             _ => {
                 let window = episode_s.max(capture_span_s);
                 let idle_fill = self.profile.idle_power_w * (window - episode_s).max(0.0);
+                let mut split = self.totals.cat_energy;
+                split[Cat::Idle as usize] += idle_fill;
                 (
                     window,
                     self.totals.energy() + idle_fill,
@@ -926,6 +944,7 @@ impl RadioSim {
                     self.totals.radio_on_s,
                     self.totals.wakeups,
                     format!("one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"),
+                    split,
                 )
             }
         };
@@ -939,6 +958,12 @@ impl RadioSim {
                 energy_j: energy_j * f,
                 basis,
                 window_s,
+                energy_split: EnergySplit {
+                    promotion_j: split[0] * f,
+                    transfer_j: split[1] * f,
+                    tail_j: split[2] * f,
+                    idle_j: split[3] * f,
+                },
             }
         } else {
             PerDay {
@@ -949,6 +974,10 @@ impl RadioSim {
                 energy_j: self.profile.idle_power_w * SECONDS_PER_DAY,
                 basis: "no traffic: idle all day".into(),
                 window_s: 0.0,
+                energy_split: EnergySplit {
+                    idle_j: self.profile.idle_power_w * SECONDS_PER_DAY,
+                    ..EnergySplit::default()
+                },
             }
         };
         let battery = self.opts.battery_mah.filter(|b| b.is_finite() && *b > 0.0).map(|capacity_mah| {
@@ -1022,6 +1051,7 @@ impl RadioSim {
             per_exchange: shares_report(&self.shares.exchanges, v),
             cost: None,
             notes,
+            timeline: self.totals.over_time.finish(self.first_ts_ns as f64 / 1e9),
         }
     }
 }
@@ -1234,6 +1264,10 @@ pub struct RadioReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::cost::CostReport>,
     pub notes: Vec<String>,
+    /// The radio's states per time bin: seconds of promotion, transfer,
+    /// tail and idle (at most 512 bins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<StateTimeline>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -1263,6 +1297,9 @@ pub struct PerDay {
     /// How the day was projected from the capture.
     pub basis: String,
     pub window_s: f64,
+    /// `energy_j` split as the report's `energy` is: promotion, transfer, tail, idle.
+    #[serde(default)]
+    pub energy_split: EnergySplit,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -583,3 +583,31 @@ fn fast_path_books_what_the_general_path_books_to_the_bit() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn the_state_timeline_holds_every_booked_second_where_it_happened() -> TestResult {
+    // LTE, captured: a packet at 0 s and 100 s. Promotion 0.26 s before each
+    // packet, connected 0.1 s, DRX 10.02 s, idle until the next promotion.
+    let r = run("lte", captured(), &[tick(0.0, 100, true), tick(100.0, 100, true)])?;
+    let t = r.timeline.ok_or("no timeline")?;
+    assert!(t.span_s / t.bin_s <= crate::bins::MAX_BINS as f64 && t.span_s / t.bin_s > 100.0);
+    let sum = |f: fn(&super::timeline::StateBin) -> f64| t.bins.iter().map(f).sum::<f64>();
+    let state_time: f64 = r.states.iter().map(|s| s.time_s).sum();
+    // Bins idle all through are left out: the span holds them.
+    let binned = sum(|b| b.promotion_s) + sum(|b| b.transfer_s) + sum(|b| b.tail_s) + sum(|b| b.idle_s);
+    let idle_bins = t.span_s / t.bin_s - t.bins.len() as f64;
+    assert!((binned + idle_bins * t.bin_s - state_time).abs() < 1e-6, "{binned} vs {state_time}");
+    assert!((sum(|b| b.promotion_s) - 0.52).abs() < 1e-9);
+    assert!((sum(|b| b.tail_s) - 2.0 * 10.12).abs() < 1e-9);
+    // The timeline starts with the first promotion, 0.26 s before the first packet.
+    let first_packet_s = 0.0;
+    assert!(t.start_ts <= first_packet_s - 0.26 + 1e-9 && t.start_ts + t.bin_s > first_packet_s - 0.26);
+    // The second promotion is in the bin holding 99.74 s.
+    let at = |s: f64| t.bins.iter().find(|b| t.start_ts + b.t_s <= s && s < t.start_ts + b.t_s + t.bin_s);
+    assert!(at(99.8).is_some_and(|b| b.promotion_s > 0.0), "bins of {} s", t.bin_s);
+    assert!(at(50.0).is_none(), "idle all through");
+    // The per-day energy split adds up to the per-day energy.
+    let e = &r.per_day.energy_split;
+    assert_j("per-day split", e.promotion_j + e.transfer_j + e.tail_j + e.idle_j, r.per_day.energy_j);
+    Ok(())
+}

@@ -1,9 +1,18 @@
 //! The report model (REPORT.md section 2) and its renderers. Renderers
 //! compute nothing: every figure is in the model.
 
+pub mod breakdown;
+pub mod charts;
+pub mod compare_view;
+pub mod costs;
+pub mod doc;
+pub mod export;
+pub mod html;
 pub mod json;
+pub mod markdown;
 pub mod summary;
 pub mod table;
+pub mod timeline;
 pub mod warnings;
 
 pub use summary::{ExchangeSummaries, ExchangeSummary};
@@ -130,6 +139,7 @@ pub struct InputReport {
     pub findings: Vec<Finding>,
     /// Every exchange, listed or not, by kind.
     pub summaries: ExchangeSummaries,
+    pub timeline: Option<timeline::Timeline>,
 }
 
 /// One input's summary in a report over several.
@@ -149,6 +159,9 @@ pub struct InputSummary {
     /// Why the input could not be read at all (its figures are then zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// This input's bytes per time bin (the top-level `timeline` when there is one input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<timeline::Timeline>,
 }
 
 impl InputSummary {
@@ -163,6 +176,7 @@ impl InputSummary {
             warnings: Vec::new(),
             radio: None,
             error: Some(error),
+            timeline: None,
         }
     }
 }
@@ -185,6 +199,16 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
     pub findings: Vec<Finding>,
+    /// The input's bytes per time bin by class (with several inputs: each input's is in `inputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<timeline::Timeline>,
+    /// Per exchange kind and per message (kind and verb): what one exchange
+    /// cost, class by class, with its share of the connection's setup.
+    #[serde(default)]
+    pub exchange_costs: Vec<costs::ExchangeCost>,
+    /// The byte ledger per application protocol, of the listed flows.
+    #[serde(default)]
+    pub ledger_by_app: Vec<breakdown::AppLedger>,
     pub inputs: Vec<InputSummary>,
     /// Inputs that could not be read at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -225,6 +249,7 @@ impl Report {
         let mut findings = Vec::new();
         let mut top_radio = None;
         let mut all_exchanges = ExchangeSummaries::default();
+        let mut top_timeline = None;
         for r in inputs {
             let warnings = warnings::of(&r);
             totals.frames += r.totals.frames;
@@ -260,6 +285,12 @@ impl Report {
             } else {
                 r.radio
             };
+            let timeline = if single {
+                top_timeline = r.timeline;
+                None
+            } else {
+                r.timeline
+            };
             summaries.push(InputSummary {
                 warnings,
                 input: r.input,
@@ -269,11 +300,13 @@ impl Report {
                 notes: r.notes,
                 radio,
                 error: None,
+                timeline,
             });
         }
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
         totals.goodput_ratio = totals.classes.goodput_ratio();
+        let ledger_by_app = breakdown::AppLedger::of(&flows);
         Report {
             schema: SCHEMA.to_string(),
             totals,
@@ -282,9 +315,12 @@ impl Report {
             flows,
             stats,
             exchange_summary: all_exchanges.rows(),
+            exchange_costs: costs::ExchangeCost::of(&exchanges),
+            ledger_by_app,
             exchanges,
             radio: top_radio,
             findings,
+            timeline: top_timeline,
             inputs: summaries,
             failed_inputs: failed,
         }

@@ -177,7 +177,16 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             }
         }
     }
-    out
+    terminal_safe(out)
+}
+
+/// Text for a terminal: strings from captures (file names, hosts, topics)
+/// may hold control characters and ANSI escapes; each becomes `?`.
+pub fn terminal_safe(text: String) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text;
+    }
+    text.chars().map(|c| if c.is_control() && c != '\n' { '?' } else { c }).collect()
 }
 
 fn indent(text: &str) -> String {

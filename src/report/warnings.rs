@@ -107,6 +107,7 @@ mod tests {
             radio: None,
             findings: vec![],
             summaries: Default::default(),
+            timeline: None,
         };
         assert!(of(&r).is_empty());
         r.stats.tls.records_with_unknown_expansion = 3;
