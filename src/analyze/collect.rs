@@ -44,6 +44,8 @@ pub(super) struct Collector {
     /// The list lengths at which the lists are cut next.
     pub(super) next_flow_cut: usize,
     pub(super) next_exchange_cut: usize,
+    /// Every flow's ledger and exchanges, by device.
+    pub(super) devices: super::devices::DeviceTallies,
 }
 
 /// The keys of the flows and exchanges each worker keeps, as it last told
@@ -291,6 +293,7 @@ impl FlowSink for Collector {
     }
     fn flow_done(&mut self, rec: FlowRecord) {
         self.flow_ledger.merge(&rec.classes);
+        self.devices.add(&rec);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;
         if self.kept_per_flow.contains_key(&rec.id) || self.lookup_flows.contains(&rec.id) {

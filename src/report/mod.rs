@@ -1,6 +1,7 @@
 //! The report model (REPORT.md section 2) and its renderers. Renderers
 //! compute nothing: every figure is in the model.
 
+pub mod devices;
 pub mod json;
 pub mod table;
 
@@ -11,6 +12,7 @@ use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Class, Exchange, Ledger};
 use crate::radio::RadioReport;
 use crate::stats::median;
+use devices::{DeviceReport, FleetReport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -84,6 +86,9 @@ pub struct InputReport {
     pub exchanges: Vec<Exchange>,
     pub notes: Notes,
     pub radio: Option<RadioReport>,
+    /// One per device (with the radio model), and all of them.
+    pub devices: Vec<DeviceReport>,
+    pub fleet: Option<FleetReport>,
     pub findings: Vec<Finding>,
 }
 
@@ -98,6 +103,11 @@ pub struct InputSummary {
     /// This input's radio model (the top-level `radio` when there is one input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
+    /// This input's devices and fleet (top-level when there is one input).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
 }
 
 /// Exchanges of one kind, summarised: what a typical one cost.
@@ -157,6 +167,12 @@ pub struct Report {
     /// The radio model of the input (with several inputs: each input's is in `inputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
+    /// The input's devices, each with its own radio (with several inputs:
+    /// each input's are in `inputs`).
+    #[serde(default)]
+    pub devices: Vec<DeviceReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
     pub findings: Vec<Finding>,
     pub inputs: Vec<InputSummary>,
     /// Inputs that could not be read at all.
@@ -187,7 +203,7 @@ impl Report {
         let (mut flow_base, mut x_base) = (0u64, 0u64);
         let single = inputs.len() == 1;
         let mut findings = Vec::new();
-        let mut top_radio = None;
+        let (mut top_radio, mut top_devices, mut top_fleet) = (None, Vec::new(), None);
         for r in inputs {
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
@@ -215,11 +231,11 @@ impl Report {
             flow_base += r.tcp_streams + r.udp_streams;
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
             findings.extend(r.findings);
-            let radio = if single {
-                top_radio = r.radio;
-                None
+            let (radio, devices, fleet) = if single {
+                (top_radio, top_devices, top_fleet) = (r.radio, r.devices, r.fleet);
+                (None, Vec::new(), None)
             } else {
-                r.radio
+                (r.radio, r.devices, r.fleet)
             };
             summaries.push(InputSummary {
                 input: r.input,
@@ -228,6 +244,8 @@ impl Report {
                 udp_streams: r.udp_streams,
                 notes: r.notes,
                 radio,
+                devices,
+                fleet,
             });
         }
         totals.start_ts = start;
@@ -243,6 +261,8 @@ impl Report {
             exchange_summary: ExchangeSummary::of(&exchanges),
             exchanges,
             radio: top_radio,
+            devices: top_devices,
+            fleet: top_fleet,
             findings,
             inputs: summaries,
             failed_inputs: failed,
