@@ -621,7 +621,12 @@ impl DeviceSim {
             Position::Stage(k) => {
                 let stage = self.profile.tail.get(k)?;
                 if !stage.radio_on {
-                    Some((PROMOTION, self.profile.promotion.clone(), true))
+                    // Released (RRC idle): a new connection, the stage's
+                    // own set-up if it has one (not the wake from PSM).
+                    match (&stage.promotion, self.stage_promotion_state.get(k).copied().flatten()) {
+                        (Some(p), Some(state)) => Some((state, p.clone(), true)),
+                        _ => Some((PROMOTION, self.profile.promotion.clone(), true)),
+                    }
                 } else {
                     let p = stage.promotion.clone()?;
                     Some((self.stage_promotion_state.get(k).copied().flatten()?, p, false))
@@ -1536,7 +1541,10 @@ fn per_day(marks: &[Snapshot], ends: &Ends, interval_s: Option<f64>, tail_s: f64
         };
     };
     if steady.len() < needed {
-        return PerDay::none(bursts, episode_s);
+        return match (interval_s, marks.first()) {
+            (None, Some(first)) => continuous_day(first, ends, bursts, tail_s, v),
+            _ => PerDay::none(bursts, episode_s),
+        };
     }
     let pick = |f: fn(&CycleObs) -> f64| {
         let mut v: Vec<f64> = steady.iter().filter_map(|&i| cycles.get(i)).map(f).collect();

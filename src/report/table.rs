@@ -26,17 +26,19 @@ fn right(s: impl ToString) -> Cell {
 
 pub fn render(r: &Report, top_flows: usize) -> String {
     let mut out = String::new();
+    let units = Units { binary: binary_units(r) };
+    let human_bytes = |n: f64| units.bytes(n);
     let t = &r.totals;
     let inputs: Vec<&str> = r.inputs.iter().map(|i| i.input.as_str()).collect();
     let _ = writeln!(out, "wiretax: {}", inputs.join(", "));
     let _ = writeln!(
         out,
-        "{} frames, {} on the wire over {:.1} s; {} TCP connections, {} UDP flows; goodput {:.1}%",
-        t.frames,
+        "{}, {} on the wire over {:.1} s; {}, {}; goodput {:.1}%",
+        count(t.frames, "frame", "frames"),
         human_bytes(t.wire_bytes as f64),
         t.duration_s,
-        r.tcp_streams,
-        r.udp_streams,
+        count(r.tcp_streams, "TCP connection", "TCP connections"),
+        count(r.udp_streams, "UDP flow", "UDP flows"),
         t.goodput_ratio * 100.0
     );
     let mut ledger = Table::new();
@@ -121,7 +123,6 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         }
     }
 
-    let units = Units { binary: binary_units(r) };
     let radios: Vec<(&str, &crate::radio::RadioReport, &[DeviceReport], Option<&FleetReport>)> = match &r.radio {
         Some(radio) => vec![("", radio, r.devices.as_slice(), r.fleet.as_ref())],
         None => r
