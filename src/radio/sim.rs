@@ -155,6 +155,8 @@ struct BurstParts {
     other: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
     /// Position in `parts` of the part handed out last.
     latest: usize,
+    /// `tail_fractions`' answer, its memory reused.
+    fractions: Vec<(Key, f64)>,
 }
 
 /// Position in a device's `BurstParts::parts` plus one, by exchange and by
@@ -223,24 +225,29 @@ impl BurstParts {
 
     /// Each part's fraction of the burst's tail, in key order: by the time
     /// it kept the radio up, else by its bytes, else evenly.
-    fn tail_fractions(&self) -> Vec<(Key, f64)> {
+    fn tail_fractions(&mut self) -> &[(Key, f64)] {
+        self.fractions.clear();
+        // One key (most bursts of a device's own radio): all of it, without
+        // sorting or allocating.
+        if let ([(key, _)], true) = (self.parts.as_slice(), self.other.is_empty()) {
+            self.fractions.push((*key, 1.0));
+            return &self.fractions;
+        }
         let parts = self.sorted();
         let total_weight: f64 = parts.iter().map(|(_, p)| p.weight_s).sum();
         let total_bytes: u64 = parts.iter().map(|(_, p)| p.bytes).sum();
         let count = parts.len() as f64;
-        parts
-            .iter()
-            .map(|(k, p)| {
-                let f = if total_weight > 0.0 {
-                    p.weight_s / total_weight
-                } else if total_bytes > 0 {
-                    p.bytes as f64 / total_bytes as f64
-                } else {
-                    1.0 / count
-                };
-                (*k, f)
-            })
-            .collect()
+        self.fractions.extend(parts.iter().map(|(k, p)| {
+            let f = if total_weight > 0.0 {
+                p.weight_s / total_weight
+            } else if total_bytes > 0 {
+                p.bytes as f64 / total_bytes as f64
+            } else {
+                1.0 / count
+            };
+            (*k, f)
+        }));
+        &self.fractions
     }
 }
 
@@ -610,7 +617,7 @@ impl DeviceSim {
     fn book_tail(&mut self, gap: f64, book: &mut Book) {
         let fractions = self.burst.tail_fractions();
         let shares = &mut book.shares;
-        self.totals.book_gap(&self.profile, gap, self.rai, Cat::Tail, |e, on| shares.credit_tail(&fractions, e, on));
+        self.totals.book_gap(&self.profile, gap, self.rai, Cat::Tail, |e, on| shares.credit_tail(fractions, e, on));
     }
 
     /// The promotion a packet needs after the radio reached `pos`: (state, promotion, wake-up).
