@@ -323,7 +323,14 @@ mod tests {
     use super::*;
 
     fn tick(t_s: f64) -> Tick {
-        Tick { ts_ns: (t_s * 1e9) as i64, wire_len: 100, uplink: true, flow: Tick::NO_FLOW, exchange: None, link_len: 14 }
+        Tick {
+            ts_ns: (t_s * 1e9) as i64,
+            wire_len: 100,
+            uplink: true,
+            flow: Tick::NO_FLOW,
+            exchange: None,
+            link_len: 14,
+        }
     }
 
     fn run(cap: usize) -> (Vec<DeviceRadio>, FleetSums, RadioReport) {

@@ -8,7 +8,8 @@
 //!   438.39 nJ per uplink bit, 51.97 nJ per downlink bit.
 //! - NB-IoT at 3.7 V: promotion 2.7 s x 0.2037 W = 0.54999 J; connected
 //!   45 mA = 0.1665 W for 0.2 s; connected DRX 1.5 mA = 0.00555 W for 20 s;
-//!   idle eDRX 37 uA = 136.9 uW for 60 s; PSM 2.7 uA = 9.99 uW.
+//!   idle eDRX 37 uA = 136.9 uW for 60 s, left by an RRC set-up of 0.5 s
+//!   at 45 mA = 0.08325 J; PSM 2.7 uA = 9.99 uW.
 
 use super::*;
 use crate::dissect::testkit::TestResult;
@@ -21,6 +22,8 @@ const UP_BIT: f64 = 438.39e-9;
 const DOWN_BIT: f64 = 51.97e-9;
 const NB_PROMO: f64 = 2.7 * 0.2037;
 const NB_CONN_W: f64 = 0.045 * 3.7;
+/// An RRC connection set up from idle eDRX: 0.5 s at the connected current.
+const NB_RRC: f64 = 0.5 * NB_CONN_W;
 const NB_CDRX_W: f64 = 0.0015 * 3.7;
 const NB_EDRX_W: f64 = 37e-6 * 3.7;
 const NB_PSM_W: f64 = 2.7e-6 * 3.7;
@@ -228,14 +231,17 @@ fn nbiot_psm_entry_and_exit() -> TestResult {
 
 #[test]
 fn nbiot_edrx_wakeup() -> TestResult {
-    // Next packet at 50 s finds the radio released, in idle eDRX since 20.2 s.
+    // Next packet at 50 s finds the radio released, in idle eDRX since
+    // 20.2 s: an RRC set-up from idle (0.5 s at the connected current),
+    // not the wake from PSM.
     let r = run("nbiot", captured(), &[tick(0.0, 100, true), tick(50.0, 100, true)])?;
-    let edrx_s = 50.0 - 2.7 - 20.2;
+    let edrx_s = 50.0 - 0.5 - 20.2;
     assert_j("edrx time", state(&r, "idle_edrx").0, edrx_s + 60.0);
-    assert_eq!(r.wakeups, 2);
+    assert_eq!((r.wakeups, r.promotions), (2, 2));
+    assert_j("set-up from idle", state(&r, "promotion_from_idle_edrx").1, NB_RRC);
     let first_gap = 0.2 * NB_CONN_W + 20.0 * NB_CDRX_W + edrx_s * NB_EDRX_W;
-    assert_j("total", r.energy_j, 2.0 * NB_PROMO + first_gap + 0.152514);
-    assert_j("total (by hand)", r.energy_j, 1.40050399);
+    assert_j("total", r.energy_j, NB_PROMO + NB_RRC + first_gap + 0.152514);
+    assert_j("total (by hand)", r.energy_j, 0.93406517);
     assert_j("no PSM yet", r.energy.idle_j, 0.0);
     check_split(&r);
     Ok(())
