@@ -217,7 +217,7 @@ impl DeviceRadios {
     }
 
     fn finish_device(&mut self, d: LiveDevice) {
-        let span_s = if d.last_ns >= d.first_ns { (d.last_ns - d.first_ns) as f64 / 1e9 } else { 0.0 };
+        let span_s = if d.last_ns >= d.first_ns { d.last_ns.saturating_sub(d.first_ns) as f64 / 1e9 } else { 0.0 };
         let report = d.sim.finish(span_s, &mut self.book);
         let f = &mut self.fleet;
         f.devices += 1;
