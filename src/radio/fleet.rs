@@ -201,8 +201,12 @@ impl DeviceRadios {
         // From the last: each removal moves one model (the last) into its
         // place, and none that is still to be removed.
         gone.sort_unstable_by(|a, b| b.cmp(a));
-        let mut finished: Vec<LiveDevice> =
-            gone.iter().filter_map(|&i| (i < self.live.len()).then(|| self.live.swap_remove(i))).collect();
+        let mut finished: Vec<LiveDevice> = Vec::with_capacity(gone.len());
+        for i in gone {
+            if i < self.live.len() {
+                finished.push(self.live.swap_remove(i));
+            }
+        }
         finished.sort_by_key(|d| d.order);
         for d in finished {
             self.finish_device(d);

@@ -969,7 +969,7 @@ impl DeviceSim {
                 if state != IDLE {
                     tail_len += dt;
                     let (e, on) = totals.book(state, dt, Cat::Tail);
-                    shares.credit_tail(&fractions, e, on);
+                    shares.credit_tail(fractions, e, on);
                 }
             });
             timeline_end_s = self.last_end_s + tail_len;
