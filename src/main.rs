@@ -50,6 +50,9 @@ enum Cmd {
     Analyze {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+        /// Re-time each device's cycles to this period (e.g. 30s) and project its day from them.
+        #[arg(long)]
+        interval: Option<String>,
         /// Read the captures in the subdirectories of directories named too.
         #[arg(short, long)]
         recursive: bool,
@@ -181,15 +184,32 @@ struct RadioArgs {
     /// Use the profile's release assistance (RAI) after each burst.
     #[arg(long)]
     rai: bool,
-    /// Devices in the fleet, for fleet cost.
-    #[arg(long, default_value_t = 1)]
-    devices: u64,
+    /// Devices in the fleet, for fleet cost: multiplies a one-device capture; scales the devices a
+    /// capture of several holds (default: the devices seen).
+    #[arg(long)]
+    devices: Option<u64>,
+    /// `--interval` of `analyze` and `compare` (`live` has an `--interval`
+    /// of its own: how often it redraws).
+    #[arg(skip)]
+    interval: Option<String>,
+    /// Bytes billed: `ip` (link headers excluded, as operators bill) or `link`.
+    #[arg(long, value_enum, default_value = "ip")]
+    bill: Bill,
+    /// What tells devices apart: the address on the local side of their flows (`ip`).
+    #[arg(long, value_enum, default_value = "ip")]
+    device_key: DeviceKey,
+    /// A CSV file of `key,name` lines naming devices (key: the device's id, its address).
+    #[arg(long)]
+    device_map: Option<PathBuf>,
+    /// Most devices listed in the report, the first seen (all are counted in the fleet).
+    #[arg(long, default_value_t = 10_000)]
+    max_devices: usize,
     /// Price of one MB of data (MB = 10^6 bytes unless --binary-units).
     #[arg(long)]
     price_per_mb: Option<f64>,
     #[arg(long, default_value = "EUR")]
     currency: String,
-    /// MB means 2^20 bytes.
+    /// Binary units: prices per MiB (2^20 bytes), bytes in KiB, MiB, GiB.
     #[arg(long)]
     binary_units: bool,
     /// Run no radio model.
@@ -197,11 +217,49 @@ struct RadioArgs {
     no_radio: bool,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Bill {
+    Ip,
+    Link,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceKey {
+    Ip,
+}
+
+/// `key,name` lines; blank lines and lines starting with `#` are skipped.
+fn read_device_map(path: &std::path::Path) -> Result<std::collections::HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--device-map {}: {e}", path.display()))?;
+    let mut names = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, name)) = line.split_once(',') else {
+            return Err(format!("--device-map {}: line {}: expected key,name", path.display(), n + 1));
+        };
+        let key = key.trim().trim_start_matches("ip:");
+        // Addresses as the report writes them (`::ffff:10.0.0.1` and `10.0.0.1` alike).
+        let key = key.parse::<std::net::IpAddr>().map(|a| a.to_canonical().to_string()).unwrap_or(key.to_string());
+        names.insert(key, name.trim().to_string());
+    }
+    Ok(names)
+}
+
 impl RadioArgs {
     fn apply(&self, opts: &mut Options) -> Result<(), String> {
-        use wiretax::radio::{Profile, RadioOptions, parse_battery_mah, parse_current_ua};
+        use wiretax::radio::{Profile, RadioOptions, parse_battery_mah, parse_current_ua, parse_interval_s};
+        let DeviceKey::Ip = self.device_key;
+        opts.max_devices = self.max_devices;
+        if let Some(path) = &self.device_map {
+            opts.device_names = read_device_map(path)?;
+        }
         opts.cost = wiretax::radio::CostOptions {
-            devices: self.devices,
+            devices: self.devices.unwrap_or(1).max(1),
+            devices_given: self.devices.is_some(),
+            bill_link: matches!(self.bill, Bill::Link),
             price_per_mb: self.price_per_mb,
             currency: self.currency.clone(),
             binary_units: self.binary_units,
@@ -216,9 +274,19 @@ impl RadioArgs {
             None => None,
         };
         let sleep_current_ua = parse_current_ua(&self.sleep_current).map_err(|e| format!("--sleep-current: {e}"))?;
+        let interval_s = match &self.interval {
+            Some(i) => Some(parse_interval_s(i).map_err(|e| format!("--interval: {e}"))?),
+            None => None,
+        };
         opts.radio = Some((
             profile,
-            RadioOptions { timing: self.timing, battery_mah, sleep_current_ua, release_assistance: self.rai },
+            RadioOptions {
+                timing: self.timing,
+                battery_mah,
+                sleep_current_ua,
+                release_assistance: self.rai,
+                interval_s,
+            },
         ));
         Ok(())
     }
@@ -286,6 +354,7 @@ fn main() -> ExitCode {
         }
         Cmd::Analyze {
             inputs,
+            interval,
             recursive,
             format,
             output,
@@ -300,8 +369,9 @@ fn main() -> ExitCode {
             export,
             jobs,
             config,
-            radio,
+            mut radio,
         } => {
+            radio.interval = interval;
             let mut opts = Options::new();
             if let Some(path) = &config {
                 match std::fs::read_to_string(path)

@@ -89,7 +89,9 @@ pub(super) fn assemble(
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tallies = super::devices::DeviceTallies::default();
     for mut w in workers {
+        tallies.merge(std::mem::take(&mut w.out.devices));
         classes.merge(&w.out.flow_ledger);
         timeline.merge(std::mem::take(&mut w.out.timeline));
         summaries.merge(&w.out.summaries);
@@ -147,8 +149,11 @@ pub(super) fn assemble(
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
-    let radio = tap.sim.take().map(|sim| {
-        let mut r = sim.finish(t.duration_s);
+    let mut devices = (Vec::new(), None);
+    let radio = tap.radios.take().map(|radios| {
+        let (listed, sums, mut r) = radios.finish();
+        let (list, fleet, cost) = super::devices::build(listed, &sums, &r, &tallies, opts);
+        devices = (list, Some(fleet));
         // Worker-local ids to report indices; entries past the listed ones go.
         let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,
                      seq: &Renumber,
@@ -174,10 +179,11 @@ pub(super) fn assemble(
         };
         remap(&mut r.per_flow, &tap.flows, &flow_ids, max_flows);
         remap(&mut r.per_exchange, &tap.exchanges, &exchange_ids, opts.max_exchanges);
-        r.cost = Some(crate::radio::cost(r.per_day.bytes as f64, &opts.cost));
+        r.cost = Some(cost);
         r
     });
     let lower = [Class::Link, Class::Network, Class::Transport].iter().map(|c| t.classes.get(*c)).sum();
+    let (devices, fleet) = devices;
     let findings = crate::findings::detect(&crate::findings::Input {
         streams: &streams,
         tls: &stats.tls,
@@ -200,6 +206,8 @@ pub(super) fn assemble(
         exchanges,
         notes,
         radio,
+        devices,
+        fleet,
         findings,
         summaries,
         timeline: timeline.finish(),

@@ -57,6 +57,8 @@ pub(super) struct Collector {
     /// With workers on threads: what the detectors are told, shipped to the
     /// radio stage each round (one detector state, not one a worker).
     pub(super) ship: Option<Vec<Fact>>,
+    /// Every flow's ledger and exchanges, by device.
+    pub(super) devices: super::devices::DeviceTallies,
 }
 
 /// The keys of the flows and exchanges each worker keeps, as it last told
@@ -321,6 +323,7 @@ impl FlowSink for Collector {
             None => self.streams.flow(&rec),
         }
         self.flow_ledger.merge(&rec.classes);
+        self.devices.add(&rec);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;
         if self.kept_per_flow.contains_key(&rec.id) || self.lookup_flows.contains(&rec.id) {

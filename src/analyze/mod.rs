@@ -18,6 +18,7 @@
 
 mod assemble;
 mod collect;
+mod devices;
 mod dispatch;
 mod renumber;
 #[cfg(test)]
@@ -25,15 +26,16 @@ mod tests;
 
 use crate::capture::{CaptureReader, Packet, ReadError, Record, SecretsKind, Source};
 use crate::decode::{self, Defragmenter, Frame, NotIp, Transport};
-use crate::flow::{FlowConfig, FrameTick};
+use crate::flow::{FlowConfig, FrameTick, addr_bits};
 use crate::ledger::{Class, Ledger};
-use crate::radio::{CostOptions, Profile, RadioOptions, RadioSim};
+use crate::radio::{CostOptions, DeviceRadios, Profile, RadioOptions};
 use crate::report::timeline::TimelineBuilder;
 use crate::report::{InputReport, Notes, Report, Totals};
 use assemble::*;
 pub use dispatch::WORKERS_PER_CORE;
 use dispatch::*;
 use renumber::*;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,9 +46,12 @@ pub type Progress = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Options {
     pub flow: FlowConfig,
-    /// Most flows and exchanges listed in a report (all are counted).
+    /// Most flows, exchanges and devices listed in a report (all are counted).
     pub max_flows: usize,
     pub max_exchanges: usize,
+    pub max_devices: usize,
+    /// `--device-map`: names by device id (its address as text).
+    pub device_names: std::collections::HashMap<String, String>,
     /// Cores per input (1: everything on the calling thread; more: that many
     /// times `WORKERS_PER_CORE` worker threads).
     pub jobs: usize,
@@ -64,6 +69,8 @@ impl Options {
             flow: FlowConfig::default(),
             max_flows: 10_000,
             max_exchanges: 10_000,
+            max_devices: 10_000,
+            device_names: Default::default(),
             jobs: 1,
             progress: None,
             radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
@@ -121,7 +128,7 @@ impl Engine {
     pub fn new(name: impl Into<String>, opts: &Options) -> Result<Engine, String> {
         let workers = if opts.jobs > 1 { opts.jobs.saturating_mul(WORKERS_PER_CORE).min(MAX_WORKERS) } else { 1 };
         let tap = RadioTap {
-            sim: opts.radio.as_ref().map(|(p, o)| RadioSim::new(p.clone(), o.clone())),
+            radios: opts.radio.as_ref().map(|(p, o)| DeviceRadios::new(p.clone(), o.clone(), opts.max_devices)),
             flows: Renumber::new(opts.max_flows.max(1), workers as u64),
             exchanges: Renumber::new(opts.max_exchanges, workers as u64),
             streams: crate::findings::Streams::default(),
@@ -164,8 +171,18 @@ impl Engine {
         st.linktypes.add(p.linktype);
         st.first_ns.get_or_insert(p.ts_ns);
         st.last_ns = st.last_ns.max(p.ts_ns);
-        let lone =
-            FrameTick { packet: idx, ts_ns: p.ts_ns, wire_len: p.wire_len, uplink: true, flow: None, exchange: None };
+        // A frame outside flows: its device is one of the addresses it
+        // carries (the radio stage picks which), its link bytes not billed.
+        let lone = |link_len: u32, ends: Option<(IpAddr, IpAddr)>| FrameTick {
+            packet: idx,
+            ts_ns: p.ts_ns,
+            wire_len: p.wire_len,
+            link_len,
+            uplink: true,
+            device: ends.map_or(0, |(src, _)| addr_bits(src)),
+            peer: ends.map_or(0, |(_, dst)| addr_bits(dst)),
+            ..FrameTick::default()
+        };
         let frame = decode::decode(p.linktype, p.data, p.wire_len);
         if let Frame::Ip(d) = &frame
             && !d.marks.any()
@@ -184,13 +201,15 @@ impl Engine {
                 notes.non_tcp_udp_packets += 1;
                 outside.add(Class::Link, d.link_len as u64);
                 outside.add(Class::Network, d.net_len as u64);
-                dispatch.outside(lone);
+                dispatch.outside(lone(d.link_len, Some((d.src, d.dst))));
             }
             Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, &d),
             Frame::Fragment { link_len, .. } => {
                 notes.ip_fragments += 1;
                 let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
-                let joined = decode::ip_header(ip)
+                let header = decode::ip_header(ip);
+                let ends = header.as_ref().map(|h| (h.src, h.dst));
+                let joined = header
                     .and_then(|h| h.fragment.map(|fi| (h, fi)))
                     .and_then(|(h, fi)| st.defrag.add(p.ts_ns, &h, fi, ip, link_len));
                 match joined {
@@ -212,21 +231,22 @@ impl Engine {
                             note_frame(&f, j.wire_len() as u64, j.bytes.frames, notes, marks);
                             outside.add(Class::Link, j.bytes.link + link);
                             outside.add(Class::Network, net);
-                            dispatch.outside(lone);
+                            dispatch.outside(lone(link_len, ends));
                         }
                     },
-                    None => dispatch.outside(lone),
+                    None => dispatch.outside(lone(link_len, ends)),
                 }
             }
             Frame::NotIp { .. } => {
                 outside.add(Class::Link, p.wire_len as u64);
-                dispatch.outside(lone);
+                let arp = decode::link::arp_addresses(p.linktype, p.data);
+                dispatch.outside(lone(p.wire_len, arp.map(|(s, t)| (IpAddr::V4(s), IpAddr::V4(t)))));
             }
             Frame::Broken { link_len, why, .. } => {
                 *notes.broken_packets.entry(why.to_string()).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
-                dispatch.outside(lone);
+                dispatch.outside(lone(link_len, None));
             }
         }
         st.timeline.add(p.ts_ns, &st.outside.since(&outside_before));

@@ -2,7 +2,7 @@
 //! themselves; the radio stage renumbers them in order of first appearance.
 
 use crate::flow::FrameTick;
-use crate::radio::{RadioSim, Tick};
+use crate::radio::{DeviceRadios, Tick};
 use foldhash::{HashMap, HashMapExt};
 
 /// Gets every frame, in capture order.
@@ -41,7 +41,8 @@ impl WorkerTag {
 /// the numbers are put right at the end.
 #[derive(Clone)]
 pub(super) struct RadioTap {
-    pub(super) sim: Option<RadioSim>,
+    /// One radio per device.
+    pub(super) radios: Option<DeviceRadios>,
     pub(super) flows: Renumber,
     pub(super) exchanges: Renumber,
     /// The detectors' state, when workers on threads ship their facts here.
@@ -124,15 +125,17 @@ impl Renumber {
 
 impl TickSink for RadioTap {
     fn tick(&mut self, t: &FrameTick) {
-        let Some(sim) = self.sim.as_mut() else { return };
+        let Some(radios) = self.radios.as_mut() else { return };
         let flow = t.flow.and_then(|f| self.flows.get(f));
         let exchange = t.exchange.and_then(|x| self.exchanges.get(x));
-        sim.tick(&Tick {
+        let tick = Tick {
             ts_ns: t.ts_ns,
             wire_len: t.wire_len,
             uplink: t.uplink,
             flow: flow.unwrap_or(Tick::NO_FLOW),
             exchange,
-        });
+            link_len: t.link_len,
+        };
+        radios.tick(t.device, t.peer, &tick);
     }
 }

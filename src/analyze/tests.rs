@@ -15,10 +15,7 @@ impl TickSink for Seen {
 }
 
 fn ticks(packets: &[u64]) -> Vec<FrameTick> {
-    packets
-        .iter()
-        .map(|&packet| FrameTick { packet, ts_ns: 0, wire_len: 0, uplink: true, flow: None, exchange: None })
-        .collect()
+    packets.iter().map(|&packet| FrameTick { packet, uplink: true, ..FrameTick::default() }).collect()
 }
 
 #[test]
@@ -104,7 +101,7 @@ fn renumbering_far_apart_ids_takes_memory_for_the_numbered_only() {
 fn four_workers() -> Result<Dispatch, String> {
     let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
     let tap = RadioTap {
-        sim: None,
+        radios: None,
         flows: Renumber::new(10, 4),
         exchanges: Renumber::new(10, 4),
         streams: crate::findings::Streams::default(),
@@ -118,7 +115,7 @@ fn four_workers() -> Result<Dispatch, String> {
 fn frames_of_no_flow_end_rounds_too() -> Result<(), String> {
     let mut d = four_workers()?;
     for packet in 0..3 * BATCH as u64 + 5 {
-        d.outside(FrameTick { packet, ts_ns: 0, wire_len: 60, uplink: true, flow: None, exchange: None });
+        d.outside(FrameTick { packet, wire_len: 60, uplink: true, ..FrameTick::default() });
         if let Dispatch::Threads { outside_ticks, route, .. } = &d {
             assert!(outside_ticks.len() <= BATCH && route.len() <= BATCH);
         }

@@ -56,6 +56,33 @@ pub(super) fn strip_marked(linktype: u16, f: &[u8]) -> Result<(u32, &[u8], Marks
     strip_any(linktype, f)
 }
 
+/// An Ethernet ARP frame's sender and target IPv4 addresses (behind VLAN
+/// tags too): the devices a frame outside flows belongs to.
+pub fn arp_addresses(linktype: u16, f: &[u8]) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+    const ETH_ARP: u16 = 0x0806;
+    if linktype != ETHERNET {
+        return None;
+    }
+    let mut off = 12;
+    while let ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD = be16(f, off)? {
+        off += 4;
+    }
+    if be16(f, off)? != ETH_ARP {
+        return None;
+    }
+    // Hardware type, protocol type, lengths, operation; then sender MAC and
+    // IP, target MAC and IP (Ethernet and IPv4 only).
+    let arp = f.get(off + 2..)?;
+    if be16(arp, 2)? != 0x0800 || arp.get(4..6)? != [6, 4] {
+        return None;
+    }
+    let ip = |at: usize| -> Option<std::net::Ipv4Addr> {
+        let b: [u8; 4] = arp.get(at..at + 4)?.try_into().ok()?;
+        Some(std::net::Ipv4Addr::from(b))
+    };
+    Some((ip(14)?, ip(24)?))
+}
+
 /// `strip` for every link type and encapsulation.
 pub(super) fn strip_any(linktype: u16, f: &[u8]) -> Result<(u32, &[u8], Marks), NotIp> {
     let at = |n: usize| f.get(n..).map(|ip| (n as u32, ip, Marks::NONE)).ok_or(NotIp::TooShort);

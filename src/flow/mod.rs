@@ -149,16 +149,43 @@ pub struct FlowRecord {
 }
 
 /// One frame, for the radio model and timelines.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FrameTick {
     /// Index of the packet in its input.
     pub packet: u64,
     pub ts_ns: i64,
     pub wire_len: u32,
+    /// Of `wire_len`, the link header and trailer.
+    pub link_len: u32,
     /// Sent by the flow's client (the device, usually).
     pub uplink: bool,
     pub flow: Option<u64>,
     pub exchange: Option<u64>,
+    /// The device's address ([`addr_bits`]): a flow's client; for a frame
+    /// outside flows its source (0: it carries none).
+    pub device: u128,
+    /// A frame outside flows: its destination, the device if the source is
+    /// none (0 for a flow's frames).
+    pub peer: u128,
+}
+
+/// An IP address as one integer (IPv4 as IPv4-mapped IPv6), compared and
+/// hashed per frame without the address enum's branches; 0 is no address.
+#[inline]
+pub fn addr_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    }
+}
+
+/// The address [`addr_bits`] made, back.
+pub fn bits_addr(bits: u128) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from_bits(bits);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
 }
 
 /// Where the flow table sends what it finishes.
@@ -229,6 +256,8 @@ struct TcpState {
 struct Flow {
     key: FlowKey,
     client: (IpAddr, u16),
+    /// The client's address as the radio model keys devices.
+    device: u128,
     tcp: Option<TcpState>,
     app: AppState,
     last_ns: i64,
@@ -493,9 +522,12 @@ impl FlowTable {
             packet,
             ts_ns,
             wire_len,
+            link_len: d.link_len,
             uplink: dir == Dir::C2S,
             flow: Some(f.app.rec.id),
             exchange: f.app.fl.exchange_of_frame(to),
+            device: f.device,
+            peer: 0,
         });
         f.app.fl.take_done(|x| sink.exchange_done(x));
         if !self.sh.live.facts.is_empty() {
@@ -558,6 +590,7 @@ impl FlowTable {
         let flow = Flow {
             key,
             client,
+            device: addr_bits(client.0),
             tcp: (l4 == L4::Tcp).then(TcpState::default),
             app: AppState {
                 rec,

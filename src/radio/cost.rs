@@ -1,8 +1,9 @@
 //! Fleet cost: what the bytes of one device-day cost over a fleet.
 //!
 //! `--devices N --price-per-mb P --currency EUR`; a megabyte is 10^6 bytes
-//! unless `--binary-units` (then a MiB, 2^20 bytes). A month is 30 days, a
-//! year 365.
+//! unless `--binary-units` (then prices are per MiB, 2^20 bytes, and lines
+//! say `mebibytes`). A month is 30 days, a year 365. Operators bill IP
+//! bytes: link headers are left out unless `--bill link`.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,10 @@ pub const YEAR_DAYS: f64 = 365.0;
 #[derive(Clone, Debug, PartialEq)]
 pub struct CostOptions {
     pub devices: u64,
+    /// `--devices` was given: it scales a capture of several devices.
+    pub devices_given: bool,
+    /// Bill link bytes (headers included), not IP bytes.
+    pub bill_link: bool,
     /// Price of one MB (or MiB with `binary_units`); without a price only bytes are projected.
     pub price_per_mb: Option<f64>,
     pub currency: String,
@@ -20,7 +25,14 @@ pub struct CostOptions {
 
 impl Default for CostOptions {
     fn default() -> Self {
-        CostOptions { devices: 1, price_per_mb: None, currency: "EUR".into(), binary_units: false }
+        CostOptions {
+            devices: 1,
+            devices_given: false,
+            bill_link: false,
+            price_per_mb: None,
+            currency: "EUR".into(),
+            binary_units: false,
+        }
     }
 }
 
@@ -36,14 +48,26 @@ pub struct CostLine {
     pub days: f64,
     pub devices: u64,
     pub bytes: u64,
-    /// In the report's unit (MB or MiB).
+    /// 10^6 bytes.
     pub megabytes: f64,
+    /// 2^20 bytes, with `--binary-units`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mebibytes: Option<f64>,
+    /// At `price_per_unit` per `unit`.
     pub cost: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostReport {
     pub devices: u64,
+    /// Which bytes are billed: `ip` (link headers excluded) or `link`.
+    #[serde(default = "ip")]
+    pub bill: String,
+    /// Devices the capture held, and whether `--devices` scaled them.
+    #[serde(default)]
+    pub devices_seen: u64,
+    #[serde(default)]
+    pub scaled: bool,
     /// "MB" (10^6 bytes) or "MiB" (2^20 bytes).
     pub unit: String,
     pub bytes_per_unit: u64,
@@ -55,6 +79,10 @@ pub struct CostReport {
     pub fleet_month: CostLine,
     /// 365 days.
     pub fleet_year: CostLine,
+}
+
+fn ip() -> String {
+    "ip".into()
 }
 
 /// Bytes per day of something that happens every `interval_s` seconds.
@@ -74,12 +102,16 @@ pub fn cost(per_day_bytes: f64, opts: &CostOptions) -> CostReport {
             devices,
             // `as` saturates: an absurd fleet cannot wrap around.
             bytes: bytes.round() as u64,
-            megabytes: bytes / unit,
+            megabytes: bytes / 1e6,
+            mebibytes: opts.binary_units.then_some(bytes / 1_048_576.0),
             cost: price.map(|p| bytes / unit * p),
         }
     };
     CostReport {
         devices: opts.devices,
+        bill: if opts.bill_link { "link" } else { "ip" }.into(),
+        devices_seen: 1,
+        scaled: false,
         unit: if opts.binary_units { "MiB" } else { "MB" }.to_string(),
         bytes_per_unit: unit as u64,
         currency: opts.currency.clone(),
@@ -88,28 +120,6 @@ pub fn cost(per_day_bytes: f64, opts: &CostOptions) -> CostReport {
         fleet_day: line(1.0, opts.devices),
         fleet_month: line(MONTH_DAYS, opts.devices),
         fleet_year: line(YEAR_DAYS, opts.devices),
-    }
-}
-
-impl CostReport {
-    /// A human-readable block for the text report.
-    pub fn to_text(&self) -> String {
-        use std::fmt::Write;
-        let mut o = String::new();
-        let _ = writeln!(o, "cost: {} devices, 1 {} = {} bytes", self.devices, self.unit, self.bytes_per_unit);
-        for (label, line) in [
-            ("device-day", &self.device_day),
-            ("fleet-day", &self.fleet_day),
-            ("fleet-month (30 d)", &self.fleet_month),
-            ("fleet-year (365 d)", &self.fleet_year),
-        ] {
-            let money = match line.cost {
-                Some(c) => format!(", {c:.2} {}", self.currency),
-                None => String::new(),
-            };
-            let _ = writeln!(o, "  {label:<19} {:>20} bytes = {:.3} {}{money}", line.bytes, line.megabytes, self.unit);
-        }
-        o
     }
 }
 

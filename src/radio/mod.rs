@@ -6,13 +6,15 @@
 //! `radio` section. Fleet cost is [`cost::cost`].
 
 pub mod cost;
+pub mod fleet;
 pub mod profile;
 pub mod sim;
 pub mod timeline;
 
 pub use cost::{CostLine, CostOptions, CostReport, cost};
+pub use fleet::{DeviceRadio, DeviceRadios, FleetSums};
 pub use profile::{Profile, ProfileError, list_text};
-pub use sim::{RadioOptions, RadioReport, RadioSim, Tick, Timing};
+pub use sim::{Book, DeviceSim, RadioOptions, RadioReport, RadioSim, Tick, Timing};
 
 /// Parses a battery capacity: `3000mAh`, `3000 mAh`, `3Ah` or a bare number of mAh.
 pub fn parse_battery_mah(s: &str) -> Result<f64, String> {
@@ -26,6 +28,16 @@ pub fn parse_current_ua(s: &str) -> Result<f64, String> {
         &[("ua", 1.0), ("µa", 1.0), ("μa", 1.0), ("na", 1e-3), ("ma", 1e3), ("a", 1e6), ("", 1.0)],
         "a current such as 5uA",
     )
+}
+
+/// Parses a period into seconds: `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_interval_s(s: &str) -> Result<f64, String> {
+    let v = parse_quantity(
+        s,
+        &[("ms", 1e-3), ("s", 1.0), ("min", 60.0), ("m", 60.0), ("h", 3600.0), ("", 1.0)],
+        "a period such as 30s",
+    )?;
+    if v > 0.0 && v <= 365.0 * 86_400.0 { Ok(v) } else { Err(format!("`{s}` is not a period from 1 ms to a year")) }
 }
 
 fn parse_quantity(s: &str, units: &[(&str, f64)], what: &str) -> Result<f64, String> {
@@ -60,5 +72,12 @@ mod parse_tests {
         assert!(parse_current_ua("five").is_err());
         assert!(parse_battery_mah("-3mAh").is_err());
         assert!(parse_battery_mah("NaN").is_err());
+        assert_eq!(parse_interval_s("30s"), Ok(30.0));
+        assert_eq!(parse_interval_s("500ms"), Ok(0.5));
+        assert_eq!(parse_interval_s("2m"), Ok(120.0));
+        assert_eq!(parse_interval_s("1h"), Ok(3600.0));
+        assert_eq!(parse_interval_s("15"), Ok(15.0));
+        assert!(parse_interval_s("0s").is_err());
+        assert!(parse_interval_s("soon").is_err());
     }
 }

@@ -105,6 +105,8 @@ pub struct ParamInfo {
 pub struct Profile {
     pub name: String,
     pub description: String,
+    /// The device class the numbers describe (`2012 smartphone LTE radio, AT&T ARO`).
+    pub device_class: String,
     pub voltage_v: f64,
     pub promotion: Promotion,
     pub connected: Connected,
@@ -387,13 +389,25 @@ impl Reader {
         self.check_keys(
             root,
             "",
-            &["name", "description", "voltage", "promotion", "connected", "tail", "idle", "link", "release_assistance"],
+            &[
+                "name",
+                "description",
+                "device_class",
+                "voltage",
+                "promotion",
+                "connected",
+                "tail",
+                "idle",
+                "link",
+                "release_assistance",
+            ],
         )?;
         let name = self.string(root, "", "name")?.ok_or_else(|| self.err("name", "missing"))?;
         if name.trim().is_empty() || name.len() > 64 {
             return Err(self.err("name", "must be 1 to 64 characters"));
         }
         let description = self.string(root, "", "description")?.unwrap_or_default();
+        let device_class = self.string(root, "", "device_class")?.unwrap_or_default();
         let voltage_v = self.required(root, "", "voltage", Dim::Voltage)?;
         if voltage_v < 0.1 {
             return Err(self.err("voltage", "below 0.1 V"));
@@ -504,6 +518,7 @@ impl Reader {
         Ok(Profile {
             name,
             description,
+            device_class,
             voltage_v,
             promotion,
             connected,
@@ -526,7 +541,11 @@ pub fn list_text() -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for p in Profile::builtins() {
-        let _ = writeln!(out, "{} -- {}", p.name, p.description);
+        if p.device_class.is_empty() {
+            let _ = writeln!(out, "{} -- {}", p.name, p.description);
+        } else {
+            let _ = writeln!(out, "{}: {} -- {}", p.name, p.device_class, p.description);
+        }
         let width = p.params.iter().map(|i| i.field.len()).max().unwrap_or(0);
         for info in &p.params {
             let _ = writeln!(out, "  {:width$}  {:>14}  {}", info.field, info.value, info.source, width = width);

@@ -31,11 +31,13 @@
 //!   as captured.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, Promotion};
 use super::timeline::{StateRecorder, StateTimeline};
+use crate::stats::median;
 
 /// One frame as the radio sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,8 @@ pub struct Tick {
     pub flow: u32,
     /// Index into the report's exchanges, if the frame belongs to one.
     pub exchange: Option<u32>,
+    /// Of `wire_len`, the link header and trailer: what operators do not bill.
+    pub link_len: u32,
 }
 
 impl Tick {
@@ -86,11 +90,20 @@ pub struct RadioOptions {
     pub sleep_current_ua: f64,
     /// Use the profile's release assistance (RAI) after each burst.
     pub release_assistance: bool,
+    /// `--interval`: each burst re-timed to begin this long after the one
+    /// before (the device's cycle at another period).
+    pub interval_s: Option<f64>,
 }
 
 impl Default for RadioOptions {
     fn default() -> Self {
-        RadioOptions { timing: Timing::Captured, battery_mah: None, sleep_current_ua: 0.0, release_assistance: false }
+        RadioOptions {
+            timing: Timing::Captured,
+            battery_mah: None,
+            sleep_current_ua: 0.0,
+            release_assistance: false,
+            interval_s: None,
+        }
     }
 }
 
@@ -139,21 +152,29 @@ struct BurstPart {
 struct BurstParts {
     /// The parts found through the tables, in order of appearance.
     parts: Vec<(Key, BurstPart)>,
-    /// Position in `parts` plus one, by exchange and by flow; 0: none yet.
-    by_exchange: Vec<u32>,
-    by_flow: Vec<u32>,
     no_flow: u32,
     other: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
     /// Position in `parts` of the part handed out last.
     latest: usize,
+    /// `tail_fractions`' answer, its memory reused.
+    fractions: Vec<(Key, f64)>,
+}
+
+/// Position in a device's `BurstParts::parts` plus one, by exchange and by
+/// flow; 0: none yet. One table for every device's model: a flow (and its
+/// exchanges) belongs to one device, so no two devices' parts share an entry.
+#[derive(Clone, Default)]
+pub struct BurstIndex {
+    by_exchange: Vec<u32>,
+    by_flow: Vec<u32>,
 }
 
 impl BurstParts {
     // Inlined: called on every frame.
     #[inline]
-    fn part(&mut self, key: Key) -> &mut BurstPart {
+    fn part(&mut self, key: Key, index: &mut BurstIndex) -> &mut BurstPart {
         if self.parts.get(self.latest).is_none_or(|(k, _)| *k != key) {
-            self.latest = self.position(key).unwrap_or(usize::MAX);
+            self.latest = self.position(key, index).unwrap_or(usize::MAX);
         }
         match self.parts.get_mut(self.latest) {
             Some((_, part)) => part,
@@ -164,11 +185,11 @@ impl BurstParts {
     /// `key`'s position in `parts` (added if new), or None if its table
     /// entry is taken or it has none.
     #[inline(never)]
-    fn position(&mut self, key: Key) -> Option<usize> {
+    fn position(&mut self, key: Key, index: &mut BurstIndex) -> Option<usize> {
         let entry = match key.exchange {
-            Some(x) if (x as usize) < DENSE_IDS => dense_entry(&mut self.by_exchange, x as usize)?,
+            Some(x) if (x as usize) < DENSE_IDS => dense_entry(&mut index.by_exchange, x as usize)?,
             None if key.flow == Tick::NO_FLOW => &mut self.no_flow,
-            None if (key.flow as usize) < DENSE_IDS => dense_entry(&mut self.by_flow, key.flow as usize)?,
+            None if (key.flow as usize) < DENSE_IDS => dense_entry(&mut index.by_flow, key.flow as usize)?,
             _ => return None,
         };
         if *entry == 0 {
@@ -179,12 +200,12 @@ impl BurstParts {
         (self.parts.get(at)?.0 == key).then_some(at)
     }
 
-    fn clear(&mut self) {
+    fn clear(&mut self, index: &mut BurstIndex) {
         for (key, _) in self.parts.drain(..) {
             let entry = match key.exchange {
-                Some(x) => self.by_exchange.get_mut(x as usize),
+                Some(x) => index.by_exchange.get_mut(x as usize),
                 None if key.flow == Tick::NO_FLOW => Some(&mut self.no_flow),
-                None => self.by_flow.get_mut(key.flow as usize),
+                None => index.by_flow.get_mut(key.flow as usize),
             };
             if let Some(entry) = entry {
                 *entry = 0;
@@ -205,24 +226,29 @@ impl BurstParts {
 
     /// Each part's fraction of the burst's tail, in key order: by the time
     /// it kept the radio up, else by its bytes, else evenly.
-    fn tail_fractions(&self) -> Vec<(Key, f64)> {
+    fn tail_fractions(&mut self) -> &[(Key, f64)] {
+        self.fractions.clear();
+        // One key (most bursts of a device's own radio): all of it, without
+        // sorting or allocating.
+        if let ([(key, _)], true) = (self.parts.as_slice(), self.other.is_empty()) {
+            self.fractions.push((*key, 1.0));
+            return &self.fractions;
+        }
         let parts = self.sorted();
         let total_weight: f64 = parts.iter().map(|(_, p)| p.weight_s).sum();
         let total_bytes: u64 = parts.iter().map(|(_, p)| p.bytes).sum();
         let count = parts.len() as f64;
-        parts
-            .iter()
-            .map(|(k, p)| {
-                let f = if total_weight > 0.0 {
-                    p.weight_s / total_weight
-                } else if total_bytes > 0 {
-                    p.bytes as f64 / total_bytes as f64
-                } else {
-                    1.0 / count
-                };
-                (*k, f)
-            })
-            .collect()
+        self.fractions.extend(parts.iter().map(|(k, p)| {
+            let f = if total_weight > 0.0 {
+                p.weight_s / total_weight
+            } else if total_bytes > 0 {
+                p.bytes as f64 / total_bytes as f64
+            } else {
+                1.0 / count
+            };
+            (*k, f)
+        }));
+        &self.fractions
     }
 }
 
@@ -241,16 +267,19 @@ fn dense_entry(v: &mut Vec<u32>, i: usize) -> Option<&mut u32> {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Snapshot {
-    /// On the radio's timeline (re-timed with link timing).
-    t_s: f64,
     /// On the capture's clock: the application's schedule.
     cap_s: f64,
     energy_j: f64,
     radio_on_s: f64,
     bytes: u64,
+    billed_bytes: u64,
     wakeups: u64,
-    cat_energy: [f64; 4],
 }
+
+/// Burst starts remembered per device for its cycle: the first ones (a
+/// device's steady cycle shows in its first thousand bursts), so a model
+/// takes at most 56 kB for them.
+const MAX_MARKS: usize = 1024;
 
 #[derive(Clone, Debug)]
 struct StateAcc {
@@ -441,9 +470,26 @@ impl Totals {
     }
 }
 
+/// What every device's model shares: the flows' and exchanges' shares
+/// (ids are the report's, unique over all devices) and the burst tables.
+#[derive(Clone, Default)]
+pub struct Book {
+    shares: ShareBook,
+    index: BurstIndex,
+}
+
+impl Book {
+    /// The flows' and the exchanges' shares, in id order, at `v` volts.
+    pub fn reports(&self, v: f64) -> (Vec<ShareReport>, Vec<ShareReport>) {
+        (shares_report(&self.shares.flows, v), shares_report(&self.shares.exchanges, v))
+    }
+}
+
+/// One radio: a device's state machine, fed that device's frames. Its
+/// frames' shares go to a [`Book`] shared by every device's model.
 #[derive(Clone)]
-pub struct RadioSim {
-    profile: Profile,
+pub struct DeviceSim {
+    profile: Arc<Profile>,
     opts: RadioOptions,
     directions: [Direction; 2],
     /// Frames may take [`RadioSim::tick_connected`]: after the first, with captured timing.
@@ -474,14 +520,16 @@ pub struct RadioSim {
     captured_burst_s: f64,
     bursts: u64,
     burst: BurstParts,
-    shares: ShareBook,
-    /// Totals when the first and the latest burst began: the per-day sample.
-    first_burst: Option<Snapshot>,
-    last_burst: Option<Snapshot>,
+    /// Totals when each burst began (the first `MAX_MARKS`): the cycles.
+    marks: Vec<Snapshot>,
+    /// Where the latest burst began on the capture's clock (re-timed with `--interval`).
+    last_burst_cap_s: f64,
+    /// Bytes an operator bills: IP packets, link headers excluded.
+    billed_bytes: u64,
 }
 
-impl RadioSim {
-    pub fn new(profile: Profile, opts: RadioOptions) -> Self {
+impl DeviceSim {
+    pub fn new(profile: Arc<Profile>, opts: RadioOptions) -> Self {
         let mut states = vec![
             StateAcc {
                 name: profile.idle_name.clone(),
@@ -528,7 +576,7 @@ impl RadioSim {
             }));
         }
         let rai = opts.release_assistance && profile.release_assistance.is_some();
-        RadioSim {
+        DeviceSim {
             directions: Direction::both(&profile),
             fast_path_ready: false,
             fast_path_off: false,
@@ -562,9 +610,9 @@ impl RadioSim {
             captured_burst_s: 0.0,
             bursts: 0,
             burst: BurstParts::default(),
-            shares: ShareBook::default(),
-            first_burst: None,
-            last_burst: None,
+            marks: Vec::new(),
+            last_burst_cap_s: 0.0,
+            billed_bytes: 0,
         }
     }
 
@@ -577,10 +625,10 @@ impl RadioSim {
 
     /// Books the tail after a burst (and idle time, once the radio got that
     /// far), sharing it among the burst's parts.
-    fn book_tail(&mut self, gap: f64) {
+    fn book_tail(&mut self, gap: f64, book: &mut Book) {
         let fractions = self.burst.tail_fractions();
-        let shares = &mut self.shares;
-        self.totals.book_gap(&self.profile, gap, self.rai, Cat::Tail, |e, on| shares.credit_tail(&fractions, e, on));
+        let shares = &mut book.shares;
+        self.totals.book_gap(&self.profile, gap, self.rai, Cat::Tail, |e, on| shares.credit_tail(fractions, e, on));
     }
 
     /// The promotion a packet needs after the radio reached `pos`: (state, promotion, wake-up).
@@ -591,7 +639,12 @@ impl RadioSim {
             Position::Stage(k) => {
                 let stage = self.profile.tail.get(k)?;
                 if !stage.radio_on {
-                    Some((PROMOTION, self.profile.promotion.clone(), true))
+                    // Released (RRC idle): a new connection, the stage's
+                    // own set-up if it has one (not the wake from PSM).
+                    match (&stage.promotion, self.stage_promotion_state.get(k).copied().flatten()) {
+                        (Some(p), Some(state)) => Some((state, p.clone(), true)),
+                        _ => Some((PROMOTION, self.profile.promotion.clone(), true)),
+                    }
                 } else {
                     let p = stage.promotion.clone()?;
                     Some((self.stage_promotion_state.get(k).copied().flatten()?, p, false))
@@ -604,9 +657,10 @@ impl RadioSim {
     /// earlier than the previous one counts as no gap.
     /// Counts a frame's bytes, in all and by direction.
     #[inline]
-    fn count_frame(&mut self, bytes: u64, uplink: bool) {
+    fn count_frame(&mut self, bytes: u64, link_len: u32, uplink: bool) {
         self.frames += 1;
         self.bytes = self.bytes.saturating_add(bytes);
+        self.billed_bytes = self.billed_bytes.saturating_add(bytes.saturating_sub(u64::from(link_len)));
         if uplink {
             self.bytes_up = self.bytes_up.saturating_add(bytes);
         } else {
@@ -614,11 +668,11 @@ impl RadioSim {
         }
     }
 
-    pub fn tick(&mut self, t: &Tick) {
-        if self.fast_path_ready && self.tick_connected(t) {
+    pub fn tick(&mut self, t: &Tick, book: &mut Book) {
+        if self.fast_path_ready && self.tick_connected(t, book) {
             return;
         }
-        self.tick_any(t);
+        self.tick_any(t, book);
     }
 
     /// The common frame, in few instructions: on the captured clock, inside
@@ -629,7 +683,7 @@ impl RadioSim {
     /// profile's timers. Returns false, having changed nothing, for any
     /// other frame. Only after the first frame, with captured timing.
     #[inline]
-    fn tick_connected(&mut self, t: &Tick) -> bool {
+    fn tick_connected(&mut self, t: &Tick, book: &mut Book) -> bool {
         let cap_gap = self.gap_since_last_capture(t);
         // The general path's tests, as written there (a NaN fails them).
         let continuation = cap_gap <= self.profile.link.burst_gap_s;
@@ -660,7 +714,7 @@ impl RadioSim {
             }
             gap
         } else {
-            self.book_shared_round_trip(key, last_key, gap);
+            self.book_shared_round_trip(key, last_key, gap, book);
             gap / 2.0
         };
         // The packet itself.
@@ -674,13 +728,13 @@ impl RadioSim {
         if extra > 0.0 {
             self.totals.book_extra(extra);
         }
-        self.shares.of(key).add_connected_frame(gap_credit, turn, extra_credit, bytes);
-        let part = self.burst.part(key);
+        book.shares.of(key).add_connected_frame(gap_credit, turn, extra_credit, bytes);
+        let part = self.burst.part(key, &mut book.index);
         // `+= airtime` left out: the airtime is 0 on this clock, and adding
         // 0 changes no sum that started at +0 (only -0 + 0 would).
         part.weight_s += gap_weight_s;
         part.bytes = part.bytes.saturating_add(bytes);
-        self.count_frame(bytes, t.uplink);
+        self.count_frame(bytes, t.link_len, t.uplink);
         // `start_s + airtime` is `cap_s + 0`: a sum of captured gaps from
         // +0, never -0, so `cap_s` itself.
         self.last_end_s = cap_s;
@@ -692,19 +746,19 @@ impl RadioSim {
     /// A round trip inside a burst between two keys (see [`RadioSim::tick_any`]):
     /// each is charged half; the last key kept the radio up for half.
     #[inline(never)]
-    fn book_shared_round_trip(&mut self, key: Key, last_key: Key, gap: f64) {
+    fn book_shared_round_trip(&mut self, key: Key, last_key: Key, gap: f64, book: &mut Book) {
         if gap > 0.0 {
             let (e, on) = self.totals.book(CONNECTED, gap, Cat::Transfer);
-            self.shares.credit(key, Cat::Transfer, e / 2.0, on / 2.0);
-            self.shares.credit(last_key, Cat::Transfer, e / 2.0, on / 2.0);
+            book.shares.credit(key, Cat::Transfer, e / 2.0, on / 2.0);
+            book.shares.credit(last_key, Cat::Transfer, e / 2.0, on / 2.0);
         }
-        self.burst.part(last_key).weight_s += gap / 2.0;
+        self.burst.part(last_key, &mut book.index).weight_s += gap / 2.0;
     }
 
     /// Any frame (see the module's conventions). Kept out of line: the fast
     /// path then needs few registers and a small stack frame.
     #[inline(never)]
-    fn tick_any(&mut self, t: &Tick) {
+    fn tick_any(&mut self, t: &Tick, book: &mut Book) {
         let link = self.opts.timing == Timing::Link;
         let key = Key { flow: t.flow, exchange: t.exchange };
         let bytes = u64::from(t.wire_len);
@@ -727,15 +781,20 @@ impl RadioSim {
             let promo_start = if link { 0.0 } else { -p.duration_s };
             self.timeline_start_s = promo_start;
             self.totals.over_time.start_at(promo_start);
-            self.burst.clear();
+            self.burst.clear(&mut book.index);
             self.bursts = 1;
-            mine = self.shares.of(key);
+            mine = book.shares.of(key);
             let (e, on) = self.totals.promote(PROMOTION, &p, true);
             mine.add(Cat::Promotion, e, on);
             start_s = if link { p.duration_s } else { 0.0 };
             self.fast_path_ready = !link && !self.fast_path_off;
         } else {
-            let cap_gap = self.gap_since_last_capture(t);
+            let mut cap_gap = self.gap_since_last_capture(t);
+            if let Some(interval_s) = self.opts.interval_s
+                && self.profile.link.burst_gap_s < cap_gap
+            {
+                cap_gap = self.recadence(t.ts_ns, interval_s);
+            }
             new_burst = self.profile.link.burst_gap_s < cap_gap;
             let cap_s = self.last_cap_s + cap_gap;
             self.last_cap_s = cap_s;
@@ -774,20 +833,20 @@ impl RadioSim {
             let same_key = key == last_key;
             if !continuation {
                 // The tail of the previous burst; then a new burst begins.
-                self.book_tail(booked_gap);
-                self.burst.clear();
+                self.book_tail(booked_gap, book);
+                self.burst.clear(&mut book.index);
                 self.bursts += 1;
             } else if !same_key {
                 // A round trip between two keys: each is charged half.
-                let shares = &mut self.shares;
+                let shares = &mut book.shares;
                 self.totals.book_round_trip(&self.profile, booked_gap, link, |e, on| {
                     shares.credit(key, Cat::Transfer, e / 2.0, on / 2.0);
                     shares.credit(last_key, Cat::Transfer, e / 2.0, on / 2.0);
                 });
                 gap_weight_s = booked_gap / 2.0;
-                self.burst.part(last_key).weight_s += gap_weight_s;
+                self.burst.part(last_key, &mut book.index).weight_s += gap_weight_s;
             }
-            mine = self.shares.of(key);
+            mine = book.shares.of(key);
             if continuation {
                 if same_key {
                     self.totals.book_round_trip(&self.profile, booked_gap, link, |e, on| {
@@ -813,17 +872,11 @@ impl RadioSim {
         if new_burst {
             // Totals when the burst's first packet goes out (its promotion
             // done): consecutive marks bound exactly one cycle.
-            let snap = Snapshot {
-                t_s: start_s,
-                cap_s: self.last_cap_s,
-                energy_j: self.totals.energy(),
-                radio_on_s: self.totals.radio_on_s,
-                bytes: self.bytes,
-                wakeups: self.totals.wakeups,
-                cat_energy: self.totals.cat_energy,
-            };
-            self.first_burst.get_or_insert(snap);
-            self.last_burst = Some(snap);
+            self.last_burst_cap_s = self.last_cap_s;
+            if self.marks.len() < MAX_MARKS {
+                let snap = self.snapshot(self.last_cap_s);
+                self.marks.push(snap);
+            }
         }
 
         // The packet itself.
@@ -841,18 +894,51 @@ impl RadioSim {
             mine.add(Cat::Transfer, extra, 0.0);
         }
         mine.add_frame(bytes);
-        let part = self.burst.part(key);
+        let part = self.burst.part(key, &mut book.index);
         part.weight_s += gap_weight_s;
         part.weight_s += airtime;
         part.bytes = part.bytes.saturating_add(bytes);
-        self.count_frame(bytes, t.uplink);
+        self.count_frame(bytes, t.link_len, t.uplink);
         self.last_end_s = start_s + airtime;
         self.last_uplink = t.uplink;
         self.last_key = key;
     }
 
+    fn snapshot(&self, cap_s: f64) -> Snapshot {
+        Snapshot {
+            cap_s,
+            energy_j: self.totals.energy(),
+            radio_on_s: self.totals.radio_on_s,
+            bytes: self.bytes,
+            billed_bytes: self.billed_bytes,
+            wakeups: self.totals.wakeups,
+        }
+    }
+
+    /// `--interval`: the burst that begins at `ts_ns` is moved to begin
+    /// `interval_s` after the latest one began (the bursts kept, the pauses
+    /// changed), but never inside the latest one; every later frame moves
+    /// with it. Returns the burst's gap on the re-timed clock.
+    fn recadence(&mut self, ts_ns: i64, interval_s: f64) -> f64 {
+        let burst_gap_s = self.profile.link.burst_gap_s;
+        let want_s = (self.last_burst_cap_s + interval_s).max(self.last_cap_s + burst_gap_s + 1e-3);
+        let now_s = ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9;
+        // The capture's clock shifted by whole nanoseconds: every later
+        // frame's gap is computed as before.
+        let shift_ns = ((want_s - now_s) * 1e9).round();
+        if shift_ns.is_finite() {
+            self.first_ts_ns = self.first_ts_ns.saturating_sub(shift_ns as i64);
+        }
+        self.gap_since_last_capture_ns(ts_ns)
+    }
+
     fn gap_since_last_capture(&self, t: &Tick) -> f64 {
-        let since_first_s = t.ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9;
+        self.gap_since_last_capture_ns(t.ts_ns)
+    }
+
+    #[inline]
+    fn gap_since_last_capture_ns(&self, ts_ns: i64) -> f64 {
+        let since_first_s = ts_ns.saturating_sub(self.first_ts_ns) as f64 / 1e9;
         // `since_first_s.max(last) - last` without `max`'s NaN handling:
         // neither is NaN (an integer over 1e9; a sum of such gaps from +0),
         // and `last - last` is +0.
@@ -861,7 +947,7 @@ impl RadioSim {
 
     /// Runs the last tail to its end and builds the report. `capture_span_s`
     /// is the capture's duration (first to last frame) as the pipeline saw it.
-    pub fn finish(mut self, capture_span_s: f64) -> RadioReport {
+    pub fn finish(mut self, capture_span_s: f64, book: &mut Book) -> RadioReport {
         let mut notes = Vec::new();
         if self.opts.release_assistance && self.profile.release_assistance.is_none() {
             notes.push(format!("profile {} has no release_assistance section: RAI ignored", self.profile.name));
@@ -881,116 +967,73 @@ impl RadioSim {
         }
         let capture_span_s = if capture_span_s.is_finite() { capture_span_s.max(0.0) } else { 0.0 };
         let mut timeline_end_s = self.timeline_start_s;
+        let last_frame = self.snapshot(self.last_cap_s);
         if self.started {
             // The last burst's tail runs to its end, even past the capture's end.
             let full_tail: f64 = self.profile.connected.inactivity_s.max(0.0)
                 + self.profile.release_assistance.as_ref().map_or(0.0, |r| r.release_after_s)
                 + self.profile.tail.iter().map(|s| s.duration_s).sum::<f64>();
             let fractions = self.burst.tail_fractions();
-            let (totals, shares) = (&mut self.totals, &mut self.shares);
+            let (totals, shares) = (&mut self.totals, &mut book.shares);
             let mut tail_len = 0.0;
             walk(&self.profile, full_tail, self.rai, |state, dt| {
                 // Idle comes last: the tail ends there.
                 if state != IDLE {
                     tail_len += dt;
                     let (e, on) = totals.book(state, dt, Cat::Tail);
-                    shares.credit_tail(&fractions, e, on);
+                    shares.credit_tail(fractions, e, on);
                 }
             });
             timeline_end_s = self.last_end_s + tail_len;
         }
         let v = self.profile.voltage_v;
         let episode_s = (timeline_end_s - self.timeline_start_s).max(0.0);
-
-        // Per-day projection at the capture's rate. With two or more bursts,
-        // the cycles from the first burst's start to the last burst's start
-        // are the sample: exact for periodic traffic, with the idle time (or
-        // the tail time, when the radio never idles) between bursts included.
-        // A single burst says nothing about the period: it is assumed to
-        // repeat back to back (promotion, burst, full tail), an upper bound.
-        let (window_s, energy_j, bytes, radio_on_s, wakeups, basis, split) = match (self.first_burst, self.last_burst) {
-            (Some(a), Some(b)) if b.cap_s > a.cap_s && b.t_s > a.t_s => {
-                // The day holds as many cycles as the captured schedule gives;
-                // each cycle costs what the radio's timeline says (with link
-                // timing a burst may take longer than on the capture).
-                let cycles = self.bursts.saturating_sub(1);
-                let mut basis = format!("{cycles} burst cycles over {:.3} s", b.cap_s - a.cap_s);
-                if b.t_s - a.t_s > (b.cap_s - a.cap_s) * 1.001 {
-                    basis.push_str(&format!(
-                        " of capture ({:.3} s on the link: the captured schedule is kept)",
-                        b.t_s - a.t_s
-                    ));
-                }
-                let split: [f64; 4] = std::array::from_fn(|i| b.cat_energy[i] - a.cat_energy[i]);
-                (
-                    b.cap_s - a.cap_s,
-                    b.energy_j - a.energy_j,
-                    b.bytes.saturating_sub(a.bytes),
-                    b.radio_on_s - a.radio_on_s,
-                    b.wakeups - a.wakeups,
-                    basis,
-                    split,
-                )
-            }
-            _ => {
-                let window = episode_s.max(capture_span_s);
-                let idle_fill = self.profile.idle_power_w * (window - episode_s).max(0.0);
-                let mut split = self.totals.cat_energy;
-                split[Cat::Idle as usize] += idle_fill;
-                (
-                    window,
-                    self.totals.energy() + idle_fill,
-                    self.bytes,
-                    self.totals.radio_on_s,
-                    self.totals.wakeups,
-                    format!("one burst: the {window:.3} s episode assumed to repeat back to back (upper bound)"),
-                    split,
-                )
-            }
+        let end = self.snapshot(self.last_cap_s);
+        let tail_s = match (&self.profile.release_assistance, self.rai) {
+            (Some(r), true) => r.release_after_s,
+            _ => self.profile.connected_tail_s(),
         };
-        let per_day = if window_s > 0.0 && self.started {
-            let f = SECONDS_PER_DAY / window_s;
-            PerDay {
-                bytes: (bytes as f64 * f).round() as u64,
-                wakeups: wakeups as f64 * f,
-                radio_on_s: (radio_on_s * f).min(SECONDS_PER_DAY),
-                charge_mah: mah(energy_j * f, v),
-                energy_j: energy_j * f,
-                basis,
-                window_s,
-                energy_split: EnergySplit {
-                    promotion_j: split[0] * f,
-                    transfer_j: split[1] * f,
-                    tail_j: split[2] * f,
-                    idle_j: split[3] * f,
-                },
+        let per_day = if self.started {
+            let ends = Ends { last_frame, end, episode_s: episode_s.max(capture_span_s) };
+            let mut day = per_day(&self.marks, &ends, self.opts.interval_s, tail_s, v);
+            // The day's energy split as the capture's is (promotion,
+            // transfer, tail, idle): the chart of a day's energy.
+            let whole: f64 = self.totals.cat_energy.iter().sum();
+            if whole > 0.0 {
+                let part = |c: Cat| self.totals.cat_energy[c as usize] / whole * day.energy_j;
+                day.energy_split = EnergySplit {
+                    promotion_j: part(Cat::Promotion),
+                    transfer_j: part(Cat::Transfer),
+                    tail_j: part(Cat::Tail),
+                    idle_j: part(Cat::Idle),
+                };
             }
+            day
         } else {
             PerDay {
-                bytes: 0,
-                wakeups: 0.0,
-                radio_on_s: 0.0,
+                basis: "idle".into(),
+                projected: true,
                 charge_mah: mah(self.profile.idle_power_w * SECONDS_PER_DAY, v),
                 energy_j: self.profile.idle_power_w * SECONDS_PER_DAY,
-                basis: "no traffic: idle all day".into(),
-                window_s: 0.0,
                 energy_split: EnergySplit {
                     idle_j: self.profile.idle_power_w * SECONDS_PER_DAY,
                     ..EnergySplit::default()
                 },
+                ..PerDay::none(0, 0.0)
             }
         };
-        let battery = self.opts.battery_mah.filter(|b| b.is_finite() && *b > 0.0).map(|capacity_mah| {
-            let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
-            let total = per_day.charge_mah + sleep_mah_per_day;
-            Battery {
-                capacity_mah,
-                sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
-                radio_mah_per_day: per_day.charge_mah,
-                sleep_mah_per_day,
-                life_days: if total > 0.0 { Some(capacity_mah / total) } else { None },
-            }
-        });
+        let battery =
+            self.opts.battery_mah.filter(|b| b.is_finite() && *b > 0.0 && per_day.projected).map(|capacity_mah| {
+                let sleep_mah_per_day = self.opts.sleep_current_ua.max(0.0) * 24.0 / 1000.0;
+                let total = per_day.charge_mah + sleep_mah_per_day;
+                Battery {
+                    capacity_mah,
+                    sleep_current_ua: self.opts.sleep_current_ua.max(0.0),
+                    radio_mah_per_day: per_day.charge_mah,
+                    sleep_mah_per_day,
+                    life_days: if total > 0.0 { Some(capacity_mah / total) } else { None },
+                }
+            });
 
         let energy_j = self.totals.energy();
         let split = EnergySplit {
@@ -1026,6 +1069,7 @@ impl RadioSim {
             .collect();
         RadioReport {
             profile: self.profile.name.clone(),
+            device_class: self.profile.device_class.clone(),
             timing: self.opts.timing,
             release_assistance: self.rai,
             voltage_v: v,
@@ -1037,6 +1081,7 @@ impl RadioSim {
             wakeups: self.totals.wakeups,
             frames: self.frames,
             bytes: self.bytes,
+            billed_bytes: self.billed_bytes,
             bytes_up: self.bytes_up,
             bytes_down: self.bytes_down,
             bursts: self.bursts,
@@ -1047,12 +1092,44 @@ impl RadioSim {
             battery,
             per_day,
             link,
-            per_flow: shares_report(&self.shares.flows, v),
-            per_exchange: shares_report(&self.shares.exchanges, v),
+            per_flow: Vec::new(),
+            per_exchange: Vec::new(),
             cost: None,
             notes,
             timeline: self.totals.over_time.finish(self.first_ts_ns as f64 / 1e9),
         }
+    }
+}
+
+/// One radio fed every frame: a device's model with a book of its own.
+#[derive(Clone)]
+pub struct RadioSim {
+    dev: DeviceSim,
+    book: Book,
+}
+
+impl RadioSim {
+    pub fn new(profile: Profile, opts: RadioOptions) -> Self {
+        RadioSim { dev: DeviceSim::new(Arc::new(profile), opts), book: Book::default() }
+    }
+
+    /// The same simulator with every frame on the general path.
+    #[cfg(test)]
+    pub(super) fn without_fast_path(mut self) -> Self {
+        self.dev = self.dev.without_fast_path();
+        self
+    }
+
+    #[inline]
+    pub fn tick(&mut self, t: &Tick) {
+        self.dev.tick(t, &mut self.book);
+    }
+
+    /// The report, with every flow's and exchange's share.
+    pub fn finish(mut self, capture_span_s: f64) -> RadioReport {
+        let mut r = self.dev.finish(capture_span_s, &mut self.book);
+        (r.per_flow, r.per_exchange) = self.book.reports(r.voltage_v);
+        r
     }
 }
 
@@ -1229,6 +1306,9 @@ fn shares_report(map: &Shares, v: f64) -> Vec<ShareReport> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RadioReport {
     pub profile: String,
+    /// The device class the profile describes (`2012 smartphone LTE radio, AT&T ARO`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_class: String,
     pub timing: Timing,
     pub release_assistance: bool,
     pub voltage_v: f64,
@@ -1242,6 +1322,9 @@ pub struct RadioReport {
     pub wakeups: u64,
     pub frames: u64,
     pub bytes: u64,
+    /// IP bytes (link headers excluded): what operators bill.
+    #[serde(default)]
+    pub billed_bytes: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
     /// Runs of frames separated by gaps longer than the profile's burst gap.
@@ -1287,19 +1370,335 @@ pub struct StateReport {
     pub energy_j: f64,
 }
 
+/// A device's day, projected from its steady cycle (or from `--interval`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PerDay {
+    /// Link bytes (frames as captured).
     pub bytes: u64,
+    /// IP bytes: what an operator bills (link headers excluded).
+    #[serde(default)]
+    pub billed_bytes: u64,
     pub wakeups: f64,
     pub radio_on_s: f64,
     pub charge_mah: f64,
     pub energy_j: f64,
-    /// How the day was projected from the capture.
+    /// How the day was projected: `cycle` (the steady cycle times the cycles
+    /// in a day), `interval` (the cycle re-timed by `--interval`), `none` (no
+    /// repeating cycle: every figure 0), `idle` (no traffic), `devices` (the
+    /// sum of the devices' days).
     pub basis: String,
+    /// The captured time the projection stands on (the steady cycles').
     pub window_s: f64,
     /// `energy_j` split as the report's `energy` is: promotion, transfer, tail, idle.
     #[serde(default)]
     pub energy_split: EnergySplit,
+    /// Whether there is a projection (false: `basis` is `none`).
+    #[serde(default = "yes")]
+    pub projected: bool,
+    /// The typical cycle, multiplied by the cycles in a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<CycleFigures>,
+    /// Before the steady cycles (the first connection's set-up included)
+    /// and after them (the final disconnect): counted once, not multiplied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<OneOff>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<OneOff>,
+    /// Set when the cycle's period is shorter than the radio's tail: the
+    /// radio never sleeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_sleeps: Option<NeverSleeps>,
+    /// Bursts seen (with `basis` `none`: why there is no cycle).
+    #[serde(default)]
+    pub bursts: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PerDay {
+    /// No projection, for `bursts` bursts over `window_s`.
+    pub fn none(bursts: u64, window_s: f64) -> PerDay {
+        PerDay {
+            bytes: 0,
+            billed_bytes: 0,
+            wakeups: 0.0,
+            radio_on_s: 0.0,
+            charge_mah: 0.0,
+            energy_j: 0.0,
+            basis: "none".into(),
+            window_s,
+            projected: false,
+            cycle: None,
+            startup: None,
+            shutdown: None,
+            never_sleeps: None,
+            bursts,
+            energy_split: EnergySplit::default(),
+        }
+    }
+}
+
+/// A device's last frame and the end of its last tail.
+struct Ends {
+    last_frame: Snapshot,
+    end: Snapshot,
+    episode_s: f64,
+}
+
+/// Traffic that kept the radio connected throughout (one wake-up, no
+/// repeating burst, at least this long) is its own cycle: the day at its
+/// captured rate, from the first burst's start to the last frame.
+const MIN_CONTINUOUS_S: f64 = 10.0;
+
+fn continuous_day(first: &Snapshot, ends: &Ends, bursts: u64, tail_s: f64, v: f64) -> PerDay {
+    let run = between(first, &ends.last_frame);
+    if ends.end.wakeups != 1 || run.period_s < MIN_CONTINUOUS_S {
+        return PerDay::none(bursts, ends.episode_s);
+    }
+    let per_day = SECONDS_PER_DAY / run.period_s;
+    let energy_j = run.energy_j * per_day;
+    let startup = between(&Snapshot::default(), first);
+    let shutdown = between(&ends.last_frame, &ends.end);
+    let once = |c: CycleObs| OneOff {
+        bytes: c.bytes as u64,
+        billed_bytes: c.billed_bytes as u64,
+        radio_on_s: c.radio_on_s,
+        energy_j: c.energy_j,
+    };
+    PerDay {
+        bytes: (run.bytes * per_day).round() as u64,
+        billed_bytes: (run.billed_bytes * per_day).round() as u64,
+        wakeups: 0.0,
+        radio_on_s: SECONDS_PER_DAY,
+        charge_mah: mah(energy_j, v),
+        energy_j,
+        basis: "continuous".into(),
+        window_s: run.period_s,
+        projected: true,
+        cycle: None,
+        startup: Some(once(startup)),
+        shutdown: Some(once(shutdown)),
+        never_sleeps: Some(NeverSleeps { period_s: 0.0, tail_s }),
+        bursts,
+        energy_split: EnergySplit::default(),
+    }
+}
+
+/// A typical cycle: the median of each figure over the steady cycles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CycleFigures {
+    /// Steady cycles found, and their median period on the capture's clock.
+    pub cycles: u64,
+    pub period_s: f64,
+    pub bytes: f64,
+    pub billed_bytes: f64,
+    pub radio_on_s: f64,
+    pub energy_j: f64,
+    pub wakeups: f64,
+    /// Cycles in a day: 86,400 s over the period.
+    pub per_day: f64,
+    /// Cycles whose period was not the steady one (a storm, a pause).
+    pub irregular: u64,
+}
+
+/// What happens once: before or after the steady cycles.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OneOff {
+    pub bytes: u64,
+    pub billed_bytes: u64,
+    pub radio_on_s: f64,
+    pub energy_j: f64,
+}
+
+/// Why the radio never sleeps: the cycle's period is shorter than the
+/// time the radio stays on after a burst.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeverSleeps {
+    pub period_s: f64,
+    pub tail_s: f64,
+}
+
+/// A cycle's period is steady within this fraction of the median period.
+const STEADY_TOLERANCE: f64 = 0.2;
+
+/// Figures between two marks.
+#[derive(Clone, Copy, Debug, Default)]
+struct CycleObs {
+    period_s: f64,
+    bytes: f64,
+    billed_bytes: f64,
+    radio_on_s: f64,
+    energy_j: f64,
+    wakeups: f64,
+}
+
+fn between(a: &Snapshot, b: &Snapshot) -> CycleObs {
+    CycleObs {
+        period_s: b.cap_s - a.cap_s,
+        bytes: b.bytes.saturating_sub(a.bytes) as f64,
+        billed_bytes: b.billed_bytes.saturating_sub(a.billed_bytes) as f64,
+        radio_on_s: (b.radio_on_s - a.radio_on_s).max(0.0),
+        energy_j: (b.energy_j - a.energy_j).max(0.0),
+        wakeups: b.wakeups.saturating_sub(a.wakeups) as f64,
+    }
+}
+
+/// What a cycle has beyond the typical one (set-up, a final disconnect),
+/// plus what came before or after the steady cycles.
+fn one_off(outside: CycleObs, edge: CycleObs, typical: &CycleObs) -> OneOff {
+    let extra = |o: f64, e: f64, t: f64| o + (e - t).max(0.0);
+    OneOff {
+        bytes: extra(outside.bytes, edge.bytes, typical.bytes).round() as u64,
+        billed_bytes: extra(outside.billed_bytes, edge.billed_bytes, typical.billed_bytes).round() as u64,
+        radio_on_s: extra(outside.radio_on_s, edge.radio_on_s, typical.radio_on_s),
+        energy_j: extra(outside.energy_j, edge.energy_j, typical.energy_j),
+    }
+}
+
+/// The day of a device whose bursts began at `marks` (totals at each
+/// burst's start) and whose timeline ended at `end`: the steady cycle's
+/// median figures times the cycles in a day. Cycles are burst start to
+/// burst start; the steady ones have the median period (within
+/// `STEADY_TOLERANCE`), and at least two are needed, or one with
+/// `--interval` (which re-timed every cycle to its period). One burst with
+/// `--interval`: the burst and its tail make the cycle, idle to the period.
+fn per_day(marks: &[Snapshot], ends: &Ends, interval_s: Option<f64>, tail_s: f64, v: f64) -> PerDay {
+    let (end, episode_s) = (ends.end, ends.episode_s);
+    let cycles: Vec<CycleObs> = marks.windows(2).filter_map(|w| Some(between(w.first()?, w.get(1)?))).collect();
+    let bursts = marks.len() as u64;
+    let mut periods: Vec<f64> = cycles.iter().map(|c| c.period_s).collect();
+    let period = median(&mut periods);
+    let steady: Vec<usize> = (0..cycles.len())
+        .filter(|&i| {
+            cycles.get(i).is_some_and(|c| period > 0.0 && (c.period_s - period).abs() <= STEADY_TOLERANCE * period)
+        })
+        .collect();
+    let needed = if interval_s.is_some() { 1 } else { 2 };
+    let (Some(&first), Some(&last)) = (steady.first(), steady.last()) else {
+        return match (interval_s, marks.first()) {
+            // Its promotion included: the cycle begins in idle.
+            (Some(interval_s), Some(_)) if interval_s > 0.0 && cycles.is_empty() => {
+                one_burst_day(between(&Snapshot::default(), &end), episode_s, interval_s, tail_s, v)
+            }
+            (None, Some(first)) => continuous_day(first, ends, bursts, tail_s, v),
+            _ => PerDay::none(bursts, episode_s),
+        };
+    };
+    if steady.len() < needed {
+        return match (interval_s, marks.first()) {
+            (None, Some(first)) => continuous_day(first, ends, bursts, tail_s, v),
+            _ => PerDay::none(bursts, episode_s),
+        };
+    }
+    let pick = |f: fn(&CycleObs) -> f64| {
+        let mut v: Vec<f64> = steady.iter().filter_map(|&i| cycles.get(i)).map(f).collect();
+        median(&mut v)
+    };
+    let typical = CycleObs {
+        period_s: pick(|c| c.period_s),
+        bytes: pick(|c| c.bytes),
+        billed_bytes: pick(|c| c.billed_bytes),
+        radio_on_s: pick(|c| c.radio_on_s),
+        energy_j: pick(|c| c.energy_j),
+        wakeups: pick(|c| c.wakeups),
+    };
+    let zero = Snapshot::default();
+    let (Some(m_first), Some(m_last_end)) = (marks.get(first), marks.get(last + 1)) else {
+        return PerDay::none(bursts, episode_s);
+    };
+    let before = between(&Snapshot { cap_s: 0.0, ..zero }, m_first);
+    // The last burst starts a cycle the capture does not close: the part
+    // of what follows the steady cycles beyond one typical cycle is the
+    // shut-down.
+    let after = between(m_last_end, &end);
+    let edge = |i: usize| cycles.get(i).copied().unwrap_or_default();
+    // Three significant figures: a 20.004 s period is the 20 s schedule
+    // and its jitter, not 4,319.6 cycles a day.
+    let period_s = round3(typical.period_s);
+    let per_day = SECONDS_PER_DAY / period_s;
+    let energy_j = typical.energy_j * per_day;
+    PerDay {
+        bytes: (typical.bytes * per_day).round() as u64,
+        billed_bytes: (typical.billed_bytes * per_day).round() as u64,
+        wakeups: typical.wakeups * per_day,
+        radio_on_s: (typical.radio_on_s * per_day).min(SECONDS_PER_DAY),
+        charge_mah: mah(energy_j, v),
+        energy_j,
+        basis: if interval_s.is_some() { "interval" } else { "cycle" }.into(),
+        window_s: m_last_end.cap_s - m_first.cap_s,
+        projected: true,
+        cycle: Some(CycleFigures {
+            cycles: steady.len() as u64,
+            period_s,
+            bytes: typical.bytes,
+            billed_bytes: typical.billed_bytes,
+            radio_on_s: typical.radio_on_s,
+            energy_j: typical.energy_j,
+            wakeups: typical.wakeups,
+            per_day,
+            irregular: (cycles.len() - steady.len()) as u64,
+        }),
+        startup: Some(one_off(before, edge(first), &typical)),
+        shutdown: Some(one_off(CycleObs::default(), after, &typical)),
+        never_sleeps: (period_s < tail_s).then_some(NeverSleeps { period_s, tail_s }),
+        bursts,
+        energy_split: EnergySplit::default(),
+    }
+}
+
+/// `x` to three significant figures.
+fn round3(x: f64) -> f64 {
+    if x > 0.0 && x.is_finite() {
+        let step = 10f64.powi(x.log10().floor() as i32 - 2);
+        (x / step).round() * step
+    } else {
+        x
+    }
+}
+
+/// One burst repeated every `interval_s`: its cycle is the burst, its tail
+/// and idle time to the period; a tail longer than the period is cut there
+/// (its energy taken pro rata: the next burst would find the radio on).
+fn one_burst_day(episode: CycleObs, episode_s: f64, interval_s: f64, tail_s: f64, v: f64) -> PerDay {
+    let keep = if episode_s > interval_s && episode_s > 0.0 { interval_s / episode_s } else { 1.0 };
+    let per_day = SECONDS_PER_DAY / interval_s;
+    let cycle = CycleObs {
+        period_s: interval_s,
+        radio_on_s: episode.radio_on_s * keep,
+        energy_j: episode.energy_j * keep,
+        wakeups: if keep < 1.0 { 0.0 } else { episode.wakeups },
+        ..episode
+    };
+    let energy_j = cycle.energy_j * per_day;
+    PerDay {
+        bytes: (cycle.bytes * per_day).round() as u64,
+        billed_bytes: (cycle.billed_bytes * per_day).round() as u64,
+        wakeups: cycle.wakeups * per_day,
+        radio_on_s: (cycle.radio_on_s * per_day).min(SECONDS_PER_DAY),
+        charge_mah: mah(energy_j, v),
+        energy_j,
+        basis: "interval".into(),
+        window_s: episode_s,
+        projected: true,
+        cycle: Some(CycleFigures {
+            cycles: 1,
+            period_s: interval_s,
+            bytes: cycle.bytes,
+            billed_bytes: cycle.billed_bytes,
+            radio_on_s: cycle.radio_on_s,
+            energy_j: cycle.energy_j,
+            wakeups: cycle.wakeups,
+            per_day,
+            irregular: 0,
+        }),
+        startup: Some(OneOff::default()),
+        shutdown: Some(OneOff::default()),
+        never_sleeps: (interval_s < tail_s).then_some(NeverSleeps { period_s: interval_s, tail_s }),
+        bursts: 1,
+        energy_split: EnergySplit::default(),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1346,82 +1745,6 @@ pub struct ShareReport {
     pub round_trips: u64,
 }
 
-impl RadioReport {
-    /// A human-readable block for the text report.
-    pub fn to_text(&self) -> String {
-        use std::fmt::Write;
-        let mut o = String::new();
-        let timing = match self.timing {
-            Timing::Captured => "captured timestamps",
-            Timing::Link => "re-timed on the profile's link",
-        };
-        let _ = writeln!(
-            o,
-            "radio: profile {} ({timing}{})",
-            self.profile,
-            if self.release_assistance { ", RAI" } else { "" }
-        );
-        let _ = writeln!(
-            o,
-            "  radio on {:.3} s, {} wake-ups, {} promotions, energy {:.6} J = {:.6} mAh at {} V",
-            self.radio_on_s, self.wakeups, self.promotions, self.energy_j, self.charge_mah, self.voltage_v
-        );
-        let e = &self.energy;
-        let pct = |x: f64| {
-            if self.energy_j > 0.0 { 100.0 * x / self.energy_j } else { 0.0 }
-        };
-        let _ = writeln!(
-            o,
-            "  energy: promotion {:.6} J ({:.1}%), transfer {:.6} J ({:.1}%), tail {:.6} J ({:.1}%), idle {:.6} J ({:.1}%)",
-            e.promotion_j,
-            pct(e.promotion_j),
-            e.transfer_j,
-            pct(e.transfer_j),
-            e.tail_j,
-            pct(e.tail_j),
-            e.idle_j,
-            pct(e.idle_j)
-        );
-        let states: Vec<String> =
-            self.states.iter().filter(|s| s.time_s > 0.0).map(|s| format!("{} {:.3} s", s.state, s.time_s)).collect();
-        let _ = writeln!(o, "  time per state: {}", states.join(", "));
-        if let Some(l) = &self.link {
-            let _ = writeln!(
-                o,
-                "  link: {} round trips x {:.3} s, {} B up at {} kbit/s, {} B down at {} kbit/s, {:.3} s airtime, {:.3} s on the link",
-                l.round_trips, l.rtt_s, l.bytes_up, l.up_kbps, l.bytes_down, l.down_kbps, l.airtime_s, l.on_link_s
-            );
-        }
-        let d = &self.per_day;
-        let _ = writeln!(
-            o,
-            "  per day ({}): {} bytes, {:.1} wake-ups, radio on {:.1} s, {:.3} mAh",
-            d.basis, d.bytes, d.wakeups, d.radio_on_s, d.charge_mah
-        );
-        if let Some(b) = &self.battery {
-            match b.life_days {
-                Some(days) => {
-                    let _ = writeln!(
-                        o,
-                        "  battery {} mAh with {} uA sleep current: {:.1} days ({:.1} years)",
-                        b.capacity_mah,
-                        b.sleep_current_ua,
-                        days,
-                        days / 365.0
-                    );
-                }
-                None => {
-                    let _ = writeln!(o, "  battery {} mAh: no drain modelled", b.capacity_mah);
-                }
-            }
-        }
-        for note in &self.notes {
-            let _ = writeln!(o, "  note: {note}");
-        }
-        o
-    }
-}
-
 #[cfg(test)]
 mod burst_tests {
     use super::*;
@@ -1429,15 +1752,21 @@ mod burst_tests {
     #[test]
     fn gap_since_last_capture_is_the_max_formula_to_the_bit() -> crate::dissect::testkit::TestResult {
         let profile = Profile::builtin("lte").ok_or("no such profile")?;
-        let mut sim = RadioSim::new(profile, RadioOptions::default());
+        let mut sim = DeviceSim::new(Arc::new(profile), RadioOptions::default());
         sim.first_ts_ns = 1_000;
         for last in [0.0, 1e-9, 0.5, 3.25, 9.3e9] {
             sim.last_cap_s = last;
             for ts_ns in [i64::MIN, -5, 0, 999, 1_000, 1_001, 500_001_000, 3_250_001_000, i64::MAX] {
                 let since_first_s = ts_ns.saturating_sub(1_000) as f64 / 1e9;
                 let want = since_first_s.max(last) - last;
-                let got =
-                    sim.gap_since_last_capture(&Tick { ts_ns, wire_len: 0, uplink: true, flow: 0, exchange: None });
+                let got = sim.gap_since_last_capture(&Tick {
+                    ts_ns,
+                    wire_len: 0,
+                    uplink: true,
+                    flow: 0,
+                    exchange: None,
+                    link_len: 0,
+                });
                 assert_eq!(got.to_bits(), want.to_bits(), "ts {ts_ns} last {last}");
             }
         }
@@ -1450,19 +1779,20 @@ mod burst_tests {
         let (a, b, c) = (key(1, Some(5)), key(2, Some(5)), key(Tick::NO_FLOW, None));
         let (far, flow_only) = (key(3, Some(u32::MAX)), key(1, None));
         let mut parts = BurstParts::default();
+        let index = &mut BurstIndex::default();
         for (k, w) in [(a, 1.0), (b, 2.0), (a, 4.0), (a, 8.0), (c, 16.0), (far, 32.0), (flow_only, 64.0), (b, 128.0)] {
-            let p = parts.part(k);
+            let p = parts.part(k, index);
             p.weight_s += w;
             p.bytes += 1;
         }
         let got: Vec<(Key, f64, u64)> = parts.sorted().into_iter().map(|(k, p)| (k, p.weight_s, p.bytes)).collect();
         let want = vec![(flow_only, 64.0, 1), (a, 13.0, 3), (b, 130.0, 2), (far, 32.0, 1), (c, 16.0, 1)];
         assert_eq!(got, want);
-        parts.part(b).weight_s += 256.0;
+        parts.part(b, index).weight_s += 256.0;
         assert_eq!(parts.sorted().iter().find(|(k, _)| *k == b).map(|(_, p)| p.weight_s), Some(386.0));
-        parts.clear();
+        parts.clear(index);
         assert!(parts.sorted().is_empty());
-        assert_eq!(parts.part(b).weight_s, 0.0);
+        assert_eq!(parts.part(b, index).weight_s, 0.0);
         assert_eq!(parts.sorted().len(), 1);
     }
 }

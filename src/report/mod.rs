@@ -5,6 +5,7 @@ pub mod breakdown;
 pub mod charts;
 pub mod compare_view;
 pub mod costs;
+pub mod devices;
 pub mod doc;
 pub mod export;
 pub mod html;
@@ -23,6 +24,7 @@ use crate::flow::FlowRecord;
 use crate::ledger::exchange::UNLISTED_FLOW;
 use crate::ledger::{Exchange, Ledger};
 use crate::radio::RadioReport;
+use devices::{DeviceReport, FleetReport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -136,6 +138,9 @@ pub struct InputReport {
     pub exchanges: Vec<Exchange>,
     pub notes: Notes,
     pub radio: Option<RadioReport>,
+    /// One per device (with the radio model), and all of them.
+    pub devices: Vec<DeviceReport>,
+    pub fleet: Option<FleetReport>,
     pub findings: Vec<Finding>,
     /// Every exchange, listed or not, by kind.
     pub summaries: ExchangeSummaries,
@@ -162,6 +167,11 @@ pub struct InputSummary {
     /// This input's bytes per time bin (the top-level `timeline` when there is one input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<timeline::Timeline>,
+    /// This input's devices and fleet (top-level when there is one input).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
 }
 
 impl InputSummary {
@@ -177,6 +187,8 @@ impl InputSummary {
             radio: None,
             error: Some(error),
             timeline: None,
+            devices: Vec::new(),
+            fleet: None,
         }
     }
 }
@@ -198,6 +210,12 @@ pub struct Report {
     /// The radio model of the input (with several inputs: each input's is in `inputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radio: Option<RadioReport>,
+    /// The input's devices, each with its own radio (with several inputs:
+    /// each input's are in `inputs`).
+    #[serde(default)]
+    pub devices: Vec<DeviceReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport>,
     pub findings: Vec<Finding>,
     /// The input's bytes per time bin by class (with several inputs: each input's is in `inputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,7 +265,7 @@ impl Report {
         let (mut flow_base, mut x_base) = (0u64, 0u64);
         let single = inputs.len() == 1;
         let mut findings = Vec::new();
-        let mut top_radio = None;
+        let (mut top_radio, mut top_devices, mut top_fleet) = (None, Vec::new(), None);
         let mut all_exchanges = ExchangeSummaries::default();
         let mut top_timeline = None;
         for r in inputs {
@@ -279,11 +297,11 @@ impl Report {
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
             findings.extend(r.findings);
             all_exchanges.merge(&r.summaries);
-            let radio = if single {
-                top_radio = r.radio;
-                None
+            let (radio, devices, fleet) = if single {
+                (top_radio, top_devices, top_fleet) = (r.radio, r.devices, r.fleet);
+                (None, Vec::new(), None)
             } else {
-                r.radio
+                (r.radio, r.devices, r.fleet)
             };
             let timeline = if single {
                 top_timeline = r.timeline;
@@ -301,6 +319,8 @@ impl Report {
                 radio,
                 error: None,
                 timeline,
+                devices,
+                fleet,
             });
         }
         totals.start_ts = start;
@@ -319,6 +339,8 @@ impl Report {
             ledger_by_app,
             exchanges,
             radio: top_radio,
+            devices: top_devices,
+            fleet: top_fleet,
             findings,
             timeline: top_timeline,
             inputs: summaries,

@@ -1,7 +1,10 @@
 //! The terminal summary (`--format table`).
 
 use super::Report;
+use super::devices::{DeviceReport, FleetReport};
 use crate::ledger::Class;
+use crate::radio::sim::PerDay;
+use crate::radio::{CostReport, RadioReport};
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use std::fmt::Write;
 
@@ -23,17 +26,19 @@ fn right(s: impl ToString) -> Cell {
 
 pub fn render(r: &Report, top_flows: usize) -> String {
     let mut out = String::new();
+    let units = Units { binary: binary_units(r) };
+    let human_bytes = |n: f64| units.bytes(n);
     let t = &r.totals;
     let inputs: Vec<&str> = r.inputs.iter().map(|i| i.input.as_str()).collect();
     let _ = writeln!(out, "wiretax: {}", inputs.join(", "));
     let _ = writeln!(
         out,
-        "{} frames, {} on the wire over {:.1} s; {} TCP connections, {} UDP flows; goodput {:.1}%",
-        t.frames,
+        "{}, {} on the wire over {:.1} s; {}, {}; goodput {:.1}%",
+        count(t.frames, "frame", "frames"),
         human_bytes(t.wire_bytes as f64),
         t.duration_s,
-        r.tcp_streams,
-        r.udp_streams,
+        count(r.tcp_streams, "TCP connection", "TCP connections"),
+        count(r.udp_streams, "UDP flow", "UDP flows"),
         t.goodput_ratio * 100.0
     );
     let mut ledger = Table::new();
@@ -127,16 +132,26 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         }
     }
 
-    let radios: Vec<(&str, &crate::radio::RadioReport)> = match &r.radio {
-        Some(radio) => vec![("", radio)],
-        None => r.inputs.iter().filter_map(|i| i.radio.as_ref().map(|x| (i.input.as_str(), x))).collect(),
+    let radios: Vec<(&str, &crate::radio::RadioReport, &[DeviceReport], Option<&FleetReport>)> = match &r.radio {
+        Some(radio) => vec![("", radio, r.devices.as_slice(), r.fleet.as_ref())],
+        None => r
+            .inputs
+            .iter()
+            .filter_map(|i| i.radio.as_ref().map(|x| (i.input.as_str(), x, i.devices.as_slice(), i.fleet.as_ref())))
+            .collect(),
     };
-    for (input, radio) in radios {
+    for (input, radio, devices, fleet) in radios {
         let _ = writeln!(out, "\nRadio{}{}", if input.is_empty() { "" } else { ": " }, input);
-        let _ = write!(out, "{}", indent(&radio.to_text()));
+        let _ = write!(out, "{}", indent(&radio_text(radio, devices.len(), units)));
+        if devices.len() > 1
+            && let Some(fleet) = fleet
+        {
+            let _ = writeln!(out, "Devices");
+            let _ = write!(out, "{}", indent(&devices_text(devices, fleet, top_flows, units)));
+        }
         if let Some(c) = &radio.cost {
             let _ = writeln!(out, "Data cost");
-            let _ = write!(out, "{}", indent(&c.to_text()));
+            let _ = write!(out, "{}", indent(&cost_text(c, units)));
         }
     }
 
@@ -191,4 +206,412 @@ pub fn terminal_safe(text: String) -> String {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+/// Whether the report's figures are in binary units (`--binary-units`):
+/// its data cost says so.
+fn binary_units(r: &Report) -> bool {
+    let mut costs =
+        r.radio.iter().chain(r.inputs.iter().filter_map(|i| i.radio.as_ref())).filter_map(|x| x.cost.as_ref());
+    costs.next().is_some_and(|c| c.unit == "MiB")
+}
+
+/// How figures are written: SI or binary byte units.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Units {
+    pub binary: bool,
+}
+
+impl Units {
+    /// Bytes scaled to three significant figures: B, kB, MB, GB, TB (powers
+    /// of 1,000) or B, KiB, MiB, GiB, TiB (powers of 1,024).
+    pub fn bytes(self, n: f64) -> String {
+        let (base, names) = if self.binary {
+            (1024.0, ["B", "KiB", "MiB", "GiB", "TiB"])
+        } else {
+            (1000.0, ["B", "kB", "MB", "GB", "TB"])
+        };
+        if !n.is_finite() {
+            return "-".into();
+        }
+        let mut v = n;
+        let mut unit = 0;
+        while v.abs() >= base * 0.9995 && unit + 1 < names.len() {
+            v /= base;
+            unit += 1;
+        }
+        let name = names.get(unit).copied().unwrap_or("B");
+        if unit == 0 { format!("{} {name}", thousands(v.round() as u64)) } else { format!("{} {name}", sig3(v)) }
+    }
+}
+
+/// Three significant figures, thousands separated (`0.00257`, `2.57`,
+/// `257`, `2,570`).
+pub fn sig3(x: f64) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if magnitude >= 2 {
+        let step = 10f64.powi(magnitude - 2);
+        let rounded = (x.abs() / step).round() * step;
+        let sign = if x < 0.0 { "-" } else { "" };
+        return format!("{sign}{}", thousands(rounded.round() as u64));
+    }
+    let decimals = (2 - magnitude).max(0) as usize;
+    let text = format!("{x:.decimals$}");
+    // 9.996 rounds up to 10.00: three figures are 10.0.
+    match text.trim_start_matches('-').split_once('.') {
+        Some((whole, frac)) if whole.len() + frac.len() > 3 && whole != "0" => {
+            let keep = 3usize.saturating_sub(whole.len());
+            format!("{x:.keep$}")
+        }
+        _ => text,
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 wake-up`, `2 wake-ups` (a count and its noun, singular or plural).
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// A count that may be fractional (per day): `4,320 wake-ups`, `0.5 wake-ups`.
+fn count_f(x: f64, one: &str, many: &str) -> String {
+    let text = if x >= 100.0 || x == x.round() { thousands(x.round() as u64) } else { sig3(x) };
+    format!("{text} {}", if text == "1" { one } else { many })
+}
+
+/// Seconds to three significant figures.
+fn secs(x: f64) -> String {
+    format!("{} s", sig3(x))
+}
+
+/// The radio section of one input.
+pub fn radio_text(r: &RadioReport, devices: usize, u: Units) -> String {
+    let mut o = String::new();
+    let timing = match r.timing {
+        crate::radio::Timing::Captured => "captured timestamps",
+        crate::radio::Timing::Link => "re-timed on the profile's link",
+    };
+    let class = if r.device_class.is_empty() { String::new() } else { format!(": {}", r.device_class) };
+    let _ = writeln!(o, "profile {}{class} ({timing}{})", r.profile, if r.release_assistance { ", RAI" } else { "" });
+    if devices > 1 {
+        let _ = writeln!(o, "{} radios, one per device; their sums:", thousands(devices as u64));
+    }
+    let _ = writeln!(
+        o,
+        "radio on {}, {}, {}, energy {} J = {} mAh at {} V",
+        secs(r.radio_on_s),
+        count(r.wakeups, "wake-up", "wake-ups"),
+        count(r.promotions, "promotion", "promotions"),
+        sig3(r.energy_j),
+        sig3(r.charge_mah),
+        r.voltage_v
+    );
+    let e = &r.energy;
+    let pct = |x: f64| if r.energy_j > 0.0 { 100.0 * x / r.energy_j } else { 0.0 };
+    let _ = writeln!(
+        o,
+        "energy: promotion {} J ({:.1}%), transfer {} J ({:.1}%), tail {} J ({:.1}%), idle {} J ({:.1}%)",
+        sig3(e.promotion_j),
+        pct(e.promotion_j),
+        sig3(e.transfer_j),
+        pct(e.transfer_j),
+        sig3(e.tail_j),
+        pct(e.tail_j),
+        sig3(e.idle_j),
+        pct(e.idle_j)
+    );
+    let states: Vec<String> =
+        r.states.iter().filter(|s| s.time_s > 0.0).map(|s| format!("{} {}", s.state, secs(s.time_s))).collect();
+    let _ = writeln!(o, "time per state: {}", states.join(", "));
+    if let Some(l) = &r.link {
+        let _ = writeln!(
+            o,
+            "link: {} x {}, {} up at {} kbit/s, {} down at {} kbit/s, {} airtime, {} on the link",
+            count(l.round_trips, "round trip", "round trips"),
+            secs(l.rtt_s),
+            u.bytes(l.bytes_up as f64),
+            sig3(l.up_kbps),
+            u.bytes(l.bytes_down as f64),
+            sig3(l.down_kbps),
+            secs(l.airtime_s),
+            secs(l.on_link_s)
+        );
+    }
+    o.push_str(&per_day_text(&r.per_day, &r.profile, devices, u));
+    if let Some(b) = &r.battery {
+        match b.life_days {
+            Some(days) => {
+                let _ = writeln!(
+                    o,
+                    "battery {} mAh with {} uA sleep current: {} days ({} years)",
+                    sig3(b.capacity_mah),
+                    sig3(b.sleep_current_ua),
+                    sig3(days),
+                    sig3(days / 365.0)
+                );
+            }
+            None => {
+                let _ = writeln!(o, "battery {} mAh: no drain modelled", sig3(b.capacity_mah));
+            }
+        }
+    }
+    for note in &r.notes {
+        let _ = writeln!(o, "note: {note}");
+    }
+    o
+}
+
+/// A day's projection, its basis in words, and why the radio never sleeps.
+fn per_day_text(d: &PerDay, profile: &str, devices: usize, u: Units) -> String {
+    let mut o = String::new();
+    let figures = |o: &mut String, lead: &str| {
+        let _ = writeln!(
+            o,
+            "{lead}{} billed ({} on the wire), {}, radio on {}, {} mAh",
+            u.bytes(d.billed_bytes as f64),
+            u.bytes(d.bytes as f64),
+            count_f(d.wakeups, "wake-up", "wake-ups"),
+            secs(d.radio_on_s),
+            sig3(d.charge_mah)
+        );
+    };
+    match d.basis.as_str() {
+        "none" => {
+            let _ = writeln!(
+                o,
+                "per day: no projection: no repeating cycle in {} over {} (a one-off transfer?); --interval gives the period",
+                count(d.bursts, "burst", "bursts"),
+                secs(d.window_s)
+            );
+        }
+        "idle" => {
+            let _ = writeln!(o, "per day: no traffic: idle all day, {} mAh", sig3(d.charge_mah));
+        }
+        "devices" => figures(&mut o, &format!("per day, {} devices summed: ", thousands(devices as u64))),
+        "continuous" => {
+            let _ = writeln!(
+                o,
+                "per day: no repeating burst: traffic kept the radio connected for {}; the day at that rate:",
+                secs(d.window_s)
+            );
+            figures(&mut o, "  ");
+        }
+        basis => {
+            if let Some(c) = &d.cycle {
+                let how = if basis == "interval" { " (re-timed by --interval)" } else { "" };
+                let _ = writeln!(
+                    o,
+                    "per day: {} of {}{how}; a cycle: {}, radio {}, {} J",
+                    count(c.cycles, "cycle", "cycles"),
+                    secs(c.period_s),
+                    u.bytes(c.bytes),
+                    secs(c.radio_on_s),
+                    sig3(c.energy_j)
+                );
+                figures(&mut o, &format!("  x {} cycles a day: ", thousands(c.per_day.round() as u64)));
+                if c.irregular > 0 {
+                    let _ = writeln!(
+                        o,
+                        "  {} of another period left out (a storm, a pause)",
+                        count(c.irregular, "cycle", "cycles")
+                    );
+                }
+            } else {
+                figures(&mut o, &format!("per day ({basis}): "));
+            }
+            for (what, once) in [("start-up", &d.startup), ("shut-down", &d.shutdown)] {
+                if let Some(x) = once
+                    && (x.bytes > 0 || x.energy_j > 0.0)
+                {
+                    let _ = writeln!(
+                        o,
+                        "  {what}, once (not multiplied): {}, radio {}, {} J",
+                        u.bytes(x.bytes as f64),
+                        secs(x.radio_on_s),
+                        sig3(x.energy_j)
+                    );
+                }
+            }
+            if let Some(n) = d.never_sleeps.as_ref().filter(|_| d.basis != "continuous") {
+                let _ = writeln!(
+                    o,
+                    "  the radio never sleeps: the period {} is shorter than the {} the {profile} radio stays on after a burst",
+                    secs(n.period_s),
+                    secs(n.tail_s)
+                );
+            }
+        }
+    }
+    o
+}
+
+/// The devices section: the top devices by their day's billed bytes, the
+/// spread, the fleet, and addresses that look like several devices.
+pub fn devices_text(devices: &[DeviceReport], fleet: &FleetReport, top: usize, u: Units) -> String {
+    let mut o = String::new();
+    let mut order: Vec<&DeviceReport> = devices.iter().collect();
+    order.sort_by(|a, b| {
+        b.per_day
+            .billed_bytes
+            .cmp(&a.per_day.billed_bytes)
+            .then(b.per_day.charge_mah.total_cmp(&a.per_day.charge_mah))
+            .then(a.id.cmp(&b.id))
+    });
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header(vec![
+        "device",
+        "frames",
+        "wire",
+        "radio on",
+        "energy",
+        "billed a day",
+        "mAh a day",
+        "wake-ups a day",
+        "day from",
+    ]);
+    for d in order.iter().take(top) {
+        let name = match &d.name {
+            Some(n) => format!("{n} ({})", d.id),
+            None => d.id.clone(),
+        };
+        let p = &d.per_day;
+        let projected = p.projected && p.basis != "none";
+        let dash = |s: String| if projected { s } else { "-".to_string() };
+        let from = match (&p.cycle, p.basis.as_str()) {
+            (Some(c), _) => format!("{} x {}", thousands(c.cycles), secs(c.period_s)),
+            (None, "none") => "no cycle".to_string(),
+            (None, b) => b.to_string(),
+        };
+        t.add_row(vec![
+            Cell::new(name),
+            right(thousands(d.frames)),
+            right(u.bytes(d.wire_bytes as f64)),
+            right(secs(d.radio.radio_on_s)),
+            right(format!("{} J", sig3(d.radio.energy_j))),
+            right(dash(u.bytes(p.billed_bytes as f64))),
+            right(dash(sig3(p.charge_mah))),
+            right(dash(count_f(p.wakeups, "", "").trim().to_string())),
+            Cell::new(from),
+        ]);
+    }
+    let _ = writeln!(
+        o,
+        "{} seen, the top {} by billed bytes a day:",
+        count(fleet.devices_seen, "device", "devices"),
+        thousands(order.len().min(top) as u64)
+    );
+    let _ = writeln!(o, "{t}");
+    let s = &fleet.spread;
+    let _ = writeln!(
+        o,
+        "per device-day: billed bytes median {}, p90 {}, max {}; charge median {} mAh, p90 {} mAh, max {} mAh",
+        u.bytes(s.billed_bytes.median),
+        u.bytes(s.billed_bytes.p90),
+        u.bytes(s.billed_bytes.max),
+        sig3(s.charge_mah.median),
+        sig3(s.charge_mah.p90),
+        sig3(s.charge_mah.max)
+    );
+    if fleet.unprojected > 0 {
+        let _ = writeln!(
+            o,
+            "{} without a repeating cycle: not in the day's figures (--interval gives one)",
+            count(fleet.unprojected, "device", "devices")
+        );
+    }
+    let whose = if fleet.scaled {
+        format!(
+            "{} (--devices, scaled from the {} seen)",
+            count(fleet.devices, "device", "devices"),
+            thousands(fleet.devices_seen)
+        )
+    } else {
+        count(fleet.devices, "device", "devices")
+    };
+    let _ = writeln!(
+        o,
+        "fleet of {whose}, a day: {} billed ({} on the wire), {} mAh",
+        u.bytes(fleet.per_day.billed_bytes as f64),
+        u.bytes(fleet.per_day.bytes as f64),
+        sig3(fleet.per_day.charge_mah)
+    );
+    for d in devices {
+        if let Some(c) = &d.crowd {
+            let _ = writeln!(
+                o,
+                "note: {} looks like several devices ({} connections at once to {}): clients behind a NAT? \
+                 a capture before the translation, keyed by {}, would tell them apart",
+                d.id,
+                thousands(c.simultaneous),
+                c.server,
+                c.separating_keys.join(" or ")
+            );
+        }
+    }
+    o
+}
+
+/// The data cost section.
+pub fn cost_text(c: &CostReport, u: Units) -> String {
+    let mut o = String::new();
+    let bill = if c.bill == "link" {
+        "link bytes billed (link headers included: --bill link)"
+    } else {
+        "IP bytes billed (link headers excluded; --bill link includes them)"
+    };
+    let fleet = if c.scaled {
+        format!(
+            "{} (--devices, scaled from the {} seen)",
+            count(c.devices, "device", "devices"),
+            thousands(c.devices_seen)
+        )
+    } else {
+        count(c.devices, "device", "devices")
+    };
+    let price = match c.price_per_unit {
+        Some(p) => format!(", {} {} per {}", sig3(p), c.currency, c.unit),
+        None => String::new(),
+    };
+    let _ = writeln!(o, "{bill}; fleet of {fleet}{price}");
+    for (label, line) in [
+        ("device-day", &c.device_day),
+        ("fleet-day", &c.fleet_day),
+        ("fleet-month (30 d)", &c.fleet_month),
+        ("fleet-year (365 d)", &c.fleet_year),
+    ] {
+        let money = match line.cost {
+            Some(m) => format!(", {} {}", thousands_money(m), c.currency),
+            None => String::new(),
+        };
+        let _ =
+            writeln!(o, "  {label:<19} {:>10} ({} bytes){money}", u.bytes(line.bytes as f64), thousands(line.bytes));
+    }
+    o
+}
+
+/// Money with two decimals and thousands separators.
+fn thousands_money(x: f64) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    let cents = (x.abs() * 100.0).round() as u64;
+    format!("{}{}.{:02}", if x < 0.0 { "-" } else { "" }, thousands(cents / 100), cents % 100)
 }

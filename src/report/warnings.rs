@@ -108,6 +108,8 @@ mod tests {
             findings: vec![],
             summaries: Default::default(),
             timeline: None,
+            devices: Vec::new(),
+            fleet: None,
         };
         assert!(of(&r).is_empty());
         r.stats.tls.records_with_unknown_expansion = 3;

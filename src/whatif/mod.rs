@@ -91,6 +91,8 @@ pub fn per_day(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> 
                     uplink: f.uplink,
                     flow: Tick::NO_FLOW,
                     exchange: None,
+                    // Billed bytes are worked out below, from the frames' link share.
+                    link_len: 0,
                 });
             }
             let r = sim.finish(span_s);

@@ -27,7 +27,13 @@ fn gps_tracker_worked_example() -> TestResult {
     assert!(close(per_day_bytes(120.0, 60.0) / 1e6, 0.1728, 1e-9));
 
     // wiretax, one unit system at a time. Decimal: KB = 1,000 bytes, MB = 10^6.
-    let fleet = CostOptions { devices: 5_000, price_per_mb: Some(0.5), currency: "EUR".into(), binary_units: false };
+    let fleet = CostOptions {
+        devices: 5_000,
+        price_per_mb: Some(0.5),
+        currency: "EUR".into(),
+        binary_units: false,
+        ..CostOptions::default()
+    };
     let https_day = per_day_bytes(6_885.0, interval_s);
     let h = cost(https_day, &fleet);
     assert_eq!((h.unit.as_str(), h.bytes_per_unit), ("MB", 1_000_000));
@@ -42,8 +48,12 @@ fn gps_tracker_worked_example() -> TestResult {
     let binary = CostOptions { binary_units: true, ..fleet.clone() };
     let hb = cost(per_day_bytes(6.885 * 1024.0, interval_s), &binary);
     assert_eq!(hb.unit, "MiB");
-    assert!(close(hb.device_day.megabytes, 19.364_062_5, 1e-9));
-    assert!(close(hb.fleet_day.megabytes, 96_820.312_5, 1e-6));
+    // Lines say which unit their values are in.
+    assert!(close(hb.device_day.mebibytes.ok_or("no mebibytes")?, 19.364_062_5, 1e-9));
+    assert!(close(hb.fleet_day.mebibytes.ok_or("no mebibytes")?, 96_820.312_5, 1e-6));
+    assert!(close(hb.device_day.megabytes, 19.364_062_5 * 1.048_576, 1e-9));
+    assert!(close(hb.device_day.cost.ok_or("no cost")?, 19.364_062_5 * 0.5, 1e-9));
+    assert_eq!(h.device_day.mebibytes, None);
 
     // With a price (EUR 0.50 per MB), the annual costs: 36,187,560 MB and
     // 47,304 MB a year for the fleet.

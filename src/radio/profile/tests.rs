@@ -109,7 +109,7 @@ fn user_profile_loads_from_a_file() -> TestResult {
 fn list_shows_every_parameter_with_its_source() {
     let text = list_text();
     for p in Profile::builtins() {
-        assert!(text.contains(&format!("{} -- ", p.name)));
+        assert!(text.contains(&format!("{}: {} -- ", p.name, p.device_class)));
         for info in &p.params {
             assert!(text.contains(&info.source), "{}: {}", p.name, info.field);
         }

@@ -1,0 +1,188 @@
+//! Devices: each flow's ledger and exchanges tallied by its client's
+//! address on the workers, joined with each device's radio model and its
+//! name (`--device-map`) into the report's `devices` and `fleet`.
+
+use super::Options;
+use crate::flow::{FlowRecord, addr_bits, bits_addr};
+use crate::ledger::Ledger;
+use crate::radio::{CostOptions, CostReport, DeviceRadio, FleetSums, RadioReport, cost};
+use crate::report::devices::*;
+use std::collections::HashMap;
+
+/// Devices tallied at most (past them, flows are in the totals only): 88
+/// bytes each plus their connections, so at most about 1.1 GB in theory,
+/// far below it in practice.
+const MAX_TALLIED: usize = 1 << 20;
+
+/// Connections remembered per device for telling a crowd behind one
+/// address: the first by start time (the same set for any number of jobs).
+const MAX_CONNS: usize = 64;
+
+/// Simultaneous connections of one shape from one address that make it
+/// look like several devices.
+const CROWD: u64 = 4;
+
+/// One connection: its server (address, port, transport) and its span.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+struct Conn {
+    start_ts: f64,
+    end_ts: f64,
+    server: crate::flow::Endpoint,
+    tcp: bool,
+}
+
+#[derive(Clone, Default)]
+pub(super) struct DeviceTally {
+    classes: Ledger,
+    flows: u64,
+    exchanges: u64,
+    conns: Vec<Conn>,
+}
+
+impl DeviceTally {
+    fn keep_first_conns(&mut self) {
+        self.conns.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        self.conns.truncate(MAX_CONNS);
+    }
+}
+
+/// Every finished flow's ledger by its client's address.
+#[derive(Clone, Default)]
+pub(super) struct DeviceTallies {
+    by_addr: HashMap<u128, DeviceTally, foldhash::fast::RandomState>,
+}
+
+impl DeviceTallies {
+    pub(super) fn add(&mut self, rec: &FlowRecord) {
+        let addr = addr_bits(rec.client.0.ip());
+        if self.by_addr.len() >= MAX_TALLIED && !self.by_addr.contains_key(&addr) {
+            return;
+        }
+        let t = self.by_addr.entry(addr).or_default();
+        t.classes.merge(&rec.classes);
+        t.flows += 1;
+        t.exchanges += rec.exchanges;
+        t.conns.push(Conn {
+            start_ts: rec.start_ts,
+            end_ts: rec.end_ts,
+            server: rec.server,
+            tcp: rec.l4 == crate::vocab::L4::Tcp,
+        });
+        if t.conns.len() >= 2 * MAX_CONNS {
+            t.keep_first_conns();
+        }
+    }
+
+    /// Another worker's tallies added in.
+    pub(super) fn merge(&mut self, other: DeviceTallies) {
+        for (addr, o) in other.by_addr {
+            let t = self.by_addr.entry(addr).or_default();
+            t.classes.merge(&o.classes);
+            t.flows += o.flows;
+            t.exchanges += o.exchanges;
+            t.conns.extend(o.conns);
+            t.keep_first_conns();
+        }
+    }
+}
+
+/// The most connections to one server open at once, and that server.
+fn crowd(conns: &[Conn]) -> Option<Crowd> {
+    let mut servers: Vec<(crate::flow::Endpoint, bool)> = conns.iter().map(|c| (c.server, c.tcp)).collect();
+    servers.sort();
+    servers.dedup();
+    let mut best: Option<(u64, crate::flow::Endpoint)> = None;
+    for (server, tcp) in servers {
+        // Starts before ends at the same instant: connections that touch overlap.
+        let mut events: Vec<(f64, i8)> = conns
+            .iter()
+            .filter(|c| c.server == server && c.tcp == tcp)
+            .flat_map(|c| [(c.start_ts, -1), (c.end_ts, 1)])
+            .collect();
+        events.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let (mut open, mut most) = (0i64, 0i64);
+        for (_, e) in events {
+            open -= i64::from(e);
+            most = most.max(open);
+        }
+        let most = most.max(0) as u64;
+        if best.is_none_or(|(n, _)| most > n) {
+            best = Some((most, server));
+        }
+    }
+    let (simultaneous, server) = best?;
+    (simultaneous >= CROWD).then(|| Crowd {
+        simultaneous,
+        server: server.to_string(),
+        separating_keys: vec!["mac".into(), "teid".into(), "vlan".into()],
+    })
+}
+
+/// The devices' reports and the fleet's, and the cost the fleet's day
+/// comes to. `total` is every device's radio summed.
+pub(super) fn build(
+    radios: Vec<DeviceRadio>,
+    sums: &FleetSums,
+    total: &RadioReport,
+    tallies: &DeviceTallies,
+    opts: &Options,
+) -> (Vec<DeviceReport>, FleetReport, CostReport) {
+    let empty = DeviceTally::default();
+    let devices: Vec<DeviceReport> = radios
+        .into_iter()
+        .map(|d| {
+            let id = if d.addr == 0 { "unknown".to_string() } else { bits_addr(d.addr).to_string() };
+            let t = tallies.by_addr.get(&d.addr).unwrap_or(&empty);
+            let r = d.report;
+            DeviceReport {
+                name: opts.device_names.get(&id).cloned(),
+                keys: if d.addr == 0 { Vec::new() } else { vec![format!("ip:{id}")] },
+                id,
+                frames: r.frames,
+                wire_bytes: r.bytes,
+                billed_bytes: r.billed_bytes,
+                classes: t.classes,
+                flows: t.flows,
+                exchanges: t.exchanges,
+                radio: DeviceRadioFigures {
+                    radio_on_s: r.radio_on_s,
+                    energy_j: r.energy_j,
+                    charge_mah: r.charge_mah,
+                    wakeups: r.wakeups,
+                    promotions: r.promotions,
+                },
+                battery_life_days: r.battery_life_days,
+                per_day: r.per_day,
+                crowd: crowd(&t.conns),
+            }
+        })
+        .collect();
+    let seen = sums.devices.max(1);
+    let (fleet_devices, scaled) = if opts.cost.devices_given { (opts.cost.devices, seen > 1) } else { (seen, false) };
+    let scale = fleet_devices as f64 / seen as f64;
+    let day = &total.per_day;
+    let per_day = FleetDay {
+        bytes: (day.bytes as f64 * scale).round() as u64,
+        billed_bytes: (day.billed_bytes as f64 * scale).round() as u64,
+        charge_mah: day.charge_mah * scale,
+    };
+    let column = |f: fn(&(f64, f64, f64)) -> f64| {
+        let mut v: Vec<f64> = sums.per_day.iter().map(f).collect();
+        Spread::of(&mut v)
+    };
+    let fleet = FleetReport {
+        devices: fleet_devices,
+        devices_seen: sums.devices,
+        devices_listed: devices.len() as u64,
+        scaled,
+        per_day,
+        spread: FleetSpread { billed_bytes: column(|d| d.0), bytes: column(|d| d.1), charge_mah: column(|d| d.2) },
+        unprojected: sums.devices.saturating_sub(sums.per_day.len() as u64),
+    };
+    let billed = if opts.cost.bill_link { fleet.per_day.bytes } else { fleet.per_day.billed_bytes };
+    let mean_device_day = billed as f64 / fleet_devices.max(1) as f64;
+    let mut c = cost(mean_device_day, &CostOptions { devices: fleet_devices, ..opts.cost.clone() });
+    c.devices_seen = sums.devices;
+    c.scaled = scaled;
+    (devices, fleet, c)
+}
