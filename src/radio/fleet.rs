@@ -179,7 +179,11 @@ impl DeviceRadios {
         self.live.push(LiveDevice {
             addr,
             order: self.next_order,
-            sim: DeviceSim::new(self.profile.clone(), self.opts.clone()),
+            // The first device alone draws the input's radio timeline.
+            sim: match self.next_order {
+                0 => DeviceSim::new(self.profile.clone(), self.opts.clone()),
+                _ => DeviceSim::new(self.profile.clone(), self.opts.clone()).without_timeline(),
+            },
             first_ns: i64::MAX,
             last_ns: i64::MIN,
         });

@@ -616,6 +616,12 @@ impl DeviceSim {
         }
     }
 
+    /// The same simulator with no state timeline recorded.
+    pub(super) fn without_timeline(mut self) -> Self {
+        self.totals.over_time.off = true;
+        self
+    }
+
     /// The same simulator with every frame on the general path.
     #[cfg(test)]
     pub(super) fn without_fast_path(mut self) -> Self {

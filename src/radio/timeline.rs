@@ -56,6 +56,10 @@ pub struct StateRecorder {
     /// The bin the clock is in, as (start, end, position), once known:
     /// most frames book a piece inside it, with two compares.
     current: Option<(f64, f64, usize)>,
+    /// Records nothing: one timeline is drawn per input, so of a capture's
+    /// many devices only the first records its states (memory stays that
+    /// of one device's bins).
+    pub off: bool,
 }
 
 impl StateRecorder {
@@ -69,7 +73,7 @@ impl StateRecorder {
     /// idle: 0..4) from the clock on, and moves the clock past them.
     #[inline]
     pub fn book(&mut self, cat: usize, dt: f64) {
-        if !dt.is_finite() || dt <= 0.0 || cat >= 4 {
+        if self.off || !dt.is_finite() || dt <= 0.0 || cat >= 4 {
             return;
         }
         let end = self.clock_s + dt;
@@ -122,6 +126,9 @@ impl StateRecorder {
 
     /// The timeline; `origin_ts` is the first frame's time, seconds since the epoch.
     pub fn finish(&self, origin_ts: f64) -> Option<StateTimeline> {
+        if self.off {
+            return None;
+        }
         if self.bins.is_empty() {
             return None;
         }
