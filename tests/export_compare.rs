@@ -39,6 +39,8 @@ for name, want in expected.items():
         "radio_bins": tables["radio_bins"].num_rows,
         "promotion_s": round(sum(tables["radio_bins"]["promotion_s"].to_pylist()), 6),
         "inputs": sorted(set(tables["flows"]["input"].to_pylist())),
+        "device_wire_bytes": tables["devices"]["wire_bytes"].to_pylist() if "devices" in tables else [],
+        "device_charge_per_day": [None if x is None else round(x, 6) for x in tables["devices"]["charge_mah_per_day"].to_pylist()] if "devices" in tables else [],
     }
     for k, v in want.items():
         assert got[k] == v, (name, k, got[k], v)
@@ -91,6 +93,11 @@ fn exports_read_back_by_pyarrow_equal_the_json_report() {
                 "radio_bins": radio_bins.len(),
                 "promotion_s": (promotion * 1e6).round() / 1e6,
                 "inputs": [name],
+                "device_wire_bytes": list("devices").iter().map(|d| d["wire_bytes"].clone()).collect::<Vec<_>>(),
+                "device_charge_per_day": list("devices").iter().map(|d| {
+                    let day = &d["per_day"];
+                    if day["projected"].as_bool().unwrap_or(true) { day["charge_mah"].as_f64().map(|c| (c * 1e6).round() / 1e6) } else { None }
+                }).collect::<Vec<_>>(),
             }),
         );
     }

@@ -188,6 +188,30 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
         }
     }
 
+    let mut devices = Table::new("devices");
+    for d in &r.devices {
+        devices.str("input", input.clone());
+        devices.str("device", Some(d.id.clone()));
+        devices.str("name", d.name.clone());
+        devices.u64("frames", Some(d.frames));
+        devices.u64("wire_bytes", Some(d.wire_bytes));
+        devices.u64("billed_bytes", Some(d.billed_bytes));
+        devices.u64("flows", Some(d.flows));
+        devices.u64("exchanges", Some(d.exchanges));
+        devices.f64("radio_on_s", Some(d.radio.radio_on_s));
+        devices.f64("energy_j", Some(d.radio.energy_j));
+        devices.f64("charge_mah", Some(d.radio.charge_mah));
+        devices.u64("wakeups", Some(d.radio.wakeups));
+        let day = d.per_day.projected.then_some(&d.per_day);
+        devices.u64("bytes_per_day", day.map(|p| p.bytes));
+        devices.u64("billed_bytes_per_day", day.map(|p| p.billed_bytes));
+        devices.f64("radio_on_s_per_day", day.map(|p| p.radio_on_s));
+        devices.f64("charge_mah_per_day", day.map(|p| p.charge_mah));
+        devices.str("per_day_basis", Some(d.per_day.basis.clone()));
+        devices.f64("battery_life_days", d.battery_life_days);
+        devices.classes(&d.classes);
+    }
+
     let mut costs = Table::new("exchange_costs");
     for c in &r.exchange_costs {
         costs.str("input", input.clone());
@@ -205,7 +229,7 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
         costs.f64("overhead_factor", c.overhead_factor);
     }
 
-    vec![flows, exchanges, findings, bins, states, costs]
+    vec![flows, exchanges, devices, findings, bins, states, costs]
 }
 
 /// Writes every table of `r` as `DIR/TABLE/NAME.parquet` and `.csv`;
