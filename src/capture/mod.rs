@@ -1,6 +1,10 @@
 //! Capture sources: pcap and pcapng files, read as a stream of `Packet`s.
 //! Readers know nothing of the packets' contents.
 
+// Parsers of hostile input: an index that can panic is an error (clippy
+// runs with -D warnings); use .get() and friends.
+#![warn(clippy::indexing_slicing)]
+
 use pcap_parser::PcapError;
 use pcap_parser::nom::{self, Needed};
 use pcap_parser::pcap::{

@@ -7,6 +7,10 @@
 //! Adding a protocol: one file in this folder (a `PROTOCOL`, a `Stats`
 //! with `merge`, and the dissector) and its name in `protocols!` below.
 
+// Parsers of hostile input: an index that can panic is an error (clippy
+// runs with -D warnings); use .get() and friends.
+#![warn(clippy::indexing_slicing)]
+
 pub mod buf;
 pub mod hpack;
 pub mod tally;
@@ -35,6 +39,35 @@ impl Dir {
     }
     pub fn idx(self) -> usize {
         self as usize
+    }
+}
+
+/// One value per direction, indexed by `Dir`: an index that cannot be out
+/// of bounds, where `[T; 2]` indexed by `Dir::idx` could be as far as the
+/// compiler (and clippy's `indexing_slicing`) can tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerDir<T>(pub [T; 2]);
+
+impl<T> std::ops::Index<Dir> for PerDir<T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, dir: Dir) -> &T {
+        let [c2s, s2c] = &self.0;
+        match dir {
+            Dir::C2S => c2s,
+            Dir::S2C => s2c,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Dir> for PerDir<T> {
+    #[inline]
+    fn index_mut(&mut self, dir: Dir) -> &mut T {
+        let [c2s, s2c] = &mut self.0;
+        match dir {
+            Dir::C2S => c2s,
+            Dir::S2C => s2c,
+        }
     }
 }
 
