@@ -1,17 +1,8 @@
-//! The http dissector over TCP: a conversation of data (cut in pieces of any
-//! size), gaps and pauses in both directions, then finish.
-//! Checks: no panic, and every byte fed is in exactly one span.
+//! The HTTP/1 dissector.
+//! Input format and checks: `wiretax::fuzzing` (shared with
+//! tests/fuzz_regressions.rs, which replays the crashes found).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use std::sync::Arc;
-use wiretax::dissect::{Config, FlowCtx, L4};
-use wiretax_fuzz::{Conversation, run_dissector};
-
-fuzz_target!(|data: &[u8]| {
-    let conv = Conversation::parse(data);
-    let l4 = L4::Tcp;
-    let ctx = FlowCtx { l4, server_port: 80, cfg: Arc::new(Config::default()) };
-    let mut d = (wiretax::dissect::http::PROTOCOL.make)(&ctx);
-    run_dissector(d.as_mut(), &conv);
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    wiretax::fuzzing::run("dissect_http", data);
 });

@@ -11,7 +11,7 @@ use wiretax::capture::CaptureReader;
 use wiretax::decode::{self, Frame, Transport, tcp_flags};
 use wiretax::dissect::{self, Dir, L4};
 use wiretax::flow::tcp::{HalfStream, Piece};
-use wiretax_fuzz::{PORTS, SegmentWriter, mode, push_data, push_frame};
+use wiretax::fuzzing::{PORTS, SegmentWriter, mode, push_data, push_frame};
 
 /// Longest seed written (the runs' -max_len).
 const MAX_SEED: usize = 32 << 10;
