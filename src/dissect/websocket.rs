@@ -579,7 +579,12 @@ impl Dissector for WebSocket {
             }
             _ => {
                 if !self.sides[dir].lost {
-                    if let Some(f) = self.sides[dir].frame.take() {
+                    if let Some(mut f) = self.sides[dir].frame.take() {
+                        // The first payload bytes held to decide on MQTT
+                        // are classified before framing is given up.
+                        if self.sniff_dir == Some(dir) {
+                            self.decide_inner(dir, &mut f, emit);
+                        }
                         self.emit_deferred_header(&f, emit);
                     }
                     self.lose(dir, emit);
