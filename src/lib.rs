@@ -12,6 +12,8 @@ pub mod decrypt;
 pub mod dissect;
 pub mod findings;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keylog;
 pub mod ledger;
 pub mod live;

@@ -71,6 +71,35 @@ impl Dir {
     }
 }
 
+/// One value per direction, indexed by `Dir`: an index that cannot be out
+/// of bounds, where `[T; 2]` indexed by `Dir::idx` could be as far as the
+/// compiler (and clippy's `indexing_slicing`) can tell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerDir<T>(pub [T; 2]);
+
+impl<T> std::ops::Index<Dir> for PerDir<T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, dir: Dir) -> &T {
+        let [c2s, s2c] = &self.0;
+        match dir {
+            Dir::C2S => c2s,
+            Dir::S2C => s2c,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Dir> for PerDir<T> {
+    #[inline]
+    fn index_mut(&mut self, dir: Dir) -> &mut T {
+        let [c2s, s2c] = &mut self.0;
+        match dir {
+            Dir::C2S => c2s,
+            Dir::S2C => s2c,
+        }
+    }
+}
+
 /// Transport a dissector runs over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

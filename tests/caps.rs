@@ -2,6 +2,7 @@
 //! never what is computed: totals, exchange summaries, protocol statistics
 //! the radio model and the findings are the same with caps of 1 and caps
 //! above the totals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

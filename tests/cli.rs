@@ -1,5 +1,8 @@
 //! The command line as a user meets it.
 
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;

@@ -6,6 +6,7 @@
 //! tests/data/fleet-sparse.pcap captures/sparse-mqtt-gps.pcap
 //! captures/sparse-https-poll.pcap captures/sparse-coap-non.pcap
 //! captures/sparse-http-keepalive-poll.pcap`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use std::process::Command;

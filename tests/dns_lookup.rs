@@ -1,5 +1,8 @@
 //! A DNS lookup is part of what the connection after it costs.
 
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use wiretax::analyze::{Options, analyze_file};
 

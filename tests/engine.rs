@@ -1,5 +1,6 @@
 //! The engine fed packet by packet: snapshots taken along the way change
 //! nothing in the final report, which is the report `analyze` gives.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use wiretax::analyze::{Engine, Options, SourceNotes, analyze_file};

@@ -1,6 +1,7 @@
 //! Tables for analysis read back by an independent reader (pyarrow) equal
 //! the JSON report; `wiretax compare` gives the saving the two saved
 //! reports give, and `--require-saving` holds a change to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

@@ -4,6 +4,7 @@
 //! or differently framed capture gives what the same traffic captured
 //! inside the tunnel gives (`inner*.pcap`, `nflog-ref.pcap`: raw IP), and
 //! each agrees with tshark's view of it (`truth.json`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

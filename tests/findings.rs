@@ -1,5 +1,8 @@
 //! Every finding, on a capture that shows it and on one that does not.
 
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use wiretax::analyze::{Options, analyze_file};
 

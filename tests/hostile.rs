@@ -1,5 +1,6 @@
 //! Captures made to hurt: they must cost time and memory in proportion to
 //! their size, and their figures must still add up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use std::path::Path;

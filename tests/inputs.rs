@@ -7,6 +7,9 @@
 //! frame's link header, and nothing else may move. Frame and byte counts are
 //! also pinned to what capinfos/tshark report for the same files.
 
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wiretax::analyze::{Options, analyze_file};

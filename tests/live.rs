@@ -8,6 +8,7 @@
 //! Needs the `live` build (libpcap), root (namespaces, capture), and the
 //! Debian packages scripts/install-live-deps installs; skipped, saying
 //! why, without root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "live")]
 
 use serde_json::Value;

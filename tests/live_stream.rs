@@ -1,6 +1,7 @@
 //! `wiretax live -`: a capture stream on standard input, written in chunks
 //! with pauses as `tcpdump -U -w -` would, watched as it comes. Needs no
 //! libpcap.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use std::io::Write;

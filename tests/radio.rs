@@ -1,5 +1,8 @@
 //! The radio model end to end, on the shipped captures.
 
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::process::Command;
 

@@ -1,6 +1,7 @@
 //! Reports people read: the HTML page opens in a browser with every chart
 //! drawn, a hostile capture's strings stay text in every format, and
 //! credentials never reach any format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

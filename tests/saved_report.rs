@@ -1,5 +1,6 @@
 //! A report saved as JSON reads back into the same report: `wiretax report`
 //! prints exactly what `wiretax analyze` printed, as a table and as JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! small pieces with pauses, as `tcpdump -U -w -` sends it), gzip and zstd
 //! files, captures that carry their TLS secrets, several inputs with
 //! failures among them, directories, and a reader that goes away.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use std::io::{BufRead, Read, Write};

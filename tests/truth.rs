@@ -2,6 +2,9 @@
 //! (captures/NAME.truth.json), the way ../shared/tools/truthcheck.py
 //! compares them, plus the decrypted sections for captures with a key log.
 
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

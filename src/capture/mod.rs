@@ -2,6 +2,10 @@
 //! (standard input, compressed files), read as a stream of `Record`s by the
 //! pull-style `Source` trait. Readers know nothing of the packets' contents.
 
+// Parsers of hostile input: an index that can panic is an error (clippy
+// runs with -D warnings); use .get() and friends.
+#![warn(clippy::indexing_slicing)]
+
 use pcap_parser::PcapError;
 use pcap_parser::nom::{self, Needed};
 use pcap_parser::pcap::{
@@ -604,10 +608,28 @@ impl CaptureReader {
         Ok(None)
     }
 
+    /// The length field of the next pcapng block when it is below 12 bytes
+    /// (type and both length fields): pcap-parser 0.17 computes `length -
+    /// 12` for some block types (process information, whose own minimum it
+    /// takes as 4), an overflow. A section header is left to the parser: its
+    /// byte order may be another section's.
+    fn short_ng_block(&self) -> Option<u32> {
+        let data = self.buf.data();
+        let (ty, len) = (data.first_chunk::<4>()?, data.get(4..8)?.first_chunk::<4>()?);
+        if *ty == [0x0a, 0x0d, 0x0d, 0x0a] {
+            return None;
+        }
+        let len = if self.st.section_be { u32::from_be_bytes(*len) } else { u32::from_le_bytes(*len) };
+        (len < 12).then_some(len)
+    }
+
     /// The next packet or secrets block of a pcapng file; the blocks before
     /// it (headers, interfaces, statistics...) are taken in on the way.
     fn ng_step(&mut self) -> Result<Option<Found>, ReadError> {
         while !self.done {
+            if let Some(len) = self.short_ng_block() {
+                return Err(self.fail(format!("corrupted record: block length {len} is below the 12-byte minimum")));
+            }
             let data = self.buf.data();
             let parsed = if self.st.section_be { parse_block_be(data) } else { parse_block_le(data) };
             match parsed {

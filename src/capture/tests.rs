@@ -915,3 +915,21 @@ fn damaged_compressed_streams_are_errors_not_panics() -> TestResult {
     assert_eq!(Compression::of(&file), Compression::None);
     Ok(())
 }
+
+#[test]
+fn pcapng_block_length_below_the_minimum_is_corrupt_not_a_panic() -> TestResult {
+    // A process information block (which pcap-parser takes as short as 4
+    // bytes) and an unknown one, each claiming 8 bytes, after a packet.
+    for o in [Order::Le, Order::Be] {
+        for btype in [0x8000_0001u32, 0x0bad_0bad] {
+            let good = [shb(o), idb(o, 1, 0, &[]), epb(o, 0, 1, &[1, 2, 3], 3)].concat();
+            let bad = [&good[..], &u32b(o, btype), &u32b(o, 8), &[0; 8]].concat();
+            let (got, end, _) = opened(bad)?;
+            assert_eq!(got.len(), 1);
+            let e = end.unwrap_err();
+            assert_eq!((e.record, e.offset), (4, good.len() as u64), "{e}");
+            assert!(e.what.contains("block length 8 is below the 12-byte minimum"), "{e}");
+        }
+    }
+    Ok(())
+}

@@ -126,7 +126,7 @@ impl<W: Write> CaptureWriter<W> {
                 }
                 self.out.write_all(&h)?;
                 self.out.write_all(p.data)?;
-                self.out.write_all(&[0u8; 3][..pad])?;
+                self.out.write_all([0u8; 3].get(..pad).unwrap_or_default())?;
                 self.out.write_all(&len.to_le_bytes())
             }
             WriteFormat::Pcap => {

@@ -6,6 +6,10 @@
 //! claimed IP length, every header's length, and where the wire bytes the
 //! capture did not keep belong.
 
+// Parsers of hostile input: an index that can panic is an error (clippy
+// runs with -D warnings); use .get() and friends.
+#![warn(clippy::indexing_slicing)]
+
 pub mod defrag;
 pub mod link;
 mod tunnel;

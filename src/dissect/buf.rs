@@ -41,7 +41,7 @@ impl MsgBuf {
     pub fn feed(&mut self, data: &[u8], mut frame: impl FnMut(&[u8]) -> Framing) -> Result<(), usize> {
         if self.pending.is_empty() {
             let used = run(data, &mut frame);
-            self.keep(&data[used..])
+            self.keep(data.get(used..).unwrap_or(&[]))
         } else {
             // Framed where they wait: a message arriving a byte a segment is
             // not copied again with every byte.
@@ -126,9 +126,9 @@ impl<const N: usize> HeaderBuf<N> {
 
 fn run(data: &[u8], frame: &mut impl FnMut(&[u8]) -> Framing) -> usize {
     let mut off = 0;
-    while off < data.len() {
-        match frame(&data[off..]) {
-            Framing::Message(n) if n > 0 => off += n.min(data.len() - off),
+    while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+        match frame(rest) {
+            Framing::Message(n) if n > 0 => off += n.min(rest.len()),
             _ => break,
         }
     }

@@ -11,7 +11,7 @@
 //! the options region, which general CoAP libraries do not expose.
 
 use super::tally::{Tally, TallyKeys};
-use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Proto, Dir, PerDir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::vocab::{Class, Facets, Method, resource_hash};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -689,7 +689,7 @@ struct Observation {
 
 #[derive(Clone, Default)]
 pub struct Coap {
-    seen: [VecDeque<Seen>; 2],
+    seen: PerDir<VecDeque<Seen>>,
     pending: VecDeque<Pending>,
     awaiting: VecDeque<AwaitingAck>,
     observations: VecDeque<Observation>,
@@ -770,7 +770,7 @@ impl Coap {
     /// Message ID with this type (and token: a repeat is the same message)
     /// within EXCHANGE_LIFETIME.
     fn repeat_of(&self, dir: Dir, msg: &Message, now: i64) -> Option<MsgRef> {
-        self.seen[dir.idx()]
+        self.seen[dir]
             .iter()
             .rev()
             .find(|s| s.mid == msg.mid && s.mtype == msg.mtype && s.token == Token::new(msg.token))
@@ -779,7 +779,7 @@ impl Coap {
     }
 
     fn remember(&mut self, dir: Dir, msg: &Message, owner: MsgRef, emit: &mut Emit) {
-        let seen = &mut self.seen[dir.idx()];
+        let seen = &mut self.seen[dir];
         let before = seen.len();
         let cap = if emit.tight { TIGHT_SEEN } else { MAX_SEEN };
         while seen.len() >= cap {
@@ -816,7 +816,7 @@ impl Coap {
                 emit.event(Event::Close { id });
             }
         }
-        for seen in &mut self.seen {
+        for seen in &mut self.seen.0 {
             let before = seen.len();
             while seen.front().is_some_and(|s| old(s.ts_ns)) {
                 seen.pop_front();

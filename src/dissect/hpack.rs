@@ -53,12 +53,12 @@ impl Decoder {
         let mut at = 0;
         while let Some(&b) = block.get(at) {
             if b & 0x80 != 0 {
-                let (index, n) = integer(&block[at..], 7)?;
+                let (index, n) = integer(block.get(at..).unwrap_or(&[]), 7)?;
                 at += n;
                 let (name, value) = self.entry(index)?;
                 field(name, value);
             } else if b & 0xe0 == 0x20 {
-                let (size, n) = integer(&block[at..], 5)?;
+                let (size, n) = integer(block.get(at..).unwrap_or(&[]), 5)?;
                 at += n;
                 if size > self.limit {
                     return Err(Error::SizeUpdate);
@@ -68,7 +68,7 @@ impl Decoder {
             } else {
                 // Literal: with incremental indexing (01), without (0000) or never indexed (0001).
                 let (prefix, index_it) = if b & 0xc0 == 0x40 { (6, true) } else { (4, false) };
-                let (index, n) = integer(&block[at..], prefix)?;
+                let (index, n) = integer(block.get(at..).unwrap_or(&[]), prefix)?;
                 at += n;
                 // A name from the table is copied only to be indexed again.
                 let name = if index == 0 {
@@ -167,6 +167,8 @@ struct Canonical {
     sorted: Vec<u16>,
 }
 
+// Built once from the constant code table, whose lengths are all below 31.
+#[allow(clippy::indexing_slicing)]
 fn canonical() -> &'static Canonical {
     static C: OnceLock<Canonical> = OnceLock::new();
     C.get_or_init(|| {
@@ -203,9 +205,15 @@ fn huffman_decode(b: &[u8]) -> Result<Vec<u8>, Error> {
             if len > 30 {
                 return Err(Error::Huffman);
             }
-            let (first, count) = (c.first_code[len], c.count[len] as u32);
-            if count > 0 && code >= first && code - first < count {
-                let sym = c.sorted[c.first_index[len] as usize + (code - first) as usize];
+            let (Some(&first), Some(&count), Some(&index)) =
+                (c.first_code.get(len), c.count.get(len), c.first_index.get(len))
+            else {
+                return Err(Error::Huffman);
+            };
+            if count > 0 && code >= first && code - first < count as u32 {
+                let Some(&sym) = c.sorted.get(index as usize + (code - first) as usize) else {
+                    return Err(Error::Huffman);
+                };
                 if sym == EOS {
                     return Err(Error::Huffman);
                 }

@@ -10,7 +10,7 @@
 //! stream, recognised again (TLS, usually).
 
 use super::tally::{Decimal, Tally, TallyKeys};
-use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
+use super::{Proto, Dir, PerDir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, OTHER, Probe, Protocol, bump, truncated};
 use crate::vocab::{Class, Facets, Method, resource_hash};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -50,7 +50,7 @@ fn probe_request(b: &[u8]) -> Probe {
         return Probe::No;
     }
     let line_end = memchr::memchr(b'\n', b);
-    let line = &b[..line_end.unwrap_or(b.len())];
+    let line = line_end.and_then(|e| b.get(..e)).unwrap_or(b);
     if memchr::memmem::find(line, b" HTTP/1.").is_some() {
         Probe::Yes
     } else if line_end.is_none() {
@@ -71,13 +71,10 @@ fn method_prefix(b: &[u8]) -> Option<usize> {
 /// "HTTP/1.x NNN" with three digits.
 fn is_status_line_start(b: &[u8]) -> bool {
     match b.get(..12) {
-        Some(s) => {
-            s.starts_with(b"HTTP/1.")
-                && s[7].is_ascii_digit()
-                && s[8] == b' '
-                && s[9..12].iter().all(u8::is_ascii_digit)
+        Some([b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor, b' ', status @ ..]) => {
+            minor.is_ascii_digit() && status.iter().all(u8::is_ascii_digit)
         }
-        None => false,
+        _ => false,
     }
 }
 
@@ -546,7 +543,7 @@ fn version_index(v: Option<u8>) -> usize {
 #[derive(Clone)]
 pub struct Http1 {
     ctx: FlowCtx,
-    sides: [Side; 2],
+    sides: PerDir<Side>,
     pending: PendingQueue,
     next_id: u32,
     counted_connection: bool,
@@ -559,7 +556,7 @@ impl Http1 {
     pub fn new(ctx: &FlowCtx) -> Http1 {
         Http1 {
             ctx: ctx.clone(),
-            sides: [Side::default(), Side::default()],
+            sides: PerDir::default(),
             pending: PendingQueue::default(),
             next_id: 1,
             counted_connection: false,
@@ -608,8 +605,7 @@ impl Http1 {
     }
 
     fn step(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Step {
-        let i = dir.idx();
-        match self.sides[i].state {
+        match self.sides[dir].state {
             State::Start => self.start(dir, b, emit),
             State::Body { left, msg } => {
                 let n = left.min(b.len() as u64);
@@ -622,13 +618,13 @@ impl Http1 {
                     Line::NeedMore => return Step::NeedMore,
                     Line::Lost => return Step::Used(0),
                 };
-                let line = &b[..end];
+                let line = b.get(..end).unwrap_or(b);
                 let digits = line.iter().take_while(|c| c.is_ascii_hexdigit()).count();
-                let size = std::str::from_utf8(&line[..digits]).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
+                let size = std::str::from_utf8(line.get(..digits).unwrap_or(&[])).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
                 match size {
                     Some(size) if digits > 0 => {
                         self.header(dir, end, msg, emit);
-                        self.sides[i].state =
+                        self.sides[dir].state =
                             if size == 0 { State::Trailers { msg } } else { State::ChunkData { left: size, msg } };
                         Step::Used(end)
                     }
@@ -648,7 +644,7 @@ impl Http1 {
                     _ => return self.lose(dir, "chunk data not followed by CRLF", emit),
                 };
                 self.header(dir, n, msg, emit);
-                self.sides[i].state = State::ChunkSize { msg };
+                self.sides[dir].state = State::ChunkSize { msg };
                 Step::Used(n)
             }
             State::Trailers { msg } => {
@@ -658,7 +654,7 @@ impl Http1 {
                     Line::Lost => return Step::Used(0),
                 };
                 self.header(dir, end, msg, emit);
-                if matches!(&b[..end], b"\n" | b"\r\n") {
+                if matches!(b.get(..end), Some(b"\n" | b"\r\n")) {
                     self.end_message(dir, emit);
                 }
                 Step::Used(end)
@@ -703,12 +699,11 @@ impl Http1 {
             self.body(dir, n, msg, emit);
         }
         let left = left.saturating_sub(n);
-        let i = dir.idx();
-        match self.sides[i].state {
+        match self.sides[dir].state {
             State::Body { .. } if left == 0 => self.end_message(dir, emit),
-            State::Body { .. } => self.sides[i].state = State::Body { left, msg },
-            State::ChunkData { .. } if left == 0 => self.sides[i].state = State::ChunkEnd { msg },
-            State::ChunkData { .. } => self.sides[i].state = State::ChunkData { left, msg },
+            State::Body { .. } => self.sides[dir].state = State::Body { left, msg },
+            State::ChunkData { .. } if left == 0 => self.sides[dir].state = State::ChunkEnd { msg },
+            State::ChunkData { .. } => self.sides[dir].state = State::ChunkData { left, msg },
             _ => {}
         }
     }
@@ -725,9 +720,9 @@ impl Http1 {
     /// End (exclusive) of the line at the start of `b`, when whole. A line
     /// longer than `MAX_LINE` loses the framing.
     fn line_end(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> Line {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         let from = side.scanned.min(b.len());
-        match b[from..].iter().position(|&c| c == b'\n') {
+        match b.get(from..).and_then(|rest| memchr::memchr(b'\n', rest)) {
             Some(p) => {
                 side.scanned = 0;
                 Line::End(from + p + 1)
@@ -747,7 +742,7 @@ impl Http1 {
     /// the next plausible start line are malformed.
     fn lose(&mut self, dir: Dir, reason: &'static str, emit: &mut Emit) -> Step {
         emit.stats.http.malformed += 1;
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         side.scanned = 0;
         side.state = State::Lost { junk: 0, line_start: false };
         side.lost_reason = reason;
@@ -757,14 +752,13 @@ impl Http1 {
     /// In `Lost`: skips to the start of a line that begins a request (C2S)
     /// or status line (S2C); the skipped bytes are malformed.
     fn resync(&mut self, dir: Dir, b: &[u8], junk: u64, line_start: bool, emit: &mut Emit) -> Step {
-        let i = dir.idx();
         let mut start = 0;
         if !line_start {
             match b.iter().position(|&c| c == b'\n') {
                 Some(nl) => start = nl + 1,
                 None => {
                     emit.span(Class::Payload, b.len() as u64, MsgRef::Flow);
-                    self.sides[i].state = State::Lost { junk: junk + b.len() as u64, line_start: false };
+                    self.sides[dir].state = State::Lost { junk: junk + b.len() as u64, line_start: false };
                     return Step::Used(b.len());
                 }
             }
@@ -772,7 +766,7 @@ impl Http1 {
         if start > 0 {
             // Skip to the line start, look at the line next time round.
             emit.span(Class::Payload, start as u64, MsgRef::Flow);
-            self.sides[i].state = State::Lost { junk: junk + start as u64, line_start: true };
+            self.sides[dir].state = State::Lost { junk: junk + start as u64, line_start: true };
             return Step::Used(start);
         }
         let verdict = match dir {
@@ -783,7 +777,7 @@ impl Http1 {
             },
             Dir::S2C => {
                 let k = b.len().min(7);
-                if b[..k] != b"HTTP/1."[..k] {
+                if b.get(..k) != b"HTTP/1.".get(..k) {
                     Some(false)
                 } else if b.len() < 12 {
                     None
@@ -794,16 +788,16 @@ impl Http1 {
         };
         match verdict {
             Some(true) => {
-                let reason = self.sides[i].lost_reason;
+                let reason = self.sides[dir].lost_reason;
                 if junk > 0 {
                     emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
                 }
-                self.sides[i].state = State::Start;
+                self.sides[dir].state = State::Start;
                 Step::Used(0)
             }
             None => Step::NeedMore,
             Some(false) => {
-                self.sides[i].state = State::Lost { junk, line_start: false };
+                self.sides[dir].state = State::Lost { junk, line_start: false };
                 Step::Used(0)
             }
         }
@@ -828,7 +822,6 @@ impl Http1 {
             self.header(dir, blank, MsgRef::Flow, emit);
             return Step::Used(blank);
         }
-        let i = dir.idx();
         let plausible = match dir {
             Dir::C2S => {
                 // A token, then a space, within the first bytes.
@@ -836,7 +829,7 @@ impl Http1 {
                     b.iter().take(16).take_while(|c| c.is_ascii_alphabetic() || **c == b'-' || **c == b'_').count();
                 tok == b.len().min(16) || (tok > 0 && b.get(tok) == Some(&b' '))
             }
-            Dir::S2C => b"HTTP/".starts_with(&b[..b.len().min(5)]),
+            Dir::S2C => b"HTTP/".starts_with(b.get(..5).unwrap_or(b)),
         };
         if !plausible {
             return self.lose(dir, "not a start line", emit);
@@ -844,19 +837,19 @@ impl Http1 {
         if dir == Dir::S2C {
             self.first_response_byte(emit);
         }
-        if self.sides[i].scanned == 0
+        if self.sides[dir].scanned == 0
             && let Some(step) = self.head(dir, b, None, emit)
         {
             return step;
         }
-        let Some(end) = header_end(b, &mut self.sides[i].scanned) else {
+        let Some(end) = header_end(b, &mut self.sides[dir].scanned) else {
             if b.len() > MAX_HEADER_BLOCK {
                 return self.lose(dir, "header block too large", emit);
             }
             return Step::NeedMore;
         };
-        self.sides[i].scanned = 0;
-        self.head(dir, &b[..end], Some(end), emit).unwrap_or(Step::Used(0))
+        self.sides[dir].scanned = 0;
+        self.head(dir, b.get(..end).unwrap_or(b), Some(end), emit).unwrap_or(Step::Used(0))
     }
 
     /// Parses the header block at the start of `b` and acts on it. `end`:
@@ -959,13 +952,12 @@ impl Http1 {
                 responded: false,
             });
         }
-        let c = Dir::C2S.idx();
         if f.chunked {
             emit.stats.http.chunked_requests += 1;
-            self.sides[c].state = State::ChunkSize { msg };
+            self.sides[Dir::C2S].state = State::ChunkSize { msg };
         } else {
             match f.content_length {
-                Some(n) if n > 0 => self.sides[c].state = State::Body { left: n, msg },
+                Some(n) if n > 0 => self.sides[Dir::C2S].state = State::Body { left: n, msg },
                 _ => self.end_message(Dir::C2S, emit),
             }
         }
@@ -1042,30 +1034,28 @@ impl Http1 {
             // Refused: what the client sent meanwhile is HTTP again.
             self.resume_client(emit);
         }
-        let s = Dir::S2C.idx();
         if head || code == 204 || code == 304 {
             self.end_message(Dir::S2C, emit);
         } else if f.chunked {
             emit.stats.http.chunked_responses += 1;
-            self.sides[s].state = State::ChunkSize { msg };
+            self.sides[Dir::S2C].state = State::ChunkSize { msg };
         } else if f.other_coding {
-            self.sides[s].state = State::UntilClose { msg };
+            self.sides[Dir::S2C].state = State::UntilClose { msg };
         } else {
             match f.content_length {
                 Some(0) => self.end_message(Dir::S2C, emit),
-                Some(n) => self.sides[s].state = State::Body { left: n, msg },
-                None => self.sides[s].state = State::UntilClose { msg },
+                Some(n) => self.sides[Dir::S2C].state = State::Body { left: n, msg },
+                None => self.sides[Dir::S2C].state = State::UntilClose { msg },
             }
         }
         Step::Used(hdr)
     }
 
     fn end_message(&mut self, dir: Dir, emit: &mut Emit) {
-        let i = dir.idx();
         match dir {
             Dir::C2S => {
                 let awaits = self.pending.back().is_some_and(|p| p.upgrade.is_some() && !p.responded);
-                self.sides[i].state = if awaits { State::AwaitUpgrade } else { State::Start };
+                self.sides[dir].state = if awaits { State::AwaitUpgrade } else { State::Start };
             }
             Dir::S2C => {
                 if let Some(p) = self.pending.pop_front()
@@ -1073,17 +1063,16 @@ impl Http1 {
                 {
                     emit.event(Event::Close { id });
                 }
-                self.sides[i].state = State::Start;
+                self.sides[dir].state = State::Start;
             }
         }
     }
 
     /// The client's held bytes after a refused upgrade are parsed as HTTP.
     fn resume_client(&mut self, emit: &mut Emit) {
-        let c = Dir::C2S.idx();
-        if matches!(self.sides[c].state, State::AwaitUpgrade) {
-            self.sides[c].state = State::Start;
-            let held = std::mem::take(&mut self.sides[c].held);
+        if matches!(self.sides[Dir::C2S].state, State::AwaitUpgrade) {
+            self.sides[Dir::C2S].state = State::Start;
+            let held = std::mem::take(&mut self.sides[Dir::C2S].held);
             if !held.is_empty() {
                 self.data(Dir::C2S, &held, emit);
             }
@@ -1111,22 +1100,21 @@ impl Http1 {
                 emit.event(Event::App { proto: Proto::Http2 });
                 Box::new(super::http2::Http2::upgraded(&self.ctx, first_id, exchange))
             }
-            Some(Upgrade::Connect) => Box::new(Reprobe { ctx: self.ctx.clone(), inner: None, started: [false; 2] }),
+            Some(Upgrade::Connect) => Box::new(Reprobe { ctx: self.ctx.clone(), inner: None, started: PerDir::default() }),
             _ => Box::new(super::unknown::Unknown),
         };
         bump(&mut emit.stats.http.upgrades, target.map_or("unknown", Upgrade::name), 1);
         self.tunnel = Some(inner);
-        self.sides[Dir::S2C.idx()].state = State::Tunnel;
-        let c = Dir::C2S.idx();
-        if let State::Lost { junk, .. } = self.sides[c].state
+        self.sides[Dir::S2C].state = State::Tunnel;
+        if let State::Lost { junk, .. } = self.sides[Dir::C2S].state
             && junk > 0
         {
-            let reason = self.sides[c].lost_reason;
+            let reason = self.sides[Dir::C2S].lost_reason;
             emit.event(Event::Malformed { bytes: junk, reason: reason.into() });
         }
-        self.sides[c].state = State::Tunnel;
-        self.sides[c].scanned = 0;
-        let held = std::mem::take(&mut self.sides[c].held);
+        self.sides[Dir::C2S].state = State::Tunnel;
+        self.sides[Dir::C2S].scanned = 0;
+        let held = std::mem::take(&mut self.sides[Dir::C2S].held);
         if !held.is_empty()
             && let Some(t) = self.tunnel.as_mut()
         {
@@ -1136,7 +1124,7 @@ impl Http1 {
 
     /// Keeps the unhandled tail of `dir`'s input, within bounds.
     fn keep(&mut self, dir: Dir, rest: &[u8], emit: &mut Emit) {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         side.held.extend_from_slice(rest);
         let cap = match side.state {
             State::AwaitUpgrade => MAX_EARLY_UPGRADE_BYTES,
@@ -1155,7 +1143,7 @@ impl Http1 {
 
     /// Classifies what `dir` still holds as malformed (a gap or the end).
     fn drop_held(&mut self, dir: Dir, reason: &str, emit: &mut Emit) {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         let held = side.held.len() as u64;
         side.held.clear();
         side.scanned = 0;
@@ -1185,19 +1173,19 @@ struct Reprobe {
     ctx: FlowCtx,
     inner: Option<Box<dyn Dissector>>,
     /// A direction's first byte past line ends has come.
-    started: [bool; 2],
+    started: PerDir<bool>,
 }
 
 impl Dissector for Reprobe {
     fn data(&mut self, dir: Dir, mut data: &[u8], emit: &mut Emit) {
-        if !self.started[dir.idx()] {
+        if !self.started[dir] {
             let crlf = data.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
             emit.span(Class::AppHeader, crlf as u64, MsgRef::Flow);
             data = data.get(crlf..).unwrap_or_default();
             if data.is_empty() {
                 return;
             }
-            self.started[dir.idx()] = true;
+            self.started[dir] = true;
         }
         let ctx = &self.ctx;
         let inner = self.inner.get_or_insert_with(|| {
@@ -1213,7 +1201,7 @@ impl Dissector for Reprobe {
     }
 
     fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
-        self.started[dir.idx()] = true;
+        self.started[dir] = true;
         if let Some(inner) = self.inner.as_mut() {
             inner.gap(dir, len, emit);
         }
@@ -1231,7 +1219,7 @@ impl Dissector for Reprobe {
 fn header_end(b: &[u8], scanned: &mut usize) -> Option<usize> {
     let from = scanned.saturating_sub(2).min(b.len());
     let mut i = from;
-    while let Some(p) = memchr::memchr(b'\n', &b[i..]) {
+    while let Some(p) = b.get(i..).and_then(|rest| memchr::memchr(b'\n', rest)) {
         let nl = i + p;
         match b.get(nl + 1..) {
             Some([b'\n', ..]) => return Some(nl + 2),
@@ -1250,9 +1238,8 @@ fn ends_with_empty_line(b: &[u8]) -> bool {
 
 impl Dissector for Http1 {
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
-        let i = dir.idx();
-        if matches!(self.sides[i].state, State::Tunnel)
-            && self.sides[i].held.is_empty()
+        if matches!(self.sides[dir].state, State::Tunnel)
+            && self.sides[dir].held.is_empty()
             && !data.is_empty()
             && let Some(t) = self.tunnel.as_mut()
         {
@@ -1261,16 +1248,16 @@ impl Dissector for Http1 {
             t.data(dir, data, emit);
             return;
         }
-        if self.sides[i].held.is_empty() {
+        if self.sides[dir].held.is_empty() {
             let used = self.consume(dir, data, emit);
             self.keep(dir, data.get(used..).unwrap_or(&[]), emit);
         } else {
-            let mut buf = std::mem::take(&mut self.sides[i].held);
+            let mut buf = std::mem::take(&mut self.sides[dir].held);
             buf.extend_from_slice(data);
             let used = self.consume(dir, &buf, emit).min(buf.len());
             buf.drain(..used);
             // Nothing else fills this side's buffer while it is consumed.
-            self.sides[i].held = buf;
+            self.sides[dir].held = buf;
             self.keep(dir, &[], emit);
         }
     }
@@ -1279,9 +1266,8 @@ impl Dissector for Http1 {
     /// follows: a body counts down past them, anything else is lost until
     /// the next start line.
     fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
-        let i = dir.idx();
-        if self.sides[i].held.is_empty() {
-            match self.sides[i].state {
+        if self.sides[dir].held.is_empty() {
+            match self.sides[dir].state {
                 State::Tunnel => {
                     if let Some(t) = self.tunnel.as_mut() {
                         t.gap(dir, len, emit);
@@ -1301,19 +1287,18 @@ impl Dissector for Http1 {
         }
         // Framing is lost: held bytes are unparsed.
         self.drop_held(dir, "HTTP message cut by a capture gap", emit);
-        if !matches!(self.sides[i].state, State::Lost { .. }) {
+        if !matches!(self.sides[dir].state, State::Lost { .. }) {
             emit.stats.http.malformed += 1;
         }
-        let side = &mut self.sides[i];
+        let side = &mut self.sides[dir];
         side.state = State::Lost { junk: 0, line_start: false };
         side.lost_reason = "HTTP framing lost at a capture gap";
     }
 
     fn finish(&mut self, emit: &mut Emit) {
         for dir in [Dir::C2S, Dir::S2C] {
-            let i = dir.idx();
-            match self.sides[i].state {
-                State::UntilClose { .. } if self.sides[i].held.is_empty() => self.end_message(dir, emit),
+            match self.sides[dir].state {
+                State::UntilClose { .. } if self.sides[dir].held.is_empty() => self.end_message(dir, emit),
                 _ => self.drop_held(dir, "HTTP message truncated at the end of the capture", emit),
             }
         }

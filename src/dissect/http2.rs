@@ -9,7 +9,7 @@
 //! methods, paths and status codes; DATA is never buffered. One exchange per
 //! request stream.
 
-use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol, truncated};
+use super::{Proto, Dir, PerDir, Dissector, Emit, Event, FlowCtx, HeaderBuf, L4, MsgRef, Probe, Protocol, truncated};
 use crate::vocab::Class;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -37,7 +37,7 @@ const MAX_KEY: usize = 32;
 
 fn probe(_l4: L4, dir: Dir, first: &[u8]) -> Probe {
     let n = first.len().min(PREFACE.len());
-    if dir == Dir::C2S && n >= 14 && first[..n] == PREFACE[..n] { Probe::Yes } else { Probe::No }
+    if dir == Dir::C2S && n >= 14 && first.get(..n) == PREFACE.get(..n) { Probe::Yes } else { Probe::No }
 }
 
 fn make(ctx: &FlowCtx) -> Box<dyn Dissector> {
@@ -218,7 +218,7 @@ struct Pseudo {
 /// The HTTP/2 dissector of one connection.
 #[derive(Clone)]
 pub struct Http2 {
-    sides: [Side; 2],
+    sides: PerDir<Side>,
     streams: HashMap<u32, Stream>,
     next_id: u32,
     counted: bool,
@@ -226,7 +226,7 @@ pub struct Http2 {
 
 impl Http2 {
     pub fn new(_ctx: &FlowCtx) -> Http2 {
-        Http2 { sides: [Side::new(true), Side::new(false)], streams: HashMap::new(), next_id: 1, counted: false }
+        Http2 { sides: PerDir([Side::new(true), Side::new(false)]), streams: HashMap::new(), next_id: 1, counted: false }
     }
 
     /// After an HTTP/1.1 upgrade: exchange ids start at `first_id`; the
@@ -289,9 +289,9 @@ impl Http2 {
 
     /// Matches the client preface; returns the bytes used.
     fn preface(&mut self, dir: Dir, b: &[u8], emit: &mut Emit) -> usize {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         let pos = PREFACE.len() - side.preface_left;
-        let want = &PREFACE[pos..];
+        let want = PREFACE.get(pos..).unwrap_or(&[]);
         let k = side.preface_left.min(b.len());
         let m = b.iter().zip(want).take_while(|(a, b)| a == b).count();
         if m == k {
@@ -314,7 +314,7 @@ impl Http2 {
 
     /// Framing of `dir` is lost at the current position.
     fn lose(&mut self, dir: Dir, emit: &mut Emit) {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         let have = side.header.take() as u64;
         side.frame = None;
         side.lost = true;
@@ -325,12 +325,11 @@ impl Http2 {
 
     /// Starts the frame whose header is in `side.header`; false: malformed.
     fn start_frame(&mut self, dir: Dir, emit: &mut Emit) -> bool {
-        let i = dir.idx();
-        let Some(&h) = self.sides[i].header.bytes().first_chunk::<FRAME_HEADER>() else { return false };
+        let Some(&h) = self.sides[dir].header.bytes().first_chunk::<FRAME_HEADER>() else { return false };
         let len = u64::from(h[0]) << 16 | u64::from(h[1]) << 8 | u64::from(h[2]);
         let (typ, flags) = (h[3], h[4]);
         let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-        let limit = self.sides[dir.flip().idx()].max_frame;
+        let limit = self.sides[dir.flip()].max_frame;
         let shape_ok = match typ {
             DATA | HEADERS | CONTINUATION | PUSH_PROMISE => stream != 0,
             PRIORITY => len == 5 && stream != 0,
@@ -342,7 +341,7 @@ impl Http2 {
             _ => true,
         };
         // A header block continues only in CONTINUATION frames of its stream.
-        let order_ok = match self.sides[i].continuing {
+        let order_ok = match self.sides[dir].continuing {
             Some(s) => typ == CONTINUATION && stream == s,
             None => typ != CONTINUATION,
         };
@@ -359,7 +358,7 @@ impl Http2 {
             SETTINGS => 6 * 64,
             _ => 0,
         };
-        let collect = len as usize <= collect_limit && !(typ == CONTINUATION && self.sides[i].block_broken);
+        let collect = len as usize <= collect_limit && !(typ == CONTINUATION && self.sides[dir].block_broken);
         let mut msg = match typ {
             SETTINGS => MsgRef::Setup,
             _ => self.stream_msg(stream),
@@ -373,10 +372,10 @@ impl Http2 {
             }
             Self::header_bytes(FRAME_HEADER as u64, msg, emit);
             if typ != CONTINUATION {
-                self.sides[i].block.clear();
-                self.sides[i].block_end_stream = flags & END_STREAM != 0;
+                self.sides[dir].block.clear();
+                self.sides[dir].block_end_stream = flags & END_STREAM != 0;
             }
-            self.sides[i].block_broken = true;
+            self.sides[dir].block_broken = true;
         } else if f_header_block {
             // Spans at the frame's end, once the exchange is known.
         } else if typ == DATA {
@@ -384,9 +383,9 @@ impl Http2 {
         } else {
             Self::control_bytes(FRAME_HEADER as u64, msg, emit);
         }
-        self.sides[i].frame_buf.clear();
+        self.sides[dir].frame_buf.clear();
         let f = Frame { typ, flags, stream, len, left: len, pad: 0, collect, msg };
-        self.sides[i].frame = Some(f);
+        self.sides[dir].frame = Some(f);
         if len == 0 {
             self.end_frame(dir, emit);
         }
@@ -395,12 +394,11 @@ impl Http2 {
 
     /// `chunk` (at most what is left of the current frame) of payload.
     fn frame_payload(&mut self, dir: Dir, chunk: &[u8], emit: &mut Emit) {
-        let i = dir.idx();
-        let Some(mut f) = self.sides[i].frame else { return };
+        let Some(mut f) = self.sides[dir].frame else { return };
         let n = chunk.len() as u64;
         let done = f.len - f.left;
         if f.collect {
-            self.sides[i].frame_buf.extend_from_slice(chunk);
+            self.sides[dir].frame_buf.extend_from_slice(chunk);
         }
         match f.typ {
             DATA => {
@@ -432,28 +430,27 @@ impl Http2 {
             _ => Self::control_bytes(n, f.msg, emit),
         }
         f.left -= n;
-        self.sides[i].frame = Some(f);
+        self.sides[dir].frame = Some(f);
         if f.left == 0 {
             self.end_frame(dir, emit);
         }
     }
 
     fn end_frame(&mut self, dir: Dir, emit: &mut Emit) {
-        let i = dir.idx();
-        let Some(f) = self.sides[i].frame.take() else { return };
+        let Some(f) = self.sides[dir].frame.take() else { return };
         match f.typ {
             DATA if f.flags & END_STREAM != 0 => self.end_stream(dir, f.stream, emit),
             HEADERS | CONTINUATION | PUSH_PROMISE => self.end_header_frame(dir, f, emit),
             SETTINGS if f.flags & ACK == 0 => {
-                let buf = std::mem::take(&mut self.sides[i].frame_buf);
+                let buf = std::mem::take(&mut self.sides[dir].frame_buf);
                 for s in buf.chunks_exact(6) {
                     // SETTINGS_MAX_FRAME_SIZE bounds what this side receives.
-                    if u16::from_be_bytes([s[0], s[1]]) == 0x5 {
-                        let v = u64::from(u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
-                        self.sides[i].max_frame = v.clamp(DEFAULT_MAX_FRAME, (1 << 24) - 1);
+                    if let &[0, 5, v0, v1, v2, v3] = s {
+                        let v = u64::from(u32::from_be_bytes([v0, v1, v2, v3]));
+                        self.sides[dir].max_frame = v.clamp(DEFAULT_MAX_FRAME, (1 << 24) - 1);
                     }
                 }
-                self.sides[i].frame_buf = buf;
+                self.sides[dir].frame_buf = buf;
             }
             RST_STREAM => {
                 emit.stats.http2.stream_resets += 1;
@@ -472,25 +469,24 @@ impl Http2 {
     }
 
     fn end_header_frame(&mut self, dir: Dir, f: Frame, emit: &mut Emit) {
-        let i = dir.idx();
         if f.typ != CONTINUATION {
-            self.sides[i].block.clear();
-            self.sides[i].block_broken = !f.collect;
-            self.sides[i].block_end_stream = f.flags & END_STREAM != 0;
+            self.sides[dir].block.clear();
+            self.sides[dir].block_broken = !f.collect;
+            self.sides[dir].block_end_stream = f.flags & END_STREAM != 0;
         }
-        if f.collect && !self.sides[i].block_broken {
-            let buf = std::mem::take(&mut self.sides[i].frame_buf);
+        if f.collect && !self.sides[dir].block_broken {
+            let buf = std::mem::take(&mut self.sides[dir].frame_buf);
             match fragment(f.typ, f.flags, &buf) {
-                Some(frag) if self.sides[i].block.len() + frag.len() <= MAX_HEADER_BLOCK => {
-                    self.sides[i].block.extend_from_slice(frag);
+                Some(frag) if self.sides[dir].block.len() + frag.len() <= MAX_HEADER_BLOCK => {
+                    self.sides[dir].block.extend_from_slice(frag);
                 }
-                _ => self.sides[i].block_broken = true,
+                _ => self.sides[dir].block_broken = true,
             }
-            self.sides[i].frame_buf = buf;
+            self.sides[dir].frame_buf = buf;
         }
-        let stream = if f.typ == CONTINUATION { self.sides[i].continuing.unwrap_or(f.stream) } else { f.stream };
+        let stream = if f.typ == CONTINUATION { self.sides[dir].continuing.unwrap_or(f.stream) } else { f.stream };
         let ended = f.flags & END_HEADERS != 0;
-        self.sides[i].continuing = if ended { None } else { Some(stream) };
+        self.sides[dir].continuing = if ended { None } else { Some(stream) };
 
         let pseudo = if ended { self.decode_block(dir, emit) } else { None };
         let new_request = dir == Dir::C2S && f.typ == HEADERS && !self.streams.contains_key(&stream);
@@ -538,14 +534,14 @@ impl Http2 {
         if f.collect {
             Self::header_bytes(FRAME_HEADER as u64 + f.len, msg, emit);
         }
-        if ended && self.sides[i].block_end_stream && f.typ != PUSH_PROMISE {
+        if ended && self.sides[dir].block_end_stream && f.typ != PUSH_PROMISE {
             self.end_stream(dir, stream, emit);
         }
     }
 
     /// Decodes the assembled header block of `dir`, keeping HPACK in step.
     fn decode_block(&mut self, dir: Dir, emit: &mut Emit) -> Option<Pseudo> {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         let block = std::mem::take(&mut side.block);
         let broken = std::mem::take(&mut side.block_broken);
         if broken || !side.hpack_ok {
@@ -614,32 +610,30 @@ impl Dissector for Http2 {
             self.counted = true;
             emit.stats.http2.connections += 1;
         }
-        let i = dir.idx();
         let mut off = 0;
-        while off < data.len() {
-            let rest = &data[off..];
-            if self.sides[i].lost {
+        while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+            if self.sides[dir].lost {
                 emit.span(Class::Payload, rest.len() as u64, MsgRef::Flow);
-                self.sides[i].junk += rest.len() as u64;
+                self.sides[dir].junk += rest.len() as u64;
                 return;
             }
-            if self.sides[i].preface_left > 0 {
+            if self.sides[dir].preface_left > 0 {
                 off += self.preface(dir, rest, emit);
                 continue;
             }
-            if let Some(f) = self.sides[i].frame {
+            if let Some(f) = self.sides[dir].frame {
                 let n = f.left.min(rest.len() as u64) as usize;
-                self.frame_payload(dir, &rest[..n], emit);
+                self.frame_payload(dir, rest.get(..n).unwrap_or(rest), emit);
                 off += n;
                 continue;
             }
-            let header = &mut self.sides[i].header;
+            let header = &mut self.sides[dir].header;
             off += header.fill(FRAME_HEADER, rest);
             if header.len() < FRAME_HEADER {
                 continue;
             }
             if self.start_frame(dir, emit) {
-                self.sides[i].header.take();
+                self.sides[dir].header.take();
             } else {
                 self.lose(dir, emit);
             }
@@ -647,25 +641,24 @@ impl Dissector for Http2 {
     }
 
     fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
-        let i = dir.idx();
-        match self.sides[i].frame {
+        match self.sides[dir].frame {
             // Missing DATA bytes: framing survives.
             // The flow stage classifies the missing bytes; DATA counts down
             // past them.
-            Some(f) if f.typ == DATA && f.flags & PADDED == 0 && len <= f.left && !self.sides[i].lost => {
+            Some(f) if f.typ == DATA && f.flags & PADDED == 0 && len <= f.left && !self.sides[dir].lost => {
                 match dir {
                     Dir::C2S => emit.stats.http2.data_payload_bytes_c2s += len,
                     Dir::S2C => emit.stats.http2.data_payload_bytes_s2c += len,
                 }
                 let mut f = f;
                 f.left -= len;
-                self.sides[i].frame = Some(f);
+                self.sides[dir].frame = Some(f);
                 if f.left == 0 {
                     self.end_frame(dir, emit);
                 }
             }
             _ => {
-                if !self.sides[i].lost {
+                if !self.sides[dir].lost {
                     self.flush_frame(dir, emit);
                     self.lose(dir, emit);
                 }
@@ -675,13 +668,12 @@ impl Dissector for Http2 {
 
     fn finish(&mut self, emit: &mut Emit) {
         for dir in [Dir::C2S, Dir::S2C] {
-            let i = dir.idx();
             self.flush_frame(dir, emit);
-            if !self.sides[i].header.is_empty() {
+            if !self.sides[dir].header.is_empty() {
                 // A frame header cut off by the end of the capture.
                 self.lose(dir, emit);
             }
-            let side = &mut self.sides[i];
+            let side = &mut self.sides[dir];
             if side.junk > 0 {
                 emit.event(Event::Malformed { bytes: side.junk, reason: "not an HTTP/2 frame".into() });
                 side.junk = 0;
@@ -694,8 +686,7 @@ impl Http2 {
     /// A frame cut short: classify the collected part of a header-block
     /// frame, whose spans were waiting for the frame's end.
     fn flush_frame(&mut self, dir: Dir, emit: &mut Emit) {
-        let i = dir.idx();
-        if let Some(f) = self.sides[i].frame.take()
+        if let Some(f) = self.sides[dir].frame.take()
             && f.header_block()
             && f.collect
         {

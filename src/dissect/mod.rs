@@ -7,6 +7,10 @@
 //! Adding a protocol: one file in this folder (a `PROTOCOL`, a `Stats`
 //! with `merge`, and the dissector) and its name in `protocols!` below.
 
+// Parsers of hostile input: an index that can panic is an error (clippy
+// runs with -D warnings); use .get() and friends.
+#![warn(clippy::indexing_slicing)]
+
 pub mod buf;
 pub mod hpack;
 pub mod tally;
@@ -15,7 +19,7 @@ pub mod unknown;
 pub use buf::{Framing, HeaderBuf, MsgBuf};
 
 use crate::vocab::Class;
-pub use crate::vocab::{Dir, Event, L4, MsgRef, Span};
+pub use crate::vocab::{Dir, Event, L4, MsgRef, PerDir, Span};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

@@ -1516,7 +1516,7 @@ pub struct KindsByDir;
 
 impl TallyKeys for KindsByDir {
     fn name(i: usize) -> Cow<'static, str> {
-        let dir = [Dir::C2S, Dir::S2C][i % 2];
+        let dir = if i.is_multiple_of(2) { Dir::C2S } else { Dir::S2C };
         Cow::Borrowed(Kind::of_index(i / 2).map_or(OTHER, |k| k.dir_name(dir)))
     }
 }

@@ -17,7 +17,7 @@
 //! an `Event::Malformed` and falls back to keyless accounting from there.
 
 use super::tally::{Decimal, Tally};
-use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
+use super::{Proto, Dir, PerDir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Probe, Protocol};
 use crate::decrypt::{self, DecryptError, Expansion, Opened, RecordKeys, Side, Suite, Tls12Options};
 use crate::vocab::Class;
 use serde::{Deserialize, Serialize};
@@ -438,8 +438,8 @@ struct Exchanges {
 }
 
 impl Exchanges {
-    fn record(&mut self, d: usize, sni: Option<&str>, emit: &mut Emit) -> u32 {
-        let client = d == Dir::C2S.idx();
+    fn record(&mut self, d: Dir, sni: Option<&str>, emit: &mut Emit) -> u32 {
+        let client = d == Dir::C2S;
         match self.open {
             Some((id, answered)) if client && !answered => id,
             Some((id, true)) if !client => id,
@@ -482,7 +482,7 @@ impl Exchanges {
 pub struct Tls {
     ctx: FlowCtx,
     dtls: bool,
-    halves: [Half; 2],
+    halves: PerDir<Half>,
     conn: Conn,
     /// The protocol inside, fed with decrypted application data.
     inner: Option<Box<dyn Dissector>>,
@@ -524,7 +524,7 @@ impl Tls {
             st.connections += 1;
         }
         // Type, version, cipher-spec, session-id and challenge lengths.
-        let len = |at: usize| data.get(at..at + 2).map(|b| usize::from(b[0]) << 8 | usize::from(b[1]));
+        let len = |at: usize| data.get(at..at + 2).and_then(|b| b.first_chunk::<2>()).map(|&[hi, lo]| usize::from(hi) << 8 | usize::from(lo));
         if let (Some(specs), Some(session), Some(challenge)) = (len(5), len(7), len(9))
             && (16..=32).contains(&challenge)
             && let Some(c) = data.get(11 + specs + session..11 + specs + session + challenge)
@@ -548,7 +548,7 @@ impl Tls {
 
     // ---- framing -------------------------------------------------------
 
-    fn data_tcp(&mut self, d: usize, data: &[u8], emit: &mut Emit) {
+    fn data_tcp(&mut self, d: Dir, data: &[u8], emit: &mut Emit) {
         let mut i = 0;
         let mut skipped = 0u64;
         while i < data.len() {
@@ -659,7 +659,7 @@ impl Tls {
         (ok && len <= MAX_RECORD).then_some(len)
     }
 
-    fn end_hunt(&mut self, d: usize, emit: &mut Emit) {
+    fn end_hunt(&mut self, d: Dir, emit: &mut Emit) {
         let h = &mut self.halves[d];
         if h.hunting {
             h.hunting = false;
@@ -673,7 +673,7 @@ impl Tls {
         }
     }
 
-    fn data_udp(&mut self, d: usize, data: &[u8], emit: &mut Emit) {
+    fn data_udp(&mut self, d: Dir, data: &[u8], emit: &mut Emit) {
         let mut rest = data;
         while !rest.is_empty() {
             let parsed = (|| {
@@ -709,7 +709,7 @@ impl Tls {
     /// A record header was read: count it and decide how to book it.
     fn start_record(
         &mut self,
-        d: usize,
+        d: Dir,
         header: [u8; DTLS_HEADER],
         header_len: usize,
         typ: u8,
@@ -738,13 +738,13 @@ impl Tls {
         self.halves[d].rec = Some(Rec { header, header_len, typ, len, done: 0, lossy: false, plan });
     }
 
-    fn has_keys(&self, d: usize) -> bool {
+    fn has_keys(&self, d: Dir) -> bool {
         let h = &self.halves[d];
         h.keys.is_some() || h.next_keys.is_some()
     }
 
     /// Does this record carry protected content?
-    fn is_protected(&self, d: usize, typ: u8, header: &[u8; DTLS_HEADER]) -> bool {
+    fn is_protected(&self, d: Dir, typ: u8, header: &[u8; DTLS_HEADER]) -> bool {
         match typ {
             APPLICATION_DATA => true,
             ALERT | HANDSHAKE if self.dtls => header.get(3..5).is_some_and(|e| e != [0, 0]),
@@ -754,7 +754,7 @@ impl Tls {
     }
 
     /// How a record is booked when it is not decrypted.
-    fn keyless_plan(&mut self, d: usize, typ: u8, protected: bool, total: u64, emit: &mut Emit) -> Plan {
+    fn keyless_plan(&mut self, d: Dir, typ: u8, protected: bool, total: u64, emit: &mut Emit) -> Plan {
         match typ {
             HANDSHAKE | CHANGE_CIPHER_SPEC => Plan::Whole(Class::TlsHandshake, MsgRef::Setup),
             ALERT | HEARTBEAT => {
@@ -784,12 +784,12 @@ impl Tls {
                     // Two bytes or less: a TLS 1.3 alert hidden in application
                     // data, or a keep-alive ping; no exchange of its own.
                     MsgRef::Flow
-                } else if self.conn.tls13() && d == Dir::S2C.idx() && !self.conn.client_sent_data {
+                } else if self.conn.tls13() && d == Dir::S2C && !self.conn.client_sent_data {
                     // Server records after the handshake and before the
                     // first request: NewSessionTickets.
                     MsgRef::Setup
                 } else {
-                    if d == Dir::C2S.idx() {
+                    if d == Dir::C2S {
                         self.conn.client_sent_data = true;
                     }
                     MsgRef::Exchange(self.exchanges.record(d, self.conn.sni.as_deref(), emit))
@@ -802,13 +802,13 @@ impl Tls {
     /// TLS 1.3 without keys: the server's encrypted records from its
     /// ServerHello until the client's first encrypted record, and that
     /// record (its Finished), are handshake.
-    fn infer_tls13_handshake(&mut self, d: usize) -> bool {
+    fn infer_tls13_handshake(&mut self, d: Dir) -> bool {
         if self.dtls || !self.conn.tls13() || self.halves[d].handshake_done {
             return false;
         }
-        if d == Dir::C2S.idx() {
-            self.halves[Dir::C2S.idx()].handshake_done = true;
-            self.halves[Dir::S2C.idx()].handshake_done = true;
+        if d == Dir::C2S {
+            self.halves[Dir::C2S].handshake_done = true;
+            self.halves[Dir::S2C].handshake_done = true;
         }
         true
     }
@@ -821,7 +821,7 @@ impl Tls {
     }
 
     /// A whole record (header + `body`) is here.
-    fn complete_record(&mut self, d: usize, rec: Rec, body: &[u8], emit: &mut Emit) {
+    fn complete_record(&mut self, d: Dir, rec: Rec, body: &[u8], emit: &mut Emit) {
         let header = rec.header.get(..rec.header_len).unwrap_or_default();
         let total = rec.total();
         let plan = if rec.plan == Plan::Decrypt {
@@ -847,8 +847,8 @@ impl Tls {
         }
     }
 
-    fn change_cipher_spec(&mut self, d: usize, emit: &mut Emit) {
-        if d == Dir::S2C.idx() && self.conn.resumption_pending {
+    fn change_cipher_spec(&mut self, d: Dir, emit: &mut Emit) {
+        if d == Dir::S2C && self.conn.resumption_pending {
             // ChangeCipherSpec right after ServerHello: abbreviated handshake.
             self.decide_resumption(true, emit);
         }
@@ -862,7 +862,7 @@ impl Tls {
 
     // ---- gaps and the end ----------------------------------------------
 
-    fn gap_tcp(&mut self, d: usize, len: u64, emit: &mut Emit) {
+    fn gap_tcp(&mut self, d: Dir, len: u64, emit: &mut Emit) {
         let mut left = len;
         if self.halves[d].rec.is_some() {
             self.make_lossy(d, emit);
@@ -891,7 +891,7 @@ impl Tls {
 
     /// Bytes of the current record were lost: book what arrived by
     /// position and stream the rest; the record cannot be read any more.
-    fn make_lossy(&mut self, d: usize, emit: &mut Emit) {
+    fn make_lossy(&mut self, d: Dir, emit: &mut Emit) {
         let Some(rec) = self.halves[d].rec.as_ref() else { return };
         if rec.lossy {
             return;
@@ -910,7 +910,7 @@ impl Tls {
                 && typ == APPLICATION_DATA
             {
                 let plain = rec_plain_estimate(total.saturating_sub(header_len), exp);
-                inner.gap(dir_of(d), plain as u64, emit);
+                inner.gap(d, plain as u64, emit);
             }
             plan = match typ {
                 HANDSHAKE => Plan::Whole(Class::TlsHandshake, MsgRef::Setup),
@@ -930,7 +930,7 @@ impl Tls {
         }
     }
 
-    fn finish_half(&mut self, d: usize, emit: &mut Emit) {
+    fn finish_half(&mut self, d: Dir, emit: &mut Emit) {
         if self.halves[d].hdr_len > 0 {
             let n = std::mem::take(&mut self.halves[d].hdr_len) as u64;
             self.halves[d].hunt_skipped += n;
@@ -948,7 +948,7 @@ impl Tls {
 
     // ---- handshake -------------------------------------------------------
 
-    fn cleartext_handshake(&mut self, d: usize, body: &[u8], emit: &mut Emit) {
+    fn cleartext_handshake(&mut self, d: Dir, body: &[u8], emit: &mut Emit) {
         let mut msgs = std::mem::take(&mut self.halves[d].messages);
         msgs.clear();
         if self.dtls {
@@ -963,7 +963,7 @@ impl Tls {
     }
 
     /// DTLS handshake fragments (12-byte headers); whole, new messages only.
-    fn dtls_fragments(&mut self, d: usize, mut body: &[u8], out: &mut Vec<HsMsg>) {
+    fn dtls_fragments(&mut self, d: Dir, mut body: &[u8], out: &mut Vec<HsMsg>) {
         let u24 = |b: &[u8], at: usize| -> Option<usize> {
             Some(usize::from(*b.get(at)?) << 16 | usize::from(*b.get(at + 1)?) << 8 | usize::from(*b.get(at + 2)?))
         };
@@ -987,8 +987,8 @@ impl Tls {
         }
     }
 
-    fn handshake_message(&mut self, d: usize, m: &HsMsg, sealed: bool, emit: &mut Emit) {
-        let server = d == Dir::S2C.idx();
+    fn handshake_message(&mut self, d: Dir, m: &HsMsg, sealed: bool, emit: &mut Emit) {
+        let server = d == Dir::S2C;
         if server && self.conn.resumption_pending && !sealed && m.typ != SERVER_HELLO {
             match m.typ {
                 CERTIFICATE | SERVER_KEY_EXCHANGE | CERTIFICATE_REQUEST | SERVER_HELLO_DONE | CERTIFICATE_STATUS => {
@@ -1206,10 +1206,10 @@ impl Tls {
         match result {
             Ok(((ck, cn), (sk, sn))) => {
                 emit.stats.tls.decryption.connections_with_keys += 1;
-                let c = &mut self.halves[Dir::C2S.idx()];
+                let c = &mut self.halves[Dir::C2S];
                 c.keys = ck.map(Box::new);
                 c.next_keys = cn.map(Box::new);
-                let s = &mut self.halves[Dir::S2C.idx()];
+                let s = &mut self.halves[Dir::S2C];
                 s.keys = sk.map(Box::new);
                 s.next_keys = sn.map(Box::new);
             }
@@ -1224,7 +1224,7 @@ impl Tls {
             return;
         }
         self.decrypt_off = true;
-        for h in &mut self.halves {
+        for h in &mut self.halves.0 {
             h.keys = None;
             h.next_keys = None;
         }
@@ -1238,7 +1238,7 @@ impl Tls {
         }
     }
 
-    fn open(&mut self, d: usize, header: &[u8], body: &[u8]) -> Result<Opened, DecryptError> {
+    fn open(&mut self, d: Dir, header: &[u8], body: &[u8]) -> Result<Opened, DecryptError> {
         let h = &mut self.halves[d];
         let first = match h.keys.as_mut() {
             Some(k) => k.open(header, body),
@@ -1260,7 +1260,7 @@ impl Tls {
 
     fn decrypt_record(
         &mut self,
-        d: usize,
+        d: Dir,
         rec: &Rec,
         header: &[u8],
         body: &[u8],
@@ -1296,7 +1296,7 @@ impl Tls {
                 emit.stats.tls.decryption.plaintext_bytes += plain;
                 let mut msg = MsgRef::Flow;
                 if plain > 0 {
-                    let dir = dir_of(d);
+                    let dir = d;
                     let inner = self.inner_for(dir, &opened.plaintext, emit);
                     let first_span = emit.spans.len();
                     inner.data(dir, &opened.plaintext, emit);
@@ -1349,7 +1349,7 @@ impl Tls {
 impl Dissector for Tls {
     fn data(&mut self, dir: Dir, mut data: &[u8], emit: &mut Emit) {
         if self.dtls {
-            self.data_udp(dir.idx(), data, emit);
+            self.data_udp(dir, data, emit);
             return;
         }
         if dir == Dir::C2S {
@@ -1360,7 +1360,7 @@ impl Dissector for Tls {
                 data = self.sslv2_hello(data, emit);
             }
         }
-        self.data_tcp(dir.idx(), data, emit);
+        self.data_tcp(dir, data, emit);
     }
 
     fn gap(&mut self, dir: Dir, mut len: u64, emit: &mut Emit) {
@@ -1372,12 +1372,12 @@ impl Dissector for Tls {
             len -= lost;
         }
         if !self.dtls && len > 0 {
-            self.gap_tcp(dir.idx(), len, emit);
+            self.gap_tcp(dir, len, emit);
         }
     }
 
     fn finish(&mut self, emit: &mut Emit) {
-        for d in 0..2 {
+        for d in [Dir::C2S, Dir::S2C] {
             self.finish_half(d, emit);
         }
         if self.conn.resumption_pending {
@@ -1389,10 +1389,6 @@ impl Dissector for Tls {
             inner.finish(emit);
         }
     }
-}
-
-fn dir_of(d: usize) -> Dir {
-    if d == 0 { Dir::C2S } else { Dir::S2C }
 }
 
 /// The port the same service uses without TLS, for recognising the inner protocol.

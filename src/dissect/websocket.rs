@@ -9,7 +9,7 @@
 //! of a frame that carried only MQTT control packets is then `app_control`
 //! too, like the rest of such a frame.
 
-use super::{Proto, Dir, Dissector, Emit, Event, FlowCtx, HeaderBuf, MsgRef, Span};
+use super::{Proto, Dir, PerDir, Dissector, Emit, Event, FlowCtx, HeaderBuf, MsgRef, Span};
 use crate::vocab::Class;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -149,7 +149,7 @@ type MakeInner = fn(&FlowCtx) -> Box<dyn Dissector>;
 #[derive(Clone)]
 pub struct WebSocket {
     ctx: FlowCtx,
-    sides: [Side; 2],
+    sides: PerDir<Side>,
     make_inner: MakeInner,
     inner: Option<Box<dyn Dissector>>,
     /// Whether data frames were checked for a carried protocol.
@@ -183,7 +183,7 @@ impl WebSocket {
     fn with_inner(ctx: &FlowCtx, mqtt: bool, first_id: u32, make_inner: MakeInner) -> WebSocket {
         WebSocket {
             ctx: ctx.clone(),
-            sides: [Side::default(), Side::default()],
+            sides: PerDir::default(),
             make_inner,
             inner: mqtt.then(|| make_inner(ctx)),
             inner_decided: mqtt,
@@ -217,7 +217,7 @@ impl WebSocket {
         if h.len() != header_len([b0, b1]) {
             return false;
         }
-        let ext = &h[2..];
+        let ext = h.get(2..).unwrap_or(&[]);
         let len = match (b1 & 0x7f, ext) {
             (126, [a, b, ..]) => u64::from(u16::from_be_bytes([*a, *b])),
             (127, [a, b, c, d, e, f, g, h, ..]) => u64::from_be_bytes([*a, *b, *c, *d, *e, *f, *g, *h]),
@@ -228,10 +228,13 @@ impl WebSocket {
         if len >> 63 != 0 || (control && (!fin || len > 125)) {
             return false;
         }
-        let key = masked.then(|| {
-            let k = &h[h.len() - 4..];
-            [k[0], k[1], k[2], k[3]]
-        });
+        // The masking key ends the header.
+        let key = if masked {
+            let Some(&k) = h.last_chunk::<4>() else { return false };
+            Some(k)
+        } else {
+            None
+        };
         let header_len = h.len() as u64;
         let nested = self.inner.is_some() || (!self.inner_decided && opcode == 2);
         if opcode == 1 && self.sniff_dir.is_none() {
@@ -239,7 +242,9 @@ impl WebSocket {
             self.inner_decided = true;
         }
 
-        self.frame_counts[kind] += 1;
+        if let Some(n) = self.frame_counts.get_mut(kind) {
+            *n += 1;
+        }
         let st = &mut emit.stats.websocket;
         st.masked_frames += u64::from(masked);
         st.header_bytes += header_len;
@@ -256,7 +261,7 @@ impl WebSocket {
             }
             msg
         };
-        self.sides[dir.idx()].frame = Some(Frame {
+        self.sides[dir].frame = Some(Frame {
             opcode,
             fin,
             left: len,
@@ -279,12 +284,11 @@ impl WebSocket {
     /// an inner protocol's exchanges are the exchanges), a continuation frame
     /// belongs to its message's.
     fn message_for(&mut self, dir: Dir, opcode: u8, nested: bool, emit: &mut Emit) -> MsgRef {
-        let i = dir.idx();
         if opcode == 0 {
-            return self.sides[i].message.unwrap_or(MsgRef::Flow);
+            return self.sides[dir].message.unwrap_or(MsgRef::Flow);
         }
         emit.stats.websocket.messages += 1;
-        if let Some(MsgRef::Exchange(id)) = self.sides[i].message.take() {
+        if let Some(MsgRef::Exchange(id)) = self.sides[dir].message.take() {
             // A new message before the last one's final frame.
             emit.event(Event::Close { id });
         }
@@ -296,23 +300,22 @@ impl WebSocket {
             emit.event(Event::Open { id, kind: Proto::Websocket, what });
             MsgRef::Exchange(id)
         };
-        self.sides[i].message = Some(msg);
+        self.sides[dir].message = Some(msg);
         msg
     }
 
     fn end_frame(&mut self, dir: Dir, emit: &mut Emit) {
-        let i = dir.idx();
-        let Some(mut f) = self.sides[i].frame.take() else { return };
+        let Some(mut f) = self.sides[dir].frame.take() else { return };
         if self.sniff_dir == Some(dir) {
             // The whole (short) first binary frame is in hand: decide now.
             self.decide_inner(dir, &mut f, emit);
         }
         self.emit_deferred_header(&f, emit);
         if !f.control() && f.fin {
-            if let Some(MsgRef::Exchange(id)) = self.sides[i].message.take() {
+            if let Some(MsgRef::Exchange(id)) = self.sides[dir].message.take() {
                 emit.event(Event::Close { id });
             }
-            self.sides[i].message = None;
+            self.sides[dir].message = None;
         }
     }
 
@@ -329,8 +332,7 @@ impl WebSocket {
 
     /// `chunk` (at most what is left of the current frame) of payload.
     fn payload(&mut self, dir: Dir, chunk: &[u8], emit: &mut Emit) {
-        let i = dir.idx();
-        let Some(mut f) = self.sides[i].frame else { return };
+        let Some(mut f) = self.sides[dir].frame else { return };
         let total = chunk.len() as u64;
         let mut chunk = chunk;
         if f.control() {
@@ -350,7 +352,7 @@ impl WebSocket {
                 let start = self.sniff.len();
                 self.sniff.extend_from_slice(head);
                 if let Some(key) = f.key {
-                    unmask(&mut self.sniff[start..], key, f.done);
+                    unmask(self.sniff.get_mut(start..).unwrap_or_default(), key, f.done);
                 }
                 self.sniff_dir = Some(dir);
                 f.done += k as u64;
@@ -377,7 +379,7 @@ impl WebSocket {
         }
         f.left = f.left.saturating_sub(total);
         let ended = f.left == 0;
-        self.sides[i].frame = Some(f);
+        self.sides[dir].frame = Some(f);
         if ended {
             self.end_frame(dir, emit);
         }
@@ -403,7 +405,7 @@ impl WebSocket {
             let what = emit.what(|| message_what(2, dir));
             emit.event(Event::Open { id, kind: Proto::Websocket, what });
             f.msg = MsgRef::Exchange(id);
-            self.sides[dir.idx()].message = Some(f.msg);
+            self.sides[dir].message = Some(f.msg);
             emit.span(Class::Payload, held.len() as u64, f.msg);
         }
     }
@@ -427,7 +429,7 @@ impl WebSocket {
 
     /// Framing of `dir` is lost at the current position.
     fn lose(&mut self, dir: Dir, emit: &mut Emit) {
-        let side = &mut self.sides[dir.idx()];
+        let side = &mut self.sides[dir];
         let have = side.header.take() as u64;
         side.lost = true;
         side.junk += have;
@@ -502,22 +504,20 @@ fn relay(base: u32, spans: &mut Vec<Span>, events: &mut Vec<Event>, mut f: Optio
 
 impl Dissector for WebSocket {
     fn data(&mut self, dir: Dir, data: &[u8], emit: &mut Emit) {
-        let i = dir.idx();
         let mut off = 0;
-        while off < data.len() {
-            let rest = &data[off..];
-            if self.sides[i].lost {
+        while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+            if self.sides[dir].lost {
                 emit.span(Class::Payload, rest.len() as u64, MsgRef::Flow);
-                self.sides[i].junk += rest.len() as u64;
+                self.sides[dir].junk += rest.len() as u64;
                 return;
             }
-            if let Some(left) = self.sides[i].frame.as_ref().map(|f| f.left) {
+            if let Some(left) = self.sides[dir].frame.as_ref().map(|f| f.left) {
                 let n = left.min(rest.len() as u64) as usize;
-                self.payload(dir, &rest[..n], emit);
+                self.payload(dir, rest.get(..n).unwrap_or(rest), emit);
                 off += n;
                 continue;
             }
-            if self.sides[i].header.is_empty()
+            if self.sides[dir].header.is_empty()
                 && let [b0, b1, ..] = rest
                 && let Some(h) = rest.get(..header_len([*b0, *b1]))
             {
@@ -525,13 +525,13 @@ impl Dissector for WebSocket {
                 if self.start_frame(dir, h, emit) {
                     off += h.len();
                 } else {
-                    off += self.sides[i].header.fill(h.len(), h);
+                    off += self.sides[dir].header.fill(h.len(), h);
                     self.lose(dir, emit);
                 }
                 continue;
             }
             // Gather a frame header: 2 bytes tell how long it is.
-            let header = &mut self.sides[i].header;
+            let header = &mut self.sides[dir].header;
             let known_len = |h: &HeaderBuf<14>| match h.bytes() {
                 [b0, b1, ..] => Some(header_len([*b0, *b1])),
                 _ => None,
@@ -544,7 +544,7 @@ impl Dissector for WebSocket {
             }
             let whole = *header;
             if self.start_frame(dir, whole.bytes(), emit) {
-                self.sides[i].header.take();
+                self.sides[dir].header.take();
             } else {
                 self.lose(dir, emit);
             }
@@ -552,8 +552,7 @@ impl Dissector for WebSocket {
     }
 
     fn gap(&mut self, dir: Dir, len: u64, emit: &mut Emit) {
-        let i = dir.idx();
-        let side = &self.sides[i];
+        let side = &self.sides[dir];
         match side.frame {
             Some(f) if !side.lost && len <= f.left => {
                 let mut f = f;
@@ -576,14 +575,19 @@ impl Dissector for WebSocket {
                 }
                 f.done += len;
                 f.left -= len;
-                self.sides[i].frame = Some(f);
+                self.sides[dir].frame = Some(f);
                 if f.left == 0 {
                     self.end_frame(dir, emit);
                 }
             }
             _ => {
-                if !self.sides[i].lost {
-                    if let Some(f) = self.sides[i].frame.take() {
+                if !self.sides[dir].lost {
+                    if let Some(mut f) = self.sides[dir].frame.take() {
+                        // The first payload bytes held to decide on MQTT
+                        // are classified before framing is given up.
+                        if self.sniff_dir == Some(dir) {
+                            self.decide_inner(dir, &mut f, emit);
+                        }
                         self.emit_deferred_header(&f, emit);
                     }
                     self.lose(dir, emit);
@@ -601,18 +605,17 @@ impl Dissector for WebSocket {
             super::bump(frames, opcode_name(opcode), n);
         }
         for dir in [Dir::C2S, Dir::S2C] {
-            let i = dir.idx();
-            if let Some(mut f) = self.sides[i].frame.take() {
+            if let Some(mut f) = self.sides[dir].frame.take() {
                 if self.sniff_dir == Some(dir) {
                     self.decide_inner(dir, &mut f, emit);
                 }
                 self.emit_deferred_header(&f, emit);
             }
-            if !self.sides[i].header.is_empty() {
+            if !self.sides[dir].header.is_empty() {
                 // A frame header cut off by the end of the capture.
                 self.lose(dir, emit);
             }
-            let side = &mut self.sides[i];
+            let side = &mut self.sides[dir];
             if side.junk > 0 {
                 emit.event(Event::Malformed { bytes: side.junk, reason: "not a WebSocket frame".into() });
                 side.junk = 0;

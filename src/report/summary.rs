@@ -72,7 +72,7 @@ impl Quantiles {
             Quantiles::Exact(values) => {
                 values.push(v);
                 if values.len() > EXACT_VALUES {
-                    self.to_sketch();
+                    self.make_sketch();
                 }
             }
             Quantiles::Sketch { zeros, buckets } => {
@@ -91,7 +91,7 @@ impl Quantiles {
         }
     }
 
-    fn to_sketch(&mut self) {
+    fn make_sketch(&mut self) {
         if let Quantiles::Exact(values) = self {
             let values = std::mem::take(values);
             *self = Quantiles::Sketch { zeros: 0, buckets: Vec::new() };
@@ -116,9 +116,9 @@ impl Quantiles {
                 }
             }
             _ => {
-                self.to_sketch();
+                self.make_sketch();
                 let mut other = o.clone();
-                other.to_sketch();
+                other.make_sketch();
                 if let (Quantiles::Sketch { zeros, buckets }, Quantiles::Sketch { zeros: oz, buckets: ob }) =
                     (self, other)
                 {

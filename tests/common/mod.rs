@@ -1,6 +1,7 @@
 //! Helpers of the report tests: captures built byte by byte, the tools
 //! scripts/install-test-deps installs (headless Chromium, Python with
 //! pyarrow and Pillow), and running wiretax.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

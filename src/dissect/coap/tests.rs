@@ -298,11 +298,11 @@ fn message_ids_remembered_are_cut_while_memory_is_tight() {
         d.data(Dir::C2S, &msg(ACK, 0, mid, &[], &[], b""), &mut e);
         let told: i32 =
             r.events.iter().map(|e| if let Event::Remembering { change } = e { *change } else { 0 }).sum();
-        let held = d.seen.iter().map(|s| s.len()).sum::<usize>();
+        let held = d.seen.0.iter().map(|s| s.len()).sum::<usize>();
         assert_eq!(told, held as i32, "after message {mid}");
     }
-    assert_eq!(d.seen[Dir::C2S.idx()].iter().map(|s| s.mid).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
-    assert!(d.seen[Dir::C2S.idx()].capacity() <= 2 * TIGHT_SEEN);
+    assert_eq!(d.seen[Dir::C2S].iter().map(|s| s.mid).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
+    assert!(d.seen[Dir::C2S].capacity() <= 2 * TIGHT_SEEN);
 }
 
 #[test]
@@ -424,7 +424,7 @@ fn truncated_and_garbage_are_malformed_never_panic() {
         assert!(parse(c).is_err(), "{c:02x?}");
     }
     assert!(d.pending.len() <= MAX_PENDING && d.awaiting.len() <= MAX_PENDING);
-    assert!(d.seen.iter().all(|s| s.len() <= MAX_SEEN));
+    assert!(d.seen.0.iter().all(|s| s.len() <= MAX_SEEN));
 }
 
 #[test]

@@ -240,7 +240,7 @@ fn random_header_blocks_never_panic() {
         let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
         d.data(Dir::S2C, &f, &mut e);
         // A fresh decoder each time so every block is really decoded.
-        d.sides[Dir::S2C.idx()] = Side::new(false);
+        d.sides[Dir::S2C] = Side::new(false);
     }
     let mut e = Emit::new(0, &mut r.spans, &mut r.events, &mut r.stats);
     d.finish(&mut e);

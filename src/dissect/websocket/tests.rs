@@ -284,3 +284,18 @@ fn message_descriptions_are_the_formatted_ones() {
         }
     }
 }
+
+#[test]
+fn gap_past_the_frame_end_classifies_the_sniffed_bytes() {
+    // A binary frame of 18 bytes, one of them in, then a gap past its end:
+    // the byte held to decide whether it carries MQTT is spanned, the
+    // framing lost.
+    let ctx = ctx();
+    let mut ws = WebSocket::new(&ctx, false, 1);
+    let (mut spans, mut events, mut stats) = (Vec::new(), Vec::new(), super::super::ProtoStats::default());
+    let mut emit = Emit::new(0, &mut spans, &mut events, &mut stats);
+    ws.data(Dir::C2S, &[0x82, 0x12, 0x00], &mut emit);
+    ws.gap(Dir::C2S, 212, &mut emit);
+    ws.finish(&mut emit);
+    assert_eq!(spans.iter().map(|s| s.len).sum::<u64>(), 3, "{spans:?}");
+}

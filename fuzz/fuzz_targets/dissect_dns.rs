@@ -1,0 +1,8 @@
+//! The DNS dissector, over UDP or TCP.
+//! Input format and checks: `wiretax::fuzzing` (shared with
+//! tests/fuzz_regressions.rs, which replays the crashes found).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    wiretax::fuzzing::run("dissect_dns", data);
+});

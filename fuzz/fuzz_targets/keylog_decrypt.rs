@@ -1,0 +1,8 @@
+//! Key-log parsing and TLS record decryption.
+//! Input format and checks: `wiretax::fuzzing` (shared with
+//! tests/fuzz_regressions.rs, which replays the crashes found).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    wiretax::fuzzing::run("keylog_decrypt", data);
+});
