@@ -4,20 +4,11 @@
 //! above the totals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::shipped_captures;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn shipped_captures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    v.sort();
-    v
-}
 
 fn report(cap: &Path, caps: &str) -> Value {
     let keylog = cap.with_extension("keylog");

@@ -2,21 +2,12 @@
 //! nothing in the final report, which is the report `analyze` gives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::shipped_captures;
+use std::path::Path;
 use wiretax::analyze::{Engine, Options, SourceNotes, analyze_file};
 use wiretax::capture::CaptureReader;
 use wiretax::report::{Report, json};
-
-fn shipped_captures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    v.sort();
-    v
-}
 
 fn to_json(r: &Report) -> String {
     let mut out = Vec::new();

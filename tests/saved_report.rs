@@ -2,7 +2,9 @@
 //! prints exactly what `wiretax analyze` printed, as a table and as JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::shipped_captures;
+use std::path::Path;
 use std::process::Command;
 
 fn bin() -> Command {
@@ -13,18 +15,6 @@ fn run(args: &[&str]) -> Vec<u8> {
     let out = bin().args(args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
-}
-
-fn shipped_captures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 37, "{} captures", v.len());
-    v
 }
 
 #[test]

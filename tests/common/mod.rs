@@ -1,6 +1,6 @@
-//! Helpers of the report tests: captures built byte by byte, the tools
-//! scripts/install-test-deps installs (headless Chromium, Python with
-//! pyarrow and Pillow), and running wiretax.
+//! Helpers of the integration tests: the shipped captures, captures built
+//! byte by byte, the tools scripts/install-test-deps installs (headless
+//! Chromium, Python with pyarrow and Pillow), and running wiretax.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
@@ -13,6 +13,18 @@ pub fn bin() -> Command {
 
 pub fn cap(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures").join(name)
+}
+
+/// Every capture shipped in captures/, sorted.
+pub fn shipped_captures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Runs wiretax; panics with its error output unless it exits with `code`.
