@@ -8,7 +8,7 @@
 //! meaningful. fuzz/src/bin/make-seeds.rs writes real conversations from
 //! captures/ in them. A failed check panics: that is what a fuzzer reports.
 
-use crate::analyze::{Options, analyze_file};
+use crate::analyze::Options;
 use crate::capture::CaptureReader;
 use crate::decode::{self, Decoded, Defragmenter, Frame, TcpHeader, Transport};
 use crate::decrypt::{RecordKeys, Side, Suite, Tls12Options};
@@ -21,7 +21,6 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every target, by name: what `run` takes.
 pub const TARGETS: [&str; 12] = [
@@ -70,14 +69,12 @@ pub fn run(target: &str, data: &[u8]) -> bool {
 /// `TMPDIR`; scripts/fuzz points it at memory when it can). To be pointed at
 /// an in-memory entry point once the analysis has one.
 pub fn analyze_bytes(bytes: &[u8]) -> Result<String, String> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("wiretax-fuzz-{}-{n}.cap", std::process::id()));
-    std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = std::path::Path::new("fuzz-input");
+    let reader = crate::capture::CaptureReader::from_read(path, Box::new(std::io::Cursor::new(bytes.to_vec())))
+        .map_err(|e| e.to_string())?;
     let mut opts = Options::new();
     opts.jobs = 1;
-    let result = analyze_file(&path, &opts);
-    let _ = std::fs::remove_file(&path);
+    let result = crate::analyze::analyze_reader(reader, path, &opts);
     let report = Report::combine(vec![result.map_err(|e| e.to_string())?], Vec::new());
     let mut out = Vec::new();
     crate::report::json::write_pretty(&mut out, &report).map_err(|e| e.to_string())?;

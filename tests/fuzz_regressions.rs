@@ -35,3 +35,28 @@ fn every_crash_directory_is_a_target() {
         }
     }
 }
+
+/// The pipeline target reads captures from memory through the engine: every
+/// shipped capture passes its checks (the conservation law), and its report
+/// is the file's.
+#[test]
+fn the_pipeline_target_passes_every_shipped_capture() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
+    let mut seen = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if !matches!(path.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        assert!(run("pipeline", &data));
+        let json = wiretax::fuzzing::analyze_bytes(&data).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut opts = wiretax::analyze::Options::new();
+        opts.jobs = 1;
+        let file = wiretax::analyze::analyze_file(&path, &opts).unwrap();
+        assert_eq!(report["totals"]["wire_bytes"].as_u64(), Some(file.totals.wire_bytes), "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 37);
+}

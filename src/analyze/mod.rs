@@ -318,7 +318,12 @@ fn note_frame(f: &Frame, wire_len: u64, frames: u32, notes: &mut Notes, marks: &
 
 /// Analyzes one capture file.
 pub fn analyze_file(path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
-    let mut reader = CaptureReader::open(path)?;
+    analyze_reader(CaptureReader::open(path)?, path, opts)
+}
+
+/// Analyzes what `reader` reads (a file, a pipe, bytes in memory); `path`
+/// names it in errors and progress.
+pub fn analyze_reader(mut reader: CaptureReader, path: &Path, opts: &Options) -> Result<InputReport, ReadError> {
     let error = |what| ReadError { input: path.to_path_buf(), record: 0, offset: 0, what };
     let mut engine = Engine::new(reader.name(), opts).map_err(error)?;
     let size = reader.position().1.unwrap_or(0);
