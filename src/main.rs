@@ -151,6 +151,12 @@ enum Cmd {
         /// Flows shown by the view and the table format.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// SSLKEYLOGFILE (NSS key log) with TLS/DTLS secrets; may be given several times.
+        #[arg(long)]
+        keylog: Vec<PathBuf>,
+        /// Force a protocol on a port, as Wireshark's Decode As: PORT=PROTO.
+        #[arg(long = "decode-as", value_name = "PORT=PROTO")]
+        decode_as: Vec<String>,
         #[command(flatten)]
         radio: Box<RadioArgs>,
     },
@@ -299,8 +305,12 @@ fn main() -> ExitCode {
             print!("{}", wiretax::radio::list_text());
             ExitCode::SUCCESS
         }
-        Cmd::Live { live, format, output, top, radio } => {
+        Cmd::Live { live, format, output, top, keylog, decode_as, radio } => {
             let mut opts = Options::new();
+            if let Err(e) = dissection_options(&mut opts, &keylog, &decode_as) {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(exit::USAGE);
+            }
             let out = wiretax::live::Output { json: matches!(format, Format::Json), to_stdout: output.is_none(), top };
             let out_file = match open_output(&output) {
                 Ok(f) => f,
@@ -394,25 +404,10 @@ fn main() -> ExitCode {
             opts.flow.udp_idle_ns = (udp_timeout * 1e9) as i64;
             opts.flow.reassembly_cap = reassembly_cap;
             opts.flow.max_live_flows = max_live_flows.max(1);
-            for d in &decode_as {
-                let Some((port, proto)) = d.split_once('=') else {
-                    eprintln!("wiretax: --decode-as wants PORT=PROTO, got {d:?}");
-                    return ExitCode::from(exit::USAGE);
-                };
-                let (Ok(port), Some(p)) = (port.trim().parse::<u16>(), dissect::by_name(proto.trim())) else {
-                    eprintln!("wiretax: --decode-as {d:?}: unknown port or protocol");
-                    return ExitCode::from(exit::USAGE);
-                };
-                opts.flow.decode_as.push((port, p));
+            if let Err(e) = dissection_options(&mut opts, &keylog, &decode_as) {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(exit::USAGE);
             }
-            let keylog = match load_keylogs(&keylog) {
-                Ok(k) => k,
-                Err(e) => {
-                    eprintln!("wiretax: {e}");
-                    return ExitCode::from(exit::USAGE);
-                }
-            };
-            opts.flow.dissect = Arc::new(dissect::Config { keylog, ..Default::default() });
             opts.progress = progress_bar();
             let output_existed = output.as_ref().is_some_and(|p| p.exists());
             let out_file = match open_output(&output) {
@@ -689,6 +684,20 @@ fn open_output(output: &Option<PathBuf>) -> Result<Option<std::fs::File>, ExitCo
         },
         None => Ok(None),
     }
+}
+
+/// `--decode-as` and `--keylog`, as `analyze` and `live` take them.
+fn dissection_options(opts: &mut Options, keylog: &[PathBuf], decode_as: &[String]) -> Result<(), String> {
+    for d in decode_as {
+        let (port, proto) = d.split_once('=').ok_or_else(|| format!("--decode-as wants PORT=PROTO, got {d:?}"))?;
+        let (Ok(port), Some(p)) = (port.trim().parse::<u16>(), dissect::by_name(proto.trim())) else {
+            return Err(format!("--decode-as {d:?}: unknown port or protocol"));
+        };
+        opts.flow.decode_as.push((port, p));
+    }
+    let keylog = load_keylogs(keylog)?;
+    opts.flow.dissect = Arc::new(dissect::Config { keylog, ..Default::default() });
+    Ok(())
 }
 
 /// Every `--keylog` file, merged (a later file's secret wins where two

@@ -210,3 +210,23 @@ fn duration_and_count_stop_cleanly() {
     assert_eq!(first["live"]["final"], true);
     assert_eq!(first["totals"]["frames"], 7);
 }
+
+/// Live takes the key log as analyze does: a TLS stream is decrypted and
+/// its final report is analyze's with the same key log.
+#[test]
+fn a_key_log_decrypts_live_as_it_does_analyze() {
+    let file = cap("https-tls12-full.pcap");
+    let keylog = cap("https-tls12-full.keylog");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let args = ["--format", "json", "-o", report.to_str().unwrap(), "--keylog", keylog.to_str().unwrap()];
+    stream(&file, 2, Duration::from_millis(100), &args);
+    let got: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let out = bin()
+        .args(["analyze", file.to_str().unwrap(), "--format", "json", "--keylog", keylog.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(got["http"]["requests"].as_u64().unwrap() > 0, "decrypted HTTP requests");
+    assert_eq!(unnamed(got), unnamed(want));
+}
