@@ -163,37 +163,38 @@ mod tests {
     /// Every packet of a shipped capture, written and read back: the same
     /// timestamps, lengths, bytes and link types.
     #[test]
-    fn round_trip() {
+    fn round_trip() -> crate::dissect::testkit::TestResult {
         for (name, format) in [("websocket.pcapng", WriteFormat::Pcapng), ("http-keepalive.pcap", WriteFormat::Pcap)] {
             for format in [format, WriteFormat::Pcapng] {
                 let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name);
                 let mut original = Vec::new();
-                let mut r = CaptureReader::open(&path).unwrap();
-                r.for_each(|p, _| original.push((p.ts_ns, p.wire_len, p.data.to_vec(), p.linktype))).unwrap();
+                let mut r = CaptureReader::open(&path)?;
+                r.for_each(|p, _| original.push((p.ts_ns, p.wire_len, p.data.to_vec(), p.linktype)))?;
                 assert!(!original.is_empty());
                 let mut w = CaptureWriter::new(Vec::new(), format);
                 for (ts_ns, wire_len, data, linktype) in &original {
-                    w.write(&Packet { ts_ns: *ts_ns, wire_len: *wire_len, data, linktype: *linktype }).unwrap();
+                    w.write(&Packet { ts_ns: *ts_ns, wire_len: *wire_len, data, linktype: *linktype })?;
                 }
                 let bytes = w.out;
                 let mut back = Vec::new();
-                let mut r =
-                    CaptureReader::from_read(Path::new("written"), Box::new(std::io::Cursor::new(bytes))).unwrap();
-                r.for_each(|p, _| back.push((p.ts_ns, p.wire_len, p.data.to_vec(), p.linktype))).unwrap();
+                let mut r = CaptureReader::from_read(Path::new("written"), Box::new(std::io::Cursor::new(bytes)))?;
+                r.for_each(|p, _| back.push((p.ts_ns, p.wire_len, p.data.to_vec(), p.linktype)))?;
                 assert_eq!(back, original, "{name} as {format:?}");
                 assert_eq!(r.stats().skipped_blocks + r.stats().unknown_blocks, 0);
             }
         }
+        Ok(())
     }
 
     #[test]
-    fn pcap_refuses_a_second_linktype() {
+    fn pcap_refuses_a_second_linktype() -> crate::dissect::testkit::TestResult {
         let mut w = CaptureWriter::new(Vec::new(), WriteFormat::Pcap);
-        w.write(&Packet { ts_ns: 1, wire_len: 1, data: &[0], linktype: 1 }).unwrap();
+        w.write(&Packet { ts_ns: 1, wire_len: 1, data: &[0], linktype: 1 })?;
         assert!(w.write(&Packet { ts_ns: 2, wire_len: 1, data: &[0], linktype: 101 }).is_err());
         let mut w = CaptureWriter::new(Vec::new(), WriteFormat::Pcapng);
-        w.write(&Packet { ts_ns: 1, wire_len: 1, data: &[0], linktype: 1 }).unwrap();
-        w.write(&Packet { ts_ns: 2, wire_len: 1, data: &[0], linktype: 101 }).unwrap();
+        w.write(&Packet { ts_ns: 1, wire_len: 1, data: &[0], linktype: 1 })?;
+        w.write(&Packet { ts_ns: 2, wire_len: 1, data: &[0], linktype: 101 })?;
         assert_eq!(w.interfaces, vec![1, 101]);
+        Ok(())
     }
 }

@@ -726,11 +726,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thresholds_come_from_the_findings_table() {
-        let t = Thresholds::from_config("[findings]\npolling_min_requests = 10\n[radio]\nx = 1\n").unwrap();
+    fn thresholds_come_from_the_findings_table() -> Result<(), String> {
+        let t = Thresholds::from_config("[findings]\npolling_min_requests = 10\n[radio]\nx = 1\n")?;
         assert_eq!(t.polling_min_requests, 10);
         assert_eq!(t.retry_min_count, Thresholds::default().retry_min_count);
         assert!(Thresholds::from_config("[findings]\nno_such = 1\n").is_err());
-        assert_eq!(Thresholds::from_config("").unwrap(), Thresholds::default());
+        assert_eq!(Thresholds::from_config("")?, Thresholds::default());
+        Ok(())
     }
 }
