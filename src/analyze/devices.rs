@@ -133,7 +133,7 @@ pub(super) fn build(
         .map(|d| {
             let id = if d.addr == 0 { "unknown".to_string() } else { bits_addr(d.addr).to_string() };
             let t = tallies.by_addr.get(&d.addr).unwrap_or(&empty);
-            let r = d.report;
+            let r = d.figures;
             DeviceReport {
                 name: opts.device_names.get(&id).cloned(),
                 keys: if d.addr == 0 { Vec::new() } else { vec![format!("ip:{id}")] },

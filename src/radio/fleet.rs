@@ -6,6 +6,7 @@
 
 use super::profile::Profile;
 use super::sim::{Book, DeviceSim, EnergySplit, PerDay, RadioOptions, RadioReport, Tick};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -30,7 +31,43 @@ pub struct DeviceRadio {
     /// that carried no address before any device was seen).
     pub addr: u128,
     pub order: u64,
-    pub report: RadioReport,
+    pub figures: DeviceFigures,
+}
+
+/// What a device's entry in the report needs of its finished model: kept
+/// for every listed device (10,000 by default), so a few hundred bytes,
+/// not the whole report (its states, notes and shares).
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceFigures {
+    pub frames: u64,
+    pub bytes: u64,
+    pub bytes_down: u64,
+    pub billed_bytes: u64,
+    pub radio_on_s: f64,
+    pub energy_j: f64,
+    pub charge_mah: f64,
+    pub wakeups: u64,
+    pub promotions: u64,
+    pub battery_life_days: Option<f64>,
+    pub per_day: PerDay,
+}
+
+impl DeviceFigures {
+    fn of(r: &RadioReport) -> DeviceFigures {
+        DeviceFigures {
+            frames: r.frames,
+            bytes: r.bytes,
+            bytes_down: r.bytes_down,
+            billed_bytes: r.billed_bytes,
+            radio_on_s: r.radio_on_s,
+            energy_j: r.energy_j,
+            charge_mah: r.charge_mah,
+            wakeups: r.wakeups,
+            promotions: r.promotions,
+            battery_life_days: r.battery_life_days,
+            per_day: r.per_day.clone(),
+        }
+    }
 }
 
 /// Every device's radio, fed in packet order.
@@ -233,13 +270,13 @@ impl DeviceRadios {
             let p = &report.per_day;
             f.per_day.push((p.billed_bytes as f64, p.bytes as f64, p.charge_mah));
         }
+        if (d.order as usize) < self.max_listed {
+            self.done.push(DeviceRadio { addr: d.addr, order: d.order, figures: DeviceFigures::of(&report) });
+        }
         f.total = Some(match f.total.take() {
-            None => report.clone(),
+            None => report,
             Some(t) => add_reports(t, &report),
         });
-        if (d.order as usize) < self.max_listed {
-            self.done.push(DeviceRadio { addr: d.addr, order: d.order, report });
-        }
     }
 
     /// Every device's model finished: the listed devices in order of first
@@ -369,10 +406,10 @@ mod tests {
         assert_eq!((all.len(), sums.devices, capped.len(), capped_sums.devices), (2, 3, 2, 3));
         for (a, b) in all.iter().zip(&capped) {
             assert_eq!((a.addr, a.order), (b.addr, b.order));
-            assert_eq!(serde_json::to_string(&a.report).ok(), serde_json::to_string(&b.report).ok());
-            assert_eq!(a.report.frames, 6);
-            assert_eq!(a.report.billed_bytes, 6 * 86);
-            assert_eq!(a.report.per_day.cycle.as_ref().map(|c| c.period_s), Some(20.0));
+            assert_eq!(serde_json::to_string(&a.figures).ok(), serde_json::to_string(&b.figures).ok());
+            assert_eq!(a.figures.frames, 6);
+            assert_eq!(a.figures.billed_bytes, 6 * 86);
+            assert_eq!(a.figures.per_day.cycle.as_ref().map(|c| c.period_s), Some(20.0));
         }
         assert_eq!(total.frames, 18);
         assert_eq!((total.per_day.basis.as_str(), capped_total.per_day.bytes), ("devices", total.per_day.bytes));
@@ -390,6 +427,6 @@ mod tests {
         let (devices, sums, _) = radios.finish();
         assert_eq!((devices.len(), sums.devices), (1, 1));
         let d = devices.first().unwrap_or_else(|| panic!("no device"));
-        assert_eq!((d.addr, d.report.frames, d.report.bytes_down), (7, 3, 100));
+        assert_eq!((d.addr, d.figures.frames, d.figures.bytes_down), (7, 3, 100));
     }
 }
