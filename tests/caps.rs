@@ -23,11 +23,11 @@ fn report(cap: &Path, caps: &str) -> Value {
 }
 
 /// Everything but the lists themselves (and what says how long they are),
-/// and the two chart tables drawn from the listed flows and exchanges
-/// (`ledger_by_app`, `exchange_costs`: docs/REPORT.md says so).
+/// and the chart table drawn from the listed exchanges (`exchange_costs`:
+/// docs/REPORT.md says so). `ledger_by_app` is over every flow.
 fn computed(mut r: Value) -> Value {
     let o = r.as_object_mut().unwrap();
-    for list in ["flows", "exchanges", "inputs", "ledger_by_app", "exchange_costs"] {
+    for list in ["flows", "exchanges", "inputs", "exchange_costs"] {
         o.remove(list);
     }
     if let Some(radio) = o.get_mut("radio").and_then(Value::as_object_mut) {

@@ -84,6 +84,7 @@ pub(super) fn assemble(
 
     let mut classes = outside;
     let mut summaries = crate::report::ExchangeSummaries::default();
+    let mut apps = crate::report::breakdown::AppLedgers::default();
     let mut stats = crate::dissect::ProtoStats::default();
     let mut streams = std::mem::take(&mut tap.streams);
     let (mut tcp_streams, mut udp_streams) = (0, 0);
@@ -95,6 +96,7 @@ pub(super) fn assemble(
         classes.merge(&w.out.flow_ledger);
         timeline.merge(std::mem::take(&mut w.out.timeline));
         summaries.merge(&w.out.summaries);
+        apps.merge(&w.out.apps);
         streams.merge(&w.out.streams);
         for f in w.out.ship.iter().flatten() {
             streams.fact(f);
@@ -210,6 +212,7 @@ pub(super) fn assemble(
         fleet,
         findings,
         summaries,
+        apps,
         timeline: timeline.finish(),
     }
 }

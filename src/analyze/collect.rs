@@ -59,6 +59,8 @@ pub(super) struct Collector {
     pub(super) ship: Option<Vec<Fact>>,
     /// Every flow's ledger and exchanges, by device.
     pub(super) devices: super::devices::DeviceTallies,
+    /// Every flow's classes by application protocol.
+    pub(super) apps: crate::report::breakdown::AppLedgers,
 }
 
 /// The keys of the flows and exchanges each worker keeps, as it last told
@@ -324,6 +326,7 @@ impl FlowSink for Collector {
         }
         self.flow_ledger.merge(&rec.classes);
         self.devices.add(&rec);
+        self.apps.add(&rec);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;
         if self.kept_per_flow.contains_key(&rec.id) || self.lookup_flows.contains(&rec.id) {

@@ -1,5 +1,5 @@
 //! The byte ledger per application protocol: what each protocol's flows
-//! spent, class by class (from the listed flows).
+//! spent, class by class, over every flow (listed or not).
 
 use crate::flow::FlowRecord;
 use crate::ledger::Ledger;
@@ -18,17 +18,44 @@ pub struct AppLedger {
     pub classes: Ledger,
 }
 
-impl AppLedger {
-    /// One row per (app, inner) of the listed flows, most bytes first.
-    pub fn of(flows: &[FlowRecord]) -> Vec<AppLedger> {
-        let mut by: BTreeMap<(Proto, Option<Proto>), (u64, Ledger)> = BTreeMap::new();
-        for f in flows {
-            let e = by.entry((f.app, f.inner)).or_default();
-            e.0 += 1;
-            e.1.merge(&f.classes);
+/// Flows and their classes by (app, inner), as flows finish: a few
+/// entries, integer sums, so the same for any order and any number of jobs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppLedgers {
+    by: BTreeMap<(Proto, Option<Proto>), (u64, Ledger)>,
+}
+
+impl AppLedgers {
+    pub fn add(&mut self, f: &FlowRecord) {
+        let e = self.by.entry((f.app, f.inner)).or_default();
+        e.0 += 1;
+        e.1.merge(&f.classes);
+    }
+
+    pub fn merge(&mut self, o: &AppLedgers) {
+        for (k, (n, classes)) in &o.by {
+            let e = self.by.entry(*k).or_default();
+            e.0 += n;
+            e.1.merge(classes);
         }
+    }
+
+    /// One row per (app, inner), most bytes first.
+    pub fn rows(&self) -> Vec<AppLedger> {
+        AppLedger::rows(self.by.iter().map(|(k, v)| (*k, *v)))
+    }
+}
+
+impl AppLedger {
+    /// One row per (app, inner) of `flows`, most bytes first.
+    pub fn of(flows: &[FlowRecord]) -> Vec<AppLedger> {
+        let mut all = AppLedgers::default();
+        flows.iter().for_each(|f| all.add(f));
+        all.rows()
+    }
+
+    fn rows(by: impl Iterator<Item = ((Proto, Option<Proto>), (u64, Ledger))>) -> Vec<AppLedger> {
         let mut out: Vec<AppLedger> = by
-            .into_iter()
             .map(|((app, inner), (n, classes))| AppLedger {
                 app,
                 inner,

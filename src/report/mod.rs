@@ -144,6 +144,8 @@ pub struct InputReport {
     pub findings: Vec<Finding>,
     /// Every exchange, listed or not, by kind.
     pub summaries: ExchangeSummaries,
+    /// Every flow, listed or not, by application protocol.
+    pub apps: breakdown::AppLedgers,
     pub timeline: Option<timeline::Timeline>,
 }
 
@@ -267,6 +269,7 @@ impl Report {
         let mut findings = Vec::new();
         let (mut top_radio, mut top_devices, mut top_fleet) = (None, Vec::new(), None);
         let mut all_exchanges = ExchangeSummaries::default();
+        let mut all_apps = breakdown::AppLedgers::default();
         let mut top_timeline = None;
         for r in inputs {
             let warnings = warnings::of(&r);
@@ -297,6 +300,7 @@ impl Report {
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
             findings.extend(r.findings);
             all_exchanges.merge(&r.summaries);
+            all_apps.merge(&r.apps);
             let (radio, devices, fleet) = if single {
                 (top_radio, top_devices, top_fleet) = (r.radio, r.devices, r.fleet);
                 (None, Vec::new(), None)
@@ -326,7 +330,7 @@ impl Report {
         totals.start_ts = start;
         totals.duration_s = start.map(|s| end - s).unwrap_or(0.0);
         totals.goodput_ratio = totals.classes.goodput_ratio();
-        let ledger_by_app = breakdown::AppLedger::of(&flows);
+        let ledger_by_app = all_apps.rows();
         Report {
             schema: SCHEMA.to_string(),
             totals,

@@ -107,6 +107,7 @@ mod tests {
             radio: None,
             findings: vec![],
             summaries: Default::default(),
+            apps: Default::default(),
             timeline: None,
             devices: Vec::new(),
             fleet: None,
