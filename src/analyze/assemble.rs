@@ -196,7 +196,25 @@ pub(super) fn assemble(
         radio: opts.radio.as_ref(),
         thresholds: &opts.findings,
     });
+    let whatif = opts.whatif.as_ref().map(|req| {
+        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, udp_streams);
+        let devices: Vec<&crate::findings::stream::Device> = streams.devices.iter().map(|(_, d)| d).collect();
+        crate::whatif::stacks::report(
+            req,
+            &crate::whatif::stacks::Inputs {
+                input: name,
+                encrypted_messages: devices.iter().map(|d| crate::whatif::stacks::encrypted(d)).sum(),
+                devices,
+                devices_saturated: streams.devices.saturated,
+                seen,
+                radio: opts.radio.as_ref(),
+                measured: radio.as_ref().map(|r| &r.per_day),
+                cost: &opts.cost,
+            },
+        )
+    });
     InputReport {
+        whatif,
         input: name.to_string(),
         totals: t,
         tcp_streams,

@@ -15,6 +15,7 @@ pub mod summary;
 pub mod table;
 pub mod timeline;
 pub mod warnings;
+pub mod whatif_view;
 
 pub use summary::{ExchangeSummaries, ExchangeSummary};
 
@@ -145,6 +146,8 @@ pub struct InputReport {
     /// Every exchange, listed or not, by kind.
     pub summaries: ExchangeSummaries,
     pub timeline: Option<timeline::Timeline>,
+    /// `wiretax whatif`'s scenarios, when it asked for them.
+    pub whatif: Option<crate::whatif::stacks::WhatifReport>,
 }
 
 /// One input's summary in a report over several.

@@ -108,6 +108,7 @@ mod tests {
             findings: vec![],
             summaries: Default::default(),
             timeline: None,
+            whatif: None,
             devices: Vec::new(),
             fleet: None,
         };

@@ -11,6 +11,8 @@
 //! rata. Constants come from the capture where it shows them, else from the
 //! defaults below, each named with its source (`Constants::assumptions`).
 
+pub mod stacks;
+
 use crate::findings::stream::{Connection, Device, Message};
 use crate::radio::{Profile, RadioOptions, RadioSim, Tick};
 use crate::vocab::{L4, Proto};
