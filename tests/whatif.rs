@@ -201,3 +201,50 @@ fn the_table_lists_the_stacks_and_their_assumptions() {
         assert!(t.contains(s), "{s} missing from\n{t}");
     }
 }
+
+/// Every finding's changes run together (`all_findings_fixed`): on
+/// https-tls12-full, where polling, short-lived connections and missing
+/// resumption all remove the same handshakes, the combined saving is no
+/// more than the findings' savings added up, nor than the day's bytes; the
+/// table says the savings overlap and shows the combined one.
+#[test]
+fn all_findings_fixed_counts_each_byte_once() {
+    let c = cap("https-tls12-full.pcap");
+    let r = json(&["analyze", &c]);
+    let all = &r["all_findings_fixed"];
+    let findings = r["findings"].as_array().unwrap();
+    assert!(findings.len() >= 2, "{findings:?}");
+    let sum: f64 = findings.iter().map(|x| f(&x["saving_per_day"]["bytes"])).sum();
+    let combined = f(&all["saving_per_day"]["bytes"]);
+    let day = f(&r["radio"]["per_day"]["bytes"]);
+    assert!(combined > 0.0);
+    assert!(combined <= sum, "combined {combined} vs the findings' sum {sum}");
+    assert!(sum > day, "the findings overlap here: {sum} of {day}");
+    assert!(combined <= day, "combined {combined} vs the day's {day}");
+    assert!(f(&all["saving_per_day"]["billed_bytes"]) <= combined);
+    assert_eq!(f(&all["sum_of_findings"]["bytes"]), sum);
+    // The re-simulated baseline is the capture's own day.
+    assert!(within(f(&all["baseline_per_day"]["bytes"]), day, 0.02));
+    let max_charge = findings.iter().map(|x| f(&x["saving_per_day"]["charge_mah"])).fold(0.0, f64::max);
+    assert!(f(&all["saving_per_day"]["charge_mah"]) >= max_charge - 1e-6);
+    assert!(all["counterfactual"]["description"].as_str().unwrap().contains("every finding fixed"));
+    let out = Command::new(env!("CARGO_BIN_EXE_wiretax")).args(["analyze", &c]).output().unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.contains("All findings fixed together"), "{t}");
+    assert!(t.contains("overlap"));
+    // Two inputs: their combined scenarios add up.
+    let two = json(&["analyze", &c, &cap("http-poll-close.pcap")]);
+    let one = json(&["analyze", &cap("http-poll-close.pcap")]);
+    assert_eq!(
+        f(&two["all_findings_fixed"]["saving_per_day"]["bytes"]),
+        combined + f(&one["all_findings_fixed"]["saving_per_day"]["bytes"])
+    );
+}
+
+/// The good-practice capture has nothing to fix: no combined scenario.
+#[test]
+fn nothing_to_fix_no_combined_scenario() {
+    let r = json(&["analyze", &cap("sparse-mqtt-gps.pcap")]);
+    assert!(r["findings"].as_array().unwrap().is_empty(), "{}", r["findings"]);
+    assert!(r.get("all_findings_fixed").is_none());
+}

@@ -109,6 +109,7 @@ mod tests {
             summaries: Default::default(),
             timeline: None,
             whatif: None,
+            all_findings_fixed: None,
             devices: Vec::new(),
             fleet: None,
         };
