@@ -109,6 +109,13 @@ fn interval_changes_the_message_rate() {
         whatif("sparse-https-poll.pcap", &["--keylog", &keys, "--as", "mqtt", "--qos", "1", "--interval", "90s"]);
     let per_msg = |r: &Value| f(&scenario(r, "mqtt")["per_message"]["wire_bytes"]);
     assert!(per_msg(&slower) > per_msg(&slow), "pings add bytes at 90 s with keep-alive 60 s");
+    // Every 10 minutes, with keep-alive 60 s: 144 readings a day at 311 B
+    // (PUBLISH 175, PUBACK 70, ACK 66 on captures/sparse-mqtt-gps.pcap) and
+    // 9 pings between each two at 202 B (PINGREQ 68, PINGRESP 68, ACK 66).
+    let tenth =
+        whatif("sparse-https-poll.pcap", &["--keylog", &keys, "--as", "mqtt", "--qos", "1", "--interval", "10m"]);
+    assert_eq!(f(&scenario(&tenth, "mqtt")["per_day"]["bytes"]), (144 * 311 + 144 * 9 * 202) as f64);
+    assert_eq!(f(&scenario(&slower, "mqtt")["per_day"]["bytes"]), (960 * (311 + 202)) as f64);
 }
 
 /// Without a key log the messages' encrypted sizes are used, and the

@@ -745,6 +745,88 @@ fn mqtt(s: &mut Synth, msgs: &[AppMessage], req: &Request, c: Carrier) {
     s.tcp_close();
 }
 
+/// Message cycles added to find a day by difference.
+const ADDED_CYCLES: usize = 8;
+
+/// The typical gap between messages (their period), when MQTT keep-alive
+/// pings fall within it: then the steady cycle of bursts is not the
+/// messages' cycle.
+fn pings_within_cycle(stack: Stack, msgs: &[AppMessage], req: &Request) -> Option<f64> {
+    if !matches!(stack, Stack::Mqtt | Stack::MqttTls | Stack::MqttWs) || req.keepalive_s <= 0.0 {
+        return None;
+    }
+    let mut gaps: Vec<f64> = msgs
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some((b.t_ns - a.t_ns) as f64 / 1e9),
+            _ => None,
+        })
+        .filter(|g| *g >= 0.1)
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    let period = crate::stats::median(&mut gaps);
+    (period > req.keepalive_s).then_some(period)
+}
+
+/// What the radio model totals over a timeline: (radio on s, energy J,
+/// charge mAh, wake-ups).
+fn totals(frames: &[Frame], radio: &Radio) -> (f64, f64, f64, f64) {
+    let (Some(first), Some(last)) = (frames.first(), frames.last()) else { return (0.0, 0.0, 0.0, 0.0) };
+    let mut sim = crate::radio::RadioSim::new(radio.0.clone(), radio.1.clone());
+    for f in frames {
+        sim.tick(&crate::radio::Tick {
+            ts_ns: f.t_ns,
+            wire_len: f.len,
+            uplink: f.uplink,
+            flow: crate::radio::Tick::NO_FLOW,
+            exchange: None,
+            link_len: 0,
+        });
+    }
+    let r = sim.finish((last.t_ns - first.t_ns) as f64 / 1e9);
+    (r.radio_on_s, r.energy_j, r.charge_mah, r.wakeups as f64)
+}
+
+/// A day from whole message cycles: the timeline re-simulated as it is and
+/// with `ADDED_CYCLES` more of its last cycle, `period` apart; the
+/// difference is that many cycles, start-up and shut-down cancelled out.
+fn by_added_cycles(
+    msgs: &[AppMessage],
+    period_s: f64,
+    radio: Option<&Radio>,
+    link_per_frame: f64,
+    lay_out: impl Fn(&[AppMessage]) -> Vec<Frame>,
+) -> DayFigures {
+    let Some(last) = msgs.last() else { return DayFigures::default() };
+    let period = (period_s * 1e9) as i64;
+    // The last cycle: the messages within half a period of the last one.
+    let cycle: Vec<AppMessage> = msgs.iter().filter(|m| last.t_ns - m.t_ns < period / 2).copied().collect();
+    let mut longer = msgs.to_vec();
+    for i in 1..=ADDED_CYCLES as i64 {
+        longer.extend(cycle.iter().map(|m| AppMessage { t_ns: m.t_ns.saturating_add(period.saturating_mul(i)), ..*m }));
+    }
+    let (a, b) = (lay_out(msgs), lay_out(&longer));
+    let bytes = |f: &[Frame]| f.iter().map(|x| f64::from(x.len)).sum::<f64>();
+    let per_day = 86_400.0 / (period_s * ADDED_CYCLES as f64);
+    let day_bytes = ((bytes(&b) - bytes(&a)) * per_day).max(0.0);
+    let day_link = ((b.len() as f64 - a.len() as f64) * link_per_frame * per_day).max(0.0);
+    let mut d = DayFigures {
+        bytes: day_bytes.round() as u64,
+        billed_bytes: (day_bytes - day_link).max(0.0).round() as u64,
+        ..Default::default()
+    };
+    if let Some(r) = radio {
+        let (ta, tb) = (totals(&a, r), totals(&b, r));
+        d.radio_on_s = ((tb.0 - ta.0) * per_day).clamp(0.0, 86_400.0);
+        d.energy_j = (tb.1 - ta.1) * per_day;
+        d.charge_mah = (tb.2 - ta.2) * per_day;
+        d.wakeups = (tb.3 - ta.3) * per_day;
+    }
+    d
+}
+
 /// Per message: wire bytes, billed bytes and frames.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerMessage {
@@ -949,11 +1031,16 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
         fleet: fleet(inp.cost, &baseline_day),
         per_day: baseline_day,
     };
+    // The messages are re-timed already: the radio model must not re-time
+    // the bursts again (a ping would become a cycle of its own).
+    let radio: Option<Radio> =
+        inp.radio.map(|(p, o)| (p.clone(), crate::radio::RadioOptions { interval_s: None, ..o.clone() }));
     let mut scenarios = Vec::new();
     for &stack in &req.stacks {
         let mut day = DayFigures::default();
         let (mut bytes, mut link, mut frames) = (0u64, 0u64, 0u64);
         let mut used = BTreeMap::new();
+        let mut by_cycles = false;
         for msgs in &per_device {
             let udp = matches!(stack, Stack::CoapNon | Stack::CoapCon | Stack::CoapDtls);
             let mut s = Synth::new(&w, udp);
@@ -963,7 +1050,19 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
             frames += s.frames.len() as u64;
             link += s.link_bytes;
             let link_per_frame = s.link_bytes as f64 / s.frames.len().max(1) as f64;
-            day.add(&super::per_day(&s.frames, inp.radio, link_per_frame));
+            let pinged = pings_within_cycle(stack, msgs, req);
+            match pinged {
+                Some(period) => {
+                    day.add(&by_added_cycles(msgs, period, radio.as_ref(), link_per_frame, |m| {
+                        let mut s2 = Synth::new(&w, udp);
+                        synthesize(stack, m, req, &mut s2);
+                        s2.frames.sort_unstable();
+                        s2.frames
+                    }));
+                    by_cycles = true;
+                }
+                None => day.add(&super::per_day(&s.frames, radio.as_ref(), link_per_frame)),
+            }
             used.append(&mut s.used);
         }
         let n = n_messages.max(1) as f64;
@@ -984,6 +1083,11 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
             "frames of one burst {} ms apart (time within a burst is not modelled)",
             STEP_NS as f64 / 1e6
         ));
+        if by_cycles {
+            assumptions.push(format!(
+                "keep-alive pings between the messages make a cycle of unequal bursts: the day is the difference of two re-simulations, with and without {ADDED_CYCLES} more message cycles, over those cycles"
+            ));
+        }
         let per_day = PerDay::from(&day);
         let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b, 1e4) } else { 0.0 };
         scenarios.push(Scenario {
@@ -1056,5 +1160,38 @@ mod tests {
         synthesize(Stack::HttpsNew, &[AppMessage { t_ns: 0, up: 85, down: 11 }], &req, &mut s);
         assert_eq!(s.frames.iter().map(|f| u64::from(f.len)).sum::<u64>(), 3089);
         assert_eq!(s.frames.len(), 15);
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+
+    /// On a timeline of equal cycles, the day by added cycles is the radio
+    /// model's own steady-cycle day.
+    #[test]
+    fn added_cycles_agree_with_the_steady_cycle() -> Result<(), String> {
+        for name in ["lte", "nbiot"] {
+            for period in [20.0, 90.0, 600.0] {
+                let profile = crate::radio::Profile::builtin(name).ok_or("no profile")?;
+                let radio: Radio = (profile, crate::radio::RadioOptions::default());
+                let w = Wire::new(&Seen::default());
+                let msgs: Vec<AppMessage> =
+                    (0..8).map(|i| AppMessage { t_ns: (i as f64 * period * 1e9) as i64, up: 85, down: 0 }).collect();
+                let lay_out = |m: &[AppMessage]| {
+                    let mut s = Synth::new(&w, true);
+                    synthesize(Stack::CoapNon, m, &Request::default(), &mut s);
+                    s.frames.sort_unstable();
+                    s.frames
+                };
+                let frames = lay_out(&msgs);
+                let steady = super::super::per_day(&frames, Some(&radio), 14.0);
+                let added = by_added_cycles(&msgs, period, Some(&radio), 14.0, lay_out);
+                assert_eq!(steady.bytes, added.bytes);
+                assert!((steady.charge_mah - added.charge_mah).abs() <= 0.02 * steady.charge_mah, "{name} {period}");
+                assert!((steady.radio_on_s - added.radio_on_s).abs() <= 0.02 * steady.radio_on_s.max(1.0));
+            }
+        }
+        Ok(())
     }
 }
