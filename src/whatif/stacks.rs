@@ -129,6 +129,8 @@ pub struct Seen {
     pub http_header: Option<f64>,
     /// The capture's wire bytes and duration, for the baseline without a radio model.
     pub wire_bytes: u64,
+    pub link_bytes: u64,
+    pub frames: u64,
     pub duration_s: f64,
 }
 
@@ -158,6 +160,8 @@ impl Seen {
             tls13_full: full.filter(|_| only("TLS 1.3")),
             http_header: s.headers.get(&Proto::Http).and_then(|h| per(h.header, h.exchanges)),
             wire_bytes: t.wire_bytes,
+            link_bytes: t.classes.get(Class::Link),
+            frames: t.frames,
             duration_s: t.duration_s,
         }
     }
@@ -984,6 +988,12 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
         .collect();
     let n_messages: u64 = per_device.iter().map(|m| m.len() as u64).sum();
     let mut notes = Vec::new();
+    if inp.measured.is_none() && req.interval_s.is_some() {
+        notes.push("no radio model: the baseline's day is its bytes at the capture's rate, not re-timed".into());
+    }
+    if n_messages == 0 {
+        notes.push("no application messages (exchanges) in the capture: nothing to carry".into());
+    }
     if inp.encrypted_messages > 0 {
         notes.push(format!(
             "no key log for {} encrypted messages: their sizes are the TLS records' contents as encrypted (application headers included); give --keylog for the true payloads",
@@ -1016,15 +1026,23 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
         },
         None => {
             let f = if inp.seen.duration_s > 0.0 { 86_400.0 / inp.seen.duration_s } else { 1.0 };
-            PerDay { bytes: (measured_wire as f64 * f).round() as u64, ..Default::default() }
+            let billed = measured_wire.saturating_sub(inp.seen.link_bytes);
+            PerDay {
+                bytes: (measured_wire as f64 * f).round() as u64,
+                billed_bytes: (billed as f64 * f).round() as u64,
+                ..Default::default()
+            }
         }
     };
     let baseline = Baseline {
         messages: n_messages,
         per_message: PerMessage {
             wire_bytes: round(measured_wire as f64 / n_messages.max(1) as f64, 1e3),
-            billed_bytes: 0.0,
-            frames: 0.0,
+            billed_bytes: round(
+                measured_wire.saturating_sub(inp.seen.link_bytes) as f64 / n_messages.max(1) as f64,
+                1e3,
+            ),
+            frames: round(inp.seen.frames as f64 / n_messages.max(1) as f64, 1e3),
         },
         basis: inp.measured.map_or_else(|| "span".to_string(), |p| p.basis.clone()),
         battery_life_days: battery_days(inp.radio, baseline_day.charge_mah),
