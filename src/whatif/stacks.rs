@@ -545,7 +545,19 @@ fn synthesize(stack: Stack, msgs: &[AppMessage], req: &Request, s: &mut Synth) {
                 if stack.tls() {
                     s.tls_handshake(v13, stack == Stack::HttpsResumed && i > 0);
                 }
-                http_exchange(s, m, stack.tls().then_some(v13));
+                if stack.tls() {
+                    http_exchange(s, m, Some(v13));
+                } else {
+                    // On a fresh connection the server acknowledges the
+                    // request at once (Linux quick-ACK) and the client the
+                    // answer (captures/http-poll-close.pcap).
+                    let req = s.ku("HTTP request header") + m.up;
+                    let resp = s.ku("HTTP response header") + m.down;
+                    s.data(true, req);
+                    s.ack(false);
+                    s.data(false, resp);
+                    s.ack(true);
+                }
                 if stack.tls() {
                     s.close_notify(v13);
                 }
@@ -727,6 +739,8 @@ fn mqtt(s: &mut Synth, msgs: &[AppMessage], req: &Request, c: Carrier) {
             }
             _ => {
                 s.data(!up, ack_to);
+                // PUBREL waits on the client's loop: the PUBREC is acknowledged first.
+                s.ack(up);
                 s.data(up, ack_back);
                 s.data(!up, ack_to);
                 s.ack(up);
@@ -919,6 +933,23 @@ pub struct WhatifReport {
 
 pub const SCHEMA: &str = "wiretax-whatif/1";
 
+/// The capture whose frame sequence a stack's messages follow.
+fn pattern(stack: Stack) -> &'static str {
+    match stack {
+        Stack::HttpNew => "captures/http-poll-close.pcap",
+        Stack::HttpsNew => "captures/sparse-https-poll.pcap",
+        Stack::HttpsResumed => "captures/https-tls12-resumed.pcap",
+        Stack::HttpKeepalive | Stack::HttpsKeepalive => "captures/http-keepalive.pcap",
+        Stack::Http2 => "captures/h2c-keepalive.pcap, in TLS records",
+        Stack::Mqtt => "captures/sparse-mqtt-gps.pcap (QoS 2: captures/mqtt311-qos2.pcap)",
+        Stack::MqttTls => "captures/mqtt-tls12.pcap",
+        Stack::MqttWs => "captures/mqtt-ws.pcap",
+        Stack::CoapNon => "captures/sparse-coap-non.pcap",
+        Stack::CoapCon => "captures/coap-con-put.pcap",
+        Stack::CoapDtls => "captures/coap-dtls.pcap",
+    }
+}
+
 fn description(stack: Stack, req: &Request) -> String {
     let tls = if req.tls13 { "TLS 1.3" } else { "TLS 1.2" };
     match stack {
@@ -1100,6 +1131,10 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
         assumptions.push(format!(
             "frames of one burst {} ms apart (time within a burst is not modelled)",
             STEP_NS as f64 / 1e6
+        ));
+        assumptions.push(format!(
+            "frames (segments, pure ACKs, handshakes, teardown) in the order {} shows them; no loss, no retransmission",
+            pattern(stack)
         ));
         if by_cycles {
             assumptions.push(format!(
