@@ -239,6 +239,8 @@ fn all_findings_fixed_counts_each_byte_once() {
     let t = String::from_utf8_lossy(&out.stdout);
     assert!(t.contains("All findings fixed together"), "{t}");
     assert!(t.contains("overlap"));
+    let out = Command::new(env!("CARGO_BIN_EXE_wiretax")).args(["analyze", &c, "--format", "html"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("All of them fixed at once"));
     // Two inputs: their combined scenarios add up.
     let two = json(&["analyze", &c, &cap("http-poll-close.pcap")]);
     let one = json(&["analyze", &cap("http-poll-close.pcap")]);
