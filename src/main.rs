@@ -42,6 +42,12 @@ enum Format {
     Md,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum WhatifFormat {
+    Table,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Account for every byte of one or more captures (pcap/pcapng files, gzip- or zstd-compressed or not;
@@ -152,6 +158,43 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         top: usize,
         /// SSLKEYLOGFILE (NSS key log) with TLS/DTLS secrets; may be given several times.
+        #[arg(long)]
+        keylog: Vec<PathBuf>,
+        /// Force a protocol on a port, as Wireshark's Decode As: PORT=PROTO.
+        #[arg(long = "decode-as", value_name = "PORT=PROTO")]
+        decode_as: Vec<String>,
+        #[command(flatten)]
+        radio: Box<RadioArgs>,
+    },
+    /// Carry a capture's application messages (their sizes, directions and times) by other protocol
+    /// stacks and compare their bytes, radio time, charge and cost per day with the capture's own.
+    Whatif {
+        capture: PathBuf,
+        /// A stack: http-new, https-new, https-resumed, http-keepalive, https-keepalive, http2, mqtt, mqtt-tls,
+        /// mqtt-ws, coap-non, coap-con, coap-dtls. May be given several times.
+        #[arg(long = "as", value_name = "STACK", required = true)]
+        stacks: Vec<String>,
+        /// Re-time the messages: a cycle every period (e.g. 30s).
+        #[arg(long)]
+        interval: Option<String>,
+        /// TLS version of the stacks over TLS.
+        #[arg(long, default_value = "1.2", value_parser = ["1.2", "1.3"])]
+        tls: String,
+        /// QoS of the MQTT stacks.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+        qos: u8,
+        /// Keep-alive of the MQTT stacks (PINGREQ once a period in which the client sent nothing).
+        #[arg(long, default_value = "60s")]
+        keepalive: String,
+        /// How coap-dtls authenticates: a pre-shared key or certificates.
+        #[arg(long, default_value = "psk", value_parser = ["psk", "cert"])]
+        dtls: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: WhatifFormat,
+        /// Write the result here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// SSLKEYLOGFILE with the capture's TLS secrets: the messages' true sizes (without it, their encrypted sizes).
         #[arg(long)]
         keylog: Vec<PathBuf>,
         /// Force a protocol on a port, as Wireshark's Decode As: PORT=PROTO.
@@ -326,6 +369,87 @@ fn main() -> ExitCode {
                     eprintln!("wiretax: {e}");
                     ExitCode::from(exit::USAGE)
                 }
+            }
+        }
+        Cmd::Whatif {
+            capture,
+            stacks,
+            interval,
+            tls,
+            qos,
+            keepalive,
+            dtls,
+            format,
+            output,
+            keylog,
+            decode_as,
+            mut radio,
+        } => {
+            use wiretax::whatif::stacks::{Request, Stack};
+            let parsed = (|| -> Result<Request, String> {
+                let stacks = stacks.iter().map(|s| Stack::parse(s)).collect::<Result<Vec<Stack>, String>>()?;
+                let keepalive_s =
+                    wiretax::radio::parse_interval_s(&keepalive).map_err(|e| format!("--keepalive: {e}"))?;
+                let interval_s = match &interval {
+                    Some(i) => Some(wiretax::radio::parse_interval_s(i).map_err(|e| format!("--interval: {e}"))?),
+                    None => None,
+                };
+                Ok(Request {
+                    stacks,
+                    tls13: tls == "1.3",
+                    qos,
+                    keepalive_s,
+                    dtls_certificate: dtls == "cert",
+                    interval_s,
+                })
+            })();
+            let request = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("wiretax: {e}");
+                    return ExitCode::from(exit::USAGE);
+                }
+            };
+            radio.interval = interval;
+            let mut opts = Options::new();
+            if let Err(e) = radio.apply(&mut opts).and_then(|_| dissection_options(&mut opts, &keylog, &decode_as)) {
+                eprintln!("wiretax: {e}");
+                return ExitCode::from(exit::USAGE);
+            }
+            opts.whatif = Some(request);
+            let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let report = match analyze_all(std::slice::from_ref(&capture), &opts, jobs).into_iter().next() {
+                Some(Ok(r)) => r.whatif,
+                Some(Err(e)) => {
+                    eprintln!("wiretax: {e}");
+                    return ExitCode::from(exit::NO_REPORT);
+                }
+                None => None,
+            };
+            let Some(report) = report else {
+                eprintln!("wiretax: {}: nothing to re-simulate", capture.display());
+                return ExitCode::from(exit::NO_REPORT);
+            };
+            let text = match format {
+                WhatifFormat::Table => wiretax::report::whatif_view::render_table(&report),
+                WhatifFormat::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(s) => s + "\n",
+                    Err(e) => {
+                        eprintln!("wiretax: {e}");
+                        return ExitCode::from(exit::NO_REPORT);
+                    }
+                },
+            };
+            let written = match &output {
+                Some(p) => std::fs::write(p, text),
+                None => std::io::stdout().lock().write_all(text.as_bytes()),
+            };
+            match written {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("wiretax: cannot write the result: {e}");
+                    ExitCode::from(exit::NO_REPORT)
+                }
+                _ => ExitCode::SUCCESS,
             }
         }
         Cmd::Compare { before, after, format, output, unit, require_saving, keylog, jobs, radio } => {

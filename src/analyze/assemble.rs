@@ -186,7 +186,7 @@ pub(super) fn assemble(
     });
     let lower = [Class::Link, Class::Network, Class::Transport].iter().map(|c| t.classes.get(*c)).sum();
     let (devices, fleet) = devices;
-    let findings = crate::findings::detect(&crate::findings::Input {
+    let findings_input = crate::findings::Input {
         streams: &streams,
         tls: &stats.tls,
         mqtt_keepalive_s: stats.mqtt.keepalive_s,
@@ -197,8 +197,29 @@ pub(super) fn assemble(
         duration_s: t.duration_s,
         radio: opts.radio.as_ref(),
         thresholds: &opts.findings,
+    };
+    let findings = crate::findings::detect(&findings_input);
+    let all_findings_fixed = crate::findings::all_fixed(&findings_input, &findings);
+    let whatif = opts.whatif.as_ref().map(|req| {
+        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, udp_streams);
+        let devices: Vec<&crate::findings::stream::Device> = streams.devices.iter().map(|(_, d)| d).collect();
+        crate::whatif::stacks::report(
+            req,
+            &crate::whatif::stacks::Inputs {
+                input: name,
+                encrypted_messages: devices.iter().map(|d| crate::whatif::stacks::encrypted(d)).sum(),
+                devices,
+                devices_saturated: streams.devices.saturated,
+                seen,
+                radio: opts.radio.as_ref(),
+                measured: radio.as_ref().map(|r| &r.per_day),
+                cost: &opts.cost,
+            },
+        )
     });
     InputReport {
+        whatif,
+        all_findings_fixed,
         input: name.to_string(),
         totals: t,
         tcp_streams,

@@ -61,6 +61,8 @@ pub struct Options {
     pub cost: CostOptions,
     /// The findings' thresholds (`[findings]` of `--config`).
     pub findings: crate::findings::Thresholds,
+    /// `wiretax whatif`: the stacks to carry each device's messages by.
+    pub whatif: Option<crate::whatif::stacks::Request>,
 }
 
 impl Options {
@@ -76,6 +78,7 @@ impl Options {
             radio: Profile::builtin("lte").map(|p| (p, RadioOptions::default())),
             cost: CostOptions::default(),
             findings: crate::findings::Thresholds::default(),
+            whatif: None,
         }
     }
 }

@@ -526,12 +526,22 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
                 clean(&f.recommendation, 600),
             ]);
         }
-        let blocks = vec![Block::Figure {
+        let mut blocks = vec![Block::Figure {
             name: format!("{prefix}findings"),
             title: "Findings".into(),
             svg: chart.svg(),
             table,
         }];
+        if let Some(a) = &r.all_findings_fixed {
+            blocks.push(Block::Para(format!(
+                "Each finding's saving assumes only its own change, so they overlap: together they add up to {} a day. All of them fixed at once ({}) save {} a day ({} billed) and {:.3} mAh.",
+                human_bytes(a.sum_of_findings.bytes as f64),
+                a.findings.join(", "),
+                human_bytes(a.saving_per_day.bytes as f64),
+                human_bytes(a.saving_per_day.billed_bytes as f64),
+                a.saving_per_day.charge_mah
+            )));
+        }
         sections.push(Section { id: format!("{prefix}findings"), heading: "Findings".into(), blocks });
     }
 

@@ -15,6 +15,7 @@ pub mod summary;
 pub mod table;
 pub mod timeline;
 pub mod warnings;
+pub mod whatif_view;
 
 pub use summary::{ExchangeSummaries, ExchangeSummary};
 
@@ -147,6 +148,10 @@ pub struct InputReport {
     /// Every flow, listed or not, by application protocol.
     pub apps: breakdown::AppLedgers,
     pub timeline: Option<timeline::Timeline>,
+    /// Every finding's changes re-simulated together.
+    pub all_findings_fixed: Option<crate::findings::AllFixed>,
+    /// `wiretax whatif`'s scenarios, when it asked for them.
+    pub whatif: Option<crate::whatif::stacks::WhatifReport>,
 }
 
 /// One input's summary in a report over several.
@@ -219,6 +224,10 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetReport>,
     pub findings: Vec<Finding>,
+    /// Every finding's changes re-simulated together, once: the findings'
+    /// own savings overlap (with several inputs: their sum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_findings_fixed: Option<crate::findings::AllFixed>,
     /// The input's bytes per time bin by class (with several inputs: each input's is in `inputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<timeline::Timeline>,
@@ -267,6 +276,7 @@ impl Report {
         let (mut flow_base, mut x_base) = (0u64, 0u64);
         let single = inputs.len() == 1;
         let mut findings = Vec::new();
+        let mut all_fixed = None;
         let (mut top_radio, mut top_devices, mut top_fleet) = (None, Vec::new(), None);
         let mut all_exchanges = ExchangeSummaries::default();
         let mut all_apps = breakdown::AppLedgers::default();
@@ -299,6 +309,7 @@ impl Report {
             flow_base += r.tcp_streams + r.udp_streams;
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
             findings.extend(r.findings);
+            all_fixed = crate::findings::AllFixed::sum(all_fixed, r.all_findings_fixed);
             all_exchanges.merge(&r.summaries);
             all_apps.merge(&r.apps);
             let (radio, devices, fleet) = if single {
@@ -346,6 +357,7 @@ impl Report {
             devices: top_devices,
             fleet: top_fleet,
             findings,
+            all_findings_fixed: all_fixed,
             timeline: top_timeline,
             inputs: summaries,
             failed_inputs: failed,

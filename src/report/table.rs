@@ -130,6 +130,19 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             }
             let _ = writeln!(out, "      {}", f.recommendation);
         }
+        if let Some(a) = &r.all_findings_fixed {
+            let s = &a.saving_per_day;
+            let _ = writeln!(
+                out,
+                "  All findings fixed together ({}): saves about {} per day ({} billed), {:.2} mAh and {:.1} s of radio time;\n      the savings above overlap and add up to {} per day",
+                a.findings.join(", "),
+                human_bytes(s.bytes as f64),
+                human_bytes(s.billed_bytes as f64),
+                s.charge_mah,
+                s.radio_on_s,
+                human_bytes(a.sum_of_findings.bytes as f64),
+            );
+        }
     }
 
     let radios: Vec<(&str, &crate::radio::RadioReport, &[DeviceReport], Option<&FleetReport>)> = match &r.radio {

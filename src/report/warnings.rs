@@ -109,6 +109,8 @@ mod tests {
             summaries: Default::default(),
             apps: Default::default(),
             timeline: None,
+            whatif: None,
+            all_findings_fixed: None,
             devices: Vec::new(),
             fleet: None,
         };

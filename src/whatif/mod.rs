@@ -11,6 +11,8 @@
 //! rata. Constants come from the capture where it shows them, else from the
 //! defaults below, each named with its source (`Constants::assumptions`).
 
+pub mod stacks;
+
 use crate::findings::stream::{Connection, Device, Message};
 use crate::radio::{Profile, RadioOptions, RadioSim, Tick};
 use crate::vocab::{L4, Proto};
@@ -202,9 +204,15 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
     let conns = d.connections.sorted();
     let mut msgs = d.messages.sorted();
     let mut shapes: Vec<(Connection, ConnShape)> = conns.iter().map(|c| (*c, shape(c, k))).collect();
+    let mut kept: Vec<SocketAddr> = Vec::new();
     for ch in changes {
         match *ch {
-            Change::KeepAlive { server } => keep_alive(&mut shapes, &mut msgs, server, k),
+            // Once a server: several findings (keep-alive, push) may each ask for it.
+            Change::KeepAlive { server } if !kept.contains(&server) => {
+                kept.push(server);
+                keep_alive(&mut shapes, &mut msgs, server, k)
+            }
+            Change::KeepAlive { .. } => {}
             Change::Resume { server } => {
                 let mut first = true;
                 for (c, s) in shapes.iter_mut().filter(|(c, _)| c.server == server && c.tls_handshake > 0) {
@@ -231,7 +239,8 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                         m.down += COAP_OBSERVE_OPTION_BYTES;
                     }
                 }
-                if kind != Proto::Coap {
+                if kind != Proto::Coap && !kept.contains(&server) {
+                    kept.push(server);
                     keep_alive(&mut shapes, &mut msgs, server, k);
                 }
             }
