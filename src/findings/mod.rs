@@ -9,6 +9,7 @@
 //! affected devices' timelines (`crate::whatif`): as captured, and with the
 //! practice changed.
 
+pub mod session;
 pub mod stream;
 
 use crate::dissect::tls::Stats as TlsStats;
@@ -90,6 +91,14 @@ pub struct Thresholds {
     pub retransmission_critical_share: f64,
     /// Header overhead: headers at least this many bytes and above the payload.
     pub header_min_bytes: u64,
+    /// The shortest idle timeout on the path (a NAT or a proxy), seconds:
+    /// `--nat-timeout`. Heartbeats belong at half of it.
+    pub nat_timeout_s: f64,
+    /// A heartbeat below this share of the NAT timeout is too short.
+    pub heartbeat_short_share: f64,
+    /// QoS 2 telemetry, confirmable CoAP uploads: at least this many.
+    pub qos2_min_publishes: u64,
+    pub coap_con_min_uploads: u64,
 }
 
 impl Default for Thresholds {
@@ -106,6 +115,10 @@ impl Default for Thresholds {
             retransmission_share: 0.01,
             retransmission_critical_share: 0.05,
             header_min_bytes: 1000,
+            nat_timeout_s: session::DEFAULT_NAT_TIMEOUT_S,
+            heartbeat_short_share: 0.25,
+            qos2_min_publishes: 3,
+            coap_con_min_uploads: 3,
         }
     }
 }
@@ -135,6 +148,8 @@ pub struct Input<'a> {
     pub tls: &'a TlsStats,
     /// The keep-alive the first MQTT CONNECT asked for.
     pub mqtt_keepalive_s: Option<u16>,
+    /// MQTT statistics (pings seen), when the capture has MQTT.
+    pub mqtt: Option<&'a crate::dissect::mqtt::Stats>,
     pub wire_bytes: u64,
     pub frames: u64,
     /// Link, network and transport header bytes of the capture.
@@ -230,6 +245,10 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     reconnection_storm(inp, &mut out);
     retransmissions(inp, &mut out);
     header_overhead(inp, &mut out);
+    session::heartbeat_interval(inp, &mut out);
+    session::nothing_listening(inp, &mut out);
+    session::mqtt_qos2_telemetry(inp, &mut out);
+    session::coap_con_telemetry(inp, &mut out);
     let rank = |s: &str| match s {
         "critical" => 0,
         "warning" => 1,
@@ -636,7 +655,8 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
 /// Bytes sent twice: loss on the link, or timers too eager.
 fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
     let s = inp.streams;
-    let total = s.retransmission_bytes;
+    // Repeats to a port where nothing listens are not loss: `nothing-listening` has them.
+    let total = s.retransmission_bytes.saturating_sub(session::dead_retransmission_bytes(inp));
     if total == 0 || inp.wire_bytes == 0 {
         return;
     }

@@ -219,6 +219,14 @@ pub struct ServerGroup {
     /// Connections refused or reset before any data.
     pub refused: u64,
     pub refused_bytes: u64,
+    /// Flows the server answered (bytes of payload back).
+    pub answered_flows: u64,
+    /// Retransmitted bytes of its flows: with nothing listening, the
+    /// client's repeats are not loss.
+    pub retransmission_bytes: u64,
+    /// ICMP port unreachable errors for it, and their wire bytes.
+    pub unreachable: u64,
+    pub unreachable_bytes: u64,
     /// The smallest `CLIENTS_COUNTED` client addresses.
     pub clients: BTreeSet<IpAddr>,
 }
@@ -234,6 +242,10 @@ impl Default for ServerGroup {
             one_exchange_wire: 0,
             refused: 0,
             refused_bytes: 0,
+            answered_flows: 0,
+            retransmission_bytes: 0,
+            unreachable: 0,
+            unreachable_bytes: 0,
             clients: BTreeSet::new(),
         }
     }
@@ -249,6 +261,10 @@ impl ServerGroup {
         self.one_exchange_wire += o.one_exchange_wire;
         self.refused += o.refused;
         self.refused_bytes += o.refused_bytes;
+        self.answered_flows += o.answered_flows;
+        self.retransmission_bytes += o.retransmission_bytes;
+        self.unreachable += o.unreachable;
+        self.unreachable_bytes += o.unreachable_bytes;
         for c in &o.clients {
             self.add_client(*c);
         }
@@ -312,6 +328,9 @@ pub struct Message {
     pub method: Method,
     pub resource: u64,
     pub first: bool,
+    /// MQTT QoS of a PUBLISH; a CoAP request sent confirmable.
+    pub qos: u8,
+    pub confirmable: bool,
 }
 
 /// One device's timeline, the first of it by time.
@@ -448,6 +467,8 @@ impl Streams {
                 method: f.method,
                 resource: f.resource,
                 first: x.first,
+                qos: f.qos,
+                confirmable: f.confirmable,
             });
         }
     }
@@ -480,6 +501,8 @@ impl Streams {
             s.app = known_min(s.app, app);
             s.flows += 1;
             s.add_client(f.client.0.ip());
+            s.answered_flows += u64::from(f.payload_bytes_s2c > 0);
+            s.retransmission_bytes += retrans;
             if f.l4 == L4::Tcp && f.syn > 0 {
                 s.opened += 1;
                 if f.exchanges == 1 && f.wire_bytes > 0 {
@@ -519,6 +542,36 @@ impl Streams {
                 control_frames: f.control_frames,
                 exchanges: f.exchanges,
                 syn: f.syn > 0,
+            });
+        }
+    }
+
+    /// An ICMP port unreachable error a server's host sent back for a
+    /// datagram (or segment) from `client` to `server`: nothing listens
+    /// there. It is the server's answer on the device's timeline.
+    pub fn port_unreachable(&mut self, client: SocketAddr, server: SocketAddr, l4: L4, ts_ns: i64, wire_len: u32) {
+        if let Some(s) = self.servers.entry(&(server, l4)) {
+            s.add_client(client.ip());
+            s.unreachable += 1;
+            s.unreachable_bytes += u64::from(wire_len);
+        }
+        if let Some(d) = self.devices.entry(&client.ip()) {
+            d.messages.add(Message {
+                start_ns: ts_ns,
+                end_ns: ts_ns,
+                server,
+                kind: Proto::Unknown,
+                up: 0,
+                down: u64::from(wire_len),
+                frames_up: 0,
+                frames_down: 1,
+                payload_up: 0,
+                payload_down: 0,
+                method: Method::Unknown,
+                resource: 0,
+                first: false,
+                qos: 0,
+                confirmable: false,
             });
         }
     }

@@ -1,0 +1,165 @@
+//! The session findings (src/findings/session.rs), each on a capture that
+//! shows it and one that does not, and their savings against a measured
+//! or independently computed counterpart.
+
+// Helpers of a test may unwrap: a panic there fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use wiretax::analyze::{Options, analyze_file};
+use wiretax::findings::Finding;
+use wiretax::report::InputReport;
+
+fn analyze_with(capture: &str, opts: &Options) -> InputReport {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(capture);
+    analyze_file(&p, opts).unwrap()
+}
+
+fn analyze(capture: &str) -> InputReport {
+    analyze_with(capture, &Options::new())
+}
+
+fn ids(r: &InputReport) -> Vec<String> {
+    r.findings.iter().map(|f| f.id.clone()).collect()
+}
+
+fn finding<'a>(r: &'a InputReport, id: &str) -> &'a Finding {
+    r.findings.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no {id}: {:?}", ids(r)))
+}
+
+fn shows(id: &str, yes: &str, no: &str) {
+    let (a, b) = (analyze(yes), analyze(no));
+    assert!(ids(&a).iter().any(|i| i == id), "{yes} should show {id}: {:?}", ids(&a));
+    assert!(!ids(&b).iter().any(|i| i == id), "{no} should not show {id}: {:?}", ids(&b));
+}
+
+fn close(got: f64, want: f64, share: f64) -> bool {
+    (got - want).abs() <= share * want.abs()
+}
+
+#[test]
+fn heartbeat_too_short() {
+    // Keep-alive 5 s with pings, against 30 s (half the default 60 s timeout).
+    shows("heartbeat-interval", "mqtt311-qos0-persistent.pcap", "mqtt311-qos1.pcap");
+    let r = analyze("mqtt311-qos0-persistent.pcap");
+    let f = finding(&r, "heartbeat-interval");
+    assert_eq!(f.evidence["too_short"], true);
+    assert_eq!(f.evidence["pings"], 6);
+    assert_eq!(f.evidence["recommended_s"], 30.0);
+    // A silent day: one PINGREQ and one PINGRESP every keep-alive period,
+    // each a frame of the capture's headers and 2 bytes of MQTT.
+    let m = r.stats.mqtt.clone();
+    let ping_mqtt = m.packet_bytes.get("PINGREQ").unwrap() as f64 / m.packets.get("PINGREQ").unwrap() as f64;
+    let tcp = &r.flows[0];
+    let headers = (tcp.classes.get(wiretax::ledger::Class::TcpControl)) as f64 / tcp.control_frames as f64;
+    let per_ping = 2.0 * (headers + ping_mqtt);
+    let idle = &f.evidence["idle_day"];
+    let saved = idle["bytes"].as_f64().unwrap() - idle["bytes_recommended"].as_f64().unwrap();
+    let want = (86_400.0 / 5.0 - 86_400.0 / 30.0) * per_ping;
+    assert!(close(saved, want, 0.05), "a silent day saves {saved} B, pings say {want}");
+    // Fewer wake-ups cost less charge.
+    assert!(idle["charge_mah"].as_f64().unwrap() > idle["charge_mah_recommended"].as_f64().unwrap());
+    assert!(f.counterfactual.as_ref().unwrap().assumptions.iter().any(|a| a.contains("--nat-timeout")));
+}
+
+#[test]
+fn heartbeat_at_the_timeout_and_nat_timeout_option() {
+    // Keep-alive 60 s and a 66 s silence: a 60 s NAT forgets the connection.
+    let r = analyze("sparse-mqtt-gps.pcap");
+    let f = finding(&r, "heartbeat-interval");
+    assert_eq!(f.evidence["too_long"], true, "{}", f.evidence);
+    // Behind a 130 s timeout, 60 s is right (and not far below it).
+    let mut opts = Options::new();
+    opts.findings.nat_timeout_s = 130.0;
+    let r = analyze_with("sparse-mqtt-gps.pcap", &opts);
+    assert!(!ids(&r).iter().any(|i| i == "heartbeat-interval"), "{:?}", ids(&r));
+    // The same from a settings file.
+    let t = wiretax::findings::Thresholds::from_config("[findings]\nnat_timeout_s = 130\n").unwrap();
+    assert_eq!(t.nat_timeout_s, 130.0);
+}
+
+#[test]
+fn nat_timeout_flag() {
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/sparse-mqtt-gps.pcap");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wiretax"))
+            .args(["analyze", "--format", "json"])
+            .args(extra)
+            .arg(&cap)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    assert!(run(&[]).1.contains("heartbeat-interval"));
+    assert!(!run(&["--nat-timeout", "130"]).1.contains("heartbeat-interval"));
+    assert!(!run(&["--nat-timeout", "0"]).0);
+}
+
+#[test]
+fn nothing_listening_not_loss() {
+    shows("nothing-listening", "coap-port-unreachable.pcap", "coap-con-get.pcap");
+    let r = analyze("coap-port-unreachable.pcap");
+    // The client's repeats into a closed port are not loss on the link...
+    assert!(!ids(&r).iter().any(|i| i == "retransmissions"), "{:?}", ids(&r));
+    // ...while repeats for lost answers still are.
+    assert!(ids(&analyze("coap-con-retransmit.pcap")).iter().any(|i| i == "retransmissions"));
+    let f = finding(&r, "nothing-listening");
+    assert_eq!(f.evidence["icmp_port_unreachable"], 4);
+    // One attempt: stopping at the first error leaves the first request
+    // frame and the first ICMP error of the capture.
+    let flow = &r.flows[0];
+    let request_frame = flow.wire_bytes / flow.frames;
+    let icmp = (r.totals.wire_bytes - flow.wire_bytes) / 4;
+    let want = r.totals.wire_bytes - request_frame - icmp;
+    let e = f.saving_per_event.as_ref().unwrap();
+    assert_eq!(e.bytes, want, "{e:?}");
+    assert!(e.charge_mah > 0.0 && e.radio_on_s > 0.0, "{e:?}");
+    assert_eq!(f.saving_per_day.bytes, 0);
+}
+
+#[test]
+fn icmp_for_a_departed_client_is_not_a_dead_server() {
+    // coap-dtls ends with the server's last datagram answered by ICMP port
+    // unreachable from the client's closed port.
+    let r = analyze("coap-dtls.pcap");
+    assert!(!ids(&r).iter().any(|i| i == "nothing-listening"), "{:?}", ids(&r));
+}
+
+/// Exchanges a second, and wire bytes an exchange.
+fn rate_and_cost(r: &InputReport) -> (f64, f64) {
+    let n: usize = r.summaries.rows().iter().map(|s| s.count).sum();
+    (n as f64 / r.totals.duration_s, r.totals.wire_bytes as f64 / n as f64)
+}
+
+#[test]
+fn qos2_telemetry_saves_what_qos1_measures() {
+    shows("mqtt-qos2-telemetry", "mqtt311-qos2.pcap", "mqtt311-qos1.pcap");
+    let (a, b) = (analyze("mqtt311-qos2.pcap"), analyze("mqtt311-qos1.pcap"));
+    let f = finding(&a, "mqtt-qos2-telemetry");
+    let ((rate_a, cost_a), (_, cost_b)) = (rate_and_cost(&a), rate_and_cost(&b));
+    let want = (cost_a - cost_b) * rate_a * 86_400.0;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(close(got, want, 0.15), "saves {got} B a day, the pair measures {want}");
+    // Always on at one message a second: the charge saved is small and not negative.
+    let day = a.radio.as_ref().unwrap().per_day.charge_mah;
+    let (ca, cb) = (day, b.radio.as_ref().unwrap().per_day.charge_mah);
+    let charge = f.saving_per_day.charge_mah;
+    assert!((charge - (ca - cb)).abs() <= (0.15 * (ca - cb).abs()).max(0.01 * day), "{charge} mAh vs {}", ca - cb);
+}
+
+#[test]
+fn confirmable_telemetry_but_not_non_or_blockwise() {
+    shows("coap-con-telemetry", "coap-con-put.pcap", "coap-non.pcap");
+    // Block-wise transfers need their acknowledgements.
+    let r = analyze("coap-blockwise.pcap");
+    assert!(!ids(&r).iter().any(|i| i == "coap-con-telemetry"), "{:?}", ids(&r));
+    // The answers go, the requests gain 3 bytes: at the upload period.
+    let r = analyze("coap-con-put.pcap");
+    let f = finding(&r, "coap-con-telemetry");
+    let n = f.evidence["uploads"].as_f64().unwrap();
+    let down = f.evidence["answer_bytes"].as_f64().unwrap() / n;
+    let period = 2.0;
+    let want = (down - 3.0) * 86_400.0 / period;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(close(got, want, 0.05), "saves {got} B a day, the answers are {want}");
+}
