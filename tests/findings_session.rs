@@ -163,3 +163,27 @@ fn confirmable_telemetry_but_not_non_or_blockwise() {
     let got = f.saving_per_day.bytes as f64;
     assert!(close(got, want, 0.05), "saves {got} B a day, the answers are {want}");
 }
+
+#[test]
+fn good_practice_fires_nothing_but_its_real_findings_without_a_key_log() {
+    for (capture, allowed) in [
+        ("mqtt311-qos0-persistent.pcap", &["heartbeat-interval"][..]),
+        ("http-keepalive.pcap", &["http-polling"][..]),
+        ("coap-observe.pcap", &[][..]),
+        ("coap-non.pcap", &[][..]),
+        ("websocket-storm-backoff.pcap", &[][..]),
+        ("https-tls12-resumed.pcap", &[][..]),
+        ("https-tls13-resumed.pcap", &[][..]),
+    ] {
+        let got = ids(&analyze(capture));
+        assert!(got.iter().all(|i| allowed.contains(&i.as_str())), "{capture}: {got:?}");
+    }
+}
+
+#[test]
+fn resumed_short_connections_are_not_reported_but_full_ones_are() {
+    // Resumption is the recommended practice for a device that sleeps
+    // between readings; full handshakes every time are not.
+    assert!(ids(&analyze("https-tls12-full.pcap")).iter().any(|i| i == "short-lived-connections"));
+    assert!(!ids(&analyze("https-tls12-resumed.pcap")).iter().any(|i| i == "short-lived-connections"));
+}

@@ -75,8 +75,12 @@ pub struct Thresholds {
     pub polling_min_requests: u64,
     /// ...at a period of at least this...
     pub polling_min_period_s: f64,
-    /// ...with this share of the gaps within 25% of the median.
+    /// ...with this share of the gaps within 25% of the median. Encrypted
+    /// (no key log), the answers must carry this many times the request's
+    /// bytes: a request's headers and an answer's are of a size, so only a
+    /// clearly larger answer shows data coming down.
     pub polling_regular_share: f64,
+    pub polling_encrypted_answer_ratio: f64,
     /// Short-lived connections: at least this many carrying one exchange.
     pub short_lived_min_connections: u64,
     /// No TLS resumption: at least this many full handshakes, none resumed.
@@ -107,6 +111,7 @@ impl Default for Thresholds {
             polling_min_requests: 4,
             polling_min_period_s: 0.2,
             polling_regular_share: 0.7,
+            polling_encrypted_answer_ratio: 2.0,
             short_lived_min_connections: 3,
             tls_min_full_handshakes: 3,
             retry_max_gap_s: 1.0,
@@ -308,30 +313,39 @@ fn regular_period(g: &ResourceGroup, t: &Thresholds) -> Option<f64> {
     ((regular as f64) >= t.polling_regular_share * gaps.len() as f64).then_some(period)
 }
 
+/// Whether a resource group is polled: the polling finding's id for it and
+/// its period.
+fn polled(k: &ResourceKey, g: &ResourceGroup, t: &Thresholds) -> Option<(&'static str, f64)> {
+    let fetch = match k.kind {
+        Proto::Http | Proto::Http2 => k.method == Method::Get,
+        Proto::Coap => k.method == Method::Get,
+        Proto::Tls => {
+            g.answered * 2 >= g.count && g.payload_down as f64 >= t.polling_encrypted_answer_ratio * g.payload_up as f64
+        }
+        _ => false,
+    };
+    if !fetch || g.count < t.polling_min_requests {
+        return None;
+    }
+    let period = regular_period(g, t)?;
+    let id = match k.kind {
+        Proto::Http | Proto::Http2 => "http-polling",
+        Proto::Coap => "coap-polling",
+        _ => "polling",
+    };
+    Some((id, period))
+}
+
 /// A request repeated at a regular period: the same resource fetched again
 /// and again instead of being pushed when it changes. Encrypted exchanges
 /// count only when their answers carry the data (more bytes down than up):
 /// uploads are not polling.
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
-    let t = inp.thresholds;
     let mut by_id: BTreeMap<&str, Vec<(&ResourceKey, &ResourceGroup, f64)>> = BTreeMap::new();
     for (k, g) in inp.streams.resources.iter() {
-        let fetch = match k.kind {
-            Proto::Http | Proto::Http2 => k.method == Method::Get,
-            Proto::Coap => k.method == Method::Get,
-            Proto::Tls => g.answered * 2 >= g.count && g.payload_down > g.payload_up,
-            _ => false,
-        };
-        if !fetch || g.count < t.polling_min_requests {
-            continue;
+        if let Some((id, period)) = polled(k, g, inp.thresholds) {
+            by_id.entry(id).or_default().push((k, g, period));
         }
-        let Some(period) = regular_period(g, t) else { continue };
-        let id = match k.kind {
-            Proto::Http | Proto::Http2 => "http-polling",
-            Proto::Coap => "coap-polling",
-            _ => "polling",
-        };
-        by_id.entry(id).or_default().push((k, g, period));
     }
     for (id, groups) in by_id {
         let requests: u64 = groups.iter().map(|g| g.1.count).sum();
@@ -397,8 +411,12 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
 fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
     let mut by_id: BTreeMap<&str, Vec<(SocketAddr, &stream::ServerGroup)>> = BTreeMap::new();
+    // Short connections whose TLS sessions resume are what a device that
+    // sleeps between readings should do (the recommendation below): when
+    // most handshakes resume, TLS connections are not reported.
+    let resuming = inp.tls.resumed_handshakes > 0 && inp.tls.resumed_handshakes >= inp.tls.full_handshakes;
     for ((server, _), g) in inp.streams.servers.iter() {
-        if g.one_exchange < t.short_lived_min_connections {
+        if g.one_exchange < t.short_lived_min_connections || (resuming && g.tls_flows > 0) {
             continue;
         }
         // MQTT's name for it: a session per message.
@@ -700,12 +718,23 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
     let hs = &inp.streams.headers;
-    let exchanges: u64 = hs.values().map(|h| h.exchanges).sum();
+    // Polled exchanges are the polling finding's: its fix removes their
+    // requests, headers and all; counted here too, the two savings would
+    // overlap on the same bytes.
+    let (mut polled_n, mut polled_header, mut polled_payload) = (0u64, 0u64, 0u64);
+    for (k, g) in inp.streams.resources.iter() {
+        if k.kind != Proto::Tls && polled(k, g, inp.thresholds).is_some() {
+            polled_n += g.count;
+            polled_header += g.header;
+            polled_payload += g.payload_up + g.payload_down;
+        }
+    }
+    let exchanges: u64 = hs.values().map(|h| h.exchanges).sum::<u64>().saturating_sub(polled_n);
     if exchanges < 3 {
         return;
     }
-    let header: u64 = hs.values().map(|h| h.header).sum();
-    let payload: u64 = hs.values().map(|h| h.payload).sum();
+    let header: u64 = hs.values().map(|h| h.header).sum::<u64>().saturating_sub(polled_header);
+    let payload: u64 = hs.values().map(|h| h.payload).sum::<u64>().saturating_sub(polled_payload);
     if header <= payload || header < inp.thresholds.header_min_bytes {
         return;
     }

@@ -221,6 +221,8 @@ pub struct ServerGroup {
     pub refused_bytes: u64,
     /// Flows the server answered (bytes of payload back).
     pub answered_flows: u64,
+    /// Flows with a TLS handshake.
+    pub tls_flows: u64,
     /// Retransmitted bytes of its flows: with nothing listening, the
     /// client's repeats are not loss.
     pub retransmission_bytes: u64,
@@ -243,6 +245,7 @@ impl Default for ServerGroup {
             refused: 0,
             refused_bytes: 0,
             answered_flows: 0,
+            tls_flows: 0,
             retransmission_bytes: 0,
             unreachable: 0,
             unreachable_bytes: 0,
@@ -262,6 +265,7 @@ impl ServerGroup {
         self.refused += o.refused;
         self.refused_bytes += o.refused_bytes;
         self.answered_flows += o.answered_flows;
+        self.tls_flows += o.tls_flows;
         self.retransmission_bytes += o.retransmission_bytes;
         self.unreachable += o.unreachable;
         self.unreachable_bytes += o.unreachable_bytes;
@@ -502,6 +506,7 @@ impl Streams {
             s.flows += 1;
             s.add_client(f.client.0.ip());
             s.answered_flows += u64::from(f.payload_bytes_s2c > 0);
+            s.tls_flows += u64::from(hs > 0);
             s.retransmission_bytes += retrans;
             if f.l4 == L4::Tcp && f.syn > 0 {
                 s.opened += 1;
