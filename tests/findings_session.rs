@@ -187,3 +187,62 @@ fn resumed_short_connections_are_not_reported_but_full_ones_are() {
     assert!(ids(&analyze("https-tls12-full.pcap")).iter().any(|i| i == "short-lived-connections"));
     assert!(!ids(&analyze("https-tls12-resumed.pcap")).iter().any(|i| i == "short-lived-connections"));
 }
+
+fn analyze_data(capture: &str) -> InputReport {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/session").join(capture);
+    analyze_file(&p, &Options::new()).unwrap()
+}
+
+#[test]
+fn nothing_listening_on_tcp() {
+    // curl five times to a closed port: SYN answered by RST.
+    let r = analyze_data("tcp-refused.pcap");
+    let f = finding(&r, "nothing-listening");
+    assert_eq!(f.evidence["refused_connections"], 5, "{}", f.evidence);
+    // Stopping at the first refusal: the four later attempts go, priced per attempt.
+    let attempt = r.totals.wire_bytes / 5;
+    assert_eq!(f.saving_per_event.as_ref().unwrap().bytes, 4 * attempt / 5);
+    assert!(!ids(&analyze("http-keepalive.pcap")).iter().any(|i| i == "nothing-listening"));
+}
+
+#[test]
+fn dns_per_connection_saves_what_the_cached_client_measures() {
+    // The same 8 requests on new connections: a curl process each (a lookup
+    // each), or one curl process (its DNS cache answers all but the first).
+    let (a, b) = (analyze_data("dns-per-connection.pcap"), analyze_data("dns-cached.pcap"));
+    let f = finding(&a, "dns-per-connection");
+    assert_eq!(f.evidence["lookups"], 8);
+    assert!(!ids(&b).iter().any(|i| i == "dns-per-connection"), "{:?}", ids(&b));
+    let http = |r: &InputReport| r.flows.iter().filter(|f| f.app.name() != "dns").count() as f64;
+    let want = (a.totals.wire_bytes as f64 / http(&a) - b.totals.wire_bytes as f64 / http(&b)) * http(&a)
+        / a.totals.duration_s
+        * 86_400.0;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(close(got, want, 0.15), "saves {got} B a day, the pair measures {want}");
+    // One request a second keeps the radio on either way: within 1% of the day.
+    let day = a.radio.as_ref().unwrap().per_day.charge_mah;
+    let measured = day - b.radio.as_ref().unwrap().per_day.charge_mah;
+    assert!(
+        (f.saving_per_day.charge_mah - measured).abs() <= 0.01 * day,
+        "{} vs {measured}",
+        f.saving_per_day.charge_mah
+    );
+}
+
+#[test]
+fn parallel_connections_but_not_one_kept_alive() {
+    // 16 files from 4 shard names of one server, curl --parallel over
+    // HTTP/1.1, 3 rounds 2 s apart.
+    let r = analyze_data("parallel-connections.pcap");
+    let f = finding(&r, "parallel-connections");
+    assert!(f.evidence["most_open_at_once"].as_u64().unwrap() >= 8, "{}", f.evidence);
+    assert!(!ids(&analyze("http-keepalive.pcap")).iter().any(|i| i == "parallel-connections"));
+    // Many devices' long-lived sessions behind one address are not a pool.
+    assert!(!ids(&analyze("websocket-storm-fixed.pcap")).iter().any(|i| i == "parallel-connections"));
+    // One connection instead: each round's connection set-up and teardown go.
+    let setup: u64 = r.flows.iter().filter(|f| f.app.name() == "http").map(|f| f.setup_bytes).sum();
+    let period = r.radio.as_ref().unwrap().per_day.cycle.as_ref().unwrap().period_s;
+    let want = setup as f64 / 3.0 * 86_400.0 / period;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(close(got, want, 0.15), "saves {got} B a day, the set-ups are {want}");
+}

@@ -103,6 +103,12 @@ pub struct Thresholds {
     /// QoS 2 telemetry, confirmable CoAP uploads: at least this many.
     pub qos2_min_publishes: u64,
     pub coap_con_min_uploads: u64,
+    /// DNS per connection: at least this many lookups by a device, about
+    /// one a connection; a cache keeps an answer this long (s).
+    pub dns_min_lookups: u64,
+    pub dns_ttl_s: f64,
+    /// Parallel connections: at least this many open at once to one server.
+    pub parallel_min_connections: u64,
 }
 
 impl Default for Thresholds {
@@ -124,6 +130,9 @@ impl Default for Thresholds {
             heartbeat_short_share: 0.25,
             qos2_min_publishes: 3,
             coap_con_min_uploads: 3,
+            dns_min_lookups: 3,
+            dns_ttl_s: 300.0,
+            parallel_min_connections: 3,
         }
     }
 }
@@ -254,6 +263,8 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     session::nothing_listening(inp, &mut out);
     session::mqtt_qos2_telemetry(inp, &mut out);
     session::coap_con_telemetry(inp, &mut out);
+    session::dns_per_connection(inp, &mut out);
+    session::parallel_connections(inp, &mut out);
     let rank = |s: &str| match s {
         "critical" => 0,
         "warning" => 1,

@@ -442,3 +442,143 @@ pub fn coap_con_telemetry(inp: &Input, out: &mut Vec<Finding>) {
         saving_per_event: None,
     });
 }
+
+/// A DNS lookup before (nearly) every connection: the answer is not cached
+/// for its lifetime, so each connection waits for and pays a round trip.
+pub fn dns_per_connection(inp: &Input, out: &mut Vec<Finding>) {
+    let t = inp.thresholds;
+    let mut devices = Vec::new();
+    for (ip, d) in inp.streams.devices.iter() {
+        let lookups = d.lookups.sorted();
+        let connections = d.connections.sorted().iter().filter(|c| c.syn).count() as u64;
+        // Resolutions: lookups more than 100 ms after the one before (A and
+        // AAAA queries of one resolution come together).
+        let mut resolutions = 0u64;
+        let mut repeated = 0u64;
+        let mut last: Option<i64> = None;
+        for l in &lookups {
+            if last.is_none_or(|x| l.start_ns - x >= 100_000_000) {
+                resolutions += 1;
+                if last.is_some_and(|x| ((l.start_ns - x) as f64) < t.dns_ttl_s * 1e9) {
+                    repeated += 1;
+                }
+            }
+            last = Some(l.start_ns);
+        }
+        // About one resolution a connection, again and again within the TTL.
+        if resolutions >= t.dns_min_lookups
+            && connections >= t.dns_min_lookups
+            && resolutions * 5 >= connections * 4
+            && repeated + 1 >= t.dns_min_lookups
+        {
+            let bytes: u64 = lookups.iter().map(|l| l.up + l.down).sum();
+            devices.push((*ip, resolutions, connections, repeated, bytes));
+        }
+    }
+    if devices.is_empty() {
+        return;
+    }
+    let changes: Vec<(IpAddr, Change)> =
+        devices.iter().map(|d| (d.0, Change::CacheDns { ttl_s: t.dns_ttl_s })).collect();
+    let (saving, mut cf) = inp.saving(
+        &changes,
+        changes.len() as u64,
+        "the device caches each DNS answer for its lifetime: one lookup a TTL, the others go",
+    );
+    cf.assumptions.push(format!(
+        "answers live {:.0} s ([findings] dns_ttl_s; the TTL the capture's answers carry is not read)",
+        t.dns_ttl_s
+    ));
+    let resolutions: u64 = devices.iter().map(|d| d.1).sum();
+    let connections: u64 = devices.iter().map(|d| d.2).sum();
+    let repeated: u64 = devices.iter().map(|d| d.3).sum();
+    let bytes: u64 = devices.iter().map(|d| d.4).sum();
+    let examples: Vec<_> = devices
+        .iter()
+        .take(3)
+        .map(|d| json!({"client": d.0, "lookups": d.1, "connections": d.2, "repeated_within_ttl": d.3}))
+        .collect();
+    out.push(Finding {
+        id: "dns-per-connection".into(),
+        severity: "info".into(),
+        title: format!("{resolutions} DNS lookups for {connections} connections ({repeated} within a TTL of the last)"),
+        evidence: json!({
+            "devices": devices.len(), "lookups": resolutions, "connections": connections,
+            "repeated_within_ttl": repeated, "lookup_wire_bytes": bytes,
+            "wire_bytes_per_lookup": round3(bytes as f64 / resolutions.max(1) as f64), "examples": examples,
+        }),
+        saving_per_day: saving,
+        recommendation: "Cache DNS answers for their TTL on the device (a resolver cache such as systemd-resolved or dnsmasq, or the client library's own cache kept across connections), or keep the connection open so there is nothing to look up.".into(),
+        scope: format!("{} device{}", devices.len(), if devices.len() == 1 { "" } else { "s" }),
+        instances: devices.len() as u64,
+        counterfactual: Some(cf),
+        saving_per_event: None,
+    });
+}
+
+/// Several connections open at once from one device to one server (domain
+/// sharding, or a browser-style connection pool over HTTP/1.1), where one
+/// HTTP/2 connection would carry the same requests multiplexed.
+pub fn parallel_connections(inp: &Input, out: &mut Vec<Finding>) {
+    let t = inp.thresholds;
+    let mut groups: Vec<(IpAddr, SocketAddr, u64, u64)> = Vec::new();
+    for (ip, d) in inp.streams.devices.iter() {
+        let conns = d.connections.sorted();
+        let mut servers: Vec<SocketAddr> = conns.iter().filter(|c| c.syn).map(|c| c.server).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        for server in servers {
+            // Opens and closes in time order: the most open at once.
+            let mut edges: Vec<(i64, i32)> = conns
+                .iter()
+                // Request-response connections (HTTP, or HTTPS unread): long-lived
+                // sessions of many devices behind one address are not a pool.
+                .filter(|c| c.server == server && c.syn && c.l4 == L4::Tcp && matches!(c.app, Proto::Http | Proto::Tls))
+                .flat_map(|c| [(c.start_ns, 1), (c.end_ns.max(c.start_ns), -1)])
+                .collect();
+            edges.sort_unstable();
+            let (mut open, mut most) = (0i32, 0i32);
+            for (_, e) in &edges {
+                open += e;
+                most = most.max(open);
+            }
+            let most = u64::try_from(most).unwrap_or(0);
+            if most >= t.parallel_min_connections {
+                groups.push((*ip, server, most, (edges.len() / 2) as u64));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    let changes: Vec<(IpAddr, Change)> = groups.iter().map(|g| (g.0, Change::KeepAlive { server: g.1 })).collect();
+    let (saving, mut cf) = inp.saving(
+        &changes,
+        changes.len() as u64,
+        "one HTTP/2 connection to the server carries the same requests multiplexed: one handshake, no parallel ones",
+    );
+    cf.assumptions
+        .push("HTTP/2 header compression (HPACK) and its framing not counted: the requests keep their sizes".into());
+    let servers: Vec<SocketAddr> = groups.iter().map(|g| g.1).collect();
+    let most = groups.iter().map(|g| g.2).max().unwrap_or(0);
+    let connections: u64 = groups.iter().map(|g| g.3).sum();
+    let examples: Vec<_> = groups
+        .iter()
+        .take(3)
+        .map(|g| json!({"client": g.0, "server": g.1, "most_open_at_once": g.2, "connections": g.3}))
+        .collect();
+    out.push(Finding {
+        id: "parallel-connections".into(),
+        severity: "warning".into(),
+        title: format!("up to {most} connections open at once to one server ({})", scope_of(&servers)),
+        evidence: json!({
+            "most_open_at_once": most, "connections": connections, "groups": groups.len(), "examples": examples,
+        }),
+        saving_per_day: saving,
+        recommendation: "Use one HTTP/2 (or HTTP/3) connection and multiplex the requests on it instead of opening parallel connections or sharding over several host names; on HTTP/1.1, reuse a kept-alive connection.".into(),
+        scope: scope_of(&servers),
+        instances: groups.len() as u64,
+        counterfactual: Some(cf),
+        saving_per_event: None,
+    });
+}

@@ -337,16 +337,31 @@ pub struct Message {
     pub confirmable: bool,
 }
 
+/// A DNS lookup of a device (a query and its answer), for re-simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lookup {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub up: u64,
+    pub down: u64,
+}
+
 /// One device's timeline, the first of it by time.
 #[derive(Clone, Debug)]
 pub struct Device {
     pub messages: Firsts<Message>,
     pub connections: Firsts<Connection>,
+    /// Its DNS lookups (`seen` counts them all).
+    pub lookups: Firsts<Lookup>,
 }
 
 impl Default for Device {
     fn default() -> Self {
-        Device { messages: Firsts::new(DEVICE_MESSAGES), connections: Firsts::new(DEVICE_CONNECTIONS) }
+        Device {
+            messages: Firsts::new(DEVICE_MESSAGES),
+            connections: Firsts::new(DEVICE_CONNECTIONS),
+            lookups: Firsts::new(DEVICE_CONNECTIONS),
+        }
     }
 }
 
@@ -453,6 +468,11 @@ impl Streams {
             h.header += x.header;
             let payload = x.payload_up + x.payload_down;
             h.payload += payload;
+        }
+        if x.kind == Proto::Dns
+            && let Some(d) = self.devices.entry(&client.ip())
+        {
+            d.lookups.add(Lookup { start_ns: x.start_ns, end_ns: x.end_ns, up: x.up, down: x.down });
         }
         if x.kind != Proto::Dns
             && let Some(d) = self.devices.entry(&client.ip())
@@ -599,6 +619,7 @@ impl Streams {
         self.devices.merge(&o.devices, |a, b| {
             a.messages.merge(&b.messages);
             a.connections.merge(&b.connections);
+            a.lookups.merge(&b.lookups);
         });
         for (k, h) in &o.headers {
             let mine = self.headers.entry(*k).or_default();

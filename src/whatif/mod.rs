@@ -239,6 +239,9 @@ pub enum Change {
     /// non-confirmable with No-Response (RFC 7967): the answer goes, the
     /// request gains the option.
     NoResponse { server: SocketAddr },
+    /// The device caches DNS answers for `ttl_s`: a lookup within that
+    /// long of the last one made goes.
+    CacheDns { ttl_s: f64 },
 }
 
 /// A CoAP No-Response option (number 258, one byte of value) after the
@@ -284,6 +287,7 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
     let conns = d.connections.sorted();
     let mut msgs = d.messages.sorted();
     let mut shapes: Vec<(Connection, ConnShape)> = conns.iter().map(|c| (*c, shape(c, k))).collect();
+    let mut lookups = d.lookups.sorted();
     for ch in changes {
         match *ch {
             Change::KeepAlive { server } => keep_alive(&mut shapes, &mut msgs, server, k),
@@ -363,6 +367,19 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                     }
                 }
             }
+            Change::CacheDns { ttl_s } => {
+                let ttl = (ttl_s * 1e9) as i64;
+                // A resolution's queries (A and AAAA) come together: those
+                // within 100 ms of the one that began it stay with it.
+                let mut last: Option<i64> = None;
+                lookups.retain(|l| {
+                    let cached = last.is_some_and(|t| l.start_ns - t >= 100_000_000 && l.start_ns - t < ttl);
+                    if last.is_none_or(|t| l.start_ns - t >= ttl) {
+                        last = Some(l.start_ns);
+                    }
+                    !cached
+                });
+            }
             Change::NoResponse { server } => {
                 for m in msgs
                     .iter_mut()
@@ -382,6 +399,10 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
         emit(&mut out, s.start_ns, true, s.open_bytes - half, 2);
         emit(&mut out, s.start_ns + 1_000_000, false, half, 1);
         emit(&mut out, s.end_ns, true, s.close_bytes, if c.l4 == L4::Tcp { 2 } else { 1 });
+    }
+    for l in &lookups {
+        emit(&mut out, l.start_ns, true, l.up, 1);
+        emit(&mut out, l.end_ns.max(l.start_ns + 1_000_000), false, l.down, 1);
     }
     for m in &msgs {
         emit(&mut out, m.start_ns, true, m.up, m.frames_up);
