@@ -246,3 +246,32 @@ fn parallel_connections_but_not_one_kept_alive() {
     let got = f.saving_per_day.bytes as f64;
     assert!(close(got, want, 0.15), "saves {got} B a day, the set-ups are {want}");
 }
+
+#[test]
+fn retransmissions_save_what_the_lossless_capture_measures() {
+    // The same keep-alive polling, 15% of the client's segments dropped or not.
+    let (a, b) = (analyze("http-keepalive-lossy.pcap"), analyze("http-keepalive.pcap"));
+    let f = finding(&a, "retransmissions");
+    let ((rate_a, cost_a), (_, cost_b)) = (rate_and_cost(&a), rate_and_cost(&b));
+    let want = (cost_a - cost_b) * rate_a * 86_400.0;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(close(got, want, 0.15), "saves {got} B a day, the pair measures {want}");
+    assert!(f.counterfactual.as_ref().unwrap().assumptions.iter().any(|s| s.contains("frame headers")));
+}
+
+#[test]
+fn header_overhead_is_a_re_simulation_of_compact_headers() {
+    // http-keepalive's 15 GETs every 2 s, not taken as polling here: each
+    // exchange's headers shrink to 20 B, at the 2 s cycle.
+    let mut opts = Options::new();
+    opts.findings.polling_min_requests = 1_000;
+    let r = analyze_with("http-keepalive.pcap", &opts);
+    let f = finding(&r, "header-overhead");
+    let n = f.evidence["exchanges"].as_f64().unwrap();
+    let header = f.evidence["header_bytes"].as_f64().unwrap();
+    let period = r.radio.as_ref().unwrap().per_day.cycle.as_ref().unwrap().period_s;
+    let want = (header - 20.0 * n) / n * 86_400.0 / period;
+    let got = f.saving_per_day.bytes as f64;
+    assert!(close(got, want, 0.05), "saves {got} B a day, the headers say {want}");
+    assert!(f.saving_per_day.charge_mah >= 0.0);
+}

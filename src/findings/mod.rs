@@ -694,11 +694,25 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
         return;
     }
     let worst = s.worst_retransmitters.sorted();
-    let per_day = |b: u64| {
-        if inp.duration_s > 0.0 { (b as f64 * 86_400.0 / inp.duration_s).round() as u64 } else { b }
-    };
-    let bytes = per_day(total);
-    let billed = per_day(total.saturating_sub(s.retransmitted_frames * (s.link_bytes / s.frames.max(1))));
+    let dead: Vec<SocketAddr> = session::dead_servers(inp).iter().map(|d| d.0).collect();
+    let mut changes = Vec::new();
+    for (ip, d) in s.devices.iter() {
+        let mut servers: Vec<SocketAddr> = d
+            .connections
+            .sorted()
+            .iter()
+            .filter(|c| c.retrans_bytes > 0 && !dead.contains(&c.server))
+            .map(|c| c.server)
+            .collect();
+        servers.sort_unstable();
+        servers.dedup();
+        changes.extend(servers.into_iter().map(|server| (*ip, Change::Lossless { server })));
+    }
+    let (saving, mut cf) = inp.saving(&changes, changes.len() as u64, "a loss-free link: nothing sent twice");
+    cf.assumptions.push(
+        "a connection's retransmitted bytes and frames leave its messages in proportion to their bytes; the repeats are placed with the message they repeat"
+            .into(),
+    );
     out.push(Finding {
         id: "retransmissions".into(),
         severity: if share > inp.thresholds.retransmission_critical_share { "critical" } else { "warning" }.into(),
@@ -708,23 +722,17 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
             "flows": worst.iter().map(|(b, c, sv, app, _)| json!({"client": c, "server": sv, "app": app,
                 "retransmission_bytes": b.0})).collect::<Vec<_>>(),
         }),
-        saving_per_day: Saving {
-            bytes,
-            billed_bytes: billed,
-            radio_on_s: 0.0,
-            charge_mah: 0.0,
-            charge_basis: "the retransmitted bytes at the capture's rate; the radio time they add is not re-simulated".into(),
-        },
+        saving_per_day: saving,
         recommendation: "Find the loss (radio coverage, a congested uplink, a middlebox) or the timer: for CoAP check ACK_TIMEOUT against the real round trip; for TCP look at the path's loss rate.".into(),
         scope: "capture".into(),
         instances: worst.len() as u64,
-        counterfactual: Some(Counterfactual {
-            description: "a loss-free link: nothing sent twice".into(),
-            assumptions: vec!["the retransmitted bytes at the capture's rate".into()],
-        }),
+        counterfactual: Some(cf),
         saving_per_event: None,
     });
 }
+
+/// Application header bytes an exchange of a compact protocol spends.
+const COMPACT_HEADER_BYTES: u64 = 20;
 
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
@@ -733,11 +741,13 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
     // requests, headers and all; counted here too, the two savings would
     // overlap on the same bytes.
     let (mut polled_n, mut polled_header, mut polled_payload) = (0u64, 0u64, 0u64);
+    let mut polled_resources: BTreeMap<(IpAddr, SocketAddr, Proto), Vec<u64>> = BTreeMap::new();
     for (k, g) in inp.streams.resources.iter() {
         if k.kind != Proto::Tls && polled(k, g, inp.thresholds).is_some() {
             polled_n += g.count;
             polled_header += g.header;
             polled_payload += g.payload_up + g.payload_down;
+            polled_resources.entry((k.client, k.server, k.kind)).or_default().push(k.resource);
         }
     }
     let exchanges: u64 = hs.values().map(|h| h.exchanges).sum::<u64>().saturating_sub(polled_n);
@@ -750,9 +760,32 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
         return;
     }
     let kinds: Vec<Proto> = hs.keys().copied().collect();
-    // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends hundreds.
-    let saved = header.saturating_sub(exchanges * 20);
-    let bytes = if inp.duration_s > 0.0 { (saved as f64 * 86_400.0 / inp.duration_s).round() as u64 } else { saved };
+    // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends
+    // hundreds: each device's exchanges with each server, re-simulated.
+    let mut changes = Vec::new();
+    for (ip, d) in inp.streams.devices.iter() {
+        let mut seen: Vec<(SocketAddr, Proto)> = d
+            .messages
+            .sorted()
+            .iter()
+            .filter(|m| m.header > COMPACT_HEADER_BYTES && kinds.contains(&m.kind))
+            .map(|m| (m.server, m.kind))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for (server, kind) in seen {
+            let except = polled_resources.get(&(*ip, server, kind)).cloned().unwrap_or_default();
+            changes.push((*ip, Change::CompactHeaders { server, kind, except, header_bytes: COMPACT_HEADER_BYTES }));
+        }
+    }
+    let (saving, mut cf) = inp.saving(
+        &changes,
+        changes.len() as u64,
+        &format!("the same exchanges with {COMPACT_HEADER_BYTES} B of headers each (a compact protocol's), frames and times unchanged"),
+    );
+    cf.assumptions.push(format!(
+        "{COMPACT_HEADER_BYTES} B of application headers an exchange: an MQTT PUBLISH with a short topic and its PUBACK, or a CoAP request and response with a few options"
+    ));
     out.push(Finding {
         id: "header-overhead".into(),
         severity: if header > 4 * payload { "warning" } else { "info" }.into(),
@@ -763,20 +796,11 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
             "mean_payload_bytes": round3(payload as f64 / exchanges as f64),
             "header_to_payload": round3(header as f64 / payload.max(1) as f64),
         }),
-        saving_per_day: Saving {
-            bytes,
-            billed_bytes: bytes,
-            radio_on_s: 0.0,
-            charge_mah: 0.0,
-            charge_basis: "header bytes above 20 B an exchange at the capture's rate; frames and their times unchanged, so no radio time".into(),
-        },
+        saving_per_day: saving,
         recommendation: "Trim headers the server does not need (User-Agent, Accept, cookies), or move to a compact protocol (MQTT, CoAP) whose headers are a few bytes.".into(),
         scope: "capture".into(),
         instances: exchanges,
-        counterfactual: Some(Counterfactual {
-            description: "the same exchanges with 20 B of headers each".into(),
-            assumptions: vec!["frames and their times unchanged".into()],
-        }),
+        counterfactual: Some(cf),
         saving_per_event: None,
     });
 }

@@ -314,6 +314,9 @@ pub struct Connection {
     pub control_frames: u64,
     pub exchanges: u64,
     pub syn: bool,
+    /// Retransmitted bytes and frames (in its messages' bytes, or its setup's).
+    pub retrans_bytes: u64,
+    pub retrans_frames: u64,
 }
 
 /// An application message of a device, for re-simulation.
@@ -335,6 +338,8 @@ pub struct Message {
     /// MQTT QoS of a PUBLISH; a CoAP request sent confirmable.
     pub qos: u8,
     pub confirmable: bool,
+    /// Application header bytes, both ways.
+    pub header: u64,
 }
 
 /// A DNS lookup of a device (a query and its answer), for re-simulation.
@@ -493,6 +498,7 @@ impl Streams {
                 first: x.first,
                 qos: f.qos,
                 confirmable: f.confirmable,
+                header: x.header,
             });
         }
     }
@@ -567,6 +573,8 @@ impl Streams {
                 control_frames: f.control_frames,
                 exchanges: f.exchanges,
                 syn: f.syn > 0,
+                retrans_bytes: retrans,
+                retrans_frames: f.retransmitted_frames,
             });
         }
     }
@@ -597,6 +605,7 @@ impl Streams {
                 first: false,
                 qos: 0,
                 confirmable: false,
+                header: 0,
             });
         }
     }

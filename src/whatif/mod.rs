@@ -153,6 +153,16 @@ pub fn per_day_over(frames: &[Frame], min_span_s: f64, radio: Option<&Radio>, li
                 });
             }
             let r = sim.finish(span_s);
+            if !r.per_day.projected && span_s > 0.0 {
+                // No steady cycle to project: the bytes at the timeline's
+                // rate, the radio not projected (as the capture's own day).
+                let f = 86_400.0 / span_s;
+                return DayFigures {
+                    bytes: (bytes as f64 * f).round() as u64,
+                    billed_bytes: (bytes as f64 * f * billed_share).round() as u64,
+                    ..Default::default()
+                };
+            }
             DayFigures {
                 bytes: r.per_day.bytes,
                 billed_bytes: (r.per_day.bytes as f64 * billed_share).round() as u64,
@@ -242,6 +252,14 @@ pub enum Change {
     /// The device caches DNS answers for `ttl_s`: a lookup within that
     /// long of the last one made goes.
     CacheDns { ttl_s: f64 },
+    /// Nothing is sent twice on the device's connections to `server`: each
+    /// connection's retransmitted bytes and frames leave its messages in
+    /// proportion to their bytes (what they cannot hold leaves its setup).
+    Lossless { server: SocketAddr },
+    /// The device's `kind` exchanges with `server` (but those of the
+    /// resources `except`) carry `header_bytes` of application headers each,
+    /// as a compact protocol's: the rest of their headers go, frames stay.
+    CompactHeaders { server: SocketAddr, kind: Proto, except: Vec<u64>, header_bytes: u64 },
 }
 
 /// A CoAP No-Response option (number 258, one byte of value) after the
@@ -379,6 +397,61 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                     }
                     !cached
                 });
+            }
+            Change::Lossless { server } => {
+                for (c, s) in shapes.iter_mut().filter(|(c, _)| c.server == server && c.retrans_bytes > 0) {
+                    // The ledger books a repeat's payload as retransmission
+                    // and its frame's headers as link, network, transport.
+                    let repeated = c.retrans_bytes + (c.retrans_frames as f64 * k.lower_per_frame) as u64;
+                    let inside = |m: &Message| m.server == server && m.start_ns >= c.start_ns && m.start_ns <= c.end_ns;
+                    let total: u64 = msgs.iter().filter(|m| inside(m)).map(|m| m.up + m.down).sum();
+                    let frames: u64 =
+                        msgs.iter().filter(|m| inside(m)).map(|m| u64::from(m.frames_up + m.frames_down)).sum();
+                    let (mut bytes_left, mut frames_left) = (repeated.min(total), c.retrans_frames.min(frames));
+                    let (mut bytes_seen, mut frames_seen) = (0u64, 0u64);
+                    let (bytes_all, frames_all) = (bytes_left, frames_left);
+                    for m in msgs.iter_mut().filter(|m| inside(m)) {
+                        // Shares by running totals: the cuts add up exactly.
+                        let before = (bytes_seen, frames_seen);
+                        bytes_seen += m.up + m.down;
+                        frames_seen += u64::from(m.frames_up + m.frames_down);
+                        let cut =
+                            (bytes_all * bytes_seen / total.max(1)).saturating_sub(bytes_all * before.0 / total.max(1));
+                        let cut_frames = (frames_all * frames_seen / frames.max(1))
+                            .saturating_sub(frames_all * before.1 / frames.max(1));
+                        let cut = cut.min(bytes_left);
+                        bytes_left -= cut;
+                        frames_left = frames_left.saturating_sub(cut_frames);
+                        let up_cut = (cut * m.up).checked_div(m.up + m.down).unwrap_or(0);
+                        m.up -= up_cut.min(m.up);
+                        m.down = m.down.saturating_sub(cut - up_cut.min(cut));
+                        let mut fc = u32::try_from(cut_frames).unwrap_or(u32::MAX);
+                        // Each side keeps a frame while it keeps bytes.
+                        let spare_up = m.frames_up.saturating_sub(u32::from(m.up > 0));
+                        let take_up = fc.min(spare_up);
+                        m.frames_up -= take_up;
+                        fc -= take_up;
+                        let spare_down = m.frames_down.saturating_sub(u32::from(m.down > 0));
+                        m.frames_down -= fc.min(spare_down);
+                    }
+                    s.open_bytes = s.open_bytes.saturating_sub(repeated - (bytes_all - bytes_left));
+                }
+            }
+            Change::CompactHeaders { server, kind, ref except, header_bytes } => {
+                for m in
+                    msgs.iter_mut().filter(|m| m.server == server && m.kind == kind && !except.contains(&m.resource))
+                {
+                    let cut = m.header.saturating_sub(header_bytes);
+                    let both = m.up + m.down;
+                    if both == 0 {
+                        continue;
+                    }
+                    // Each way gives up its share of the headers (by its bytes).
+                    let up_cut = (cut * m.up / both).min(m.up);
+                    m.up -= up_cut;
+                    m.down = m.down.saturating_sub(cut - up_cut);
+                    m.header -= cut;
+                }
             }
             Change::NoResponse { server } => {
                 for m in msgs
