@@ -101,6 +101,10 @@ enum Cmd {
         /// Settings file (TOML): `[findings]` sets the findings' thresholds (docs/REPORT.md).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The shortest NAT or proxy idle timeout on the device's path, seconds (default 60: a common NAT
+        /// mapping timeout); heartbeats belong at half of it. Overrides `[findings] nat_timeout_s`.
+        #[arg(long, value_name = "SECONDS")]
+        nat_timeout: Option<f64>,
         #[command(flatten)]
         radio: Box<RadioArgs>,
     },
@@ -503,6 +507,7 @@ fn main() -> ExitCode {
             export,
             jobs,
             config,
+            nat_timeout,
             mut radio,
         } => {
             radio.interval = interval;
@@ -518,6 +523,13 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
+            }
+            if let Some(t) = nat_timeout {
+                if !(t.is_finite() && t > 0.0) {
+                    eprintln!("wiretax: --nat-timeout {t}: a number of seconds above 0");
+                    return ExitCode::from(exit::USAGE);
+                }
+                opts.findings.nat_timeout_s = t;
             }
             if let Err(e) = radio.apply(&mut opts) {
                 eprintln!("wiretax: {e}");

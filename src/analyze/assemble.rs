@@ -70,6 +70,7 @@ pub(super) fn assemble(
         first_ns,
         last_ns,
         source,
+        outside_facts,
     } = st;
     defrag.finish();
     let mut outside = outside;
@@ -87,6 +88,7 @@ pub(super) fn assemble(
     let mut apps = crate::report::breakdown::AppLedgers::default();
     let mut stats = crate::dissect::ProtoStats::default();
     let mut streams = std::mem::take(&mut tap.streams);
+    streams.merge(&outside_facts);
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
@@ -190,6 +192,7 @@ pub(super) fn assemble(
         streams: &streams,
         tls: &stats.tls,
         mqtt_keepalive_s: stats.mqtt.keepalive_s,
+        mqtt: Some(&stats.mqtt),
         wire_bytes: t.wire_bytes,
         frames: t.frames,
         lower_bytes: lower,

@@ -124,6 +124,8 @@ pub(super) struct InputState {
     first_ns: Option<i64>,
     last_ns: i64,
     source: SourceNotes,
+    /// What frames of no flow tell the findings (ICMP port unreachable).
+    outside_facts: crate::findings::Streams,
 }
 
 impl Engine {
@@ -204,6 +206,14 @@ impl Engine {
                 notes.non_tcp_udp_packets += 1;
                 outside.add(Class::Link, d.link_len as u64);
                 outside.add(Class::Network, d.net_len as u64);
+                if let Transport::Other(1 | 58) = d.transport
+                    && let Some(u) = decode::link::strip(p.linktype, p.data)
+                        .ok()
+                        .and_then(|(_, ip)| decode::icmp::port_unreachable(ip))
+                {
+                    let l4 = if u.tcp { crate::vocab::L4::Tcp } else { crate::vocab::L4::Udp };
+                    st.outside_facts.port_unreachable(u.client, u.server, l4, p.ts_ns, p.wire_len);
+                }
                 dispatch.outside(lone(d.link_len, Some((d.src, d.dst))));
             }
             Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, &d),

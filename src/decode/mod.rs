@@ -11,6 +11,7 @@
 #![warn(clippy::indexing_slicing)]
 
 pub mod defrag;
+pub mod icmp;
 pub mod link;
 mod tunnel;
 

@@ -10,6 +10,7 @@
 //! practice changed.
 
 pub mod combined;
+pub mod session;
 pub mod stream;
 
 use crate::dissect::tls::Stats as TlsStats;
@@ -81,8 +82,12 @@ pub struct Thresholds {
     pub polling_min_requests: u64,
     /// ...at a period of at least this...
     pub polling_min_period_s: f64,
-    /// ...with this share of the gaps within 25% of the median.
+    /// ...with this share of the gaps within 25% of the median. Encrypted
+    /// (no key log), the answers must carry this many times the request's
+    /// bytes: a request's headers and an answer's are of a size, so only a
+    /// clearly larger answer shows data coming down.
     pub polling_regular_share: f64,
+    pub polling_encrypted_answer_ratio: f64,
     /// Short-lived connections: at least this many carrying one exchange.
     pub short_lived_min_connections: u64,
     /// No TLS resumption: at least this many full handshakes, none resumed.
@@ -97,6 +102,20 @@ pub struct Thresholds {
     pub retransmission_critical_share: f64,
     /// Header overhead: headers at least this many bytes and above the payload.
     pub header_min_bytes: u64,
+    /// The shortest idle timeout on the path (a NAT or a proxy), seconds:
+    /// `--nat-timeout`. Heartbeats belong at half of it.
+    pub nat_timeout_s: f64,
+    /// A heartbeat below this share of the NAT timeout is too short.
+    pub heartbeat_short_share: f64,
+    /// QoS 2 telemetry, confirmable CoAP uploads: at least this many.
+    pub qos2_min_publishes: u64,
+    pub coap_con_min_uploads: u64,
+    /// DNS per connection: at least this many lookups by a device, about
+    /// one a connection; a cache keeps an answer this long (s).
+    pub dns_min_lookups: u64,
+    pub dns_ttl_s: f64,
+    /// Parallel connections: at least this many open at once to one server.
+    pub parallel_min_connections: u64,
 }
 
 impl Default for Thresholds {
@@ -105,6 +124,7 @@ impl Default for Thresholds {
             polling_min_requests: 4,
             polling_min_period_s: 0.2,
             polling_regular_share: 0.7,
+            polling_encrypted_answer_ratio: 2.0,
             short_lived_min_connections: 3,
             tls_min_full_handshakes: 3,
             retry_max_gap_s: 1.0,
@@ -113,6 +133,13 @@ impl Default for Thresholds {
             retransmission_share: 0.01,
             retransmission_critical_share: 0.05,
             header_min_bytes: 1000,
+            nat_timeout_s: session::DEFAULT_NAT_TIMEOUT_S,
+            heartbeat_short_share: 0.25,
+            qos2_min_publishes: 3,
+            coap_con_min_uploads: 3,
+            dns_min_lookups: 3,
+            dns_ttl_s: 300.0,
+            parallel_min_connections: 3,
         }
     }
 }
@@ -142,6 +169,8 @@ pub struct Input<'a> {
     pub tls: &'a TlsStats,
     /// The keep-alive the first MQTT CONNECT asked for.
     pub mqtt_keepalive_s: Option<u16>,
+    /// MQTT statistics (pings seen), when the capture has MQTT.
+    pub mqtt: Option<&'a crate::dissect::mqtt::Stats>,
     pub wire_bytes: u64,
     pub frames: u64,
     /// Link, network and transport header bytes of the capture.
@@ -237,6 +266,12 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     reconnection_storm(inp, &mut out);
     retransmissions(inp, &mut out);
     header_overhead(inp, &mut out);
+    session::heartbeat_interval(inp, &mut out);
+    session::nothing_listening(inp, &mut out);
+    session::mqtt_qos2_telemetry(inp, &mut out);
+    session::coap_con_telemetry(inp, &mut out);
+    session::dns_per_connection(inp, &mut out);
+    session::parallel_connections(inp, &mut out);
     let rank = |s: &str| match s {
         "critical" => 0,
         "warning" => 1,
@@ -296,30 +331,39 @@ fn regular_period(g: &ResourceGroup, t: &Thresholds) -> Option<f64> {
     ((regular as f64) >= t.polling_regular_share * gaps.len() as f64).then_some(period)
 }
 
+/// Whether a resource group is polled: the polling finding's id for it and
+/// its period.
+fn polled(k: &ResourceKey, g: &ResourceGroup, t: &Thresholds) -> Option<(&'static str, f64)> {
+    let fetch = match k.kind {
+        Proto::Http | Proto::Http2 => k.method == Method::Get,
+        Proto::Coap => k.method == Method::Get,
+        Proto::Tls => {
+            g.answered * 2 >= g.count && g.payload_down as f64 >= t.polling_encrypted_answer_ratio * g.payload_up as f64
+        }
+        _ => false,
+    };
+    if !fetch || g.count < t.polling_min_requests {
+        return None;
+    }
+    let period = regular_period(g, t)?;
+    let id = match k.kind {
+        Proto::Http | Proto::Http2 => "http-polling",
+        Proto::Coap => "coap-polling",
+        _ => "polling",
+    };
+    Some((id, period))
+}
+
 /// A request repeated at a regular period: the same resource fetched again
 /// and again instead of being pushed when it changes. Encrypted exchanges
 /// count only when their answers carry the data (more bytes down than up):
 /// uploads are not polling.
 fn polling(inp: &Input, out: &mut Vec<Finding>) {
-    let t = inp.thresholds;
     let mut by_id: BTreeMap<&str, Vec<(&ResourceKey, &ResourceGroup, f64)>> = BTreeMap::new();
     for (k, g) in inp.streams.resources.iter() {
-        let fetch = match k.kind {
-            Proto::Http | Proto::Http2 => k.method == Method::Get,
-            Proto::Coap => k.method == Method::Get,
-            Proto::Tls => g.answered * 2 >= g.count && g.payload_down > g.payload_up,
-            _ => false,
-        };
-        if !fetch || g.count < t.polling_min_requests {
-            continue;
+        if let Some((id, period)) = polled(k, g, inp.thresholds) {
+            by_id.entry(id).or_default().push((k, g, period));
         }
-        let Some(period) = regular_period(g, t) else { continue };
-        let id = match k.kind {
-            Proto::Http | Proto::Http2 => "http-polling",
-            Proto::Coap => "coap-polling",
-            _ => "polling",
-        };
-        by_id.entry(id).or_default().push((k, g, period));
     }
     for (id, groups) in by_id {
         let requests: u64 = groups.iter().map(|g| g.1.count).sum();
@@ -385,8 +429,12 @@ fn polling(inp: &Input, out: &mut Vec<Finding>) {
 fn short_lived_connections(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
     let mut by_id: BTreeMap<&str, Vec<(SocketAddr, &stream::ServerGroup)>> = BTreeMap::new();
+    // Short connections whose TLS sessions resume are what a device that
+    // sleeps between readings should do (the recommendation below): when
+    // most handshakes resume, TLS connections are not reported.
+    let resuming = inp.tls.resumed_handshakes > 0 && inp.tls.resumed_handshakes >= inp.tls.full_handshakes;
     for ((server, _), g) in inp.streams.servers.iter() {
-        if g.one_exchange < t.short_lived_min_connections {
+        if g.one_exchange < t.short_lived_min_connections || (resuming && g.tls_flows > 0) {
             continue;
         }
         // MQTT's name for it: a session per message.
@@ -644,7 +692,8 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
 /// Bytes sent twice: loss on the link, or timers too eager.
 fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
     let s = inp.streams;
-    let total = s.retransmission_bytes;
+    // Repeats to a port where nothing listens are not loss: `nothing-listening` has them.
+    let total = s.retransmission_bytes.saturating_sub(session::dead_retransmission_bytes(inp));
     if total == 0 || inp.wire_bytes == 0 {
         return;
     }
@@ -653,11 +702,25 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
         return;
     }
     let worst = s.worst_retransmitters.sorted();
-    let per_day = |b: u64| {
-        if inp.duration_s > 0.0 { (b as f64 * 86_400.0 / inp.duration_s).round() as u64 } else { b }
-    };
-    let bytes = per_day(total);
-    let billed = per_day(total.saturating_sub(s.retransmitted_frames * (s.link_bytes / s.frames.max(1))));
+    let dead: Vec<SocketAddr> = session::dead_servers(inp).iter().map(|d| d.0).collect();
+    let mut changes = Vec::new();
+    for (ip, d) in s.devices.iter() {
+        let mut servers: Vec<SocketAddr> = d
+            .connections
+            .sorted()
+            .iter()
+            .filter(|c| c.retrans_bytes > 0 && !dead.contains(&c.server))
+            .map(|c| c.server)
+            .collect();
+        servers.sort_unstable();
+        servers.dedup();
+        changes.extend(servers.into_iter().map(|server| (*ip, Change::Lossless { server })));
+    }
+    let (saving, mut cf) = inp.saving(&changes, changes.len() as u64, "a loss-free link: nothing sent twice");
+    cf.assumptions.push(
+        "a connection's retransmitted bytes and frames leave its messages in proportion to their bytes; the repeats are placed with the message they repeat"
+            .into(),
+    );
     out.push(Finding {
         id: "retransmissions".into(),
         severity: if share > inp.thresholds.retransmission_critical_share { "critical" } else { "warning" }.into(),
@@ -667,41 +730,70 @@ fn retransmissions(inp: &Input, out: &mut Vec<Finding>) {
             "flows": worst.iter().map(|(b, c, sv, app, _)| json!({"client": c, "server": sv, "app": app,
                 "retransmission_bytes": b.0})).collect::<Vec<_>>(),
         }),
-        saving_per_day: Saving {
-            bytes,
-            billed_bytes: billed,
-            radio_on_s: 0.0,
-            charge_mah: 0.0,
-            charge_basis: "the retransmitted bytes at the capture's rate; the radio time they add is not re-simulated".into(),
-        },
+        saving_per_day: saving,
         recommendation: "Find the loss (radio coverage, a congested uplink, a middlebox) or the timer: for CoAP check ACK_TIMEOUT against the real round trip; for TCP look at the path's loss rate.".into(),
         scope: "capture".into(),
         instances: worst.len() as u64,
-        counterfactual: Some(Counterfactual {
-            description: "a loss-free link: nothing sent twice".into(),
-            assumptions: vec!["the retransmitted bytes at the capture's rate".into()],
-            ..Default::default()
-        }),
+        counterfactual: Some(cf),
         saving_per_event: None,
     });
 }
 
+/// Application header bytes an exchange of a compact protocol spends.
+const COMPACT_HEADER_BYTES: u64 = 20;
+
 /// Exchanges whose headers outweigh what they carry.
 fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
     let hs = &inp.streams.headers;
-    let exchanges: u64 = hs.values().map(|h| h.exchanges).sum();
+    // Polled exchanges are the polling finding's: its fix removes their
+    // requests, headers and all; counted here too, the two savings would
+    // overlap on the same bytes.
+    let (mut polled_n, mut polled_header, mut polled_payload) = (0u64, 0u64, 0u64);
+    let mut polled_resources: BTreeMap<(IpAddr, SocketAddr, Proto), Vec<u64>> = BTreeMap::new();
+    for (k, g) in inp.streams.resources.iter() {
+        if k.kind != Proto::Tls && polled(k, g, inp.thresholds).is_some() {
+            polled_n += g.count;
+            polled_header += g.header;
+            polled_payload += g.payload_up + g.payload_down;
+            polled_resources.entry((k.client, k.server, k.kind)).or_default().push(k.resource);
+        }
+    }
+    let exchanges: u64 = hs.values().map(|h| h.exchanges).sum::<u64>().saturating_sub(polled_n);
     if exchanges < 3 {
         return;
     }
-    let header: u64 = hs.values().map(|h| h.header).sum();
-    let payload: u64 = hs.values().map(|h| h.payload).sum();
+    let header: u64 = hs.values().map(|h| h.header).sum::<u64>().saturating_sub(polled_header);
+    let payload: u64 = hs.values().map(|h| h.payload).sum::<u64>().saturating_sub(polled_payload);
     if header <= payload || header < inp.thresholds.header_min_bytes {
         return;
     }
     let kinds: Vec<Proto> = hs.keys().copied().collect();
-    // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends hundreds.
-    let saved = header.saturating_sub(exchanges * 20);
-    let bytes = if inp.duration_s > 0.0 { (saved as f64 * 86_400.0 / inp.duration_s).round() as u64 } else { saved };
+    // Compact framing (MQTT/CoAP) spends a few bytes where HTTP spends
+    // hundreds: each device's exchanges with each server, re-simulated.
+    let mut changes = Vec::new();
+    for (ip, d) in inp.streams.devices.iter() {
+        let mut seen: Vec<(SocketAddr, Proto)> = d
+            .messages
+            .sorted()
+            .iter()
+            .filter(|m| m.header > COMPACT_HEADER_BYTES && kinds.contains(&m.kind))
+            .map(|m| (m.server, m.kind))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for (server, kind) in seen {
+            let except = polled_resources.get(&(*ip, server, kind)).cloned().unwrap_or_default();
+            changes.push((*ip, Change::CompactHeaders { server, kind, except, header_bytes: COMPACT_HEADER_BYTES }));
+        }
+    }
+    let (saving, mut cf) = inp.saving(
+        &changes,
+        changes.len() as u64,
+        &format!("the same exchanges with {COMPACT_HEADER_BYTES} B of headers each (a compact protocol's), frames and times unchanged"),
+    );
+    cf.assumptions.push(format!(
+        "{COMPACT_HEADER_BYTES} B of application headers an exchange: an MQTT PUBLISH with a short topic and its PUBACK, or a CoAP request and response with a few options"
+    ));
     out.push(Finding {
         id: "header-overhead".into(),
         severity: if header > 4 * payload { "warning" } else { "info" }.into(),
@@ -712,21 +804,11 @@ fn header_overhead(inp: &Input, out: &mut Vec<Finding>) {
             "mean_payload_bytes": round3(payload as f64 / exchanges as f64),
             "header_to_payload": round3(header as f64 / payload.max(1) as f64),
         }),
-        saving_per_day: Saving {
-            bytes,
-            billed_bytes: bytes,
-            radio_on_s: 0.0,
-            charge_mah: 0.0,
-            charge_basis: "header bytes above 20 B an exchange at the capture's rate; frames and their times unchanged, so no radio time".into(),
-        },
+        saving_per_day: saving,
         recommendation: "Trim headers the server does not need (User-Agent, Accept, cookies), or move to a compact protocol (MQTT, CoAP) whose headers are a few bytes.".into(),
         scope: "capture".into(),
         instances: exchanges,
-        counterfactual: Some(Counterfactual {
-            description: "the same exchanges with 20 B of headers each".into(),
-            assumptions: vec!["frames and their times unchanged".into()],
-            ..Default::default()
-        }),
+        counterfactual: Some(cf),
         saving_per_event: None,
     });
 }

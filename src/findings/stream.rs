@@ -219,6 +219,16 @@ pub struct ServerGroup {
     /// Connections refused or reset before any data.
     pub refused: u64,
     pub refused_bytes: u64,
+    /// Flows the server answered (bytes of payload back).
+    pub answered_flows: u64,
+    /// Flows with a TLS handshake.
+    pub tls_flows: u64,
+    /// Retransmitted bytes of its flows: with nothing listening, the
+    /// client's repeats are not loss.
+    pub retransmission_bytes: u64,
+    /// ICMP port unreachable errors for it, and their wire bytes.
+    pub unreachable: u64,
+    pub unreachable_bytes: u64,
     /// The smallest `CLIENTS_COUNTED` client addresses.
     pub clients: BTreeSet<IpAddr>,
 }
@@ -234,6 +244,11 @@ impl Default for ServerGroup {
             one_exchange_wire: 0,
             refused: 0,
             refused_bytes: 0,
+            answered_flows: 0,
+            tls_flows: 0,
+            retransmission_bytes: 0,
+            unreachable: 0,
+            unreachable_bytes: 0,
             clients: BTreeSet::new(),
         }
     }
@@ -249,6 +264,11 @@ impl ServerGroup {
         self.one_exchange_wire += o.one_exchange_wire;
         self.refused += o.refused;
         self.refused_bytes += o.refused_bytes;
+        self.answered_flows += o.answered_flows;
+        self.tls_flows += o.tls_flows;
+        self.retransmission_bytes += o.retransmission_bytes;
+        self.unreachable += o.unreachable;
+        self.unreachable_bytes += o.unreachable_bytes;
         for c in &o.clients {
             self.add_client(*c);
         }
@@ -294,6 +314,9 @@ pub struct Connection {
     pub control_frames: u64,
     pub exchanges: u64,
     pub syn: bool,
+    /// Retransmitted bytes and frames (in its messages' bytes, or its setup's).
+    pub retrans_bytes: u64,
+    pub retrans_frames: u64,
 }
 
 /// An application message of a device, for re-simulation.
@@ -312,6 +335,20 @@ pub struct Message {
     pub method: Method,
     pub resource: u64,
     pub first: bool,
+    /// MQTT QoS of a PUBLISH; a CoAP request sent confirmable.
+    pub qos: u8,
+    pub confirmable: bool,
+    /// Application header bytes, both ways.
+    pub header: u64,
+}
+
+/// A DNS lookup of a device (a query and its answer), for re-simulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lookup {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub up: u64,
+    pub down: u64,
 }
 
 /// One device's timeline, the first of it by time.
@@ -319,11 +356,17 @@ pub struct Message {
 pub struct Device {
     pub messages: Firsts<Message>,
     pub connections: Firsts<Connection>,
+    /// Its DNS lookups (`seen` counts them all).
+    pub lookups: Firsts<Lookup>,
 }
 
 impl Default for Device {
     fn default() -> Self {
-        Device { messages: Firsts::new(DEVICE_MESSAGES), connections: Firsts::new(DEVICE_CONNECTIONS) }
+        Device {
+            messages: Firsts::new(DEVICE_MESSAGES),
+            connections: Firsts::new(DEVICE_CONNECTIONS),
+            lookups: Firsts::new(DEVICE_CONNECTIONS),
+        }
     }
 }
 
@@ -431,6 +474,11 @@ impl Streams {
             let payload = x.payload_up + x.payload_down;
             h.payload += payload;
         }
+        if x.kind == Proto::Dns
+            && let Some(d) = self.devices.entry(&client.ip())
+        {
+            d.lookups.add(Lookup { start_ns: x.start_ns, end_ns: x.end_ns, up: x.up, down: x.down });
+        }
         if x.kind != Proto::Dns
             && let Some(d) = self.devices.entry(&client.ip())
         {
@@ -448,6 +496,9 @@ impl Streams {
                 method: f.method,
                 resource: f.resource,
                 first: x.first,
+                qos: f.qos,
+                confirmable: f.confirmable,
+                header: x.header,
             });
         }
     }
@@ -480,6 +531,9 @@ impl Streams {
             s.app = known_min(s.app, app);
             s.flows += 1;
             s.add_client(f.client.0.ip());
+            s.answered_flows += u64::from(f.payload_bytes_s2c > 0);
+            s.tls_flows += u64::from(hs > 0);
+            s.retransmission_bytes += retrans;
             if f.l4 == L4::Tcp && f.syn > 0 {
                 s.opened += 1;
                 if f.exchanges == 1 && f.wire_bytes > 0 {
@@ -519,6 +573,39 @@ impl Streams {
                 control_frames: f.control_frames,
                 exchanges: f.exchanges,
                 syn: f.syn > 0,
+                retrans_bytes: retrans,
+                retrans_frames: f.retransmitted_frames,
+            });
+        }
+    }
+
+    /// An ICMP port unreachable error a server's host sent back for a
+    /// datagram (or segment) from `client` to `server`: nothing listens
+    /// there. It is the server's answer on the device's timeline.
+    pub fn port_unreachable(&mut self, client: SocketAddr, server: SocketAddr, l4: L4, ts_ns: i64, wire_len: u32) {
+        if let Some(s) = self.servers.entry(&(server, l4)) {
+            s.add_client(client.ip());
+            s.unreachable += 1;
+            s.unreachable_bytes += u64::from(wire_len);
+        }
+        if let Some(d) = self.devices.entry(&client.ip()) {
+            d.messages.add(Message {
+                start_ns: ts_ns,
+                end_ns: ts_ns,
+                server,
+                kind: Proto::Unknown,
+                up: 0,
+                down: u64::from(wire_len),
+                frames_up: 0,
+                frames_down: 1,
+                payload_up: 0,
+                payload_down: 0,
+                method: Method::Unknown,
+                resource: 0,
+                first: false,
+                qos: 0,
+                confirmable: false,
+                header: 0,
             });
         }
     }
@@ -541,6 +628,7 @@ impl Streams {
         self.devices.merge(&o.devices, |a, b| {
             a.messages.merge(&b.messages);
             a.connections.merge(&b.connections);
+            a.lookups.merge(&b.lookups);
         });
         for (k, h) in &o.headers {
             let mine = self.headers.entry(*k).or_default();

@@ -498,11 +498,14 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
     if !r.findings.is_empty() {
         let mut ranked: Vec<_> = r.findings.iter().collect();
         ranked.sort_by(|a, b| b.saving_per_day.bytes.cmp(&a.saving_per_day.bytes).then_with(|| a.id.cmp(&b.id)));
+        // Charted: the findings with a saving per day (a one-off event's,
+        // or one whose capture's day it does not change, has none to draw).
+        let charted: Vec<_> = ranked.iter().filter(|f| f.saving_per_day.bytes > 0).collect();
         let chart = Stacked {
             title: "Findings by bytes saved per day",
-            rows: ranked.iter().map(|f| text(&f.id)).collect(),
+            rows: charted.iter().map(|f| text(&f.id)).collect(),
             parts: vec![("bytes saved per day", CLASS_COLORS[9])],
-            values: ranked.iter().map(|f| vec![f.saving_per_day.bytes as f64]).collect(),
+            values: charted.iter().map(|f| vec![f.saving_per_day.bytes as f64]).collect(),
             unit: Unit::Bytes,
             max: None,
         };
@@ -526,12 +529,11 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
                 clean(&f.recommendation, 600),
             ]);
         }
-        let mut blocks = vec![Block::Figure {
-            name: format!("{prefix}findings"),
-            title: "Findings".into(),
-            svg: chart.svg(),
-            table,
-        }];
+        let mut blocks = if charted.is_empty() {
+            vec![Block::Table(table)]
+        } else {
+            vec![Block::Figure { name: format!("{prefix}findings"), title: "Findings".into(), svg: chart.svg(), table }]
+        };
         if let Some(a) = &r.all_findings_fixed {
             blocks.push(Block::Para(format!(
                 "Each finding's saving assumes only its own change, so they overlap: together they add up to {} a day. All of them fixed at once ({}) save {} a day ({} billed) and {:.3} mAh.",

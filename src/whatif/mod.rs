@@ -78,8 +78,65 @@ pub type Radio = (Profile, RadioOptions);
 /// per-day figures: the projection of a capture (the radio model's own)
 /// is used, so a counterfactual is projected exactly as its baseline.
 pub fn per_day(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> DayFigures {
-    let (Some(first), Some(last)) = (frames.first(), frames.last()) else { return DayFigures::default() };
-    let span_s = (last.t_ns - first.t_ns) as f64 / 1e9;
+    per_day_over(frames, 0.0, radio, link_per_frame)
+}
+
+/// What `frames` cost as they are, not projected to a day: for a one-off
+/// event, priced per event.
+pub fn totals(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> DayFigures {
+    let bytes: u64 = frames.iter().map(|f| u64::from(f.len)).sum();
+    let link = (link_per_frame * frames.len() as f64).min(bytes as f64);
+    let billed_bytes = (bytes as f64 - link).round() as u64;
+    let Some((profile, opts)) = radio else { return DayFigures { bytes, billed_bytes, ..Default::default() } };
+    if frames.is_empty() {
+        return DayFigures::default();
+    }
+    let mut sim = RadioSim::new(profile.clone(), opts.clone());
+    for f in frames {
+        sim.tick(&Tick {
+            ts_ns: f.t_ns,
+            wire_len: f.len,
+            uplink: f.uplink,
+            flow: Tick::NO_FLOW,
+            exchange: None,
+            link_len: 0,
+        });
+    }
+    let r = sim.finish(span_of(frames));
+    DayFigures {
+        bytes,
+        billed_bytes,
+        radio_on_s: r.radio_on_s,
+        charge_mah: r.charge_mah,
+        energy_j: r.energy_j,
+        wakeups: r.wakeups as f64,
+    }
+}
+
+/// Runs `changes` on device `d` as a one-off event: the timelines' own
+/// totals, not projected to a day.
+pub fn run_event(d: &Device, changes: &[Change], k: &Constants, radio: Option<&Radio>) -> Outcome {
+    let b = synthesize(d, &[], k);
+    let cf = synthesize(d, changes, k);
+    Outcome { baseline: totals(&b, radio, k.link_per_frame), counterfactual: totals(&cf, radio, k.link_per_frame) }
+}
+
+/// The time `frames` span, seconds.
+fn span_of(frames: &[Frame]) -> f64 {
+    match (frames.first(), frames.last()) {
+        (Some(a), Some(b)) => (b.t_ns - a.t_ns) as f64 / 1e9,
+        _ => 0.0,
+    }
+}
+
+/// `per_day` over at least `min_span_s`: a counterfactual that removes the
+/// last frames of its baseline still covers the baseline's time, not the
+/// shorter span its own frames leave.
+pub fn per_day_over(frames: &[Frame], min_span_s: f64, radio: Option<&Radio>, link_per_frame: f64) -> DayFigures {
+    if frames.is_empty() {
+        return DayFigures::default();
+    }
+    let span_s = span_of(frames).max(min_span_s);
     let bytes: u64 = frames.iter().map(|f| u64::from(f.len)).sum();
     let link = (link_per_frame * frames.len() as f64).min(bytes as f64);
     let billed_share = if bytes > 0 { 1.0 - link / bytes as f64 } else { 1.0 };
@@ -98,6 +155,16 @@ pub fn per_day(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> 
                 });
             }
             let r = sim.finish(span_s);
+            if !r.per_day.projected && span_s > 0.0 {
+                // No steady cycle to project: the bytes at the timeline's
+                // rate, the radio not projected (as the capture's own day).
+                let f = 86_400.0 / span_s;
+                return DayFigures {
+                    bytes: (bytes as f64 * f).round() as u64,
+                    billed_bytes: (bytes as f64 * f * billed_share).round() as u64,
+                    ..Default::default()
+                };
+            }
             DayFigures {
                 bytes: r.per_day.bytes,
                 billed_bytes: (r.per_day.bytes as f64 * billed_share).round() as u64,
@@ -165,7 +232,43 @@ pub enum Change {
     /// Exchanges of `resource` on `server` between these times never happen
     /// (retries without back-off).
     Drop { server: SocketAddr, resource: u64, between: (i64, i64) },
+    /// The device's long-lived connections to `server` send a heartbeat
+    /// (MQTT PINGREQ and PINGRESP) after every `period_s` of silence (0:
+    /// none); a middlebox forgets a connection silent for longer than
+    /// `drop_after_s` (0: never), and the device then connects again. The
+    /// heartbeats the capture holds stay where the connection opened: apply
+    /// this to both timelines compared (`run_between`).
+    Heartbeat { server: SocketAddr, period_s: f64, drop_after_s: f64 },
+    /// The device stops at the first error from `server` (nothing listens
+    /// there): the first attempt (its first frame) and the first error in
+    /// answer remain; the repeats, later attempts and their errors go.
+    StopAtError { server: SocketAddr },
+    /// The device's QoS 2 PUBLISHes to `server` are sent with QoS 1: the
+    /// PUBREL and PUBCOMP legs (and the TCP ACK after PUBREL) go, PUBREC
+    /// becomes PUBACK (the same 4 bytes).
+    Qos1 { server: SocketAddr },
+    /// The device's confirmable CoAP uploads (PUT, POST) to `server` go
+    /// non-confirmable with No-Response (RFC 7967): the answer goes, the
+    /// request gains the option.
+    NoResponse { server: SocketAddr },
+    /// The device caches DNS answers for `ttl_s`: a lookup within that
+    /// long of the last one made goes.
+    CacheDns { ttl_s: f64 },
+    /// Nothing is sent twice on the device's connections to `server`: each
+    /// connection's retransmitted bytes and frames leave its messages in
+    /// proportion to their bytes (what they cannot hold leaves its setup).
+    Lossless { server: SocketAddr },
+    /// The device's `kind` exchanges with `server` (but those of the
+    /// resources `except`) carry `header_bytes` of application headers each,
+    /// as a compact protocol's: the rest of their headers go, frames stay.
+    CompactHeaders { server: SocketAddr, kind: Proto, except: Vec<u64>, header_bytes: u64 },
 }
+
+/// A CoAP No-Response option (number 258, one byte of value) after the
+/// request's other options: a header byte, an extended delta byte, the value.
+pub const COAP_NO_RESPONSE_OPTION_BYTES: u64 = 3;
+/// MQTT PUBREL and PUBCOMP: a fixed header and a packet id, 4 bytes each.
+pub const MQTT_ACK_PACKET_BYTES: u64 = 4;
 
 /// Frames of `bytes` sent one way, split into frames of at most 1,514 bytes
 /// (`frames` at least), starting at `t_ns`.
@@ -205,6 +308,7 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
     let mut msgs = d.messages.sorted();
     let mut shapes: Vec<(Connection, ConnShape)> = conns.iter().map(|c| (*c, shape(c, k))).collect();
     let mut kept: Vec<SocketAddr> = Vec::new();
+    let mut lookups = d.lookups.sorted();
     for ch in changes {
         match *ch {
             // Once a server: several findings (keep-alive, push) may each ask for it.
@@ -249,6 +353,125 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                     !(m.server == server && m.resource == resource && m.start_ns > between.0 && m.start_ns <= between.1)
                 });
             }
+            Change::Heartbeat { server, period_s, drop_after_s } => {
+                heartbeat(&mut shapes, &msgs, server, period_s, drop_after_s, k)
+            }
+            Change::StopAtError { server } => {
+                let (mut request, mut error) = (false, false);
+                msgs.retain_mut(|m| {
+                    if m.server != server {
+                        return true;
+                    }
+                    // Errors in answer (ICMP) are the messages of no protocol.
+                    let seen = if m.kind == Proto::Unknown { &mut error } else { &mut request };
+                    if *seen {
+                        return false;
+                    }
+                    *seen = true;
+                    if m.kind != Proto::Unknown && m.frames_up > 1 {
+                        m.up /= u64::from(m.frames_up);
+                        m.frames_up = 1;
+                    }
+                    true
+                });
+                let mut first = true;
+                shapes.retain(|(c, _)| c.server != server || std::mem::take(&mut first));
+            }
+            Change::Qos1 { server } => {
+                let lower = k.lower_per_frame as u64;
+                for m in
+                    msgs.iter_mut().filter(|m| m.server == server && m.kind == Proto::Mqtt && m.qos == 2 && m.up > 0)
+                {
+                    // PUBREL, and the ACK of PUBCOMP when the exchange shows one.
+                    let (frames, bytes) = if m.frames_up >= 4 { (2, 2 * lower) } else { (1, lower) };
+                    if m.frames_up > frames {
+                        m.frames_up -= frames;
+                        m.up = m.up.saturating_sub(bytes + MQTT_ACK_PACKET_BYTES);
+                    }
+                    if m.frames_down >= 2 {
+                        m.frames_down -= 1;
+                        m.down = m.down.saturating_sub(lower + MQTT_ACK_PACKET_BYTES);
+                    }
+                }
+            }
+            Change::CacheDns { ttl_s } => {
+                let ttl = (ttl_s * 1e9) as i64;
+                // A resolution's queries (A and AAAA) come together: those
+                // within 100 ms of the one that began it stay with it.
+                let mut last: Option<i64> = None;
+                lookups.retain(|l| {
+                    let cached = last.is_some_and(|t| l.start_ns - t >= 100_000_000 && l.start_ns - t < ttl);
+                    if last.is_none_or(|t| l.start_ns - t >= ttl) {
+                        last = Some(l.start_ns);
+                    }
+                    !cached
+                });
+            }
+            Change::Lossless { server } => {
+                for (c, s) in shapes.iter_mut().filter(|(c, _)| c.server == server && c.retrans_bytes > 0) {
+                    // The ledger books a repeat's payload as retransmission
+                    // and its frame's headers as link, network, transport.
+                    let repeated = c.retrans_bytes + (c.retrans_frames as f64 * k.lower_per_frame) as u64;
+                    let inside = |m: &Message| m.server == server && m.start_ns >= c.start_ns && m.start_ns <= c.end_ns;
+                    let total: u64 = msgs.iter().filter(|m| inside(m)).map(|m| m.up + m.down).sum();
+                    let frames: u64 =
+                        msgs.iter().filter(|m| inside(m)).map(|m| u64::from(m.frames_up + m.frames_down)).sum();
+                    let (mut bytes_left, mut frames_left) = (repeated.min(total), c.retrans_frames.min(frames));
+                    let (mut bytes_seen, mut frames_seen) = (0u64, 0u64);
+                    let (bytes_all, frames_all) = (bytes_left, frames_left);
+                    for m in msgs.iter_mut().filter(|m| inside(m)) {
+                        // Shares by running totals: the cuts add up exactly.
+                        let before = (bytes_seen, frames_seen);
+                        bytes_seen += m.up + m.down;
+                        frames_seen += u64::from(m.frames_up + m.frames_down);
+                        let cut =
+                            (bytes_all * bytes_seen / total.max(1)).saturating_sub(bytes_all * before.0 / total.max(1));
+                        let cut_frames = (frames_all * frames_seen / frames.max(1))
+                            .saturating_sub(frames_all * before.1 / frames.max(1));
+                        let cut = cut.min(bytes_left);
+                        bytes_left -= cut;
+                        frames_left = frames_left.saturating_sub(cut_frames);
+                        let up_cut = (cut * m.up).checked_div(m.up + m.down).unwrap_or(0);
+                        m.up -= up_cut.min(m.up);
+                        m.down = m.down.saturating_sub(cut - up_cut.min(cut));
+                        let mut fc = u32::try_from(cut_frames).unwrap_or(u32::MAX);
+                        // Each side keeps a frame while it keeps bytes.
+                        let spare_up = m.frames_up.saturating_sub(u32::from(m.up > 0));
+                        let take_up = fc.min(spare_up);
+                        m.frames_up -= take_up;
+                        fc -= take_up;
+                        let spare_down = m.frames_down.saturating_sub(u32::from(m.down > 0));
+                        m.frames_down -= fc.min(spare_down);
+                    }
+                    s.open_bytes = s.open_bytes.saturating_sub(repeated - (bytes_all - bytes_left));
+                }
+            }
+            Change::CompactHeaders { server, kind, ref except, header_bytes } => {
+                for m in
+                    msgs.iter_mut().filter(|m| m.server == server && m.kind == kind && !except.contains(&m.resource))
+                {
+                    let cut = m.header.saturating_sub(header_bytes);
+                    let both = m.up + m.down;
+                    if both == 0 {
+                        continue;
+                    }
+                    // Each way gives up its share of the headers (by its bytes).
+                    let up_cut = (cut * m.up / both).min(m.up);
+                    m.up -= up_cut;
+                    m.down = m.down.saturating_sub(cut - up_cut);
+                    m.header -= cut;
+                }
+            }
+            Change::NoResponse { server } => {
+                for m in msgs
+                    .iter_mut()
+                    .filter(|m| m.server == server && m.kind == Proto::Coap && m.confirmable && m.payload_up > 0)
+                {
+                    m.up += COAP_NO_RESPONSE_OPTION_BYTES;
+                    m.down = 0;
+                    m.frames_down = 0;
+                }
+            }
         }
     }
     let mut out = Vec::with_capacity(msgs.len() * 4 + shapes.len() * 4);
@@ -258,6 +481,10 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
         emit(&mut out, s.start_ns, true, s.open_bytes - half, 2);
         emit(&mut out, s.start_ns + 1_000_000, false, half, 1);
         emit(&mut out, s.end_ns, true, s.close_bytes, if c.l4 == L4::Tcp { 2 } else { 1 });
+    }
+    for l in &lookups {
+        emit(&mut out, l.start_ns, true, l.up, 1);
+        emit(&mut out, l.end_ns.max(l.start_ns + 1_000_000), false, l.down, 1);
     }
     for m in &msgs {
         emit(&mut out, m.start_ns, true, m.up, m.frames_up);
@@ -323,6 +550,63 @@ fn keep_alive(shapes: &mut Vec<(Connection, ConnShape)>, msgs: &mut [Message], s
     }
 }
 
+/// Heartbeats at `period_s` in every silence of the device's connections
+/// to `server` that the timeline leaves; past `drop_after_s` of silence the
+/// connection is forgotten on the path and opened again.
+fn heartbeat(
+    shapes: &mut Vec<(Connection, ConnShape)>,
+    msgs: &[Message],
+    server: SocketAddr,
+    period_s: f64,
+    drop_after_s: f64,
+    k: &Constants,
+) {
+    let period = (period_s * 1e9) as i64;
+    let drop_after = (drop_after_s * 1e9) as i64;
+    let ping = (2.0 + k.lower_per_frame) as u64;
+    let mut added = Vec::new();
+    for (c, s) in shapes.iter().filter(|(c, _)| c.server == server && c.l4 == L4::Tcp && c.syn) {
+        let mut busy: Vec<i64> = msgs
+            .iter()
+            .filter(|m| m.server == server && m.start_ns >= c.start_ns && m.start_ns <= c.end_ns)
+            .flat_map(|m| [m.start_ns, m.end_ns.max(m.start_ns)])
+            .collect();
+        busy.push(c.start_ns);
+        busy.push(c.end_ns);
+        busy.sort_unstable();
+        for w in busy.windows(2) {
+            let [a, b] = *w else { continue };
+            let mut quiet_since = a;
+            loop {
+                let next_ping = if period > 0 { quiet_since.saturating_add(period) } else { i64::MAX };
+                if drop_after > 0 && b - quiet_since > drop_after && next_ping - quiet_since >= drop_after {
+                    // Forgotten before the next heartbeat: the next thing
+                    // sent finds no path and the device connects again.
+                    let at = next_ping.min(b);
+                    let reopen = ConnShape { start_ns: at, end_ns: at, open_bytes: s.open_bytes, close_bytes: 0 };
+                    added.push((Connection { start_ns: at, end_ns: at, ..*c }, reopen));
+                    if at >= b {
+                        break;
+                    }
+                    quiet_since = at;
+                } else if next_ping < b && added.len() < MAX_HEARTBEATS {
+                    let beat =
+                        ConnShape { start_ns: next_ping, end_ns: next_ping, open_bytes: 2 * ping, close_bytes: 0 };
+                    added.push((Connection { start_ns: next_ping, end_ns: next_ping, l4: L4::Udp, ..*c }, beat));
+                    quiet_since = next_ping;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    shapes.extend(added);
+}
+
+/// Most heartbeats and reconnections a `Heartbeat` change adds: a bound on
+/// memory for a very long timeline with a very short period.
+const MAX_HEARTBEATS: usize = 200_000;
+
 /// What a scenario costs against its baseline, for one or more devices.
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
@@ -347,9 +631,40 @@ impl Outcome {
 
 /// Runs `changes` on device `d`: its baseline and counterfactual days.
 pub fn run(d: &Device, changes: &[Change], k: &Constants, radio: Option<&Radio>) -> Outcome {
-    let base = synthesize(d, &[], k);
+    run_between(d, &[], changes, k, radio)
+}
+
+/// A day of nothing but heartbeats every `period_s` (a PINGREQ up, a
+/// PINGRESP 50 ms later): what an idle device's heartbeat costs. With
+/// `reconnect_bytes`, each beat finds the connection forgotten on the path
+/// and opens a new one (those bytes, half each way) instead.
+pub fn idle_heartbeat_day(period_s: f64, reconnect_bytes: u64, k: &Constants, radio: Option<&Radio>) -> DayFigures {
+    if period_s <= 0.0 {
+        return DayFigures::default();
+    }
+    let ping = if reconnect_bytes > 0 { reconnect_bytes / 2 } else { (2.0 + k.lower_per_frame) as u64 };
+    let ping = u32::try_from(ping).unwrap_or(u32::MAX);
+    let period = (period_s * 1e9) as i64;
+    let beats = (3600.0 / period_s).ceil().max(2.0) as i64;
+    let frames: Vec<Frame> = (0..=beats)
+        .flat_map(|i| {
+            let t = i * period;
+            [Frame { t_ns: t, uplink: true, len: ping }, Frame { t_ns: t + 50_000_000, uplink: false, len: ping }]
+        })
+        .collect();
+    per_day(&frames, radio, k.link_per_frame)
+}
+
+/// Two changed timelines of device `d` against each other: `base` as the
+/// baseline (a practice the stored timeline does not place in time, such as
+/// the captured heartbeat) and `changes` as the counterfactual.
+pub fn run_between(d: &Device, base: &[Change], changes: &[Change], k: &Constants, radio: Option<&Radio>) -> Outcome {
+    let b = synthesize(d, base, k);
     let cf = synthesize(d, changes, k);
-    Outcome { baseline: per_day(&base, radio, k.link_per_frame), counterfactual: per_day(&cf, radio, k.link_per_frame) }
+    Outcome {
+        baseline: per_day(&b, radio, k.link_per_frame),
+        counterfactual: per_day_over(&cf, span_of(&b), radio, k.link_per_frame),
+    }
 }
 
 /// Messages of a device, for stacks: (time, bytes up, bytes down) of the
