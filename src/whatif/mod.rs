@@ -670,5 +670,5 @@ pub fn run_between(d: &Device, base: &[Change], changes: &[Change], k: &Constant
 /// Messages of a device, for stacks: (time, bytes up, bytes down) of the
 /// application's own data.
 pub fn readings(d: &Device) -> Vec<(i64, u64, u64)> {
-    d.messages.sorted().iter().map(|m: &Message| (m.start_ns, m.payload_up, m.payload_down)).collect()
+    d.messages.sorted().iter().filter(|m| m.kind != Proto::Unknown).map(|m: &Message| (m.start_ns, m.payload_up, m.payload_down)).collect()
 }

@@ -462,11 +462,13 @@ impl AppMessage {
 }
 
 /// A device's messages from its exchanges: payload bytes each way, at the
-/// exchange's start.
+/// exchange's start. An ICMP error in the timeline (kind unknown) is the
+/// network's answer, not the application's message.
 pub fn messages(d: &Device) -> Vec<AppMessage> {
     d.messages
         .sorted()
         .iter()
+        .filter(|m| m.kind != Proto::Unknown)
         .map(|m: &Message| AppMessage { t_ns: m.start_ns, up: m.payload_up, down: m.payload_down })
         .collect()
 }
