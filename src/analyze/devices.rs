@@ -3,7 +3,7 @@
 //! name (`--device-map`) into the report's `devices` and `fleet`.
 
 use super::Options;
-use crate::flow::{FlowRecord, addr_bits, bits_addr};
+use crate::flow::{FlowRecord, describe_device};
 use crate::ledger::Ledger;
 use crate::radio::{CostOptions, CostReport, DeviceRadio, FleetSums, RadioReport, cost};
 use crate::report::devices::*;
@@ -46,7 +46,7 @@ impl DeviceTally {
     }
 }
 
-/// Every finished flow's ledger by its client's address.
+/// Every finished flow's ledger by its device's key (`--device-key`).
 #[derive(Clone, Default)]
 pub(super) struct DeviceTallies {
     by_addr: HashMap<u128, DeviceTally, foldhash::fast::RandomState>,
@@ -54,7 +54,7 @@ pub(super) struct DeviceTallies {
 
 impl DeviceTallies {
     pub(super) fn add(&mut self, rec: &FlowRecord) {
-        let addr = addr_bits(rec.client.0.ip());
+        let addr = rec.device;
         if self.by_addr.len() >= MAX_TALLIED && !self.by_addr.contains_key(&addr) {
             return;
         }
@@ -131,12 +131,12 @@ pub(super) fn build(
     let devices: Vec<DeviceReport> = radios
         .into_iter()
         .map(|d| {
-            let id = if d.addr == 0 { "unknown".to_string() } else { bits_addr(d.addr).to_string() };
+            let (id, key) = describe_device(d.addr);
             let t = tallies.by_addr.get(&d.addr).unwrap_or(&empty);
             let r = d.report;
             DeviceReport {
                 name: opts.device_names.get(&id).cloned(),
-                keys: if d.addr == 0 { Vec::new() } else { vec![format!("ip:{id}")] },
+                keys: key.into_iter().collect(),
                 id,
                 frames: r.frames,
                 wire_bytes: r.bytes,
