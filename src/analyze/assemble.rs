@@ -149,11 +149,11 @@ pub(super) fn assemble(
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
-    let mut devices = (Vec::new(), None);
+    let mut devices = (Vec::new(), None, Vec::new());
     let radio = tap.radios.take().map(|radios| {
         let (listed, sums, mut r) = radios.finish();
-        let (list, fleet, cost) = super::devices::build(listed, &sums, &r, &tallies, opts);
-        devices = (list, Some(fleet));
+        let (list, fleet, cost, scopes) = super::devices::build(listed, &sums, &r, &tallies, opts);
+        devices = (list, Some(fleet), scopes);
         // Worker-local ids to report indices; entries past the listed ones go.
         let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,
                      seq: &Renumber,
@@ -183,7 +183,7 @@ pub(super) fn assemble(
         r
     });
     let lower = [Class::Link, Class::Network, Class::Transport].iter().map(|c| t.classes.get(*c)).sum();
-    let (devices, fleet) = devices;
+    let (mut devices, fleet, scopes) = devices;
     let findings = crate::findings::detect(&crate::findings::Input {
         streams: &streams,
         tls: &stats.tls,
@@ -196,6 +196,7 @@ pub(super) fn assemble(
         radio: opts.radio.as_ref(),
         thresholds: &opts.findings,
     });
+    super::devices::scope_findings(&mut devices, &scopes, &findings);
     InputReport {
         input: name.to_string(),
         totals: t,
