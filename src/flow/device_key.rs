@@ -2,9 +2,10 @@
 //! side of their flows, or their MAC, their VLAN, their GTP-U tunnel.
 //!
 //! Every key is one `u128`, compared and hashed per frame like an address:
-//! an IP address as [`addr_bits`] makes it, the others in the IPv6
-//! multicast range (`ff00::/8`), which no flow's client and no frame's
-//! source ever has, with the key's kind in the second byte. 0 is no key.
+//! an IP address as [`addr_bits`] makes it, the others in a range of IPv6
+//! reserved by the IETF and never assigned (`00f1::/16` to `00f3::/16`, in
+//! `::/8`), so no address a frame carries reads as another kind of key.
+//! 0 is no key.
 //! A frame without the chosen key (an untagged frame with `vlan`, a packet
 //! outside any tunnel with `teid`, a link without MACs) keeps its address.
 
@@ -22,9 +23,9 @@ pub enum DeviceKey {
 }
 
 const TAG_SHIFT: u32 = 112;
-const MAC_TAG: u128 = 0xff01;
-const VLAN_TAG: u128 = 0xff02;
-const TEID_TAG: u128 = 0xff03;
+const MAC_TAG: u128 = 0x00f1;
+const VLAN_TAG: u128 = 0x00f2;
+const TEID_TAG: u128 = 0x00f3;
 
 fn tagged(tag: u128, value: u128) -> u128 {
     (tag << TAG_SHIFT) | value
@@ -147,6 +148,11 @@ mod tests {
         assert_eq!(describe(teid_bits(0x1234)).1.as_deref(), Some("teid:0x1234"));
         let ip: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         assert_eq!(describe(addr_bits(ip)), ("10.0.0.1".into(), Some("ip:10.0.0.1".into())));
+        // Multicast destinations (a frame outside flows may name one) stay addresses.
+        for a in ["ff02::1:ff00:1", "ff01::1", "ff03::1"] {
+            let ip: IpAddr = a.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            assert_eq!(describe(addr_bits(ip)).1, Some(format!("ip:{a}")));
+        }
         assert_eq!(describe(0), ("unknown".into(), None));
         assert_eq!(mac_bits([0; 6]), None);
         for (written, canonical) in [
