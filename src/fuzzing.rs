@@ -753,6 +753,7 @@ impl Segment<'_> {
             payload: self.payload,
             marks: crate::decode::Marks::NONE,
             teid: None,
+            link_ids: crate::decode::LinkIds::default(),
         };
         (d, 14 + net_len + transport_len + self.wire_payload)
     }

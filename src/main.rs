@@ -248,10 +248,15 @@ struct RadioArgs {
     /// Bytes billed: `ip` (link headers excluded, as operators bill) or `link`.
     #[arg(long, value_enum, default_value = "ip")]
     bill: Bill,
-    /// What tells devices apart: the address on the local side of their flows (`ip`).
+    /// What tells devices apart: the address on the local side of their flows
+    /// (`ip`), its MAC (`mac`: Ethernet, Wi-Fi), the frame's 802.1Q VLAN id
+    /// (`vlan`) or the GTP-U tunnel of its packets (`teid`: a mobile core).
+    /// Frames without the key keep their address.
     #[arg(long, value_enum, default_value = "ip")]
     device_key: DeviceKey,
-    /// A CSV file of `key,name` lines naming devices (key: the device's id, its address).
+    /// A CSV file of `key,name` lines naming devices (key: the device's id or
+    /// key as the report writes it: `10.0.0.2`, `mac:02:00:00:00:00:01`,
+    /// `vlan:100`, `teid:0x1234`).
     #[arg(long)]
     device_map: Option<PathBuf>,
     /// Most devices listed in the report, the first seen (all are counted in the fleet).
@@ -279,6 +284,9 @@ enum Bill {
 #[derive(Clone, Copy, ValueEnum)]
 enum DeviceKey {
     Ip,
+    Mac,
+    Vlan,
+    Teid,
 }
 
 /// `key,name` lines; blank lines and lines starting with `#` are skipped.
@@ -293,10 +301,8 @@ fn read_device_map(path: &std::path::Path) -> Result<std::collections::HashMap<S
         let Some((key, name)) = line.split_once(',') else {
             return Err(format!("--device-map {}: line {}: expected key,name", path.display(), n + 1));
         };
-        let key = key.trim().trim_start_matches("ip:");
-        // Addresses as the report writes them (`::ffff:10.0.0.1` and `10.0.0.1` alike).
-        let key = key.parse::<std::net::IpAddr>().map(|a| a.to_canonical().to_string()).unwrap_or(key.to_string());
-        names.insert(key, name.trim().to_string());
+        // Keys as the report writes ids (`::ffff:10.0.0.1` and `ip:10.0.0.1` as `10.0.0.1`).
+        names.insert(wiretax::flow::canonical_map_key(key), name.trim().to_string());
     }
     Ok(names)
 }
@@ -304,7 +310,12 @@ fn read_device_map(path: &std::path::Path) -> Result<std::collections::HashMap<S
 impl RadioArgs {
     fn apply(&self, opts: &mut Options) -> Result<(), String> {
         use wiretax::radio::{Profile, RadioOptions, parse_battery_mah, parse_current_ua, parse_interval_s};
-        let DeviceKey::Ip = self.device_key;
+        opts.flow.device_key = match self.device_key {
+            DeviceKey::Ip => wiretax::flow::DeviceKey::Ip,
+            DeviceKey::Mac => wiretax::flow::DeviceKey::Mac,
+            DeviceKey::Vlan => wiretax::flow::DeviceKey::Vlan,
+            DeviceKey::Teid => wiretax::flow::DeviceKey::Teid,
+        };
         opts.max_devices = self.max_devices;
         if let Some(path) = &self.device_map {
             opts.device_names = read_device_map(path)?;

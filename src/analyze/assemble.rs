@@ -153,11 +153,11 @@ pub(super) fn assemble(
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));
     }
-    let mut devices = (Vec::new(), None);
+    let mut devices = (Vec::new(), None, Vec::new());
     let radio = tap.radios.take().map(|radios| {
         let (listed, sums, mut r) = radios.finish();
-        let (list, fleet, cost) = super::devices::build(listed, &sums, &r, &tallies, opts);
-        devices = (list, Some(fleet));
+        let (list, fleet, cost, scopes) = super::devices::build(listed, &sums, &r, &tallies, opts);
+        devices = (list, Some(fleet), scopes);
         // Worker-local ids to report indices; entries past the listed ones go.
         let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,
                      seq: &Renumber,
@@ -187,7 +187,7 @@ pub(super) fn assemble(
         r
     });
     let lower = [Class::Link, Class::Network, Class::Transport].iter().map(|c| t.classes.get(*c)).sum();
-    let (devices, fleet) = devices;
+    let (mut devices, fleet, scopes) = devices;
     let findings_input = crate::findings::Input {
         streams: &streams,
         tls: &stats.tls,
@@ -220,6 +220,7 @@ pub(super) fn assemble(
             },
         )
     });
+    super::devices::scope_findings(&mut devices, &scopes, &findings);
     InputReport {
         whatif,
         all_findings_fixed,

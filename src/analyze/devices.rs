@@ -3,11 +3,14 @@
 //! name (`--device-map`) into the report's `devices` and `fleet`.
 
 use super::Options;
-use crate::flow::{FlowRecord, addr_bits, bits_addr};
+use crate::findings::Finding;
+use crate::flow::{Endpoint, FlowRecord, describe_device};
 use crate::ledger::Ledger;
 use crate::radio::{CostOptions, CostReport, DeviceRadio, FleetSums, RadioReport, cost};
 use crate::report::devices::*;
+use serde_json::Value;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 /// Devices tallied at most (past them, flows are in the totals only): 88
 /// bytes each plus their connections, so at most about 1.1 GB in theory,
@@ -31,12 +34,20 @@ struct Conn {
     tcp: bool,
 }
 
+/// Client addresses and servers remembered per device for telling which
+/// findings concern it: the lowest (the same set for any number of jobs).
+const MAX_CLIENTS: usize = 8;
+const MAX_SERVERS: usize = 64;
+
 #[derive(Clone, Default)]
 pub(super) struct DeviceTally {
     classes: Ledger,
     flows: u64,
     exchanges: u64,
     conns: Vec<Conn>,
+    /// The addresses its flows' clients had (one, keyed by address).
+    clients: Vec<IpAddr>,
+    servers: Vec<Endpoint>,
 }
 
 impl DeviceTally {
@@ -44,9 +55,24 @@ impl DeviceTally {
         self.conns.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         self.conns.truncate(MAX_CONNS);
     }
+
+    fn note(&mut self, client: IpAddr, server: Endpoint) {
+        keep_lowest(&mut self.clients, client, MAX_CLIENTS);
+        keep_lowest(&mut self.servers, server, MAX_SERVERS);
+    }
 }
 
-/// Every finished flow's ledger by its client's address.
+/// `v` sorted, without repeats, with `x` in if it is among the `max` lowest.
+fn keep_lowest<T: Ord>(v: &mut Vec<T>, x: T, max: usize) {
+    if let Err(at) = v.binary_search(&x)
+        && at < max
+    {
+        v.insert(at, x);
+        v.truncate(max);
+    }
+}
+
+/// Every finished flow's ledger by its device's key (`--device-key`).
 #[derive(Clone, Default)]
 pub(super) struct DeviceTallies {
     by_addr: HashMap<u128, DeviceTally, foldhash::fast::RandomState>,
@@ -54,7 +80,7 @@ pub(super) struct DeviceTallies {
 
 impl DeviceTallies {
     pub(super) fn add(&mut self, rec: &FlowRecord) {
-        let addr = addr_bits(rec.client.0.ip());
+        let addr = rec.device;
         if self.by_addr.len() >= MAX_TALLIED && !self.by_addr.contains_key(&addr) {
             return;
         }
@@ -62,6 +88,7 @@ impl DeviceTallies {
         t.classes.merge(&rec.classes);
         t.flows += 1;
         t.exchanges += rec.exchanges;
+        t.note(rec.client.0.ip().to_canonical(), rec.server);
         t.conns.push(Conn {
             start_ts: rec.start_ts,
             end_ts: rec.end_ts,
@@ -82,6 +109,12 @@ impl DeviceTallies {
             t.exchanges += o.exchanges;
             t.conns.extend(o.conns);
             t.keep_first_conns();
+            for c in o.clients {
+                keep_lowest(&mut t.clients, c, MAX_CLIENTS);
+            }
+            for s in o.servers {
+                keep_lowest(&mut t.servers, s, MAX_SERVERS);
+            }
         }
     }
 }
@@ -118,25 +151,41 @@ fn crowd(conns: &[Conn]) -> Option<Crowd> {
     })
 }
 
-/// The devices' reports and the fleet's, and the cost the fleet's day
-/// comes to. `total` is every device's radio summed.
+/// What a listed device's flows reached, for [`scope_findings`].
+pub(super) struct DeviceScope {
+    clients: Vec<IpAddr>,
+    servers: Vec<Endpoint>,
+}
+
+/// The devices' reports and the fleet's, the cost the fleet's day comes
+/// to, and each listed device's scope. `total` is every device's radio summed.
 pub(super) fn build(
     radios: Vec<DeviceRadio>,
     sums: &FleetSums,
     total: &RadioReport,
     tallies: &DeviceTallies,
     opts: &Options,
-) -> (Vec<DeviceReport>, FleetReport, CostReport) {
+) -> (Vec<DeviceReport>, FleetReport, CostReport, Vec<DeviceScope>) {
+    let scopes = radios
+        .iter()
+        .map(|d| {
+            let t = tallies.by_addr.get(&d.addr);
+            DeviceScope {
+                clients: t.map(|t| t.clients.clone()).unwrap_or_default(),
+                servers: t.map(|t| t.servers.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
     let empty = DeviceTally::default();
     let devices: Vec<DeviceReport> = radios
         .into_iter()
         .map(|d| {
-            let id = if d.addr == 0 { "unknown".to_string() } else { bits_addr(d.addr).to_string() };
+            let (id, key) = describe_device(d.addr);
             let t = tallies.by_addr.get(&d.addr).unwrap_or(&empty);
             let r = d.figures;
             DeviceReport {
                 name: opts.device_names.get(&id).cloned(),
-                keys: if d.addr == 0 { Vec::new() } else { vec![format!("ip:{id}")] },
+                keys: key.into_iter().collect(),
                 id,
                 frames: r.frames,
                 wire_bytes: r.bytes,
@@ -154,6 +203,7 @@ pub(super) fn build(
                 battery_life_days: r.battery_life_days,
                 per_day: r.per_day,
                 crowd: crowd(&t.conns),
+                findings: Vec::new(),
             }
         })
         .collect();
@@ -184,5 +234,58 @@ pub(super) fn build(
     let mut c = cost(mean_device_day, &CostOptions { devices: fleet_devices, ..opts.cost.clone() });
     c.devices_seen = sums.devices;
     c.scaled = scaled;
-    (devices, fleet, c)
+    (devices, fleet, c, scopes)
+}
+
+/// Marks on each device the findings that concern it: those whose
+/// evidence names one of its flows' client addresses (`client` anywhere in
+/// it); a finding that names no client concerns the devices that reached a
+/// server it names (its scope `server ...`, `server` in its evidence); a
+/// finding of the whole capture (scope `capture`), every device. With a
+/// key other than `ip` several devices may share the client address named.
+pub(super) fn scope_findings(devices: &mut [DeviceReport], scopes: &[DeviceScope], findings: &[Finding]) {
+    for (i, f) in findings.iter().enumerate() {
+        let (mut clients, mut servers) = (Vec::new(), Vec::new());
+        named(&f.evidence, &mut clients, &mut servers);
+        if let Some(s) = f.scope.strip_prefix("server ").and_then(|s| s.parse::<SocketAddr>().ok()) {
+            servers.push(Endpoint(s));
+        }
+        for (d, s) in devices.iter_mut().zip(scopes) {
+            let concerns = if !clients.is_empty() {
+                clients.iter().any(|c| s.clients.contains(c))
+            } else if !servers.is_empty() {
+                servers.iter().any(|x| s.servers.contains(x))
+            } else {
+                f.scope == "capture"
+            };
+            if concerns {
+                d.findings.push(i);
+            }
+        }
+    }
+}
+
+/// The client addresses and servers a finding's evidence names.
+fn named(v: &Value, clients: &mut Vec<IpAddr>, servers: &mut Vec<Endpoint>) {
+    let addr = |v: &Value| -> Option<IpAddr> {
+        let s = v.as_str()?;
+        s.parse::<IpAddr>().ok().or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip())).map(|a| a.to_canonical())
+    };
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match k.as_str() {
+                    "client" => clients.extend(addr(x)),
+                    "server" => servers.extend(x.as_str().and_then(|s| s.parse::<SocketAddr>().ok()).map(Endpoint)),
+                    _ => named(x, clients, servers),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                named(x, clients, servers);
+            }
+        }
+        _ => {}
+    }
 }

@@ -25,8 +25,8 @@ mod renumber;
 mod tests;
 
 use crate::capture::{CaptureReader, Packet, ReadError, Record, SecretsKind, Source};
-use crate::decode::{self, Defragmenter, Frame, NotIp, Transport};
-use crate::flow::{FlowConfig, FrameTick, addr_bits};
+use crate::decode::{self, Decoded, Defragmenter, Frame, LinkIds, NotIp, Transport};
+use crate::flow::{FlowConfig, FrameTick};
 use crate::ledger::{Class, Ledger};
 use crate::radio::{CostOptions, DeviceRadios, Profile, RadioOptions};
 use crate::report::timeline::TimelineBuilder;
@@ -167,6 +167,7 @@ impl Engine {
 
     /// The next packet of the input, in capture order.
     pub fn push(&mut self, p: &Packet) {
+        let key = self.opts.flow.device_key;
         let (st, dispatch) = (&mut self.state, &mut self.dispatch);
         let t = &mut st.totals;
         let idx = t.frames;
@@ -178,17 +179,27 @@ impl Engine {
         st.last_ns = st.last_ns.max(p.ts_ns);
         // A frame outside flows: its device is one of the addresses it
         // carries (the radio stage picks which), its link bytes not billed.
-        let lone = |link_len: u32, ends: Option<(IpAddr, IpAddr)>| FrameTick {
-            packet: idx,
-            ts_ns: p.ts_ns,
-            wire_len: p.wire_len,
-            link_len,
-            uplink: true,
-            device: ends.map_or(0, |(src, _)| addr_bits(src)),
-            peer: ends.map_or(0, |(_, dst)| addr_bits(dst)),
-            ..FrameTick::default()
+        let link_ids =
+            || if key.reads_link() { decode::link::link_ids(p.linktype, p.data) } else { LinkIds::default() };
+        let lone = |link_len: u32, ends: Option<(IpAddr, IpAddr)>, teid: Option<u32>| {
+            let (device, peer) = key.of_frame(ends, &link_ids(), teid);
+            FrameTick {
+                packet: idx,
+                ts_ns: p.ts_ns,
+                wire_len: p.wire_len,
+                link_len,
+                uplink: true,
+                device,
+                peer,
+                ..FrameTick::default()
+            }
         };
-        let frame = decode::decode(p.linktype, p.data, p.wire_len);
+        let mut frame = decode::decode(p.linktype, p.data, p.wire_len);
+        if key.reads_link()
+            && let Frame::Ip(d) = &mut frame
+        {
+            d.link_ids = link_ids();
+        }
         if let Frame::Ip(d) = &frame
             && !d.marks.any()
             && !matches!(d.transport, Transport::Other(_))
@@ -214,7 +225,7 @@ impl Engine {
                     let l4 = if u.tcp { crate::vocab::L4::Tcp } else { crate::vocab::L4::Udp };
                     st.outside_facts.port_unreachable(u.client, u.server, l4, p.ts_ns, p.wire_len);
                 }
-                dispatch.outside(lone(d.link_len, Some((d.src, d.dst))));
+                dispatch.outside(lone(d.link_len, Some((d.src, d.dst)), d.teid));
             }
             Frame::Ip(d) => dispatch.frame(idx, p.ts_ns, p.wire_len, &d),
             Frame::Fragment { link_len, .. } => {
@@ -229,7 +240,7 @@ impl Engine {
                     Some(j) => match j.frame() {
                         Frame::Ip(d) if !matches!(d.transport, Transport::Other(_)) => {
                             marks.add(d.marks, j.bytes.frames);
-                            dispatch.joined(idx, p.ts_ns, &j, &d)
+                            dispatch.joined(idx, p.ts_ns, &j, &Decoded { link_ids: link_ids(), ..d })
                         }
                         f => {
                             // A tunnel's inner packet: the fragments' IP headers are link too.
@@ -244,22 +255,22 @@ impl Engine {
                             note_frame(&f, j.wire_len() as u64, j.bytes.frames, notes, marks);
                             outside.add(Class::Link, j.bytes.link + link);
                             outside.add(Class::Network, net);
-                            dispatch.outside(lone(link_len, ends));
+                            dispatch.outside(lone(link_len, ends, None));
                         }
                     },
-                    None => dispatch.outside(lone(link_len, ends)),
+                    None => dispatch.outside(lone(link_len, ends, None)),
                 }
             }
             Frame::NotIp { .. } => {
                 outside.add(Class::Link, p.wire_len as u64);
                 let arp = decode::link::arp_addresses(p.linktype, p.data);
-                dispatch.outside(lone(p.wire_len, arp.map(|(s, t)| (IpAddr::V4(s), IpAddr::V4(t)))));
+                dispatch.outside(lone(p.wire_len, arp.map(|(s, t)| (IpAddr::V4(s), IpAddr::V4(t))), None));
             }
             Frame::Broken { link_len, why, .. } => {
                 *notes.broken_packets.entry(why.to_string()).or_default() += 1;
                 outside.add(Class::Link, link_len as u64);
                 outside.add(Class::Network, (p.wire_len - link_len) as u64);
-                dispatch.outside(lone(link_len, None));
+                dispatch.outside(lone(link_len, None, None));
             }
         }
         st.timeline.add(p.ts_ns, &st.outside.since(&outside_before));

@@ -142,6 +142,7 @@ fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
         payload: &payload,
         marks: crate::decode::Marks::NONE,
         teid: None,
+        link_ids: crate::decode::LinkIds::default(),
     };
     for packet in 0..200 {
         d.frame(packet, packet as i64, 60_042, &frame);

@@ -83,6 +83,48 @@ pub fn arp_addresses(linktype: u16, f: &[u8]) -> Option<(std::net::Ipv4Addr, std
     Some((ip(14)?, ip(24)?))
 }
 
+/// A frame's MACs and outer VLAN id, for `--device-key mac|vlan` (read per
+/// frame only then): Ethernet, IEEE 802.11 (with radiotap) and Linux
+/// cooked captures (the source's MAC only); none for other links.
+pub fn link_ids(linktype: u16, f: &[u8]) -> super::LinkIds {
+    let mac = |at: usize| -> [u8; 6] { f.get(at..at + 6).and_then(|m| m.try_into().ok()).unwrap_or([0; 6]) };
+    match linktype {
+        ETHERNET => super::LinkIds {
+            dst_mac: mac(0),
+            src_mac: mac(6),
+            vlan: match be16(f, 12) {
+                Some(ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD) => be16(f, 14).map(|tci| tci & 0x0fff),
+                _ => None,
+            },
+        },
+        // Packet type, link type, address length, address (the source's).
+        LINUX_SLL if be16(f, 4) == Some(6) => super::LinkIds { src_mac: mac(6), ..Default::default() },
+        // Protocol, reserved, interface, link type, packet type, address length, address.
+        LINUX_SLL2 if f.get(11) == Some(&6) => super::LinkIds { src_mac: mac(12), ..Default::default() },
+        IEEE802_11 => wifi_macs(f, 0),
+        IEEE802_11_RADIOTAP => match f {
+            [0, _, l0, l1, ..] => wifi_macs(f, usize::from(u16::from_le_bytes([*l0, *l1]))),
+            _ => super::LinkIds::default(),
+        },
+        _ => super::LinkIds::default(),
+    }
+}
+
+/// An 802.11 frame's source and destination MAC: which address field holds
+/// them depends on the to-DS and from-DS bits (IEEE 802.11 table 9-26).
+fn wifi_macs(f: &[u8], at: usize) -> super::LinkIds {
+    let mac = |n: usize| -> [u8; 6] { f.get(at + n..at + n + 6).and_then(|m| m.try_into().ok()).unwrap_or([0; 6]) };
+    let (a1, a2, a3, a4) = (4, 10, 16, 24);
+    let (dst, src) = match f.get(at + 1).map(|fc1| fc1 & 3) {
+        Some(0) => (a1, a2),
+        Some(1) => (a3, a2),
+        Some(2) => (a1, a3),
+        Some(_) => (a3, a4),
+        None => return super::LinkIds::default(),
+    };
+    super::LinkIds { src_mac: mac(src), dst_mac: mac(dst), vlan: None }
+}
+
 /// `strip` for every link type and encapsulation.
 pub(super) fn strip_any(linktype: u16, f: &[u8]) -> Result<(u32, &[u8], Marks), NotIp> {
     let at = |n: usize| f.get(n..).map(|ip| (n as u32, ip, Marks::NONE)).ok_or(NotIp::TooShort);

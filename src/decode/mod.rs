@@ -155,6 +155,19 @@ pub struct Decoded<'a> {
     pub marks: Marks,
     /// The GTP-U tunnel id the packet came in (a device, in a mobile core).
     pub teid: Option<u32>,
+    /// The frame's MACs and VLAN: read only when devices are keyed by them
+    /// (`--device-key mac|vlan`), all zero otherwise.
+    pub link_ids: LinkIds,
+}
+
+/// A frame's link-layer identities: its source and destination MAC (all
+/// zero when the link has none, or only its source's on a Linux cooked
+/// capture) and its outer 802.1Q VLAN id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkIds {
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    pub vlan: Option<u16>,
 }
 
 /// What the decoder made of a frame.
@@ -397,6 +410,7 @@ fn transport_in<'a>(
             payload: body.get(hl as usize..).unwrap_or(&[]),
             marks: Marks::NONE,
             teid: None,
+            link_ids: LinkIds::default(),
         }),
         _ => Frame::Ip(Decoded {
             src,
@@ -412,6 +426,7 @@ fn transport_in<'a>(
             payload: &[],
             marks: Marks::NONE,
             teid: None,
+            link_ids: LinkIds::default(),
         }),
     }
 }

@@ -814,6 +814,7 @@ mod plain {
             payload: &[],
             marks: Marks::NONE,
             teid: None,
+            link_ids: crate::decode::LinkIds::default(),
         };
         // (transport, header length) of TCP and UDP; anything else, or a
         // header cut short, is `other`.
@@ -846,6 +847,7 @@ mod plain {
             payload: body.get(hl as usize..).unwrap_or(&[]),
             marks: Marks::NONE,
             teid: None,
+            link_ids: crate::decode::LinkIds::default(),
         })
     }
 
@@ -913,4 +915,37 @@ fn fast_paths_agree_with_the_plain_decoder() {
         }
         assert_eq!(format!("{got:?}"), format!("{want:?}"), "{lt} {wire} {f:02x?}");
     }
+}
+
+#[test]
+fn link_ids_read_the_macs_and_vlan_of_each_link() -> Result<(), String> {
+    use super::link::link_ids;
+    let (a, b) = ([2, 0, 0, 0, 0, 0x0a], [2, 0, 0, 0, 0, 0x0b]);
+    // Ethernet: destination, source, then an 802.1Q tag (PCP 5, VID 100).
+    let mut eth = [b, a].concat();
+    eth.extend_from_slice(&[0x81, 0x00, 0xa0, 0x64, 0x08, 0x00]);
+    let ids = link_ids(link::ETHERNET, &eth);
+    assert_eq!((ids.src_mac, ids.dst_mac, ids.vlan), (a, b, Some(100)));
+    assert_eq!(link_ids(link::ETHERNET, &eth[..13]).vlan, None);
+    // 802.11 data to the AP (to-DS): A1 the BSSID, A2 the source, A3 the destination.
+    let ap = [2, 0, 0, 0, 0, 0xff];
+    let mut wifi = vec![0x08, 0x01, 0, 0];
+    wifi.extend_from_slice(&[ap, a, b].concat());
+    let ids = link_ids(link::IEEE802_11, &wifi);
+    assert_eq!((ids.src_mac, ids.dst_mac), (a, b));
+    // From the AP (from-DS): A1 the destination, A2 the BSSID, A3 the source.
+    wifi[1] = 0x02;
+    wifi.splice(4..22, [b, ap, a].concat());
+    let ids = link_ids(link::IEEE802_11, &wifi);
+    assert_eq!((ids.src_mac, ids.dst_mac), (a, b));
+    // Linux cooked: the source's address only.
+    let mut sll = vec![0, 4, 0, 1, 0, 6];
+    sll.extend_from_slice(&a);
+    sll.extend_from_slice(&[0, 0, 0x08, 0x00]);
+    let ids = link_ids(link::LINUX_SLL, &sll);
+    assert_eq!((ids.src_mac, ids.dst_mac), (a, [0; 6]));
+    // No MACs on a raw IP link; nothing read from a cut frame.
+    assert_eq!(link_ids(link::RAW, &eth), super::LinkIds::default());
+    assert_eq!(link_ids(link::ETHERNET, &eth[..4]).src_mac, [0; 6]);
+    Ok(())
 }

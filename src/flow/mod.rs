@@ -3,8 +3,11 @@
 //! ledger. Memory is bounded by the flows alive at once: idle and closed
 //! flows are finished and handed downstream.
 
+mod device_key;
 pub mod tcp;
 mod timers;
+
+pub use device_key::{DeviceKey, canonical_map_key, describe as describe_device};
 
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Proto, ProtoStats, Span};
@@ -49,6 +52,8 @@ pub struct FlowConfig {
     /// `--decode-as PORT=PROTO`.
     pub decode_as: Vec<(u16, &'static dissect::Protocol)>,
     pub dissect: Arc<dissect::Config>,
+    /// What tells devices apart (`--device-key`).
+    pub device_key: DeviceKey,
 }
 
 impl Default for FlowConfig {
@@ -64,6 +69,7 @@ impl Default for FlowConfig {
             max_live_exchanges: DEFAULT_MAX_LIVE_EXCHANGES,
             decode_as: Vec::new(),
             dissect: Arc::new(dissect::Config::default()),
+            device_key: DeviceKey::Ip,
         }
     }
 }
@@ -146,6 +152,9 @@ pub struct FlowRecord {
     /// server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teid: Option<u32>,
+    /// The device's key (`DeviceKey`): the report's devices are keyed by it.
+    #[serde(skip)]
+    pub device: u128,
 }
 
 /// One frame, for the radio model and timelines.
@@ -503,6 +512,10 @@ impl FlowTable {
         {
             rec.teid = Some(teid);
             rec.teid_of_client = dir == Dir::C2S;
+            // Keyed by tunnel, a device is its uplink tunnel: the client's.
+            if rec.teid_of_client && sh.cfg.device_key == DeviceKey::Teid {
+                f.device = device_key::teid_bits(teid);
+            }
         }
         let lower = [
             (Class::Link, d.link_len as u64),
@@ -590,7 +603,7 @@ impl FlowTable {
         let flow = Flow {
             key,
             client,
-            device: addr_bits(client.0),
+            device: self.sh.cfg.device_key.of_flow(client.0, client == src, d),
             tcp: (l4 == L4::Tcp).then(TcpState::default),
             app: AppState {
                 rec,
@@ -716,6 +729,7 @@ impl FlowTable {
             malformed_bytes: app.fl.malformed_bytes,
             malformed,
             teid: c.teid,
+            device: f.device,
         };
         *entry = None;
         sink.flow_done(rec);

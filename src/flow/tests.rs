@@ -41,6 +41,7 @@ fn seg<'a>(from_client: bool, seq: u32, ack: u32, flags: u8, payload: &'a [u8]) 
         payload,
         marks: crate::decode::Marks::NONE,
         teid: None,
+        link_ids: crate::decode::LinkIds::default(),
     }
 }
 
@@ -166,6 +167,7 @@ fn udp(port: u16) -> Decoded<'static> {
         payload: &[0x50, 0x01, 0, 1],
         marks: crate::decode::Marks::NONE,
         teid: None,
+        link_ids: crate::decode::LinkIds::default(),
     }
 }
 

@@ -32,6 +32,10 @@ pub struct DeviceReport {
     /// connections of the same shape: clients behind a NAT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crowd: Option<Crowd>,
+    /// The findings that concern the device: indices into the input's
+    /// `findings` (see `analyze::devices::scope_findings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
