@@ -160,8 +160,8 @@ fn conversations(seeds: &mut Seeds, path: &Path, name: &str, pkts: &[(u16, i64, 
         let Some((dir, first)) = &f.first else { continue };
         let Some(proto) = dissect::recognise(f.l4, f.server_port, *dir, first) else { continue };
         let seed = format!("{name}.{i}");
-        seeds.write(&format!("dissect_{}", proto.name), &seed, &f.conv);
-        if proto.name == "tls"
+        seeds.write(&format!("dissect_{}", proto.id), &seed, &f.conv);
+        if proto.id == wiretax::vocab::Proto::Tls
             && let Some(k) = &keylog
         {
             let mut b = k.as_bytes().to_vec();
@@ -169,7 +169,7 @@ fn conversations(seeds: &mut Seeds, path: &Path, name: &str, pkts: &[(u16, i64, 
             b.extend_from_slice(&f.conv);
             seeds.write("keylog_decrypt", &seed, &b);
         }
-        if proto.name == "http" {
+        if proto.id == wiretax::vocab::Proto::Http {
             websocket(seeds, &seed, f);
         }
     }
