@@ -9,6 +9,7 @@
 //! affected devices' timelines (`crate::whatif`): as captured, and with the
 //! practice changed.
 
+pub mod http;
 pub mod stream;
 
 use crate::dissect::tls::Stats as TlsStats;
@@ -90,6 +91,26 @@ pub struct Thresholds {
     pub retransmission_critical_share: f64,
     /// Header overhead: headers at least this many bytes and above the payload.
     pub header_min_bytes: u64,
+    /// HTTP errors: at least this many 4xx/5xx answers.
+    pub http_errors_min: u64,
+    /// Duplicate content: at least this many answers repeating a body.
+    pub duplicate_min_repeats: u64,
+    /// Uncompressed text: bodies of at least this size, compressing to at
+    /// most this share of it.
+    pub text_min_body_bytes: u64,
+    pub text_max_ratio: f64,
+    /// Oversized payload: a body above this many bytes (or a 413 answer).
+    pub oversized_body_bytes: u64,
+    /// Tiny chunks: at least this many chunks of at most this mean size;
+    /// the counterfactual sends chunks of `rechunk_bytes`.
+    pub tiny_chunks_min: u64,
+    pub tiny_chunk_bytes: u64,
+    pub rechunk_bytes: u64,
+    /// Unbatched uploads: at least this many at a regular period, each at
+    /// most this many bytes; the counterfactual sends `unbatched_batch` at a time.
+    pub unbatched_min_uploads: u64,
+    pub unbatched_max_body_bytes: u64,
+    pub unbatched_batch: u64,
 }
 
 impl Default for Thresholds {
@@ -106,6 +127,17 @@ impl Default for Thresholds {
             retransmission_share: 0.01,
             retransmission_critical_share: 0.05,
             header_min_bytes: 1000,
+            http_errors_min: 3,
+            duplicate_min_repeats: 3,
+            text_min_body_bytes: 256,
+            text_max_ratio: 0.7,
+            oversized_body_bytes: 256 * 1024,
+            tiny_chunks_min: 4,
+            tiny_chunk_bytes: 256,
+            rechunk_bytes: 4096,
+            unbatched_min_uploads: 4,
+            unbatched_max_body_bytes: 1024,
+            unbatched_batch: 10,
         }
     }
 }
@@ -230,6 +262,7 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     reconnection_storm(inp, &mut out);
     retransmissions(inp, &mut out);
     header_overhead(inp, &mut out);
+    http::detect(inp, &mut out);
     let rank = |s: &str| match s {
         "critical" => 0,
         "warning" => 1,

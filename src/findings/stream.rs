@@ -165,6 +165,8 @@ pub struct ResourceGroup {
     pub with_validators: u64,
     pub statuses: BTreeMap<u16, u64>,
     pub samples: Firsts<Sample>,
+    /// What the HTTP findings keep of its bodies.
+    pub bodies: super::http::BodyFacts,
 }
 
 impl Default for ResourceGroup {
@@ -181,6 +183,7 @@ impl Default for ResourceGroup {
             with_validators: 0,
             statuses: BTreeMap::new(),
             samples: Firsts::new(SAMPLES),
+            bodies: Default::default(),
         }
     }
 }
@@ -200,6 +203,7 @@ impl ResourceGroup {
             crate::dissect::bump_capped(&mut self.statuses, s, *n, 16);
         }
         self.samples.merge(&o.samples);
+        self.bodies.merge(&o.bodies);
     }
 }
 
@@ -312,6 +316,8 @@ pub struct Message {
     pub method: Method,
     pub resource: u64,
     pub first: bool,
+    /// What else the dissector knew of it (status, body hash...).
+    pub facets: crate::vocab::Facets,
 }
 
 /// One device's timeline, the first of it by time.
@@ -415,6 +421,7 @@ impl Streams {
                 if f.status != 0 {
                     crate::dissect::bump_capped(&mut g.statuses, &f.status, 1, 16);
                 }
+                g.bodies.add(x);
                 g.samples.add(Sample {
                     start_ns: x.start_ns,
                     end_ns: x.end_ns,
@@ -448,6 +455,7 @@ impl Streams {
                 method: f.method,
                 resource: f.resource,
                 first: x.first,
+                facets: *f,
             });
         }
     }

@@ -11,6 +11,8 @@
 //! rata. Constants come from the capture where it shows them, else from the
 //! defaults below, each named with its source (`Constants::assumptions`).
 
+pub mod http;
+
 use crate::findings::stream::{Connection, Device, Message};
 use crate::radio::{Profile, RadioOptions, RadioSim, Tick};
 use crate::vocab::{L4, Proto};
@@ -163,6 +165,8 @@ pub enum Change {
     /// Exchanges of `resource` on `server` between these times never happen
     /// (retries without back-off).
     Drop { server: SocketAddr, resource: u64, between: (i64, i64) },
+    /// A changed HTTP practice (`http::HttpChange`).
+    Http(http::HttpChange),
 }
 
 /// Frames of `bytes` sent one way, split into frames of at most 1,514 bytes
@@ -235,6 +239,7 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                     keep_alive(&mut shapes, &mut msgs, server, k);
                 }
             }
+            Change::Http(ref h) => http::apply(h, &mut shapes, &mut msgs, k),
             Change::Drop { server, resource, between } => {
                 msgs.retain(|m| {
                     !(m.server == server && m.resource == resource && m.start_ns > between.0 && m.start_ns <= between.1)
