@@ -338,6 +338,8 @@ struct Pending {
     msg: MsgRef,
     what: String,
     head: bool,
+    /// A GET: its answer may repeat (`duplicate-content`).
+    get: bool,
     upgrade: Option<Upgrade>,
     header_bytes: u64,
     responded: bool,
@@ -1101,6 +1103,7 @@ impl Http1 {
                 msg,
                 what,
                 head: method == "HEAD",
+                get: method == "GET",
                 upgrade,
                 header_bytes: hdr as u64,
                 responded: false,
@@ -1136,13 +1139,14 @@ impl Http1 {
                 msg: MsgRef::Exchange(id),
                 what: "(request not captured)".into(),
                 head: false,
+                get: false,
                 upgrade: None,
                 header_bytes: 0,
                 responded: true,
             });
         }
         let Some(p) = self.pending.front() else { return Step::Used(0) };
-        let (msg, head, upgrade, req_hdr) = (p.msg, p.head, p.upgrade, p.header_bytes);
+        let (msg, head, upgrade, req_hdr, get) = (p.msg, p.head, p.upgrade, p.header_bytes, p.get);
         // An exchange opened undescribed is not listed: it needs no description.
         let what = if p.what.is_empty() { String::new() } else { describe_response(&p.what, code) };
         self.header(Dir::S2C, hdr, msg, emit);
@@ -1176,12 +1180,15 @@ impl Http1 {
             };
             emit.event(Event::Facets { id, facets });
             let has_body = !(head || code == 204 || code == 304);
-            // Only a successful answer a client could have asked for
-            // conditionally is hashed (`duplicate-content`).
-            let hash = (200..300).contains(&code)
+            // Only a successful answer to a GET that the client could have
+            // asked for conditionally is hashed (`duplicate-content`); only
+            // text bodies large enough to gain from gzip are followed as
+            // text (`uncompressed-text`).
+            let hash = get
+                && (200..300).contains(&code)
                 && !f.validators
                 && f.content_length.is_none_or(|n| n <= MAX_HASHED_BODY);
-            let text = f.text && !f.encoded;
+            let text = f.text && !f.encoded && f.content_length.is_none_or(|n| n >= MIN_SAMPLED_BODY);
             if has_body && (hash || text) {
                 self.start_probe(Dir::S2C, id, hash, text, f.content_length);
             }
@@ -1227,7 +1234,8 @@ impl Http1 {
             up: dir == Dir::C2S,
             hash: hash.then(crc32fast::Hasher::new),
             text,
-            sample: sample.then(Vec::new),
+            // Sized once when the length is known (it is then within the cap).
+            sample: sample.then(|| Vec::with_capacity(length.map_or(0, |n| n as usize))),
             ..Default::default()
         });
     }
