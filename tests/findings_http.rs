@@ -179,6 +179,14 @@ fn tiny_chunks_of_a_streamed_upload() {
     let f = shows("tiny-chunks", "http-post-batch.pcap", "http-keepalive.pcap");
     assert_eq!(num(&f.evidence, "chunks"), 6);
     assert_eq!(num(&f.evidence, "chunked_uploads"), 1);
+    // A one-off upload: priced per upload. Independent count (tshark): the
+    // six 29-byte chunks went in six frames of 101 B (66 B of headers, a
+    // 4-byte size line, the data, CRLF); in one chunk, five frames and five
+    // chunks' framing go: 5 x (66 + 6) B.
+    let e = f.saving_per_event.as_ref().unwrap();
+    let want = 5.0 * (66.0 + 6.0);
+    assert!((e.bytes as f64 - want).abs() <= 0.15 * want, "saves {} B an upload, the frames say {want}", e.bytes);
+    assert!(e.billed_bytes < e.bytes);
 }
 
 #[test]

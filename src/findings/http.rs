@@ -5,7 +5,7 @@
 //! devices with an `HttpChange`.
 
 use super::stream::{ResourceGroup, ResourceKey};
-use super::{Finding, Input, round3, scope_of};
+use super::{Finding, Input, Saving, round3, scope_of};
 use crate::ledger::exchange::ExchangeFacts;
 use crate::vocab::{Method, Proto};
 use crate::whatif::Change;
@@ -129,6 +129,27 @@ struct Found<'a> {
     recommendation: &'a str,
     what: String,
     assumptions: Vec<String>,
+}
+
+/// Wire bytes and frames `changes` save over the captured timelines
+/// themselves (the devices re-simulated), not projected to a day.
+fn captured_saving(inp: &Input, changes: &[(IpAddr, Change)]) -> (u64, u64) {
+    let k = inp.constants();
+    let mut by_device: BTreeMap<IpAddr, Vec<Change>> = BTreeMap::new();
+    for (d, c) in changes {
+        by_device.entry(*d).or_default().push(c.clone());
+    }
+    let size =
+        |frames: &[crate::whatif::Frame]| (frames.iter().map(|f| u64::from(f.len)).sum::<u64>(), frames.len() as u64);
+    let (mut bytes, mut frames) = (0, 0);
+    for (ip, chs) in &by_device {
+        let Some(d) = inp.streams.devices.get(ip) else { continue };
+        let (b, f) = size(&crate::whatif::synthesize(d, &[], &k));
+        let (cb, cf) = size(&crate::whatif::synthesize(d, chs, &k));
+        bytes += b.saturating_sub(cb);
+        frames += f.saturating_sub(cf);
+    }
+    (bytes, frames)
 }
 
 fn push(inp: &Input, out: &mut Vec<Finding>, f: Found, changes: Vec<(IpAddr, Change)>, servers: &[SocketAddr]) {
@@ -438,7 +459,21 @@ fn tiny_chunks(inp: &Input, out: &mut Vec<Finding>) {
             wh::CHUNK_FRAMING_BYTES
         )],
     };
+    // A streamed upload is often a one-off the day's steady cycle leaves
+    // out: it is priced per upload too.
+    let (bytes, frames) = captured_saving(inp, &changes);
+    let link = (frames as f64 * inp.constants().link_per_frame) as u64;
+    let (per_upload, billed) = (bytes / uploads.max(1), bytes.saturating_sub(link) / uploads.max(1));
     push(inp, out, found, changes, &servers);
+    if let Some(f) = out.last_mut().filter(|f| f.id == "tiny-chunks") {
+        f.saving_per_event = Some(Saving {
+            bytes: per_upload,
+            billed_bytes: billed,
+            radio_on_s: 0.0,
+            charge_mah: 0.0,
+            charge_basis: "one chunked upload, as captured and re-chunked (bytes only)".into(),
+        });
+    }
 }
 
 /// Small uploads at a regular period, one reading each: batching several
