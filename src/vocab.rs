@@ -181,6 +181,22 @@ pub struct Facets {
     pub validators: bool,
     /// The answer's body is content-coded (Content-Encoding).
     pub encoded: bool,
+    /// The request is conditional (If-None-Match, If-Modified-Since).
+    pub conditional: bool,
+    /// The answer's body: its length (high 32 bits) and CRC-32 (low), when
+    /// it was hashed (a successful answer without validators).
+    pub body_hash: u64,
+    /// Bodies of a text type (JSON, XML, text/*) not content-coded: bit 0
+    /// the request's, bit 1 the answer's.
+    pub text: u8,
+    /// Those bodies' size once gzip-compressed (level 1), when measured.
+    pub deflated_up: u32,
+    pub deflated_down: u32,
+    /// Data chunks of a chunked request body.
+    pub chunks_up: u32,
+    /// The request body holds several records (a JSON array, or lines of
+    /// NDJSON): a batch.
+    pub batch: bool,
 }
 
 impl Facets {
@@ -202,6 +218,13 @@ impl Facets {
         self.confirmable |= o.confirmable;
         self.validators |= o.validators;
         self.encoded |= o.encoded;
+        self.conditional |= o.conditional;
+        pick(&mut self.body_hash, o.body_hash);
+        self.text |= o.text;
+        self.deflated_up = self.deflated_up.max(o.deflated_up);
+        self.deflated_down = self.deflated_down.max(o.deflated_down);
+        self.chunks_up = self.chunks_up.max(o.chunks_up);
+        self.batch |= o.batch;
     }
 }
 

@@ -35,6 +35,17 @@ const MAX_PENDING_REQUESTS: usize = 1024;
 const MAX_HEADERS: usize = 128;
 /// Longest exchange description ("GET /path").
 const MAX_WHAT: usize = 200;
+/// Successful answers without validators up to this size are hashed (for
+/// `duplicate-content`); CRC-32 streams at memory speed.
+const MAX_HASHED_BODY: u64 = 1 << 20;
+/// Text bodies of at least this size, and at most the next, are kept to be
+/// compressed once whole (for `uncompressed-text`): smaller ones gain
+/// nothing from gzip, larger ones are measured by their first part...
+const MIN_SAMPLED_BODY: u64 = 256;
+const MAX_SAMPLED_BODY: usize = 16 * 1024;
+/// ...and at most this many a connection each way: the rest are counted,
+/// the detector applies the measured ratio to them.
+const SAMPLED_PER_SIDE: u8 = 4;
 
 fn probe(_l4: L4, dir: Dir, first: &[u8]) -> Probe {
     match dir {
@@ -179,6 +190,110 @@ enum State {
     },
 }
 
+/// What the findings learn of a body as it goes by: its hash, a sample to
+/// compress, its chunks and records. Set up only for the bodies a detector
+/// needs; nothing else is kept of a body.
+#[derive(Clone, Debug, Default)]
+struct BodyProbe {
+    /// The exchange the body belongs to.
+    id: u32,
+    hash: Option<crc32fast::Hasher>,
+    len: u64,
+    /// A text body, not content-coded.
+    text: bool,
+    sample: Option<Vec<u8>>,
+    /// Lost to a capture gap: the hash and sample mean nothing.
+    broken: bool,
+    chunks: u32,
+    /// A request's body: its records are looked for.
+    up: bool,
+    /// First and latest non-blank bytes, line breaks, an array of objects
+    /// (`[{`): a request's records.
+    first: u8,
+    nonblank: u8,
+    newlines: u32,
+    last: u8,
+    records: bool,
+}
+
+impl BodyProbe {
+    fn feed(&mut self, data: Option<&[u8]>) {
+        let Some(d) = data else {
+            self.broken = true;
+            return;
+        };
+        self.len += d.len() as u64;
+        if let Some(h) = self.hash.as_mut() {
+            h.update(d);
+        }
+        if self.text && self.up {
+            // Byte by byte, so that how the body was cut makes no difference.
+            for &c in d.iter().filter(|c| !c.is_ascii_whitespace()) {
+                if self.first == 0 {
+                    self.first = c;
+                }
+                self.records |= self.nonblank == b'[' && c == b'{';
+                self.nonblank = c;
+            }
+            self.newlines = self.newlines.saturating_add(memchr::memchr_iter(b'\n', d).count() as u32);
+            if let Some(c) = d.last() {
+                self.last = *c;
+            }
+        }
+        if let Some(s) = self.sample.as_mut() {
+            let room = MAX_SAMPLED_BODY.saturating_sub(s.len());
+            s.extend_from_slice(d.get(..room.min(d.len())).unwrap_or(&[]));
+        }
+    }
+
+    /// What the body showed, as facets of its exchange (`up`: a request's).
+    fn facets(self, up: bool) -> Facets {
+        let mut f = Facets::default();
+        if self.broken {
+            return f;
+        }
+        if let Some(h) = self.hash.filter(|_| self.len > 0) {
+            f.body_hash = (self.len.min(u64::from(u32::MAX)) << 32) | u64::from(h.finalize()) | 1 << 63;
+        }
+        if self.text && self.len > 0 {
+            f.text = if up { 1 } else { 2 };
+        }
+        let deflated = self.sample.filter(|s| s.len() as u64 == self.len && self.len >= MIN_SAMPLED_BODY).and_then(|s| gzip_len(&s));
+        if up {
+            f.deflated_up = deflated.unwrap_or(0);
+            f.chunks_up = self.chunks;
+            // Several records: a JSON array (of objects, or at the top),
+            // or several lines of NDJSON.
+            let lines = self.newlines + u32::from(self.last != b'\n');
+            f.batch = self.text && (self.first == b'[' || self.records || lines >= 2);
+        } else {
+            f.deflated_down = deflated.unwrap_or(0);
+        }
+        f
+    }
+}
+
+/// Size of `body` gzip-compressed at level 1 (what nginx's gzip does by default).
+fn gzip_len(body: &[u8]) -> Option<u32> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), flate2::Compression::fast());
+    e.write_all(body).ok()?;
+    u32::try_from(e.finish().ok()?.len()).ok()
+}
+
+/// A media type whose bodies are text (JSON, XML, text/*, NDJSON, forms):
+/// what gzip shrinks.
+fn is_text_type(v: &[u8]) -> bool {
+    let t = v.split(|c| *c == b';').next().unwrap_or(&[]);
+    let t = trim_ascii(t).to_ascii_lowercase();
+    t.starts_with(b"text/")
+        || t.ends_with(b"json")
+        || t.ends_with(b"xml")
+        || t.ends_with(b"javascript")
+        || t.ends_with(b"x-www-form-urlencoded")
+        || t.ends_with(b"csv")
+}
+
 #[derive(Clone, Debug)]
 struct Side {
     state: State,
@@ -188,11 +303,15 @@ struct Side {
     scanned: usize,
     /// Why framing was last lost.
     lost_reason: &'static str,
+    /// The current body's probe, when a detector needs it.
+    probe: Option<BodyProbe>,
+    /// Bodies sampled for compression on this side so far.
+    sampled: u8,
 }
 
 impl Default for Side {
     fn default() -> Self {
-        Side { state: State::Start, held: Vec::new(), scanned: 0, lost_reason: "" }
+        Side { state: State::Start, held: Vec::new(), scanned: 0, lost_reason: "", probe: None, sampled: 0 }
     }
 }
 
@@ -219,6 +338,8 @@ struct Pending {
     msg: MsgRef,
     what: String,
     head: bool,
+    /// A GET: its answer may repeat (`duplicate-content`).
+    get: bool,
     upgrade: Option<Upgrade>,
     header_bytes: u64,
     responded: bool,
@@ -298,6 +419,10 @@ struct Fields<'h> {
     validators: bool,
     /// Content-Encoding present.
     encoded: bool,
+    /// A conditional request (If-None-Match, If-Modified-Since).
+    conditional: bool,
+    /// Content-Type is text (`is_text_type`).
+    text: bool,
     /// Borrowed from the header block: most requests name a host, and
     /// copying it for every one cost more than counting it.
     host: Option<Cow<'h, str>>,
@@ -315,6 +440,8 @@ enum Known {
     WsProtocol,
     Validator,
     ContentEncoding,
+    Conditional,
+    ContentType,
 }
 
 /// Which known field `name` is. Most headers are none of them: their length
@@ -327,10 +454,13 @@ fn known_field(name: &str) -> Option<Known> {
         7 if is_named(name, "upgrade") => Some(Known::Upgrade),
         7 if is_named(name, "expires") => Some(Known::Validator),
         10 if is_named(name, "connection") => Some(Known::Connection),
+        12 if is_named(name, "content-type") => Some(Known::ContentType),
         13 if is_named(name, "cache-control") || is_named(name, "last-modified") => Some(Known::Validator),
+        13 if is_named(name, "if-none-match") => Some(Known::Conditional),
         14 if is_named(name, "content-length") => Some(Known::ContentLength),
         16 if is_named(name, "content-encoding") => Some(Known::ContentEncoding),
         17 if is_named(name, "transfer-encoding") => Some(Known::TransferEncoding),
+        17 if is_named(name, "if-modified-since") => Some(Known::Conditional),
         22 if is_named(name, "sec-websocket-protocol") => Some(Known::WsProtocol),
         _ => None,
     }
@@ -355,6 +485,10 @@ fn fields<'h>(headers: &[httparse::Header<'h>]) -> Fields<'h> {
             f.validators = true;
         } else if known == Known::ContentEncoding {
             f.encoded |= !trim_ascii(h.value).eq_ignore_ascii_case(b"identity");
+        } else if known == Known::Conditional {
+            f.conditional = true;
+        } else if known == Known::ContentType {
+            f.text = is_text_type(h.value);
         } else if known == Known::Host {
             // Values are nearly always valid UTF-8 (ASCII): checking is
             // cheaper than the lossy decoder, which gives the same string then.
@@ -404,7 +538,7 @@ impl Fields<'_> {
                     .split(is_comma)
                     .any(|t| trim_ascii(t).get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
             }
-            Known::Host | Known::Validator | Known::ContentEncoding => {}
+            Known::Host | Known::Validator | Known::ContentEncoding | Known::Conditional | Known::ContentType => {}
         }
     }
 
@@ -436,7 +570,7 @@ impl Fields<'_> {
                 self.ws_protocol_mqtt |=
                     v.split(',').any(|t| t.trim().as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
             }
-            Known::Host | Known::Validator | Known::ContentEncoding => {}
+            Known::Host | Known::Validator | Known::ContentEncoding | Known::Conditional | Known::ContentType => {}
         }
     }
 }
@@ -609,7 +743,7 @@ impl Http1 {
             State::Start => self.start(dir, b, emit),
             State::Body { left, msg } => {
                 let n = left.min(b.len() as u64);
-                self.body_bytes(dir, n, left, msg, false, emit);
+                self.body_bytes(dir, n, left, msg, b.get(..n as usize), emit);
                 Step::Used(n as usize)
             }
             State::ChunkSize { msg } => {
@@ -624,6 +758,11 @@ impl Http1 {
                 match size {
                     Some(size) if digits > 0 => {
                         self.header(dir, end, msg, emit);
+                        if size > 0
+                            && let Some(p) = self.sides[dir].probe.as_mut()
+                        {
+                            p.chunks = p.chunks.saturating_add(1);
+                        }
                         self.sides[dir].state =
                             if size == 0 { State::Trailers { msg } } else { State::ChunkData { left: size, msg } };
                         Step::Used(end)
@@ -633,7 +772,7 @@ impl Http1 {
             }
             State::ChunkData { left, msg } => {
                 let n = left.min(b.len() as u64);
-                self.body_bytes(dir, n, left, msg, false, emit);
+                self.body_bytes(dir, n, left, msg, b.get(..n as usize), emit);
                 Step::Used(n as usize)
             }
             State::ChunkEnd { msg } => {
@@ -660,7 +799,7 @@ impl Http1 {
                 Step::Used(end)
             }
             State::UntilClose { msg } => {
-                self.body(dir, b.len() as u64, msg, emit);
+                self.body(dir, b.len() as u64, msg, Some(b), emit);
                 Step::Used(b.len())
             }
             State::AwaitUpgrade => Step::NeedMore,
@@ -675,8 +814,11 @@ impl Http1 {
         }
     }
 
-    /// Counts `n` body bytes.
-    fn body(&mut self, dir: Dir, n: u64, msg: MsgRef, emit: &mut Emit) {
+    /// Counts `n` body bytes (`data`, when the capture has them).
+    fn body(&mut self, dir: Dir, n: u64, msg: MsgRef, data: Option<&[u8]>, emit: &mut Emit) {
+        if let Some(p) = self.sides[dir].probe.as_mut() {
+            p.feed(data);
+        }
         emit.span(Class::Payload, n, msg);
         Self::count_body(dir, n, emit);
     }
@@ -691,12 +833,16 @@ impl Http1 {
     }
 
     /// Counts `n <= left` bytes of a length-delimited body or chunk and
-    /// moves on when it is complete. `missing`: lost to the capture (no span).
-    fn body_bytes(&mut self, dir: Dir, n: u64, left: u64, msg: MsgRef, missing: bool, emit: &mut Emit) {
-        if missing {
-            Self::count_body(dir, n, emit);
+    /// moves on when it is complete. `data`: `None` when lost to the
+    /// capture (no span).
+    fn body_bytes(&mut self, dir: Dir, n: u64, left: u64, msg: MsgRef, data: Option<&[u8]>, emit: &mut Emit) {
+        if data.is_some() {
+            self.body(dir, n, msg, data, emit);
         } else {
-            self.body(dir, n, msg, emit);
+            if let Some(p) = self.sides[dir].probe.as_mut() {
+                p.feed(None);
+            }
+            Self::count_body(dir, n, emit);
         }
         let left = left.saturating_sub(n);
         match self.sides[dir].state {
@@ -744,6 +890,7 @@ impl Http1 {
         emit.stats.http.malformed += 1;
         let side = &mut self.sides[dir];
         side.scanned = 0;
+        side.probe = None;
         side.state = State::Lost { junk: 0, line_start: false };
         side.lost_reason = reason;
         Step::Used(0)
@@ -937,8 +1084,17 @@ impl Http1 {
             let id = self.new_id();
             emit.event(Event::Open { id, kind: Proto::Http, what: what.clone() });
             let resource = resource_hash(path.split('?').next().unwrap_or(path).as_bytes());
-            let facets = Facets { method: Method::from_http(method), resource, ..Default::default() };
+            let facets = Facets {
+                method: Method::from_http(method),
+                resource,
+                conditional: f.conditional,
+                ..Default::default()
+            };
             emit.event(Event::Facets { id, facets });
+            let text = f.text && !f.encoded;
+            if text || f.chunked {
+                self.start_probe(Dir::C2S, id, false, text, f.content_length);
+            }
             MsgRef::Exchange(id)
         };
         self.header(Dir::C2S, hdr, msg, emit);
@@ -947,6 +1103,7 @@ impl Http1 {
                 msg,
                 what,
                 head: method == "HEAD",
+                get: method == "GET",
                 upgrade,
                 header_bytes: hdr as u64,
                 responded: false,
@@ -982,13 +1139,14 @@ impl Http1 {
                 msg: MsgRef::Exchange(id),
                 what: "(request not captured)".into(),
                 head: false,
+                get: false,
                 upgrade: None,
                 header_bytes: 0,
                 responded: true,
             });
         }
         let Some(p) = self.pending.front() else { return Step::Used(0) };
-        let (msg, head, upgrade, req_hdr) = (p.msg, p.head, p.upgrade, p.header_bytes);
+        let (msg, head, upgrade, req_hdr, get) = (p.msg, p.head, p.upgrade, p.header_bytes, p.get);
         // An exchange opened undescribed is not listed: it needs no description.
         let what = if p.what.is_empty() { String::new() } else { describe_response(&p.what, code) };
         self.header(Dir::S2C, hdr, msg, emit);
@@ -1021,6 +1179,19 @@ impl Http1 {
                 ..Default::default()
             };
             emit.event(Event::Facets { id, facets });
+            let has_body = !(head || code == 204 || code == 304);
+            // Only a successful answer to a GET that the client could have
+            // asked for conditionally is hashed (`duplicate-content`); only
+            // text bodies large enough to gain from gzip are followed as
+            // text (`uncompressed-text`).
+            let hash = get
+                && (200..300).contains(&code)
+                && !f.validators
+                && f.content_length.is_none_or(|n| n <= MAX_HASHED_BODY);
+            let text = f.text && !f.encoded && f.content_length.is_none_or(|n| n >= MIN_SAMPLED_BODY);
+            if has_body && (hash || text) {
+                self.start_probe(Dir::S2C, id, hash, text, f.content_length);
+            }
         }
         if upgrade == Some(Upgrade::Connect) && (200..300).contains(&code) {
             self.pending.pop_front();
@@ -1051,7 +1222,32 @@ impl Http1 {
         Step::Used(hdr)
     }
 
+    /// Follows the body of exchange `id` going `dir` for the findings.
+    fn start_probe(&mut self, dir: Dir, id: u32, hash: bool, text: bool, length: Option<u64>) {
+        let side = &mut self.sides[dir];
+        let sample = text
+            && side.sampled < SAMPLED_PER_SIDE
+            && length.is_none_or(|n| (MIN_SAMPLED_BODY..=MAX_SAMPLED_BODY as u64).contains(&n));
+        side.sampled += u8::from(sample);
+        side.probe = Some(BodyProbe {
+            id,
+            up: dir == Dir::C2S,
+            hash: hash.then(crc32fast::Hasher::new),
+            text,
+            // Sized once when the length is known (it is then within the cap).
+            sample: sample.then(|| Vec::with_capacity(length.map_or(0, |n| n as usize))),
+            ..Default::default()
+        });
+    }
+
     fn end_message(&mut self, dir: Dir, emit: &mut Emit) {
+        if let Some(p) = self.sides[dir].probe.take() {
+            let id = p.id;
+            let facets = p.facets(dir == Dir::C2S);
+            if facets != Facets::default() {
+                emit.event(Event::Facets { id, facets });
+            }
+        }
         match dir {
             Dir::C2S => {
                 let awaits = self.pending.back().is_some_and(|p| p.upgrade.is_some() && !p.responded);
@@ -1275,7 +1471,7 @@ impl Dissector for Http1 {
                     return;
                 }
                 State::Body { left, msg } | State::ChunkData { left, msg } if len <= left => {
-                    self.body_bytes(dir, len, left, msg, true, emit);
+                    self.body_bytes(dir, len, left, msg, None, emit);
                     return;
                 }
                 State::UntilClose { .. } => {

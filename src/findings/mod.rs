@@ -11,6 +11,7 @@
 
 pub mod combined;
 pub mod session;
+pub mod http;
 pub mod stream;
 
 use crate::dissect::tls::Stats as TlsStats;
@@ -116,6 +117,26 @@ pub struct Thresholds {
     pub dns_ttl_s: f64,
     /// Parallel connections: at least this many open at once to one server.
     pub parallel_min_connections: u64,
+    /// HTTP errors: at least this many 4xx/5xx answers.
+    pub http_errors_min: u64,
+    /// Duplicate content: at least this many answers repeating a body.
+    pub duplicate_min_repeats: u64,
+    /// Uncompressed text: bodies of at least this size, compressing to at
+    /// most this share of it.
+    pub text_min_body_bytes: u64,
+    pub text_max_ratio: f64,
+    /// Oversized payload: a body above this many bytes (or a 413 answer).
+    pub oversized_body_bytes: u64,
+    /// Tiny chunks: at least this many chunks of at most this mean size;
+    /// the counterfactual sends chunks of `rechunk_bytes`.
+    pub tiny_chunks_min: u64,
+    pub tiny_chunk_bytes: u64,
+    pub rechunk_bytes: u64,
+    /// Unbatched uploads: at least this many at a regular period, each at
+    /// most this many bytes; the counterfactual sends `unbatched_batch` at a time.
+    pub unbatched_min_uploads: u64,
+    pub unbatched_max_body_bytes: u64,
+    pub unbatched_batch: u64,
 }
 
 impl Default for Thresholds {
@@ -140,6 +161,17 @@ impl Default for Thresholds {
             dns_min_lookups: 3,
             dns_ttl_s: 300.0,
             parallel_min_connections: 3,
+            http_errors_min: 3,
+            duplicate_min_repeats: 3,
+            text_min_body_bytes: 256,
+            text_max_ratio: 0.7,
+            oversized_body_bytes: 256 * 1024,
+            tiny_chunks_min: 4,
+            tiny_chunk_bytes: 256,
+            rechunk_bytes: 4096,
+            unbatched_min_uploads: 4,
+            unbatched_max_body_bytes: 1024,
+            unbatched_batch: 10,
         }
     }
 }
@@ -272,6 +304,7 @@ pub fn detect(inp: &Input) -> Vec<Finding> {
     session::coap_con_telemetry(inp, &mut out);
     session::dns_per_connection(inp, &mut out);
     session::parallel_connections(inp, &mut out);
+    http::detect(inp, &mut out);
     let rank = |s: &str| match s {
         "critical" => 0,
         "warning" => 1,

@@ -165,6 +165,8 @@ pub struct ResourceGroup {
     pub with_validators: u64,
     pub statuses: BTreeMap<u16, u64>,
     pub samples: Firsts<Sample>,
+    /// What the HTTP findings keep of its bodies.
+    pub bodies: super::http::BodyFacts,
 }
 
 impl Default for ResourceGroup {
@@ -181,6 +183,7 @@ impl Default for ResourceGroup {
             with_validators: 0,
             statuses: BTreeMap::new(),
             samples: Firsts::new(SAMPLES),
+            bodies: Default::default(),
         }
     }
 }
@@ -200,6 +203,7 @@ impl ResourceGroup {
             crate::dissect::bump_capped(&mut self.statuses, s, *n, 16);
         }
         self.samples.merge(&o.samples);
+        self.bodies.merge(&o.bodies);
     }
 }
 
@@ -340,6 +344,8 @@ pub struct Message {
     pub confirmable: bool,
     /// Application header bytes, both ways.
     pub header: u64,
+    /// What else the dissector knew of it (status, body hash...).
+    pub facets: crate::vocab::Facets,
 }
 
 /// A DNS lookup of a device (a query and its answer), for re-simulation.
@@ -458,6 +464,7 @@ impl Streams {
                 if f.status != 0 {
                     crate::dissect::bump_capped(&mut g.statuses, &f.status, 1, 16);
                 }
+                g.bodies.add(x);
                 g.samples.add(Sample {
                     start_ns: x.start_ns,
                     end_ns: x.end_ns,
@@ -499,6 +506,7 @@ impl Streams {
                 qos: f.qos,
                 confirmable: f.confirmable,
                 header: x.header,
+                facets: *f,
             });
         }
     }
@@ -606,6 +614,7 @@ impl Streams {
                 qos: 0,
                 confirmable: false,
                 header: 0,
+                facets: crate::vocab::Facets::default(),
             });
         }
     }

@@ -12,6 +12,7 @@
 //! defaults below, each named with its source (`Constants::assumptions`).
 
 pub mod stacks;
+pub mod http;
 
 use crate::findings::stream::{Connection, Device, Message};
 use crate::radio::{Profile, RadioOptions, RadioSim, Tick};
@@ -262,6 +263,8 @@ pub enum Change {
     /// resources `except`) carry `header_bytes` of application headers each,
     /// as a compact protocol's: the rest of their headers go, frames stay.
     CompactHeaders { server: SocketAddr, kind: Proto, except: Vec<u64>, header_bytes: u64 },
+    /// A changed HTTP practice (`http::HttpChange`).
+    Http(http::HttpChange),
 }
 
 /// A CoAP No-Response option (number 258, one byte of value) after the
@@ -348,6 +351,7 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                     keep_alive(&mut shapes, &mut msgs, server, k);
                 }
             }
+            Change::Http(ref h) => http::apply(h, &mut shapes, &mut msgs, k),
             Change::Drop { server, resource, between } => {
                 msgs.retain(|m| {
                     !(m.server == server && m.resource == resource && m.start_ns > between.0 && m.start_ns <= between.1)

@@ -3,6 +3,7 @@ use super::capture::{self, truth};
 use super::*;
 use crate::ledger::Class;
 use std::sync::Arc;
+use std::collections::BTreeSet;
 
 fn ctx() -> FlowCtx {
     FlowCtx { l4: L4::Tcp, server_port: 80, cfg: Arc::new(super::super::Config::default()) }
@@ -361,6 +362,7 @@ fn pending_queue_is_first_in_first_out() {
         msg: MsgRef::Exchange(id),
         what: String::new(),
         head: false,
+        get: false,
         upgrade: None,
         header_bytes: 0,
         responded: false,
@@ -491,4 +493,54 @@ fn requests_and_responses_carry_their_facets() -> TestResult {
     assert_eq!(request.resource, resource_hash(b"/api/v1/sensor/latest"));
     assert_eq!(facets.get(1).map(|f| f.status), Some(200));
     Ok(())
+}
+
+/// What the HTTP findings need of bodies: a repeated body's hash, text
+/// bodies and their records, a chunked upload's chunks.
+#[test]
+fn bodies_leave_their_facets() -> TestResult {
+    use crate::vocab::Facets;
+    let facets_of = |conn: &capture::Conn| -> Vec<(u32, Facets)> {
+        let r = testkit::run(&mut Http1::new(&ctx()), &conn.slices());
+        let mut by_id: BTreeMap<u32, Facets> = BTreeMap::new();
+        for e in &r.events {
+            if let Event::Facets { id, facets } = e {
+                by_id.entry(*id).or_default().add(facets);
+            }
+        }
+        by_id.into_iter().collect()
+    };
+    // The same 56-byte JSON answer every time, hashed alike, no validators.
+    let conns = capture::tcp_conns("http-keepalive.pcap")?;
+    let f = facets_of(&conns[0]);
+    assert_eq!(f.len(), 15);
+    let hashes: BTreeSet<u64> = f.iter().map(|(_, x)| x.body_hash).collect();
+    assert_eq!(hashes.len(), 1);
+    let h = hashes.first().copied().unwrap_or(0);
+    assert_eq!((h >> 32) & 0x7fff_ffff, 56);
+    // Too small to gain from gzip: not followed as text.
+    assert!(f.iter().all(|(_, x)| x.text == 0 && !x.conditional && x.deflated_down == 0));
+    // Batched POSTs (a JSON array of readings) and a chunked NDJSON upload
+    // of six chunks, one reading a line.
+    let conns = capture::tcp_conns("http-post-batch.pcap")?;
+    let all: Vec<Facets> = conns.iter().flat_map(|c| facets_of(c).into_iter().map(|x| x.1)).collect();
+    let posts: Vec<&Facets> = all.iter().filter(|x| x.method == crate::vocab::Method::Post).collect();
+    assert_eq!(posts.len(), 8);
+    assert!(posts.iter().all(|x| x.batch && x.text & 1 == 1 && x.chunks_up == 0));
+    let put = all.iter().find(|x| x.method == crate::vocab::Method::Put).copied().unwrap_or_default();
+    assert_eq!((put.chunks_up, put.batch), (6, true));
+    Ok(())
+}
+
+#[test]
+fn text_types_and_their_gzip_size() {
+    for t in ["application/json", "text/html; charset=utf-8", "application/problem+json", "application/xml", "text/csv"] {
+        assert!(is_text_type(t.as_bytes()), "{t}");
+    }
+    for t in ["application/octet-stream", "image/png", "application/cbor", ""] {
+        assert!(!is_text_type(t.as_bytes()), "{t}");
+    }
+    let body = br#"{"sensor":"node-1","temp_c":21.5}"#.repeat(40);
+    let z = gzip_len(&body).unwrap_or(u32::MAX);
+    assert!(z > 18 && (z as usize) < body.len() / 5, "{z}");
 }
