@@ -47,12 +47,14 @@ fn each_device_lists_the_findings_that_concern_it() {
         // MQTT: a 60 s keep-alive with silences past the 60 s idle timeout.
         ("10.79.0.22", vec!["heartbeat-interval"]),
         // HTTPS polling: a new TLS connection per request, never resumed.
-        ("10.79.0.12", vec!["no-tls-resumption", "short-lived-connections"]),
+        // and one small upload each time: unbatched.
+        ("10.79.0.12", vec!["no-tls-resumption", "short-lived-connections", "unbatched-uploads"]),
         // CoAP NON uploads: nothing to fix.
         ("10.79.0.32", vec![]),
         // HTTP keep-alive polling every 15 s (its headers go with the polling
         // it would remove, so no header-overhead finding of its own).
-        ("10.79.0.42", vec!["http-polling"]),
+        // The same body every time, without validators.
+        ("10.79.0.42", vec!["duplicate-content", "http-polling"]),
     ]
     .into_iter()
     .map(|(d, f)| (d.to_string(), f.into_iter().map(String::from).collect()))

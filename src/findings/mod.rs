@@ -10,8 +10,8 @@
 //! practice changed.
 
 pub mod combined;
-pub mod session;
 pub mod http;
+pub mod session;
 pub mod stream;
 
 use crate::dissect::tls::Stats as TlsStats;

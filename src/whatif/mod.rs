@@ -11,8 +11,8 @@
 //! rata. Constants come from the capture where it shows them, else from the
 //! defaults below, each named with its source (`Constants::assumptions`).
 
-pub mod stacks;
 pub mod http;
+pub mod stacks;
 
 use crate::findings::stream::{Connection, Device, Message};
 use crate::radio::{Profile, RadioOptions, RadioSim, Tick};
@@ -674,5 +674,10 @@ pub fn run_between(d: &Device, base: &[Change], changes: &[Change], k: &Constant
 /// Messages of a device, for stacks: (time, bytes up, bytes down) of the
 /// application's own data.
 pub fn readings(d: &Device) -> Vec<(i64, u64, u64)> {
-    d.messages.sorted().iter().filter(|m| m.kind != Proto::Unknown).map(|m: &Message| (m.start_ns, m.payload_up, m.payload_down)).collect()
+    d.messages
+        .sorted()
+        .iter()
+        .filter(|m| m.kind != Proto::Unknown)
+        .map(|m: &Message| (m.start_ns, m.payload_up, m.payload_down))
+        .collect()
 }
