@@ -265,6 +265,20 @@ impl Input<'_> {
             total.add(&s);
             covered += chs.len() as u64;
         }
+        self.saving_of(total, covered, instances, &k, what, changes.to_vec())
+    }
+
+    /// The saving of the re-simulated devices' `total` (`covered` of
+    /// `instances` re-simulated: the rest scaled in), with its assumptions.
+    fn saving_of(
+        &self,
+        mut total: DayFigures,
+        covered: u64,
+        instances: u64,
+        k: &Constants,
+        what: &str,
+        changes: Vec<(IpAddr, Change)>,
+    ) -> (Saving, Counterfactual) {
         let mut assumptions = k.assumptions.clone();
         if covered < instances && covered > 0 {
             total = total.scaled(instances as f64 / covered as f64);
@@ -284,7 +298,7 @@ impl Input<'_> {
             charge_basis: "baseline minus counterfactual, each re-simulated on the radio model and projected to a day"
                 .into(),
         };
-        (saving, Counterfactual { description: what.to_string(), assumptions, changes: changes.to_vec() })
+        (saving, Counterfactual { description: what.to_string(), assumptions, changes })
     }
 }
 

@@ -53,25 +53,9 @@ fn saving_between(
         total.add(&whatif::run_between(dev, base, chs, &k, inp.radio).saving());
         covered += chs.len() as u64;
     }
-    let mut assumptions = k.assumptions.clone();
-    if covered < instances && covered > 0 {
-        total = total.scaled(instances as f64 / covered as f64);
-        assumptions.push(format!("{covered} of {instances} instances re-simulated; the rest scaled in"));
-    }
-    if inp.radio.is_none() {
-        assumptions.push("no radio model: bytes only".into());
-    }
-    let saving = Saving {
-        bytes: total.bytes,
-        billed_bytes: total.billed_bytes.min(total.bytes),
-        radio_on_s: round6(total.radio_on_s),
-        charge_mah: round6(total.charge_mah),
-        charge_basis: "baseline minus counterfactual, each re-simulated on the radio model and projected to a day"
-            .into(),
-    };
     // The baseline itself changes here: not a change the combined scenario
     // can stack on the others.
-    (saving, Counterfactual { description: what.to_string(), assumptions, changes: Vec::new() })
+    inp.saving_of(total, covered, instances, &k, what, Vec::new())
 }
 
 /// The devices (and their servers) with long-lived MQTT connections.
@@ -94,14 +78,7 @@ fn longest_silence(inp: &Input, ip: IpAddr, server: SocketAddr) -> f64 {
     let msgs = d.messages.sorted();
     let mut longest = 0i64;
     for c in d.connections.sorted().iter().filter(|c| c.server == server && c.syn) {
-        let mut busy: Vec<i64> = msgs
-            .iter()
-            .filter(|m| m.server == server && m.start_ns >= c.start_ns && m.start_ns <= c.end_ns)
-            .flat_map(|m| [m.start_ns, m.end_ns.max(m.start_ns)])
-            .collect();
-        busy.push(c.start_ns);
-        busy.push(c.end_ns);
-        busy.sort_unstable();
+        let busy = whatif::busy_marks(&msgs, server, c);
         for w in busy.windows(2) {
             if let [a, b] = *w {
                 longest = longest.max(b - a);

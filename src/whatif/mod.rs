@@ -88,22 +88,11 @@ pub fn totals(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> D
     let bytes: u64 = frames.iter().map(|f| u64::from(f.len)).sum();
     let link = (link_per_frame * frames.len() as f64).min(bytes as f64);
     let billed_bytes = (bytes as f64 - link).round() as u64;
-    let Some((profile, opts)) = radio else { return DayFigures { bytes, billed_bytes, ..Default::default() } };
+    let Some(radio) = radio else { return DayFigures { bytes, billed_bytes, ..Default::default() } };
     if frames.is_empty() {
         return DayFigures::default();
     }
-    let mut sim = RadioSim::new(profile.clone(), opts.clone());
-    for f in frames {
-        sim.tick(&Tick {
-            ts_ns: f.t_ns,
-            wire_len: f.len,
-            uplink: f.uplink,
-            flow: Tick::NO_FLOW,
-            exchange: None,
-            link_len: 0,
-        });
-    }
-    let r = sim.finish(span_of(frames));
+    let r = simulate(frames, radio, span_of(frames));
     DayFigures {
         bytes,
         billed_bytes,
@@ -120,6 +109,39 @@ pub fn run_event(d: &Device, changes: &[Change], k: &Constants, radio: Option<&R
     let b = synthesize(d, &[], k);
     let cf = synthesize(d, changes, k);
     Outcome { baseline: totals(&b, radio, k.link_per_frame), counterfactual: totals(&cf, radio, k.link_per_frame) }
+}
+
+/// The radio model run over `frames` (in time order), finished over `span_s`.
+/// Billed bytes are not its business: callers work them out from the
+/// frames' link share, so every frame goes in without a link length.
+fn simulate(frames: &[Frame], (profile, opts): &Radio, span_s: f64) -> crate::radio::RadioReport {
+    let mut sim = RadioSim::new(profile.clone(), opts.clone());
+    for f in frames {
+        sim.tick(&Tick {
+            ts_ns: f.t_ns,
+            wire_len: f.len,
+            uplink: f.uplink,
+            flow: Tick::NO_FLOW,
+            exchange: None,
+            link_len: 0,
+        });
+    }
+    sim.finish(span_s)
+}
+
+/// When connection `c` to `server` was busy: its opening and closing, and
+/// its messages' starts and ends, in time order; the gaps between are its
+/// silences.
+pub fn busy_marks(msgs: &[Message], server: SocketAddr, c: &Connection) -> Vec<i64> {
+    let mut busy: Vec<i64> = msgs
+        .iter()
+        .filter(|m| m.server == server && m.start_ns >= c.start_ns && m.start_ns <= c.end_ns)
+        .flat_map(|m| [m.start_ns, m.end_ns.max(m.start_ns)])
+        .collect();
+    busy.push(c.start_ns);
+    busy.push(c.end_ns);
+    busy.sort_unstable();
+    busy
 }
 
 /// The time `frames` span, seconds.
@@ -142,20 +164,8 @@ pub fn per_day_over(frames: &[Frame], min_span_s: f64, radio: Option<&Radio>, li
     let link = (link_per_frame * frames.len() as f64).min(bytes as f64);
     let billed_share = if bytes > 0 { 1.0 - link / bytes as f64 } else { 1.0 };
     match radio {
-        Some((profile, opts)) => {
-            let mut sim = RadioSim::new(profile.clone(), opts.clone());
-            for f in frames {
-                sim.tick(&Tick {
-                    ts_ns: f.t_ns,
-                    wire_len: f.len,
-                    uplink: f.uplink,
-                    flow: Tick::NO_FLOW,
-                    exchange: None,
-                    // Billed bytes are worked out below, from the frames' link share.
-                    link_len: 0,
-                });
-            }
-            let r = sim.finish(span_s);
+        Some(radio) => {
+            let r = simulate(frames, radio, span_s);
             if !r.per_day.projected && span_s > 0.0 {
                 // No steady cycle to project: the bytes at the timeline's
                 // rate, the radio not projected (as the capture's own day).
@@ -570,14 +580,7 @@ fn heartbeat(
     let ping = (2.0 + k.lower_per_frame) as u64;
     let mut added = Vec::new();
     for (c, s) in shapes.iter().filter(|(c, _)| c.server == server && c.l4 == L4::Tcp && c.syn) {
-        let mut busy: Vec<i64> = msgs
-            .iter()
-            .filter(|m| m.server == server && m.start_ns >= c.start_ns && m.start_ns <= c.end_ns)
-            .flat_map(|m| [m.start_ns, m.end_ns.max(m.start_ns)])
-            .collect();
-        busy.push(c.start_ns);
-        busy.push(c.end_ns);
-        busy.sort_unstable();
+        let busy = busy_marks(msgs, server, c);
         for w in busy.windows(2) {
             let [a, b] = *w else { continue };
             let mut quiet_since = a;
