@@ -167,7 +167,8 @@ fn open_stream(file: &Path, args: &[&str]) -> (std::process::Child, std::process
 }
 
 fn last_line(out: &std::process::Output) -> Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The status says how it ended (an exit code, or the signal that killed it).
+    assert!(out.status.success(), "{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
