@@ -146,15 +146,15 @@ fn errors_say_what_to_do() {
 /// Starts `wiretax live - ARGS`, writes `file` to it and keeps its stdin
 /// open (a stream that has not ended); the first JSON line it writes.
 fn open_stream(file: &Path, args: &[&str]) -> (std::process::Child, std::process::ChildStdin, Value) {
+    let mut cmd = bin();
+    cmd.args(["live", "-", "--interval", "200ms", "--format", "json"]).args(args);
+    start_stream(cmd, file)
+}
+
+/// `cmd` (a `wiretax live -`) started on `file` as `open_stream` starts it.
+fn start_stream(mut cmd: Command, file: &Path) -> (std::process::Child, std::process::ChildStdin, Value) {
     use std::io::BufRead;
-    let mut child = bin()
-        .args(["live", "-", "--interval", "200ms", "--format", "json"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&std::fs::read(file).unwrap()).unwrap();
     stdin.flush().unwrap();
@@ -179,6 +179,27 @@ fn last_line(out: &std::process::Output) -> Value {
 fn sigterm_stops_cleanly() {
     let file = cap("http-keepalive.pcap");
     let (child, stdin, first) = open_stream(&file, &[]);
+    assert_eq!(first["live"]["final"], false);
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let mut last = last_line(&out);
+    assert_eq!(last["live"]["final"], true);
+    last.as_object_mut().unwrap().remove("live");
+    assert_eq!(unnamed(last), unnamed(analyze(&file)));
+}
+
+/// The same when the process starts with SIGINT and SIGHUP ignored, as a
+/// background job (`&`) or `nohup` starts it: SIGTERM once killed it there,
+/// with no final report (no handler was set).
+#[test]
+fn sigterm_stops_cleanly_when_started_with_signals_ignored() {
+    let file = cap("http-keepalive.pcap");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"trap "" HUP INT; exec "$0" live - --interval 200ms --format json"#])
+        .arg(env!("CARGO_BIN_EXE_wiretax"));
+    let (child, stdin, first) = start_stream(cmd, &file);
     assert_eq!(first["live"]["final"], false);
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());

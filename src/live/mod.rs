@@ -160,8 +160,12 @@ fn stop_requested() -> bool {
 }
 
 fn catch_signals() {
-    // Fails only if a handler is set already (a second run in one process).
-    let _ = ctrlc::try_set_handler(|| {
+    // Over whatever the process inherited: a job started in the background
+    // (`cmd &`, `nohup`) comes with SIGINT or SIGHUP ignored, and ctrlc's
+    // `try_set_handler` then sets no handler at all, so SIGTERM killed the
+    // capture without its final report. Fails only if a handler is set
+    // already (a second run in one process).
+    let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
