@@ -363,7 +363,7 @@ fn regular_period(g: &ResourceGroup, t: &Thresholds) -> Option<f64> {
     let gaps: Vec<f64> = s
         .windows(2)
         .filter_map(|w| match w {
-            [a, b] => Some((b.start_ns - a.start_ns) as f64 / 1e9),
+            [a, b] => Some(b.start_ns.saturating_sub(a.start_ns) as f64 / 1e9),
             _ => None,
         })
         .collect();
@@ -608,7 +608,7 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
             if !(a.status == 429 || a.status >= 500) {
                 continue;
             }
-            let gap = (b.start_ns - a.end_ns.max(a.start_ns)) as f64 / 1e9;
+            let gap = b.start_ns.saturating_sub(a.end_ns.max(a.start_ns)) as f64 / 1e9;
             // A retry that comes back within a second did not back off.
             if gap < t.retry_max_gap_s {
                 here += 1;

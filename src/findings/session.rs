@@ -438,9 +438,9 @@ pub fn dns_per_connection(inp: &Input, out: &mut Vec<Finding>) {
         let mut repeated = 0u64;
         let mut last: Option<i64> = None;
         for l in &lookups {
-            if last.is_none_or(|x| l.start_ns - x >= 100_000_000) {
+            if last.is_none_or(|x| l.start_ns.saturating_sub(x) >= 100_000_000) {
                 resolutions += 1;
-                if last.is_some_and(|x| ((l.start_ns - x) as f64) < t.dns_ttl_s * 1e9) {
+                if last.is_some_and(|x| (l.start_ns.saturating_sub(x) as f64) < t.dns_ttl_s * 1e9) {
                     repeated += 1;
                 }
             }

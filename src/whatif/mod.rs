@@ -147,7 +147,7 @@ pub fn busy_marks(msgs: &[Message], server: SocketAddr, c: &Connection) -> Vec<i
 /// The time `frames` span, seconds.
 fn span_of(frames: &[Frame]) -> f64 {
     match (frames.first(), frames.last()) {
-        (Some(a), Some(b)) => (b.t_ns - a.t_ns) as f64 / 1e9,
+        (Some(a), Some(b)) => b.t_ns.saturating_sub(a.t_ns) as f64 / 1e9,
         _ => 0.0,
     }
 }
@@ -283,19 +283,30 @@ pub const COAP_NO_RESPONSE_OPTION_BYTES: u64 = 3;
 /// MQTT PUBREL and PUBCOMP: a fixed header and a packet id, 4 bytes each.
 pub const MQTT_ACK_PACKET_BYTES: u64 = 4;
 
+/// Most frames one `emit` makes: a message of more than 1.5 MB goes in
+/// larger frames. The radio model charges a frame by its bytes, so the
+/// day's figures barely move, while a message that claims gigabytes (a TCP
+/// gap in a hostile capture is booked as inferred bytes) stays a few
+/// thousand frames, not millions to sort and simulate (found by fuzzing).
+const MAX_EMIT_FRAMES: u64 = 1024;
+
 /// Frames of `bytes` sent one way, split into frames of at most 1,514 bytes
-/// (`frames` at least), starting at `t_ns`.
+/// (`frames` at least, `MAX_EMIT_FRAMES` at most), starting at `t_ns`.
 fn emit(out: &mut Vec<Frame>, t_ns: i64, uplink: bool, bytes: u64, frames: u32) {
     if bytes == 0 {
         return;
     }
-    let n = u64::from(frames.max(1)).max(bytes.div_ceil(1514));
+    let n = u64::from(frames.max(1)).max(bytes.div_ceil(1514)).min(MAX_EMIT_FRAMES);
     let each = bytes / n;
     let mut left = bytes;
     for i in 0..n {
         let len = if i + 1 == n { left } else { each };
         left -= len;
-        out.push(Frame { t_ns: t_ns + i as i64 * 100_000, uplink, len: u32::try_from(len).unwrap_or(u32::MAX) });
+        out.push(Frame {
+            t_ns: t_ns.saturating_add((i as i64).saturating_mul(100_000)),
+            uplink,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        });
     }
 }
 
@@ -414,8 +425,10 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                 // within 100 ms of the one that began it stay with it.
                 let mut last: Option<i64> = None;
                 lookups.retain(|l| {
-                    let cached = last.is_some_and(|t| l.start_ns - t >= 100_000_000 && l.start_ns - t < ttl);
-                    if last.is_none_or(|t| l.start_ns - t >= ttl) {
+                    let cached = last.is_some_and(|t| {
+                        l.start_ns.saturating_sub(t) >= 100_000_000 && l.start_ns.saturating_sub(t) < ttl
+                    });
+                    if last.is_none_or(|t| l.start_ns.saturating_sub(t) >= ttl) {
                         last = Some(l.start_ns);
                     }
                     !cached
@@ -493,16 +506,16 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
         // Handshakes alternate ways; bytes split evenly over the opening.
         let half = s.open_bytes / 2;
         emit(&mut out, s.start_ns, true, s.open_bytes - half, 2);
-        emit(&mut out, s.start_ns + 1_000_000, false, half, 1);
+        emit(&mut out, s.start_ns.saturating_add(1_000_000), false, half, 1);
         emit(&mut out, s.end_ns, true, s.close_bytes, if c.l4 == L4::Tcp { 2 } else { 1 });
     }
     for l in &lookups {
         emit(&mut out, l.start_ns, true, l.up, 1);
-        emit(&mut out, l.end_ns.max(l.start_ns + 1_000_000), false, l.down, 1);
+        emit(&mut out, l.end_ns.max(l.start_ns.saturating_add(1_000_000)), false, l.down, 1);
     }
     for m in &msgs {
         emit(&mut out, m.start_ns, true, m.up, m.frames_up);
-        emit(&mut out, m.end_ns.max(m.start_ns + 1_000_000), false, m.down, m.frames_down);
+        emit(&mut out, m.end_ns.max(m.start_ns.saturating_add(1_000_000)), false, m.down, m.frames_down);
     }
     out.sort_unstable();
     out
@@ -547,10 +560,10 @@ fn keep_alive(shapes: &mut Vec<(Connection, ConnShape)>, msgs: &mut [Message], s
         let mut pings = Vec::new();
         for w in opens.windows(2) {
             if let [a, b] = *w {
-                let mut t = a + period;
+                let mut t = a.saturating_add(period);
                 while t < b {
                     pings.push(t);
-                    t += period;
+                    t = t.saturating_add(period);
                 }
             }
         }
@@ -586,7 +599,10 @@ fn heartbeat(
             let mut quiet_since = a;
             loop {
                 let next_ping = if period > 0 { quiet_since.saturating_add(period) } else { i64::MAX };
-                if drop_after > 0 && b - quiet_since > drop_after && next_ping - quiet_since >= drop_after {
+                if drop_after > 0
+                    && b.saturating_sub(quiet_since) > drop_after
+                    && next_ping.saturating_sub(quiet_since) >= drop_after
+                {
                     // Forgotten before the next heartbeat: the next thing
                     // sent finds no path and the device connects again.
                     let at = next_ping.min(b);
@@ -656,7 +672,10 @@ pub fn idle_heartbeat_day(period_s: f64, reconnect_bytes: u64, k: &Constants, ra
     let frames: Vec<Frame> = (0..=beats)
         .flat_map(|i| {
             let t = i * period;
-            [Frame { t_ns: t, uplink: true, len: ping }, Frame { t_ns: t + 50_000_000, uplink: false, len: ping }]
+            [
+                Frame { t_ns: t, uplink: true, len: ping },
+                Frame { t_ns: t.saturating_add(50_000_000), uplink: false, len: ping },
+            ]
         })
         .collect();
     per_day(&frames, radio, k.link_per_frame)
@@ -683,4 +702,22 @@ pub fn readings(d: &Device) -> Vec<(i64, u64, u64)> {
         .filter(|m| m.kind != Proto::Unknown)
         .map(|m: &Message| (m.start_ns, m.payload_up, m.payload_down))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_of_gigabytes_is_a_bounded_number_of_frames() {
+        let mut out = Vec::new();
+        emit(&mut out, i64::MAX - 10, true, 4_000_000_000, 2);
+        assert_eq!(out.len() as u64, MAX_EMIT_FRAMES);
+        assert_eq!(out.iter().map(|f| u64::from(f.len)).sum::<u64>(), 4_000_000_000);
+        // Times saturate rather than overflow.
+        assert!(out.iter().all(|f| f.t_ns >= i64::MAX - 10));
+        let mut small = Vec::new();
+        emit(&mut small, 0, false, 3_000, 1);
+        assert_eq!(small.iter().map(|f| f.len).collect::<Vec<_>>(), [1500, 1500]);
+    }
 }

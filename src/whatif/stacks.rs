@@ -481,7 +481,7 @@ pub fn retime(msgs: &[AppMessage], interval_s: f64) -> Vec<AppMessage> {
     let mut gaps: Vec<f64> = msgs
         .windows(2)
         .filter_map(|w| match w {
-            [a, b] => Some((b.t_ns - a.t_ns) as f64 / 1e9),
+            [a, b] => Some(b.t_ns.saturating_sub(a.t_ns) as f64 / 1e9),
             _ => None,
         })
         .filter(|g| *g >= 0.1)
@@ -493,12 +493,13 @@ pub fn retime(msgs: &[AppMessage], interval_s: f64) -> Vec<AppMessage> {
     let mut cycle_start = first.t_ns;
     let mut prev = first.t_ns;
     for m in msgs {
-        if m.t_ns != first.t_ns && (m.t_ns - prev) as f64 / 1e9 >= 0.5 * typical {
+        if m.t_ns != first.t_ns && m.t_ns.saturating_sub(prev) as f64 / 1e9 >= 0.5 * typical {
             cycle += 1;
             cycle_start = m.t_ns;
         }
         prev = m.t_ns;
-        let t = first.t_ns.saturating_add(cycle.saturating_mul(period)).saturating_add(m.t_ns - cycle_start);
+        let t =
+            first.t_ns.saturating_add(cycle.saturating_mul(period)).saturating_add(m.t_ns.saturating_sub(cycle_start));
         out.push(AppMessage { t_ns: t, ..*m });
     }
     out
@@ -571,7 +572,7 @@ fn synthesize(stack: Stack, msgs: &[AppMessage], req: &Request, s: &mut Synth) {
             let tls = stack.tls().then_some(v13);
             let mut last: Option<i64> = None;
             for m in msgs {
-                let reopen = last.is_none_or(|l| m.t_ns - l > idle);
+                let reopen = last.is_none_or(|l| m.t_ns.saturating_sub(l) > idle);
                 if reopen && last.is_some() {
                     // The server closed the idle connection (its timeout).
                     if let Some(v) = tls {
@@ -778,7 +779,7 @@ fn pings_within_cycle(stack: Stack, msgs: &[AppMessage], req: &Request) -> Optio
     let mut gaps: Vec<f64> = msgs
         .windows(2)
         .filter_map(|w| match w {
-            [a, b] => Some((b.t_ns - a.t_ns) as f64 / 1e9),
+            [a, b] => Some(b.t_ns.saturating_sub(a.t_ns) as f64 / 1e9),
             _ => None,
         })
         .filter(|g| *g >= 0.1)
@@ -805,7 +806,7 @@ fn totals(frames: &[Frame], radio: &Radio) -> (f64, f64, f64, f64) {
             link_len: 0,
         });
     }
-    let r = sim.finish((last.t_ns - first.t_ns) as f64 / 1e9);
+    let r = sim.finish(last.t_ns.saturating_sub(first.t_ns) as f64 / 1e9);
     (r.radio_on_s, r.energy_j, r.charge_mah, r.wakeups as f64)
 }
 
@@ -822,7 +823,8 @@ fn by_added_cycles(
     let Some(last) = msgs.last() else { return DayFigures::default() };
     let period = (period_s * 1e9) as i64;
     // The last cycle: the messages within half a period of the last one.
-    let cycle: Vec<AppMessage> = msgs.iter().filter(|m| last.t_ns - m.t_ns < period / 2).copied().collect();
+    let cycle: Vec<AppMessage> =
+        msgs.iter().filter(|m| last.t_ns.saturating_sub(m.t_ns) < period / 2).copied().collect();
     let mut longer = msgs.to_vec();
     for i in 1..=ADDED_CYCLES as i64 {
         longer.extend(cycle.iter().map(|m| AppMessage { t_ns: m.t_ns.saturating_add(period.saturating_mul(i)), ..*m }));
