@@ -171,7 +171,7 @@ pub fn decode_frames(data: &[u8]) {
         if let Frame::Fragment { link_len, .. } = frame {
             fragment_bytes += f.wire_len as u64;
             let ip = decode::link::strip(f.linktype, f.data).map(|(_, ip)| ip).unwrap_or(&[]);
-            let h = decode::ip_header(ip);
+            let h = decode::ip_header(ip, decode::wire_ip_len(f.wire_len, f.data, ip));
             let fi = h.and_then(|h| h.fragment);
             assert!(fi.is_some(), "a fragment without a fragment header: {h:?}");
             if let (Some(h), Some(fi)) = (h, fi)

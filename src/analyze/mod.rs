@@ -231,7 +231,7 @@ impl Engine {
             Frame::Fragment { link_len, .. } => {
                 notes.ip_fragments += 1;
                 let ip = decode::link::strip(p.linktype, p.data).map(|(_, ip)| ip).unwrap_or(&[]);
-                let header = decode::ip_header(ip);
+                let header = decode::ip_header(ip, decode::wire_ip_len(p.wire_len, p.data, ip));
                 let ends = header.as_ref().map(|h| (h.src, h.dst));
                 let joined = header
                     .and_then(|h| h.fragment.map(|fi| (h, fi)))

@@ -588,13 +588,28 @@ fn jumbo_len(b: &[u8]) -> Option<u32> {
     None
 }
 
-/// Reads the IP header alone (for defragmentation).
-pub fn ip_header(ip: &[u8]) -> Option<IpHdr> {
+/// Reads the IP header alone (for defragmentation), its length as
+/// `decode_ip` reads it: `wire_ip_max` is the frame's wire bytes from the
+/// IP header on, not the captured ones, or a cut fragment's bytes past the
+/// cut would be nobody's (found by fuzzing).
+pub fn ip_header(ip: &[u8], wire_ip_max: u32) -> Option<IpHdr> {
     match ip.first()? >> 4 {
-        4 => ipv4(ip),
-        6 => ipv6(ip, ip.len() as u32),
+        4 => {
+            let mut h = ipv4(ip)?;
+            if h.total_len < h.hdr_len || h.total_len > wire_ip_max || wire_ip_max > 0xffff {
+                h.total_len = offloaded_ipv4_len(&Ipv4Fields::of(ip)?, wire_ip_max)?;
+            }
+            Some(h)
+        }
+        6 => ipv6(ip, wire_ip_max),
         _ => None,
     }
+}
+
+/// The wire bytes of a frame from its IP header on: `ip` is the captured
+/// tail of `captured` from there.
+pub fn wire_ip_len(wire_len: u32, captured: &[u8], ip: &[u8]) -> u32 {
+    wire_len.saturating_sub(u32::try_from(captured.len().saturating_sub(ip.len())).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

@@ -541,7 +541,7 @@ fn add(d: &mut Defragmenter, ts_ns: i64, eth: &[u8]) -> TestResult<Option<defrag
         panic!("not a fragment: {eth:02x?}");
     };
     let ip = ip_of(eth);
-    let h = ip_header(ip).ok_or("no IP header")?;
+    let h = ip_header(ip, wire_ip_len(eth.len() as u32, eth, ip)).ok_or("no IP header")?;
     Ok(d.add(ts_ns, &h, h.fragment.ok_or("no fragment header")?, ip, link_len))
 }
 
@@ -707,7 +707,7 @@ fn defrag_of_snaplen_cut_fragments() -> TestResult {
         let cut = &f[..40.min(f.len())];
         let Frame::Fragment { link_len, .. } = decode(link::ETHERNET, cut, f.len() as u32) else { panic!() };
         let ip = ip_of(cut);
-        let h = ip_header(ip).ok_or("no IP header")?;
+        let h = ip_header(ip, wire_ip_len(f.len() as u32, cut, ip)).ok_or("no IP header")?;
         let j = d.add(i as i64, &h, h.fragment.ok_or("no fragment header")?, ip, link_len);
         joined = joined.or(j);
     }
@@ -726,7 +726,7 @@ fn defrag_takes_a_cut_fragments_bytes_from_a_whole_copy() -> TestResult {
     let mut d = Defragmenter::default();
     let cut = &fr[0][..40];
     let Frame::Fragment { link_len, .. } = decode(link::ETHERNET, cut, fr[0].len() as u32) else { panic!() };
-    let h = ip_header(ip_of(cut)).ok_or("no IP header")?;
+    let h = ip_header(ip_of(cut), wire_ip_len(fr[0].len() as u32, cut, ip_of(cut))).ok_or("no IP header")?;
     assert!(d.add(0, &h, h.fragment.ok_or("no fragment header")?, ip_of(cut), link_len).is_none());
     for (i, f) in fr.iter().enumerate() {
         if let Some(j) = add(&mut d, 1 + i as i64, f)? {
