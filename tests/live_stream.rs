@@ -179,15 +179,7 @@ fn last_line(out: &std::process::Output) -> Value {
 fn sigterm_stops_cleanly() {
     let file = cap("http-keepalive.pcap");
     let (child, stdin, first) = open_stream(&file, &[]);
-    assert_eq!(first["live"]["final"], false);
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    let mut last = last_line(&out);
-    assert_eq!(last["live"]["final"], true);
-    last.as_object_mut().unwrap().remove("live");
-    assert_eq!(unnamed(last), unnamed(analyze(&file)));
+    stops_cleanly_on_sigterm(child, stdin, &first, &file);
 }
 
 /// The same when the process starts with SIGINT and SIGHUP ignored, as a
@@ -200,6 +192,12 @@ fn sigterm_stops_cleanly_when_started_with_signals_ignored() {
     cmd.args(["-c", r#"trap "" HUP INT; exec "$0" live - --interval 200ms --format json"#])
         .arg(env!("CARGO_BIN_EXE_wiretax"));
     let (child, stdin, first) = start_stream(cmd, &file);
+    stops_cleanly_on_sigterm(child, stdin, &first, &file);
+}
+
+/// Sends SIGTERM to a stream that has not ended (`first`: its first line);
+/// its last line is the final report, equal to `analyze`'s of `file`.
+fn stops_cleanly_on_sigterm(child: std::process::Child, stdin: std::process::ChildStdin, first: &Value, file: &Path) {
     assert_eq!(first["live"]["final"], false);
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -208,7 +206,7 @@ fn sigterm_stops_cleanly_when_started_with_signals_ignored() {
     let mut last = last_line(&out);
     assert_eq!(last["live"]["final"], true);
     last.as_object_mut().unwrap().remove("live");
-    assert_eq!(unnamed(last), unnamed(analyze(&file)));
+    assert_eq!(unnamed(last), unnamed(analyze(file)));
 }
 
 /// --duration ends a stream that has not ended; --count stops after that many packets.
