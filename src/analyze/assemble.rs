@@ -92,7 +92,7 @@ pub(super) fn assemble(
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
-    let mut tallies = super::devices::DeviceTallies::default();
+    let mut tallies = std::mem::take(&mut tap.devices);
     for mut w in workers {
         tallies.merge(std::mem::take(&mut w.out.devices));
         classes.merge(&w.out.flow_ledger);
@@ -101,7 +101,7 @@ pub(super) fn assemble(
         apps.merge(&w.out.apps);
         streams.merge(&w.out.streams);
         for f in w.out.ship.iter().flatten() {
-            streams.fact(f);
+            take_fact(&mut streams, &mut tallies, f);
         }
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;

@@ -57,7 +57,8 @@ pub(super) struct Collector {
     /// With workers on threads: what the detectors are told, shipped to the
     /// radio stage each round (one detector state, not one a worker).
     pub(super) ship: Option<Vec<Fact>>,
-    /// Every flow's ledger and exchanges, by device.
+    /// Every flow's ledger and exchanges, by device (on the radio stage
+    /// instead when facts are shipped).
     pub(super) devices: super::devices::DeviceTallies,
     /// Every flow's classes by application protocol.
     pub(super) apps: crate::report::breakdown::AppLedgers,
@@ -322,10 +323,12 @@ impl FlowSink for Collector {
     fn flow_done(&mut self, rec: FlowRecord) {
         match &mut self.ship {
             Some(facts) => facts.push(Fact::Flow(Box::new(FlowRecord { malformed: Vec::new(), ..rec.clone() }))),
-            None => self.streams.flow(&rec),
+            None => {
+                self.streams.flow(&rec);
+                self.devices.add(&rec);
+            }
         }
         self.flow_ledger.merge(&rec.classes);
-        self.devices.add(&rec);
         self.apps.add(&rec);
         self.flows_total += 1;
         self.malformed_bytes += rec.malformed_bytes;

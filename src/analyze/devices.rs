@@ -44,16 +44,65 @@ pub(super) struct DeviceTally {
     classes: Ledger,
     flows: u64,
     exchanges: u64,
-    conns: Vec<Conn>,
+    /// Its first connections by start time, each naming its server by its
+    /// place in `conn_servers`: a device's connections reach few servers,
+    /// and a span is a third the size of a whole `Conn`.
+    conns: Vec<ConnSpan>,
+    conn_servers: Vec<(Endpoint, bool)>,
     /// The addresses its flows' clients had (one, keyed by address).
     clients: Vec<IpAddr>,
     servers: Vec<Endpoint>,
 }
 
+/// A connection of a [`DeviceTally`]: its span, and its server (address,
+/// port, transport) as an index into the tally's `conn_servers`.
+#[derive(Clone, Copy)]
+struct ConnSpan {
+    start_ts: f64,
+    end_ts: f64,
+    server: u32,
+}
+
 impl DeviceTally {
+    fn add_conn(&mut self, start_ts: f64, end_ts: f64, server: (Endpoint, bool)) {
+        let at = match self.conn_servers.iter().position(|s| *s == server) {
+            Some(at) => at,
+            None => {
+                self.conn_servers.push(server);
+                self.conn_servers.len() - 1
+            }
+        };
+        self.conns.push(ConnSpan { start_ts, end_ts, server: at as u32 });
+        if self.conns.len() >= 2 * MAX_CONNS {
+            self.keep_first_conns();
+        }
+    }
+
+    /// The connections as whole `Conn`s.
+    fn conns(&self) -> impl Iterator<Item = Conn> + '_ {
+        self.conns.iter().filter_map(|c| {
+            let &(server, tcp) = self.conn_servers.get(c.server as usize)?;
+            Some(Conn { start_ts: c.start_ts, end_ts: c.end_ts, server, tcp })
+        })
+    }
+
+    /// The first `MAX_CONNS` connections by start, end, server and
+    /// transport: the same set whatever order the flows came in (jobs).
+    fn first_conns(&self) -> Vec<Conn> {
+        let mut conns: Vec<Conn> = self.conns().collect();
+        conns.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        conns.truncate(MAX_CONNS);
+        conns
+    }
+
+    /// Keeps the first connections, and the servers they reach.
     fn keep_first_conns(&mut self) {
-        self.conns.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-        self.conns.truncate(MAX_CONNS);
+        let conns = self.first_conns();
+        self.conns.clear();
+        self.conn_servers.clear();
+        for c in conns {
+            self.add_conn(c.start_ts, c.end_ts, (c.server, c.tcp));
+        }
     }
 
     fn note(&mut self, client: IpAddr, server: Endpoint) {
@@ -89,15 +138,7 @@ impl DeviceTallies {
         t.flows += 1;
         t.exchanges += rec.exchanges;
         t.note(rec.client.0.ip().to_canonical(), rec.server);
-        t.conns.push(Conn {
-            start_ts: rec.start_ts,
-            end_ts: rec.end_ts,
-            server: rec.server,
-            tcp: rec.l4 == crate::vocab::L4::Tcp,
-        });
-        if t.conns.len() >= 2 * MAX_CONNS {
-            t.keep_first_conns();
-        }
+        t.add_conn(rec.start_ts, rec.end_ts, (rec.server, rec.l4 == crate::vocab::L4::Tcp));
     }
 
     /// Another worker's tallies added in.
@@ -107,7 +148,9 @@ impl DeviceTallies {
             t.classes.merge(&o.classes);
             t.flows += o.flows;
             t.exchanges += o.exchanges;
-            t.conns.extend(o.conns);
+            for c in o.conns() {
+                t.add_conn(c.start_ts, c.end_ts, (c.server, c.tcp));
+            }
             t.keep_first_conns();
             for c in o.clients {
                 keep_lowest(&mut t.clients, c, MAX_CLIENTS);
@@ -202,7 +245,7 @@ pub(super) fn build(
                 },
                 battery_life_days: r.battery_life_days,
                 per_day: r.per_day,
-                crowd: crowd(&t.conns),
+                crowd: crowd(&t.first_conns()),
                 findings: Vec::new(),
             }
         })

@@ -91,15 +91,18 @@ impl Batch {
 }
 
 /// Packets in a round. Each round costs every thread a hand-over, and the
-/// radio stage a merge: on the bench capture at `--jobs 2`, rounds of 16 k
-/// packets (with `ROUND_BYTES` 2 MB and 4 rounds ahead) took 7% less time
-/// than rounds of 4 k (1 MB, 8 ahead), for 14 MB more.
-pub(super) const BATCH: usize = 16_384;
+/// radio stage a merge, and every round in flight memory (its packets,
+/// their ticks). On the 256 MB bench capture at `--jobs 2`: rounds of 16 k
+/// packets, 2 MB and 4 ahead took 7% less time than rounds of 4 k (1 MB,
+/// 8 ahead) when the radio stage was light; with a radio model per device
+/// they peaked at 150 MB, rounds of 8 k, 1 MB and 2 ahead at 126 MB in
+/// about the same time, rounds of 4 k (512 kB) at 120 MB and 5% slower.
+pub(super) const BATCH: usize = 8_192;
 
 /// Most payload bytes in a round (give or take a packet): with large frames
 /// (captures of TSO/GRO traffic carry 64 KB ones) a round of `BATCH` would
-/// hold a GB. Typical rounds hold 1 to 2 MB.
-pub(super) const ROUND_BYTES: usize = 2 << 20;
+/// hold a GB. Typical rounds hold 0.5 to 1 MB.
+pub(super) const ROUND_BYTES: usize = 1 << 20;
 
 /// Packets handed out in rounds: in each round every worker gets its share
 /// (maybe none) and hands back its frame ticks, which the radio stage
@@ -127,8 +130,9 @@ pub(super) enum Dispatch {
 
 /// Rounds a worker may queue; its ticks may wait for the radio stage for
 /// twice as many (more than it can queue, so it never waits for the reader
-/// while the reader waits for it). Measured with `BATCH`.
-pub(super) const ROUNDS_AHEAD: usize = 4;
+/// while the reader waits for it). Measured with `BATCH`: 4 ahead, 10 MB
+/// more at the peak and no faster.
+pub(super) const ROUNDS_AHEAD: usize = 2;
 
 /// Worker threads per core. Flows are not spread evenly over time: for
 /// stretches of a capture one worker's share is busier, and with one worker
@@ -518,7 +522,7 @@ impl RadioStage {
                         // Sent before the ticks: there already.
                         if let Some(Ok(facts)) = self.facts.get(self.lists.len()).map(Receiver::recv) {
                             for f in &facts {
-                                self.tap.streams.fact(f);
+                                self.tap.fact(f);
                             }
                         }
                         self.lists.push(l)

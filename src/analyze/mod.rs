@@ -137,6 +137,7 @@ impl Engine {
             flows: Renumber::new(opts.max_flows.max(1), workers as u64),
             exchanges: Renumber::new(opts.max_exchanges, workers as u64),
             streams: crate::findings::Streams::default(),
+            devices: Default::default(),
         };
         let dissect = opts.flow.dissect.for_input();
         let found_secrets = dissect.found_secrets.clone();

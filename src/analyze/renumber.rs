@@ -1,6 +1,7 @@
 //! Ids the radio model sees: workers number their flows and exchanges
 //! themselves; the radio stage renumbers them in order of first appearance.
 
+use crate::findings::stream::Fact;
 use crate::flow::FrameTick;
 use crate::radio::{DeviceRadios, Tick};
 use foldhash::{HashMap, HashMapExt};
@@ -45,8 +46,25 @@ pub(super) struct RadioTap {
     pub(super) radios: Option<DeviceRadios>,
     pub(super) flows: Renumber,
     pub(super) exchanges: Renumber,
-    /// The detectors' state, when workers on threads ship their facts here.
+    /// The detectors' state and the devices' tallies, when workers on
+    /// threads ship their facts here: kept once, not once a worker.
     pub(super) streams: crate::findings::Streams,
+    pub(super) devices: super::devices::DeviceTallies,
+}
+
+impl RadioTap {
+    /// A fact a worker shipped.
+    pub(super) fn fact(&mut self, f: &Fact) {
+        take_fact(&mut self.streams, &mut self.devices, f);
+    }
+}
+
+/// A fact for the detectors and, a flow's, for its device's tally.
+pub(super) fn take_fact(streams: &mut crate::findings::Streams, devices: &mut super::devices::DeviceTallies, f: &Fact) {
+    streams.fact(f);
+    if let Fact::Flow(rec) = f {
+        devices.add(rec);
+    }
 }
 
 /// Worker ids in order of first appearance; the first `max` only (the

@@ -105,6 +105,7 @@ fn four_workers() -> Result<Dispatch, String> {
         flows: Renumber::new(10, 4),
         exchanges: Renumber::new(10, 4),
         streams: crate::findings::Streams::default(),
+        devices: Default::default(),
     };
     Dispatch::new(&limits, 4, tap)
 }
