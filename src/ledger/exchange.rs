@@ -207,11 +207,11 @@ pub struct FlowLedger {
     live_version: u32,
     /// The last walk of `live`: at which version, for which id, what it found.
     last_walk: std::cell::Cell<(u32, u32, Option<u32>)>,
-    /// Handed-on exchanges waiting for the flow's end: (kind, wire bytes,
-    /// payload bytes) and how many. The first kept inline: most flows carry
+    /// Handed-on exchanges waiting for the flow's end: (kind, bytes) and
+    /// how many. The first kept inline: most flows carry
     /// one kind of message, and a list each would be an allocation a flow.
-    handed_first: Option<((Proto, u64, u64), u32)>,
-    handed_rest: Vec<((Proto, u64, u64), u32)>,
+    handed_first: Option<((Proto, CostBytes), u32)>,
+    handed_rest: Vec<((Proto, CostBytes), u32)>,
     /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
     early: Vec<ExchangeFigures>,
     /// Exchanges handed on so far.
@@ -257,10 +257,50 @@ struct Live {
     whole: Option<Box<Exchange>>,
     /// What the summaries need of it, listed or not.
     kind: Proto,
-    wire: u64,
-    payload: u64,
+    bytes: CostBytes,
     /// What the findings need of it, listed or not.
     facts: LiveFacts,
+}
+
+/// An exchange's wire bytes and what they were for, as `exchange_costs`
+/// splits them; the rest of `wire` is headers (link, network, transport
+/// and application).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CostBytes {
+    pub wire: u64,
+    pub payload: u64,
+    /// TLS handshake records and record overhead.
+    pub tls: u64,
+    /// TCP control frames and application control messages.
+    pub control: u64,
+    pub retransmission: u64,
+}
+
+impl CostBytes {
+    #[inline]
+    pub fn add(&mut self, class: Class, n: u64) {
+        self.wire += n;
+        match class {
+            Class::Payload => self.payload += n,
+            Class::TlsHandshake | Class::TlsRecordOverhead => self.tls += n,
+            Class::TcpControl | Class::AppControl => self.control += n,
+            Class::Retransmission => self.retransmission += n,
+            Class::Link | Class::Network | Class::Transport | Class::AppHeader => {}
+        }
+    }
+
+    pub fn merge(&mut self, o: &CostBytes) {
+        self.wire += o.wire;
+        self.payload += o.payload;
+        self.tls += o.tls;
+        self.control += o.control;
+        self.retransmission += o.retransmission;
+    }
+
+    /// Link, network, transport and application headers.
+    pub fn headers(&self) -> u64 {
+        self.wire.saturating_sub(self.payload + self.tls + self.control + self.retransmission)
+    }
 }
 
 /// What a held exchange keeps for its `ExchangeFacts`: small, since every
@@ -350,11 +390,9 @@ impl FlowLedger {
         self.ledger.add(class, n);
         match at.and_then(|i| self.live.get_mut(i)) {
             Some(l) => {
-                l.wire += n;
-                match class {
-                    Class::Payload => l.payload += n,
-                    Class::AppHeader => l.facts.header = l.facts.header.saturating_add(clamp32(n)),
-                    _ => {}
+                l.bytes.add(class, n);
+                if class == Class::AppHeader {
+                    l.facts.header = l.facts.header.saturating_add(clamp32(n));
                 }
                 if let Some(x) = l.whole.as_mut() {
                     x.classes.add(class, n);
@@ -483,8 +521,7 @@ impl FlowLedger {
                         closed: false,
                         whole,
                         kind,
-                        wire: 0,
-                        payload: 0,
+                        bytes: CostBytes::default(),
                         facts: LiveFacts { start_ns: ts_ns, end_ns: ts_ns, ..Default::default() },
                     });
                     self.live_changed();
@@ -620,7 +657,7 @@ impl FlowLedger {
             frames_up: u32::from(f.frames_up),
             frames_down: u32::from(f.frames_down),
             payload_up: u64::from(f.payload_up),
-            payload_down: l.payload.saturating_sub(u64::from(f.payload_up)),
+            payload_down: l.bytes.payload.saturating_sub(u64::from(f.payload_up)),
             header: u64::from(f.header),
             facets: f.facets,
             first: self.handed_on == 0,
@@ -628,7 +665,7 @@ impl FlowLedger {
         };
         self.handed_on += 1;
         to.push(facts);
-        let key = (l.kind, l.wire, l.payload);
+        let key = (l.kind, l.bytes);
         match &mut self.handed_first {
             None => {
                 self.handed_first = Some((key, 1));
@@ -646,12 +683,7 @@ impl FlowLedger {
             self.handed_rest.push((key, 1));
         } else {
             let share = setup_share(self.setup.total(), self.exchanges_total);
-            self.early.push(ExchangeFigures {
-                kind: l.kind,
-                wire_bytes: l.wire,
-                payload_bytes: l.payload,
-                cost_bytes: l.wire as f64 + share,
-            });
+            self.early.push(ExchangeFigures { kind: l.kind, bytes: l.bytes, cost_bytes: l.bytes.wire as f64 + share });
         }
     }
 
@@ -682,10 +714,8 @@ impl FlowLedger {
     /// yet, each with its share of the flow's setup, to `to`.
     pub fn take_handed(&mut self, mut to: impl FnMut(ExchangeFigures, u32)) {
         let share = setup_share(self.setup.total(), self.exchanges_total);
-        for ((kind, wire_bytes, payload_bytes), n) in
-            self.handed_first.take().into_iter().chain(self.handed_rest.drain(..))
-        {
-            to(ExchangeFigures { kind, wire_bytes, payload_bytes, cost_bytes: wire_bytes as f64 + share }, n);
+        for ((kind, bytes), n) in self.handed_first.take().into_iter().chain(self.handed_rest.drain(..)) {
+            to(ExchangeFigures { kind, bytes, cost_bytes: bytes.wire as f64 + share }, n);
         }
     }
 

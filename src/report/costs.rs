@@ -5,6 +5,7 @@
 //! and `wiretax compare`.
 
 use crate::ledger::{Class, Exchange};
+use crate::report::summary::{ExchangeSummaries, KindSummary};
 use crate::vocab::Proto;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,7 +46,8 @@ impl CostParts {
     }
 }
 
-/// One kind of exchange (`message` empty) or one message of a kind.
+/// One kind of exchange (`message` empty: over every exchange) or one
+/// message of a kind (over the listed exchanges: `listed_only`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeCost {
     pub kind: Proto,
@@ -57,6 +59,10 @@ pub struct ExchangeCost {
     pub mean: CostParts,
     /// Total cost over total payload (None without payload).
     pub overhead_factor: Option<f64>,
+    /// Of the listed exchanges only (`--max-exchanges`): a message's verb
+    /// is known only for those. A kind's row is over every exchange.
+    #[serde(default)]
+    pub listed_only: bool,
 }
 
 /// The message an exchange is: its kind and the first word of its
@@ -116,22 +122,45 @@ impl Sum {
                 total_bytes: s.total_bytes / n,
             },
             overhead_factor: (s.payload_bytes > 0.0).then(|| s.total_bytes / s.payload_bytes),
+            listed_only: true,
         }
     }
 }
 
+/// A kind's row over every exchange of it.
+fn kind_row(kind: Proto, s: &KindSummary) -> ExchangeCost {
+    let count = s.wire.count();
+    let n = count.max(1) as f64;
+    let b = &s.total_bytes;
+    let total = s.total_cost();
+    ExchangeCost {
+        kind,
+        message: String::new(),
+        count,
+        mean: CostParts {
+            payload_bytes: b.payload as f64 / n,
+            header_bytes: b.headers() as f64 / n,
+            tls_bytes: b.tls as f64 / n,
+            control_bytes: b.control as f64 / n,
+            retransmission_bytes: b.retransmission as f64 / n,
+            setup_share_bytes: (total - b.wire as f64).max(0.0) / n,
+            total_bytes: total / n,
+        },
+        overhead_factor: (b.payload > 0).then(|| total / b.payload as f64),
+        listed_only: false,
+    }
+}
+
 impl ExchangeCost {
-    /// A row per kind, then a row per message (the most frequent
-    /// [`MAX_MESSAGE_ROWS`]), of the listed exchanges.
-    pub fn of(exchanges: &[Exchange]) -> Vec<ExchangeCost> {
-        let mut kinds: BTreeMap<Proto, Sum> = BTreeMap::new();
+    /// A row per kind over every exchange (`summaries`), then a row per
+    /// message (the most frequent [`MAX_MESSAGE_ROWS`]) of the listed
+    /// exchanges.
+    pub fn of(summaries: &ExchangeSummaries, exchanges: &[Exchange]) -> Vec<ExchangeCost> {
         let mut messages: BTreeMap<(Proto, String), Sum> = BTreeMap::new();
         for x in exchanges {
-            let p = parts_of(x);
-            kinds.entry(x.kind).or_default().add(&p);
-            messages.entry((x.kind, message_of(x))).or_default().add(&p);
+            messages.entry((x.kind, message_of(x))).or_default().add(&parts_of(x));
         }
-        let mut out: Vec<ExchangeCost> = kinds.iter().map(|(k, s)| s.row(*k, String::new())).collect();
+        let mut out: Vec<ExchangeCost> = summaries.by_kind.iter().map(|(k, s)| kind_row(*k, s)).collect();
         let mut msgs: Vec<ExchangeCost> = messages.into_iter().map(|((k, m), s)| s.row(k, m)).collect();
         msgs.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.message.cmp(&b.message)));
         msgs.truncate(MAX_MESSAGE_ROWS);

@@ -138,7 +138,7 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
     ))];
     if let Some(top) = r.exchange_costs.iter().filter(|c| !c.message.is_empty()).max_by_key(|c| c.count) {
         blocks.push(Block::Para(format!(
-            "The most frequent message, {} ({} times), carried {} of payload and cost {} with its share of the connection's setup{}.",
+            "The most frequent message of the listed exchanges, {} ({} times), carried {} of payload and cost {} with its share of the connection's setup{}.",
             text(&top.message),
             top.count,
             human_bytes(top.mean.payload_bytes),
@@ -332,7 +332,7 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
             max: scales.cost_max,
         };
         let mut table = Table {
-            caption: "Mean bytes of one exchange by part, with its share of the connection's setup".into(),
+            caption: "Mean bytes of one exchange by part, with its share of the connection's setup (a kind: every exchange; a message: the listed exchanges)".into(),
             head: [
                 "exchange",
                 "count",

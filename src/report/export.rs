@@ -227,6 +227,7 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
         costs.f64("setup_share_bytes", Some(m.setup_share_bytes));
         costs.f64("total_bytes", Some(m.total_bytes));
         costs.f64("overhead_factor", c.overhead_factor);
+        costs.u64("listed_only", Some(u64::from(c.listed_only)));
     }
 
     vec![flows, exchanges, devices, findings, bins, states, costs]

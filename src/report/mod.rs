@@ -350,7 +350,7 @@ impl Report {
             flows,
             stats,
             exchange_summary: all_exchanges.rows(),
-            exchange_costs: costs::ExchangeCost::of(&exchanges),
+            exchange_costs: costs::ExchangeCost::of(&all_exchanges, &exchanges),
             ledger_by_app,
             exchanges,
             radio: top_radio,

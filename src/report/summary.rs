@@ -8,6 +8,7 @@
 //! Both forms merge by adding counts, so the result depends only on the
 //! values seen, never on how flows were spread over threads.
 
+use crate::ledger::exchange::CostBytes;
 use crate::vocab::Proto;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,8 +23,7 @@ pub const SKETCH_ACCURACY: f64 = 0.004;
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ExchangeFigures {
     pub kind: Proto,
-    pub wire_bytes: u64,
-    pub payload_bytes: u64,
+    pub bytes: CostBytes,
     /// Wire bytes plus its share of its connection's setup.
     pub cost_bytes: f64,
 }
@@ -194,9 +194,18 @@ pub struct KindSummary {
     /// depend on the order exchanges came in (threads).
     pub total_cost_fixed: u128,
     pub total_payload: u64,
+    /// Every exchange's bytes by what they were for, summed.
+    pub total_bytes: CostBytes,
 }
 
 const FIXED_ONE: f64 = (1u64 << 20) as f64;
+
+impl KindSummary {
+    /// Every exchange's cost (wire bytes and setup share), summed.
+    pub fn total_cost(&self) -> f64 {
+        self.total_cost_fixed as f64 / FIXED_ONE
+    }
+}
 
 /// Every exchange of an input, by kind.
 #[derive(Clone, Debug, Default)]
@@ -207,11 +216,12 @@ pub struct ExchangeSummaries {
 impl ExchangeSummaries {
     pub fn add(&mut self, x: &ExchangeFigures) {
         let k = self.by_kind.entry(x.kind).or_default();
-        k.wire.add(x.wire_bytes as f64);
+        k.wire.add(x.bytes.wire as f64);
         k.cost.add(x.cost_bytes);
-        k.payload.add(x.payload_bytes as f64);
+        k.payload.add(x.bytes.payload as f64);
         k.total_cost_fixed += (x.cost_bytes.max(0.0) * FIXED_ONE).round() as u128;
-        k.total_payload += x.payload_bytes;
+        k.total_payload += x.bytes.payload;
+        k.total_bytes.merge(&x.bytes);
     }
 
     /// `n` exchanges of the same figures.
@@ -229,6 +239,7 @@ impl ExchangeSummaries {
             k.payload.merge(&s.payload);
             k.total_cost_fixed += s.total_cost_fixed;
             k.total_payload += s.total_payload;
+            k.total_bytes.merge(&s.total_bytes);
         }
     }
 
@@ -237,7 +248,7 @@ impl ExchangeSummaries {
         let mut rows: Vec<ExchangeSummary> = self
             .by_kind
             .iter()
-            .map(|(kind, s)| (kind, s, s.total_cost_fixed as f64 / FIXED_ONE))
+            .map(|(kind, s)| (kind, s, s.total_cost()))
             .map(|(kind, s, total_cost)| ExchangeSummary {
                 kind: *kind,
                 count: s.wire.count() as usize,
