@@ -755,13 +755,14 @@ impl FlowLedger {
     }
 }
 
-/// Room to add to a full list of `cap` live exchanges. Most flows hold a
-/// few exchanges at a time, long-lived ones up to `KEEP_CLOSED` closed ones
-/// and the current one: the list grows to those sizes first, then doubles,
-/// so most flows allocate it once.
+/// Room to add to a full list of `cap` live exchanges. Many flows hold one
+/// exchange in all (a lookup, a report sent once), most a few at a time,
+/// long-lived ones up to `KEEP_CLOSED` closed ones and the current one: the
+/// list grows to those sizes first, then doubles.
 fn live_growth(cap: usize) -> usize {
     match cap {
-        0..4 => 4 - cap,
+        0 => 1,
+        1..4 => 4 - cap,
         4..LONG_LIVED => LONG_LIVED - cap,
         _ => cap,
     }
