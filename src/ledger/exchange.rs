@@ -763,7 +763,8 @@ fn live_growth(cap: usize) -> usize {
     match cap {
         0 => 1,
         1..4 => 4 - cap,
-        4..LONG_LIVED => LONG_LIVED - cap,
+        4..8 => 8 - cap,
+        8..LONG_LIVED => LONG_LIVED - cap,
         _ => cap,
     }
 }
