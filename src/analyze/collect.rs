@@ -315,6 +315,7 @@ impl FlowSink for Collector {
         self.summaries.add_many(&x, n);
     }
     fn exchange_facts(&mut self, client: SocketAddr, server: SocketAddr, x: &ExchangeFacts) {
+        self.summaries.add_bytes(x.kind, &x.cost);
         match &mut self.ship {
             Some(facts) => facts.push(Fact::Exchange(client, server, *x)),
             None => self.streams.exchange(client, server, x),

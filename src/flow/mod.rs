@@ -21,10 +21,11 @@ use std::sync::Arc;
 use tcp::{HalfStream, Piece};
 use timers::{Kind, Timers};
 
-/// About 180 MB of flow state at most: a live flow takes about 800 bytes in
+/// About 150 MB of flow state at most: a live flow takes about 470 bytes in
 /// the table and up to about 1 KB more in its dissector (TLS, the largest;
-/// measured with 200,000 TLS flows that never end: 352 MB). The bench
-/// capture, a fleet's traffic, peaks at 19 k.
+/// measured with 200,000 TLS flows that never end, when a flow took 800
+/// bytes in the table: 352 MB). The bench capture, a fleet's traffic, peaks
+/// at 19 k.
 pub const DEFAULT_MAX_LIVE_FLOWS: usize = 100_000;
 
 /// Exchanges held by the live flows together: at most about 40 MB (a held
@@ -224,8 +225,10 @@ pub trait FlowSink {
 
 /// A flow's two ends, lower first, as plain integers: looked up for every
 /// packet, so compared and hashed without the address enum's branches and
-/// out-of-line compares.
+/// out-of-line compares. Packed to 8-byte alignment: its addresses' own
+/// (16) would pad it and every live flow that holds it.
 #[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
+#[repr(C, packed(8))]
 struct FlowKey {
     lo: u128,
     hi: u128,
@@ -237,7 +240,8 @@ struct FlowKey {
 }
 
 impl FlowKey {
-    fn of(l4: L4, a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
+    /// The key of a packet from `a` to `b`, and whether `a` is its lower end.
+    fn of(l4: L4, a: (IpAddr, u16), b: (IpAddr, u16)) -> (FlowKey, bool) {
         let bits = |ip: IpAddr| match ip {
             IpAddr::V4(v4) => u128::from(v4.to_bits()),
             IpAddr::V6(v6) => v6.to_bits(),
@@ -247,26 +251,53 @@ impl FlowKey {
             L4::Udp => 17,
         } | if a.0.is_ipv6() { 0x80 } else { 0 };
         let (a, b) = ((bits(a.0), a.1), (bits(b.0), b.1));
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        FlowKey { lo: lo.0, hi: hi.0, lo_port: lo.1, hi_port: hi.1, l4 }
+        let a_is_lo = a <= b;
+        let (lo, hi) = if a_is_lo { (a, b) } else { (b, a) };
+        (FlowKey { lo: lo.0, hi: hi.0, lo_port: lo.1, hi_port: hi.1, l4 }, a_is_lo)
+    }
+
+    /// One end, as the packets had it: the lower or the higher.
+    fn end(&self, lower: bool) -> (IpAddr, u16) {
+        let (bits, port) = if lower { (self.lo, self.lo_port) } else { (self.hi, self.hi_port) };
+        let ip = if self.l4 & 0x80 != 0 {
+            IpAddr::V6(std::net::Ipv6Addr::from_bits(bits))
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::from_bits(u32::try_from(bits).unwrap_or_default()))
+        };
+        (ip, port)
     }
 }
 
 #[derive(Clone, Default)]
 struct TcpState {
     half: [HalfStream; 2],
-    /// Sequence number of the first segment seen per direction (Wireshark's base_seq).
-    first_seq: [Option<u32>; 2],
+    /// Sequence number of the first segment seen per direction (Wireshark's
+    /// base_seq), when `seq_seen`: as two fields, 8 bytes less than options.
+    first_seq: [u32; 2],
+    seq_seen: [bool; 2],
     fin: [bool; 2],
     rst: bool,
 }
 
+impl TcpState {
+    fn first_seq(&self, di: usize) -> Option<u32> {
+        self.seq_seen.get(di).copied().unwrap_or(false).then(|| self.first_seq.get(di).copied()).flatten()
+    }
+}
+
+/// A device key ([`DeviceKey`]) held 8-aligned, for the same reason as
+/// [`FlowKey`].
+#[derive(Clone, Copy)]
+#[repr(C, packed(8))]
+struct DeviceBits(u128);
+
 #[derive(Clone)]
 struct Flow {
+    /// Its two ends: the client and the server are in it (`client`,
+    /// `server`), not kept twice in every live flow.
     key: FlowKey,
-    client: (IpAddr, u16),
     /// The client's address as the radio model keys devices.
-    device: u128,
+    device: DeviceBits,
     tcp: Option<TcpState>,
     app: AppState,
     last_ns: i64,
@@ -277,7 +308,6 @@ struct Flow {
 /// touched by every packet.
 #[derive(Clone, Default)]
 struct FlowCounts {
-    id: u64,
     first_packet: u64,
     app: Proto,
     inner: Option<Proto>,
@@ -292,30 +322,47 @@ struct FlowCounts {
     syn: u32,
     fin: u32,
     rst: u32,
-    gaps: u64,
-    lost_bytes: u64,
-    inferred_bytes: u64,
+    missed: Option<Box<Missed>>,
     teid: Option<u32>,
     /// `teid` is the client's.
     teid_of_client: bool,
+}
+
+/// What a flow's capture missed: few flows miss anything.
+#[derive(Clone, Default)]
+struct Missed {
+    gaps: u64,
+    lost_bytes: u64,
+    inferred_bytes: u64,
 }
 
 /// A flow's application side: its dissector, ledger and counts.
 #[derive(Clone)]
 struct AppState {
     rec: FlowCounts,
-    server: (IpAddr, u16),
+    /// The client is the flow key's lower end (here, not in `Flow`: it
+    /// fits in this one's padding).
+    client_is_lo: bool,
     l4: L4,
     client_port: u16,
     server_port: u16,
     dissector: Option<Box<dyn Dissector>>,
     fl: FlowLedger,
-    /// Bytes handed to the dissector, and bytes its spans covered.
-    fed: u64,
-    spanned: u64,
+    /// Bytes handed to the dissector less bytes its spans covered, read as
+    /// signed (they are the same at the end when the dissector keeps its
+    /// contract).
+    unspanned: u64,
 }
 
 impl Flow {
+    fn client(&self) -> (IpAddr, u16) {
+        self.key.end(self.app.client_is_lo)
+    }
+
+    fn server(&self) -> (IpAddr, u16) {
+        self.key.end(!self.app.client_is_lo)
+    }
+
     fn closed(&self) -> bool {
         self.tcp.as_ref().is_some_and(|t| t.rst || (t.fin[0] && t.fin[1]))
     }
@@ -472,7 +519,7 @@ impl FlowTable {
         };
         let src = (d.src, d.sport);
         let dst = (d.dst, d.dport);
-        let key = FlowKey::of(l4, src, dst);
+        let (key, src_is_lo) = FlowKey::of(l4, src, dst);
         let mut slot = self.find(&key);
 
         // A new SYN on a known 4-tuple with another initial sequence number
@@ -481,8 +528,8 @@ impl FlowTable {
             && h.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
             && let Some(f) = self.flows.get(s).and_then(|f| f.as_ref())
         {
-            let dir = if src == f.client { 0 } else { 1 };
-            let base = f.tcp.as_ref().and_then(|t| t.first_seq[dir]);
+            let dir = if src_is_lo == f.app.client_is_lo { 0 } else { 1 };
+            let base = f.tcp.as_ref().and_then(|t| t.first_seq(dir));
             if base.is_some_and(|b| b != h.seq) {
                 self.finish_slot(s, sink);
                 slot = None;
@@ -494,14 +541,16 @@ impl FlowTable {
                 if self.index.len() >= self.sh.cfg.max_live_flows {
                     self.evict(sink);
                 }
-                self.create(key, l4, ts_ns, src, dst, d)
+                self.create(key, src_is_lo, l4, ts_ns, src, dst, d)
             }
         };
         // The flow is worked on in place: it is large, and moving it out and
         // back for every packet costs more than the work itself.
         let Some(f) = self.flows.get_mut(slot).and_then(|f| f.as_mut()) else { return };
         let sh = &mut self.sh;
-        let dir = if src == f.client { Dir::C2S } else { Dir::S2C };
+        // The source is the client, as compared by value: the key's two ends
+        // may be one.
+        let dir = if src_is_lo == f.app.client_is_lo { Dir::C2S } else { Dir::S2C };
         f.last_ns = ts_ns;
         let booked_before = f.app.fl.ledger;
         let rec = &mut f.app.rec;
@@ -514,7 +563,7 @@ impl FlowTable {
             rec.teid_of_client = dir == Dir::C2S;
             // Keyed by tunnel, a device is its uplink tunnel: the client's.
             if rec.teid_of_client && sh.cfg.device_key == DeviceKey::Teid {
-                f.device = device_key::teid_bits(teid);
+                f.device = DeviceBits(device_key::teid_bits(teid));
             }
         }
         let lower = [
@@ -537,14 +586,14 @@ impl FlowTable {
             wire_len,
             link_len: d.link_len,
             uplink: dir == Dir::C2S,
-            flow: Some(f.app.rec.id),
+            flow: Some(f.app.fl.flow()),
             exchange: f.app.fl.exchange_of_frame(to),
-            device: f.device,
+            device: f.device.0,
             peer: 0,
         });
         f.app.fl.take_done(|x| sink.exchange_done(x));
         if !self.sh.live.facts.is_empty() {
-            let (client, server) = (SocketAddr::from(f.client), SocketAddr::from(f.app.server));
+            let (client, server) = (SocketAddr::from(f.client()), SocketAddr::from(f.server()));
             for x in self.sh.live.facts.drain(..) {
                 sink.exchange_facts(client, server, &x);
             }
@@ -558,9 +607,11 @@ impl FlowTable {
         self.timers.set(slot, kind, ts_ns.saturating_add(timeout));
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn create(
         &mut self,
         key: FlowKey,
+        src_is_lo: bool,
         l4: L4,
         ts_ns: i64,
         src: (IpAddr, u16),
@@ -593,28 +644,22 @@ impl FlowTable {
             L4::Tcp => self.tcp_streams += 1,
             L4::Udp => self.udp_streams += 1,
         }
-        let rec = FlowCounts {
-            id,
-            first_packet: self.sh.packet,
-            app: Proto::Unknown,
-            start_ns: ts_ns,
-            ..FlowCounts::default()
-        };
+        let rec =
+            FlowCounts { first_packet: self.sh.packet, app: Proto::Unknown, start_ns: ts_ns, ..FlowCounts::default() };
         let flow = Flow {
             key,
-            client,
-            device: self.sh.cfg.device_key.of_flow(client.0, client == src, d),
+            device: DeviceBits(self.sh.cfg.device_key.of_flow(client.0, client == src, d)),
             tcp: (l4 == L4::Tcp).then(TcpState::default),
             app: AppState {
                 rec,
-                server,
+                // (When both ends are one, the source is the client and the lower end.)
+                client_is_lo: if client == src { src_is_lo } else { !src_is_lo },
                 l4,
                 client_port: client.1,
                 server_port: server.1,
                 dissector: None,
                 fl: FlowLedger::new(id),
-                fed: 0,
-                spanned: 0,
+                unspanned: 0,
             },
             last_ns: ts_ns,
         };
@@ -651,6 +696,7 @@ impl FlowTable {
         }
         self.free.push(slot);
         let ts = f.last_ns;
+        let (client, server) = (SocketAddr::from(f.client()), SocketAddr::from(f.server()));
         let app = &mut f.app;
         let booked_before = app.fl.ledger;
         // Deliver what reordering still holds, then let the dissector finish.
@@ -668,15 +714,16 @@ impl FlowTable {
         }
         let mut malformed = Vec::new();
         // The dissector contract: every byte fed is in exactly one span.
-        if app.spanned < app.fed {
-            let n = app.fed - app.spanned;
+        let unspanned = app.unspanned as i64;
+        if unspanned > 0 {
+            let n = unspanned.unsigned_abs();
             app.fl.book(Class::Payload, n, MsgRef::Flow);
             malformed.push(format!("{n} bytes left unclassified by the {} dissector", app.rec.app));
-        } else if app.spanned > app.fed {
+        } else if unspanned < 0 {
             malformed.push(format!(
                 "{} dissector classified {} bytes more than it was given",
                 app.rec.app,
-                app.spanned - app.fed
+                unspanned.unsigned_abs()
             ));
         }
         for x in app.fl.finish(&mut self.sh.live) {
@@ -687,12 +734,11 @@ impl FlowTable {
         }
         app.fl.take_handed(|x, n| sink.exchange_figures(x, n));
 
-        let (client, server) = (SocketAddr::from(f.client), SocketAddr::from(app.server));
         for x in self.sh.live.facts.drain(..) {
             sink.exchange_facts(client, server, &x);
         }
         sink.booked(ts, &app.fl.ledger.since(&booked_before));
-        for (n, why, times) in std::mem::take(&mut app.fl.malformed) {
+        for (n, why, times) in app.fl.take_malformed() {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),
                 _ => format!("{n} bytes: {why} ({times} times)"),
@@ -700,11 +746,11 @@ impl FlowTable {
         }
         let c = &app.rec;
         let rec = FlowRecord {
-            id: c.id,
+            id: app.fl.flow(),
             first_packet: c.first_packet,
             l4: app.l4,
-            client: Endpoint(SocketAddr::from(f.client)),
-            server: Endpoint(SocketAddr::from(app.server)),
+            client: Endpoint(client),
+            server: Endpoint(server),
             app: c.app,
             inner: c.inner,
             frames: c.frames,
@@ -720,16 +766,16 @@ impl FlowTable {
             syn: c.syn,
             fin: c.fin,
             rst: c.rst,
-            gaps: c.gaps,
-            lost_bytes: c.lost_bytes,
-            inferred_bytes: c.inferred_bytes,
+            gaps: c.missed.as_ref().map_or(0, |m| m.gaps),
+            lost_bytes: c.missed.as_ref().map_or(0, |m| m.lost_bytes),
+            inferred_bytes: c.missed.as_ref().map_or(0, |m| m.inferred_bytes),
             exchanges: app.fl.exchanges_total,
-            setup_bytes: app.fl.setup.total(),
+            setup_bytes: app.fl.setup_bytes,
             dns_lookup_bytes: 0,
-            malformed_bytes: app.fl.malformed_bytes,
+            malformed_bytes: app.fl.malformed_bytes(),
             malformed,
             teid: c.teid,
-            device: f.device,
+            device: f.device.0,
         };
         *entry = None;
         sink.flow_done(rec);
@@ -738,7 +784,7 @@ impl FlowTable {
     /// End of input: finish every flow, in creation order.
     pub fn finish_all(&mut self, sink: &mut dyn FlowSink) {
         let mut slots: Vec<(u64, usize)> =
-            self.flows.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.app.rec.id, i))).collect();
+            self.flows.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (f.app.fl.flow(), i))).collect();
         slots.sort_unstable();
         for (_, s) in slots {
             self.finish_slot(s, sink);
@@ -762,8 +808,10 @@ fn tcp_segment(
     let t = f.tcp.as_mut()?;
     let app = &mut f.app;
     let di = dir.idx();
-    if t.first_seq[di].is_none() {
-        t.first_seq[di] = Some(h.seq);
+    if let (Some(seen), Some(first)) = (t.seq_seen.get_mut(di), t.first_seq.get_mut(di))
+        && !*seen
+    {
+        (*seen, *first) = (true, h.seq);
     }
     if h.flags & tcp_flags::SYN != 0 {
         app.rec.syn += (h.flags & tcp_flags::ACK == 0) as u32;
@@ -896,18 +944,19 @@ impl<'a> Feeder<'a> {
                 }
                 let Some(dis) = self.app.dissector.as_mut() else { return };
                 dis.data(self.dir, data, &mut self.sh.emit(self.ts_ns));
-                self.app.fed += data.len() as u64;
+                self.app.unspanned = self.app.unspanned.wrapping_add(data.len() as u64);
                 self.apply();
             }
             Piece::Cut(n) => {
                 // On the wire but not captured: payload, by inference.
-                self.app.rec.inferred_bytes += n;
+                self.app.rec.missed.get_or_insert_default().inferred_bytes += n;
                 self.app.fl.book(Class::Payload, n, MsgRef::Flow);
                 self.gap(n);
             }
             Piece::Lost(n) => {
-                self.app.rec.gaps += 1;
-                self.app.rec.lost_bytes += n;
+                let missed = self.app.rec.missed.get_or_insert_default();
+                missed.gaps += 1;
+                missed.lost_bytes += n;
                 self.gap(n);
             }
         }
@@ -928,7 +977,7 @@ impl<'a> Feeder<'a> {
         app.fl.events(self.ts_ns, self.sh.packet, self.sh.describe, &mut self.sh.events, &mut self.sh.live);
         self.all_control = !self.sh.spans.is_empty() && self.sh.spans.iter().all(|s| s.class == Class::AppControl);
         for s in &self.sh.spans {
-            app.spanned += s.len;
+            app.unspanned = app.unspanned.wrapping_sub(s.len);
             if s.class == Class::Retransmission {
                 self.retransmitted += s.len;
             }

@@ -44,11 +44,22 @@ pub struct HalfStream {
     base: Option<u32>,
     /// Next stream offset expected (everything below was delivered or lost).
     next: i64,
-    /// Segments ahead of `next`, by stream offset; they never overlap.
-    held: BTreeMap<i64, Held>,
-    /// Memory the held segments take: their bytes plus `HELD_OVERHEAD` each.
-    held_bytes: usize,
+    /// What is held out of order: made the first time a segment is, as
+    /// few connections' ever are (every live flow has two halves).
+    held: Option<Box<Reorder>>,
 }
+
+/// Segments held out of order.
+#[derive(Clone, Debug, Default)]
+struct Reorder {
+    /// Segments ahead of `next`, by stream offset; they never overlap.
+    segments: BTreeMap<i64, Held>,
+    /// Memory they take: their bytes plus `HELD_OVERHEAD` each.
+    bytes: usize,
+}
+
+/// The segments of a half that never held one.
+static NONE_HELD: BTreeMap<i64, Held> = BTreeMap::new();
 
 impl HalfStream {
     /// A SYN fixes offset 0 at the byte after it.
@@ -77,7 +88,15 @@ impl HalfStream {
     }
 
     pub fn has_held(&self) -> bool {
-        !self.held.is_empty()
+        self.held.as_ref().is_some_and(|r| !r.segments.is_empty())
+    }
+
+    fn held(&self) -> &BTreeMap<i64, Held> {
+        self.held.as_ref().map_or(&NONE_HELD, |r| &r.segments)
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, |r| r.bytes)
     }
 
     /// Takes a segment: `seq`, the captured payload `data`, and its wire
@@ -130,7 +149,7 @@ impl HalfStream {
                 self.hold_fresh_parts(start, data, wire);
             }
             // No room to wait for the missing bytes any longer: give up on them.
-            while self.held_bytes > cap && self.has_held() {
+            while self.held_bytes() > cap && self.has_held() {
                 self.resync_to_first_held(out);
             }
         }
@@ -138,15 +157,12 @@ impl HalfStream {
     }
 
     fn hold(&mut self, start: i64, h: Held) {
-        self.held_bytes += h.data.len() + HELD_OVERHEAD;
-        if let Some(old) = self.held.insert(start, h) {
+        let r = self.held.get_or_insert_default();
+        r.bytes += h.data.len() + HELD_OVERHEAD;
+        if let Some(old) = r.segments.insert(start, h) {
             // (Only an empty segment can share a start with another.)
-            self.release(&old);
+            r.bytes -= old.data.len() + HELD_OVERHEAD;
         }
-    }
-
-    fn release(&mut self, h: &Held) {
-        self.held_bytes -= h.data.len() + HELD_OVERHEAD;
     }
 
     /// The held segments that overlap [start, end), as (start, end) in
@@ -155,10 +171,11 @@ impl HalfStream {
     /// walking every segment before it (which made a stream of many held
     /// segments quadratic).
     fn held_within(&self, start: i64, end: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
-        let before = self.held.range(..start).next_back();
+        let held = self.held();
+        let before = held.range(..start).next_back();
         before
             .into_iter()
-            .chain(self.held.range(start..end.max(start)))
+            .chain(held.range(start..end.max(start)))
             .map(|(&s, h)| (s, s + h.wire as i64))
             .filter(move |&(s, e)| e > start && s < end)
     }
@@ -186,13 +203,14 @@ impl HalfStream {
 
     /// Delivers held segments that are now in order.
     fn drain(&mut self, out: &mut impl FnMut(Piece<'_>)) {
-        while let Some(entry) = self.held.first_entry() {
+        let Some(r) = self.held.as_mut() else { return };
+        while let Some(entry) = r.segments.first_entry() {
             let s = *entry.key();
             if s > self.next {
                 break;
             }
             let h = entry.remove();
-            self.release(&h);
+            r.bytes -= h.data.len() + HELD_OVERHEAD;
             let e = s + h.wire as i64;
             if e <= self.next {
                 continue;
@@ -212,7 +230,7 @@ impl HalfStream {
     }
 
     fn resync_to_first_held(&mut self, out: &mut impl FnMut(Piece<'_>)) {
-        if let Some((&s, _)) = self.held.first_key_value() {
+        if let Some((&s, _)) = self.held().first_key_value() {
             self.lose(s - self.next, out);
             self.drain(out);
         }
@@ -221,11 +239,11 @@ impl HalfStream {
     /// The peer acknowledged `ack`: bytes below it that the capture never
     /// showed are lost to the capture, not in flight; deliver what follows.
     pub fn acked(&mut self, ack: u32, out: &mut impl FnMut(Piece<'_>)) {
-        if self.base.is_none() || self.held.is_empty() {
+        if self.base.is_none() || !self.has_held() {
             return;
         }
         let a = self.offset(ack);
-        if let Some((&s, _)) = self.held.first_key_value()
+        if let Some((&s, _)) = self.held().first_key_value()
             && a >= s
         {
             self.resync_to_first_held(out);
@@ -235,7 +253,7 @@ impl HalfStream {
     /// End of the connection (or of the capture): deliver everything held,
     /// skipping the holes.
     pub fn flush(&mut self, out: &mut impl FnMut(Piece<'_>)) {
-        while !self.held.is_empty() {
+        while self.has_held() {
             self.resync_to_first_held(out);
         }
     }
@@ -395,7 +413,7 @@ mod tests {
             let mut new = 0;
             for i in 0..n {
                 new += seg_cap(&mut h, 2 + i * wire, captured, u64::from(wire), cap, &mut got).new;
-                assert!(h.held.len() <= cap / HELD_OVERHEAD, "{} segments held", h.held.len());
+                assert!(h.held().len() <= cap / HELD_OVERHEAD, "{} segments held", h.held().len());
             }
             assert_eq!(new, u64::from(n * wire));
             assert!(got.first() == Some(&P::L(1)), "the gap is given up: {:?}", got.first());

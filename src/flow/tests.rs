@@ -279,3 +279,14 @@ fn past_the_memory_cap_flows_remember_few_message_ids() {
     assert!(most <= 40 + 4 * usize::from(flows), "{most} remembered");
     assert_eq!(repeats, 50);
 }
+
+/// The table keeps its live flows in one vector of slots, as large as the
+/// most flows alive at once (tens of thousands in a fleet's capture): a
+/// flow's size is most of the table's memory, 800 bytes before what few
+/// flows use was boxed apart (the ledger's `Rare`, `Missed`, a half
+/// stream's `Reorder`). A field added inline grows every slot.
+#[test]
+fn a_live_flow_stays_small() {
+    let size = std::mem::size_of::<Option<Flow>>();
+    assert!(size <= 464, "a live flow takes {size} bytes");
+}

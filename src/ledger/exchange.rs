@@ -180,43 +180,69 @@ fn secs(ns: i64) -> f64 {
 
 /// The ledger of one flow, with its exchanges. Finished exchanges are
 /// handed on (`take_done`) as the flow goes, not kept until it ends.
+///
+/// Every live flow holds one, in the flow table's slots: what most flows
+/// never need is in `rare`, allocated the first time it is.
 #[derive(Clone, Debug, Default)]
 pub struct FlowLedger {
     pub ledger: Ledger,
-    /// Connection overhead shared by the exchanges: setup, keep-alives,
-    /// teardown, bytes of no exchange.
-    pub setup: Ledger,
+    /// Connection overhead shared by the exchanges (setup, keep-alives,
+    /// teardown, bytes of no exchange): only its total is ever needed.
+    pub setup_bytes: u64,
     /// Exchanges not handed on yet, oldest first.
     live: VecDeque<Live>,
     /// The dissector id of the exchange the flow's current bytes belong to.
     current: Option<u32>,
-    /// Finished exchanges waiting to be handed on.
-    done: Vec<Exchange>,
     pub exchanges_total: u64,
-    /// Bytes, reason and how many times in a row it was given.
-    pub malformed: Vec<(u64, String, u64)>,
-    pub malformed_bytes: u64,
     /// Inner/upgraded application name learned from the dissector.
     pub app: Option<Proto>,
     flow: u64,
     /// True once the connection is closing: later bytes are teardown.
     pub closing: bool,
-    /// Message ids this flow's dissector remembers (`Event::Remembering`).
-    remembered: usize,
+    /// Message ids this flow's dissector remembers (`Event::Remembering`):
+    /// 32 bits, as no memory holds 2^32 of them.
+    remembered: u32,
     /// Changes with every push or removal in `live`.
     live_version: u32,
-    /// The last walk of `live`: at which version, for which id, what it found.
-    last_walk: std::cell::Cell<(u32, u32, Option<u32>)>,
-    /// Handed-on exchanges waiting for the flow's end: (kind, bytes) and
-    /// how many. The first kept inline: most flows carry
-    /// one kind of message, and a list each would be an allocation a flow.
-    handed_first: Option<((Proto, CostBytes), u32)>,
-    handed_rest: Vec<((Proto, CostBytes), u32)>,
+    /// The last walk of `live`: at which version, for which id, what it
+    /// found (`NOT_HELD`: nothing).
+    last_walk: std::cell::Cell<(u32, u32, u32)>,
+    /// Handed-on exchanges waiting for the flow's end, by (kind, wire bytes,
+    /// payload bytes). The first kept inline: most flows carry one kind of
+    /// message, and a list each would be an allocation a flow.
+    handed_first: Option<Handed>,
+    /// An exchange was handed on already.
+    handed_any: bool,
+    rare: Option<Box<Rare>>,
+}
+
+/// What few flows of a large capture need: listed exchanges (only the
+/// first ones of a capture may be), malformed bytes, many kinds of
+/// exchange. Kept apart so that the others do not carry its room.
+#[derive(Clone, Debug, Default)]
+struct Rare {
+    /// Finished exchanges waiting to be handed on.
+    done: Vec<Exchange>,
+    /// Bytes, reason and how many times in a row it was given.
+    malformed: Vec<(u64, String, u64)>,
+    malformed_bytes: u64,
+    /// Handed-on exchanges past `handed_first`.
+    handed_rest: Vec<Handed>,
     /// Exchanges summarised before the flow's end (past `HANDED_DISTINCT`).
     early: Vec<ExchangeFigures>,
-    /// Exchanges handed on so far.
-    handed_on: u64,
 }
+
+/// Handed-on exchanges of one kind, wire and payload bytes: how many.
+#[derive(Clone, Copy, Debug)]
+struct Handed {
+    kind: Proto,
+    wire: u64,
+    payload: u64,
+    n: u32,
+}
+
+/// `FlowLedger::last_walk` found no exchange.
+const NOT_HELD: u32 = u32::MAX;
 
 /// What findings know of every exchange, listed or not: its times, bytes
 /// each way and facets. Plain numbers, made once per exchange.
@@ -239,6 +265,8 @@ pub struct ExchangeFacts {
     pub first: bool,
     /// Answered (a response, an acknowledgement) at all.
     pub answered: bool,
+    /// Its bytes by what they were for (`exchange_costs`).
+    pub cost: CostBytes,
 }
 
 /// An exchange a flow holds. Its bytes are booked whole only while it may
@@ -346,10 +374,11 @@ impl FlowLedger {
                 // requests, or to one handed on already): walked once.
                 let (version, key, at) = self.last_walk.get();
                 if version == self.live_version && key == id {
-                    return at.map(|i| i as usize);
+                    return (at != NOT_HELD).then_some(at as usize);
                 }
                 let at = self.live.iter().rposition(|l| l.key == id);
-                self.last_walk.set((self.live_version, id, at.and_then(|i| u32::try_from(i).ok())));
+                let cached = at.and_then(|i| u32::try_from(i).ok()).unwrap_or(NOT_HELD);
+                self.last_walk.set((self.live_version, id, cached));
                 at
             }
         }
@@ -398,7 +427,7 @@ impl FlowLedger {
                     x.classes.add(class, n);
                 }
             }
-            None => self.setup.add(class, n),
+            None => self.setup_bytes += n,
         }
     }
 
@@ -564,17 +593,18 @@ impl FlowLedger {
                     }
                 }
                 Event::Malformed { bytes, reason } => {
-                    self.malformed_bytes += bytes;
+                    let rare = self.rare();
+                    rare.malformed_bytes += bytes;
                     // The same reason again (a flood of one broken message,
                     // gap after gap in a cut capture) adds to the last one
                     // rather than holding and showing a copy each time.
-                    let held = self.malformed.len();
-                    match self.malformed.last_mut() {
+                    let held = rare.malformed.len();
+                    match rare.malformed.last_mut() {
                         Some((n, why, times)) if *why == reason => {
                             *n += bytes;
                             *times += 1;
                         }
-                        _ if held < 16 => self.malformed.push((bytes, reason, 1)),
+                        _ if held < 16 => rare.malformed.push((bytes, reason, 1)),
                         _ => {}
                     }
                 }
@@ -585,8 +615,8 @@ impl FlowLedger {
                 }
                 Event::App { proto } => self.app = Some(proto),
                 Event::Remembering { change } => {
-                    let now = self.remembered.saturating_add_signed(change as isize);
-                    live.remembered = (live.remembered + now).saturating_sub(self.remembered);
+                    let now = self.remembered.saturating_add_signed(change);
+                    live.remembered = (live.remembered + now as usize).saturating_sub(self.remembered as usize);
                     self.remembered = now;
                 }
             }
@@ -637,7 +667,7 @@ impl FlowLedger {
                 live.held -= 1;
                 self.hand_figures(&l, &mut live.facts);
                 if let Some(x) = l.whole {
-                    self.done.push(finished(*x));
+                    self.rare().done.push(finished(*x));
                 }
             }
         }
@@ -660,39 +690,50 @@ impl FlowLedger {
             payload_down: l.bytes.payload.saturating_sub(u64::from(f.payload_up)),
             header: u64::from(f.header),
             facets: f.facets,
-            first: self.handed_on == 0,
+            first: !self.handed_any,
             answered: f.answered,
+            cost: l.bytes,
         };
-        self.handed_on += 1;
+        self.handed_any = true;
         to.push(facts);
-        let key = (l.kind, l.bytes);
+        let (kind, wire, payload) = (l.kind, l.bytes.wire, l.bytes.payload);
+        let same = |h: &Handed| h.kind == kind && h.wire == wire && h.payload == payload;
         match &mut self.handed_first {
             None => {
-                self.handed_first = Some((key, 1));
+                self.handed_first = Some(Handed { kind, wire, payload, n: 1 });
                 return;
             }
-            Some((k, n)) if *k == key => {
-                *n += 1;
+            Some(h) if same(h) => {
+                h.n += 1;
                 return;
             }
             _ => {}
         }
-        if let Some((_, n)) = self.handed_rest.iter_mut().find(|(k, _)| *k == key) {
-            *n += 1;
-        } else if self.handed_rest.len() + 1 < HANDED_DISTINCT {
-            self.handed_rest.push((key, 1));
+        let (setup, exchanges) = (self.setup_bytes, self.exchanges_total);
+        let rare = self.rare();
+        if let Some(h) = rare.handed_rest.iter_mut().find(|h| same(h)) {
+            h.n += 1;
+        } else if rare.handed_rest.len() + 1 < HANDED_DISTINCT {
+            rare.handed_rest.push(Handed { kind, wire, payload, n: 1 });
         } else {
-            let share = setup_share(self.setup.total(), self.exchanges_total);
-            self.early.push(ExchangeFigures { kind: l.kind, bytes: l.bytes, cost_bytes: l.bytes.wire as f64 + share });
+            rare.early.push(ExchangeFigures {
+                kind: l.kind,
+                wire_bytes: wire,
+                payload_bytes: payload,
+                cost_bytes: wire as f64 + setup_share(setup, exchanges),
+            });
         }
     }
 
     /// Hands the exchanges finished since the last call to `to`.
     pub fn take_done(&mut self, to: impl FnMut(Exchange)) {
-        self.done.drain(..).for_each(to);
-        // Only exchanges that may be listed (and lookups) pass through here,
-        // a few in all: room kept for them in every live flow would cost more.
-        self.done.shrink_to(0);
+        if let Some(rare) = self.rare.as_mut() {
+            rare.done.drain(..).for_each(to);
+            // Only exchanges that may be listed (and lookups) pass through
+            // here, a few in all: room kept for them in every live flow would
+            // cost more.
+            rare.done.shrink_to(0);
+        }
     }
 
     /// Ends the flow: every exchange still held is finished and handed on
@@ -700,44 +741,70 @@ impl FlowLedger {
     pub fn finish(&mut self, live: &mut LiveExchanges) -> impl Iterator<Item = Exchange> + '_ {
         self.current = None;
         live.held -= self.live.len();
-        live.remembered = live.remembered.saturating_sub(std::mem::take(&mut self.remembered));
+        live.remembered = live.remembered.saturating_sub(std::mem::take(&mut self.remembered) as usize);
         live.settle();
         self.live_changed();
         let held = std::mem::take(&mut self.live);
         for l in &held {
             self.hand_figures(l, &mut live.facts);
         }
-        self.done.drain(..).chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
+        let done = self.rare.as_mut().map(|r| r.done.drain(..));
+        done.into_iter().flatten().chain(held.into_iter().filter_map(|l| l.whole.map(|x| finished(*x))))
     }
 
     /// At the flow's end: the figures of every exchange not summarised
     /// yet, each with its share of the flow's setup, to `to`.
     pub fn take_handed(&mut self, mut to: impl FnMut(ExchangeFigures, u32)) {
-        let share = setup_share(self.setup.total(), self.exchanges_total);
-        for ((kind, bytes), n) in self.handed_first.take().into_iter().chain(self.handed_rest.drain(..)) {
-            to(ExchangeFigures { kind, bytes, cost_bytes: bytes.wire as f64 + share }, n);
+        let share = setup_share(self.setup_bytes, self.exchanges_total);
+        let rest = self.rare.as_mut().map(|r| r.handed_rest.drain(..));
+        for Handed { kind, wire, payload, n } in self.handed_first.take().into_iter().chain(rest.into_iter().flatten())
+        {
+            to(ExchangeFigures { kind, wire_bytes: wire, payload_bytes: payload, cost_bytes: wire as f64 + share }, n);
         }
     }
 
     #[inline]
     pub fn has_early(&self) -> bool {
-        !self.early.is_empty()
+        self.rare.as_ref().is_some_and(|r| !r.early.is_empty())
     }
 
     /// Figures of the exchanges summarised early since the last call.
     pub fn take_early(&mut self) -> Vec<ExchangeFigures> {
-        std::mem::take(&mut self.early)
+        self.rare.as_mut().map(|r| std::mem::take(&mut r.early)).unwrap_or_default()
+    }
+
+    /// The flow's index (`Exchange::flow`).
+    #[inline]
+    pub fn flow(&self) -> u64 {
+        self.flow
+    }
+
+    /// Bytes the dissector called malformed.
+    pub fn malformed_bytes(&self) -> u64 {
+        self.rare.as_ref().map_or(0, |r| r.malformed_bytes)
+    }
+
+    /// Why bytes were malformed: bytes, reason and how many times in a row
+    /// it was given (at most 16 reasons).
+    pub fn take_malformed(&mut self) -> Vec<(u64, String, u64)> {
+        self.rare.as_mut().map(|r| std::mem::take(&mut r.malformed)).unwrap_or_default()
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
     }
 }
 
-/// Room to add to a full list of `cap` live exchanges. Most flows hold a
-/// few exchanges at a time, long-lived ones up to `KEEP_CLOSED` closed ones
-/// and the current one: the list grows to those sizes first, then doubles,
-/// so most flows allocate it once.
+/// Room to add to a full list of `cap` live exchanges. Many flows hold one
+/// exchange in all (a lookup, a report sent once), most a few at a time,
+/// long-lived ones up to `KEEP_CLOSED` closed ones and the current one: the
+/// list grows to those sizes first, then doubles.
 fn live_growth(cap: usize) -> usize {
     match cap {
-        0..4 => 4 - cap,
-        4..LONG_LIVED => LONG_LIVED - cap,
+        0 => 1,
+        1..4 => 4 - cap,
+        4..8 => 8 - cap,
+        8..LONG_LIVED => LONG_LIVED - cap,
         _ => cap,
     }
 }

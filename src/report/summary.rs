@@ -23,7 +23,8 @@ pub const SKETCH_ACCURACY: f64 = 0.004;
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ExchangeFigures {
     pub kind: Proto,
-    pub bytes: CostBytes,
+    pub wire_bytes: u64,
+    pub payload_bytes: u64,
     /// Wire bytes plus its share of its connection's setup.
     pub cost_bytes: f64,
 }
@@ -216,12 +217,17 @@ pub struct ExchangeSummaries {
 impl ExchangeSummaries {
     pub fn add(&mut self, x: &ExchangeFigures) {
         let k = self.by_kind.entry(x.kind).or_default();
-        k.wire.add(x.bytes.wire as f64);
+        k.wire.add(x.wire_bytes as f64);
         k.cost.add(x.cost_bytes);
-        k.payload.add(x.bytes.payload as f64);
+        k.payload.add(x.payload_bytes as f64);
         k.total_cost_fixed += (x.cost_bytes.max(0.0) * FIXED_ONE).round() as u128;
-        k.total_payload += x.bytes.payload;
-        k.total_bytes.merge(&x.bytes);
+        k.total_payload += x.payload_bytes;
+    }
+
+    /// An exchange's bytes by what they were for (from its facts: every
+    /// exchange has its figures and its facts once each).
+    pub fn add_bytes(&mut self, kind: Proto, bytes: &CostBytes) {
+        self.by_kind.entry(kind).or_default().total_bytes.merge(bytes);
     }
 
     /// `n` exchanges of the same figures.

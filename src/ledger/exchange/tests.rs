@@ -45,7 +45,7 @@ fn setup_is_shared_evenly() {
     fl.events(0, 0, true, &mut vec![open(1), open(2), open(3)], &mut live);
     let mut xs: Vec<Exchange> = fl.finish(&mut live).collect();
     for x in &mut xs {
-        x.share_setup(fl.setup.total(), fl.exchanges_total);
+        x.share_setup(fl.setup_bytes, fl.exchanges_total);
     }
     assert!(xs.iter().all(|x| x.setup_share_bytes == 60.0 && x.total_cost_bytes == 60.0));
 }
@@ -90,7 +90,7 @@ fn unlisted_exchanges_are_counted_and_take_their_bytes_from_the_setup() -> TestR
         let mut handed = Vec::new();
         fl.take_done(|x| handed.push(x));
         handed.extend(fl.finish(&mut live));
-        (fl.ledger, fl.setup, fl.exchanges_total, ids, live.unlisted, handed)
+        (fl.ledger, fl.setup_bytes, fl.exchanges_total, ids, live.unlisted, handed)
     };
     let (ledger, setup, total, ids, unlisted, handed) = run(true);
     let (ledger2, setup2, total2, ids2, unlisted2, handed2) = run(false);
@@ -138,8 +138,9 @@ fn repeated_malformed_reasons_are_kept_once_with_their_count() {
     let mut events = vec![bad(5, "gap"), bad(7, "gap"), bad(1, "junk"), bad(2, "gap")];
     events.extend((0..40).map(|i| bad(1, if i % 2 == 0 { "odd" } else { "even" })));
     fl.events(0, 0, true, &mut events, &mut live);
-    let first: Vec<(u64, &str, u64)> = fl.malformed.iter().take(3).map(|(n, w, t)| (*n, w.as_str(), *t)).collect();
+    assert_eq!(fl.malformed_bytes(), 5 + 7 + 1 + 2 + 40);
+    let malformed = fl.take_malformed();
+    let first: Vec<(u64, &str, u64)> = malformed.iter().take(3).map(|(n, w, t)| (*n, w.as_str(), *t)).collect();
     assert_eq!(first, vec![(12, "gap", 2), (1, "junk", 1), (2, "gap", 1)]);
-    assert_eq!(fl.malformed.len(), 16);
-    assert_eq!(fl.malformed_bytes, 5 + 7 + 1 + 2 + 40);
+    assert_eq!(malformed.len(), 16);
 }
