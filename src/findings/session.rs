@@ -342,6 +342,33 @@ fn uploads(inp: &Input, keep: impl Fn(&super::stream::Message) -> bool) -> BTree
     out
 }
 
+/// A finding over uploads grouped by (device, server): one change a group,
+/// re-simulated together, and the groups' bytes.
+struct UploadFix {
+    changes: Vec<(IpAddr, Change)>,
+    servers: Vec<SocketAddr>,
+    saving: Saving,
+    cf: Counterfactual,
+    up: u64,
+    down: u64,
+}
+
+impl UploadFix {
+    fn of(
+        inp: &Input,
+        groups: &BTreeMap<(IpAddr, SocketAddr), Uploads>,
+        change: impl Fn(SocketAddr) -> Change,
+        what: &str,
+        assumption: String,
+    ) -> UploadFix {
+        let changes: Vec<(IpAddr, Change)> = groups.keys().map(|(ip, s)| (*ip, change(*s))).collect();
+        let (saving, mut cf) = inp.saving(&changes, changes.len() as u64, what);
+        cf.assumptions.push(assumption);
+        let (up, down) = groups.values().fold((0, 0), |a, u| (a.0 + u.up, a.1 + u.down));
+        UploadFix { servers: groups.keys().map(|k| k.1).collect(), changes, saving, cf, up, down }
+    }
+}
+
 /// Telemetry published with QoS 2: the exactly-once handshake (PUBREC,
 /// PUBREL, PUBCOMP) for readings that a duplicate would not harm.
 pub fn mqtt_qos2_telemetry(inp: &Input, out: &mut Vec<Finding>) {
@@ -351,18 +378,16 @@ pub fn mqtt_qos2_telemetry(inp: &Input, out: &mut Vec<Finding>) {
     if n < inp.thresholds.qos2_min_publishes {
         return;
     }
-    let changes: Vec<(IpAddr, Change)> = groups.keys().map(|(ip, s)| (*ip, Change::Qos1 { server: *s })).collect();
-    let servers: Vec<SocketAddr> = groups.keys().map(|k| k.1).collect();
-    let (saving, mut cf) = inp.saving(
-        &changes,
-        changes.len() as u64,
+    let UploadFix { changes, servers, saving, cf, up, down } = UploadFix::of(
+        inp,
+        &groups,
+        |server| Change::Qos1 { server },
         "the same PUBLISHes with QoS 1: PUBACK answers each, the PUBREL and PUBCOMP legs go",
+        format!(
+            "PUBREL and PUBCOMP {} B each in a frame of their own, and the TCP ACK after PUBREL, as on captures/mqtt311-qos2.pcap",
+            whatif::MQTT_ACK_PACKET_BYTES
+        ),
     );
-    cf.assumptions.push(format!(
-        "PUBREL and PUBCOMP {} B each in a frame of their own, and the TCP ACK after PUBREL, as on captures/mqtt311-qos2.pcap",
-        whatif::MQTT_ACK_PACKET_BYTES
-    ));
-    let (up, down): (u64, u64) = groups.values().fold((0, 0), |a, u| (a.0 + u.up, a.1 + u.down));
     out.push(Finding {
         id: "mqtt-qos2-telemetry".into(),
         severity: "info".into(),
@@ -394,19 +419,16 @@ pub fn coap_con_telemetry(inp: &Input, out: &mut Vec<Finding>) {
     if n < inp.thresholds.coap_con_min_uploads {
         return;
     }
-    let changes: Vec<(IpAddr, Change)> =
-        groups.keys().map(|(ip, s)| (*ip, Change::NoResponse { server: *s })).collect();
-    let servers: Vec<SocketAddr> = groups.keys().map(|k| k.1).collect();
-    let (saving, mut cf) = inp.saving(
-        &changes,
-        changes.len() as u64,
+    let UploadFix { changes, servers, saving, cf, up, down } = UploadFix::of(
+        inp,
+        &groups,
+        |server| Change::NoResponse { server },
         "the same uploads non-confirmable with No-Response (RFC 7967): no acknowledgement or response comes back",
+        format!(
+            "the No-Response option adds {} B to each request; the answer's frame goes",
+            whatif::COAP_NO_RESPONSE_OPTION_BYTES
+        ),
     );
-    cf.assumptions.push(format!(
-        "the No-Response option adds {} B to each request; the answer's frame goes",
-        whatif::COAP_NO_RESPONSE_OPTION_BYTES
-    ));
-    let (up, down): (u64, u64) = groups.values().fold((0, 0), |a, u| (a.0 + u.up, a.1 + u.down));
     out.push(Finding {
         id: "coap-con-telemetry".into(),
         severity: "info".into(),

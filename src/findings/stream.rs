@@ -390,7 +390,11 @@ pub type RetransFlow = (Reverse<u64>, Endpoint, Endpoint, Proto, i64);
 /// What a flow worker tells the detectors, when they run on the radio
 /// stage (workers on threads): the detectors' state is then kept once, not
 /// once a worker. Their state does not depend on the order facts come in.
+/// An exchange's facts travel unboxed: there is one for every exchange,
+/// and they go in a list a round, so a box each would be an allocation an
+/// exchange for no memory saved.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Fact {
     Exchange(SocketAddr, SocketAddr, ExchangeFacts),
     Flow(Box<FlowRecord>),

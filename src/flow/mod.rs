@@ -28,9 +28,9 @@ use timers::{Kind, Timers};
 /// at 19 k.
 pub const DEFAULT_MAX_LIVE_FLOWS: usize = 100_000;
 
-/// Exchanges held by the live flows together: at most about 40 MB (a held
-/// exchange takes 32 bytes, 300 more while it may be listed or when it is a
-/// DNS lookup); the bench capture peaks at 47 k.
+/// Exchanges held by the live flows together: at most about 60 MB (a held
+/// exchange takes 144 bytes, 300 more while it may be listed or when it is
+/// a DNS lookup); the bench capture peaks at 47 k.
 pub const DEFAULT_MAX_LIVE_EXCHANGES: usize = 131_072;
 
 /// Flow-table settings.

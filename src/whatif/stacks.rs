@@ -167,6 +167,101 @@ impl Seen {
     }
 }
 
+/// The stacks' constants when the capture does not show them: each
+/// measured on a named shipped capture, or from its specification.
+const DEFAULTS: &[(&str, f64, &str)] = &[
+    ("link header", 14.0, "Ethernet II, default as on every shipped capture (captures/sparse-mqtt-gps.pcap)"),
+    ("IP header", 20.0, "IPv4 without options, default (captures/sparse-mqtt-gps.pcap)"),
+    ("TCP header", 32.0, "TCP with timestamps (Linux), default (captures/sparse-mqtt-gps.pcap)"),
+    (
+        "TCP SYN header",
+        40.0,
+        "SYN and SYN-ACK with MSS, SACK, timestamps and window scale, default (captures/sparse-mqtt-gps.pcap)",
+    ),
+    ("UDP header", 8.0, "RFC 768"),
+    ("TCP segment payload (MSS)", 1448.0, "MSS 1460 less 12 B of timestamps (captures/sparse-mqtt-gps.pcap)"),
+    (
+        "TLS 1.2 full handshake",
+        1579.0,
+        "264 B up (ClientHello 171; ClientKeyExchange, ChangeCipherSpec, Finished 93), 1,315 B down (ServerHello to ServerHelloDone 1,264; ChangeCipherSpec, Finished 51): ECDHE-RSA-AES128-GCM-SHA256 with an RSA certificate, captures/sparse-https-poll.pcap",
+    ),
+    ("TLS 1.2 resumed handshake", 410.0, "254 B up, 156 B down, session resumption: captures/https-tls12-resumed.pcap"),
+    (
+        "TLS 1.3 full handshake",
+        1891.0,
+        "324 B up (ClientHello 260; ChangeCipherSpec, Finished 64), 1,567 B down (ServerHello to Finished 1,409; two NewSessionTickets 158): captures/https-tls13-full.pcap",
+    ),
+    ("TLS 1.3 resumed handshake", 1142.0, "611 B up, 531 B down, PSK resumption: captures/https-tls13-resumed.pcap"),
+    (
+        "TLS 1.2 record overhead",
+        29.0,
+        "5 B header, 8 B explicit nonce, 16 B GCM tag a record (captures/sparse-https-poll.pcap)",
+    ),
+    ("TLS 1.3 record overhead", 22.0, "5 B header, 1 B inner type, 16 B tag a record (captures/https-tls13-full.pcap)"),
+    ("TLS 1.2 close_notify", 31.0, "one alert record (captures/sparse-https-poll.pcap)"),
+    ("TLS 1.3 close_notify", 24.0, "one alert record (captures/https-tls13-full.pcap)"),
+    (
+        "HTTP request header",
+        160.0,
+        "POST /api/v1/readings with Content-Type and Content-Length, curl (captures/sparse-https-poll.pcap)",
+    ),
+    ("HTTP response header", 159.0, "201 Created, nginx (captures/sparse-https-poll.pcap)"),
+    (
+        "HTTP keep-alive idle timeout",
+        75.0,
+        "nginx's keepalive_timeout default (the server of captures/sparse-http-keepalive-poll.pcap): a longer gap opens a new connection",
+    ),
+    (
+        "HTTP/2 connection setup",
+        140.0,
+        "91 B up (preface 24, SETTINGS 45, WINDOW_UPDATE 13, SETTINGS ACK 9), 49 B down (SETTINGS 27, WINDOW_UPDATE 13, SETTINGS ACK 9): captures/h2c-keepalive.pcap",
+    ),
+    (
+        "HTTP/2 request HEADERS",
+        37.0,
+        "9 B frame header, 28 B HPACK block (captures/h2c-keepalive.pcap, warm dynamic table)",
+    ),
+    ("HTTP/2 response HEADERS", 62.0, "9 B frame header, 53 B HPACK block (captures/h2c-keepalive.pcap)"),
+    ("HTTP/2 DATA frame header", 9.0, "RFC 9113 section 4.1 (captures/h2c-keepalive.pcap)"),
+    ("MQTT CONNECT", 22.0, "clean session, short client id, no credentials (captures/sparse-mqtt-gps.pcap)"),
+    ("MQTT CONNACK", 4.0, "captures/sparse-mqtt-gps.pcap"),
+    ("MQTT topic", 18.0, "`fleet/trk-0042/gps` (captures/sparse-mqtt-gps.pcap)"),
+    (
+        "MQTT acknowledgement",
+        4.0,
+        "PUBACK, PUBREC, PUBREL, PUBCOMP (captures/sparse-mqtt-gps.pcap, captures/mqtt311-qos2.pcap)",
+    ),
+    ("MQTT PINGREQ/PINGRESP", 2.0, "each (captures/sparse-mqtt-gps.pcap)"),
+    ("MQTT DISCONNECT", 2.0, "captures/sparse-mqtt-gps.pcap"),
+    (
+        "WebSocket upgrade",
+        453.0,
+        "GET /mqtt Upgrade 218 B up, 101 Switching Protocols 235 B down (captures/mqtt-ws.pcap)",
+    ),
+    (
+        "WebSocket frame header",
+        6.0,
+        "6 B a client frame (masked), 2 B a server frame, payloads under 126 B (captures/mqtt-ws.pcap)",
+    ),
+    (
+        "CoAP request overhead",
+        21.0,
+        "4 B header, 1 B token, Uri-Path `example_data` 13 B, Content-Format 2 B, payload marker 1 B (captures/sparse-coap-non.pcap)",
+    ),
+    ("CoAP response", 5.0, "4 B header, 1 B token: an empty 2.04 (captures/sparse-coap-non.pcap)"),
+    (
+        "DTLS PSK handshake",
+        893.0,
+        "425 B up, 468 B down in 6 datagrams, cookie exchange included (captures/coap-dtls.pcap)",
+    ),
+    ("DTLS record overhead", 29.0, "13 B header, 8 B explicit nonce, 8 B CCM_8 tag a record (captures/coap-dtls.pcap)"),
+    (
+        "DTLS certificate messages",
+        1210.0,
+        "estimate, no shipped capture shows DTLS with certificates: the Certificate (860 B) and ServerKeyExchange (300 B) of captures/sparse-https-poll.pcap with 25 B of DTLS record and handshake headers each, on top of the PSK handshake",
+    ),
+];
+
 /// A constant and where it came from.
 #[derive(Clone, Debug)]
 struct K {
@@ -186,112 +281,9 @@ impl Wire {
         let mut put = |name: &'static str, v: f64, src: &str| {
             k.insert(name, K { v, src: src.to_string() });
         };
-        put("link header", 14.0, "Ethernet II, default as on every shipped capture (captures/sparse-mqtt-gps.pcap)");
-        put("IP header", 20.0, "IPv4 without options, default (captures/sparse-mqtt-gps.pcap)");
-        put("TCP header", 32.0, "TCP with timestamps (Linux), default (captures/sparse-mqtt-gps.pcap)");
-        put(
-            "TCP SYN header",
-            40.0,
-            "SYN and SYN-ACK with MSS, SACK, timestamps and window scale, default (captures/sparse-mqtt-gps.pcap)",
-        );
-        put("UDP header", 8.0, "RFC 768");
-        put("TCP segment payload (MSS)", 1448.0, "MSS 1460 less 12 B of timestamps (captures/sparse-mqtt-gps.pcap)");
-        put(
-            "TLS 1.2 full handshake",
-            1579.0,
-            "264 B up (ClientHello 171; ClientKeyExchange, ChangeCipherSpec, Finished 93), 1,315 B down (ServerHello to ServerHelloDone 1,264; ChangeCipherSpec, Finished 51): ECDHE-RSA-AES128-GCM-SHA256 with an RSA certificate, captures/sparse-https-poll.pcap",
-        );
-        put(
-            "TLS 1.2 resumed handshake",
-            410.0,
-            "254 B up, 156 B down, session resumption: captures/https-tls12-resumed.pcap",
-        );
-        put(
-            "TLS 1.3 full handshake",
-            1891.0,
-            "324 B up (ClientHello 260; ChangeCipherSpec, Finished 64), 1,567 B down (ServerHello to Finished 1,409; two NewSessionTickets 158): captures/https-tls13-full.pcap",
-        );
-        put(
-            "TLS 1.3 resumed handshake",
-            1142.0,
-            "611 B up, 531 B down, PSK resumption: captures/https-tls13-resumed.pcap",
-        );
-        put(
-            "TLS 1.2 record overhead",
-            29.0,
-            "5 B header, 8 B explicit nonce, 16 B GCM tag a record (captures/sparse-https-poll.pcap)",
-        );
-        put(
-            "TLS 1.3 record overhead",
-            22.0,
-            "5 B header, 1 B inner type, 16 B tag a record (captures/https-tls13-full.pcap)",
-        );
-        put("TLS 1.2 close_notify", 31.0, "one alert record (captures/sparse-https-poll.pcap)");
-        put("TLS 1.3 close_notify", 24.0, "one alert record (captures/https-tls13-full.pcap)");
-        put(
-            "HTTP request header",
-            160.0,
-            "POST /api/v1/readings with Content-Type and Content-Length, curl (captures/sparse-https-poll.pcap)",
-        );
-        put("HTTP response header", 159.0, "201 Created, nginx (captures/sparse-https-poll.pcap)");
-        put(
-            "HTTP keep-alive idle timeout",
-            75.0,
-            "nginx's keepalive_timeout default (the server of captures/sparse-http-keepalive-poll.pcap): a longer gap opens a new connection",
-        );
-        put(
-            "HTTP/2 connection setup",
-            140.0,
-            "91 B up (preface 24, SETTINGS 45, WINDOW_UPDATE 13, SETTINGS ACK 9), 49 B down (SETTINGS 27, WINDOW_UPDATE 13, SETTINGS ACK 9): captures/h2c-keepalive.pcap",
-        );
-        put(
-            "HTTP/2 request HEADERS",
-            37.0,
-            "9 B frame header, 28 B HPACK block (captures/h2c-keepalive.pcap, warm dynamic table)",
-        );
-        put("HTTP/2 response HEADERS", 62.0, "9 B frame header, 53 B HPACK block (captures/h2c-keepalive.pcap)");
-        put("HTTP/2 DATA frame header", 9.0, "RFC 9113 section 4.1 (captures/h2c-keepalive.pcap)");
-        put("MQTT CONNECT", 22.0, "clean session, short client id, no credentials (captures/sparse-mqtt-gps.pcap)");
-        put("MQTT CONNACK", 4.0, "captures/sparse-mqtt-gps.pcap");
-        put("MQTT topic", 18.0, "`fleet/trk-0042/gps` (captures/sparse-mqtt-gps.pcap)");
-        put(
-            "MQTT acknowledgement",
-            4.0,
-            "PUBACK, PUBREC, PUBREL, PUBCOMP (captures/sparse-mqtt-gps.pcap, captures/mqtt311-qos2.pcap)",
-        );
-        put("MQTT PINGREQ/PINGRESP", 2.0, "each (captures/sparse-mqtt-gps.pcap)");
-        put("MQTT DISCONNECT", 2.0, "captures/sparse-mqtt-gps.pcap");
-        put(
-            "WebSocket upgrade",
-            453.0,
-            "GET /mqtt Upgrade 218 B up, 101 Switching Protocols 235 B down (captures/mqtt-ws.pcap)",
-        );
-        put(
-            "WebSocket frame header",
-            6.0,
-            "6 B a client frame (masked), 2 B a server frame, payloads under 126 B (captures/mqtt-ws.pcap)",
-        );
-        put(
-            "CoAP request overhead",
-            21.0,
-            "4 B header, 1 B token, Uri-Path `example_data` 13 B, Content-Format 2 B, payload marker 1 B (captures/sparse-coap-non.pcap)",
-        );
-        put("CoAP response", 5.0, "4 B header, 1 B token: an empty 2.04 (captures/sparse-coap-non.pcap)");
-        put(
-            "DTLS PSK handshake",
-            893.0,
-            "425 B up, 468 B down in 6 datagrams, cookie exchange included (captures/coap-dtls.pcap)",
-        );
-        put(
-            "DTLS record overhead",
-            29.0,
-            "13 B header, 8 B explicit nonce, 8 B CCM_8 tag a record (captures/coap-dtls.pcap)",
-        );
-        put(
-            "DTLS certificate messages",
-            1210.0,
-            "estimate, no shipped capture shows DTLS with certificates: the Certificate (860 B) and ServerKeyExchange (300 B) of captures/sparse-https-poll.pcap with 25 B of DTLS record and handshake headers each, on top of the PSK handshake",
-        );
+        for &(name, v, src) in DEFAULTS {
+            put(name, v, src);
+        }
         // What the capture shows, in place of the defaults.
         if let Some(v) = seen.link_per_frame {
             put("link header", v, "measured on this capture");

@@ -144,3 +144,11 @@ fn repeated_malformed_reasons_are_kept_once_with_their_count() {
     assert_eq!(first, vec![(12, "gap", 2), (1, "junk", 1), (2, "gap", 1)]);
     assert_eq!(malformed.len(), 16);
 }
+
+/// Every live flow holds a few exchanges, up to `DEFAULT_MAX_LIVE_EXCHANGES`
+/// in all (src/flow/mod.rs states what that costs from this size).
+#[test]
+fn a_held_exchange_stays_small() {
+    let size = std::mem::size_of::<Live>();
+    assert!(size <= 144, "a held exchange takes {size} bytes");
+}
