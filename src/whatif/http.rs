@@ -72,6 +72,21 @@ fn frames_for(frames: u32, old: u64, new: u64) -> u32 {
     f.clamp(1, frames)
 }
 
+/// One way's body gzipped: to `deflated` bytes where the capture measured
+/// it, else by `ratio`, with its Content-Encoding header; the wire bytes and
+/// frames shrink with it. False (nothing changed) when that is no smaller.
+fn compress(payload: &mut u64, wire: &mut u64, frames: &mut u32, deflated: u32, ratio: f64) -> bool {
+    let z = if deflated > 0 { u64::from(deflated) } else { (*payload as f64 * ratio).round() as u64 };
+    if z + CONTENT_ENCODING_BYTES >= *payload {
+        return false;
+    }
+    let new = wire.saturating_sub(*payload - z - CONTENT_ENCODING_BYTES);
+    *frames = frames_for(*frames, *wire, new);
+    *wire = new;
+    *payload = z;
+    true
+}
+
 pub(super) fn apply(
     ch: &HttpChange,
     shapes: &mut Vec<(Connection, ConnShape)>,
@@ -105,32 +120,14 @@ pub(super) fn apply(
         HttpChange::Compress { ratio, min_body, .. } => {
             for m in msgs.iter_mut().filter(|m| is(m, server, resource)) {
                 let f = m.facets;
-                if f.text & 2 != 0 && m.payload_down >= min_body {
-                    let z = if f.deflated_down > 0 {
-                        u64::from(f.deflated_down)
-                    } else {
-                        (m.payload_down as f64 * ratio).round() as u64
-                    };
-                    if z + CONTENT_ENCODING_BYTES < m.payload_down {
-                        let new = m.down - (m.payload_down - z - CONTENT_ENCODING_BYTES);
-                        m.frames_down = frames_for(m.frames_down, m.down, new);
-                        m.down = new;
-                        m.payload_down = z;
-                        m.up += ACCEPT_ENCODING_BYTES;
-                    }
+                let text = |bit: u8, payload: u64| f.text & bit != 0 && payload >= min_body;
+                if text(2, m.payload_down)
+                    && compress(&mut m.payload_down, &mut m.down, &mut m.frames_down, f.deflated_down, ratio)
+                {
+                    m.up += ACCEPT_ENCODING_BYTES;
                 }
-                if f.text & 1 != 0 && m.payload_up >= min_body {
-                    let z = if f.deflated_up > 0 {
-                        u64::from(f.deflated_up)
-                    } else {
-                        (m.payload_up as f64 * ratio).round() as u64
-                    };
-                    if z + CONTENT_ENCODING_BYTES < m.payload_up {
-                        let new = m.up - (m.payload_up - z - CONTENT_ENCODING_BYTES);
-                        m.frames_up = frames_for(m.frames_up, m.up, new);
-                        m.up = new;
-                        m.payload_up = z;
-                    }
+                if text(1, m.payload_up) {
+                    compress(&mut m.payload_up, &mut m.up, &mut m.frames_up, f.deflated_up, ratio);
                 }
             }
         }
