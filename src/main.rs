@@ -803,9 +803,11 @@ fn emit(
             // Not a device (`-o /dev/null`), which has no length.
             let is_file = f.metadata().map(|m| m.is_file()).unwrap_or(false);
             let emptied = if is_file { f.set_len(0) } else { Ok(()) };
-            emptied.and_then(|_| write_report(std::io::BufWriter::new(f), report, format, top))
+            emptied.and_then(|_| write_report(std::io::BufWriter::with_capacity(OUT_BUFFER, f), report, format, top))
         }
-        None => write_report(std::io::BufWriter::new(std::io::stdout().lock()), report, format, top),
+        None => {
+            write_report(std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock()), report, format, top)
+        }
     };
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -924,6 +926,10 @@ fn emit_markdown(
     }
     ExitCode::SUCCESS
 }
+
+/// Bytes written to the output at once: a fleet's JSON report is tens of
+/// megabytes, thousands of system calls with `BufWriter`'s 8 kB.
+const OUT_BUFFER: usize = 256 * 1024;
 
 /// Writes the report. JSON is streamed out: a report is never held twice in memory.
 fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize) -> std::io::Result<()> {

@@ -244,6 +244,15 @@ pub struct Report {
     pub failed_inputs: Vec<String>,
 }
 
+/// `more` after `list`; `more` itself if `list` is empty.
+fn append<T>(list: &mut Vec<T>, mut more: Vec<T>) {
+    if list.is_empty() {
+        *list = more;
+    } else {
+        list.append(&mut more);
+    }
+}
+
 impl Report {
     /// A report saved as JSON (`analyze --format json`), read back. Reports
     /// of another schema are refused: their fields may mean other things.
@@ -295,17 +304,19 @@ impl Report {
             udp += r.udp_streams;
             stats.merge(&r.stats);
             // Ids stay unique across inputs.
-            flows.extend(r.flows.into_iter().map(|mut f| {
-                f.id += flow_base;
-                f
-            }));
-            exchanges.extend(r.exchanges.into_iter().map(|mut x| {
+            // The first input's lists are taken as they are, not copied
+            // (tens of megabytes on a fleet's capture).
+            let mut input_flows = r.flows;
+            input_flows.iter_mut().for_each(|f| f.id += flow_base);
+            append(&mut flows, input_flows);
+            let mut input_exchanges = r.exchanges;
+            for x in &mut input_exchanges {
                 x.id += x_base;
                 if x.flow != UNLISTED_FLOW {
                     x.flow += flow_base;
                 }
-                x
-            }));
+            }
+            append(&mut exchanges, input_exchanges);
             flow_base += r.tcp_streams + r.udp_streams;
             x_base = exchanges.last().map_or(x_base, |x| x.id + 1);
             findings.extend(r.findings);
