@@ -303,9 +303,8 @@ impl Report {
             tcp += r.tcp_streams;
             udp += r.udp_streams;
             stats.merge(&r.stats);
-            // Ids stay unique across inputs.
-            // The first input's lists are taken as they are, not copied
-            // (tens of megabytes on a fleet's capture).
+            // Ids stay unique across inputs. The first input's lists are
+            // taken as they are, not copied (10,000 of each by default).
             let mut input_flows = r.flows;
             input_flows.iter_mut().for_each(|f| f.id += flow_base);
             append(&mut flows, input_flows);
