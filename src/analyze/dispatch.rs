@@ -125,6 +125,7 @@ pub(super) enum Dispatch {
         /// number, or the number of workers for the reader's own list.
         route: Vec<u32>,
         radio: Arc<Mutex<RadioStage>>,
+        facts: Arc<Mutex<FactStage>>,
     },
 }
 
@@ -202,7 +203,8 @@ impl Dispatch {
             returned.push(brx);
             facts.push(frx);
         }
-        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks, facts)));
+        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks)));
+        let facts = Arc::new(Mutex::new(FactStage::new(facts)));
         let kept =
             Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
         // (If one cannot start, the senders go and those started end.)
@@ -211,9 +213,9 @@ impl Dispatch {
             .enumerate()
             .map(|(worker, q)| {
                 let w = Worker::new(cfg, worker as u64, Some(kept.clone()));
-                let radio = radio.clone();
+                let stages = (radio.clone(), facts.clone());
                 std::thread::Builder::new()
-                    .spawn(move || run_worker(w, q, radio, worker as u64, workers as u64))
+                    .spawn(move || run_worker(w, q, stages, worker as u64, workers as u64))
                     .map_err(|e| format!("cannot start {workers} analysis threads: {e}"))
             })
             .collect::<Result<_, _>>()?;
@@ -228,6 +230,7 @@ impl Dispatch {
             outside_ticks: Vec::new(),
             route: Vec::with_capacity(BATCH),
             radio,
+            facts,
         })
     }
 
@@ -298,7 +301,16 @@ impl Dispatch {
     /// model the rounds whose ticks are all back.
     pub(super) fn end_round(&mut self) {
         let Dispatch::Threads {
-            senders, batches, in_round, round_bytes, returned, outside_ticks, route, radio, ..
+            senders,
+            batches,
+            in_round,
+            round_bytes,
+            returned,
+            outside_ticks,
+            route,
+            radio,
+            facts,
+            ..
         } = self
         else {
             return;
@@ -314,6 +326,10 @@ impl Dispatch {
         if let Ok(mut r) = radio.lock() {
             r.pending.push_back((std::mem::take(outside_ticks), route));
             r.catch_up(false);
+        }
+        if let Ok(mut f) = facts.lock() {
+            f.sent += 1;
+            f.catch_up(false);
         }
         *in_round = 0;
         *round_bytes = 0;
@@ -357,16 +373,27 @@ impl Dispatch {
                     replies.push(rx);
                 }
                 self.end_round();
-                let Dispatch::Threads { radio, .. } = self else { return Err("internal error: no workers".into()) };
-                // Every round sent is fed to the radio first: a worker never
-                // waits for the radio stage while its copy is awaited.
-                let tap = match radio.lock() {
+                let Dispatch::Threads { radio, facts, .. } = self else {
+                    return Err("internal error: no workers".into());
+                };
+                // Every round sent is fed to the radio and the detectors
+                // first: a worker never waits for them while its copy is
+                // awaited.
+                let failed = || "internal error: an analysis thread failed".to_string();
+                let mut tap = match radio.lock() {
                     Ok(mut r) => {
                         r.catch_up(true);
                         r.tap.clone()
                     }
-                    Err(_) => return Err("internal error: an analysis thread failed".into()),
+                    Err(_) => return Err(failed()),
                 };
+                match facts.lock() {
+                    Ok(mut f) => {
+                        f.catch_up(true);
+                        (tap.streams, tap.devices) = (f.streams.clone(), f.devices.clone());
+                    }
+                    Err(_) => return Err(failed()),
+                }
                 let workers = replies
                     .into_iter()
                     .map(|rx| rx.recv().map_err(|_| "internal error: an analysis thread failed".to_string()))
@@ -386,10 +413,13 @@ impl Dispatch {
         {
             self.end_round();
         }
-        if let Dispatch::Threads { radio, .. } = self
-            && let Ok(mut r) = radio.lock()
-        {
-            r.catch_up(true);
+        if let Dispatch::Threads { radio, facts, .. } = self {
+            if let Ok(mut r) = radio.lock() {
+                r.catch_up(true);
+            }
+            if let Ok(mut f) = facts.lock() {
+                f.catch_up(true);
+            }
         }
     }
 
@@ -409,10 +439,13 @@ impl Dispatch {
                 }
                 Ok((vec![*w], *radio))
             }
-            Dispatch::Threads { senders, handles, radio, .. } => {
+            Dispatch::Threads { senders, handles, radio, facts, .. } => {
                 drop(senders);
                 if let Ok(mut r) = radio.lock() {
                     r.catch_up(true);
+                }
+                if let Ok(mut f) = facts.lock() {
+                    f.catch_up(true);
                 }
                 let failed = |e: Box<dyn std::any::Any + Send>| {
                     let why =
@@ -423,7 +456,11 @@ impl Dispatch {
                 // Every worker has ended, so the stage is the reader's alone.
                 let stage = Arc::try_unwrap(radio).ok().and_then(|m| m.into_inner().ok());
                 let stage = stage.ok_or_else(|| "internal error: the radio stage is still shared".to_string())?;
-                Ok((workers, stage.tap))
+                let facts = Arc::try_unwrap(facts).ok().and_then(|m| m.into_inner().ok());
+                let facts = facts.ok_or_else(|| "internal error: the detectors' stage is still shared".to_string())?;
+                let mut tap = stage.tap;
+                (tap.streams, tap.devices) = (facts.streams, facts.devices);
+                Ok((workers, tap))
             }
         }
     }
@@ -500,14 +537,11 @@ pub(super) struct RadioStage {
     /// The oldest pending round's ticks received so far, worker by worker.
     pub(super) lists: Vec<Vec<FrameTick>>,
     pub(super) heads: Vec<usize>,
-    /// Each worker's facts for the detectors, a list a round, sent just
-    /// before the round's ticks.
-    pub(super) facts: Vec<Receiver<Vec<Fact>>>,
 }
 
 impl RadioStage {
-    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>, facts: Vec<Receiver<Vec<Fact>>>) -> RadioStage {
-        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new(), facts }
+    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>) -> RadioStage {
+        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new() }
     }
 
     /// Feeds the radio model every round whose ticks are all back. With
@@ -518,15 +552,7 @@ impl RadioStage {
             while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
                 let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
                 match got {
-                    Ok(l) => {
-                        // Sent before the ticks: there already.
-                        if let Some(Ok(facts)) = self.facts.get(self.lists.len()).map(Receiver::recv) {
-                            for f in &facts {
-                                self.tap.fact(f);
-                            }
-                        }
-                        self.lists.push(l)
-                    }
+                    Ok(l) => self.lists.push(l),
                     Err(TryRecvError::Empty) => return,
                     // A worker that died sends nothing more; its join reports it.
                     Err(TryRecvError::Disconnected) => self.lists.push(Vec::new()),
@@ -548,6 +574,52 @@ impl RadioStage {
     }
 }
 
+/// The detectors' and the device tallies' input: each worker's facts, a
+/// list a round, taken round by round and worker by worker (the same order
+/// for any timing). Apart from the radio stage, behind a lock of its own,
+/// so that two threads can feed the two at once: each is a stream that
+/// must be taken in order, and at two jobs neither should wait for the
+/// other.
+pub(super) struct FactStage {
+    pub(super) streams: crate::findings::Streams,
+    pub(super) devices: super::devices::DeviceTallies,
+    facts: Vec<Receiver<Vec<Fact>>>,
+    /// Rounds sent out (counted by the reader) and taken in.
+    pub(super) sent: u64,
+    taken: u64,
+    /// Workers whose facts of the oldest round not taken are in.
+    next: usize,
+}
+
+impl FactStage {
+    pub(super) fn new(facts: Vec<Receiver<Vec<Fact>>>) -> FactStage {
+        FactStage { streams: Default::default(), devices: Default::default(), facts, sent: 0, taken: 0, next: 0 }
+    }
+
+    /// Takes in every round whose facts are all in (with `wait`, every
+    /// round sent, waiting for them).
+    pub(super) fn catch_up(&mut self, wait: bool) {
+        while self.taken < self.sent {
+            while let Some(rx) = self.facts.get(self.next) {
+                let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
+                match got {
+                    Ok(facts) => {
+                        for f in &facts {
+                            take_fact(&mut self.streams, &mut self.devices, f);
+                        }
+                    }
+                    Err(TryRecvError::Empty) => return,
+                    // A worker that died sends nothing more; its join reports it.
+                    Err(TryRecvError::Disconnected) => {}
+                }
+                self.next += 1;
+            }
+            self.next = 0;
+            self.taken += 1;
+        }
+    }
+}
+
 /// What joins a worker to the reader and to the radio stage.
 pub(super) struct WorkerQueues {
     pub(super) batches: Receiver<Batch>,
@@ -560,7 +632,7 @@ pub(super) struct WorkerQueues {
 pub(super) fn run_worker(
     mut w: Worker,
     q: WorkerQueues,
-    radio: Arc<Mutex<RadioStage>>,
+    (radio, facts): (Arc<Mutex<RadioStage>>, Arc<Mutex<FactStage>>),
     worker: u64,
     workers: u64,
 ) -> Worker {
@@ -569,10 +641,13 @@ pub(super) fn run_worker(
         Ok(b) => Some(b),
         Err(TryRecvError::Disconnected) => None,
         Err(TryRecvError::Empty) => {
-            // Nothing to do: feed the radio model meanwhile, unless another
-            // thread is at it.
+            // Nothing to do: feed the radio model and the detectors
+            // meanwhile, unless another thread is at it.
             if let Ok(mut r) = radio.try_lock() {
                 r.catch_up(false);
+            }
+            if let Ok(mut f) = facts.try_lock() {
+                f.catch_up(false);
             }
             q.batches.recv().ok()
         }

@@ -47,16 +47,10 @@ pub(super) struct RadioTap {
     pub(super) flows: Renumber,
     pub(super) exchanges: Renumber,
     /// The detectors' state and the devices' tallies, when workers on
-    /// threads ship their facts here: kept once, not once a worker.
+    /// threads ship their facts: kept once, not once a worker (on the
+    /// dispatch's fact stage while packets come, here at the end).
     pub(super) streams: crate::findings::Streams,
     pub(super) devices: super::devices::DeviceTallies,
-}
-
-impl RadioTap {
-    /// A fact a worker shipped.
-    pub(super) fn fact(&mut self, f: &Fact) {
-        take_fact(&mut self.streams, &mut self.devices, f);
-    }
 }
 
 /// A fact for the detectors and, a flow's, for its device's tally.
