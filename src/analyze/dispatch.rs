@@ -8,7 +8,7 @@ use crate::findings::stream::Fact;
 use crate::flow::{FlowConfig, FlowTable, FrameTick};
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 /// A flow table and what it finished.
@@ -620,6 +620,9 @@ impl FactStage {
     }
 }
 
+/// How often an idle worker looks again whether the stages have work.
+const IDLE_LOOK: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// What joins a worker to the reader and to the radio stage.
 pub(super) struct WorkerQueues {
     pub(super) batches: Receiver<Batch>,
@@ -640,17 +643,30 @@ pub(super) fn run_worker(
     let next_batch = || match q.batches.try_recv() {
         Ok(b) => Some(b),
         Err(TryRecvError::Disconnected) => None,
-        Err(TryRecvError::Empty) => {
+        Err(TryRecvError::Empty) => loop {
             // Nothing to do: feed the radio model and the detectors
             // meanwhile, unless another thread is at it.
-            if let Ok(mut r) = radio.try_lock() {
-                r.catch_up(false);
+            let mut busy = false;
+            match radio.try_lock() {
+                Ok(mut r) => r.catch_up(false),
+                Err(_) => busy = true,
             }
-            if let Ok(mut f) = facts.try_lock() {
-                f.catch_up(false);
+            match facts.try_lock() {
+                Ok(mut f) => f.catch_up(false),
+                Err(_) => busy = true,
             }
-            q.batches.recv().ok()
-        }
+            if !busy {
+                break q.batches.recv().ok();
+            }
+            // A stage another thread was feeding may get work after that
+            // thread looked: if every thread then waited for work, none
+            // would feed it. So look again soon.
+            match q.batches.recv_timeout(IDLE_LOOK) {
+                Ok(b) => break Some(b),
+                Err(RecvTimeoutError::Disconnected) => break None,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        },
     };
     while let Some(mut b) = next_batch() {
         for item in &b.items {
