@@ -298,7 +298,8 @@ impl Dispatch {
     }
 
     /// Sends every worker its share of the round, then feeds the radio
-    /// model the rounds whose ticks are all back.
+    /// model the rounds whose ticks are all back, and the detectors those
+    /// whose facts are.
     pub(super) fn end_round(&mut self) {
         let Dispatch::Threads {
             senders,
