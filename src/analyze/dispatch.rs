@@ -415,12 +415,7 @@ impl Dispatch {
             self.end_round();
         }
         if let Dispatch::Threads { radio, facts, .. } = self {
-            if let Ok(mut r) = radio.lock() {
-                r.catch_up(true);
-            }
-            if let Ok(mut f) = facts.lock() {
-                f.catch_up(true);
-            }
+            feed_all(radio, facts);
         }
     }
 
@@ -442,12 +437,7 @@ impl Dispatch {
             }
             Dispatch::Threads { senders, handles, radio, facts, .. } => {
                 drop(senders);
-                if let Ok(mut r) = radio.lock() {
-                    r.catch_up(true);
-                }
-                if let Ok(mut f) = facts.lock() {
-                    f.catch_up(true);
-                }
+                feed_all(&radio, &facts);
                 let failed = |e: Box<dyn std::any::Any + Send>| {
                     let why =
                         e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
@@ -464,6 +454,18 @@ impl Dispatch {
                 Ok((workers, tap))
             }
         }
+    }
+}
+
+/// Feeds both stages every round sent, waiting for the workers' share of
+/// each. (A lock is poisoned only if a worker panicked holding it; its join
+/// reports that.)
+fn feed_all(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) {
+    if let Ok(mut r) = radio.lock() {
+        r.catch_up(true);
+    }
+    if let Ok(mut f) = facts.lock() {
+        f.catch_up(true);
     }
 }
 

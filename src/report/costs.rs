@@ -106,49 +106,45 @@ impl Sum {
     }
 
     fn row(&self, kind: Proto, message: String) -> ExchangeCost {
-        let n = self.count.max(1) as f64;
-        let s = &self.parts;
-        ExchangeCost {
-            kind,
-            message,
-            count: self.count,
-            mean: CostParts {
-                payload_bytes: s.payload_bytes / n,
-                header_bytes: s.header_bytes / n,
-                tls_bytes: s.tls_bytes / n,
-                control_bytes: s.control_bytes / n,
-                retransmission_bytes: s.retransmission_bytes / n,
-                setup_share_bytes: s.setup_share_bytes / n,
-                total_bytes: s.total_bytes / n,
-            },
-            overhead_factor: (s.payload_bytes > 0.0).then(|| s.total_bytes / s.payload_bytes),
-            listed_only: true,
-        }
+        mean_row(kind, message, self.count, &self.parts, true)
+    }
+}
+
+/// The row of `count` exchanges whose parts add up to `sum`: their means.
+fn mean_row(kind: Proto, message: String, count: u64, sum: &CostParts, listed_only: bool) -> ExchangeCost {
+    let n = count.max(1) as f64;
+    ExchangeCost {
+        kind,
+        message,
+        count,
+        mean: CostParts {
+            payload_bytes: sum.payload_bytes / n,
+            header_bytes: sum.header_bytes / n,
+            tls_bytes: sum.tls_bytes / n,
+            control_bytes: sum.control_bytes / n,
+            retransmission_bytes: sum.retransmission_bytes / n,
+            setup_share_bytes: sum.setup_share_bytes / n,
+            total_bytes: sum.total_bytes / n,
+        },
+        overhead_factor: (sum.payload_bytes > 0.0).then(|| sum.total_bytes / sum.payload_bytes),
+        listed_only,
     }
 }
 
 /// A kind's row over every exchange of it.
 fn kind_row(kind: Proto, s: &KindSummary) -> ExchangeCost {
-    let count = s.wire.count();
-    let n = count.max(1) as f64;
     let b = &s.total_bytes;
     let total = s.total_cost();
-    ExchangeCost {
-        kind,
-        message: String::new(),
-        count,
-        mean: CostParts {
-            payload_bytes: b.payload as f64 / n,
-            header_bytes: b.headers() as f64 / n,
-            tls_bytes: b.tls as f64 / n,
-            control_bytes: b.control as f64 / n,
-            retransmission_bytes: b.retransmission as f64 / n,
-            setup_share_bytes: (total - b.wire as f64).max(0.0) / n,
-            total_bytes: total / n,
-        },
-        overhead_factor: (b.payload > 0).then(|| total / b.payload as f64),
-        listed_only: false,
-    }
+    let sum = CostParts {
+        payload_bytes: b.payload as f64,
+        header_bytes: b.headers() as f64,
+        tls_bytes: b.tls as f64,
+        control_bytes: b.control as f64,
+        retransmission_bytes: b.retransmission as f64,
+        setup_share_bytes: (total - b.wire as f64).max(0.0),
+        total_bytes: total,
+    };
+    mean_row(kind, String::new(), s.wire.count(), &sum, false)
 }
 
 impl ExchangeCost {
