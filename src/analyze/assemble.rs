@@ -56,7 +56,7 @@ pub(super) fn assemble(
     name: &str,
     opts: &Options,
     st: InputState,
-    workers: Vec<Worker>,
+    mut workers: Vec<Worker>,
     mut tap: RadioTap,
 ) -> InputReport {
     let InputState {
@@ -92,16 +92,21 @@ pub(super) fn assemble(
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
-    let mut tallies = std::mem::take(&mut tap.devices);
+    // What the workers finished last (the flows still live at the end).
+    for w in workers.iter_mut() {
+        for f in w.out.tallies.drain(..) {
+            tap.tally(&f);
+        }
+    }
+    let tallies = std::mem::take(&mut tap.devices);
     for mut w in workers {
-        tallies.merge(std::mem::take(&mut w.out.devices));
         classes.merge(&w.out.flow_ledger);
         timeline.merge(std::mem::take(&mut w.out.timeline));
         summaries.merge(&w.out.summaries);
         apps.merge(&w.out.apps);
         streams.merge(&w.out.streams);
         for f in w.out.ship.iter().flatten() {
-            take_fact(&mut streams, &mut tallies, f);
+            streams.fact(f);
         }
         stats.merge(w.table.stats());
         tcp_streams += w.table.tcp_streams;

@@ -57,9 +57,9 @@ pub(super) struct Collector {
     /// With workers on threads: what the detectors are told, shipped to the
     /// radio stage each round (one detector state, not one a worker).
     pub(super) ship: Option<Vec<Fact>>,
-    /// Every flow's ledger and exchanges, by device (on the radio stage
-    /// instead when facts are shipped).
-    pub(super) devices: super::devices::DeviceTallies,
+    /// What the flows finished since the radio stage last took them leave
+    /// their devices' tallies: taken after the frames' ticks.
+    pub(super) tallies: Vec<super::devices::FlowTally>,
     /// Every flow's classes by application protocol.
     pub(super) apps: crate::report::breakdown::AppLedgers,
 }
@@ -324,11 +324,9 @@ impl FlowSink for Collector {
     fn flow_done(&mut self, rec: FlowRecord) {
         match &mut self.ship {
             Some(facts) => facts.push(Fact::Flow(Box::new(FlowRecord { malformed: Vec::new(), ..rec.clone() }))),
-            None => {
-                self.streams.flow(&rec);
-                self.devices.add(&rec);
-            }
+            None => self.streams.flow(&rec),
         }
+        self.tallies.push(super::devices::FlowTally::of(&rec));
         self.flow_ledger.merge(&rec.classes);
         self.apps.add(&rec);
         self.flows_total += 1;

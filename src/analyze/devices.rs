@@ -12,9 +12,8 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// Devices tallied at most (past them, flows are in the totals only): 88
-/// bytes each plus their connections, so at most about 1.1 GB in theory,
-/// far below it in practice.
+/// Devices tallied at most (past them, flows are in the totals only). Only
+/// listed devices are tallied (`RadioTap::tally`), so this is a guard only.
 const MAX_TALLIED: usize = 1 << 20;
 
 /// Connections remembered per device for telling a crowd behind one
@@ -121,44 +120,64 @@ fn keep_lowest<T: Ord>(v: &mut Vec<T>, x: T, max: usize) {
     }
 }
 
-/// Every finished flow's ledger by its device's key (`--device-key`).
+/// What a device's tally takes of a finished flow: a copy, for it travels
+/// from the flow's worker to the radio stage (which knows whether the
+/// device is listed) a round later.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FlowTally {
+    device: u128,
+    classes: Ledger,
+    exchanges: u64,
+    client: IpAddr,
+    server: Endpoint,
+    start_ts: f64,
+    end_ts: f64,
+    tcp: bool,
+}
+
+impl FlowTally {
+    pub(super) fn of(rec: &FlowRecord) -> FlowTally {
+        FlowTally {
+            device: rec.device,
+            classes: rec.classes,
+            exchanges: rec.exchanges,
+            client: rec.client.0.ip().to_canonical(),
+            server: rec.server,
+            start_ts: rec.start_ts,
+            end_ts: rec.end_ts,
+            tcp: rec.l4 == crate::vocab::L4::Tcp,
+        }
+    }
+
+    pub(super) fn device(&self) -> u128 {
+        self.device
+    }
+}
+
+/// Every finished flow's ledger by its device's key (`--device-key`), for
+/// the listed devices (the caller picks them).
 #[derive(Clone, Default)]
 pub(super) struct DeviceTallies {
     by_addr: HashMap<u128, DeviceTally, foldhash::fast::RandomState>,
 }
 
 impl DeviceTallies {
-    pub(super) fn add(&mut self, rec: &FlowRecord) {
-        let addr = rec.device;
+    /// Devices tallied.
+    pub(super) fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    pub(super) fn add(&mut self, f: &FlowTally) {
+        let addr = f.device;
         if self.by_addr.len() >= MAX_TALLIED && !self.by_addr.contains_key(&addr) {
             return;
         }
         let t = self.by_addr.entry(addr).or_default();
-        t.classes.merge(&rec.classes);
+        t.classes.merge(&f.classes);
         t.flows += 1;
-        t.exchanges += rec.exchanges;
-        t.note(rec.client.0.ip().to_canonical(), rec.server);
-        t.add_conn(rec.start_ts, rec.end_ts, (rec.server, rec.l4 == crate::vocab::L4::Tcp));
-    }
-
-    /// Another worker's tallies added in.
-    pub(super) fn merge(&mut self, other: DeviceTallies) {
-        for (addr, o) in other.by_addr {
-            let t = self.by_addr.entry(addr).or_default();
-            t.classes.merge(&o.classes);
-            t.flows += o.flows;
-            t.exchanges += o.exchanges;
-            for c in o.conns() {
-                t.add_conn(c.start_ts, c.end_ts, (c.server, c.tcp));
-            }
-            t.keep_first_conns();
-            for c in o.clients {
-                keep_lowest(&mut t.clients, c, MAX_CLIENTS);
-            }
-            for s in o.servers {
-                keep_lowest(&mut t.servers, s, MAX_SERVERS);
-            }
-        }
+        t.exchanges += f.exchanges;
+        t.note(f.client, f.server);
+        t.add_conn(f.start_ts, f.end_ts, (f.server, f.tcp));
     }
 }
 

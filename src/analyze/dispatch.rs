@@ -2,6 +2,7 @@
 //! ticks are merged back into packet order for the radio model.
 
 use super::collect::*;
+use super::devices::FlowTally;
 use super::renumber::*;
 use crate::decode::{self, Decoded};
 use crate::findings::stream::Fact;
@@ -192,9 +193,9 @@ impl Dispatch {
         let mut facts = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = sync_channel::<Batch>(ROUNDS_AHEAD);
-            let (ttx, trx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+            let (ttx, trx) = sync_channel::<TickRound>(2 * ROUNDS_AHEAD);
             let (btx, brx) = sync_channel::<Batch>(ROUNDS_AHEAD);
-            let (spare_tx, spare_rx) = sync_channel::<Vec<FrameTick>>(2 * ROUNDS_AHEAD);
+            let (spare_tx, spare_rx) = sync_channel::<TickRound>(2 * ROUNDS_AHEAD);
             // One more than the ticks: a round's facts go first.
             let (ftx, frx) = sync_channel::<Vec<Fact>>(2 * ROUNDS_AHEAD + 1);
             queues.push(WorkerQueues { batches: rx, ticks: ttx, batches_back: btx, ticks_back: spare_rx, facts: ftx });
@@ -278,9 +279,7 @@ impl Dispatch {
         match self {
             Dispatch::Inline(w, radio) => {
                 w.packet(idx, ts_ns, wire_len, d, frames, repeated);
-                for t in w.out.ticks.drain(..) {
-                    radio.tick(&t);
-                }
+                radio.take(&mut w.out.ticks, &mut w.out.tallies);
             }
             Dispatch::Threads { batches, route, in_round, round_bytes, .. } => {
                 let shard = shard_of(d, batches.len());
@@ -341,9 +340,7 @@ impl Dispatch {
         match self {
             Dispatch::Inline(w, radio) => {
                 w.table.expire(now_ns, &mut w.out);
-                for t in w.out.ticks.drain(..) {
-                    radio.tick(&t);
-                }
+                radio.take(&mut w.out.ticks, &mut w.out.tallies);
             }
             Dispatch::Threads { batches, .. } => {
                 for b in batches.iter_mut() {
@@ -361,9 +358,7 @@ impl Dispatch {
             Dispatch::Inline(w, radio) => {
                 let mut copy = w.finished_copy();
                 let mut tap = (**radio).clone();
-                for t in copy.out.ticks.drain(..) {
-                    tap.tick(&t);
-                }
+                tap.take(&mut copy.out.ticks, &mut copy.out.tallies);
                 Ok((vec![copy], tap))
             }
             Dispatch::Threads { batches, .. } => {
@@ -391,7 +386,7 @@ impl Dispatch {
                 match facts.lock() {
                     Ok(mut f) => {
                         f.catch_up(true);
-                        (tap.streams, tap.devices) = (f.streams.clone(), f.devices.clone());
+                        tap.streams = f.streams.clone();
                     }
                     Err(_) => return Err(failed()),
                 }
@@ -430,9 +425,7 @@ impl Dispatch {
         match self {
             Dispatch::Inline(mut w, mut radio) => {
                 w.finish();
-                for t in w.out.ticks.drain(..) {
-                    radio.tick(&t);
-                }
+                radio.take(&mut w.out.ticks, &mut w.out.tallies);
                 Ok((vec![*w], *radio))
             }
             Dispatch::Threads { senders, handles, radio, facts, .. } => {
@@ -450,7 +443,7 @@ impl Dispatch {
                 let facts = Arc::try_unwrap(facts).ok().and_then(|m| m.into_inner().ok());
                 let facts = facts.ok_or_else(|| "internal error: the detectors' stage is still shared".to_string())?;
                 let mut tap = stage.tap;
-                (tap.streams, tap.devices) = (facts.streams, facts.devices);
+                tap.streams = facts.streams;
                 Ok((workers, tap))
             }
         }
@@ -524,27 +517,33 @@ pub(super) fn follow_route(
     true
 }
 
-/// Each worker's ticks, and the way their emptied lists go back to it.
-pub(super) type TickQueues = (Receiver<Vec<FrameTick>>, SyncSender<Vec<FrameTick>>);
+/// A worker's round for the radio stage: its frames' ticks, and the
+/// tallies of the flows it finished.
+pub(super) type TickRound = (Vec<FrameTick>, Vec<FlowTally>);
+
+/// Each worker's rounds, and the way their emptied lists go back to it.
+pub(super) type TickQueues = (Receiver<TickRound>, SyncSender<TickRound>);
 
 /// The radio model's input: each round's ticks from every worker, merged
 /// with the reader's own back into packet order as soon as they are all
-/// back. Fed by the reader after each round it sends, and by any worker
-/// about to wait for work.
+/// back, then the round's flow tallies worker by worker. Fed by the reader
+/// after each round it sends, and by any worker about to wait for work.
 pub(super) struct RadioStage {
     pub(super) tap: RadioTap,
     pub(super) ticks: Vec<TickQueues>,
     /// Rounds sent out and not fed yet, oldest first: the reader's own
     /// ticks of each and its route.
     pub(super) pending: VecDeque<(Vec<FrameTick>, Vec<u32>)>,
-    /// The oldest pending round's ticks received so far, worker by worker.
+    /// The oldest pending round's ticks and tallies received so far,
+    /// worker by worker.
     pub(super) lists: Vec<Vec<FrameTick>>,
+    pub(super) tallies: Vec<Vec<FlowTally>>,
     pub(super) heads: Vec<usize>,
 }
 
 impl RadioStage {
     pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>) -> RadioStage {
-        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), heads: Vec::new() }
+        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), tallies: Vec::new(), heads: Vec::new() }
     }
 
     /// Feeds the radio model every round whose ticks are all back. With
@@ -555,10 +554,16 @@ impl RadioStage {
             while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
                 let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
                 match got {
-                    Ok(l) => self.lists.push(l),
+                    Ok((l, t)) => {
+                        self.lists.push(l);
+                        self.tallies.push(t);
+                    }
                     Err(TryRecvError::Empty) => return,
                     // A worker that died sends nothing more; its join reports it.
-                    Err(TryRecvError::Disconnected) => self.lists.push(Vec::new()),
+                    Err(TryRecvError::Disconnected) => {
+                        self.lists.push(Vec::new());
+                        self.tallies.push(Vec::new());
+                    }
                 }
             }
             self.lists.push(std::mem::take(mine));
@@ -566,26 +571,28 @@ impl RadioStage {
                 merge_ticks(&self.lists, &mut self.tap);
             }
             self.lists.pop();
+            for f in self.tallies.iter().flatten() {
+                self.tap.tally(f);
+            }
             // Lists are reused: a new one per round would be a fresh mapping
             // (they are past malloc's mmap threshold) and page faults.
-            for ((_, back), mut l) in self.ticks.iter().zip(self.lists.drain(..)) {
+            for ((_, back), (mut l, mut t)) in self.ticks.iter().zip(self.lists.drain(..).zip(self.tallies.drain(..))) {
                 l.clear();
-                let _ = back.try_send(l);
+                t.clear();
+                let _ = back.try_send((l, t));
             }
             self.pending.pop_front();
         }
     }
 }
 
-/// The detectors' and the device tallies' input: each worker's facts, a
-/// list a round, taken round by round and worker by worker (the same order
-/// for any timing). Apart from the radio stage, behind a lock of its own,
-/// so that two threads can feed the two at once: each is a stream that
-/// must be taken in order, and at two jobs neither should wait for the
-/// other.
+/// The detectors' input: each worker's facts, a list a round, taken round
+/// by round and worker by worker (the same order for any timing). Apart
+/// from the radio stage, behind a lock of its own, so that two threads can
+/// feed the two at once: each is a stream that must be taken in order, and
+/// at two jobs neither should wait for the other.
 pub(super) struct FactStage {
     pub(super) streams: crate::findings::Streams,
-    pub(super) devices: super::devices::DeviceTallies,
     facts: Vec<Receiver<Vec<Fact>>>,
     /// Rounds sent out (counted by the reader) and taken in.
     pub(super) sent: u64,
@@ -596,7 +603,7 @@ pub(super) struct FactStage {
 
 impl FactStage {
     pub(super) fn new(facts: Vec<Receiver<Vec<Fact>>>) -> FactStage {
-        FactStage { streams: Default::default(), devices: Default::default(), facts, sent: 0, taken: 0, next: 0 }
+        FactStage { streams: Default::default(), facts, sent: 0, taken: 0, next: 0 }
     }
 
     /// Takes in every round whose facts are all in (with `wait`, every
@@ -608,7 +615,7 @@ impl FactStage {
                 match got {
                     Ok(facts) => {
                         for f in &facts {
-                            take_fact(&mut self.streams, &mut self.devices, f);
+                            self.streams.fact(f);
                         }
                     }
                     Err(TryRecvError::Empty) => return,
@@ -629,9 +636,9 @@ const IDLE_LOOK: std::time::Duration = std::time::Duration::from_millis(2);
 /// What joins a worker to the reader and to the radio stage.
 pub(super) struct WorkerQueues {
     pub(super) batches: Receiver<Batch>,
-    pub(super) ticks: SyncSender<Vec<FrameTick>>,
+    pub(super) ticks: SyncSender<TickRound>,
     pub(super) batches_back: SyncSender<Batch>,
-    pub(super) ticks_back: Receiver<Vec<FrameTick>>,
+    pub(super) ticks_back: Receiver<TickRound>,
     pub(super) facts: SyncSender<Vec<Fact>>,
 }
 
@@ -689,8 +696,9 @@ pub(super) fn run_worker(
         b.items.clear();
         // The reader takes it back if it has room; else it is dropped.
         let _ = q.batches_back.try_send(b);
-        let next = q.ticks_back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH / workers as usize));
-        let t = std::mem::replace(&mut w.out.ticks, next);
+        let (next, next_tallies) =
+            q.ticks_back.try_recv().unwrap_or_else(|_| (Vec::with_capacity(BATCH / workers as usize), Vec::new()));
+        let t = (std::mem::replace(&mut w.out.ticks, next), std::mem::replace(&mut w.out.tallies, next_tallies));
         let facts = w.out.ship.as_mut().map(std::mem::take).unwrap_or_default();
         if q.facts.send(facts).is_err() || q.ticks.send(t).is_err() {
             break;

@@ -1,7 +1,6 @@
 //! Ids the radio model sees: workers number their flows and exchanges
 //! themselves; the radio stage renumbers them in order of first appearance.
 
-use crate::findings::stream::Fact;
 use crate::flow::FrameTick;
 use crate::radio::{DeviceRadios, Tick};
 use foldhash::{HashMap, HashMapExt};
@@ -46,18 +45,33 @@ pub(super) struct RadioTap {
     pub(super) radios: Option<DeviceRadios>,
     pub(super) flows: Renumber,
     pub(super) exchanges: Renumber,
-    /// The detectors' state and the devices' tallies, when workers on
-    /// threads ship their facts: kept once, not once a worker (on the
-    /// dispatch's fact stage while packets come, here at the end).
+    /// The detectors' state, when workers on threads ship their facts:
+    /// kept once, not once a worker (on the dispatch's fact stage while
+    /// packets come, here at the end).
     pub(super) streams: crate::findings::Streams,
+    /// The listed devices' tallies of their flows.
     pub(super) devices: super::devices::DeviceTallies,
 }
 
-/// A fact for the detectors and, a flow's, for its device's tally.
-pub(super) fn take_fact(streams: &mut crate::findings::Streams, devices: &mut super::devices::DeviceTallies, f: &Fact) {
-    streams.fact(f);
-    if let Fact::Flow(rec) = f {
-        devices.add(rec);
+impl RadioTap {
+    /// A finished flow, for its device's tally if the device is listed.
+    /// Taken after every frame of the flow has been ticked (so its device
+    /// has been seen), which makes the answer the same for any number of
+    /// jobs.
+    pub(super) fn tally(&mut self, f: &super::devices::FlowTally) {
+        if self.radios.as_ref().is_some_and(|r| r.is_listed(f.device())) {
+            self.devices.add(f);
+        }
+    }
+
+    /// Ticks, then the tallies of the flows they end, in that order.
+    pub(super) fn take(&mut self, ticks: &mut Vec<FrameTick>, tallies: &mut Vec<super::devices::FlowTally>) {
+        for t in ticks.drain(..) {
+            self.tick(&t);
+        }
+        for f in tallies.drain(..) {
+            self.tally(&f);
+        }
     }
 }
 

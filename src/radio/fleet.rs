@@ -7,7 +7,7 @@
 use super::profile::Profile;
 use super::sim::{Book, DeviceSim, EnergySplit, PerDay, RadioOptions, RadioReport, Tick};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Device models alive at once (about 20 kB each at most).
@@ -86,6 +86,10 @@ pub struct DeviceRadios {
     /// Finished devices that are listed (the first `max_listed` by order).
     done: Vec<DeviceRadio>,
     max_listed: usize,
+    /// Addresses whose first model is listed: what else is kept of a device
+    /// (its flows' tally) is kept for these only, so memory stays bounded
+    /// however many devices the capture holds.
+    listed: HashSet<u128, foldhash::fast::RandomState>,
     /// Every finished device's per-day (billed bytes, link bytes, mAh) for
     /// the fleet's spread, in order of finishing; sums of all devices.
     fleet: FleetSums,
@@ -127,6 +131,7 @@ impl DeviceRadios {
             live: Vec::new(),
             done: Vec::new(),
             max_listed,
+            listed: HashSet::default(),
             fleet: FleetSums::default(),
             last_addr: 0,
             last_slot: usize::MAX,
@@ -139,6 +144,14 @@ impl DeviceRadios {
     pub fn with_cap(mut self, cap: usize) -> DeviceRadios {
         self.cap = cap.max(1);
         self
+    }
+
+    /// Whether the device with this address is listed in the report (its
+    /// first model is among the first `max_listed`): fixed from its first
+    /// frame on, so the same answer for any number of jobs once that frame
+    /// has been ticked.
+    pub fn is_listed(&self, addr: u128) -> bool {
+        self.listed.contains(&addr)
     }
 
     /// One frame: a flow's (`peer` 0: `device` is its client's address) or
@@ -204,6 +217,7 @@ impl DeviceRadios {
             && d.addr == 0
         {
             d.addr = addr;
+            self.listed.insert(addr);
             self.index.clear();
             self.index.insert(addr, 0);
             self.recent.fill((0, 0));
@@ -213,6 +227,9 @@ impl DeviceRadios {
             self.finish_least_recent();
         }
         let slot = self.live.len();
+        if (self.next_order as usize) < self.max_listed {
+            self.listed.insert(addr);
+        }
         self.live.push(LiveDevice {
             addr,
             order: self.next_order,
