@@ -163,6 +163,7 @@ pub(super) struct DeviceTallies {
 
 impl DeviceTallies {
     /// Devices tallied.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.by_addr.len()
     }

@@ -33,10 +33,13 @@ pub struct ExchangeFigures {
 #[derive(Clone, Debug)]
 pub enum Quantiles {
     Exact(Vec<f64>),
-    /// Counts by bucket (`bucket`: an array, one add per value); zero (and
-    /// below) counts apart.
+    /// Counts by bucket (`bucket`: an array, one add per value), from
+    /// bucket `first` on: only the range the values span is held (a few
+    /// hundred buckets, not the thousands from 2^-20 up); zero (and below)
+    /// counts apart.
     Sketch {
         zeros: u64,
+        first: usize,
         buckets: Vec<u64>,
     },
 }
@@ -66,6 +69,23 @@ fn bucket_value(at: usize) -> f64 {
     low * (1.0 + 0.5 / f64::from(1u32 << MANTISSA_BITS))
 }
 
+/// Grows a sketch's held buckets (`buckets` from bucket `first`) to cover
+/// buckets `lo..hi`, and returns them.
+fn hold<'a>(first: &mut usize, buckets: &'a mut Vec<u64>, lo: usize, hi: usize) -> &'a mut Vec<u64> {
+    if buckets.is_empty() {
+        *first = lo;
+    } else if lo < *first {
+        let mut grown = vec![0; *first - lo];
+        grown.append(buckets);
+        *buckets = grown;
+        *first = lo;
+    }
+    if buckets.len() < hi - *first {
+        buckets.resize(hi - *first, 0);
+    }
+    buckets
+}
+
 impl Quantiles {
     pub fn add(&mut self, v: f64) {
         let v = if v.is_finite() { v } else { 0.0 };
@@ -76,15 +96,12 @@ impl Quantiles {
                     self.make_sketch();
                 }
             }
-            Quantiles::Sketch { zeros, buckets } => {
+            Quantiles::Sketch { zeros, first, buckets } => {
                 if v <= 0.0 {
                     *zeros += 1;
                 } else {
                     let at = bucket(v);
-                    if buckets.len() <= at {
-                        buckets.resize(at + 1, 0);
-                    }
-                    if let Some(c) = buckets.get_mut(at) {
+                    if let Some(c) = hold(first, buckets, at, at + 1).get_mut(at - *first) {
                         *c += 1;
                     }
                 }
@@ -95,7 +112,7 @@ impl Quantiles {
     fn make_sketch(&mut self) {
         if let Quantiles::Exact(values) = self {
             let values = std::mem::take(values);
-            *self = Quantiles::Sketch { zeros: 0, buckets: Vec::new() };
+            *self = Quantiles::Sketch { zeros: 0, first: 0, buckets: Vec::new() };
             for v in values {
                 self.add(v);
             }
@@ -105,7 +122,7 @@ impl Quantiles {
     pub fn count(&self) -> u64 {
         match self {
             Quantiles::Exact(v) => v.len() as u64,
-            Quantiles::Sketch { zeros, buckets } => zeros + buckets.iter().sum::<u64>(),
+            Quantiles::Sketch { zeros, buckets, .. } => zeros + buckets.iter().sum::<u64>(),
         }
     }
 
@@ -120,15 +137,18 @@ impl Quantiles {
                 self.make_sketch();
                 let mut other = o.clone();
                 other.make_sketch();
-                if let (Quantiles::Sketch { zeros, buckets }, Quantiles::Sketch { zeros: oz, buckets: ob }) =
-                    (self, other)
+                if let (
+                    Quantiles::Sketch { zeros, first, buckets },
+                    Quantiles::Sketch { zeros: oz, first: of, buckets: ob },
+                ) = (self, other)
                 {
                     *zeros += oz;
-                    if buckets.len() < ob.len() {
-                        buckets.resize(ob.len(), 0);
-                    }
-                    for (c, n) in buckets.iter_mut().zip(ob) {
-                        *c += n;
+                    if !ob.is_empty() {
+                        let held = hold(first, buckets, of, of + ob.len());
+                        let skip = of - *first;
+                        for (c, n) in held.iter_mut().skip(skip).zip(ob) {
+                            *c += n;
+                        }
                     }
                 }
             }
@@ -152,7 +172,7 @@ impl Quantiles {
                 let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
                 v.get(rank - 1).copied().unwrap_or(0.0)
             }
-            Quantiles::Sketch { zeros, buckets } => {
+            Quantiles::Sketch { zeros, first, buckets } => {
                 let n = self.count();
                 if n == 0 {
                     return 0.0;
@@ -165,10 +185,10 @@ impl Quantiles {
                 for (at, &c) in buckets.iter().enumerate() {
                     seen += c;
                     if seen >= rank {
-                        return bucket_value(at);
+                        return bucket_value(first + at);
                     }
                 }
-                buckets.len().checked_sub(1).map_or(0.0, bucket_value)
+                buckets.len().checked_sub(1).map_or(0.0, |at| bucket_value(first + at))
             }
         }
     }
