@@ -363,4 +363,31 @@ mod tests {
         }
         assert_eq!(ab.count(), 200_000);
     }
+
+    /// Sketches hold only the buckets their values span; ranges apart,
+    /// values below the held range, and merges either way give the same
+    /// counts and quantiles as one sketch of everything.
+    #[test]
+    fn sketches_of_ranges_apart_merge_into_one() {
+        let low: Vec<f64> = (0..5_000u64).map(|i| 100.0 + (i % 100) as f64).collect();
+        let high: Vec<f64> = (0..5_000u64).map(|i| 40_000.0 + (i % 1_000) as f64).collect();
+        let (mut one, mut a, mut b) = (Quantiles::default(), Quantiles::default(), Quantiles::default());
+        // High values first: the low ones are then below the held range.
+        for &v in high.iter().chain(&low) {
+            one.add(v);
+        }
+        low.iter().for_each(|&v| a.add(v));
+        high.iter().for_each(|&v| b.add(v));
+        if let Quantiles::Sketch { buckets, .. } = &a {
+            assert!(buckets.len() < 200, "{} buckets held for values 100 to 199", buckets.len());
+        }
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(&b);
+        ba.merge(&a);
+        assert_eq!((one.count(), ab.count(), ba.count()), (10_000, 10_000, 10_000));
+        for q in [0.01, 0.25, 0.5, 0.75, 0.99] {
+            let got = one.quantile(q);
+            assert_eq!((ab.quantile(q).to_bits(), ba.quantile(q).to_bits()), (got.to_bits(), got.to_bits()), "q {q}");
+        }
+    }
 }
