@@ -55,7 +55,7 @@ pub(super) struct Collector {
     /// The findings' aggregates over every flow and exchange.
     pub(super) streams: crate::findings::Streams,
     /// With workers on threads: what the detectors are told, shipped to the
-    /// radio stage each round (one detector state, not one a worker).
+    /// fact stage each round (one detector state, not one a worker).
     pub(super) ship: Option<Vec<Fact>>,
     /// What the flows finished since the radio stage last took them leave
     /// their devices' tallies: taken after the frames' ticks.
