@@ -34,8 +34,8 @@ pub struct ExchangeFigures {
 pub enum Quantiles {
     Exact(Vec<f64>),
     /// Counts by bucket (`bucket`: an array, one add per value), from
-    /// bucket `first` on: only the range the values span is held (a few
-    /// hundred buckets, not the thousands from 2^-20 up); zero (and below)
+    /// bucket `first` on: only the octaves the values span are held (128
+    /// buckets each), not every octave from 2^-20 up; zero (and below)
     /// counts apart.
     Sketch {
         zeros: u64,
