@@ -56,7 +56,7 @@ pub(super) fn assemble(
     name: &str,
     opts: &Options,
     st: InputState,
-    mut workers: Vec<Worker>,
+    workers: Vec<Worker>,
     mut tap: RadioTap,
 ) -> InputReport {
     let InputState {
@@ -92,14 +92,9 @@ pub(super) fn assemble(
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
-    // What the workers finished last (the flows still live at the end).
-    for w in workers.iter_mut() {
-        for f in w.out.tallies.drain(..) {
-            tap.tally(&f);
-        }
-    }
-    let tallies = std::mem::take(&mut tap.devices);
     for mut w in workers {
+        // The flows still live at the end, which the worker finished last.
+        tap.tally_all(&mut w.out.tallies);
         classes.merge(&w.out.flow_ledger);
         timeline.merge(std::mem::take(&mut w.out.timeline));
         summaries.merge(&w.out.summaries);
@@ -161,7 +156,7 @@ pub(super) fn assemble(
     let mut devices = (Vec::new(), None, Vec::new());
     let radio = tap.radios.take().map(|radios| {
         let (listed, sums, mut r) = radios.finish();
-        let (list, fleet, cost, scopes) = super::devices::build(listed, &sums, &r, &tallies, opts);
+        let (list, fleet, cost, scopes) = super::devices::build(listed, &sums, &r, &tap.devices, opts);
         devices = (list, Some(fleet), scopes);
         // Worker-local ids to report indices; entries past the listed ones go.
         let remap = |v: &mut Vec<crate::radio::sim::ShareReport>,

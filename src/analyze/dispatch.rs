@@ -390,10 +390,8 @@ impl Dispatch {
                     }
                     Err(_) => return Err(failed()),
                 }
-                let workers = replies
-                    .into_iter()
-                    .map(|rx| rx.recv().map_err(|_| "internal error: an analysis thread failed".to_string()))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let workers =
+                    replies.into_iter().map(|rx| rx.recv().map_err(|_| failed())).collect::<Result<Vec<_>, _>>()?;
                 Ok((workers, tap))
             }
         }

@@ -64,14 +64,19 @@ impl RadioTap {
         }
     }
 
+    /// Finished flows, each for its device's tally.
+    pub(super) fn tally_all(&mut self, tallies: &mut Vec<super::devices::FlowTally>) {
+        for f in tallies.drain(..) {
+            self.tally(&f);
+        }
+    }
+
     /// Ticks, then the tallies of the flows they end, in that order.
     pub(super) fn take(&mut self, ticks: &mut Vec<FrameTick>, tallies: &mut Vec<super::devices::FlowTally>) {
         for t in ticks.drain(..) {
             self.tick(&t);
         }
-        for f in tallies.drain(..) {
-            self.tally(&f);
-        }
+        self.tally_all(tallies);
     }
 }
 
