@@ -88,7 +88,6 @@ pub(super) fn assemble(
     let mut apps = crate::report::breakdown::AppLedgers::default();
     let mut stats = crate::dissect::ProtoStats::default();
     let mut streams = std::mem::take(&mut tap.streams);
-    streams.merge(&outside_facts);
     let (mut tcp_streams, mut udp_streams) = (0, 0);
     let (mut flows_total, mut exchanges_total) = (0u64, 0u64);
     let (mut flow_lists, mut exchange_lists, mut lookup_lists) = (Vec::new(), Vec::new(), Vec::new());
@@ -99,7 +98,7 @@ pub(super) fn assemble(
         timeline.merge(std::mem::take(&mut w.out.timeline));
         summaries.merge(&w.out.summaries);
         apps.merge(&w.out.apps);
-        streams.merge(&w.out.streams);
+        streams.absorb(std::mem::take(&mut w.out.streams));
         for f in w.out.ship.iter().flatten() {
             streams.fact(f);
         }
@@ -115,6 +114,9 @@ pub(super) fn assemble(
         exchange_lists.push(w.out.exchanges);
         lookup_lists.push(w.out.lookups);
     }
+    // Outside flows (ICMP errors): after the workers', so that one
+    // worker's state is taken whole; the order changes nothing.
+    streams.absorb(outside_facts);
     let max_flows = opts.max_flows.max(1);
     let mut flows = merge_first(flow_lists, max_flows, |_, f| flow_order(f));
     let mut flow_ids: HashMap<(usize, u64), u64> = HashMap::with_capacity(flows.len());
