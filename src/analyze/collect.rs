@@ -323,8 +323,8 @@ impl FlowSink for Collector {
     }
     fn flow_done(&mut self, rec: FlowRecord) {
         match &mut self.ship {
-            Some(facts) => facts.push(Fact::Flow(Box::new(FlowRecord { malformed: Vec::new(), ..rec.clone() }))),
-            None => self.streams.flow(&rec),
+            Some(facts) => facts.push(Fact::Flow(crate::findings::FlowFacts::of(&rec))),
+            None => self.streams.flow(&crate::findings::FlowFacts::of(&rec)),
         }
         self.tallies.push(super::devices::FlowTally::of(&rec));
         self.flow_ledger.merge(&rec.classes);

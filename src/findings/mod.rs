@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-pub use stream::Streams;
+pub use stream::{FlowFacts, Streams};
 use stream::{ResourceGroup, ResourceKey};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -418,14 +418,61 @@ pub type RetransFlow = (Reverse<u64>, Endpoint, Endpoint, Proto, i64);
 /// What a flow worker tells the detectors, when they run on the radio
 /// stage (workers on threads): the detectors' state is then kept once, not
 /// once a worker. Their state does not depend on the order facts come in.
-/// An exchange's facts travel unboxed: there is one for every exchange,
-/// and they go in a list a round, so a box each would be an allocation an
-/// exchange for no memory saved.
+/// Facts travel unboxed, in a list a round: a box each would be an
+/// allocation on one thread freed on another, for every exchange and flow.
 #[derive(Clone, Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum Fact {
     Exchange(SocketAddr, SocketAddr, ExchangeFacts),
-    Flow(Box<FlowRecord>),
+    Flow(FlowFacts),
+}
+
+/// What the detectors read of a finished flow: about what an exchange's
+/// facts take (a list of facts is as wide as its widest kind).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowFacts {
+    pub classes: crate::ledger::Ledger,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub frames: u64,
+    pub wire_bytes: u64,
+    pub control_frames: u64,
+    pub retransmitted_frames: u64,
+    pub exchanges: u64,
+    pub setup_bytes: u64,
+    pub start_ts: f64,
+    pub end_ts: f64,
+    pub l4: L4,
+    pub app: Proto,
+    /// The application inside its tunnel (WebSocket, HTTP CONNECT).
+    pub inner: Option<Proto>,
+    /// A SYN seen; reset with no payload either way; payload from the server.
+    pub syn: bool,
+    pub refused: bool,
+    pub answered: bool,
+}
+
+impl FlowFacts {
+    pub fn of(f: &FlowRecord) -> FlowFacts {
+        FlowFacts {
+            classes: f.classes,
+            client: f.client.0,
+            server: f.server.0,
+            frames: f.frames,
+            wire_bytes: f.wire_bytes,
+            control_frames: f.control_frames,
+            retransmitted_frames: f.retransmitted_frames,
+            exchanges: f.exchanges,
+            setup_bytes: f.setup_bytes,
+            start_ts: f.start_ts,
+            end_ts: f.end_ts,
+            l4: f.l4,
+            app: f.app,
+            inner: f.inner,
+            syn: f.syn > 0,
+            refused: f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0,
+            answered: f.payload_bytes_s2c > 0,
+        }
+    }
 }
 
 /// Every detector's running state.
@@ -544,13 +591,13 @@ impl Streams {
     }
 
     /// One finished flow, listed or not.
-    pub fn flow(&mut self, f: &FlowRecord) {
+    pub fn flow(&mut self, f: &FlowFacts) {
         let retrans = f.classes.get(Class::Retransmission);
         self.retransmission_bytes += retrans;
         self.retransmitted_frames += f.retransmitted_frames;
         if retrans > 0 {
             let start_ns = (f.start_ts * 1e9).round() as i64;
-            self.worst_retransmitters.add((Reverse(retrans), f.client, f.server, f.app, start_ns));
+            self.worst_retransmitters.add((Reverse(retrans), Endpoint(f.client), Endpoint(f.server), f.app, start_ns));
         }
         let hs = f.classes.get(Class::TlsHandshake);
         if hs > 0 {
@@ -563,18 +610,17 @@ impl Streams {
             self.tcp_control_frames += f.control_frames;
             self.tcp_control_bytes += f.classes.get(Class::TcpControl);
         }
-        let app = f.inner.unwrap_or(f.app);
-        let refused = f.rst > 0 && f.payload_bytes_c2s + f.payload_bytes_s2c == 0;
+        let (app, refused) = (f.inner.unwrap_or(f.app), f.refused);
         let start_ns = (f.start_ts * 1e9).round() as i64;
         let end_ns = (f.end_ts * 1e9).round() as i64;
-        if let Some(s) = self.servers.entry(&(f.server.0, f.l4)) {
+        if let Some(s) = self.servers.entry(&(f.server, f.l4)) {
             s.app = known_min(s.app, app);
             s.flows += 1;
-            s.add_client(f.client.0.ip());
-            s.answered_flows += u64::from(f.payload_bytes_s2c > 0);
+            s.add_client(f.client.ip());
+            s.answered_flows += u64::from(f.answered);
             s.tls_flows += u64::from(hs > 0);
             s.retransmission_bytes += retrans;
-            if f.l4 == L4::Tcp && f.syn > 0 {
+            if f.l4 == L4::Tcp && f.syn {
                 s.opened += 1;
                 if f.exchanges == 1 && f.wire_bytes > 0 {
                     s.one_exchange += 1;
@@ -588,8 +634,8 @@ impl Streams {
             }
         }
         if f.l4 == L4::Tcp
-            && f.syn > 0
-            && let Some(a) = self.attempts.entry(&(f.server.0, start_ns.div_euclid(ATTEMPT_WINDOW_NS)))
+            && f.syn
+            && let Some(a) = self.attempts.entry(&(f.server, start_ns.div_euclid(ATTEMPT_WINDOW_NS)))
         {
             a.attempts += 1;
             if refused {
@@ -598,12 +644,12 @@ impl Streams {
             }
         }
         if app != Proto::Dns
-            && let Some(d) = self.devices.entry(&f.client.0.ip())
+            && let Some(d) = self.devices.entry(&f.client.ip())
         {
             d.connections.add(Connection {
                 start_ns,
                 end_ns,
-                server: f.server.0,
+                server: f.server,
                 l4: f.l4,
                 app,
                 tcp_control: f.classes.get(Class::TcpControl),
@@ -612,7 +658,7 @@ impl Streams {
                 setup_bytes: f.setup_bytes,
                 control_frames: f.control_frames,
                 exchanges: f.exchanges,
-                syn: f.syn > 0,
+                syn: f.syn,
                 retrans_bytes: retrans,
                 retrans_frames: f.retransmitted_frames,
             });
@@ -654,7 +700,7 @@ impl Streams {
     pub fn fact(&mut self, f: &Fact) {
         match f {
             Fact::Exchange(client, server, x) => self.exchange(*client, *server, x),
-            Fact::Flow(rec) => self.flow(rec),
+            Fact::Flow(f) => self.flow(f),
         }
     }
 
@@ -750,7 +796,7 @@ fn known_min(a: Proto, b: Proto) -> Proto {
 
 /// A connection's setup and teardown: TCP control, TLS handshake and
 /// application control bytes.
-pub fn setup_of(f: &FlowRecord) -> u64 {
+pub fn setup_of(f: &FlowFacts) -> u64 {
     f.classes.get(Class::TcpControl) + f.classes.get(Class::TlsHandshake) + f.classes.get(Class::AppControl)
 }
 
