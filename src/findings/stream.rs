@@ -844,4 +844,92 @@ mod tests {
         assert_eq!(forward.get(&smallest[0]), Some(&all[&smallest[0]]));
         assert_eq!(forward.get(&699), None);
     }
+
+    /// What a detectors' state holds, written out in key order (its hash
+    /// maps' order is not the same from one map to the next).
+    fn contents(s: &super::Streams) -> String {
+        let resources: Vec<_> = s.resources.iter().map(|(k, g)| (*k, g.count, g.up, g.samples.sorted())).collect();
+        let servers: Vec<_> = s.servers.iter().map(|(k, g)| (*k, g.flows, g.opened, g.clients.clone())).collect();
+        let attempts: Vec<_> = s.attempts.iter().map(|(k, a)| (*k, a.attempts)).collect();
+        let devices: Vec<_> =
+            s.devices.iter().map(|(k, d)| (*k, d.messages.sorted(), d.connections.sorted(), d.lookups.seen)).collect();
+        format!(
+            "{resources:?} {servers:?} {attempts:?} {devices:?} {:?} {:?} {} {} {} {} {} {}",
+            s.headers,
+            s.worst_retransmitters.sorted(),
+            s.retransmission_bytes,
+            s.tls_handshake_bytes,
+            s.frames,
+            s.link_bytes,
+            s.tcp_control_bytes,
+            s.resources.saturated || s.devices.saturated
+        )
+    }
+
+    /// Taken whole into an empty state, or merged into a fed one, a
+    /// worker's state gives what feeding every fact to one state gives.
+    #[test]
+    fn absorbing_a_state_equals_feeding_its_facts() {
+        use super::{Fact, FlowFacts, Streams};
+        use crate::ledger::{Class, Ledger, exchange::ExchangeFacts};
+        use crate::vocab::{L4, Proto};
+        use std::net::SocketAddr;
+        let facts: Vec<Fact> = (0..3_000u32)
+            .flat_map(|i| {
+                let client = SocketAddr::from(([10, 0, (i % 40) as u8, (i % 251) as u8], 40_000 + (i % 7) as u16));
+                let server = SocketAddr::from(([192, 0, 2, (i % 9) as u8], if i % 3 == 0 { 443 } else { 1883 }));
+                let start_ns = i64::from(i) * 13_000_000;
+                let mut classes = Ledger::default();
+                classes.add(Class::TcpControl, 120);
+                classes.add(Class::Retransmission, u64::from(i % 5 == 0) * 60);
+                let flow = FlowFacts {
+                    classes,
+                    client,
+                    server,
+                    frames: 9,
+                    wire_bytes: 900,
+                    control_frames: 5,
+                    retransmitted_frames: u64::from(i % 5 == 0),
+                    exchanges: u64::from(i % 4),
+                    setup_bytes: 120,
+                    start_ts: start_ns as f64 / 1e9,
+                    end_ts: start_ns as f64 / 1e9 + 0.5,
+                    l4: L4::Tcp,
+                    app: if i % 3 == 0 { Proto::Http } else { Proto::Mqtt },
+                    inner: None,
+                    syn: true,
+                    refused: i % 11 == 0,
+                    answered: i % 11 != 0,
+                };
+                let kind = if i % 3 == 0 { Proto::Http } else { Proto::Mqtt };
+                let exchange = ExchangeFacts {
+                    kind,
+                    start_ns,
+                    end_ns: start_ns + 9_000_000,
+                    up: 300,
+                    down: 200,
+                    ..Default::default()
+                };
+                [Fact::Exchange(client, server, exchange), Fact::Flow(flow)]
+            })
+            .collect();
+        let fed = |facts: &[Fact]| {
+            let mut s = Streams::default();
+            for f in facts {
+                s.fact(f);
+            }
+            s
+        };
+        let whole = contents(&fed(&facts));
+        let (a, b) = facts.split_at(facts.len() / 3);
+        let mut taken = Streams::default();
+        taken.absorb(fed(a));
+        assert_eq!(contents(&taken), contents(&fed(a)));
+        taken.absorb(fed(b));
+        assert_eq!(contents(&taken), whole);
+        let mut other_way = fed(b);
+        other_way.absorb(fed(a));
+        assert_eq!(contents(&other_way), whole);
+        assert!(Streams::default().is_empty() && !fed(a).is_empty() && fed(a).devices.saturated);
+    }
 }
