@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::profile::{Profile, Promotion};
 use super::timeline::{StateRecorder, StateTimeline};
-use crate::stats::median;
+use crate::stats::median_unordered;
 
 /// One frame as the radio sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1575,7 +1575,7 @@ fn per_day(marks: &[Snapshot], ends: &Ends, interval_s: Option<f64>, tail_s: f64
     let cycles: Vec<CycleObs> = marks.windows(2).filter_map(|w| Some(between(w.first()?, w.get(1)?))).collect();
     let bursts = marks.len() as u64;
     let mut periods: Vec<f64> = cycles.iter().map(|c| c.period_s).collect();
-    let period = median(&mut periods);
+    let period = median_unordered(&mut periods);
     let steady: Vec<usize> = (0..cycles.len())
         .filter(|&i| {
             cycles.get(i).is_some_and(|c| period > 0.0 && (c.period_s - period).abs() <= STEADY_TOLERANCE * period)
@@ -1598,9 +1598,11 @@ fn per_day(marks: &[Snapshot], ends: &Ends, interval_s: Option<f64>, tail_s: f64
             _ => PerDay::none(bursts, episode_s),
         };
     }
-    let pick = |f: fn(&CycleObs) -> f64| {
-        let mut v: Vec<f64> = steady.iter().filter_map(|&i| cycles.get(i)).map(f).collect();
-        median(&mut v)
+    // One list for the six medians (`periods`, done with).
+    let mut pick = |f: fn(&CycleObs) -> f64| {
+        periods.clear();
+        periods.extend(steady.iter().filter_map(|&i| cycles.get(i)).map(f));
+        median_unordered(&mut periods)
     };
     let typical = CycleObs {
         period_s: pick(|c| c.period_s),
