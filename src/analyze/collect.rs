@@ -322,9 +322,10 @@ impl FlowSink for Collector {
         }
     }
     fn flow_done(&mut self, rec: FlowRecord) {
+        let facts = crate::findings::FlowFacts::of(&rec);
         match &mut self.ship {
-            Some(facts) => facts.push(Fact::Flow(crate::findings::FlowFacts::of(&rec))),
-            None => self.streams.flow(&crate::findings::FlowFacts::of(&rec)),
+            Some(list) => list.push(Fact::Flow(facts)),
+            None => self.streams.flow(&facts),
         }
         self.tallies.push(super::devices::FlowTally::of(&rec));
         self.flow_ledger.merge(&rec.classes);
