@@ -79,7 +79,7 @@ pub(super) fn assemble(
     outside.add(Class::Link, defrag.abandoned.link);
     outside.add(Class::Network, defrag.abandoned.network);
     outside.add(Class::Payload, defrag.abandoned.data);
-    timeline.add(last_ns, &outside.since(&outside_before));
+    timeline.add_since(last_ns, &outside_before, &outside);
     notes.abandoned_fragments = defrag.abandoned.frames as u64;
     notes.read_error = source.read_error;
 

@@ -308,8 +308,9 @@ impl FlowSink for Collector {
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
         self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
     }
-    fn booked(&mut self, ts_ns: i64, classes: &Ledger) {
-        self.timeline.add(ts_ns, classes);
+    #[inline]
+    fn booked(&mut self, ts_ns: i64, before: &Ledger, after: &Ledger) {
+        self.timeline.add_since(ts_ns, before, after);
     }
     fn exchange_figures(&mut self, x: ExchangeFigures, n: u32) {
         self.summaries.add_many(&x, n);

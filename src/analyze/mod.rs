@@ -274,7 +274,7 @@ impl Engine {
                 dispatch.outside(lone(link_len, None, None));
             }
         }
-        st.timeline.add(p.ts_ns, &st.outside.since(&outside_before));
+        st.timeline.add_since(p.ts_ns, &outside_before, &st.outside);
     }
 
     /// The clock has reached `now_ns` with no packet: flows idle past their

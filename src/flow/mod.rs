@@ -213,8 +213,9 @@ pub trait FlowSink {
     /// with its connection's two ends.
     fn exchange_facts(&mut self, _client: SocketAddr, _server: SocketAddr, _x: &ExchangeFacts) {}
     /// Bytes booked to a flow's ledger by one packet (or by its end, at its
-    /// last packet's time), by class: what the report's timeline adds up.
-    fn booked(&mut self, _ts_ns: i64, _classes: &Ledger) {}
+    /// last packet's time), by class: `after` less `before`, what the
+    /// report's timeline adds up.
+    fn booked(&mut self, _ts_ns: i64, _before: &Ledger, _after: &Ledger) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -579,7 +580,7 @@ impl FlowTable {
             f.app.rec.retransmitted_bytes += repeated as u64;
             f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
         }
-        sink.booked(ts_ns, &f.app.fl.ledger.since(&booked_before));
+        sink.booked(ts_ns, &booked_before, &f.app.fl.ledger);
         sink.tick(FrameTick {
             packet,
             ts_ns,
@@ -737,7 +738,7 @@ impl FlowTable {
         for x in self.sh.live.facts.drain(..) {
             sink.exchange_facts(client, server, &x);
         }
-        sink.booked(ts, &app.fl.ledger.since(&booked_before));
+        sink.booked(ts, &booked_before, &app.fl.ledger);
         for (n, why, times) in app.fl.take_malformed() {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),

@@ -28,15 +28,6 @@ impl Ledger {
             *a += *b;
         }
     }
-    /// What was added since `before` (an earlier copy of this ledger).
-    #[inline]
-    pub fn since(&self, before: &Ledger) -> Ledger {
-        let mut d = Ledger::default();
-        for ((d, a), b) in d.0.iter_mut().zip(self.0.iter()).zip(before.0.iter()) {
-            *d = a.saturating_sub(*b);
-        }
-        d
-    }
     /// Useful payload over wire bytes.
     pub fn goodput_ratio(&self) -> f64 {
         let t = self.total();

@@ -5,7 +5,7 @@
 //! folded into the fleet's sums and spread, not kept.
 
 use super::profile::Profile;
-use super::sim::{Book, DeviceSim, EnergySplit, PerDay, RadioOptions, RadioReport, Tick};
+use super::sim::{Book, DeviceSim, Ending, EnergySplit, PerDay, RadioOptions, RadioReport, Tick};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -53,19 +53,20 @@ pub struct DeviceFigures {
 }
 
 impl DeviceFigures {
-    fn of(r: &RadioReport) -> DeviceFigures {
+    fn of(sim: &DeviceSim, end: &Ending) -> DeviceFigures {
+        let n = sim.counts();
         DeviceFigures {
-            frames: r.frames,
-            bytes: r.bytes,
-            bytes_down: r.bytes_down,
-            billed_bytes: r.billed_bytes,
-            radio_on_s: r.radio_on_s,
-            energy_j: r.energy_j,
-            charge_mah: r.charge_mah,
-            wakeups: r.wakeups,
-            promotions: r.promotions,
-            battery_life_days: r.battery_life_days,
-            per_day: r.per_day.clone(),
+            frames: n.frames,
+            bytes: n.bytes,
+            bytes_down: n.bytes_down,
+            billed_bytes: n.billed_bytes,
+            radio_on_s: sim.radio_on_s(),
+            energy_j: end.energy_j,
+            charge_mah: end.charge_mah,
+            wakeups: n.wakeups,
+            promotions: n.promotions,
+            battery_life_days: end.battery.as_ref().and_then(|b| b.life_days),
+            per_day: end.per_day.clone(),
         }
     }
 }
@@ -280,19 +281,34 @@ impl DeviceRadios {
 
     fn finish_device(&mut self, d: LiveDevice) {
         let span_s = if d.last_ns >= d.first_ns { d.last_ns.saturating_sub(d.first_ns) as f64 / 1e9 } else { 0.0 };
-        let report = d.sim.finish(span_s, &mut self.book);
+        let mut sim = d.sim;
+        let end = sim.end(span_s, &mut self.book);
         let f = &mut self.fleet;
         f.devices += 1;
-        if f.per_day.len() < MAX_SPREAD_SAMPLES && report.per_day.projected {
-            let p = &report.per_day;
+        if f.per_day.len() < MAX_SPREAD_SAMPLES && end.per_day.projected {
+            let p = &end.per_day;
             f.per_day.push((p.billed_bytes as f64, p.bytes as f64, p.charge_mah));
         }
         if (d.order as usize) < self.max_listed {
-            self.done.push(DeviceRadio { addr: d.addr, order: d.order, figures: DeviceFigures::of(&report) });
+            if self.done.capacity() == 0 {
+                // The listed devices' figures are a few hundred bytes each:
+                // room for all of them at once, not twice what they need.
+                self.done.reserve_exact(self.max_listed.min(1 << 16));
+            }
+            self.done.push(DeviceRadio { addr: d.addr, order: d.order, figures: DeviceFigures::of(&sim, &end) });
         }
         f.total = Some(match f.total.take() {
-            None => report,
-            Some(t) => add_reports(t, &report),
+            // The first device's own report: with one device, the report.
+            None => sim.report(end),
+            Some(mut t) => {
+                add_device(&mut t, &sim, end);
+                // The first device alone draws the radio timeline, whenever
+                // it ends.
+                if d.order == 0 {
+                    t.timeline = sim.timeline();
+                }
+                t
+            }
         });
     }
 
@@ -316,22 +332,24 @@ impl DeviceRadios {
     }
 }
 
-/// Two devices' reports summed: time, energy, counts and the per-day
+/// A device's figures added to the fleet's report so far (the first
+/// device's own, at first): time, energy, counts and the per-day
 /// projections; what belongs to one device (battery, cycle) goes.
-fn add_reports(mut a: RadioReport, b: &RadioReport) -> RadioReport {
-    a.radio_on_s += b.radio_on_s;
+fn add_device(a: &mut RadioReport, sim: &DeviceSim, b: Ending) {
+    let n = sim.counts();
+    a.radio_on_s += sim.radio_on_s();
     a.energy_j += b.energy_j;
     a.charge_mah += b.charge_mah;
-    a.tail_energy_j += b.tail_energy_j;
-    a.promotions += b.promotions;
-    a.wakeups += b.wakeups;
-    a.frames += b.frames;
-    a.bytes += b.bytes;
-    a.billed_bytes += b.billed_bytes;
-    a.bytes_up += b.bytes_up;
-    a.bytes_down += b.bytes_down;
-    a.bursts += b.bursts;
-    a.round_trips += b.round_trips;
+    a.tail_energy_j += b.energy.tail_j;
+    a.promotions += n.promotions;
+    a.wakeups += n.wakeups;
+    a.frames += n.frames;
+    a.bytes += n.bytes;
+    a.billed_bytes += n.billed_bytes;
+    a.bytes_up += n.bytes_up;
+    a.bytes_down += n.bytes_down;
+    a.bursts += n.bursts;
+    a.round_trips += n.round_trips;
     let (e, f) = (&mut a.energy, &b.energy);
     *e = EnergySplit {
         promotion_j: e.promotion_j + f.promotion_j,
@@ -339,9 +357,9 @@ fn add_reports(mut a: RadioReport, b: &RadioReport) -> RadioReport {
         tail_j: e.tail_j + f.tail_j,
         idle_j: e.idle_j + f.idle_j,
     };
-    for (s, t) in a.states.iter_mut().zip(&b.states) {
-        s.time_s += t.time_s;
-        s.energy_j += t.energy_j;
+    for (s, (time_s, energy_j)) in a.states.iter_mut().zip(sim.state_figures()) {
+        s.time_s += time_s;
+        s.energy_j += energy_j;
     }
     if let (Some(l), Some(m)) = (a.link.as_mut(), b.link.as_ref()) {
         l.round_trips += m.round_trips;
@@ -378,12 +396,11 @@ fn add_reports(mut a: RadioReport, b: &RadioReport) -> RadioReport {
     };
     a.battery = None;
     a.battery_life_days = None;
-    for n in &b.notes {
-        if !a.notes.contains(n) {
-            a.notes.push(n.clone());
+    for n in b.notes {
+        if !a.notes.contains(&n) {
+            a.notes.push(n);
         }
     }
-    a
 }
 
 #[cfg(test)]
@@ -431,6 +448,28 @@ mod tests {
         assert_eq!(total.frames, 18);
         assert_eq!((total.per_day.basis.as_str(), capped_total.per_day.bytes), ("devices", total.per_day.bytes));
         assert_eq!(sums.per_day.len(), 3);
+    }
+
+    #[test]
+    fn the_first_device_draws_the_timeline_whenever_its_model_ends() {
+        // With two live models at most, the third device ends the second's
+        // model, while the first is still active: the fleet's report is
+        // begun by the second device, and the timeline is still the first's.
+        let run = |cap: usize| {
+            let profile = Profile::builtin("lte").unwrap_or_else(|| panic!("no lte"));
+            let mut radios = DeviceRadios::new(profile, RadioOptions::default(), 10).with_cap(cap);
+            radios.tick(11, 0, &tick(0.0));
+            radios.tick(12, 0, &tick(30.0));
+            radios.tick(11, 0, &tick(60.0));
+            radios.tick(13, 0, &tick(90.0));
+            radios.tick(11, 0, &tick(120.0));
+            radios.finish().2
+        };
+        let (capped, all) = (run(2), run(MAX_LIVE_DEVICES));
+        let first = all.timeline.as_ref().map(|t| t.bins.len());
+        assert!(first.is_some_and(|n| n > 0), "no timeline");
+        assert_eq!(capped.timeline, all.timeline);
+        assert_eq!((capped.frames, capped.bytes), (all.frames, all.bytes));
     }
 
     #[test]

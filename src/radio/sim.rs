@@ -281,9 +281,10 @@ struct Snapshot {
 /// takes at most 56 kB for them.
 const MAX_MARKS: usize = 1024;
 
+/// A state's figures; its name is the profile's (`state_names`), not
+/// copied into each device's model.
 #[derive(Clone, Debug)]
 struct StateAcc {
-    name: String,
     radio_on: bool,
     power_w: f64,
     time_s: f64,
@@ -530,48 +531,18 @@ pub struct DeviceSim {
 
 impl DeviceSim {
     pub fn new(profile: Arc<Profile>, opts: RadioOptions) -> Self {
+        // In the order of `state_names`.
+        let acc = |radio_on: bool, power_w: f64| StateAcc { radio_on, power_w, time_s: 0.0, energy_j: 0.0 };
         let mut states = vec![
-            StateAcc {
-                name: profile.idle_name.clone(),
-                radio_on: false,
-                power_w: profile.idle_power_w,
-                time_s: 0.0,
-                energy_j: 0.0,
-            },
-            StateAcc {
-                name: "promotion".into(),
-                radio_on: true,
-                power_w: profile.promotion.power_w,
-                time_s: 0.0,
-                energy_j: 0.0,
-            },
-            StateAcc {
-                name: "connected".into(),
-                radio_on: true,
-                power_w: profile.connected.power_w,
-                time_s: 0.0,
-                energy_j: 0.0,
-            },
+            acc(false, profile.idle_power_w),
+            acc(true, profile.promotion.power_w),
+            acc(true, profile.connected.power_w),
         ];
-        for stage in &profile.tail {
-            states.push(StateAcc {
-                name: stage.name.clone(),
-                radio_on: stage.radio_on,
-                power_w: stage.power_w,
-                time_s: 0.0,
-                energy_j: 0.0,
-            });
-        }
+        states.extend(profile.tail.iter().map(|stage| acc(stage.radio_on, stage.power_w)));
         let mut stage_promotion_state = Vec::with_capacity(profile.tail.len());
         for stage in &profile.tail {
             stage_promotion_state.push(stage.promotion.as_ref().map(|p| {
-                states.push(StateAcc {
-                    name: format!("promotion_from_{}", stage.name),
-                    radio_on: true,
-                    power_w: p.power_w,
-                    time_s: 0.0,
-                    energy_j: 0.0,
-                });
+                states.push(acc(true, p.power_w));
                 states.len() - 1
             }));
         }
@@ -954,6 +925,14 @@ impl DeviceSim {
     /// Runs the last tail to its end and builds the report. `capture_span_s`
     /// is the capture's duration (first to last frame) as the pipeline saw it.
     pub fn finish(mut self, capture_span_s: f64, book: &mut Book) -> RadioReport {
+        let end = self.end(capture_span_s, book);
+        self.report(end)
+    }
+
+    /// Runs the last tail to its end and works out every figure of the
+    /// report that is not a name: what a fleet adds up of each device
+    /// without making each one's report.
+    pub(super) fn end(&mut self, capture_span_s: f64, book: &mut Book) -> Ending {
         let mut notes = Vec::new();
         if self.opts.release_assistance && self.profile.release_assistance.is_none() {
             notes.push(format!("profile {} has no release_assistance section: RAI ignored", self.profile.name));
@@ -1040,14 +1019,6 @@ impl DeviceSim {
                     life_days: if total > 0.0 { Some(capacity_mah / total) } else { None },
                 }
             });
-
-        let energy_j = self.totals.energy();
-        let split = EnergySplit {
-            promotion_j: self.totals.cat_energy[Cat::Promotion as usize],
-            transfer_j: self.totals.cat_energy[Cat::Transfer as usize],
-            tail_j: self.totals.cat_energy[Cat::Tail as usize],
-            idle_j: self.totals.cat_energy[Cat::Idle as usize],
-        };
         let link = (self.opts.timing == Timing::Link).then(|| LinkReport {
             up_kbps: self.profile.link.up_bps / 1e3,
             down_kbps: self.profile.link.down_bps / 1e3,
@@ -1062,27 +1033,40 @@ impl DeviceSim {
             retimed_span_s: (self.last_end_s - self.timeline_start_s.min(0.0)).max(0.0),
             captured_span_s: self.last_cap_s,
         });
-        let states = self
-            .totals
-            .states
-            .iter()
-            .map(|s| StateReport {
-                state: s.name.clone(),
-                radio_on: s.radio_on,
-                time_s: s.time_s,
-                energy_j: s.energy_j,
-            })
+        let energy_j = self.totals.energy();
+        Ending {
+            energy_j,
+            charge_mah: mah(energy_j, v),
+            energy: EnergySplit {
+                promotion_j: self.totals.cat_energy[Cat::Promotion as usize],
+                transfer_j: self.totals.cat_energy[Cat::Transfer as usize],
+                tail_j: self.totals.cat_energy[Cat::Tail as usize],
+                idle_j: self.totals.cat_energy[Cat::Idle as usize],
+            },
+            per_day,
+            battery,
+            link,
+            notes,
+        }
+    }
+
+    /// The report of a model run to its end (`end`).
+    pub(super) fn report(self, end: Ending) -> RadioReport {
+        let states = state_names(&self.profile)
+            .into_iter()
+            .zip(&self.totals.states)
+            .map(|(state, s)| StateReport { state, radio_on: s.radio_on, time_s: s.time_s, energy_j: s.energy_j })
             .collect();
         RadioReport {
             profile: self.profile.name.clone(),
             device_class: self.profile.device_class.clone(),
             timing: self.opts.timing,
             release_assistance: self.rai,
-            voltage_v: v,
+            voltage_v: self.profile.voltage_v,
             radio_on_s: self.totals.radio_on_s,
-            energy_j,
-            charge_mah: mah(energy_j, v),
-            tail_energy_j: split.tail_j,
+            energy_j: end.energy_j,
+            charge_mah: end.charge_mah,
+            tail_energy_j: end.energy.tail_j,
             promotions: self.totals.promotions,
             wakeups: self.totals.wakeups,
             frames: self.frames,
@@ -1092,19 +1076,92 @@ impl DeviceSim {
             bytes_down: self.bytes_down,
             bursts: self.bursts,
             round_trips: self.round_trips,
-            energy: split,
+            energy: end.energy,
             states,
-            battery_life_days: battery.as_ref().and_then(|b| b.life_days),
-            battery,
-            per_day,
-            link,
+            battery_life_days: end.battery.as_ref().and_then(|b| b.life_days),
+            battery: end.battery,
+            per_day: end.per_day,
+            link: end.link,
             per_flow: Vec::new(),
             per_exchange: Vec::new(),
             cost: None,
-            notes,
-            timeline: self.totals.over_time.finish(self.first_ts_ns as f64 / 1e9),
+            notes: end.notes,
+            timeline: self.timeline(),
         }
     }
+
+    /// The radio's states over time (None unless this model records them).
+    pub(super) fn timeline(&self) -> Option<StateTimeline> {
+        self.totals.over_time.finish(self.first_ts_ns as f64 / 1e9)
+    }
+
+    /// Seconds of radio on so far.
+    pub(super) fn radio_on_s(&self) -> f64 {
+        self.totals.radio_on_s
+    }
+
+    /// (time, energy) per state, in the order of `state_names`.
+    pub(super) fn state_figures(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        self.totals.states.iter().map(|s| (s.time_s, s.energy_j))
+    }
+
+    /// (promotions, wake-ups, frames, bytes, billed bytes, bytes up, bytes
+    /// down, bursts, round trips).
+    pub(super) fn counts(&self) -> Counts {
+        Counts {
+            promotions: self.totals.promotions,
+            wakeups: self.totals.wakeups,
+            frames: self.frames,
+            bytes: self.bytes,
+            billed_bytes: self.billed_bytes,
+            bytes_up: self.bytes_up,
+            bytes_down: self.bytes_down,
+            bursts: self.bursts,
+            round_trips: self.round_trips,
+        }
+    }
+}
+
+/// A device model's counts at its end.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Counts {
+    pub(super) promotions: u64,
+    pub(super) wakeups: u64,
+    pub(super) frames: u64,
+    pub(super) bytes: u64,
+    pub(super) billed_bytes: u64,
+    pub(super) bytes_up: u64,
+    pub(super) bytes_down: u64,
+    pub(super) bursts: u64,
+    pub(super) round_trips: u64,
+}
+
+/// What a model's end works out besides its running sums: the figures of
+/// its report that are not names.
+pub(super) struct Ending {
+    pub(super) energy_j: f64,
+    pub(super) charge_mah: f64,
+    pub(super) energy: EnergySplit,
+    pub(super) per_day: PerDay,
+    pub(super) battery: Option<Battery>,
+    pub(super) link: Option<LinkReport>,
+    pub(super) notes: Vec<String>,
+}
+
+/// The names of a profile's states, in the order a model keeps them:
+/// idle, promotion, connected, the tail's stages, then the promotions out
+/// of those stages that have their own.
+fn state_names(profile: &Profile) -> Vec<String> {
+    let mut names = vec![profile.idle_name.clone(), "promotion".into(), "connected".into()];
+    names.extend(profile.tail.iter().map(|stage| stage.name.clone()));
+    names.extend(
+        profile
+            .tail
+            .iter()
+            .filter(|stage| stage.promotion.is_some())
+            .map(|stage| format!("promotion_from_{}", stage.name)),
+    );
+    names
 }
 
 /// One radio fed every frame: a device's model with a book of its own.

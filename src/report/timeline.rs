@@ -42,13 +42,25 @@ pub struct TimelineBuilder {
 }
 
 impl TimelineBuilder {
-    /// Adds bytes booked at capture time `ts_ns`.
+    /// Adds what a ledger gained from `before` to `after` at capture time
+    /// `ts_ns`. Read from the two ledgers, not from a difference made for
+    /// the call: a ledger just written and read back at once waits on the
+    /// store (5% of the time to book a packet).
     #[inline]
-    pub fn add(&mut self, ts_ns: i64, classes: &Ledger) {
-        if classes.0.iter().all(|&n| n == 0) {
+    pub fn add_since(&mut self, ts_ns: i64, before: &Ledger, after: &Ledger) {
+        let mut gained = [0u64; 10];
+        let mut any = 0;
+        for ((g, a), b) in gained.iter_mut().zip(&after.0).zip(&before.0) {
+            *g = a.saturating_sub(*b);
+            any |= *g;
+        }
+        if any == 0 {
             return;
         }
-        self.bins.at(|level| ts_ns >> (BASE_SHIFT + level).min(63)).merge(classes);
+        let bin = self.bins.at(|level| ts_ns >> (BASE_SHIFT + level).min(63));
+        for (n, g) in bin.0.iter_mut().zip(gained) {
+            *n += g;
+        }
     }
 
     pub fn merge(&mut self, other: TimelineBuilder) {
@@ -94,9 +106,9 @@ mod tests {
             l.add(Class::Link, 14);
             let ts = 1_700_000_000_000_000_000 + i * 7_000_000;
             if i % 3 == 0 {
-                a.add(ts, &l)
+                a.add_since(ts, &Ledger::default(), &l)
             } else {
-                b.add(ts, &l)
+                b.add_since(ts, &Ledger::default(), &l)
             }
             total.merge(&l);
         }
