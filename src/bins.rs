@@ -19,12 +19,6 @@ impl BinValue for [f64; 4] {
     }
 }
 
-impl BinValue for crate::ledger::Ledger {
-    fn absorb(&mut self, other: &Self) {
-        self.merge(other);
-    }
-}
-
 /// Bins numbered on a grid of `base * 2^level` wide cells: bin `i` at
 /// level `l` holds bins `2i` and `2i + 1` of level `l - 1`, so two
 /// timelines on the same base merge exactly at the coarser level.

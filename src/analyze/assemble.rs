@@ -95,7 +95,7 @@ pub(super) fn assemble(
         // The flows still live at the end, which the worker finished last.
         tap.tally_all(&mut w.out.tallies);
         classes.merge(&w.out.flow_ledger);
-        timeline.merge(std::mem::take(&mut w.out.timeline));
+        timeline.merge(std::mem::take(&mut w.table.timeline));
         summaries.merge(&w.out.summaries);
         apps.merge(&w.out.apps);
         streams.absorb(std::mem::take(&mut w.out.streams));

@@ -8,7 +8,6 @@ use crate::flow::{FlowRecord, FlowSink, FrameTick};
 use crate::ledger::exchange::ExchangeFacts;
 use crate::ledger::{Exchange, Ledger, setup_share};
 use crate::report::summary::{ExchangeFigures, ExchangeSummaries};
-use crate::report::timeline::TimelineBuilder;
 use foldhash::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -26,8 +25,6 @@ pub(super) struct Collector {
     pub(super) max_flows: usize,
     pub(super) max_exchanges: usize,
     pub(super) flow_ledger: Ledger,
-    /// What the flows booked, by time bin.
-    pub(super) timeline: TimelineBuilder,
     /// Every exchange, listed or not, summarised by kind.
     pub(super) summaries: ExchangeSummaries,
     pub(super) ticks: Vec<FrameTick>,
@@ -307,10 +304,6 @@ impl FlowSink for Collector {
     }
     fn lists_exchanges_opened_at(&self, packet: u64) -> bool {
         self.exchange_cutoff.is_none_or(|(p, _, _)| packet <= p)
-    }
-    #[inline]
-    fn booked(&mut self, ts_ns: i64, before: &Ledger, after: &Ledger) {
-        self.timeline.add_since(ts_ns, before, after);
     }
     fn exchange_figures(&mut self, x: ExchangeFigures, n: u32) {
         self.summaries.add_many(&x, n);

@@ -12,6 +12,7 @@ pub use device_key::{DeviceKey, canonical_map_key, describe as describe_device};
 use crate::decode::{Decoded, TcpHeader, Transport, tcp_flags};
 use crate::dissect::{self, Dir, Dissector, Emit, Event, FlowCtx, L4, MsgRef, Proto, ProtoStats, Span};
 use crate::ledger::exchange::ExchangeFacts;
+use crate::ledger::timeline::TimelineBuilder;
 use crate::ledger::{Class, Exchange, FlowLedger, Ledger, LiveExchanges};
 use crate::report::summary::ExchangeFigures;
 use serde::{Deserialize, Serialize};
@@ -212,10 +213,6 @@ pub trait FlowSink {
     /// Every exchange's facts, listed or not, for the findings: once each,
     /// with its connection's two ends.
     fn exchange_facts(&mut self, _client: SocketAddr, _server: SocketAddr, _x: &ExchangeFacts) {}
-    /// Bytes booked to a flow's ledger by one packet (or by its end, at its
-    /// last packet's time), by class: `after` less `before`, what the
-    /// report's timeline adds up.
-    fn booked(&mut self, _ts_ns: i64, _before: &Ledger, _after: &Ledger) {}
     /// Whether an exchange opened at this packet can still be listed; when
     /// not, dissectors skip building its description and the ledger only
     /// counts it (it never reaches `exchange_done`, unless a DNS lookup).
@@ -426,6 +423,8 @@ pub struct FlowTable {
     pub udp_streams: u64,
     /// Flows finished early to make room (`max_live_flows`).
     pub evicted_flows: u64,
+    /// What the flows booked, by time bin: the report's timeline.
+    pub timeline: TimelineBuilder,
 }
 
 impl FlowTable {
@@ -438,6 +437,7 @@ impl FlowTable {
             hasher: foldhash::fast::RandomState::default(),
             timers: Timers::default(),
             next_flow: 0,
+            timeline: TimelineBuilder::default(),
             sh: Shared {
                 cfg,
                 spans: Vec::new(),
@@ -552,8 +552,13 @@ impl FlowTable {
         // The source is the client, as compared by value: the key's two ends
         // may be one.
         let dir = if src_is_lo == f.app.client_is_lo { Dir::C2S } else { Dir::S2C };
+        // The flow's run of packets in one time bin is over when a packet
+        // falls in another: the run is the packets since, each in its
+        // predecessor's bin, so all in the last packet's.
+        if !self.timeline.same_bin(f.last_ns, ts_ns) {
+            self.timeline.add_run(f.last_ns, &f.app.fl.ledger, Some(ts_ns));
+        }
         f.last_ns = ts_ns;
-        let booked_before = f.app.fl.ledger;
         let rec = &mut f.app.rec;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
@@ -580,7 +585,6 @@ impl FlowTable {
             f.app.rec.retransmitted_bytes += repeated as u64;
             f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
         }
-        sink.booked(ts_ns, &booked_before, &f.app.fl.ledger);
         sink.tick(FrameTick {
             packet,
             ts_ns,
@@ -699,7 +703,6 @@ impl FlowTable {
         let ts = f.last_ns;
         let (client, server) = (SocketAddr::from(f.client()), SocketAddr::from(f.server()));
         let app = &mut f.app;
-        let booked_before = app.fl.ledger;
         // Deliver what reordering still holds, then let the dissector finish.
         if let Some(t) = f.tcp.as_mut() {
             for dir in [Dir::C2S, Dir::S2C] {
@@ -738,7 +741,7 @@ impl FlowTable {
         for x in self.sh.live.facts.drain(..) {
             sink.exchange_facts(client, server, &x);
         }
-        sink.booked(ts, &booked_before, &app.fl.ledger);
+        self.timeline.add_run(ts, &app.fl.ledger, None);
         for (n, why, times) in app.fl.take_malformed() {
             malformed.push(match times {
                 1 => format!("{n} bytes: {why}"),

@@ -1,6 +1,7 @@
 //! The byte ledger: ten counters that add up to the wire bytes.
 
 pub mod exchange;
+pub mod timeline;
 pub use crate::vocab::Class;
 pub use exchange::{Exchange, FlowLedger, LiveExchanges, setup_share};
 

@@ -13,7 +13,8 @@ pub mod json;
 pub mod markdown;
 pub mod summary;
 pub mod table;
-pub mod timeline;
+/// The report's timeline of bytes: built by the flow stage from its ledgers.
+pub use crate::ledger::timeline;
 pub mod warnings;
 pub mod whatif_view;
 
