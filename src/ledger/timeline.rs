@@ -148,7 +148,8 @@ mod tests {
 
     /// Flows booked a run at a time give the bins that booking every packet
     /// gives: flows interleaved, a clock that jumps back and far ahead (the
-    /// bins grow wider as it goes), a run spread over two workers' parts.
+    /// bins grow wider as it goes), the flows split between two workers'
+    /// parts that are merged at the end.
     #[test]
     fn runs_give_the_bins_of_packets() {
         let mut by_packet = TimelineBuilder::default();

@@ -1105,8 +1105,7 @@ impl DeviceSim {
         self.totals.states.iter().map(|s| (s.time_s, s.energy_j))
     }
 
-    /// (promotions, wake-ups, frames, bytes, billed bytes, bytes up, bytes
-    /// down, bursts, round trips).
+    /// The model's counts so far.
     pub(super) fn counts(&self) -> Counts {
         Counts {
             promotions: self.totals.promotions,
