@@ -1052,6 +1052,7 @@ impl DeviceSim {
 
     /// The report of a model run to its end (`end`).
     pub(super) fn report(self, end: Ending) -> RadioReport {
+        let n = self.counts();
         let states = state_names(&self.profile)
             .into_iter()
             .zip(&self.totals.states)
@@ -1067,15 +1068,15 @@ impl DeviceSim {
             energy_j: end.energy_j,
             charge_mah: end.charge_mah,
             tail_energy_j: end.energy.tail_j,
-            promotions: self.totals.promotions,
-            wakeups: self.totals.wakeups,
-            frames: self.frames,
-            bytes: self.bytes,
-            billed_bytes: self.billed_bytes,
-            bytes_up: self.bytes_up,
-            bytes_down: self.bytes_down,
-            bursts: self.bursts,
-            round_trips: self.round_trips,
+            promotions: n.promotions,
+            wakeups: n.wakeups,
+            frames: n.frames,
+            bytes: n.bytes,
+            billed_bytes: n.billed_bytes,
+            bytes_up: n.bytes_up,
+            bytes_down: n.bytes_down,
+            bursts: n.bursts,
+            round_trips: n.round_trips,
             energy: end.energy,
             states,
             battery_life_days: end.battery.as_ref().and_then(|b| b.life_days),
