@@ -45,6 +45,12 @@ pub struct TimeBin {
     pub classes: Ledger,
 }
 
+/// The number of the bin that holds time `ts_ns` when bins are at `level`.
+#[inline]
+fn cell_at(ts_ns: i64, level: u32) -> i64 {
+    ts_ns >> (BASE_SHIFT + level).min(63)
+}
+
 /// Bytes per class in one bin, summed with wrapping (see the module).
 #[derive(Debug, Clone, Copy, Default)]
 struct Cell([u64; 10]);
@@ -66,7 +72,12 @@ pub struct TimelineBuilder {
 
 impl TimelineBuilder {
     fn cell(&self, ts_ns: i64) -> i64 {
-        ts_ns >> (BASE_SHIFT + self.bins.level()).min(63)
+        cell_at(ts_ns, self.bins.level())
+    }
+
+    /// The bin of bytes booked at `ts_ns`.
+    fn bin(&mut self, ts_ns: i64) -> &mut Cell {
+        self.bins.at(|level| cell_at(ts_ns, level))
     }
 
     /// Whether bytes booked at `a_ns` and at `b_ns` fall in one bin.
@@ -82,12 +93,12 @@ impl TimelineBuilder {
         if ledger.0.iter().all(|&n| n == 0) {
             return;
         }
-        let bin = self.bins.at(|level| run_ns >> (BASE_SHIFT + level).min(63));
+        let bin = self.bin(run_ns);
         for (n, b) in bin.0.iter_mut().zip(ledger.0) {
             *n = n.wrapping_add(b);
         }
         if let Some(next_ns) = next_ns {
-            let bin = self.bins.at(|level| next_ns >> (BASE_SHIFT + level).min(63));
+            let bin = self.bin(next_ns);
             for (n, b) in bin.0.iter_mut().zip(ledger.0) {
                 *n = n.wrapping_sub(b);
             }
@@ -107,7 +118,7 @@ impl TimelineBuilder {
         if any == 0 {
             return;
         }
-        let bin = self.bins.at(|level| ts_ns >> (BASE_SHIFT + level).min(63));
+        let bin = self.bin(ts_ns);
         for (n, g) in bin.0.iter_mut().zip(gained) {
             *n = n.wrapping_add(g);
         }
