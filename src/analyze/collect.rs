@@ -224,7 +224,7 @@ pub(super) fn keep_first<T, K: Ord>(v: &mut Vec<T>, max: usize, key: impl Fn(&T)
 /// The first `max` of `v` in the order of `key`, sorted.
 pub(super) fn first_in_order<T, K: Ord>(v: &mut Vec<T>, max: usize, key: impl Fn(&T) -> K) {
     keep_first(v, max, &key);
-    *v = sorted_by_key(std::mem::take(v), key);
+    sort_in_place_by_key(v, key);
 }
 
 /// The capture orders of flows, exchanges and lookups (within one worker).

@@ -1,4 +1,4 @@
-use super::assemble::merge_first;
+use super::assemble::{merge_first, sort_in_place_by_key};
 use super::collect::{first_past, next_cut, slack};
 use super::dispatch::{BATCH, Dispatch, Limits, ROUND_BYTES, follow_route, merge_ticks};
 use super::renumber::{RadioTap, Renumber, TickSink, WorkerTag};
@@ -67,6 +67,31 @@ fn lists_are_cut_again_a_quarter_longer_but_never_past_their_slack() {
     assert_eq!(next_cut(4000, 10_000), 5000);
     assert_eq!(next_cut(12_000, 10_000), slack(10_000));
     assert_eq!(next_cut(0, 1), slack(1));
+}
+
+#[test]
+fn a_sort_in_place_gives_what_a_stable_sort_gives() {
+    // Keys with repeats (stability shows), cycles of every length, and
+    // lists already sorted or reversed.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed = super::dispatch::mix(seed);
+        seed
+    };
+    let mut lists: Vec<Vec<(u64, usize)>> = vec![vec![], vec![(1, 0)], (0..50).map(|i| (i, i as usize)).collect()];
+    lists.push((0..50).rev().map(|i| (i, 0)).collect());
+    for len in [2, 3, 7, 100, 1000] {
+        for range in [3, 1000] {
+            lists.push((0..len).map(|i| (next() % range, i)).collect());
+        }
+    }
+    for list in lists {
+        let mut want = list.clone();
+        want.sort_by_key(|x| x.0);
+        let mut got = list;
+        sort_in_place_by_key(&mut got, |x| x.0);
+        assert_eq!(got, want);
+    }
 }
 
 #[test]

@@ -793,7 +793,13 @@ impl FlowTable {
         for (_, s) in slots {
             self.finish_slot(s, sink);
         }
+        // No flow is left: the slots' memory goes back now, before the
+        // lists are put in order (at two jobs every worker finishes at
+        // once, and this was part of the run's peak).
         self.timers.clear();
+        self.flows = Vec::new();
+        self.free = Vec::new();
+        self.index = hashbrown::HashTable::new();
     }
 }
 

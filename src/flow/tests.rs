@@ -209,6 +209,22 @@ fn past_the_live_flow_cap_the_flow_due_first_is_finished_early() {
     assert_eq!(sink.flows.len(), 5);
 }
 
+#[test]
+fn a_finished_table_gives_its_slots_back_and_still_takes_flows() {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut sink = Sink::default();
+    for port in 0..100 {
+        t.packet(u64::from(port), 0, 46, &udp(40000 + port), 1, 0, &mut sink);
+    }
+    t.finish_all(&mut sink);
+    assert_eq!(sink.flows.len(), 100);
+    assert_eq!((t.flows.capacity(), t.free.capacity(), t.index.capacity()), (0, 0, 0));
+    // A packet after the end (none comes in a run) is still a flow.
+    t.packet(100, 1, 46, &udp(40000), 1, 0, &mut sink);
+    t.finish_all(&mut sink);
+    assert_eq!((sink.flows.len(), t.udp_streams), (101, 101));
+}
+
 /// For each Message ID of `mids`, one CoAP message (first byte `head`:
 /// version, type and no token; `code`) from each of `flows` clients, in
 /// turn, a millisecond apart; `after` looks at the table after each.
