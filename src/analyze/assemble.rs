@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Sorts `v` by `key` (stable) in place: the keys are sorted, then the
-/// items are swapped into their places along the cycles of that order, so
-/// no item moves more than a few times and no second list is made. Items
+/// items are swapped into their places along the cycles of that order (at
+/// most one swap a place), and no second list is made. Items
 /// are large (a flow's record is 352 bytes) and lists long: a sorted copy
 /// doubled them at the end of a run, when every worker sorts at once.
 pub(super) fn sort_in_place_by_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
