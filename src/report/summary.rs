@@ -88,21 +88,32 @@ fn hold<'a>(first: &mut usize, buckets: &'a mut Vec<u64>, lo: usize, hi: usize) 
 
 impl Quantiles {
     pub fn add(&mut self, v: f64) {
+        self.add_n(v, 1);
+    }
+
+    /// `n` values `v`: what `n` calls of `add` leave (a distribution turns
+    /// into a sketch when it would hold more than `EXACT_VALUES` values,
+    /// and a sketch counts each value in its bucket, so when it turns
+    /// changes nothing).
+    pub fn add_n(&mut self, v: f64, n: u64) {
         let v = if v.is_finite() { v } else { 0.0 };
         match self {
             Quantiles::Exact(values) => {
-                values.push(v);
-                if values.len() > EXACT_VALUES {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if values.len().saturating_add(n) > EXACT_VALUES {
                     self.make_sketch();
+                    self.add_n(v, n as u64);
+                } else {
+                    values.extend(std::iter::repeat_n(v, n));
                 }
             }
             Quantiles::Sketch { zeros, first, buckets } => {
                 if v <= 0.0 {
-                    *zeros += 1;
+                    *zeros += n;
                 } else {
                     let at = bucket(v);
                     if let Some(c) = hold(first, buckets, at, at + 1).get_mut(at - *first) {
-                        *c += 1;
+                        *c += n;
                     }
                 }
             }
@@ -236,12 +247,7 @@ pub struct ExchangeSummaries {
 
 impl ExchangeSummaries {
     pub fn add(&mut self, x: &ExchangeFigures) {
-        let k = self.by_kind.entry(x.kind).or_default();
-        k.wire.add(x.wire_bytes as f64);
-        k.cost.add(x.cost_bytes);
-        k.payload.add(x.payload_bytes as f64);
-        k.total_cost_fixed += (x.cost_bytes.max(0.0) * FIXED_ONE).round() as u128;
-        k.total_payload += x.payload_bytes;
+        self.add_many(x, 1);
     }
 
     /// An exchange's bytes by what they were for (from its facts: every
@@ -250,11 +256,19 @@ impl ExchangeSummaries {
         self.by_kind.entry(kind).or_default().total_bytes.merge(bytes);
     }
 
-    /// `n` exchanges of the same figures.
+    /// `n` exchanges of the same figures (a flow hands those of its
+    /// exchanges that match counted together: two an exchange on the
+    /// bench capture), added at once.
     pub fn add_many(&mut self, x: &ExchangeFigures, n: u32) {
-        for _ in 0..n {
-            self.add(x);
+        if n == 0 {
+            return;
         }
+        let k = self.by_kind.entry(x.kind).or_default();
+        k.wire.add_n(x.wire_bytes as f64, n.into());
+        k.cost.add_n(x.cost_bytes, n.into());
+        k.payload.add_n(x.payload_bytes as f64, n.into());
+        k.total_cost_fixed += (x.cost_bytes.max(0.0) * FIXED_ONE).round() as u128 * u128::from(n);
+        k.total_payload += x.payload_bytes * u64::from(n);
     }
 
     pub fn merge(&mut self, o: &ExchangeSummaries) {
@@ -362,6 +376,39 @@ mod tests {
             assert_eq!(ba.quantile(q).to_bits(), got.to_bits());
         }
         assert_eq!(ab.count(), 200_000);
+    }
+
+    #[test]
+    fn values_added_at_once_are_the_values_added_one_by_one() {
+        // Staying exact, turning into a sketch on the way (from empty and
+        // from part full), zeros, and a sketch already made.
+        let cases: [(&[f64], f64, u64); 5] = [
+            (&[3.0, 1.0], 2.0, 7),
+            (&[], 5.5, EXACT_VALUES as u64 + 3),
+            (&[1.0; 4000], 9.0, 200),
+            (&[1.0; 4000], 0.0, 97),
+            (&[2.0; 5000], 7.25, 1000),
+        ];
+        for (before, v, n) in cases {
+            let (mut one_by_one, mut at_once) = (Quantiles::default(), Quantiles::default());
+            for &b in before {
+                one_by_one.add(b);
+                at_once.add(b);
+            }
+            (0..n).for_each(|_| one_by_one.add(v));
+            at_once.add_n(v, n);
+            assert_eq!((at_once.is_exact(), at_once.count()), (one_by_one.is_exact(), one_by_one.count()));
+            for q in [0.0, 0.1, 0.5, 0.9, 1.0] {
+                assert_eq!(at_once.quantile(q).to_bits(), one_by_one.quantile(q).to_bits(), "q {q}");
+            }
+        }
+        let x = ExchangeFigures { kind: Proto::Http, wire_bytes: 700, payload_bytes: 40, cost_bytes: 712.3 };
+        let (mut one_by_one, mut at_once) = (ExchangeSummaries::default(), ExchangeSummaries::default());
+        (0..5).for_each(|_| one_by_one.add(&x));
+        at_once.add_many(&x, 5);
+        at_once.add_many(&x, 0);
+        let json = |s: &ExchangeSummaries| serde_json::to_string(&s.rows()).unwrap_or_default();
+        assert_eq!(json(&at_once), json(&one_by_one));
     }
 
     /// Sketches hold only the buckets their values span; ranges apart,
