@@ -99,12 +99,12 @@ impl Quantiles {
         let v = if v.is_finite() { v } else { 0.0 };
         match self {
             Quantiles::Exact(values) => {
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                if values.len().saturating_add(n) > EXACT_VALUES {
+                if (values.len() as u64).saturating_add(n) > EXACT_VALUES as u64 {
                     self.make_sketch();
-                    self.add_n(v, n as u64);
+                    self.add_n(v, n);
                 } else {
-                    values.extend(std::iter::repeat_n(v, n));
+                    // No more than `EXACT_VALUES`, by the test above.
+                    values.extend(std::iter::repeat_n(v, n as usize));
                 }
             }
             Quantiles::Sketch { zeros, first, buckets } => {
