@@ -28,10 +28,7 @@ pub(super) fn sort_in_place_by_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K
         let mut at = start;
         // Place `at` holds the item that was at `start`; it takes its own
         // item and passes the one it held along, until the cycle closes.
-        while let Some(&next) = from.get(at) {
-            if let Some(f) = from.get_mut(at) {
-                *f = at;
-            }
+        while let Some(next) = from.get_mut(at).map(|f| std::mem::replace(f, at)) {
             if next == start || next == at {
                 break;
             }

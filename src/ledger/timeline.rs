@@ -55,11 +55,23 @@ fn cell_at(ts_ns: i64, level: u32) -> i64 {
 #[derive(Debug, Clone, Copy, Default)]
 struct Cell([u64; 10]);
 
+impl Cell {
+    fn add(&mut self, bytes: &[u64; 10]) {
+        for (a, b) in self.0.iter_mut().zip(bytes) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+
+    fn sub(&mut self, bytes: &[u64; 10]) {
+        for (a, b) in self.0.iter_mut().zip(bytes) {
+            *a = a.wrapping_sub(*b);
+        }
+    }
+}
+
 impl BinValue for Cell {
     fn absorb(&mut self, other: &Self) {
-        for (a, b) in self.0.iter_mut().zip(other.0) {
-            *a = a.wrapping_add(b);
-        }
+        self.add(&other.0);
     }
 }
 
@@ -93,15 +105,9 @@ impl TimelineBuilder {
         if ledger.0.iter().all(|&n| n == 0) {
             return;
         }
-        let bin = self.bin(run_ns);
-        for (n, b) in bin.0.iter_mut().zip(ledger.0) {
-            *n = n.wrapping_add(b);
-        }
+        self.bin(run_ns).add(&ledger.0);
         if let Some(next_ns) = next_ns {
-            let bin = self.bin(next_ns);
-            for (n, b) in bin.0.iter_mut().zip(ledger.0) {
-                *n = n.wrapping_sub(b);
-            }
+            self.bin(next_ns).sub(&ledger.0);
         }
     }
 
@@ -118,10 +124,7 @@ impl TimelineBuilder {
         if any == 0 {
             return;
         }
-        let bin = self.bin(ts_ns);
-        for (n, g) in bin.0.iter_mut().zip(gained) {
-            *n = n.wrapping_add(g);
-        }
+        self.bin(ts_ns).add(&gained);
     }
 
     pub fn merge(&mut self, other: TimelineBuilder) {

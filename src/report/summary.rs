@@ -246,10 +246,6 @@ pub struct ExchangeSummaries {
 }
 
 impl ExchangeSummaries {
-    pub fn add(&mut self, x: &ExchangeFigures) {
-        self.add_many(x, 1);
-    }
-
     /// An exchange's bytes by what they were for (from its facts: every
     /// exchange has its figures and its facts once each).
     pub fn add_bytes(&mut self, kind: Proto, bytes: &CostBytes) {
@@ -404,7 +400,7 @@ mod tests {
         }
         let x = ExchangeFigures { kind: Proto::Http, wire_bytes: 700, payload_bytes: 40, cost_bytes: 712.3 };
         let (mut one_by_one, mut at_once) = (ExchangeSummaries::default(), ExchangeSummaries::default());
-        (0..5).for_each(|_| one_by_one.add(&x));
+        (0..5).for_each(|_| one_by_one.add_many(&x, 1));
         at_once.add_many(&x, 5);
         at_once.add_many(&x, 0);
         let json = |s: &ExchangeSummaries| serde_json::to_string(&s.rows()).unwrap_or_default();
