@@ -9,7 +9,10 @@ use crate::findings::stream::Fact;
 use crate::flow::{FlowConfig, FlowTable, FrameTick};
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError, channel, sync_channel,
+};
 use std::sync::{Arc, Mutex};
 
 /// A flow table and what it finished.
@@ -127,6 +130,12 @@ pub(super) enum Dispatch {
         route: Vec<u32>,
         radio: Arc<Mutex<RadioStage>>,
         facts: Arc<Mutex<FactStage>>,
+        /// The reader's own ticks and the route of each round sent, to the
+        /// radio stage; and the count of rounds sent, to the fact stage:
+        /// outside their locks, so the reader never waits for a stage that
+        /// another thread is feeding.
+        rounds: Sender<ReaderRound>,
+        rounds_sent: Arc<AtomicU64>,
     },
 }
 
@@ -204,8 +213,10 @@ impl Dispatch {
             returned.push(brx);
             facts.push(frx);
         }
-        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks)));
-        let facts = Arc::new(Mutex::new(FactStage::new(facts)));
+        let (rounds, rounds_rx) = channel();
+        let rounds_sent = Arc::new(AtomicU64::new(0));
+        let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks, rounds_rx)));
+        let facts = Arc::new(Mutex::new(FactStage::new(facts, rounds_sent.clone())));
         let kept =
             Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
         // (If one cannot start, the senders go and those started end.)
@@ -232,6 +243,8 @@ impl Dispatch {
             route: Vec::with_capacity(BATCH),
             radio,
             facts,
+            rounds,
+            rounds_sent,
         })
     }
 
@@ -298,7 +311,9 @@ impl Dispatch {
 
     /// Sends every worker its share of the round, then feeds the radio
     /// model the rounds whose ticks are all back, and the detectors those
-    /// whose facts are.
+    /// whose facts are, unless another thread is feeding them: the reader
+    /// waits for a stage only when a worker's queue is full (then the
+    /// stages may be what that worker waits for).
     pub(super) fn end_round(&mut self) {
         let Dispatch::Threads {
             senders,
@@ -310,25 +325,32 @@ impl Dispatch {
             route,
             radio,
             facts,
+            rounds,
+            rounds_sent,
             ..
         } = self
         else {
             return;
         };
         for ((tx, b), back) in senders.iter().zip(batches.iter_mut()).zip(returned.iter()) {
-            // Batches are reused: no allocation, no page faults per round.
-            let next = back.try_recv().unwrap_or_default();
             // A worker that died has panicked; its join reports it.
-            let _ = tx.send(std::mem::replace(b, next));
+            let _ = send_or_feed(tx, std::mem::take(b), radio, facts);
+            // Batches are reused: no allocation, no page faults per round.
+            // Taken back after the send: one that waited for the worker
+            // finds the batch it has just emptied.
+            if let Ok(next) = back.try_recv() {
+                *b = next;
+            }
         }
         let route = std::mem::replace(route, Vec::with_capacity(BATCH));
+        // The stages hold the receivers until the reader is done with them.
+        let _ = rounds.send((std::mem::take(outside_ticks), route));
+        rounds_sent.fetch_add(1, Ordering::Release);
         // Poisoned only if a worker panicked in it; its join reports that.
-        if let Ok(mut r) = radio.lock() {
-            r.pending.push_back((std::mem::take(outside_ticks), route));
+        if let Ok(mut r) = radio.try_lock() {
             r.catch_up(false);
         }
-        if let Ok(mut f) = facts.lock() {
-            f.sent += 1;
+        if let Ok(mut f) = facts.try_lock() {
             f.catch_up(false);
         }
         *in_round = 0;
@@ -408,7 +430,7 @@ impl Dispatch {
             self.end_round();
         }
         if let Dispatch::Threads { radio, facts, .. } = self {
-            feed_all(radio, facts);
+            feed_all(radio, facts, true);
         }
     }
 
@@ -428,7 +450,7 @@ impl Dispatch {
             }
             Dispatch::Threads { senders, handles, radio, facts, .. } => {
                 drop(senders);
-                feed_all(&radio, &facts);
+                feed_all(&radio, &facts, true);
                 let failed = |e: Box<dyn std::any::Any + Send>| {
                     let why =
                         e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
@@ -448,15 +470,33 @@ impl Dispatch {
     }
 }
 
-/// Feeds both stages every round sent, waiting for the workers' share of
-/// each. (A lock is poisoned only if a worker panicked holding it; its join
-/// reports that.)
-fn feed_all(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) {
+/// Sends `item`; if its queue is full, feeds both stages first, then waits
+/// for room. The queue may be waiting for a stage (a worker's ticks and
+/// facts always are, the reader's batches through the worker), and a
+/// thread that feeds both before it waits never waits in a cycle: the
+/// stages are fed by whoever is free, not by one thread each. False if the
+/// receiver is gone.
+fn send_or_feed<T>(tx: &SyncSender<T>, item: T, radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) -> bool {
+    match tx.try_send(item) {
+        Ok(()) => true,
+        Err(TrySendError::Full(item)) => {
+            feed_all(radio, facts, false);
+            tx.send(item).is_ok()
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    }
+}
+
+/// Feeds both stages every round sent whose workers' share is back (with
+/// `wait`, every round sent, waiting for the workers' share of each). (A
+/// lock is poisoned only if a worker panicked holding it; its join reports
+/// that.)
+fn feed_all(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>, wait: bool) {
     if let Ok(mut r) = radio.lock() {
-        r.catch_up(true);
+        r.catch_up(wait);
     }
     if let Ok(mut f) = facts.lock() {
-        f.catch_up(true);
+        f.catch_up(wait);
     }
 }
 
@@ -519,19 +559,27 @@ pub(super) fn follow_route(
 /// tallies of the flows it finished.
 pub(super) type TickRound = (Vec<FrameTick>, Vec<FlowTally>);
 
+/// The reader's part of a round for the radio stage: its own ticks (frames
+/// of no flow) and the round's route.
+pub(super) type ReaderRound = (Vec<FrameTick>, Vec<u32>);
+
 /// Each worker's rounds, and the way their emptied lists go back to it.
 pub(super) type TickQueues = (Receiver<TickRound>, SyncSender<TickRound>);
 
 /// The radio model's input: each round's ticks from every worker, merged
 /// with the reader's own back into packet order as soon as they are all
-/// back, then the round's flow tallies worker by worker. Fed by the reader
-/// after each round it sends, and by any worker about to wait for work.
+/// back, then the round's flow tallies worker by worker. Fed by whichever
+/// thread is free: the reader after each round it sends, a worker after
+/// each share of a round it hands back (the last one completes the round)
+/// and before it waits for work, any thread before it waits for room in a
+/// queue (`send_or_feed`).
 pub(super) struct RadioStage {
     pub(super) tap: RadioTap,
     pub(super) ticks: Vec<TickQueues>,
-    /// Rounds sent out and not fed yet, oldest first: the reader's own
-    /// ticks of each and its route.
-    pub(super) pending: VecDeque<(Vec<FrameTick>, Vec<u32>)>,
+    /// Rounds sent out, from the reader: its own ticks of each and its route.
+    rounds: Receiver<ReaderRound>,
+    /// Rounds sent out and not fed yet, oldest first.
+    pub(super) pending: VecDeque<ReaderRound>,
     /// The oldest pending round's ticks and tallies received so far,
     /// worker by worker.
     pub(super) lists: Vec<Vec<FrameTick>>,
@@ -540,14 +588,23 @@ pub(super) struct RadioStage {
 }
 
 impl RadioStage {
-    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>) -> RadioStage {
-        RadioStage { tap, ticks, pending: VecDeque::new(), lists: Vec::new(), tallies: Vec::new(), heads: Vec::new() }
+    pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>, rounds: Receiver<ReaderRound>) -> RadioStage {
+        RadioStage {
+            tap,
+            ticks,
+            rounds,
+            pending: VecDeque::new(),
+            lists: Vec::new(),
+            tallies: Vec::new(),
+            heads: Vec::new(),
+        }
     }
 
     /// Feeds the radio model every round whose ticks are all back. With
     /// `wait` (the workers have been told to finish), waits for them all;
     /// else stops at the first worker not done with its share of a round.
     pub(super) fn catch_up(&mut self, wait: bool) {
+        self.pending.extend(self.rounds.try_iter());
         while let Some((mine, route)) = self.pending.front_mut() {
             while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
                 let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
@@ -593,21 +650,22 @@ pub(super) struct FactStage {
     pub(super) streams: crate::findings::Streams,
     facts: Vec<Receiver<Vec<Fact>>>,
     /// Rounds sent out (counted by the reader) and taken in.
-    pub(super) sent: u64,
+    sent: Arc<AtomicU64>,
     taken: u64,
     /// Workers whose facts of the oldest round not taken are in.
     next: usize,
 }
 
 impl FactStage {
-    pub(super) fn new(facts: Vec<Receiver<Vec<Fact>>>) -> FactStage {
-        FactStage { streams: Default::default(), facts, sent: 0, taken: 0, next: 0 }
+    pub(super) fn new(facts: Vec<Receiver<Vec<Fact>>>, sent: Arc<AtomicU64>) -> FactStage {
+        FactStage { streams: Default::default(), facts, sent, taken: 0, next: 0 }
     }
 
     /// Takes in every round whose facts are all in (with `wait`, every
     /// round sent, waiting for them).
     pub(super) fn catch_up(&mut self, wait: bool) {
-        while self.taken < self.sent {
+        let sent = self.sent.load(Ordering::Acquire);
+        while self.taken < sent {
             while let Some(rx) = self.facts.get(self.next) {
                 let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
                 match got {
@@ -697,9 +755,17 @@ pub(super) fn run_worker(
         let (next, next_tallies) =
             q.ticks_back.try_recv().unwrap_or_else(|_| (Vec::with_capacity(BATCH / workers as usize), Vec::new()));
         let t = (std::mem::replace(&mut w.out.ticks, next), std::mem::replace(&mut w.out.tallies, next_tallies));
-        let facts = w.out.ship.as_mut().map(std::mem::take).unwrap_or_default();
-        if q.facts.send(facts).is_err() || q.ticks.send(t).is_err() {
+        let shipped = w.out.ship.as_mut().map(std::mem::take).unwrap_or_default();
+        if !send_or_feed(&q.facts, shipped, &radio, &facts) || !send_or_feed(&q.ticks, t, &radio, &facts) {
             break;
+        }
+        // The last worker of a round feeds it on at once, unless another
+        // thread is feeding the stage: the round's ticks wait for no one.
+        if let Ok(mut r) = radio.try_lock() {
+            r.catch_up(false);
+        }
+        if let Ok(mut f) = facts.try_lock() {
+            f.catch_up(false);
         }
         if let Some(reply) = reply {
             let _ = reply.send(w.finished_copy());

@@ -180,6 +180,59 @@ fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
     d.finish().map(|_| ())
 }
 
+/// Flows of `many_rounds`.
+const FLOWS: usize = 1000;
+
+/// Forty rounds of small UDP packets over `FLOWS` flows through `workers`
+/// worker threads; the flows the radio stage saw.
+fn many_rounds(workers: usize) -> Result<usize, String> {
+    let profile = crate::radio::Profile::builtin("lte").ok_or("no lte profile")?;
+    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+    let tap = RadioTap {
+        radios: Some(crate::radio::DeviceRadios::new(profile, crate::radio::RadioOptions::default(), 10)),
+        flows: Renumber::new(100_000, workers as u64),
+        exchanges: Renumber::new(10, workers as u64),
+        streams: crate::findings::Streams::default(),
+        devices: Default::default(),
+    };
+    let mut d = Dispatch::new(&limits, workers, tap)?;
+    let payload = [0u8; 32];
+    for packet in 0..40 * BATCH as u64 {
+        let frame = Decoded {
+            src: [10, 0, 0, 1].into(),
+            dst: [10, 0, 0, 2].into(),
+            sport: 10_000 + (packet % FLOWS as u64) as u16,
+            dport: 9,
+            transport: Transport::Udp,
+            link_len: 14,
+            net_len: 20,
+            transport_len: 8,
+            payload_len: 32,
+            payload: &payload,
+            marks: crate::decode::Marks::NONE,
+            teid: None,
+            link_ids: crate::decode::LinkIds::default(),
+        };
+        d.frame(packet, packet as i64 * 1_000, 74, &frame);
+    }
+    let (_, tap) = d.finish()?;
+    Ok(tap.flows.ids.len())
+}
+
+/// Many rounds through many workers on few cores: queues fill, the radio
+/// and fact stages are fed by whichever thread is free, and every round
+/// still reaches them (threads waiting for each other in a cycle would
+/// hang here, so the run has a deadline).
+#[test]
+fn many_rounds_through_many_workers_all_reach_the_stages() {
+    for workers in [12, 3] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(many_rounds(workers)));
+        let seen = rx.recv_timeout(std::time::Duration::from_secs(300));
+        assert_eq!(seen, Ok(Ok(FLOWS)), "{workers} workers");
+    }
+}
+
 /// Only listed devices are tallied: a fleet of more devices than the
 /// report lists once kept every device's tally (50 MB of 155 on the 1 GB
 /// bench capture, 51 k devices), for the report to use 10,000 of them.

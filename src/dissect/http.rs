@@ -285,13 +285,17 @@ fn gzip_len(body: &[u8]) -> Option<u32> {
 /// what gzip shrinks.
 fn is_text_type(v: &[u8]) -> bool {
     let t = v.split(|c| *c == b';').next().unwrap_or(&[]);
-    let t = trim_ascii(t).to_ascii_lowercase();
-    t.starts_with(b"text/")
-        || t.ends_with(b"json")
-        || t.ends_with(b"xml")
-        || t.ends_with(b"javascript")
-        || t.ends_with(b"x-www-form-urlencoded")
-        || t.ends_with(b"csv")
+    let t = trim_ascii(t);
+    // Compared without case, in place: a lowercase copy was an allocation
+    // for every response with a Content-Type.
+    let starts = |p: &[u8]| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    let ends = |p: &[u8]| t.len().checked_sub(p.len()).and_then(|i| t.get(i..)).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    starts(b"text/")
+        || ends(b"json")
+        || ends(b"xml")
+        || ends(b"javascript")
+        || ends(b"x-www-form-urlencoded")
+        || ends(b"csv")
 }
 
 #[derive(Clone, Debug)]

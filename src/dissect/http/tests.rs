@@ -534,10 +534,20 @@ fn bodies_leave_their_facets() -> TestResult {
 
 #[test]
 fn text_types_and_their_gzip_size() {
-    for t in ["application/json", "text/html; charset=utf-8", "application/problem+json", "application/xml", "text/csv"] {
+    for t in [
+        "application/json",
+        "text/html; charset=utf-8",
+        "application/problem+json",
+        "application/xml",
+        "text/csv",
+        "Application/JSON",
+        " TEXT/Plain ;q=1",
+        "json",
+        "application/X-WWW-Form-Urlencoded",
+    ] {
         assert!(is_text_type(t.as_bytes()), "{t}");
     }
-    for t in ["application/octet-stream", "image/png", "application/cbor", ""] {
+    for t in ["application/octet-stream", "image/png", "application/cbor", "", "son", "text", "; json", "json/x"] {
         assert!(!is_text_type(t.as_bytes()), "{t}");
     }
     let body = br#"{"sensor":"node-1","temp_c":21.5}"#.repeat(40);
