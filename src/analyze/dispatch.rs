@@ -346,13 +346,7 @@ impl Dispatch {
         // The stages hold the receivers until the reader is done with them.
         let _ = rounds.send((std::mem::take(outside_ticks), route));
         rounds_sent.fetch_add(1, Ordering::Release);
-        // Poisoned only if a worker panicked in it; its join reports that.
-        if let Ok(mut r) = radio.try_lock() {
-            r.catch_up(false);
-        }
-        if let Ok(mut f) = facts.try_lock() {
-            f.catch_up(false);
-        }
+        feed_unless_busy(radio, facts);
         *in_round = 0;
         *round_bytes = 0;
     }
@@ -398,18 +392,13 @@ impl Dispatch {
                 // first: a worker never waits for them while its copy is
                 // awaited.
                 let failed = || "internal error: an analysis thread failed".to_string();
+                feed_everything(radio, facts);
                 let mut tap = match radio.lock() {
-                    Ok(mut r) => {
-                        r.catch_up(true);
-                        r.tap.clone()
-                    }
+                    Ok(r) => r.tap.clone(),
                     Err(_) => return Err(failed()),
                 };
                 match facts.lock() {
-                    Ok(mut f) => {
-                        f.catch_up(true);
-                        tap.streams = f.streams.clone();
-                    }
+                    Ok(f) => tap.streams = f.streams.clone(),
                     Err(_) => return Err(failed()),
                 }
                 let workers =
@@ -430,7 +419,7 @@ impl Dispatch {
             self.end_round();
         }
         if let Dispatch::Threads { radio, facts, .. } = self {
-            feed_all(radio, facts, true);
+            feed_everything(radio, facts);
         }
     }
 
@@ -450,7 +439,7 @@ impl Dispatch {
             }
             Dispatch::Threads { senders, handles, radio, facts, .. } => {
                 drop(senders);
-                feed_all(&radio, &facts, true);
+                feed_everything(&radio, &facts);
                 let failed = |e: Box<dyn std::any::Any + Send>| {
                     let why =
                         e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned());
@@ -472,31 +461,51 @@ impl Dispatch {
 
 /// Sends `item`; if its queue is full, feeds both stages first, then waits
 /// for room. The queue may be waiting for a stage (a worker's ticks and
-/// facts always are, the reader's batches through the worker), and a
-/// thread that feeds both before it waits never waits in a cycle: the
-/// stages are fed by whoever is free, not by one thread each. False if the
+/// facts always are, the reader's batches through the worker), and
+/// threads that feed both before they wait never wait in a cycle: the
+/// stages are fed by whoever is free, not by one thread each, and no
+/// thread waits for anything while it holds a stage's lock. False if the
 /// receiver is gone.
 fn send_or_feed<T>(tx: &SyncSender<T>, item: T, radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) -> bool {
     match tx.try_send(item) {
         Ok(()) => true,
         Err(TrySendError::Full(item)) => {
-            feed_all(radio, facts, false);
+            feed_all(radio, facts);
             tx.send(item).is_ok()
         }
         Err(TrySendError::Disconnected(_)) => false,
     }
 }
 
-/// Feeds both stages every round sent whose workers' share is back (with
-/// `wait`, every round sent, waiting for the workers' share of each). (A
-/// lock is poisoned only if a worker panicked holding it; its join reports
-/// that.)
-fn feed_all(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>, wait: bool) {
-    if let Ok(mut r) = radio.lock() {
-        r.catch_up(wait);
+/// Feeds both stages every round sent whose workers' share is back, taking
+/// their locks; true if every round sent has been fed to both. (A lock is
+/// poisoned only if a worker panicked holding it; its join reports that.)
+fn feed_all(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) -> bool {
+    let radio_done = radio.lock().map(|mut r| r.catch_up()).unwrap_or(true);
+    let facts_done = facts.lock().map(|mut f| f.catch_up()).unwrap_or(true);
+    radio_done && facts_done
+}
+
+/// Feeds each stage whose lock no other thread holds (that thread is
+/// feeding it).
+fn feed_unless_busy(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) {
+    if let Ok(mut r) = radio.try_lock() {
+        r.catch_up();
     }
-    if let Ok(mut f) = facts.lock() {
-        f.catch_up(wait);
+    if let Ok(mut f) = facts.try_lock() {
+        f.catch_up();
+    }
+}
+
+/// How often a thread waiting for the last rounds looks whether they are in.
+const LAST_ROUNDS_LOOK: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// Feeds both stages every round sent, as the workers hand back their
+/// share of each. Never waits holding a lock: a worker may need one to
+/// hand its share back (`send_or_feed`).
+fn feed_everything(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) {
+    while !feed_all(radio, facts) {
+        std::thread::sleep(LAST_ROUNDS_LOOK);
     }
 }
 
@@ -600,20 +609,19 @@ impl RadioStage {
         }
     }
 
-    /// Feeds the radio model every round whose ticks are all back. With
-    /// `wait` (the workers have been told to finish), waits for them all;
-    /// else stops at the first worker not done with its share of a round.
-    pub(super) fn catch_up(&mut self, wait: bool) {
+    /// Feeds the radio model every round whose ticks are all back,
+    /// stopping at the first worker not done with its share of a round;
+    /// true if every round sent has been fed.
+    pub(super) fn catch_up(&mut self) -> bool {
         self.pending.extend(self.rounds.try_iter());
         while let Some((mine, route)) = self.pending.front_mut() {
             while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
-                let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
-                match got {
+                match rx.try_recv() {
                     Ok((l, t)) => {
                         self.lists.push(l);
                         self.tallies.push(t);
                     }
-                    Err(TryRecvError::Empty) => return,
+                    Err(TryRecvError::Empty) => return false,
                     // A worker that died sends nothing more; its join reports it.
                     Err(TryRecvError::Disconnected) => {
                         self.lists.push(Vec::new());
@@ -638,6 +646,7 @@ impl RadioStage {
             }
             self.pending.pop_front();
         }
+        true
     }
 }
 
@@ -661,20 +670,19 @@ impl FactStage {
         FactStage { streams: Default::default(), facts, sent, taken: 0, next: 0 }
     }
 
-    /// Takes in every round whose facts are all in (with `wait`, every
-    /// round sent, waiting for them).
-    pub(super) fn catch_up(&mut self, wait: bool) {
+    /// Takes in every round whose facts are all in; true if every round
+    /// sent has been taken in.
+    pub(super) fn catch_up(&mut self) -> bool {
         let sent = self.sent.load(Ordering::Acquire);
         while self.taken < sent {
             while let Some(rx) = self.facts.get(self.next) {
-                let got = if wait { rx.recv().map_err(|_| TryRecvError::Disconnected) } else { rx.try_recv() };
-                match got {
+                match rx.try_recv() {
                     Ok(facts) => {
                         for f in &facts {
                             self.streams.fact(f);
                         }
                     }
-                    Err(TryRecvError::Empty) => return,
+                    Err(TryRecvError::Empty) => return false,
                     // A worker that died sends nothing more; its join reports it.
                     Err(TryRecvError::Disconnected) => {}
                 }
@@ -683,6 +691,7 @@ impl FactStage {
             self.next = 0;
             self.taken += 1;
         }
+        true
     }
 }
 
@@ -714,11 +723,15 @@ pub(super) fn run_worker(
             // meanwhile, unless another thread is at it.
             let mut busy = false;
             match radio.try_lock() {
-                Ok(mut r) => r.catch_up(false),
+                Ok(mut r) => {
+                    r.catch_up();
+                }
                 Err(_) => busy = true,
             }
             match facts.try_lock() {
-                Ok(mut f) => f.catch_up(false),
+                Ok(mut f) => {
+                    f.catch_up();
+                }
                 Err(_) => busy = true,
             }
             if !busy {
@@ -761,12 +774,7 @@ pub(super) fn run_worker(
         }
         // The last worker of a round feeds it on at once, unless another
         // thread is feeding the stage: the round's ticks wait for no one.
-        if let Ok(mut r) = radio.try_lock() {
-            r.catch_up(false);
-        }
-        if let Ok(mut f) = facts.try_lock() {
-            f.catch_up(false);
-        }
+        feed_unless_busy(&radio, &facts);
         if let Some(reply) = reply {
             let _ = reply.send(w.finished_copy());
         }

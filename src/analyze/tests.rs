@@ -184,7 +184,7 @@ fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
 const FLOWS: usize = 1000;
 
 /// Forty rounds of small UDP packets over `FLOWS` flows through `workers`
-/// worker threads; the flows the radio stage saw.
+/// worker threads, a snapshot every five; the flows the radio stage saw.
 fn many_rounds(workers: usize) -> Result<usize, String> {
     let profile = crate::radio::Profile::builtin("lte").ok_or("no lte profile")?;
     let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
@@ -214,15 +214,23 @@ fn many_rounds(workers: usize) -> Result<usize, String> {
             link_ids: crate::decode::LinkIds::default(),
         };
         d.frame(packet, packet as i64 * 1_000, 74, &frame);
+        if packet % (5 * BATCH as u64) == 5 * BATCH as u64 - 1 {
+            // A snapshot waits for every round sent while workers go on.
+            let (_, tap) = d.snapshot()?;
+            if tap.flows.ids.len() != FLOWS {
+                return Err(format!("a snapshot saw {} flows", tap.flows.ids.len()));
+            }
+        }
     }
     let (_, tap) = d.finish()?;
     Ok(tap.flows.ids.len())
 }
 
 /// Many rounds through many workers on few cores: queues fill, the radio
-/// and fact stages are fed by whichever thread is free, and every round
-/// still reaches them (threads waiting for each other in a cycle would
-/// hang here, so the run has a deadline).
+/// and fact stages are fed by whichever thread is free, snapshots wait for
+/// the rounds sent, and every round still reaches the stages (threads
+/// waiting for each other in a cycle would hang here, so the run has a
+/// deadline).
 #[test]
 fn many_rounds_through_many_workers_all_reach_the_stages() {
     for workers in [12, 3] {
