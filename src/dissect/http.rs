@@ -287,7 +287,7 @@ fn is_text_type(v: &[u8]) -> bool {
     let t = v.split(|c| *c == b';').next().unwrap_or(&[]);
     let t = trim_ascii(t);
     // Compared without case, in place: a lowercase copy was an allocation
-    // for every response with a Content-Type.
+    // for every message with a Content-Type.
     let starts = |p: &[u8]| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     let ends = |p: &[u8]| t.len().checked_sub(p.len()).and_then(|i| t.get(i..)).is_some_and(|h| h.eq_ignore_ascii_case(p));
     starts(b"text/")
