@@ -139,10 +139,11 @@ pub(super) enum Dispatch {
     },
 }
 
-/// Rounds a worker may queue; its ticks may wait for the radio stage for
-/// twice as many (more than it can queue, so it never waits for the reader
-/// while the reader waits for it). Measured with `BATCH`: 4 ahead, 10 MB
-/// more at the peak and no faster.
+/// Rounds a worker may queue; its ticks and facts may wait for the stages
+/// for twice as many (`send_or_feed`, not the depth, keeps threads from
+/// waiting in a cycle; as deep as the batch queue, they were no faster and
+/// no smaller). Measured with `BATCH`: 4 ahead, 10 MB more at the peak and
+/// no faster; 1 ahead, 5 MB less but 2.4% slower.
 pub(super) const ROUNDS_AHEAD: usize = 2;
 
 /// Worker threads per core. Flows are not spread evenly over time: for
@@ -346,7 +347,7 @@ impl Dispatch {
         // The stages hold the receivers until the reader is done with them.
         let _ = rounds.send((std::mem::take(outside_ticks), route));
         rounds_sent.fetch_add(1, Ordering::Release);
-        feed_unless_busy(radio, facts);
+        let _ = feed_unless_busy(radio, facts);
         *in_round = 0;
         *round_bytes = 0;
     }
@@ -487,14 +488,11 @@ fn feed_all(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) -> bool {
 }
 
 /// Feeds each stage whose lock no other thread holds (that thread is
-/// feeding it).
-fn feed_unless_busy(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) {
-    if let Ok(mut r) = radio.try_lock() {
-        r.catch_up();
-    }
-    if let Ok(mut f) = facts.try_lock() {
-        f.catch_up();
-    }
+/// feeding it); false if either was held.
+fn feed_unless_busy(radio: &Mutex<RadioStage>, facts: &Mutex<FactStage>) -> bool {
+    let radio_fed = radio.try_lock().map(|mut r| r.catch_up()).is_ok();
+    let facts_fed = facts.try_lock().map(|mut f| f.catch_up()).is_ok();
+    radio_fed && facts_fed
 }
 
 /// How often a thread waiting for the last rounds looks whether they are in.
@@ -588,7 +586,7 @@ pub(super) struct RadioStage {
     /// Rounds sent out, from the reader: its own ticks of each and its route.
     rounds: Receiver<ReaderRound>,
     /// Rounds sent out and not fed yet, oldest first.
-    pub(super) pending: VecDeque<ReaderRound>,
+    pending: VecDeque<ReaderRound>,
     /// The oldest pending round's ticks and tallies received so far,
     /// worker by worker.
     pub(super) lists: Vec<Vec<FrameTick>>,
@@ -721,20 +719,7 @@ pub(super) fn run_worker(
         Err(TryRecvError::Empty) => loop {
             // Nothing to do: feed the radio model and the detectors
             // meanwhile, unless another thread is at it.
-            let mut busy = false;
-            match radio.try_lock() {
-                Ok(mut r) => {
-                    r.catch_up();
-                }
-                Err(_) => busy = true,
-            }
-            match facts.try_lock() {
-                Ok(mut f) => {
-                    f.catch_up();
-                }
-                Err(_) => busy = true,
-            }
-            if !busy {
+            if feed_unless_busy(&radio, &facts) {
                 break q.batches.recv().ok();
             }
             // A stage another thread was feeding may get work after that
@@ -774,7 +759,7 @@ pub(super) fn run_worker(
         }
         // The last worker of a round feeds it on at once, unless another
         // thread is feeding the stage: the round's ticks wait for no one.
-        feed_unless_busy(&radio, &facts);
+        let _ = feed_unless_busy(&radio, &facts);
         if let Some(reply) = reply {
             let _ = reply.send(w.finished_copy());
         }
