@@ -657,12 +657,26 @@ struct Pending {
     requester: Dir,
     token: Token,
     mid: u16,
-    /// "GET /time" (plus block details).
-    what: String,
-    /// "/time": what an Observe registration watches.
-    resource: String,
     observe: Option<u32>,
     ts_ns: i64,
+    /// Kept for few requests (listed ones, Observe registrations), and
+    /// apart: unanswered requests wait an exchange lifetime, thousands of
+    /// them in a fleet's capture.
+    text: Option<Box<PendingText>>,
+}
+
+#[derive(Clone)]
+struct PendingText {
+    /// "GET /time" (plus block details); empty unless listed.
+    what: String,
+    /// "/time": what an Observe registration watches; empty for others.
+    resource: String,
+}
+
+impl Pending {
+    fn what(&self) -> &str {
+        self.text.as_ref().map_or("", |t| t.what.as_str())
+    }
 }
 
 /// A confirmable message waiting for its ACK (or RST).
@@ -860,16 +874,11 @@ impl Coap {
         emit.event(Event::Facets { id, facets });
         emit.make_room(&mut self.pending, MAX_PENDING, |p| Some(p.id));
         let token = Token::new(msg.token);
-        self.pending.push_back(Pending {
-            id,
-            requester: dir,
-            token,
-            mid: msg.mid,
-            what,
-            resource: s.resource,
-            observe: s.observe,
-            ts_ns: emit.ts_ns,
+        let registers = s.observe == Some(0);
+        let text = (registers || !what.is_empty()).then(|| {
+            Box::new(PendingText { what, resource: if registers { s.resource } else { String::new() } })
         });
+        self.pending.push_back(Pending { id, requester: dir, token, mid: msg.mid, observe: s.observe, ts_ns: emit.ts_ns, text });
         if msg.mtype == MsgType::Con {
             let entry = AwaitingAck {
                 sender: dir,
@@ -910,8 +919,8 @@ impl Coap {
                 emit.event(Event::Responded { id: p.id });
                 let status = u16::from(msg.code >> 5) * 100 + u16::from(msg.code & 0x1f);
                 emit.event(Event::Facets { id: p.id, facets: Facets { status, ..Default::default() } });
-                if !p.what.is_empty() {
-                    emit.event(Event::Describe { id: p.id, what: format!("{} {code}", p.what) });
+                if !p.what().is_empty() {
+                    emit.event(Event::Describe { id: p.id, what: format!("{} {code}", p.what()) });
                 }
                 if msg.mtype == MsgType::Ack {
                     self.awaiting.retain(|a| !(a.sender == requester && a.mid == p.mid));
@@ -922,7 +931,8 @@ impl Coap {
                         if self.observations.len() >= MAX_OBSERVATIONS {
                             self.observations.pop_front();
                         }
-                        self.observations.push_back(Observation { requester, token, resource: p.resource });
+                        let resource = p.text.map(|t| t.resource).unwrap_or_default();
+                        self.observations.push_back(Observation { requester, token, resource });
                     }
                 } else if p.observe.is_some()
                     && let Some(i) = observing
@@ -1003,7 +1013,7 @@ impl Coap {
                         // The peer rejected the request: no response will come.
                         if let Some(p) = self.pending.remove(p) {
                             emit.event(Event::Responded { id });
-                            emit.event(Event::Describe { id, what: format!("{} RST", p.what) });
+                            emit.event(Event::Describe { id, what: format!("{} RST", p.what()) });
                             emit.event(Event::Close { id });
                         }
                     }

@@ -543,3 +543,13 @@ fn unknown_option_keys_are_written_whole() {
         assert_eq!(unknown_option_key(n, &mut [0; 32]), format!("Unknown Option ({n})"));
     }
 }
+
+/// Requests wait for their response up to an exchange lifetime (247 s):
+/// a fleet's unanswered NON requests are thousands of them at once. What
+/// few need (a listed one's description, an Observe registration's
+/// resource) is kept apart.
+#[test]
+fn a_pending_request_stays_small() {
+    let size = std::mem::size_of::<Pending>();
+    assert!(size <= 48, "a pending request takes {size} bytes");
+}
