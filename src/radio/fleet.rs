@@ -15,13 +15,16 @@ pub const MAX_LIVE_DEVICES: usize = 4096;
 
 /// A device's model, while frames come.
 #[derive(Clone)]
+#[repr(C)]
 struct LiveDevice {
+    // What every frame reads first (`DeviceRadios::tick`), next to the
+    // model's own first fields.
     addr: u128,
-    /// Order of first appearance.
-    order: u64,
-    sim: DeviceSim,
     first_ns: i64,
     last_ns: i64,
+    sim: DeviceSim,
+    /// Order of first appearance.
+    order: u64,
 }
 
 /// A device's finished model.

@@ -149,13 +149,15 @@ struct BurstPart {
 /// without; a table entry taken by another key (or an index past the dense
 /// range) sends the key to a map.
 #[derive(Clone, Default)]
+#[repr(C)]
 struct BurstParts {
+    // In the order `part` reads them (see `DeviceSim`).
     /// The parts found through the tables, in order of appearance.
     parts: Vec<(Key, BurstPart)>,
-    no_flow: u32,
-    other: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
     /// Position in `parts` of the part handed out last.
     latest: usize,
+    no_flow: u32,
+    other: HashMap<Key, BurstPart, foldhash::fast::RandomState>,
     /// `tail_fractions`' answer, its memory reused.
     fractions: Vec<(Key, f64)>,
 }
@@ -391,14 +393,16 @@ fn walk(profile: &Profile, gap: f64, rai: bool, mut segment: impl FnMut(usize, f
 /// piece of the timeline adds to. Apart from the profile, so that a walk over
 /// the profile's timers can book each piece as it comes.
 #[derive(Clone)]
+#[repr(C)]
 struct Totals {
+    // In the order `book` reads them (see `DeviceSim`).
     states: Vec<StateAcc>,
-    cat_energy: [f64; 4],
-    radio_on_s: f64,
-    promotions: u64,
-    wakeups: u64,
     /// Every booked piece of the timeline, by time bin.
     over_time: StateRecorder,
+    radio_on_s: f64,
+    cat_energy: [f64; 4],
+    promotions: u64,
+    wakeups: u64,
 }
 
 impl Totals {
@@ -489,44 +493,50 @@ impl Book {
 /// One radio: a device's state machine, fed that device's frames. Its
 /// frames' shares go to a [`Book`] shared by every device's model.
 #[derive(Clone)]
+#[repr(C)]
 pub struct DeviceSim {
+    // What every frame touches comes first, in the order the fast path
+    // (`tick_connected`) reads it: a fleet's models do not stay in the
+    // cache, so each cache line a frame touches is a miss (`repr(C)` keeps
+    // this order).
     profile: Arc<Profile>,
-    opts: RadioOptions,
-    directions: [Direction; 2],
     /// Frames may take [`RadioSim::tick_connected`]: after the first, with captured timing.
     fast_path_ready: bool,
-    /// Set only by tests, which check that the fast path books what the general one does.
-    fast_path_off: bool,
-    rai: bool,
-    totals: Totals,
-    stage_promotion_state: Vec<Option<usize>>,
-    started: bool,
-    first_ts_ns: i64,
-    last_cap_s: f64,
-    last_end_s: f64,
     last_uplink: bool,
     last_key: Key,
-    timeline_start_s: f64,
-    frames: u64,
-    bytes: u64,
-    bytes_up: u64,
-    bytes_down: u64,
-    round_trips: u64,
-    airtime_s: f64,
-    burst_time_s: f64,
+    last_cap_s: f64,
+    last_end_s: f64,
+    captured_burst_s: f64,
     /// Serialisation time of every frame at the profile's rates, and the
     /// captured time inside bursts: the first exceeding the second means the
     /// capture ran on a faster link than this radio's.
     needed_airtime_s: f64,
-    captured_burst_s: f64,
-    bursts: u64,
+    round_trips: u64,
+    frames: u64,
+    bytes: u64,
+    /// Bytes an operator bills: IP packets, link headers excluded.
+    billed_bytes: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    directions: [Direction; 2],
     burst: BurstParts,
+    totals: Totals,
+    // The rest: bursts, promotions, the end.
+    opts: RadioOptions,
+    /// Set only by tests, which check that the fast path books what the general one does.
+    fast_path_off: bool,
+    rai: bool,
+    started: bool,
+    stage_promotion_state: Vec<Option<usize>>,
+    first_ts_ns: i64,
+    timeline_start_s: f64,
+    airtime_s: f64,
+    burst_time_s: f64,
+    bursts: u64,
     /// Totals when each burst began (the first `MAX_MARKS`): the cycles.
     marks: Vec<Snapshot>,
     /// Where the latest burst began on the capture's clock (re-timed with `--interval`).
     last_burst_cap_s: f64,
-    /// Bytes an operator bills: IP packets, link headers excluded.
-    billed_bytes: u64,
 }
 
 impl DeviceSim {
@@ -1813,6 +1823,23 @@ pub struct ShareReport {
 #[cfg(test)]
 mod burst_tests {
     use super::*;
+
+    /// A fleet's models do not stay in the cache: what every frame reads
+    /// (`tick_connected`, `BurstParts::part`, `Totals::book`) sits in the
+    /// first cache lines of a model, the rest after it.
+    #[test]
+    fn what_every_frame_reads_comes_first() {
+        use std::mem::{offset_of, size_of};
+        let burst_latest = offset_of!(DeviceSim, burst) + offset_of!(BurstParts, latest) + size_of::<usize>();
+        let totals = offset_of!(DeviceSim, totals);
+        let recorder_off = totals + offset_of!(Totals, over_time) + offset_of!(StateRecorder, off);
+        let radio_on = totals + offset_of!(Totals, radio_on_s) + size_of::<f64>();
+        assert!(offset_of!(DeviceSim, bytes_down) < 2 * 64);
+        assert!(burst_latest <= 4 * 64, "{burst_latest}");
+        assert!(recorder_off < 5 * 64, "{recorder_off}");
+        assert!(radio_on <= 7 * 64, "{radio_on}");
+        assert!(radio_on < offset_of!(DeviceSim, opts));
+    }
 
     #[test]
     fn gap_since_last_capture_is_the_max_formula_to_the_bit() -> crate::dissect::testkit::TestResult {

@@ -49,17 +49,19 @@ fn cell(t: f64, level: u32) -> i64 {
 
 /// The clock and the bins the simulator books into.
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct StateRecorder {
+    /// Records nothing: one timeline is drawn per input, so of a capture's
+    /// many devices only the first records its states (memory stays that
+    /// of one device's bins). First: for every other device, `book` reads
+    /// nothing else.
+    pub off: bool,
     /// Seconds from the first frame, on the radio's timeline.
     pub clock_s: f64,
-    bins: AdaptiveBins<[f64; 4]>,
     /// The bin the clock is in, as (start, end, position), once known:
     /// most frames book a piece inside it, with two compares.
     current: Option<(f64, f64, usize)>,
-    /// Records nothing: one timeline is drawn per input, so of a capture's
-    /// many devices only the first records its states (memory stays that
-    /// of one device's bins).
-    pub off: bool,
+    bins: AdaptiveBins<[f64; 4]>,
 }
 
 impl StateRecorder {
