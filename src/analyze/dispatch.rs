@@ -1,6 +1,7 @@
 //! Packets to workers: inline, or in rounds to worker threads whose frame
 //! ticks are merged back into packet order for the radio model.
 
+use super::batch::Batch;
 use super::collect::*;
 use super::devices::FlowTally;
 use super::renumber::*;
@@ -55,43 +56,6 @@ pub(super) struct Limits {
     pub(super) flow: FlowConfig,
     pub(super) max_flows: usize,
     pub(super) max_exchanges: usize,
-}
-
-/// One TCP/UDP packet on its way to a worker, sliced already: only its
-/// payload is copied into the batch (`at`, its length in `head.payload_len`
-/// and the captured part's `len`), so the worker neither copies headers nor
-/// decodes them again.
-pub(super) struct Item {
-    pub(super) idx: u64,
-    pub(super) ts_ns: i64,
-    pub(super) wire_len: u32,
-    /// Frames it was joined from (IP fragments), and their repeated bytes.
-    pub(super) frames: u32,
-    pub(super) repeated: u32,
-    /// The decoded headers, with an empty payload.
-    pub(super) head: Decoded<'static>,
-    pub(super) at: u32,
-    pub(super) len: u32,
-}
-
-#[derive(Default)]
-pub(super) struct Batch {
-    pub(super) data: Vec<u8>,
-    pub(super) items: Vec<Item>,
-    /// After the items: flows idle at this time end (`Engine::advance`).
-    pub(super) expire_at: Option<i64>,
-    /// After the items: the worker sends a finished copy of itself here
-    /// (`Engine::snapshot`).
-    pub(super) reply: Option<SyncSender<Worker>>,
-}
-
-impl Batch {
-    pub(super) fn push(&mut self, idx: u64, ts_ns: i64, wire_len: u32, frames: u32, repeated: u32, d: &Decoded) {
-        let at = self.data.len() as u32;
-        self.data.extend_from_slice(d.payload);
-        let head = Decoded { payload: &[], ..*d };
-        self.items.push(Item { idx, ts_ns, wire_len, frames, repeated, head, at, len: d.payload.len() as u32 });
-    }
 }
 
 /// Packets in a round. Each round costs every thread a hand-over, and the
@@ -733,10 +697,8 @@ pub(super) fn run_worker(
         },
     };
     while let Some(mut b) = next_batch() {
-        for item in &b.items {
-            let payload = b.data.get(item.at as usize..(item.at + item.len) as usize).unwrap_or(&[]);
-            let d = Decoded { payload, ..item.head };
-            w.packet(item.idx, item.ts_ns, item.wire_len, &d, item.frames, item.repeated);
+        for p in b.packets() {
+            w.packet(p.idx, p.ts_ns, p.wire_len, &p.d, p.frames, p.repeated);
         }
         for t in &mut w.out.ticks {
             t.flow = t.flow.map(|f| tag.tag(f, worker));
@@ -746,8 +708,7 @@ pub(super) fn run_worker(
             w.table.expire(now, &mut w.out);
         }
         let reply = b.reply.take();
-        b.data.clear();
-        b.items.clear();
+        b.clear();
         // The reader takes it back if it has room; else it is dropped.
         let _ = q.batches_back.try_send(b);
         let (next, next_tallies) =

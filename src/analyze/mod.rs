@@ -17,6 +17,7 @@
 //! the same for any number of jobs.
 
 mod assemble;
+mod batch;
 mod collect;
 mod devices;
 mod dispatch;

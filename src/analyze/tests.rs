@@ -173,7 +173,7 @@ fn rounds_of_large_frames_end_at_their_byte_budget() -> Result<(), String> {
     for packet in 0..200 {
         d.frame(packet, packet as i64, 60_042, &frame);
         if let Dispatch::Threads { batches, .. } = &d {
-            let held: usize = batches.iter().map(|b| b.data.len()).sum();
+            let held: usize = batches.iter().map(|b| b.payload_bytes()).sum();
             assert!(held < ROUND_BYTES + payload.len(), "{held} bytes in a round");
         }
     }
