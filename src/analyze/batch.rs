@@ -151,7 +151,9 @@ impl Batch {
                         sport: i.sport,
                         dport: i.dport,
                         transport: match i.transport {
-                            TCP => Transport::Tcp(TcpHeader { seq: i.seq, ack: i.ack, flags: i.flags, window: i.window }),
+                            TCP => {
+                                Transport::Tcp(TcpHeader { seq: i.seq, ack: i.ack, flags: i.flags, window: i.window })
+                            }
                             UDP => Transport::Udp,
                             _ => Transport::Other(i.flags),
                         },
@@ -170,6 +172,7 @@ impl Batch {
     }
 
     /// Payload bytes held.
+    #[cfg(test)]
     pub(super) fn payload_bytes(&self) -> usize {
         self.data.len()
     }

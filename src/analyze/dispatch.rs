@@ -701,8 +701,7 @@ pub(super) fn run_worker(
             w.packet(p.idx, p.ts_ns, p.wire_len, &p.d, p.frames, p.repeated);
         }
         for t in &mut w.out.ticks {
-            t.flow = t.flow.map(|f| tag.tag(f, worker));
-            t.exchange = t.exchange.map(|x| tag.tag(x, worker));
+            t.map_ids(|id| tag.tag(id, worker));
         }
         if let Some(now) = b.expire_at.take() {
             w.table.expire(now, &mut w.out);

@@ -185,16 +185,7 @@ impl Engine {
             || if key.reads_link() { decode::link::link_ids(p.linktype, p.data) } else { LinkIds::default() };
         let lone = |link_len: u32, ends: Option<(IpAddr, IpAddr)>, teid: Option<u32>| {
             let (device, peer) = key.of_frame(ends, &link_ids(), teid);
-            FrameTick {
-                packet: idx,
-                ts_ns: p.ts_ns,
-                wire_len: p.wire_len,
-                link_len,
-                uplink: true,
-                device,
-                peer,
-                ..FrameTick::default()
-            }
+            FrameTick::outside(idx, p.ts_ns, p.wire_len, link_len, device, peer)
         };
         let mut frame = decode::decode(p.linktype, p.data, p.wire_len);
         if key.reads_link()

@@ -157,8 +157,8 @@ impl Renumber {
 impl TickSink for RadioTap {
     fn tick(&mut self, t: &FrameTick) {
         let Some(radios) = self.radios.as_mut() else { return };
-        let flow = t.flow.and_then(|f| self.flows.get(f));
-        let exchange = t.exchange.and_then(|x| self.exchanges.get(x));
+        let flow = t.flow().and_then(|f| self.flows.get(f));
+        let exchange = t.exchange().and_then(|x| self.exchanges.get(x));
         let tick = Tick {
             ts_ns: t.ts_ns,
             wire_len: t.wire_len,
@@ -167,6 +167,6 @@ impl TickSink for RadioTap {
             exchange,
             link_len: t.link_len,
         };
-        radios.tick(t.device, t.peer, &tick);
+        radios.tick(t.device, t.peer(), &tick);
     }
 }

@@ -15,7 +15,7 @@ impl TickSink for Seen {
 }
 
 fn ticks(packets: &[u64]) -> Vec<FrameTick> {
-    packets.iter().map(|&packet| FrameTick { packet, uplink: true, ..FrameTick::default() }).collect()
+    packets.iter().map(|&packet| FrameTick::outside(packet, 0, 0, 0, 0, 0)).collect()
 }
 
 #[test]
@@ -141,7 +141,7 @@ fn four_workers() -> Result<Dispatch, String> {
 fn frames_of_no_flow_end_rounds_too() -> Result<(), String> {
     let mut d = four_workers()?;
     for packet in 0..3 * BATCH as u64 + 5 {
-        d.outside(FrameTick { packet, wire_len: 60, uplink: true, ..FrameTick::default() });
+        d.outside(FrameTick::outside(packet, 0, 60, 0, 0, 0));
         if let Dispatch::Threads { outside_ticks, route, .. } = &d {
             assert!(outside_ticks.len() <= BATCH && route.len() <= BATCH);
         }
@@ -256,14 +256,7 @@ fn only_listed_devices_are_tallied() {
     };
     let addrs: Vec<u128> = (1..=5).map(|n| crate::flow::addr_bits([10, 0, 0, n].into())).collect();
     for (i, &device) in addrs.iter().enumerate() {
-        tap.tick(&FrameTick {
-            packet: i as u64,
-            ts_ns: i as i64,
-            wire_len: 60,
-            uplink: true,
-            device,
-            ..FrameTick::default()
-        });
+        tap.tick(&FrameTick::outside(i as u64, i as i64, 60, 0, device, 0));
     }
     for &device in &addrs {
         tap.tally(&super::devices::FlowTally::of(&crate::flow::FlowRecord { device, ..Default::default() }));

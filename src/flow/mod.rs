@@ -159,25 +159,84 @@ pub struct FlowRecord {
     pub device: u128,
 }
 
-/// One frame, for the radio model and timelines.
-#[derive(Debug, Clone, Copy, Default)]
+/// One frame, for the radio model and timelines. Made for every packet
+/// and, with several jobs, handed from a worker's core to the radio stage's:
+/// 64 bytes (a flow's ids and an outside frame's peer share their room).
+#[derive(Debug, Clone, Copy)]
 pub struct FrameTick {
     /// Index of the packet in its input.
     pub packet: u64,
     pub ts_ns: i64,
+    /// A flow's frame: its flow's id and its exchange's (`NO_EXCHANGE`:
+    /// none). A frame outside flows: its peer's address, low half first.
+    ids: [u64; 2],
+    /// The device's address ([`addr_bits`]): a flow's client; for a frame
+    /// outside flows its source (0: it carries none).
+    pub device: u128,
     pub wire_len: u32,
     /// Of `wire_len`, the link header and trailer.
     pub link_len: u32,
     /// Sent by the flow's client (the device, usually).
     pub uplink: bool,
-    pub flow: Option<u64>,
-    pub exchange: Option<u64>,
-    /// The device's address ([`addr_bits`]): a flow's client; for a frame
-    /// outside flows its source (0: it carries none).
-    pub device: u128,
+    /// A frame outside flows (`ids` is its peer).
+    outside: bool,
+}
+
+/// `FrameTick::ids[1]` of a flow's frame that belongs to no exchange.
+const NO_EXCHANGE: u64 = u64::MAX;
+
+impl FrameTick {
+    /// A flow's frame.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn of_flow(
+        packet: u64,
+        ts_ns: i64,
+        wire_len: u32,
+        link_len: u32,
+        uplink: bool,
+        flow: u64,
+        exchange: Option<u64>,
+        device: u128,
+    ) -> FrameTick {
+        // (An exchange id is a count: it never reaches `NO_EXCHANGE`.)
+        let ids = [flow, exchange.unwrap_or(NO_EXCHANGE)];
+        FrameTick { packet, ts_ns, ids, device, wire_len, link_len, uplink, outside: false }
+    }
+
+    /// A frame outside flows (sent by `device` to `peer`; either may be 0).
+    pub fn outside(packet: u64, ts_ns: i64, wire_len: u32, link_len: u32, device: u128, peer: u128) -> FrameTick {
+        let ids = [peer as u64, (peer >> 64) as u64];
+        FrameTick { packet, ts_ns, ids, device, wire_len, link_len, uplink: true, outside: true }
+    }
+
+    #[inline]
+    pub fn flow(&self) -> Option<u64> {
+        (!self.outside).then_some(self.ids[0])
+    }
+
+    #[inline]
+    pub fn exchange(&self) -> Option<u64> {
+        (!self.outside && self.ids[1] != NO_EXCHANGE).then_some(self.ids[1])
+    }
+
     /// A frame outside flows: its destination, the device if the source is
     /// none (0 for a flow's frames).
-    pub peer: u128,
+    #[inline]
+    pub fn peer(&self) -> u128 {
+        if self.outside { u128::from(self.ids[0]) | (u128::from(self.ids[1]) << 64) } else { 0 }
+    }
+
+    /// A flow's frame with its flow's and exchange's ids mapped by `f`.
+    #[inline]
+    pub fn map_ids(&mut self, f: impl Fn(u64) -> u64) {
+        if !self.outside {
+            self.ids[0] = f(self.ids[0]);
+            if self.ids[1] != NO_EXCHANGE {
+                self.ids[1] = f(self.ids[1]);
+            }
+        }
+    }
 }
 
 /// An IP address as one integer (IPv4 as IPv4-mapped IPv6), compared and
@@ -585,17 +644,16 @@ impl FlowTable {
             f.app.rec.retransmitted_bytes += repeated as u64;
             f.app.fl.book(Class::Retransmission, repeated as u64, to.unwrap_or(MsgRef::Flow));
         }
-        sink.tick(FrameTick {
+        sink.tick(FrameTick::of_flow(
             packet,
             ts_ns,
             wire_len,
-            link_len: d.link_len,
-            uplink: dir == Dir::C2S,
-            flow: Some(f.app.fl.flow()),
-            exchange: f.app.fl.exchange_of_frame(to),
-            device: f.device.0,
-            peer: 0,
-        });
+            d.link_len,
+            dir == Dir::C2S,
+            f.app.fl.flow(),
+            f.app.fl.exchange_of_frame(to),
+            f.device.0,
+        ));
         f.app.fl.take_done(|x| sink.exchange_done(x));
         if !self.sh.live.facts.is_empty() {
             let (client, server) = (SocketAddr::from(f.client()), SocketAddr::from(f.server()));

@@ -306,3 +306,23 @@ fn a_live_flow_stays_small() {
     let size = std::mem::size_of::<Option<Flow>>();
     assert!(size <= 464, "a live flow takes {size} bytes");
 }
+
+/// A tick is made for every frame and, with several jobs, crosses from a
+/// worker's core to the radio stage's: one cache line. What it carries
+/// comes back as it was given.
+#[test]
+fn a_frame_tick_fits_a_cache_line_and_keeps_its_ids() {
+    assert!(std::mem::size_of::<FrameTick>() <= 64, "{} bytes", std::mem::size_of::<FrameTick>());
+    let mut t = FrameTick::of_flow(7, -3, 60, 14, false, 5, Some(9), 1 << 100);
+    assert_eq!((t.flow(), t.exchange(), t.peer(), t.device), (Some(5), Some(9), 0, 1 << 100));
+    assert_eq!((t.packet, t.ts_ns, t.wire_len, t.link_len, t.uplink), (7, -3, 60, 14, false));
+    t.map_ids(|id| id * 4 + 1);
+    assert_eq!((t.flow(), t.exchange()), (Some(21), Some(37)));
+    let mut t = FrameTick::of_flow(0, 0, 0, 0, true, u64::MAX - 1, None, 0);
+    t.map_ids(|id| id + 1);
+    assert_eq!((t.flow(), t.exchange()), (Some(u64::MAX), None));
+    let peer = (0xfedc_u128 << 112) | 0x1234;
+    let mut t = FrameTick::outside(1, 2, 3, 4, 0, peer);
+    t.map_ids(|_| 0);
+    assert_eq!((t.flow(), t.exchange(), t.peer(), t.device, t.uplink), (None, None, peer, 0, true));
+}
