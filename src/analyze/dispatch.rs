@@ -8,7 +8,6 @@ use super::renumber::*;
 use crate::decode::{self, Decoded};
 use crate::findings::stream::Fact;
 use crate::flow::{FlowConfig, FlowTable, FrameTick};
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{
@@ -547,12 +546,12 @@ pub(super) type TickQueues = (Receiver<TickRound>, SyncSender<TickRound>);
 pub(super) struct RadioStage {
     pub(super) tap: RadioTap,
     pub(super) ticks: Vec<TickQueues>,
-    /// Rounds sent out, from the reader: its own ticks of each and its route.
+    /// Rounds sent out, from the reader: its own ticks of each and its
+    /// route, oldest first.
     rounds: Receiver<ReaderRound>,
-    /// Rounds sent out and not fed yet, oldest first.
-    pending: VecDeque<ReaderRound>,
-    /// The oldest pending round's ticks and tallies received so far,
-    /// worker by worker.
+    /// The oldest round not fed yet, once taken from `rounds`.
+    current: Option<ReaderRound>,
+    /// Its ticks and tallies received so far, worker by worker.
     pub(super) lists: Vec<Vec<FrameTick>>,
     pub(super) tallies: Vec<Vec<FlowTally>>,
     pub(super) heads: Vec<usize>,
@@ -560,23 +559,18 @@ pub(super) struct RadioStage {
 
 impl RadioStage {
     pub(super) fn new(tap: RadioTap, ticks: Vec<TickQueues>, rounds: Receiver<ReaderRound>) -> RadioStage {
-        RadioStage {
-            tap,
-            ticks,
-            rounds,
-            pending: VecDeque::new(),
-            lists: Vec::new(),
-            tallies: Vec::new(),
-            heads: Vec::new(),
-        }
+        RadioStage { tap, ticks, rounds, current: None, lists: Vec::new(), tallies: Vec::new(), heads: Vec::new() }
     }
 
     /// Feeds the radio model every round whose ticks are all back,
     /// stopping at the first worker not done with its share of a round;
     /// true if every round sent has been fed.
     pub(super) fn catch_up(&mut self) -> bool {
-        self.pending.extend(self.rounds.try_iter());
-        while let Some((mine, route)) = self.pending.front_mut() {
+        loop {
+            if self.current.is_none() {
+                self.current = self.rounds.try_recv().ok();
+            }
+            let Some((mine, route)) = self.current.as_mut() else { return true };
             while let Some((rx, _)) = self.ticks.get(self.lists.len()) {
                 match rx.try_recv() {
                     Ok((l, t)) => {
@@ -606,9 +600,8 @@ impl RadioStage {
                 t.clear();
                 let _ = back.try_send((l, t));
             }
-            self.pending.pop_front();
+            self.current = None;
         }
-        true
     }
 }
 

@@ -288,14 +288,18 @@ fn is_text_type(v: &[u8]) -> bool {
     let t = trim_ascii(t);
     // Compared without case, in place: a lowercase copy was an allocation
     // for every message with a Content-Type.
-    let starts = |p: &[u8]| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     let ends = |p: &[u8]| t.len().checked_sub(p.len()).and_then(|i| t.get(i..)).is_some_and(|h| h.eq_ignore_ascii_case(p));
-    starts(b"text/")
+    starts_without_case(t, b"text/")
         || ends(b"json")
         || ends(b"xml")
         || ends(b"javascript")
         || ends(b"x-www-form-urlencoded")
         || ends(b"csv")
+}
+
+/// `v` starts with `prefix`, ASCII case aside.
+fn starts_without_case(v: &[u8], prefix: &[u8]) -> bool {
+    v.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 #[derive(Clone, Debug)]
@@ -540,7 +544,7 @@ impl Fields<'_> {
                 // A token starting with "mqtt", any case.
                 self.ws_protocol_mqtt |= v
                     .split(is_comma)
-                    .any(|t| trim_ascii(t).get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
+                    .any(|t| starts_without_case(trim_ascii(t), b"mqtt"));
             }
             Known::Host | Known::Validator | Known::ContentEncoding | Known::Conditional | Known::ContentType => {}
         }
@@ -572,7 +576,7 @@ impl Fields<'_> {
             Known::WsProtocol => {
                 // A token starting with "mqtt", any case.
                 self.ws_protocol_mqtt |=
-                    v.split(',').any(|t| t.trim().as_bytes().get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"mqtt")));
+                    v.split(',').any(|t| starts_without_case(t.trim().as_bytes(), b"mqtt"));
             }
             Known::Host | Known::Validator | Known::ContentEncoding | Known::Conditional | Known::ContentType => {}
         }
