@@ -72,11 +72,18 @@ impl RadioTap {
     }
 
     /// Ticks, then the tallies of the flows they end, in that order.
+    /// Called after every packet at one job, so without `drain`'s
+    /// bookkeeping (about 50 instructions a packet for one tick and no
+    /// tally).
+    #[inline]
     pub(super) fn take(&mut self, ticks: &mut Vec<FrameTick>, tallies: &mut Vec<super::devices::FlowTally>) {
-        for t in ticks.drain(..) {
-            self.tick(&t);
+        for t in ticks.iter() {
+            self.tick(t);
         }
-        self.tally_all(tallies);
+        ticks.clear();
+        if !tallies.is_empty() {
+            self.tally_all(tallies);
+        }
     }
 }
 
