@@ -290,6 +290,20 @@ struct Live {
     facts: LiveFacts,
 }
 
+impl Live {
+    /// `n` bytes of `class` in the exchange's figures.
+    #[inline]
+    fn book(&mut self, class: Class, n: u64) {
+        self.bytes.add(class, n);
+        if class == Class::AppHeader {
+            self.facts.header = self.facts.header.saturating_add(clamp32(n));
+        }
+        if let Some(x) = self.whole.as_mut() {
+            x.classes.add(class, n);
+        }
+    }
+}
+
 /// An exchange's wire bytes and what they were for, as `exchange_costs`
 /// splits them; the rest of `wire` is headers (link, network, transport
 /// and application).
@@ -412,22 +426,24 @@ impl FlowLedger {
         }
     }
 
-    fn book_at(&mut self, class: Class, n: u64, at: Option<usize>) {
+    /// Books `n` bytes of `class` to the live exchange at `at` (none: the
+    /// flow's setup), and hands that exchange back (none for no bytes), so
+    /// that the caller need not look it up again.
+    #[inline]
+    fn book_at(&mut self, class: Class, n: u64, at: Option<usize>) -> Option<&mut Live> {
         if n == 0 {
-            return;
+            return None;
         }
         self.ledger.add(class, n);
         match at.and_then(|i| self.live.get_mut(i)) {
             Some(l) => {
-                l.bytes.add(class, n);
-                if class == Class::AppHeader {
-                    l.facts.header = l.facts.header.saturating_add(clamp32(n));
-                }
-                if let Some(x) = l.whole.as_mut() {
-                    x.classes.add(class, n);
-                }
+                l.book(class, n);
+                Some(l)
             }
-            None => self.setup_bytes += n,
+            None => {
+                self.setup_bytes += n;
+                None
+            }
         }
     }
 
@@ -437,28 +453,35 @@ impl FlowLedger {
     }
 
     /// Books a frame's lower-layer bytes (`to`: where its payload went).
+    /// One look-up of the exchange for the whole frame, not one a class
+    /// (every TCP/UDP frame comes here).
     pub fn book_frame(&mut self, ts_ns: i64, dir: Dir, lower: &[(Class, u64)], wire: u64, to: Option<MsgRef>) {
         let at = self.frame_target(to);
         for &(c, n) in lower {
-            self.book_at(c, n, at);
+            self.ledger.add(c, n);
         }
-        if let Some(l) = at.and_then(|i| self.live.get_mut(i)) {
-            let f = &mut l.facts;
-            match dir {
-                Dir::C2S => {
-                    f.up = f.up.saturating_add(clamp32(wire));
-                    f.frames_up = f.frames_up.saturating_add(1);
-                }
-                Dir::S2C => {
-                    f.down = f.down.saturating_add(clamp32(wire));
-                    f.frames_down = f.frames_down.saturating_add(1);
-                }
+        let Some(l) = at.and_then(|i| self.live.get_mut(i)) else {
+            self.setup_bytes += lower.iter().map(|&(_, n)| n).sum::<u64>();
+            return;
+        };
+        for &(c, n) in lower {
+            l.book(c, n);
+        }
+        let f = &mut l.facts;
+        match dir {
+            Dir::C2S => {
+                f.up = f.up.saturating_add(clamp32(wire));
+                f.frames_up = f.frames_up.saturating_add(1);
             }
-            if !l.closed {
-                f.end_ns = ts_ns;
+            Dir::S2C => {
+                f.down = f.down.saturating_add(clamp32(wire));
+                f.frames_down = f.frames_down.saturating_add(1);
             }
         }
-        if let Some(Live { closed, whole: Some(x), .. }) = at.and_then(|i| self.live.get_mut(i)) {
+        if !l.closed {
+            f.end_ns = ts_ns;
+        }
+        if let Some(x) = l.whole.as_mut() {
             match dir {
                 Dir::C2S => {
                     x.frames_c2s += 1;
@@ -473,7 +496,7 @@ impl FlowLedger {
                 x.turns += 1;
             }
             x.last_dir = Some(dir);
-            if !*closed {
+            if !l.closed {
                 x.end_ts = secs(ts_ns);
             }
         }
@@ -488,10 +511,9 @@ impl FlowLedger {
     pub fn spans(&mut self, spans: &[Span], dir: Dir) {
         for s in spans {
             let at = self.target(s.msg);
-            self.book_at(s.class, s.len, at);
-            if dir == Dir::C2S
+            if let Some(l) = self.book_at(s.class, s.len, at)
+                && dir == Dir::C2S
                 && s.class == Class::Payload
-                && let Some(l) = at.and_then(|i| self.live.get_mut(i))
             {
                 l.facts.payload_up = l.facts.payload_up.saturating_add(clamp32(s.len));
             }
