@@ -196,6 +196,40 @@ enum Found {
     Secrets { kind: SecretsKind, at: usize, len: usize },
 }
 
+impl Found {
+    /// Packet `p`, whose bytes lie in `data` (the bytes read).
+    #[inline]
+    fn packet(data: &[u8], p: &Packet) -> Found {
+        let (at, len) = locate(data, p.data);
+        Found::Packet { ts_ns: p.ts_ns, wire_len: p.wire_len, linktype: p.linktype, at, len }
+    }
+}
+
+/// The legacy record at the start of `data` when all of it is there: what
+/// pcap-parser's `parse_pcap_frame` (or its big-endian or "modified" form)
+/// would give.
+#[inline(always)]
+fn whole_legacy_record(data: &[u8], layout: Layout) -> Option<(&[u8], LegacyPcapBlock<'_>)> {
+    let (header, be) = match layout {
+        Layout::Le => (16usize, false),
+        Layout::Be => (16, true),
+        Layout::Modified => (24, false),
+    };
+    let [s0, s1, s2, s3, u0, u1, u2, u3, c0, c1, c2, c3, o0, o1, o2, o3] = *data.first_chunk::<16>()?;
+    let word = |b: [u8; 4]| if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+    let caplen = word([c0, c1, c2, c3]);
+    let size = header.saturating_add(caplen as usize);
+    let (block, after) = (data.get(header..size)?, data.get(size..)?);
+    let rec = LegacyPcapBlock {
+        ts_sec: word([s0, s1, s2, s3]),
+        ts_usec: word([u0, u1, u2, u3]),
+        caplen,
+        origlen: word([o0, o1, o2, o3]),
+        data: block,
+    };
+    Some((after, rec))
+}
+
 /// Where `part` lies in `base` (a subslice of it), as (start, length).
 #[inline]
 fn locate(base: &[u8], part: &[u8]) -> (usize, usize) {
@@ -578,34 +612,19 @@ impl CaptureReader {
 
     /// The next legacy record when it lies whole in the bytes read and its
     /// lengths are a frame's, as `legacy_step` would find it: nearly every
-    /// record, read without the parser's layers of results (about 55
-    /// instructions a packet less). Anything else is left to `legacy_step`.
+    /// record, without the loop and the results that the other cases need
+    /// (about 55 instructions a packet less). Anything else is left to
+    /// `legacy_step`.
     #[inline(always)]
     fn legacy_quick(&mut self, layout: Layout) -> Option<Found> {
         let data = self.buf.data();
-        let (header, be) = match layout {
-            Layout::Le => (16usize, false),
-            Layout::Be => (16, true),
-            Layout::Modified => (24, false),
-        };
-        let [s0, s1, s2, s3, u0, u1, u2, u3, c0, c1, c2, c3, o0, o1, o2, o3] = *data.first_chunk::<16>()?;
-        let word = |b: [u8; 4]| if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
-        let (ts_sec, ts_frac) = (word([s0, s1, s2, s3]), word([u0, u1, u2, u3]));
-        let (caplen, origlen) = (word([c0, c1, c2, c3]), word([o0, o1, o2, o3]));
-        let size = header.saturating_add(caplen as usize);
-        if caplen > self.st.legacy_max_record || origlen > MAX_RECORD || data.len() < size {
+        let (after, rec) = whole_legacy_record(data, layout)?;
+        if !self.st.legacy_fits(&rec) {
             return None;
         }
-        self.st.stats.records += 1;
-        self.st.stats.packets += 1;
-        self.pending = size;
-        Some(Found::Packet {
-            ts_ns: ts_sec as i64 * 1_000_000_000 + ts_frac as i64 * self.st.legacy_ns_per_tick,
-            wire_len: origlen.max(caplen),
-            linktype: self.st.legacy_linktype,
-            at: header,
-            len: caplen as usize,
-        })
+        let p = self.st.legacy_frame(&rec);
+        self.pending = data.len() - after.len();
+        Some(Found::packet(data, &p))
     }
 
     /// The next record of a legacy file, parsed with `parse`.
@@ -621,15 +640,8 @@ impl CaptureReader {
                     let record = self.st.stats.records + 1;
                     match self.st.legacy_packet(&rec) {
                         Ok(p) => {
-                            let (at, len) = locate(data, p.data);
                             self.pending = data.len() - after.len();
-                            return Ok(Some(Found::Packet {
-                                ts_ns: p.ts_ns,
-                                wire_len: p.wire_len,
-                                linktype: p.linktype,
-                                at,
-                                len,
-                            }));
+                            return Ok(Some(Found::packet(data, &p)));
                         }
                         Err(what) => return Err(self.fail_at(record, what)),
                     }
@@ -675,16 +687,7 @@ impl CaptureReader {
                         Ok(Some(r)) => {
                             self.pending = size;
                             return Ok(Some(match r {
-                                Record::Packet(p) => {
-                                    let (at, len) = locate(data, p.data);
-                                    Found::Packet {
-                                        ts_ns: p.ts_ns,
-                                        wire_len: p.wire_len,
-                                        linktype: p.linktype,
-                                        at,
-                                        len,
-                                    }
-                                }
+                                Record::Packet(p) => Found::packet(data, &p),
                                 Record::Secrets { kind, data: s } => {
                                     let (at, len) = locate(data, s);
                                     Found::Secrets { kind, at, len }
@@ -747,19 +750,33 @@ impl State {
         if b.caplen > self.legacy_max_record {
             return Err(format!("record length {} is not a frame length (corrupted length field)", b.caplen));
         }
-        self.stats.records += 1;
         if b.origlen > MAX_RECORD {
+            self.stats.records += 1;
             return Err(format!("original length {} is not a frame length (corrupted)", b.origlen));
         }
+        Ok(self.legacy_frame(b))
+    }
+
+    /// Whether a legacy record's lengths are a frame's (`legacy_packet`
+    /// says why not).
+    #[inline]
+    fn legacy_fits(&self, b: &LegacyPcapBlock) -> bool {
+        b.caplen <= self.legacy_max_record && b.origlen <= MAX_RECORD
+    }
+
+    /// A legacy record whose lengths are a frame's, counted: its packet.
+    #[inline]
+    fn legacy_frame<'a>(&mut self, b: &LegacyPcapBlock<'a>) -> Packet<'a> {
+        self.stats.records += 1;
+        self.stats.packets += 1;
         // The parser took exactly `caplen` bytes.
         let data = b.data;
-        self.stats.packets += 1;
-        Ok(Packet {
+        Packet {
             ts_ns: b.ts_sec as i64 * 1_000_000_000 + b.ts_usec as i64 * self.legacy_ns_per_tick,
             wire_len: b.origlen.max(data.len() as u32),
             data,
             linktype: self.legacy_linktype,
-        })
+        }
     }
 
     fn ng_block<'a>(&mut self, block: Block<'a>) -> Result<Option<Record<'a>>, String> {

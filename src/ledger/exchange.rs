@@ -426,22 +426,23 @@ impl FlowLedger {
         }
     }
 
-    /// Books `n` bytes of `class` to the live exchange at `at` (none: the
-    /// flow's setup), and hands that exchange back (none for no bytes), so
-    /// that the caller need not look it up again.
+    /// Books `parts` (bytes by class) to the live exchange at `at` (none:
+    /// the flow's setup), and hands that exchange back, so that the caller
+    /// need not look it up again.
     #[inline]
-    fn book_at(&mut self, class: Class, n: u64, at: Option<usize>) -> Option<&mut Live> {
-        if n == 0 {
-            return None;
+    fn book_at(&mut self, parts: &[(Class, u64)], at: Option<usize>) -> Option<&mut Live> {
+        for &(c, n) in parts {
+            self.ledger.add(c, n);
         }
-        self.ledger.add(class, n);
         match at.and_then(|i| self.live.get_mut(i)) {
             Some(l) => {
-                l.book(class, n);
+                for &(c, n) in parts {
+                    l.book(c, n);
+                }
                 Some(l)
             }
             None => {
-                self.setup_bytes += n;
+                self.setup_bytes += parts.iter().map(|&(_, n)| n).sum::<u64>();
                 None
             }
         }
@@ -449,7 +450,7 @@ impl FlowLedger {
 
     /// Books `n` bytes of `class`.
     pub fn book(&mut self, class: Class, n: u64, msg: MsgRef) {
-        self.book_at(class, n, self.target(msg));
+        self.book_at(&[(class, n)], self.target(msg));
     }
 
     /// Books a frame's lower-layer bytes (`to`: where its payload went).
@@ -457,16 +458,7 @@ impl FlowLedger {
     /// (every TCP/UDP frame comes here).
     pub fn book_frame(&mut self, ts_ns: i64, dir: Dir, lower: &[(Class, u64)], wire: u64, to: Option<MsgRef>) {
         let at = self.frame_target(to);
-        for &(c, n) in lower {
-            self.ledger.add(c, n);
-        }
-        let Some(l) = at.and_then(|i| self.live.get_mut(i)) else {
-            self.setup_bytes += lower.iter().map(|&(_, n)| n).sum::<u64>();
-            return;
-        };
-        for &(c, n) in lower {
-            l.book(c, n);
-        }
+        let Some(l) = self.book_at(lower, at) else { return };
         let f = &mut l.facts;
         match dir {
             Dir::C2S => {
@@ -511,7 +503,7 @@ impl FlowLedger {
     pub fn spans(&mut self, spans: &[Span], dir: Dir) {
         for s in spans {
             let at = self.target(s.msg);
-            if let Some(l) = self.book_at(s.class, s.len, at)
+            if let Some(l) = self.book_at(&[(s.class, s.len)], at)
                 && dir == Dir::C2S
                 && s.class == Class::Payload
             {
