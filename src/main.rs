@@ -375,7 +375,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match radio.apply(&mut opts).and_then(|_| wiretax::live::run(&live, &opts, out)) {
-                Ok(Some(report)) => match emit(&report, out_file, output.as_deref(), format, top) {
+                Ok(Some(report)) => match emit(report, out_file, output.as_deref(), format, top) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(code) => code,
                 },
@@ -496,7 +496,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(exit::NO_REPORT);
                 }
             }
-            match emit(&report, out_file, output.as_deref(), format, top) {
+            match emit(report, out_file, output.as_deref(), format, top) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(code) => code,
             }
@@ -613,10 +613,11 @@ fn main() -> ExitCode {
                 let at = position.min(report.inputs.len());
                 report.inputs.insert(at, InputSummary::failed(e.input.display().to_string(), e.cause()));
             }
-            if let Err(code) = emit(&report, out_file, output.as_deref(), format, top) {
+            let some_failed = report.inputs.iter().any(|i| i.error.is_some());
+            if let Err(code) = emit(report, out_file, output.as_deref(), format, top) {
                 return code;
             }
-            if report.inputs.iter().any(|i| i.error.is_some()) {
+            if some_failed {
                 return ExitCode::from(exit::SOME_INPUTS_FAILED);
             }
             ExitCode::SUCCESS
@@ -786,14 +787,14 @@ fn compare(a: CompareArgs) -> ExitCode {
 /// ends the run quietly: what it wanted it has. Markdown goes to `output`
 /// with its charts beside it.
 fn emit(
-    report: &Report,
+    report: Report,
     out_file: Option<std::fs::File>,
     output: Option<&std::path::Path>,
     format: Format,
     top: usize,
 ) -> Result<(), ExitCode> {
     if let Format::Md = format {
-        let code = emit_markdown(output, |stem| wiretax::report::markdown::render(report, stem));
+        let code = emit_markdown(output, |stem| wiretax::report::markdown::render(&report, stem));
         return if code == ExitCode::SUCCESS { Ok(()) } else { Err(code) };
     }
     // Written through a concrete writer, not a `dyn Write`: the JSON
@@ -931,19 +932,20 @@ fn emit_markdown(
 /// megabytes, thousands of system calls with `BufWriter`'s 8 kB.
 const OUT_BUFFER: usize = 256 * 1024;
 
-/// Writes the report. JSON is streamed out: a report is never held twice in memory.
-fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize) -> std::io::Result<()> {
+/// Writes the report. JSON is streamed out, and the table's report is read
+/// back a piece at a time: a report is never held twice in memory.
+fn write_report(mut out: impl Write, report: Report, format: Format, top: usize) -> std::io::Result<()> {
     match format {
-        Format::Json => wiretax::report::json::write_pretty(&mut out, report)
+        Format::Json => wiretax::report::json::write_pretty(&mut out, &report)
             .map_err(std::io::Error::from)
             .and_then(|_| out.write_all(b"\n"))?,
         Format::Table => {
-            let report = report.at_model_precision().map_err(std::io::Error::other)?;
+            let report = report.into_model_precision().map_err(std::io::Error::other)?;
             out.write_all(table::render(&report, top).as_bytes())?
         }
-        Format::Html => out.write_all(wiretax::report::html::render(report).as_bytes())?,
+        Format::Html => out.write_all(wiretax::report::html::render(&report).as_bytes())?,
         // Written by `emit_markdown`, which has a file to put the charts beside.
-        Format::Md => out.write_all(wiretax::report::markdown::render(report, "report").0.as_bytes())?,
+        Format::Md => out.write_all(wiretax::report::markdown::render(&report, "report").0.as_bytes())?,
     }
     out.flush()
 }

@@ -62,3 +62,28 @@ fn a_file_that_is_not_a_report_is_refused_with_its_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("schema"));
 }
+
+/// The report read back a piece at a time (what the table draws from) is
+/// the report read back whole from its JSON, with one input and with
+/// several (whose devices and radios sit in `inputs`).
+#[test]
+fn a_report_read_back_piece_by_piece_is_the_report_read_back_whole() {
+    use wiretax::analyze::{Options, analyze_file};
+    use wiretax::report::{Report, json::write_pretty};
+    let whole = |r: &Report| {
+        let mut bytes = Vec::new();
+        write_pretty(&mut bytes, r).unwrap();
+        Report::read(bytes.as_slice()).unwrap()
+    };
+    let caps = shipped_captures();
+    let opts = Options::new();
+    let mut sets: Vec<Vec<_>> = caps.iter().map(|c| vec![c.clone()]).collect();
+    sets.push(caps.iter().take(6).cloned().collect());
+    for set in sets {
+        let inputs = set.iter().map(|c| analyze_file(c, &opts).unwrap()).collect();
+        let report = Report::combine(inputs, Vec::new());
+        let want = serde_json::to_string(&whole(&report)).unwrap();
+        let got = serde_json::to_string(&report.into_model_precision().unwrap()).unwrap();
+        assert_eq!(got, want, "{set:?}");
+    }
+}

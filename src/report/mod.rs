@@ -245,6 +245,22 @@ pub struct Report {
     pub failed_inputs: Vec<String>,
 }
 
+/// `v` written as the JSON report writes it (compact: its numbers are
+/// the same) into `bytes`, and read back.
+fn read_back<T: Serialize + serde::de::DeserializeOwned>(v: &T, bytes: &mut Vec<u8>) -> Result<T, String> {
+    bytes.clear();
+    json::write_compact(&mut *bytes, v).map_err(|e| e.to_string())?;
+    serde_json::from_slice(bytes).map_err(|e| format!("not a wiretax report: {e}"))
+}
+
+/// Every entry of `list` written as JSON and read back, one at a time.
+fn read_back_each<T: Serialize + serde::de::DeserializeOwned>(
+    list: Vec<T>,
+    bytes: &mut Vec<u8>,
+) -> Result<Vec<T>, String> {
+    list.into_iter().map(|v| read_back(&v, bytes)).collect()
+}
+
 /// `more` after `list`; `more` itself if `list` is empty.
 fn append<T>(list: &mut Vec<T>, mut more: Vec<T>) {
     if list.is_empty() {
@@ -268,10 +284,33 @@ impl Report {
     /// The report as its JSON says it: every number at the precision the
     /// model has (`json::model_precision`). Renderers other than JSON draw
     /// from this, so a saved report renders exactly as the analysis did.
-    pub fn at_model_precision(&self) -> Result<Report, String> {
-        let mut bytes = Vec::new();
-        json::write_pretty(&mut bytes, self).map_err(|e| e.to_string())?;
-        Report::read(bytes.as_slice())
+    /// Read back a piece at a time, each list an entry at a time, each
+    /// entry's memory freed as its copy is made: the whole report's JSON
+    /// (43 MB on the bench's capture) and a second whole report are never
+    /// held at once.
+    pub fn into_model_precision(mut self) -> Result<Report, String> {
+        let flows = std::mem::take(&mut self.flows);
+        let exchanges = std::mem::take(&mut self.exchanges);
+        let devices = std::mem::take(&mut self.devices);
+        let radio = self.radio.take();
+        let inputs = std::mem::take(&mut self.inputs);
+        let bytes = &mut Vec::new();
+        let mut back = read_back(&self, bytes)?;
+        drop(self);
+        back.flows = read_back_each(flows, bytes)?;
+        back.exchanges = read_back_each(exchanges, bytes)?;
+        back.devices = read_back_each(devices, bytes)?;
+        back.radio = radio.map(|r| read_back(&r, bytes)).transpose()?;
+        back.inputs = inputs
+            .into_iter()
+            .map(|mut i| {
+                let devices = std::mem::take(&mut i.devices);
+                let mut back = read_back(&i, bytes)?;
+                back.devices = read_back_each(devices, bytes)?;
+                Ok(back)
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(back)
     }
 
     /// One report over every input; flows and exchanges keep their input's order.
