@@ -636,7 +636,8 @@ fn export_inputs(reports: &[wiretax::report::InputReport], dir: &std::path::Path
             k += 1;
             name = format!("{base}-{k}");
         }
-        let one = Report::combine(vec![r.clone()], Vec::new());
+        // At the model's precision, as the JSON report and `report --export` have it.
+        let one = Report::combine(vec![r.clone()], Vec::new()).into_model_precision()?;
         wiretax::report::export::write(&one, dir, &name)?;
     }
     Ok(())
@@ -678,7 +679,8 @@ fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<Repo
     if reports.is_empty() {
         return Err(format!("nothing in {} could be read", path.display()));
     }
-    Ok(Report::combine(reports, failed))
+    // As its JSON would say it: a side saved and read back compares alike.
+    Report::combine(reports, failed).into_model_precision()
 }
 
 fn compare(a: CompareArgs) -> ExitCode {
@@ -793,6 +795,15 @@ fn emit(
     format: Format,
     top: usize,
 ) -> Result<(), ExitCode> {
+    // Every format but JSON draws from the report as its JSON says it, so
+    // that a saved report renders exactly as the analysis did.
+    let report = match format {
+        Format::Json => report,
+        _ => report.into_model_precision().map_err(|e| {
+            eprintln!("wiretax: cannot write the report: {e}");
+            ExitCode::from(exit::NO_REPORT)
+        })?,
+    };
     if let Format::Md = format {
         let code = emit_markdown(output, |stem| wiretax::report::markdown::render(&report, stem));
         return if code == ExitCode::SUCCESS { Ok(()) } else { Err(code) };
@@ -804,10 +815,10 @@ fn emit(
             // Not a device (`-o /dev/null`), which has no length.
             let is_file = f.metadata().map(|m| m.is_file()).unwrap_or(false);
             let emptied = if is_file { f.set_len(0) } else { Ok(()) };
-            emptied.and_then(|_| write_report(std::io::BufWriter::with_capacity(OUT_BUFFER, f), report, format, top))
+            emptied.and_then(|_| write_report(std::io::BufWriter::with_capacity(OUT_BUFFER, f), &report, format, top))
         }
         None => {
-            write_report(std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock()), report, format, top)
+            write_report(std::io::BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock()), &report, format, top)
         }
     };
     match written {
@@ -932,20 +943,16 @@ fn emit_markdown(
 /// megabytes, thousands of system calls with `BufWriter`'s 8 kB.
 const OUT_BUFFER: usize = 256 * 1024;
 
-/// Writes the report. JSON is streamed out, and the table's report is read
-/// back a piece at a time: a report is never held twice in memory.
-fn write_report(mut out: impl Write, report: Report, format: Format, top: usize) -> std::io::Result<()> {
+/// Writes the report. JSON is streamed out: a report is never held twice in memory.
+fn write_report(mut out: impl Write, report: &Report, format: Format, top: usize) -> std::io::Result<()> {
     match format {
-        Format::Json => wiretax::report::json::write_pretty(&mut out, &report)
+        Format::Json => wiretax::report::json::write_pretty(&mut out, report)
             .map_err(std::io::Error::from)
             .and_then(|_| out.write_all(b"\n"))?,
-        Format::Table => {
-            let report = report.into_model_precision().map_err(std::io::Error::other)?;
-            out.write_all(table::render(&report, top).as_bytes())?
-        }
-        Format::Html => out.write_all(wiretax::report::html::render(&report).as_bytes())?,
+        Format::Table => out.write_all(table::render(report, top).as_bytes())?,
+        Format::Html => out.write_all(wiretax::report::html::render(report).as_bytes())?,
         // Written by `emit_markdown`, which has a file to put the charts beside.
-        Format::Md => out.write_all(wiretax::report::markdown::render(&report, "report").0.as_bytes())?,
+        Format::Md => out.write_all(wiretax::report::markdown::render(report, "report").0.as_bytes())?,
     }
     out.flush()
 }

@@ -154,7 +154,8 @@ fn compare_gives_the_saving_the_saved_reports_give_and_holds_a_change_to_it() {
     let (before_msg, after_msg) = (per_message(&https, "http"), per_message(&mqtt, "mqtt"));
     assert!(want_saving > 0.5 && after_msg < before_msg, "the shipped pair: MQTT sends less");
 
-    // From the captures and from the saved reports alike.
+    // From the captures and from the saved reports alike, to the byte.
+    let mut outputs = Vec::new();
     for (before, after) in [
         (cap("sparse-https-poll.pcap").into_os_string(), cap("sparse-mqtt-gps.pcap").into_os_string()),
         (https_json.clone().into_os_string(), mqtt_json.clone().into_os_string()),
@@ -177,7 +178,9 @@ fn compare_gives_the_saving_the_saved_reports_give_and_holds_a_change_to_it() {
         assert!(verdict.starts_with("AFTER sends") && verdict.contains("fewer bytes"), "{verdict}");
         let fixed: Vec<&str> = c["findings"]["fixed"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
         assert!(fixed.contains(&"no-tls-resumption"), "{fixed:?}");
+        outputs.push(out.stdout);
     }
+    assert_eq!(String::from_utf8_lossy(&outputs[0]), String::from_utf8_lossy(&outputs[1]));
 
     // Swapped, AFTER costs more: the saving is negative.
     let out = compare(&mqtt_json.clone().into_os_string(), &https_json.clone().into_os_string(), &["--format", "json"]);

@@ -1,5 +1,6 @@
 //! A report saved as JSON reads back into the same report: `wiretax report`
-//! prints exactly what `wiretax analyze` printed, as a table and as JSON.
+//! prints exactly what `wiretax analyze` printed, as a table, as JSON, as
+//! HTML and as Markdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -37,6 +38,24 @@ fn a_saved_report_renders_as_analyze_rendered_it() {
         assert_eq!(String::from_utf8(run(&["report", s])).unwrap(), String::from_utf8(table).unwrap(), "{c}");
         let top3 = run(&[&args[..], &["--top", "3"]].concat());
         assert_eq!(run(&["report", s, "--top", "3"]), top3, "{c}: --top 3");
+        let html = run(&[&args[..], &["--format", "html"]].concat());
+        assert!(run(&["report", s, "--format", "html"]) == html, "{c}: HTML");
+        // Markdown and its charts, each under its own stem.
+        let (a, r) = (dir.path().join("analysed"), dir.path().join("reported"));
+        for d in [&a, &r] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        run(&[&args[..], &["--format", "md", "-o", a.join("x.md").to_str().unwrap()]].concat());
+        run(&["report", s, "--format", "md", "-o", r.join("x.md").to_str().unwrap()]);
+        let files = |d: &Path| {
+            let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+            v.sort();
+            v.iter().map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(p).unwrap())).collect::<Vec<_>>()
+        };
+        assert!(files(&a) == files(&r), "{c}: Markdown and its charts");
+        for d in [&a, &r] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 }
 
@@ -85,5 +104,37 @@ fn a_report_read_back_piece_by_piece_is_the_report_read_back_whole() {
         let want = serde_json::to_string(&whole(&report)).unwrap();
         let got = serde_json::to_string(&report.into_model_precision().unwrap()).unwrap();
         assert_eq!(got, want, "{set:?}");
+    }
+}
+
+/// `--export` writes the same tables, Parquet and CSV, from the analysis
+/// and from its saved report: numbers at the model's precision, as in the
+/// JSON, not float noise (13.588035147000001).
+#[test]
+fn a_saved_report_exports_what_the_analysis_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tree = |root: &Path| {
+        let mut files = Vec::new();
+        for sub in std::fs::read_dir(root).unwrap() {
+            for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+                let p = f.unwrap().path();
+                files.push((p.strip_prefix(root).unwrap().to_owned(), std::fs::read(&p).unwrap()));
+            }
+        }
+        files.sort();
+        files
+    };
+    for name in ["http-pipelined.pcap", "sparse-mqtt-gps.pcap", "coap-observe.pcap"] {
+        let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(name);
+        let (analysed, reported, saved) = (d.join("analysed"), d.join("reported"), d.join("saved.json"));
+        let args = ["analyze", c.to_str().unwrap(), "--format", "json", "-o", saved.to_str().unwrap()];
+        run(&[&args[..], &["--export", analysed.to_str().unwrap()]].concat());
+        run(&["report", saved.to_str().unwrap(), "--export", reported.to_str().unwrap()]);
+        let (a, r) = (tree(&analysed), tree(&reported));
+        assert!(!a.is_empty() && a == r, "{name}: the exported tables differ");
+        for p in [&analysed, &reported] {
+            std::fs::remove_dir_all(p).unwrap();
+        }
     }
 }
