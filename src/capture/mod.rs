@@ -745,16 +745,16 @@ impl State {
 
     #[inline]
     fn legacy_packet<'a>(&mut self, b: &LegacyPcapBlock<'a>) -> Result<Packet<'a>, String> {
+        if self.legacy_fits(b) {
+            return Ok(self.legacy_frame(b));
+        }
         // Said as when the record is cut by the end of the bytes read, so
         // where it lies in the file does not change what is said.
         if b.caplen > self.legacy_max_record {
             return Err(format!("record length {} is not a frame length (corrupted length field)", b.caplen));
         }
-        if b.origlen > MAX_RECORD {
-            self.stats.records += 1;
-            return Err(format!("original length {} is not a frame length (corrupted)", b.origlen));
-        }
-        Ok(self.legacy_frame(b))
+        self.stats.records += 1;
+        Err(format!("original length {} is not a frame length (corrupted)", b.origlen))
     }
 
     /// Whether a legacy record's lengths are a frame's (`legacy_packet`

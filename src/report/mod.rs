@@ -292,7 +292,6 @@ impl Report {
         let flows = std::mem::take(&mut self.flows);
         let exchanges = std::mem::take(&mut self.exchanges);
         let devices = std::mem::take(&mut self.devices);
-        let radio = self.radio.take();
         let inputs = std::mem::take(&mut self.inputs);
         let bytes = &mut Vec::new();
         let mut back = read_back(&self, bytes)?;
@@ -300,7 +299,6 @@ impl Report {
         back.flows = read_back_each(flows, bytes)?;
         back.exchanges = read_back_each(exchanges, bytes)?;
         back.devices = read_back_each(devices, bytes)?;
-        back.radio = radio.map(|r| read_back(&r, bytes)).transpose()?;
         back.inputs = inputs
             .into_iter()
             .map(|mut i| {
