@@ -138,3 +138,65 @@ fn a_saved_report_exports_what_the_analysis_exported() {
         }
     }
 }
+
+/// A Parquet file's batches.
+fn parquet_batches(p: &Path) -> Vec<arrow_array::RecordBatch> {
+    let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap().build().unwrap();
+    reader.map(|b| b.unwrap()).collect()
+}
+
+fn f64_column(batches: &[arrow_array::RecordBatch], name: &str) -> Vec<Option<f64>> {
+    use arrow_array::Array;
+    let mut out = Vec::new();
+    for b in batches {
+        let col = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
+        let col = col.as_any().downcast_ref::<arrow_array::Float64Array>().unwrap();
+        out.extend((0..col.len()).map(|i| (!col.is_null(i)).then(|| col.value(i))));
+    }
+    out
+}
+
+/// A saved report of several inputs exports each input's devices, time
+/// bins and radio bins, and its exchanges' radio shares, as the analysis
+/// exported them input by input (the lists of every input are one file,
+/// named after the saved report).
+#[test]
+fn a_saved_report_of_several_inputs_exports_every_inputs_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = ["sparse-https-poll", "sparse-mqtt-gps", "coap-observe"];
+    let caps: Vec<String> = names
+        .iter()
+        .map(|n| Path::new(env!("CARGO_MANIFEST_DIR")).join("captures").join(format!("{n}.pcap")).display().to_string())
+        .collect();
+    let (analysed, reported, saved) = (d.join("analysed"), d.join("reported"), d.join("saved.json"));
+    let mut args: Vec<&str> = vec!["analyze"];
+    args.extend(caps.iter().map(String::as_str));
+    args.extend(["--format", "json", "-o", saved.to_str().unwrap(), "--export", analysed.to_str().unwrap()]);
+    run(&args);
+    run(&["report", saved.to_str().unwrap(), "--export", reported.to_str().unwrap()]);
+    for table in ["devices", "time_bins", "radio_bins"] {
+        // CSV lines: a header, then the rows.
+        let lines = |p: &Path| -> (String, Vec<String>) {
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let mut l = text.lines().map(str::to_string);
+            (l.next().unwrap_or_default(), l.collect())
+        };
+        let per_input: Vec<_> = names.iter().map(|n| lines(&analysed.join(table).join(format!("{n}.csv")))).collect();
+        let want: Vec<String> = per_input.iter().flat_map(|(_, rows)| rows.clone()).collect();
+        let (header, got) = lines(&reported.join(table).join("saved.csv"));
+        assert!(!want.is_empty(), "{table}: no rows");
+        assert_eq!(header, per_input[0].0, "{table}");
+        assert_eq!(got, want, "{table}");
+    }
+    for column in ["radio_energy_j", "radio_charge_mah", "radio_on_s"] {
+        let want: Vec<Option<f64>> = names
+            .iter()
+            .flat_map(|n| f64_column(&parquet_batches(&analysed.join("exchanges").join(format!("{n}.parquet"))), column))
+            .collect();
+        let got = f64_column(&parquet_batches(&reported.join("exchanges").join("saved.parquet")), column);
+        assert!(want.iter().filter(|v| v.is_some()).count() > 10, "{column}: too few shares to test");
+        assert_eq!(got, want, "{column}");
+    }
+}

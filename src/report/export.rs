@@ -96,6 +96,14 @@ pub fn input_name(input: &str) -> String {
     if name.is_empty() { "input".into() } else { name }
 }
 
+/// What one input holds of its own: with several inputs, each input's.
+struct InputParts<'a> {
+    input: Option<String>,
+    radio: Option<&'a crate::radio::RadioReport>,
+    timeline: Option<&'a super::timeline::Timeline>,
+    devices: &'a [super::DeviceReport],
+}
+
 fn tables(r: &Report, input: &str) -> Vec<Table> {
     let input = Some(input.to_string());
 
@@ -124,8 +132,27 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
         flows.classes(&f.classes);
     }
 
-    let radio_of: HashMap<u64, &crate::radio::sim::ShareReport> =
-        r.radio.iter().flat_map(|x| x.per_exchange.iter()).map(|s| (u64::from(s.index), s)).collect();
+    // One input's parts are at the top; several inputs' are each in
+    // `inputs`, named by their own input.
+    let parts: Vec<InputParts> = if r.inputs.len() > 1 {
+        r.inputs
+            .iter()
+            .map(|i| InputParts {
+                input: Some(input_name(&i.input)),
+                radio: i.radio.as_ref(),
+                timeline: i.timeline.as_ref(),
+                devices: &i.devices,
+            })
+            .collect()
+    } else {
+        vec![InputParts { input: input.clone(), radio: r.radio.as_ref(), timeline: r.timeline.as_ref(), devices: &r.devices }]
+    };
+    // Several inputs' shares name the combined report's exchange ids.
+    let radio_of: HashMap<u64, &crate::radio::sim::ShareReport> = parts
+        .iter()
+        .flat_map(|p| p.radio.iter().flat_map(|x| x.per_exchange.iter()))
+        .map(|s| (u64::from(s.index), s))
+        .collect();
     let mut exchanges = Table::new("exchanges");
     for x in &r.exchanges {
         exchanges.str("input", input.clone());
@@ -165,7 +192,7 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
     }
 
     let mut bins = Table::new("time_bins");
-    if let Some(t) = &r.timeline {
+    for (t, input) in parts.iter().filter_map(|p| p.timeline.map(|t| (t, &p.input))) {
         for b in &t.bins {
             bins.str("input", input.clone());
             bins.f64("start_ts", Some(t.start_ts + b.t_s));
@@ -176,7 +203,7 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
     }
 
     let mut states = Table::new("radio_bins");
-    if let Some(s) = r.radio.as_ref().and_then(|x| x.timeline.as_ref()) {
+    for (s, input) in parts.iter().filter_map(|p| p.radio.and_then(|x| x.timeline.as_ref()).map(|s| (s, &p.input))) {
         for b in &s.bins {
             states.str("input", input.clone());
             states.f64("start_ts", Some(s.start_ts + b.t_s));
@@ -189,7 +216,7 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
     }
 
     let mut devices = Table::new("devices");
-    for d in &r.devices {
+    for (d, input) in parts.iter().flat_map(|p| p.devices.iter().map(move |d| (d, &p.input))) {
         devices.str("input", input.clone());
         devices.str("device", Some(d.id.clone()));
         devices.str("name", d.name.clone());

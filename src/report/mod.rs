@@ -245,6 +245,13 @@ pub struct Report {
     pub failed_inputs: Vec<String>,
 }
 
+/// Shares' ids moved by `base` (an id past `u32` stays at the largest).
+fn shift_shares(shares: &mut [crate::radio::sim::ShareReport], base: u64) {
+    for s in shares {
+        s.index = u32::try_from(u64::from(s.index) + base).unwrap_or(u32::MAX);
+    }
+}
+
 /// `v` written as the JSON report writes it (compact: its numbers are
 /// the same) into `bytes`, and read back.
 fn read_back<T: Serialize + serde::de::DeserializeOwned>(v: &T, bytes: &mut Vec<u8>) -> Result<T, String> {
@@ -328,8 +335,14 @@ impl Report {
         let mut all_exchanges = ExchangeSummaries::default();
         let mut all_apps = breakdown::AppLedgers::default();
         let mut top_timeline = None;
-        for r in inputs {
+        for mut r in inputs {
             let warnings = warnings::of(&r);
+            if !single && let Some(x) = r.radio.as_mut() {
+                // An input's radio shares name its flows and exchanges by
+                // their ids, which are shifted below: shifted with them.
+                shift_shares(&mut x.per_flow, flow_base);
+                shift_shares(&mut x.per_exchange, x_base);
+            }
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
             totals.captured_bytes += r.totals.captured_bytes;
