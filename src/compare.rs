@@ -137,6 +137,11 @@ pub struct Side {
     pub duration_s: f64,
     pub wire_bytes: u64,
     pub billed_bytes: u64,
+    /// Where `billed_bytes` come from: `radio` (the radio model's, exact:
+    /// each frame's wire length less its link header) or `estimate` (no
+    /// radio model: the ledger less its `link` class, an upper bound).
+    #[serde(default = "radio_basis")]
+    pub billed_basis: String,
     pub classes: Ledger,
     pub radio_profile: Option<String>,
     pub per_message: PerMessage,
@@ -148,6 +153,10 @@ pub struct Side {
     /// Why a figure could not be normalised.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+fn radio_basis() -> String {
+    "radio".into()
 }
 
 /// One figure before and after; `ratio` is after over before.
@@ -201,11 +210,66 @@ pub struct Comparison {
     pub price_per_unit: Option<f64>,
     /// The per-day bytes saving, 1 - after / before (None without per-day figures).
     pub per_day_bytes_saving: Option<f64>,
+    /// What the figures do not say: the sides' radio profiles differ, a
+    /// side has no per-day projection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub verdict: String,
 }
 
-fn billed(classes: &Ledger) -> u64 {
+/// The ledger's estimate of billed bytes, for a side without a radio
+/// model: every byte less the `link` class. An upper bound: `tcp_control`
+/// frames are booked whole, their link headers included.
+fn billed_estimate(classes: &Ledger) -> u64 {
     classes.total().saturating_sub(classes.get(Class::Link))
+}
+
+/// How many of the unit's messages each input of `r` holds. Exchanges name
+/// their flow, and each input's flows have the next ids; an exchange whose
+/// flow is past `--max-flows` counts towards the last input whose flows
+/// come before it.
+fn messages_by_input(r: &Report, unit: &Unit) -> Vec<u64> {
+    let mut ends = Vec::with_capacity(r.inputs.len());
+    let mut next = 0u64;
+    for i in &r.inputs {
+        next += i.tcp_streams + i.udp_streams;
+        ends.push(next);
+    }
+    let mut counts = vec![0u64; r.inputs.len()];
+    let mut current = 0usize;
+    for x in r.exchanges.iter().filter(|x| unit.matches(x)) {
+        let at = if x.flow == crate::ledger::exchange::UNLISTED_FLOW {
+            current
+        } else {
+            ends.iter().position(|&e| x.flow < e).unwrap_or(current)
+        };
+        current = at;
+        if let Some(c) = counts.get_mut(at) {
+            *c += 1;
+        }
+    }
+    counts
+}
+
+/// The unit's messages in one device's projected day: the messages over
+/// the typical cycles the capture's repeating part holds (its bytes less
+/// the start-up and shut-down, which are not multiplied), times the cycles
+/// in a day; so messages a day scale with the repeating bytes, never with
+/// the one-off ones.
+fn messages_a_day(x: &crate::radio::RadioReport, messages: u64) -> f64 {
+    let day = &x.per_day;
+    let once = |o: &Option<crate::radio::sim::OneOff>| o.as_ref().map_or(0, |o| o.bytes);
+    let repeating = x.bytes.saturating_sub(once(&day.startup)).saturating_sub(once(&day.shutdown));
+    if repeating == 0 { 0.0 } else { messages as f64 * day.bytes as f64 / repeating as f64 }
+}
+
+/// Why an input's day is not projected, for a note.
+fn unprojected(input: &str, x: &crate::radio::RadioReport) -> String {
+    format!(
+        "{input}: no per-day projection (basis {}: {} bursts over {:.1} s, no repeating cycle): \
+         no per-day figures; --interval P gives one a period",
+        x.per_day.basis, x.per_day.bursts, x.per_day.window_s
+    )
 }
 
 /// One side's figures.
@@ -219,14 +283,33 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
     if omitted > 0 {
         notes.push(format!("{omitted} exchanges were not listed (--max-exchanges): per-message figures are high"));
     }
-    let radios: Vec<&crate::radio::RadioReport> = match &r.radio {
-        Some(x) => vec![x],
-        None => r.inputs.iter().filter_map(|i| i.radio.as_ref()).collect(),
+    // Each input's radio model with its name and its messages of the unit.
+    let by_input = messages_by_input(r, unit);
+    let inputs: Vec<(&str, &crate::radio::RadioReport, u64)> = match (&r.radio, r.inputs.first()) {
+        (Some(x), first) => vec![(first.map_or("", |i| i.input.as_str()), x, messages)],
+        (None, _) => r
+            .inputs
+            .iter()
+            .zip(by_input.iter().copied())
+            .filter_map(|(i, m)| i.radio.as_ref().map(|x| (i.input.as_str(), x, m)))
+            .collect(),
     };
+    let radios: Vec<&crate::radio::RadioReport> = inputs.iter().map(|(_, x, _)| *x).collect();
     let t = &r.totals;
     let n = messages as f64;
     let per = |v: f64| if messages > 0 { v / n } else { 0.0 };
-    let billed_bytes = billed(&t.classes);
+    // The radio model's billed bytes are exact (each frame's wire length
+    // less its link header); the ledger can only estimate them.
+    let (billed_bytes, billed_basis) = if radios.is_empty() {
+        notes.push(
+            "no radio model: billed bytes are the ledger's estimate (wire bytes less the link class), \
+             an upper bound: TCP control frames' link headers are still counted"
+                .into(),
+        );
+        (billed_estimate(&t.classes), "estimate")
+    } else {
+        (radios.iter().map(|x| x.billed_bytes).sum(), "radio")
+    };
     let per_message = PerMessage {
         wire_bytes: per(t.wire_bytes as f64),
         billed_bytes: per(billed_bytes as f64),
@@ -237,51 +320,44 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
         classes: Class::ALL.iter().map(|c| (c.name().to_string(), per(t.classes.get(*c) as f64))).collect(),
     };
     // Per device-day: each input is one device; its day is the radio
-    // model's projection, and its messages scale as its bytes do.
-    let per_day = (!radios.is_empty()).then(|| {
-        let k = radios.len() as f64;
+    // model's projection. An input without one leaves the side without:
+    // a mean that took it as zero would claim a saving nobody made.
+    let missing: Vec<String> =
+        inputs.iter().filter(|(_, x, _)| !x.per_day.projected).map(|(i, x, _)| unprojected(i, x)).collect();
+    notes.extend(missing.iter().cloned());
+    let per_day = (!inputs.is_empty() && missing.is_empty()).then(|| {
+        let k = inputs.len() as f64;
         let mut d = PerDay::default();
         let mut lives = Vec::new();
-        let inputs: Vec<(&crate::radio::RadioReport, &Ledger, u64)> = match &r.radio {
-            Some(x) => vec![(x, &t.classes, messages)],
-            None => {
-                // Messages per input: exchanges are listed in input order.
-                r.inputs
-                    .iter()
-                    .filter_map(|i| i.radio.as_ref().map(|x| (x, &i.totals.classes)))
-                    .map(|(x, c)| (x, c, 0))
-                    .collect()
-            }
-        };
-        for (x, classes, msgs) in &inputs {
-            let wire = classes.total() as f64;
-            let scale = if x.bytes > 0 { x.per_day.bytes as f64 / x.bytes as f64 } else { 0.0 };
+        for (_, x, msgs) in &inputs {
             d.wire_bytes += x.per_day.bytes as f64 / k;
-            d.billed_bytes += if wire > 0.0 { x.per_day.bytes as f64 * billed(classes) as f64 / wire } else { 0.0 } / k;
+            d.billed_bytes += x.per_day.billed_bytes as f64 / k;
             d.charge_mah += x.per_day.charge_mah / k;
             d.radio_on_s += x.per_day.radio_on_s / k;
             d.wakeups += x.per_day.wakeups / k;
-            d.messages += *msgs as f64 * scale / k;
+            d.messages += messages_a_day(x, *msgs) / k;
             lives.extend(x.battery_life_days);
-        }
-        if r.radio.is_none() {
-            // Several inputs: messages a day from the side's total rate.
-            let bytes: f64 = radios.iter().map(|x| x.bytes as f64).sum();
-            let day_bytes: f64 = radios.iter().map(|x| x.per_day.bytes as f64).sum();
-            d.messages = if bytes > 0.0 { n * day_bytes / bytes / k } else { 0.0 };
         }
         if !lives.is_empty() {
             d.battery_life_days = Some(lives.iter().sum::<f64>() / lives.len() as f64);
         }
         d
     });
-    if per_day.is_none() {
+    if inputs.is_empty() {
         notes.push("no radio model: no per-day figures (analyze with a radio profile)".into());
     }
-    let fleet_year = per_day.as_ref().map(|d| crate::radio::cost(d.wire_bytes, cost).fleet_year);
+    // Priced as analyze prices: IP bytes unless `--bill link`.
+    let fleet_year = per_day
+        .as_ref()
+        .map(|d| crate::radio::cost(if cost.bill_link { d.wire_bytes } else { d.billed_bytes }, cost).fleet_year);
     let mut findings: Vec<String> =
         r.findings.iter().map(|f| f.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     findings.sort();
+    let mut profiles: Vec<String> = radios.iter().map(|x| x.profile.clone()).collect();
+    profiles.dedup();
+    if profiles.len() > 1 {
+        notes.push(format!("its inputs were modelled with different radio profiles ({})", profiles.join(", ")));
+    }
     Side {
         inputs: r.inputs.iter().map(|i| i.input.clone()).collect(),
         unit: unit.to_string(),
@@ -289,6 +365,7 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
         duration_s: t.duration_s,
         wire_bytes: t.wire_bytes,
         billed_bytes,
+        billed_basis: billed_basis.into(),
         classes: t.classes,
         radio_profile: radios.first().map(|x| x.profile.clone()),
         per_message,
@@ -337,6 +414,9 @@ pub fn compare(before: &Report, after: &Report, units: (&Unit, &Unit), cost: &Co
     if let (Some(by), Some(ay)) = (&b.fleet_year, &a.fleet_year) {
         pm(&mut change.fleet_year, "bytes", by.bytes as f64, ay.bytes as f64);
         pm(&mut change.fleet_year, "megabytes", by.megabytes, ay.megabytes);
+        if let (Some(x), Some(y)) = (by.mebibytes, ay.mebibytes) {
+            pm(&mut change.fleet_year, "mebibytes", x, y);
+        }
         if let (Some(x), Some(y)) = (by.cost, ay.cost) {
             pm(&mut change.fleet_year, "cost", x, y);
         }
@@ -349,7 +429,21 @@ pub fn compare(before: &Report, after: &Report, units: (&Unit, &Unit), cost: &Co
         new: after_ids.difference(&before_ids).map(|s| s.to_string()).collect(),
     };
     let per_day_bytes_saving = change.per_day.get("wire_bytes").and_then(Change::saving);
-    let verdict = verdict(&b, &a, &change);
+    let mut notes = Vec::new();
+    if let (Some(x), Some(y)) = (&b.radio_profile, &a.radio_profile)
+        && x != y
+    {
+        notes.push(format!(
+            "the sides were modelled with different radio profiles (BEFORE {x}, AFTER {y}): \
+             radio charge, radio-on time, wake-ups and battery life differ by the radio as much as by the traffic"
+        ));
+    }
+    for (name, s) in [("BEFORE", &b), ("AFTER", &a)] {
+        if s.per_day.is_none() && s.radio_profile.is_some() {
+            notes.push(format!("{name} has no per-day projection: no per-day change is claimed"));
+        }
+    }
+    let verdict = verdict(&b, &a, &change, cost.binary_units);
     Comparison {
         schema: SCHEMA.to_string(),
         before: b,
@@ -361,6 +455,7 @@ pub fn compare(before: &Report, after: &Report, units: (&Unit, &Unit), cost: &Co
         currency: cost.currency.clone(),
         price_per_unit: cost.price_per_mb,
         per_day_bytes_saving,
+        notes,
         verdict,
     }
 }
@@ -370,8 +465,14 @@ fn fewer(saving: f64, fewer: &str, more: &str) -> String {
     if saving >= 0.0 { format!("{:.0}% {fewer}", saving * 100.0) } else { format!("{:.0}% {more}", -saving * 100.0) }
 }
 
-fn verdict(b: &Side, a: &Side, c: &Changes) -> String {
-    use crate::report::table::human_bytes;
+fn verdict(b: &Side, a: &Side, c: &Changes, binary_units: bool) -> String {
+    let bytes = |v: f64| {
+        if binary_units {
+            crate::report::table::Units { binary: true }.bytes(v)
+        } else {
+            crate::report::table::human_bytes(v)
+        }
+    };
     let mut v = String::from("AFTER ");
     match c.per_message.get("wire_bytes") {
         Some(ch) if b.messages > 0 && a.messages > 0 => {
@@ -381,8 +482,8 @@ fn verdict(b: &Side, a: &Side, c: &Changes) -> String {
                 fewer(s, "fewer", "more"),
                 a.unit,
                 b.unit,
-                human_bytes(ch.before),
-                human_bytes(ch.after)
+                bytes(ch.before),
+                bytes(ch.after)
             ));
         }
         _ => v.push_str("cannot be compared per message (no message of the unit on one side)"),
@@ -393,8 +494,8 @@ fn verdict(b: &Side, a: &Side, c: &Changes) -> String {
         v.push_str(&format!(
             ", {} a day ({} to {})",
             fewer(s, "fewer bytes", "more bytes"),
-            human_bytes(ch.before),
-            human_bytes(ch.after)
+            bytes(ch.before),
+            bytes(ch.after)
         ));
     }
     if let Some(ch) = c.per_day.get("charge_mah")
@@ -406,20 +507,36 @@ fn verdict(b: &Side, a: &Side, c: &Changes) -> String {
             ch.before,
             ch.after
         ));
+        if let (Some(x), Some(y)) = (&b.radio_profile, &a.radio_profile)
+            && x != y
+        {
+            v.push_str(&format!(" on a different radio profile ({x} to {y}): not the change's doing alone"));
+        }
+    }
+    let unprojected: Vec<&str> =
+        [("BEFORE", b), ("AFTER", a)].iter().filter(|(_, s)| s.per_day.is_none()).map(|(n, _)| *n).collect();
+    if !unprojected.is_empty() && (b.radio_profile.is_some() || a.radio_profile.is_some()) {
+        v.push_str(&format!("; no per-day comparison ({} without a per-day projection)", unprojected.join(" and ")));
     }
     v
 }
 
-/// Parses a saving: `30%` or `0.3`.
+/// Parses a saving: `30%` (0% to 100%) or a fraction in [0, 1] (`0.3`).
+/// A bare number above 1 is refused, not read as a fraction: `30` means
+/// 30% to whoever wrote it, and 3,000% to a fraction.
 pub fn parse_saving(s: &str) -> Result<f64, String> {
     let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
-        None => t.parse::<f64>(),
+    let how = "write it as a percentage (30%) or a fraction from 0 to 1 (0.3)";
+    let (v, percent) = match t.strip_suffix('%') {
+        Some(p) => (p.trim().parse::<f64>().map(|x| x / 100.0), true),
+        None => (t.parse::<f64>(), false),
     };
     match v {
-        Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("--require-saving {s:?}: want a percentage such as 30%")),
+        Ok(x) if x.is_finite() && (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(x) if x.is_finite() && x > 1.0 && !percent => {
+            Err(format!("--require-saving {s:?}: a bare number is a fraction of 1; {how} (--require-saving {t}%?)"))
+        }
+        _ => Err(format!("--require-saving {s:?}: {how}")),
     }
 }
 
@@ -446,6 +563,14 @@ mod tests {
         assert_eq!(parse_saving("30%"), Ok(0.3));
         assert_eq!(parse_saving("0.5"), Ok(0.5));
         assert!(parse_saving("lots").is_err());
+        assert_eq!(parse_saving("100%"), Ok(1.0));
+        assert_eq!(parse_saving("0"), Ok(0.0));
+        assert_eq!(parse_saving("1"), Ok(1.0));
+        // A bare 30 is not 3,000%; negative and past 100% are no saving to require.
+        for bad in ["30", "1.5", "-0.1", "-5%", "101%", "NaN", "inf%"] {
+            let e = parse_saving(bad).expect_err(bad);
+            assert!(e.contains("30%") && e.contains("0.3"), "{bad}: {e}");
+        }
     }
 
     #[test]

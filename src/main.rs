@@ -137,12 +137,17 @@ enum Cmd {
         /// once for both sides or twice, BEFORE's then AFTER's. Default: each side's most frequent.
         #[arg(long)]
         unit: Vec<String>,
-        /// Exit with status 1 when AFTER saves less than this share of BEFORE's bytes per device-day (e.g. 30%).
+        /// Exit with status 1 when AFTER saves less than this share of BEFORE's bytes per device-day, or when a
+        /// side has no per-day projection: a percentage (30%) or a fraction from 0 to 1 (0.3).
         #[arg(long, value_name = "PERCENT")]
         require_saving: Option<String>,
-        /// SSLKEYLOGFILE for the captures of either side.
+        /// SSLKEYLOGFILE (NSS key log) for the captures of either side; may be given several times.
         #[arg(long)]
-        keylog: Option<PathBuf>,
+        keylog: Vec<PathBuf>,
+        /// Re-time each device's cycles to this period (e.g. 30s) and project its day from them, as
+        /// `analyze --interval` (captures only: a saved report keeps its own projection).
+        #[arg(long)]
+        interval: Option<String>,
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
         #[command(flatten)]
@@ -467,7 +472,8 @@ fn main() -> ExitCode {
                 _ => ExitCode::SUCCESS,
             }
         }
-        Cmd::Compare { before, after, format, output, unit, require_saving, keylog, jobs, radio } => {
+        Cmd::Compare { before, after, format, output, unit, require_saving, keylog, interval, jobs, mut radio } => {
+            radio.interval = interval;
             compare(CompareArgs { before, after, format, output, unit, require_saving, keylog, jobs, radio })
         }
         Cmd::Report { saved, format, output, top, export } => {
@@ -477,8 +483,9 @@ fn main() -> ExitCode {
             {
                 Ok(r) => r,
                 Err(e) => {
+                    // As analyze's input that cannot be read: no report.
                     eprintln!("wiretax: {}: {e}", saved.display());
-                    return ExitCode::from(exit::USAGE);
+                    return ExitCode::from(exit::NO_REPORT);
                 }
             };
             let out_file = match open_output(&output) {
@@ -650,16 +657,26 @@ struct CompareArgs {
     output: Option<PathBuf>,
     unit: Vec<String>,
     require_saving: Option<String>,
-    keylog: Option<PathBuf>,
+    keylog: Vec<PathBuf>,
     jobs: Option<usize>,
     radio: Box<RadioArgs>,
 }
 
 /// One side of a comparison: a saved JSON report, or captures analysed now.
-fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<Report, String> {
+struct LoadedSide {
+    report: Report,
+    /// A saved report, not captures analysed now.
+    saved: bool,
+    /// Some of its inputs could not be read (each said on stderr).
+    some_failed: bool,
+}
+
+/// Reads one side; Err when nothing of it could be read.
+fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<LoadedSide, String> {
     if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
         let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        return Report::read(std::io::BufReader::new(f)).map_err(|e| format!("{}: {e}", path.display()));
+        let report = Report::read(std::io::BufReader::new(f)).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(LoadedSide { report, saved: true, some_failed: false });
     }
     let files = inputs::expand(&[path.to_path_buf()], false).files;
     if files.is_empty() {
@@ -679,26 +696,20 @@ fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<Repo
     if reports.is_empty() {
         return Err(format!("nothing in {} could be read", path.display()));
     }
+    let some_failed = !failed.is_empty();
     // As its JSON would say it: a side saved and read back compares alike.
-    Report::combine(reports, failed).into_model_precision()
+    let report = Report::combine(reports, failed).into_model_precision()?;
+    Ok(LoadedSide { report, saved: false, some_failed })
 }
 
 fn compare(a: CompareArgs) -> ExitCode {
     use wiretax::compare::{Unit, default_unit, parse_saving};
     use wiretax::report::compare_view;
     let mut opts = Options::new();
-    if let Err(e) = a.radio.apply(&mut opts) {
+    // Key logs as analyze reads them: several, merged.
+    if let Err(e) = a.radio.apply(&mut opts).and_then(|_| dissection_options(&mut opts, &a.keylog, &[])) {
         eprintln!("wiretax: {e}");
-        return ExitCode::from(2);
-    }
-    if let Some(path) = &a.keylog {
-        match wiretax::keylog::KeyLog::load(path) {
-            Ok(k) => opts.flow.dissect = Arc::new(dissect::Config { keylog: Some(Arc::new(k)), ..Default::default() }),
-            Err(e) => {
-                eprintln!("wiretax: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        return ExitCode::from(exit::USAGE);
     }
     let required = match a.require_saving.as_deref().map(parse_saving).transpose() {
         Ok(r) => r,
@@ -721,11 +732,23 @@ fn compare(a: CompareArgs) -> ExitCode {
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let (before, after) = match (load_side(&a.before, &opts, jobs), load_side(&a.after, &opts, jobs)) {
         (Ok(b), Ok(x)) => (b, x),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("wiretax: {e}");
-            return ExitCode::from(2);
+        (b, x) => {
+            // As analyze: a side of which nothing could be read leaves no comparison.
+            for e in [b.err(), x.err()].into_iter().flatten() {
+                eprintln!("wiretax: {e}");
+            }
+            return ExitCode::from(exit::NO_REPORT);
         }
     };
+    let some_failed = before.some_failed || after.some_failed;
+    if a.radio.interval.is_some() {
+        for (name, s) in [("BEFORE", &before), ("AFTER", &after)] {
+            if s.saved {
+                eprintln!("wiretax: --interval does not re-time {name}, a saved report: it keeps its own projection");
+            }
+        }
+    }
+    let (before, after) = (before.report, after.report);
     let unit_of = |r: &Report, given: Option<&Unit>| {
         given.cloned().or_else(|| default_unit(r)).unwrap_or(Unit {
             kind: "none".into(),
@@ -736,6 +759,9 @@ fn compare(a: CompareArgs) -> ExitCode {
     let ub = unit_of(&before, units.first());
     let ua = unit_of(&after, units.get(1).or(units.first()));
     let c = wiretax::compare::compare(&before, &after, (&ub, &ua), &opts.cost);
+    for n in &c.notes {
+        eprintln!("wiretax: {n}");
+    }
     let text = match a.format {
         Format::Table => compare_view::render_table(&c),
         Format::Json => match serde_json::to_string_pretty(&c) {
@@ -776,10 +802,18 @@ fn compare(a: CompareArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
             None => {
-                eprintln!("wiretax: no per-day figures to check --require-saving against (no radio model)");
+                let why = if c.before.radio_profile.is_none() || c.after.radio_profile.is_none() {
+                    "no radio model"
+                } else {
+                    "a side has no per-day projection; --interval gives one"
+                };
+                eprintln!("wiretax: no per-day projection to check --require-saving against ({why})");
                 return ExitCode::from(1);
             }
         }
+    }
+    if some_failed {
+        return ExitCode::from(exit::SOME_INPUTS_FAILED);
     }
     ExitCode::SUCCESS
 }

@@ -5,7 +5,7 @@
 use super::Report;
 use super::charts::{CLASS_COLORS, Stacked, TimelineChart, Unit, clean};
 use super::doc::{self, Block, Doc, Scales, Section, Table};
-use super::table::human_bytes;
+use super::table::{Units, human_bytes};
 use crate::compare::{Change, Comparison, Side};
 use crate::ledger::Class;
 use comfy_table::{Cell, CellAlignment, Table as Comfy, presets::UTF8_FULL_CONDENSED};
@@ -38,11 +38,27 @@ enum Fig {
 }
 
 impl Fig {
-    fn show(self, v: f64) -> String {
+    /// `binary`: bytes in KiB, MiB, GiB, as `--binary-units` asks.
+    fn show(self, v: f64, binary: bool) -> String {
         match self {
+            Fig::Bytes if binary => Units { binary: true }.bytes(v),
             Fig::Bytes => human_bytes(v),
             Fig::Num(d) => format!("{v:.d$}"),
         }
+    }
+}
+
+/// Whether the comparison writes bytes in binary units (`--binary-units`).
+fn binary(c: &Comparison) -> bool {
+    c.unit == "MiB"
+}
+
+/// The billed row's label: the ledger's estimate says so.
+fn billed_label(c: &Comparison, label: &str) -> String {
+    if c.before.billed_basis == "estimate" || c.after.billed_basis == "estimate" {
+        "billed bytes (IP, estimate: upper bound)".into()
+    } else {
+        label.into()
     }
 }
 
@@ -53,10 +69,12 @@ fn change_cell(c: &Change) -> String {
     }
 }
 
-fn rows(changes: &BTreeMap<String, Change>, figs: &[(&str, &str, Fig)]) -> Vec<Vec<String>> {
+fn rows(c: &Comparison, changes: &BTreeMap<String, Change>, figs: &[(&str, &str, Fig)]) -> Vec<Vec<String>> {
+    let bin = binary(c);
     figs.iter()
         .filter_map(|(k, label, f)| {
-            changes.get(*k).map(|c| vec![label.to_string(), f.show(c.before), f.show(c.after), change_cell(c)])
+            let label = if *k == "billed_bytes" { billed_label(c, label) } else { label.to_string() };
+            changes.get(*k).map(|ch| vec![label, f.show(ch.before, bin), f.show(ch.after, bin), change_cell(ch)])
         })
         .collect()
 }
@@ -81,14 +99,14 @@ fn tables(c: &Comparison) -> Vec<Table> {
     let mut out = vec![Table {
         caption: "Per message (everything the capture sent, over the messages it carried)".into(),
         head: head(),
-        rows: rows(&c.change.per_message, &PER_MESSAGE),
+        rows: rows(c, &c.change.per_message, &PER_MESSAGE),
         folded: false,
     }];
     if !c.change.per_day.is_empty() {
         out.push(Table {
             caption: "Per device-day (the radio model's projection)".into(),
             head: head(),
-            rows: rows(&c.change.per_day, &PER_DAY),
+            rows: rows(c, &c.change.per_day, &PER_DAY),
             folded: false,
         });
     }
@@ -98,13 +116,15 @@ fn tables(c: &Comparison) -> Vec<Table> {
             head: head(),
             ..Default::default()
         };
+        // The row says MiB only over mebibytes (`--binary-units`).
+        let units = if binary(c) { ("mebibytes", "MiB") } else { ("megabytes", "MB") };
         for (k, label, f) in [
             ("bytes", "bytes".to_string(), Fig::Bytes),
-            ("megabytes", c.unit.clone(), Fig::Num(1)),
+            (units.0, units.1.to_string(), Fig::Num(1)),
             ("cost", clean(&c.currency, 12), Fig::Num(2)),
         ] {
             if let Some(ch) = c.change.fleet_year.get(k) {
-                t.rows.push(vec![label, f.show(ch.before), f.show(ch.after), change_cell(ch)]);
+                t.rows.push(vec![label, f.show(ch.before, binary(c)), f.show(ch.after, binary(c)), change_cell(ch)]);
             }
         }
         out.push(t);
@@ -159,6 +179,9 @@ pub fn render_table(c: &Comparison) -> String {
         for n in &s.notes {
             let _ = writeln!(o, "{name}: {}", clean(n, 300));
         }
+    }
+    for n in &c.notes {
+        let _ = writeln!(o, "Note: {}", clean(n, 300));
     }
     let _ = writeln!(o, "\n{}", clean(&c.verdict, 1000));
     super::table::terminal_safe(o)
@@ -239,6 +262,9 @@ fn compare_doc(c: &Comparison) -> Doc {
         for n in &s.notes {
             blocks.push(Block::Para(format!("{name}: {n}")));
         }
+    }
+    for n in &c.notes {
+        blocks.push(Block::Para(format!("Note: {n}")));
     }
     Doc {
         title: "wiretax compare".into(),
