@@ -161,6 +161,10 @@ fn per_day_comes_from_the_steady_cycle() {
     let crowd = &fixed["devices"][0]["crowd"];
     assert_eq!(crowd["simultaneous"], 30);
     assert!(crowd["separating_keys"].as_array().unwrap().iter().any(|k| k == "mac"));
+    // One device has no devices section; the table says the crowd all the same.
+    let crowd_note = "looks like several devices (30 connections at once to";
+    assert!(table("captures/websocket-storm-fixed.pcap", &[]).contains(crowd_note));
+    assert!(!table("captures/http-keepalive.pcap", &[]).contains("looks like several devices"));
     // The lock-step storm's 2 s period is shorter than the LTE tail: said.
     let never = &fixed["radio"]["per_day"]["never_sleeps"];
     assert_eq!((f(&never["period_s"]), f(&never["tail_s"])), (2.0, 10.12));

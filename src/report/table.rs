@@ -161,6 +161,9 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         {
             let _ = writeln!(out, "Devices");
             let _ = write!(out, "{}", indent(&devices_text(devices, fleet, top_flows, units)));
+        } else {
+            // One device has no devices section, but one address may be many.
+            let _ = write!(out, "{}", indent(&crowd_notes(devices)));
         }
         if let Some(c) = &radio.cost {
             let _ = writeln!(out, "Data cost");
@@ -566,6 +569,13 @@ pub fn devices_text(devices: &[DeviceReport], fleet: &FleetReport, top: usize, u
         u.bytes(fleet.per_day.bytes as f64),
         sig3(fleet.per_day.charge_mah)
     );
+    o.push_str(&crowd_notes(devices));
+    o
+}
+
+/// A note for each device that looks like several behind one address.
+fn crowd_notes(devices: &[DeviceReport]) -> String {
+    let mut o = String::new();
     for d in devices {
         if let Some(c) = &d.crowd {
             let _ = writeln!(
