@@ -283,6 +283,11 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
     if omitted > 0 {
         notes.push(format!("{omitted} exchanges were not listed (--max-exchanges): per-message figures are high"));
     }
+    for i in &r.inputs {
+        if let Some(e) = &i.notes.read_error {
+            notes.push(format!("{}: {e}: its figures cover the {} frames before", i.input, i.totals.frames));
+        }
+    }
     // Each input's radio model with its name and its messages of the unit.
     let by_input = messages_by_input(r, unit);
     let inputs: Vec<(&str, &crate::radio::RadioReport, u64)> = match (&r.radio, r.inputs.first()) {

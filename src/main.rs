@@ -439,7 +439,10 @@ fn main() -> ExitCode {
             opts.whatif = Some(request);
             let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let report = match analyze_all(std::slice::from_ref(&capture), &opts, jobs).into_iter().next() {
-                Some(Ok(r)) => r.whatif,
+                Some(Ok(r)) => {
+                    say_read_error(&r);
+                    r.whatif
+                }
                 Some(Err(e)) => {
                     eprintln!("wiretax: {e}");
                     return ExitCode::from(exit::NO_REPORT);
@@ -591,9 +594,7 @@ fn main() -> ExitCode {
             for (position, result) in analyze_all(&files, &opts, jobs).into_iter().enumerate() {
                 match result {
                     Ok(r) => {
-                        if let Some(e) = &r.notes.read_error {
-                            eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
-                        }
+                        say_read_error(&r);
                         reports.push(r)
                     }
                     Err(e) => {
@@ -686,7 +687,10 @@ fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<Load
     let mut failed = Vec::new();
     for result in analyze_all(&files, opts, jobs) {
         match result {
-            Ok(r) => reports.push(r),
+            Ok(r) => {
+                say_read_error(&r);
+                reports.push(r)
+            }
             Err(e) => {
                 eprintln!("wiretax: {e}");
                 failed.push(e.to_string());
@@ -862,6 +866,14 @@ fn emit(
             Err(ExitCode::from(exit::NO_REPORT))
         }
         Ok(()) => Ok(()),
+    }
+}
+
+/// Where reading an input stopped early (a truncated or damaged capture),
+/// on stderr: its figures cover only the frames before.
+fn say_read_error(r: &wiretax::report::InputReport) {
+    if let Some(e) = &r.notes.read_error {
+        eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
     }
 }
 

@@ -330,3 +330,23 @@ fn exit_statuses_follow_analyze() {
         assert_eq!(wiretax(&["report".into(), p.into()]).status.code(), Some(1));
     }
 }
+
+/// A truncated capture is said by `compare` (stderr and the side's notes)
+/// and by `whatif` (stderr), as `analyze` says it: its figures cover only
+/// the frames before the damage.
+#[test]
+fn a_truncated_side_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(cap("http-keepalive.pcap")).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &whole[..3000]).unwrap();
+    let (v, stderr, code) = compare_json(&cap("http-keepalive.pcap").into(), &cut.clone().into(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("truncated") && stderr.contains("frames before it"), "{stderr}");
+    let notes = v["after"]["notes"].to_string();
+    assert!(notes.contains("truncated") && notes.contains("frames before"), "{notes}");
+    assert!(!v["before"]["notes"].to_string().contains("truncated"));
+    let out = wiretax(&[OsString::from("whatif"), cut.into(), "--as".into(), "mqtt".into()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("truncated"), "{stderr}");
+}

@@ -189,3 +189,45 @@ fn malformed_bytes_of_flows_not_listed_are_still_noted() -> Result<(), Box<dyn s
     assert_eq!(report["inputs"][0]["notes"]["malformed_bytes"], 9);
     Ok(())
 }
+
+/// A legacy pcap's records: (header, data), after its 24-byte header.
+fn pcap_records(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let head = bytes[at..at + 16].to_vec();
+        let caplen = u32::from_le_bytes(head[8..12].try_into().unwrap()) as usize;
+        out.push((head, bytes[at + 16..at + 16 + caplen].to_vec()));
+        at += 16 + caplen;
+    }
+    out
+}
+
+#[test]
+fn a_capture_out_of_time_order_spans_its_earliest_to_its_latest_frame() -> Result<(), Box<dyn std::error::Error>> {
+    // As mergecap -a leaves it: records in file order, times not. The span
+    // once ran from the first record to the latest (0 s reversed).
+    let dir = tempfile::tempdir()?;
+    let original = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/http-keepalive.pcap");
+    let bytes = std::fs::read(&original)?;
+    let records = pcap_records(&bytes);
+    let mut reversed = bytes[..24].to_vec();
+    for (head, data) in records.iter().rev() {
+        reversed.extend_from_slice(head);
+        reversed.extend_from_slice(data);
+    }
+    let path = dir.path().join("reversed.pcap");
+    std::fs::write(&path, reversed)?;
+    let totals = |p: &Path| -> Result<Value, Box<dyn std::error::Error>> {
+        let out = Command::new(env!("CARGO_BIN_EXE_wiretax")).args(["analyze", "--format", "json"]).arg(p).output()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        Ok(report["totals"].clone())
+    };
+    let (want, got) = (totals(&original)?, totals(&path)?);
+    // `capinfos -u`: 28.028864 s from the earliest packet to the latest.
+    assert!((want["duration_s"].as_f64().unwrap() - 28.028864).abs() < 1e-6, "{want}");
+    assert_eq!(got["duration_s"], want["duration_s"]);
+    assert_eq!(got["start_ts"], want["start_ts"]);
+    Ok(())
+}

@@ -194,7 +194,9 @@ fn a_saved_report_of_several_inputs_exports_every_inputs_tables() {
     for column in ["radio_energy_j", "radio_charge_mah", "radio_on_s"] {
         let want: Vec<Option<f64>> = names
             .iter()
-            .flat_map(|n| f64_column(&parquet_batches(&analysed.join("exchanges").join(format!("{n}.parquet"))), column))
+            .flat_map(|n| {
+                f64_column(&parquet_batches(&analysed.join("exchanges").join(format!("{n}.parquet"))), column)
+            })
             .collect();
         let got = f64_column(&parquet_batches(&reported.join("exchanges").join("saved.parquet")), column);
         assert!(want.iter().filter(|v| v.is_some()).count() > 10, "{column}: too few shares to test");

@@ -157,7 +157,8 @@ pub(super) fn assemble(
     let exchanges: Vec<Exchange> = exchanges.into_iter().map(|(_, x)| x).collect();
 
     t.classes = classes;
-    t.duration_s = first_ns.map(|f| (last_ns - f) as f64 / 1e9).unwrap_or(0.0);
+    // In 128 bits: timestamps far apart (a corrupted one) must not wrap.
+    t.duration_s = first_ns.map(|f| (i128::from(last_ns) - i128::from(f)) as f64 / 1e9).unwrap_or(0.0);
     t.start_ts = first_ns.map(|f| f as f64 / 1e9);
     t.goodput_ratio = classes.goodput_ratio();
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);

@@ -177,8 +177,15 @@ impl Engine {
         t.wire_bytes += p.wire_len as u64;
         t.captured_bytes += p.data.len() as u64;
         st.linktypes.add(p.linktype);
-        st.first_ns.get_or_insert(p.ts_ns);
-        st.last_ns = st.last_ns.max(p.ts_ns);
+        // The capture's span is from its earliest frame to its latest: a
+        // merged or rewritten capture need not be in time order.
+        match st.first_ns {
+            Some(first) => {
+                st.first_ns = Some(first.min(p.ts_ns));
+                st.last_ns = st.last_ns.max(p.ts_ns);
+            }
+            None => (st.first_ns, st.last_ns) = (Some(p.ts_ns), p.ts_ns),
+        }
         // A frame outside flows: its device is one of the addresses it
         // carries (the radio stage picks which), its link bytes not billed.
         let link_ids =

@@ -145,7 +145,12 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
             })
             .collect()
     } else {
-        vec![InputParts { input: input.clone(), radio: r.radio.as_ref(), timeline: r.timeline.as_ref(), devices: &r.devices }]
+        vec![InputParts {
+            input: input.clone(),
+            radio: r.radio.as_ref(),
+            timeline: r.timeline.as_ref(),
+            devices: &r.devices,
+        }]
     };
     // Several inputs' shares name the combined report's exchange ids.
     let radio_of: HashMap<u64, &crate::radio::sim::ShareReport> = parts
