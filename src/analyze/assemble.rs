@@ -82,8 +82,7 @@ pub(super) fn assemble(
         linktypes,
         marks,
         mut timeline,
-        first_ns,
-        last_ns,
+        span,
         source,
         outside_facts,
     } = st;
@@ -94,6 +93,7 @@ pub(super) fn assemble(
     outside.add(Class::Link, defrag.abandoned.link);
     outside.add(Class::Network, defrag.abandoned.network);
     outside.add(Class::Payload, defrag.abandoned.data);
+    let (first_ns, last_ns) = (span.earliest_ns(), span.latest_ns());
     timeline.add_since(last_ns, &outside_before, &outside);
     notes.abandoned_fragments = defrag.abandoned.frames as u64;
     notes.read_error = source.read_error;

@@ -122,11 +122,42 @@ pub(super) struct InputState {
     marks: decode::MarkCounts,
     /// The bytes of frames of no flow, by time bin (the flows' are the workers').
     timeline: TimelineBuilder,
-    first_ns: Option<i64>,
-    last_ns: i64,
+    span: TimeSpan,
     source: SourceNotes,
     /// What frames of no flow tell the findings (ICMP port unreachable).
     outside_facts: crate::findings::Streams,
+}
+
+/// The capture's span: from its earliest frame to its latest, for a
+/// merged or rewritten capture need not be in time order.
+#[derive(Clone, Copy)]
+pub(super) struct TimeSpan {
+    earliest_ns: i64,
+    latest_ns: i64,
+}
+
+impl Default for TimeSpan {
+    fn default() -> TimeSpan {
+        TimeSpan { earliest_ns: i64::MAX, latest_ns: i64::MIN }
+    }
+}
+
+impl TimeSpan {
+    #[inline]
+    fn add(&mut self, ts_ns: i64) {
+        self.earliest_ns = self.earliest_ns.min(ts_ns);
+        self.latest_ns = self.latest_ns.max(ts_ns);
+    }
+
+    /// The earliest frame's time; None before any frame.
+    pub(super) fn earliest_ns(&self) -> Option<i64> {
+        (self.earliest_ns <= self.latest_ns).then_some(self.earliest_ns)
+    }
+
+    /// The latest frame's time; 0 before any frame.
+    pub(super) fn latest_ns(&self) -> i64 {
+        if self.earliest_ns <= self.latest_ns { self.latest_ns } else { 0 }
+    }
 }
 
 impl Engine {
@@ -177,15 +208,7 @@ impl Engine {
         t.wire_bytes += p.wire_len as u64;
         t.captured_bytes += p.data.len() as u64;
         st.linktypes.add(p.linktype);
-        // The capture's span is from its earliest frame to its latest: a
-        // merged or rewritten capture need not be in time order.
-        match st.first_ns {
-            Some(first) => {
-                st.first_ns = Some(first.min(p.ts_ns));
-                st.last_ns = st.last_ns.max(p.ts_ns);
-            }
-            None => (st.first_ns, st.last_ns) = (Some(p.ts_ns), p.ts_ns),
-        }
+        st.span.add(p.ts_ns);
         // A frame outside flows: its device is one of the addresses it
         // carries (the radio stage picks which), its link bytes not billed.
         let link_ids =
