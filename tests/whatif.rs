@@ -331,3 +331,23 @@ fn the_first_of_a_pair_as_the_seconds_stack_lands_on_the_second() {
         );
     }
 }
+
+/// Billed bytes are IP bytes: every frame's wire length less its link
+/// header, TCP control frames included (the ledger books those whole as
+/// `tcp_control`, link header and all, so its `link` class misses them).
+#[test]
+fn whatif_baseline_bills_ip_bytes() {
+    // tshark -r captures/sparse-https-poll.pcap -T fields -e ip.len, summed:
+    // 23,032 B in 8 messages: 2,879 B each.
+    let keys = cap("sparse-https-poll.keylog");
+    let r = whatif("sparse-https-poll.pcap", &["--keylog", &keys, "--as", "https-new"]);
+    assert_eq!(f(&r["baseline"]["per_message"]["billed_bytes"]), 23_032.0 / 8.0);
+    assert_eq!(f(&scenario(&r, "https-new")["per_message"]["billed_bytes"]), 23_032.0 / 8.0);
+    // Without a radio model the day is the capture's bytes at its rate:
+    // tshark -T fields -e ip.len on http-poll-close.pcap sums to 13,356 B
+    // over 28.236268 s (capinfos' duration).
+    let r = whatif("http-poll-close.pcap", &["--as", "mqtt", "--no-radio"]);
+    let want = 13_356.0 * 86_400.0 / 28.236268;
+    assert!((f(&r["baseline"]["per_day"]["billed_bytes"]) - want).abs() <= 1.0, "{}", r["baseline"]);
+    assert_eq!(f(&r["baseline"]["per_message"]["billed_bytes"]), 13_356.0 / 15.0);
+}

@@ -213,7 +213,7 @@ pub(super) fn assemble(
         wire_bytes: t.wire_bytes,
         frames: t.frames,
         lower_bytes: lower,
-        link_bytes: t.classes.get(Class::Link),
+        link_bytes: tap.link_bytes,
         duration_s: t.duration_s,
         radio: opts.radio.as_ref(),
         thresholds: &opts.findings,
@@ -221,7 +221,7 @@ pub(super) fn assemble(
     let findings = crate::findings::detect(&findings_input);
     let all_findings_fixed = crate::findings::all_fixed(&findings_input, &findings);
     let whatif = opts.whatif.as_ref().map(|req| {
-        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, udp_streams);
+        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, tap.link_bytes, udp_streams);
         let devices: Vec<&crate::findings::stream::Device> = streams.devices.iter().map(|(_, d)| d).collect();
         crate::whatif::stacks::report(
             req,

@@ -139,6 +139,7 @@ impl Engine {
             exchanges: Renumber::new(opts.max_exchanges, workers as u64),
             streams: crate::findings::Streams::default(),
             devices: Default::default(),
+            link_bytes: 0,
         };
         let dissect = opts.flow.dissect.for_input();
         let found_secrets = dissect.found_secrets.clone();

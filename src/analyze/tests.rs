@@ -131,6 +131,7 @@ fn four_workers() -> Result<Dispatch, String> {
         exchanges: Renumber::new(10, 4),
         streams: crate::findings::Streams::default(),
         devices: Default::default(),
+        link_bytes: 0,
     };
     Dispatch::new(&limits, 4, tap)
 }
@@ -194,6 +195,7 @@ fn many_rounds(workers: usize) -> Result<usize, String> {
         exchanges: Renumber::new(10, workers as u64),
         streams: crate::findings::Streams::default(),
         devices: Default::default(),
+        link_bytes: 0,
     };
     let mut d = Dispatch::new(&limits, workers, tap)?;
     let payload = [0u8; 32];
@@ -253,6 +255,7 @@ fn only_listed_devices_are_tallied() {
         exchanges: Renumber::new(10, 1),
         streams: crate::findings::Streams::default(),
         devices: Default::default(),
+        link_bytes: 0,
     };
     let addrs: Vec<u128> = (1..=5).map(|n| crate::flow::addr_bits([10, 0, 0, n].into())).collect();
     for (i, &device) in addrs.iter().enumerate() {

@@ -207,6 +207,8 @@ pub struct Input<'a> {
     pub frames: u64,
     /// Link, network and transport header bytes of the capture.
     pub lower_bytes: u64,
+    /// Link-layer bytes of every frame (the ledger's `link` class leaves
+    /// out TCP control frames'): wire bytes less these are billed.
     pub link_bytes: u64,
     pub duration_s: f64,
     pub radio: Option<&'a Radio>,
@@ -235,7 +237,9 @@ impl Input<'_> {
             ));
             whatif::DEFAULT_LOWER_PER_FRAME
         };
-        let link_per_frame = if data_frames > 0 { self.link_bytes as f64 / data_frames as f64 } else { 14.0 };
+        // Every frame's link bytes (control frames' too): what a
+        // synthesized frame does not bill, on average.
+        let link_per_frame = if self.frames > 0 { self.link_bytes as f64 / self.frames as f64 } else { 14.0 };
         let tls13 = self.tls.versions.get("TLS 1.3").copied().unwrap_or(0);
         let tls12 = self.tls.versions.get("TLS 1.2").copied().unwrap_or(0);
         let resumed_handshake_bytes =

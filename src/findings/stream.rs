@@ -489,9 +489,10 @@ pub struct Streams {
     /// Flows with TLS handshake bytes, and those bytes.
     pub tls_handshake_flows: u64,
     pub tls_handshake_bytes: u64,
-    /// Frames and their link-layer bytes (what operators do not bill).
+    /// Frames of flows. (Their link bytes are counted per frame where every
+    /// frame is seen, `Input::link_bytes`: the ledger's `link` class leaves
+    /// out TCP control frames'.)
     pub frames: u64,
-    pub link_bytes: u64,
     /// TCP control frames (headers only) and their bytes: one frame's headers.
     pub tcp_control_frames: u64,
     pub tcp_control_bytes: u64,
@@ -511,7 +512,6 @@ impl Default for Streams {
             tls_handshake_flows: 0,
             tls_handshake_bytes: 0,
             frames: 0,
-            link_bytes: 0,
             tcp_control_frames: 0,
             tcp_control_bytes: 0,
         }
@@ -605,7 +605,6 @@ impl Streams {
             self.tls_handshake_bytes += hs;
         }
         self.frames += f.frames;
-        self.link_bytes += f.classes.get(Class::Link);
         if f.l4 == L4::Tcp {
             self.tcp_control_frames += f.control_frames;
             self.tcp_control_bytes += f.classes.get(Class::TcpControl);
@@ -719,7 +718,6 @@ impl Streams {
             tls_handshake_flows,
             tls_handshake_bytes,
             frames,
-            link_bytes,
             tcp_control_frames,
             tcp_control_bytes,
         } = self;
@@ -735,7 +733,6 @@ impl Streams {
                 *tls_handshake_flows,
                 *tls_handshake_bytes,
                 *frames,
-                *link_bytes,
                 *tcp_control_frames,
                 *tcp_control_bytes,
             ]
@@ -779,7 +776,6 @@ impl Streams {
         self.tls_handshake_flows += o.tls_handshake_flows;
         self.tls_handshake_bytes += o.tls_handshake_bytes;
         self.frames += o.frames;
-        self.link_bytes += o.link_bytes;
         self.tcp_control_frames += o.tcp_control_frames;
         self.tcp_control_bytes += o.tcp_control_bytes;
     }
@@ -854,13 +850,12 @@ mod tests {
         let devices: Vec<_> =
             s.devices.iter().map(|(k, d)| (*k, d.messages.sorted(), d.connections.sorted(), d.lookups.seen)).collect();
         format!(
-            "{resources:?} {servers:?} {attempts:?} {devices:?} {:?} {:?} {} {} {} {} {} {}",
+            "{resources:?} {servers:?} {attempts:?} {devices:?} {:?} {:?} {} {} {} {} {}",
             s.headers,
             s.worst_retransmitters.sorted(),
             s.retransmission_bytes,
             s.tls_handshake_bytes,
             s.frames,
-            s.link_bytes,
             s.tcp_control_bytes,
             s.resources.saturated || s.devices.saturated
         )

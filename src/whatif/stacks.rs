@@ -129,6 +129,8 @@ pub struct Seen {
     pub http_header: Option<f64>,
     /// The capture's wire bytes and duration, for the baseline without a radio model.
     pub wire_bytes: u64,
+    /// Link-layer bytes of every frame, TCP control frames' included (the
+    /// ledger books those whole as `tcp_control`): not billed.
     pub link_bytes: u64,
     pub frames: u64,
     pub duration_s: f64,
@@ -140,6 +142,7 @@ impl Seen {
         s: &crate::findings::Streams,
         tls: &crate::dissect::tls::Stats,
         t: &crate::report::Totals,
+        link_bytes: u64,
         udp_streams: u64,
     ) -> Seen {
         use crate::ledger::Class;
@@ -160,7 +163,7 @@ impl Seen {
             tls13_full: full.filter(|_| only("TLS 1.3")),
             http_header: s.headers.get(&Proto::Http).and_then(|h| per(h.header, h.exchanges)),
             wire_bytes: t.wire_bytes,
-            link_bytes: t.classes.get(Class::Link),
+            link_bytes,
             frames: t.frames,
             duration_s: t.duration_s,
         }
