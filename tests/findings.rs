@@ -103,7 +103,7 @@ fn saving_matches_pair(id: &str, with: &str, without: &str) {
     // radio that sleeps costs in proportion to the messages.
     let always_on = ra.radio_on_s > 0.99 * 86_400.0 && rb.radio_on_s > 0.99 * 86_400.0;
     let charge = if always_on { ca - cb } else { ca - cb * rate_a / rate_b };
-    let got = f.saving_per_day.charge_mah;
+    let got = f.saving_per_day.charge_mah.unwrap();
     let tolerance = (0.15 * charge.abs()).max(0.01 * ca);
     assert!((got - charge).abs() <= tolerance, "{id} on {with}: saves {got} mAh a day, the pair measures {charge}");
 }

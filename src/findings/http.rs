@@ -469,8 +469,8 @@ fn tiny_chunks(inp: &Input, out: &mut Vec<Finding>) {
         f.saving_per_event = Some(Saving {
             bytes: per_upload,
             billed_bytes: billed,
-            radio_on_s: 0.0,
-            charge_mah: 0.0,
+            radio_on_s: None,
+            charge_mah: None,
             charge_basis: "one chunked upload, as captured and re-chunked (bytes only)".into(),
         });
     }

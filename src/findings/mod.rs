@@ -31,14 +31,36 @@ pub struct Saving {
     /// Bytes without link-layer headers: what an operator bills.
     #[serde(default)]
     pub billed_bytes: u64,
+    /// Radio time and charge the change saves (negative: it costs more),
+    /// from re-simulating the timeline with the change. None (JSON null):
+    /// no radio figures, as `charge_basis` says why (no radio model, or a
+    /// timeline with no steady cycle to project).
     #[serde(default)]
-    pub radio_on_s: f64,
-    /// Radio charge the change saves (negative: it costs more), from
-    /// re-simulating the timeline with the change.
-    pub charge_mah: f64,
+    pub radio_on_s: Option<f64>,
+    #[serde(default)]
+    pub charge_mah: Option<f64>,
     /// How the saving was found.
     pub charge_basis: String,
 }
+
+impl Saving {
+    /// The per-day saving of a one-off event: none (it is priced per event).
+    fn one_off() -> Saving {
+        Saving {
+            radio_on_s: Some(0.0),
+            charge_mah: Some(0.0),
+            charge_basis: "a one-off event: see saving_per_event".into(),
+            ..Default::default()
+        }
+    }
+    /// The radio figures of `d` (rounded), or none when it has none.
+    fn radio_of(d: &DayFigures) -> (Option<f64>, Option<f64>) {
+        (d.radio_on().map(round6), d.charge().map(round6))
+    }
+}
+
+/// What `charge_basis` adds when a saving has no radio figures.
+pub const NO_RADIO_FIGURES: &str = "no radio figures: a timeline (as captured or changed) has no steady cycle for the radio model to project, so its day is its bytes at its own rate";
 
 /// The practice a finding's saving assumes, in one line, and what it takes for granted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -291,16 +313,22 @@ impl Input<'_> {
                 stream::MAX_DEVICES
             ));
         }
-        if self.radio.is_none() {
+        let basis = "baseline minus counterfactual, each re-simulated on the radio model and projected to a day";
+        let charge_basis = if self.radio.is_none() {
             assumptions.push("no radio model: bytes only".into());
-        }
+            format!("{basis}; no radio model: bytes only")
+        } else if total.no_radio_figures {
+            format!("{basis}; {NO_RADIO_FIGURES}")
+        } else {
+            basis.into()
+        };
+        let (radio_on_s, charge_mah) = Saving::radio_of(&total);
         let saving = Saving {
             bytes: total.bytes,
             billed_bytes: total.billed_bytes.min(total.bytes),
-            radio_on_s: round6(total.radio_on_s),
-            charge_mah: round6(total.charge_mah),
-            charge_basis: "baseline minus counterfactual, each re-simulated on the radio model and projected to a day"
-                .into(),
+            radio_on_s,
+            charge_mah,
+            charge_basis,
         };
         (saving, Counterfactual { description: what.to_string(), assumptions, changes })
     }
@@ -713,8 +741,8 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
     let per_event = Saving {
         bytes: refused_bytes / bursts.max(1),
         billed_bytes: 0,
-        radio_on_s: 0.0,
-        charge_mah: 0.0,
+        radio_on_s: None,
+        charge_mah: None,
         charge_basis: "refused connection attempts of one burst (per event, not per day)".into(),
     };
     out.push(Finding {
@@ -727,7 +755,7 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
             // Each client tries once per burst: the largest burst counts them.
             "clients": peak, "examples": examples,
         }),
-        saving_per_day: Saving { charge_basis: "a one-off event: see saving_per_event".into(), ..Default::default() },
+        saving_per_day: Saving::one_off(),
         recommendation: "Reconnect with exponential back-off and full jitter (delay = random(0, min(cap, base * 2^attempt))), so a fleet spreads its reconnections instead of hitting the server in lock-step.".into(),
         scope: scope_of(&servers),
         instances: storms.len() as u64,
