@@ -211,6 +211,13 @@ fn unbatched_uploads_but_not_batches() {
     let day = r.radio.as_ref().unwrap().per_day.charge_mah;
     let got = f.saving_per_day.charge_mah.unwrap();
     assert!((got - 0.5 * day).abs() <= 0.15 * 0.5 * day, "saves {got} mAh a day of {day}");
+    // The text and the evidence name the batch the saving was computed
+    // for (2 here), not the setting's most (10).
+    let what = &f.counterfactual.as_ref().unwrap().description;
+    assert!(what.starts_with("the readings sent 2 at a time"), "{what}");
+    assert_eq!(num(&f.evidence, "batch"), 2, "{}", f.evidence);
+    assert_eq!(f.evidence["batch_sizes"], serde_json::json!([2]));
+    assert_eq!(num(&f.evidence["examples"][0], "batch"), 2);
 }
 
 #[test]
