@@ -702,48 +702,80 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
             continue;
         }
         // Bursts: two neighbouring 50 ms windows (100 ms) holding the burst
-        // size; neighbouring bursts are one.
+        // size; neighbouring bursts are one. A burst spans its windows from
+        // the first marked to the one after the last (the pair's second).
         let count = |w: i64| windows.iter().find(|x| x.0 == w).map_or(0, |x| x.1.attempts);
-        let mut bursts = 0u64;
+        let mut spans: Vec<(i64, i64)> = Vec::new();
         let mut peak = 0u64;
-        let mut last_burst: Option<i64> = None;
         for (w, a) in &windows {
             let pair = a.attempts + count(w + 1);
             peak = peak.max(pair);
             if pair >= t.storm_burst_attempts {
-                if last_burst.is_none_or(|l| w - l > 2) {
-                    bursts += 1;
+                match spans.last_mut() {
+                    Some(last) if w - (last.1 - 1) <= 2 => last.1 = w + 1,
+                    _ => spans.push((*w, w + 1)),
                 }
-                last_burst = Some(*w);
             }
         }
+        let bursts = spans.len() as u64;
         let refused: u64 = windows.iter().map(|w| w.1.refused).sum();
         let refused_bytes: u64 = windows.iter().map(|w| w.1.refused_bytes).sum();
         if bursts < 2 || refused == 0 {
             continue;
         }
-        storms.push((server, attempts, refused, refused_bytes, bursts, peak));
+        // The event priced: a burst with refused attempts (a burst all of
+        // whose attempts got through costs nothing a back-off would save).
+        let mut refused_bursts = 0u64;
+        let (mut burst_bytes, mut burst_billed) = (0u64, 0u64);
+        for (first, last) in &spans {
+            let inside = windows.iter().filter(|(w, _)| w >= first && w <= last);
+            let (n, bytes, billed) = inside
+                .fold((0, 0, 0), |(n, b, i), (_, a)| (n + a.refused, b + a.refused_bytes, i + a.refused_billed_bytes));
+            if n > 0 {
+                refused_bursts += 1;
+                burst_bytes += bytes;
+                burst_billed += billed;
+            }
+        }
+        storms.push(Storm {
+            server,
+            attempts,
+            refused,
+            refused_bytes,
+            bursts,
+            refused_bursts,
+            burst_bytes,
+            burst_billed,
+            peak,
+        });
     }
     if storms.is_empty() {
         return;
     }
-    let servers: Vec<SocketAddr> = storms.iter().map(|s| s.0).collect();
-    let bursts: u64 = storms.iter().map(|s| s.4).sum();
-    let refused_bytes: u64 = storms.iter().map(|s| s.3).sum();
-    let attempts: u64 = storms.iter().map(|s| s.1).sum();
-    let refused: u64 = storms.iter().map(|s| s.2).sum();
-    let peak = storms.iter().map(|s| s.5).max().unwrap_or(0);
+    let servers: Vec<SocketAddr> = storms.iter().map(|s| s.server).collect();
+    let bursts: u64 = storms.iter().map(|s| s.bursts).sum();
+    let refused_bursts: u64 = storms.iter().map(|s| s.refused_bursts).sum();
+    let refused_bytes: u64 = storms.iter().map(|s| s.refused_bytes).sum();
+    let burst_bytes: u64 = storms.iter().map(|s| s.burst_bytes).sum();
+    let burst_billed: u64 = storms.iter().map(|s| s.burst_billed).sum();
+    let attempts: u64 = storms.iter().map(|s| s.attempts).sum();
+    let refused: u64 = storms.iter().map(|s| s.refused).sum();
+    let peak = storms.iter().map(|s| s.peak).max().unwrap_or(0);
     let examples: Vec<Value> = storms
         .iter()
         .take(3)
-        .map(|s| json!({"server": s.0, "connection_attempts": s.1, "refused_attempts": s.2, "bursts": s.4}))
+        .map(|s| {
+            json!({"server": s.server, "connection_attempts": s.attempts, "refused_attempts": s.refused,
+                   "bursts": s.bursts, "refused_bursts": s.refused_bursts})
+        })
         .collect();
     let per_event = Saving {
-        bytes: refused_bytes / bursts.max(1),
-        billed_bytes: 0,
+        bytes: burst_bytes / refused_bursts.max(1),
+        billed_bytes: burst_billed / refused_bursts.max(1),
         radio_on_s: None,
         charge_mah: None,
-        charge_basis: "refused connection attempts of one burst (per event, not per day)".into(),
+        charge_basis: "the refused connection attempts of one burst with refusals (per event, not per day; bytes only)"
+            .into(),
     };
     out.push(Finding {
         id: "reconnection-storm".into(),
@@ -751,7 +783,7 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
         title: format!("{bursts} bursts of {}+ connection attempts within 100 ms ({})", t.storm_burst_attempts, scope_of(&servers)),
         evidence: json!({
             "connection_attempts": attempts, "refused_attempts": refused, "refused_bytes": refused_bytes,
-            "peak_attempts_per_100ms": peak, "bursts": bursts,
+            "peak_attempts_per_100ms": peak, "bursts": bursts, "refused_bursts": refused_bursts,
             // Each client tries once per burst: the largest burst counts them.
             "clients": peak, "examples": examples,
         }),
@@ -761,11 +793,28 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
         instances: storms.len() as u64,
         counterfactual: Some(Counterfactual {
             description: "the clients back off with jitter: the refused attempts of a burst are not made".into(),
-            assumptions: vec!["priced per burst: an outage does not recur daily".into()],
+            assumptions: vec![
+                "priced per burst with refused attempts (an event): an outage does not recur daily".into(),
+            ],
             ..Default::default()
         }),
         saving_per_event: Some(per_event),
     });
+}
+
+/// A server's reconnection storm, for `reconnection_storm`.
+struct Storm {
+    server: SocketAddr,
+    attempts: u64,
+    refused: u64,
+    refused_bytes: u64,
+    bursts: u64,
+    /// Bursts with refused attempts (the events), and those attempts'
+    /// wire and billed (IP) bytes.
+    refused_bursts: u64,
+    burst_bytes: u64,
+    burst_billed: u64,
+    peak: u64,
 }
 
 /// Bytes sent twice: loss on the link, or timers too eager.

@@ -327,6 +327,8 @@ pub struct Attempts {
     pub attempts: u64,
     pub refused: u64,
     pub refused_bytes: u64,
+    /// Of `refused_bytes`, the IP bytes (link-layer bytes out): billed.
+    pub refused_billed_bytes: u64,
 }
 
 /// A connection of a device, for re-simulation.
@@ -435,6 +437,8 @@ pub struct FlowFacts {
     pub server: SocketAddr,
     pub frames: u64,
     pub wire_bytes: u64,
+    /// Of `wire_bytes`, every frame's link-layer bytes.
+    pub link_bytes: u64,
     pub control_frames: u64,
     pub retransmitted_frames: u64,
     pub exchanges: u64,
@@ -459,6 +463,7 @@ impl FlowFacts {
             server: f.server.0,
             frames: f.frames,
             wire_bytes: f.wire_bytes,
+            link_bytes: f.link_bytes,
             control_frames: f.control_frames,
             retransmitted_frames: f.retransmitted_frames,
             exchanges: f.exchanges,
@@ -640,6 +645,7 @@ impl Streams {
             if refused {
                 a.refused += 1;
                 a.refused_bytes += f.wire_bytes;
+                a.refused_billed_bytes += f.wire_bytes.saturating_sub(f.link_bytes);
             }
         }
         if app != Proto::Dns
@@ -758,6 +764,7 @@ impl Streams {
             a.attempts += b.attempts;
             a.refused += b.refused;
             a.refused_bytes += b.refused_bytes;
+            a.refused_billed_bytes += b.refused_billed_bytes;
         });
         self.devices.merge(&o.devices, |a, b| {
             a.messages.merge(&b.messages);
@@ -883,6 +890,7 @@ mod tests {
                     server,
                     frames: 9,
                     wire_bytes: 900,
+                    link_bytes: 14 * 8,
                     control_frames: 5,
                     retransmitted_frames: u64::from(i % 5 == 0),
                     exchanges: u64::from(i % 4),
