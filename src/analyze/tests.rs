@@ -124,7 +124,7 @@ fn renumbering_far_apart_ids_takes_memory_for_the_numbered_only() {
 
 /// Four worker threads, with no radio model.
 fn four_workers() -> Result<Dispatch, String> {
-    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10, findings: Default::default() };
     let tap = RadioTap {
         radios: None,
         flows: Renumber::new(10, 4),
@@ -188,7 +188,7 @@ const FLOWS: usize = 1000;
 /// worker threads, a snapshot every five; the flows the radio stage saw.
 fn many_rounds(workers: usize) -> Result<usize, String> {
     let profile = crate::radio::Profile::builtin("lte").ok_or("no lte profile")?;
-    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10, findings: Default::default() };
     let tap = RadioTap {
         radios: Some(crate::radio::DeviceRadios::new(profile, crate::radio::RadioOptions::default(), 10)),
         flows: Renumber::new(100_000, workers as u64),

@@ -621,10 +621,12 @@ fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
 /// server can recover, and without backing off.
 fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
+    let max_gap_ns = inp.streams.retry_max_gap_ns;
     let mut retries = 0u64;
-    let mut gaps = Vec::new();
     let mut wasted = 0u64;
+    let mut late = 0u64;
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut tallies = Vec::new();
     let mut changes = Vec::new();
     let mut servers = Vec::new();
     let mut examples = Vec::new();
@@ -632,38 +634,32 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
         if !matches!(k.kind, Proto::Http | Proto::Http2) {
             continue;
         }
-        let s = g.samples.sorted();
-        let mut here = 0;
-        let mut span = (i64::MAX, i64::MIN);
-        for w in s.windows(2) {
-            let [a, b] = w else { continue };
-            if !(a.status == 429 || a.status >= 500) {
-                continue;
-            }
-            let gap = b.start_ns.saturating_sub(a.end_ns.max(a.start_ns)) as f64 / 1e9;
-            // A retry that comes back within a second did not back off.
-            if gap < t.retry_max_gap_s {
-                here += 1;
-                gaps.push(gap);
-                wasted += b.up + b.down;
-                *statuses.entry(a.status).or_default() += 1;
-                span = (span.0.min(a.start_ns), span.1.max(b.start_ns));
-            }
+        // Every exchange of the group, taken in time order as it came.
+        let r = g.retries.finished(max_gap_ns);
+        if r.retries < t.retry_min_count {
+            continue;
         }
-        if here >= t.retry_min_count {
-            retries += here;
-            servers.push(k.server);
-            changes.push((k.client, Change::Drop { server: k.server, resource: k.resource, between: span }));
-            if examples.len() < 3 {
-                examples
-                    .push(json!({"client": k.client, "server": k.server, "method": k.method.name(), "retries": here}));
-            }
+        retries += r.retries;
+        wasted += r.bytes;
+        late += r.late;
+        for (s, n) in &r.after_status {
+            *statuses.entry(*s).or_default() += n;
         }
+        servers.push(k.server);
+        let (server, method, resource) = (k.server, k.method, k.resource);
+        let drop = whatif::http::HttpChange::DropRetries { server, method, resource, max_gap_ns };
+        changes.push((k.client, Change::Http(drop)));
+        if examples.len() < 3 {
+            let span_s = r.span.map_or(0.0, |(a, b)| round3(b.saturating_sub(a) as f64 / 1e9));
+            examples.push(json!({"client": k.client, "server": k.server, "method": k.method.name(),
+                                 "retries": r.retries, "span_s": span_s}));
+        }
+        tallies.push(r);
     }
     if retries < t.retry_min_count {
         return;
     }
-    let med = median(&mut gaps);
+    let med = stream::RetryTally::median_gap_s(&tallies.iter().collect::<Vec<_>>());
     let (saving, cf) = inp.saving(
         &changes,
         changes.len() as u64,
@@ -673,10 +669,17 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
         id: "retry-without-backoff".into(),
         severity: "critical".into(),
         title: format!("{retries} requests retried within a second of an error response"),
-        evidence: json!({
-            "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med),
-            "retry_wire_bytes": wasted, "examples": examples,
-        }),
+        evidence: {
+            let mut e = json!({
+                "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med),
+                "retry_wire_bytes": wasted, "examples": examples,
+            });
+            // Exchanges that reached the tally too far out of time order to be paired.
+            if late > 0 {
+                e["unpaired_late_exchanges"] = json!(late);
+            }
+            e
+        },
         saving_per_day: saving,
         recommendation: "Back off exponentially with jitter after errors, honour Retry-After on 429 and 503, and cap the number of retries.".into(),
         scope: scope_of(&servers),

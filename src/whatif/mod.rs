@@ -274,9 +274,6 @@ pub enum Change {
     /// exchange of `resource` goes (an acknowledgement remains where the
     /// push is confirmable), and one connection carries them.
     Push { server: SocketAddr, resource: u64, kind: Proto, acknowledged: bool },
-    /// Exchanges of `resource` on `server` between these times never happen
-    /// (retries without back-off).
-    Drop { server: SocketAddr, resource: u64, between: (i64, i64) },
     /// The device's long-lived connections to `server` send a heartbeat
     /// (MQTT PINGREQ and PINGRESP) after every `period_s` of silence (0:
     /// none); a middlebox forgets a connection silent for longer than
@@ -407,11 +404,6 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                 }
             }
             Change::Http(ref h) => http::apply(h, &mut shapes, &mut msgs, k),
-            Change::Drop { server, resource, between } => {
-                msgs.retain(|m| {
-                    !(m.server == server && m.resource == resource && m.start_ns > between.0 && m.start_ns <= between.1)
-                });
-            }
             Change::Heartbeat { server, period_s, drop_after_s } => {
                 heartbeat(&mut shapes, &msgs, server, period_s, drop_after_s, k)
             }
