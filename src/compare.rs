@@ -204,8 +204,11 @@ pub struct Comparison {
     pub verdict: String,
 }
 
-fn billed(classes: &Ledger) -> u64 {
-    classes.total().saturating_sub(classes.get(Class::Link))
+/// IP bytes: the report's count, or, for a report saved before it was
+/// counted, wire bytes less the ledger's `link` class (which leaves TCP
+/// control frames' link headers in: a little high).
+fn billed(t: &crate::report::Totals) -> u64 {
+    t.billed_bytes.unwrap_or_else(|| t.classes.total().saturating_sub(t.classes.get(Class::Link)))
 }
 
 /// One side's figures.
@@ -226,7 +229,7 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
     let t = &r.totals;
     let n = messages as f64;
     let per = |v: f64| if messages > 0 { v / n } else { 0.0 };
-    let billed_bytes = billed(&t.classes);
+    let billed_bytes = billed(t);
     let per_message = PerMessage {
         wire_bytes: per(t.wire_bytes as f64),
         billed_bytes: per(billed_bytes as f64),
@@ -242,22 +245,28 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
         let k = radios.len() as f64;
         let mut d = PerDay::default();
         let mut lives = Vec::new();
-        let inputs: Vec<(&crate::radio::RadioReport, &Ledger, u64)> = match &r.radio {
-            Some(x) => vec![(x, &t.classes, messages)],
+        let inputs: Vec<(&crate::radio::RadioReport, &crate::report::Totals, u64)> = match &r.radio {
+            Some(x) => vec![(x, t, messages)],
             None => {
                 // Messages per input: exchanges are listed in input order.
                 r.inputs
                     .iter()
-                    .filter_map(|i| i.radio.as_ref().map(|x| (x, &i.totals.classes)))
+                    .filter_map(|i| i.radio.as_ref().map(|x| (x, &i.totals)))
                     .map(|(x, c)| (x, c, 0))
                     .collect()
             }
         };
-        for (x, classes, msgs) in &inputs {
-            let wire = classes.total() as f64;
+        for (x, totals, msgs) in &inputs {
+            let wire = totals.classes.total() as f64;
             let scale = if x.bytes > 0 { x.per_day.bytes as f64 / x.bytes as f64 } else { 0.0 };
             d.wire_bytes += x.per_day.bytes as f64 / k;
-            d.billed_bytes += if wire > 0.0 { x.per_day.bytes as f64 * billed(classes) as f64 / wire } else { 0.0 } / k;
+            // The radio model's billed bytes, counted frame by frame; a
+            // report saved before totals counted them: the wire share.
+            d.billed_bytes += match totals.billed_bytes {
+                Some(_) => x.per_day.billed_bytes as f64,
+                None if wire > 0.0 => x.per_day.bytes as f64 * billed(totals) as f64 / wire,
+                None => 0.0,
+            } / k;
             d.charge_mah += x.per_day.charge_mah / k;
             d.radio_on_s += x.per_day.radio_on_s / k;
             d.wakeups += x.per_day.wakeups / k;

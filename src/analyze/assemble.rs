@@ -160,6 +160,7 @@ pub(super) fn assemble(
     t.duration_s = first_ns.map(|f| (last_ns - f) as f64 / 1e9).unwrap_or(0.0);
     t.start_ts = first_ns.map(|f| f as f64 / 1e9);
     t.goodput_ratio = classes.goodput_ratio();
+    t.billed_bytes = Some(t.wire_bytes.saturating_sub(tap.link_bytes));
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
     notes.format = source.format;
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
