@@ -137,9 +137,11 @@ pub struct Side {
     pub duration_s: f64,
     pub wire_bytes: u64,
     pub billed_bytes: u64,
-    /// Where `billed_bytes` come from: `radio` (the radio model's, exact:
-    /// each frame's wire length less its link header) or `estimate` (no
-    /// radio model: the ledger less its `link` class, an upper bound).
+    /// Where `billed_bytes` come from: `counted` (`totals.billed_bytes`:
+    /// each frame's wire length less its link header); for a report saved
+    /// before totals counted them, `radio` (the radio model's count) or
+    /// `estimate` (no radio model: the ledger less its `link` class, an
+    /// upper bound).
     #[serde(default = "radio_basis")]
     pub billed_basis: String,
     pub classes: Ledger,
@@ -217,9 +219,10 @@ pub struct Comparison {
     pub verdict: String,
 }
 
-/// The ledger's estimate of billed bytes, for a side without a radio
-/// model: every byte less the `link` class. An upper bound: `tcp_control`
-/// frames are booked whole, their link headers included.
+/// The ledger's estimate of billed bytes, for a report saved before
+/// totals counted them (`totals.billed_bytes`) and without a radio model:
+/// every byte less the `link` class. An upper bound: `tcp_control` frames
+/// are booked whole, their link headers included.
 fn billed_estimate(classes: &Ledger) -> u64 {
     classes.total().saturating_sub(classes.get(Class::Link))
 }
@@ -303,17 +306,20 @@ pub fn side(r: &Report, unit: &Unit, cost: &CostOptions) -> Side {
     let t = &r.totals;
     let n = messages as f64;
     let per = |v: f64| if messages > 0 { v / n } else { 0.0 };
-    // The radio model's billed bytes are exact (each frame's wire length
-    // less its link header); the ledger can only estimate them.
-    let (billed_bytes, billed_basis) = if radios.is_empty() {
-        notes.push(
-            "no radio model: billed bytes are the ledger's estimate (wire bytes less the link class), \
-             an upper bound: TCP control frames' link headers are still counted"
-                .into(),
-        );
-        (billed_estimate(&t.classes), "estimate")
-    } else {
-        (radios.iter().map(|x| x.billed_bytes).sum(), "radio")
+    // Billed bytes are counted frame by frame (`totals.billed_bytes`,
+    // and the radio model's); a report saved before totals counted them,
+    // without a radio model, only lets the ledger estimate them.
+    let (billed_bytes, billed_basis) = match (t.billed_bytes, radios.is_empty()) {
+        (Some(b), _) => (b, "counted"),
+        (None, false) => (radios.iter().map(|x| x.billed_bytes).sum(), "radio"),
+        (None, true) => {
+            notes.push(
+                "billed bytes are the ledger's estimate (wire bytes less the link class), an upper bound: \
+                 TCP control frames' link headers are still counted (a report saved before totals counted them)"
+                    .into(),
+            );
+            (billed_estimate(&t.classes), "estimate")
+        }
     };
     let per_message = PerMessage {
         wire_bytes: per(t.wire_bytes as f64),

@@ -136,7 +136,7 @@ fn billed_bytes_are_wire_bytes_less_every_link_header() {
             let want = t["wire_bytes"].as_u64().unwrap() - 14 * t["frames"].as_u64().unwrap();
             let s = &c[side];
             assert_eq!(s["billed_bytes"].as_u64(), Some(want), "{name}");
-            assert_eq!(s["billed_basis"], "radio");
+            assert_eq!(s["billed_basis"], "counted");
             let messages = s["messages"].as_f64().unwrap();
             assert!((f(&s["per_message"]["billed_bytes"]) - want as f64 / messages).abs() < 1e-9, "{name}");
             // A day's billed bytes are the projection's own.
@@ -144,11 +144,20 @@ fn billed_bytes_are_wire_bytes_less_every_link_header() {
             assert_eq!(f(&s["per_day"]["billed_bytes"]), f(&a["radio"]["per_day"]["billed_bytes"]), "{name}");
         }
     }
-    // Without a radio model the figure is the ledger's estimate, and says so.
-    let out = wiretax(&["compare".into(), pcap("http-poll-close"), pcap("http-keepalive"), "--no-radio".into()]);
+    // Without a radio model the count is the same.
+    let (c, _, _) = compare_json(&pcap("http-poll-close"), &pcap("http-keepalive"), &os(&["--no-radio"]));
+    assert_eq!((c["before"]["billed_bytes"].as_u64(), c["before"]["billed_basis"].as_str()), (Some(13_356), Some("counted")));
+    // A report saved before totals counted them, without a radio model:
+    // the ledger's estimate, said to be one.
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = analyze_json("http-poll-close", &os(&["--no-radio"]));
+    old["totals"].as_object_mut().unwrap().remove("billed_bytes");
+    let saved = dir.path().join("old.json");
+    std::fs::write(&saved, old.to_string()).unwrap();
+    let out = wiretax(&["compare".into(), saved.clone().into(), pcap("http-keepalive"), "--no-radio".into()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("billed bytes (IP, estimate: upper bound)") && text.contains("an upper bound"), "{text}");
-    let (c, _, _) = compare_json(&pcap("http-poll-close"), &pcap("http-keepalive"), &os(&["--no-radio"]));
+    let (c, _, _) = compare_json(&saved.into(), &pcap("http-keepalive"), &os(&["--no-radio"]));
     assert_eq!(c["before"]["billed_basis"], "estimate");
 }
 

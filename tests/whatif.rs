@@ -331,3 +331,64 @@ fn the_first_of_a_pair_as_the_seconds_stack_lands_on_the_second() {
         );
     }
 }
+
+/// A timeline the radio model cannot project (no steady cycle: its day is
+/// its bytes at its own rate) has no radio figures, so a saving against it
+/// has none either: its zeros are not a figure (once, against a projected
+/// baseline, the saving was the baseline's whole charge: the unit test
+/// `a_saving_against_a_day_without_projection_has_no_radio_figures` in
+/// src/whatif/mod.rs has that case). http-keepalive-lossy has no
+/// projection: the findings and the combined scenario show no radio figures.
+#[test]
+fn a_counterfactual_without_a_projection_saves_no_radio_figures() {
+    let r = json(&["analyze", &cap("http-keepalive-lossy.pcap")]);
+    let all = &r["all_findings_fixed"]["saving_per_day"];
+    assert!(f(&all["bytes"]) > 0.0, "{all}");
+    assert!(all["charge_mah"].is_null() && all["radio_on_s"].is_null(), "{all}");
+    assert!(all["charge_basis"].as_str().unwrap().contains("no radio figures"), "{all}");
+    assert!(r["all_findings_fixed"]["sum_of_findings"]["charge_mah"].is_null());
+    for x in r["findings"].as_array().unwrap() {
+        if f(&x["saving_per_day"]["bytes"]) > 0.0 {
+            assert!(x["saving_per_day"]["charge_mah"].is_null(), "{x}");
+        }
+    }
+    // http-keepalive-lossy: the table prints no radio figures for it.
+    let out = Command::new(env!("CARGO_BIN_EXE_wiretax"))
+        .args(["analyze", &cap("http-keepalive-lossy.pcap")])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout);
+    let line = t.lines().find(|l| l.contains("All findings fixed together")).unwrap();
+    assert!(!line.contains("mAh") && !line.contains("radio time"), "{line}");
+    // whatif on it: the capture's day has no projection, so no scenario's
+    // charge compares with it (once 0.0: "no charge at all"), and a
+    // scenario without a steady cycle of its own shows no radio figures.
+    let r = whatif("http-keepalive-lossy.pcap", &["--as", "mqtt", "--as", "coap-non"]);
+    assert_eq!(r["baseline"]["per_day"]["no_radio_figures"], true, "{}", r["baseline"]);
+    for s in r["scenarios"].as_array().unwrap() {
+        assert!(s["charge_vs_baseline"].is_null(), "{s}");
+    }
+    let coap = &scenario(&r, "coap-non")["per_day"];
+    assert_eq!(coap["no_radio_figures"], true, "{coap}");
+    assert!(scenario(&r, "coap-non").get("battery_life_days").is_none());
+}
+
+/// Billed bytes are IP bytes: every frame's wire length less its link
+/// header, TCP control frames included (the ledger books those whole as
+/// `tcp_control`, link header and all, so its `link` class misses them).
+#[test]
+fn whatif_baseline_bills_ip_bytes() {
+    // tshark -r captures/sparse-https-poll.pcap -T fields -e ip.len, summed:
+    // 23,032 B in 8 messages: 2,879 B each.
+    let keys = cap("sparse-https-poll.keylog");
+    let r = whatif("sparse-https-poll.pcap", &["--keylog", &keys, "--as", "https-new"]);
+    assert_eq!(f(&r["baseline"]["per_message"]["billed_bytes"]), 23_032.0 / 8.0);
+    assert_eq!(f(&scenario(&r, "https-new")["per_message"]["billed_bytes"]), 23_032.0 / 8.0);
+    // Without a radio model the day is the capture's bytes at its rate:
+    // tshark -T fields -e ip.len on http-poll-close.pcap sums to 13,356 B
+    // over 28.236268 s (capinfos' duration).
+    let r = whatif("http-poll-close.pcap", &["--as", "mqtt", "--no-radio"]);
+    let want = 13_356.0 * 86_400.0 / 28.236268;
+    assert!((f(&r["baseline"]["per_day"]["billed_bytes"]) - want).abs() <= 1.0, "{}", r["baseline"]);
+    assert_eq!(f(&r["baseline"]["per_message"]["billed_bytes"]), 13_356.0 / 15.0);
+}

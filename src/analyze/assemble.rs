@@ -161,6 +161,7 @@ pub(super) fn assemble(
     t.duration_s = first_ns.map(|f| (i128::from(last_ns) - i128::from(f)) as f64 / 1e9).unwrap_or(0.0);
     t.start_ts = first_ns.map(|f| f as f64 / 1e9);
     t.goodput_ratio = classes.goodput_ratio();
+    t.billed_bytes = Some(t.wire_bytes.saturating_sub(tap.link_bytes));
     notes.inferred_bytes = t.wire_bytes.saturating_sub(t.captured_bytes);
     notes.format = source.format;
     notes.linktypes = linktypes.finish().into_iter().map(|(k, v)| (decode::link::name(k), v)).collect();
@@ -214,7 +215,7 @@ pub(super) fn assemble(
         wire_bytes: t.wire_bytes,
         frames: t.frames,
         lower_bytes: lower,
-        link_bytes: t.classes.get(Class::Link),
+        link_bytes: tap.link_bytes,
         duration_s: t.duration_s,
         radio: opts.radio.as_ref(),
         thresholds: &opts.findings,
@@ -222,7 +223,7 @@ pub(super) fn assemble(
     let findings = crate::findings::detect(&findings_input);
     let all_findings_fixed = crate::findings::all_fixed(&findings_input, &findings);
     let whatif = opts.whatif.as_ref().map(|req| {
-        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, udp_streams);
+        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, tap.link_bytes, udp_streams);
         let devices: Vec<&crate::findings::stream::Device> = streams.devices.iter().map(|(_, d)| d).collect();
         crate::whatif::stacks::report(
             req,

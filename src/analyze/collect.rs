@@ -142,6 +142,7 @@ impl Collector {
             worker,
             ship: kept.is_some().then(Vec::new),
             kept,
+            streams: crate::findings::Streams::new(&limits.findings),
             ..Default::default()
         }
     }

@@ -55,6 +55,8 @@ pub(super) struct Limits {
     pub(super) flow: FlowConfig,
     pub(super) max_flows: usize,
     pub(super) max_exchanges: usize,
+    /// The detectors' thresholds, for the state they keep as facts come.
+    pub(super) findings: crate::findings::Thresholds,
 }
 
 /// Packets in a round. Each round costs every thread a hand-over, and the
@@ -180,7 +182,7 @@ impl Dispatch {
         let (rounds, rounds_rx) = channel();
         let rounds_sent = Arc::new(AtomicU64::new(0));
         let radio = Arc::new(Mutex::new(RadioStage::new(tap, ticks, rounds_rx)));
-        let facts = Arc::new(Mutex::new(FactStage::new(facts, rounds_sent.clone())));
+        let facts = Arc::new(Mutex::new(FactStage::new(facts, rounds_sent.clone(), &cfg.findings)));
         let kept =
             Arc::new(Mutex::new(KeptKeys { flows: vec![Vec::new(); workers], exchanges: vec![Vec::new(); workers] }));
         // (If one cannot start, the senders go and those started end.)
@@ -621,8 +623,12 @@ pub(super) struct FactStage {
 }
 
 impl FactStage {
-    pub(super) fn new(facts: Vec<Receiver<Vec<Fact>>>, sent: Arc<AtomicU64>) -> FactStage {
-        FactStage { streams: Default::default(), facts, sent, taken: 0, next: 0 }
+    pub(super) fn new(
+        facts: Vec<Receiver<Vec<Fact>>>,
+        sent: Arc<AtomicU64>,
+        thresholds: &crate::findings::Thresholds,
+    ) -> FactStage {
+        FactStage { streams: crate::findings::Streams::new(thresholds), facts, sent, taken: 0, next: 0 }
     }
 
     /// Takes in every round whose facts are all in; true if every round

@@ -168,13 +168,19 @@ impl Engine {
             radios: opts.radio.as_ref().map(|(p, o)| DeviceRadios::new(p.clone(), o.clone(), opts.max_devices)),
             flows: Renumber::new(opts.max_flows.max(1), workers as u64),
             exchanges: Renumber::new(opts.max_exchanges, workers as u64),
-            streams: crate::findings::Streams::default(),
+            streams: crate::findings::Streams::new(&opts.findings),
             devices: Default::default(),
+            link_bytes: 0,
         };
         let dissect = opts.flow.dissect.for_input();
         let found_secrets = dissect.found_secrets.clone();
         let flow = FlowConfig { dissect: Arc::new(dissect), ..opts.flow.clone() };
-        let limits = Limits { flow, max_flows: opts.max_flows.max(1), max_exchanges: opts.max_exchanges };
+        let limits = Limits {
+            flow,
+            max_flows: opts.max_flows.max(1),
+            max_exchanges: opts.max_exchanges,
+            findings: opts.findings.clone(),
+        };
         let dispatch = Dispatch::new(&limits, workers, tap)?;
         Ok(Engine { name: name.into(), opts: opts.clone(), dispatch, state: InputState::default(), found_secrets })
     }

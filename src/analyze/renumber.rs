@@ -51,6 +51,11 @@ pub(super) struct RadioTap {
     pub(super) streams: crate::findings::Streams,
     /// The listed devices' tallies of their flows.
     pub(super) devices: super::devices::DeviceTallies,
+    /// Link-layer bytes (headers, tunnels, trailers) of every frame: wire
+    /// bytes less this are the IP bytes an operator bills. The ledger's
+    /// `link` class is not it: a TCP control frame is booked whole as
+    /// `tcp_control`, link header and all.
+    pub(super) link_bytes: u64,
 }
 
 impl RadioTap {
@@ -163,6 +168,7 @@ impl Renumber {
 
 impl TickSink for RadioTap {
     fn tick(&mut self, t: &FrameTick) {
+        self.link_bytes += u64::from(t.link_len);
         let Some(radios) = self.radios.as_mut() else { return };
         let flow = t.flow().and_then(|f| self.flows.get(f));
         let exchange = t.exchange().and_then(|x| self.exchanges.get(x));

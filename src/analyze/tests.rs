@@ -124,13 +124,14 @@ fn renumbering_far_apart_ids_takes_memory_for_the_numbered_only() {
 
 /// Four worker threads, with no radio model.
 fn four_workers() -> Result<Dispatch, String> {
-    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10, findings: Default::default() };
     let tap = RadioTap {
         radios: None,
         flows: Renumber::new(10, 4),
         exchanges: Renumber::new(10, 4),
         streams: crate::findings::Streams::default(),
         devices: Default::default(),
+        link_bytes: 0,
     };
     Dispatch::new(&limits, 4, tap)
 }
@@ -187,13 +188,14 @@ const FLOWS: usize = 1000;
 /// worker threads, a snapshot every five; the flows the radio stage saw.
 fn many_rounds(workers: usize) -> Result<usize, String> {
     let profile = crate::radio::Profile::builtin("lte").ok_or("no lte profile")?;
-    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10 };
+    let limits = Limits { flow: FlowConfig::default(), max_flows: 10, max_exchanges: 10, findings: Default::default() };
     let tap = RadioTap {
         radios: Some(crate::radio::DeviceRadios::new(profile, crate::radio::RadioOptions::default(), 10)),
         flows: Renumber::new(100_000, workers as u64),
         exchanges: Renumber::new(10, workers as u64),
         streams: crate::findings::Streams::default(),
         devices: Default::default(),
+        link_bytes: 0,
     };
     let mut d = Dispatch::new(&limits, workers, tap)?;
     let payload = [0u8; 32];
@@ -253,6 +255,7 @@ fn only_listed_devices_are_tallied() {
         exchanges: Renumber::new(10, 1),
         streams: crate::findings::Streams::default(),
         devices: Default::default(),
+        link_bytes: 0,
     };
     let addrs: Vec<u128> = (1..=5).map(|n| crate::flow::addr_bits([10, 0, 0, n].into())).collect();
     for (i, &device) in addrs.iter().enumerate() {

@@ -34,8 +34,8 @@ impl AllFixed {
         let add = |x: &mut Saving, y: &Saving| {
             x.bytes += y.bytes;
             x.billed_bytes += y.billed_bytes;
-            x.radio_on_s = round6(x.radio_on_s + y.radio_on_s);
-            x.charge_mah = round6(x.charge_mah + y.charge_mah);
+            x.radio_on_s = add_radio(x.radio_on_s, y.radio_on_s);
+            x.charge_mah = add_radio(x.charge_mah, y.charge_mah);
         };
         add(&mut a.saving_per_day, &b.saving_per_day);
         add(&mut a.sum_of_findings, &b.sum_of_findings);
@@ -49,6 +49,11 @@ impl AllFixed {
         a.counterfactual.assumptions.push("the inputs' combined scenarios added up".into());
         Some(a)
     }
+}
+
+/// Two radio figures added up: none if either has none (a part is not the sum).
+fn add_radio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(round6(a? + b?))
 }
 
 /// Runs every finding's changes together; None when no finding has any.
@@ -85,14 +90,21 @@ pub fn all_fixed(inp: &Input, findings: &[Finding]) -> Option<AllFixed> {
     }
     let o = whatif::Outcome { baseline: base, counterfactual: cf };
     let s = o.saving();
-    let mut sum =
-        Saving { charge_basis: "the findings' own savings added up (they overlap)".into(), ..Default::default() };
+    let mut sum = Saving {
+        radio_on_s: Some(0.0),
+        charge_mah: Some(0.0),
+        charge_basis: "the findings' own savings added up (they overlap)".into(),
+        ..Default::default()
+    };
     for f in findings {
         let x = &f.saving_per_day;
         sum.bytes += x.bytes;
         sum.billed_bytes += x.billed_bytes;
-        sum.radio_on_s = round6(sum.radio_on_s + x.radio_on_s);
-        sum.charge_mah = round6(sum.charge_mah + x.charge_mah);
+        sum.radio_on_s = add_radio(sum.radio_on_s, x.radio_on_s);
+        sum.charge_mah = add_radio(sum.charge_mah, x.charge_mah);
+    }
+    if sum.charge_mah.is_none() {
+        sum.charge_basis.push_str("; no radio figures: a finding's saving has none");
     }
     let mut assumptions = k.assumptions.clone();
     assumptions.push(format!("{devices} devices re-simulated with every change that concerns them at once"));
@@ -105,18 +117,23 @@ pub fn all_fixed(inp: &Input, findings: &[Finding]) -> Option<AllFixed> {
         assumptions
             .push(format!("not re-simulated, so not in it: {} (their savings are not timelines)", left_out.join(", ")));
     }
-    if inp.radio.is_none() {
+    let basis =
+        "baseline minus every finding's change at once, each re-simulated on the radio model and projected to a day";
+    let charge_basis = if inp.radio.is_none() {
         assumptions.push("no radio model: bytes only".into());
-    }
+        format!("{basis}; no radio model: bytes only")
+    } else if s.no_radio_figures {
+        format!("{basis}; {}", super::NO_RADIO_FIGURES)
+    } else {
+        basis.into()
+    };
     Some(AllFixed {
         saving_per_day: Saving {
             bytes: s.bytes,
             billed_bytes: s.billed_bytes.min(s.bytes),
-            radio_on_s: round6(s.radio_on_s),
-            charge_mah: round6(s.charge_mah),
-            charge_basis:
-                "baseline minus every finding's change at once, each re-simulated on the radio model and projected to a day"
-                    .into(),
+            radio_on_s: s.radio_on().map(round6),
+            charge_mah: s.charge().map(round6),
+            charge_basis,
         },
         counterfactual: Counterfactual {
             description: format!("every finding fixed at once: {}", ids.join(", ")),

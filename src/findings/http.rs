@@ -469,8 +469,8 @@ fn tiny_chunks(inp: &Input, out: &mut Vec<Finding>) {
         f.saving_per_event = Some(Saving {
             bytes: per_upload,
             billed_bytes: billed,
-            radio_on_s: 0.0,
-            charge_mah: 0.0,
+            radio_on_s: None,
+            charge_mah: None,
             charge_basis: "one chunked upload, as captured and re-chunked (bytes only)".into(),
         });
     }
@@ -483,6 +483,7 @@ fn unbatched_uploads(inp: &Input, out: &mut Vec<Finding>) {
     let (mut uploads, mut payload) = (0u64, 0u64);
     let mut periods = Vec::new();
     let (mut changes, mut servers, mut examples) = (Vec::new(), Vec::new(), Vec::new());
+    let mut batches = std::collections::BTreeSet::new();
     for (k, g) in inp.streams.resources.iter() {
         let upload = match k.kind {
             Proto::Http | Proto::Http2 => matches!(k.method, Method::Post | Method::Put) && g.bodies.batches == 0,
@@ -503,12 +504,14 @@ fn unbatched_uploads(inp: &Input, out: &mut Vec<Finding>) {
         // capture holds three: a day is projected from the steady cycles
         // between them (the radio model needs two).
         let batch = t.unbatched_batch.min((g.count / 3).max(2));
+        batches.insert(batch);
         changes.push((k.client, Change::Http(HttpChange::Batch { server: k.server, resource: k.resource, batch })));
         if examples.len() < EXAMPLES {
             let mut e = example(k, g);
             e.insert("period_s".into(), json!(round3(period)));
             e.insert("mean_upload_bytes".into(), json!(round3(g.payload_up as f64 / g.count.max(1) as f64)));
             e.insert("wire_bytes_per_upload".into(), json!(round3((g.up + g.down) as f64 / g.count.max(1) as f64)));
+            e.insert("batch".into(), json!(batch));
             examples.push(Value::Object(e));
         }
     }
@@ -516,6 +519,9 @@ fn unbatched_uploads(inp: &Input, out: &mut Vec<Finding>) {
         return;
     }
     let period = super::median(&mut periods);
+    // The batch sizes the saving was computed for (each resource's own).
+    let (least, most) = (batches.first().copied().unwrap_or(0), batches.last().copied().unwrap_or(0));
+    let sizes = if least == most { format!("{least}") } else { format!("{least} to {most}") };
     let found = Found {
         id: "unbatched-uploads",
         severity: "info",
@@ -525,11 +531,12 @@ fn unbatched_uploads(inp: &Input, out: &mut Vec<Finding>) {
         ),
         evidence: json!({
             "uploads": uploads, "payload_bytes": payload, "period_s": round3(period),
-            "mean_upload_bytes": round3(payload as f64 / uploads.max(1) as f64), "examples": examples,
+            "mean_upload_bytes": round3(payload as f64 / uploads.max(1) as f64),
+            "batch": least, "batch_sizes": batches, "examples": examples,
         }),
         recommendation: "If the readings can wait, send several in one request (a JSON array or NDJSON body) every few periods: the request, its headers and its connection are paid once per batch.",
         what: format!(
-            "the readings sent {} at a time (at most a third of those seen, so that the capture holds three batches), with the last of them",
+            "the readings sent {sizes} at a time ({} at most, and at most a third of those seen, so that the capture holds three batches), with the last of them",
             t.unbatched_batch
         ),
         assumptions: vec![

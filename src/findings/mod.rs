@@ -31,14 +31,36 @@ pub struct Saving {
     /// Bytes without link-layer headers: what an operator bills.
     #[serde(default)]
     pub billed_bytes: u64,
+    /// Radio time and charge the change saves (negative: it costs more),
+    /// from re-simulating the timeline with the change. None (JSON null):
+    /// no radio figures, as `charge_basis` says why (no radio model, or a
+    /// timeline with no steady cycle to project).
     #[serde(default)]
-    pub radio_on_s: f64,
-    /// Radio charge the change saves (negative: it costs more), from
-    /// re-simulating the timeline with the change.
-    pub charge_mah: f64,
+    pub radio_on_s: Option<f64>,
+    #[serde(default)]
+    pub charge_mah: Option<f64>,
     /// How the saving was found.
     pub charge_basis: String,
 }
+
+impl Saving {
+    /// The per-day saving of a one-off event: none (it is priced per event).
+    fn one_off() -> Saving {
+        Saving {
+            radio_on_s: Some(0.0),
+            charge_mah: Some(0.0),
+            charge_basis: "a one-off event: see saving_per_event".into(),
+            ..Default::default()
+        }
+    }
+    /// The radio figures of `d` (rounded), or none when it has none.
+    fn radio_of(d: &DayFigures) -> (Option<f64>, Option<f64>) {
+        (d.radio_on().map(round6), d.charge().map(round6))
+    }
+}
+
+/// What `charge_basis` adds when a saving has no radio figures.
+pub const NO_RADIO_FIGURES: &str = "no radio figures: a timeline (as captured or changed) has no steady cycle for the radio model to project, so its day is its bytes at its own rate";
 
 /// The practice a finding's saving assumes, in one line, and what it takes for granted.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -207,6 +229,8 @@ pub struct Input<'a> {
     pub frames: u64,
     /// Link, network and transport header bytes of the capture.
     pub lower_bytes: u64,
+    /// Link-layer bytes of every frame (the ledger's `link` class leaves
+    /// out TCP control frames'): wire bytes less these are billed.
     pub link_bytes: u64,
     pub duration_s: f64,
     pub radio: Option<&'a Radio>,
@@ -235,7 +259,9 @@ impl Input<'_> {
             ));
             whatif::DEFAULT_LOWER_PER_FRAME
         };
-        let link_per_frame = if data_frames > 0 { self.link_bytes as f64 / data_frames as f64 } else { 14.0 };
+        // Every frame's link bytes (control frames' too): what a
+        // synthesized frame does not bill, on average.
+        let link_per_frame = if self.frames > 0 { self.link_bytes as f64 / self.frames as f64 } else { 14.0 };
         let tls13 = self.tls.versions.get("TLS 1.3").copied().unwrap_or(0);
         let tls12 = self.tls.versions.get("TLS 1.2").copied().unwrap_or(0);
         let resumed_handshake_bytes =
@@ -287,16 +313,22 @@ impl Input<'_> {
                 stream::MAX_DEVICES
             ));
         }
-        if self.radio.is_none() {
+        let basis = "baseline minus counterfactual, each re-simulated on the radio model and projected to a day";
+        let charge_basis = if self.radio.is_none() {
             assumptions.push("no radio model: bytes only".into());
-        }
+            format!("{basis}; no radio model: bytes only")
+        } else if total.no_radio_figures {
+            format!("{basis}; {NO_RADIO_FIGURES}")
+        } else {
+            basis.into()
+        };
+        let (radio_on_s, charge_mah) = Saving::radio_of(&total);
         let saving = Saving {
             bytes: total.bytes,
             billed_bytes: total.billed_bytes.min(total.bytes),
-            radio_on_s: round6(total.radio_on_s),
-            charge_mah: round6(total.charge_mah),
-            charge_basis: "baseline minus counterfactual, each re-simulated on the radio model and projected to a day"
-                .into(),
+            radio_on_s,
+            charge_mah,
+            charge_basis,
         };
         (saving, Counterfactual { description: what.to_string(), assumptions, changes })
     }
@@ -589,10 +621,12 @@ fn no_tls_resumption(inp: &Input, out: &mut Vec<Finding>) {
 /// server can recover, and without backing off.
 fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
     let t = inp.thresholds;
+    let max_gap_ns = inp.streams.retry_max_gap_ns;
     let mut retries = 0u64;
-    let mut gaps = Vec::new();
     let mut wasted = 0u64;
+    let mut late = 0u64;
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut tallies = Vec::new();
     let mut changes = Vec::new();
     let mut servers = Vec::new();
     let mut examples = Vec::new();
@@ -600,38 +634,32 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
         if !matches!(k.kind, Proto::Http | Proto::Http2) {
             continue;
         }
-        let s = g.samples.sorted();
-        let mut here = 0;
-        let mut span = (i64::MAX, i64::MIN);
-        for w in s.windows(2) {
-            let [a, b] = w else { continue };
-            if !(a.status == 429 || a.status >= 500) {
-                continue;
-            }
-            let gap = b.start_ns.saturating_sub(a.end_ns.max(a.start_ns)) as f64 / 1e9;
-            // A retry that comes back within a second did not back off.
-            if gap < t.retry_max_gap_s {
-                here += 1;
-                gaps.push(gap);
-                wasted += b.up + b.down;
-                *statuses.entry(a.status).or_default() += 1;
-                span = (span.0.min(a.start_ns), span.1.max(b.start_ns));
-            }
+        // Every exchange of the group, taken in time order as it came.
+        let r = g.retries.finished(max_gap_ns);
+        if r.retries < t.retry_min_count {
+            continue;
         }
-        if here >= t.retry_min_count {
-            retries += here;
-            servers.push(k.server);
-            changes.push((k.client, Change::Drop { server: k.server, resource: k.resource, between: span }));
-            if examples.len() < 3 {
-                examples
-                    .push(json!({"client": k.client, "server": k.server, "method": k.method.name(), "retries": here}));
-            }
+        retries += r.retries;
+        wasted += r.bytes;
+        late += r.late;
+        for (s, n) in &r.after_status {
+            *statuses.entry(*s).or_default() += n;
         }
+        servers.push(k.server);
+        let (server, method, resource) = (k.server, k.method, k.resource);
+        let drop = whatif::http::HttpChange::DropRetries { server, method, resource, max_gap_ns };
+        changes.push((k.client, Change::Http(drop)));
+        if examples.len() < 3 {
+            let span_s = r.span.map_or(0.0, |(a, b)| round3(b.saturating_sub(a) as f64 / 1e9));
+            examples.push(json!({"client": k.client, "server": k.server, "method": k.method.name(),
+                                 "retries": r.retries, "span_s": span_s}));
+        }
+        tallies.push(r);
     }
     if retries < t.retry_min_count {
         return;
     }
-    let med = median(&mut gaps);
+    let med = stream::RetryTally::median_gap_s(&tallies.iter().collect::<Vec<_>>());
     let (saving, cf) = inp.saving(
         &changes,
         changes.len() as u64,
@@ -641,10 +669,17 @@ fn retry_without_backoff(inp: &Input, out: &mut Vec<Finding>) {
         id: "retry-without-backoff".into(),
         severity: "critical".into(),
         title: format!("{retries} requests retried within a second of an error response"),
-        evidence: json!({
-            "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med),
-            "retry_wire_bytes": wasted, "examples": examples,
-        }),
+        evidence: {
+            let mut e = json!({
+                "retries": retries, "after_status": statuses, "median_retry_gap_s": round3(med),
+                "retry_wire_bytes": wasted, "examples": examples,
+            });
+            // Exchanges that reached the tally too far out of time order to be paired.
+            if late > 0 {
+                e["unpaired_late_exchanges"] = json!(late);
+            }
+            e
+        },
         saving_per_day: saving,
         recommendation: "Back off exponentially with jitter after errors, honour Retry-After on 429 and 503, and cap the number of retries.".into(),
         scope: scope_of(&servers),
@@ -670,48 +705,80 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
             continue;
         }
         // Bursts: two neighbouring 50 ms windows (100 ms) holding the burst
-        // size; neighbouring bursts are one.
+        // size; neighbouring bursts are one. A burst spans its windows from
+        // the first marked to the one after the last (the pair's second).
         let count = |w: i64| windows.iter().find(|x| x.0 == w).map_or(0, |x| x.1.attempts);
-        let mut bursts = 0u64;
+        let mut spans: Vec<(i64, i64)> = Vec::new();
         let mut peak = 0u64;
-        let mut last_burst: Option<i64> = None;
         for (w, a) in &windows {
             let pair = a.attempts + count(w + 1);
             peak = peak.max(pair);
             if pair >= t.storm_burst_attempts {
-                if last_burst.is_none_or(|l| w - l > 2) {
-                    bursts += 1;
+                match spans.last_mut() {
+                    Some(last) if w - (last.1 - 1) <= 2 => last.1 = w + 1,
+                    _ => spans.push((*w, w + 1)),
                 }
-                last_burst = Some(*w);
             }
         }
+        let bursts = spans.len() as u64;
         let refused: u64 = windows.iter().map(|w| w.1.refused).sum();
         let refused_bytes: u64 = windows.iter().map(|w| w.1.refused_bytes).sum();
         if bursts < 2 || refused == 0 {
             continue;
         }
-        storms.push((server, attempts, refused, refused_bytes, bursts, peak));
+        // The event priced: a burst with refused attempts (a burst all of
+        // whose attempts got through costs nothing a back-off would save).
+        let mut refused_bursts = 0u64;
+        let (mut burst_bytes, mut burst_billed) = (0u64, 0u64);
+        for (first, last) in &spans {
+            let inside = windows.iter().filter(|(w, _)| w >= first && w <= last);
+            let (n, bytes, billed) = inside
+                .fold((0, 0, 0), |(n, b, i), (_, a)| (n + a.refused, b + a.refused_bytes, i + a.refused_billed_bytes));
+            if n > 0 {
+                refused_bursts += 1;
+                burst_bytes += bytes;
+                burst_billed += billed;
+            }
+        }
+        storms.push(Storm {
+            server,
+            attempts,
+            refused,
+            refused_bytes,
+            bursts,
+            refused_bursts,
+            burst_bytes,
+            burst_billed,
+            peak,
+        });
     }
     if storms.is_empty() {
         return;
     }
-    let servers: Vec<SocketAddr> = storms.iter().map(|s| s.0).collect();
-    let bursts: u64 = storms.iter().map(|s| s.4).sum();
-    let refused_bytes: u64 = storms.iter().map(|s| s.3).sum();
-    let attempts: u64 = storms.iter().map(|s| s.1).sum();
-    let refused: u64 = storms.iter().map(|s| s.2).sum();
-    let peak = storms.iter().map(|s| s.5).max().unwrap_or(0);
+    let servers: Vec<SocketAddr> = storms.iter().map(|s| s.server).collect();
+    let bursts: u64 = storms.iter().map(|s| s.bursts).sum();
+    let refused_bursts: u64 = storms.iter().map(|s| s.refused_bursts).sum();
+    let refused_bytes: u64 = storms.iter().map(|s| s.refused_bytes).sum();
+    let burst_bytes: u64 = storms.iter().map(|s| s.burst_bytes).sum();
+    let burst_billed: u64 = storms.iter().map(|s| s.burst_billed).sum();
+    let attempts: u64 = storms.iter().map(|s| s.attempts).sum();
+    let refused: u64 = storms.iter().map(|s| s.refused).sum();
+    let peak = storms.iter().map(|s| s.peak).max().unwrap_or(0);
     let examples: Vec<Value> = storms
         .iter()
         .take(3)
-        .map(|s| json!({"server": s.0, "connection_attempts": s.1, "refused_attempts": s.2, "bursts": s.4}))
+        .map(|s| {
+            json!({"server": s.server, "connection_attempts": s.attempts, "refused_attempts": s.refused,
+                   "bursts": s.bursts, "refused_bursts": s.refused_bursts})
+        })
         .collect();
     let per_event = Saving {
-        bytes: refused_bytes / bursts.max(1),
-        billed_bytes: 0,
-        radio_on_s: 0.0,
-        charge_mah: 0.0,
-        charge_basis: "refused connection attempts of one burst (per event, not per day)".into(),
+        bytes: burst_bytes / refused_bursts.max(1),
+        billed_bytes: burst_billed / refused_bursts.max(1),
+        radio_on_s: None,
+        charge_mah: None,
+        charge_basis: "the refused connection attempts of one burst with refusals (per event, not per day; bytes only)"
+            .into(),
     };
     out.push(Finding {
         id: "reconnection-storm".into(),
@@ -719,21 +786,38 @@ fn reconnection_storm(inp: &Input, out: &mut Vec<Finding>) {
         title: format!("{bursts} bursts of {}+ connection attempts within 100 ms ({})", t.storm_burst_attempts, scope_of(&servers)),
         evidence: json!({
             "connection_attempts": attempts, "refused_attempts": refused, "refused_bytes": refused_bytes,
-            "peak_attempts_per_100ms": peak, "bursts": bursts,
+            "peak_attempts_per_100ms": peak, "bursts": bursts, "refused_bursts": refused_bursts,
             // Each client tries once per burst: the largest burst counts them.
             "clients": peak, "examples": examples,
         }),
-        saving_per_day: Saving { charge_basis: "a one-off event: see saving_per_event".into(), ..Default::default() },
+        saving_per_day: Saving::one_off(),
         recommendation: "Reconnect with exponential back-off and full jitter (delay = random(0, min(cap, base * 2^attempt))), so a fleet spreads its reconnections instead of hitting the server in lock-step.".into(),
         scope: scope_of(&servers),
         instances: storms.len() as u64,
         counterfactual: Some(Counterfactual {
             description: "the clients back off with jitter: the refused attempts of a burst are not made".into(),
-            assumptions: vec!["priced per burst: an outage does not recur daily".into()],
+            assumptions: vec![
+                "priced per burst with refused attempts (an event): an outage does not recur daily".into(),
+            ],
             ..Default::default()
         }),
         saving_per_event: Some(per_event),
     });
+}
+
+/// A server's reconnection storm, for `reconnection_storm`.
+struct Storm {
+    server: SocketAddr,
+    attempts: u64,
+    refused: u64,
+    refused_bytes: u64,
+    bursts: u64,
+    /// Bursts with refused attempts (the events), and those attempts'
+    /// wire and billed (IP) bytes.
+    refused_bursts: u64,
+    burst_bytes: u64,
+    burst_billed: u64,
+    peak: u64,
 }
 
 /// Bytes sent twice: loss on the link, or timers too eager.

@@ -243,8 +243,8 @@ pub fn nothing_listening(inp: &Input, out: &mut Vec<Finding>) {
     let per_event = Saving {
         bytes: per.bytes,
         billed_bytes: per.billed_bytes.min(per.bytes),
-        radio_on_s: round6(per.radio_on_s),
-        charge_mah: round6(per.charge_mah),
+        radio_on_s: per.radio_on().map(round6),
+        charge_mah: per.charge().map(round6),
         charge_basis: "one failed attempt (a flow to the dead port) re-simulated as it went and stopping at the first error; the radio model run over each, not projected to a day".into(),
     };
     let mut assumptions = k.assumptions.clone();
@@ -276,7 +276,7 @@ pub fn nothing_listening(inp: &Input, out: &mut Vec<Finding>) {
             "servers": servers.len(), "flows": attempts, "icmp_port_unreachable": unreachable,
             "refused_connections": refused, "error_bytes": wasted, "examples": examples,
         }),
-        saving_per_day: Saving { charge_basis: "a one-off event: see saving_per_event".into(), ..Default::default() },
+        saving_per_day: Saving::one_off(),
         recommendation: "Check the server address and port the device is configured with, and that the service runs; a client should stop (or back off hard) on ICMP port unreachable or a refused connection rather than retransmit into nothing.".into(),
         scope: scope_of(&servers),
         instances: changes.len() as u64,

@@ -32,6 +32,13 @@ pub const CLIENTS_COUNTED: usize = 32;
 
 /// The window connection attempts are counted in.
 pub const ATTEMPT_WINDOW_NS: i64 = 50_000_000;
+/// Exchanges of a resource group held back to be taken in time order by
+/// its retry tally (`RetryTally`): facts come as exchanges end, from one
+/// worker's flows after another's, so nearly but not quite in order.
+pub const RETRY_REORDER: usize = 64;
+/// Most gap values a retry tally counts (the gaps to the millisecond, or
+/// coarser for a longer `retry_max_gap_s`): a bound on its memory.
+pub const RETRY_GAP_STEPS: i64 = 1000;
 
 /// The `n` smallest items seen (in any order of arrival): a max-heap of them.
 #[derive(Clone, Debug)]
@@ -195,6 +202,130 @@ pub struct ResourceGroup {
     pub samples: Firsts<Sample>,
     /// What the HTTP findings keep of its bodies.
     pub bodies: super::http::BodyFacts,
+    /// HTTP repeats after an error answer, over every exchange.
+    pub retries: RetryTally,
+}
+
+/// Repeats of a resource after a 429 or 5xx answer, sooner than the
+/// streams' `retry_max_gap_ns` after that answer: over every exchange of
+/// the group, in bounded memory. Exchanges are taken in time order (by
+/// start) through a buffer of `RETRY_REORDER`; each is paired with the one
+/// taken before it. One arriving later than that buffer can hold (after a
+/// later exchange was taken) is counted in `late` and paired with none.
+#[derive(Clone, Debug, Default)]
+pub struct RetryTally {
+    /// Held back for order, smallest start first.
+    pending: Vec<Sample>,
+    /// The last exchange taken in order.
+    last: Option<Sample>,
+    pub retries: u64,
+    /// The retries' wire bytes.
+    pub bytes: u64,
+    /// Retries by the status of the answer before them.
+    pub after_status: BTreeMap<u16, u64>,
+    /// First error answered and last retry made (start times).
+    pub span: Option<(i64, i64)>,
+    /// Retries by their gap after the answer, in steps of `gap_step_ns`.
+    pub gaps: BTreeMap<i64, u64>,
+    pub gap_step_ns: i64,
+    pub late: u64,
+}
+
+impl RetryTally {
+    fn add(&mut self, x: Sample, max_gap_ns: i64) {
+        let at = self.pending.partition_point(|p| p <= &x);
+        self.pending.insert(at, x);
+        if self.pending.len() > RETRY_REORDER {
+            let first = self.pending.remove(0);
+            self.take(first, max_gap_ns);
+        }
+    }
+
+    /// `x`, the next exchange in time order: a retry if the one before it
+    /// was answered 429 or 5xx and `x` came sooner than `max_gap_ns` after.
+    fn take(&mut self, x: Sample, max_gap_ns: i64) {
+        let Some(a) = self.last else {
+            self.last = Some(x);
+            return;
+        };
+        if x < a {
+            self.late += 1;
+            return;
+        }
+        self.last = Some(x);
+        if !(a.status == 429 || a.status >= 500) {
+            return;
+        }
+        let gap = x.start_ns.saturating_sub(a.end_ns.max(a.start_ns));
+        if gap >= max_gap_ns {
+            return;
+        }
+        self.retries += 1;
+        self.bytes += x.up + x.down;
+        *self.after_status.entry(a.status).or_default() += 1;
+        self.span = Some(self.span.map_or((a.start_ns, x.start_ns), |(s, e)| (s.min(a.start_ns), e.max(x.start_ns))));
+        self.gap_step_ns = (max_gap_ns / RETRY_GAP_STEPS).max(1_000_000);
+        *self.gaps.entry(gap.max(0) / self.gap_step_ns).or_default() += 1;
+    }
+
+    /// The tally with the exchanges still held back taken too.
+    pub fn finished(&self, max_gap_ns: i64) -> RetryTally {
+        let mut t = self.clone();
+        for x in std::mem::take(&mut t.pending) {
+            t.take(x, max_gap_ns);
+        }
+        t
+    }
+
+    /// The median retry gap (s), to the gap step.
+    pub fn median_gap_s(tallies: &[&RetryTally]) -> f64 {
+        let mut steps: BTreeMap<i64, u64> = BTreeMap::new();
+        for t in tallies {
+            for (g, n) in &t.gaps {
+                *steps.entry(g * t.gap_step_ns).or_default() += n;
+            }
+        }
+        let n: u64 = steps.values().sum();
+        // The middle one (or the two middle ones' mean), as `stats::median`.
+        let nth = |k: u64| {
+            let mut seen = 0;
+            steps.iter().find_map(|(g, c)| {
+                seen += c;
+                (seen > k).then_some(*g as f64 / 1e9)
+            })
+        };
+        match n {
+            0 => 0.0,
+            n if n % 2 == 1 => nth(n / 2).unwrap_or(0.0),
+            n => (nth(n / 2 - 1).unwrap_or(0.0) + nth(n / 2).unwrap_or(0.0)) / 2.0,
+        }
+    }
+
+    /// `o` added: its counts, and its held-back exchanges taken in here. The
+    /// pair across the two (this one's last with its first) is not seen:
+    /// only a state fed by every fact is exact (each run is one such).
+    fn merge(&mut self, o: &RetryTally, max_gap_ns: i64) {
+        self.retries += o.retries;
+        self.bytes += o.bytes;
+        for (s, n) in &o.after_status {
+            *self.after_status.entry(*s).or_default() += n;
+        }
+        self.span = match (self.span, o.span) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        };
+        self.gap_step_ns = self.gap_step_ns.max(o.gap_step_ns);
+        for (g, n) in &o.gaps {
+            *self.gaps.entry(*g).or_default() += n;
+        }
+        self.late += o.late;
+        if self.last.is_none() {
+            self.last = o.last;
+        }
+        for x in &o.pending {
+            self.add(*x, max_gap_ns);
+        }
+    }
 }
 
 impl Default for ResourceGroup {
@@ -212,12 +343,13 @@ impl Default for ResourceGroup {
             statuses: BTreeMap::new(),
             samples: Firsts::new(SAMPLES),
             bodies: Default::default(),
+            retries: Default::default(),
         }
     }
 }
 
 impl ResourceGroup {
-    fn merge(&mut self, o: &ResourceGroup) {
+    fn merge(&mut self, o: &ResourceGroup, retry_max_gap_ns: i64) {
         self.count += o.count;
         self.connections += o.connections;
         self.up += o.up;
@@ -232,6 +364,7 @@ impl ResourceGroup {
         }
         self.samples.merge(&o.samples);
         self.bodies.merge(&o.bodies);
+        self.retries.merge(&o.retries, retry_max_gap_ns);
     }
 }
 
@@ -327,6 +460,8 @@ pub struct Attempts {
     pub attempts: u64,
     pub refused: u64,
     pub refused_bytes: u64,
+    /// Of `refused_bytes`, the IP bytes (link-layer bytes out): billed.
+    pub refused_billed_bytes: u64,
 }
 
 /// A connection of a device, for re-simulation.
@@ -435,6 +570,8 @@ pub struct FlowFacts {
     pub server: SocketAddr,
     pub frames: u64,
     pub wire_bytes: u64,
+    /// Of `wire_bytes`, every frame's link-layer bytes.
+    pub link_bytes: u64,
     pub control_frames: u64,
     pub retransmitted_frames: u64,
     pub exchanges: u64,
@@ -459,6 +596,7 @@ impl FlowFacts {
             server: f.server.0,
             frames: f.frames,
             wire_bytes: f.wire_bytes,
+            link_bytes: f.link_bytes,
             control_frames: f.control_frames,
             retransmitted_frames: f.retransmitted_frames,
             exchanges: f.exchanges,
@@ -489,12 +627,23 @@ pub struct Streams {
     /// Flows with TLS handshake bytes, and those bytes.
     pub tls_handshake_flows: u64,
     pub tls_handshake_bytes: u64,
-    /// Frames and their link-layer bytes (what operators do not bill).
+    /// Frames of flows. (Their link bytes are counted per frame where every
+    /// frame is seen, `Input::link_bytes`: the ledger's `link` class leaves
+    /// out TCP control frames'.)
     pub frames: u64,
-    pub link_bytes: u64,
     /// TCP control frames (headers only) and their bytes: one frame's headers.
     pub tcp_control_frames: u64,
     pub tcp_control_bytes: u64,
+    /// `retry_max_gap_s` of the thresholds, in ns: the retry tallies count
+    /// repeats sooner than this after an error answer.
+    pub retry_max_gap_ns: i64,
+}
+
+impl Streams {
+    /// An empty state for the detectors' `thresholds`.
+    pub fn new(thresholds: &super::Thresholds) -> Streams {
+        Streams { retry_max_gap_ns: (thresholds.retry_max_gap_s * 1e9) as i64, ..Default::default() }
+    }
 }
 
 impl Default for Streams {
@@ -511,9 +660,9 @@ impl Default for Streams {
             tls_handshake_flows: 0,
             tls_handshake_bytes: 0,
             frames: 0,
-            link_bytes: 0,
             tcp_control_frames: 0,
             tcp_control_bytes: 0,
+            retry_max_gap_ns: (super::Thresholds::default().retry_max_gap_s * 1e9) as i64,
         }
     }
 }
@@ -528,6 +677,7 @@ impl Streams {
     /// One exchange, listed or not.
     pub fn exchange(&mut self, client: SocketAddr, server: SocketAddr, x: &ExchangeFacts) {
         let f = &x.facets;
+        let retry_max_gap_ns = self.retry_max_gap_ns;
         if requested(x.kind) {
             let key = ResourceKey { kind: x.kind, server, method: f.method, resource: f.resource, client: client.ip() };
             if let Some(g) = self.resources.entry(&key) {
@@ -544,13 +694,12 @@ impl Streams {
                     crate::dissect::bump_capped(&mut g.statuses, &f.status, 1, 16);
                 }
                 g.bodies.add(x);
-                g.samples.add(Sample {
-                    start_ns: x.start_ns,
-                    end_ns: x.end_ns,
-                    up: x.up,
-                    down: x.down,
-                    status: f.status,
-                });
+                let sample =
+                    Sample { start_ns: x.start_ns, end_ns: x.end_ns, up: x.up, down: x.down, status: f.status };
+                g.samples.add(sample);
+                if matches!(x.kind, Proto::Http | Proto::Http2) {
+                    g.retries.add(sample, retry_max_gap_ns);
+                }
             }
         }
         if matches!(x.kind, Proto::Http | Proto::Http2 | Proto::Coap | Proto::Mqtt | Proto::Websocket) {
@@ -605,7 +754,6 @@ impl Streams {
             self.tls_handshake_bytes += hs;
         }
         self.frames += f.frames;
-        self.link_bytes += f.classes.get(Class::Link);
         if f.l4 == L4::Tcp {
             self.tcp_control_frames += f.control_frames;
             self.tcp_control_bytes += f.classes.get(Class::TcpControl);
@@ -641,6 +789,7 @@ impl Streams {
             if refused {
                 a.refused += 1;
                 a.refused_bytes += f.wire_bytes;
+                a.refused_billed_bytes += f.wire_bytes.saturating_sub(f.link_bytes);
             }
         }
         if app != Proto::Dns
@@ -719,9 +868,10 @@ impl Streams {
             tls_handshake_flows,
             tls_handshake_bytes,
             frames,
-            link_bytes,
             tcp_control_frames,
             tcp_control_bytes,
+            // A setting, not something seen.
+            retry_max_gap_ns: _,
         } = self;
         resources.is_empty()
             && servers.is_empty()
@@ -735,7 +885,6 @@ impl Streams {
                 *tls_handshake_flows,
                 *tls_handshake_bytes,
                 *frames,
-                *link_bytes,
                 *tcp_control_frames,
                 *tcp_control_bytes,
             ]
@@ -755,12 +904,14 @@ impl Streams {
     }
 
     pub fn merge(&mut self, o: &Streams) {
-        self.resources.merge(&o.resources, ResourceGroup::merge);
+        let gap = self.retry_max_gap_ns;
+        self.resources.merge(&o.resources, |a, b| a.merge(b, gap));
         self.servers.merge(&o.servers, ServerGroup::merge);
         self.attempts.merge(&o.attempts, |a, b| {
             a.attempts += b.attempts;
             a.refused += b.refused;
             a.refused_bytes += b.refused_bytes;
+            a.refused_billed_bytes += b.refused_billed_bytes;
         });
         self.devices.merge(&o.devices, |a, b| {
             a.messages.merge(&b.messages);
@@ -779,7 +930,6 @@ impl Streams {
         self.tls_handshake_flows += o.tls_handshake_flows;
         self.tls_handshake_bytes += o.tls_handshake_bytes;
         self.frames += o.frames;
-        self.link_bytes += o.link_bytes;
         self.tcp_control_frames += o.tcp_control_frames;
         self.tcp_control_bytes += o.tcp_control_bytes;
     }
@@ -854,13 +1004,12 @@ mod tests {
         let devices: Vec<_> =
             s.devices.iter().map(|(k, d)| (*k, d.messages.sorted(), d.connections.sorted(), d.lookups.seen)).collect();
         format!(
-            "{resources:?} {servers:?} {attempts:?} {devices:?} {:?} {:?} {} {} {} {} {} {}",
+            "{resources:?} {servers:?} {attempts:?} {devices:?} {:?} {:?} {} {} {} {} {}",
             s.headers,
             s.worst_retransmitters.sorted(),
             s.retransmission_bytes,
             s.tls_handshake_bytes,
             s.frames,
-            s.link_bytes,
             s.tcp_control_bytes,
             s.resources.saturated || s.devices.saturated
         )
@@ -888,6 +1037,7 @@ mod tests {
                     server,
                     frames: 9,
                     wire_bytes: 900,
+                    link_bytes: 14 * 8,
                     control_frames: 5,
                     retransmitted_frames: u64::from(i % 5 == 0),
                     exchanges: u64::from(i % 4),

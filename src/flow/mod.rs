@@ -123,6 +123,12 @@ pub struct FlowRecord {
     pub inner: Option<Proto>,
     pub frames: u64,
     pub wire_bytes: u64,
+    /// Of `wire_bytes`, every frame's link-layer bytes (headers, tunnels,
+    /// trailers; TCP control frames' too, which the ledger books whole as
+    /// `tcp_control`): the rest is billed. At most 4 GiB (counted in 32
+    /// bits while the flow lives). Not in the report.
+    #[serde(skip)]
+    pub link_bytes: u64,
     pub payload_bytes_c2s: u64,
     pub payload_bytes_s2c: u64,
     pub control_frames: u64,
@@ -379,8 +385,15 @@ struct FlowCounts {
     syn: u32,
     fin: u32,
     rst: u32,
+    /// Link-layer bytes of its frames, saturating at 4 GiB: in the padding
+    /// after `rst`, so a live flow grows no larger; read for refused
+    /// attempts (a few frames), where it never saturates.
+    link_bytes: u32,
     missed: Option<Box<Missed>>,
-    teid: Option<u32>,
+    /// The GTP-U tunnel id, when `teid_seen` (not an `Option`: its tag
+    /// would take the room `link_bytes` has).
+    teid: u32,
+    teid_seen: bool,
     /// `teid` is the client's.
     teid_of_client: bool,
 }
@@ -621,10 +634,12 @@ impl FlowTable {
         let rec = &mut f.app.rec;
         rec.frames += frames as u64;
         rec.wire_bytes += wire_len as u64;
+        rec.link_bytes = rec.link_bytes.saturating_add(d.link_len);
         if let Some(teid) = d.teid
             && !rec.teid_of_client
         {
-            rec.teid = Some(teid);
+            rec.teid = teid;
+            rec.teid_seen = true;
             rec.teid_of_client = dir == Dir::C2S;
             // Keyed by tunnel, a device is its uplink tunnel: the client's.
             if rec.teid_of_client && sh.cfg.device_key == DeviceKey::Teid {
@@ -817,6 +832,7 @@ impl FlowTable {
             inner: c.inner,
             frames: c.frames,
             wire_bytes: c.wire_bytes,
+            link_bytes: u64::from(c.link_bytes),
             payload_bytes_c2s: c.payload_bytes_c2s,
             payload_bytes_s2c: c.payload_bytes_s2c,
             control_frames: c.control_frames,
@@ -836,7 +852,7 @@ impl FlowTable {
             dns_lookup_bytes: 0,
             malformed_bytes: app.fl.malformed_bytes(),
             malformed,
-            teid: c.teid,
+            teid: c.teid_seen.then_some(c.teid),
             device: f.device.0,
         };
         *entry = None;

@@ -524,7 +524,7 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
                 text(&f.severity),
                 clean(&f.title, 400),
                 human_bytes(f.saving_per_day.bytes as f64),
-                format!("{:.3}", f.saving_per_day.charge_mah),
+                f.saving_per_day.charge_mah.map_or_else(|| "-".into(), |c| format!("{c:.3}")),
                 clean(&f.evidence.to_string(), 600),
                 clean(&f.recommendation, 600),
             ]);
@@ -536,12 +536,12 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
         };
         if let Some(a) = &r.all_findings_fixed {
             blocks.push(Block::Para(format!(
-                "Each finding's saving assumes only its own change, so they overlap: together they add up to {} a day. All of them fixed at once ({}) save {} a day ({} billed) and {:.3} mAh.",
+                "Each finding's saving assumes only its own change, so they overlap: together they add up to {} a day. All of them fixed at once ({}) save {} a day ({} billed){}.",
                 human_bytes(a.sum_of_findings.bytes as f64),
                 a.findings.join(", "),
                 human_bytes(a.saving_per_day.bytes as f64),
                 human_bytes(a.saving_per_day.billed_bytes as f64),
-                a.saving_per_day.charge_mah
+                a.saving_per_day.charge_mah.map_or_else(String::new, |c| format!(" and {c:.3} mAh"))
             )));
         }
         sections.push(Section { id: format!("{prefix}findings"), heading: "Findings".into(), blocks });

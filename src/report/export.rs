@@ -191,7 +191,7 @@ fn tables(r: &Report, input: &str) -> Vec<Table> {
         findings.str("severity", Some(f.severity.clone()));
         findings.str("title", Some(f.title.clone()));
         findings.u64("saving_bytes_per_day", Some(f.saving_per_day.bytes));
-        findings.f64("saving_charge_mah_per_day", Some(f.saving_per_day.charge_mah));
+        findings.f64("saving_charge_mah_per_day", f.saving_per_day.charge_mah);
         findings.str("recommendation", Some(f.recommendation.clone()));
         findings.str("evidence", Some(f.evidence.to_string()));
     }

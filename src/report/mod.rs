@@ -45,6 +45,12 @@ pub struct Totals {
     pub start_ts: Option<f64>,
     pub classes: Ledger,
     pub goodput_ratio: f64,
+    /// IP bytes, what an operator bills: every frame's wire length less its
+    /// link-layer bytes (TCP control frames' too, which the ledger books
+    /// whole as `tcp_control`, so `wire_bytes - classes.link` is more).
+    /// Absent from reports saved before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_bytes: Option<u64>,
 }
 
 /// What an input held besides flows: what was skipped and why.
@@ -335,7 +341,7 @@ impl Report {
         let mut all_exchanges = ExchangeSummaries::default();
         let mut all_apps = breakdown::AppLedgers::default();
         let mut top_timeline = None;
-        for mut r in inputs {
+        for (i, mut r) in inputs.into_iter().enumerate() {
             let warnings = warnings::of(&r);
             if !single && let Some(x) = r.radio.as_mut() {
                 // An input's radio shares name its flows and exchanges by
@@ -346,6 +352,11 @@ impl Report {
             totals.frames += r.totals.frames;
             totals.wire_bytes += r.totals.wire_bytes;
             totals.captured_bytes += r.totals.captured_bytes;
+            // Known for the sum only when known for every input.
+            totals.billed_bytes = match (i, totals.billed_bytes, r.totals.billed_bytes) {
+                (0, _, b) => b,
+                (_, a, b) => a.zip(b).map(|(a, b)| a + b),
+            };
             totals.classes.merge(&r.totals.classes);
             if let Some(s) = r.totals.start_ts {
                 start = Some(start.map_or(s, |x: f64| x.min(s)));

@@ -109,17 +109,14 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         for f in &r.findings {
             let _ = writeln!(out, "  [{}] {}: {}", f.severity, f.id, f.title);
             let s = &f.saving_per_day;
-            if s.bytes > 0 || s.charge_mah != 0.0 {
+            let charge = s.charge_mah.filter(|c| *c != 0.0);
+            if s.bytes > 0 || charge.is_some() {
                 let _ = writeln!(
                     out,
                     "      saves about {} per day ({} billed){}",
                     human_bytes(s.bytes as f64),
                     human_bytes(s.billed_bytes as f64),
-                    if s.charge_mah != 0.0 {
-                        format!(", {:.2} mAh and {:.1} s of radio time", s.charge_mah, s.radio_on_s)
-                    } else {
-                        String::new()
-                    }
+                    radio_saving(charge, s.radio_on_s)
                 );
             }
             if let Some(e) = &f.saving_per_event {
@@ -134,12 +131,11 @@ pub fn render(r: &Report, top_flows: usize) -> String {
             let s = &a.saving_per_day;
             let _ = writeln!(
                 out,
-                "  All findings fixed together ({}): saves about {} per day ({} billed), {:.2} mAh and {:.1} s of radio time;\n      the savings above overlap and add up to {} per day",
+                "  All findings fixed together ({}): saves about {} per day ({} billed){};\n      the savings above overlap and add up to {} per day",
                 a.findings.join(", "),
                 human_bytes(s.bytes as f64),
                 human_bytes(s.billed_bytes as f64),
-                s.charge_mah,
-                s.radio_on_s,
+                radio_saving(s.charge_mah, s.radio_on_s),
                 human_bytes(a.sum_of_findings.bytes as f64),
             );
         }
@@ -637,4 +633,14 @@ fn thousands_money(x: f64) -> String {
     }
     let cents = (x.abs() * 100.0).round() as u64;
     format!("{}{}.{:02}", if x < 0.0 { "-" } else { "" }, thousands(cents / 100), cents % 100)
+}
+
+/// ", X mAh and Y s of radio time" of a saving, or nothing when it has no
+/// radio figures (a zero printed would read as a figure).
+fn radio_saving(charge_mah: Option<f64>, radio_on_s: Option<f64>) -> String {
+    match (charge_mah, radio_on_s) {
+        (Some(c), Some(r)) => format!(", {c:.2} mAh and {r:.1} s of radio time"),
+        (Some(c), None) => format!(", {c:.2} mAh"),
+        _ => String::new(),
+    }
 }

@@ -10,8 +10,11 @@ fn right(s: String) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-fn ratio(r: f64) -> String {
-    if r > 0.0 { format!("{:+.1}%", (r - 1.0) * 100.0) } else { "-".into() }
+fn ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r > 0.0 => format!("{:+.1}%", (r - 1.0) * 100.0),
+        _ => "-".into(),
+    }
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -31,8 +34,9 @@ fn row(name: &str, m: &PerMessage, d: &PerDay, vs: (String, String), life: Optio
         right(human_bytes(m.wire_bytes)),
         right(human_bytes(d.bytes as f64)),
         right(human_bytes(d.billed_bytes as f64)),
-        right(format!("{:.0}", d.radio_on_s)),
-        right(format!("{:.2}", d.charge_mah)),
+        // A day without radio figures shows none (a 0 would read as one).
+        right(if d.no_radio_figures { "-".into() } else { format!("{:.0}", d.radio_on_s) }),
+        right(opt(d.charge(), 2)),
         right(vs.0),
         right(vs.1),
         right(opt(life, 1)),
@@ -77,7 +81,7 @@ pub fn render_table(r: &WhatifReport) -> String {
             &s.stack,
             &s.per_message,
             &s.per_day,
-            (ratio(s.bytes_vs_baseline), ratio(s.charge_vs_baseline)),
+            (ratio(Some(s.bytes_vs_baseline)), ratio(s.charge_vs_baseline)),
             s.battery_life_days,
             cost(s.fleet.as_ref()),
         ));

@@ -24,6 +24,10 @@ pub const CHUNK_FRAMING_BYTES: u64 = 7;
 pub enum HttpChange {
     /// Exchanges of `resource` answered `min_status` or above are not made.
     DropErrors { server: SocketAddr, resource: u64, min_status: u16 },
+    /// The quick repeats of `method` on `resource` are not made (the device
+    /// backs off): an exchange started sooner than `max_gap_ns` after a 429
+    /// or 5xx answer to the one before it.
+    DropRetries { server: SocketAddr, method: crate::vocab::Method, resource: u64, max_gap_ns: i64 },
     /// A repeated answer (a body seen before) comes as 304 Not Modified to a
     /// conditional request.
     NotModified { server: SocketAddr, resource: u64 },
@@ -44,6 +48,7 @@ impl HttpChange {
     fn target(&self) -> (SocketAddr, u64) {
         match *self {
             HttpChange::DropErrors { server, resource, .. }
+            | HttpChange::DropRetries { server, resource, .. }
             | HttpChange::NotModified { server, resource }
             | HttpChange::Compress { server, resource, .. }
             | HttpChange::Rechunk { server, resource, .. }
@@ -98,6 +103,21 @@ pub(super) fn apply(
     match *ch {
         HttpChange::DropErrors { min_status, .. } => {
             msgs.retain(|m| !(is(m, server, resource) && m.facets.status >= min_status));
+        }
+        HttpChange::DropRetries { method, max_gap_ns, .. } => {
+            // In time order (the messages are sorted), each against the one
+            // before it as captured: a retry of a retry goes too.
+            let mut before: Option<(u16, i64)> = None;
+            msgs.retain(|m| {
+                if !is(m, server, resource) || m.method != method {
+                    return true;
+                }
+                let retry = before.is_some_and(|(status, answered)| {
+                    (status == 429 || status >= 500) && m.start_ns.saturating_sub(answered) < max_gap_ns
+                });
+                before = Some((m.facets.status, m.end_ns.max(m.start_ns)));
+                !retry
+            });
         }
         HttpChange::NotModified { .. } => {
             let mut seen = std::collections::BTreeSet::new();

@@ -38,6 +38,13 @@ pub struct DayFigures {
     pub charge_mah: f64,
     pub energy_j: f64,
     pub wakeups: f64,
+    /// The radio figures above are not figures (left at 0): there was no
+    /// radio model, or a timeline had no steady cycle to project (its day
+    /// is then its bytes at its own rate). A sum or difference with such a
+    /// day has none either: a zero taken for a figure would price the other
+    /// side whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_radio_figures: bool,
 }
 
 impl DayFigures {
@@ -49,7 +56,9 @@ impl DayFigures {
             charge_mah: self.charge_mah - o.charge_mah,
             energy_j: self.energy_j - o.energy_j,
             wakeups: self.wakeups - o.wakeups,
+            no_radio_figures: self.no_radio_figures || o.no_radio_figures,
         }
+        .radio_checked()
     }
     pub fn add(&mut self, o: &DayFigures) {
         self.bytes += o.bytes;
@@ -58,6 +67,8 @@ impl DayFigures {
         self.charge_mah += o.charge_mah;
         self.energy_j += o.energy_j;
         self.wakeups += o.wakeups;
+        self.no_radio_figures |= o.no_radio_figures;
+        *self = self.radio_checked();
     }
     pub fn scaled(&self, f: f64) -> DayFigures {
         DayFigures {
@@ -67,7 +78,24 @@ impl DayFigures {
             charge_mah: self.charge_mah * f,
             energy_j: self.energy_j * f,
             wakeups: self.wakeups * f,
+            no_radio_figures: self.no_radio_figures,
         }
+    }
+    /// Without radio figures, the radio fields at 0 (never a part sum).
+    fn radio_checked(self) -> DayFigures {
+        if self.no_radio_figures {
+            DayFigures { radio_on_s: 0.0, charge_mah: 0.0, energy_j: 0.0, wakeups: 0.0, ..self }
+        } else {
+            self
+        }
+    }
+    /// The radio charge, when there is a figure.
+    pub fn charge(&self) -> Option<f64> {
+        (!self.no_radio_figures).then_some(self.charge_mah)
+    }
+    /// The radio-on time, when there is a figure.
+    pub fn radio_on(&self) -> Option<f64> {
+        (!self.no_radio_figures).then_some(self.radio_on_s)
     }
 }
 
@@ -88,7 +116,9 @@ pub fn totals(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> D
     let bytes: u64 = frames.iter().map(|f| u64::from(f.len)).sum();
     let link = (link_per_frame * frames.len() as f64).min(bytes as f64);
     let billed_bytes = (bytes as f64 - link).round() as u64;
-    let Some(radio) = radio else { return DayFigures { bytes, billed_bytes, ..Default::default() } };
+    let Some(radio) = radio else {
+        return DayFigures { bytes, billed_bytes, no_radio_figures: true, ..Default::default() };
+    };
     if frames.is_empty() {
         return DayFigures::default();
     }
@@ -100,6 +130,7 @@ pub fn totals(frames: &[Frame], radio: Option<&Radio>, link_per_frame: f64) -> D
         charge_mah: r.charge_mah,
         energy_j: r.energy_j,
         wakeups: r.wakeups as f64,
+        no_radio_figures: false,
     }
 }
 
@@ -166,13 +197,14 @@ pub fn per_day_over(frames: &[Frame], min_span_s: f64, radio: Option<&Radio>, li
     match radio {
         Some(radio) => {
             let r = simulate(frames, radio, span_s);
-            if !r.per_day.projected && span_s > 0.0 {
+            if !r.per_day.projected {
                 // No steady cycle to project: the bytes at the timeline's
-                // rate, the radio not projected (as the capture's own day).
-                let f = 86_400.0 / span_s;
+                // rate, and no radio figures (as the capture's own day).
+                let day_bytes = if span_s > 0.0 { bytes as f64 * 86_400.0 / span_s } else { r.per_day.bytes as f64 };
                 return DayFigures {
-                    bytes: (bytes as f64 * f).round() as u64,
-                    billed_bytes: (bytes as f64 * f * billed_share).round() as u64,
+                    bytes: day_bytes.round() as u64,
+                    billed_bytes: (day_bytes * billed_share).round() as u64,
+                    no_radio_figures: true,
                     ..Default::default()
                 };
             }
@@ -183,6 +215,7 @@ pub fn per_day_over(frames: &[Frame], min_span_s: f64, radio: Option<&Radio>, li
                 charge_mah: r.per_day.charge_mah,
                 energy_j: r.per_day.energy_j,
                 wakeups: r.per_day.wakeups,
+                no_radio_figures: false,
             }
         }
         None => {
@@ -190,6 +223,7 @@ pub fn per_day_over(frames: &[Frame], min_span_s: f64, radio: Option<&Radio>, li
             DayFigures {
                 bytes: (bytes as f64 * f).round() as u64,
                 billed_bytes: (bytes as f64 * f * billed_share).round() as u64,
+                no_radio_figures: true,
                 ..Default::default()
             }
         }
@@ -240,9 +274,6 @@ pub enum Change {
     /// exchange of `resource` goes (an acknowledgement remains where the
     /// push is confirmable), and one connection carries them.
     Push { server: SocketAddr, resource: u64, kind: Proto, acknowledged: bool },
-    /// Exchanges of `resource` on `server` between these times never happen
-    /// (retries without back-off).
-    Drop { server: SocketAddr, resource: u64, between: (i64, i64) },
     /// The device's long-lived connections to `server` send a heartbeat
     /// (MQTT PINGREQ and PINGRESP) after every `period_s` of silence (0:
     /// none); a middlebox forgets a connection silent for longer than
@@ -373,11 +404,6 @@ pub fn synthesize(d: &Device, changes: &[Change], k: &Constants) -> Vec<Frame> {
                 }
             }
             Change::Http(ref h) => http::apply(h, &mut shapes, &mut msgs, k),
-            Change::Drop { server, resource, between } => {
-                msgs.retain(|m| {
-                    !(m.server == server && m.resource == resource && m.start_ns > between.0 && m.start_ns <= between.1)
-                });
-            }
             Change::Heartbeat { server, period_s, drop_after_s } => {
                 heartbeat(&mut shapes, &msgs, server, period_s, drop_after_s, k)
             }
@@ -638,17 +664,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Baseline minus counterfactual; without radio figures when either
+    /// side has none (a side's zeros are not a figure).
     pub fn saving(&self) -> DayFigures {
-        let b = &self.baseline;
-        let c = &self.counterfactual;
-        DayFigures {
-            bytes: b.bytes.saturating_sub(c.bytes),
-            billed_bytes: b.billed_bytes.saturating_sub(c.billed_bytes),
-            radio_on_s: b.radio_on_s - c.radio_on_s,
-            charge_mah: b.charge_mah - c.charge_mah,
-            energy_j: b.energy_j - c.energy_j,
-            wakeups: b.wakeups - c.wakeups,
-        }
+        self.baseline.minus(&self.counterfactual)
     }
 }
 
@@ -707,6 +726,29 @@ pub fn readings(d: &Device) -> Vec<(i64, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A projected baseline against a counterfactual without a steady cycle
+    /// (one burst): the saving has no radio figures, not the baseline's
+    /// whole charge (what the zeros of "no figures" once made it).
+    #[test]
+    fn a_saving_against_a_day_without_projection_has_no_radio_figures() {
+        let Some(profile) = crate::radio::Profile::builtin("lte") else { panic!("no lte profile") };
+        let radio: Radio = (profile, RadioOptions::default());
+        let frame = |t_s: f64| Frame { t_ns: (t_s * 1e9) as i64, uplink: true, len: 200 };
+        let steady: Vec<Frame> = (0..10).map(|i| frame(f64::from(i) * 30.0)).collect();
+        let base = per_day(&steady, Some(&radio), 14.0);
+        assert!(base.charge().is_some_and(|c| c > 0.0), "{base:?}");
+        let cf = per_day_over(&[frame(0.0)], span_of(&steady), Some(&radio), 14.0);
+        assert!(cf.no_radio_figures, "{cf:?}");
+        let s = Outcome { baseline: base, counterfactual: cf }.saving();
+        assert_eq!((s.charge(), s.radio_on()), (None, None), "{s:?}");
+        assert!(s.bytes > 0 && s.charge_mah == 0.0);
+        // Added to a device's saving that has figures: the sum has none.
+        let mut total = Outcome { baseline: base, counterfactual: base }.saving();
+        assert_eq!(total.charge(), Some(0.0));
+        total.add(&s);
+        assert_eq!(total.charge(), None);
+    }
 
     #[test]
     fn a_message_of_gigabytes_is_a_bounded_number_of_frames() {

@@ -129,6 +129,8 @@ pub struct Seen {
     pub http_header: Option<f64>,
     /// The capture's wire bytes and duration, for the baseline without a radio model.
     pub wire_bytes: u64,
+    /// Link-layer bytes of every frame, TCP control frames' included (the
+    /// ledger books those whole as `tcp_control`): not billed.
     pub link_bytes: u64,
     pub frames: u64,
     pub duration_s: f64,
@@ -140,6 +142,7 @@ impl Seen {
         s: &crate::findings::Streams,
         tls: &crate::dissect::tls::Stats,
         t: &crate::report::Totals,
+        link_bytes: u64,
         udp_streams: u64,
     ) -> Seen {
         use crate::ledger::Class;
@@ -160,7 +163,7 @@ impl Seen {
             tls13_full: full.filter(|_| only("TLS 1.3")),
             http_header: s.headers.get(&Proto::Http).and_then(|h| per(h.header, h.exchanges)),
             wire_bytes: t.wire_bytes,
-            link_bytes: t.classes.get(Class::Link),
+            link_bytes,
             frames: t.frames,
             duration_s: t.duration_s,
         }
@@ -829,6 +832,7 @@ fn by_added_cycles(
     let mut d = DayFigures {
         bytes: day_bytes.round() as u64,
         billed_bytes: (day_bytes - day_link).max(0.0).round() as u64,
+        no_radio_figures: radio.is_none(),
         ..Default::default()
     };
     if let Some(r) = radio {
@@ -858,6 +862,10 @@ pub struct PerDay {
     pub charge_mah: f64,
     pub energy_j: f64,
     pub wakeups: f64,
+    /// The radio figures are not figures (left at 0): no radio model, or
+    /// no steady cycle to project (the day is the bytes at their rate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_radio_figures: bool,
 }
 
 impl From<&DayFigures> for PerDay {
@@ -869,7 +877,15 @@ impl From<&DayFigures> for PerDay {
             charge_mah: round(d.charge_mah, 1e6),
             energy_j: round(d.energy_j, 1e3),
             wakeups: round(d.wakeups, 1e3),
+            no_radio_figures: d.no_radio_figures,
         }
+    }
+}
+
+impl PerDay {
+    /// The day's charge, when it is a figure.
+    pub fn charge(&self) -> Option<f64> {
+        (!self.no_radio_figures).then_some(self.charge_mah)
     }
 }
 
@@ -902,8 +918,9 @@ pub struct Scenario {
     pub per_day: PerDay,
     /// Scenario per-day bytes over the baseline's (1.0: the same).
     pub bytes_vs_baseline: f64,
-    /// Scenario per-day charge over the baseline's.
-    pub charge_vs_baseline: f64,
+    /// Scenario per-day charge over the baseline's; None (null) when
+    /// either day has no radio figures.
+    pub charge_vs_baseline: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub battery_life_days: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1050,6 +1067,7 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
             charge_mah: round(p.charge_mah, 1e6),
             energy_j: round(p.energy_j, 1e3),
             wakeups: round(p.wakeups, 1e3),
+            no_radio_figures: !p.projected,
         },
         None => {
             let f = if inp.seen.duration_s > 0.0 { 86_400.0 / inp.seen.duration_s } else { 1.0 };
@@ -1057,6 +1075,7 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
             PerDay {
                 bytes: (measured_wire as f64 * f).round() as u64,
                 billed_bytes: (billed as f64 * f).round() as u64,
+                no_radio_figures: true,
                 ..Default::default()
             }
         }
@@ -1072,7 +1091,7 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
             frames: round(inp.seen.frames as f64 / n_messages.max(1) as f64, 1e3),
         },
         basis: inp.measured.map_or_else(|| "span".to_string(), |p| p.basis.clone()),
-        battery_life_days: battery_days(inp.radio, baseline_day.charge_mah),
+        battery_life_days: baseline_day.charge().and_then(|c| battery_days(inp.radio, c)),
         fleet: fleet(inp.cost, &baseline_day),
         per_day: baseline_day,
     };
@@ -1148,8 +1167,11 @@ pub fn report(req: &Request, inp: &Inputs) -> WhatifReport {
                 frames: round(frames as f64 / n, 1e3),
             },
             bytes_vs_baseline: ratio(per_day.bytes as f64, baseline.per_day.bytes as f64),
-            charge_vs_baseline: ratio(per_day.charge_mah, baseline.per_day.charge_mah),
-            battery_life_days: battery_days(inp.radio, per_day.charge_mah),
+            charge_vs_baseline: per_day
+                .charge()
+                .zip(baseline.per_day.charge())
+                .map(|(scenario, captured)| ratio(scenario, captured)),
+            battery_life_days: per_day.charge().and_then(|c| battery_days(inp.radio, c)),
             fleet: fleet(inp.cost, &per_day),
             per_day,
             assumptions,
