@@ -920,6 +920,19 @@ fn tell_expansion(e: &inputs::Inputs) {
     for (dir, why) in &e.unlisted {
         eprintln!("wiretax: cannot list {}: {why}", dir.display());
     }
+    for (dir, first) in &e.revisited {
+        eprintln!(
+            "wiretax: not entering {}: it is {}, already scanned (a symbolic link back to it)",
+            dir.display(),
+            first.display()
+        );
+    }
+    for (file, kind) in &e.not_regular {
+        eprintln!(
+            "wiretax: skipped {}: {kind}, not a regular file (name it on the command line to read a pipe)",
+            file.display()
+        );
+    }
     if !e.skipped.is_empty() {
         const SHOWN: usize = 5;
         let names: Vec<String> = e.skipped.iter().take(SHOWN).map(|p| p.display().to_string()).collect();
