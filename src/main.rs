@@ -594,6 +594,7 @@ fn main() -> ExitCode {
                         if let Some(e) = &r.notes.read_error {
                             eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
                         }
+                        tell_input_skips(&r);
                         reports.push(r)
                     }
                     Err(e) => {
@@ -910,6 +911,27 @@ fn load_keylogs(paths: &[PathBuf]) -> Result<Option<Arc<wiretax::keylog::KeyLog>
         }
     }
     Ok(merged.map(Arc::new))
+}
+
+/// Says on stderr what reading an input passed over and read on after:
+/// corrupted records, secrets past the cap.
+fn tell_input_skips(r: &wiretax::report::InputReport) {
+    let n = &r.notes;
+    for note in &n.skipped_record_notes {
+        eprintln!("wiretax: {}: {note}", r.input);
+    }
+    let unsaid = n.skipped_records.saturating_sub(n.skipped_record_notes.len() as u64);
+    if unsaid > 0 {
+        eprintln!("wiretax: {}: {unsaid} more corrupted records skipped", r.input);
+    }
+    if n.secrets_dropped > 0 {
+        eprintln!(
+            "wiretax: {}: the capture's Decryption Secrets Blocks carry secrets for more than {} connections; those of {} more were dropped and they are not decrypted",
+            r.input,
+            wiretax::keylog::MAX_FOUND_SESSIONS,
+            n.secrets_dropped
+        );
+    }
 }
 
 /// Says on stderr what expanding the inputs passed over.

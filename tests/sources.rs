@@ -492,6 +492,53 @@ fn pcapng_with_secrets(pcap: &[u8], keylog: &[u8], secrets_at: usize) -> Vec<u8>
     out
 }
 
+/// Decryption Secrets Blocks of `sessions` made-up connections'
+/// CLIENT_RANDOM lines, each block under the reader's 1 MB buffer.
+fn junk_secrets_blocks(sessions: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let lines: Vec<String> =
+        (0..sessions).map(|i| format!("CLIENT_RANDOM {:064x} {}\n", i + 1, "ab".repeat(48))).collect();
+    for chunk in lines.chunks(4_096) {
+        let text = chunk.concat();
+        let mut body =
+            [&0x544c_534bu32.to_le_bytes()[..], &(text.len() as u32).to_le_bytes(), text.as_bytes()].concat();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (12 + body.len()) as u32;
+        out.extend([&0x0au32.to_le_bytes()[..], &len.to_le_bytes(), &body, &len.to_le_bytes()].concat());
+    }
+    out
+}
+
+#[test]
+fn secrets_blocks_past_the_cap_are_dropped_and_said() {
+    let name = "https-tls12-full";
+    let pcap = std::fs::read(cap(&format!("{name}.pcap"))).unwrap();
+    let keylog = std::fs::read(cap(&format!("{name}.keylog"))).unwrap();
+    let real = pcapng_with_secrets(&pcap, &keylog, 0);
+    // After the section header (28 bytes) and the interface (20): before the real secrets.
+    let head = 28 + 20;
+    let dir = tempfile::tempdir().unwrap();
+    let cap_sessions = wiretax::keylog::MAX_FOUND_SESSIONS;
+    for (junk, dropped) in [(1_000, 0), (cap_sessions, 12)] {
+        let file = dir.path().join(format!("junk{junk}.pcapng"));
+        std::fs::write(&file, [&real[..head], &junk_secrets_blocks(junk), &real[head..]].concat()).unwrap();
+        let out = bin().args(["analyze", s(&file), "--format", "json"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let decrypted = v["tls"]["decryption"]["connections_with_keys"].as_u64().unwrap_or(0);
+        assert_eq!(v["inputs"][0]["notes"]["secrets_dropped"].as_u64().unwrap_or(0), dropped, "{junk}");
+        if dropped == 0 {
+            assert_eq!(decrypted, 12, "{junk}");
+            assert!(!err.contains("dropped"), "{err}");
+        } else {
+            // The cap was full of made-up connections: the real ones' secrets went.
+            assert_eq!(decrypted, 0);
+            assert!(err.contains("Decryption Secrets Blocks") && err.contains("12 more were dropped"), "{err}");
+        }
+    }
+}
+
 #[test]
 fn secrets_in_the_middle_reach_the_connections_after_them_at_any_number_of_jobs() {
     let name = "https-tls12-full";
