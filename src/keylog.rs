@@ -13,6 +13,14 @@ use std::path::{Path, PathBuf};
 /// The TLS random is 32 bytes; the key log indexes secrets by the client's.
 pub const RANDOM_LEN: usize = 32;
 
+/// Most connections (client randoms) an input's own Decryption Secrets
+/// Blocks may give secrets for: a connection's secrets take about 300
+/// bytes, so some 20 MB. Past it the secrets of further connections are
+/// dropped and counted (`notes.secrets_dropped`): a capture of 600,000
+/// connections' secrets, or a hostile one, would otherwise hold them all.
+/// Key logs named with `--keylog` are the user's own and are read whole.
+pub const MAX_FOUND_SESSIONS: usize = 65_536;
+
 /// Longest secret accepted: a TLS 1.2 master secret is 48 bytes, TLS 1.3
 /// secrets are one hash long (at most SHA-512, 64 bytes).
 const MAX_SECRET_LEN: usize = 64;
@@ -171,6 +179,33 @@ impl KeyLog {
         self.ignored_lines += other.ignored_lines;
     }
 
+    /// As `merge`, but holding secrets for at most `max_sessions`
+    /// connections: secrets for a connection already held are taken in,
+    /// those of a new one past the cap are dropped (where the cap falls
+    /// inside `other`, its smallest client randoms are kept). Returns how many
+    /// connections' secrets were dropped.
+    pub fn merge_capped(&mut self, other: KeyLog, max_sessions: usize) -> u64 {
+        let mut dropped = 0;
+        // In order of client random, so which are kept when the cap falls
+        // inside `other` is the same on every run (a map's order is not).
+        let mut sessions: Vec<_> = other.sessions.into_iter().collect();
+        sessions.sort_unstable_by_key(|s| s.0);
+        for (random, secrets) in sessions {
+            let room = self.sessions.len() < max_sessions;
+            match self.sessions.entry(random) {
+                std::collections::hash_map::Entry::Occupied(mut held) => held.get_mut().merge(secrets),
+                std::collections::hash_map::Entry::Vacant(slot) if room => {
+                    slot.insert(secrets);
+                }
+                std::collections::hash_map::Entry::Vacant(_) => dropped += 1,
+            }
+        }
+        self.secret_lines += other.secret_lines;
+        self.bad_lines += other.bad_lines;
+        self.ignored_lines += other.ignored_lines;
+        dropped
+    }
+
     /// The secrets logged for a connection, by its ClientHello random.
     pub fn lookup(&self, client_random: &[u8]) -> Option<&SessionSecrets> {
         let key: [u8; RANDOM_LEN] = client_random.try_into().ok()?;
@@ -202,12 +237,19 @@ impl KeyLog {
 /// Secrets learnt while an input is read (its pcapng Decryption Secrets
 /// Blocks), shared by the reader that adds them and the dissectors that look
 /// them up. Looked up once per connection, at its handshake, so a lock is
-/// cheap; empty until the input gives secrets.
-#[derive(Default)]
+/// cheap; empty until the input gives secrets. Holds secrets for at most
+/// `max_sessions` connections (`MAX_FOUND_SESSIONS` by default).
 pub struct KeyStore {
     log: std::sync::RwLock<KeyLog>,
     /// Some secrets were added (read without taking the lock).
     any: std::sync::atomic::AtomicBool,
+    max_sessions: usize,
+}
+
+impl Default for KeyStore {
+    fn default() -> KeyStore {
+        KeyStore::with_cap(MAX_FOUND_SESSIONS)
+    }
 }
 
 impl fmt::Debug for KeyStore {
@@ -217,15 +259,29 @@ impl fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
+    /// An empty store that holds secrets for at most `max_sessions` connections.
+    pub fn with_cap(max_sessions: usize) -> KeyStore {
+        KeyStore { log: Default::default(), any: Default::default(), max_sessions }
+    }
+
+    /// Most connections it holds secrets for.
+    pub fn cap(&self) -> usize {
+        self.max_sessions
+    }
+
     /// Adds secrets: connections whose handshake comes after see them.
-    pub fn add(&self, log: KeyLog) {
+    /// Returns how many connections' secrets were dropped, past the cap.
+    pub fn add(&self, log: KeyLog) -> u64 {
         if log.is_empty() {
-            return;
+            return 0;
         }
         // A poisoned lock means a reader panicked while holding it; the log is still whole.
         let mut held = self.log.write().unwrap_or_else(|e| e.into_inner());
-        held.merge(log);
-        self.any.store(true, std::sync::atomic::Ordering::Release);
+        let dropped = held.merge_capped(log, self.max_sessions);
+        if !held.is_empty() {
+            self.any.store(true, std::sync::atomic::Ordering::Release);
+        }
+        dropped
     }
 
     pub fn has_secrets(&self) -> bool {

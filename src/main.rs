@@ -440,7 +440,7 @@ fn main() -> ExitCode {
             let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let report = match analyze_all(std::slice::from_ref(&capture), &opts, jobs).into_iter().next() {
                 Some(Ok(r)) => {
-                    say_read_error(&r);
+                    tell_input_damage(&r);
                     r.whatif
                 }
                 Some(Err(e)) => {
@@ -594,7 +594,7 @@ fn main() -> ExitCode {
             for (position, result) in analyze_all(&files, &opts, jobs).into_iter().enumerate() {
                 match result {
                     Ok(r) => {
-                        say_read_error(&r);
+                        tell_input_damage(&r);
                         reports.push(r)
                     }
                     Err(e) => {
@@ -688,7 +688,7 @@ fn load_side(path: &std::path::Path, opts: &Options, jobs: usize) -> Result<Load
     for result in analyze_all(&files, opts, jobs) {
         match result {
             Ok(r) => {
-                say_read_error(&r);
+                tell_input_damage(&r);
                 reports.push(r)
             }
             Err(e) => {
@@ -869,14 +869,6 @@ fn emit(
     }
 }
 
-/// Where reading an input stopped early (a truncated or damaged capture),
-/// on stderr: its figures cover only the frames before.
-fn say_read_error(r: &wiretax::report::InputReport) {
-    if let Some(e) = &r.notes.read_error {
-        eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
-    }
-}
-
 /// Opens `-o` before any work, which may take long: the report must have
 /// somewhere to go. Opened without truncating: a run that writes no report
 /// leaves an existing file as it was.
@@ -924,6 +916,31 @@ fn load_keylogs(paths: &[PathBuf]) -> Result<Option<Arc<wiretax::keylog::KeyLog>
     Ok(merged.map(Arc::new))
 }
 
+/// Says on stderr what reading an input passed over: where a truncated or
+/// damaged capture stopped (its figures cover the frames before), the
+/// corrupted records skipped, the secrets past the cap.
+fn tell_input_damage(r: &wiretax::report::InputReport) {
+    let n = &r.notes;
+    if let Some(e) = &n.read_error {
+        eprintln!("wiretax: {e}; the report covers the {} frames before it", r.totals.frames);
+    }
+    for note in &n.skipped_record_notes {
+        eprintln!("wiretax: {}: {note}", r.input);
+    }
+    let unsaid = n.skipped_records.saturating_sub(n.skipped_record_notes.len() as u64);
+    if unsaid > 0 {
+        eprintln!("wiretax: {}: {unsaid} more corrupted records skipped", r.input);
+    }
+    if n.secrets_dropped > 0 {
+        eprintln!(
+            "wiretax: {}: the capture's Decryption Secrets Blocks carry secrets for more than {} connections; those of {} more were dropped and they are not decrypted",
+            r.input,
+            wiretax::keylog::MAX_FOUND_SESSIONS,
+            n.secrets_dropped
+        );
+    }
+}
+
 /// Says on stderr what expanding the inputs passed over.
 fn tell_expansion(e: &inputs::Inputs) {
     for (dropped, kept) in &e.duplicates {
@@ -931,6 +948,19 @@ fn tell_expansion(e: &inputs::Inputs) {
     }
     for (dir, why) in &e.unlisted {
         eprintln!("wiretax: cannot list {}: {why}", dir.display());
+    }
+    for (dir, first) in &e.revisited {
+        eprintln!(
+            "wiretax: not entering {}: it is {}, already scanned (a symbolic link back to it)",
+            dir.display(),
+            first.display()
+        );
+    }
+    for (file, kind) in &e.not_regular {
+        eprintln!(
+            "wiretax: skipped {}: {kind}, not a regular file (name it on the command line to read a pipe)",
+            file.display()
+        );
     }
     if !e.skipped.is_empty() {
         const SHOWN: usize = 5;

@@ -146,7 +146,10 @@ fn billed_bytes_are_wire_bytes_less_every_link_header() {
     }
     // Without a radio model the count is the same.
     let (c, _, _) = compare_json(&pcap("http-poll-close"), &pcap("http-keepalive"), &os(&["--no-radio"]));
-    assert_eq!((c["before"]["billed_bytes"].as_u64(), c["before"]["billed_basis"].as_str()), (Some(13_356), Some("counted")));
+    assert_eq!(
+        (c["before"]["billed_bytes"].as_u64(), c["before"]["billed_basis"].as_str()),
+        (Some(13_356), Some("counted"))
+    );
     // A report saved before totals counted them, without a radio model:
     // the ledger's estimate, said to be one.
     let dir = tempfile::tempdir().unwrap();

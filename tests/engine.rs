@@ -38,6 +38,7 @@ fn through_engine(cap: &Path, opts: &Options, mut between: impl FnMut(&mut Engin
         format: stats.format.to_string(),
         skipped_blocks: stats.skipped_blocks + stats.unknown_blocks,
         read_error: None,
+        ..Default::default()
     });
     engine.finish().unwrap()
 }

@@ -57,8 +57,7 @@ fn the_compare_sample_is_what_compare_prints() {
         "--price-per-mb",
         "0.01",
     ]);
-    let parts: Vec<&str> =
-        table.split("\n\n").filter(|p| !p.starts_with("The byte ledger of one message")).collect();
+    let parts: Vec<&str> = table.split("\n\n").filter(|p| !p.starts_with("The byte ledger of one message")).collect();
     let want = format!(
         "$ wiretax compare captures/sparse-https-poll.pcap captures/sparse-mqtt-gps.pcap ...\n{}",
         parts.join("\n\n")

@@ -347,6 +347,95 @@ fn recursive_reads_subdirectories_and_a_scan_says_what_it_skipped() {
     assert_eq!(v["totals"]["frames"], 30 + 71);
 }
 
+/// The run of `args` (stderr kept), or None when it had not ended after `limit`.
+fn run_at_most(args: &[&str], limit: Duration) -> Option<Output> {
+    let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Read both pipes while waiting, so a long stderr cannot stall the child.
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let status = wait_at_most(&mut child, limit)?;
+    Some(Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() })
+}
+
+#[cfg(unix)]
+#[test]
+fn recursive_scan_enters_each_directory_once_through_symbolic_link_loops() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    std::fs::create_dir_all(d.join("s")).unwrap();
+    std::fs::copy(cap("coap-con-get.pcap"), d.join("a.pcap")).unwrap();
+    // Two links back up: without a check, every path through them is a new
+    // directory (2^40 of them before ELOOP).
+    symlink("..", d.join("s/l1")).unwrap();
+    symlink("..", d.join("s/l2")).unwrap();
+    let out = run_at_most(&["analyze", "-r", s(&d), "--format", "json"], Duration::from_secs(30))
+        .expect("a scan through two link loops hung");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["inputs"].as_array().unwrap().len(), 1, "{err}");
+    assert_eq!(v["totals"]["frames"], 30);
+    assert_eq!(err.lines().filter(|l| l.contains("already scanned")).count(), 2, "{err}");
+    assert!(err.contains("l1") && err.contains("l2"), "{err}");
+    // One link to the parent and a dangling one: each met once.
+    let one = dir.path().join("one");
+    std::fs::create_dir(&one).unwrap();
+    std::fs::copy(cap("coap-con-get.pcap"), one.join("a.pcap")).unwrap();
+    symlink(".", one.join("loop")).unwrap();
+    symlink("/nonexistent", one.join("gone.txt")).unwrap();
+    let out = run_at_most(&["analyze", "-r", s(&one), "--format", "json"], Duration::from_secs(30)).expect("hung");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("gone.txt").count(), 1, "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("already scanned")).count(), 1, "{err}");
+    // A link to a directory not scanned otherwise is followed.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::copy(cap("mqtt311-qos1.pcap"), other.join("b.pcap")).unwrap();
+    symlink(&other, one.join("elsewhere")).unwrap();
+    let out = run_at_most(&["analyze", "-r", s(&one), "--format", "json"], Duration::from_secs(30)).expect("hung");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["totals"]["frames"], 30 + 71, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_as_a_capture_in_a_directory_is_skipped_but_read_when_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(cap("coap-con-get.pcap"), dir.path().join("a.pcap")).unwrap();
+    let fifo = dir.path().join("stale.pcap");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Nobody writes to it: opening it would wait forever.
+    let out = run_at_most(&["analyze", s(dir.path()), "--format", "json"], Duration::from_secs(30))
+        .expect("a directory scan waited on a FIFO");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stale.pcap") && err.contains("a FIFO"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["inputs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["totals"]["frames"], 30);
+    // Named on the command line, a FIFO is a pipe to read.
+    let bytes = std::fs::read(cap("coap-con-get.pcap")).unwrap();
+    let writer_fifo = fifo.clone();
+    let writer = std::thread::spawn(move || std::fs::write(writer_fifo, bytes));
+    let out = run_at_most(&["analyze", s(&fifo), "--format", "json"], Duration::from_secs(30)).expect("hung");
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["totals"]["frames"], 30);
+}
+
 #[test]
 fn a_report_to_a_device_or_over_a_longer_file() {
     let c = cap("coap-con-get.pcap");
@@ -401,6 +490,53 @@ fn pcapng_with_secrets(pcap: &[u8], keylog: &[u8], secrets_at: usize) -> Vec<u8>
         n += 1;
     }
     out
+}
+
+/// Decryption Secrets Blocks of `sessions` made-up connections'
+/// CLIENT_RANDOM lines, each block under the reader's 1 MB buffer.
+fn junk_secrets_blocks(sessions: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let lines: Vec<String> =
+        (0..sessions).map(|i| format!("CLIENT_RANDOM {:064x} {}\n", i + 1, "ab".repeat(48))).collect();
+    for chunk in lines.chunks(4_096) {
+        let text = chunk.concat();
+        let mut body =
+            [&0x544c_534bu32.to_le_bytes()[..], &(text.len() as u32).to_le_bytes(), text.as_bytes()].concat();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (12 + body.len()) as u32;
+        out.extend([&0x0au32.to_le_bytes()[..], &len.to_le_bytes(), &body, &len.to_le_bytes()].concat());
+    }
+    out
+}
+
+#[test]
+fn secrets_blocks_past_the_cap_are_dropped_and_said() {
+    let name = "https-tls12-full";
+    let pcap = std::fs::read(cap(&format!("{name}.pcap"))).unwrap();
+    let keylog = std::fs::read(cap(&format!("{name}.keylog"))).unwrap();
+    let real = pcapng_with_secrets(&pcap, &keylog, 0);
+    // After the section header (28 bytes) and the interface (20): before the real secrets.
+    let head = 28 + 20;
+    let dir = tempfile::tempdir().unwrap();
+    let cap_sessions = wiretax::keylog::MAX_FOUND_SESSIONS;
+    for (junk, dropped) in [(1_000, 0), (cap_sessions, 12)] {
+        let file = dir.path().join(format!("junk{junk}.pcapng"));
+        std::fs::write(&file, [&real[..head], &junk_secrets_blocks(junk), &real[head..]].concat()).unwrap();
+        let out = bin().args(["analyze", s(&file), "--format", "json"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let decrypted = v["tls"]["decryption"]["connections_with_keys"].as_u64().unwrap_or(0);
+        assert_eq!(v["inputs"][0]["notes"]["secrets_dropped"].as_u64().unwrap_or(0), dropped, "{junk}");
+        if dropped == 0 {
+            assert_eq!(decrypted, 12, "{junk}");
+            assert!(!err.contains("dropped"), "{err}");
+        } else {
+            // The cap was full of made-up connections: the real ones' secrets went.
+            assert_eq!(decrypted, 0);
+            assert!(err.contains("Decryption Secrets Blocks") && err.contains("12 more were dropped"), "{err}");
+        }
+    }
 }
 
 #[test]

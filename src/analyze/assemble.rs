@@ -168,6 +168,8 @@ pub(super) fn assemble(
     notes.encapsulations = marks.encapsulations().map(|(name, n)| (name.to_string(), n)).collect();
     notes.offloaded_segments = marks.offloaded();
     notes.skipped_blocks = source.skipped_blocks;
+    notes.skipped_records = source.skipped_records;
+    notes.skipped_record_notes = source.skipped_notes;
     if classes.total() != t.wire_bytes {
         notes.conservation_error =
             Some(format!("classes add up to {} of {} wire bytes", classes.total(), t.wire_bytes));

@@ -90,6 +90,9 @@ pub struct SourceNotes {
     /// `pcap`, `pcapng`, ...
     pub format: String,
     pub skipped_blocks: u64,
+    /// Records skipped as corrupted (reading went on), and why, for the first few.
+    pub skipped_records: u64,
+    pub skipped_notes: Vec<String>,
     /// Why reading stopped early, if it did.
     pub read_error: Option<String>,
 }
@@ -190,7 +193,7 @@ impl Engine {
     /// the same packets see them for any number of jobs.
     pub fn add_secrets(&mut self, keys: crate::keylog::KeyLog) {
         self.dispatch.settle();
-        self.found_secrets.add(keys);
+        self.state.notes.secrets_dropped += self.found_secrets.add(keys);
     }
 
     /// Frames pushed so far.
@@ -411,6 +414,8 @@ pub fn analyze_reader(mut reader: CaptureReader, path: &Path, opts: &Options) ->
     engine.set_source(SourceNotes {
         format: stats.format.to_string(),
         skipped_blocks: stats.skipped_blocks + stats.unknown_blocks,
+        skipped_records: stats.skipped_records,
+        skipped_notes: stats.skipped_notes.clone(),
         read_error: result.err().map(|e| e.to_string()),
     });
     let frames = engine.frames();

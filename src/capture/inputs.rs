@@ -1,6 +1,7 @@
 //! The inputs a command line names: files, standard input (`-`) and
 //! directories, expanded into the captures to read, each once.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// What the inputs named came to.
@@ -18,6 +19,15 @@ pub struct Inputs {
     pub duplicates: Vec<(PathBuf, PathBuf)>,
     /// Directories that could not be listed, and why.
     pub unlisted: Vec<(PathBuf, String)>,
+    /// Directories met again during a scan (a symbolic link to a directory
+    /// already scanned, a link loop), not entered: (the path met, the path
+    /// it was scanned under).
+    pub revisited: Vec<(PathBuf, PathBuf)>,
+    /// Entries named as captures that are not regular files (a FIFO, a
+    /// socket, a device), not read, and what they are: reading a FIFO
+    /// nobody writes to would wait forever. Named on the command line, a
+    /// FIFO is read (a pipe is an input).
+    pub not_regular: Vec<(PathBuf, &'static str)>,
 }
 
 /// Extensions of capture files, compressed or not (`.pcap`, `.pcapng.zst`).
@@ -42,21 +52,23 @@ pub fn is_capture_name(path: &Path) -> bool {
 pub fn expand(paths: &[PathBuf], recursive: bool) -> Inputs {
     let mut out = Inputs::default();
     // Files by identity (canonical path), with the path they were kept under.
-    let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut seen: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut keep = |out: &mut Inputs, p: PathBuf| {
         let id = if p.as_os_str() == super::STDIN_PATH { p.clone() } else { p.canonicalize().unwrap_or(p.clone()) };
-        match seen.iter().find(|(s, _)| *s == id) {
-            Some((_, first)) => out.duplicates.push((p, first.clone())),
+        match seen.get(&id) {
+            Some(first) => out.duplicates.push((p, first.clone())),
             None => {
-                seen.push((id, p.clone()));
+                seen.insert(id, p.clone());
                 out.files.push(p);
             }
         }
     };
+    // Directories scanned, over every path named, so none is scanned twice.
+    let mut scanned = HashMap::new();
     for p in paths {
         if p.is_dir() {
             let mut found = Vec::new();
-            scan(p, recursive, &mut found, &mut out);
+            scan(p, recursive, &mut found, &mut out, &mut scanned);
             found.sort();
             for f in found {
                 keep(&mut out, f);
@@ -68,7 +80,67 @@ pub fn expand(paths: &[PathBuf], recursive: bool) -> Inputs {
     out
 }
 
-fn scan(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>, out: &mut Inputs) {
+/// What tells directories apart however they are reached (through any
+/// symbolic link or bind mount): device and inode.
+#[cfg(unix)]
+type DirId = (u64, u64);
+#[cfg(not(unix))]
+type DirId = PathBuf;
+
+#[cfg(unix)]
+fn dir_id(dir: &Path) -> Option<DirId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn dir_id(dir: &Path) -> Option<DirId> {
+    dir.canonicalize().ok()
+}
+
+/// What a file that is not a regular one is, for the message that says it
+/// was skipped; None for a regular file, or one that cannot be looked at
+/// (opening it says why).
+fn not_regular(path: &Path) -> Option<&'static str> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return Some("a FIFO");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return Some("a device");
+        }
+    }
+    Some("not a regular file")
+}
+
+/// Collects the captures of `dir` into `found` (and its subdirectories'
+/// with `recursive`). `scanned` holds the directories scanned so far, with
+/// the path each was scanned under: one met again is not entered, so a
+/// symbolic link loop ends at once.
+fn scan(
+    dir: &Path,
+    recursive: bool,
+    found: &mut Vec<PathBuf>,
+    out: &mut Inputs,
+    scanned: &mut HashMap<DirId, PathBuf>,
+) {
+    if let Some(id) = dir_id(dir) {
+        if let Some(first) = scanned.get(&id) {
+            out.revisited.push((dir.to_path_buf(), first.clone()));
+            return;
+        }
+        scanned.insert(id, dir.to_path_buf());
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -81,12 +153,15 @@ fn scan(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>, out: &mut Inputs)
     for p in paths {
         if p.is_dir() {
             if recursive {
-                scan(&p, recursive, found, out);
+                scan(&p, recursive, found, out, scanned);
             } else {
                 out.subdirectories.push(p);
             }
         } else if is_capture_name(&p) {
-            found.push(p);
+            match not_regular(&p) {
+                Some(kind) => out.not_regular.push((p, kind)),
+                None => found.push(p),
+            }
         } else {
             out.skipped.push(p);
         }

@@ -124,10 +124,28 @@ pub struct ReadStats {
     pub secrets_blocks: u64,
     /// How the input was compressed (`gzip`, `zstd`; empty: not compressed).
     pub compression: &'static str,
+    /// Records skipped as corrupted, reading on after them: their framing
+    /// held (a pcapng block's length, a pcap record's captured length) but
+    /// what they say of their frame cannot be (an original length past
+    /// `MAX_WIRE_LEN`, a captured length past the block).
+    pub skipped_records: u64,
+    /// What was wrong with the first `SKIPPED_NOTES` of them, each with its
+    /// record and byte offset.
+    pub skipped_notes: Vec<String>,
 }
+
+/// Skipped records whose reason is kept (the rest are counted).
+pub const SKIPPED_NOTES: usize = 8;
 
 /// Largest record accepted: a bigger length field is corruption, not a frame.
 const MAX_RECORD: u32 = 256 * 1024;
+/// Largest original (on the wire) length of a frame, in both formats: Linux
+/// BIG TCP and GSO hand captures segments of up to 512 KiB, headers on top;
+/// twice that is still more than any captured length the reader can hold
+/// (its buffer is `BUFFER`, 1 MiB), whatever the file's snaplen says. A
+/// record past it is corrupted, and skipped: booked as it stands, one
+/// record could put 4 GiB on the wire.
+pub const MAX_WIRE_LEN: u32 = 1 << 20;
 /// Bytes read ahead of the parser (see `ReadBuf`).
 const BUFFER: usize = 1 << 20;
 
@@ -360,17 +378,21 @@ impl ReadBuf {
     }
 }
 
+/// Why no capture was recognised: what the parser said of the first bytes,
+/// or the read that failed, as the reader said it (a decompressor's words).
+type Unrecognised = Result<PcapError<&'static [u8]>, std::io::Error>;
+
 /// Recognises the file as pcap-parser's `create_reader` does: one read to
 /// see the format, more while a pipe has not yet delivered the whole file
 /// header.
-fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&'static [u8]>> {
-    if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
-        return Err(PcapError::Eof);
+fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), Unrecognised> {
+    if buf.read_more().map_err(Err)? == 0 {
+        return Err(Ok(PcapError::Eof));
     }
     // No read beyond the header: on a pipe the next read waits for the
     // writer, and the packets already read would wait with it.
     while header_incomplete(buf.data()) {
-        if buf.read_more().map_err(|_| PcapError::ReadError)? == 0 {
+        if buf.read_more().map_err(Err)? == 0 {
             break;
         }
     }
@@ -380,8 +402,8 @@ fn detect(buf: &mut ReadBuf) -> Result<(Format, Option<PcapHeader>), PcapError<&
     }
     let header = match parse_pcap_header(buf.data()) {
         Ok((_, h)) => h,
-        Err(nom::Err::Incomplete(_)) => return Err(PcapError::Incomplete(0)),
-        Err(_) => return Err(PcapError::HeaderNotRecognized),
+        Err(nom::Err::Incomplete(_)) => return Err(Ok(PcapError::Incomplete(0))),
+        Err(_) => return Err(Ok(PcapError::HeaderNotRecognized)),
     };
     let layout = if header.is_modified_format() {
         Layout::Modified
@@ -447,17 +469,15 @@ impl CaptureReader {
         let mut buf = ReadBuf::new(rd);
         let (format, legacy_header) = match detect(&mut buf) {
             Ok(r) => r,
-            Err(PcapError::Eof) => return Err(err("empty file".into())),
-            Err(PcapError::HeaderNotRecognized) => {
+            Err(Ok(PcapError::Eof)) => return Err(err("empty file".into())),
+            Err(Ok(PcapError::HeaderNotRecognized)) => {
                 return Err(err("not a pcap or pcapng capture (unknown file header)".into()));
             }
-            Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) => {
+            Err(Ok(PcapError::Incomplete(_) | PcapError::UnexpectedEof)) => {
                 return Err(err("file too short to hold a capture file header".into()));
             }
-            Err(PcapError::ReadError) if compression != Compression::None => {
-                return Err(err(format!("not a valid {} stream", compression.name())));
-            }
-            Err(e) => return Err(err(format!("unreadable file header: {e:?}"))),
+            Err(Err(e)) => return Err(err(read_failure(compression.name(), &e))),
+            Err(Ok(e)) => return Err(err(format!("unreadable file header: {e:?}"))),
         };
         let mut st = State::default();
         st.stats.compression = compression.name();
@@ -531,8 +551,9 @@ impl CaptureReader {
                 if let Some(what) = self.corrupt_legacy_length() {
                     return Err(self.fail(what));
                 }
-                if self.buf.refill().is_err() {
-                    return Err(self.fail("read error".into()));
+                if let Err(e) = self.buf.refill() {
+                    let what = read_failure(self.st.stats.compression, &e);
+                    return Err(self.fail(what));
                 }
                 Ok(())
             }
@@ -638,12 +659,17 @@ impl CaptureReader {
             match parse(data) {
                 Ok((after, rec)) => {
                     let record = self.st.stats.records + 1;
+                    let size = data.len() - after.len();
                     match self.st.legacy_packet(&rec) {
                         Ok(p) => {
-                            self.pending = data.len() - after.len();
+                            self.pending = size;
                             return Ok(Some(Found::packet(data, &p)));
                         }
-                        Err(what) => return Err(self.fail_at(record, what)),
+                        Err(Bad::Skip(what)) => {
+                            self.skip(record, what);
+                            self.advance(size);
+                        }
+                        Err(Bad::Fatal(what)) => return Err(self.fail_at(record, what)),
                     }
                 }
                 Err(e) => {
@@ -668,6 +694,64 @@ impl CaptureReader {
         }
         let len = if self.st.section_be { u32::from_be_bytes(*len) } else { u32::from_le_bytes(*len) };
         (len < 12).then_some(len)
+    }
+
+    /// The type and length of the next pcapng block when the whole of it is
+    /// in the bytes read and both its length fields agree: its framing is
+    /// intact, so a block after it can be read whatever it holds. Not a
+    /// section header (its byte order is the next section's).
+    fn whole_ng_block(&self) -> Option<(u32, u32)> {
+        let data = self.buf.data();
+        let word = |b: &[u8; 4]| if self.st.section_be { u32::from_be_bytes(*b) } else { u32::from_le_bytes(*b) };
+        let (ty, len) = (data.first_chunk::<4>()?, data.get(4..)?.first_chunk::<4>()?);
+        let (ty, len) = (word(ty), word(len));
+        if ty == 0x0a0d_0d0a || len < 12 {
+            return None;
+        }
+        let trailer = data.get((len as usize).checked_sub(4)?..)?.first_chunk::<4>()?;
+        (word(trailer) == len).then_some((ty, len))
+    }
+
+    /// Why the whole pcapng block at the front (of type `ty`, `len` bytes)
+    /// does not parse, in words: which block, which length. `why` is the
+    /// parser's.
+    fn unparsable_ng_block(&self, ty: u32, len: u32, why: String) -> String {
+        const EPB: u32 = 6;
+        const EPB_FIXED: u32 = 32;
+        const SPB: u32 = 3;
+        const SPB_FIXED: u32 = 16;
+        let data = self.buf.data();
+        let word = |at: usize| {
+            let b = data.get(at..).and_then(|d| d.first_chunk::<4>())?;
+            Some(if self.st.section_be { u32::from_be_bytes(*b) } else { u32::from_le_bytes(*b) })
+        };
+        let skipped = "block skipped";
+        match ty {
+            EPB if len < EPB_FIXED => format!(
+                "enhanced packet block of {len} bytes is shorter than the {EPB_FIXED} bytes of its fixed fields; {skipped}"
+            ),
+            EPB => match word(20) {
+                Some(caplen) if u64::from(caplen).next_multiple_of(4) > u64::from(len - EPB_FIXED) => format!(
+                    "enhanced packet block of {len} bytes cannot hold its captured length {caplen} (room for {}); {skipped}",
+                    len - EPB_FIXED
+                ),
+                _ => format!("enhanced packet block of {len} bytes: its options do not parse ({why}); {skipped}"),
+            },
+            SPB if len < SPB_FIXED => format!(
+                "simple packet block of {len} bytes is shorter than the {SPB_FIXED} bytes of its fixed fields; {skipped}"
+            ),
+            _ => format!("block of type {ty:#x} and {len} bytes does not parse ({why}); {skipped}"),
+        }
+    }
+
+    /// Counts a record skipped as corrupted (number `record`, at the
+    /// current offset), keeping why for the first few.
+    fn skip(&mut self, record: u64, what: String) {
+        let stats = &mut self.st.stats;
+        stats.skipped_records += 1;
+        if stats.skipped_notes.len() < SKIPPED_NOTES {
+            stats.skipped_notes.push(format!("record {record} at byte offset {}: {what}", self.offset));
+        }
     }
 
     /// The next packet or secrets block of a pcapng file; the blocks before
@@ -695,11 +779,25 @@ impl CaptureReader {
                             }));
                         }
                         Ok(None) => {}
-                        Err(what) => return Err(self.fail_at(record, what)),
+                        Err(Bad::Skip(what)) => self.skip(record, what),
+                        Err(Bad::Fatal(what)) => return Err(self.fail_at(record, what)),
                     }
                     self.advance(size);
                 }
                 Err(e) => {
+                    let why = match &e {
+                        nom::Err::Error(e) | nom::Err::Failure(e) => describe(e),
+                        nom::Err::Incomplete(_) => "its contents run past its length".into(),
+                    };
+                    // A block whose own length frames it but whose contents
+                    // do not parse: skipped, reading on after it.
+                    if let Some((ty, len)) = self.whole_ng_block() {
+                        let what = self.unparsable_ng_block(ty, len, why);
+                        self.st.stats.records += 1;
+                        self.skip(self.st.stats.records, what);
+                        self.advance(len as usize);
+                        continue;
+                    }
                     let stall = self.buf.stall(data.len(), e);
                     self.recover(stall)?;
                 }
@@ -744,24 +842,28 @@ impl State {
     }
 
     #[inline]
-    fn legacy_packet<'a>(&mut self, b: &LegacyPcapBlock<'a>) -> Result<Packet<'a>, String> {
+    fn legacy_packet<'a>(&mut self, b: &LegacyPcapBlock<'a>) -> Result<Packet<'a>, Bad> {
         if self.legacy_fits(b) {
             return Ok(self.legacy_frame(b));
         }
         // Said as when the record is cut by the end of the bytes read, so
         // where it lies in the file does not change what is said.
         if b.caplen > self.legacy_max_record {
-            return Err(format!("record length {} is not a frame length (corrupted length field)", b.caplen));
+            return Err(Bad::Fatal(format!(
+                "record length {} is not a frame length (corrupted length field)",
+                b.caplen
+            )));
         }
+        // The captured length framed the record: the next one is where it says.
         self.stats.records += 1;
-        Err(format!("original length {} is not a frame length (corrupted)", b.origlen))
+        Err(Bad::Skip(format!("{}; record skipped", wire_len_past_bound("pcap record", b.origlen))))
     }
 
     /// Whether a legacy record's lengths are a frame's (`legacy_packet`
     /// says why not).
     #[inline]
     fn legacy_fits(&self, b: &LegacyPcapBlock) -> bool {
-        b.caplen <= self.legacy_max_record && b.origlen <= MAX_RECORD
+        b.caplen <= self.legacy_max_record && b.origlen <= MAX_WIRE_LEN
     }
 
     /// A legacy record whose lengths are a frame's, counted: its packet.
@@ -779,7 +881,7 @@ impl State {
         }
     }
 
-    fn ng_block<'a>(&mut self, block: Block<'a>) -> Result<Option<Record<'a>>, String> {
+    fn ng_block<'a>(&mut self, block: Block<'a>) -> Result<Option<Record<'a>>, Bad> {
         self.stats.records += 1;
         self.stats.format = "pcapng";
         match block {
@@ -803,8 +905,14 @@ impl State {
             }
             Block::EnhancedPacket(epb) => {
                 let Some(ifc) = self.interfaces.get(epb.if_id as usize) else {
-                    return Err(format!("packet names interface {} that was never described", epb.if_id));
+                    return Err(Bad::Fatal(format!("packet names interface {} that was never described", epb.if_id)));
                 };
+                if epb.origlen > MAX_WIRE_LEN {
+                    return Err(Bad::Skip(format!(
+                        "{}; block skipped",
+                        wire_len_past_bound("enhanced packet block", epb.origlen)
+                    )));
+                }
                 let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
                 let ts_ns =
                     ticks_to_ns(ticks, ifc.ts_per_sec).saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
@@ -819,8 +927,14 @@ impl State {
             }
             Block::SimplePacket(spb) => {
                 let Some(ifc) = self.interfaces.first() else {
-                    return Err("simple packet block before any interface description".into());
+                    return Err(Bad::Fatal("simple packet block before any interface description".into()));
                 };
+                if spb.origlen > MAX_WIRE_LEN {
+                    return Err(Bad::Skip(format!(
+                        "{}; block skipped",
+                        wire_len_past_bound("simple packet block", spb.origlen)
+                    )));
+                }
                 // An SPB holds min(origlen, snaplen) bytes, then padding.
                 let cap = if ifc.snaplen == 0 { spb.origlen } else { spb.origlen.min(ifc.snaplen) };
                 let data = spb.data.get(..cap as usize).unwrap_or(spb.data);
@@ -855,6 +969,32 @@ impl State {
     }
 }
 
+/// Why a read failed, in the words of what failed: the decompressor's for
+/// a compressed input (`compression`: its name, or empty), as a stream cut
+/// short or a damaged one.
+fn read_failure(compression: &str, e: &std::io::Error) -> String {
+    match compression {
+        "" => format!("read error: {e}"),
+        c if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("the {c} stream ends early (truncated file?): {e}")
+        }
+        c => format!("the {c} stream cannot be decompressed: {e}"),
+    }
+}
+
+/// What is wrong with a record: reading cannot go on past it, or its
+/// framing held and the next record is where it says.
+#[derive(Debug)]
+enum Bad {
+    Fatal(String),
+    Skip(String),
+}
+
+/// A record whose original length is past `MAX_WIRE_LEN`.
+fn wire_len_past_bound(what: &str, orig_len: u32) -> String {
+    format!("{what}'s original length {orig_len} is past the {MAX_WIRE_LEN}-byte bound on a frame (corrupted)")
+}
+
 fn ticks_to_ns(ticks: u64, per_sec: u64) -> i64 {
     let secs = ticks / per_sec;
     let rem = ticks % per_sec;
@@ -864,8 +1004,13 @@ fn ticks_to_ns(ticks: u64, per_sec: u64) -> i64 {
 
 fn describe<I>(e: &PcapError<I>) -> String {
     match e {
-        PcapError::NomError(_, k) => format!("{k:?}"),
-        PcapError::OwnedNomError(_, k) => format!("{k:?}"),
+        PcapError::NomError(_, k) | PcapError::OwnedNomError(_, k) => match k {
+            // What pcap-parser checks with `Verify`: a block's two length
+            // fields, its magic, a length below the block's minimum.
+            nom::error::ErrorKind::Verify => "a length or type field does not check out".into(),
+            nom::error::ErrorKind::Eof => "its contents run past its length".into(),
+            k => format!("the parser stopped at {k:?}"),
+        },
         PcapError::HeaderNotRecognized => "block header not recognized".into(),
         PcapError::ReadError => "read error".into(),
         _ => "malformed".into(),

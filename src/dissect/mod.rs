@@ -176,7 +176,9 @@ impl Config {
 
     /// A copy with its own (empty) store of found secrets, for one input.
     pub fn for_input(&self) -> Config {
-        Config { keylog: self.keylog.clone(), found_secrets: Arc::default() }
+        // A store of its own, with the cap of this one's.
+        let found_secrets = Arc::new(crate::keylog::KeyStore::with_cap(self.found_secrets.cap()));
+        Config { keylog: self.keylog.clone(), found_secrets }
     }
 }
 

@@ -68,3 +68,18 @@ fn garbage_and_truncation_never_panic() -> TestResult {
     assert_eq!(log.sessions(), 0);
     Ok(())
 }
+
+#[test]
+fn a_key_store_holds_at_most_its_cap_of_connections() -> TestResult {
+    let line = |i: u32| format!("CLIENT_RANDOM {i:064x} {}\n", "cd".repeat(48));
+    let store = KeyStore::with_cap(3);
+    let first: String = (1..=2).map(line).collect();
+    assert_eq!(store.add(KeyLog::parse(&first)), 0);
+    // One more fits; two more do not; a connection already held takes a new secret.
+    let more: String = (2..=5).map(line).collect();
+    assert_eq!(store.add(KeyLog::parse(&more)), 2);
+    assert!(store.lookup(&[0; 31].iter().copied().chain([3]).collect::<Vec<_>>()).is_some());
+    assert!(store.lookup(&[0; 31].iter().copied().chain([5]).collect::<Vec<_>>()).is_none());
+    assert_eq!(KeyStore::default().cap(), MAX_FOUND_SESSIONS);
+    Ok(())
+}

@@ -544,6 +544,8 @@ impl StreamSource {
                 let _ = tx.send(Msg::End(Ok(SourceNotes {
                     format: stats.format.to_string(),
                     skipped_blocks: stats.skipped_blocks + stats.unknown_blocks,
+                    skipped_records: stats.skipped_records,
+                    skipped_notes: stats.skipped_notes.clone(),
                     read_error: result.err().map(|e| e.to_string()),
                 })));
             })

@@ -119,6 +119,7 @@ fn advancing_the_clock_changes_no_report() {
             format: stats.format.to_string(),
             skipped_blocks: stats.skipped_blocks + stats.unknown_blocks,
             read_error: None,
+            ..SourceNotes::default()
         });
         let got = engine.finish().unwrap();
         assert_eq!(

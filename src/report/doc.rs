@@ -602,6 +602,17 @@ pub fn build(r: &Report, prefix: &str, scales: Scales) -> Doc {
         if let Some(e) = &n.read_error {
             notes.push(format!("{}: stopped reading early: {}", text(&i.input), text(e)));
         }
+        if n.skipped_records > 0 {
+            let first = n.skipped_record_notes.first().map(|w| format!(" (first: {})", text(w))).unwrap_or_default();
+            notes.push(format!("{}: {} corrupted records skipped{first}", text(&i.input), n.skipped_records));
+        }
+        if n.secrets_dropped > 0 {
+            notes.push(format!(
+                "{}: secrets of {} connections in the capture's secrets blocks dropped past the cap (not decrypted)",
+                text(&i.input),
+                n.secrets_dropped
+            ));
+        }
         if n.inferred_bytes > 0 {
             notes.push(format!(
                 "{}: {} wire bytes cut by snaplen, classified by inference",

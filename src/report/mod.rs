@@ -107,6 +107,19 @@ pub struct Notes {
     /// the connection's setup.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub exchanges_closed_early: u64,
+    /// Records of the capture skipped as corrupted, reading on after them
+    /// (an original length past 1 MiB, a packet block that cannot hold its
+    /// captured length): in no figure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_records: u64,
+    /// Why, for the first eight: `record N at byte offset O: ...`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_record_notes: Vec<String>,
+    /// Connections whose secrets the capture's Decryption Secrets Blocks
+    /// carried past the 65,536 held (`keylog::MAX_FOUND_SESSIONS`): not
+    /// kept, so those connections are not decrypted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub secrets_dropped: u64,
     /// Why reading stopped early; the figures cover everything before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_error: Option<String>,

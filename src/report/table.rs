@@ -188,6 +188,16 @@ pub fn render(r: &Report, top_flows: usize) -> String {
         if n.skipped_blocks > 0 {
             lines.push(format!("{} pcapng blocks without packets skipped", n.skipped_blocks));
         }
+        if n.skipped_records > 0 {
+            let first = n.skipped_record_notes.first().map(|w| format!(" (first: {w})")).unwrap_or_default();
+            lines.push(format!("{} corrupted records skipped{first}", n.skipped_records));
+        }
+        if n.secrets_dropped > 0 {
+            lines.push(format!(
+                "secrets of {} connections in the capture's secrets blocks dropped past the cap (not decrypted)",
+                n.secrets_dropped
+            ));
+        }
         if let Some(d) = &n.capture_drops {
             lines.push(format!(
                 "live capture: {} packets dropped by the kernel/libpcap, {} by the interface, of {} received",
