@@ -250,6 +250,9 @@ fn pcapng_several_interfaces_and_block_types() {
         (2, spb_bytes, n.payload_bytes_c2s, n.payload_bytes_s2c)
     );
     assert_eq!((f2.client, f2.server), (n.client, n.server));
+    // Without a time of their own, at the last packet's (tshark shows none;
+    // they were once dated 1970, and the span ran from there).
+    assert!(f2.start_ts >= f0.start_ts && f2.end_ts <= f1.end_ts, "{} {}", f2.start_ts, f2.end_ts);
     // Start to the latest timestamp: the CoAP flow's last frame.
     assert!((got.totals.duration_s - (f1.end_ts - f0.start_ts)).abs() < 1e-6, "{}", got.totals.duration_s);
 }

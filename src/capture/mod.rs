@@ -440,6 +440,9 @@ struct State {
     /// Byte order of the current pcapng section.
     section_be: bool,
     interfaces: Vec<Interface>,
+    /// The last enhanced packet block's time: a simple packet block has
+    /// none, and is taken to come right after it.
+    ng_last_ts_ns: i64,
     stats: ReadStats,
 }
 
@@ -918,6 +921,7 @@ impl State {
                     ticks_to_ns(ticks, ifc.ts_per_sec).saturating_add(ifc.ts_offset_s.saturating_mul(1_000_000_000));
                 let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                 self.stats.packets += 1;
+                self.ng_last_ts_ns = ts_ns;
                 Ok(Some(Record::Packet(Packet {
                     ts_ns,
                     wire_len: epb.orig_len().max(data.len() as u32),
@@ -939,9 +943,11 @@ impl State {
                 let cap = if ifc.snaplen == 0 { spb.origlen } else { spb.origlen.min(ifc.snaplen) };
                 let data = spb.data.get(..cap as usize).unwrap_or(spb.data);
                 self.stats.packets += 1;
-                // SPBs carry no timestamp.
+                // SPBs carry no timestamp (tshark shows none): placed at
+                // the last packet's time, not in 1970, so that they stretch
+                // no flow, timeline or span (capinfos leaves them out).
                 Ok(Some(Record::Packet(Packet {
-                    ts_ns: 0,
+                    ts_ns: self.ng_last_ts_ns,
                     wire_len: spb.origlen.max(data.len() as u32),
                     data,
                     linktype: ifc.linktype,
