@@ -225,7 +225,7 @@ pub(super) fn assemble(
     let findings = crate::findings::detect(&findings_input);
     let all_findings_fixed = crate::findings::all_fixed(&findings_input, &findings);
     let whatif = opts.whatif.as_ref().map(|req| {
-        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, tap.link_bytes, udp_streams);
+        let seen = crate::whatif::stacks::Seen::of(&streams, &stats.tls, &t, udp_streams);
         let devices: Vec<&crate::findings::stream::Device> = streams.devices.iter().map(|(_, d)| d).collect();
         crate::whatif::stacks::report(
             req,

@@ -704,15 +704,18 @@ impl CaptureReader {
     /// intact, so a block after it can be read whatever it holds. Not a
     /// section header (its byte order is the next section's).
     fn whole_ng_block(&self) -> Option<(u32, u32)> {
-        let data = self.buf.data();
-        let word = |b: &[u8; 4]| if self.st.section_be { u32::from_be_bytes(*b) } else { u32::from_le_bytes(*b) };
-        let (ty, len) = (data.first_chunk::<4>()?, data.get(4..)?.first_chunk::<4>()?);
-        let (ty, len) = (word(ty), word(len));
+        let (ty, len) = (self.ng_word(0)?, self.ng_word(4)?);
         if ty == 0x0a0d_0d0a || len < 12 {
             return None;
         }
-        let trailer = data.get((len as usize).checked_sub(4)?..)?.first_chunk::<4>()?;
-        (word(trailer) == len).then_some((ty, len))
+        (self.ng_word((len as usize).checked_sub(4)?)? == len).then_some((ty, len))
+    }
+
+    /// The 32-bit word `at` bytes into the bytes read, in the section's
+    /// byte order.
+    fn ng_word(&self, at: usize) -> Option<u32> {
+        let b = self.buf.data().get(at..)?.first_chunk::<4>()?;
+        Some(if self.st.section_be { u32::from_be_bytes(*b) } else { u32::from_le_bytes(*b) })
     }
 
     /// Why the whole pcapng block at the front (of type `ty`, `len` bytes)
@@ -723,17 +726,12 @@ impl CaptureReader {
         const EPB_FIXED: u32 = 32;
         const SPB: u32 = 3;
         const SPB_FIXED: u32 = 16;
-        let data = self.buf.data();
-        let word = |at: usize| {
-            let b = data.get(at..).and_then(|d| d.first_chunk::<4>())?;
-            Some(if self.st.section_be { u32::from_be_bytes(*b) } else { u32::from_le_bytes(*b) })
-        };
         let skipped = "block skipped";
         match ty {
             EPB if len < EPB_FIXED => format!(
                 "enhanced packet block of {len} bytes is shorter than the {EPB_FIXED} bytes of its fixed fields; {skipped}"
             ),
-            EPB => match word(20) {
+            EPB => match self.ng_word(20) {
                 Some(caplen) if u64::from(caplen).next_multiple_of(4) > u64::from(len - EPB_FIXED) => format!(
                     "enhanced packet block of {len} bytes cannot hold its captured length {caplen} (room for {}); {skipped}",
                     len - EPB_FIXED

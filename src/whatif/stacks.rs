@@ -142,7 +142,6 @@ impl Seen {
         s: &crate::findings::Streams,
         tls: &crate::dissect::tls::Stats,
         t: &crate::report::Totals,
-        link_bytes: u64,
         udp_streams: u64,
     ) -> Seen {
         use crate::ledger::Class;
@@ -163,7 +162,8 @@ impl Seen {
             tls13_full: full.filter(|_| only("TLS 1.3")),
             http_header: s.headers.get(&Proto::Http).and_then(|h| per(h.header, h.exchanges)),
             wire_bytes: t.wire_bytes,
-            link_bytes,
+            // Wire bytes less those billed: every frame's link bytes.
+            link_bytes: t.wire_bytes.saturating_sub(t.billed_bytes.unwrap_or(t.wire_bytes)),
             frames: t.frames,
             duration_s: t.duration_s,
         }
